@@ -1,0 +1,68 @@
+/**
+ * Byte helpers. Keys and values are Uint8Array everywhere; etcd orders keys by
+ * unsigned byte-wise comparison, and so does everything here.
+ */
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: false });
+
+export const emptyBytes: Uint8Array = new Uint8Array(0);
+
+export function utf8(s: string): Uint8Array {
+  return encoder.encode(s);
+}
+
+export function fromUtf8(b: Uint8Array): string {
+  return decoder.decode(b);
+}
+
+/** Byte-wise unsigned comparison: negative, zero or positive, as memcmp. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  return Buffer.compare(a, b) === 0;
+}
+
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** A copy that owns its memory (decoded protobuf bytes are views into a larger buffer). */
+export function copyBytes(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
+}
+
+/**
+ * The range_end that selects every key with this prefix: the prefix with its
+ * last byte incremented after dropping trailing 0xff bytes; "\x00" (all keys
+ * from the prefix on) when the prefix is empty or all 0xff, as etcd's GetPrefixRangeEnd.
+ */
+export function prefixEnd(prefix: Uint8Array): Uint8Array {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    const byte = prefix[i];
+    if (byte !== undefined && byte < 0xff) {
+      const end = prefix.slice(0, i + 1);
+      end[i] = byte + 1;
+      return end;
+    }
+  }
+  return new Uint8Array([0]);
+}
+
+export function toHex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+export function fromHex(hex: string): Uint8Array {
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}

@@ -1,0 +1,18 @@
+/**
+ * base: the vocabulary every module shares and nothing else. It imports no
+ * other module of the project.
+ *
+ * - assert / unreachable / maybe: always-on invariants.
+ * - ids: Term, Index, Revision (numbers) and MemberId, ClusterId, LeaseId (bigints).
+ * - Clock and Rand: injected time and randomness (real and seeded/manual).
+ * - Logger: structured JSON lines.
+ * - bytes: key comparison, prefix ends, hex.
+ * - limits: etcd's default bounds.
+ */
+export * from './assert.js';
+export * from './ids.js';
+export * from './clock.js';
+export * from './rand.js';
+export * from './logger.js';
+export * from './bytes.js';
+export * from './limits.js';
