@@ -8,6 +8,7 @@
  * - Logger: structured JSON lines.
  * - bytes: key comparison, prefix ends, hex.
  * - limits: etcd's default bounds.
+ * - crc32c: the Castagnoli checksum of WAL records and HashKV.
  */
 export * from './assert.js';
 export * from './ids.js';
@@ -16,3 +17,4 @@ export * from './rand.js';
 export * from './logger.js';
 export * from './bytes.js';
 export * from './limits.js';
+export * from './crc32c.js';

@@ -1,0 +1,31 @@
+// CRC-32C against published check values and a bit-at-a-time reference.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { crc32c, crc32cUpdate } from './crc32c.js';
+
+function slow(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of data) {
+    c ^= b;
+    for (let j = 0; j < 8; j++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+  }
+  return ~c >>> 0;
+}
+
+test('check values from RFC 3720 and the usual "123456789"', () => {
+  assert.equal(crc32c(new TextEncoder().encode('123456789')), 0xe3069283);
+  assert.equal(crc32c(new Uint8Array(32)), 0x8a9136aa);
+  assert.equal(crc32c(new Uint8Array(32).fill(0xff)), 0x62a8ab43);
+  assert.equal(crc32c(new Uint8Array(0)), 0);
+});
+
+test('slicing-by-8 equals bit-at-a-time, and updates compose', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 100 }), fc.uint8Array({ maxLength: 100 }), (a, b) => {
+      assert.equal(crc32c(a), slow(a));
+      const both = new Uint8Array([...a, ...b]);
+      assert.equal(crc32cUpdate(crc32c(a), b), crc32c(both));
+    }),
+  );
+});
