@@ -9,6 +9,7 @@
  * - bytes: key comparison, prefix ends, hex.
  * - limits: etcd's default bounds.
  * - crc32c: the Castagnoli checksum of WAL records and HashKV.
+ * - metrics: a Prometheus registry (counters, gauges, histograms) for /metrics.
  */
 export * from './assert.js';
 export * from './ids.js';
@@ -18,3 +19,4 @@ export * from './logger.js';
 export * from './bytes.js';
 export * from './limits.js';
 export * from './crc32c.js';
+export * from './metrics.js';
