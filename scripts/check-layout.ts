@@ -6,8 +6,9 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { repoRoot } from './repo-root.js';
 
-const root = resolve(import.meta.dirname, '..', '..');
+const root = repoRoot();
 
 /** folder -> folders it may import (base is open to all src folders). */
 const allowed: Readonly<Record<string, readonly string[]>> = {

@@ -15,9 +15,10 @@
  * message fields are `T | undefined`; a oneof is `{ case, value } | undefined`.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { repoRoot } from './repo-root.js';
 
-const root = resolve(import.meta.dirname, '..', '..');
+const root = repoRoot();
 const protoDir = join(root, 'proto');
 const outDir = join(root, 'src', 'pb');
 

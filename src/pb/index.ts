@@ -9,6 +9,7 @@ export * as authpb from './authpb.js';
 export * as etcdserverpb from './etcdserverpb.js';
 export * as mvccpb from './mvccpb.js';
 export * as raftpb from './raftpb.js';
+export * as serverpb from './serverpb.js';
 export * as v3electionpb from './v3electionpb.js';
 export * as v3lockpb from './v3lockpb.js';
 export { DecodeError, Reader, Writer, encodeMessage, decodeMessage, emptyBytes } from './runtime.js';
