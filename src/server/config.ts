@@ -1,0 +1,200 @@
+/**
+ * The member's configuration: etcd 3.4's server flags as typed values, with
+ * etcd's defaults. src/cmd fills it from flags, ETCD_* variables or a config
+ * file; tests build it directly.
+ */
+import { assert } from '../base/index.js';
+
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
+  clientCertAuth: boolean;
+  autoTls: boolean;
+  crlFile: string;
+  /** Peer only: the CN a peer's client certificate must carry ('' = any). */
+  allowedCn: string;
+}
+
+export const emptyTls: TlsFiles = {
+  certFile: '',
+  keyFile: '',
+  trustedCaFile: '',
+  clientCertAuth: false,
+  autoTls: false,
+  crlFile: '',
+  allowedCn: '',
+};
+
+export type ClusterState = 'new' | 'existing';
+export type AutoCompactionMode = 'periodic' | 'revision';
+
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  walDir: string;
+  snapshotCount: number;
+  /** Entries kept in the raft log after a snapshot, for slow followers to catch up from. */
+  snapshotCatchUpEntries: number;
+  heartbeatMs: number;
+  electionMs: number;
+  initialElectionTickAdvance: boolean;
+  listenPeerUrls: string[];
+  listenClientUrls: string[];
+  advertiseClientUrls: string[];
+  initialAdvertisePeerUrls: string[];
+  /** name -> peer URLs, from --initial-cluster. */
+  initialCluster: Map<string, string[]>;
+  initialClusterState: ClusterState;
+  initialClusterToken: string;
+  maxSnapshots: number;
+  maxWals: number;
+  /** 0 means the default quota (2 GiB). */
+  quotaBackendBytes: number;
+  backendBatchIntervalMs: number;
+  backendBatchLimit: number;
+  maxTxnOps: number;
+  maxRequestBytes: number;
+  maxConcurrentStreams: number;
+  grpcKeepaliveMinTimeMs: number;
+  grpcKeepaliveIntervalMs: number;
+  grpcKeepaliveTimeoutMs: number;
+  strictReconfigCheck: boolean;
+  preVote: boolean;
+  autoCompactionMode: AutoCompactionMode;
+  /** As given: hours for periodic mode when unitless ("1"), a Go duration ("30m"), or revisions. */
+  autoCompactionRetention: string;
+  clientTls: TlsFiles;
+  peerTls: TlsFiles;
+  authToken: string;
+  bcryptCost: number;
+  authTokenTtlSeconds: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  logOutputs: string[];
+  listenMetricsUrls: string[];
+  metrics: 'basic' | 'extensive';
+  enableGrpcGateway: boolean;
+  enablePprof: boolean;
+  forceNewCluster: boolean;
+  /** Skips fsync (unsafe; tests and benchmarks of CPU paths only). */
+  unsafeNoFsync: boolean;
+  experimentalInitialCorruptCheck: boolean;
+  experimentalCorruptCheckTimeMs: number;
+  experimentalEnableLeaseCheckpoint: boolean;
+  experimentalCompactionBatchLimit: number;
+  experimentalWatchProgressNotifyIntervalMs: number;
+  experimentalWarningApplyDurationMs: number;
+  corsOrigins: string[];
+  hostWhitelist: string[];
+}
+
+export function defaultConfig(): ServerConfig {
+  return {
+    name: 'default',
+    dataDir: '',
+    walDir: '',
+    snapshotCount: 100_000,
+    snapshotCatchUpEntries: 5000,
+    heartbeatMs: 100,
+    electionMs: 1000,
+    initialElectionTickAdvance: true,
+    listenPeerUrls: ['http://localhost:2380'],
+    listenClientUrls: ['http://localhost:2379'],
+    advertiseClientUrls: ['http://localhost:2379'],
+    initialAdvertisePeerUrls: ['http://localhost:2380'],
+    initialCluster: new Map([['default', ['http://localhost:2380']]]),
+    initialClusterState: 'new',
+    initialClusterToken: 'etcd-cluster',
+    maxSnapshots: 5,
+    maxWals: 5,
+    quotaBackendBytes: 0,
+    backendBatchIntervalMs: 100,
+    backendBatchLimit: 10_000,
+    maxTxnOps: 128,
+    maxRequestBytes: 1_572_864,
+    maxConcurrentStreams: 0xffffffff,
+    grpcKeepaliveMinTimeMs: 5000,
+    grpcKeepaliveIntervalMs: 2 * 3600 * 1000,
+    grpcKeepaliveTimeoutMs: 20_000,
+    strictReconfigCheck: true,
+    preVote: false,
+    autoCompactionMode: 'periodic',
+    autoCompactionRetention: '0',
+    clientTls: { ...emptyTls },
+    peerTls: { ...emptyTls },
+    authToken: 'simple',
+    bcryptCost: 10,
+    authTokenTtlSeconds: 300,
+    logLevel: 'info',
+    logOutputs: ['default'],
+    listenMetricsUrls: [],
+    metrics: 'basic',
+    enableGrpcGateway: true,
+    enablePprof: false,
+    forceNewCluster: false,
+    unsafeNoFsync: false,
+    experimentalInitialCorruptCheck: false,
+    experimentalCorruptCheckTimeMs: 0,
+    experimentalEnableLeaseCheckpoint: true,
+    experimentalCompactionBatchLimit: 1000,
+    experimentalWatchProgressNotifyIntervalMs: 10 * 60 * 1000,
+    experimentalWarningApplyDurationMs: 100,
+    corsOrigins: ['*'],
+    hostWhitelist: ['*'],
+  };
+}
+
+/** A configuration error; the command prints it and exits non-zero. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Raft ticks derived from the millisecond intervals, as etcd derives them. */
+export function electionTicks(cfg: ServerConfig): number {
+  return Math.floor(cfg.electionMs / cfg.heartbeatMs);
+}
+
+/** The smallest lease TTL: ceil(1.5 × election timeout) seconds, as etcd's minTTL. */
+export function minLeaseTtlSeconds(cfg: ServerConfig): number {
+  return Math.ceil((3 * electionTicks(cfg) * cfg.heartbeatMs) / 2 / 1000);
+}
+
+/** Checks the relations between values, with etcd's messages where etcd has one. */
+export function validateConfig(cfg: ServerConfig): void {
+  if (cfg.heartbeatMs <= 0) throw new ConfigError('--heartbeat-interval must be > 0');
+  if (cfg.electionMs < 5 * cfg.heartbeatMs) {
+    throw new ConfigError(
+      `--election-timeout[${cfg.electionMs}ms] should be at least as 5 times as --heartbeat-interval[${cfg.heartbeatMs}ms]`,
+    );
+  }
+  if (cfg.electionMs > 50_000) {
+    throw new ConfigError(`--election-timeout[${cfg.electionMs}ms] is too long, and should be set less than 50000ms`);
+  }
+  if (cfg.snapshotCount <= 0) throw new ConfigError('--snapshot-count must be > 0');
+  if (cfg.maxTxnOps <= 0) throw new ConfigError('--max-txn-ops must be > 0');
+  if (cfg.maxRequestBytes <= 0) throw new ConfigError('--max-request-bytes must be > 0');
+  if (cfg.bcryptCost < 4 || cfg.bcryptCost > 31) {
+    throw new ConfigError(`invalid bcrypt-cost: ${cfg.bcryptCost} (must be between 4 and 31)`);
+  }
+  if (cfg.quotaBackendBytes < 0) throw new ConfigError('--quota-backend-bytes must be >= 0');
+  if (cfg.initialClusterState === 'new' && !cfg.initialCluster.has(cfg.name)) {
+    throw new ConfigError(
+      `couldn't find local name "${cfg.name}" in the initial cluster configuration`,
+    );
+  }
+  if (cfg.initialClusterState === 'new') {
+    const mine = cfg.initialCluster.get(cfg.name) ?? [];
+    const advertised = [...cfg.initialAdvertisePeerUrls].sort();
+    const listed = [...mine].sort();
+    if (advertised.join(',') !== listed.join(',')) {
+      throw new ConfigError(
+        `--initial-cluster has ${cfg.name}=${listed.join(',')} but missing from --initial-advertise-peer-urls=${advertised.join(',')}` +
+          ` (resolved urls: "${advertised.join(',')}" != "${listed.join(',')}")`,
+      );
+    }
+  }
+  if (cfg.autoCompactionMode === 'revision' && !/^\d+$/.test(cfg.autoCompactionRetention)) {
+    throw new ConfigError(`invalid auto-compaction-retention "${cfg.autoCompactionRetention}" for revision mode`);
+  }
+  assert(cfg.dataDir !== '', 'dataDir is filled in before validation');
+}

@@ -1,0 +1,12 @@
+/**
+ * server: the etcd-ts member. It owns the raft-node loop (persist, send,
+ * apply, advance), the one apply dispatch, membership, linearizable reads,
+ * leases driven by the leader, alarms and quotas, and the configuration.
+ *
+ * Promises: nothing is acknowledged before it is fsynced on a quorum (and on
+ * this member); apply is deterministic and commits state with the applied
+ * index in one backend transaction; ids are derived as etcd derives them.
+ */
+export * from './config.js';
+export * from './errors.js';
+export * from './membership.js';

@@ -1,0 +1,235 @@
+/**
+ * Cluster membership: who the members are, their ids, and the rules a
+ * configuration change must pass. Ids are derived exactly as etcd derives them,
+ * so a cluster bootstrapped with the same flags has the same member and
+ * cluster ids as a real etcd one:
+ * - member id: the first 8 bytes (big-endian) of SHA-1 over the sorted peer
+ *   URLs concatenated, then the cluster token, then (for a member added at run
+ *   time) the decimal Unix time in seconds;
+ * - cluster id: the first 8 bytes of SHA-1 over the sorted member ids, each
+ *   as 8 big-endian bytes.
+ */
+import { createHash } from 'node:crypto';
+import { assert, idToHex } from '../base/index.js';
+import { serverpb } from '../pb/index.js';
+import { ConfigError } from './config.js';
+import { ServerError } from './errors.js';
+
+export interface Member {
+  readonly id: bigint;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
+export function computeMemberId(peerUrls: readonly string[], clusterToken: string, unixSeconds?: number): bigint {
+  const h = createHash('sha1');
+  for (const u of [...peerUrls].sort()) h.update(u);
+  h.update(clusterToken);
+  if (unixSeconds !== undefined) h.update(String(unixSeconds));
+  return h.digest().readBigUInt64BE(0);
+}
+
+export function computeClusterId(memberIds: readonly bigint[]): bigint {
+  const sorted = [...memberIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const b = Buffer.alloc(8 * sorted.length);
+  sorted.forEach((id, i) => b.writeBigUInt64BE(id, 8 * i));
+  return createHash('sha1').update(b).digest().readBigUInt64BE(0);
+}
+
+/** Checks one URL as etcd's types.NewURLs does; the error text is etcd's. */
+export function checkUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(`URL scheme must be http, https, unix, or unixs: ${raw}`);
+  }
+  const scheme = u.protocol.replace(/:$/, '');
+  if (!['http', 'https', 'unix', 'unixs'].includes(scheme)) {
+    throw new ConfigError(`URL scheme must be http, https, unix, or unixs: ${raw}`);
+  }
+  if (scheme === 'http' || scheme === 'https') {
+    if (u.port === '') throw new ConfigError(`URL address does not have the form "host:port": ${raw}`);
+    if (u.pathname !== '' && u.pathname !== '/') throw new ConfigError(`URL must not contain a path: ${raw}`);
+  }
+  return raw.replace(/\/$/, '');
+}
+
+/** Parses a comma-separated URL list ("http://a:1,http://b:2"). */
+export function parseUrls(s: string): string[] {
+  const urls = s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  if (urls.length === 0) throw new ConfigError('no valid URLs given');
+  return urls.map(checkUrl).sort();
+}
+
+/** Parses --initial-cluster: "name=url,name=url2,other=url3" (a name may repeat). */
+export function parseUrlsMap(s: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const pair of s.split(',').filter((x) => x.trim() !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`invalid initial cluster entry: ${pair}`);
+    const name = pair.slice(0, eq).trim();
+    const url = checkUrl(pair.slice(eq + 1).trim());
+    const list = out.get(name) ?? [];
+    list.push(url);
+    out.set(name, list);
+  }
+  for (const list of out.values()) list.sort();
+  return out;
+}
+
+function sameUrls(a: readonly string[], b: readonly string[]): boolean {
+  return [...a].sort().join(',') === [...b].sort().join(',');
+}
+
+/** The largest number of learners a cluster may have (etcd 3.4 allows one). */
+export const learnersMax = 1;
+
+export class RaftCluster {
+  readonly members = new Map<bigint, Member>();
+  readonly removed = new Set<bigint>();
+  clusterId: bigint;
+  version = '';
+
+  constructor(
+    readonly token: string,
+    clusterId = 0n,
+  ) {
+    this.clusterId = clusterId;
+  }
+
+  /** A new cluster from --initial-cluster; the cluster id is derived from the member ids. */
+  static fromInitialCluster(token: string, urlsMap: ReadonlyMap<string, readonly string[]>): RaftCluster {
+    const c = new RaftCluster(token);
+    for (const [name, urls] of urlsMap) {
+      const id = computeMemberId(urls, token);
+      if (c.members.has(id)) throw new ConfigError(`member exists with identical ID ${idToHex(id)}`);
+      if (id === 0n) throw new ConfigError('cannot use 0 as member id');
+      c.members.set(id, { id, name, peerUrls: [...urls].sort(), clientUrls: [], isLearner: false });
+    }
+    c.clusterId = computeClusterId([...c.members.keys()]);
+    return c;
+  }
+
+  /** Members sorted by id (the order etcd's MemberList returns). */
+  memberList(): Member[] {
+    return [...this.members.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  memberByName(name: string): Member | undefined {
+    for (const m of this.members.values()) if (m.name === name) return m;
+    return undefined;
+  }
+
+  voterIds(): bigint[] {
+    return this.memberList()
+      .filter((m) => !m.isLearner)
+      .map((m) => m.id);
+  }
+
+  learnerCount(): number {
+    let n = 0;
+    for (const m of this.members.values()) if (m.isLearner) n++;
+    return n;
+  }
+
+  /** Rejects an add that etcd would reject, before it is proposed. */
+  checkAdd(m: Member): void {
+    if (this.removed.has(m.id)) throw new ServerError('IDRemoved', `member ${idToHex(m.id)} was removed`);
+    if (this.members.has(m.id)) throw new ServerError('MemberExist');
+    for (const other of this.members.values()) {
+      if (other.peerUrls.some((u) => m.peerUrls.includes(u))) throw new ServerError('PeerURLExist');
+    }
+    if (m.isLearner && this.learnerCount() >= learnersMax) throw new ServerError('TooManyLearners');
+  }
+
+  checkRemove(id: bigint): void {
+    if (this.removed.has(id)) throw new ServerError('IDRemoved', `member ${idToHex(id)} was removed`);
+    if (!this.members.has(id)) throw new ServerError('MemberNotFound');
+  }
+
+  checkUpdate(id: bigint, peerUrls: readonly string[]): void {
+    const m = this.members.get(id);
+    if (m === undefined) throw new ServerError('MemberNotFound');
+    for (const other of this.members.values()) {
+      if (other.id !== id && other.peerUrls.some((u) => peerUrls.includes(u))) throw new ServerError('PeerURLExist');
+    }
+  }
+
+  checkPromote(id: bigint): void {
+    const m = this.members.get(id);
+    if (m === undefined) throw new ServerError('MemberNotFound');
+    if (!m.isLearner) throw new ServerError('MemberNotLearner');
+  }
+
+  // The mutations below run in apply, identically on every member.
+
+  add(m: Member): void {
+    assert(!this.members.has(m.id), `member ${idToHex(m.id)} added twice`);
+    this.members.set(m.id, { ...m, peerUrls: [...m.peerUrls].sort(), clientUrls: [...m.clientUrls] });
+  }
+
+  remove(id: bigint): void {
+    this.members.delete(id);
+    this.removed.add(id);
+  }
+
+  updatePeerUrls(id: bigint, peerUrls: readonly string[]): void {
+    const m = this.members.get(id);
+    if (m !== undefined) m.peerUrls = [...peerUrls].sort();
+  }
+
+  promote(id: bigint): void {
+    const m = this.members.get(id);
+    if (m !== undefined) m.isLearner = false;
+  }
+
+  setAttributes(id: bigint, name: string, clientUrls: readonly string[]): void {
+    const m = this.members.get(id);
+    if (m !== undefined) {
+      m.name = name;
+      m.clientUrls = [...clientUrls];
+    }
+  }
+
+  /** Whether the local --initial-cluster entry for name matches this cluster's record. */
+  matchesInitial(name: string, peerUrls: readonly string[]): boolean {
+    const m = this.memberByName(name);
+    return m !== undefined && sameUrls(m.peerUrls, peerUrls);
+  }
+
+  toSnapshotData(): serverpb.SnapshotData {
+    return serverpb.SnapshotData.create({
+      members: this.memberList().map(memberToRecord),
+      removed: [...this.removed].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+      clusterVersion: this.version,
+    });
+  }
+
+  restoreFrom(data: serverpb.SnapshotData): void {
+    this.members.clear();
+    this.removed.clear();
+    for (const r of data.members) this.members.set(r.ID, memberFromRecord(r));
+    for (const id of data.removed) this.removed.add(id);
+    this.version = data.clusterVersion;
+  }
+}
+
+export function memberToRecord(m: Member): serverpb.MemberRecord {
+  return serverpb.MemberRecord.create({
+    ID: m.id,
+    name: m.name,
+    peerUrls: [...m.peerUrls],
+    clientUrls: [...m.clientUrls],
+    isLearner: m.isLearner,
+  });
+}
+
+export function memberFromRecord(r: serverpb.MemberRecord): Member {
+  return { id: r.ID, name: r.name, peerUrls: [...r.peerUrls], clientUrls: [...r.clientUrls], isLearner: r.isLearner };
+}
