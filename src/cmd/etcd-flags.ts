@@ -205,8 +205,8 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
 function yamlValueText(v: unknown): string | undefined {
   if (v === null || v === undefined) return undefined;
   if (Array.isArray(v)) return v.map((x) => String(x)).join(',');
-  if (typeof v === 'object') return undefined;
-  return String(v);
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return undefined;
 }
 
 /** Reads etcd's YAML config file: keys are flag names; TLS sits under {client,peer}-transport-security. */
