@@ -1,0 +1,248 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { Backend, ManualTimers, installSnapshotFile, type BackendOptions } from './index.js';
+
+const names = ['key', 'meta'];
+
+function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backend-test-'));
+    try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+function b(...bytes: number[]): Uint8Array {
+  return new Uint8Array(bytes);
+}
+
+function openAt(dir: string, extra: Partial<BackendOptions> = {}): Backend {
+  return Backend.open({ path: join(dir, 'db'), bucketNames: names, timers: new ManualTimers(), ...extra });
+}
+
+function dump(be: Backend, bucket = 'key'): string[] {
+  return be.range(be.bucket(bucket), new Uint8Array(0), undefined).map((e) => `${Buffer.from(e.key).toString('hex')}=${Buffer.from(e.value).toString('hex')}`);
+}
+
+test('reads see uncommitted writes, and commits keep them', withDir(async (dir) => {
+  const be = openAt(dir);
+  const key = be.bucket('key');
+  be.write((tx) => {
+    tx.put(key, b(1), b(10));
+    tx.put(key, b(2), b(20));
+    assert.deepEqual(tx.get(key, b(1)), b(10));
+  });
+  assert.deepEqual(be.get(key, b(2)), b(20));
+  assert.equal(be.pendingOps, 2);
+  await be.forceCommit();
+  assert.equal(be.pendingOps, 0);
+  assert.deepEqual(Buffer.from(be.get(key, b(2)) ?? []), Buffer.from([20]));
+  be.write((tx) => tx.delete(key, b(1)));
+  assert.equal(be.get(key, b(1)), undefined);
+  assert.deepEqual(dump(be), ['02=14']);
+  await be.close();
+  const again = openAt(dir);
+  assert.deepEqual(dump(again), ['02=14']);
+  await again.close();
+}));
+
+test('ranges merge committed entries with pending puts and deletes', withDir(async (dir) => {
+  const be = openAt(dir);
+  const key = be.bucket('key');
+  be.write((tx) => {
+    for (const k of [1, 3, 5, 7, 9]) tx.put(key, b(k), b(k));
+  });
+  await be.forceCommit();
+  be.write((tx) => {
+    tx.put(key, b(4), b(40));
+    tx.delete(key, b(5));
+    tx.put(key, b(7), b(70));
+    tx.put(key, b(0), b(0));
+    tx.put(key, b(10), b(100));
+  });
+  assert.deepEqual(dump(be), ['00=00', '01=01', '03=03', '04=28', '07=46', '09=09', '0a=64']);
+  assert.deepEqual(be.range(key, b(3), b(9)).map((e) => e.key[0]), [3, 4, 7]);
+  assert.deepEqual(be.range(key, b(2), undefined, 2).map((e) => e.key[0]), [3, 4]);
+  // A commit in flight and newer pending writes on the same keys: the newest wins.
+  const first = be.forceCommit();
+  be.write((tx) => {
+    tx.delete(key, b(4));
+    tx.put(key, b(5), b(55));
+  });
+  assert.deepEqual(be.range(key, b(3), b(8)).map((e) => e.key[0]), [3, 5, 7]);
+  await first;
+  await be.forceCommit();
+  assert.deepEqual(be.range(key, b(3), b(8)).map((e) => e.key[0]), [3, 5, 7]);
+  await be.close();
+}));
+
+test('a batch commits on its timer or at the end of the scope that fills it', withDir(async (dir) => {
+  const timers = new ManualTimers();
+  const be = openAt(dir, { timers, batchIntervalMs: 100, batchOpsMax: 5 });
+  const key = be.bucket('key');
+  be.write((tx) => tx.put(key, b(1), b(1)));
+  assert.equal(timers.pending, 1);
+  timers.advance(99);
+  assert.equal(be.pendingOps, 1);
+  timers.advance(1);
+  assert.equal(be.pendingOps, 0, 'the timer handed the batch to LMDB');
+  be.write((tx) => {
+    for (let i = 0; i < 4; i++) tx.put(key, b(2, i), b(i));
+    be.write((inner) => {
+      for (let i = 0; i < 4; i++) inner.put(key, b(3, i), b(i));
+    });
+    assert.equal(be.pendingOps, 8, 'never committed inside a scope');
+  });
+  assert.equal(be.pendingOps, 0, 'the full batch was committed at the end of the outer scope');
+  await be.forceCommit();
+  assert.equal(dump(be).length, 9);
+  await be.close();
+}));
+
+test('forceCommit and commits are refused inside a scope; a scope that throws after writing poisons the backend', withDir(async (dir) => {
+  const be = openAt(dir);
+  const key = be.bucket('key');
+  let inner: Promise<void> | undefined;
+  be.write(() => {
+    inner = be.forceCommit();
+  });
+  await assert.rejects(inner!, /inside a write scope/);
+  assert.throws(() => be.write(async () => {}), /synchronous/);
+  assert.throws(() => be.write(() => { throw new Error('validation failed'); }), /validation failed/);
+  be.write((tx) => tx.put(key, b(1), b(1)));
+  await be.forceCommit();
+  assert.throws(() => be.write((tx) => {
+    tx.put(key, b(2), b(2));
+    throw new Error('bug mid-apply');
+  }), /bug mid-apply/);
+  await assert.rejects(be.forceCommit(), /bug mid-apply/);
+  await assert.rejects(be.close(), /bug mid-apply/);
+  const again = openAt(dir);
+  assert.deepEqual(dump(again), ['01=01'], 'the half-applied scope never reached disk');
+  await again.close();
+}));
+
+test('hash covers every bucket and key, committed or not, minus ignores', withDir(async (dir) => {
+  const one = openAt(dir, { path: join(dir, 'one') });
+  const two = openAt(dir, { path: join(dir, 'two') });
+  for (const be of [one, two]) {
+    be.write((tx) => {
+      tx.put(be.bucket('key'), b(1), b(1));
+      tx.put(be.bucket('meta'), b(9), b(9));
+    });
+  }
+  await one.forceCommit();
+  assert.equal(one.hash(), two.hash());
+  two.write((tx) => tx.put(two.bucket('meta'), b(8), b(8)));
+  assert.notEqual(one.hash(), two.hash());
+  assert.equal(one.hash(), two.hash([{ bucket: 'meta', key: b(8) }]));
+  await one.close();
+  await two.close();
+}));
+
+test('defrag shrinks the file, keeps the data and the writes made during it', withDir(async (dir) => {
+  const be = openAt(dir, { batchOpsMax: 100_000 });
+  const key = be.bucket('key');
+  const value = new Uint8Array(1000).fill(7);
+  be.write((tx) => {
+    for (let i = 0; i < 4000; i++) tx.put(key, b(i >> 8, i & 255), value);
+  });
+  await be.forceCommit();
+  be.write((tx) => {
+    for (let i = 0; i < 4000; i += 2) tx.delete(key, b(i >> 8, i & 255));
+  });
+  await be.forceCommit();
+  const before = be.size();
+  assert.ok(be.sizeInUse() < before, `in use ${be.sizeInUse()} < size ${before}`);
+  const running = be.defrag();
+  be.write((tx) => tx.put(key, b(200, 0), b(1, 2, 3)));
+  await running;
+  be.write((tx) => tx.put(key, b(200, 1), b(4)));
+  await be.forceCommit();
+  assert.ok(be.size() < before, `defrag shrank ${before} -> ${be.size()}`);
+  const content = dump(be);
+  assert.equal(content.length, 2002);
+  await be.close();
+  const again = openAt(dir);
+  assert.deepEqual(dump(again), content);
+  await again.close();
+}));
+
+test('snapshotTo copies exactly what was applied before the call; installSnapshotFile restores it', withDir(async (dir) => {
+  const be = openAt(dir, { path: join(dir, 'src') });
+  const key = be.bucket('key');
+  be.write((tx) => tx.put(key, b(1), b(1)));
+  const snap = be.snapshotTo(join(dir, 'snap'));
+  be.write((tx) => tx.put(key, b(2), b(2)));
+  await snap;
+  await be.forceCommit();
+  assert.deepEqual(dump(be), ['01=01', '02=02']);
+  await be.close();
+  installSnapshotFile(join(dir, 'snap'), join(dir, 'dst'));
+  const restored = openAt(dir, { path: join(dir, 'dst') });
+  assert.deepEqual(dump(restored), ['01=01']);
+  await restored.close();
+}));
+
+test('property: the backend matches a map under random writes, commits and reopens', withDir(async (dir) => {
+  type Op =
+    | { kind: 'put'; k: number; v: number }
+    | { kind: 'del'; k: number }
+    | { kind: 'commit' }
+    | { kind: 'flush' }
+    | { kind: 'reopen' };
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant('put' as const), k: fc.integer({ min: 0, max: 40 }), v: fc.integer({ min: 0, max: 255 }) }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('del' as const), k: fc.integer({ min: 0, max: 40 }) }) },
+    { weight: 1, arbitrary: fc.constant({ kind: 'commit' as const }) },
+    { weight: 1, arbitrary: fc.constant({ kind: 'flush' as const }) },
+    { weight: 1, arbitrary: fc.constant({ kind: 'reopen' as const }) },
+  );
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(opArb, { maxLength: 60 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 41 }), async (ops, lo, hi) => {
+      const timers = new ManualTimers();
+      const path = join(dir, `p${run++}`);
+      let be = Backend.open({ path, bucketNames: names, timers, batchOpsMax: 7 });
+      const model = new Map<number, number>();
+      let inflight: Promise<void>[] = [];
+      for (const op of ops) {
+        switch (op.kind) {
+          case 'put':
+            be.write((tx) => tx.put(be.bucket('key'), b(op.k), b(op.v)));
+            model.set(op.k, op.v);
+            break;
+          case 'del':
+            be.write((tx) => tx.delete(be.bucket('key'), b(op.k)));
+            model.delete(op.k);
+            break;
+          case 'commit':
+            timers.advance(100);
+            break;
+          case 'flush':
+            inflight.push(be.forceCommit());
+            break;
+          case 'reopen':
+            await Promise.all(inflight);
+            inflight = [];
+            await be.close();
+            be = Backend.open({ path, bucketNames: names, timers, batchOpsMax: 7 });
+            break;
+        }
+        const want = [...model.keys()].filter((k) => k >= lo && k < hi).sort((x, y) => x - y);
+        const got = be.range(be.bucket('key'), b(lo), b(hi)).map((e) => e.key[0]);
+        assert.deepEqual(got, want);
+      }
+      await Promise.all(inflight);
+      await be.close();
+    }),
+    { numRuns: 40 },
+  );
+}));

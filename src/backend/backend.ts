@@ -1,0 +1,501 @@
+/**
+ * The LMDB backend: one LMDB environment in one file, a fixed set of named
+ * databases ("buckets"), one write batch at a time.
+ *
+ * Writes happen inside `write(fn)` scopes. They land in an in-memory batch
+ * (overlay.ts) that every read consults first, so a read sees each write the
+ * moment it is applied. The batch is committed to LMDB as ONE LMDB
+ * transaction every `batchIntervalMs`, or at the end of the scope that brings
+ * it to `batchOpsMax` operations, whichever comes first (etcd's backend
+ * batching). A commit only ever happens between top-level scopes: what one
+ * scope writes is never split across two LMDB transactions, which is what
+ * lets a caller write its data and its applied index in one scope and know
+ * that a crash keeps both or neither.
+ *
+ * Commits run on lmdb's write thread; the batch stays readable in memory
+ * until its commit has landed. `forceCommit()` resolves once everything
+ * written before the call is durable on disk.
+ */
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { assert, crc32cUpdate, nopLogger, utf8, type Logger } from '../base/index.js';
+import { bytesToKey } from './bytes-key.js';
+import { Batch, mergeOverlays, type BucketOverlay, type OverlayEntry } from './overlay.js';
+import { realTimers, type TimerHandle, type Timers } from './timers.js';
+
+/** etcd's --backend-batch-interval default. */
+export const batchIntervalMsDefault = 100;
+/** etcd's --backend-batch-limit default. */
+export const batchOpsMaxDefault = 10_000;
+
+export interface BackendOptions {
+  /** The database file. LMDB keeps its lock table beside it in `${path}-lock`. */
+  readonly path: string;
+  /** Every bucket the caller uses (schema names them all); created if missing. */
+  readonly bucketNames: readonly string[];
+  /** Commit the batch at most this long after its first write. */
+  readonly batchIntervalMs?: number;
+  /** ... or once it holds this many operations (checked at the end of a top-level scope). */
+  readonly batchOpsMax?: number;
+  readonly timers?: Timers;
+  /** Never fsync. Only for tests and CPU benchmarks: a machine crash may lose or corrupt data. */
+  readonly noSync?: boolean;
+  readonly logger?: Logger;
+}
+
+/** A handle on one named database, from Backend.bucket(). */
+export class Bucket {
+  constructor(
+    readonly name: string,
+    /** Position in BackendOptions.bucketNames. */
+    readonly index: number,
+  ) {}
+}
+
+export interface Entry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/**
+ * Reads. Every read sees every write applied so far, committed or not.
+ * Returned arrays belong to the backend or to the writer: never modify them.
+ */
+export interface ReadTx {
+  get(bucket: Bucket, key: Uint8Array): Uint8Array | undefined;
+  /**
+   * Calls fn for each entry with start <= key < end (end undefined: to the
+   * last key), in key order, until fn returns false.
+   */
+  forEach(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, fn: (key: Uint8Array, value: Uint8Array) => boolean | void): void;
+  /** The entries forEach would visit, at most limit of them. */
+  range(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, limit?: number): Entry[];
+}
+
+/** Writes, inside Backend.write. The backend keeps the arrays passed in: never modify them afterwards. */
+export interface WriteTx extends ReadTx {
+  put(bucket: Bucket, key: Uint8Array, value: Uint8Array): void;
+  delete(bucket: Bucket, key: Uint8Array): void;
+}
+
+/** A (bucket, key) pair that Backend.hash skips. */
+export interface HashIgnore {
+  readonly bucket: string;
+  readonly key: Uint8Array;
+}
+
+type Db = Database<Buffer, Uint8Array>;
+type Env = RootDatabase<Buffer, Uint8Array>;
+
+const emptyKey = new Uint8Array(0);
+
+function openEnv(path: string, noSync: boolean, names: readonly string[]): { env: Env; dbs: Db[] } {
+  const env = open<Buffer, Uint8Array>({
+    path,
+    noSubdir: true,
+    maxDbs: names.length + 1,
+    keyEncoding: 'binary',
+    encoding: 'binary',
+    noSync,
+  });
+  const dbs = names.map((name) => env.openDB<Buffer, Uint8Array>(name, { keyEncoding: 'binary', encoding: 'binary' }));
+  return { env, dbs };
+}
+
+export class Backend implements WriteTx {
+  readonly path: string;
+  private readonly names: readonly string[];
+  private readonly buckets: Bucket[];
+  private readonly batchIntervalMs: number;
+  private readonly batchOpsMax: number;
+  private readonly timers: Timers;
+  private readonly noSync: boolean;
+  private readonly logger: Logger;
+
+  private env: Env;
+  private dbs: Db[];
+  /** The batch being filled. */
+  private pending: Batch;
+  /** Batches handed to LMDB whose commit has not landed yet, oldest first. */
+  private readonly inflight: Batch[] = [];
+  private lastCommit: Promise<void> = Promise.resolve();
+  private commitTimer: TimerHandle | undefined;
+  /** Depth of nested write scopes; commits happen only at depth 0. */
+  private depth = 0;
+  /** While > 0 (defrag, snapshot copy) batches are held in memory instead of committed. */
+  private pauses = 0;
+  private resumed: Promise<void> = Promise.resolve();
+  private resume: (() => void) | undefined;
+  /** Set once a scope failed half-way or LMDB failed: nothing is committed any more. */
+  private failure: Error | undefined;
+  private closed = false;
+
+  private constructor(options: BackendOptions) {
+    this.path = options.path;
+    this.names = [...options.bucketNames];
+    assert(new Set(this.names).size === this.names.length, 'bucket names must be distinct');
+    this.buckets = this.names.map((name, i) => new Bucket(name, i));
+    this.batchIntervalMs = options.batchIntervalMs ?? batchIntervalMsDefault;
+    this.batchOpsMax = options.batchOpsMax ?? batchOpsMaxDefault;
+    assert(this.batchIntervalMs >= 0 && this.batchOpsMax >= 1, 'backend batch bounds must be positive');
+    this.timers = options.timers ?? realTimers;
+    this.noSync = options.noSync ?? false;
+    this.logger = options.logger ?? nopLogger;
+    // An interrupted defrag leaves its copy behind; the file at `path` is intact.
+    for (const stale of [`${this.path}.defrag`, `${this.path}.defrag-lock`]) rmSync(stale, { force: true });
+    const { env, dbs } = openEnv(this.path, this.noSync, this.names);
+    this.env = env;
+    this.dbs = dbs;
+    this.pending = new Batch(this.names.length);
+  }
+
+  static open(options: BackendOptions): Backend {
+    return new Backend(options);
+  }
+
+  bucket(name: string): Bucket {
+    const i = this.names.indexOf(name);
+    assert(i >= 0, `backend: unknown bucket ${name}`);
+    return this.buckets[i] as Bucket;
+  }
+
+  // ---- writes ----
+
+  /**
+   * Runs fn with the write transaction. Scopes nest (an inner scope is part
+   * of the outer one). fn must be synchronous. If fn throws after writing,
+   * the backend refuses all further commits: a half-applied scope must
+   * never reach disk.
+   */
+  write<T>(fn: (tx: WriteTx) => T): T {
+    this.checkOpen();
+    const opsBefore = this.pending.ops;
+    this.depth++;
+    let result: T;
+    try {
+      result = fn(this);
+    } catch (e) {
+      if (this.pending.ops !== opsBefore) this.failure ??= asError(e);
+      throw e;
+    } finally {
+      this.depth--;
+    }
+    assert(!(result instanceof Promise), 'backend write scopes are synchronous');
+    if (this.depth === 0 && this.pending.ops >= this.batchOpsMax) void this.commit();
+    return result;
+  }
+
+  /** True inside a write scope. */
+  get inWrite(): boolean {
+    return this.depth > 0;
+  }
+
+  put(bucket: Bucket, key: Uint8Array, value: Uint8Array): void {
+    this.record(bucket, key, value);
+  }
+
+  delete(bucket: Bucket, key: Uint8Array): void {
+    this.record(bucket, key, undefined);
+  }
+
+  private record(bucket: Bucket, key: Uint8Array, value: Uint8Array | undefined): void {
+    assert(this.depth > 0, 'backend writes happen inside write()');
+    assert(key.length > 0, 'LMDB keys are never empty');
+    this.pending.bucket(bucket.index).set(key, bytesToKey(key), value);
+    if (this.pending.ops++ === 0) this.armTimer();
+  }
+
+  // ---- reads ----
+
+  get(bucket: Bucket, key: Uint8Array): Uint8Array | undefined {
+    this.checkOpen();
+    const i = bucket.index;
+    if (this.pending.ops !== 0 || this.inflight.length !== 0) {
+      const keyStr = bytesToKey(key);
+      const hit = this.pending.bucket(i).entries.get(keyStr);
+      if (hit !== undefined) return hit.value;
+      for (let j = this.inflight.length - 1; j >= 0; j--) {
+        const e = (this.inflight[j] as Batch).bucket(i).entries.get(keyStr);
+        if (e !== undefined) return e.value;
+      }
+    }
+    return (this.dbs[i] as Db).get(key);
+  }
+
+  forEach(
+    bucket: Bucket,
+    start: Uint8Array,
+    end: Uint8Array | undefined,
+    fn: (key: Uint8Array, value: Uint8Array) => boolean | void,
+  ): void {
+    this.checkOpen();
+    const db = this.dbs[bucket.index] as Db;
+    const over = this.overlayRange(bucket.index, start, end);
+    const lmdbRange = db.getRange(end === undefined ? { start } : { start, end });
+    if (over.length === 0) {
+      for (const { key, value } of lmdbRange) {
+        if (fn(key, value) === false) return;
+      }
+      return;
+    }
+    let i = 0;
+    for (const { key, value } of lmdbRange) {
+      // Overlay entries before this key first.
+      while (i < over.length && Buffer.compare((over[i] as OverlayEntry).key, key) < 0) {
+        const o = over[i++] as OverlayEntry;
+        if (o.value !== undefined && fn(o.key, o.value) === false) return;
+      }
+      const o = over[i];
+      if (o !== undefined && Buffer.compare(o.key, key) === 0) {
+        // The overlay's entry for this very key replaces (or deletes) the committed one.
+        i++;
+        if (o.value !== undefined && fn(o.key, o.value) === false) return;
+        continue;
+      }
+      if (fn(key, value) === false) return;
+    }
+    for (; i < over.length; i++) {
+      const o = over[i] as OverlayEntry;
+      if (o.value !== undefined && fn(o.key, o.value) === false) return;
+    }
+  }
+
+  range(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, limit = Number.POSITIVE_INFINITY): Entry[] {
+    const out: Entry[] = [];
+    if (limit <= 0) return out;
+    this.forEach(bucket, start, end, (key, value) => {
+      out.push({ key, value });
+      return out.length < limit;
+    });
+    return out;
+  }
+
+  private overlayRange(index: number, start: Uint8Array, end: Uint8Array | undefined): OverlayEntry[] {
+    if (this.pending.ops === 0 && this.inflight.length === 0) return [];
+    const layers: BucketOverlay[] = [];
+    for (const b of this.inflight) layers.push(b.bucket(index));
+    layers.push(this.pending.bucket(index));
+    return mergeOverlays(layers, bytesToKey(start), end === undefined ? undefined : bytesToKey(end));
+  }
+
+  // ---- commits ----
+
+  /** Operations applied but not yet handed to LMDB. */
+  get pendingOps(): number {
+    return this.pending.ops;
+  }
+
+  /**
+   * Resolves once everything written before the call is committed and
+   * flushed to disk. Rejects (and the backend is unusable) if LMDB fails.
+   */
+  async forceCommit(): Promise<void> {
+    this.checkOpen();
+    assert(this.depth === 0, 'forceCommit inside a write scope would split it');
+    while (this.pauses > 0) await this.resumed;
+    await this.commit();
+    await this.env.flushed;
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private armTimer(): void {
+    if (this.commitTimer !== undefined) return;
+    this.commitTimer = this.timers.setTimeout(() => {
+      this.commitTimer = undefined;
+      void this.commit();
+    }, this.batchIntervalMs);
+  }
+
+  private commit(): Promise<void> {
+    assert(this.depth === 0, 'a batch commit never splits a write scope');
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.commitTimer !== undefined) {
+      this.timers.clearTimeout(this.commitTimer);
+      this.commitTimer = undefined;
+    }
+    const batch = this.pending;
+    if (batch.ops === 0 || this.pauses > 0 || this.closed) return this.lastCommit;
+    this.pending = new Batch(this.names.length);
+    this.inflight.push(batch);
+    const dbs = this.dbs;
+    const written = this.env.batch(() => {
+      batch.buckets.forEach((overlay, i) => {
+        const db = dbs[i] as Db;
+        for (const e of overlay.entries.values()) {
+          if (e.value === undefined) void db.remove(e.key);
+          else void db.put(e.key, e.value as Buffer);
+        }
+      });
+    });
+    this.lastCommit = written.then(
+      () => {
+        assert(this.inflight[0] === batch, 'LMDB commits land in order');
+        this.inflight.shift();
+        // Reads must not go on using a snapshot older than the batch just dropped from memory.
+        this.env.resetReadTxn();
+      },
+      (e: unknown) => {
+        this.failure ??= asError(e);
+        this.logger.error('backend commit failed', { error: e });
+        throw e;
+      },
+    );
+    return this.lastCommit;
+  }
+
+  private pause(): void {
+    if (this.pauses++ === 0) this.resumed = new Promise((resolve) => (this.resume = resolve));
+  }
+
+  private unpause(): void {
+    assert(this.pauses > 0, 'unpause without pause');
+    if (--this.pauses > 0) return;
+    this.resume?.();
+    this.resume = undefined;
+    if (this.pending.ops >= this.batchOpsMax) void this.commit();
+    else if (this.pending.ops > 0) this.armTimer();
+  }
+
+  // ---- maintenance ----
+
+  /** The database file's size in bytes (etcd's dbSize). */
+  size(): number {
+    this.checkOpen();
+    return statSync(this.path).size;
+  }
+
+  /** Bytes of the file in use by pages that hold data (etcd's dbSizeInUse); the rest is free pages. */
+  sizeInUse(): number {
+    this.checkOpen();
+    const pages = (s: TreeStats): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+    const env = this.env.getStats() as EnvStats;
+    let used = 2 + pages(env.root) + pages(env.free); // two meta pages, the catalog, the free list
+    for (const db of this.dbs) used += pages(db.getStats() as TreeStats);
+    return used * env.pageSize;
+  }
+
+  /**
+   * CRC-32C over every bucket in name order: the name, then each key and
+   * value in key order, skipping `ignores` (etcd's backend Hash, used by
+   * Maintenance.Hash). Sees uncommitted writes like every read.
+   */
+  hash(ignores: readonly HashIgnore[] = []): number {
+    const skip = new Set(ignores.map((g) => `${g.bucket}\u0000${bytesToKey(g.key)}`));
+    let crc = 0;
+    const sorted = [...this.buckets].sort((a, b) => Buffer.compare(utf8(a.name), utf8(b.name)));
+    for (const bucket of sorted) {
+      crc = crc32cUpdate(crc, utf8(bucket.name));
+      this.forEach(bucket, emptyKey, undefined, (key, value) => {
+        if (skip.size > 0 && skip.has(`${bucket.name}\u0000${bytesToKey(key)}`)) return;
+        crc = crc32cUpdate(crc32cUpdate(crc, key), value);
+      });
+    }
+    return crc;
+  }
+
+  /**
+   * Writes a consistent copy of the whole database to `destPath`: everything
+   * applied before the call, nothing after (commits wait meanwhile, writes
+   * continue in memory). For Maintenance.Snapshot and raft snapshots.
+   */
+  async snapshotTo(destPath: string, compact = false): Promise<void> {
+    await this.forceCommit();
+    this.pause();
+    try {
+      rmSync(destPath, { force: true });
+      await this.env.backup(destPath, compact);
+      fsyncPath(destPath);
+      fsyncPath(dirname(destPath));
+    } finally {
+      this.unpause();
+    }
+  }
+
+  /**
+   * Rewrites the file without its free pages, online: LMDB copies a snapshot
+   * with compaction while writes go on into memory, the copy is swapped in,
+   * and the held writes are committed to it. A crash at any point leaves
+   * either the old file or the new one at `path`, both complete.
+   */
+  async defrag(): Promise<void> {
+    await this.forceCommit();
+    this.pause();
+    const tmp = `${this.path}.defrag`;
+    try {
+      rmSync(tmp, { force: true });
+      rmSync(`${tmp}-lock`, { force: true });
+      await this.env.backup(tmp, true);
+      fsyncPath(tmp);
+      // The copy holds everything committed, and nothing committed since: commits are paused.
+      const next = openEnv(tmp, this.noSync, this.names);
+      const old = this.env;
+      this.env = next.env;
+      this.dbs = next.dbs;
+      await old.close();
+      rmSync(`${this.path}-lock`, { force: true });
+      renameSync(tmp, this.path);
+      renameSync(`${tmp}-lock`, `${this.path}-lock`);
+      fsyncPath(dirname(this.path));
+      this.logger.info('backend defragmented', { path: this.path, sizeBytes: this.size() });
+    } finally {
+      this.unpause();
+    }
+  }
+
+  /** Commits what is pending and closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    assert(this.depth === 0, 'close inside a write scope');
+    while (this.pauses > 0) await this.resumed;
+    try {
+      await this.commit();
+      await this.env.flushed;
+    } finally {
+      this.closed = true;
+      if (this.commitTimer !== undefined) this.timers.clearTimeout(this.commitTimer);
+      await this.env.close();
+    }
+  }
+
+  private checkOpen(): void {
+    assert(!this.closed, 'backend is closed');
+  }
+}
+
+interface TreeStats {
+  treeBranchPageCount: number;
+  treeLeafPageCount: number;
+  overflowPages: number;
+}
+
+interface EnvStats {
+  pageSize: number;
+  root: TreeStats;
+  free: TreeStats;
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Replaces the database file at `path` with a copy made by snapshotTo (the
+ * backend at `path` must be closed). Used to install a snapshot received
+ * from the leader or given to a restore command.
+ */
+export function installSnapshotFile(snapshotPath: string, path: string): void {
+  assert(existsSync(snapshotPath), `no snapshot file at ${snapshotPath}`);
+  rmSync(`${path}-lock`, { force: true });
+  renameSync(snapshotPath, path);
+  fsyncPath(dirname(path));
+}

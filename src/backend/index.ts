@@ -1,0 +1,33 @@
+/**
+ * backend: the only user of LMDB (the npm `lmdb` package).
+ *
+ * Promises:
+ * - One file at `path` (LMDB, no subdirectory; lock table in `${path}-lock`)
+ *   holding the named databases ("buckets") the caller lists; keys and values
+ *   are raw bytes, ordered by unsigned byte comparison.
+ * - Writes go through `write(fn)` scopes. Reads see every write applied so
+ *   far, committed to LMDB or not.
+ * - Writes are committed in batches (every `batchIntervalMs` = 100 ms, or at
+ *   the end of the scope that reaches `batchOpsMax` = 10,000 operations), each
+ *   batch as ONE LMDB transaction, and never in the middle of a scope: what a
+ *   scope wrote survives a crash entirely or not at all.
+ * - `forceCommit()` resolves once everything written before it is durable.
+ * - Maintenance: size, sizeInUse, hash (CRC-32C of all buckets), snapshotTo
+ *   (consistent file copy), defrag (online compacting copy + swap),
+ *   installSnapshotFile.
+ * - Timers are injected (`Timers`; `ManualTimers` for tests).
+ */
+export {
+  Backend,
+  Bucket,
+  batchIntervalMsDefault,
+  batchOpsMaxDefault,
+  installSnapshotFile,
+  type BackendOptions,
+  type Entry,
+  type HashIgnore,
+  type ReadTx,
+  type WriteTx,
+} from './backend.js';
+export { bytesToKey, keyToBytes } from './bytes-key.js';
+export { ManualTimers, realTimers, type TimerHandle, type Timers } from './timers.js';

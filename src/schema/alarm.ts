@@ -1,0 +1,24 @@
+/** Active alarms in the backend: the key is the encoded AlarmMember, the value empty. */
+import { assert } from '../base/index.js';
+import { etcdserverpb } from '../pb/index.js';
+import type { Schema } from './meta.js';
+
+const emptyValue = new Uint8Array(0);
+const firstKey = new Uint8Array([0]);
+
+export class AlarmStorage {
+  constructor(private readonly schema: Schema) {}
+
+  put(alarm: etcdserverpb.AlarmMember): void {
+    assert(alarm.memberID !== 0n, 'an alarm belongs to a member');
+    this.schema.backend.write((tx) => tx.put(this.schema.buckets.alarm, etcdserverpb.AlarmMember.encode(alarm), emptyValue));
+  }
+
+  delete(alarm: etcdserverpb.AlarmMember): void {
+    this.schema.backend.write((tx) => tx.delete(this.schema.buckets.alarm, etcdserverpb.AlarmMember.encode(alarm)));
+  }
+
+  all(): etcdserverpb.AlarmMember[] {
+    return this.schema.backend.range(this.schema.buckets.alarm, firstKey, undefined).map((e) => etcdserverpb.AlarmMember.decode(e.key));
+  }
+}
