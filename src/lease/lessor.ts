@@ -436,19 +436,17 @@ export class Lessor {
     const nowMs = this.clock.nowMs();
     const budget = Math.min(limit, this.revokeTokensAvailable(nowMs));
     const out: LeaseId[] = [];
-    // Every visit either reports a lease or moves it past now, so one pass
-    // visits each lease at most once.
+    // Every visit reports a lease and moves it past now, so one pass visits
+    // each lease at most once.
     const visitsMax = this.expiryQueue.size;
     for (let visits = 0; out.length < budget; visits++) {
       const lease = this.expiryQueue.peek();
       if (lease === undefined || lease.expiryDueMs > nowMs) break;
       assert(visits < visitsMax, 'expiry queue visited a lease twice');
-      if (lease.expiryMs <= nowMs) {
-        out.push(lease.id);
-        this.expiryQueue.schedule(lease, nowMs + this.expiredRetryMs);
-      } else {
-        this.expiryQueue.schedule(lease, lease.expiryMs);
-      }
+      // A lease is due at its expiry, or later when a retry is pending.
+      assert(lease.expiryMs <= nowMs, 'a lease came due before its expiry');
+      out.push(lease.id);
+      this.expiryQueue.schedule(lease, nowMs + this.expiredRetryMs);
     }
     this.revokeTokens -= out.length;
     return out;
@@ -552,6 +550,7 @@ export class Lessor {
       for (const s of lease.keySet ?? []) assert(this.leaseByKey.get(s) === lease, 'key set and key map disagree');
       attached += lease.keyCount;
       assert(this.expiryQueue.has(lease) === this.primary, 'a lease is queued for expiry iff primary');
+      assert(lease.expiryMs <= lease.expiryDueMs, 'a lease is never due before its expiry');
       if (!this.primary) assert(lease.expiryMs === Infinity && !this.checkpointQueue.has(lease), 'follower leases never expire');
     }
     assert(attached === this.leaseByKey.size, 'every attached key belongs to exactly one lease');
