@@ -130,6 +130,9 @@ const aliases: Readonly<Record<string, EtcdErrorName>> = {
   ErrLeaseProvided: 'LeaseProvided',
   ErrInvalidSortOption: 'InvalidSortOption',
   ErrNoSpace: 'NoSpace',
+  'lease-not-found': 'LeaseNotFound',
+  'lease-exists': 'LeaseExist',
+  'lease-ttl-too-large': 'LeaseTTLTooLarge',
   // etcd reports a removed member as not found.
   IDRemoved: 'MemberNotFound',
 };
