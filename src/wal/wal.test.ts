@@ -1,0 +1,277 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { Registry } from '../base/index.js';
+import { raftpb } from '../pb/index.js';
+import {
+  Wal,
+  WalExistsError,
+  WalLockedError,
+  WalNotFoundError,
+  WalSnapshotNotFoundError,
+  walErrorCodes,
+  walMetrics,
+  type WalOptions,
+} from './index.js';
+import { describeEntries, makeEntries, makeTmpDir, removeDir } from './test-helpers.js';
+
+const dirs: string[] = [];
+function tmp(name: string): string {
+  const d = makeTmpDir(name);
+  dirs.push(d);
+  return join(d, 'wal');
+}
+after(() => dirs.forEach(removeDir));
+
+const meta = new Uint8Array([1, 2, 3, 4, 5]);
+const small: WalOptions = { segmentBytes: 4096 };
+
+function hs(term: number, commit: number, vote = 0n): raftpb.HardState {
+  return raftpb.HardState.create({ term, commit, vote });
+}
+
+async function reopen(dir: string, opts?: Parameters<typeof Wal.open>[1]) {
+  const r = await Wal.open(dir, { ...small, ...opts });
+  await r.wal.close();
+  return r;
+}
+
+describe('Wal round trips', () => {
+  test('a new log opens empty, with its metadata and the index 0 marker', async () => {
+    const dir = tmp('empty');
+    const w = await Wal.create(dir, meta, small);
+    assert.equal(fs.statSync(join(dir, '0000000000000000-0000000000000000.wal')).size, 4096);
+    await w.close();
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['0000000000000000-0000000000000000.wal']);
+    const r = await reopen(dir);
+    assert.deepEqual(r.metadata, meta);
+    assert.deepEqual(r.entries, []);
+    assert.deepEqual(r.hardState, hs(0, 0));
+    assert.deepEqual(r.snapshots, [{ index: 0, term: 0 }]);
+  });
+
+  test('entries and hard states survive close and reopen, across segment cuts', async () => {
+    const dir = tmp('cuts');
+    const w = await Wal.create(dir, meta, small);
+    let next = 1;
+    for (let batch = 0; batch < 40; batch++) {
+      const n = 1 + (batch % 7);
+      await w.save(hs(1 + (batch >> 3), next + n - 1, 7n), makeEntries(next, next + n - 1, 1 + (batch >> 3)), true);
+      next += n;
+    }
+    const names = w.segmentNames();
+    assert.ok(names.length > 5, `expected several segments, got ${names.length}`);
+    await w.close();
+    for (let i = 1; i < names.length; i++) {
+      const [seq, index] = (names[i] as string).replace('.wal', '').split('-');
+      assert.equal(Number.parseInt(seq as string, 16), i);
+      assert.ok(Number.parseInt(index as string, 16) > 1);
+    }
+    const r = await reopen(dir);
+    const expected: raftpb.Entry[] = [];
+    next = 1;
+    for (let batch = 0; batch < 40; batch++) {
+      const n = 1 + (batch % 7);
+      expected.push(...makeEntries(next, next + n - 1, 1 + (batch >> 3)));
+      next += n;
+    }
+    assert.deepEqual(describeEntries(r.entries), describeEntries(expected));
+    assert.deepEqual(r.entries, expected);
+    assert.deepEqual(r.hardState, hs(5, next - 1, 7n));
+    // Reopened, it keeps appending where it stopped.
+    const r2 = await Wal.open(dir, small);
+    await r2.wal.save(hs(5, next), makeEntries(next, next, 5), true);
+    await r2.wal.close();
+    const r3 = await reopen(dir);
+    assert.equal(r3.entries.length, next);
+    assert.equal(r3.hardState.commit, next);
+  });
+
+  test('an entry at an existing index replaces it and everything after, within and across segments', async () => {
+    const dir = tmp('overwrite');
+    const w = await Wal.create(dir, meta, small);
+    await w.save(hs(1, 2), makeEntries(1, 10, 1), true);
+    await w.save(hs(2, 2), makeEntries(6, 8, 2), true);
+    await w.close();
+    let r = await reopen(dir);
+    assert.deepEqual(describeEntries(r.entries), describeEntries([...makeEntries(1, 5, 1), ...makeEntries(6, 8, 2)]));
+    const w2 = (await Wal.open(dir, small)).wal;
+    await w2.save(hs(2, 3), makeEntries(9, 60, 2), true);
+    assert.ok(w2.segmentNames().length > 1);
+    await w2.save(hs(3, 3), makeEntries(4, 5, 3), true);
+    await w2.close();
+    r = await reopen(dir);
+    assert.deepEqual(describeEntries(r.entries), describeEntries([...makeEntries(1, 3, 1), ...makeEntries(4, 5, 3)]));
+  });
+
+  test('saving nothing writes nothing; mustSync=false data is synced by close', async () => {
+    const dir = tmp('nosync');
+    const w = await Wal.create(dir, meta, small);
+    const before = w.position();
+    await w.save(undefined, [], true);
+    assert.deepEqual(w.position(), before);
+    await w.save(hs(1, 0), makeEntries(1, 3, 1), false);
+    assert.ok(w.position().syncedBytes < w.position().offset);
+    await w.close();
+    assert.equal((await reopen(dir)).entries.length, 3);
+  });
+
+  test('without pre-allocation segments grow and are cut the same way', async () => {
+    const dir = tmp('noprealloc');
+    const opts = { segmentBytes: 2048, preallocate: false };
+    const w = await Wal.create(dir, meta, opts);
+    for (let i = 1; i <= 30; i++) await w.save(hs(1, i), makeEntries(i, i, 1), true);
+    assert.ok(w.segmentNames().length > 2);
+    await w.close();
+    const r = await Wal.open(dir, opts);
+    assert.equal(r.entries.length, 30);
+    assert.equal(fs.statSync(r.wal.position().file).size, r.wal.position().offset);
+    await r.wal.close();
+    // A pre-allocating open of the same log works and fills the tail.
+    const r2 = await Wal.open(dir, { segmentBytes: 4096 });
+    assert.equal(fs.statSync(r2.wal.position().file).size, 4096);
+    await r2.wal.close();
+  });
+});
+
+describe('Wal snapshots and release', () => {
+  test('open after a snapshot returns the entries after it; markers above the commit are not offered', async () => {
+    const dir = tmp('snap');
+    const w = await Wal.create(dir, meta, small);
+    await w.save(hs(1, 10), makeEntries(1, 10, 1), true);
+    const confState = raftpb.ConfState.create({ voters: [1n, 2n, 3n] });
+    await w.saveSnapshot({ index: 5, term: 1, confState });
+    await w.saveSnapshot({ index: 12, term: 1 });
+    await w.save(hs(1, 11), makeEntries(11, 12, 1), true);
+    await w.close();
+    const all = await reopen(dir);
+    assert.equal(all.entries.length, 12);
+    assert.deepEqual(all.snapshots, [{ index: 0, term: 0 }, { index: 5, term: 1, confState }]);
+    const r = await reopen(dir, { snapshot: { index: 5, term: 1 } });
+    assert.deepEqual(describeEntries(r.entries), describeEntries(makeEntries(6, 12, 1)));
+    await assert.rejects(reopen(dir, { snapshot: { index: 5, term: 2 } }), WalSnapshotNotFoundError);
+    await assert.rejects(reopen(dir, { snapshot: { index: 7, term: 1 } }), (e: unknown) => {
+      assert.ok(e instanceof WalSnapshotNotFoundError);
+      assert.equal(e.code, walErrorCodes.snapshotNotFound);
+      return true;
+    });
+  });
+
+  test('a follower that installed a snapshot jumps the gap; an older snapshot cannot start that log', async () => {
+    const dir = tmp('jump');
+    const w = await Wal.create(dir, meta, small);
+    await w.save(hs(1, 3), makeEntries(1, 3, 1), true);
+    await w.saveSnapshot({ index: 100, term: 2 });
+    await w.save(hs(2, 100), [], true);
+    await w.save(hs(2, 102), makeEntries(101, 102, 2), true);
+    await w.close();
+    assert.deepEqual(describeEntries((await reopen(dir)).entries), describeEntries(makeEntries(101, 102, 2)));
+    const r = await reopen(dir, { snapshot: { index: 100, term: 2 } });
+    assert.equal(r.entries.length, 2);
+    await assert.rejects(reopen(dir, { snapshot: { index: 0, term: 0 } }), /continues at index 101/);
+  });
+
+  test('releaseTo deletes the segments below the one holding the index, never the tail', async () => {
+    const dir = tmp('release');
+    const w = await Wal.create(dir, meta, small);
+    for (let i = 1; i <= 100; i += 5) await w.save(hs(1, i + 4), makeEntries(i, i + 4, 1), true);
+    const names = w.segmentNames();
+    assert.ok(names.length >= 4);
+    await w.saveSnapshot({ index: 60, term: 1 });
+    const firstIndexes = names.map((n) => Number.parseInt(n.slice(17, 33), 16));
+    const holder = firstIndexes.findLastIndex((x) => x <= 60);
+    await w.releaseTo(60);
+    assert.deepEqual(w.segmentNames(), names.slice(holder));
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort(), names.slice(holder));
+    await w.close();
+    const r = await reopen(dir, { snapshot: { index: 60, term: 1 } });
+    assert.deepEqual(describeEntries(r.entries), describeEntries(makeEntries(61, 100, 1)));
+    // Releasing everything but the tail keeps the hard state and metadata: every segment's head has them.
+    const w2 = (await Wal.open(dir, small)).wal;
+    await w2.releaseTo(1_000_000);
+    assert.equal(w2.segmentNames().length, 1);
+    await w2.close();
+    const r2 = await reopen(dir);
+    assert.deepEqual(r2.hardState, hs(1, 100));
+    assert.deepEqual(r2.metadata, meta);
+  });
+
+  test('after releasing to a snapshot, open with it returns every entry after it', async () => {
+    const dir = tmp('release2');
+    const w = await Wal.create(dir, meta, small);
+    for (let i = 1; i <= 60; i += 3) await w.save(hs(1, i + 2), makeEntries(i, i + 2, 1), true);
+    await w.saveSnapshot({ index: 45, term: 1 });
+    await w.releaseTo(45);
+    for (let i = 61; i <= 90; i += 3) await w.save(hs(1, i + 2), makeEntries(i, i + 2, 1), true);
+    await w.close();
+    const r = await reopen(dir, { snapshot: { index: 45, term: 1 } });
+    assert.deepEqual(describeEntries(r.entries), describeEntries(makeEntries(46, 90, 1)));
+    assert.ok(r.snapshots.some((m) => m.index === 45));
+  });
+});
+
+describe('Wal directory handling', () => {
+  test('create refuses an existing log; open refuses a missing one', async () => {
+    const dir = tmp('exists');
+    await assert.rejects(Wal.open(dir, small), WalNotFoundError);
+    assert.equal(Wal.exists(dir), false);
+    const w = await Wal.create(dir, meta, small);
+    assert.equal(Wal.exists(dir), true);
+    await w.close();
+    await assert.rejects(Wal.create(dir, meta, small), (e: unknown) => e instanceof WalExistsError && e.code === 'wal-exists');
+    // The failed create released its lock.
+    await (await Wal.open(dir, small)).wal.close();
+  });
+
+  test('the directory is locked against a second opener; a dead owner\'s lock is taken over', async () => {
+    const dir = tmp('lock');
+    const w = await Wal.create(dir, meta, small);
+    await assert.rejects(Wal.open(dir, small), WalLockedError);
+    await w.close();
+    assert.equal(fs.existsSync(join(dir, 'LOCK')), false);
+    // A lock left by a process that no longer exists (pid far above any real one).
+    fs.writeFileSync(join(dir, 'LOCK'), '4194000 123\n');
+    const r = await Wal.open(dir, small);
+    assert.match(fs.readFileSync(join(dir, 'LOCK'), 'utf8'), new RegExp(`^${process.pid} `));
+    await r.wal.close();
+    // A lock held by a live process other than this one (our parent) is respected.
+    fs.writeFileSync(join(dir, 'LOCK'), `${process.ppid}\n`);
+    await assert.rejects(Wal.open(dir, small), (e: unknown) => e instanceof WalLockedError && e.pid === process.ppid);
+    fs.rmSync(join(dir, 'LOCK'));
+  });
+
+  test('overlapping calls are a programmer error', async () => {
+    const dir = tmp('overlap');
+    const w = await Wal.create(dir, meta, small);
+    const p = w.save(hs(1, 1), makeEntries(1, 1, 1), true);
+    await assert.rejects(w.save(hs(1, 2), makeEntries(2, 2, 1), true), /while save is in progress/);
+    await p;
+    await w.close();
+    await assert.rejects(w.save(hs(1, 2), [], true), /after close/);
+  });
+
+  test('stale temporary files are removed on open; none is left after close', async () => {
+    const dir = tmp('tmpfiles');
+    const w = await Wal.create(dir, meta, small);
+    await w.close();
+    fs.writeFileSync(join(dir, 'segment.tmp'), 'junk');
+    const r = await Wal.open(dir, small);
+    await r.wal.save(hs(1, 1), makeEntries(1, 1, 1), true);
+    await r.wal.close();
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), []);
+  });
+
+  test('metrics count fsyncs and bytes', async () => {
+    const dir = tmp('metrics');
+    const registry = new Registry();
+    const metrics = walMetrics(registry);
+    const w = await Wal.create(dir, meta, { ...small, metrics });
+    await w.save(hs(1, 1), makeEntries(1, 2, 1), true);
+    await w.save(hs(1, 2), [], false);
+    await w.close();
+    const text = registry.render();
+    assert.match(text, /etcd_disk_wal_fsync_duration_seconds_count 1\b/);
+    assert.ok(metrics.writeBytes.get() > 0);
+  });
+});
