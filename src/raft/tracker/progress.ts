@@ -50,6 +50,14 @@ export class Progress {
     return p;
   }
 
+  /** A fresh start at a new term: probe from `next`, nothing in flight. */
+  resetForTerm(match: number, next: number): void {
+    this.resetState(ProgressState.StateProbe);
+    this.match = match;
+    this.next = next;
+    this.recentActive = false;
+  }
+
   private resetState(state: ProgressState): void {
     this.msgAppFlowPaused = false;
     this.pendingSnapshot = 0;

@@ -1,7 +1,6 @@
 import { assert } from '../../base/index.js';
 import { raftpb } from '../../pb/index.js';
 import {
-  type JointConfig,
   VoteResult,
   cmpId,
   describeJoint,
