@@ -1,0 +1,254 @@
+/**
+ * ClientPortServer: etcd's client port, where gRPC and HTTP/1.1 share one
+ * listener (etcd uses cmux for this).
+ *
+ * - Plain TCP: the first bytes decide. The HTTP/2 connection preface
+ *   (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`) means HTTP/2 with prior knowledge (h2c);
+ *   anything else is HTTP/1.1.
+ * - TLS: ALPN decides: `h2` is HTTP/2, `http/1.1` or none is HTTP/1.1.
+ * - On HTTP/2, a stream whose content-type is application/grpc* is a gRPC call;
+ *   any other stream (curl --http2-prior-knowledge) goes to the HTTP handler
+ *   through Node's compatibility request/response objects.
+ *
+ * Bounds: a connection must send its first bytes (plain) or finish its TLS
+ * handshake within `handshakeTimeoutMs` (GHSA-6vch-q96h-7gc3); close() sends
+ * GOAWAY and lets calls finish for `graceMs`, then destroys what remains.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, {
+  Http2ServerRequest,
+  Http2ServerResponse,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import { assert, nopLogger, type Logger } from '../base/index.js';
+import type { GrpcServer } from './server.js';
+
+/** Handles a plain HTTP request, HTTP/1.1 or HTTP/2 (through Node's compatibility API). */
+export type HttpHandler = (
+  req: IncomingMessage | Http2ServerRequest,
+  res: ServerResponse | Http2ServerResponse,
+) => void;
+
+export interface ClientPortTlsOptions {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** Trusted CAs for client certificates. */
+  readonly ca?: string | Buffer | undefined;
+  /** --client-cert-auth: require a client certificate signed by `ca`. */
+  readonly clientCertAuth?: boolean;
+  readonly minVersion?: tls.SecureVersion;
+  readonly ciphers?: string;
+}
+
+export interface ClientPortOptions {
+  readonly grpc: GrpcServer;
+  /** HTTP/1.1 and non-gRPC HTTP/2 requests; without it they get 404. */
+  readonly http?: HttpHandler;
+  readonly tls?: ClientPortTlsOptions;
+  /** Time for a TLS handshake, or for a plain connection's first bytes. Default 10 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** HTTP/1.1 keep-alive idle timeout. Default 5 s, Node's. */
+  readonly http1KeepAliveTimeoutMs?: number;
+  /** Connections open at once, all kinds together. Default 100,000. */
+  readonly connectionsMax?: number;
+  readonly logger?: Logger;
+}
+
+export type ListenTarget = { readonly host: string; readonly port: number } | { readonly path: string };
+
+const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const defaultHandshakeTimeoutMs = 10_000;
+const defaultConnectionsMax = 100_000;
+
+function notFound(_req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
+  res.statusCode = 404;
+  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.end('404 page not found\n');
+}
+
+function isGrpcContentType(ct: string | undefined): boolean {
+  return ct !== undefined && ct.startsWith('application/grpc') && (ct.length === 16 || ct[16] === '+' || ct[16] === ';');
+}
+
+export class ClientPortServer {
+  private readonly listeners: (net.Server | tls.Server)[] = [];
+  private readonly h2: http2.Http2Server;
+  private readonly h1: http.Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly logger: Logger;
+  private readonly handshakeTimeoutMs: number;
+  private readonly connectionsMax: number;
+  private closing = false;
+  private onAllClosed: (() => void) | undefined;
+
+  constructor(private readonly options: ClientPortOptions) {
+    this.logger = options.logger ?? nopLogger;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs;
+    this.connectionsMax = options.connectionsMax ?? defaultConnectionsMax;
+    const handler = options.http ?? notFound;
+    this.h2 = http2.createServer(options.grpc.http2Options());
+    this.h2.on('session', (session: ServerHttp2Session) => this.onSession(session));
+    this.h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) =>
+      this.onStream(stream, headers, raw, handler),
+    );
+    this.h1 = http.createServer({ keepAliveTimeout: options.http1KeepAliveTimeoutMs ?? 5000 });
+    this.h1.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      // While closing, answer and then close the connection instead of keeping it alive.
+      if (this.closing) res.shouldKeepAlive = false;
+      handler(req, res);
+    });
+    this.h1.on('clientError', (err, socket) => {
+      this.logger.debug('http client error', { error: err });
+      socket.destroy();
+    });
+  }
+
+  /** Starts listening; resolves with the bound address (a port for TCP, the path for a unix socket). */
+  listen(target: ListenTarget): Promise<AddressInfo | string> {
+    assert(!this.closing, 'listen after close');
+    const server = this.options.tls === undefined ? this.plainServer() : this.tlsServer(this.options.tls);
+    this.listeners.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      const done = (): void => {
+        server.off('error', reject);
+        server.on('error', (err) => this.logger.error('client port listener error', { error: err }));
+        const addr = server.address();
+        assert(addr !== null, 'listening server has an address');
+        resolve(addr);
+      };
+      if ('path' in target) server.listen(target.path, done);
+      else server.listen(target.port, target.host, done);
+    });
+  }
+
+  /** Open connections (plain sockets and TLS sockets). */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /**
+   * Stops accepting, sends GOAWAY on every HTTP/2 connection and closes idle
+   * HTTP/1.1 ones; after graceMs destroys whatever is still open.
+   */
+  async close(graceMs = 2000): Promise<void> {
+    this.closing = true;
+    const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
+    for (const s of this.sessions) s.close();
+    // Busy HTTP/1.1 connections close after their response (see the 'request' hook).
+    this.h1.closeIdleConnections();
+    if (this.sockets.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.onAllClosed = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    for (const s of this.sessions) s.destroy();
+    for (const sock of this.sockets) sock.destroy();
+    await Promise.all(closed);
+  }
+
+  private track(socket: Socket): boolean {
+    if (this.closing || this.sockets.size >= this.connectionsMax) {
+      socket.destroy();
+      return false;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      if (this.sockets.size === 0) this.onAllClosed?.();
+    });
+    socket.on('error', (err) => this.logger.debug('client connection error', { error: err }));
+    return true;
+  }
+
+  private plainServer(): net.Server {
+    return net.createServer({ noDelay: true }, (socket) => {
+      if (!this.track(socket)) return;
+      this.sniff(socket);
+    });
+  }
+
+  private tlsServer(opts: ClientPortTlsOptions): tls.Server {
+    const server = tls.createServer(
+      {
+        cert: opts.cert,
+        key: opts.key,
+        ca: opts.ca,
+        requestCert: opts.clientCertAuth === true,
+        rejectUnauthorized: opts.clientCertAuth === true,
+        minVersion: opts.minVersion ?? 'TLSv1.2',
+        ...(opts.ciphers === undefined ? {} : { ciphers: opts.ciphers }),
+        ALPNProtocols: ['h2', 'http/1.1'],
+        handshakeTimeout: this.handshakeTimeoutMs,
+      },
+      (socket: TLSSocket) => this.dispatchTls(socket),
+    );
+    server.on('connection', (socket: Socket) => {
+      socket.setNoDelay(true);
+      this.track(socket);
+    });
+    server.on('tlsClientError', (err) => this.logger.debug('tls handshake failed', { error: err }));
+    return server;
+  }
+
+  private dispatchTls(socket: TLSSocket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    socket.on('error', (err) => this.logger.debug('tls connection error', { error: err }));
+    if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+    else this.h1.emit('connection', socket);
+  }
+
+  /** Reads until the bytes seen either match the HTTP/2 preface in full or stop matching it. */
+  private sniff(socket: Socket): void {
+    let seen: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), this.handshakeTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, preface.length);
+      const matches = seen.subarray(0, n).equals(preface.subarray(0, n));
+      if (matches && seen.length < preface.length) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      socket.unshift(seen);
+      if (matches) this.h2.emit('connection', socket);
+      else this.h1.emit('connection', socket);
+    };
+    socket.on('data', onData);
+  }
+
+  private onSession(session: ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    this.options.grpc.acceptSession(session);
+    if (this.closing) session.close();
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[], handler: HttpHandler): void {
+    if (isGrpcContentType(headers['content-type'])) {
+      this.options.grpc.handleStream(stream, headers);
+      return;
+    }
+    // As Node's own 'request' path does, minus CONNECT and Expect handling.
+    const req = new Http2ServerRequest(stream, headers, {}, raw);
+    const res = new Http2ServerResponse(stream);
+    try {
+      handler(req, res);
+    } catch (err) {
+      this.logger.error('http handler threw', { error: err });
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * grpc: a thin gRPC layer over node:http2, server and client, wire-compatible
+ * with grpc-go (etcdctl, clientv3) and @grpc/grpc-js (the npm etcd3 client).
+ *
+ * Promises:
+ * - The gRPC over HTTP/2 protocol: length-prefixed messages, grpc-status and
+ *   grpc-message (percent-encoded) in trailers, trailers-only responses for
+ *   calls that fail before a message, grpc-timeout deadlines, `-bin` metadata,
+ *   gzip-compressed requests accepted (responses are never compressed).
+ * - grpc-go's exact texts for the errors clients print: unknown service or
+ *   method, request unmarshalling, message size limits, RST_STREAM codes.
+ * - Bounded memory: reads are pull-based (a stream pauses while a message waits
+ *   for its reader, so HTTP/2 flow control holds the peer back), writes report
+ *   backpressure (write() returns false, drained() resolves), message sizes and
+ *   connections are capped.
+ * - Keepalive: the server pings idle connections and enforces grpc-go's ping
+ *   policy (GOAWAY ENHANCE_YOUR_CALM "too_many_pings"); the client can ping too.
+ * - ClientPortServer serves gRPC and HTTP (HTTP/1.1 and non-gRPC HTTP/2) on one
+ *   port, plain or TLS, as etcd's cmux does.
+ *
+ * Message codecs are parameters (MethodDef is structurally src/pb's MethodInfo);
+ * this module imports nothing but src/base and Node.
+ */
+export {
+  GrpcStatus,
+  GrpcError,
+  toGrpcError,
+  statusName,
+  encodeGrpcMessage,
+  decodeGrpcMessage,
+  deadlineExceededMessage,
+  cancelledMessage,
+  type GrpcStatusCode,
+  type OutgoingMetadata,
+} from './status.js';
+export { Metadata } from './metadata.js';
+export {
+  frameMessage,
+  encodeTimeout,
+  decodeTimeout,
+  frameHeaderBytes,
+  type MessageCodec,
+  type MethodDef,
+} from './framing.js';
+export type {
+  CallType,
+  PeerInfo,
+  ServerCall,
+  ServerWritableCall,
+  ServerReadableCall,
+  ServerDuplexCall,
+  UnaryHandler,
+  ServerStreamHandler,
+  ClientStreamHandler,
+  BidiHandler,
+  CallStats,
+  CallObserver,
+} from './server-call.js';
+export {
+  GrpcServer,
+  unary,
+  serverStreaming,
+  clientStreaming,
+  bidiStreaming,
+  type GrpcServerOptions,
+  type MethodHandler,
+  type ServiceHandlers,
+} from './server.js';
+export {
+  ClientPortServer,
+  type ClientPortOptions,
+  type ClientPortTlsOptions,
+  type HttpHandler,
+  type ListenTarget,
+} from './client-port.js';
+export {
+  GrpcChannel,
+  ConnectivityState,
+  type ChannelOptions,
+  type ChannelTlsOptions,
+} from './channel.js';
+export type {
+  CallOptions,
+  ClientReadableCall,
+  ClientWritable,
+  ClientDuplexCall,
+  ClientStreamingCall,
+} from './client-call.js';

@@ -1,0 +1,484 @@
+/**
+ * One server-side call on one HTTP/2 stream: reads request messages with
+ * pull-based flow control, runs the handler, writes responses under the
+ * stream's backpressure, and ends with trailers (or a trailers-only response
+ * when nothing was sent). Every way a call can end goes through finish().
+ */
+import { constants as h2, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
+import { frameHeaderBytes, frameMessage, MessageDeframer, type MessageCodec, type MessageEncoding } from './framing.js';
+import { DrainSignal, Inbox } from './flow.js';
+import { addMetadataHeaders, Metadata } from './metadata.js';
+import {
+  cancelledMessage,
+  deadlineExceededMessage,
+  encodeGrpcMessage,
+  GrpcError,
+  GrpcStatus,
+  toGrpcError,
+  type GrpcStatusCode,
+  type OutgoingMetadata,
+} from './status.js';
+
+/** go-grpc-prometheus's grpc_type label values. */
+export type CallType = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
+
+/** Who is on the other end of the connection. */
+export interface PeerInfo {
+  readonly address: string;
+  readonly port: number;
+  /** The client certificate's subject CN, when the client presented a verified certificate. */
+  readonly commonName: string | undefined;
+}
+
+/** What every handler sees of its call. */
+export interface ServerCall {
+  /** The full method path, /package.Service/Method. */
+  readonly path: string;
+  readonly metadata: Metadata;
+  /** Absolute deadline in ms since the epoch (from grpc-timeout), if the client set one. */
+  readonly deadlineMs: number | undefined;
+  /** Fires on deadline, client cancel, connection loss, or a failed read; reason is a GrpcError. */
+  readonly signal: AbortSignal;
+  /** True once the call is over (answered, cancelled or timed out): further writes are dropped. */
+  readonly closed: boolean;
+  readonly peer: PeerInfo;
+  /** Sends the response headers now, with this metadata; otherwise they go with the first message. */
+  sendMetadata(metadata?: OutgoingMetadata): void;
+  /** Metadata to send in the trailers of a successful call. */
+  setTrailers(metadata: OutgoingMetadata): void;
+}
+
+export interface ServerWritableCall<Res> extends ServerCall {
+  /**
+   * Queues a message. Returns false when the stream's buffer is above its high
+   * water mark (the peer is not reading fast enough): wait for drained() before
+   * writing more. Returns false, dropping the message, once the call is closed.
+   * Throws a RESOURCE_EXHAUSTED GrpcError for a message over the send limit.
+   */
+  write(message: Res): boolean;
+  /** Resolves when the buffer has room again, or the call has closed. */
+  drained(): Promise<void>;
+  /** Bytes written by the handler but not yet taken by HTTP/2 flow control. */
+  readonly bufferedBytes: number;
+}
+
+export interface ServerReadableCall<Req> extends ServerCall, AsyncIterable<Req> {
+  /**
+   * The next request message, or undefined when the client has finished
+   * sending. Only one read may be outstanding. Rejects with a GrpcError when
+   * the call fails (cancel, deadline, malformed message).
+   */
+  read(): Promise<Req | undefined>;
+}
+
+export interface ServerDuplexCall<Req, Res> extends ServerReadableCall<Req>, ServerWritableCall<Res> {}
+
+export type UnaryHandler<Req, Res> = (request: Req, call: ServerCall) => Promise<Res>;
+export type ServerStreamHandler<Req, Res> = (request: Req, call: ServerWritableCall<Res>) => Promise<void>;
+export type ClientStreamHandler<Req, Res> = (call: ServerReadableCall<Req>) => Promise<Res>;
+export type BidiHandler<Req, Res> = (call: ServerDuplexCall<Req, Res>) => Promise<void>;
+
+/** Per-call figures handed to the observer when a call ends. */
+export interface CallStats {
+  readonly path: string;
+  readonly service: string;
+  readonly method: string;
+  readonly type: CallType;
+  readonly code: GrpcStatusCode;
+  readonly durationMs: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+}
+
+/** Hooks for metrics (grpc_server_started_total, grpc_server_handled_total, ...). */
+export interface CallObserver {
+  started?(info: { readonly path: string; readonly service: string; readonly method: string; readonly type: CallType }): void;
+  handled?(stats: CallStats): void;
+}
+
+/** A registered method, with its handler erased to one calling convention. */
+export interface RegisteredMethod {
+  readonly path: string;
+  readonly service: string;
+  readonly method: string;
+  readonly type: CallType;
+  readonly requestType: MessageCodec<unknown>;
+  readonly responseType: MessageCodec<unknown>;
+  readonly handler: (request: unknown, call: ServerCallImpl) => Promise<unknown>;
+}
+
+/** Server-wide settings a call needs. */
+export interface CallContext {
+  readonly maxReceiveMessageBytes: number;
+  readonly maxSendMessageBytes: number;
+  readonly observer: CallObserver | undefined;
+  readonly onHandlerFault: (path: string, err: unknown) => void;
+}
+
+/** Above this a message is written as header + payload instead of being copied into one frame. */
+const copyFrameBytesMax = 64 * 1024;
+/** setTimeout cannot wait longer than this; longer deadlines simply never fire. */
+const timerMsMax = 0x7fff_ffff;
+
+function noop(): void {
+  // Stream errors surface through 'close'; the listener only keeps Node from throwing.
+}
+
+/** How long a stream the client keeps open may linger after our final HEADERS. */
+const lingerMs = 1000;
+
+/**
+ * After the status is sent, a client that is still sending is told the call is
+ * over with RST_STREAM(NO_ERROR), as grpc-go does. Not at once: nghttp2 would
+ * reset the stream before the queued trailers go out, and the client would
+ * lose the status. Well-behaved clients close their side on the trailers
+ * anyway; this only reclaims streams from those that do not.
+ */
+export function closeLingering(stream: ServerHttp2Stream): void {
+  if (stream.closed || stream.destroyed) return;
+  const timer = setTimeout(() => {
+    if (!stream.closed && !stream.destroyed) stream.close(h2.NGHTTP2_NO_ERROR);
+  }, lingerMs);
+  timer.unref();
+  stream.once('close', () => clearTimeout(timer));
+}
+
+export function responseContentType(requestContentType: string | undefined): string {
+  return requestContentType !== undefined && requestContentType.startsWith('application/grpc+')
+    ? requestContentType
+    : 'application/grpc';
+}
+
+export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
+  readonly path: string;
+  readonly deadlineMs: number | undefined;
+  private done = false;
+  private headersSent = false;
+  private pendingTrailers: OutgoingHttpHeaders | undefined;
+  private trailerMetadata: OutgoingMetadata | undefined;
+  private controller: AbortController | undefined;
+  private abortReason: GrpcError | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly deframer: MessageDeframer;
+  private metadataCache: Metadata | undefined;
+  /** Client-streaming and bidi requests not yet read by the handler. */
+  private readonly inbox: Inbox<unknown>;
+  /** The client has half-closed (END_STREAM seen). */
+  private readEnded = false;
+  private gotRequest = false;
+  private readonly drain: DrainSignal;
+  private readonly startMs = performance.now();
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private messagesIn = 0;
+  private messagesOut = 0;
+
+  constructor(
+    private readonly ctx: CallContext,
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly def: RegisteredMethod,
+    encoding: MessageEncoding,
+    timeoutMs: number | undefined,
+    readonly peer: PeerInfo,
+  ) {
+    this.path = def.path;
+    this.deframer = new MessageDeframer(ctx.maxReceiveMessageBytes, encoding);
+    this.inbox = new Inbox(stream);
+    this.drain = new DrainSignal(stream);
+    this.deadlineMs = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    if (timeoutMs !== undefined && timeoutMs <= timerMsMax) {
+      this.timer = setTimeout(() => this.onDeadline(), timeoutMs);
+    }
+    stream.on('error', noop);
+    stream.once('close', () => this.onClose());
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.once('end', () => this.onEnd());
+    ctx.observer?.started?.({ path: def.path, service: def.service, method: def.method, type: def.type });
+  }
+
+  get metadata(): Metadata {
+    this.metadataCache ??= new Metadata(this.headers);
+    return this.metadataCache;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  get bufferedBytes(): number {
+    return this.stream.writableLength;
+  }
+
+  sendMetadata(metadata?: OutgoingMetadata): void {
+    if (this.done || this.headersSent) return;
+    this.sendHeaders(metadata);
+  }
+
+  setTrailers(metadata: OutgoingMetadata): void {
+    this.trailerMetadata = metadata;
+  }
+
+  write(message: unknown): boolean {
+    if (this.done) return false;
+    const payload = this.encodeResponse(message);
+    if (!this.headersSent) this.sendHeaders(undefined);
+    this.messagesOut++;
+    this.bytesOut += frameHeaderBytes + payload.length;
+    if (payload.length <= copyFrameBytesMax) return this.stream.write(frameMessage(payload));
+    const header = Buffer.allocUnsafe(frameHeaderBytes);
+    header[0] = 0;
+    header.writeUInt32BE(payload.length, 1);
+    this.stream.cork();
+    this.stream.write(header);
+    const ok = this.stream.write(payload);
+    this.stream.uncork();
+    return ok;
+  }
+
+  drained(): Promise<void> {
+    return this.done ? Promise.resolve() : this.drain.wait();
+  }
+
+  read(): Promise<unknown> {
+    return this.inbox.read();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<unknown> {
+    return this.inbox.iterator();
+  }
+
+  /** Ends the call with a status; the only way a call ends from this side. */
+  finish(code: GrpcStatusCode, message: string, trailers?: OutgoingMetadata, responseFrame?: Buffer): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const stream = this.stream;
+    if (!stream.closed && !stream.destroyed) {
+      const t: OutgoingHttpHeaders = { 'grpc-status': code };
+      if (message !== '') t['grpc-message'] = encodeGrpcMessage(message);
+      addMetadataHeaders(t, trailers ?? this.trailerMetadata);
+      try {
+        if (!this.headersSent && responseFrame === undefined) {
+          t[':status'] = 200;
+          t['content-type'] = responseContentType(this.headers['content-type']);
+          this.headersSent = true;
+          stream.respond(t, { endStream: true });
+        } else {
+          if (!this.headersSent) this.sendHeaders(undefined);
+          this.pendingTrailers = t;
+          if (responseFrame !== undefined) stream.end(responseFrame);
+          else stream.end();
+        }
+      } catch {
+        // The stream closed between the check and the write: the peer is gone.
+      }
+    }
+    if (code === GrpcStatus.OK) {
+      this.inbox.end();
+    } else {
+      const err = new GrpcError(code, message);
+      this.abort(err);
+      this.inbox.fail(err);
+    }
+    this.drain.release();
+    this.report(code);
+  }
+
+  /** Runs the handler's promise to its status. */
+  settle(result: Promise<unknown>): void {
+    result.then(
+      (response) => this.onHandlerDone(response),
+      (err: unknown) => this.onHandlerError(err),
+    );
+  }
+
+  private onHandlerDone(response: unknown): void {
+    if (this.done) return;
+    const type = this.def.type;
+    if (type === 'unary' || type === 'client_stream') {
+      let payload: Uint8Array;
+      try {
+        payload = this.encodeResponse(response);
+      } catch (err) {
+        this.onHandlerError(err);
+        return;
+      }
+      this.messagesOut++;
+      this.bytesOut += frameHeaderBytes + payload.length;
+      this.finish(GrpcStatus.OK, '', undefined, frameMessage(payload));
+      return;
+    }
+    this.finish(GrpcStatus.OK, '');
+  }
+
+  private onHandlerError(err: unknown): void {
+    if (this.done) return;
+    if (!(err instanceof GrpcError)) this.ctx.onHandlerFault(this.path, err);
+    const e = toGrpcError(err);
+    this.finish(e.code, e.details, e.trailers);
+  }
+
+  private encodeResponse(message: unknown): Uint8Array {
+    let payload: Uint8Array;
+    try {
+      payload = this.def.responseType.encode(message);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new GrpcError(GrpcStatus.INTERNAL, `grpc: error while marshaling: ${why}`);
+    }
+    const max = this.ctx.maxSendMessageBytes;
+    if (payload.length > max) {
+      throw new GrpcError(
+        GrpcStatus.RESOURCE_EXHAUSTED,
+        `grpc: trying to send message larger than max (${payload.length} vs. ${max})`,
+      );
+    }
+    return payload;
+  }
+
+  private sendHeaders(metadata: OutgoingMetadata | undefined): void {
+    const h: OutgoingHttpHeaders = {
+      ':status': 200,
+      'content-type': responseContentType(this.headers['content-type']),
+    };
+    addMetadataHeaders(h, metadata);
+    this.headersSent = true;
+    this.stream.respond(h, { waitForTrailers: true });
+    this.stream.once('wantTrailers', () => this.sendTrailers());
+  }
+
+  private sendTrailers(): void {
+    const t = this.pendingTrailers ?? { 'grpc-status': GrpcStatus.OK };
+    try {
+      this.stream.sendTrailers(t);
+    } catch {
+      return;
+    }
+    if (!this.readEnded) closeLingering(this.stream);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.done) return;
+    this.bytesIn += chunk.length;
+    const err = this.deframer.push(chunk, (payload) => this.onMessage(payload));
+    if (err !== undefined) this.finish(err.code, err.details);
+  }
+
+  private onMessage(payload: Buffer): void {
+    if (this.done) return;
+    this.messagesIn++;
+    const type = this.def.type;
+    if (type === 'unary' || type === 'server_stream') {
+      // grpc-go reads exactly one request; anything after it is not looked at.
+      if (this.gotRequest) return;
+      this.gotRequest = true;
+      let request: unknown;
+      try {
+        request = this.def.requestType.decode(payload);
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        this.finish(GrpcStatus.INTERNAL, `grpc: error unmarshalling request: ${why}`);
+        return;
+      }
+      this.invoke(request);
+      return;
+    }
+    let request: unknown;
+    try {
+      request = this.def.requestType.decode(payload);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      this.finish(GrpcStatus.INTERNAL, `grpc: failed to unmarshal the received message ${why}`);
+      return;
+    }
+    this.inbox.push(request);
+  }
+
+  /** Starts the handler of a streaming-request call (no request message to wait for). */
+  startStreaming(): void {
+    // Nothing is read until the handler asks.
+    this.stream.pause();
+    this.invoke(undefined);
+  }
+
+  private invoke(request: unknown): void {
+    let result: Promise<unknown>;
+    try {
+      result = this.def.handler(request, this);
+    } catch (err) {
+      this.onHandlerError(err);
+      return;
+    }
+    this.settle(result);
+  }
+
+  private onEnd(): void {
+    this.readEnded = true;
+    if (this.done) return;
+    if (!this.deframer.idle) {
+      this.finish(GrpcStatus.INTERNAL, 'grpc: the client ended the stream inside a message');
+      return;
+    }
+    const type = this.def.type;
+    if ((type === 'unary' || type === 'server_stream') && !this.gotRequest) {
+      this.finish(GrpcStatus.INTERNAL, 'grpc: the client sent no request message');
+      return;
+    }
+    this.inbox.end();
+  }
+
+  private onDeadline(): void {
+    this.timer = undefined;
+    if (this.done) return;
+    this.abort(new GrpcError(GrpcStatus.DEADLINE_EXCEEDED, deadlineExceededMessage));
+    this.finish(GrpcStatus.DEADLINE_EXCEEDED, deadlineExceededMessage);
+  }
+
+  private onClose(): void {
+    if (!this.done) {
+      // The client reset the stream or the connection went away before we answered.
+      this.done = true;
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      const err = new GrpcError(GrpcStatus.CANCELLED, cancelledMessage);
+      this.abort(err);
+      this.inbox.fail(err);
+      this.report(GrpcStatus.CANCELLED);
+    }
+    this.drain.release();
+  }
+
+  private abort(reason: GrpcError): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+
+  private report(code: GrpcStatusCode): void {
+    const observer = this.ctx.observer;
+    if (observer?.handled === undefined) return;
+    observer.handled({
+      path: this.def.path,
+      service: this.def.service,
+      method: this.def.method,
+      type: this.def.type,
+      code,
+      durationMs: performance.now() - this.startMs,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      messagesIn: this.messagesIn,
+      messagesOut: this.messagesOut,
+    });
+  }
+}
