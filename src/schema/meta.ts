@@ -28,9 +28,9 @@ export interface AppliedIndex {
 }
 
 export interface CompactRevisions {
-  /** The last compaction started (0: none). */
+  /** The last compaction started (-1: none). */
   readonly scheduled: number;
-  /** The last compaction whose deletes all reached the backend (0: none). */
+  /** The last compaction whose deletes all reached the backend (-1: none). */
   readonly finished: number;
 }
 
@@ -68,7 +68,7 @@ export class Schema {
   compactRevisions(): CompactRevisions {
     const read = (key: Uint8Array): number => {
       const v = this.backend.get(this.buckets.meta, key);
-      if (v === undefined) return 0;
+      if (v === undefined) return -1;
       assert(v.length === revisionBytesLen, 'compact revisions are stored as revision bytes');
       return bytesToMainRevision(v);
     };

@@ -48,7 +48,7 @@ test('revision keys are etcd bucket keys: 8-byte BE main, "_", 8-byte BE sub, "t
 test('meta keys survive a reopen; the applied index is written only inside a scope', withSchema(async (open) => {
   const s = open();
   assert.deepEqual(s.consistentIndex(), { index: 0, term: 0 });
-  assert.deepEqual(s.compactRevisions(), { scheduled: 0, finished: 0 });
+  assert.deepEqual(s.compactRevisions(), { scheduled: -1, finished: -1 });
   assert.throws(() => s.setConsistentIndex({ index: 5, term: 2 }), /scope of the entry/);
   s.backend.write(() => {
     s.setConsistentIndex({ index: 5, term: 2 });

@@ -1,0 +1,47 @@
+/**
+ * mvcc: etcd's multi-version key-value store over the backend.
+ *
+ * Promises:
+ * - Revisions as etcd's: the store starts at revision 1; each write
+ *   transaction that changes something gets the next revision, each change
+ *   in it a sub revision; create/mod revision and version per key, version 0
+ *   after a delete, tombstones.
+ * - On disk: the `key` bucket, key = 8-byte BE main + '_' + 8-byte BE sub
+ *   (+ 't' for a tombstone), value = mvccpb.KeyValue (a tombstone's holds only
+ *   the key), exactly etcd 3.4's layout, so HashKV equals etcd's for the same
+ *   history. Compaction progress in meta (scheduledCompactRev,
+ *   finishedCompactRev).
+ * - Requests (kv-requests.ts) with etcd 3.4's semantics, and the checks etcd
+ *   makes before proposing (validate.ts); errors are KvError with a stable code
+ *   and etcd's message.
+ * - Compaction removes history in batches between writes and resumes after
+ *   a crash; HashKV follows etcd's HashByRev.
+ * - The index is rebuilt from the key bucket at open.
+ */
+export { KvError, isKvError, kvErrorCodes, type KvErrorCode } from './errors.js';
+export {
+  KvStore,
+  KvWriteTxn,
+  compactionBatchLimitDefault,
+  compactionSleepMsDefault,
+  spanOf,
+  type HashKvResult,
+  type KvStoreOptions,
+  type LeaseAttacher,
+  type LeaseChecker,
+  type LeaseHooks,
+  type RangeOptions,
+  type RangeResult,
+  type TxnObserver,
+} from './kv-store.js';
+export {
+  compactionRequest,
+  deleteRangeRequest,
+  hashKvRequest,
+  putRequest,
+  rangeRequest,
+  txnRequest,
+} from './kv-requests.js';
+export { checkDeleteRangeRequest, checkPutRequest, checkRangeRequest, checkTxnRequest } from './validate.js';
+export { type Revision } from './revision.js';
+export { ManualTimers, realTimers, type Timers } from '../backend/index.js';

@@ -1,0 +1,305 @@
+/**
+ * KV requests applied to the store with etcd's semantics
+ * (etcdserver/apply.go): request in, response body out. The responses carry
+ * only `header.revision`; the server fills cluster_id, member_id and
+ * raft_term of the top-level header. Inside a Txn, sub-responses have a
+ * header with just the revision, and a nested TxnResponse an empty header, as
+ * in etcd. Expected failures throw KvError before anything is written.
+ */
+import { assert, compareBytes, emptyBytes, type LeaseId } from '../base/index.js';
+import { etcdserverpb, mvccpb } from '../pb/index.js';
+import { KvError } from './errors.js';
+import { type KvStore, type KvWriteTxn, type RangeOptions, type RangeResult } from './kv-store.js';
+
+type RangeRequest = etcdserverpb.RangeRequest;
+type RangeResponse = etcdserverpb.RangeResponse;
+type PutRequest = etcdserverpb.PutRequest;
+type PutResponse = etcdserverpb.PutResponse;
+type DeleteRangeRequest = etcdserverpb.DeleteRangeRequest;
+type DeleteRangeResponse = etcdserverpb.DeleteRangeResponse;
+type TxnRequest = etcdserverpb.TxnRequest;
+type TxnResponse = etcdserverpb.TxnResponse;
+type Compare = etcdserverpb.Compare;
+type RequestOp = etcdserverpb.RequestOp;
+type ResponseOp = etcdserverpb.ResponseOp;
+
+const SortOrder = etcdserverpb.RangeRequest_SortOrder;
+const SortTarget = etcdserverpb.RangeRequest_SortTarget;
+const CompareResult = etcdserverpb.Compare_CompareResult;
+const CompareTarget = etcdserverpb.Compare_CompareTarget;
+
+function header(revision: number): etcdserverpb.ResponseHeader {
+  return etcdserverpb.ResponseHeader.create({ revision });
+}
+
+/** What a Txn's ops run against: the write transaction, or the store for a read-only Txn. */
+interface TxnView {
+  range(key: Uint8Array, rangeEnd: Uint8Array, opts?: RangeOptions): RangeResult;
+  readonly write: KvWriteTxn | undefined;
+}
+
+// ---- Range ----
+
+export function rangeRequest(store: KvStore, r: RangeRequest): RangeResponse {
+  return rangeWith((key, end, opts) => store.range(key, end, opts), r);
+}
+
+type Reader = (key: Uint8Array, rangeEnd: Uint8Array, opts: RangeOptions) => RangeResult;
+
+function rangeWith(read: Reader, r: RangeRequest): RangeResponse {
+  const filtered = r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 || r.maxCreateRevision !== 0;
+  // Sorting or filtering needs every key first; otherwise one more than the limit tells `more`.
+  let limit = r.sortOrder !== SortOrder.NONE || filtered ? 0 : r.limit;
+  if (limit > 0) limit++;
+  const rr = read(r.key, r.rangeEnd, { limit, rev: r.revision, countOnly: r.countOnly });
+  let kvs = rr.kvs;
+  if (r.maxModRevision !== 0) kvs = kvs.filter((kv) => kv.modRevision <= r.maxModRevision);
+  if (r.minModRevision !== 0) kvs = kvs.filter((kv) => kv.modRevision >= r.minModRevision);
+  if (r.maxCreateRevision !== 0) kvs = kvs.filter((kv) => kv.createRevision <= r.maxCreateRevision);
+  if (r.minCreateRevision !== 0) kvs = kvs.filter((kv) => kv.createRevision >= r.minCreateRevision);
+  sortKvs(kvs, r);
+  let more = false;
+  if (r.limit > 0 && kvs.length > r.limit) {
+    kvs = kvs.slice(0, r.limit);
+    more = true;
+  }
+  if (r.keysOnly) for (const kv of kvs) kv.value = emptyBytes;
+  return etcdserverpb.RangeResponse.create({ header: header(rr.rev), kvs, more, count: rr.count });
+}
+
+/**
+ * etcd's order: a target other than KEY with order NONE sorts ascending; the
+ * store already returns keys ascending. Ties keep key order (a stable sort).
+ */
+function sortKvs(kvs: mvccpb.KeyValue[], r: RangeRequest): void {
+  let order = r.sortOrder;
+  if (r.sortTarget !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
+  if (order !== SortOrder.ASCEND && order !== SortOrder.DESCEND) return;
+  let cmp: (a: mvccpb.KeyValue, b: mvccpb.KeyValue) => number;
+  switch (r.sortTarget) {
+    case SortTarget.VERSION:
+      cmp = (a, b) => a.version - b.version;
+      break;
+    case SortTarget.CREATE:
+      cmp = (a, b) => a.createRevision - b.createRevision;
+      break;
+    case SortTarget.MOD:
+      cmp = (a, b) => a.modRevision - b.modRevision;
+      break;
+    case SortTarget.VALUE:
+      cmp = (a, b) => compareBytes(a.value, b.value);
+      break;
+    case SortTarget.KEY:
+    default:
+      if (order === SortOrder.DESCEND) kvs.reverse();
+      return;
+  }
+  if (order === SortOrder.ASCEND) kvs.sort(cmp);
+  else kvs.sort((a, b) => cmp(b, a));
+}
+
+// ---- Put / DeleteRange ----
+
+export function putRequest(store: KvStore, p: PutRequest): PutResponse {
+  if (p.lease !== 0n && !store.leases.exists(p.lease)) throw new KvError('lease-not-found');
+  return store.write((txn) => putIn(txn, p));
+}
+
+function putIn(txn: KvWriteTxn, p: PutRequest): PutResponse {
+  let prev: mvccpb.KeyValue | undefined;
+  if (p.ignoreValue || p.ignoreLease || p.prevKv) prev = txn.range(p.key, emptyBytes).kvs[0];
+  if ((p.ignoreValue || p.ignoreLease) && prev === undefined) {
+    // Reached only before any change of the enclosing transaction (checked up front in a Txn).
+    assert(txn.changes.length === 0, 'ignore_value/ignore_lease on a key deleted earlier in the same txn');
+    throw new KvError('key-not-found');
+  }
+  const value = p.ignoreValue && prev !== undefined ? prev.value : p.value;
+  const lease: LeaseId = p.ignoreLease && prev !== undefined ? prev.lease : p.lease;
+  const rev = txn.put(p.key, value, lease);
+  return etcdserverpb.PutResponse.create({ header: header(rev), prevKv: p.prevKv ? prev : undefined });
+}
+
+export function deleteRangeRequest(store: KvStore, dr: DeleteRangeRequest): DeleteRangeResponse {
+  return store.write((txn) => deleteIn(txn, dr));
+}
+
+function deleteIn(txn: KvWriteTxn, dr: DeleteRangeRequest): DeleteRangeResponse {
+  const prevKvs = dr.prevKv ? txn.range(dr.key, dr.rangeEnd).kvs : [];
+  const { deleted, rev } = txn.deleteRange(dr.key, dr.rangeEnd);
+  return etcdserverpb.DeleteRangeResponse.create({ header: header(rev), deleted, prevKvs });
+}
+
+// ---- Txn ----
+
+/**
+ * Every compare along the taken path is evaluated first, against the store
+ * as it was before the Txn (nested compares do not see the Txn's own
+ * writes); then the checks of the taken ops; then the ops in order, in one
+ * write transaction, at one revision (bumped only if something changed).
+ */
+export function txnRequest(store: KvStore, rt: TxnRequest): TxnResponse {
+  const path = compareToPath(store, rt);
+  if (!isTxnReadonly(rt)) checkTaken(rt, path, (op) => checkPut(store, op));
+  checkTaken(rt, path, (op) => checkRange(store, op));
+  if (isTxnReadonly(rt)) {
+    const view: TxnView = { range: (k, e, o) => store.range(k, e, o), write: undefined };
+    const resp = applyTxnOps(view, rt, path, { at: 0 });
+    resp.header = header(store.rev);
+    return resp;
+  }
+  return store.write((txn) => {
+    const view: TxnView = { range: (k, e, o) => txn.range(k, e, o), write: txn };
+    const resp = applyTxnOps(view, rt, path, { at: 0 });
+    resp.header = header(txn.readRev);
+    return resp;
+  });
+}
+
+function taken(rt: TxnRequest, succeeded: boolean): RequestOp[] {
+  return succeeded ? rt.success : rt.failure;
+}
+
+function compareToPath(store: KvStore, rt: TxnRequest): boolean[] {
+  const ok = rt.compare.every((c) => applyCompare(store, c));
+  const path = [ok];
+  for (const op of taken(rt, ok)) {
+    if (op.request?.case === 'requestTxn') path.push(...compareToPath(store, op.request.value));
+  }
+  return path;
+}
+
+function applyCompare(store: KvStore, c: Compare): boolean {
+  const kvs = store.range(c.key, c.rangeEnd).kvs;
+  if (kvs.length === 0) {
+    // A missing key has no value to compare: "" would be indistinguishable from it.
+    if (c.target === CompareTarget.VALUE) return false;
+    return compareKv(c, mvccpb.KeyValue.create());
+  }
+  return kvs.every((kv) => compareKv(c, kv));
+}
+
+function compareKv(c: Compare, kv: mvccpb.KeyValue): boolean {
+  const t = c.targetUnion;
+  let result: number;
+  switch (c.target) {
+    case CompareTarget.VALUE:
+      result = compareBytes(kv.value, t?.case === 'value' ? t.value : emptyBytes);
+      break;
+    case CompareTarget.CREATE:
+      result = Math.sign(kv.createRevision - (t?.case === 'createRevision' ? t.value : 0));
+      break;
+    case CompareTarget.MOD:
+      result = Math.sign(kv.modRevision - (t?.case === 'modRevision' ? t.value : 0));
+      break;
+    case CompareTarget.VERSION:
+      result = Math.sign(kv.version - (t?.case === 'version' ? t.value : 0));
+      break;
+    case CompareTarget.LEASE: {
+      const want = t?.case === 'lease' ? t.value : 0n;
+      result = kv.lease < want ? -1 : kv.lease > want ? 1 : 0;
+      break;
+    }
+    default:
+      result = 0;
+  }
+  switch (c.result) {
+    case CompareResult.EQUAL:
+      return result === 0;
+    case CompareResult.NOT_EQUAL:
+      return result !== 0;
+    case CompareResult.GREATER:
+      return result > 0;
+    case CompareResult.LESS:
+      return result < 0;
+    default:
+      return true;
+  }
+}
+
+function isTxnReadonly(rt: TxnRequest): boolean {
+  return [...rt.success, ...rt.failure].every((op) => op.request?.case === 'requestRange');
+}
+
+/** Runs check on every non-Txn op along the path (etcd's checkRequests). */
+function checkTaken(rt: TxnRequest, path: readonly boolean[], check: (op: RequestOp) => void, cursor = { at: 0 }): void {
+  const succeeded = path[cursor.at];
+  assert(succeeded !== undefined, 'txn path covers every nested txn');
+  for (const op of taken(rt, succeeded)) {
+    if (op.request?.case === 'requestTxn') {
+      cursor.at++;
+      checkTaken(op.request.value, path, check, cursor);
+    } else {
+      check(op);
+    }
+  }
+}
+
+function checkPut(store: KvStore, op: RequestOp): void {
+  if (op.request?.case !== 'requestPut') return;
+  const p = op.request.value;
+  if ((p.ignoreValue || p.ignoreLease) && store.range(p.key, emptyBytes).kvs.length === 0) throw new KvError('key-not-found');
+  if (p.lease !== 0n && !store.leases.exists(p.lease)) throw new KvError('lease-not-found');
+}
+
+function checkRange(store: KvStore, op: RequestOp): void {
+  if (op.request?.case !== 'requestRange') return;
+  const rev = op.request.value.revision;
+  if (rev === 0) return;
+  if (rev > store.rev) throw new KvError('future-rev');
+  // As etcd: any other revision below the compact revision, negative ones included.
+  if (rev < store.compactRev) throw new KvError('compacted');
+}
+
+function applyTxnOps(view: TxnView, rt: TxnRequest, path: readonly boolean[], cursor: { at: number }): TxnResponse {
+  const succeeded = path[cursor.at] as boolean;
+  const responses: ResponseOp[] = [];
+  for (const op of taken(rt, succeeded)) {
+    const req = op.request;
+    if (req === undefined) {
+      responses.push(etcdserverpb.ResponseOp.create());
+      continue;
+    }
+    switch (req.case) {
+      case 'requestRange':
+        responses.push(respond({ case: 'responseRange', value: rangeWith((k, e, o) => view.range(k, e, o), req.value) }));
+        break;
+      case 'requestPut':
+        assert(view.write !== undefined, 'a txn with a put is a write txn');
+        responses.push(respond({ case: 'responsePut', value: putIn(view.write, req.value) }));
+        break;
+      case 'requestDeleteRange':
+        assert(view.write !== undefined, 'a txn with a delete is a write txn');
+        responses.push(respond({ case: 'responseDeleteRange', value: deleteIn(view.write, req.value) }));
+        break;
+      case 'requestTxn': {
+        cursor.at++;
+        const nested = applyTxnOps(view, req.value, path, cursor);
+        nested.header = etcdserverpb.ResponseHeader.create();
+        responses.push(respond({ case: 'responseTxn', value: nested }));
+        break;
+      }
+    }
+  }
+  return etcdserverpb.TxnResponse.create({ succeeded, responses });
+}
+
+function respond(response: etcdserverpb.ResponseOp_Response): ResponseOp {
+  return etcdserverpb.ResponseOp.create({ response });
+}
+
+// ---- Compaction / HashKV ----
+
+/**
+ * Applies a CompactionRequest: throws compacted / future-rev; `physical`
+ * resolves when the old revisions are gone from the backend (what a request
+ * with physical = true waits for).
+ */
+export function compactionRequest(store: KvStore, r: etcdserverpb.CompactionRequest): { response: etcdserverpb.CompactionResponse; physical: Promise<void> } {
+  const physical = store.compact(r.revision);
+  return { response: etcdserverpb.CompactionResponse.create({ header: header(store.rev) }), physical };
+}
+
+export function hashKvRequest(store: KvStore, r: etcdserverpb.HashKVRequest): etcdserverpb.HashKVResponse {
+  const h = store.hashByRev(r.revision);
+  return etcdserverpb.HashKVResponse.create({ header: header(h.currentRev), hash: h.hash, compactRevision: h.compactRev });
+}

@@ -1,0 +1,449 @@
+/**
+ * The multi-version key-value store: the in-memory index over the backend's
+ * key bucket. Each write transaction that changes something gets the next
+ * revision; every change in it is one key-bucket entry at {rev, sub}.
+ * Reads at any revision from the compact revision on are answered from the
+ * index plus one backend lookup per returned key.
+ */
+import { assert, crc32cUpdate, nopLogger, utf8, type LeaseId, type Logger } from '../base/index.js';
+import { bytesToKey, keyToBytes, realTimers, type Bucket, type Backend, type TimerHandle, type Timers } from '../backend/index.js';
+import { isTombstoneBytes, type Schema } from '../schema/index.js';
+import { mvccpb } from '../pb/index.js';
+import { KvError } from './errors.js';
+import { KeyIndex } from './key-index.js';
+import { bytesToRev, revToBytes, revKey, type Revision } from './revision.js';
+import { TreeIndex, type IndexHit, type KeySpan } from './tree-index.js';
+
+/** etcd's --experimental-compaction-batch-limit default: revisions deleted per backend batch. */
+export const compactionBatchLimitDefault = 1000;
+/** etcd's pause between compaction batches, so that writes are not starved. */
+export const compactionSleepMsDefault = 10;
+/** Keys of the index compacted per slice before yielding. */
+export const indexCompactionSliceKeysDefault = 10_000;
+
+/** Answers whether a lease exists (etcd's lessor Lookup); the lessor implements it. */
+export interface LeaseChecker {
+  exists(id: LeaseId): boolean;
+}
+
+/**
+ * Tells the lessor which keys belong to which lease, with the lessor's
+ * signatures (src/lease Lessor.attach/detach). Called inside the write
+ * transaction that changes the key: a put with a lease attaches; a put
+ * replacing a leased version, and a delete of one, detach from the old lease
+ * first. At open, every live key with a lease is attached again.
+ */
+export interface LeaseAttacher {
+  attach(id: LeaseId, keys: readonly Uint8Array[]): void;
+  detach(id: LeaseId, keys: readonly Uint8Array[]): void;
+}
+
+export type LeaseHooks = LeaseChecker & LeaseAttacher;
+
+/** Told about every write transaction that changed something, as it ends (the watchable store). */
+export interface TxnObserver {
+  onTxnEnd(rev: number, changes: readonly mvccpb.KeyValue[]): void;
+}
+
+export interface KvStoreOptions {
+  readonly schema: Schema;
+  readonly leases?: LeaseHooks;
+  readonly compactionBatchLimit?: number;
+  readonly compactionSleepMs?: number;
+  readonly indexCompactionSliceKeys?: number;
+  readonly timers?: Timers;
+  readonly logger?: Logger;
+}
+
+export interface RangeOptions {
+  /** 0: no limit. */
+  readonly limit?: number;
+  /** <= 0: the current revision. */
+  readonly rev?: number;
+  readonly countOnly?: boolean;
+}
+
+export interface RangeResult {
+  readonly kvs: mvccpb.KeyValue[];
+  /** Keys in the range at the revision, ignoring the limit. */
+  readonly count: number;
+  /** The store revision the read ran at (the txn's, inside a txn). */
+  readonly rev: number;
+}
+
+export interface HashKvResult {
+  readonly hash: number;
+  readonly currentRev: number;
+  readonly compactRev: number;
+}
+
+/** The keys a request names: range_end empty = one key, "\0" = every key from key on. */
+export function spanOf(key: Uint8Array, rangeEnd: Uint8Array): KeySpan {
+  const start = bytesToKey(key);
+  if (rangeEnd.length === 0) return { start, end: undefined, single: true };
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return { start, end: undefined, single: false };
+  return { start, end: bytesToKey(rangeEnd), single: false };
+}
+
+const noLeases: LeaseHooks = {
+  exists: () => false,
+  attach: () => undefined,
+  detach: () => undefined,
+};
+
+const keyBucketName = utf8('key');
+
+export class KvStore {
+  readonly schema: Schema;
+  readonly backend: Backend;
+  readonly leases: LeaseHooks;
+  private readonly keyBucket: Bucket;
+  private readonly index = new TreeIndex();
+  private readonly compactionBatchLimit: number;
+  private readonly compactionSleepMs: number;
+  private readonly indexSliceKeys: number;
+  private readonly timers: Timers;
+  private readonly logger: Logger;
+  /** The revision of the last write transaction that changed something (1 for a new store). */
+  private currentRev = 1;
+  /** The revision of the last compaction (-1: never compacted). */
+  private compactMainRev = -1;
+  private txnOpen = false;
+  private compactionChain: Promise<void> = Promise.resolve();
+  private compactionTimer: TimerHandle | undefined;
+  private closed = false;
+  observer: TxnObserver | undefined;
+
+  private constructor(options: KvStoreOptions) {
+    this.schema = options.schema;
+    this.backend = options.schema.backend;
+    this.keyBucket = options.schema.buckets.key;
+    this.leases = options.leases ?? noLeases;
+    this.compactionBatchLimit = options.compactionBatchLimit ?? compactionBatchLimitDefault;
+    this.compactionSleepMs = options.compactionSleepMs ?? compactionSleepMsDefault;
+    this.indexSliceKeys = options.indexCompactionSliceKeys ?? indexCompactionSliceKeysDefault;
+    this.timers = options.timers ?? realTimers;
+    this.logger = options.logger ?? nopLogger;
+  }
+
+  /**
+   * Opens the store over the schema's backend: rebuilds the index from the
+   * key bucket, re-attaches leased keys, and resumes a compaction that a
+   * crash interrupted.
+   */
+  static open(options: KvStoreOptions): KvStore {
+    const s = new KvStore(options);
+    s.restore();
+    return s;
+  }
+
+  get rev(): number {
+    return this.currentRev;
+  }
+
+  /** -1 when never compacted. */
+  get compactRev(): number {
+    return this.compactMainRev;
+  }
+
+  /** Keys in the index, deleted ones included until compaction removes them. */
+  get indexedKeys(): number {
+    return this.index.size;
+  }
+
+  // ---- reads ----
+
+  /** A read at the current revision (or an older one, opts.rev). */
+  range(key: Uint8Array, rangeEnd: Uint8Array, opts: RangeOptions = {}): RangeResult {
+    return this.rangeAt(spanOf(key, rangeEnd), this.currentRev, opts);
+  }
+
+  /** The read of a transaction whose view is at curRev. */
+  rangeAt(span: KeySpan, curRev: number, opts: RangeOptions): RangeResult {
+    let rev = opts.rev ?? 0;
+    if (rev > curRev) throw new KvError('future-rev');
+    if (rev <= 0) rev = curRev;
+    if (rev < this.compactMainRev) throw new KvError('compacted');
+    const hits = this.index.range(span, rev);
+    if (opts.countOnly === true || hits.length === 0) return { kvs: [], count: hits.length, rev: curRev };
+    const limit = opts.limit === undefined || opts.limit <= 0 || opts.limit > hits.length ? hits.length : opts.limit;
+    const kvs: mvccpb.KeyValue[] = [];
+    for (let i = 0; i < limit; i++) kvs.push(this.readRevision((hits[i] as IndexHit).at.modified));
+    return { kvs, count: hits.length, rev: curRev };
+  }
+
+  private readRevision(rev: Revision): mvccpb.KeyValue {
+    const v = this.backend.get(this.keyBucket, revToBytes(rev));
+    assert(v !== undefined, `mvcc: revision ${rev.main}.${rev.sub} in the index but not in the backend`);
+    return mvccpb.KeyValue.decode(v);
+  }
+
+  // ---- writes ----
+
+  /**
+   * Runs fn as one write transaction: all its changes get revision rev + 1,
+   * which becomes the store revision at the end if anything changed. Runs in
+   * a backend write scope (joining the caller's, if one is open).
+   */
+  write<T>(fn: (txn: KvWriteTxn) => T): T {
+    assert(!this.txnOpen, 'mvcc write transactions do not nest');
+    assert(!this.closed, 'mvcc store is closed');
+    return this.backend.write(() => {
+      const txn = new KvWriteTxn(this, this.currentRev);
+      this.txnOpen = true;
+      let result: T;
+      try {
+        result = fn(txn);
+      } finally {
+        this.txnOpen = false;
+      }
+      if (txn.changes.length > 0) {
+        this.currentRev++;
+        assert(this.currentRev === txn.beginRev + 1, 'one revision per write transaction');
+        this.observer?.onTxnEnd(this.currentRev, txn.changes);
+      }
+      return result;
+    });
+  }
+
+  /**
+   * Deletes the given keys in one write transaction (a revoked lease's keys;
+   * src/lease's RangeDeleter). Keys that do not exist are skipped.
+   */
+  deleteKeys(keys: readonly Uint8Array[]): void {
+    this.write((txn) => {
+      for (const key of keys) txn.deleteRange(key, new Uint8Array(0));
+    });
+  }
+
+  /** @internal KvWriteTxn's put. */
+  putAt(txn: KvWriteTxn, key: Uint8Array, value: Uint8Array, lease: LeaseId): void {
+    const rev = txn.beginRev + 1;
+    const keyStr = bytesToKey(key);
+    const prev = this.index.get(keyStr, rev);
+    const idxRev: Revision = { main: rev, sub: txn.changes.length };
+    const kv = mvccpb.KeyValue.create({
+      key,
+      value,
+      createRevision: prev === undefined ? rev : prev.at.created.main,
+      modRevision: rev,
+      version: (prev === undefined ? 0 : prev.at.version) + 1,
+      lease,
+    });
+    this.backend.put(this.keyBucket, revToBytes(idxRev), mvccpb.KeyValue.encode(kv));
+    const ki = this.index.put(keyStr, idxRev);
+    txn.changes.push(kv);
+    // A deleted key has no lease left; a live one detaches from its old lease first.
+    if (ki.lease !== 0n) this.leases.detach(ki.lease, [key]);
+    if (lease !== 0n) this.leases.attach(lease, [key]);
+    ki.lease = lease;
+  }
+
+  /** @internal KvWriteTxn's delete of one existing key. */
+  deleteAt(txn: KvWriteTxn, ki: KeyIndex): void {
+    const idxRev: Revision = { main: txn.beginRev + 1, sub: txn.changes.length };
+    const key = keyToBytes(ki.key);
+    const kv = mvccpb.KeyValue.create({ key });
+    this.backend.put(this.keyBucket, revToBytes(idxRev, true), mvccpb.KeyValue.encode(kv));
+    assert(this.index.tombstone(ki.key, idxRev), 'mvcc: tombstone of an existing key');
+    txn.changes.push(kv);
+    if (ki.lease !== 0n) this.leases.detach(ki.lease, [key]);
+    ki.lease = 0n;
+  }
+
+  /** @internal The live keys of a span at rev, for a delete. */
+  keysAt(span: KeySpan, rev: number): KeyIndex[] {
+    return this.index.range(span, rev).map((h) => h.ki);
+  }
+
+  // ---- compaction ----
+
+  /**
+   * Compacts at rev: reads below rev fail from now on, and the history
+   * below it is removed from the backend in batches, between writes. The
+   * scheduled revision is written in the caller's write scope; the promise
+   * resolves when the removal is complete (etcd's "physical" compaction).
+   */
+  compact(rev: number): Promise<void> {
+    assert(!this.closed, 'mvcc store is closed');
+    if (rev <= this.compactMainRev) throw new KvError('compacted');
+    if (rev > this.currentRev) throw new KvError('future-rev');
+    this.compactMainRev = rev;
+    this.schema.setScheduledCompactRevision(rev);
+    return this.scheduleCompaction(rev);
+  }
+
+  private scheduleCompaction(rev: number): Promise<void> {
+    const job = this.compactionChain.then(() => this.runCompaction(rev));
+    this.compactionChain = job.catch(() => undefined);
+    return job;
+  }
+
+  private async runCompaction(rev: number): Promise<void> {
+    const startedMs = performance.now();
+    const available = new Set<string>();
+    for (let from: string | undefined = ''; from !== undefined; ) {
+      if (this.closed) return;
+      from = this.index.compactSlice(rev, available, from, this.indexSliceKeys);
+      if (from !== undefined) await this.pause(0);
+    }
+    const end = revToBytes({ main: rev + 1, sub: 0 });
+    let last = revToBytes({ main: 0, sub: 0 });
+    let deleted = 0;
+    for (;;) {
+      if (this.closed) return;
+      assert(!this.backend.inWrite, 'compaction batches run between writes');
+      const done = this.backend.write((tx) => {
+        const entries = tx.range(this.keyBucket, last, end, this.compactionBatchLimit);
+        for (const e of entries) {
+          const r = bytesToRev(e.key);
+          if (!available.has(revKey(r.main, r.sub))) {
+            tx.delete(this.keyBucket, e.key);
+            deleted++;
+          }
+        }
+        if (entries.length < this.compactionBatchLimit) {
+          this.schema.setFinishedCompactRevision(rev);
+          return true;
+        }
+        const r = bytesToRev((entries[entries.length - 1] as { key: Uint8Array }).key);
+        last = revToBytes({ main: r.main, sub: r.sub + 1 });
+        return false;
+      });
+      if (done) break;
+      await this.pause(this.compactionSleepMs);
+    }
+    this.logger.info('finished scheduled compaction', { compactRevision: rev, deletedRevisions: deleted, tookMs: Math.round(performance.now() - startedMs) });
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.compactionTimer = this.timers.setTimeout(() => {
+        this.compactionTimer = undefined;
+        resolve();
+      }, ms);
+    });
+  }
+
+  // ---- hash ----
+
+  /**
+   * etcd's HashByRev: CRC-32C of "key" and then of each key-bucket entry
+   * (key bytes, value bytes) with revision <= rev (0: the current one),
+   * skipping revisions at or below the compact revision that a compaction
+   * at rev would not keep. Equal histories give equal hashes, across
+   * members and against etcd itself.
+   */
+  hashByRev(rev: number): HashKvResult {
+    const compactRev = this.compactMainRev;
+    const currentRev = this.currentRev;
+    if (rev > 0 && rev <= compactRev) throw new KvError('compacted');
+    if (rev > 0 && rev > currentRev) throw new KvError('future-rev');
+    const hashRev = rev === 0 ? currentRev : rev;
+    const keep = this.index.keep(hashRev);
+    let crc = crc32cUpdate(0, keyBucketName);
+    // As etcd, a negative revision hashes no entry at all.
+    if (hashRev < 0) return { hash: crc, currentRev, compactRev };
+    this.backend.forEach(this.keyBucket, new Uint8Array(0), revToBytes({ main: hashRev + 1, sub: 0 }), (k, v) => {
+      const r = bytesToRev(k);
+      if (r.main <= compactRev && keep.size > 0 && !keep.has(revKey(r.main, r.sub))) return;
+      crc = crc32cUpdate(crc32cUpdate(crc, k), v);
+    });
+    return { hash: crc, currentRev, compactRev };
+  }
+
+  // ---- open / close ----
+
+  private restore(): void {
+    const { scheduled, finished } = this.schema.compactRevisions();
+    this.compactMainRev = finished;
+    let lastRev = 1;
+    this.backend.forEach(this.keyBucket, new Uint8Array(0), undefined, (k, v) => {
+      const rev = bytesToRev(k);
+      const kv = mvccpb.KeyValue.decode(v);
+      const keyStr = bytesToKey(kv.key);
+      const tomb = isTombstoneBytes(k);
+      lastRev = rev.main;
+      const ki = this.index.keyIndex(keyStr);
+      if (ki !== undefined) {
+        if (tomb) ki.tombstone(rev);
+        else ki.put(rev);
+        ki.lease = tomb ? 0n : kv.lease;
+      } else if (!tomb) {
+        // Compaction removed the earlier versions: the surviving one says where the generation began.
+        const fresh = new KeyIndex(keyStr);
+        fresh.restore({ main: kv.createRevision, sub: 0 }, rev, kv.version);
+        fresh.lease = kv.lease;
+        this.index.insert(fresh);
+      }
+    });
+    // Compaction may have removed every revision up to the compact revision.
+    this.currentRev = Math.max(lastRev, this.compactMainRev);
+    this.reattachLeases();
+    // As etcd, a scheduled compaction at revision 0 is not resumed (it has nothing to remove).
+    if (scheduled > 0 && scheduled > this.compactMainRev) {
+      this.logger.info('resume scheduled compaction', { scheduledCompactRevision: scheduled });
+      this.compactMainRev = scheduled;
+      void this.scheduleCompaction(scheduled);
+    }
+  }
+
+  private reattachLeases(): void {
+    const byLease = new Map<LeaseId, Uint8Array[]>();
+    this.index.visit({ start: '', end: undefined, single: false }, (ki) => {
+      if (ki.lease === 0n) return;
+      let keys = byLease.get(ki.lease);
+      if (keys === undefined) byLease.set(ki.lease, (keys = []));
+      keys.push(keyToBytes(ki.key));
+    });
+    for (const [lease, keys] of byLease) this.leases.attach(lease, keys);
+  }
+
+  /** Stops the compaction job (a scheduled compaction resumes at the next open); the backend stays open. */
+  close(): void {
+    this.closed = true;
+    if (this.compactionTimer !== undefined) this.timers.clearTimeout(this.compactionTimer);
+  }
+
+  /** Resolves when every compaction scheduled so far has finished (or stopped at close). */
+  compactionsDone(): Promise<void> {
+    return this.compactionChain;
+  }
+}
+
+/** One write transaction; see KvStore.write. */
+export class KvWriteTxn {
+  readonly changes: mvccpb.KeyValue[] = [];
+
+  constructor(
+    private readonly store: KvStore,
+    /** The store revision before the transaction; its changes get beginRev + 1. */
+    readonly beginRev: number,
+  ) {}
+
+  /** The revision this transaction's reads see: its own changes included. */
+  get readRev(): number {
+    return this.changes.length > 0 ? this.beginRev + 1 : this.beginRev;
+  }
+
+  range(key: Uint8Array, rangeEnd: Uint8Array, opts: RangeOptions = {}): RangeResult {
+    return this.store.rangeAt(spanOf(key, rangeEnd), this.readRev, opts);
+  }
+
+  /** Puts key = value with lease (0n: none); returns the revision of the change. */
+  put(key: Uint8Array, value: Uint8Array, lease: LeaseId): number {
+    assert(key.length > 0, 'mvcc: empty key');
+    this.store.putAt(this, key, value, lease);
+    return this.beginRev + 1;
+  }
+
+  /**
+   * Deletes every live key in the range; returns how many and the revision
+   * (beginRev when nothing changed in the whole transaction so far).
+   */
+  deleteRange(key: Uint8Array, rangeEnd: Uint8Array): { deleted: number; rev: number } {
+    const keys = this.store.keysAt(spanOf(key, rangeEnd), this.readRev);
+    for (const ki of keys) this.store.deleteAt(this, ki);
+    return { deleted: keys.length, rev: this.readRev };
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The in-memory index: every key's KeyIndex, in key order. Keys are in
+ * bytesToKey form throughout (one char per byte).
+ */
+import { assert } from '../base/index.js';
+import { SortedMap } from './btree.js';
+import { KeyIndex, type KeyAt } from './key-index.js';
+import type { Revision } from './revision.js';
+
+/**
+ * Which keys a request names: just `start` (single), or start <= key < end,
+ * with end undefined meaning no upper bound (range_end "\0").
+ */
+export interface KeySpan {
+  readonly start: string;
+  readonly end: string | undefined;
+  readonly single: boolean;
+}
+
+export interface IndexHit {
+  readonly ki: KeyIndex;
+  readonly at: KeyAt;
+}
+
+export class TreeIndex {
+  private readonly tree = new SortedMap<KeyIndex>();
+
+  /** Keys with at least one generation (deleted keys stay until compacted). */
+  get size(): number {
+    return this.tree.size;
+  }
+
+  keyIndex(key: string): KeyIndex | undefined {
+    return this.tree.get(key);
+  }
+
+  get(key: string, atRev: number): IndexHit | undefined {
+    const ki = this.tree.get(key);
+    if (ki === undefined) return undefined;
+    const at = ki.get(atRev);
+    return at === undefined ? undefined : { ki, at };
+  }
+
+  put(key: string, rev: Revision): KeyIndex {
+    let ki = this.tree.get(key);
+    if (ki === undefined) {
+      ki = new KeyIndex(key);
+      this.tree.set(key, ki);
+    }
+    ki.put(rev);
+    return ki;
+  }
+
+  /** Inserts a KeyIndex built elsewhere (restore). */
+  insert(ki: KeyIndex): void {
+    assert(this.tree.get(ki.key) === undefined, 'index insert of an existing key');
+    this.tree.set(ki.key, ki);
+  }
+
+  /** Tombstones the key; false if it does not exist (or is already deleted). */
+  tombstone(key: string, rev: Revision): boolean {
+    const ki = this.tree.get(key);
+    if (ki === undefined) return false;
+    return ki.tombstone(rev);
+  }
+
+  /** Every key in the span that exists at atRev, in key order. */
+  range(span: KeySpan, atRev: number): IndexHit[] {
+    if (span.single) {
+      const hit = this.get(span.start, atRev);
+      return hit === undefined ? [] : [hit];
+    }
+    const out: IndexHit[] = [];
+    this.tree.forEachFrom(span.start, span.end, (_k, ki) => {
+      const at = ki.get(atRev);
+      if (at !== undefined) out.push({ ki, at });
+    });
+    return out;
+  }
+
+  /** Calls fn for each KeyIndex in the span, in key order (the index must not change meanwhile). */
+  visit(span: KeySpan, fn: (ki: KeyIndex) => void): void {
+    if (span.single) {
+      const ki = this.tree.get(span.start);
+      if (ki !== undefined) fn(ki);
+      return;
+    }
+    this.tree.forEachFrom(span.start, span.end, (_k, ki) => {
+      fn(ki);
+    });
+  }
+
+  /**
+   * Compacts at most keysMax keys from `fromKey` on (etcd compacts the whole
+   * index in one go; doing it in slices lets writes run in between). Returns
+   * the key to continue from, or undefined when done.
+   */
+  compactSlice(atRev: number, available: Set<string>, fromKey: string, keysMax: number): string | undefined {
+    const slice: KeyIndex[] = [];
+    let next: string | undefined;
+    this.tree.forEachFrom(fromKey, undefined, (k, ki) => {
+      if (slice.length === keysMax) {
+        next = k;
+        return false;
+      }
+      slice.push(ki);
+      return true;
+    });
+    for (const ki of slice) {
+      ki.compact(atRev, available);
+      if (ki.isEmpty()) this.tree.delete(ki.key);
+    }
+    return next;
+  }
+
+  /** The revisions a compaction at atRev would keep (etcd's Keep, for HashKV). */
+  keep(atRev: number): Set<string> {
+    const available = new Set<string>();
+    this.tree.forEachFrom('', undefined, (_k, ki) => {
+      ki.keep(atRev, available);
+    });
+    return available;
+  }
+}
