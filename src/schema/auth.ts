@@ -1,73 +1,63 @@
-/** Auth state in the backend: the enabled flag, the auth revision, users and roles. */
-import { copyBytes, fromUtf8, utf8 } from '../base/index.js';
-import { authpb } from '../pb/index.js';
+/**
+ * Auth state in the backend, in the shape src/auth's AuthBackend declares
+ * (schema implements it structurally; auth does not import schema): the
+ * enabled flag, the auth revision, users and roles as encoded authpb values
+ * keyed by name. Writes join the caller's write scope (the apply's).
+ */
+import { copyBytes } from '../base/index.js';
 import type { Schema } from './meta.js';
 import { authKeys, readUint64, uint64Bytes } from './schema.js';
 
 const enabledByte = new Uint8Array([1]);
 const disabledByte = new Uint8Array([0]);
-const allNames = new Uint8Array([0]);
+const firstKey = new Uint8Array(0);
+
+export interface StoredAuthState {
+  readonly enabled: boolean;
+  /** 0 when never written. */
+  readonly revision: number;
+  /** Encoded authpb.User values, in name order. */
+  readonly users: readonly Uint8Array[];
+  /** Encoded authpb.Role values, in name order. */
+  readonly roles: readonly Uint8Array[];
+}
 
 export class AuthStorage {
   constructor(private readonly schema: Schema) {}
 
-  enabled(): boolean {
-    const v = this.schema.backend.get(this.schema.buckets.auth, authKeys.enabled);
-    return v !== undefined && v.length === 1 && v[0] === 1;
+  load(): StoredAuthState {
+    const { backend, buckets } = this.schema;
+    const flag = backend.get(buckets.auth, authKeys.enabled);
+    const rev = backend.get(buckets.auth, authKeys.revision);
+    return {
+      enabled: flag !== undefined && flag.length === 1 && flag[0] === 1,
+      revision: rev === undefined ? 0 : readUint64(rev, 0),
+      users: backend.range(buckets.authUsers, firstKey, undefined).map((e) => e.value),
+      roles: backend.range(buckets.authRoles, firstKey, undefined).map((e) => e.value),
+    };
+  }
+
+  putUser(name: Uint8Array, encodedUser: Uint8Array): void {
+    this.schema.backend.write((tx) => tx.put(this.schema.buckets.authUsers, copyBytes(name), copyBytes(encodedUser)));
+  }
+
+  deleteUser(name: Uint8Array): void {
+    this.schema.backend.write((tx) => tx.delete(this.schema.buckets.authUsers, copyBytes(name)));
+  }
+
+  putRole(name: Uint8Array, encodedRole: Uint8Array): void {
+    this.schema.backend.write((tx) => tx.put(this.schema.buckets.authRoles, copyBytes(name), copyBytes(encodedRole)));
+  }
+
+  deleteRole(name: Uint8Array): void {
+    this.schema.backend.write((tx) => tx.delete(this.schema.buckets.authRoles, copyBytes(name)));
   }
 
   setEnabled(enabled: boolean): void {
     this.schema.backend.write((tx) => tx.put(this.schema.buckets.auth, authKeys.enabled, enabled ? enabledByte : disabledByte));
   }
 
-  /** The auth revision (0 when never written). */
-  revision(): number {
-    const v = this.schema.backend.get(this.schema.buckets.auth, authKeys.revision);
-    return v === undefined ? 0 : readUint64(v, 0);
-  }
-
-  setRevision(rev: number): void {
-    this.schema.backend.write((tx) => tx.put(this.schema.buckets.auth, authKeys.revision, uint64Bytes(rev)));
-  }
-
-  user(name: string): authpb.User | undefined {
-    const v = this.schema.backend.get(this.schema.buckets.authUsers, utf8(name));
-    return v === undefined ? undefined : authpb.User.decode(v);
-  }
-
-  putUser(user: authpb.User): void {
-    this.schema.backend.write((tx) => tx.put(this.schema.buckets.authUsers, copyBytes(user.name), authpb.User.encode(user)));
-  }
-
-  deleteUser(name: string): void {
-    this.schema.backend.write((tx) => tx.delete(this.schema.buckets.authUsers, utf8(name)));
-  }
-
-  /** Every user, in name order. */
-  users(): authpb.User[] {
-    return this.schema.backend.range(this.schema.buckets.authUsers, allNames, undefined).map((e) => authpb.User.decode(e.value));
-  }
-
-  role(name: string): authpb.Role | undefined {
-    const v = this.schema.backend.get(this.schema.buckets.authRoles, utf8(name));
-    return v === undefined ? undefined : authpb.Role.decode(v);
-  }
-
-  putRole(role: authpb.Role): void {
-    this.schema.backend.write((tx) => tx.put(this.schema.buckets.authRoles, copyBytes(role.name), authpb.Role.encode(role)));
-  }
-
-  deleteRole(name: string): void {
-    this.schema.backend.write((tx) => tx.delete(this.schema.buckets.authRoles, utf8(name)));
-  }
-
-  /** Every role, in name order. */
-  roles(): authpb.Role[] {
-    return this.schema.backend.range(this.schema.buckets.authRoles, allNames, undefined).map((e) => authpb.Role.decode(e.value));
-  }
-
-  /** Names as etcd lists them (sorted byte-wise). */
-  userNames(): string[] {
-    return this.users().map((u) => fromUtf8(u.name));
+  setRevision(revision: number): void {
+    this.schema.backend.write((tx) => tx.put(this.schema.buckets.auth, authKeys.revision, uint64Bytes(revision)));
   }
 }

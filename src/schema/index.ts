@@ -12,6 +12,6 @@
  */
 export * from './schema.js';
 export { Schema, type AppliedIndex, type CompactRevisions, type SchemaBuckets } from './meta.js';
-export { AuthStorage } from './auth.js';
+export { AuthStorage, type StoredAuthState } from './auth.js';
 export { MembershipStorage } from './membership.js';
 export { AlarmStorage } from './alarm.js';
