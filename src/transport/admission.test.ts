@@ -1,0 +1,112 @@
+// Every incoming request is admitted only with the right cluster id, protocol
+// version, recipient and a sender that is not removed; malformed streams are
+// cut off and counted.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
+import { Registry } from '../base/index.js';
+import { ClusterIdMismatchError, MemberRemovedError } from './errors.js';
+import { headers, paths, protocolVersion } from './protocol.js';
+import { connectAll, heartbeat, startMember, testClusterId, waitFor, waitMesh } from './testing.js';
+
+test('a member of another cluster is refused with 412 and the sender is told', async () => {
+  const a = await startMember(1n);
+  const d = await startMember(4n, { clusterId: 0x999n });
+  try {
+    a.t.addPeer(4n, [d.url]);
+    await waitFor(() => a.rejected.length > 0, 'rejection');
+    const first = a.rejected[0];
+    assert.ok(first?.err instanceof ClusterIdMismatchError, String(first?.err));
+    assert.equal(first.peer, 4n);
+    assert.match(first.err.message, /cluster ID mismatch: got 1234abcd, want 999/);
+    a.t.send([heartbeat(1n, 4n, 1)]);
+    await waitFor(() => a.unreachable.includes(4n), 'unreachable');
+    assert.equal(a.t.activeSince(4n), undefined);
+    assert.deepEqual(d.received, []);
+  } finally {
+    await Promise.all([a.t.stop(), d.t.stop()]);
+  }
+});
+
+test('a removed member is refused with 410, also when removed while connected', async () => {
+  const a = await startMember(1n);
+  const b = await startMember(2n);
+  try {
+    connectAll([a, b]);
+    await waitMesh([a, b]);
+    a.t.send([heartbeat(1n, 2n, 1)]);
+    await waitFor(() => b.received.length === 1, 'message before the removal');
+
+    b.removed.add(1n);
+    b.t.removePeer(1n); // closes the streams member 1 had opened to us
+    await waitFor(() => a.rejected.some((r) => r.err instanceof MemberRemovedError), 'member-removed rejection');
+    assert.equal(a.rejected.find((r) => r.err instanceof MemberRemovedError)?.peer, 2n);
+    assert.equal(a.t.activeSince(2n), undefined);
+    a.t.send([heartbeat(1n, 2n, 2)]);
+    await waitFor(() => a.unreachable.includes(2n), 'unreachable');
+    assert.equal(b.received.length, 1, 'nothing delivered after the removal');
+  } finally {
+    await Promise.all([a.t.stop(), b.t.stop()]);
+  }
+});
+
+interface Answer {
+  status: number;
+  code: string | undefined;
+  closed: boolean;
+}
+
+/** One raw request to a member; resolves with the answer and whether the server ended the stream. */
+async function rawRequest(url: string, h: Record<string, string>, body?: Uint8Array): Promise<Answer> {
+  const session = http2.connect(url);
+  session.on('error', () => undefined);
+  try {
+    return await new Promise<Answer>((resolve) => {
+      const req = session.request({ ':method': 'POST', ...h }, { endStream: false });
+      let status = 0;
+      let code: string | undefined;
+      req.on('response', (rh) => {
+        status = Number(rh[':status']);
+        code = rh[headers.errorCode] as string | undefined;
+        if (status !== 200) resolve({ status, code, closed: true });
+      });
+      req.on('error', () => undefined);
+      req.on('close', () => resolve({ status, code, closed: true }));
+      req.on('data', () => undefined);
+      if (body !== undefined) req.write(body);
+    });
+  } finally {
+    session.destroy();
+  }
+}
+
+test('wrong version, recipient, cluster or path are refused with etcd statuses; garbage frames cut the stream', async () => {
+  const reg = new Registry();
+  const b = await startMember(2n, { metrics: reg });
+  try {
+    const good = {
+      [headers.clusterId]: testClusterId.toString(16), [headers.from]: '1', [headers.to]: '2', [headers.protocol]: protocolVersion,
+    };
+    const stream = { ':path': paths.streamMessage };
+    assert.deepEqual(await rawRequest(b.url, { ...stream, ...good, [headers.protocol]: '0' }), { status: 412, code: 'incompatible-version', closed: true });
+    assert.deepEqual(await rawRequest(b.url, { ...stream, ...good, [headers.to]: '3' }), { status: 412, code: 'to-mismatch', closed: true });
+    assert.deepEqual(await rawRequest(b.url, { ...stream, ...good, [headers.clusterId]: 'beef' }), { status: 412, code: 'cluster-id-mismatch', closed: true });
+    assert.deepEqual(await rawRequest(b.url, { ':path': '/nope', ...good }), { status: 404, code: 'bad-request', closed: true });
+    b.removed.add(1n);
+    assert.deepEqual(await rawRequest(b.url, { ...stream, ...good }), { status: 410, code: 'member-removed', closed: true });
+    b.removed.clear();
+    // A frame claiming 200 MiB, over frameBytesMax: the stream is reset, nothing reaches raft.
+    const huge = Buffer.alloc(8);
+    huge.writeUInt32BE(200 * 1024 * 1024, 0);
+    const a = await rawRequest(b.url, { ...stream, ...good }, huge);
+    assert.equal(a.status, 200);
+    assert.deepEqual(b.received, []);
+    // A corrupt checksum on an otherwise valid frame.
+    const bad = Buffer.from([0, 0, 0, 2, 0xde, 0xad, 0xbe, 0xef, 8, 8]);
+    await rawRequest(b.url, { ...stream, ...good }, bad);
+    assert.deepEqual(b.received, []);
+    assert.match(reg.render(), /etcd_network_peer_received_failures_total\{From="1"\} 2/);
+  } finally {
+    await b.t.stop();
+  }
+});

@@ -1,0 +1,114 @@
+/**
+ * Message framing on the peer streams. A frame is
+ *
+ *   u32 big-endian payload length | u32 big-endian CRC-32 (IEEE, zlib) of the payload | payload
+ *
+ * where the payload is `raftpb.Message.encode(m)`. When the stream was opened
+ * without checksums (header `x-etcd-ts-frame-crc: 0`) the CRC word is written as
+ * zero and not checked. Many frames go out in one buffer (one write per batch).
+ */
+import { crc32 } from 'node:zlib';
+import { assert } from '../base/index.js';
+import { Writer, raftpb } from '../pb/index.js';
+import { FrameCorruptError, FrameTooLargeError } from './errors.js';
+
+export const frameHeaderBytes = 8;
+/** A u32 length cannot say more than this; frameBytesMax options are checked against it. */
+export const frameLengthMax = 0xffff_ffff;
+
+const batchBytesInitial = 16 * 1024;
+
+/**
+ * Encodes messages as consecutive frames into one new buffer (never shared
+ * scratch: the buffer stays queued in the HTTP/2 stream after this returns).
+ */
+export function encodeFrames(msgs: readonly raftpb.Message[], crc: boolean): Uint8Array {
+  const w = new Writer(batchBytesInitial);
+  for (const m of msgs) {
+    w.ensure(frameHeaderBytes);
+    const at = w.pos;
+    w.pos += frameHeaderBytes;
+    raftpb.Message.write(m, w);
+    const length = w.pos - at - frameHeaderBytes;
+    assert(length <= frameLengthMax, 'frame length overflows u32');
+    w.buf.writeUInt32BE(length, at);
+    w.buf.writeUInt32BE(crc ? crc32(w.buf.subarray(at + frameHeaderBytes, w.pos)) : 0, at + 4);
+  }
+  return w.buf.subarray(0, w.pos);
+}
+
+/** One frame around already encoded bytes (the snapshot request's leading message). */
+export function encodeFrame(payload: Uint8Array, crc: boolean): Uint8Array {
+  assert(payload.length <= frameLengthMax, 'frame length overflows u32');
+  const out = Buffer.allocUnsafe(frameHeaderBytes + payload.length);
+  out.writeUInt32BE(payload.length, 0);
+  out.writeUInt32BE(crc ? crc32(payload) : 0, 4);
+  out.set(payload, frameHeaderBytes);
+  return out;
+}
+
+/**
+ * Incremental frame parser. Bytes come in arbitrary chunks; every complete
+ * payload is handed out as its own exactly-sized buffer, so that the byte
+ * fields decoded from it (entry data, views by design of src/pb) keep only
+ * that message alive, not a whole network chunk.
+ */
+export class FrameDecoder {
+  private readonly header = Buffer.alloc(frameHeaderBytes);
+  private headerFilled = 0;
+  private payload: Uint8Array | undefined;
+  private payloadFilled = 0;
+  private expectedCrc = 0;
+
+  constructor(
+    private readonly frameBytesMax: number,
+    private readonly crc: boolean,
+  ) {
+    assert(frameBytesMax > 0 && frameBytesMax <= frameLengthMax, `bad frameBytesMax ${frameBytesMax}`);
+  }
+
+  /** True when no partial frame is buffered (the stream may end here). */
+  get idle(): boolean {
+    return this.headerFilled === 0 && this.payload === undefined;
+  }
+
+  /**
+   * Consumes chunk and calls onFrame for every completed payload. Returns the
+   * number of bytes of chunk consumed: all of them unless `stopAfterOne` asked
+   * to stop after the first frame (the snapshot body follows it). Throws
+   * FrameTooLargeError / FrameCorruptError; the decoder is then unusable.
+   */
+  push(chunk: Uint8Array, onFrame: (payload: Uint8Array) => void, stopAfterOne = false): number {
+    let at = 0;
+    // A zero-length payload completes with the header, so the loop runs while
+    // a payload is pending even when the chunk is used up.
+    while (at < chunk.length || (this.payload !== undefined && this.payloadFilled === this.payload.length)) {
+      if (this.payload === undefined) {
+        const take = Math.min(frameHeaderBytes - this.headerFilled, chunk.length - at);
+        this.header.set(chunk.subarray(at, at + take), this.headerFilled);
+        this.headerFilled += take;
+        at += take;
+        if (this.headerFilled < frameHeaderBytes) break;
+        const length = this.header.readUInt32BE(0);
+        if (length > this.frameBytesMax) throw new FrameTooLargeError(length, this.frameBytesMax);
+        this.expectedCrc = this.header.readUInt32BE(4);
+        this.payload = new Uint8Array(length);
+        this.payloadFilled = 0;
+      }
+      const take = Math.min(this.payload.length - this.payloadFilled, chunk.length - at);
+      this.payload.set(chunk.subarray(at, at + take), this.payloadFilled);
+      this.payloadFilled += take;
+      at += take;
+      if (this.payloadFilled < this.payload.length) break;
+      const done = this.payload;
+      this.payload = undefined;
+      this.headerFilled = 0;
+      if (this.crc && crc32(done) !== this.expectedCrc) {
+        throw new FrameCorruptError(`frame checksum mismatch (${done.length} bytes)`);
+      }
+      onFrame(done);
+      if (stopAfterOne) break;
+    }
+    return at;
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The listener side: every incoming HTTP/2 stream is admitted (cluster id,
+ * protocol version, recipient, sender not removed) and then routed to the
+ * raft stream reader, the snapshot receiver or an rpc handler. Refusals carry
+ * x-etcd-ts-error(-code) so the sender can rebuild the typed error.
+ */
+import * as http2 from 'node:http2';
+import { idToHex } from '../base/index.js';
+import { DecodeError, raftpb } from '../pb/index.js';
+import type { TransportContext } from './context.js';
+import { BadRequestError, FrameTooLargeError, RpcFailedError, TransportError, UnknownMethodError } from './errors.js';
+import { FrameDecoder, frameHeaderBytes } from './frame.js';
+import { admit, errorHeaderValue, headers, paths, type Admission } from './protocol.js';
+import { isRpcMethodName } from './rpc.js';
+import { receiveSnapshot } from './snapshot.js';
+
+function remoteAddress(stream: http2.ServerHttp2Stream): string {
+  const s = stream.session?.socket;
+  return s === undefined ? 'unknown' : `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
+}
+
+export class InboundHandler {
+  /** Open raft streams per sender, closed when that peer is removed. */
+  private readonly streams = new Map<bigint, Set<http2.ServerHttp2Stream>>();
+
+  constructor(private readonly ctx: TransportContext) {}
+
+  handle(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): void {
+    stream.on('error', () => undefined); // resets by the peer are normal; 'close' cleans up
+    const path = h[':path'] ?? '';
+    if (h[':method'] !== 'POST') {
+      this.refuse(stream, 405, new BadRequestError('method not allowed'));
+      return;
+    }
+    if (path === paths.streamMsgApp || path === paths.streamMessage) {
+      this.handleRaftStream(stream, h);
+    } else if (path === paths.snapshot) {
+      void this.handleSnapshot(stream, h);
+    } else if (path.startsWith(paths.rpcPrefix)) {
+      void this.handleRpc(stream, h, path.slice(paths.rpcPrefix.length));
+    } else {
+      this.refuse(stream, 404, new BadRequestError(`no such path ${JSON.stringify(path.slice(0, 64))}`));
+    }
+  }
+
+  /** Closes the raft streams a (now removed) peer had opened to us. */
+  closeFrom(id: bigint): void {
+    const set = this.streams.get(id);
+    if (set === undefined) return;
+    this.streams.delete(id);
+    for (const s of set) s.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  private admit(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders, needTo: boolean): Admission {
+    const a = admit(h, this.ctx, needTo);
+    if (!a.ok) {
+      this.ctx.logger.warn('refused peer request', {
+        path: h[':path'], from: h[headers.from], remote: remoteAddress(stream), code: a.error.code, error: a.error.message,
+      });
+      this.refuse(stream, a.status, a.error);
+    }
+    return a;
+  }
+
+  /** Answers with an error status and stops the upload (RST NO_ERROR after the headers). */
+  private refuse(stream: http2.ServerHttp2Stream, status: number, err: TransportError): void {
+    if (stream.closed || stream.destroyed) return;
+    if (!stream.headersSent) {
+      stream.respond(
+        {
+          ':status': status,
+          [headers.clusterId]: idToHex(this.ctx.clusterId),
+          [headers.error]: errorHeaderValue(err.message),
+          [headers.errorCode]: err.code,
+        },
+        { endStream: true },
+      );
+    }
+    stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  }
+
+  private handleRaftStream(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): void {
+    const a = this.admit(stream, h, true);
+    if (!a.ok) return;
+    const from = a.from;
+    stream.respond({ ':status': 200, [headers.clusterId]: idToHex(this.ctx.clusterId) });
+    let set = this.streams.get(from);
+    if (set === undefined) {
+      set = new Set();
+      this.streams.set(from, set);
+    }
+    set.add(stream);
+    stream.on('close', () => {
+      const cur = this.streams.get(from);
+      cur?.delete(stream);
+      if (cur?.size === 0) this.streams.delete(from);
+    });
+    this.ctx.peerSeen(from);
+    const decoder = new FrameDecoder(this.ctx.tuning.frameBytesMax, h[headers.frameCrc] !== '0');
+    const frames: Uint8Array[] = [];
+    stream.on('data', (chunk: Buffer) => {
+      frames.length = 0;
+      try {
+        decoder.push(chunk, (p) => frames.push(p));
+      } catch (e) {
+        this.streamFailed(stream, from, e);
+        return;
+      }
+      for (const payload of frames) {
+        if (!this.deliver(stream, from, payload)) return;
+      }
+    });
+  }
+
+  /** Decodes and steps one message; false when the stream was failed. */
+  private deliver(stream: http2.ServerHttp2Stream, from: bigint, payload: Uint8Array): boolean {
+    let m: raftpb.Message;
+    try {
+      m = raftpb.Message.decode(payload);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      this.streamFailed(stream, from, e);
+      return false;
+    }
+    this.ctx.metrics.received(from, payload.length + frameHeaderBytes);
+    if (m.to !== this.ctx.localId || m.from !== from) {
+      this.ctx.metrics.receiveFailed(from);
+      this.ctx.logger.warn('ignored raft message with wrong sender or recipient', { from, 'message-from': m.from, 'message-to': m.to });
+      return true;
+    }
+    if (this.ctx.stopped) return false;
+    // Not caught: a throw from raft is a bug in the member and must crash it.
+    this.ctx.raft.process(m);
+    return true;
+  }
+
+  private streamFailed(stream: http2.ServerHttp2Stream, from: bigint, e: unknown): void {
+    this.ctx.metrics.receiveFailed(from);
+    this.ctx.logger.warn('failed to read raft message stream', { from, error: e });
+    stream.close(e instanceof FrameTooLargeError ? http2.constants.NGHTTP2_FRAME_SIZE_ERROR : http2.constants.NGHTTP2_PROTOCOL_ERROR);
+  }
+
+  private async handleSnapshot(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): Promise<void> {
+    const a = this.admit(stream, h, true);
+    if (!a.ok) {
+      this.ctx.metrics.snapshotReceiveRefused(undefined);
+      return;
+    }
+    const refusal = await receiveSnapshot(this.ctx, stream, h, a.from);
+    if (refusal === undefined) return;
+    this.ctx.metrics.receiveFailed(a.from);
+    this.ctx.logger.warn('failed to receive database snapshot', { from: a.from, code: refusal.error.code, error: refusal.error.message });
+    this.refuse(stream, refusal.status, refusal.error);
+  }
+
+  private async handleRpc(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders, method: string): Promise<void> {
+    let from = 0n;
+    const anonymous = h[headers.clusterId] === undefined && h[headers.from] === undefined;
+    if (!anonymous || !this.ctx.anonymousRpcMethods.has(method)) {
+      const a = this.admit(stream, h, false);
+      if (!a.ok) return;
+      from = a.from;
+    }
+    const handler = isRpcMethodName(method) ? this.ctx.rpcHandlers[method] : undefined;
+    if (handler === undefined) {
+      this.refuse(stream, 404, new UnknownMethodError(method));
+      return;
+    }
+    let out: Uint8Array;
+    try {
+      const body = await readBody(stream, this.ctx.tuning.rpcBytesMax);
+      out = await handler(from, body);
+    } catch (e) {
+      const err = e instanceof TransportError ? e : new RpcFailedError(e instanceof Error ? e.message : String(e));
+      this.refuse(stream, err instanceof FrameTooLargeError ? 413 : 500, err);
+      return;
+    }
+    if (stream.closed || stream.destroyed) return;
+    stream.respond({ ':status': 200, [headers.clusterId]: idToHex(this.ctx.clusterId), 'content-length': String(out.length) });
+    stream.end(out);
+  }
+}
+
+/** Reads a whole request body, refusing more than bytesMax. */
+async function readBody(stream: http2.ServerHttp2Stream, bytesMax: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > bytesMax) throw new FrameTooLargeError(size, bytesMax);
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,238 @@
+/**
+ * The Transport of one member: its peer links (outgoing), its listeners
+ * (incoming) and the fault-injection filter in front of send().
+ */
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { assert, idToHex, systemClock } from '../base/index.js';
+import { raftpb } from '../pb/index.js';
+import { mathRand, systemTimers } from './backoff.js';
+import type { TransportContext } from './context.js';
+import { BadRequestError, PeerNotFoundError, StoppedError, type TransportError } from './errors.js';
+import { InboundHandler } from './inbound.js';
+import { PeerLink, type PeerStats } from './link.js';
+import { TransportMetrics } from './metrics.js';
+import { resolveTuning, type MessageFilter, type TransportOptions } from './options.js';
+import { membersRpcMethod } from './rpc.js';
+import { createPeerServer, destroySoon, trackClose } from './session.js';
+import { allowedCnRefusal } from './tls.js';
+
+/** Inbound connections accepted at once per listener; peers need a handful each. */
+const inboundConnectionsMax = 1024;
+
+function listenHost(u: URL): string {
+  return u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+}
+
+export class Transport {
+  private readonly ctx: TransportContext;
+  private readonly peers = new Map<bigint, PeerLink>();
+  private readonly servers: (http2.Http2Server | http2.Http2SecureServer)[] = [];
+  private readonly inboundSessions = new Set<http2.ServerHttp2Session>();
+  private readonly inbound: InboundHandler;
+  private filter: MessageFilter | undefined;
+  private isStopped = false;
+  private readonly unreachable = new Set<bigint>();
+
+  constructor(private readonly opts: TransportOptions) {
+    assert(opts.localId !== 0n, 'local member id must not be 0');
+    this.filter = opts.filter;
+    const isStopped = (): boolean => this.isStopped;
+    this.ctx = {
+      localId: opts.localId,
+      clusterId: opts.clusterId,
+      logger: opts.logger.with({ 'local-member-id': idToHex(opts.localId) }),
+      metrics: new TransportMetrics(opts.metrics, opts.localId),
+      raft: opts.raft,
+      snapshots: opts.snapshots,
+      rpcHandlers: opts.rpcHandlers ?? {},
+      anonymousRpcMethods: new Set(opts.anonymousRpcMethods ?? [membersRpcMethod]),
+      tuning: resolveTuning(opts.tuning),
+      clock: opts.clock ?? systemClock,
+      timers: opts.timers ?? systemTimers,
+      rand: opts.rand ?? mathRand,
+      tls: opts.tls,
+      get stopped() {
+        return isStopped();
+      },
+      reportUnreachable: (id) => this.reportUnreachable(id),
+      reportSnapshot: (id, ok) => queueMicrotask(() => {
+        if (!this.isStopped) opts.raft.reportSnapshot(id, ok);
+      }),
+      rejected: (peer, err) => this.rejected(peer, err),
+      peerSeen: (id) => this.peers.get(id)?.peerSeen(),
+    };
+    this.inbound = new InboundHandler(this.ctx);
+  }
+
+  /**
+   * Starts a peer listener on each URL (http:// or https://, host:port; port 0
+   * picks a free one). Returns the URLs actually bound, in order.
+   */
+  async listen(urls: readonly string[]): Promise<string[]> {
+    const bound: string[] = [];
+    for (const url of urls) bound.push(await this.listenOne(url));
+    return bound;
+  }
+
+  private async listenOne(url: string): Promise<string> {
+    if (this.isStopped) throw new StoppedError();
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BadRequestError(`${url}: listen URLs must be http:// or https://`);
+    const server = createPeerServer(u.protocol === 'https:', this.ctx.tuning, this.ctx.tls);
+    server.maxConnections = inboundConnectionsMax;
+    server.on('session', (s: http2.ServerHttp2Session) => this.acceptSession(s));
+    server.on('stream', (stream, h) => this.inbound.handle(stream, h));
+    server.on('sessionError', (e) => this.ctx.logger.debug('peer session error', { error: e }));
+    const tls = this.ctx.tls;
+    if (u.protocol === 'https:' && tls?.allowedCn !== undefined) {
+      server.on('secureConnection', (sock: TLSSocket) => {
+        const refusal = allowedCnRefusal(tls, sock);
+        if (refusal === undefined) return;
+        this.ctx.logger.warn('rejected peer connection', { remote: sock.remoteAddress, reason: refusal });
+        sock.destroy();
+      });
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(u.port === '' ? 2380 : Number(u.port), listenHost(u), () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (e) => this.ctx.logger.error('peer listener error', { error: e }));
+    this.servers.push(server);
+    const port = (server.address() as AddressInfo).port;
+    const boundUrl = `${u.protocol}//${u.hostname}:${port}`;
+    this.ctx.logger.info('listening for peers', { address: boundUrl });
+    return boundUrl;
+  }
+
+  private acceptSession(s: http2.ServerHttp2Session): void {
+    trackClose(s);
+    if (this.isStopped) {
+      void destroySoon(s);
+      return;
+    }
+    this.inboundSessions.add(s);
+    s.on('close', () => this.inboundSessions.delete(s));
+    s.on('error', () => undefined);
+    try {
+      s.setLocalWindowSize(this.ctx.tuning.sessionWindowBytes);
+    } catch {
+      // The session closed already; 'close' removes it.
+    }
+  }
+
+  addPeer(id: bigint, urls: readonly string[]): void {
+    if (this.isStopped) return;
+    assert(id !== this.ctx.localId, 'a member is not its own peer');
+    const link = this.peers.get(id);
+    if (link !== undefined) {
+      link.updateUrls(urls);
+      return;
+    }
+    this.ctx.logger.info('starting remote peer', { 'remote-peer-id': idToHex(id), urls });
+    this.peers.set(id, new PeerLink(this.ctx, id, [...urls]));
+  }
+
+  removePeer(id: bigint): void {
+    const link = this.peers.get(id);
+    if (link === undefined) return;
+    this.peers.delete(id);
+    void link.stop();
+    this.inbound.closeFrom(id);
+    this.ctx.logger.info('removed remote peer', { 'remote-peer-id': idToHex(id) });
+  }
+
+  updatePeer(id: bigint, urls: readonly string[]): void {
+    this.peers.get(id)?.updateUrls([...urls]);
+  }
+
+  hasPeer(id: bigint): boolean {
+    return this.peers.has(id);
+  }
+
+  /** Replaces the fault-injection filter (undefined: every message passes). */
+  setFilter(filter: MessageFilter | undefined): void {
+    this.filter = filter;
+  }
+
+  /**
+   * Queues messages to their peers; never blocks, never throws for a peer's
+   * state. Messages must not be mutated afterwards (they are encoded on the
+   * next turn, in one batch per peer stream).
+   */
+  send(msgs: readonly raftpb.Message[]): void {
+    if (this.isStopped) return;
+    for (const m of msgs) {
+      const link = this.peers.get(m.to);
+      if (link === undefined) {
+        this.ctx.logger.debug('ignored message send request; unknown remote peer target', { 'remote-peer-id': idToHex(m.to) });
+        continue;
+      }
+      const verdict = this.filter === undefined ? 'pass' : this.filter(m, m.to);
+      if (verdict === 'pass') {
+        link.send(m);
+      } else if (verdict === 'drop') {
+        // A lost MsgSnap must still end raft's wait for its outcome, as a broken connection would.
+        if (m.type === raftpb.MessageType.MsgSnap) {
+          this.reportUnreachable(m.to);
+          this.ctx.reportSnapshot(m.to, false);
+        }
+      } else {
+        link.sendDelayed(m, verdict.delayMs);
+      }
+    }
+  }
+
+  /** A generic peer RPC; rejects with a TransportError (timeout, unreachable, refused, remote failure). */
+  call(id: bigint, method: string, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.isStopped) return Promise.reject(new StoppedError());
+    const link = this.peers.get(id);
+    if (link === undefined) return Promise.reject(new PeerNotFoundError(idToHex(id)));
+    return link.call(method, body, timeoutMs);
+  }
+
+  /** When (transport clock, ms) the connection to this peer last became active; undefined while it is not. */
+  activeSince(id: bigint): number | undefined {
+    return this.peers.get(id)?.activeSince();
+  }
+
+  /** Counters of the link to this peer (state, queued, messages and writes); undefined for an unknown peer. */
+  peerStats(id: bigint): PeerStats | undefined {
+    return this.peers.get(id)?.stats();
+  }
+
+  /** Closes every connection and listener; no callback into the member happens afterwards. */
+  async stop(): Promise<void> {
+    if (this.isStopped) return;
+    this.isStopped = true;
+    const closing: Promise<void>[] = [];
+    for (const link of this.peers.values()) closing.push(link.stop());
+    this.peers.clear();
+    for (const s of this.inboundSessions) closing.push(destroySoon(s));
+    this.inboundSessions.clear();
+    closing.push(...this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(closing);
+    this.servers.length = 0;
+    this.ctx.logger.info('stopped peer transport');
+  }
+
+  private reportUnreachable(id: bigint): void {
+    if (this.unreachable.size === 0) {
+      queueMicrotask(() => {
+        const ids = [...this.unreachable];
+        this.unreachable.clear();
+        if (this.isStopped) return;
+        for (const p of ids) this.opts.raft.reportUnreachable(p);
+      });
+    }
+    this.unreachable.add(id);
+  }
+
+  private rejected(peer: bigint, err: TransportError): void {
+    if (!this.isStopped) this.opts.onRejected?.(peer, err);
+  }
+}
