@@ -78,14 +78,21 @@ const zeroFillChunk = Buffer.alloc(1024 * 1024);
 
 /**
  * Writes zeros over [from, to) asynchronously, 1 MiB at a time so that the
- * event loop and the live segment's fsyncs interleave with it.
+ * event loop and the live segment's fsyncs interleave with it; with
+ * syncEveryBytes, fdatasyncs after each such stretch to pace the writeback.
  */
-export async function zeroFill(fd: number, from: number, to: number): Promise<void> {
+export async function zeroFill(fd: number, from: number, to: number, syncEveryBytes = 0): Promise<void> {
   let p = from;
+  let unsynced = 0;
   while (p < to) {
     const n = Math.min(zeroFillChunk.length, to - p);
     const { bytesWritten } = await writeAsync(fd, zeroFillChunk, 0, n, p);
     assert(bytesWritten > 0, 'wal: zero fill makes no progress');
     p += bytesWritten;
+    unsynced += bytesWritten;
+    if (syncEveryBytes > 0 && unsynced >= syncEveryBytes) {
+      await fdatasyncAsync(fd);
+      unsynced = 0;
+    }
   }
 }

@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { crc32c } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 
+/** Entries of the crash test: 280..319 bytes of payload, about the 300 of a small put. */
+export const crashEntrySpread = 40;
+export const crashEntryMinBytes = 280;
+
 export function makeTmpDir(prefix: string): string {
   return fs.mkdtempSync(join(os.tmpdir(), `etcd-ts-wal-${prefix}-`));
 }
@@ -17,10 +21,10 @@ export function removeDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** The payload of the entry at index in term: 20..(20 + spread) bytes derived from both. */
-export function payloadFor(index: number, term: number, spread = 600): Uint8Array {
+/** The payload of the entry at index in term: minBytes..(minBytes + spread - 1) bytes derived from both. */
+export function payloadFor(index: number, term: number, spread = 600, minBytes = 20): Uint8Array {
   const seed = crc32c(Buffer.from(`${index}/${term}`));
-  const n = 20 + (seed % spread);
+  const n = minBytes + (seed % spread);
   const out = new Uint8Array(n);
   let x = seed || 1;
   for (let i = 0; i < n; i++) {
@@ -32,13 +36,13 @@ export function payloadFor(index: number, term: number, spread = 600): Uint8Arra
   return out;
 }
 
-export function makeEntry(index: number, term: number, spread?: number): raftpb.Entry {
-  return raftpb.Entry.create({ index, term, data: payloadFor(index, term, spread) });
+export function makeEntry(index: number, term: number, spread?: number, minBytes?: number): raftpb.Entry {
+  return raftpb.Entry.create({ index, term, data: payloadFor(index, term, spread, minBytes) });
 }
 
-export function makeEntries(from: number, to: number, term: number, spread?: number): raftpb.Entry[] {
+export function makeEntries(from: number, to: number, term: number, spread?: number, minBytes?: number): raftpb.Entry[] {
   const out: raftpb.Entry[] = [];
-  for (let i = from; i <= to; i++) out.push(makeEntry(i, term, spread));
+  for (let i = from; i <= to; i++) out.push(makeEntry(i, term, spread, minBytes));
   return out;
 }
 

@@ -42,6 +42,12 @@ const segmentExt = '.wal';
 const tmpExt = '.tmp';
 /** The one file a segment is prepared in before it is renamed into the sequence. */
 const preparedName = `segment${tmpExt}`;
+/**
+ * The background zero fill syncs after every this many bytes, so that the
+ * disk never has more than this much of it queued ahead of the live tail's
+ * fdatasync (a 64 MiB burst of writeback stalls the tail for tens of ms).
+ */
+const fillSyncEveryBytes = 4 * 1024 * 1024;
 
 export interface WalMetrics {
   /** etcd_disk_wal_fsync_duration_seconds: one observation per fdatasync of the tail. */
@@ -163,7 +169,7 @@ async function prepareSegmentFile(dir: string, settings: Settings): Promise<Prep
   const fd = fs.openSync(path, 'w+', 0o600);
   try {
     if (settings.preallocate) {
-      await zeroFill(fd, 0, settings.segmentBytes);
+      await zeroFill(fd, 0, settings.segmentBytes, fillSyncEveryBytes);
       await fsyncAsync(fd);
     }
     return { path, fd };
@@ -210,7 +216,7 @@ export class Wal {
     private lastIndex: number,
     private hardState: raftpb.HardState,
   ) {
-    this.startPrepare();
+    this.maybeStartPrepare();
   }
 
   /** True when dir holds at least one WAL segment. */
@@ -432,6 +438,7 @@ export class Wal {
     this.settings.metrics?.writeBytes.inc(undefined, bytes.length);
     if (mustSync) await this.syncTail();
     if (this.tailOffset >= this.settings.segmentBytes) await this.cut();
+    else this.maybeStartPrepare();
   }
 
   private async syncTail(): Promise<void> {
@@ -441,8 +448,13 @@ export class Wal {
     this.syncedBytes = this.tailOffset;
   }
 
-  private startPrepare(): void {
-    if (this.closed) return;
+  /**
+   * Starts zero-filling the next segment once the tail is half full: early
+   * enough to be ready at the cut, late enough that an idle or young log
+   * does not write 64 MiB of zeros it may never need.
+   */
+  private maybeStartPrepare(): void {
+    if (this.closed || this.prepared !== undefined || this.tailOffset < this.settings.segmentBytes / 2) return;
     const p = prepareSegmentFile(this.dir, this.settings);
     // A failure surfaces when cut() awaits it; this only keeps it from being reported as unhandled.
     p.catch(() => undefined);
@@ -467,6 +479,7 @@ export class Wal {
     assert(prev !== undefined, 'wal: no tail segment');
     const seg: SegmentInfo = { seq: prev.seq + 1, firstIndex: this.lastIndex + 1, name: '' };
     seg.name = pairName(seg.seq, seg.firstIndex, segmentExt);
+    this.maybeStartPrepare();
     assert(this.prepared !== undefined, 'wal: no prepared segment');
     const prepared = await this.prepared;
     this.prepared = undefined;
@@ -477,7 +490,7 @@ export class Wal {
     this.tailOffset = head;
     this.syncedBytes = head;
     this.settings.logger.debug('wal: cut segment', { dir: this.dir, segment: seg.name });
-    this.startPrepare();
+    this.maybeStartPrepare();
   }
 }
 
