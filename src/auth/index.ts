@@ -30,7 +30,7 @@
 export { AuthError, authErrorMessages, isAuthError, type AuthErrorCode } from './errors.js';
 export { MemoryAuthBackend, type AuthBackend, type AuthState } from './backend.js';
 export { AuthStore, rootRole, rootUser, type AuthStatus, type AuthStoreOptions } from './store.js';
-export { isOpenEnded, isValidPermissionRange, KeyRangeSet, UserPermissions } from './range-perms.js';
+export { isOpenEnded, isValidPermissionRange, KeyRangeSet, UserPermissions, type KeyInterval } from './range-perms.js';
 export {
   authInfoFromHeader,
   checkDeleteRangeRequest,

@@ -30,7 +30,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 /** A half-open interval of byte strings; `end` null is unbounded. */
-interface Interval {
+export interface KeyInterval {
   readonly start: Uint8Array;
   readonly end: Uint8Array | null;
 }
@@ -56,7 +56,7 @@ export function isValidPermissionRange(key: Uint8Array, rangeEnd: Uint8Array): b
   return compareBytes(key, rangeEnd) < 0;
 }
 
-function grantInterval(key: Uint8Array, rangeEnd: Uint8Array): Interval {
+function grantInterval(key: Uint8Array, rangeEnd: Uint8Array): KeyInterval {
   if (rangeEnd.length === 0) return { start: key, end: pointEnd(key) };
   if (isOpenEnded(rangeEnd)) return { start: key, end: null };
   return { start: key, end: rangeEnd };
@@ -70,11 +70,11 @@ function endCovers(a: Uint8Array | null, b: Uint8Array | null): boolean {
 }
 
 /** Sorted, disjoint, non-touching intervals covering the union of the input. */
-function merge(input: Interval[]): Interval[] {
-  input.sort((x, y) => compareBytes(x.start, y.start));
-  const out: Interval[] = [];
-  let cur: Interval | undefined;
-  for (const iv of input) {
+function merge(input: readonly KeyInterval[]): KeyInterval[] {
+  const sorted = [...input].sort((x, y) => compareBytes(x.start, y.start));
+  const out: KeyInterval[] = [];
+  let cur: KeyInterval | undefined;
+  for (const iv of sorted) {
     if (cur === undefined) {
       cur = iv;
       continue;
@@ -96,7 +96,7 @@ export class KeyRangeSet {
   private readonly starts: Uint8Array[];
   private readonly ends: (Uint8Array | null)[];
 
-  constructor(intervals: Interval[]) {
+  constructor(intervals: readonly KeyInterval[]) {
     const merged = merge(intervals);
     this.starts = merged.map((iv) => iv.start);
     this.ends = merged.map((iv) => iv.end);
@@ -164,8 +164,8 @@ export class UserPermissions {
   ) {}
 
   static fromRoles(roles: Iterable<authpb.Role>): UserPermissions {
-    const read: Interval[] = [];
-    const write: Interval[] = [];
+    const read: KeyInterval[] = [];
+    const write: KeyInterval[] = [];
     for (const role of roles) {
       for (const perm of role.keyPermission) {
         // Stored grants were validated when granted; skip anything else rather than widen.
