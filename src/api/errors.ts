@@ -77,6 +77,7 @@ export const etcdErrors = {
   RoleNotFound: { status: s.FAILED_PRECONDITION, message: 'etcdserver: role name not found' },
   RoleEmpty: { status: s.INVALID_ARGUMENT, message: 'etcdserver: role name is empty' },
   AuthFailed: { status: s.INVALID_ARGUMENT, message: 'etcdserver: authentication failed, invalid user ID or password' },
+  PermissionNotGiven: { status: s.INVALID_ARGUMENT, message: 'etcdserver: permission not given' },
   PermissionDenied: { status: s.PERMISSION_DENIED, message: 'etcdserver: permission denied' },
   RoleNotGranted: { status: s.FAILED_PRECONDITION, message: 'etcdserver: role is not granted to the user' },
   PermissionNotGranted: { status: s.FAILED_PRECONDITION, message: 'etcdserver: permission is not granted to the role' },
