@@ -45,3 +45,15 @@ export {
 export { checkDeleteRangeRequest, checkPutRequest, checkRangeRequest, checkTxnRequest } from './validate.js';
 export { type Revision } from './revision.js';
 export { ManualTimers, realTimers, type Timers } from '../backend/index.js';
+export {
+  WatchStream,
+  WatchableStore,
+  streamResponsesMaxDefault,
+  syncIntervalMsDefault,
+  syncReadEntriesMaxDefault,
+  watchersPerSyncMaxDefault,
+  type WatchRequest,
+  type WatchResponse,
+  type WatchableStoreOptions,
+} from './watchable-store.js';
+export { eventBatchRevsMax } from './watcher-group.js';

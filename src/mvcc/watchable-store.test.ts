@@ -1,0 +1,318 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { etcdserverpb, mvccpb } from '../pb/index.js';
+import { isKvError } from './errors.js';
+import { compactionRequest, deleteRangeRequest, putRequest, txnRequest } from './kv-requests.js';
+import { b, del, finishCompactions, opPut, put, withStore, type TestStore } from './testing.js';
+import { WatchableStore, type WatchResponse, type WatchStream, type WatchableStoreOptions } from './watchable-store.js';
+
+const { NOPUT, NODELETE } = etcdserverpb.WatchCreateRequest_FilterType;
+
+function drain(ws: WatchStream): WatchResponse[] {
+  const out: WatchResponse[] = [];
+  for (let r = ws.next(); r !== undefined; r = ws.next()) out.push(r);
+  return out;
+}
+
+/** "id@rev: PUT k=v@mod ..." per response. */
+function render(rs: readonly WatchResponse[]): string[] {
+  return rs.map((r) => {
+    const evs = r.events.map((e) => {
+      const kv = e.kv as mvccpb.KeyValue;
+      const prev = e.prevKv === undefined ? '' : ` (prev ${Buffer.from(e.prevKv.value).toString()}@${e.prevKv.modRevision})`;
+      return `${e.type === mvccpb.Event_EventType.PUT ? 'PUT' : 'DEL'} ${Buffer.from(kv.key).toString()}=${Buffer.from(kv.value).toString()}@${kv.modRevision}${prev}`;
+    });
+    const compact = r.compactRevision !== 0 ? ` compacted ${r.compactRevision}` : '';
+    return `${r.watchId}@${r.revision}:${compact} ${evs.join(', ')}`.trimEnd();
+  });
+}
+
+function withWatch(fn: (t: TestStore, ws: WatchableStore) => Promise<void> | void, options: WatchableStoreOptions = {}): Promise<void> {
+  return withStore(async (t) => {
+    const ws = new WatchableStore(t.store, { timers: t.timers, ...options });
+    try {
+      await fn(t, ws);
+    } finally {
+      ws.close();
+    }
+  });
+}
+
+test('synced watchers get each write as it ends: keys, ranges, deletes with their revision', () =>
+  withWatch((t, w) => {
+    const s = w.newWatchStream();
+    assert.equal(s.watch({ key: b('a') }), 0, 'auto ids start at 0');
+    assert.equal(s.watch({ key: b('a'), rangeEnd: b('c') }), 1);
+    assert.equal(s.watch({ id: 7, key: b('b'), rangeEnd: b('\u0000') }), 7);
+    putRequest(t.store, put('a', '1'));
+    putRequest(t.store, put('b', '2'));
+    txnRequest(t.store, etcdserverpb.TxnRequest.create({ success: [opPut(put('c', '3')), opPut(put('a', '4'))] }));
+    deleteRangeRequest(t.store, del('a', { rangeEnd: b('z') }));
+    assert.deepEqual(render(drain(s)), [
+      '0@2: PUT a=1@2',
+      '1@2: PUT a=1@2',
+      '1@3: PUT b=2@3',
+      '7@3: PUT b=2@3',
+      // Within a revision, watchers are served in the order of the changes they match.
+      '7@4: PUT c=3@4',
+      '0@4: PUT a=4@4',
+      '1@4: PUT a=4@4',
+      '0@5: DEL a=@5',
+      '1@5: DEL a=@5, DEL b=@5',
+      '7@5: DEL b=@5, DEL c=@5',
+    ]);
+    assert.deepEqual(w.counts(), { synced: 3, unsynced: 0, victims: 0 });
+  }));
+
+test('a watcher from a past revision catches up from history, then follows live writes', () =>
+  withWatch((t, w) => {
+    for (let i = 1; i <= 5; i++) putRequest(t.store, put(`k${i % 2}`, `${i}`));
+    deleteRangeRequest(t.store, del('k0'));
+    const s = w.newWatchStream();
+    const id = s.watch({ key: b('k'), rangeEnd: b('l'), startRevision: 3 });
+    assert.equal(s.pending, 0, 'nothing is queued from inside watch()');
+    assert.deepEqual(w.counts(), { synced: 0, unsynced: 1, victims: 0 });
+    t.timers.advance(0);
+    putRequest(t.store, put('k9', 'live'));
+    assert.deepEqual(render(drain(s)), [`${id}@7: PUT k0=2@3, PUT k1=3@4, PUT k0=4@5, PUT k1=5@6, DEL k0=@7`, `${id}@8: PUT k9=live@8`]);
+    assert.deepEqual(w.counts(), { synced: 1, unsynced: 0, victims: 0 });
+  }));
+
+test('a future start revision waits until it is reached', () =>
+  withWatch((t, w) => {
+    const s = w.newWatchStream();
+    s.watch({ key: b('a'), startRevision: 4 });
+    for (let i = 0; i < 4; i++) putRequest(t.store, put('a', `${i}`));
+    assert.deepEqual(render(drain(s)), ['0@4: PUT a=2@4', '0@5: PUT a=3@5']);
+  }));
+
+test('catch-up is bounded per pass yet gap-free: revisions per batch, entries per read', () =>
+  withWatch(
+    (t, w) => {
+      for (let i = 0; i < 30; i++) {
+        txnRequest(t.store, etcdserverpb.TxnRequest.create({ success: [opPut(put(`a${i}`, 'x')), opPut(put(`b${i}`, 'y')), opPut(put(`c${i}`, 'z'))] }));
+      }
+      const s = w.newWatchStream();
+      s.watch({ key: b('a'), rangeEnd: b('c'), startRevision: 2 });
+      const got: WatchResponse[] = [];
+      for (let pass = 0; pass < 100 && w.counts().unsynced > 0; pass++) {
+        t.timers.advance(100);
+        got.push(...drain(s));
+      }
+      assert.ok(got.length >= 4, `several bounded passes (${got.length})`);
+      const events = got.flatMap((r) => r.events.map((e) => `${Buffer.from((e.kv as mvccpb.KeyValue).key).toString()}@${(e.kv as mvccpb.KeyValue).modRevision}`));
+      const want: string[] = [];
+      for (let i = 0; i < 30; i++) want.push(`a${i}@${i + 2}`, `b${i}@${i + 2}`);
+      assert.deepEqual(events, want);
+      for (const r of got) {
+        const revs = new Set(r.events.map((e) => (e.kv as mvccpb.KeyValue).modRevision));
+        assert.ok(revs.size > 0);
+        assert.ok(r.revision >= Math.max(...revs), 'a response never claims less than it carries');
+      }
+      for (let i = 1; i < got.length; i++) {
+        const last = Math.max(...(got[i - 1] as WatchResponse).events.map((e) => (e.kv as mvccpb.KeyValue).modRevision));
+        const first = Math.min(...(got[i] as WatchResponse).events.map((e) => (e.kv as mvccpb.KeyValue).modRevision));
+        assert.ok(first > last, 'the events of one revision never split across responses');
+      }
+    },
+    { syncReadEntriesMax: 7 },
+  ));
+
+test('a consumer that stops reading makes its watchers victims; nothing is lost when it resumes', () =>
+  withWatch(
+    (t, w) => {
+      const s = w.newWatchStream();
+      s.watch({ key: b('k'), rangeEnd: b('l') });
+      const other = w.newWatchStream();
+      other.watch({ key: b('k'), rangeEnd: b('l') });
+      for (let i = 0; i < 50; i++) putRequest(t.store, put(`k${i % 3}`, `${i}`));
+      assert.equal(s.pending, 2, 'the queue stays at its bound');
+      assert.deepEqual(w.counts(), { synced: 0, unsynced: 0, victims: 2 });
+      const fast = drain(other);
+      t.timers.advance(100);
+      fast.push(...drain(other));
+      t.timers.advance(100);
+      fast.push(...drain(other));
+      const got: WatchResponse[] = [];
+      for (let pass = 0; pass < 100 && (w.counts().victims > 0 || w.counts().unsynced > 0 || s.pending > 0); pass++) {
+        got.push(...drain(s));
+        t.timers.advance(0);
+        t.timers.advance(100);
+      }
+      const revs = (rs: WatchResponse[]): number[] => rs.flatMap((r) => r.events.map((e) => (e.kv as mvccpb.KeyValue).modRevision));
+      const want = Array.from({ length: 50 }, (_, i) => i + 2);
+      assert.deepEqual(revs(got), want, 'every event once, in order');
+      assert.deepEqual(w.counts().victims, 0);
+      putRequest(t.store, put('k1', 'again'));
+      assert.deepEqual(render(drain(s)), ['0@52: PUT k1=again@52'], 'back among the synced');
+    },
+    { streamResponsesMax: 2 },
+  ));
+
+test('a watcher whose start revision was compacted is canceled with the compact revision', () =>
+  withWatch(async (t, w) => {
+    for (let i = 0; i < 5; i++) putRequest(t.store, put('a', `${i}`));
+    compactionRequest(t.store, etcdserverpb.CompactionRequest.create({ revision: 4 }));
+    await finishCompactions(t);
+    const s = w.newWatchStream();
+    s.watch({ key: b('a'), startRevision: 2 });
+    s.watch({ key: b('a'), startRevision: 4 });
+    t.timers.advance(0);
+    assert.deepEqual(render(drain(s)), ['0@0: compacted 4', '1@6: PUT a=2@4, PUT a=3@5, PUT a=4@6']);
+    assert.deepEqual(w.counts(), { synced: 1, unsynced: 0, victims: 0 });
+    s.cancel(0);
+  }));
+
+test('filters and prev_kv', () =>
+  withWatch((t, w) => {
+    const s = w.newWatchStream();
+    s.watch({ key: b('a'), filters: [NOPUT] });
+    s.watch({ key: b('a'), filters: [NODELETE], prevKv: true });
+    s.watch({ key: b('a'), prevKv: true, startRevision: 1 });
+    t.timers.advance(0);
+    putRequest(t.store, put('a', '1'));
+    putRequest(t.store, put('a', '2'));
+    deleteRangeRequest(t.store, del('a'));
+    assert.deepEqual(render(drain(s)), [
+      '1@2: PUT a=1@2',
+      '2@2: PUT a=1@2',
+      '1@3: PUT a=2@3 (prev 1@2)',
+      '2@3: PUT a=2@3 (prev 1@2)',
+      '0@4: DEL a=@4',
+      '2@4: DEL a=@4 (prev 2@3)',
+    ]);
+  }));
+
+test('progress: only when synced, through the same queue, with the current revision', () =>
+  withWatch((t, w) => {
+    putRequest(t.store, put('a', '1'));
+    const s = w.newWatchStream();
+    assert.equal(s.requestProgressAll(), true, 'no watchers: nothing to wait for');
+    assert.equal(s.pending, 0);
+    s.watch({ key: b('a') });
+    s.watch({ key: b('b'), startRevision: 1 });
+    assert.equal(s.requestProgressAll(), false, 'an unsynced watcher holds progress back');
+    s.requestProgress(1);
+    s.requestProgress(0);
+    t.timers.advance(0);
+    putRequest(t.store, put('a', '2'));
+    assert.equal(s.requestProgressAll(), true);
+    assert.deepEqual(render(drain(s)), ['0@2:', '0@3: PUT a=2@3', '-1@3:']);
+  }));
+
+test('stream errors and cancel', () =>
+  withWatch((t, w) => {
+    const s = w.newWatchStream();
+    assert.throws(() => s.watch({ key: b('b'), rangeEnd: b('a') }), (e) => isKvError(e, 'empty-watcher-range'));
+    s.watch({ id: 3, key: b('a') });
+    assert.throws(() => s.watch({ id: 3, key: b('a') }), (e) => isKvError(e, 'watcher-duplicate-id') && e.message === 'mvcc: duplicate watch ID provided on the WatchStream');
+    assert.equal(s.watch({ key: b('a') }), 0);
+    putRequest(t.store, put('a', '1'));
+    s.cancel(3);
+    assert.throws(() => s.cancel(3), (e) => isKvError(e, 'watcher-not-exist'));
+    assert.deepEqual(render(drain(s)), ['0@2: PUT a=1@2'], 'a canceled watcher\'s queued responses are dropped');
+    s.close();
+    assert.deepEqual(w.counts(), { synced: 0, unsynced: 0, victims: 0 });
+  }));
+
+test('onReady fires on a microtask when a response lands in an empty queue', () =>
+  withWatch(async (t, w) => {
+    const s = w.newWatchStream();
+    let calls = 0;
+    s.onReady = () => calls++;
+    s.watch({ key: b('a') });
+    putRequest(t.store, put('a', '1'));
+    putRequest(t.store, put('a', '2'));
+    assert.equal(calls, 0, 'not from inside the write');
+    await Promise.resolve();
+    assert.equal(calls, 1);
+    drain(s);
+    putRequest(t.store, put('a', '3'));
+    await Promise.resolve();
+    assert.equal(calls, 2);
+  }));
+
+test('restore onto a reopened store: watchers catch up from the new store', () =>
+  withWatch(async (t, w) => {
+    const s = w.newWatchStream();
+    s.watch({ key: b('a') });
+    putRequest(t.store, put('a', '1'));
+    drain(s);
+    w.close();
+    const store = await t.reopen(t.leases);
+    const w2 = new WatchableStore(store, { timers: t.timers });
+    const s2 = w2.newWatchStream();
+    s2.watch({ key: b('a'), startRevision: 2 });
+    w2.restore(store);
+    t.timers.advance(0);
+    putRequest(store, put('a', '2'));
+    assert.deepEqual(render(drain(s2)), ['0@2: PUT a=1@2', '0@3: PUT a=2@3']);
+    w2.close();
+  }));
+
+test('property: every watcher sees exactly the history from its start revision, in order, whatever the consumer does', async () => {
+  type Step = { kind: 'put'; key: number } | { kind: 'del'; key: number } | { kind: 'watch'; back: number; key: number; range: boolean } | { kind: 'drain' } | { kind: 'tick' };
+  const stepArb: fc.Arbitrary<Step> = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant('put' as const), key: fc.integer({ min: 0, max: 4 }) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('del' as const), key: fc.integer({ min: 0, max: 4 }) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('watch' as const), back: fc.integer({ min: 0, max: 10 }), key: fc.integer({ min: 0, max: 4 }), range: fc.boolean() }) },
+    { weight: 2, arbitrary: fc.constant({ kind: 'drain' as const }) },
+    { weight: 2, arbitrary: fc.constant({ kind: 'tick' as const }) },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(stepArb, { maxLength: 80 }), fc.integer({ min: 1, max: 4 }), async (steps, queueMax) => {
+      await withWatch(
+        (t, w) => {
+          const history: Array<{ rev: number; key: string; type: string }> = [];
+          const streams: Array<{ s: WatchStream; watchers: Map<number, { start: number; match: (k: string) => boolean }>; got: Map<number, string[]> }> = [];
+          const take = (x: (typeof streams)[number]): void => {
+            for (const r of drain(x.s)) {
+              const seen = x.got.get(r.watchId) as string[];
+              for (const e of r.events) seen.push(`${(e.kv as mvccpb.KeyValue).modRevision}:${Buffer.from((e.kv as mvccpb.KeyValue).key).toString()}:${e.type}`);
+            }
+          };
+          for (const step of steps) {
+            if (step.kind === 'put' || step.kind === 'del') {
+              const key = `k${step.key}`;
+              if (step.kind === 'put') {
+                history.push({ rev: putRequest(t.store, put(key, 'v')).header?.revision as number, key, type: '0' });
+              } else {
+                const d = deleteRangeRequest(t.store, del(key));
+                if (d.deleted > 0) history.push({ rev: d.header?.revision as number, key, type: '1' });
+              }
+            } else if (step.kind === 'watch') {
+              if (streams.length === 0 || streams.length < 3) streams.push({ s: w.newWatchStream(), watchers: new Map(), got: new Map() });
+              const x = streams[step.key % streams.length] as (typeof streams)[number];
+              const start = Math.max(1, t.store.rev - step.back);
+              const key = `k${step.key}`;
+              const id = x.s.watch(step.range ? { key: b(key), rangeEnd: b('l'), startRevision: start } : { key: b(key), startRevision: start });
+              x.watchers.set(id, { start, match: step.range ? (k) => k >= key : (k) => k === key });
+              x.got.set(id, []);
+            } else if (step.kind === 'drain') {
+              for (const x of streams) take(x);
+            } else {
+              t.timers.advance(0);
+              t.timers.advance(100);
+            }
+          }
+          for (let i = 0; i < 200; i++) {
+            for (const x of streams) take(x);
+            t.timers.advance(0);
+            t.timers.advance(100);
+            const c = w.counts();
+            if (c.unsynced === 0 && c.victims === 0 && streams.every((x) => x.s.pending === 0)) break;
+          }
+          for (const x of streams) {
+            for (const [id, { start, match }] of x.watchers) {
+              const want = history.filter((h) => h.rev >= start && match(h.key)).map((h) => `${h.rev}:${h.key}:${h.type}`);
+              assert.deepEqual(x.got.get(id), want, `watcher ${id} from ${start}`);
+            }
+          }
+        },
+        { streamResponsesMax: queueMax, syncReadEntriesMax: 3 },
+      );
+    }),
+    { numRuns: Number(process.env['MVCC_WATCH_RUNS'] ?? 40) },
+  );
+});
