@@ -18,16 +18,19 @@
  * ## Usage (the server's raft loop)
  *
  * ```ts
- * // boot
- * const first = !Wal.exists(walDir);
- * if (first) (await Wal.create(walDir, metadata)).close() ...
- * const r = await Wal.open(walDir);                     // all segments, verified
+ * // Boot. A new member: create() (the returned Wal is ready to use).
+ * const wal = await Wal.create(walDir, metadata);
+ * // A restarting member: one pass over the log, then pick the snapshot.
+ * const r = await Wal.open(walDir);
  * const snap = await snapshotter.loadNewestAvailable(r.snapshots);
- * // then either reopen with { snapshot: snap.metadata } or filter r.entries > snap index
- * // each Ready
- * if (ready.snapshot) { await snapshotter.save(s); await wal.saveSnapshot(meta); }
+ * const entries = entriesAfterSnapshot(r, snap?.metadata ?? { index: 0, term: 0 });
+ * // (or: Wal.open(walDir, { snapshot }) when the snapshot is known up front.)
+ *
+ * // Each Ready: the snap file, then its marker, then entries + hard state.
+ * if (ready.snapshot) { await snapshotter.save(ready.snapshot); await wal.saveSnapshot(ready.snapshot.metadata); }
  * await wal.save(ready.hardState, ready.entries, ready.mustSync);
- * // after a local snapshot at index i (snap file saved, marker saved)
+ *
+ * // After a local snapshot at index i (snap file and marker saved):
  * await wal.releaseTo(i); await snapshotter.purge(5);
  * ```
  *
@@ -103,6 +106,7 @@
  */
 export {
   Wal,
+  entriesAfterSnapshot,
   segmentBytesDefault,
   walMetrics,
   type WalMetrics,

@@ -3,7 +3,7 @@
  * that tell a torn tail from corruption) and replaying the records into the
  * state open() returns.
  */
-import { AssertionError, assert, equalBytes, unreachable } from '../base/index.js';
+import { AssertionError, equalBytes, unreachable } from '../base/index.js';
 import { DecodeError, raftpb, type MessageType } from '../pb/index.js';
 import { WalCorruptError } from './errors.js';
 import { checkRecordAt, findSyncedClaimAfter, isZeroRange, looksTorn, recordType, type RawRecord } from './record.js';
@@ -41,7 +41,7 @@ export function scanSegment(
   let off = 0;
   for (let guard = 0; guard <= buf.length; guard++) {
     if (off === buf.length) {
-      assert(crc !== undefined, 'wal: empty segment scanned');
+      if (crc === undefined || off === 0) throw new WalCorruptError(file, off, 'empty segment');
       return { end: off, crc };
     }
     const c = checkRecordAt(buf, off);

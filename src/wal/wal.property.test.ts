@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { raftpb } from '../pb/index.js';
-import { Wal, type WalOptions, type WalSnapshotMarker } from './index.js';
+import { Wal, WalCorruptError, WalNotFoundError, type WalOptions, type WalSnapshotMarker } from './index.js';
 import { describeEntries, makeEntries, makeTmpDir, removeDir } from './test-helpers.js';
 
 const root = makeTmpDir('prop');
@@ -182,4 +182,76 @@ test('the WAL reads back what the model holds, across reopens, releases and lost
     ),
     { numRuns: Number(process.env['WAL_PROPERTY_RUNS'] ?? 100) },
   );
+});
+
+type Mutation =
+  | { kind: 'byte'; file: number; at: number; value: number }
+  | { kind: 'run'; file: number; at: number; bytes: Uint8Array }
+  | { kind: 'truncate'; file: number; at: number }
+  | { kind: 'remove'; file: number };
+
+const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
+  fc.record({ kind: fc.constant('byte' as const), file: fc.nat(), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({ kind: fc.constant('run' as const), file: fc.nat(), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 64 }) }),
+  fc.record({ kind: fc.constant('truncate' as const), file: fc.nat(), at: fc.nat() }),
+  fc.record({ kind: fc.constant('remove' as const), file: fc.nat() }),
+);
+
+function mutate(dir: string, m: Mutation): void {
+  const names = fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+  const name = names[m.file % names.length];
+  if (name === undefined) return;
+  const file = join(dir, name);
+  if (m.kind === 'remove') return fs.rmSync(file);
+  const buf = fs.readFileSync(file);
+  const at = buf.length === 0 ? 0 : m.at % buf.length;
+  switch (m.kind) {
+    case 'byte':
+      buf[at] = m.value;
+      return fs.writeFileSync(file, buf);
+    case 'run':
+      buf.set(m.bytes.subarray(0, buf.length - at), at);
+      return fs.writeFileSync(file, buf);
+    case 'truncate':
+      return fs.truncateSync(file, at);
+  }
+}
+
+test('a damaged log opens to entries it really holds, or is refused with WalCorruptError; nothing else', async () => {
+  const base = join(root, 'fuzz-base');
+  const opts: WalOptions = { segmentBytes: 2048 };
+  const w = await Wal.create(base, new Uint8Array([1, 2]), opts);
+  for (let i = 1; i <= 60; i += 4) await w.save(raftpb.HardState.create({ term: 1, commit: i + 3 }), makeEntries(i, i + 3, 1, 200), true);
+  await w.close();
+  const written = new Map(describeEntries(makeEntries(1, 63, 1, 200)).map((d) => [d.split('/')[0], d]));
+  let refused = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(mutationArb, { minLength: 1, maxLength: 3 }), async (mutations) => {
+      const dir = join(root, `fuzz${runs++}`);
+      fs.cpSync(base, dir, { recursive: true });
+      try {
+        for (const m of mutations) mutate(dir, m);
+        let r;
+        try {
+          r = await Wal.open(dir, opts);
+        } catch (e: unknown) {
+          if (e instanceof WalCorruptError || e instanceof WalNotFoundError) {
+            refused++;
+            return;
+          }
+          throw e;
+        }
+        await r.wal.close();
+        const got = describeEntries(r.entries);
+        got.forEach((d, i) => {
+          assert.equal(d, written.get(d.split('/')[0] as string), 'an entry that was never written');
+          if (i > 0) assert.equal(Number(d.split('/')[0]), Number((got[i - 1] as string).split('/')[0]) + 1);
+        });
+      } finally {
+        removeDir(dir);
+      }
+    }),
+    { numRuns: Number(process.env['WAL_FUZZ_RUNS'] ?? 300) },
+  );
+  assert.ok(refused > 0);
 });

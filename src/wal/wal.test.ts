@@ -7,6 +7,7 @@ import { raftpb } from '../pb/index.js';
 import {
   Wal,
   WalExistsError,
+  entriesAfterSnapshot,
   WalLockedError,
   WalNotFoundError,
   WalSnapshotNotFoundError,
@@ -150,6 +151,9 @@ describe('Wal snapshots and release', () => {
     assert.deepEqual(all.snapshots, [{ index: 0, term: 0 }, { index: 5, term: 1, confState }]);
     const r = await reopen(dir, { snapshot: { index: 5, term: 1 } });
     assert.deepEqual(describeEntries(r.entries), describeEntries(makeEntries(6, 12, 1)));
+    // The one-pass alternative picks the same entries from the full result.
+    assert.deepEqual(entriesAfterSnapshot(all, { index: 5, term: 1 }), r.entries);
+    assert.throws(() => entriesAfterSnapshot(all, { index: 12, term: 1 }), /no such marker/, 'a marker above the commit is not offered');
     await assert.rejects(reopen(dir, { snapshot: { index: 5, term: 2 } }), WalSnapshotNotFoundError);
     await assert.rejects(reopen(dir, { snapshot: { index: 7, term: 1 } }), (e: unknown) => {
       assert.ok(e instanceof WalSnapshotNotFoundError);
@@ -170,6 +174,9 @@ describe('Wal snapshots and release', () => {
     const r = await reopen(dir, { snapshot: { index: 100, term: 2 } });
     assert.equal(r.entries.length, 2);
     await assert.rejects(reopen(dir, { snapshot: { index: 0, term: 0 } }), /continues at index 101/);
+    const all = await reopen(dir);
+    assert.deepEqual(entriesAfterSnapshot(all, { index: 100, term: 2 }), r.entries);
+    assert.throws(() => entriesAfterSnapshot(all, { index: 0, term: 0 }), WalSnapshotNotFoundError);
   });
 
   test('releaseTo deletes the segments below the one holding the index, never the tail', async () => {

@@ -295,7 +295,7 @@ export class Wal {
     assert(tail !== undefined && chain !== undefined, 'wal: tail not scanned');
     const firstFile = join(dir, (segments[0] as SegmentInfo).name);
     if (replay.metadata === undefined) throw new WalCorruptError(firstFile, 0, 'no metadata record');
-    const entries = snapshot === undefined ? replay.entries : entriesAfter(replay, snapshot);
+    const entries = snapshot === undefined ? replay.entries : entriesAfterSnapshot({ entries: replay.entries, snapshots: replay.markers }, snapshot);
     const tailFile = join(dir, lastSeg.name);
     const fd = fs.openSync(tailFile, 'r+');
     try {
@@ -529,16 +529,27 @@ async function installSegment(
   return bytes.length;
 }
 
-/** Checks that the log holds snapshot's marker and the entries right after it. */
-function entriesAfter(replay: Replay, snapshot: WalSnapshotMarker): raftpb.Entry[] {
-  if (snapshot.index > 0 && !replay.markers.some((m) => sameMarker(m, snapshot))) {
+/**
+ * entriesAfterSnapshot picks, from what open() without a snapshot returned,
+ * the entries after the snapshot the caller loaded (one pass over the log
+ * instead of reopening with opts.snapshot). Throws WalSnapshotNotFoundError
+ * when the marker is not among markers or the entries do not continue right
+ * after it.
+ */
+export function entriesAfterSnapshot(
+  r: { readonly entries: readonly raftpb.Entry[]; readonly snapshots: readonly WalSnapshotMarker[] },
+  snapshot: WalSnapshotMarker,
+): raftpb.Entry[] {
+  if (snapshot.index > 0 && !r.snapshots.some((m) => sameMarker(m, snapshot))) {
     throw new WalSnapshotNotFoundError(snapshot.index, snapshot.term, 'no such marker in the wal');
   }
-  const first = replay.entries[0];
+  const start = r.entries.findIndex((e) => e.index > snapshot.index);
+  const after = start < 0 ? [] : r.entries.slice(start);
+  const first = after[0];
   if (first !== undefined && first.index !== snapshot.index + 1) {
     throw new WalSnapshotNotFoundError(snapshot.index, snapshot.term, `the wal continues at index ${first.index}, not right after it (a newer snapshot is needed)`);
   }
-  return replay.entries;
+  return after;
 }
 
 /**
