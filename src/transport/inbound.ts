@@ -107,7 +107,8 @@ export class InboundHandler {
         return;
       }
       for (const payload of frames) {
-        if (!this.deliver(stream, from, payload)) return;
+        // process() may have removed the peer (closing this stream) or stopped the transport.
+        if (stream.closed || stream.destroyed || !this.deliver(stream, from, payload)) return;
       }
     });
   }
@@ -161,7 +162,8 @@ export class InboundHandler {
       if (!a.ok) return;
       from = a.from;
     }
-    const handler = isRpcMethodName(method) ? this.ctx.rpcHandlers[method] : undefined;
+    // hasOwn: a method named like an Object.prototype member ("constructor") is no handler.
+    const handler = isRpcMethodName(method) && Object.hasOwn(this.ctx.rpcHandlers, method) ? this.ctx.rpcHandlers[method] : undefined;
     if (handler === undefined) {
       this.refuse(stream, 404, new UnknownMethodError(method));
       return;

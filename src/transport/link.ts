@@ -19,7 +19,7 @@ import { raftpb } from '../pb/index.js';
 import { backoffDelayMs } from './backoff.js';
 import type { TransportContext } from './context.js';
 import { PeerNotFoundError, PeerUnreachableError, StoppedError, TooManyRequestsError, TransportError } from './errors.js';
-import { OutStream } from './out-stream.js';
+import { estimateBytes, OutStream } from './out-stream.js';
 import { errorFromResponse, headers, senderHeaders, streamPath, type StreamKind } from './protocol.js';
 import { post, rpcPath, rpcResult } from './rpc.js';
 import { connectSession, destroySoon, statusOf } from './session.js';
@@ -95,6 +95,14 @@ export class PeerLink {
     if (this.state === 'stopped') return;
     if (m.type === raftpb.MessageType.MsgSnap) {
       void this.sendSnapshot(m);
+      return;
+    }
+    if (estimateBytes(m) > this.ctx.tuning.frameBytesMax) {
+      // The receiver would reset the stream on it, and raft would send it again: a loop. Drop it here.
+      this.ctx.logger.error('dropped raft message larger than the frame limit', {
+        'message-type': m.type, 'remote-peer-id': idToHex(this.id), bytes: estimateBytes(m), limit: this.ctx.tuning.frameBytesMax,
+      });
+      this.dropped(m, 1);
       return;
     }
     const kind: StreamKind = m.type === raftpb.MessageType.MsgApp ? 'msgapp' : 'message';

@@ -13,7 +13,7 @@ import type { StreamKind } from './protocol.js';
 import { BoundedQueue } from './queue.js';
 
 /** An upper estimate of a message's encoded size, to cut batches without encoding twice. */
-function estimateBytes(m: raftpb.Message): number {
+export function estimateBytes(m: raftpb.Message): number {
   let n = 64 + m.context.length;
   for (const e of m.entries) n += e.data.length + 32;
   return n;

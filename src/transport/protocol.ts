@@ -75,7 +75,8 @@ export type Admission =
 
 /**
  * Checks an incoming request. `needTo` requires x-raft-to to name this member
- * (streams and snapshots; an rpc may be sent by URL before the id is known).
+ * (streams and snapshots); when present it must name this member anyway (an
+ * rpc may be sent by URL before the id is known, and then carries none).
  */
 export function admit(h: IncomingHttpHeaders, ctx: AdmissionContext, needTo: boolean): Admission {
   const protocol = headerString(h, headers.protocol);
@@ -90,7 +91,7 @@ export function admit(h: IncomingHttpHeaders, ctx: AdmissionContext, needTo: boo
   }
   const from = idFromHex(headerString(h, headers.from) ?? '');
   if (from === undefined) return { ok: false, status: 400, error: new BadRequestError('missing or bad x-server-from') };
-  if (needTo) {
+  if (needTo || h[headers.to] !== undefined) {
     const to = headerString(h, headers.to) ?? '';
     if (idFromHex(to) !== ctx.localId) {
       return { ok: false, status: 412, error: new ToMismatchError(`got ${to}, want ${idToHex(ctx.localId)}`) };

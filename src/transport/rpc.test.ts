@@ -38,6 +38,7 @@ test('peer rpc: echo, caller id, large bodies, remote errors, timeouts', async (
 
     await assert.rejects(a.t.call(2n, 'fail', new Uint8Array(0), 1000), (e) => e instanceof RpcFailedError && e.message === 'etcdserver: not leader');
     await assert.rejects(a.t.call(2n, 'nope', new Uint8Array(0), 1000), UnknownMethodError);
+    await assert.rejects(a.t.call(2n, 'constructor', new Uint8Array(0), 1000), UnknownMethodError);
     await assert.rejects(a.t.call(9n, 'echo', new Uint8Array(0), 1000), PeerNotFoundError);
 
     const started = performance.now();

@@ -58,7 +58,7 @@ async function pair(a: SnapshotCallbacks, b: SnapshotCallbacks, regA?: Registry,
   return [m1, m2];
 }
 
-test('a 24 MiB snapshot streams through, then raft steps MsgSnap and the sender hears ok', async () => {
+test('a 24 MiB snapshot streams through, then raft steps MsgSnap and the sender hears ok', async (t) => {
   const size = 24 * mib;
   const got: Received[] = [];
   const regA = new Registry();
@@ -85,7 +85,7 @@ test('a 24 MiB snapshot streams through, then raft steps MsgSnap and the sender 
     assert.match(regA.render(), /etcd_network_snapshot_send_total_duration_seconds_count\{To="2"\} 1/);
     assert.match(regB.render(), /etcd_network_snapshot_receive_success\{From="1"\} 1/);
     assert.match(regB.render(), /etcd_network_snapshot_receive_inflights_total\{From="1"\} 0/);
-    console.log(`# snapshot ${size / mib} MiB in ${ms.toFixed(0)} ms (${((size / mib) / (ms / 1000)).toFixed(0)} MiB/s)`);
+    t.diagnostic(`snapshot of ${size / mib} MiB in ${ms.toFixed(0)} ms (${((size / mib) / (ms / 1000)).toFixed(0)} MiB/s)`);
   } finally {
     await Promise.all([a.t.stop(), b.t.stop()]);
   }

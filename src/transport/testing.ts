@@ -4,7 +4,8 @@
  * and a freezable TCP proxy that stands in for a stalled or partitioned peer.
  */
 import * as net from 'node:net';
-import { nopLogger, type LogFields, type Logger, type Registry } from '../base/index.js';
+import { nopLogger, type LogFields, type Logger, type Rand, type Registry } from '../base/index.js';
+import type { Timers } from './backoff.js';
 import { raftpb } from '../pb/index.js';
 import type { TransportError } from './errors.js';
 import type { RpcHandler, SnapshotCallbacks, TransportTuning } from './options.js';
@@ -40,6 +41,8 @@ export interface MemberOptions {
   readonly listenUrl?: string;
   readonly logger?: Logger;
   readonly onProcess?: (m: raftpb.Message) => void;
+  readonly timers?: Timers;
+  readonly rand?: Rand;
 }
 
 export interface Member {
@@ -91,6 +94,8 @@ export async function startMember(id: bigint, o: MemberOptions = {}): Promise<Me
     rpcHandlers: o.rpcHandlers ?? {},
     onRejected: (peer, err) => rejected.push({ peer, err }),
     tuning: { ...fastTuning, ...o.tuning },
+    ...(o.timers === undefined ? {} : { timers: o.timers }),
+    ...(o.rand === undefined ? {} : { rand: o.rand }),
   });
   const [url] = await t.listen([o.listenUrl ?? 'http://127.0.0.1:0']);
   if (url === undefined) throw new Error('no listen URL');
@@ -186,6 +191,30 @@ export class FreezableProxy {
   async stop(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/** Timers that only fire when told to: the reconnect schedule becomes observable. */
+export class ManualTimers implements Timers {
+  readonly pending = new Map<number, { fn: () => void; ms: number }>();
+  private next = 1;
+
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.next++;
+    this.pending.set(id, { fn, ms });
+    return id;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.pending.delete(handle as number);
+  }
+
+  /** Fires (and forgets) every pending timer whose delay is at most maxMs; returns their delays. */
+  fire(maxMs: number): number[] {
+    const due = [...this.pending].filter(([, t]) => t.ms <= maxMs);
+    for (const [id] of due) this.pending.delete(id);
+    for (const [, t] of due) t.fn();
+    return due.map(([, t]) => t.ms);
   }
 }
 

@@ -70,8 +70,9 @@ test('throughput between two transports on loopback', async (t) => {
       const mibBlock = randomBytes(1024 * 1024);
       const mib = await pump(a, b, (i) => msgApp(1n, 2n, i, mibBlock), 8, 4);
       report(t, `MsgApp 1 MiB (${crc})`, mib);
-      assert.ok(small.messages / small.seconds > 20_000, 'small-message rate collapsed');
-      assert.ok(mib.bytes / mib.seconds > 50e6, 'bulk rate collapsed');
+      // Floors a loaded 2-core machine still clears by far (measured idle: ~240k msg/s, ~500 MB/s).
+      assert.ok(small.messages / small.seconds > 5_000, 'small-message rate collapsed');
+      assert.ok(mib.bytes / mib.seconds > 10e6, 'bulk rate collapsed');
       assert.deepEqual(a.unreachable, [], 'nothing dropped');
     } finally {
       await Promise.all(ms.map((m) => m.t.stop()));
