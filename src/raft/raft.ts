@@ -94,6 +94,8 @@ export class Raft {
    * one the leader appended; a new one is refused until applied >= it.
    */
   pendingConfIndex = 0;
+  /** The pending conf change leaves this node out of the (incoming) voters. */
+  pendingConfRemovesSelf = false;
   /** Payload bytes appended by this leader and not yet applied (approximately). */
   uncommittedBytes = 0;
   readOnly: ReadOnly;
@@ -299,7 +301,7 @@ export class Raft {
 
   /** Appends entries as the leader; false (dropped) when over the uncommitted limit. */
   private appendEntry(es: raftpb.Entry[]): boolean {
-    let li = this.raftLog.lastIndex();
+    const li = this.raftLog.lastIndex();
     for (let i = 0; i < es.length; i++) {
       const e = es[i];
       assert(e !== undefined);
@@ -310,13 +312,32 @@ export class Raft {
       this.logger.warn('appending new entries would exceed the uncommitted entry size limit; dropping proposal', { id: this.id });
       return false;
     }
-    li = this.raftLog.append(es);
-    // The leader counts its own entries as acknowledged. This is safe
-    // although they are not durable yet: whatever they commit only leaves
-    // raft in a later Ready, after this one is persisted (thesis §10.2.1).
-    this.trk.progress.get(this.id)?.maybeUpdate(li);
-    this.maybeCommit();
+    this.raftLog.append(es);
+    // The leader does not count its own entries yet: they are not durable.
+    // It may replicate them before its disk write ends (thesis §10.2.1), and
+    // counts itself in onPersisted(). Counting at once would let a single
+    // voter commit, and tell its learners, entries it then loses in a crash
+    // (found by the simulation, seed 575).
     return true;
+  }
+
+  /** The last index that is durable and part of our log (unstable entries override the stored tail). */
+  private durableIndex(): number {
+    return Math.min(this.raftLog.lastIndex(), this.raftLog.unstable.offset - 1);
+  }
+
+  /**
+   * The application made everything handed out so far durable (RawNode
+   * calls this on advance): the leader now counts its own entries.
+   */
+  onPersisted(): void {
+    if (this.state !== StateType.StateLeader) return;
+    const pr = this.trk.progress.get(this.id);
+    if (pr === undefined) return;
+    if (pr.maybeUpdate(this.durableIndex()) && this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    }
   }
 
   private increaseUncommittedSize(ents: readonly raftpb.Entry[]): boolean {
@@ -349,8 +370,10 @@ export class Raft {
     this.abortLeaderTransfer();
     this.trk.resetVotes();
     const last = this.raftLog.lastIndex();
-    this.trk.visit((id, pr) => pr.resetForTerm(id === this.id ? last : 0, last + 1));
+    const durable = this.durableIndex();
+    this.trk.visit((id, pr) => pr.resetForTerm(id === this.id ? durable : 0, last + 1));
     this.pendingConfIndex = 0;
+    this.pendingConfRemovesSelf = false;
     this.uncommittedBytes = 0;
     this.readOnly = new ReadOnly(this.readOnly.option);
     this.pendingReadIndexMessages = [];
@@ -703,7 +726,15 @@ export class Raft {
 
   private stepLeaderProp(m: raftpb.Message): StepResult {
     assert(m.entries.length > 0, `${this.id} stepped empty MsgProp`);
-    if (!this.trk.progress.has(this.id)) return RaftErrorCode.ProposalDropped; // removed from the config
+    // Removed or demoted: it only finishes replicating what it has.
+    const self = this.trk.progress.get(this.id);
+    if (self === undefined || self.isLearner) return RaftErrorCode.ProposalDropped;
+    // Nothing may follow a pending change that takes us out of the voters:
+    // the remaining voters must be able to have our whole log, or one that
+    // missed our last entries could never win an election (their votes
+    // would need us, who can no longer campaign). Found by the simulation
+    // (seed 1332).
+    if (this.pendingConfRemovesSelf && this.pendingConfIndex > this.raftLog.applied) return RaftErrorCode.ProposalDropped;
     if (this.leadTransferee !== idNone) return RaftErrorCode.ProposalDropped;
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i];
@@ -711,8 +742,10 @@ export class Raft {
       if (e.type === raftpb.EntryType.EntryNormal) continue;
       const cc = confChangeFromEntry(e);
       if (cc === undefined) continue;
-      if (!this.confChangeAcceptable(cc)) return RaftErrorCode.ProposalDropped;
+      const next = this.confChangeAcceptable(cc);
+      if (next === undefined) return RaftErrorCode.ProposalDropped;
       this.pendingConfIndex = this.raftLog.lastIndex() + i + 1;
+      this.pendingConfRemovesSelf = !next.config.voters[0].has(this.id);
     }
     if (!this.appendEntry(m.entries)) return RaftErrorCode.ProposalDropped;
     this.bcastAppend();
@@ -725,32 +758,34 @@ export class Raft {
    * applies cleanly to the current config. Every member applies the same
    * changes in the same order, so checking here means applying never fails.
    */
-  private confChangeAcceptable(cc: AnyConfChange): boolean {
+  private confChangeAcceptable(cc: AnyConfChange): ChangeResult | undefined {
     const v2 = asV2(cc);
     const alreadyPending = this.pendingConfIndex > this.raftLog.applied;
     const alreadyJoint = isJoint(this.trk.config);
     const wantsLeaveJoint = leaveJoint(v2);
     let refused = '';
+    let next: ChangeResult | undefined;
     if (alreadyPending) refused = `possible unapplied conf change at index ${this.pendingConfIndex} (applied to ${this.raftLog.applied})`;
     else if (alreadyJoint && !wantsLeaveJoint) refused = 'must transition out of joint config first';
     else if (!alreadyJoint && wantsLeaveJoint) refused = 'not in joint state; refusing empty conf change';
     else {
       try {
-        this.computeConfChange(v2);
+        next = this.computeConfChange(v2);
       } catch (e) {
         refused = e instanceof Error ? e.message : String(e);
       }
     }
-    if (refused !== '') {
+    if (refused !== '' || next === undefined) {
       this.logger.info('ignoring conf change', { id: this.id, reason: refused });
-      return false;
+      return undefined;
     }
-    return true;
+    return next;
   }
 
   private stepLeaderReadIndex(m: raftpb.Message): void {
-    // A single voter is its own quorum.
-    if (this.trk.isSingleton()) {
+    // A single voter is its own quorum (if the voter is us: a removed leader
+    // still leads, and must ask the remaining voter).
+    if (this.trk.isSingleton() && this.trk.config.voters[0].has(this.id)) {
       this.respondToReadIndexReq(m, this.raftLog.committed);
       return;
     }
@@ -806,7 +841,8 @@ export class Raft {
     for (let n = 0; n < this.trk.inflightCountMax && m.from !== this.id; n++) {
       if (!this.maybeSendAppend(m.from, false)) break;
     }
-    if (m.from === this.leadTransferee && pr.match === this.raftLog.lastIndex()) {
+    this.maybeStepDownRemoved();
+    if (this.state === StateType.StateLeader && m.from === this.leadTransferee && pr.match === this.raftLog.lastIndex()) {
       this.logger.info('sent MsgTimeoutNow after received MsgAppResp', { id: this.id, to: m.from });
       this.sendTimeoutNow(m.from);
     }
@@ -1050,12 +1086,6 @@ export class Raft {
     const cs = this.trk.confState();
     const pr = this.trk.progress.get(this.id);
     this.isLearner = pr?.isLearner ?? false;
-    if ((pr === undefined || this.isLearner) && this.state === StateType.StateLeader) {
-      // Removed or demoted: a leader that is not a voter cannot lead.
-      this.logger.info('leader removed or demoted from the configuration; stepping down', { id: this.id });
-      this.becomeFollower(this.term, idNone);
-      return cs;
-    }
     if (this.state !== StateType.StateLeader || cs.voters.length === 0) return cs;
     // The quorum may have changed: something may commit now, and new
     // members need their first append.
@@ -1067,7 +1097,28 @@ export class Raft {
       });
     }
     if (this.leadTransferee !== idNone && !this.trk.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
+    this.maybeStepDownRemoved();
     return cs;
+  }
+
+  /**
+   * A leader removed (or demoted) by a conf change keeps leading the new
+   * configuration, without counting itself and without accepting proposals
+   * (thesis §4.2.2), until every voter of it has the whole log; then it
+   * hands over (MsgTimeoutNow to the first of them) and steps down. Stepping
+   * down at once can strand the new voters: one that missed the last entries
+   * cannot win votes from the rest (found by the simulation, seed 1723).
+   */
+  private maybeStepDownRemoved(): void {
+    if (this.state !== StateType.StateLeader) return;
+    const self = this.trk.progress.get(this.id);
+    if (self !== undefined && !self.isLearner) return;
+    const last = this.raftLog.lastIndex();
+    const voters = sortedIds(this.trk.voterIds());
+    if (!voters.every((id) => (this.trk.progress.get(id)?.match ?? 0) >= last)) return;
+    this.logger.info('leader removed from the configuration hands over and steps down', { id: this.id, to: voters[0] });
+    if (voters[0] !== undefined) this.sendTimeoutNow(voters[0]);
+    this.becomeFollower(this.term, idNone);
   }
 
   abortLeaderTransfer(): void {

@@ -245,6 +245,7 @@ export class RawNode {
     }
     const last = rd.entries[rd.entries.length - 1];
     if (last !== undefined) r.raftLog.stableTo(last.index, last.term);
+    r.onPersisted();
   }
 
   status(): Status {

@@ -37,7 +37,7 @@ export class Checker {
   private appliedAt = new Map<number, [number, number]>();
   /** index -> the smallest leader term whose commit index covered it. */
   private commitTerm = new Map<number, number>();
-  private commitSeen = new Map<string, number>();
+  private durableCommit = 0;
   maxApplied = 0;
   leadersSeen = new Set<string>();
 
@@ -53,10 +53,16 @@ export class Checker {
       this.leadersSeen.add(key);
       this.checkLeaderCompleteness(id, rn);
     }
-    const from = this.commitSeen.get(key) ?? 0;
-    const to = r.raftLog.committed;
-    for (let i = from + 1; i <= to; i++) if (!this.commitTerm.has(i)) this.commitTerm.set(i, r.term);
-    if (to > from) this.commitSeen.set(key, to);
+  }
+
+  /**
+   * Records commits as they become durable (a persisted hard state). A
+   * leader's in-memory commit index may count its own unpersisted entries;
+   * only what is durable (or applied) is committed for leader completeness.
+   */
+  observeDurableCommit(hs: raftpb.HardState): void {
+    for (let i = this.durableCommit + 1; i <= hs.commit; i++) if (!this.commitTerm.has(i)) this.commitTerm.set(i, hs.term);
+    if (hs.commit > this.durableCommit) this.durableCommit = hs.commit;
   }
 
   /** Every entry committed in an earlier term is in the new leader's log. */

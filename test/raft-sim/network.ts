@@ -36,22 +36,24 @@ export class FakeNetwork {
 
   constructor(private readonly rand: Rand) {}
 
-  send(m: raftpb.Message, now: number): void {
+  /** Queues m; false when the network lost it. */
+  send(m: raftpb.Message, now: number): boolean {
     const f = this.faults;
     if (f.drop > 0 && this.rand.float() < f.drop) {
       this.dropped++;
-      return;
+      return false;
     }
     const copies = f.duplicate > 0 && this.rand.float() < f.duplicate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       if (this.queue.length >= inflightMax) {
         this.dropped++;
-        return;
+        return i > 0;
       }
       const delay = f.delayMin + this.rand.intn(f.delayMax - f.delayMin + 1);
       // Over the wire: the receiver gets its own decoded copy, never the sender's object.
       this.queue.push({ deliverAt: now + delay, seq: this.seq++, m: raftpb.Message.decode(raftpb.Message.encode(m)) });
     }
+    return true;
   }
 
   /** Messages due at `now`, in (time, send order); removed from the wire. */

@@ -34,7 +34,7 @@ interface PendingReady {
 
 export interface NodeHooks {
   send(m: raftpb.Message): void;
-  onConfState(node: SimNode, cc: raftpb.ConfChange | raftpb.ConfChangeV2, cs: raftpb.ConfState): void;
+  onConfState(node: SimNode, cc: raftpb.ConfChange | raftpb.ConfChangeV2, cs: raftpb.ConfState, index: number): void;
   onReadState(node: SimNode, rs: { index: number; requestCtx: Uint8Array }): void;
   onApplied(node: SimNode, e: raftpb.Entry): void;
 }
@@ -135,7 +135,10 @@ export class SimNode {
       }
       this.checker.observePersisted(this.id, e, prevTerm);
     }
-    if (rd.hardState !== undefined) s.setHardState(rd.hardState);
+    if (rd.hardState !== undefined) {
+      s.setHardState(rd.hardState);
+      this.checker.observeDurableCommit(rd.hardState);
+    }
   }
 
   private apply(rd: Ready, rn: RawNode): void {
@@ -153,7 +156,7 @@ export class SimNode {
         }
         if (e.index > this.app.applied) {
           this.app.confStates.push([e.index, cs]);
-          this.hooks.onConfState(this, cc, cs);
+          this.hooks.onConfState(this, cc, cs, e.index);
         }
       }
       if (e.index <= this.app.applied) continue;

@@ -71,6 +71,7 @@ class Sim {
   private readSeq = 0;
   private readsPending = new Map<string, number>();
   private removing = new Set<bigint>();
+  private retiring: Array<[bigint, number, bigint[]]> = [];
   private everRemoved = new Set<bigint>();
   /** Set once a proposal made after the heal is applied by a quorum. */
   liveAt = -1;
@@ -106,8 +107,9 @@ class Sim {
     this.net.faults = this.netFaults;
     const spares = 2;
     const hooks = {
-      send: (m: raftpb.Message): void => this.net.send(m, this.now),
-      onConfState: (_n: SimNode, cc: raftpb.ConfChange | raftpb.ConfChangeV2, cs: raftpb.ConfState): void => this.onConfState(cc, cs),
+      send: (m: raftpb.Message): void => this.send(m),
+      onConfState: (_n: SimNode, cc: raftpb.ConfChange | raftpb.ConfChangeV2, cs: raftpb.ConfState, index: number): void =>
+        this.onConfState(cc, cs, index),
       onReadState: (n: SimNode, rs: { index: number; requestCtx: Uint8Array }): void => this.onReadState(n, rs),
       onApplied: (_n: SimNode, e: raftpb.Entry): void => this.noteApplied(e),
     };
@@ -123,6 +125,21 @@ class Sim {
     this.log(`seed=${seed} voters=${this.voterCount} preVote=${config.preVote} checkQuorum=${config.checkQuorum} msgAppBytesMax=${msgAppBytesMax} inflight=${config.inflightMsgsMax}/${config.inflightBytesMax} uncommitted=${config.uncommittedBytesMax} net=${JSON.stringify(this.netFaults)}`);
   }
 
+  /**
+   * Like etcd's merged snapshot: a snapshot goes out as the sender's state at
+   * its applied index, not the older one in storage (which may predate the
+   * receiver's membership, and the receiver refuses a snapshot without it).
+   */
+  private send(m: raftpb.Message): void {
+    const from = this.nodes.get(m.from);
+    if (m.type === raftpb.MessageType.MsgSnap && from !== undefined) {
+      from.compact(this.rand.intn(20));
+      m.snapshot = from.storage.snapshot();
+    }
+    // A lost snapshot is reported, as a snapshot stream's failure is.
+    if (!this.net.send(m, this.now) && m.type === raftpb.MessageType.MsgSnap) from?.rn?.reportSnapshot(m.to, false);
+  }
+
   private log(line: string): void {
     this.trace?.(`[${this.now}] ${line}`);
   }
@@ -135,21 +152,31 @@ class Sim {
     if (n.rn !== undefined) this.checker.observeLeader(n.id, n.rn);
   }
 
-  private onConfState(cc: raftpb.ConfChange | raftpb.ConfChangeV2, cs: raftpb.ConfState): void {
+  private onConfState(cc: raftpb.ConfChange | raftpb.ConfChangeV2, cs: raftpb.ConfState, index: number): void {
     const singles = 'changes' in cc ? cc.changes : [cc];
     for (const c of singles) if (c.type === CT.ConfChangeRemoveNode) this.removing.add(c.nodeId);
     const members = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
-    // A member whose removal is committed and complete (not even an outgoing
-    // voter) is shut down for good, as etcd's removed members are: it could
-    // only disturb the cluster.
     for (const id of this.removing) {
-      const n = this.nodes.get(id);
-      if (n !== undefined && !members.has(id) && !n.retired) {
-        this.log(`node ${id} retired`);
-        n.retired = true;
-        n.crash(this.now, Number.MAX_SAFE_INTEGER);
-      }
+      if (!members.has(id) && !this.retiring.some(([x]) => x === id)) this.retiring.push([id, index, [...members]]);
     }
+  }
+
+  /**
+   * A member whose removal is complete (not even an outgoing voter) is shut
+   * down for good once every remaining member has applied the change, as an
+   * operator would: it could only disturb the cluster, and until then it may
+   * be the only one that can tell the others about its removal.
+   */
+  private retireRemoved(): void {
+    this.retiring = this.retiring.filter(([id, index, members]) => {
+      const n = this.nodes.get(id);
+      if (n === undefined || n.retired) return false;
+      if (!members.every((m) => (this.nodes.get(m)?.app.applied ?? 0) >= index)) return true;
+      this.log(`node ${id} retired`);
+      n.retired = true;
+      n.crash(this.now, Number.MAX_SAFE_INTEGER);
+      return false;
+    });
   }
 
   private onReadState(n: SimNode, rs: { index: number; requestCtx: Uint8Array }): void {
@@ -173,6 +200,7 @@ class Sim {
   }
 
   tick(faults: boolean): void {
+    this.retireRemoved();
     if (faults) this.injectFaults();
     this.clientOps(faults);
     this.deliver();
