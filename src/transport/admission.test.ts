@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import { Registry } from '../base/index.js';
 import { ClusterIdMismatchError, MemberRemovedError } from './errors.js';
 import { headers, paths, protocolVersion } from './protocol.js';
@@ -79,6 +80,21 @@ async function rawRequest(url: string, h: Record<string, string>, body?: Uint8Ar
     session.destroy();
   }
 }
+
+test('a connection that opens no stream is closed', async () => {
+  const b = await startMember(2n, { tuning: { inboundFirstStreamTimeoutMs: 200 } });
+  try {
+    const sock = net.connect(Number(new URL(b.url).port), '127.0.0.1');
+    sock.on('error', () => undefined);
+    sock.resume();
+    const started = performance.now();
+    await new Promise((r) => sock.once('close', r));
+    const ms = performance.now() - started;
+    assert.ok(ms >= 150 && ms < 3000, `closed after ${ms} ms`);
+  } finally {
+    await b.t.stop();
+  }
+});
 
 test('wrong version, recipient, cluster or path are refused with etcd statuses; garbage frames cut the stream', async () => {
   const reg = new Registry();

@@ -51,13 +51,18 @@ export function encodeFrame(payload: Uint8Array, crc: boolean): Uint8Array {
  * Incremental frame parser. Bytes come in arbitrary chunks; every complete
  * payload is handed out as its own exactly-sized buffer, so that the byte
  * fields decoded from it (entry data, views by design of src/pb) keep only
- * that message alive, not a whole network chunk.
+ * that message alive, not a whole network chunk. A partial frame is held as
+ * views of the chunks received so far and copied once when complete: memory
+ * follows the bytes that actually arrived (bounded by HTTP/2 flow control),
+ * never the length a header claims.
  */
 export class FrameDecoder {
   private readonly header = Buffer.alloc(frameHeaderBytes);
   private headerFilled = 0;
-  private payload: Uint8Array | undefined;
-  private payloadFilled = 0;
+  /** Length of the payload being assembled; -1 while reading a header. */
+  private length = -1;
+  private readonly parts: Uint8Array[] = [];
+  private partsBytes = 0;
   private expectedCrc = 0;
 
   constructor(
@@ -69,7 +74,7 @@ export class FrameDecoder {
 
   /** True when no partial frame is buffered (the stream may end here). */
   get idle(): boolean {
-    return this.headerFilled === 0 && this.payload === undefined;
+    return this.headerFilled === 0 && this.length < 0;
   }
 
   /**
@@ -80,10 +85,10 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array, onFrame: (payload: Uint8Array) => void, stopAfterOne = false): number {
     let at = 0;
-    // A zero-length payload completes with the header, so the loop runs while
-    // a payload is pending even when the chunk is used up.
-    while (at < chunk.length || (this.payload !== undefined && this.payloadFilled === this.payload.length)) {
-      if (this.payload === undefined) {
+    // A zero-length payload completes with its header, so the loop also runs
+    // when the chunk is used up but a complete (empty) payload is pending.
+    while (at < chunk.length || this.length === 0) {
+      if (this.length < 0) {
         const take = Math.min(frameHeaderBytes - this.headerFilled, chunk.length - at);
         this.header.set(chunk.subarray(at, at + take), this.headerFilled);
         this.headerFilled += take;
@@ -92,17 +97,14 @@ export class FrameDecoder {
         const length = this.header.readUInt32BE(0);
         if (length > this.frameBytesMax) throw new FrameTooLargeError(length, this.frameBytesMax);
         this.expectedCrc = this.header.readUInt32BE(4);
-        this.payload = new Uint8Array(length);
-        this.payloadFilled = 0;
+        this.length = length;
       }
-      const take = Math.min(this.payload.length - this.payloadFilled, chunk.length - at);
-      this.payload.set(chunk.subarray(at, at + take), this.payloadFilled);
-      this.payloadFilled += take;
+      const take = Math.min(this.length - this.partsBytes, chunk.length - at);
+      if (take > 0) this.parts.push(chunk.subarray(at, at + take));
+      this.partsBytes += take;
       at += take;
-      if (this.payloadFilled < this.payload.length) break;
-      const done = this.payload;
-      this.payload = undefined;
-      this.headerFilled = 0;
+      if (this.partsBytes < this.length) break;
+      const done = this.assemble();
       if (this.crc && crc32(done) !== this.expectedCrc) {
         throw new FrameCorruptError(`frame checksum mismatch (${done.length} bytes)`);
       }
@@ -110,5 +112,20 @@ export class FrameDecoder {
       if (stopAfterOne) break;
     }
     return at;
+  }
+
+  /** The completed payload in a buffer of its own; resets for the next header. */
+  private assemble(): Uint8Array {
+    const done = new Uint8Array(this.length);
+    let off = 0;
+    for (const p of this.parts) {
+      done.set(p, off);
+      off += p.length;
+    }
+    this.parts.length = 0;
+    this.partsBytes = 0;
+    this.length = -1;
+    this.headerFilled = 0;
+    return done;
   }
 }

@@ -30,7 +30,13 @@
  * - Callbacks into the member (raft.*, onRejected) come from the event loop,
  *   never synchronously from inside send(); none comes after stop().
  *   raft.process is not guarded: a throw from it crashes the process.
- * - stop() closes listeners, sessions, timers: nothing keeps the process alive.
+ * - Inbound bounds: a frame over frameBytesMax (64 MiB) resets its stream
+ *   (the sender drops such a message before it is sent, so raft cannot loop
+ *   on it); partial frames hold only the bytes that arrived; rpc bodies are
+ *   capped at rpcBytesMax; a connection that opens no stream within 10 s and
+ *   a snapshot stream idle for 30 s are closed; TLS handshakes time out.
+ * - stop() closes listeners, sessions, timers and resolves once every socket
+ *   is closed: nothing keeps the process alive.
  *
  * Wire protocol (HTTP/2, h2c or TLS 1.2+ with ALPN h2), every request carries
  * x-etcd-cluster-id, x-server-from, x-raft-to (ids in hex), x-etcd-ts-protocol: 1:

@@ -67,7 +67,9 @@ export class PeerLink {
   /** Sessions destroyed but not yet closed; stop() waits for them. */
   private readonly closing = new Set<Promise<void>>();
   private snapshotsInflight = 0;
+  private callsInflight = 0;
   private lastDropLogMs = -Infinity;
+  private lastDialLogMs = -Infinity;
 
   constructor(private readonly ctx: TransportContext, readonly id: bigint, urls: readonly string[]) {
     this.urls = urls;
@@ -142,13 +144,10 @@ export class PeerLink {
     this.retryNow();
   }
 
-  /** Resolves with the session once active; rejects after timeoutMs. */
-  whenActive(timeoutMs: number): Promise<http2.ClientHttp2Session> {
+  /** Resolves with the session once active; rejects after timeoutMs. Callers are bounded (calls, snapshots). */
+  private whenActive(timeoutMs: number): Promise<http2.ClientHttp2Session> {
     if (this.state === 'stopped') return Promise.reject(new PeerNotFoundError(idToHex(this.id)));
     if (this.state === 'active' && this.session !== undefined) return Promise.resolve(this.session);
-    if (this.waiters.size >= this.ctx.tuning.rpcPendingMax) {
-      return Promise.reject(new TooManyRequestsError(`too many requests waiting for peer ${idToHex(this.id)}`));
-    }
     return new Promise((resolve, reject) => {
       const w: Waiter = {
         resolve,
@@ -164,12 +163,20 @@ export class PeerLink {
 
   async call(method: string, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     const path = rpcPath(method);
-    const deadline = this.ctx.clock.nowMs() + timeoutMs;
-    const session = await this.whenActive(timeoutMs);
-    const left = Math.max(1, deadline - this.ctx.clock.nowMs());
-    const h = senderHeaders(this.ctx.clusterId, this.ctx.localId, this.id);
-    const res = await post(session, path, h, body, left, this.ctx.tuning.rpcBytesMax, this.ctx.timers);
-    return rpcResult(res, method);
+    if (this.callsInflight >= this.ctx.tuning.rpcPendingMax) {
+      throw new TooManyRequestsError(`too many calls in flight to peer ${idToHex(this.id)}`);
+    }
+    this.callsInflight++;
+    try {
+      const deadline = this.ctx.clock.nowMs() + timeoutMs;
+      const session = await this.whenActive(timeoutMs);
+      const left = Math.max(1, deadline - this.ctx.clock.nowMs());
+      const h = senderHeaders(this.ctx.clusterId, this.ctx.localId, this.id);
+      const res = await post(session, path, h, body, left, this.ctx.tuning.rpcBytesMax, this.ctx.timers);
+      return rpcResult(res, method);
+    } finally {
+      this.callsInflight--;
+    }
   }
 
   /** Closes everything; resolves once every session this link opened is closed. */
@@ -348,7 +355,10 @@ export class PeerLink {
     } else {
       // A dial that failed tries the peer's next URL (etcd's urlPicker.unreachable).
       this.urlIndex++;
-      this.ctx.logger.debug('failed to dial remote peer', { peer: this.id, reason });
+      const now = this.ctx.clock.nowMs();
+      const quiet = now - this.lastDialLogMs < dropLogIntervalMs;
+      if (!quiet) this.lastDialLogMs = now;
+      this.ctx.logger[quiet ? 'debug' : 'warn']('failed to dial remote peer', { peer: this.id, reason });
     }
     this.state = 'backoff';
     const delayMs = backoffDelayMs(this.ctx.tuning.backoff, this.attempt, this.ctx.rand);

@@ -72,6 +72,8 @@ export interface TransportTuning {
   readonly pingIntervalMs: number;
   /** A ping unanswered this long tears the connection down (etcd's ConnReadTimeout). */
   readonly pingTimeoutMs: number;
+  /** An inbound connection that opens no stream within this is closed (a stalled or hostile client). */
+  readonly inboundFirstStreamTimeoutMs: number;
   /** A snapshot stream with no progress for this long fails, on either side. */
   readonly snapshotIdleTimeoutMs: number;
   /** HTTP/2 flow-control window per stream and per connection. */
@@ -95,6 +97,7 @@ export const defaultTuning: TransportTuning = {
   pingIntervalMs: 1000,
   pingTimeoutMs: 5000,
   snapshotIdleTimeoutMs: 30_000,
+  inboundFirstStreamTimeoutMs: 10_000,
   streamWindowBytes: 4 * mib,
   // Several streams' windows, so one stalled stream (a slow snapshot reader)
   // cannot take the whole connection window from the raft streams.
@@ -107,7 +110,10 @@ export function resolveTuning(t: Partial<TransportTuning> | undefined): Transpor
   assert(r.pendingQueueMax > 0 && r.pendingQueueMax <= r.streamQueueMax, 'pendingQueueMax must be in (0, streamQueueMax]');
   assert(r.frameBytesMax > 0 && r.frameBytesMax <= frameLengthMax, 'frameBytesMax out of range');
   assert(r.batchBytesMax > 0 && r.rpcBytesMax > 0 && r.rpcPendingMax > 0 && r.snapshotInflightMax > 0, 'bounds must be positive');
-  assert(r.dialTimeoutMs > 0 && r.pingIntervalMs > 0 && r.pingTimeoutMs > 0 && r.snapshotIdleTimeoutMs > 0, 'timeouts must be positive');
+  assert(
+    r.dialTimeoutMs > 0 && r.pingIntervalMs > 0 && r.pingTimeoutMs > 0 && r.snapshotIdleTimeoutMs > 0 && r.inboundFirstStreamTimeoutMs > 0,
+    'timeouts must be positive',
+  );
   // HTTP/2 windows are 31-bit.
   assert(r.streamWindowBytes >= 65_535 && r.streamWindowBytes < 2 ** 31, 'streamWindowBytes out of range');
   assert(r.sessionWindowBytes >= r.streamWindowBytes && r.sessionWindowBytes < 2 ** 31, 'sessionWindowBytes out of range');

@@ -45,6 +45,24 @@ async function pump(
   if (!req.closed && !req.destroyed) req.end();
 }
 
+function openSnapshotRequest(
+  ctx: TransportContext,
+  session: http2.ClientHttp2Session,
+  m: raftpb.Message,
+  size: number,
+): http2.ClientHttp2Stream {
+  return session.request(
+    {
+      ':method': 'POST',
+      ':path': paths.snapshot,
+      ...senderHeaders(ctx.clusterId, ctx.localId, m.to),
+      [headers.frameCrc]: ctx.tuning.frameCrc ? '1' : '0',
+      [headers.snapshotSize]: String(size),
+    },
+    { endStream: false, weight: snapshotStreamWeight },
+  );
+}
+
 /** Sends one MsgSnap and its db on `session`; resolves when the receiver answered 204. */
 export function postSnapshot(
   ctx: TransportContext,
@@ -54,18 +72,16 @@ export function postSnapshot(
   body: AsyncIterable<Uint8Array>,
 ): Promise<void> {
   assert(Number.isSafeInteger(size) && size >= 0, `bad snapshot size ${size}`);
+  let req: http2.ClientHttp2Stream;
+  try {
+    req = openSnapshotRequest(ctx, session, m, size);
+  } catch (e) {
+    // The session died between the caller's check and now: release the source as a failed send would.
+    void body[Symbol.asyncIterator]().return?.();
+    return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+  }
   return new Promise<void>((resolve, reject) => {
     const outcome: Outcome = { settled: false, status: 0 };
-    const req = session.request(
-      {
-        ':method': 'POST',
-        ':path': paths.snapshot,
-        ...senderHeaders(ctx.clusterId, ctx.localId, m.to),
-        [headers.frameCrc]: ctx.tuning.frameCrc ? '1' : '0',
-        [headers.snapshotSize]: String(size),
-      },
-      { endStream: false, weight: snapshotStreamWeight },
-    );
     const finish = (err: Error | undefined): void => {
       if (outcome.settled) return;
       outcome.settled = true;

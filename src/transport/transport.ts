@@ -116,7 +116,16 @@ export class Transport {
       return;
     }
     this.inboundSessions.add(s);
-    s.on('close', () => this.inboundSessions.delete(s));
+    // Peers and joiners open a stream at once; a connection that opens none is stalled or hostile.
+    const idle = this.ctx.timers.setTimeout(() => {
+      this.ctx.logger.warn('closed a peer connection that opened no stream', { remote: s.socket.remoteAddress });
+      void destroySoon(s);
+    }, this.ctx.tuning.inboundFirstStreamTimeoutMs);
+    s.once('stream', () => this.ctx.timers.clearTimeout(idle));
+    s.on('close', () => {
+      this.ctx.timers.clearTimeout(idle);
+      this.inboundSessions.delete(s);
+    });
     s.on('error', () => undefined);
     try {
       s.setLocalWindowSize(this.ctx.tuning.sessionWindowBytes);
