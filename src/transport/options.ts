@@ -10,7 +10,7 @@ import { frameLengthMax } from './frame.js';
 import type { TransportError } from './errors.js';
 import type { PeerTlsOptions } from './tls.js';
 
-/** Callbacks into the member's raft node. All are synchronous. */
+/** Callbacks into the member's raft node. All are synchronous and come from the event loop, never from inside send(). */
 export interface RaftCallbacks {
   /** A message received from a peer; the server steps it. Not called after stop(). */
   process(m: raftpb.Message): void;
@@ -60,7 +60,7 @@ export interface TransportTuning {
   readonly batchBytesMax: number;
   /** Largest rpc request or response body. */
   readonly rpcBytesMax: number;
-  /** Calls waiting on one peer at once. */
+  /** Calls in flight to one peer at once (waiting for the link or for the answer). */
   readonly rpcPendingMax: number;
   /** Snapshots being sent to one peer at once. */
   readonly snapshotInflightMax: number;
