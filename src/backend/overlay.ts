@@ -77,7 +77,7 @@ export class Batch {
 
   bucket(index: number): BucketOverlay {
     const b = this.buckets[index];
-    assert(b !== undefined, `no bucket #${index}`);
+    if (b === undefined) assert(false, `no bucket #${index}`);
     return b;
   }
 }

@@ -59,3 +59,21 @@ test('SortedMap survives bulk inserts and deletes of many keys', () => {
   m.set('again', 1);
   assert.deepEqual(collect(m, '', undefined), ['again']);
 });
+
+test('fromSorted builds the same map as inserting', () => {
+  for (const n of [0, 1, 63, 64, 65, 4096, 4097, 300_000]) {
+    const keys = Array.from({ length: n }, (_, i) => `k${String(i).padStart(7, '0')}`);
+    const m = SortedMap.fromSorted(keys, keys.map((_, i) => i));
+    assert.equal(m.size, n);
+    assert.deepEqual(collect(m, '', undefined), keys);
+    if (n > 0) {
+      assert.equal(m.get(keys[n >> 1] as string), n >> 1);
+      assert.deepEqual(collect(m, keys[n - 1] as string, undefined), [keys[n - 1]]);
+      m.set('k', -1);
+      m.delete(keys[0] as string);
+      assert.equal(m.size, n);
+      assert.equal(collect(m, '', undefined)[0], 'k');
+    }
+  }
+  assert.throws(() => SortedMap.fromSorted(['b', 'a'], [1, 2]), /ascending/);
+});

@@ -43,25 +43,41 @@ export class KeyIndex {
   generations: Generation[] = [];
   /** The newest revision put or tombstoned. */
   modified: Revision = zeroRev;
+  /**
+   * The key as of `modified`, kept beside the generations so that a read at
+   * the current revision (nearly every read) touches this object only.
+   * liveVersion 0: deleted.
+   */
+  private liveVersion = 0;
+  private liveCreated: Revision = zeroRev;
 
   /** key: bytesToKey form. */
   constructor(readonly key: string) {}
 
   put(rev: Revision): void {
-    assert(revGreater(rev, this.modified), `keyIndex put with a smaller revision ${rev.main}.${rev.sub}`);
-    if (this.generations.length === 0) this.generations.push(newGeneration());
+    if (!revGreater(rev, this.modified)) assert(false, `keyIndex put with a smaller revision ${rev.main}.${rev.sub}`);
+    // Array literals, not push onto []: V8 would give a pushed-to empty array 17 slots.
+    if (this.generations.length === 0) this.generations = [newGeneration()];
     const g = this.generations[this.generations.length - 1] as Generation;
-    if (g.revs.length === 0) g.created = rev;
-    g.revs.push(rev);
+    if (g.revs.length === 0) {
+      g.created = rev;
+      g.revs = [rev];
+    } else {
+      g.revs.push(rev);
+    }
     g.ver++;
     this.modified = rev;
+    this.liveVersion = g.ver;
+    this.liveCreated = g.created;
   }
 
   /** Rebuilds from the newest surviving version of the key (store restore). */
   restore(created: Revision, modified: Revision, ver: number): void {
     assert(this.generations.length === 0, 'keyIndex restore on a non-empty index');
     this.modified = modified;
-    this.generations.push({ created, ver, revs: [modified] });
+    this.generations = [{ created, ver, revs: [modified] }];
+    this.liveVersion = ver;
+    this.liveCreated = created;
   }
 
   /** Appends a tombstone and opens a new generation; false if the key is already deleted. */
@@ -70,11 +86,15 @@ export class KeyIndex {
     if ((this.generations[this.generations.length - 1] as Generation).revs.length === 0) return false;
     this.put(rev);
     this.generations.push(newGeneration());
+    this.liveVersion = 0;
     return true;
   }
 
   /** The key as of atRev, or undefined if it did not exist then. */
   get(atRev: number): KeyAt | undefined {
+    if (atRev >= this.modified.main) {
+      return this.liveVersion === 0 ? undefined : { modified: this.modified, created: this.liveCreated, version: this.liveVersion };
+    }
     assert(!this.isEmpty(), 'keyIndex get on an empty index');
     const g = this.findGeneration(atRev);
     if (g === undefined) return undefined;

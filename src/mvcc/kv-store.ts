@@ -98,7 +98,7 @@ export class KvStore {
   readonly backend: Backend;
   readonly leases: LeaseHooks;
   private readonly keyBucket: Bucket;
-  private readonly index = new TreeIndex();
+  private index = new TreeIndex();
   private readonly compactionBatchLimit: number;
   private readonly compactionSleepMs: number;
   private readonly indexSliceKeys: number;
@@ -174,7 +174,7 @@ export class KvStore {
 
   private readRevision(rev: Revision): mvccpb.KeyValue {
     const v = this.backend.get(this.keyBucket, revToBytes(rev));
-    assert(v !== undefined, `mvcc: revision ${rev.main}.${rev.sub} in the index but not in the backend`);
+    if (v === undefined) assert(false, `mvcc: revision ${rev.main}.${rev.sub} in the index but not in the backend`);
     return mvccpb.KeyValue.decode(v);
   }
 
@@ -357,6 +357,7 @@ export class KvStore {
   private restore(): void {
     const { scheduled, finished } = this.schema.compactRevisions();
     this.compactMainRev = finished;
+    const keys = new Map<string, KeyIndex>();
     let lastRev = 1;
     this.backend.forEach(this.keyBucket, new Uint8Array(0), undefined, (k, v) => {
       const rev = bytesToRev(k);
@@ -364,7 +365,7 @@ export class KvStore {
       const keyStr = bytesToKey(kv.key);
       const tomb = isTombstoneBytes(k);
       lastRev = rev.main;
-      const ki = this.index.keyIndex(keyStr);
+      const ki = keys.get(keyStr);
       if (ki !== undefined) {
         if (tomb) ki.tombstone(rev);
         else ki.put(rev);
@@ -372,11 +373,12 @@ export class KvStore {
       } else if (!tomb) {
         // Compaction removed the earlier versions: the surviving one says where the generation began.
         const fresh = new KeyIndex(keyStr);
-        fresh.restore({ main: kv.createRevision, sub: 0 }, rev, kv.version);
+        fresh.restore(kv.createRevision === rev.main && rev.sub === 0 ? rev : { main: kv.createRevision, sub: 0 }, rev, kv.version);
         fresh.lease = kv.lease;
-        this.index.insert(fresh);
+        keys.set(keyStr, fresh);
       }
     });
+    this.index = new TreeIndex(keys);
     // Compaction may have removed every revision up to the compact revision.
     this.currentRev = Math.max(lastRev, this.compactMainRev);
     this.reattachLeases();

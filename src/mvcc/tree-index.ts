@@ -23,29 +23,41 @@ export interface IndexHit {
 }
 
 export class TreeIndex {
-  private readonly tree = new SortedMap<KeyIndex>();
+  /** Every key in order, for ranges. */
+  private readonly tree: SortedMap<KeyIndex>;
+  /** The same keys hashed: single-key reads and writes skip the tree's descent. */
+  private readonly byKey: Map<string, KeyIndex>;
+
+  constructor(byKey = new Map<string, KeyIndex>()) {
+    this.byKey = byKey;
+    const keys = [...byKey.keys()];
+    // The default sort orders strings by UTF-16 code unit: for bytesToKey strings, byte order.
+    keys.sort();
+    this.tree = SortedMap.fromSorted(keys, keys.map((k) => byKey.get(k) as KeyIndex));
+  }
 
   /** Keys with at least one generation (deleted keys stay until compacted). */
   get size(): number {
-    return this.tree.size;
+    return this.byKey.size;
   }
 
   keyIndex(key: string): KeyIndex | undefined {
-    return this.tree.get(key);
+    return this.byKey.get(key);
   }
 
   get(key: string, atRev: number): IndexHit | undefined {
-    const ki = this.tree.get(key);
+    const ki = this.byKey.get(key);
     if (ki === undefined) return undefined;
     const at = ki.get(atRev);
     return at === undefined ? undefined : { ki, at };
   }
 
   put(key: string, rev: Revision): KeyIndex {
-    let ki = this.tree.get(key);
+    let ki = this.byKey.get(key);
     if (ki === undefined) {
       ki = new KeyIndex(key);
       this.tree.set(key, ki);
+      this.byKey.set(key, ki);
     }
     ki.put(rev);
     return ki;
@@ -53,13 +65,14 @@ export class TreeIndex {
 
   /** Inserts a KeyIndex built elsewhere (restore). */
   insert(ki: KeyIndex): void {
-    assert(this.tree.get(ki.key) === undefined, 'index insert of an existing key');
+    assert(!this.byKey.has(ki.key), 'index insert of an existing key');
     this.tree.set(ki.key, ki);
+    this.byKey.set(ki.key, ki);
   }
 
   /** Tombstones the key; false if it does not exist (or is already deleted). */
   tombstone(key: string, rev: Revision): boolean {
-    const ki = this.tree.get(key);
+    const ki = this.byKey.get(key);
     if (ki === undefined) return false;
     return ki.tombstone(rev);
   }
@@ -81,7 +94,7 @@ export class TreeIndex {
   /** Calls fn for each KeyIndex in the span, in key order (the index must not change meanwhile). */
   visit(span: KeySpan, fn: (ki: KeyIndex) => void): void {
     if (span.single) {
-      const ki = this.tree.get(span.start);
+      const ki = this.byKey.get(span.start);
       if (ki !== undefined) fn(ki);
       return;
     }
@@ -108,7 +121,10 @@ export class TreeIndex {
     });
     for (const ki of slice) {
       ki.compact(atRev, available);
-      if (ki.isEmpty()) this.tree.delete(ki.key);
+      if (ki.isEmpty()) {
+        this.tree.delete(ki.key);
+        this.byKey.delete(ki.key);
+      }
     }
     return next;
   }
