@@ -38,5 +38,5 @@ for (const f of files) {
 }
 
 test('there are interaction scripts', () => {
-  assert.ok(files.length >= 1, `only ${files.length} scripts`);
+  assert.ok(files.length >= 20, `only ${files.length} scripts`);
 });

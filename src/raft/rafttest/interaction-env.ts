@@ -83,6 +83,8 @@ export class InteractionEnv {
     this.out = [];
     try {
       this.dispatch(c);
+      // `quiet` runs the command but keeps its transcript out (setup steps).
+      if (hasArg(c, 'quiet')) this.out = [];
     } catch (e) {
       if (isRaftError(e)) this.out.push(`error: ${e.code}`);
       else if (e instanceof Error) this.out.push(`error: ${e.message}`);
@@ -127,8 +129,13 @@ export class InteractionEnv {
         return;
       case 'stabilize':
         return this.stabilize(this.ids(c));
-      case 'tick-election':
-        return this.tickN(this.node(c), this.node(c).rn.raft.electionTimeout * 2);
+      case 'tick-election': {
+        // A leader ticks one election timeout; anyone else ticks until its
+        // randomized timeout fires.
+        const r = this.node(c).rn.raft;
+        const n = r.state === 'StateLeader' ? r.electionTimeout : Math.max(1, r.randomizedElectionTimeout - r.electionElapsed);
+        return this.tickN(this.node(c), n);
+      }
       case 'tick-heartbeat':
         return this.tickN(this.node(c), this.node(c).rn.raft.heartbeatTimeout);
       case 'tick':
@@ -236,12 +243,14 @@ export class InteractionEnv {
     n.storage.append(rd.entries);
     if (rd.hardState !== undefined) n.storage.setHardState(rd.hardState);
     for (const e of rd.committedEntries) {
+      // After a restart raft replays entries after its snapshot: conf
+      // changes go to raft again; the application skips what it has.
       const cc = confChangeFromEntry(e);
       if (cc !== undefined) {
         const cs = n.rn.applyConfChange(cc);
-        n.confHistory.push([e.index, cs]);
+        if (e.index > n.applied) n.confHistory.push([e.index, cs]);
       }
-      n.applied = e.index;
+      if (e.index > n.applied) n.applied = e.index;
     }
     for (const m of rd.messages) this.messages.push(m);
     n.rn.advance(rd);
@@ -302,6 +311,8 @@ export class InteractionEnv {
   }
 
   private compact(n: Node, index: number): void {
+    // A snapshot holds applied state only.
+    if (index > n.applied) throw new Error(`compact ${index} is past applied index ${n.applied}`);
     let cs = raftpb.ConfState.create();
     for (const [i, s] of n.confHistory) if (i <= index) cs = s;
     n.storage.createSnapshot(index, cs, new TextEncoder().encode(`snap@${index}`));
@@ -345,8 +356,7 @@ export class InteractionEnv {
 
   /** Crash and restart: the node keeps only what it persisted. */
   private restart(n: Node): void {
-    const config: Config = { ...n.config, applied: n.applied };
-    n.rn = new RawNode(config);
+    n.rn = new RawNode(n.config);
     this.messages = this.messages.filter((m) => m.from !== n.id);
   }
 }
