@@ -15,7 +15,7 @@ import { Etcd3 } from 'etcd3';
 import { SeededRand } from '../base/index.js';
 import { etcdserverpb, mvccpb } from '../pb/index.js';
 import { deleteRangeRequest, hashKvRequest, putRequest, rangeRequest, txnRequest, compactionRequest } from './kv-requests.js';
-import { finishCompactions, opDel, opGet, opPut, opTxn, show, withStore } from './testing.js';
+import { finishCompactions, opDel, opGet, opPut, opTxn, show, txnValidationCases, withStore } from './testing.js';
 import { checkTxnRequest } from './validate.js';
 
 const etcdBinary = '/usr/bin/etcd';
@@ -218,6 +218,19 @@ test('differential: responses, past reads and HashKV equal real etcd 3.4', { ski
           assert.equal(String(mine.header?.revision), String(theirs.header.revision));
         }
       };
+      await compareHashes([0]);
+      // The checks before proposing: the same verdict (and message) as etcd's API layer.
+      for (const c of txnValidationCases) {
+        const err = checkTxnRequest(c.txn);
+        let theirs: string;
+        try {
+          theirs = summarize('txn', (await kv.txn(rawTxn(c.txn))) as unknown as Raw);
+        } catch (e) {
+          theirs = (e as Error).message.replace(/^\d+ [A-Z_]+: /, '');
+        }
+        const mine = err !== undefined ? err.message : ours('txn', txnRequest(t.store, c.txn));
+        assert.equal(mine, theirs, c.name);
+      }
       await compareHashes([0]);
       for (const round of [0, 1, 2]) {
         for (const { kind, req } of history(rand, 60)) {

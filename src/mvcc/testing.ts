@@ -129,3 +129,48 @@ export function show(kv: mvccpb.KeyValue | undefined): string {
   const lease = kv.lease !== 0n ? `+${kv.lease}` : '';
   return `${Buffer.from(kv.key).toString()}=${Buffer.from(kv.value).toString()}@${kv.createRevision}/${kv.modRevision}/${kv.version}${lease}`;
 }
+
+function txnOf(success: etcdserverpb.RequestOp[], failure: etcdserverpb.RequestOp[] = [], compare: etcdserverpb.Compare[] = []): etcdserverpb.TxnRequest {
+  return etcdserverpb.TxnRequest.create({ compare, success, failure });
+}
+
+function delRange(key: string, rangeEnd: string): etcdserverpb.RequestOp {
+  return opDel(del(key, { rangeEnd: utf8(rangeEnd) }));
+}
+
+/**
+ * Txn requests and etcd's verdict on them (the v3rpc checks), shared by the
+ * unit test and the differential test against the real etcd. `want` is the
+ * error code, or undefined when etcd lets the request through.
+ */
+export const txnValidationCases: ReadonlyArray<{ readonly name: string; readonly txn: etcdserverpb.TxnRequest; readonly want: string | undefined }> = [
+  { name: 'two puts of a key', txn: txnOf([opPut(put('v/a', '1')), opPut(put('v/a', '2'))]), want: 'duplicate-key' },
+  { name: 'a put and a delete of a key', txn: txnOf([opPut(put('v/a', '1')), opDel(del('v/a'))]), want: 'duplicate-key' },
+  { name: 'a delete then a put of a key', txn: txnOf([opDel(del('v/a')), opPut(put('v/a', '1'))]), want: 'duplicate-key' },
+  { name: 'a put inside a deleted range', txn: txnOf([delRange('v/a', 'v/c'), opPut(put('v/b', '1'))]), want: 'duplicate-key' },
+  { name: 'a put at the end of a deleted range', txn: txnOf([delRange('v/a', 'v/c'), opPut(put('v/c', '1'))]), want: undefined },
+  { name: 'overlapping deletes', txn: txnOf([opDel(del('v/a')), delRange('v/a', 'v/z')]), want: undefined },
+  { name: 'a put after a from-key delete (etcd misses it)', txn: txnOf([delRange('v/a', '\u0000'), opPut(put('v/b', '1'))]), want: undefined },
+  { name: 'a nested put and an outer put', txn: txnOf([opTxn(txnOf([opPut(put('v/a', '1'))])), opPut(put('v/a', '2'))]), want: 'duplicate-key' },
+  { name: 'one key in both branches of a nested txn', txn: txnOf([opTxn(txnOf([opPut(put('v/a', '1'))], [opPut(put('v/a', '2'))]))]), want: undefined },
+  { name: 'the same put in two nested txns', txn: txnOf([opTxn(txnOf([opPut(put('v/a', '1'))])), opTxn(txnOf([opPut(put('v/a', '2'))]))]), want: 'duplicate-key' },
+  { name: 'a nested delete over an outer put', txn: txnOf([opTxn(txnOf([delRange('v/a', 'v/c')])), opPut(put('v/b', '1'))]), want: 'duplicate-key' },
+  { name: 'an outer delete over a nested put', txn: txnOf([opDel(del('v/b')), opTxn(txnOf([opPut(put('v/b', '1'))]))]), want: 'duplicate-key' },
+  { name: 'a nested put after a nested delete', txn: txnOf([opTxn(txnOf([opDel(del('v/a'))])), opTxn(txnOf([opPut(put('v/a', '1'))]))]), want: 'duplicate-key' },
+  { name: 'a nested delete after a nested put (etcd misses it)', txn: txnOf([opTxn(txnOf([opPut(put('v/a', '1'))])), opTxn(txnOf([opDel(del('v/a'))]))]), want: undefined },
+  { name: 'then in one nested txn, else in another', txn: txnOf([opTxn(txnOf([opPut(put('v/a', '1'))])), opTxn(txnOf([], [opPut(put('v/a', '2'))]))]), want: 'duplicate-key' },
+  { name: 'duplicates in the failure branch', txn: txnOf([], [opPut(put('v/a', '1')), opPut(put('v/a', '2'))]), want: 'duplicate-key' },
+  { name: '129 ops', txn: txnOf(Array.from({ length: 129 }, (_, i) => opPut(put(`v/${i}`, '1')))), want: 'too-many-ops' },
+  { name: '128 ops', txn: txnOf(Array.from({ length: 128 }, (_, i) => opPut(put(`v/${i}`, '1')))), want: undefined },
+  {
+    name: 'a nested txn over what its parent leaves',
+    txn: txnOf([...Array.from({ length: 99 }, (_, i) => opPut(put(`v/${i}`, '1'))), opTxn(txnOf(Array.from({ length: 29 }, (_, i) => opPut(put(`w/${i}`, '1')))))]),
+    want: 'too-many-ops',
+  },
+  { name: 'a compare without a key', txn: txnOf([], [], [etcdserverpb.Compare.create({ key: new Uint8Array(0) })]), want: 'empty-key' },
+  { name: 'an empty op', txn: txnOf([etcdserverpb.RequestOp.create()]), want: 'key-not-found' },
+  { name: 'a put with a value and ignore_value', txn: txnOf([opPut(put('v/a', 'x', { ignoreValue: true }))]), want: 'value-provided' },
+  { name: 'a put with a lease and ignore_lease', txn: txnOf([opPut(put('v/a', '', { ignoreLease: true, lease: 5n }))]), want: 'lease-provided' },
+  { name: 'a range without a key', txn: txnOf([opGet(get(''))]), want: 'empty-key' },
+  { name: 'a delete without a key', txn: txnOf([opDel(del(''))]), want: 'empty-key' },
+];
