@@ -43,18 +43,35 @@
  *      entry decode the change (raftpb.ConfChange / ConfChangeV2) and call
  *      applyConfChange(cc) (the membership changes now, not when proposed);
  *      its context bytes are the proposer's, untouched. Entries with empty
- *      data are the leaders' no-op entries.
+ *      data are the leaders' no-op entries. After a restart raft hands out
+ *      again the committed entries after its snapshot: skip those your state
+ *      machine already has, but still call applyConfChange for the conf
+ *      changes among them (raft's membership restarts from the snapshot's).
  *   5. serve rd.readStates: a read with requestCtx may answer once the applied
  *      index reaches its index.
- *   6. node.advance(rd). Only now may ready() be called again: Readys are
- *      strictly sequential, which is what makes a leader counting its own
- *      entries before they are durable safe (nothing it commits leaves
- *      raft before the Ready that wrote them was advanced).
+ *   6. node.advance(rd). Only now may ready() be called again. On advance the
+ *      leader counts its own entries as durable; Readys are strictly
+ *      sequential, so nothing committed leaves raft before it is durable.
  * }
  * ```
  * tick(), step(), propose() and the other inputs may be called between
  * ready() and advance() (e.g. while awaiting an fsync); their effects come out
  * in the next Ready.
+ *
+ * Snapshots and compaction: compact the Storage only up to an index raft
+ * itself delivered as committed since this boot (status().applied). A
+ * MsgSnap carries Storage.snapshot(); a server may put a fresher snapshot of
+ * its applied state in it (etcd's "merged snapshot"), and should: a follower
+ * refuses a snapshot whose ConfState does not contain it (a member added
+ * after the stored snapshot). Report every MsgSnap's fate with
+ * reportSnapshot(to, ok): until then the leader sends that follower nothing.
+ *
+ * Membership: one change at a time (a second is dropped until the first is
+ * applied); changes are validated at proposal time against the applied
+ * configuration, so applying never fails. A leader that removes or demotes
+ * itself takes no proposals after that change, keeps replicating until the
+ * remaining voters have its whole log, then hands over (MsgTimeoutNow) and
+ * steps down. Prefer transferring leadership before removing the leader.
  *
  * ## Starting
  * - A brand-new cluster: every initial member creates an empty MemoryStorage,
@@ -64,9 +81,10 @@
  * - A member joining an existing cluster: an empty storage and no bootstrap;
  *   the leader (after the conf change adding it is applied) sends it a
  *   snapshot or the log.
- * - A restart: load the last snapshot, hard state and entries after it into
- *   the Storage (MemoryStorage.applySnapshot, setHardState, append), then
- *   `new RawNode({ ...config, applied })` with the last applied index.
+ * - A restart: load the last snapshot, the entries after it and the hard
+ *   state into a MemoryStorage (applySnapshot, append, setHardState), then
+ *   `new RawNode(config)`, leaving `applied` at its default (the snapshot
+ *   index) so that conf changes after the snapshot are re-delivered (step 4).
  */
 export { RaftError, RaftErrorCode, isRaftError } from './errors.js';
 export { ReadOnlyOption, validateConfig } from './config.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseSeedRange, runSeed } from './sim.js';
 
 // A fixed range for CI; `npm run sim -- --seeds 1..2000` runs the long one.
-const [from, to] = parseSeedRange(process.env['RAFT_SIM_SEEDS'] ?? '1..60');
+const [from, to] = parseSeedRange(process.env['RAFT_SIM_SEEDS'] ?? '1..300');
 
 test(`raft simulation seeds ${from}..${to}`, () => {
   const failures: string[] = [];
