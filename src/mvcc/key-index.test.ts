@@ -19,33 +19,21 @@ function example(): KeyIndex {
 }
 
 function shape(ki: KeyIndex): string {
-  return ki.generations.map((g) => `{${g.revs.map((x) => `${x.main}.${x.sub}`).join(',')}}`).join(' ');
+  return ki.generations().map((g) => `{${g.revs.map((x) => `${x.main}.${x.sub}`).join(',')}}`).join(' ');
 }
 
 test('get answers with the version and creation of the generation holding the revision', () => {
   const ki = example();
   assert.equal(ki.get(0), undefined);
-  assert.deepEqual(ki.get(1), { modified: r(1), created: r(1), version: 1 });
-  assert.deepEqual(ki.get(2), { modified: r(2), created: r(1), version: 2 });
+  assert.deepEqual(ki.get(1), { modified: r(1), created: 1, version: 1 });
+  assert.deepEqual(ki.get(2), { modified: r(2), created: 1, version: 2 });
   assert.equal(ki.get(3), undefined, 'deleted at 3');
-  assert.deepEqual(ki.get(4), { modified: r(4), created: r(4), version: 1 });
+  assert.deepEqual(ki.get(4), { modified: r(4), created: 4, version: 1 });
   assert.equal(ki.get(5), undefined);
-  assert.deepEqual(ki.get(7), { modified: r(7, 1), created: r(6), version: 2 });
-  assert.deepEqual(ki.get(100), { modified: r(7, 1), created: r(6), version: 2 });
+  assert.deepEqual(ki.get(7), { modified: r(7, 1), created: 6, version: 2 });
+  assert.deepEqual(ki.get(100), { modified: r(7, 1), created: 6, version: 2 });
   assert.equal(ki.tombstone(r(8)), true);
   assert.equal(ki.tombstone(r(9)), false, 'already deleted');
-});
-
-test('since returns one revision per transaction from the given main revision on', () => {
-  const ki = new KeyIndex('k');
-  ki.put(r(1));
-  ki.put(r(2, 0));
-  ki.put(r(2, 1));
-  ki.tombstone(r(3));
-  ki.put(r(4));
-  assert.deepEqual(ki.since(1), [r(1), r(2, 1), r(3), r(4)]);
-  assert.deepEqual(ki.since(3), [r(3), r(4)]);
-  assert.deepEqual(ki.since(5), []);
 });
 
 test('compaction keeps the newest revision at or below the compact revision unless it is a tombstone', () => {
@@ -74,4 +62,27 @@ test('compaction keeps the newest revision at or below the compact revision unle
   gone.compact(2, new Set());
   assert.equal(gone.isEmpty(), true, 'a key deleted at or below the compact revision goes');
   assert.equal(revKey(3, 1), '3_1');
+});
+
+test('a key with a single revision keeps no generations until it needs them, and returns to that after compaction', () => {
+  const ki = new KeyIndex('k');
+  ki.restore(3, r(5), 2);
+  assert.equal(shape(ki), '{5.0}');
+  assert.deepEqual(ki.get(5), { modified: r(5), created: 3, version: 2 });
+  assert.equal(ki.get(4), undefined, 'older history was compacted away');
+  const kept = new Set<string>();
+  ki.keep(9, kept);
+  ki.compact(9, kept);
+  assert.deepEqual([...kept], ['5_0']);
+  ki.put(r(6));
+  ki.put(r(7));
+  assert.equal(shape(ki), '{5.0,6.0,7.0}');
+  assert.deepEqual(ki.get(6), { modified: r(6), created: 3, version: 3 });
+  ki.compact(7, new Set());
+  assert.equal(shape(ki), '{7.0}');
+  assert.deepEqual(ki.get(7), { modified: r(7), created: 3, version: 4 });
+  assert.equal(ki.get(6), undefined);
+  assert.equal(ki.tombstone(r(8)), true);
+  assert.equal(shape(ki), '{7.0,8.0} {}');
+  assert.equal(ki.get(9), undefined);
 });

@@ -12,6 +12,11 @@
  * index. compact(2) above gives [ {2, 3(t)}, {4, 5(t)}, {} ]; compact(4)
  * gives [ {4, 5(t)}, {} ]; compact(5) leaves only the empty generation.
  * These are etcd's rules (mvcc/key_index.go) because HashKV must match.
+ *
+ * Most keys of a large store have a single revision (restored, or compacted
+ * down to it): such a key keeps no generation objects at all, only its
+ * `modified` revision, creation and version, and builds the generations the
+ * first time something needs them. That halves the index's memory.
  */
 import { assert } from '../base/index.js';
 import { revGreater, revKey, type Revision } from './revision.js';
@@ -19,48 +24,69 @@ import { revGreater, revKey, type Revision } from './revision.js';
 export interface Generation {
   /** Number of puts in the generation (the version of its newest put). */
   ver: number;
-  /** The revision that created the key (the first put). */
-  created: Revision;
+  /** The main revision that created the key (the first put). */
+  created: number;
   /** Every revision, oldest first; a tombstone, if any, is last. */
   revs: Revision[];
 }
 
 export interface KeyAt {
   readonly modified: Revision;
-  readonly created: Revision;
+  /** The key's create revision (a main revision). */
+  readonly created: number;
   readonly version: number;
 }
 
 const zeroRev: Revision = { main: 0, sub: 0 };
 
 function newGeneration(): Generation {
-  return { ver: 0, created: zeroRev, revs: [] };
+  return { ver: 0, created: 0, revs: [] };
 }
 
 export class KeyIndex {
   /** The lease of the key's current (live) version; 0n when none or deleted. */
   lease = 0n;
-  generations: Generation[] = [];
-  /** The newest revision put or tombstoned. */
+  /** The newest revision put or tombstoned (zeroRev: none yet). */
   modified: Revision = zeroRev;
   /**
-   * The key as of `modified`, kept beside the generations so that a read at
-   * the current revision (nearly every read) touches this object only.
-   * liveVersion 0: deleted.
+   * The generations; undefined while the key has exactly one revision, a
+   * live put, which `modified`, `liveCreated` and `liveVersion` describe.
    */
+  private gens: Generation[] | undefined;
+  /** The key as of `modified` (so reads at the current revision touch nothing else); 0: deleted. */
   private liveVersion = 0;
-  private liveCreated: Revision = zeroRev;
+  private liveCreated = 0;
 
   /** key: bytesToKey form. */
   constructor(readonly key: string) {}
 
+  /** The generations, oldest first (a copy for a single-revision key). */
+  generations(): readonly Generation[] {
+    return this.gens ?? this.single();
+  }
+
+  private single(): Generation[] {
+    return this.modified === zeroRev ? [] : [{ created: this.liveCreated, ver: this.liveVersion, revs: [this.modified] }];
+  }
+
+  /** The generations, built if the key had a single revision. */
+  private full(): Generation[] {
+    return (this.gens ??= this.single());
+  }
+
   put(rev: Revision): void {
     if (!revGreater(rev, this.modified)) assert(false, `keyIndex put with a smaller revision ${rev.main}.${rev.sub}`);
-    // Array literals, not push onto []: V8 would give a pushed-to empty array 17 slots.
-    if (this.generations.length === 0) this.generations = [newGeneration()];
-    const g = this.generations[this.generations.length - 1] as Generation;
+    if (this.modified === zeroRev) {
+      this.modified = rev;
+      this.liveCreated = rev.main;
+      this.liveVersion = 1;
+      return;
+    }
+    const gens = this.full();
+    const g = gens[gens.length - 1] as Generation;
     if (g.revs.length === 0) {
-      g.created = rev;
+      g.created = rev.main;
+      // Array literals, not push onto []: V8 gives a pushed-to empty array 17 slots.
       g.revs = [rev];
     } else {
       g.revs.push(rev);
@@ -72,10 +98,9 @@ export class KeyIndex {
   }
 
   /** Rebuilds from the newest surviving version of the key (store restore). */
-  restore(created: Revision, modified: Revision, ver: number): void {
-    assert(this.generations.length === 0, 'keyIndex restore on a non-empty index');
+  restore(created: number, modified: Revision, ver: number): void {
+    assert(this.modified === zeroRev, 'keyIndex restore on a non-empty index');
     this.modified = modified;
-    this.generations = [{ created, ver, revs: [modified] }];
     this.liveVersion = ver;
     this.liveCreated = created;
   }
@@ -83,9 +108,9 @@ export class KeyIndex {
   /** Appends a tombstone and opens a new generation; false if the key is already deleted. */
   tombstone(rev: Revision): boolean {
     assert(!this.isEmpty(), 'keyIndex tombstone on an empty index');
-    if ((this.generations[this.generations.length - 1] as Generation).revs.length === 0) return false;
+    if (this.liveVersion === 0) return false;
     this.put(rev);
-    this.generations.push(newGeneration());
+    this.full().push(newGeneration());
     this.liveVersion = 0;
     return true;
   }
@@ -95,6 +120,7 @@ export class KeyIndex {
     if (atRev >= this.modified.main) {
       return this.liveVersion === 0 ? undefined : { modified: this.modified, created: this.liveCreated, version: this.liveVersion };
     }
+    if (this.gens === undefined) return undefined; // its only revision is after atRev
     assert(!this.isEmpty(), 'keyIndex get on an empty index');
     const g = this.findGeneration(atRev);
     if (g === undefined) return undefined;
@@ -106,58 +132,43 @@ export class KeyIndex {
   }
 
   /**
-   * Revisions at or after main revision `rev`, oldest first; of several
-   * changes in one transaction only the last is returned.
-   */
-  since(rev: number): Revision[] {
-    assert(!this.isEmpty(), 'keyIndex since on an empty index');
-    const since: Revision = { main: rev, sub: 0 };
-    let gi = this.generations.length - 1;
-    for (; gi > 0; gi--) {
-      const g = this.generations[gi] as Generation;
-      if (g.revs.length === 0) continue;
-      if (revGreater(since, g.created)) break;
-    }
-    const out: Revision[] = [];
-    let last = 0;
-    for (; gi < this.generations.length; gi++) {
-      for (const r of (this.generations[gi] as Generation).revs) {
-        if (revGreater(since, r)) continue;
-        if (r.main === last) out[out.length - 1] = r;
-        else out.push(r);
-        last = r.main;
-      }
-    }
-    return out;
-  }
-
-  /**
    * Drops the revisions compaction at atRev removes, adding the one kept
    * at or below atRev (if any) to `available`.
    */
   compact(atRev: number, available: Set<string>): void {
     assert(!this.isEmpty(), 'keyIndex compact on an empty index');
+    if (this.gens === undefined) {
+      if (this.modified.main <= atRev) available.add(revKey(this.modified.main, this.modified.sub));
+      return;
+    }
     const [found, revIndex] = this.doCompact(atRev, available);
     let genIdx = found;
-    const g = this.generations[genIdx] as Generation;
+    const g = this.gens[genIdx] as Generation;
     if (g.revs.length !== 0) {
       if (revIndex !== -1) g.revs = g.revs.slice(revIndex);
       // A generation reduced to its tombstone goes, tombstone included.
-      if (g.revs.length === 1 && genIdx !== this.generations.length - 1) {
+      if (g.revs.length === 1 && genIdx !== this.gens.length - 1) {
         const r = g.revs[0] as Revision;
         available.delete(revKey(r.main, r.sub));
         genIdx++;
       }
     }
-    this.generations = this.generations.slice(genIdx);
+    this.gens = this.gens.slice(genIdx);
+    // Down to one live revision: the generations are no longer needed.
+    const only = this.gens[0];
+    if (this.gens.length === 1 && only !== undefined && only.revs.length === 1) this.gens = undefined;
   }
 
   /** Adds to `available` the revision compaction at atRev would keep, without compacting. */
   keep(atRev: number, available: Set<string>): void {
     if (this.isEmpty()) return;
+    if (this.gens === undefined) {
+      if (this.modified.main <= atRev) available.add(revKey(this.modified.main, this.modified.sub));
+      return;
+    }
     const [genIdx, revIndex] = this.doCompact(atRev, available);
-    const g = this.generations[genIdx] as Generation;
-    if (g.revs.length !== 0 && revIndex === g.revs.length - 1 && genIdx !== this.generations.length - 1) {
+    const g = this.gens[genIdx] as Generation;
+    if (g.revs.length !== 0 && revIndex === g.revs.length - 1 && genIdx !== this.gens.length - 1) {
       const r = g.revs[revIndex] as Revision;
       available.delete(revKey(r.main, r.sub));
     }
@@ -165,12 +176,13 @@ export class KeyIndex {
 
   /** The generation holding atRev (first one whose tombstone is above it) and the newest revision <= atRev in it. */
   private doCompact(atRev: number, available: Set<string>): [number, number] {
+    const gens = this.full();
     let genIdx = 0;
-    let g = this.generations[0] as Generation;
-    while (genIdx < this.generations.length - 1) {
+    let g = gens[0] as Generation;
+    while (genIdx < gens.length - 1) {
       if ((g.revs[g.revs.length - 1] as Revision).main > atRev) break;
       genIdx++;
-      g = this.generations[genIdx] as Generation;
+      g = gens[genIdx] as Generation;
     }
     let revIndex = -1;
     for (let n = g.revs.length - 1; n >= 0; n--) {
@@ -186,14 +198,16 @@ export class KeyIndex {
 
   /** Only the empty generation is left: the key is gone. */
   isEmpty(): boolean {
-    return this.generations.length === 1 && (this.generations[0] as Generation).revs.length === 0;
+    const gens = this.gens;
+    return gens !== undefined && gens.length === 1 && (gens[0] as Generation).revs.length === 0;
   }
 
   /** The generation the key was in at rev, or undefined if it did not exist then. */
   private findGeneration(rev: number): Generation | undefined {
-    const lastg = this.generations.length - 1;
+    const gens = this.full();
+    const lastg = gens.length - 1;
     for (let cg = lastg; cg >= 0; cg--) {
-      const g = this.generations[cg] as Generation;
+      const g = gens[cg] as Generation;
       if (g.revs.length === 0) continue;
       if (cg !== lastg && (g.revs[g.revs.length - 1] as Revision).main <= rev) return undefined;
       if ((g.revs[0] as Revision).main <= rev) return g;

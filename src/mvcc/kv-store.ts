@@ -225,7 +225,7 @@ export class KvStore {
     const kv = mvccpb.KeyValue.create({
       key,
       value,
-      createRevision: prev === undefined ? rev : prev.at.created.main,
+      createRevision: prev === undefined ? rev : prev.at.created,
       modRevision: rev,
       version: (prev === undefined ? 0 : prev.at.version) + 1,
       lease,
@@ -373,7 +373,7 @@ export class KvStore {
       } else if (!tomb) {
         // Compaction removed the earlier versions: the surviving one says where the generation began.
         const fresh = new KeyIndex(keyStr);
-        fresh.restore(kv.createRevision === rev.main && rev.sub === 0 ? rev : { main: kv.createRevision, sub: 0 }, rev, kv.version);
+        fresh.restore(kv.createRevision, rev, kv.version);
         fresh.lease = kv.lease;
         keys.set(keyStr, fresh);
       }
