@@ -17,6 +17,16 @@
  * - Compaction removes history in batches between writes and resumes after
  *   a crash; HashKV follows etcd's HashByRev.
  * - The index is rebuilt from the key bucket at open.
+ * - The watchable store (watchable-store.ts): watchers per stream, synced /
+ *   unsynced / victim, every buffer bounded; pull-based WatchStream.
+ *
+ * Wiring, for the server: open Schema, let the lessor load its leases, then
+ * KvStore.open({ schema, leases: lessor-adapter, timers }) (it re-attaches
+ * leased keys), then new WatchableStore(kv, { timers }). The lessor's
+ * RangeDeleter is kv.deleteKeys. Each raft entry is applied inside ONE
+ * `schema.backend.write(() => { ...requests...; schema.setConsistentIndex(...) })`.
+ * After installing a snapshot file: open a new Schema + KvStore and call
+ * watchable.restore(newKv).
  */
 export { KvError, isKvError, kvErrorCodes, type KvErrorCode } from './errors.js';
 export {
@@ -44,7 +54,6 @@ export {
 } from './kv-requests.js';
 export { checkDeleteRangeRequest, checkPutRequest, checkRangeRequest, checkTxnRequest } from './validate.js';
 export { type Revision } from './revision.js';
-export { ManualTimers, realTimers, type Timers } from '../backend/index.js';
 export {
   WatchStream,
   WatchableStore,
