@@ -141,3 +141,6 @@ export function validateConfig(c: Config): ValidConfig {
   }
   return v;
 }
+
+/** `Config.validate(c)`: the rules and defaults of validateConfig, under the interface's name. */
+export const Config = { validate: validateConfig } as const;

@@ -87,8 +87,8 @@
  *   index) so that conf changes after the snapshot are re-delivered (step 4).
  */
 export { RaftError, RaftErrorCode, isRaftError } from './errors.js';
-export { ReadOnlyOption, validateConfig } from './config.js';
-export type { Config, ValidConfig } from './config.js';
+export { Config, ReadOnlyOption, validateConfig } from './config.js';
+export type { ValidConfig } from './config.js';
 export { MemoryStorage } from './storage.js';
 export type { Storage } from './storage.js';
 export { RawNode } from './raw-node.js';

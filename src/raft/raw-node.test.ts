@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { SeededRand } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 import {
-  type Config,
+  Config,
   MemoryStorage,
   RaftErrorCode,
   RawNode,
@@ -114,7 +114,7 @@ test('expected failures carry stable codes', () => {
 test('Config.validate applies etcd-io/raft rules and defaults', () => {
   const s = new MemoryStorage();
   const rand = new SeededRand(1);
-  const v = validateConfig({ id: 1n, storage: s, rand });
+  const v = Config.validate({ id: 1n, storage: s, rand });
   assert.equal(v.electionTicks, 10);
   assert.equal(v.heartbeatTicks, 1);
   assert.equal(v.msgAppBytesMax, 1024 * 1024);
