@@ -10,10 +10,6 @@ export interface Revision {
   readonly sub: number;
 }
 
-export function revision(main: number, sub = 0): Revision {
-  return { main, sub };
-}
-
 /** a > b. */
 export function revGreater(a: Revision, b: Revision): boolean {
   return a.main > b.main || (a.main === b.main && a.sub > b.sub);
