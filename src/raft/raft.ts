@@ -611,10 +611,13 @@ export class Raft {
       return true;
     }
     if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.type === MT.MsgHeartbeat || m.type === MT.MsgApp)) {
-        // A stale leader (e.g. rejoining after a partition) would otherwise
-        // never learn of the new term: with check-quorum or pre-vote nobody
-        // bumps its term by voting. This response does.
+      if (m.type === MT.MsgHeartbeat || m.type === MT.MsgApp) {
+        // Tell a stale leader about the newer term, or it may never learn
+        // it: with check-quorum or pre-vote nobody bumps its term by voting,
+        // and a node whose (older) config lacks that leader never sends it a
+        // vote request either (etcd-io/raft answers only with check-quorum
+        // or pre-vote; the simulation found the stall without them, seed
+        // 2410 with leader transfers).
         this.send(newMessage({ type: MT.MsgAppResp, to: m.from }));
       } else if (m.type === MT.MsgPreVote) {
         // Reject so that the pre-candidate learns the term and gives up.
@@ -734,7 +737,12 @@ export class Raft {
     // missed our last entries could never win an election (their votes
     // would need us, who can no longer campaign). Found by the simulation
     // (seed 1332).
-    if (this.pendingConfRemovesSelf && this.pendingConfIndex > this.raftLog.applied) return RaftErrorCode.ProposalDropped;
+    // The same holds in a joint config we are only an outgoing voter of;
+    // only the change that leaves it may still be proposed.
+    const leaving =
+      !this.trk.config.voters[0].has(this.id) ||
+      (this.pendingConfRemovesSelf && this.pendingConfIndex > this.raftLog.applied);
+    if (leaving && m.entries.some((e) => e.type === raftpb.EntryType.EntryNormal)) return RaftErrorCode.ProposalDropped;
     if (this.leadTransferee !== idNone) return RaftErrorCode.ProposalDropped;
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i];

@@ -255,6 +255,8 @@ class Sim {
     }
     if (rand.float() < 0.02) this.confChange(faults);
     if (faults && rand.float() < 0.05) this.readIndex(pick(rand, this.alive()));
+    if (faults && rand.float() < 0.01) this.transfer();
+    if (faults && rand.float() < 0.005) pick(rand, this.alive())?.rn?.forgetLeader();
   }
 
   private propose(n: SimNode | undefined, data: string): void {
@@ -266,6 +268,17 @@ class Sim {
       if (!isRaftError(e)) throw e;
     }
     this.observe(n);
+  }
+
+  /** Asks the leader to hand over to a random voter (as etcdctl move-leader does). */
+  private transfer(): void {
+    const l = this.leader();
+    if (l?.rn === undefined) return;
+    const to = pick(this.rand, l.rn.status().config.voters);
+    if (to === undefined) return;
+    this.log(`transfer ${l.id} -> ${to}`);
+    l.rn.transferLeader(to);
+    this.observe(l);
   }
 
   private readIndex(n: SimNode | undefined): void {
