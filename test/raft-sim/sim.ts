@@ -70,7 +70,8 @@ class Sim {
   reads = 0;
   private readSeq = 0;
   private readsPending = new Map<string, number>();
-  private removing = new Set<bigint>();
+  /** Removed node -> index of the entry that removed it. */
+  private removing = new Map<bigint, number>();
   private retiring: Array<[bigint, number, bigint[]]> = [];
   private everRemoved = new Set<bigint>();
   /** Set once a proposal made after the heal is applied by a quorum. */
@@ -154,10 +155,17 @@ class Sim {
 
   private onConfState(cc: raftpb.ConfChange | raftpb.ConfChangeV2, cs: raftpb.ConfState, index: number): void {
     const singles = 'changes' in cc ? cc.changes : [cc];
-    for (const c of singles) if (c.type === CT.ConfChangeRemoveNode) this.removing.add(c.nodeId);
+    for (const c of singles) {
+      if (c.type === CT.ConfChangeRemoveNode && !this.removing.has(c.nodeId)) this.removing.set(c.nodeId, index);
+    }
     const members = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
-    for (const id of this.removing) {
-      if (!members.has(id) && !this.retiring.some(([x]) => x === id)) this.retiring.push([id, index, [...members]]);
+    for (const [id, removedAt] of this.removing) {
+      // A node replaying old history applies configs from before the removal.
+      if (index < removedAt) continue;
+      if (!members.has(id) && !this.retiring.some(([x]) => x === id)) {
+        this.log(`node ${id} removed at index ${index}; retires once ${[...members].join(',')} applied it`);
+        this.retiring.push([id, index, [...members]]);
+      }
     }
   }
 
