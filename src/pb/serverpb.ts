@@ -571,3 +571,60 @@ export const SnapshotData: $rt.MessageType<SnapshotData> = {
   },
 };
 
+export interface Lease {
+  ID: bigint;
+  TTL: number;
+  RemainingTTL: number;
+}
+
+export const Lease: $rt.MessageType<Lease> = {
+  typeName: 'serverpb.Lease',
+  fields: [
+    { no: 1, name: 'ID', protoName: 'ID', repeated: false, kind: 'scalar', scalar: 'int64big' },
+    { no: 2, name: 'TTL', protoName: 'TTL', repeated: false, kind: 'scalar', scalar: 'int64num' },
+    { no: 3, name: 'RemainingTTL', protoName: 'RemainingTTL', repeated: false, kind: 'scalar', scalar: 'int64num' },
+  ] as $rt.FieldInfo[],
+  create(init?: Partial<Lease>): Lease {
+    return {
+      ID: init?.ID ?? 0n,
+      TTL: init?.TTL ?? 0,
+      RemainingTTL: init?.RemainingTTL ?? 0,
+    };
+  },
+  encode(message: Lease): Uint8Array {
+    return $rt.encodeMessage(Lease, message);
+  },
+  decode(bytes: Uint8Array): Lease {
+    return $rt.decodeMessage(Lease, bytes);
+  },
+  write(m: Lease, w: $rt.Writer): void {
+    if (!(m.ID === 0n)) {
+      w.uint32(8); w.int64Big(m.ID);
+    }
+    if (!(m.TTL === 0)) {
+      w.uint32(16); w.int64Number(m.TTL);
+    }
+    if (!(m.RemainingTTL === 0)) {
+      w.uint32(24); w.int64Number(m.RemainingTTL);
+    }
+  },
+  read(r: $rt.Reader, end: number): Lease {
+    const m: Lease = {
+      ID: 0n,
+      TTL: 0,
+      RemainingTTL: 0,
+    };
+    while (r.pos < end) {
+      const tag = r.uint32();
+      switch (tag) {
+        case 8: m.ID = r.int64Big(); break;
+        case 16: m.TTL = r.int64Number(); break;
+        case 24: m.RemainingTTL = r.int64Number(); break;
+        default: r.skip(tag & 7, end);
+      }
+    }
+    r.expectEnd(end);
+    return m;
+  },
+};
+

@@ -15,3 +15,4 @@ export { Schema, type AppliedIndex, type CompactRevisions, type SchemaBuckets } 
 export { AuthStorage, type StoredAuthState } from './auth.js';
 export { MembershipStorage } from './membership.js';
 export { AlarmStorage } from './alarm.js';
+export { LeaseStorage, type StoredLease } from './lease.js';
