@@ -513,7 +513,7 @@ export interface ConfChange {
   type: ConfChangeType;
   nodeId: bigint;
   context: Uint8Array;
-  id: number;
+  id: bigint;
 }
 
 export const ConfChange: $rt.MessageType<ConfChange> = {
@@ -522,14 +522,14 @@ export const ConfChange: $rt.MessageType<ConfChange> = {
     { no: 1, name: 'type', protoName: 'type', repeated: false, kind: 'enum', enumType: ConfChangeType_info },
     { no: 2, name: 'nodeId', protoName: 'node_id', repeated: false, kind: 'scalar', scalar: 'uint64big' },
     { no: 3, name: 'context', protoName: 'context', repeated: false, kind: 'scalar', scalar: 'bytes' },
-    { no: 4, name: 'id', protoName: 'id', repeated: false, kind: 'scalar', scalar: 'uint64num' },
+    { no: 4, name: 'id', protoName: 'id', repeated: false, kind: 'scalar', scalar: 'uint64big' },
   ] as $rt.FieldInfo[],
   create(init?: Partial<ConfChange>): ConfChange {
     return {
       type: init?.type ?? 0,
       nodeId: init?.nodeId ?? 0n,
       context: init?.context ?? $rt.emptyBytes,
-      id: init?.id ?? 0,
+      id: init?.id ?? 0n,
     };
   },
   encode(message: ConfChange): Uint8Array {
@@ -548,8 +548,8 @@ export const ConfChange: $rt.MessageType<ConfChange> = {
     if (!(m.context.length === 0)) {
       w.uint32(26); w.bytes(m.context);
     }
-    if (!(m.id === 0)) {
-      w.uint32(32); w.int64Number(m.id);
+    if (!(m.id === 0n)) {
+      w.uint32(32); w.int64Big(m.id);
     }
   },
   read(r: $rt.Reader, end: number): ConfChange {
@@ -557,7 +557,7 @@ export const ConfChange: $rt.MessageType<ConfChange> = {
       type: 0,
       nodeId: 0n,
       context: $rt.emptyBytes,
-      id: 0,
+      id: 0n,
     };
     while (r.pos < end) {
       const tag = r.uint32();
@@ -565,7 +565,7 @@ export const ConfChange: $rt.MessageType<ConfChange> = {
         case 8: m.type = r.int32() as ConfChangeType; break;
         case 16: m.nodeId = r.uint64Big(); break;
         case 26: m.context = r.bytes(end); break;
-        case 32: m.id = r.uint64Number(); break;
+        case 32: m.id = r.uint64Big(); break;
         default: r.skip(tag & 7, end);
       }
     }
