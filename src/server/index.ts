@@ -10,3 +10,6 @@
 export * from './config.js';
 export * from './errors.js';
 export * from './membership.js';
+export * from './server.js';
+export * from './layout.js';
+export { AlarmSet } from './alarms.js';

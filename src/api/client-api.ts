@@ -1,0 +1,141 @@
+/**
+ * The client port: etcd's gRPC services and its HTTP endpoints on every
+ * --listen-client-urls address (http://, https:// with the client TLS files,
+ * unix://), gRPC and HTTP on the same port as etcd's cmux serves them.
+ * gRPC limits are etcd's: receive up to --max-request-bytes + 512 KiB, the
+ * keepalive policy from the --grpc-keepalive-* flags.
+ */
+import { readFileSync } from 'node:fs';
+import { grpcOverheadBytes } from '../base/index.js';
+import { ClientPortServer, GrpcServer, statusName, type CallStats, type ClientPortTlsOptions, type ListenTarget } from '../grpc/index.js';
+import { etcdserverpb } from '../pb/index.js';
+import { ConfigError, type EtcdServer } from '../server/index.js';
+import { authService } from './auth.js';
+import { clusterService } from './cluster.js';
+import { addHealthService } from './health-service.js';
+import { httpHandler, type HttpRoute } from './http.js';
+import { kvService } from './kv.js';
+import { leaseService } from './lease.js';
+import { maintenanceService } from './maintenance.js';
+import { watchService } from './watch.js';
+
+export interface ClientApiOptions {
+  /** Extra HTTP routes tried before the built-in ones (the /v3 gateway). */
+  readonly routes?: HttpRoute[];
+}
+
+function listenTarget(url: string): ListenTarget {
+  const u = new URL(url);
+  if (u.protocol === 'unix:' || u.protocol === 'unixs:') return { path: u.host + u.pathname };
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return { host: host === 'localhost' ? '127.0.0.1' : host, port: Number(u.port) };
+}
+
+function clientTls(s: EtcdServer): ClientPortTlsOptions | undefined {
+  const t = s.cfg.clientTls;
+  if (t.certFile === '' && t.keyFile === '') return undefined;
+  try {
+    return {
+      cert: readFileSync(t.certFile),
+      key: readFileSync(t.keyFile),
+      ca: t.trustedCaFile !== '' ? readFileSync(t.trustedCaFile) : undefined,
+      clientCertAuth: t.clientCertAuth,
+      minVersion: 'TLSv1.2',
+    };
+  } catch (e) {
+    throw new ConfigError(`cannot read client TLS files: ${(e as Error).message}`);
+  }
+}
+
+/** gRPC call metrics with etcd's (go-grpc-prometheus) names. */
+function callMetrics(s: EtcdServer): { started(info: { service: string; method: string; type: string }): void; handled(stats: CallStats): void } {
+  const r = s.registry;
+  const started = r.counter('grpc_server_started_total', 'Total number of RPCs started on the server.', ['grpc_type', 'grpc_service', 'grpc_method']);
+  const handled = r.counter('grpc_server_handled_total', 'Total number of RPCs completed on the server, regardless of success or failure.', [
+    'grpc_type',
+    'grpc_service',
+    'grpc_method',
+    'grpc_code',
+  ]);
+  const received = r.counter('grpc_server_msg_received_total', 'Total number of RPC stream messages received on the server.', ['grpc_type', 'grpc_service', 'grpc_method']);
+  const sent = r.counter('grpc_server_msg_sent_total', 'Total number of gRPC stream messages sent by the server.', ['grpc_type', 'grpc_service', 'grpc_method']);
+  const bytesIn = r.counter('etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.');
+  const bytesOut = r.counter('etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.');
+  const goType = (t: string): string => (t === 'bidi_stream' ? 'bidi_stream' : t === 'server_stream' ? 'server_stream' : t === 'client_stream' ? 'client_stream' : 'unary');
+  return {
+    started: (info) => started.inc({ grpc_type: goType(info.type), grpc_service: info.service, grpc_method: info.method }),
+    handled: (st) => {
+      const labels = { grpc_type: goType(st.type), grpc_service: st.service, grpc_method: st.method };
+      handled.inc({ ...labels, grpc_code: goCodeName(statusName(st.code)) });
+      received.inc(labels, st.messagesIn);
+      sent.inc(labels, st.messagesOut);
+      bytesIn.inc(undefined, st.bytesIn);
+      bytesOut.inc(undefined, st.bytesOut);
+    },
+  };
+}
+
+/** grpc-go's code names (OK, Canceled, InvalidArgument, ...) from the spec's (OK, CANCELLED, INVALID_ARGUMENT). */
+function goCodeName(spec: string): string {
+  if (spec === 'CANCELLED') return 'Canceled';
+  return spec
+    .toLowerCase()
+    .split('_')
+    .map((w) => (w === 'ok' ? 'OK' : w.charAt(0).toUpperCase() + w.slice(1)))
+    .join('');
+}
+
+export class ClientApi {
+  private constructor(
+    readonly grpc: GrpcServer,
+    private readonly ports: ClientPortServer[],
+    /** The addresses actually bound, as URLs (port 0 resolved). */
+    readonly urls: string[],
+  ) {}
+
+  static async start(s: EtcdServer, opts: ClientApiOptions = {}): Promise<ClientApi> {
+    const grpc = new GrpcServer({
+      maxReceiveMessageBytes: s.cfg.maxRequestBytes + grpcOverheadBytes,
+      maxConcurrentStreams: s.cfg.maxConcurrentStreams,
+      keepaliveMinTimeMs: s.cfg.grpcKeepaliveMinTimeMs,
+      keepaliveIntervalMs: s.cfg.grpcKeepaliveIntervalMs,
+      keepaliveTimeoutMs: s.cfg.grpcKeepaliveTimeoutMs,
+      logger: s.logger.with({ component: 'grpc' }),
+      onCall: callMetrics(s),
+    });
+    grpc.addService(etcdserverpb.KVService.methods, kvService(s));
+    grpc.addService(etcdserverpb.WatchService.methods, watchService(s));
+    grpc.addService(etcdserverpb.LeaseService.methods, leaseService(s));
+    grpc.addService(etcdserverpb.ClusterService.methods, clusterService(s));
+    grpc.addService(etcdserverpb.MaintenanceService.methods, maintenanceService(s));
+    grpc.addService(etcdserverpb.AuthService.methods, authService(s));
+    addHealthService(grpc);
+    const http = httpHandler(s, opts.routes ?? []);
+    const ports: ClientPortServer[] = [];
+    const urls: string[] = [];
+    try {
+      for (const url of s.cfg.listenClientUrls) {
+        const secure = url.startsWith('https:') || url.startsWith('unixs:');
+        const tls = secure ? clientTls(s) : undefined;
+        if (secure && tls === undefined) throw new ConfigError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url}`);
+        const port = new ClientPortServer({ grpc, http, ...(tls ? { tls } : {}), logger: s.logger.with({ component: 'client-port' }) });
+        ports.push(port);
+        const bound = await port.listen(listenTarget(url));
+        urls.push(typeof bound === 'string' ? url : `${new URL(url).protocol}//${hostOf(url)}:${(bound).port}`);
+        s.logger.info('serving client traffic', { address: urls[urls.length - 1] });
+      }
+    } catch (e) {
+      await Promise.all(ports.map((p) => p.close(0)));
+      throw e;
+    }
+    return new ClientApi(grpc, ports, urls);
+  }
+
+  async close(graceMs = 1000): Promise<void> {
+    await Promise.all(this.ports.map((p) => p.close(graceMs)));
+  }
+}
+
+function hostOf(url: string): string {
+  return new URL(url).host.replace(/:\d+$/, '');
+}

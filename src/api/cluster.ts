@@ -1,0 +1,110 @@
+/**
+ * The Cluster service: membership changes go through raft as conf changes
+ * (applied on every member, then the transport learns the peer); promotion
+ * runs on the leader, which knows how far the learner's log is.
+ */
+import { unary, type ServiceHandlers } from '../grpc/index.js';
+import { requireAuthInfo } from '../auth/index.js';
+import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
+import { ConfigError, ServerError, checkUrl, memberToRecord, toPbMember, type EtcdServer } from '../server/index.js';
+import { check, checkCall, guard, requestContext } from './call-context.js';
+
+type ClusterMethods = typeof etcdserverpb.ClusterService.methods;
+
+/** Cluster responses carry no revision, as etcd's cluster server's header. */
+function clusterHeader(s: EtcdServer): etcdserverpb.ResponseHeader {
+  return etcdserverpb.ResponseHeader.create({ clusterId: s.cluster.clusterId, memberId: s.memberId, raftTerm: s.term });
+}
+
+function parsePeerUrls(urls: readonly string[]): string[] {
+  try {
+    if (urls.length === 0) throw new ConfigError('no URLs');
+    return urls.map(checkUrl).sort();
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ServerError('MemberBadURLs');
+    throw e;
+  }
+}
+
+export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
+  const admin = async (call: Parameters<typeof requestContext>[1]): Promise<void> => {
+    const ctx = await requestContext(s, call);
+    if (s.auth.isEnabled()) check(s.auth.isAdminPermitted(ctx.user));
+  };
+  return {
+    MemberAdd: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        await admin(call);
+        const urls = parsePeerUrls(req.peerURLs);
+        const m = s.newMember(urls, req.isLearner);
+        s.cluster.checkAdd(m);
+        if (!req.isLearner) s.checkReadyToAddVoter();
+        const T = raftpb.ConfChangeType;
+        const members = await s.proposeConfChange(
+          raftpb.ConfChange.create({
+            type: req.isLearner ? T.ConfChangeAddLearnerNode : T.ConfChangeAddNode,
+            nodeId: m.id,
+            context: serverpb.MemberRecord.encode(memberToRecord(m)),
+          }),
+        );
+        return etcdserverpb.MemberAddResponse.create({
+          header: clusterHeader(s),
+          member: toPbMember(m),
+          members: members.map(toPbMember),
+        });
+      }),
+    ),
+    MemberRemove: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        await admin(call);
+        s.cluster.checkRemove(req.ID);
+        s.checkReadyToRemoveVoter(req.ID);
+        // A leader removing itself hands leadership over first, so the rest elect no one stale.
+        if (req.ID === s.memberId && s.isLeader()) {
+          const next = s.cluster.voterIds().find((id) => id !== s.memberId);
+          if (next !== undefined) await s.moveLeader(next);
+        }
+        const members = await s.proposeConfChange(
+          raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeRemoveNode, nodeId: req.ID }),
+        );
+        return etcdserverpb.MemberRemoveResponse.create({ header: clusterHeader(s), members: members.map(toPbMember) });
+      }),
+    ),
+    MemberUpdate: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        await admin(call);
+        const urls = parsePeerUrls(req.peerURLs);
+        s.cluster.checkUpdate(req.ID, urls);
+        const m = s.cluster.members.get(req.ID);
+        if (m === undefined) throw new ServerError('MemberNotFound');
+        const members = await s.proposeConfChange(
+          raftpb.ConfChange.create({
+            type: raftpb.ConfChangeType.ConfChangeUpdateNode,
+            nodeId: req.ID,
+            context: serverpb.MemberRecord.encode(memberToRecord({ ...m, peerUrls: urls })),
+          }),
+        );
+        return etcdserverpb.MemberUpdateResponse.create({ header: clusterHeader(s), members: members.map(toPbMember) });
+      }),
+    ),
+    MemberList: unary((_req, call) =>
+      guard(async () => {
+        checkCall(s, call, true);
+        const ctx = await requestContext(s, call);
+        if (s.auth.isEnabled()) check(requireAuthInfo(s.auth, ctx.user));
+        return etcdserverpb.MemberListResponse.create({ header: clusterHeader(s), members: s.memberList().map(toPbMember) });
+      }),
+    ),
+    MemberPromote: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        await admin(call);
+        const members = await s.memberPromote(req.ID);
+        return etcdserverpb.MemberPromoteResponse.create({ header: clusterHeader(s), members: members.map(toPbMember) });
+      }),
+    ),
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * The HTTP side of the client port (etcd 3.4's etcdhttp): GET /health,
+ * /version, /metrics, and /livez and /readyz (3.5.11+). /health is
+ * {"health":"true"} (200) when there is a leader, no alarm, and a
+ * linearizable read succeeds within a second; otherwise {"health":"false"}
+ * with 503. The /v3 JSON gateway is served by gateway.ts when present.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Registry } from '../base/index.js';
+import { clusterVersionDefault, serverVersion, type EtcdServer } from '../server/index.js';
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+const healthReadTimeoutMs = 1000;
+
+function methodNotAllowed(res: Res): void {
+  res.setHeader('Allow', 'GET');
+  res.statusCode = 405;
+  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.end('Method Not Allowed\n');
+}
+
+function plainError(res: Res, status: number, body: string): void {
+  // As Go's http.Error: text/plain, nosniff, a trailing newline.
+  res.statusCode = status;
+  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.setHeader('x-content-type-options', 'nosniff');
+  res.end(`${body}\n`);
+}
+
+/** etcd 3.4's health check. */
+export async function checkHealth(s: EtcdServer): Promise<boolean> {
+  if (s.alarms.get().length > 0) return false;
+  if (s.leaderId === 0n) return false;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      s.linearizableRead(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), healthReadTimeoutMs);
+      }),
+    ]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+function registerProcessMetrics(r: Registry): void {
+  const started = Date.now() / 1000 - process.uptime();
+  r.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.').collectWith(() => process.memoryUsage.rss());
+  r.gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.').collectWith(() => started);
+  r.gauge('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.').collectWith(() => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  });
+  r.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.').collectWith(() => process.memoryUsage().heapUsed);
+}
+
+export type HttpRoute = (req: Req, res: Res, path: string) => boolean;
+
+/** The handler for non-gRPC requests on the client port; extra routes (the gateway) are tried first. */
+export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, res: Res) => void {
+  registerProcessMetrics(s.registry);
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    for (const route of extra) if (route(req, res, path)) return;
+    switch (path) {
+      case '/health':
+        if (req.method !== 'GET') return methodNotAllowed(res);
+        void checkHealth(s).then((ok) => {
+          const body = JSON.stringify({ health: ok ? 'true' : 'false' });
+          if (!ok) return plainError(res, 503, body);
+          res.statusCode = 200;
+          res.end(body);
+        });
+        return;
+      case '/livez':
+      case '/readyz':
+        if (req.method !== 'GET') return methodNotAllowed(res);
+        void checkHealth(s).then((ok) => {
+          res.statusCode = ok ? 200 : 503;
+          res.setHeader('content-type', 'text/plain; charset=utf-8');
+          res.end(ok ? 'ok' : `[-]${path.slice(1)} failed: reason withheld\n`);
+        });
+        return;
+      case '/version':
+        if (req.method !== 'GET') return methodNotAllowed(res);
+        res.statusCode = 200;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ etcdserver: serverVersion, etcdcluster: s.cluster.version === '' ? 'not_decided' : clusterVersionFor(s) }));
+        return;
+      case '/metrics':
+        res.statusCode = 200;
+        res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+        res.end(s.registry.render());
+        return;
+      default:
+        plainError(res, 404, '404 page not found');
+    }
+  };
+}
+
+function clusterVersionFor(s: EtcdServer): string {
+  return s.cluster.version !== '' ? s.cluster.version : clusterVersionDefault;
+}

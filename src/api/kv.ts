@@ -1,0 +1,64 @@
+/**
+ * The KV service: Range, Put, DeleteRange, Txn, Compact. Requests are checked
+ * as etcd's v3rpc checks them (empty key, txn limits and duplicate keys, sort
+ * options) before anything is proposed, and writes that would grow the store
+ * past its quota raise NOSPACE instead (etcd's quota KV server).
+ */
+import { unary, type ServiceHandlers } from '../grpc/index.js';
+import { checkDeleteRangeRequest, checkPutRequest, checkRangeRequest, checkTxnRequest } from '../mvcc/index.js';
+import { etcdserverpb } from '../pb/index.js';
+import type { EtcdServer } from '../server/index.js';
+import { checkRangeRequest as authRange, checkTxnRequest as authTxn } from '../auth/index.js';
+import { check, checkCall, guard, requestContext } from './call-context.js';
+import { checkQuota, putCost, txnCost } from './quota.js';
+
+type KVMethods = typeof etcdserverpb.KVService.methods;
+
+export function kvService(s: EtcdServer): ServiceHandlers<KVMethods> {
+  const leaseKeys = (id: bigint): readonly Uint8Array[] | undefined => s.lessor.lookup(id)?.keys();
+  return {
+    Range: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, req.serializable);
+        check(checkRangeRequest(req));
+        const ctx = await requestContext(s, call);
+        check(authRange(s.auth, ctx.user, req));
+        return s.range(req);
+      }),
+    ),
+    Put: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        check(checkPutRequest(req));
+        await checkQuota(s, putCost(req));
+        return s.put(req, await requestContext(s, call));
+      }),
+    ),
+    DeleteRange: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        check(checkDeleteRangeRequest(req));
+        return s.deleteRange(req, await requestContext(s, call));
+      }),
+    ),
+    Txn: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        check(checkTxnRequest(req, s.cfg.maxTxnOps));
+        await checkQuota(s, txnCost(req));
+        const ctx = await requestContext(s, call);
+        // Read-only txns are served here, not through raft: check them here.
+        check(authTxn(s.auth, ctx.user, req, leaseKeys));
+        return s.txn(req, ctx);
+      }),
+    ),
+    Compact: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        const ctx = await requestContext(s, call);
+        if (s.auth.isEnabled()) check(s.auth.isAdminPermitted(ctx.user));
+        return s.compact(req, ctx);
+      }),
+    ),
+  };
+}

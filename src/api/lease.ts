@@ -1,0 +1,81 @@
+/**
+ * The Lease service. Grant and Revoke go through raft; KeepAlive renews on the
+ * leader (a follower forwards) and answers TTL 0 for a lease that is gone,
+ * never an error; TimeToLive answers TTL -1 for an unknown lease.
+ */
+import { bidiStreaming, unary, type ServiceHandlers } from '../grpc/index.js';
+import { checkLeaseLeases, checkLeaseRevoke, checkLeaseTimeToLive, requireAuthInfo } from '../auth/index.js';
+import { leaseTtlSecondsMax } from '../base/index.js';
+import { etcdserverpb } from '../pb/index.js';
+import type { EtcdServer } from '../server/index.js';
+import { check, checkCall, guard, requestContext } from './call-context.js';
+import { checkQuota, leaseOverheadBytes } from './quota.js';
+
+type LeaseMethods = typeof etcdserverpb.LeaseService.methods;
+
+/** Keepalive requests queued per stream before the stream stops reading (HTTP/2 flow control holds the client). */
+const keepAlivesInflightMax = 64;
+
+export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
+  return {
+    LeaseGrant: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        const ctx = await requestContext(s, call);
+        if (s.auth.isEnabled()) check(requireAuthInfo(s.auth, ctx.user));
+        if (req.TTL > leaseTtlSecondsMax) throw Object.assign(new Error('too large lease TTL'), { code: 'LeaseTTLTooLarge' });
+        await checkQuota(s, leaseOverheadBytes);
+        return s.leaseGrant(req, ctx);
+      }),
+    ),
+    LeaseRevoke: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        const ctx = await requestContext(s, call);
+        if (s.auth.isEnabled()) check(checkLeaseRevoke(s.auth, ctx.user, s.lessor.lookup(req.ID)?.keys() ?? []));
+        return s.leaseRevoke(req, ctx);
+      }),
+    ),
+    LeaseKeepAlive: bidiStreaming((call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        const ctx = await requestContext(s, call);
+        if (s.auth.isEnabled()) check(requireAuthInfo(s.auth, ctx.user));
+        let inflight = 0;
+        for await (const req of call) {
+          inflight++;
+          const renewed = s.leaseRenew(req.ID).then(
+            (ttl) => {
+              if (!call.closed) {
+                call.write(etcdserverpb.LeaseKeepAliveResponse.create({ header: s.header(), ID: req.ID, TTL: ttl }));
+              }
+            },
+            (e: unknown) => s.logger.debug('lease keepalive failed', { lease: req.ID.toString(16), error: (e as Error).message }),
+          );
+          void renewed.finally(() => inflight--);
+          if (inflight >= keepAlivesInflightMax) await renewed;
+          if (call.bufferedBytes > 0) await call.drained();
+        }
+      }),
+    ),
+    LeaseTimeToLive: unary((req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        const ctx = await requestContext(s, call);
+        if (s.auth.isEnabled() && req.keys) check(checkLeaseTimeToLive(s.auth, ctx.user, s.lessor.lookup(req.ID)?.keys() ?? []));
+        return s.leaseTimeToLive(req);
+      }),
+    ),
+    LeaseLeases: unary((_req, call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        const ctx = await requestContext(s, call);
+        if (s.auth.isEnabled()) {
+          const all = s.lessor.leases().flatMap((l) => l.keys());
+          check(checkLeaseLeases(s.auth, ctx.user, all));
+        }
+        return s.leaseLeases();
+      }),
+    ),
+  };
+}

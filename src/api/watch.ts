@@ -1,0 +1,270 @@
+/**
+ * The Watch service: one bidirectional stream carries many watchers, as in
+ * etcd 3.4's serverWatchStream. Create requests are answered with `created`
+ * in the order they arrive (before any event of that watcher); an empty key
+ * means "\x00" and a range end of "\x00" means "every key from key on";
+ * cancel answers `canceled`; a progress request answers with watch id -1 once
+ * every watcher of the stream is synced. Watchers created with
+ * progress_notify get an empty response every progress interval unless
+ * events went out since the last one; responses of watchers created with
+ * `fragment` are split below --max-request-bytes.
+ *
+ * Memory is bounded: responses are pulled from the watch stream only while
+ * the HTTP/2 stream accepts writes; a watcher whose queue fills becomes a
+ * victim in the store and catches up later.
+ */
+import { bidiStreaming, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
+import { checkWatchCreate, isAuthError } from '../auth/index.js';
+import { etcdserverpb, mvccpb } from '../pb/index.js';
+import { ServerError, type EtcdServer, type RequestContext } from '../server/index.js';
+import { etcdErrors } from './errors.js';
+import { checkCall, guard, requestContext } from './call-context.js';
+
+type WatchMethods = typeof etcdserverpb.WatchService.methods;
+type WatchStreamOf<S> = S extends { newWatchStream(): infer W } ? W : never;
+type MvccWatchResponse = ReturnType<WatchStreamOf<EtcdServer['watchable']>['next']>;
+
+const invalidWatchId = -1;
+/** How often a deferred progress request (watchers not yet synced) is retried. */
+const progressRetryMs = 100;
+
+export function watchService(s: EtcdServer): ServiceHandlers<WatchMethods> {
+  return {
+    Watch: bidiStreaming((call) =>
+      guard(async () => {
+        checkCall(s, call, false);
+        const ctx = await requestContext(s, call);
+        await new WatchSession(s, call, ctx).run();
+      }),
+    ),
+  };
+}
+
+function cancelReasonOf(err: unknown): string {
+  if (isAuthError(err)) {
+    switch (err.code) {
+      case 'InvalidAuthToken':
+        return etcdErrors.InvalidAuthToken.message;
+      case 'AuthOldRevision':
+        return etcdErrors.AuthOldRevision.message;
+      case 'UserEmpty':
+        return etcdErrors.UserEmpty.message;
+      default:
+        return etcdErrors.PermissionDenied.message;
+    }
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+class WatchSession {
+  private readonly ws: WatchStreamOf<EtcdServer['watchable']>;
+  /** Watchers with progress_notify: true when the next tick should send a progress response. */
+  private readonly progress = new Map<number, boolean>();
+  private readonly fragment = new Set<number>();
+  private closed = false;
+  private wake: (() => void) | undefined;
+  private deferredProgress = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly s: EtcdServer,
+    private readonly call: ServerDuplexCall<etcdserverpb.WatchRequest, etcdserverpb.WatchResponse>,
+    private readonly ctx: RequestContext,
+  ) {
+    this.ws = s.watchable.newWatchStream();
+    this.ws.onReady = () => this.kick();
+  }
+
+  async run(): Promise<void> {
+    this.timers.push(setInterval(() => this.progressTick(), this.s.cfg.experimentalWatchProgressNotifyIntervalMs));
+    if (this.call.metadata.get('hasleader') === 'true') {
+      this.timers.push(setInterval(() => this.checkLeader(), Math.max(this.s.cfg.electionMs, 100)));
+    }
+    const pump = this.pump();
+    try {
+      for await (const req of this.call) {
+        if (this.closed) break;
+        this.handle(req);
+      }
+    } finally {
+      this.close();
+      await pump;
+    }
+    if (this.leaderLost) throw new ServerError('NoLeader');
+  }
+
+  private leaderLost = false;
+
+  private checkLeader(): void {
+    if (this.s.leaderId !== 0n || this.closed) return;
+    this.leaderLost = true;
+    this.close();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.ws.close();
+    this.kick();
+  }
+
+  private kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private handle(req: etcdserverpb.WatchRequest): void {
+    const u = req.requestUnion;
+    if (u === undefined) return;
+    switch (u.case) {
+      case 'createRequest':
+        this.create(u.value);
+        break;
+      case 'cancelRequest':
+        this.cancel(u.value.watchId);
+        break;
+      case 'progressRequest':
+        this.requestProgress();
+        break;
+      default:
+        break;
+    }
+  }
+
+  private send(resp: etcdserverpb.WatchResponse): void {
+    if (!this.call.closed) this.call.write(resp);
+  }
+
+  private create(creq: etcdserverpb.WatchCreateRequest): void {
+    const key = creq.key.length === 0 ? new Uint8Array([0]) : creq.key;
+    const denied = checkWatchCreate(this.s.auth, this.ctx.user, creq.key, creq.rangeEnd);
+    if (denied !== undefined) {
+      this.send(
+        etcdserverpb.WatchResponse.create({
+          header: this.s.header(this.ws.rev()),
+          watchId: invalidWatchId,
+          created: true,
+          canceled: true,
+          cancelReason: cancelReasonOf(denied),
+        }),
+      );
+      return;
+    }
+    const rev = this.ws.rev();
+    try {
+      const id = this.ws.watch({
+        id: creq.watchId,
+        key,
+        rangeEnd: creq.rangeEnd,
+        startRevision: creq.startRevision,
+        filters: creq.filters,
+        prevKv: creq.prevKv,
+      });
+      if (creq.progressNotify) this.progress.set(id, true);
+      if (creq.fragment) this.fragment.add(id);
+      this.send(etcdserverpb.WatchResponse.create({ header: this.s.header(rev), watchId: id, created: true }));
+    } catch (e) {
+      this.send(
+        etcdserverpb.WatchResponse.create({
+          header: this.s.header(rev),
+          watchId: invalidWatchId,
+          created: true,
+          canceled: true,
+          cancelReason: cancelReasonOf(e),
+        }),
+      );
+    }
+  }
+
+  private cancel(id: number): void {
+    try {
+      this.ws.cancel(id);
+    } catch {
+      // etcd answers nothing for an unknown watch id.
+      return;
+    }
+    this.progress.delete(id);
+    this.fragment.delete(id);
+    this.send(etcdserverpb.WatchResponse.create({ header: this.s.header(this.ws.rev()), watchId: id, canceled: true }));
+  }
+
+  private requestProgress(): void {
+    if (this.ws.requestProgressAll()) {
+      this.deferredProgress = false;
+      return;
+    }
+    // Some watcher is still catching up: answer once it is synced, never before its events.
+    if (!this.deferredProgress) {
+      this.deferredProgress = true;
+      const retry = (): void => {
+        if (this.closed || !this.deferredProgress) return;
+        if (this.ws.requestProgressAll()) this.deferredProgress = false;
+        else setTimeout(retry, progressRetryMs).unref();
+      };
+      setTimeout(retry, progressRetryMs).unref();
+    }
+  }
+
+  private progressTick(): void {
+    for (const [id, due] of this.progress) {
+      if (due) this.ws.requestProgress(id);
+      this.progress.set(id, true);
+    }
+  }
+
+  private async pump(): Promise<void> {
+    while (!this.closed) {
+      const r = this.ws.next();
+      if (r === undefined) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          if (this.ws.pending > 0 || this.closed) this.kick();
+        });
+        continue;
+      }
+      this.deliver(r);
+      if (this.call.bufferedBytes > 0 && !this.call.closed) {
+        // Hold the next pull until HTTP/2 took this one: the store's queue (bounded) absorbs the rest.
+        await Promise.race([this.call.drained(), new Promise<void>((resolve) => (this.wake = resolve))]);
+      }
+    }
+  }
+
+  private deliver(r: NonNullable<MvccWatchResponse>): void {
+    const resp = etcdserverpb.WatchResponse.create({
+      header: this.s.header(r.revision),
+      watchId: r.watchId,
+      events: r.events,
+      compactRevision: r.compactRevision,
+      canceled: r.compactRevision !== 0,
+    });
+    if (r.events.length > 0 && this.progress.has(r.watchId)) this.progress.set(r.watchId, false);
+    if (this.fragment.has(r.watchId)) this.sendFragments(resp);
+    else this.send(resp);
+  }
+
+  /** Splits a response whose encoding reaches --max-request-bytes, as etcd's sendFragments. */
+  private sendFragments(resp: etcdserverpb.WatchResponse): void {
+    const limit = this.s.cfg.maxRequestBytes;
+    if (resp.events.length < 2 || etcdserverpb.WatchResponse.encode(resp).length < limit) {
+      this.send(resp);
+      return;
+    }
+    const base = etcdserverpb.WatchResponse.encode({ ...resp, events: [] }).length;
+    let chunk: mvccpb.Event[] = [];
+    let size = base;
+    for (const ev of resp.events) {
+      const evBytes = mvccpb.Event.encode(ev).length + 6;
+      if (chunk.length > 0 && size + evBytes >= limit) {
+        this.send({ ...resp, events: chunk, fragment: true });
+        chunk = [];
+        size = base;
+      }
+      chunk.push(ev);
+      size += evBytes;
+    }
+    this.send({ ...resp, events: chunk, fragment: false });
+  }
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+/**
+ * etcd-ts: one member, started as etcd is: the same flags, ETCD_* variables
+ * and --config-file; bad flags print Go's message and the usage and exit 2;
+ * an unusable configuration or data dir exits 1 with etcd's message. SIGINT
+ * and SIGTERM stop the member cleanly (everything applied is flushed).
+ */
+import { JsonLogger, Registry, type Logger } from '../base/index.js';
+import { ClientApi } from '../api/index.js';
+import { ConfigError, EtcdServer, serverVersion, validateConfig } from '../server/index.js';
+import { FlagError, flagsFromEnv, flagsHelp, parseFlags } from './flags.js';
+import { configFromValues, etcdFlags, valuesFromConfigFile } from './etcd-flags.js';
+
+const usage = `Usage:
+
+  etcd-ts [flags]
+    Start an etcd-ts server.
+
+  etcd-ts --version
+    Show the version of etcd-ts.
+
+  etcd-ts -h | --help
+    Show the help information about etcd-ts.
+
+  etcd-ts --config-file
+    Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.
+`;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--version') || argv.includes('-version')) {
+    process.stdout.write(`etcd Version: ${serverVersion}\netcd-ts (TypeScript ${'on Node.js'} ${process.version})\n`);
+    return;
+  }
+  let values: Map<string, string>;
+  let notes: string[] = [];
+  try {
+    const parsed = parseFlags(etcdFlags, argv);
+    if (parsed.args.length > 0) throw new FlagError(`'${parsed.args[0] ?? ''}' is not a valid flag`);
+    const configFile = parsed.values.get('config-file');
+    if (configFile !== undefined && configFile !== '') {
+      values = valuesFromConfigFile(configFile);
+    } else {
+      const env = flagsFromEnv('ETCD_', etcdFlags, parsed.values, process.env);
+      values = new Map([...env.used, ...parsed.values]);
+      notes = env.notes;
+    }
+  } catch (e) {
+    if (e instanceof FlagError) {
+      if (e.message === 'help requested') {
+        process.stdout.write(usage + flagsHelp(etcdFlags));
+        return;
+      }
+      fail(`${e.message}\n${usage}`, 2);
+    }
+    if (e instanceof ConfigError) fail(e.message, 1);
+    throw e;
+  }
+  const cfg = configFromValues(values);
+  const logger: Logger = new JsonLogger(cfg.logLevel);
+  for (const n of notes) logger.info(n);
+  try {
+    validateConfig(cfg);
+  } catch (e) {
+    if (e instanceof ConfigError) fail(`error verifying flags, ${e.message}. See 'etcd-ts --help'.`, 1);
+    throw e;
+  }
+  await serve(cfg, logger);
+}
+
+async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): Promise<void> {
+  logger.info('starting etcd-ts', { version: serverVersion, 'data-dir': cfg.dataDir, name: cfg.name, node: process.version });
+  const registry = new Registry();
+  let server: EtcdServer;
+  let api: ClientApi;
+  try {
+    server = await EtcdServer.start({ config: cfg, logger, registry });
+    api = await ClientApi.start(server);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      logger.error(e.message);
+      fail(e.message, 1);
+    }
+    throw e;
+  }
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('received signal; shutting down', { signal });
+    await api.close();
+    await server.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  server.onDone((err) => {
+    if (stopping) return;
+    logger.error('member stopped', { error: err?.message ?? 'stopped' });
+    void api.close().then(() => process.exit(err === undefined ? 0 : 1));
+  });
+  logger.info('ready to serve client requests', { urls: api.urls });
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`etcd-ts: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,135 @@
+/**
+ * Bootstrap: decide what this member is at start and load what it persisted.
+ *
+ * - A WAL exists: a restart. The WAL metadata names the member and cluster;
+ *   the newest snap file whose marker the WAL holds, and the entries after
+ *   it, fill raft's storage. The flags' cluster settings are ignored, as etcd
+ *   ignores them.
+ * - No WAL, --initial-cluster-state new: a new cluster. Ids come from the
+ *   initial cluster (etcd's derivation); raft is bootstrapped with one
+ *   conf-change entry per member, whose context is the member record.
+ * - No WAL, --initial-cluster-state existing: joining. The cluster id and the
+ *   members come from the peers listed in --initial-cluster; this member is
+ *   the one with our --initial-advertise-peer-urls. Raft starts empty and the
+ *   leader sends the log or a snapshot.
+ */
+import { idToHex, type Logger } from '../base/index.js';
+import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
+import { MemoryStorage, type Peer } from '../raft/index.js';
+import { fetchClusterFromPeers } from '../transport/index.js';
+import { Snapshotter, Wal, entriesAfterSnapshot } from '../wal/index.js';
+import { ConfigError, type ServerConfig } from './config.js';
+import type { DataLayout } from './layout.js';
+import { RaftCluster, computeMemberId, memberToRecord } from './membership.js';
+
+export interface BootState {
+  readonly kind: 'restart' | 'new' | 'join';
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly wal: Wal;
+  readonly snapshotter: Snapshotter;
+  readonly storage: MemoryStorage;
+  /** The snapshot raft's storage starts from (restart only). */
+  readonly snapshot: raftpb.Snapshot | undefined;
+  /** New cluster: the peers to bootstrap raft with. */
+  readonly peers: Peer[];
+  /** Join: the cluster's members as the peers reported them (transport peers until the log says more). */
+  readonly remotes: etcdserverpb.Member[];
+}
+
+const fetchTimeoutMs = 5000;
+
+export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: Logger): Promise<BootState> {
+  const snapshotter = new Snapshotter(layout.snapDir, { logger });
+  if (Wal.exists(layout.walDir)) return restart(layout, snapshotter, logger);
+  if (cfg.initialClusterState === 'new') return newCluster(cfg, layout, snapshotter);
+  return join(cfg, layout, snapshotter, logger);
+}
+
+async function restart(layout: DataLayout, snapshotter: Snapshotter, logger: Logger): Promise<BootState> {
+  const r = await Wal.open(layout.walDir, { logger });
+  const md = serverpb.WalMetadata.decode(r.metadata);
+  const snapshot = await snapshotter.loadNewestAvailable(r.snapshots);
+  const meta = snapshot?.metadata;
+  const entries = entriesAfterSnapshot(r, {
+    index: meta?.index ?? 0,
+    term: meta?.term ?? 0,
+    ...(meta?.confState ? { confState: meta.confState } : {}),
+  });
+  const storage = new MemoryStorage();
+  if (snapshot !== undefined) storage.applySnapshot(snapshot);
+  storage.setHardState(r.hardState);
+  if (entries.length > 0) storage.append(entries);
+  logger.info('restarting member', {
+    'local-member-id': idToHex(md.memberId),
+    'cluster-id': idToHex(md.clusterId),
+    commit: r.hardState.commit,
+    'snapshot-index': meta?.index ?? 0,
+    entries: entries.length,
+  });
+  return {
+    kind: 'restart',
+    memberId: md.memberId,
+    clusterId: md.clusterId,
+    wal: r.wal,
+    snapshotter,
+    storage,
+    snapshot,
+    peers: [],
+    remotes: [],
+  };
+}
+
+async function newCluster(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshotter): Promise<BootState> {
+  const cluster = RaftCluster.fromInitialCluster(cfg.initialClusterToken, cfg.initialCluster);
+  const self = cluster.memberByName(cfg.name);
+  if (self === undefined) {
+    throw new ConfigError(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
+  }
+  const metadata = serverpb.WalMetadata.encode(serverpb.WalMetadata.create({ memberId: self.id, clusterId: cluster.clusterId }));
+  const wal = await Wal.create(layout.walDir, metadata);
+  const peers = cluster.memberList().map((m) => ({ id: m.id, context: serverpb.MemberRecord.encode(memberToRecord(m)) }));
+  return {
+    kind: 'new',
+    memberId: self.id,
+    clusterId: cluster.clusterId,
+    wal,
+    snapshotter,
+    storage: new MemoryStorage(),
+    snapshot: undefined,
+    peers,
+    remotes: [],
+  };
+}
+
+async function join(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshotter, logger: Logger): Promise<BootState> {
+  const mine = [...cfg.initialAdvertisePeerUrls].sort();
+  const others: string[] = [];
+  for (const [name, urls] of cfg.initialCluster) if (name !== cfg.name) others.push(...urls);
+  let fetched: { clusterId: bigint; members: etcdserverpb.Member[] };
+  try {
+    fetched = await fetchClusterFromPeers(others, fetchTimeoutMs);
+  } catch (e) {
+    logger.error('cannot fetch cluster info from peer urls', { error: (e as Error).message });
+    throw new ConfigError('cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs');
+  }
+  const self = fetched.members.find((m) => [...m.peerURLs].sort().join(',') === mine.join(','));
+  if (self === undefined) {
+    throw new ConfigError(`member with peer URLs ${mine.join(',')} has not been added to the cluster (run 'member add' first)`);
+  }
+  // A member added with `member add` has its id derived with the time: take the cluster's.
+  const memberId = self.ID !== 0n ? self.ID : computeMemberId(mine, cfg.initialClusterToken);
+  const metadata = serverpb.WalMetadata.encode(serverpb.WalMetadata.create({ memberId, clusterId: fetched.clusterId }));
+  const wal = await Wal.create(layout.walDir, metadata);
+  return {
+    kind: 'join',
+    memberId,
+    clusterId: fetched.clusterId,
+    wal,
+    snapshotter,
+    storage: new MemoryStorage(),
+    snapshot: undefined,
+    peers: [],
+    remotes: fetched.members,
+  };
+}

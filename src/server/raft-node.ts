@@ -1,0 +1,180 @@
+/**
+ * The raft-node loop: drives RawNode with ticks and messages and executes its
+ * Ready batches strictly one at a time (src/raft/index.ts has the contract):
+ *
+ *   1. a leader sends its messages at once (it may replicate while its own
+ *      disk write runs, thesis §10.2.1);
+ *   2. the snapshot (snap file, then its WAL marker), entries and hard state
+ *      are written to the WAL with ONE fdatasync when raft asks for it;
+ *      while that fsync runs, new proposals pile up in raft and go out in
+ *      the next Ready together (group commit);
+ *   3. a follower sends its messages (its acks promise step 2 is durable);
+ *   4. the application installs the snapshot and applies committed entries;
+ *   5. advance.
+ *
+ * Because step 4 comes after step 2 for every Ready, nothing is applied (and
+ * so nothing is acknowledged to a client) before this member has it on disk;
+ * a leader counts its own entries only once advance() reports them durable.
+ */
+import { assert, type Logger } from '../base/index.js';
+import { raftpb } from '../pb/index.js';
+import { type MemoryStorage, RawNode, type Ready, type SoftState, isRaftError } from '../raft/index.js';
+import type { Snapshotter, Wal } from '../wal/index.js';
+
+export interface RaftNodeApp {
+  /** A new leader or role; called before anything else of the Ready. */
+  onSoftState(s: SoftState): void;
+  /** The hard state (term, vote, commit) changed. */
+  onHardState(hs: raftpb.HardState): void;
+  /** Messages to peers (the transport). */
+  send(msgs: raftpb.Message[]): void;
+  /** Installs a snapshot received from the leader (after it is persisted). */
+  applySnapshot(snap: raftpb.Snapshot): Promise<void>;
+  /** Applies committed entries in order, synchronously. */
+  applyEntries(entries: raftpb.Entry[]): void;
+  onReadState(ctx: Uint8Array, index: number): void;
+  /** After advance: a place to take snapshots and compact the log (serialized with WAL writes). */
+  afterAdvance(): Promise<void>;
+  /** The loop failed (a disk error): the member must stop. */
+  onFatal(err: unknown): void;
+}
+
+export interface RaftNodeOptions {
+  rawNode: RawNode;
+  storage: MemoryStorage;
+  wal: Wal;
+  snapshotter: Snapshotter;
+  app: RaftNodeApp;
+  heartbeatMs: number;
+  logger: Logger;
+  /** Observes each fsync'd WAL save (seconds), for etcd_disk_wal_fsync_duration_seconds. */
+  onWalSync?: (seconds: number) => void;
+}
+
+export class RaftNode {
+  readonly rawNode: RawNode;
+  readonly storage: MemoryStorage;
+  readonly wal: Wal;
+  readonly snapshotter: Snapshotter;
+  private readonly app: RaftNodeApp;
+  private readonly logger: Logger;
+  private readonly onWalSync: ((seconds: number) => void) | undefined;
+  private readonly heartbeatMs: number;
+  private ticker: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private running = false;
+  private stopped = false;
+  private idle: Promise<void> = Promise.resolve();
+  private idleResolve: (() => void) | undefined;
+
+  constructor(opts: RaftNodeOptions) {
+    this.rawNode = opts.rawNode;
+    this.storage = opts.storage;
+    this.wal = opts.wal;
+    this.snapshotter = opts.snapshotter;
+    this.app = opts.app;
+    this.logger = opts.logger;
+    this.onWalSync = opts.onWalSync;
+    this.heartbeatMs = opts.heartbeatMs;
+  }
+
+  start(): void {
+    assert(this.ticker === undefined, 'started twice');
+    this.ticker = setInterval(() => this.tick(), this.heartbeatMs);
+    this.kick();
+  }
+
+  tick(): void {
+    if (this.stopped) return;
+    this.rawNode.tick();
+    this.kick();
+  }
+
+  /** Delivers a peer's message. Messages from unknown or removed peers are dropped. */
+  step(m: raftpb.Message): void {
+    if (this.stopped) return;
+    try {
+      this.rawNode.step(m);
+    } catch (e) {
+      if (!isRaftError(e)) throw e;
+      this.logger.debug('dropped raft message', { type: m.type, from: m.from, error: e.message });
+    }
+    this.kick();
+  }
+
+  /** Runs fn against the raw node (propose, readIndex, ...) and schedules a Ready. */
+  with<T>(fn: (node: RawNode) => T): T {
+    const result = fn(this.rawNode);
+    this.kick();
+    return result;
+  }
+
+  /** Schedules processing of the next Ready at the end of this turn of the event loop. */
+  kick(): void {
+    if (this.scheduled || this.running || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.process();
+    });
+  }
+
+  /** Resolves when no Ready is being processed. */
+  whenIdle(): Promise<void> {
+    return this.running ? this.idle : Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.ticker = undefined;
+    await this.whenIdle();
+  }
+
+  private async process(): Promise<void> {
+    if (this.running || this.stopped || !this.rawNode.hasReady()) return;
+    this.running = true;
+    this.idle = new Promise((resolve) => {
+      this.idleResolve = resolve;
+    });
+    try {
+      const rd = this.rawNode.ready();
+      await this.handleReady(rd);
+      this.rawNode.advance(rd);
+      await this.app.afterAdvance();
+    } catch (e) {
+      this.stopped = true;
+      if (this.ticker !== undefined) clearInterval(this.ticker);
+      this.app.onFatal(e);
+    } finally {
+      this.running = false;
+      this.idleResolve?.();
+    }
+    if (!this.stopped && this.rawNode.hasReady()) this.kick();
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.hardState !== undefined) this.app.onHardState(rd.hardState);
+    if (rd.softState !== undefined) this.app.onSoftState(rd.softState);
+    if (rd.sendBeforePersist && rd.messages.length > 0) this.app.send(rd.messages);
+    if (rd.snapshot !== undefined) {
+      // The snap file first, then its marker: a marker in the WAL always has its file.
+      await this.snapshotter.save(rd.snapshot);
+      const md = rd.snapshot.metadata;
+      assert(md !== undefined, 'a snapshot has metadata');
+      await this.wal.saveSnapshot({ index: md.index, term: md.term, ...(md.confState ? { confState: md.confState } : {}) });
+    }
+    if (rd.hardState !== undefined || rd.entries.length > 0) {
+      const started = performance.now();
+      await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
+      if (rd.mustSync) this.onWalSync?.((performance.now() - started) / 1000);
+    }
+    if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
+    if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
+    if (rd.entries.length > 0) this.storage.append(rd.entries);
+    if (!rd.sendBeforePersist && rd.messages.length > 0) this.app.send(rd.messages);
+    if (rd.snapshot !== undefined) await this.app.applySnapshot(rd.snapshot);
+    if (rd.committedEntries.length > 0) this.app.applyEntries(rd.committedEntries);
+    for (const rs of rd.readStates) this.app.onReadState(rs.requestCtx, rs.index);
+  }
+}

@@ -1,0 +1,1118 @@
+/**
+ * EtcdServer: one member. It wires the raft-node loop to the state it
+ * applies (mvcc, lessor, auth, alarms, membership) and offers the operations
+ * the API layer serves, each with etcd's semantics:
+ *
+ * - writes are proposed through raft and answered when applied here (after
+ *   this member fsynced them and a quorum acknowledged them);
+ * - linearizable reads wait for a ReadIndex round and the applied index;
+ *   serializable reads are served from local state at once;
+ * - the leader alone expires leases, by proposing their revocation.
+ */
+import { randomInt } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import {
+  SeededRand,
+  assert,
+  idToHex,
+  systemClock,
+  type Clock,
+  type Logger,
+  type Registry,
+} from '../base/index.js';
+import { AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, type AuthInfo } from '../auth/index.js';
+import { installSnapshotFile } from '../backend/index.js';
+import { LeaseExpiredError, LeaseNotFoundError, LeaseNotPrimaryError, Lessor } from '../lease/index.js';
+import { KvStore, WatchableStore, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
+import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
+import { RawNode, StateType, isRaftError, RaftErrorCode, type SoftState } from '../raft/index.js';
+import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema } from '../schema/index.js';
+import { Transport, membersRpcMethod } from '../transport/index.js';
+import { AlarmSet } from './alarms.js';
+import { applyRequest, type ApplyEnv, type ApplyOutcome } from './apply.js';
+import { bootstrap, type BootState } from './bootstrap.js';
+import { electionTicks, minLeaseTtlSeconds, type ServerConfig } from './config.js';
+import { ServerError, serverErrorCodes, type ServerErrorCode } from './errors.js';
+import { IdGenerator } from './id-gen.js';
+import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
+import { LinearizableReads } from './linearizable-read.js';
+import { RaftCluster, computeMemberId, memberFromRecord, memberToRecord, type Member } from './membership.js';
+import { ServerMetrics } from './metrics.js';
+import { RaftNode } from './raft-node.js';
+import { SnapshotFlow } from './snapshot-flow.js';
+import { AppliedIndexWait, WaitRegistry } from './wait.js';
+
+/** etcd's version this member reports (Status, /version): the API it implements. */
+export const serverVersion = '3.4.23';
+export const clusterVersionDefault = '3.4.0';
+
+/** Proposals waiting to apply; past it, new ones fail with "too many requests". */
+const pendingProposalsMax = 100_000;
+/** Applied index lagging the committed index by more than this refuses new proposals (etcd's maxGapBetweenApplyAndCommitIndex). */
+const applyLagMax = 5000;
+const leaseLoopMs = 500;
+/** Peer RPCs: what a follower forwards to the leader. */
+export const leaseRenewRpc = 'leaseRenew';
+export const leaseTimeToLiveRpc = 'leaseTimeToLive';
+export const memberPromoteRpc = 'memberPromote';
+const leaseRetryMs = 500;
+const publishRetryMs = 500;
+
+export interface EtcdServerOptions {
+  config: ServerConfig;
+  logger: Logger;
+  registry: Registry;
+  clock?: Clock;
+}
+
+/** What the caller of an RPC is (for auth), and when it gives up. */
+export interface RequestContext {
+  readonly user?: AuthInfo;
+  readonly signal?: AbortSignal;
+}
+
+export class EtcdServer implements ApplyEnv {
+  readonly cfg: ServerConfig;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly clock: Clock;
+  readonly layout: DataLayout;
+  readonly memberId: bigint;
+  readonly cluster: RaftCluster;
+  readonly metrics: ServerMetrics;
+  readonly transport: Transport;
+  readonly raft: RaftNode;
+  readonly lessor: Lessor;
+  readonly auth: AuthStore;
+  readonly bcrypt: BcryptPool;
+  private schemaRef: Schema;
+  private kvRef: KvStore;
+  readonly watchable: WatchableStore;
+  private alarmsRef: AlarmSet;
+  private leaseStorage: LeaseStorage;
+  private authStorage: AuthStorage;
+
+  // Raft state as last seen.
+  leaderId = 0n;
+  term = 0;
+  committedIndex = 0;
+  appliedIndex = 0;
+  appliedTerm = 0;
+  confState: raftpb.ConfState = raftpb.ConfState.create();
+  private lastLeaderChangeMs = 0;
+  private promotedTerm = -1;
+  private snapshotIndex = 0;
+  private stopping = false;
+  private stoppedErr: Error | undefined;
+  private readonly doneHandlers: ((err: Error | undefined) => void)[] = [];
+
+  readonly idGen: IdGenerator;
+  private readonly waits = new WaitRegistry<ApplyOutcome>(pendingProposalsMax);
+  readonly appliedWait: AppliedIndexWait;
+  readonly reads: LinearizableReads;
+  private readonly snapshots: SnapshotFlow;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  /** Proposals that found no leader; retried when one is elected. */
+  private noLeaderQueue: (() => void)[] = [];
+
+  private constructor(opts: EtcdServerOptions, layout: DataLayout, boot: BootState, schema: Schema) {
+    this.cfg = opts.config;
+    this.logger = opts.logger;
+    this.registry = opts.registry;
+    this.clock = opts.clock ?? systemClock;
+    this.layout = layout;
+    this.memberId = boot.memberId;
+    this.cluster = new RaftCluster(this.cfg.initialClusterToken, boot.clusterId);
+    this.metrics = new ServerMetrics(this.registry, this);
+    this.schemaRef = schema;
+    this.leaseStorage = new LeaseStorage(schema);
+    this.authStorage = new AuthStorage(schema);
+    this.lessor = new Lessor({
+      clock: this.clock,
+      minTtlSeconds: minLeaseTtlSeconds(this.cfg),
+      store: { put: (r) => this.leaseStorage.put(r), delete: (id) => this.leaseStorage.delete(id), loadAll: () => this.leaseStorage.loadAll() },
+      checkpointEnabled: this.cfg.experimentalEnableLeaseCheckpoint,
+      registry: this.registry,
+    });
+    this.kvRef = KvStore.open({
+      schema,
+      leases: this.leaseHooks(),
+      compactionBatchLimit: this.cfg.experimentalCompactionBatchLimit,
+      logger: this.logger,
+    });
+    this.lessor.setRangeDeleter({ deleteKeys: (keys) => this.kvRef.deleteKeys(keys) });
+    this.watchable = new WatchableStore(this.kvRef);
+    this.alarmsRef = new AlarmSet(new AlarmStorage(schema));
+    this.bcrypt = new BcryptPool({ size: 1 });
+    this.auth = new AuthStore({
+      // The backend behind the auth store changes when a snapshot is installed: always ask the current one.
+      backend: {
+        load: () => this.authStorage.load(),
+        putUser: (n, v) => this.authStorage.putUser(n, v),
+        deleteUser: (n) => this.authStorage.deleteUser(n),
+        putRole: (n, v) => this.authStorage.putRole(n, v),
+        deleteRole: (n) => this.authStorage.deleteRole(n),
+        setEnabled: (e) => this.authStorage.setEnabled(e),
+        setRevision: (r) => this.authStorage.setRevision(r),
+      },
+      tokenProvider: this.tokenProvider(),
+      bcrypt: this.bcrypt,
+      logger: this.logger,
+      metrics: this.registry,
+    });
+    this.loadMembership();
+    const applied = schema.consistentIndex();
+    this.appliedIndex = Math.max(applied.index, boot.snapshot?.metadata?.index ?? 0);
+    this.appliedTerm = applied.term;
+    this.snapshotIndex = boot.snapshot?.metadata?.index ?? 0;
+    this.confState = schema.confState() ?? boot.snapshot?.metadata?.confState ?? raftpb.ConfState.create();
+    this.appliedWait = new AppliedIndexWait(this.appliedIndex);
+    this.idGen = new IdGenerator(this.memberId, Math.floor(this.clock.wallMs()));
+    this.reads = new LinearizableReads({
+      issue: (ctx) => this.raft.with((n) => n.readIndex(ctx)),
+      appliedWait: this.appliedWait,
+      nowMs: () => this.clock.nowMs(),
+      retryMs: 500,
+      timeoutMs: this.requestTimeoutMs(),
+      pendingMax: pendingProposalsMax,
+    });
+    this.transport = this.newTransport(boot);
+    const rawNode = new RawNode({
+      id: this.memberId,
+      electionTicks: electionTicks(this.cfg),
+      heartbeatTicks: 1,
+      storage: boot.storage,
+      msgAppBytesMax: 1024 * 1024,
+      inflightMsgsMax: 512,
+      uncommittedBytesMax: 1 << 30,
+      checkQuorum: true,
+      preVote: this.cfg.preVote,
+      rand: new SeededRand(randomInt(0, 2 ** 47)),
+      logger: this.logger.with({ component: 'raft' }),
+    });
+    if (boot.kind === 'new') rawNode.bootstrap(boot.peers);
+    this.raft = new RaftNode({
+      rawNode,
+      storage: boot.storage,
+      wal: boot.wal,
+      snapshotter: boot.snapshotter,
+      heartbeatMs: this.cfg.heartbeatMs,
+      logger: this.logger,
+      onWalSync: (s) => this.metrics.walFsync.observe(s),
+      app: {
+        onSoftState: (s) => this.onSoftState(s),
+        onHardState: (hs) => {
+          this.term = hs.term;
+          this.committedIndex = Math.max(this.committedIndex, hs.commit);
+        },
+        send: (msgs) => this.transport.send(msgs),
+        applySnapshot: (snap) => this.installSnapshot(snap),
+        applyEntries: (entries) => this.applyEntries(entries),
+        onReadState: (ctx, index) => this.reads.onReadState(ctx, index),
+        afterAdvance: () => this.snapshots.maybeSnapshot(),
+        onFatal: (err) => this.fatal(err),
+      },
+    });
+    this.snapshots = new SnapshotFlow(this);
+  }
+
+  /** Opens (or creates) the member's data and starts serving peers and raft. */
+  static async start(opts: EtcdServerOptions): Promise<EtcdServer> {
+    const cfg = opts.config;
+    const layout = dataLayout(cfg.dataDir, cfg.walDir);
+    prepareLayout(layout);
+    const boot = await bootstrap(cfg, layout, opts.logger);
+    await installReceivedDb(layout, boot, opts.logger);
+    const schema = Schema.open({
+      path: layout.dbPath,
+      batchIntervalMs: cfg.backendBatchIntervalMs,
+      batchOpsMax: cfg.backendBatchLimit,
+      noSync: cfg.unsafeNoFsync,
+      logger: opts.logger,
+    });
+    const s = new EtcdServer(opts, layout, boot, schema);
+    await s.run(boot);
+    return s;
+  }
+
+  private async run(boot: BootState): Promise<void> {
+    for (const m of boot.remotes) {
+      if (m.ID !== this.memberId && m.peerURLs.length > 0) this.transport.addPeer(m.ID, m.peerURLs);
+    }
+    await this.transport.listen(this.cfg.listenPeerUrls);
+    this.logger.info('starting member', {
+      'local-member-id': idToHex(this.memberId),
+      'cluster-id': idToHex(this.cluster.clusterId),
+      'initial-cluster-state': boot.kind,
+    });
+    this.raft.start();
+    // A one-voter cluster elects itself at once instead of waiting an election timeout.
+    if (this.cfg.initialElectionTickAdvance) {
+      const ticks = electionTicks(this.cfg) - 1;
+      for (let i = 0; i < ticks; i++) this.raft.tick();
+    }
+    this.leaseTimer = setInterval(() => this.leaseLoop(), leaseLoopMs);
+    await this.snapshots.purgeStale(this.snapshotIndex);
+    void this.publish();
+  }
+
+  // ---------------------------------------------------------------- ApplyEnv
+
+  get kv(): KvStore {
+    return this.kvRef;
+  }
+
+  get schema(): Schema {
+    return this.schemaRef;
+  }
+
+  get alarms(): AlarmSet {
+    return this.alarmsRef;
+  }
+
+  saveMember(id: bigint): void {
+    const m = this.cluster.members.get(id);
+    if (m !== undefined) new MembershipStorage(this.schemaRef).putMember(memberToRecord(m));
+  }
+
+  setClusterVersion(version: string): void {
+    this.cluster.version = version;
+    this.schemaRef.setClusterVersion(version);
+  }
+
+  // ---------------------------------------------------------------- state
+
+  isLeader(): boolean {
+    return this.leaderId === this.memberId && this.leaderId !== 0n;
+  }
+
+  isLearner(): boolean {
+    return this.cluster.members.get(this.memberId)?.isLearner ?? false;
+  }
+
+  /** etcd's request timeout: 5 s plus two election timeouts. */
+  requestTimeoutMs(): number {
+    return 5000 + 2 * this.cfg.electionMs;
+  }
+
+  /** A response header for this member: cluster, member, revision (current if not given), term. */
+  header(revision?: number): etcdserverpb.ResponseHeader {
+    return etcdserverpb.ResponseHeader.create({
+      clusterId: this.cluster.clusterId,
+      memberId: this.memberId,
+      revision: revision ?? this.kvRef.rev,
+      raftTerm: this.term,
+    });
+  }
+
+  /** Resolves (or rejects) when the member stops. */
+  onDone(fn: (err: Error | undefined) => void): void {
+    if (this.stopping) fn(this.stoppedErr);
+    else this.doneHandlers.push(fn);
+  }
+
+  private onSoftState(s: SoftState): void {
+    const changed = s.lead !== this.leaderId;
+    const wasLeader = this.isLeader();
+    this.leaderId = s.lead;
+    if (changed) {
+      this.lastLeaderChangeMs = this.clock.nowMs();
+      this.metrics.leaderChanges.inc();
+      this.logger.info(s.lead === 0n ? 'lost leader' : 'leader elected', { leader: idToHex(s.lead), term: this.term });
+      this.reads.onLeaderChange();
+      if (s.lead !== 0n) this.flushNoLeaderQueue();
+    }
+    if (wasLeader && !this.isLeader()) this.lessor.demote();
+    this.metrics.hasLeader.set(s.lead === 0n ? 0 : 1);
+    this.metrics.isLeader.set(s.raftState === StateType.StateLeader ? 1 : 0);
+  }
+
+  // ---------------------------------------------------------------- apply
+
+  private applyEntries(entries: raftpb.Entry[]): void {
+    const backend = this.schemaRef.backend;
+    for (const e of entries) {
+      this.committedIndex = Math.max(this.committedIndex, e.index);
+      if (e.term > this.term) this.term = e.term;
+      const consistent = this.schemaRef.consistentIndex().index;
+      if (e.index <= consistent) {
+        // Replayed after a restart or a snapshot install: the state already has it,
+        // but raft's configuration restarts from the snapshot and needs conf changes again.
+        if (e.type !== raftpb.EntryType.EntryNormal) this.confState = this.raft.rawNode.applyConfChange(this.decodeConfChange(e).cc);
+        this.advanceApplied(e);
+        continue;
+      }
+      backend.write(() => this.applyEntry(e));
+      this.advanceApplied(e);
+    }
+  }
+
+  private advanceApplied(e: raftpb.Entry): void {
+    this.appliedIndex = e.index;
+    this.appliedTerm = e.term;
+    this.appliedWait.advance(e.index);
+    this.metrics.proposalsApplied.inc();
+  }
+
+  private applyEntry(e: raftpb.Entry): void {
+    switch (e.type) {
+      case raftpb.EntryType.EntryNormal:
+        this.applyNormal(e);
+        break;
+      case raftpb.EntryType.EntryConfChange:
+      case raftpb.EntryType.EntryConfChangeV2:
+        this.applyConfChangeEntry(e);
+        break;
+      default:
+        this.logger.warn('unknown entry type', { type: e.type, index: e.index });
+    }
+    this.schemaRef.setConsistentIndex({ index: e.index, term: e.term });
+  }
+
+  private applyNormal(e: raftpb.Entry): void {
+    if (e.data.length === 0) {
+      // A new leader's first entry: from here on its lessor serves renewals.
+      if (this.isLeader() && e.term === this.term && this.promotedTerm !== e.term) {
+        this.promotedTerm = e.term;
+        this.lessor.promote(this.cfg.electionMs);
+        if (this.cluster.version === '') void this.proposeInternal({ case: 'clusterVersionSet', value: serverpb.ClusterVersionSetRequest.create({ version: clusterVersionDefault }) });
+      }
+      return;
+    }
+    const req = serverpb.InternalRaftRequest.decode(e.data);
+    const outcome = applyRequest(this, req, e.index);
+    const id = req.header?.ID ?? 0n;
+    if (id !== 0n) this.waits.trigger(id, outcome);
+  }
+
+  private decodeConfChange(e: raftpb.Entry): { cc: raftpb.ConfChange; member: Member | undefined } {
+    assert(e.type === raftpb.EntryType.EntryConfChange, 'this member proposes only v1 conf changes');
+    const cc = raftpb.ConfChange.decode(e.data);
+    const member = cc.context.length > 0 ? memberFromRecord(serverpb.MemberRecord.decode(cc.context)) : undefined;
+    return { cc, member };
+  }
+
+  private applyConfChangeEntry(e: raftpb.Entry): void {
+    const { cc, member } = this.decodeConfChange(e);
+    const err = this.validateConfChange(cc, member);
+    if (err !== undefined) {
+      // Raft must still see the change (with no node) so its pending-change bookkeeping moves on.
+      this.confState = this.raft.rawNode.applyConfChange(raftpb.ConfChange.create({ ...cc, nodeId: 0n }));
+      this.waits.trigger(cc.id, { ok: false, error: err });
+      return;
+    }
+    const membership = new MembershipStorage(this.schemaRef);
+    const T = raftpb.ConfChangeType;
+    switch (cc.type) {
+      case T.ConfChangeAddNode:
+      case T.ConfChangeAddLearnerNode: {
+        assert(member !== undefined, 'an add carries the member');
+        const existing = this.cluster.members.get(cc.nodeId);
+        if (existing !== undefined && existing.isLearner && cc.type === T.ConfChangeAddNode) {
+          this.cluster.promote(cc.nodeId);
+        } else {
+          this.cluster.add({ ...member, isLearner: cc.type === T.ConfChangeAddLearnerNode });
+        }
+        const m = this.cluster.members.get(cc.nodeId);
+        if (m !== undefined) membership.putMember(memberToRecord(m));
+        if (cc.nodeId !== this.memberId && m !== undefined) this.transport.addPeer(cc.nodeId, m.peerUrls);
+        this.logger.info('added member', { member: idToHex(cc.nodeId), 'peer-urls': m?.peerUrls ?? [] });
+        break;
+      }
+      case T.ConfChangeRemoveNode:
+        this.cluster.remove(cc.nodeId);
+        membership.removeMember(cc.nodeId);
+        if (cc.nodeId !== this.memberId) this.transport.removePeer(cc.nodeId);
+        this.logger.info('removed member', { member: idToHex(cc.nodeId) });
+        break;
+      case T.ConfChangeUpdateNode:
+        if (member !== undefined) {
+          this.cluster.updatePeerUrls(cc.nodeId, member.peerUrls);
+          this.saveMember(cc.nodeId);
+          if (cc.nodeId !== this.memberId) this.transport.updatePeer(cc.nodeId, member.peerUrls);
+        }
+        break;
+      default:
+        break;
+    }
+    this.confState = this.raft.rawNode.applyConfChange(cc);
+    this.schemaRef.setConfState(this.confState);
+    this.waits.trigger(cc.id, { ok: true, response: { members: this.cluster.memberList() } });
+    if (cc.type === T.ConfChangeRemoveNode && cc.nodeId === this.memberId) {
+      this.logger.warn('the member has been permanently removed from the cluster');
+      setImmediate(() => void this.stop(new ServerError('IDRemoved', 'the member has been permanently removed from the cluster')));
+    }
+  }
+
+  /** etcd's ValidateConfigurationChange, against the applied membership. */
+  private validateConfChange(cc: raftpb.ConfChange, member: Member | undefined): Error | undefined {
+    const T = raftpb.ConfChangeType;
+    const c = this.cluster;
+    if (c.removed.has(cc.nodeId)) return new ServerError('IDRemoved');
+    switch (cc.type) {
+      case T.ConfChangeAddNode: {
+        const existing = c.members.get(cc.nodeId);
+        if (existing !== undefined && !existing.isLearner) return new ServerError('MemberExist');
+        if (existing === undefined && member !== undefined) {
+          for (const o of c.members.values()) if (o.peerUrls.some((u) => member.peerUrls.includes(u))) return new ServerError('PeerURLExist');
+        }
+        return undefined;
+      }
+      case T.ConfChangeAddLearnerNode:
+        if (c.members.has(cc.nodeId)) return new ServerError('MemberExist');
+        if (member !== undefined) {
+          for (const o of c.members.values()) if (o.peerUrls.some((u) => member.peerUrls.includes(u))) return new ServerError('PeerURLExist');
+        }
+        if (c.learnerCount() >= 1) return new ServerError('TooManyLearners');
+        return undefined;
+      case T.ConfChangeRemoveNode:
+      case T.ConfChangeUpdateNode:
+        return c.members.has(cc.nodeId) ? undefined : new ServerError('MemberNotFound');
+      default:
+        return undefined;
+    }
+  }
+
+  private loadMembership(): void {
+    const membership = new MembershipStorage(this.schemaRef);
+    this.cluster.members.clear();
+    this.cluster.removed.clear();
+    for (const r of membership.members()) this.cluster.members.set(r.ID, memberFromRecord(r));
+    for (const id of membership.removedIds()) this.cluster.removed.add(id);
+    this.cluster.version = this.schemaRef.clusterVersion() ?? '';
+  }
+
+  /** Installs a database received with a snapshot from the leader. */
+  private async installSnapshot(snap: raftpb.Snapshot): Promise<void> {
+    const md = snap.metadata;
+    assert(md !== undefined, 'a snapshot has metadata');
+    const received = receivedDbPath(this.layout, md.index);
+    this.logger.info('installing snapshot database', { index: md.index, term: md.term });
+    await this.kvRef.compactionsDone();
+    await this.schemaRef.backend.close();
+    installSnapshotFile(received, this.layout.dbPath);
+    const schema = Schema.open({
+      path: this.layout.dbPath,
+      batchIntervalMs: this.cfg.backendBatchIntervalMs,
+      batchOpsMax: this.cfg.backendBatchLimit,
+      noSync: this.cfg.unsafeNoFsync,
+      logger: this.logger,
+    });
+    this.schemaRef = schema;
+    this.leaseStorage = new LeaseStorage(schema);
+    this.lessor.recover();
+    this.kvRef = KvStore.open({
+      schema,
+      leases: this.leaseHooks(),
+      compactionBatchLimit: this.cfg.experimentalCompactionBatchLimit,
+      logger: this.logger,
+    });
+    this.watchable.restore(this.kvRef);
+    this.alarmsRef = new AlarmSet(new AlarmStorage(schema));
+    this.authStorage = new AuthStorage(schema);
+    this.auth.recover();
+    this.loadMembership();
+    for (const m of this.cluster.members.values()) {
+      if (m.id !== this.memberId) this.transport.addPeer(m.id, m.peerUrls);
+    }
+    this.confState = md.confState ?? this.confState;
+    const applied = schema.consistentIndex();
+    this.appliedIndex = Math.max(this.appliedIndex, applied.index);
+    this.appliedTerm = applied.term;
+    this.appliedWait.advance(this.appliedIndex);
+    this.snapshotIndex = md.index;
+    await this.snapshots.purgeStale(md.index);
+  }
+
+  lastSnapshotIndex(): number {
+    return this.snapshotIndex;
+  }
+
+  setLastSnapshotIndex(index: number): void {
+    this.snapshotIndex = index;
+  }
+
+  private leaseHooks(): { exists(id: bigint): boolean; attach(id: bigint, keys: readonly Uint8Array[]): void; detach(id: bigint, keys: readonly Uint8Array[]): void } {
+    return {
+      exists: (id) => this.lessor.lookup(id) !== undefined,
+      attach: (id, keys) => this.lessor.attach(id, keys),
+      detach: (id, keys) => this.lessor.detach(id, keys),
+    };
+  }
+
+  private tokenProvider(): ReturnType<typeof newTokenProvider> | NopTokenProvider {
+    return newTokenProvider(this.cfg.authToken, { clock: this.clock, simpleTtlMs: this.cfg.authTokenTtlSeconds * 1000, logger: this.logger });
+  }
+
+  // ---------------------------------------------------------------- proposals
+
+  /**
+   * Proposes a request through raft and resolves with its applied response.
+   * Without a leader it waits (up to the request timeout) for one.
+   */
+  async propose(request: serverpb.InternalRaftRequest['request'], ctx: RequestContext = {}): Promise<object> {
+    if (this.stopping) throw new ServerError('Stopped');
+    if (this.committedIndex - this.appliedIndex > applyLagMax) throw new ServerError('TooManyRequests');
+    const id = this.idGen.next();
+    const req = serverpb.InternalRaftRequest.create({
+      header: serverpb.RequestHeader.create({ ID: id, username: ctx.user?.username ?? '', authRevision: ctx.user?.revision ?? 0 }),
+      request,
+    });
+    const data = serverpb.InternalRaftRequest.encode(req);
+    if (data.length > this.cfg.maxRequestBytes) throw new ServerError('RequestTooLarge');
+    const wait = this.waits.register(id);
+    if (wait === undefined) throw new ServerError('TooManyRequests');
+    this.metrics.proposalsPending.inc();
+    const started = this.clock.nowMs();
+    const timer = setTimeout(() => {
+      const leaderChanged = this.lastLeaderChangeMs > started;
+      this.waits.fail(id, new ServerError(leaderChanged ? 'TimeoutDueToLeaderFail' : 'Timeout'));
+    }, this.requestTimeoutMs());
+    const onAbort = (): void => this.waits.fail(id, new ServerError('Canceled'));
+    ctx.signal?.addEventListener('abort', onAbort, { once: true });
+    this.submit(() => this.raft.with((n) => n.propose(data)), id);
+    try {
+      const outcome = await wait;
+      if (!outcome.ok) throw outcome.error;
+      if (outcome.physical !== undefined) await outcome.physical;
+      return outcome.response;
+    } catch (e) {
+      if (e instanceof ServerError && (e.code === 'Timeout' || e.code === 'TimeoutDueToLeaderFail')) this.metrics.proposalsFailed.inc();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      ctx.signal?.removeEventListener('abort', onAbort);
+      this.metrics.proposalsPending.dec();
+    }
+  }
+
+  /** Proposes a request the member makes itself (no user, no waiting for a client). */
+  proposeInternal(request: serverpb.InternalRaftRequest['request']): Promise<object | undefined> {
+    return this.propose(request).catch((e: unknown) => {
+      this.logger.debug('internal proposal failed', { request: request?.case, error: (e as Error).message });
+      return undefined;
+    });
+  }
+
+  /** Hands a proposal to raft; without a leader it waits in a queue until one is elected. */
+  private submit(doPropose: () => void, id: bigint): void {
+    const attempt = (): void => {
+      if (!this.waits.has(id)) return;
+      try {
+        doPropose();
+      } catch (e) {
+        if (isRaftError(e) && e.code === RaftErrorCode.ProposalDropped) {
+          // No leader (or a transfer in progress): try again when a leader is known.
+          this.noLeaderQueue.push(attempt);
+          return;
+        }
+        this.waits.fail(id, e);
+      }
+    };
+    attempt();
+  }
+
+  private flushNoLeaderQueue(): void {
+    const q = this.noLeaderQueue;
+    this.noLeaderQueue = [];
+    for (const attempt of q) attempt();
+  }
+
+  // ---------------------------------------------------------------- KV
+
+  /** A Range: linearizable unless the request asks for a serializable read. */
+  async range(r: etcdserverpb.RangeRequest): Promise<etcdserverpb.RangeResponse> {
+    if (!r.serializable) await this.linearizableRead();
+    const resp = rangeRequest(this.kvRef, r);
+    resp.header = this.header(resp.header?.revision);
+    return resp;
+  }
+
+  async put(r: etcdserverpb.PutRequest, ctx: RequestContext = {}): Promise<etcdserverpb.PutResponse> {
+    const resp = (await this.propose({ case: 'put', value: r }, ctx)) as etcdserverpb.PutResponse;
+    resp.header = this.header(resp.header?.revision);
+    return resp;
+  }
+
+  async deleteRange(r: etcdserverpb.DeleteRangeRequest, ctx: RequestContext = {}): Promise<etcdserverpb.DeleteRangeResponse> {
+    const resp = (await this.propose({ case: 'deleteRange', value: r }, ctx)) as etcdserverpb.DeleteRangeResponse;
+    resp.header = this.header(resp.header?.revision);
+    return resp;
+  }
+
+  async txn(r: etcdserverpb.TxnRequest, ctx: RequestContext = {}): Promise<etcdserverpb.TxnResponse> {
+    if (isTxnReadonly(r)) {
+      // As etcd: a read-only txn is served locally after a linearizable read barrier.
+      if (!isTxnSerializable(r)) await this.linearizableRead();
+      const resp = txnRequest(this.kvRef, r);
+      resp.header = this.header(resp.header?.revision);
+      return resp;
+    }
+    const resp = (await this.propose({ case: 'txn', value: r }, ctx)) as etcdserverpb.TxnResponse;
+    resp.header = this.header(resp.header?.revision);
+    return resp;
+  }
+
+  async compact(r: etcdserverpb.CompactionRequest, ctx: RequestContext = {}): Promise<etcdserverpb.CompactionResponse> {
+    const resp = (await this.propose({ case: 'compaction', value: r }, ctx)) as etcdserverpb.CompactionResponse;
+    resp.header = this.header(resp.header?.revision);
+    return resp;
+  }
+
+  /** Waits until a local read reflects every write acknowledged before the call. */
+  linearizableRead(): Promise<void> {
+    if (this.stopping) return Promise.reject(new ServerError('Stopped'));
+    return this.reads.read();
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  async leaseGrant(r: etcdserverpb.LeaseGrantRequest, ctx: RequestContext = {}): Promise<etcdserverpb.LeaseGrantResponse> {
+    // As etcd: the proposer picks an id when the client did not (positive int64).
+    const id = r.ID !== 0n ? r.ID : this.idGen.next() & ((1n << 63n) - 1n);
+    const resp = (await this.propose({ case: 'leaseGrant', value: etcdserverpb.LeaseGrantRequest.create({ TTL: r.TTL, ID: id }) }, ctx)) as etcdserverpb.LeaseGrantResponse;
+    resp.header = this.header(resp.header?.revision);
+    return resp;
+  }
+
+  async leaseRevoke(r: etcdserverpb.LeaseRevokeRequest, ctx: RequestContext = {}): Promise<etcdserverpb.LeaseRevokeResponse> {
+    const resp = (await this.propose({ case: 'leaseRevoke', value: r }, ctx)) as etcdserverpb.LeaseRevokeResponse;
+    resp.header = this.header(resp.header?.revision);
+    return resp;
+  }
+
+  private leaseLoop(): void {
+    if (!this.stopping) {
+      this.metrics.dbTotalSize.set(this.schemaRef.backend.size());
+      this.metrics.dbInUse.set(this.schemaRef.backend.sizeInUse());
+    }
+    if (!this.isLeader() || this.stopping || this.promotedTerm !== this.term) return;
+    for (const id of this.lessor.expiredLeases()) {
+      void this.proposeInternal({ case: 'leaseRevoke', value: etcdserverpb.LeaseRevokeRequest.create({ ID: id }) });
+    }
+    const due = this.lessor.checkpointsDue();
+    if (due.length > 0) {
+      void this.proposeInternal({ case: 'leaseCheckpoint', value: etcdserverpb.LeaseCheckpointRequest.create({ checkpoints: due }) });
+    }
+  }
+
+  /** A keepalive: renews the lease on the leader (forwarding to it from a follower); 0 when the lease is gone. */
+  async leaseRenew(id: bigint): Promise<number> {
+    const deadline = this.clock.nowMs() + this.requestTimeoutMs();
+    for (;;) {
+      if (this.stopping) throw new ServerError('Stopped');
+      if (this.isLeader()) {
+        const ttl = await this.renewHere(id);
+        if (ttl !== undefined) return ttl;
+      } else if (this.leaderId !== 0n) {
+        try {
+          const body = etcdserverpb.LeaseKeepAliveRequest.encode(etcdserverpb.LeaseKeepAliveRequest.create({ ID: id }));
+          const resp = await this.transport.call(this.leaderId, leaseRenewRpc, body, this.requestTimeoutMs());
+          return etcdserverpb.LeaseKeepAliveResponse.decode(resp).TTL;
+        } catch (e) {
+          this.logger.debug('forwarding a lease renewal failed', { error: (e as Error).message });
+        }
+      }
+      if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
+      await sleep(leaseRetryMs);
+    }
+  }
+
+  /** Renews on this (leader) member; undefined when it should be tried again. */
+  private async renewHere(id: bigint): Promise<number | undefined> {
+    try {
+      const r = this.lessor.renew(id);
+      // A remaining TTL recorded by a checkpoint would survive a leader change; clear it first.
+      if (r.clearRemainingTtl) {
+        await this.propose({
+          case: 'leaseCheckpoint',
+          value: etcdserverpb.LeaseCheckpointRequest.create({ checkpoints: [etcdserverpb.LeaseCheckpoint.create({ ID: id, remainingTTL: 0 })] }),
+        });
+      }
+      return r.ttlSeconds;
+    } catch (e) {
+      if (e instanceof LeaseNotFoundError) return 0;
+      if (e instanceof LeaseExpiredError) return (await this.lessor.whenRevokedOrRetry(id)) === 'revoked' ? 0 : undefined;
+      if (e instanceof LeaseNotPrimaryError) return undefined;
+      throw e;
+    }
+  }
+
+  private async handleLeaseRenew(body: Uint8Array): Promise<Uint8Array> {
+    const req = etcdserverpb.LeaseKeepAliveRequest.decode(body);
+    if (!this.isLeader()) throw peerError('NotLeader');
+    const ttl = await this.leaseRenew(req.ID);
+    return etcdserverpb.LeaseKeepAliveResponse.encode(etcdserverpb.LeaseKeepAliveResponse.create({ ID: req.ID, TTL: ttl }));
+  }
+
+  /** LeaseTimeToLive, answered by the leader (whose lessor knows the remaining time). */
+  async leaseTimeToLive(r: etcdserverpb.LeaseTimeToLiveRequest): Promise<etcdserverpb.LeaseTimeToLiveResponse> {
+    const deadline = this.clock.nowMs() + this.requestTimeoutMs();
+    for (;;) {
+      if (this.stopping) throw new ServerError('Stopped');
+      if (this.isLeader()) {
+        try {
+          const t = this.lessor.timeToLive(r.ID, r.keys);
+          return etcdserverpb.LeaseTimeToLiveResponse.create({
+            header: this.header(),
+            ID: r.ID,
+            TTL: t.ttlSeconds,
+            grantedTTL: t.grantedTtlSeconds,
+            keys: t.keys,
+          });
+        } catch (e) {
+          if (!(e instanceof LeaseNotPrimaryError)) throw e;
+        }
+      } else if (this.leaderId !== 0n) {
+        try {
+          const body = etcdserverpb.LeaseTimeToLiveRequest.encode(r);
+          const resp = etcdserverpb.LeaseTimeToLiveResponse.decode(await this.transport.call(this.leaderId, leaseTimeToLiveRpc, body, this.requestTimeoutMs()));
+          resp.header = this.header();
+          return resp;
+        } catch (e) {
+          this.logger.debug('forwarding a lease TimeToLive failed', { error: (e as Error).message });
+        }
+      }
+      if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
+      await sleep(leaseRetryMs);
+    }
+  }
+
+  private async handleLeaseTimeToLive(body: Uint8Array): Promise<Uint8Array> {
+    if (!this.isLeader()) throw peerError('NotLeader');
+    return etcdserverpb.LeaseTimeToLiveResponse.encode(await this.leaseTimeToLive(etcdserverpb.LeaseTimeToLiveRequest.decode(body)));
+  }
+
+  leaseLeases(): etcdserverpb.LeaseLeasesResponse {
+    return etcdserverpb.LeaseLeasesResponse.create({
+      header: this.header(),
+      leases: this.lessor.leases().map((l) => etcdserverpb.LeaseStatus.create({ ID: l.id })),
+    });
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  memberList(): Member[] {
+    return this.cluster.memberList();
+  }
+
+  /** Proposes a conf change and resolves with the members after it applied. */
+  async proposeConfChange(cc: raftpb.ConfChange): Promise<Member[]> {
+    if (this.stopping) throw new ServerError('Stopped');
+    const id = this.idGen.next();
+    cc.id = id;
+    const wait = this.waits.register(id);
+    if (wait === undefined) throw new ServerError('TooManyRequests');
+    const timer = setTimeout(() => this.waits.fail(id, new ServerError('Timeout')), this.requestTimeoutMs());
+    this.submit(() => this.raft.with((n) => n.proposeConfChange(cc)), id);
+    try {
+      const outcome = await wait;
+      if (!outcome.ok) throw outcome.error;
+      return (outcome.response as { members: Member[] }).members;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  newMember(peerUrls: readonly string[], isLearner: boolean): Member {
+    const id = computeMemberId(peerUrls, this.cluster.token, Math.floor(this.clock.wallMs() / 1000));
+    return { id, name: '', peerUrls: [...peerUrls].sort(), clientUrls: [], isLearner };
+  }
+
+  /** Members whose peer link is up (and this member), as etcd counts "started" members. */
+  private activeVoters(excluding?: bigint): number {
+    let n = 0;
+    for (const m of this.cluster.members.values()) {
+      if (m.isLearner || m.id === excluding) continue;
+      if (m.id === this.memberId || this.transport.activeSince(m.id) !== undefined) n++;
+    }
+    return n;
+  }
+
+  /** etcd's strict reconfiguration check before adding a voter. */
+  checkReadyToAddVoter(): void {
+    if (!this.cfg.strictReconfigCheck) return;
+    const voters = this.cluster.voterIds().length + 1;
+    if (this.activeVoters() < Math.floor(voters / 2) + 1) throw new ServerError('MemberNotEnoughStarted');
+  }
+
+  /** etcd's strict reconfiguration check before removing a voter. */
+  checkReadyToRemoveVoter(id: bigint): void {
+    if (!this.cfg.strictReconfigCheck) return;
+    const m = this.cluster.members.get(id);
+    if (m === undefined || m.isLearner) return;
+    const voters = this.cluster.voterIds().length - 1;
+    if (this.activeVoters(id) < Math.floor(voters / 2) + 1) throw new ServerError('MemberNotEnoughStarted');
+  }
+
+  /** A learner may be promoted once its log is within 90% of the leader's (etcd's readyPercent). */
+  checkLearnerReady(id: bigint): void {
+    const st = this.raft.rawNode.status();
+    const leaderMatch = st.progress.get(this.memberId)?.match ?? 0;
+    const learnerMatch = st.progress.get(id)?.match ?? 0;
+    if (learnerMatch < leaderMatch * 0.9) throw new ServerError('LearnerNotReady');
+  }
+
+  /** Promotes a learner; runs on the leader (a follower forwards it there). */
+  async memberPromote(id: bigint): Promise<Member[]> {
+    if (!this.isLeader()) {
+      if (this.leaderId === 0n) throw new ServerError('NoLeader');
+      const body = etcdserverpb.MemberPromoteRequest.encode(etcdserverpb.MemberPromoteRequest.create({ ID: id }));
+      let resp: Uint8Array;
+      try {
+        resp = await this.transport.call(this.leaderId, memberPromoteRpc, body, this.requestTimeoutMs());
+      } catch (e) {
+        throw errorFromPeer(e);
+      }
+      return etcdserverpb.MemberPromoteResponse.decode(resp).members.map((m) => ({
+        id: m.ID,
+        name: m.name,
+        peerUrls: [...m.peerURLs],
+        clientUrls: [...m.clientURLs],
+        isLearner: m.isLearner,
+      }));
+    }
+    this.cluster.checkPromote(id);
+    this.checkLearnerReady(id);
+    const m = this.cluster.members.get(id);
+    assert(m !== undefined, 'checked above');
+    const context = serverpb.MemberRecord.encode(memberToRecord({ ...m, isLearner: false }));
+    return this.proposeConfChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddNode, nodeId: id, context }));
+  }
+
+  private async handleMemberPromote(body: Uint8Array): Promise<Uint8Array> {
+    const req = etcdserverpb.MemberPromoteRequest.decode(body);
+    try {
+      const members = await this.memberPromote(req.ID);
+      return etcdserverpb.MemberPromoteResponse.encode(etcdserverpb.MemberPromoteResponse.create({ members: members.map(toPbMember) }));
+    } catch (e) {
+      throw e instanceof ServerError ? peerError(e.code) : e;
+    }
+  }
+
+  /** Publishes this member's name and client URLs through raft, retrying until it applies. */
+  private async publish(): Promise<void> {
+    const req = serverpb.MemberAttributesSetRequest.create({
+      memberId: this.memberId,
+      name: this.cfg.name,
+      clientUrls: this.cfg.advertiseClientUrls,
+    });
+    while (!this.stopping) {
+      try {
+        await this.propose({ case: 'memberAttributesSet', value: req });
+        this.logger.info('published local member to cluster through raft', {
+          'local-member-id': idToHex(this.memberId),
+          'local-member-attributes': { name: this.cfg.name, clientUrls: this.cfg.advertiseClientUrls },
+        });
+        return;
+      } catch (e) {
+        this.logger.debug('publish failed, retrying', { error: (e as Error).message });
+        await new Promise((r) => setTimeout(r, publishRetryMs).unref());
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- maintenance
+
+  status(): etcdserverpb.StatusResponse {
+    const errors: string[] = [];
+    if (this.leaderId === 0n) errors.push('etcdserver: no leader');
+    for (const a of this.alarmsRef.get()) {
+      errors.push(`memberID:${a.memberID} alarm:${etcdserverpb.AlarmType_info.names[a.alarm] ?? a.alarm} `);
+    }
+    return etcdserverpb.StatusResponse.create({
+      header: this.header(),
+      version: serverVersion,
+      dbSize: this.schemaRef.backend.size(),
+      dbSizeInUse: this.schemaRef.backend.sizeInUse(),
+      leader: this.leaderId,
+      raftIndex: this.committedIndex,
+      raftTerm: this.term,
+      raftAppliedIndex: this.appliedIndex,
+      errors,
+      isLearner: this.isLearner(),
+    });
+  }
+
+  async alarm(r: etcdserverpb.AlarmRequest, ctx: RequestContext = {}): Promise<etcdserverpb.AlarmResponse> {
+    const resp = (await this.propose({ case: 'alarm', value: r }, ctx)) as etcdserverpb.AlarmResponse;
+    resp.header = this.header(resp.header?.revision);
+    return resp;
+  }
+
+  hashKv(r: etcdserverpb.HashKVRequest): etcdserverpb.HashKVResponse {
+    const resp = hashKvRequest(this.kvRef, r);
+    resp.header = this.header(resp.header?.revision);
+    return resp;
+  }
+
+  hash(): etcdserverpb.HashResponse {
+    return etcdserverpb.HashResponse.create({ header: this.header(), hash: this.schemaRef.hash() });
+  }
+
+  async defragment(): Promise<void> {
+    this.logger.info('starting defragmentation');
+    await this.schemaRef.backend.defrag();
+    this.logger.info('finished defragmentation');
+  }
+
+  /** Moves leadership to target; must run on the leader. */
+  async moveLeader(target: bigint): Promise<void> {
+    if (!this.isLeader()) throw new ServerError('NotLeader');
+    const m = this.cluster.members.get(target);
+    if (m === undefined || m.isLearner) throw new ServerError('BadLeaderTransferee');
+    if (target === this.memberId) return;
+    this.raft.with((n) => n.transferLeader(target));
+    const deadline = this.clock.nowMs() + this.requestTimeoutMs();
+    while (this.leaderId !== target) {
+      if (this.clock.nowMs() > deadline || this.stopping) throw new ServerError('Timeout');
+      await new Promise((r) => setTimeout(r, this.cfg.heartbeatMs));
+    }
+  }
+
+  /** A consistent copy of the backend for the Snapshot RPC; the caller removes the file. */
+  snapshotDb(): Promise<{ path: string; size: number }> {
+    return this.snapshots.copyDb();
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  private newTransport(boot: BootState): Transport {
+    return new Transport({
+      localId: this.memberId,
+      clusterId: boot.clusterId,
+      logger: this.logger.with({ component: 'transport' }),
+      metrics: this.registry,
+      raft: {
+        process: (m) => this.raft.step(m),
+        isRemoved: (id) => this.cluster.removed.has(id),
+        reportUnreachable: (id) => this.raft.with((n) => n.reportUnreachable(id)),
+        reportSnapshot: (id, ok) => this.raft.with((n) => n.reportSnapshot(id, ok)),
+      },
+      snapshots: {
+        open: (m) => this.snapshots.openForPeer(m),
+        receive: (m, body) => this.snapshots.receiveFromLeader(m, body),
+      },
+      rpcHandlers: {
+        [membersRpcMethod]: () => Promise.resolve(this.encodeMembers()),
+        [leaseRenewRpc]: (_from, body) => this.handleLeaseRenew(body),
+        [leaseTimeToLiveRpc]: (_from, body) => this.handleLeaseTimeToLive(body),
+        [memberPromoteRpc]: (_from, body) => this.handleMemberPromote(body),
+      },
+      onRejected: (_peer, err) => {
+        if (err.code === 'member-removed') void this.stop(new ServerError('IDRemoved', 'the member has been permanently removed from the cluster'));
+      },
+    });
+  }
+
+  private encodeMembers(): Uint8Array {
+    return etcdserverpb.MemberListResponse.encode(
+      etcdserverpb.MemberListResponse.create({
+        header: this.header(),
+        members: this.cluster.memberList().map(toPbMember),
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------- stop
+
+  private fatal(err: unknown): void {
+    this.logger.error('raft loop failed; stopping the member', { error: err instanceof Error ? err.message : String(err) });
+    void this.stop(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  /** Stops serving: fails waiters, stops raft and the transport, flushes the backend. */
+  async stop(err?: Error): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.stoppedErr = err;
+    if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
+    const stopped = new ServerError('Stopped');
+    this.reads.stop(stopped);
+    this.waits.failAll(stopped);
+    this.appliedWait.failAll(stopped);
+    this.noLeaderQueue = [];
+    await this.raft.stop();
+    await this.transport.stop();
+    this.watchable.close();
+    await this.kvRef.compactionsDone();
+    try {
+      await this.schemaRef.backend.forceCommit();
+    } finally {
+      await this.schemaRef.backend.close();
+      await this.raft.wal.close();
+      await this.bcrypt.close();
+    }
+    for (const fn of this.doneHandlers.splice(0)) fn(err);
+  }
+}
+
+export function toPbMember(m: Member): etcdserverpb.Member {
+  return etcdserverpb.Member.create({
+    ID: m.id,
+    name: m.name,
+    peerURLs: m.peerUrls,
+    clientURLs: m.clientUrls,
+    isLearner: m.isLearner,
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+/** Errors cross the peer RPC as their code, so the forwarding member can rethrow them typed. */
+function peerError(code: ServerErrorCode): Error {
+  return new Error(`etcd-ts-error:${code}`);
+}
+
+function errorFromPeer(e: unknown): Error {
+  const m = /etcd-ts-error:([A-Za-z]+)/.exec(e instanceof Error ? e.message : String(e));
+  const code = m?.[1];
+  if (code !== undefined && (serverErrorCodes as readonly string[]).includes(code)) return new ServerError(code as ServerErrorCode);
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+function isTxnReadonly(r: etcdserverpb.TxnRequest): boolean {
+  for (const op of [...r.success, ...r.failure]) {
+    const q = op.request;
+    if (q === undefined) continue;
+    if (q.case === 'requestPut' || q.case === 'requestDeleteRange') return false;
+    if (q.case === 'requestTxn' && !isTxnReadonly(q.value)) return false;
+  }
+  return true;
+}
+
+function isTxnSerializable(r: etcdserverpb.TxnRequest): boolean {
+  for (const op of [...r.success, ...r.failure]) {
+    const q = op.request;
+    if (q === undefined) continue;
+    if (q.case === 'requestRange' && !q.value.serializable) return false;
+    if (q.case === 'requestTxn' && !isTxnSerializable(q.value)) return false;
+  }
+  return true;
+}
+
+/**
+ * A restart after a crash that happened between persisting a received
+ * snapshot and installing its database: install it now (as etcd's
+ * recoverSnapshotBackend does), before the backend is opened.
+ */
+async function installReceivedDb(layout: DataLayout, boot: BootState, logger: Logger): Promise<void> {
+  const index = boot.snapshot?.metadata?.index ?? 0;
+  if (boot.kind !== 'restart' || index === 0) return;
+  const received = receivedDbPath(layout, index);
+  try {
+    const schema = Schema.open({ path: layout.dbPath, logger });
+    const consistent = schema.consistentIndex().index;
+    await schema.backend.close();
+    if (consistent >= index) {
+      await rm(received, { force: true });
+      return;
+    }
+  } catch {
+    // No usable backend yet: the received database is all there is.
+  }
+  logger.info('installing a received snapshot database left by a crash', { index });
+  installSnapshotFile(received, layout.dbPath);
+}

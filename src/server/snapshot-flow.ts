@@ -1,0 +1,145 @@
+/**
+ * Snapshots, in their three roles:
+ *
+ * - Log compaction: every --snapshot-count applied entries, once the backend
+ *   has made everything applied durable, a raft snapshot (membership in its
+ *   data) is saved (snap file, then WAL marker), raft's in-memory log is
+ *   compacted down to the last --snapshot-catch-up entries, and WAL segments
+ *   below the snapshot are released.
+ * - Catching a follower up (leader): raft asks to send its stored snapshot;
+ *   the message is refreshed to the applied state (index, term, conf state)
+ *   and the backend database, at least that new, streams after it (etcd's
+ *   "merged snapshot"). A follower's applied entries are skipped by index, so
+ *   a database newer than its snapshot index is fine; an older one would not be.
+ * - Being caught up (follower): the database is written next to the snap
+ *   files as <index>.snap.db, synced and renamed; the raft message goes to
+ *   raft, and the server installs the file when raft hands out the snapshot.
+ */
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { open, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import { raftpb, serverpb } from '../pb/index.js';
+import { isRaftError } from '../raft/index.js';
+import { receivedDbPath } from './layout.js';
+import type { EtcdServer } from './server.js';
+
+/** The state a raft snapshot describes: the applied position and configuration. */
+interface AppliedPoint {
+  readonly index: number;
+  readonly term: number;
+  readonly confState: raftpb.ConfState;
+  readonly data: Uint8Array;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export class SnapshotFlow {
+  private snapshotting = false;
+
+  constructor(private readonly s: EtcdServer) {}
+
+  private appliedPoint(): AppliedPoint {
+    return {
+      index: this.s.appliedIndex,
+      term: this.s.appliedTerm,
+      confState: raftpb.ConfState.create(this.s.confState),
+      data: serverpb.SnapshotData.encode(this.s.cluster.toSnapshotData()),
+    };
+  }
+
+  /** Runs after each Ready's advance, serialized with the WAL writes. */
+  async maybeSnapshot(): Promise<void> {
+    const s = this.s;
+    if (this.snapshotting || s.appliedIndex - s.lastSnapshotIndex() <= s.cfg.snapshotCount) return;
+    this.snapshotting = true;
+    try {
+      // Capture the point first: forceCommit makes durable what was written before it was called.
+      const point = this.appliedPoint();
+      await s.schema.backend.forceCommit();
+      const storage = s.raft.storage;
+      const snap = storage.createSnapshot(point.index, point.confState, point.data);
+      await s.raft.snapshotter.save(snap);
+      await s.raft.wal.saveSnapshot({ index: point.index, term: point.term, confState: point.confState });
+      const compactIndex = point.index > s.cfg.snapshotCatchUpEntries ? point.index - s.cfg.snapshotCatchUpEntries : 1;
+      if (compactIndex > storage.firstIndex()) storage.compact(compactIndex);
+      await s.raft.wal.releaseTo(point.index);
+      if (s.cfg.maxSnapshots > 0) await s.raft.snapshotter.purge(s.cfg.maxSnapshots);
+      s.setLastSnapshotIndex(point.index);
+      s.logger.info('saved snapshot', { 'snapshot-index': point.index, 'compact-index': compactIndex });
+    } catch (e) {
+      if (!isRaftError(e)) throw e;
+      s.logger.warn('snapshot skipped', { error: e.message });
+    } finally {
+      this.snapshotting = false;
+    }
+  }
+
+  /** Leader: the database to send with a MsgSnap; refreshes the message's snapshot to match it. */
+  async openForPeer(m: raftpb.Message): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
+    const point = this.appliedPoint();
+    const path = join(this.s.layout.snapDir, `send-${point.index}-${randomBytes(4).toString('hex')}.db`);
+    // snapshotTo commits first, so the copy holds at least everything applied up to point.index.
+    await this.s.schema.backend.snapshotTo(path);
+    m.snapshot = raftpb.Snapshot.create({
+      data: point.data,
+      metadata: raftpb.SnapshotMetadata.create({ index: point.index, term: point.term, confState: point.confState }),
+    });
+    const size = statSync(path).size;
+    const stream = createReadStream(path);
+    const cleanup = (): void => void rm(path, { force: true });
+    stream.once('close', cleanup);
+    return { size, stream };
+  }
+
+  /** Follower: persists the database that came with a MsgSnap (before raft sees the message). */
+  async receiveFromLeader(m: raftpb.Message, body: AsyncIterable<Uint8Array>): Promise<void> {
+    const index = m.snapshot?.metadata?.index ?? 0;
+    const path = receivedDbPath(this.s.layout, index);
+    const tmp = `${path}.tmp`;
+    const out = createWriteStream(tmp);
+    try {
+      await pipeline(body, out);
+      const fh = await open(tmp, 'r+');
+      try {
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+      await fsyncDir(this.s.layout.snapDir);
+      this.s.logger.info('received database snapshot', { index, from: m.from.toString(16) });
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** A consistent copy of the backend for Maintenance.Snapshot. */
+  async copyDb(): Promise<{ path: string; size: number }> {
+    const path = join(this.s.layout.snapDir, `client-${Date.now()}-${randomBytes(4).toString('hex')}.db`);
+    await this.s.schema.backend.snapshotTo(path);
+    return { path, size: statSync(path).size };
+  }
+
+  /** Removes databases left by interrupted transfers (received but never installed, or sent). */
+  async purgeStale(keepIndex: number): Promise<void> {
+    const dir = this.s.layout.snapDir;
+    for (const name of await readdir(dir)) {
+      const received = /^([0-9a-f]{16})\.snap\.db(\.tmp)?$/.exec(name);
+      if (received !== null && (received[2] !== undefined || parseInt(received[1] ?? '0', 16) <= keepIndex)) {
+        await rm(join(dir, name), { force: true });
+      } else if (/^(send|client)-.*\.db$/.test(name)) {
+        await rm(join(dir, name), { force: true });
+      }
+    }
+  }
+}
