@@ -6,9 +6,8 @@
  * RoleList) are served after a linearizable read barrier.
  */
 import { unary, type ServerCall, type ServiceHandlers } from '../grpc/index.js';
-import { AuthError, normalizeBcryptCost, prepareUserAdd, prepareUserChangePassword } from '../auth/index.js';
 import { etcdserverpb, serverpb } from '../pb/index.js';
-import type { EtcdServer, RequestContext } from '../server/index.js';
+import { AuthError, authPasswords, type EtcdServer, type RequestContext } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
 
 type AuthMethods = typeof etcdserverpb.AuthService.methods;
@@ -34,7 +33,7 @@ export function authService(s: EtcdServer): ServiceHandlers<AuthMethods> {
     await s.linearizableRead();
     if (s.auth.isEnabled() && !allowed(ctx)) check(s.auth.isAdminPermitted(ctx.user));
   };
-  const cost = normalizeBcryptCost(s.cfg.bcryptCost);
+  const cost = authPasswords.normalizeBcryptCost(s.cfg.bcryptCost);
   return {
     AuthEnable: unary((r, call) => guard(() => write(call, { case: 'authEnable', value: r }, (h) => etcdserverpb.AuthEnableResponse.create({ header: h })))),
     AuthDisable: unary((r, call) => guard(() => write(call, { case: 'authDisable', value: r }, (h) => etcdserverpb.AuthDisableResponse.create({ header: h })))),
@@ -63,7 +62,7 @@ export function authService(s: EtcdServer): ServiceHandlers<AuthMethods> {
     UserAdd: unary((r, call) =>
       guard(async () => {
         if (r.name === '') throw new AuthError('UserEmpty');
-        const req = await prepareUserAdd(s.bcrypt, r, cost);
+        const req = await authPasswords.prepareUserAdd(s.bcrypt, r, cost);
         return write(call, { case: 'authUserAdd', value: req }, (h) => etcdserverpb.AuthUserAddResponse.create({ header: h }));
       }),
     ),
@@ -86,7 +85,7 @@ export function authService(s: EtcdServer): ServiceHandlers<AuthMethods> {
     UserDelete: unary((r, call) => guard(() => write(call, { case: 'authUserDelete', value: r }, (h) => etcdserverpb.AuthUserDeleteResponse.create({ header: h })))),
     UserChangePassword: unary((r, call) =>
       guard(async () => {
-        const req = await prepareUserChangePassword(s.bcrypt, r, cost);
+        const req = await authPasswords.prepareUserChangePassword(s.bcrypt, r, cost);
         return write(call, { case: 'authUserChangePassword', value: req }, (h) => etcdserverpb.AuthUserChangePasswordResponse.create({ header: h }));
       }),
     ),

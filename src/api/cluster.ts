@@ -4,9 +4,8 @@
  * runs on the leader, which knows how far the learner's log is.
  */
 import { unary, type ServiceHandlers } from '../grpc/index.js';
-import { requireAuthInfo } from '../auth/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
-import { ConfigError, ServerError, checkUrl, memberToRecord, toPbMember, type EtcdServer } from '../server/index.js';
+import { ConfigError, ServerError, authChecks, checkUrl, memberToRecord, toPbMember, type EtcdServer } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
 
 type ClusterMethods = typeof etcdserverpb.ClusterService.methods;
@@ -94,7 +93,7 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
       guard(async () => {
         checkCall(s, call, true);
         const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled()) check(requireAuthInfo(s.auth, ctx.user));
+        if (s.auth.isEnabled()) check(authChecks.requireAuthInfo(s.auth, ctx.user));
         return etcdserverpb.MemberListResponse.create({ header: clusterHeader(s), members: s.memberList().map(toPbMember) });
       }),
     ),

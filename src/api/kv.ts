@@ -5,10 +5,8 @@
  * past its quota raise NOSPACE instead (etcd's quota KV server).
  */
 import { unary, type ServiceHandlers } from '../grpc/index.js';
-import { checkDeleteRangeRequest, checkPutRequest, checkRangeRequest, checkTxnRequest } from '../mvcc/index.js';
 import { etcdserverpb } from '../pb/index.js';
-import type { EtcdServer } from '../server/index.js';
-import { checkRangeRequest as authRange, checkTxnRequest as authTxn } from '../auth/index.js';
+import { authChecks, kvChecks, type EtcdServer } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
 import { checkQuota, putCost, txnCost } from './quota.js';
 
@@ -20,16 +18,16 @@ export function kvService(s: EtcdServer): ServiceHandlers<KVMethods> {
     Range: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, req.serializable);
-        check(checkRangeRequest(req));
+        check(kvChecks.range(req));
         const ctx = await requestContext(s, call);
-        check(authRange(s.auth, ctx.user, req));
+        check(authChecks.range(s.auth, ctx.user, req));
         return s.range(req);
       }),
     ),
     Put: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, false);
-        check(checkPutRequest(req));
+        check(kvChecks.put(req));
         await checkQuota(s, putCost(req));
         return s.put(req, await requestContext(s, call));
       }),
@@ -37,18 +35,18 @@ export function kvService(s: EtcdServer): ServiceHandlers<KVMethods> {
     DeleteRange: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, false);
-        check(checkDeleteRangeRequest(req));
+        check(kvChecks.deleteRange(req));
         return s.deleteRange(req, await requestContext(s, call));
       }),
     ),
     Txn: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, false);
-        check(checkTxnRequest(req, s.cfg.maxTxnOps));
+        check(kvChecks.txn(req, s.cfg.maxTxnOps));
         await checkQuota(s, txnCost(req));
         const ctx = await requestContext(s, call);
         // Read-only txns are served here, not through raft: check them here.
-        check(authTxn(s.auth, ctx.user, req, leaseKeys));
+        check(authChecks.txn(s.auth, ctx.user, req, leaseKeys));
         return s.txn(req, ctx);
       }),
     ),

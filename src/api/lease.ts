@@ -4,10 +4,9 @@
  * never an error; TimeToLive answers TTL -1 for an unknown lease.
  */
 import { bidiStreaming, unary, type ServiceHandlers } from '../grpc/index.js';
-import { checkLeaseLeases, checkLeaseRevoke, checkLeaseTimeToLive, requireAuthInfo } from '../auth/index.js';
 import { leaseTtlSecondsMax } from '../base/index.js';
 import { etcdserverpb } from '../pb/index.js';
-import type { EtcdServer } from '../server/index.js';
+import { authChecks, type EtcdServer } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
 import { checkQuota, leaseOverheadBytes } from './quota.js';
 
@@ -22,7 +21,7 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
       guard(async () => {
         checkCall(s, call, false);
         const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled()) check(requireAuthInfo(s.auth, ctx.user));
+        if (s.auth.isEnabled()) check(authChecks.requireAuthInfo(s.auth, ctx.user));
         if (req.TTL > leaseTtlSecondsMax) throw Object.assign(new Error('too large lease TTL'), { code: 'LeaseTTLTooLarge' });
         await checkQuota(s, leaseOverheadBytes);
         return s.leaseGrant(req, ctx);
@@ -32,7 +31,7 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
       guard(async () => {
         checkCall(s, call, false);
         const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled()) check(checkLeaseRevoke(s.auth, ctx.user, s.lessor.lookup(req.ID)?.keys() ?? []));
+        if (s.auth.isEnabled()) check(authChecks.leaseRevoke(s.auth, ctx.user, s.lessor.lookup(req.ID)?.keys() ?? []));
         return s.leaseRevoke(req, ctx);
       }),
     ),
@@ -40,7 +39,7 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
       guard(async () => {
         checkCall(s, call, false);
         const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled()) check(requireAuthInfo(s.auth, ctx.user));
+        if (s.auth.isEnabled()) check(authChecks.requireAuthInfo(s.auth, ctx.user));
         let inflight = 0;
         for await (const req of call) {
           inflight++;
@@ -62,7 +61,7 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
       guard(async () => {
         checkCall(s, call, false);
         const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled() && req.keys) check(checkLeaseTimeToLive(s.auth, ctx.user, s.lessor.lookup(req.ID)?.keys() ?? []));
+        if (s.auth.isEnabled() && req.keys) check(authChecks.leaseTimeToLive(s.auth, ctx.user, s.lessor.lookup(req.ID)?.keys() ?? []));
         return s.leaseTimeToLive(req);
       }),
     ),
@@ -72,7 +71,7 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
         const ctx = await requestContext(s, call);
         if (s.auth.isEnabled()) {
           const all = s.lessor.leases().flatMap((l) => l.keys());
-          check(checkLeaseLeases(s.auth, ctx.user, all));
+          check(authChecks.leaseLeases(s.auth, ctx.user, all));
         }
         return s.leaseLeases();
       }),

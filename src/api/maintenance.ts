@@ -7,10 +7,9 @@
 import { createHash } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
 import { serverStreaming, unary, type ServiceHandlers } from '../grpc/index.js';
-import { requireAuthInfo } from '../auth/index.js';
 import { snapshotChunkBytes } from '../base/index.js';
 import { etcdserverpb } from '../pb/index.js';
-import type { EtcdServer } from '../server/index.js';
+import { authChecks, type EtcdServer } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
 
 type MaintenanceMethods = typeof etcdserverpb.MaintenanceService.methods;
@@ -26,7 +25,7 @@ export function maintenanceService(s: EtcdServer): ServiceHandlers<MaintenanceMe
         checkCall(s, call, false);
         const ctx = await requestContext(s, call);
         if (s.auth.isEnabled()) {
-          check(req.action === etcdserverpb.AlarmRequest_AlarmAction.GET ? requireAuthInfo(s.auth, ctx.user) : s.auth.isAdminPermitted(ctx.user));
+          check(req.action === etcdserverpb.AlarmRequest_AlarmAction.GET ? authChecks.requireAuthInfo(s.auth, ctx.user) : s.auth.isAdminPermitted(ctx.user));
         }
         return s.alarm(req, ctx);
       }),
@@ -35,7 +34,7 @@ export function maintenanceService(s: EtcdServer): ServiceHandlers<MaintenanceMe
       guard(async () => {
         checkCall(s, call, true);
         const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled()) check(requireAuthInfo(s.auth, ctx.user));
+        if (s.auth.isEnabled()) check(authChecks.requireAuthInfo(s.auth, ctx.user));
         return s.status();
       }),
     ),

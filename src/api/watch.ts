@@ -14,9 +14,8 @@
  * victim in the store and catches up later.
  */
 import { bidiStreaming, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
-import { checkWatchCreate, isAuthError } from '../auth/index.js';
 import { etcdserverpb, mvccpb } from '../pb/index.js';
-import { ServerError, type EtcdServer, type RequestContext } from '../server/index.js';
+import { ServerError, authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
 import { etcdErrors } from './errors.js';
 import { checkCall, guard, requestContext } from './call-context.js';
 
@@ -139,7 +138,7 @@ class WatchSession {
 
   private create(creq: etcdserverpb.WatchCreateRequest): void {
     const key = creq.key.length === 0 ? new Uint8Array([0]) : creq.key;
-    const denied = checkWatchCreate(this.s.auth, this.ctx.user, creq.key, creq.rangeEnd);
+    const denied = authChecks.watchCreate(this.s.auth, this.ctx.user, creq.key, creq.rangeEnd);
     if (denied !== undefined) {
       this.send(
         etcdserverpb.WatchResponse.create({

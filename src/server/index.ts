@@ -13,3 +13,4 @@ export * from './membership.js';
 export * from './server.js';
 export * from './layout.js';
 export { AlarmSet } from './alarms.js';
+export * from './request-checks.js';
