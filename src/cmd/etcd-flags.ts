@@ -97,6 +97,7 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: experimental, name: 'experimental-corrupt-check-time', kind: 'duration', defaultText: '0s', usage: 'Duration of time between cluster corruption check passes.' },
   { section: experimental, name: 'experimental-enable-lease-checkpoint', kind: 'bool', defaultText: 'true', usage: 'ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases. On by default here.' },
   { section: experimental, name: 'experimental-compaction-batch-limit', kind: 'int', defaultText: '1000', usage: 'ExperimentalCompactionBatchLimit sets the maximum revisions deleted in each compaction batch.' },
+  { section: experimental, name: 'experimental-snapshot-catchup-entries', kind: 'uint', defaultText: '5000', usage: 'Number of entries for a slow follower to catch up after compacting the raft storage entries.' },
   { section: experimental, name: 'experimental-watch-progress-notify-interval', kind: 'duration', defaultText: '10m', usage: 'Duration of periodical watch progress notification.' },
   { section: experimental, name: 'experimental-warning-apply-duration', kind: 'duration', defaultText: '100ms', usage: 'Warning is generated if requests take more than this duration.' },
   { section: unsafe, name: 'force-new-cluster', kind: 'bool', defaultText: 'false', usage: 'Force to create a new one-member cluster.' },
@@ -192,6 +193,7 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   cfg.experimentalInitialCorruptCheck = parseBool(get('experimental-initial-corrupt-check') ?? 'false');
   cfg.experimentalCorruptCheckTimeMs = ms(get('experimental-corrupt-check-time') ?? '0s');
   cfg.experimentalEnableLeaseCheckpoint = parseBool(get('experimental-enable-lease-checkpoint') ?? 'true');
+  cfg.snapshotCatchUpEntries = num('experimental-snapshot-catchup-entries', cfg.snapshotCatchUpEntries);
   cfg.experimentalCompactionBatchLimit = num('experimental-compaction-batch-limit', cfg.experimentalCompactionBatchLimit);
   cfg.experimentalWatchProgressNotifyIntervalMs = ms(get('experimental-watch-progress-notify-interval') ?? '10m');
   cfg.experimentalWarningApplyDurationMs = ms(get('experimental-warning-apply-duration') ?? '100ms');

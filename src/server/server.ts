@@ -236,8 +236,13 @@ export class EtcdServer implements ApplyEnv {
   }
 
   private async run(boot: BootState): Promise<void> {
+    // Peers: those the backend knows (a restart), or those the cluster reported (a join);
+    // a new cluster learns them as its bootstrap conf changes apply.
+    for (const m of this.cluster.members.values()) {
+      if (m.id !== this.memberId) this.transport.addPeer(m.id, m.peerUrls);
+    }
     for (const m of boot.remotes) {
-      if (m.ID !== this.memberId && m.peerURLs.length > 0) this.transport.addPeer(m.ID, m.peerURLs);
+      if (m.ID !== this.memberId && m.peerURLs.length > 0 && !this.transport.hasPeer(m.ID)) this.transport.addPeer(m.ID, m.peerURLs);
     }
     await this.transport.listen(this.cfg.listenPeerUrls);
     this.logger.info('starting member', {
@@ -348,6 +353,8 @@ export class EtcdServer implements ApplyEnv {
   }
 
   private advanceApplied(e: raftpb.Entry): void {
+    // Entries replayed after a restart or a snapshot install are below what is already applied.
+    if (e.index <= this.appliedIndex) return;
     this.appliedIndex = e.index;
     this.appliedTerm = e.term;
     this.appliedWait.advance(e.index);
