@@ -102,6 +102,8 @@ export class EtcdServer implements ApplyEnv {
   private lastLeaderChangeMs = 0;
   private promotedTerm = -1;
   private snapshotIndex = 0;
+  /** The backend's applied (consistent) index, mirrored: entries at or below it are already in the state. */
+  private consistentIndex = 0;
   private stopping = false;
   private stoppedErr: Error | undefined;
   private readonly doneHandlers: ((err: Error | undefined) => void)[] = [];
@@ -162,6 +164,7 @@ export class EtcdServer implements ApplyEnv {
     });
     this.loadMembership();
     const applied = schema.consistentIndex();
+    this.consistentIndex = applied.index;
     this.appliedIndex = Math.max(applied.index, boot.snapshot?.metadata?.index ?? 0);
     this.appliedTerm = applied.term;
     this.snapshotIndex = boot.snapshot?.metadata?.index ?? 0;
@@ -339,8 +342,7 @@ export class EtcdServer implements ApplyEnv {
     for (const e of entries) {
       this.committedIndex = Math.max(this.committedIndex, e.index);
       if (e.term > this.term) this.term = e.term;
-      const consistent = this.schemaRef.consistentIndex().index;
-      if (e.index <= consistent) {
+      if (e.index <= this.consistentIndex) {
         // Replayed after a restart or a snapshot install: the state already has it,
         // but raft's configuration restarts from the snapshot and needs conf changes again.
         if (e.type !== raftpb.EntryType.EntryNormal) this.confState = this.raft.rawNode.applyConfChange(this.decodeConfChange(e).cc);
@@ -374,6 +376,7 @@ export class EtcdServer implements ApplyEnv {
         this.logger.warn('unknown entry type', { type: e.type, index: e.index });
     }
     this.schemaRef.setConsistentIndex({ index: e.index, term: e.term });
+    this.consistentIndex = e.index;
   }
 
   private applyNormal(e: raftpb.Entry): void {
@@ -524,6 +527,7 @@ export class EtcdServer implements ApplyEnv {
     }
     this.confState = md.confState ?? this.confState;
     const applied = schema.consistentIndex();
+    this.consistentIndex = applied.index;
     this.appliedIndex = Math.max(this.appliedIndex, applied.index);
     this.appliedTerm = applied.term;
     this.appliedWait.advance(this.appliedIndex);
