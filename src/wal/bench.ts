@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { raftpb } from '../pb/index.js';
 import { fdatasyncAsync } from './files.js';
-import { Wal } from './index.js';
+import { Wal, type Preallocate } from './index.js';
 
 const writeAsync = promisify(fs.write);
 const segmentBytes = 64 * 1024 * 1024;
@@ -126,7 +126,7 @@ async function rawCase(dir: string, alloc: Alloc, mode: WriteMode, perSync: numb
   return summarize(lat, elapsed, perSync);
 }
 
-async function walCase(dir: string, perSync: number, preallocate: boolean, seconds: number): Promise<Result> {
+async function walCase(dir: string, perSync: number, preallocate: Preallocate, seconds: number): Promise<Result> {
   const walDir = join(dir, `wal-${perSync}-${preallocate}`);
   const wal = await Wal.create(walDir, new Uint8Array(8), { preallocate });
   const data = new Uint8Array(300).fill(0x42);
@@ -180,7 +180,7 @@ async function main(): Promise<void> {
     }
     console.log('# Wal.save, 300-byte entries + hard state, mustSync');
     for (const perSync of [1, 100]) {
-      for (const preallocate of [true, false]) {
+      for (const preallocate of ['zero', 'sparse', 'none'] as const) {
         const r = await measured(() => walCase(dir, perSync, preallocate, perSync === 100 ? seconds * 4 : seconds));
         console.log(line(`wal ${perSync}/save preallocate=${preallocate}`, r));
       }

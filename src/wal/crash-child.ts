@@ -5,11 +5,11 @@
  * parent kills it with SIGKILL. Entries are makeEntry(index, 1, ...), so the
  * parent can check every one it reads back.
  *
- *   node crash-child.js <dir> <seed> <segmentBytes> <preallocate 0|1>
+ *   node crash-child.js <dir> <seed> <segmentBytes> <zero|sparse|none>
  */
 import { SeededRand } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
-import { Wal } from './index.js';
+import { Wal, type Preallocate } from './index.js';
 import { crashEntryMinBytes, crashEntrySpread, makeEntries } from './test-helpers.js';
 
 /** Every this many batches the child saves a snapshot marker and releases the segments below it. */
@@ -22,7 +22,8 @@ async function main(): Promise<void> {
   if (dir === undefined || seedText === undefined || segmentText === undefined) {
     throw new Error('usage: crash-child <dir> <seed> <segmentBytes> <preallocate>');
   }
-  const opts = { segmentBytes: Number(segmentText), preallocate: preallocateText !== '0' };
+  const preallocate: Preallocate = preallocateText === 'sparse' || preallocateText === 'none' ? preallocateText : 'zero';
+  const opts = { segmentBytes: Number(segmentText), preallocate };
   const rand = new SeededRand(Number(seedText));
   if (!Wal.exists(dir)) await (await Wal.create(dir, new Uint8Array([0xc0, 0xde]), opts)).close();
   const r = await Wal.open(dir, opts);

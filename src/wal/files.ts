@@ -79,12 +79,14 @@ const zeroFillChunk = Buffer.alloc(1024 * 1024);
 /**
  * Writes zeros over [from, to) asynchronously, 1 MiB at a time so that the
  * event loop and the live segment's fsyncs interleave with it; with
- * syncEveryBytes, fdatasyncs after each such stretch to pace the writeback.
+ * syncEveryBytes, fdatasyncs after each such stretch, so that the fill's
+ * writeback never queues much ahead of the live segment's fdatasyncs.
+ * Returns early once stop() says so (the file will not be used).
  */
-export async function zeroFill(fd: number, from: number, to: number, syncEveryBytes = 0): Promise<void> {
+export async function zeroFill(fd: number, from: number, to: number, syncEveryBytes = 0, stop?: () => boolean): Promise<void> {
   let p = from;
   let unsynced = 0;
-  while (p < to) {
+  while (p < to && stop?.() !== true) {
     const n = Math.min(zeroFillChunk.length, to - p);
     const { bytesWritten } = await writeAsync(fd, zeroFillChunk, 0, n, p);
     assert(bytesWritten > 0, 'wal: zero fill makes no progress');

@@ -109,6 +109,7 @@ export {
   entriesAfterSnapshot,
   segmentBytesDefault,
   walMetrics,
+  type Preallocate,
   type WalMetrics,
   type WalOpenOptions,
   type WalOpenResult,

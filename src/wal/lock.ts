@@ -11,7 +11,7 @@
  * way to get there; flock would close it.
  */
 import * as fs from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { assert } from '../base/index.js';
 import { WalLockedError } from './errors.js';
 import { isErrno } from './files.js';
@@ -61,7 +61,7 @@ export class DirLock {
 
   /** Takes the lock on dir (which must exist) or throws WalLockedError. */
   static acquire(dir: string): DirLock {
-    const key = resolve(dir);
+    const key = fs.realpathSync(dir);
     if (heldDirs.has(key)) throw new WalLockedError(dir, process.pid);
     const path = join(dir, lockFileName);
     const content = `${process.pid} ${processStartTime(process.pid)}\n`;

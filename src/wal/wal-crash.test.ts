@@ -97,8 +97,8 @@ test('every acknowledged batch survives SIGKILL at random moments', async () => 
   let rounds = 0;
   let killedMidRun = 0;
   while (rounds < roundsMax && (rounds < 4 || performance.now() - startMs < budgetMs)) {
-    const preallocate = rounds % 3 !== 2;
-    const args = [dir, String(rand.uint32()), String(256 * 1024), preallocate ? '1' : '0'];
+    const preallocate = (['zero', 'sparse', 'none'] as const)[rounds % 3] as string;
+    const args = [dir, String(rand.uint32()), String(256 * 1024), preallocate];
     // Kill after a few acks, after many, or on a timer that may fire while the child is still opening.
     const mode = rand.intn(3);
     const killAfterAcks = mode === 0 ? 1 + rand.intn(5) : mode === 1 ? 20 + rand.intn(300) : Number.MAX_SAFE_INTEGER;

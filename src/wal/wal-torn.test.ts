@@ -99,7 +99,7 @@ async function expectCorrupt(dir: string, opts: WalOptions, file: string, offset
 }
 
 describe('torn tails are repaired', () => {
-  for (const preallocate of [false, true]) {
+  for (const preallocate of ['none', 'sparse', 'zero'] as const) {
     test(`a tail cut at every byte offset of the last record recovers everything before it (preallocate=${preallocate})`, async () => {
       const opts: WalOptions = { segmentBytes: 8192, preallocate };
       const base = freshDir();

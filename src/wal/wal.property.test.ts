@@ -139,7 +139,7 @@ test('the WAL reads back what the model holds, across reopens, releases and lost
     fc.asyncProperty(
       fc.array(opArb, { minLength: 1, maxLength: 40, size: 'medium' }),
       fc.constantFrom(1024, 2048, 8192),
-      fc.boolean(),
+      fc.constantFrom('zero' as const, 'sparse' as const, 'none' as const),
       fc.record({ cutAt: fc.oneof(fc.constant(-1), fc.nat()), sectors: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }) }),
       async (ops, segmentBytes, preallocate, damage) => {
         const dir = join(root, `run${runs++}`);

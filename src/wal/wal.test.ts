@@ -120,7 +120,7 @@ describe('Wal round trips', () => {
 
   test('without pre-allocation segments grow and are cut the same way', async () => {
     const dir = tmp('noprealloc');
-    const opts = { segmentBytes: 2048, preallocate: false };
+    const opts = { segmentBytes: 2048, preallocate: 'none' as const };
     const w = await Wal.create(dir, meta, opts);
     for (let i = 1; i <= 30; i++) await w.save(hs(1, i), makeEntries(i, i, 1), true);
     assert.ok(w.segmentNames().length > 2);
@@ -129,10 +129,14 @@ describe('Wal round trips', () => {
     assert.equal(r.entries.length, 30);
     assert.equal(fs.statSync(r.wal.position().file).size, r.wal.position().offset);
     await r.wal.close();
-    // A pre-allocating open of the same log works and fills the tail.
-    const r2 = await Wal.open(dir, { segmentBytes: 4096 });
-    assert.equal(fs.statSync(r2.wal.position().file).size, 4096);
-    await r2.wal.close();
+    // A pre-allocating open of the same log works and reserves the tail, either way.
+    for (const preallocate of ['sparse', 'zero'] as const) {
+      const r2 = await Wal.open(dir, { segmentBytes: 4096, preallocate });
+      assert.equal(fs.statSync(r2.wal.position().file).size, 4096);
+      await r2.wal.save(hs(1, 31), makeEntries(31, 31, 1), true);
+      await r2.wal.close();
+    }
+    assert.equal((await reopen(dir)).entries.length, 31);
   });
 });
 
