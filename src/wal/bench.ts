@@ -8,9 +8,9 @@
  * 300-byte entries, 1 and 100 per call, with and without pre-allocation, and
  * how long each call holds the event loop (encode + pwrite).
  *
- * Figures on the project machine (2 vCPU EPYC VM, ext4 on virtio, other work
- * running meanwhile; ranges over runs) are recorded in the module doc
- * (index.ts).
+ * Each case first waits (up to 60 s) for other processes to use less than
+ * 0.3 cores and prints how much they used meanwhile (`others`); figures with
+ * others above ~0.1 are noise. The recorded figures are in index.ts.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
