@@ -88,13 +88,15 @@ async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): 
     throw e;
   }
   let stopping = false;
-  const shutdown = async (signal: string): Promise<void> => {
+  const shutdown = async (signal: NodeJS.Signals): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info('received signal; shutting down', { signal });
     await api.close();
     await server.stop();
-    process.exit(0);
+    // etcd re-raises the signal once it has shut down, so supervisors see "killed by SIGTERM".
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

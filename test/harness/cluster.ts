@@ -1,0 +1,198 @@
+/**
+ * Clusters of N members of one kind on 127.0.0.1, and the Workspace that
+ * owns their files: data dirs and logs live under one temp dir, removed when
+ * every test passed and kept (its path printed) when one failed.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach } from 'node:test';
+import { freePorts } from './ports.js';
+import { Member, delay, type MemberKind, type Readiness } from './member.js';
+import { memberStatus } from './rpc.js';
+
+export interface ClusterOptions {
+  readonly kind: MemberKind;
+  /** Default 1. */
+  readonly size?: number;
+  /** Flags appended to every member's command line. */
+  readonly extraFlags?: readonly string[];
+  /** Member names; default "default" for one member (etcd's default name), m1..mN otherwise. */
+  readonly names?: readonly string[];
+  /** Parent dir for data dirs and logs; default a new temp dir (removed by close()). */
+  readonly dir?: string;
+  /** Per member, for readiness. Default 30 s. */
+  readonly readyTimeoutMs?: number;
+  readonly until?: Readiness;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** A start is retried this often with fresh ports when a port was taken meanwhile. */
+const startAttemptsMax = 3;
+const leaderTimeoutMsDefault = 10_000;
+
+export class Cluster {
+  constructor(
+    readonly kind: MemberKind,
+    readonly dir: string,
+    readonly members: readonly Member[],
+    private readonly ownsDir: boolean,
+  ) {}
+
+  /** host:port of every member, in member order. */
+  get endpoints(): string[] {
+    return this.members.map((m) => m.endpoint);
+  }
+  get clientUrls(): string[] {
+    return this.members.map((m) => m.clientUrl);
+  }
+  get peerUrls(): string[] {
+    return this.members.map((m) => m.peerUrl);
+  }
+
+  member(i: number): Member {
+    const m = this.members[i];
+    if (m === undefined) throw new RangeError(`no member ${i} in a cluster of ${this.members.length}`);
+    return m;
+  }
+
+  /** The member that is leader by every running member's Status, polled until they agree. */
+  async leader(timeoutMs = leaderTimeoutMsDefault): Promise<Member> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const running = this.members.filter((m) => m.running);
+      const statuses = await Promise.all(running.map((m) => memberStatus(m.endpoint).catch(() => undefined)));
+      const leaders = new Set(statuses.map((s) => (s === undefined ? 0n : s.leader)));
+      const [only] = leaders;
+      if (leaders.size === 1 && only !== undefined && only !== 0n) {
+        const i = statuses.findIndex((s) => s?.header?.memberId === only);
+        const m = running[i];
+        if (m !== undefined) return m;
+      }
+      if (Date.now() > deadline) throw new Error(`no agreed leader within ${timeoutMs} ms`);
+      await delay(50);
+    }
+  }
+
+  /** SIGTERM every running member (SIGKILL after the timeout). */
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop()));
+  }
+
+  /** Stops every member; removes the files unless keepFiles (or the dir was given by the caller). */
+  async close(opts: { readonly keepFiles?: boolean } = {}): Promise<void> {
+    await Promise.all(this.members.map((m) => m.kill()));
+    if (this.ownsDir && opts.keepFiles !== true) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function memberNames(size: number, names: readonly string[] | undefined): string[] {
+  if (names !== undefined) {
+    if (names.length !== size) throw new RangeError(`${names.length} names for ${size} members`);
+    return [...names];
+  }
+  return size === 1 ? ['default'] : Array.from({ length: size }, (_, i) => `m${i + 1}`);
+}
+
+let clusterSeq = 0;
+
+/** Starts size members of one kind as a new cluster and waits until each is ready. */
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const size = opts.size ?? 1;
+  const names = memberNames(size, opts.names);
+  const ownsDir = opts.dir === undefined;
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `etcd-${opts.kind}-`));
+  const seq = ++clusterSeq;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= startAttemptsMax; attempt++) {
+    const ports = await freePorts(2 * size);
+    const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1] ?? 0}`;
+    const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
+    const base = join(dir, `${opts.kind}-c${seq}`);
+    mkdirSync(base, { recursive: true });
+    const members = names.map(
+      (name, i) =>
+        new Member({
+          kind: opts.kind,
+          name,
+          dataDir: join(base, `${name}.etcd`),
+          clientPort: ports[2 * i] ?? 0,
+          peerPort: ports[2 * i + 1] ?? 0,
+          initialCluster,
+          initialClusterState: 'new',
+          clusterToken: `etcd-cluster-${seq}`,
+          extraFlags: opts.extraFlags ?? [],
+          logFile: join(base, `${name}.log`),
+          env: opts.env,
+        }),
+    );
+    try {
+      // All first, then wait: a member of a bigger cluster is healthy only once a quorum runs.
+      for (const m of members) await m.start({ wait: false });
+      await Promise.all(members.map((m) => m.waitReady({ timeoutMs: opts.readyTimeoutMs, until: opts.until })));
+      return new Cluster(opts.kind, dir, members, ownsDir);
+    } catch (e) {
+      await Promise.all(members.map((m) => m.kill()));
+      lastError = e;
+      const portTaken = members.some((m) => /address already in use|EADDRINUSE/i.test(m.logTail(40)));
+      if (!portTaken) break;
+    }
+  }
+  if (ownsDir) rmSync(dir, { recursive: true, force: true });
+  throw lastError instanceof Error ? lastError : new Error(String(lastError));
+}
+
+/**
+ * The files and clusters of one test file. useWorkspace() registers node:test
+ * hooks: afterEach notes failures, after closes every cluster and removes the
+ * dir, or keeps it and prints where when any test failed.
+ */
+export class Workspace {
+  readonly dir: string;
+  private failed = false;
+  private readonly clusters: Cluster[] = [];
+
+  constructor(label: string) {
+    this.dir = mkdtempSync(join(tmpdir(), `etcd-e2e-${label}-`));
+  }
+
+  startCluster(opts: Omit<ClusterOptions, 'dir'>): Promise<Cluster> {
+    return startCluster({ ...opts, dir: this.dir }).then(
+      (c) => {
+        this.clusters.push(c);
+        return c;
+      },
+      (e: unknown) => {
+        // A failed start fails a hook, which afterEach does not see: keep the logs.
+        this.failed = true;
+        throw e;
+      },
+    );
+  }
+
+  /** Takes node:test's context after a test: a test that did not pass keeps the files. */
+  noteResult(t: object): void {
+    if ('passed' in t && t.passed === false) this.failed = true;
+  }
+
+  markFailed(): void {
+    this.failed = true;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.clusters.map((c) => c.close()));
+    if (this.failed) {
+      process.stderr.write(`# harness: a test failed; logs and data dirs kept in ${this.dir}\n`);
+      return;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A Workspace whose cleanup is hooked into the current node:test suite. */
+export function useWorkspace(label: string): Workspace {
+  const ws = new Workspace(label);
+  afterEach((t) => ws.noteResult(t));
+  after(() => ws.close());
+  return ws;
+}
