@@ -6,12 +6,17 @@
  *
  * - `Wal.save(hardState, entries, mustSync)` appends a raft Ready's entries and
  *   hard state as ONE write and, when mustSync, resolves after ONE fdatasync
- *   (group commit). Once it resolves the records survive a crash.
+ *   (group commit). Once it resolves the records survive a crash; a save
+ *   with !mustSync is durable only once a later call syncs (or close()).
  * - `Wal.open` returns everything saved, minus at most a torn tail: records
  *   whose save never resolved. Any other damage is refused with
  *   `WalCorruptError` (file, offset, reason): the member does not start on a
  *   log it cannot trust.
- * - One Wal per directory (a lock file), one call at a time (asserted).
+ * - One Wal per directory (a lock file, see lock.ts: Node has no flock), one
+ *   call at a time (asserted).
+ * - Expected failures are typed, with stable codes (walErrorCodes):
+ *   WalCorruptError, WalNotFoundError, WalExistsError, WalLockedError,
+ *   WalSnapshotNotFoundError, SnapshotCorruptError.
  * - A failed write or fsync rejects and leaves the Wal unusable (every
  *   further call fails an assertion): the member must stop.
  *
