@@ -90,7 +90,8 @@ async function verify(dir: string, ackedMax: number): Promise<number> {
 }
 
 test('every acknowledged batch survives SIGKILL at random moments', async () => {
-  const rand = new SeededRand(Number(process.env['WAL_CRASH_SEED'] ?? Date.now() % 1_000_000));
+  const seed = Number(process.env['WAL_CRASH_SEED'] ?? Date.now() % 1_000_000);
+  const rand = new SeededRand(seed);
   const dir = `${root}/wal`;
   const startMs = performance.now();
   let ackedMax = 0;
@@ -107,9 +108,13 @@ test('every acknowledged batch survives SIGKILL at random moments', async () => 
     rounds++;
     if (round.acked >= 0) killedMidRun++;
     ackedMax = Math.max(ackedMax, round.acked);
-    // A child killed inside create() leaves no segment (the first one appears by rename, whole).
-    if (Wal.exists(dir)) await verify(dir, ackedMax);
-    else assert.equal(ackedMax, 0);
+    try {
+      // A child killed inside create() leaves no segment (the first one appears by rename, whole).
+      if (Wal.exists(dir)) await verify(dir, ackedMax);
+      else assert.equal(ackedMax, 0);
+    } catch (e: unknown) {
+      throw new Error(`round ${rounds} failed; replay with WAL_CRASH_SEED=${seed}`, { cause: e });
+    }
   }
   assert.ok(killedMidRun >= rounds / 3, `only ${killedMidRun} of ${rounds} children got to write`);
   assert.ok(ackedMax > 0);

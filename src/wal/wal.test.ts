@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -241,8 +242,10 @@ describe('Wal directory handling', () => {
     await assert.rejects(Wal.open(dir, small), WalLockedError);
     await w.close();
     assert.equal(fs.existsSync(join(dir, 'LOCK')), false);
-    // A lock left by a process that no longer exists (pid far above any real one).
-    fs.writeFileSync(join(dir, 'LOCK'), '4194000 123\n');
+    // A lock left by a process that no longer exists.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    assert.ok(dead !== undefined);
+    fs.writeFileSync(join(dir, 'LOCK'), `${dead} 123\n`);
     const r = await Wal.open(dir, small);
     assert.match(fs.readFileSync(join(dir, 'LOCK'), 'utf8'), new RegExp(`^${process.pid} `));
     await r.wal.close();
