@@ -154,7 +154,7 @@ export {
   type WalOptions,
   type WalSnapshotMarker,
 } from './wal.js';
-export { Snapshotter, type SnapshotterOptions } from './snapshotter.js';
+export { Snapshotter, type SnapName, type SnapshotterOptions } from './snapshotter.js';
 export {
   SnapshotCorruptError,
   WalCorruptError,

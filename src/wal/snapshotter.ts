@@ -26,7 +26,7 @@ export interface SnapshotterOptions {
   logger?: Logger;
 }
 
-interface SnapName {
+export interface SnapName {
   name: string;
   term: number;
   index: number;
