@@ -196,7 +196,11 @@ export class ClientPortServer {
       socket.setNoDelay(true);
       this.track(socket);
     });
-    server.on('tlsClientError', (err) => this.logger.debug('tls handshake failed', { error: err }));
+    server.on('tlsClientError', (err, tlsSocket) => {
+      // Includes handshake timeouts; a listener here means Node leaves the socket to us.
+      this.logger.debug('tls handshake failed', { error: err });
+      tlsSocket.destroy();
+    });
     return server;
   }
 
@@ -223,8 +227,14 @@ export class ClientPortServer {
       socket.off('data', onData);
       socket.pause();
       socket.unshift(seen);
-      if (matches) this.h2.emit('connection', socket);
-      else this.h1.emit('connection', socket);
+      if (matches) {
+        // Node's HTTP/2 session first takes what is already buffered, then reads the handle.
+        this.h2.emit('connection', socket);
+      } else {
+        // The HTTP/1.1 parser reads the handle directly; resuming replays the bytes put back.
+        this.h1.emit('connection', socket);
+        socket.resume();
+      }
     };
     socket.on('data', onData);
   }

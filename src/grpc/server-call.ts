@@ -31,6 +31,13 @@ export interface PeerInfo {
   readonly commonName: string | undefined;
 }
 
+/** The connection a call runs on, as far as the call is concerned. */
+export interface CallConnection {
+  readonly peer: PeerInfo;
+  /** Set whenever the server sends headers or data (grpc-go resets ping strikes on those). */
+  wrote: boolean;
+}
+
 /** What every handler sees of its call. */
 export interface ServerCall {
   /** The full method path, /package.Service/Method. */
@@ -183,7 +190,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     private readonly def: RegisteredMethod,
     encoding: MessageEncoding,
     timeoutMs: number | undefined,
-    readonly peer: PeerInfo,
+    private readonly conn: CallConnection,
   ) {
     this.path = def.path;
     this.deframer = new MessageDeframer(ctx.maxReceiveMessageBytes, encoding);
@@ -198,6 +205,10 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.once('end', () => this.onEnd());
     ctx.observer?.started?.({ path: def.path, service: def.service, method: def.method, type: def.type });
+  }
+
+  get peer(): PeerInfo {
+    return this.conn.peer;
   }
 
   get metadata(): Metadata {
@@ -236,6 +247,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     if (!this.headersSent) this.sendHeaders(undefined);
     this.messagesOut++;
     this.bytesOut += frameHeaderBytes + payload.length;
+    this.conn.wrote = true;
     if (payload.length <= copyFrameBytesMax) return this.stream.write(frameMessage(payload));
     const header = Buffer.allocUnsafe(frameHeaderBytes);
     header[0] = 0;
@@ -266,6 +278,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     if (this.timer !== undefined) clearTimeout(this.timer);
     const stream = this.stream;
     if (!stream.closed && !stream.destroyed) {
+      this.conn.wrote = true;
       const t: OutgoingHttpHeaders = { 'grpc-status': code };
       if (message !== '') t['grpc-message'] = encodeGrpcMessage(message);
       addMetadataHeaders(t, trailers ?? this.trailerMetadata);

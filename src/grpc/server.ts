@@ -19,6 +19,7 @@ import {
   responseContentType,
   ServerCallImpl,
   type BidiHandler,
+  type CallConnection,
   type CallContext,
   type CallObserver,
   type CallType,
@@ -88,8 +89,6 @@ const defaultKeepaliveTimeoutMs = 20_000;
 const idlePingMinTimeMs = 2 * 3600 * 1000;
 /** grpc-go's maxPingStrikes: the third bad ping closes the connection. */
 const pingStrikesMax = 2;
-/** Bytes a PING ACK adds to a connection's output (frame, plus TLS record overhead). */
-const pingAckBytesMax = 64;
 const timerMsMax = 0x7fff_ffff;
 
 function callType(def: MethodDef<unknown, unknown>): CallType {
@@ -98,12 +97,12 @@ function callType(def: MethodDef<unknown, unknown>): CallType {
 }
 
 /** Per-connection state. */
-class SessionState {
+class SessionState implements CallConnection {
+  wrote = false;
   activeStreams = 0;
   maxStreamId = 0;
   pingStrikes = 0;
   lastPingAtMs = Number.NEGATIVE_INFINITY;
-  lastPingBytesWritten = 0;
   keepaliveTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly peer: PeerInfo) {}
@@ -249,8 +248,8 @@ export class GrpcServer {
       }
       timeoutMs = t;
     }
-    const peer = state?.peer ?? { address: '', port: 0, commonName: undefined };
-    const call = new ServerCallImpl(this.ctx, stream, headers, def, encoding, timeoutMs, peer);
+    const conn = state ?? { peer: { address: '', port: 0, commonName: undefined }, wrote: false };
+    const call = new ServerCallImpl(this.ctx, stream, headers, def, encoding, timeoutMs, conn);
     if (def.type === 'client_stream' || def.type === 'bidi_stream') call.startStreaming();
   }
 
@@ -272,13 +271,11 @@ export class GrpcServer {
   /** grpc-go's policy: a ping too soon after the last one, with nothing sent in between, is a strike. */
   private onPing(session: ServerHttp2Session, state: SessionState): void {
     const now = performance.now();
-    const written = session.socket.bytesWritten;
-    const sentSomething = written - state.lastPingBytesWritten > pingAckBytesMax;
-    state.lastPingBytesWritten = written;
     const last = state.lastPingAtMs;
     state.lastPingAtMs = now;
-    if (sentSomething) {
-      // Data or headers went out since the last ping (grpc-go resets strikes on every such write).
+    if (state.wrote) {
+      // Headers or data went out since the last ping: the client's pings are answering traffic.
+      state.wrote = false;
       state.pingStrikes = 0;
       return;
     }

@@ -33,7 +33,10 @@ function def<Req, Res>(
 
 /** The echo service's methods, shaped like a generated `XService.methods`. */
 export const echoMethods = {
-  /** Echoes the text; "fail:<code>:<message>" throws that status; "throw:<msg>" throws a plain Error. */
+  /**
+   * Echoes the text; "fail:<code>:<message>" throws that status; "throw:<msg>"
+   * throws a plain Error; "wait" answers "opened" once the test opens the gate.
+   */
   Unary: def('Unary', textCodec, textCodec, false, false),
   /** Echoes bytes (large-message tests). */
   Bytes: def('Bytes', bytesCodec, bytesCodec, false, false),
@@ -41,6 +44,8 @@ export const echoMethods = {
   Stream: def('Stream', textCodec, bytesCodec, false, true),
   /** Joins the texts it receives with ",". */
   Collect: def('Collect', textCodec, textCodec, true, false),
+  /** Reads nothing until the gate opens (see Unary "wait"), then counts the messages. */
+  Sink: def('Sink', bytesCodec, textCodec, true, false),
   /** Echoes each text back, upper-cased. */
   Chat: def('Chat', textCodec, textCodec, true, true),
   /** Never answers; resolves when the call's signal fires, recording the reason. */
@@ -52,16 +57,35 @@ export const echoMethods = {
 } as const;
 
 export interface EchoState {
-  /** Reasons the Hang handler saw its signal fire with. */
+  /** Reasons the Hang handler saw its signal fire with, and how many Hang calls started. */
   readonly aborts: string[];
+  hanging: number;
   /** Messages the Stream handler has written so far, and whether it has finished. */
   streamWritten: number;
   streamDone: boolean;
   streamMaxBuffered: number;
+  /** The Stream handler is waiting for drained(). */
+  streamBlocked: boolean;
+  /** Unary calls with the request "wait" are held until openGate() is called; this counts them. */
+  waiting: number;
+  openGate(): void;
 }
 
 export function addEchoService(server: GrpcServer): EchoState {
-  const state: EchoState = { aborts: [], streamWritten: 0, streamDone: false, streamMaxBuffered: 0 };
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const state: EchoState = {
+    aborts: [],
+    hanging: 0,
+    streamWritten: 0,
+    streamDone: false,
+    streamMaxBuffered: 0,
+    streamBlocked: false,
+    waiting: 0,
+    openGate: () => open(),
+  };
   server.addService(echoMethods, {
     Unary: unary((req) => {
       if (req.startsWith('fail:')) {
@@ -69,6 +93,10 @@ export function addEchoService(server: GrpcServer): EchoState {
         return Promise.reject(new GrpcError(Number(code) as GrpcStatusCode, rest.join(':')));
       }
       if (req.startsWith('throw:')) return Promise.reject(new Error(req.slice(6)));
+      if (req === 'wait') {
+        state.waiting++;
+        return gate.then(() => 'opened');
+      }
       return Promise.resolve(req);
     }),
     Bytes: unary((req) => Promise.resolve(req)),
@@ -80,7 +108,11 @@ export function addEchoService(server: GrpcServer): EchoState {
       for (let i = 0; i < (count ?? 0) && !call.closed; i++) {
         state.streamWritten++;
         state.streamMaxBuffered = Math.max(state.streamMaxBuffered, call.bufferedBytes);
-        if (!call.write(payload)) await call.drained();
+        if (!call.write(payload)) {
+          state.streamBlocked = true;
+          await call.drained();
+          state.streamBlocked = false;
+        }
       }
       state.streamDone = true;
     }),
@@ -88,6 +120,12 @@ export function addEchoService(server: GrpcServer): EchoState {
       const parts: string[] = [];
       for await (const m of call) parts.push(m);
       return parts.join(',');
+    }),
+    Sink: clientStreaming(async (call) => {
+      await gate;
+      let n = 0;
+      for await (const _m of call) n++;
+      return String(n);
     }),
     Chat: bidiStreaming(async (call) => {
       for await (const m of call) {
@@ -98,6 +136,7 @@ export function addEchoService(server: GrpcServer): EchoState {
     Hang: unary(
       (_req, call) =>
         new Promise<string>((_resolve, reject) => {
+          state.hanging++;
           call.signal.addEventListener('abort', () => {
             const reason: unknown = call.signal.reason;
             state.aborts.push(reason instanceof GrpcError ? `${reason.code}:${reason.details}` : String(reason));
@@ -128,15 +167,16 @@ export interface EchoServer {
   close(): Promise<void>;
 }
 
-/** Serves the echo service on 127.0.0.1 with a free port. */
+/** Serves the echo service on 127.0.0.1, on a free port unless told which. */
 export async function startEchoServer(
   grpcOptions: GrpcServerOptions = {},
   portOptions: Omit<ClientPortOptions, 'grpc'> = {},
+  port = 0,
 ): Promise<EchoServer> {
   const grpc = new GrpcServer(grpcOptions);
   const state = addEchoService(grpc);
   const clientPort = new ClientPortServer({ ...portOptions, grpc });
-  const addr = await clientPort.listen({ host: '127.0.0.1', port: 0 });
+  const addr = await clientPort.listen({ host: '127.0.0.1', port });
   if (typeof addr === 'string') throw new Error('expected a TCP address');
   return { port: addr.port, grpc, clientPort, state, close: () => clientPort.close(500) };
 }
@@ -303,7 +343,7 @@ export async function startJsEchoServer(
 ): Promise<{ port: number; server: grpcJs.Server; close(): Promise<void> }> {
   const server = new grpcJs.Server(options);
   const defs: Record<string, grpcJs.MethodDefinition<unknown, unknown>> = {};
-  for (const [k, m] of Object.entries(echoMethods)) if (k !== 'Missing') defs[k] = jsMethod(m as MethodDef<unknown, unknown>);
+  for (const [k, m] of Object.entries(echoMethods)) if (k !== 'Missing' && k !== 'Sink') defs[k] = jsMethod(m as MethodDef<unknown, unknown>);
   const impl: grpcJs.UntypedServiceImplementation = {
     Unary: (call: grpcJs.ServerUnaryCall<string, string>, cb: grpcJs.sendUnaryData<string>) => {
       const req = call.request;

@@ -20,6 +20,8 @@ export interface CtlOptions {
   /** The process is SIGKILLed after this. Default 15 s. */
   readonly timeoutMs?: number;
   readonly stdin?: string | Buffer;
+  /** Leave stdin open for write() (etcdctl watch -i, txn -i). */
+  readonly keepStdinOpen?: boolean;
   readonly env?: Readonly<Record<string, string>>;
 }
 
@@ -44,7 +46,9 @@ function spawnCtl(args: readonly string[], opts: CtlOptions): ChildProcess {
   track(child);
   // etcdctl may exit before reading stdin; a broken pipe there is not the test's concern.
   child.stdin?.on('error', () => undefined);
-  if (opts.stdin !== undefined) child.stdin?.end(opts.stdin);
+  if (opts.keepStdinOpen === true) {
+    if (opts.stdin !== undefined) child.stdin?.write(opts.stdin);
+  } else if (opts.stdin !== undefined) child.stdin?.end(opts.stdin);
   else child.stdin?.end();
   return child;
 }
@@ -82,6 +86,11 @@ export class CtlProcess {
         resolve({ code: 127, signal: null, stdout: '', stdoutBytes: Buffer.alloc(0), stderr: e.message, timedOut: false });
       });
     });
+  }
+
+  /** Writes to stdin (opened with keepStdinOpen). */
+  write(text: string): void {
+    this.child.stdin?.write(text);
   }
 
   stdout(): string {

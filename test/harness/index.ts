@@ -37,7 +37,8 @@
  *   // etcdctl (ETCDCTL_API=3, --endpoints=..., hard timeout)
  *   etcdctl(args, { endpoints, timeoutMs?=15000, stdin?, env? }): Promise<CtlResult>
  *     CtlResult { code; signal; stdout; stdoutBytes; stderr; timedOut }
- *   etcdctlBackground(args, opts): CtlProcess { stdout(); waitFor(pred, timeoutMs?); stop(signal?='SIGINT'); done }
+ *     CtlOptions.keepStdinOpen leaves stdin open for CtlProcess.write(text) (watch -i)
+ *   etcdctlBackground(args, opts): CtlProcess { write(text); stdout(); waitFor(pred, timeoutMs?); stop(signal?='SIGINT'); done }
  *
  *   // raw gRPC (src/grpc + src/pb)
  *   methods.{kv,watch,lease,cluster,maintenance,auth}.<Method>
