@@ -172,7 +172,7 @@ export class EtcdServer implements ApplyEnv {
     this.appliedWait = new AppliedIndexWait(this.appliedIndex);
     this.idGen = new IdGenerator(this.memberId, Math.floor(this.clock.wallMs()));
     this.reads = new LinearizableReads({
-      issue: (ctx) => this.raft.with((n) => n.readIndex(ctx)),
+      issue: (ctx) => this.issueReadIndex(ctx),
       appliedWait: this.appliedWait,
       nowMs: () => this.clock.nowMs(),
       retryMs: 500,
@@ -262,6 +262,20 @@ export class EtcdServer implements ApplyEnv {
     this.leaseTimer = setInterval(() => this.leaseLoop(), leaseLoopMs);
     await this.snapshots.purgeStale(this.snapshotIndex);
     void this.publish();
+  }
+
+  /**
+   * Asks raft for a read index. Without a leader raft drops the request; the
+   * round is reissued when a leader is elected or on its retry timer, and
+   * fails with Timeout as etcd's read loop does.
+   */
+  private issueReadIndex(ctx: Uint8Array): void {
+    try {
+      this.raft.with((n) => n.readIndex(ctx));
+    } catch (e) {
+      if (isRaftError(e) && e.code === RaftErrorCode.ProposalDropped) return;
+      throw e;
+    }
   }
 
   // ---------------------------------------------------------------- ApplyEnv
