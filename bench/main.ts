@@ -1,0 +1,51 @@
+/**
+ * `npm run bench`: every benchmark of etcd-ts, by section.
+ *
+ *   npm run bench [-- [section|workload ...] [--quick] [--json FILE]]
+ *
+ * Sections run in the order listed below; naming some runs only those.
+ * Each section prints its own table and returns rows for --json.
+ * --quick shortens every section (about 1-2 minutes in all) at the cost of
+ * noisier figures; full runs take about 10 minutes.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { sections, type SectionOptions } from './sections.js';
+
+function usage(): string {
+  const names = sections.map((s) => `  ${s.name.padEnd(9)} ${s.defaultOn ? '' : '(only when named) '}${s.about}`);
+  return ['usage: npm run bench -- [section ...] [--quick] [--json FILE]', 'sections:', ...names].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(usage());
+    return;
+  }
+  const unknown = positionals.filter((p) => !sections.some((s) => s.name === p));
+  if (unknown.length > 0) {
+    console.error(`unknown section ${unknown.join(', ')}\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  const chosen = positionals.length > 0 ? sections.filter((s) => positionals.includes(s.name)) : sections.filter((s) => s.defaultOn);
+  const opts: SectionOptions = { quick: values.quick };
+  const results: Record<string, unknown> = {};
+  const t0 = performance.now();
+  for (const s of chosen) {
+    console.log(`\n== ${s.name}${opts.quick ? ' (quick)' : ''}: ${s.about}`);
+    results[s.name] = await s.run(opts);
+  }
+  console.log(`\nbench: ${chosen.map((s) => s.name).join(', ')} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(results, null, 2) + '\n');
+}
+
+await main();

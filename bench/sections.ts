@@ -1,0 +1,54 @@
+/**
+ * The sections of `npm run bench`. Each runs in this process or spawns its
+ * own children, prints its table, and returns its rows as plain data.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export interface SectionOptions {
+  readonly quick: boolean;
+}
+
+export interface Section {
+  readonly name: string;
+  readonly about: string;
+  /** Run when no section is named. */
+  readonly defaultOn: boolean;
+  run(opts: SectionOptions): Promise<unknown>;
+}
+
+/** Runs a compiled bench script beside this file with its output shown; rejects on failure. */
+export function runScript(script: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [resolve(import.meta.dirname, script), ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (code === 0) resolvePromise();
+      else reject(new Error(`${script} failed (${signal ?? `code ${String(code)}`})`));
+    });
+  });
+}
+
+/** mvcc over LMDB without a server (bench/storage.ts), in a process of its own for clean heap figures. */
+async function storage(opts: SectionOptions): Promise<unknown> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-main-'));
+  try {
+    const json = join(dir, 'storage.json');
+    const sizes = opts.quick ? ['--puts', '50000', '--reads', '100000', '--restore-keys', '100000'] : [];
+    await runScript('storage.js', [...sizes, '--json', json]);
+    return JSON.parse(readFileSync(json, 'utf8'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const sections: readonly Section[] = [
+  {
+    name: 'storage',
+    about: 'mvcc puts (8 B keys, 256 B values, batched commits) and single-key reads, no server',
+    defaultOn: true,
+    run: storage,
+  },
+];
