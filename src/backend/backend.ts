@@ -19,7 +19,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { assert, crc32cUpdate, nopLogger, utf8, type Logger } from '../base/index.js';
+import { assert, crc32cUpdate, failpoint, nopLogger, utf8, type Logger } from '../base/index.js';
 import { bytesToKey } from './bytes-key.js';
 import { Batch, mergeOverlays, type BucketOverlay, type OverlayEntry } from './overlay.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
@@ -316,6 +316,7 @@ export class Backend implements WriteTx {
     }
     const batch = this.pending;
     if (batch.ops === 0 || this.pauses > 0 || this.closed) return this.lastCommit;
+    failpoint('backendBeforeCommit');
     this.pending = new Batch(this.names.length);
     this.inflight.push(batch);
     const dbs = this.dbs;
@@ -334,6 +335,7 @@ export class Backend implements WriteTx {
         this.inflight.shift();
         // Reads must not go on using a snapshot older than the batch just dropped from memory.
         this.env.resetReadTxn();
+        failpoint('backendAfterCommit');
       },
       (e: unknown) => {
         this.failure ??= asError(e);
@@ -425,6 +427,7 @@ export class Backend implements WriteTx {
     try {
       rmSync(tmp, { force: true });
       rmSync(`${tmp}-lock`, { force: true });
+      failpoint('defragBeforeCopy');
       await this.env.backup(tmp, true);
       fsyncPath(tmp);
       // The copy holds everything committed, and nothing committed since: commits are paused.
@@ -434,6 +437,7 @@ export class Backend implements WriteTx {
       this.dbs = next.dbs;
       await old.close();
       rmSync(`${this.path}-lock`, { force: true });
+      failpoint('defragBeforeRename');
       renameSync(tmp, this.path);
       renameSync(`${tmp}-lock`, `${this.path}-lock`);
       fsyncPath(dirname(this.path));

@@ -10,6 +10,8 @@
  * - limits: etcd's default bounds.
  * - crc32c: the Castagnoli checksum of WAL records and HashKV.
  * - metrics: a Prometheus registry (counters, gauges, histograms) for /metrics.
+ * - failpoints: crash or stall sites in the persistence path, armed only by
+ *   ETCD_TS_FAILPOINTS (robustness tests); free when unset.
  */
 export * from './assert.js';
 export * from './ids.js';
@@ -20,3 +22,4 @@ export * from './bytes.js';
 export * from './limits.js';
 export * from './crc32c.js';
 export * from './metrics.js';
+export * from './failpoints.js';

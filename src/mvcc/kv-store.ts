@@ -5,7 +5,7 @@
  * Reads at any revision from the compact revision on are answered from the
  * index plus one backend lookup per returned key.
  */
-import { assert, crc32cUpdate, nopLogger, utf8, type LeaseId, type Logger } from '../base/index.js';
+import { assert, crc32cUpdate, failpoint, nopLogger, utf8, type LeaseId, type Logger } from '../base/index.js';
 import { bytesToKey, keyToBytes, realTimers, type Bucket, type Backend, type TimerHandle, type Timers } from '../backend/index.js';
 import { isTombstoneBytes, type Schema } from '../schema/index.js';
 import { mvccpb } from '../pb/index.js';
@@ -293,6 +293,7 @@ export class KvStore {
     for (;;) {
       if (this.closed) return;
       assert(!this.backend.inWrite, 'compaction batches run between writes');
+      failpoint('compactBeforeBatch');
       const done = this.backend.write((tx) => {
         const entries = tx.range(this.keyBucket, last, end, this.compactionBatchLimit);
         for (const e of entries) {
@@ -310,7 +311,11 @@ export class KvStore {
         last = revToBytes({ main: r.main, sub: r.sub + 1 });
         return false;
       });
-      if (done) break;
+      if (done) {
+        failpoint('compactAfterFinish');
+        break;
+      }
+      failpoint('compactAfterBatch');
       await this.pause(this.compactionSleepMs);
     }
     this.logger.info('finished scheduled compaction', { compactRevision: rev, deletedRevisions: deleted, tookMs: Math.round(performance.now() - startedMs) });

@@ -16,7 +16,7 @@
  * so nothing is acknowledged to a client) before this member has it on disk;
  * a leader counts its own entries only once advance() reports them durable.
  */
-import { assert, type Logger } from '../base/index.js';
+import { assert, failpoint, type Logger } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 import { type MemoryStorage, RawNode, type Ready, type SoftState, isRaftError } from '../raft/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
@@ -159,21 +159,29 @@ export class RaftNode {
     if (rd.sendBeforePersist && rd.messages.length > 0) this.app.send(rd.messages);
     if (rd.snapshot !== undefined) {
       // The snap file first, then its marker: a marker in the WAL always has its file.
+      failpoint('raftBeforeSaveSnap');
       await this.snapshotter.save(rd.snapshot);
       const md = rd.snapshot.metadata;
       assert(md !== undefined, 'a snapshot has metadata');
       await this.wal.saveSnapshot({ index: md.index, term: md.term, ...(md.confState ? { confState: md.confState } : {}) });
+      failpoint('raftAfterSaveSnap');
     }
     if (rd.hardState !== undefined || rd.entries.length > 0) {
+      failpoint('raftBeforeSave');
       const started = performance.now();
       await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
       if (rd.mustSync) this.onWalSync?.((performance.now() - started) / 1000);
+      failpoint('raftAfterSave');
     }
     if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (!rd.sendBeforePersist && rd.messages.length > 0) this.app.send(rd.messages);
-    if (rd.snapshot !== undefined) await this.app.applySnapshot(rd.snapshot);
+    if (rd.snapshot !== undefined) {
+      failpoint('raftBeforeApplySnap');
+      await this.app.applySnapshot(rd.snapshot);
+      failpoint('raftAfterApplySnap');
+    }
     if (rd.committedEntries.length > 0) this.app.applyEntries(rd.committedEntries);
     for (const rs of rd.readStates) this.app.onReadState(rs.requestCtx, rs.index);
   }

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { test } from 'node:test';
+import { failpoint, failpointsArmed, parseFailpoints } from './index.js';
+
+test('failpoints: parse names, actions and hit counts', () => {
+  const t = parseFailpoints(' raftBeforeSave=crash, backendAfterCommit=sleep(250)@3 ,');
+  assert.deepEqual(t.get('raftBeforeSave'), { action: { kind: 'crash' }, hit: 1 });
+  assert.deepEqual(t.get('backendAfterCommit'), { action: { kind: 'sleep', ms: 250 }, hit: 3 });
+  assert.equal(t.size, 2);
+  assert.equal(parseFailpoints('').size, 0);
+});
+
+test('failpoints: an unknown name or a malformed term is refused', () => {
+  assert.throws(() => parseFailpoints('raftBeforeSav=crash'), /unknown failpoint "raftBeforeSav"/);
+  assert.throws(() => parseFailpoints('raftBeforeSave=panic'), /cannot parse/);
+  assert.throws(() => parseFailpoints('raftBeforeSave=crash@0'), /hit count starts at 1/);
+});
+
+test('failpoints: unarmed in a normal run, where a site does nothing', () => {
+  assert.equal(failpointsArmed(), false);
+  failpoint('raftBeforeSave');
+});
+
+/** Runs a child that passes raftBeforeSave three times, printing after each pass. */
+function runChild(env: string): { stdout: string; stderr: string; signal: NodeJS.Signals | null; status: number | null } {
+  const base = pathToFileURL(resolve(import.meta.dirname, 'index.js')).href;
+  const script = `import { failpoint } from ${JSON.stringify(base)};
+for (let i = 1; i <= 3; i++) { failpoint('raftBeforeSave'); process.stdout.write('pass ' + i + '\\n'); }`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, ETCD_TS_FAILPOINTS: env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { stdout: r.stdout, stderr: r.stderr, signal: r.signal, status: r.status };
+}
+
+test('failpoints: crash@2 kills the process with SIGKILL on the second hit', () => {
+  const r = runChild('raftBeforeSave=crash@2');
+  assert.equal(r.signal, 'SIGKILL');
+  assert.equal(r.stdout, 'pass 1\n');
+  assert.match(r.stderr, /failpoint raftBeforeSave: crash/);
+});
+
+test('failpoints: sleep fires once and the process goes on', () => {
+  const started = Date.now();
+  const r = runChild('raftBeforeSave=sleep(300)');
+  assert.equal(r.status, 0);
+  assert.equal(r.stdout, 'pass 1\npass 2\npass 3\n');
+  assert.equal(r.stderr.match(/failpoint raftBeforeSave: sleep 300 ms/g)?.length, 1);
+  assert.ok(Date.now() - started >= 300);
+});
+
+test('failpoints: a bad variable stops the process at startup', () => {
+  const r = runChild('nope=crash');
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /unknown failpoint "nope"/);
+});

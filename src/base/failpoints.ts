@@ -1,0 +1,115 @@
+/**
+ * Failpoints: named places in the persistence path where a robustness test
+ * can make a member crash or stall, the way etcd's gofail failpoints do.
+ *
+ * They are activated only through the environment, read once when this
+ * module loads:
+ *
+ *   ETCD_TS_FAILPOINTS='raftBeforeSave=crash@40,backendAfterCommit=sleep(1000)'
+ *
+ * Each term is NAME=ACTION[@HIT]: ACTION is `crash` (the process kills
+ * itself with SIGKILL, so nothing is flushed and no handler runs, as in a
+ * power cut of the process) or `sleep(MS)` (the whole event loop blocks for
+ * MS milliseconds, as a disk stall would); it fires once, on the HIT-th
+ * (default first) time the point is reached. A malformed value or an
+ * unknown name throws at startup rather than silently testing nothing.
+ *
+ * With the variable unset, `failpoint()` is one comparison against an empty
+ * table's size: nothing measurable on the write path.
+ */
+/** Every failpoint, where it sits. */
+export const failpointNames = [
+  /** raft-node: before / after a Ready's entries and hard state are written (and synced) to the WAL. */
+  'raftBeforeSave',
+  'raftAfterSave',
+  /** Before / after a snapshot (snap file, then its WAL marker) is saved: a received one or our own. */
+  'raftBeforeSaveSnap',
+  'raftAfterSaveSnap',
+  /** Follower: before / after the database that came with a leader's snapshot is installed. */
+  'raftBeforeApplySnap',
+  'raftAfterApplySnap',
+  /** After WAL segments below a new snapshot are released. */
+  'raftAfterWalRelease',
+  /** backend: before a batch goes to LMDB / after its commit has landed. */
+  'backendBeforeCommit',
+  'backendAfterCommit',
+  /** mvcc: before / after each batch of a compaction's removal of old revisions. */
+  'compactBeforeBatch',
+  'compactAfterBatch',
+  /** mvcc: after the last batch, which marks the compaction finished. */
+  'compactAfterFinish',
+  /** backend defrag: before the copy is made / before it is renamed over the database. */
+  'defragBeforeCopy',
+  'defragBeforeRename',
+] as const;
+export type FailpointName = (typeof failpointNames)[number];
+
+export type FailpointAction = { readonly kind: 'crash' } | { readonly kind: 'sleep'; readonly ms: number };
+
+export interface FailpointSpec {
+  readonly action: FailpointAction;
+  /** The hit (1-based) on which the action fires. */
+  readonly hit: number;
+}
+
+/** The environment variable read at startup. */
+export const failpointsEnv = 'ETCD_TS_FAILPOINTS';
+
+const termPattern = /^([A-Za-z]+)=(crash|sleep\((\d+)\))(?:@(\d+))?$/;
+
+/** Parses the variable's value; throws on anything it does not understand. */
+export function parseFailpoints(text: string): Map<FailpointName, FailpointSpec> {
+  const table = new Map<FailpointName, FailpointSpec>();
+  for (const raw of text.split(',')) {
+    const term = raw.trim();
+    if (term === '') continue;
+    const m = termPattern.exec(term);
+    if (m === null) throw new Error(`${failpointsEnv}: cannot parse ${JSON.stringify(term)} (want NAME=crash|sleep(MS)[@HIT])`);
+    const name = m[1] as string;
+    if (!(failpointNames as readonly string[]).includes(name)) throw new Error(`${failpointsEnv}: unknown failpoint ${JSON.stringify(name)}`);
+    const action: FailpointAction = m[3] === undefined ? { kind: 'crash' } : { kind: 'sleep', ms: Number(m[3]) };
+    const hit = m[4] === undefined ? 1 : Number(m[4]);
+    if (hit < 1) throw new Error(`${failpointsEnv}: ${name}: the hit count starts at 1`);
+    table.set(name as FailpointName, { action, hit });
+  }
+  return table;
+}
+
+const active = parseFailpoints(process.env[failpointsEnv] ?? '');
+const hits = new Map<FailpointName, number>();
+
+/** Whether any failpoint is armed in this process. */
+export function failpointsArmed(): boolean {
+  return active.size > 0;
+}
+
+/** Marks a failpoint site: does nothing unless the environment armed this name. */
+export function failpoint(name: FailpointName): void {
+  if (active.size === 0) return;
+  const spec = active.get(name);
+  if (spec === undefined) return;
+  const n = (hits.get(name) ?? 0) + 1;
+  hits.set(name, n);
+  if (n !== spec.hit) return;
+  fire(name, spec.action);
+}
+
+function fire(name: FailpointName, action: FailpointAction): void {
+  switch (action.kind) {
+    case 'crash':
+      // stderr to a file or pipe is written synchronously; then SIGKILL: no exit hook or finally runs.
+      process.stderr.write(`failpoint ${name}: crash (pid ${process.pid})\n`);
+      process.kill(process.pid, 'SIGKILL');
+      // SIGKILL to oneself is delivered before kill() returns; block in case it is not.
+      sleepSync(60_000);
+      return;
+    case 'sleep':
+      process.stderr.write(`failpoint ${name}: sleep ${action.ms} ms\n`);
+      sleepSync(action.ms);
+      return;
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
