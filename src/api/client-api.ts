@@ -8,14 +8,16 @@
 import { readFileSync } from 'node:fs';
 import { grpcOverheadBytes } from '../base/index.js';
 import { ClientPortServer, GrpcServer, statusName, type CallStats, type ClientPortTlsOptions, type ListenTarget } from '../grpc/index.js';
-import { etcdserverpb } from '../pb/index.js';
+import { etcdserverpb, v3electionpb, v3lockpb } from '../pb/index.js';
 import { ConfigError, type EtcdServer } from '../server/index.js';
 import { authService } from './auth.js';
 import { clusterService } from './cluster.js';
+import { electionService } from './election.js';
 import { addHealthService } from './health-service.js';
 import { httpHandler, type HttpRoute } from './http.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
+import { lockService } from './lock.js';
 import { maintenanceService } from './maintenance.js';
 import { watchService } from './watch.js';
 
@@ -109,6 +111,8 @@ export class ClientApi {
     grpc.addService(etcdserverpb.ClusterService.methods, clusterService(s));
     grpc.addService(etcdserverpb.MaintenanceService.methods, maintenanceService(s));
     grpc.addService(etcdserverpb.AuthService.methods, authService(s));
+    grpc.addService(v3lockpb.LockService.methods, lockService(s));
+    grpc.addService(v3electionpb.ElectionService.methods, electionService(s));
     addHealthService(grpc);
     const http = httpHandler(s, opts.routes ?? []);
     const ports: ClientPortServer[] = [];

@@ -41,7 +41,7 @@
  *   etcdctlBackground(args, opts): CtlProcess { write(text); stdout(); waitFor(pred, timeoutMs?); stop(signal?='SIGINT'); done }
  *
  *   // raw gRPC (src/grpc + src/pb)
- *   methods.{kv,watch,lease,cluster,maintenance,auth}.<Method>
+ *   methods.{kv,watch,lease,cluster,maintenance,auth,lock,election}.<Method>
  *   openChannel(endpoint, connectTimeoutMs?): GrpcChannel
  *   memberStatus(endpoint, timeoutMs?): Promise<StatusResponse>
  *   outcome(promise): Promise<{ ok: true, value } | { ok: false, code, message }>

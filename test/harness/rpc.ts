@@ -4,7 +4,7 @@
  * server sent (codes, messages, headers).
  */
 import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
-import { etcdserverpb } from '../../src/pb/index.js';
+import { etcdserverpb, v3electionpb, v3lockpb } from '../../src/pb/index.js';
 
 export const methods = {
   kv: etcdserverpb.KVService.methods,
@@ -13,6 +13,8 @@ export const methods = {
   cluster: etcdserverpb.ClusterService.methods,
   maintenance: etcdserverpb.MaintenanceService.methods,
   auth: etcdserverpb.AuthService.methods,
+  lock: v3lockpb.LockService.methods,
+  election: v3electionpb.ElectionService.methods,
 } as const;
 
 /** A channel to host:port that gives up connecting quickly (tests poll instead of waiting 20 s). */
