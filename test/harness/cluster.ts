@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach } from 'node:test';
 import { freePorts } from './ports.js';
+import { FaultNet } from './fault-proxy.js';
 import { Member, delay, type MemberKind, type Readiness } from './member.js';
 import { memberStatus } from './rpc.js';
 
@@ -25,6 +26,8 @@ export interface ClusterOptions {
   readonly readyTimeoutMs?: number;
   readonly until?: Readiness;
   readonly env?: Readonly<Record<string, string>>;
+  /** Put a FaultNet proxy in front of every member's peer port (Cluster.net). */
+  readonly faultProxy?: boolean;
 }
 
 /** A start is retried this often with fresh ports when a port was taken meanwhile. */
@@ -37,7 +40,14 @@ export class Cluster {
     readonly dir: string,
     readonly members: readonly Member[],
     private readonly ownsDir: boolean,
+    private readonly faultNet?: FaultNet,
   ) {}
+
+  /** The peer-traffic proxies (started with faultProxy: true). */
+  get net(): FaultNet {
+    if (this.faultNet === undefined) throw new Error('cluster started without faultProxy');
+    return this.faultNet;
+  }
 
   /** host:port of every member, in member order. */
   get endpoints(): string[] {
@@ -82,6 +92,7 @@ export class Cluster {
   /** Stops every member; removes the files unless keepFiles (or the dir was given by the caller). */
   async close(opts: { readonly keepFiles?: boolean } = {}): Promise<void> {
     await Promise.all(this.members.map((m) => m.kill()));
+    await this.faultNet?.close();
     if (this.ownsDir && opts.keepFiles !== true) rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -105,7 +116,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const seq = ++clusterSeq;
   let lastError: unknown;
   for (let attempt = 1; attempt <= startAttemptsMax; attempt++) {
-    const ports = await freePorts(2 * size);
+    const proxied = opts.faultProxy === true;
+    const ports = await freePorts((proxied ? 3 : 2) * size);
+    const listenPeerPort = (i: number): number | undefined => (proxied ? ports[2 * size + i] : undefined);
     const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1] ?? 0}`;
     const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
     const base = join(dir, `${opts.kind}-c${seq}`);
@@ -118,6 +131,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           dataDir: join(base, `${name}.etcd`),
           clientPort: ports[2 * i] ?? 0,
           peerPort: ports[2 * i + 1] ?? 0,
+          listenPeerPort: listenPeerPort(i),
           initialCluster,
           initialClusterState: 'new',
           clusterToken: `etcd-cluster-${seq}`,
@@ -126,15 +140,23 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           env: opts.env,
         }),
     );
+    const net = proxied
+      ? new FaultNet({
+          routes: members.map((m, i) => ({ name: m.name, listenPort: ports[2 * i + 1] ?? 0, targetPort: listenPeerPort(i) ?? 0 })),
+          members: () => members.map((m) => ({ name: m.name, pid: m.running ? m.pid : undefined })),
+        })
+      : undefined;
     try {
+      await net?.start();
       // All first, then wait: a member of a bigger cluster is healthy only once a quorum runs.
       for (const m of members) await m.start({ wait: false });
       await Promise.all(members.map((m) => m.waitReady({ timeoutMs: opts.readyTimeoutMs, until: opts.until })));
-      return new Cluster(opts.kind, dir, members, ownsDir);
+      return new Cluster(opts.kind, dir, members, ownsDir, net);
     } catch (e) {
       await Promise.all(members.map((m) => m.kill()));
+      await net?.close();
       lastError = e;
-      const portTaken = members.some((m) => /address already in use|EADDRINUSE/i.test(m.logTail(40)));
+      const portTaken = (e instanceof Error && /EADDRINUSE/.test(e.message)) || members.some((m) => /address already in use|EADDRINUSE/i.test(m.logTail(40)));
       if (!portTaken) break;
     }
   }

@@ -20,15 +20,20 @@
  *   // members and clusters
  *   type MemberKind = 'etcd' | 'etcd-ts'
  *   startCluster(opts: ClusterOptions): Promise<Cluster>
- *     ClusterOptions { kind; size?=1; extraFlags?; names?; dir?; readyTimeoutMs?=30000; until?; env? }
+ *     ClusterOptions { kind; size?=1; extraFlags?; names?; dir?; readyTimeoutMs?=30000; until?; env?; faultProxy? }
  *   class Cluster { kind; dir; members: Member[]; endpoints; clientUrls; peerUrls;
- *     member(i); leader(timeoutMs?): Promise<Member>; stop(); close({ keepFiles? }) }
+ *     member(i); leader(timeoutMs?): Promise<Member>; net (FaultNet, with faultProxy); stop(); close({ keepFiles? }) }
  *   class Member { kind; name; dataDir; logFile; endpoint ('127.0.0.1:P'); clientUrl;
  *     peerUrl; pid; running; exitInfo; flags(): string[];
  *     start({ wait?, timeoutMs?, until? }); waitReady({ timeoutMs?, until? });
  *     stop(timeoutMs?=10000) (SIGTERM, then SIGKILL); kill() (SIGKILL); restart();
  *     pause() / resume() (SIGSTOP / SIGCONT); waitExit(); logTail(lines) }
  *   getHealth(clientUrl): Promise<'true' | 'false' | undefined>
+ *
+ *   // peer faults (fault-proxy.ts): with faultProxy, each member advertises a proxy's port as its
+ *   // peer URL and listens on listenPeerUrl; links are directed and named by member names
+ *   class FaultNet { block(from, to); unblock(from, to); delay(from, to, ms); set(from, to, verdict);
+ *     isolate(name); heal(); verdict(from, to) }   // usable alone: new FaultNet({ routes, members })
  *
  *   // files and cleanup, per test file
  *   useWorkspace(label): Workspace   // registers afterEach/after hooks in the current suite
@@ -73,6 +78,7 @@ export {
   type Readiness,
   type WaitReadyOptions,
 } from './member.js';
+export { FaultNet, type FaultNetOptions, type LinkVerdict, type ProxyMember } from './fault-proxy.js';
 export { Cluster, Workspace, startCluster, useWorkspace, type ClusterOptions } from './cluster.js';
 export { CtlProcess, etcdctl, etcdctlBackground, etcdctlBin, etcdctlMissing, type CtlOptions, type CtlResult } from './etcdctl.js';
 export { memberStatus, methods, openChannel, outcome, type Outcome } from './rpc.js';

@@ -28,7 +28,10 @@ export interface MemberSpec {
   readonly name: string;
   readonly dataDir: string;
   readonly clientPort: number;
+  /** The advertised peer port (in --initial-cluster and --initial-advertise-peer-urls). */
   readonly peerPort: number;
+  /** Where the member listens for peers when that differs (a FaultNet proxy holds peerPort). */
+  readonly listenPeerPort?: number | undefined;
   /** name=peerUrl,... for --initial-cluster. */
   readonly initialCluster: string;
   readonly initialClusterState: 'new' | 'existing';
@@ -108,6 +111,10 @@ export class Member {
   get peerUrl(): string {
     return `http://127.0.0.1:${this.spec.peerPort}`;
   }
+  /** Where the member itself listens for peers (peerUrl unless a proxy stands in front). */
+  get listenPeerUrl(): string {
+    return `http://127.0.0.1:${this.spec.listenPeerPort ?? this.spec.peerPort}`;
+  }
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -127,7 +134,7 @@ export class Member {
       '--data-dir', s.dataDir,
       '--listen-client-urls', this.clientUrl,
       '--advertise-client-urls', this.clientUrl,
-      '--listen-peer-urls', this.peerUrl,
+      '--listen-peer-urls', this.listenPeerUrl,
       '--initial-advertise-peer-urls', this.peerUrl,
       '--initial-cluster', s.initialCluster,
       '--initial-cluster-state', s.initialClusterState,

@@ -1,0 +1,78 @@
+// SIGKILL under write load: the leader of three (a new leader is elected
+// within two election timeouts, as the survivors see it; no acknowledged
+// write is lost; the killed member restarts and catches up), and a lone
+// member (it restarts with every acknowledged write).
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { delay, liveChildren, type Member } from '../harness/index.js';
+import { useWorkspace } from '../harness/index.js';
+import { Kv, Writer, assertAllPresent, fastElection, hashesAtSameRevision, memberIdOf } from './kit.js';
+
+const electionTimeoutMs = 500;
+/** Ticks run late on a machine shared with other test processes; the property is checked with this much slack. */
+const loadSlackMs = 1_500;
+
+/** Polls the survivors' own Status until they agree on a leader other than gone; the time it took. */
+async function timeToNewLeader(survivors: readonly Member[], gone: bigint, startedMs: number, timeoutMs: number): Promise<{ ms: number; leader: bigint }> {
+  const kvs = survivors.map((m) => new Kv(m.endpoint));
+  try {
+    const deadline = startedMs + timeoutMs;
+    for (;;) {
+      const st = await Promise.all(kvs.map((kv) => kv.status(1_000).catch(() => undefined)));
+      const leaders = new Set(st.map((s) => s?.leader ?? 0n));
+      const [only] = leaders;
+      if (leaders.size === 1 && only !== undefined && only !== 0n && only !== gone) return { ms: Date.now() - startedMs, leader: only };
+      if (Date.now() > deadline) throw new Error(`no new leader within ${timeoutMs} ms (statuses: ${st.map((s) => s?.leader.toString(16) ?? '-').join(',')})`);
+      await delay(10);
+    }
+  } finally {
+    for (const kv of kvs) kv.close();
+  }
+}
+
+describe('cluster: crash', () => {
+  const ws = useWorkspace('crash');
+  after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
+
+  test('SIGKILL of the leader under writes: new leader in two election timeouts, nothing acknowledged lost, it catches up', async (t) => {
+    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, extraFlags: fastElection });
+    const w = new Writer(() => c.members, 'lk/', 4);
+    try {
+      await w.waitAcked(100);
+      const old = await c.leader();
+      const oldId = await memberIdOf(old);
+      const survivors = c.members.filter((m) => m !== old);
+      const killedAt = Date.now();
+      await old.kill();
+      const { ms, leader } = await timeToNewLeader(survivors, oldId, killedAt, 10_000);
+      t.diagnostic(`new leader ${leader.toString(16)} after ${ms} ms (election timeout ${electionTimeoutMs} ms)`);
+      assert.ok(ms <= 2 * electionTimeoutMs + loadSlackMs, `new leader after ${ms} ms`);
+      await w.waitAcked(100);
+      await old.start();
+      await w.waitAcked(50);
+    } finally {
+      await w.stop();
+    }
+    t.diagnostic(`${w.acked.size} writes acknowledged, ${w.failures} failed`);
+    for (const m of c.members) await assertAllPresent(m, 'lk/', w.acked);
+    const { revision, hashes } = await hashesAtSameRevision(c);
+    assert.equal(new Set(hashes.values()).size, 1, `HashKV at ${revision}: ${JSON.stringify([...hashes])}`);
+  });
+
+  test('a lone member SIGKILLed under concurrent puts restarts with every acknowledged write', async (t) => {
+    const c = await ws.startCluster({ kind: 'etcd-ts', size: 1 });
+    const m = c.member(0);
+    for (let round = 0; round < 2; round++) {
+      const w = new Writer(() => [m], `solo${round}/`, 8);
+      try {
+        await w.waitAcked(150 + 97 * round);
+        await m.kill();
+      } finally {
+        await w.stop();
+      }
+      t.diagnostic(`round ${round}: ${w.acked.size} writes acknowledged before the kill`);
+      await m.start();
+      await assertAllPresent(m, `solo${round}/`, w.acked);
+    }
+  });
+});

@@ -1,0 +1,82 @@
+// Partitions through the fault proxy in front of every member's peer port:
+// an isolated member (a follower, then the leader) serves neither writes nor
+// linearizable reads while the majority keeps serving both; healed, it
+// catches up with everything the majority wrote.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { etcdMissing, liveChildren, type Cluster, type Member, type MemberKind } from '../harness/index.js';
+import { useWorkspace } from '../harness/index.js';
+import { Kv, assertAllPresent, fastElection, hashesAtSameRevision, memberIdOf, waitFor } from './kit.js';
+
+/** A client deadline well past an election: a write that can still succeed does within it. */
+const minorityCallMs = 3_000;
+
+async function isolationCase(t: { diagnostic(s: string): void }, c: Cluster, isolated: Member, round: string): Promise<void> {
+  const majority = c.members.filter((m) => m !== isolated);
+  const kvI = new Kv(isolated.endpoint);
+  const kvM = majority.map((m) => new Kv(m.endpoint));
+  try {
+    const isolatedId = await memberIdOf(isolated);
+    await kvM[0]?.put(`${round}/before`, 'b');
+    await waitFor(async () => (await kvI.get(`${round}/before`, { serializable: true })) === 'b', 5_000, 'the isolated member has the write before the partition');
+    c.net.isolate(isolated.name);
+
+    const put = await kvI.try(kvI.put(`${round}/minority`, 'x', minorityCallMs));
+    assert.equal(put.ok, false, 'a write on the isolated member fails');
+    t.diagnostic(`${c.kind} ${round}: put on the isolated member: ${put.ok ? 'ok' : `${put.code} ${put.message}`}`);
+    const read = await kvI.try(kvI.range(`${round}/before`, { timeoutMs: minorityCallMs }));
+    assert.equal(read.ok, false, 'a linearizable read on the isolated member fails');
+    t.diagnostic(`${c.kind} ${round}: linearizable read on the isolated member: ${read.ok ? 'ok' : `${read.code} ${read.message}`}`);
+    // A serializable read is local state, stale but served.
+    assert.equal(await kvI.get(`${round}/before`, { serializable: true }), 'b');
+
+    // The majority elects a leader among itself (if it was the isolated one) and keeps serving.
+    const acked = new Map<string, string>();
+    const deadline = Date.now() + 15_000;
+    for (let i = 0; i < 20; i++) {
+      const kv = kvM[i % kvM.length];
+      assert.ok(kv !== undefined);
+      const key = `${round}/majority/${String(i).padStart(2, '0')}`;
+      for (;;) {
+        const r = await kv.try(kv.put(key, `v${i}`, 2_000));
+        if (r.ok) break;
+        assert.ok(Date.now() < deadline, `the majority does not serve writes: ${r.code} ${r.message}`);
+      }
+      acked.set(key, `v${i}`);
+    }
+    for (const kv of kvM) assert.equal((await kv.getPrefix(`${round}/majority/`)).size, 20);
+    const leaderNow = (await kvM[0]?.status())?.leader ?? 0n;
+    assert.notEqual(leaderNow, isolatedId, 'the majority follows one of its own');
+
+    c.net.heal();
+    await waitFor(async () => (await kvI.try(kvI.get(`${round}/majority/19`, { timeoutMs: 2_000 }))).ok, 20_000, 'the healed member serves linearizable reads again', 200);
+    await assertAllPresent(isolated, `${round}/majority/`, acked);
+    // The write tried on the minority was never acknowledged; if it was proposed there, a new leader discarded it.
+    const { revision, hashes } = await hashesAtSameRevision(c);
+    assert.equal(new Set(hashes.values()).size, 1, `HashKV at ${revision}: ${JSON.stringify([...hashes])}`);
+  } finally {
+    c.net.heal();
+    kvI.close();
+    for (const kv of kvM) kv.close();
+  }
+}
+
+describe('cluster: partition', () => {
+  const ws = useWorkspace('partition');
+  after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
+
+  const kinds: [MemberKind, string | false][] = [
+    ['etcd-ts', false],
+    ['etcd', process.env['CLUSTER_WITH_ETCD'] === '1' ? etcdMissing() : 'set CLUSTER_WITH_ETCD=1 to run against real etcd'],
+  ];
+  for (const [kind, skip] of kinds) {
+    test(`${kind}: an isolated follower, then an isolated leader, serve no writes or linearizable reads; healed, they catch up`, { skip }, async (t) => {
+      const c = await ws.startCluster({ kind, size: 3, extraFlags: fastElection, faultProxy: true });
+      const leader = await c.leader();
+      const follower = c.members.find((m) => m !== leader);
+      assert.ok(follower !== undefined);
+      await isolationCase(t, c, follower, 'follower');
+      await isolationCase(t, c, await c.leader(), 'leader');
+    });
+  }
+});
