@@ -23,6 +23,16 @@ export class MembershipStorage {
     });
   }
 
+  /** Forgets every member and removed id (a restored snapshot starts a new cluster). */
+  trim(): void {
+    const { members, membersRemoved } = this.schema.buckets;
+    this.schema.backend.write((tx) => {
+      for (const bucket of [members, membersRemoved]) {
+        for (const e of tx.range(bucket, firstKey, undefined)) tx.delete(bucket, e.key);
+      }
+    });
+  }
+
   /** Every member, in the order of their hex ids. */
   members(): serverpb.MemberRecord[] {
     return this.schema.backend.range(this.schema.buckets.members, firstKey, undefined).map((e) => serverpb.MemberRecord.decode(e.value));

@@ -14,3 +14,4 @@ export * from './server.js';
 export * from './layout.js';
 export { AlarmSet } from './alarms.js';
 export * from './request-checks.js';
+export { restoreSnapshot, snapshotStatus, type RestoreOptions, type SnapshotStatus } from './snapshot-file.js';

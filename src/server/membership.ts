@@ -71,10 +71,10 @@ export function parseUrls(s: string): string[] {
 export function parseUrlsMap(s: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const pair of s.split(',').filter((x) => x.trim() !== '')) {
+    // As Go's query parsing that etcd uses: "name" alone is a name with an empty URL.
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new ConfigError(`invalid initial cluster entry: ${pair}`);
-    const name = pair.slice(0, eq).trim();
-    const url = checkUrl(pair.slice(eq + 1).trim());
+    const name = (eq < 0 ? pair : pair.slice(0, eq)).trim();
+    const url = checkUrl(eq < 0 ? '' : pair.slice(eq + 1).trim());
     const list = out.get(name) ?? [];
     list.push(url);
     out.set(name, list);
