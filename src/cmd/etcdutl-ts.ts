@@ -108,7 +108,7 @@ function parseArgs(argv: readonly string[], flags: readonly Flag[]): { values: M
     if (inline === undefined && f.kind === 'bool') inline = 'true';
     if (inline === undefined) {
       if (i + 1 >= argv.length) throw new CommandError(`flag needs an argument: --${f.name}`, exitError);
-      inline = argv[++i] as string;
+      inline = argv[++i] ?? '';
     }
     values.set(f.name, checkKind(f, inline));
   }
