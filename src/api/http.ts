@@ -1,9 +1,11 @@
 /**
  * The HTTP side of the client port (etcd 3.4's etcdhttp): GET /health,
  * /version, /metrics, and /livez and /readyz (3.5.11+). /health is
- * {"health":"true"} (200) when there is a leader, no alarm, and a
- * linearizable read succeeds within a second; otherwise {"health":"false"}
- * with 503. The /v3 JSON gateway is served by gateway.ts when present.
+ * {"health":"true"} (200) when there is a leader, no alarm, and a quorum
+ * round trip succeeds within a second; otherwise {"health":"false"} with 503.
+ * That round trip is etcd 3.4's v2 quorum GET, which is a raft entry: each
+ * /health takes one (endpoint status shows the raft index move), as etcd's
+ * does. /livez and /readyz use a linearizable read (no entry). The /v3 JSON gateway is served by gateway.ts when present.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
@@ -30,14 +32,18 @@ function plainError(res: Res, status: number, body: string): void {
   res.end(`${body}\n`);
 }
 
-/** etcd 3.4's health check. */
-export async function checkHealth(s: EtcdServer): Promise<boolean> {
+/** How the health check proves the member can reach a quorum. */
+export type HealthProbe = 'raft-entry' | 'linearizable-read';
+
+/** etcd 3.4's health check (with 'raft-entry'; 'linearizable-read' for /livez and /readyz). */
+export async function checkHealth(s: EtcdServer, probe: HealthProbe = 'raft-entry'): Promise<boolean> {
   if (s.alarms.get().length > 0) return false;
   if (s.leaderId === 0n) return false;
+  const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
-      s.linearizableRead(),
+      probe === 'raft-entry' ? s.propose(undefined, { signal: abort.signal }) : s.linearizableRead(),
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error('timeout')), healthReadTimeoutMs);
       }),
@@ -47,6 +53,7 @@ export async function checkHealth(s: EtcdServer): Promise<boolean> {
     return false;
   } finally {
     if (timer !== undefined) clearTimeout(timer);
+    abort.abort();
   }
 }
 
@@ -82,7 +89,7 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
       case '/livez':
       case '/readyz':
         if (req.method !== 'GET') return methodNotAllowed(res);
-        void checkHealth(s).then((ok) => {
+        void checkHealth(s, 'linearizable-read').then((ok) => {
           res.statusCode = ok ? 200 : 503;
           res.setHeader('content-type', 'text/plain; charset=utf-8');
           res.end(ok ? 'ok' : `[-]${path.slice(1)} failed: reason withheld\n`);

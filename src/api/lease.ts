@@ -1,10 +1,10 @@
 /**
- * The Lease service. Grant and Revoke go through raft; KeepAlive renews on the
+ * The Lease service. Grant and Revoke go through raft (even a grant whose TTL
+ * is too large: the lessor refuses it at apply, as etcd's does); KeepAlive renews on the
  * leader (a follower forwards) and answers TTL 0 for a lease that is gone,
  * never an error; TimeToLive answers TTL -1 for an unknown lease.
  */
 import { bidiStreaming, unary, type ServiceHandlers } from '../grpc/index.js';
-import { leaseTtlSecondsMax } from '../base/index.js';
 import { etcdserverpb } from '../pb/index.js';
 import { authChecks, type EtcdServer } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
@@ -22,7 +22,8 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
         checkCall(s, call, false);
         const ctx = await requestContext(s, call);
         if (s.auth.isEnabled()) check(authChecks.requireAuthInfo(s.auth, ctx.user));
-        if (req.TTL > leaseTtlSecondsMax) throw Object.assign(new Error('too large lease TTL'), { code: 'LeaseTTLTooLarge' });
+        // A too-large TTL is refused by the lessor when the grant applies: etcd
+        // proposes it like any grant (it takes a raft entry), so does etcd-ts.
         await checkQuota(s, leaseOverheadBytes);
         return s.leaseGrant(req, ctx);
       }),

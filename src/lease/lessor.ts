@@ -310,6 +310,14 @@ export class Lessor {
   }
 
   /**
+   * Every lease, the soonest to expire first, as etcd lists them (LeaseLeases).
+   * On a follower no lease expires, so the order is by id; ties too.
+   */
+  leasesByExpiry(): LeaseView[] {
+    return [...this.leaseById.values()].sort((a, b) => (a.expiryMs === b.expiryMs ? compareLeaseIds(a, b) : a.expiryMs < b.expiryMs ? -1 : 1));
+  }
+
+  /**
    * Rebuilds the leases from the store (after a snapshot was installed into
    * the backend). Keys must be re-attached afterwards from mvcc, as at start.
    * Pending renew waiters are told to retry.

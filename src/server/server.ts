@@ -811,7 +811,7 @@ export class EtcdServer implements ApplyEnv {
   leaseLeases(): etcdserverpb.LeaseLeasesResponse {
     return etcdserverpb.LeaseLeasesResponse.create({
       header: this.header(),
-      leases: this.lessor.leases().map((l) => etcdserverpb.LeaseStatus.create({ ID: l.id })),
+      leases: this.lessor.leasesByExpiry().map((l) => etcdserverpb.LeaseStatus.create({ ID: l.id })),
     });
   }
 
