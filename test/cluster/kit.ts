@@ -44,6 +44,14 @@ export class Kv {
     return new Map(r.kvs.map((kv) => [dec.decode(kv.key), dec.decode(kv.value)]));
   }
 
+  delete(key: string, timeoutMs = 5_000): Promise<etcdserverpb.DeleteRangeResponse> {
+    return this.ch.unary(methods.kv.DeleteRange, etcdserverpb.DeleteRangeRequest.create({ key: enc.encode(key) }), { timeoutMs });
+  }
+
+  compact(revision: number, timeoutMs = 5_000): Promise<etcdserverpb.CompactionResponse> {
+    return this.ch.unary(methods.kv.Compact, etcdserverpb.CompactionRequest.create({ revision, physical: true }), { timeoutMs });
+  }
+
   hashKv(revision: number, timeoutMs = 10_000): Promise<etcdserverpb.HashKVResponse> {
     return this.ch.unary(methods.maintenance.HashKV, etcdserverpb.HashKVRequest.create({ revision }), { timeoutMs });
   }

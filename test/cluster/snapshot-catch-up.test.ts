@@ -1,0 +1,98 @@
+// A follower that was down while the others wrote past several snapshots
+// (and compacted their raft logs beyond its position) catches up through a
+// snapshot: the leader streams its database, the follower installs it and
+// follows the log from there; afterwards every member has the same HashKV
+// at the same revision, and the follower restarts on the installed state.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { liveChildren, useWorkspace, type Member } from '../harness/index.js';
+import { Kv, Writer, assertAllPresent, fastElection, hashesAtSameRevision, logOf, waitFor } from './kit.js';
+
+/** The value of a counter summed over its labels, from the member's /metrics. */
+function metricSum(m: Member, name: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(`${m.clientUrl}/metrics`, { timeout: 5_000, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          let sum = 0;
+          for (const line of body.split('\n')) {
+            if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+          }
+          resolve(sum);
+        });
+      })
+      .on('error', reject)
+      .on('timeout', function (this: http.ClientRequest) {
+        this.destroy(new Error('metrics timed out'));
+      });
+  });
+}
+
+describe('cluster: snapshot catch-up', () => {
+  const ws = useWorkspace('snapshot');
+  after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
+
+  test('a follower behind the compacted log catches up through a snapshot; HashKV equal on all members', async (t) => {
+    const c = await ws.startCluster({
+      kind: 'etcd-ts',
+      size: 3,
+      extraFlags: [...fastElection, '--snapshot-count', '100', '--experimental-snapshot-catchup-entries', '20'],
+    });
+    const leader = await c.leader();
+    const follower = c.members.find((m) => m !== leader);
+    assert.ok(follower !== undefined);
+    const kvL = new Kv(leader.endpoint);
+    try {
+      for (let i = 0; i < 10; i++) await kvL.put(`early/${i}`, `e${i}`);
+      await follower.stop();
+
+      // Well past several snapshots: puts, overwrites, deletes and an mvcc compaction.
+      const w = new Writer(() => c.members, 'snap/', 8);
+      let snapsSaved = 0;
+      try {
+        await w.waitAcked(500, 60_000);
+        for (let i = 0; i < 10; i++) await kvL.put(`early/${i}`, `e${i}-2`);
+        await kvL.put('gone', 'x');
+        assert.equal((await kvL.delete('gone')).deleted, 1);
+        await kvL.compact((await kvL.put('compact-here', 'c')).header?.revision ?? 0);
+        snapsSaved = (logOf(leader).match(/saved snapshot/g) ?? []).length;
+        assert.ok(snapsSaved >= 3, `the leader saved ${snapsSaved} snapshots`);
+
+        // Back while the writes go on.
+        await follower.start();
+        await waitFor(async () => (await metricSum(follower, 'etcd_network_snapshot_receive_success')) >= 1, 30_000, 'the follower received a snapshot', 200);
+        await w.waitAcked(100);
+      } finally {
+        await w.stop();
+      }
+      assert.ok((await metricSum(leader, 'etcd_network_snapshot_send_success')) >= 1, 'the leader counts a snapshot sent');
+      assert.match(logOf(follower), /installing snapshot database/);
+      t.diagnostic(`${w.acked.size} writes acknowledged (${w.failures} failed); the leader saved ${snapsSaved} snapshots while the follower was down`);
+
+      const first = await hashesAtSameRevision(c);
+      assert.equal(new Set(first.hashes.values()).size, 1, `HashKV at ${first.revision}: ${JSON.stringify([...first.hashes])}`);
+      await assertAllPresent(follower, 'snap/', w.acked);
+
+      // Replication goes on from the snapshot, and the installed state survives a restart.
+      for (let i = 0; i < 20; i++) await kvL.put(`after/${i}`, `a${i}`);
+      await follower.restart();
+      const kvF = new Kv(follower.endpoint);
+      try {
+        assert.equal((await kvF.getPrefix('after/')).size, 20);
+        assert.equal(await kvF.get('early/3'), 'e3-2');
+        assert.equal(await kvF.get('gone'), undefined);
+      } finally {
+        kvF.close();
+      }
+      await assertAllPresent(follower, 'snap/', w.acked);
+      const second = await hashesAtSameRevision(c);
+      assert.equal(new Set(second.hashes.values()).size, 1, `HashKV at ${second.revision}: ${JSON.stringify([...second.hashes])}`);
+    } finally {
+      kvL.close();
+    }
+  });
+});
