@@ -1,20 +1,28 @@
 /**
  * `npm run bench`: every benchmark of etcd-ts, by section.
  *
- *   npm run bench [-- [section|workload ...] [--quick] [--json FILE]]
+ *   npm run bench [-- [section ...] [workload ...] [--quick] [--workers N] [--json FILE]]
  *
- * Sections run in the order listed below; naming some runs only those.
+ * Sections (bench/sections.ts) run in their listed order; naming some runs
+ * only those. Naming workload families (put, range, txn, watch) limits the
+ * server sections to them: `npm run bench -- single put`.
  * Each section prints its own table and returns rows for --json.
  * --quick shortens every section (about 1-2 minutes in all) at the cost of
  * noisier figures; full runs take about 10 minutes.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { families } from './compare.js';
 import { sections, type SectionOptions } from './sections.js';
 
 function usage(): string {
   const names = sections.map((s) => `  ${s.name.padEnd(9)} ${s.defaultOn ? '' : '(only when named) '}${s.about}`);
-  return ['usage: npm run bench -- [section ...] [--quick] [--json FILE]', 'sections:', ...names].join('\n');
+  return [
+    'usage: npm run bench -- [section ...] [workload ...] [--quick] [--workers N] [--json FILE]',
+    'sections:',
+    ...names,
+    `workloads (of single and cluster; all when none is named): ${families.join(', ')}`,
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -23,6 +31,7 @@ async function main(): Promise<void> {
     options: {
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
+      workers: { type: 'string', default: '2' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -30,14 +39,16 @@ async function main(): Promise<void> {
     console.log(usage());
     return;
   }
-  const unknown = positionals.filter((p) => !sections.some((s) => s.name === p));
-  if (unknown.length > 0) {
-    console.error(`unknown section ${unknown.join(', ')}\n${usage()}`);
+  const unknown = positionals.filter((p) => !sections.some((s) => s.name === p) && !families.includes(p));
+  const workers = Number(values.workers);
+  if (unknown.length > 0 || !Number.isInteger(workers) || workers < 1) {
+    console.error(`${unknown.length > 0 ? `unknown section or workload ${unknown.join(', ')}` : `bad --workers ${values.workers}`}\n${usage()}`);
     process.exitCode = 2;
     return;
   }
-  const chosen = positionals.length > 0 ? sections.filter((s) => positionals.includes(s.name)) : sections.filter((s) => s.defaultOn);
-  const opts: SectionOptions = { quick: values.quick };
+  const named = sections.filter((s) => positionals.includes(s.name));
+  const chosen = named.length > 0 ? named : sections.filter((s) => s.defaultOn);
+  const opts: SectionOptions = { quick: values.quick, families: positionals.filter((p) => families.includes(p)), workers };
   const results: Record<string, unknown> = {};
   const t0 = performance.now();
   for (const s of chosen) {

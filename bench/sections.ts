@@ -6,9 +6,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { compare } from './compare.js';
 
 export interface SectionOptions {
   readonly quick: boolean;
+  /** Workload families named on the command line (put, range, txn, watch); empty for all. */
+  readonly families: readonly string[];
+  /** Load-generator processes for the many-client workloads. */
+  readonly workers: number;
 }
 
 export interface Section {
@@ -50,5 +55,17 @@ export const sections: readonly Section[] = [
     about: 'mvcc puts (8 B keys, 256 B values, batched commits) and single-key reads, no server',
     defaultOn: true,
     run: storage,
+  },
+  {
+    name: 'single',
+    about: 'etcd vs etcd-ts, one member each: put, range (l/s), txn-put, watch latency',
+    defaultOn: true,
+    run: (opts) => compare(1, opts),
+  },
+  {
+    name: 'cluster',
+    about: 'the same workloads on a 3-member cluster of each (writes to the leader, reads to all)',
+    defaultOn: true,
+    run: (opts) => compare(3, opts),
   },
 ];

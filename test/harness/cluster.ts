@@ -28,6 +28,8 @@ export interface ClusterOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Put a FaultNet proxy in front of every member's peer port (Cluster.net). */
   readonly faultProxy?: boolean;
+  /** Node options for etcd-ts members (e.g. --cpu-prof); ignored for etcd. */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** A start is retried this often with fresh ports when a port was taken meanwhile. */
@@ -138,6 +140,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           extraFlags: opts.extraFlags ?? [],
           logFile: join(base, `${name}.log`),
           env: opts.env,
+          nodeArgs: opts.nodeArgs,
         }),
     );
     const net = proxied

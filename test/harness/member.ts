@@ -39,6 +39,8 @@ export interface MemberSpec {
   readonly extraFlags: readonly string[];
   readonly logFile: string;
   readonly env?: Readonly<Record<string, string>> | undefined;
+  /** Node's own options before the etcd-ts script (e.g. --cpu-prof); ignored for etcd. */
+  readonly nodeArgs?: readonly string[] | undefined;
 }
 
 export interface ExitInfo {
@@ -150,7 +152,7 @@ export class Member {
     this.starts++;
     appendFileSync(this.logFile, `=== harness: start #${this.starts} of ${this.kind} ${this.name} at ${new Date().toISOString()}\n`);
     const fd = openSync(this.logFile, 'a');
-    const [file, args] = this.kind === 'etcd' ? [etcdBin, this.flags()] : [process.execPath, [etcdTsScript, ...this.flags()]];
+    const [file, args] = this.kind === 'etcd' ? [etcdBin, this.flags()] : [process.execPath, [...(this.spec.nodeArgs ?? []), etcdTsScript, ...this.flags()]];
     let child: ChildProcess;
     try {
       child = spawn(file, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...this.spec.env } });

@@ -1,0 +1,208 @@
+/**
+ * etcd against etcd-ts: the workloads of issue 8 driven by the same load
+ * generator against both servers in the same run, alternating which server
+ * goes first from one workload to the next so drifting background load
+ * falls on both. Prints one table per topology.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Cluster, MemberKind } from '../test/harness/index.js';
+import { runLoad, type LoadResult } from './load/driver.js';
+import { valueOf, type UnaryWorkload } from './load/requests.js';
+import type { Job } from './load/worker.js';
+import { CpuMeter, closeAll, kinds, putOnce, startPair } from './servers.js';
+
+export interface CompareOptions {
+  readonly quick: boolean;
+  /** Workload families to run (put, range, txn, watch); all when empty. */
+  readonly families: readonly string[];
+  /** Load-generator processes for the many-client cases. */
+  readonly workers: number;
+}
+
+interface Target {
+  /** Where writes go (the leader). */
+  readonly writeEndpoint: string;
+  /** Where reads and watchers go (every member). */
+  readonly readEndpoints: readonly string[];
+}
+
+interface Timing {
+  readonly warmupMs: number;
+  readonly measureMs: number;
+  readonly watchPuts: number;
+}
+
+interface Workload {
+  readonly name: string;
+  readonly family: string;
+  job(t: Target, timing: Timing): Job;
+}
+
+const keyBytes = 8;
+const valueBytes = 256;
+const keySpace = 100_000;
+const rangeKey = 'foo';
+const poolSize = 8192;
+
+function unary(kind: UnaryWorkload['kind'], serializable: boolean): UnaryWorkload {
+  return { kind, keyBytes, valueBytes, keySpace, rangeKey, serializable };
+}
+
+function unaryWorkload(name: string, family: string, w: UnaryWorkload, conns: number, clients: number): Workload {
+  return {
+    name,
+    family,
+    job: (t, timing) => ({
+      type: 'unary',
+      endpoints: w.kind === 'range' ? t.readEndpoints : [t.writeEndpoint],
+      conns,
+      clients,
+      workload: w,
+      warmupMs: timing.warmupMs,
+      measureMs: timing.measureMs,
+      seed: 1 + name.length,
+      poolSize,
+    }),
+  };
+}
+
+function watchWorkload(name: string, conns: number, watchers: number): Workload {
+  return {
+    name,
+    family: 'watch',
+    job: (t, timing) => ({
+      type: 'watch',
+      endpoints: t.readEndpoints,
+      putEndpoint: t.writeEndpoint,
+      conns,
+      watchers,
+      puts: timing.watchPuts,
+      putRate: 100,
+      keyBytes,
+      valueBytes,
+      seed: 42 + watchers,
+    }),
+  };
+}
+
+const workloads: readonly Workload[] = [
+  unaryWorkload('put 1x1', 'put', unary('put', false), 1, 1),
+  unaryWorkload('put 100x1000', 'put', unary('put', false), 100, 1000),
+  unaryWorkload('range-l 1x1', 'range', unary('range', false), 1, 1),
+  unaryWorkload('range-l 100x1000', 'range', unary('range', false), 100, 1000),
+  unaryWorkload('range-s 1x1', 'range', unary('range', true), 1, 1),
+  unaryWorkload('range-s 100x1000', 'range', unary('range', true), 100, 1000),
+  unaryWorkload('txn-put 1x1', 'txn', unary('txn-put', false), 1, 1),
+  unaryWorkload('txn-put 100x1000', 'txn', unary('txn-put', false), 100, 1000),
+  watchWorkload('watch 1 watcher', 1, 1),
+  watchWorkload('watch 100 watchers', 10, 100),
+];
+
+export const families = [...new Set(workloads.map((w) => w.family))];
+
+export interface Measurement {
+  readonly workload: string;
+  readonly kind: MemberKind;
+  readonly rate: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly firstError: string | undefined;
+  readonly clientCores: number;
+  readonly serverCores: number;
+  /** CPU used by neither the servers under test nor the client, in cores. */
+  readonly othersCores: number;
+}
+
+async function targetOf(c: Cluster): Promise<Target> {
+  const leader = c.members.length === 1 ? c.member(0) : await c.leader(30_000);
+  return { writeEndpoint: leader.endpoint, readEndpoints: c.endpoints };
+}
+
+async function measure(w: Workload, kind: MemberKind, c: Cluster, timing: Timing, workers: number): Promise<Measurement> {
+  const t = await targetOf(c);
+  const meter = new CpuMeter(() => c.members.map((m) => m.pid));
+  const r: LoadResult = await runLoad(w.job(t, timing), workers, meter);
+  const { cores, machineCores } = meter.reading;
+  return {
+    workload: w.name,
+    kind,
+    rate: r.rate,
+    p50Ms: r.hist.quantileMs(0.5),
+    p99Ms: r.hist.quantileMs(0.99),
+    errors: r.errors,
+    firstError: r.firstError,
+    clientCores: r.clientCores,
+    serverCores: cores,
+    othersCores: Math.max(0, machineCores - cores - r.clientCores),
+  };
+}
+
+function fmtRate(x: number): string {
+  return x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : Math.round(x).toString();
+}
+
+function fmtMs(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+/** The comparison table: one row per workload. */
+export function printTable(title: string, rows: readonly Measurement[]): void {
+  const header = ['workload', 'etcd /s', 'etcd-ts /s', 'ratio', 'etcd p50/p99 ms', 'ts p50/p99 ms', 'client cores e/ts', 'server cores e/ts', 'others e/ts'];
+  const widths = [20, 9, 10, 6, 16, 16, 17, 17, 11];
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 8) : c.padStart(widths[i] ?? 8))).join(' ');
+  console.log(`\n${title}`);
+  console.log(line(header));
+  for (const name of [...new Set(rows.map((r) => r.workload))]) {
+    const e = rows.find((r) => r.workload === name && r.kind === 'etcd');
+    const t = rows.find((r) => r.workload === name && r.kind === 'etcd-ts');
+    const pair = (f: (m: Measurement) => string): string => `${e ? f(e) : '-'}/${t ? f(t) : '-'}`;
+    console.log(
+      line([
+        name,
+        e ? fmtRate(e.rate) : '-',
+        t ? fmtRate(t.rate) : '-',
+        e && t && e.rate > 0 ? (t.rate / e.rate).toFixed(2) : '-',
+        e ? `${fmtMs(e.p50Ms)}/${fmtMs(e.p99Ms)}` : '-',
+        t ? `${fmtMs(t.p50Ms)}/${fmtMs(t.p99Ms)}` : '-',
+        pair((m) => m.clientCores.toFixed(2)),
+        pair((m) => m.serverCores.toFixed(2)),
+        pair((m) => m.othersCores.toFixed(2)),
+      ]),
+    );
+  }
+  for (const r of rows) {
+    if (r.errors > 0) console.log(`  ! ${r.kind} ${r.workload}: ${r.errors} errors, first: ${r.firstError ?? '?'}`);
+  }
+}
+
+/** Runs the chosen workloads against an etcd and an etcd-ts cluster of `size` members. */
+export async function compare(size: number, opts: CompareOptions): Promise<Measurement[]> {
+  const timing: Timing = opts.quick ? { warmupMs: 300, measureMs: 1200, watchPuts: 100 } : { warmupMs: 1000, measureMs: 4000, watchPuts: 400 };
+  const chosen = workloads.filter((w) => opts.families.length === 0 || opts.families.includes(w.family));
+  const dir = mkdtempSync(join(tmpdir(), `bench-compare-${size}-`));
+  const rows: Measurement[] = [];
+  const clusters = await startPair(size, dir);
+  try {
+    // The key every range reads exists, with a value of the usual size.
+    for (const c of clusters.values()) await putOnce((await targetOf(c)).writeEndpoint, Buffer.from(rangeKey), valueOf(valueBytes));
+    for (const [i, w] of chosen.entries()) {
+      const order = i % 2 === 0 ? kinds : [...kinds].reverse();
+      for (const kind of order) {
+        const c = clusters.get(kind);
+        if (c === undefined) continue;
+        const m = await measure(w, kind, c, timing, opts.workers);
+        rows.push(m);
+        console.log(`  ${kind.padEnd(7)} ${w.name.padEnd(20)} ${fmtRate(m.rate).padStart(7)}/s  p50 ${fmtMs(m.p50Ms)} p99 ${fmtMs(m.p99Ms)} ms  client ${m.clientCores.toFixed(2)} server ${m.serverCores.toFixed(2)} others ${m.othersCores.toFixed(2)} cores${m.errors > 0 ? `  ${m.errors} errors` : ''}`);
+      }
+    }
+  } finally {
+    await closeAll(clusters);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  printTable(`${size === 1 ? 'single member' : `${size}-member cluster`}, fsync on, ${opts.quick ? 'quick' : 'full'} run (${timing.measureMs} ms windows)`, rows);
+  return rows;
+}
+
