@@ -20,7 +20,8 @@ export async function requestContext(s: EtcdServer, call: ServerCall): Promise<R
   }
   const cn = call.peer.commonName;
   if (cn !== undefined && s.cfg.clientTls.clientCertAuth) {
-    const user = s.auth.authInfoFromTls(cn, false);
+    // The gateway's loopback connection carries the server's own certificate, never the caller's.
+    const user = s.auth.authInfoFromTls(cn, call.metadata.get('grpcgateway-accept') !== undefined);
     if (user !== undefined) return { user, signal: call.signal };
   }
   return { signal: call.signal };

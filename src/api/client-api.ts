@@ -14,6 +14,7 @@ import { authService } from './auth.js';
 import { clusterService } from './cluster.js';
 import { electionService } from './election.js';
 import { addHealthService } from './health-service.js';
+import { Gateway, type GatewayUpstream } from './gateway.js';
 import { httpHandler, type HttpRoute } from './http.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
@@ -93,6 +94,7 @@ export class ClientApi {
     private readonly ports: ClientPortServer[],
     /** The addresses actually bound, as URLs (port 0 resolved). */
     readonly urls: string[],
+    private readonly gateway: Gateway | undefined,
   ) {}
 
   static async start(s: EtcdServer, opts: ClientApiOptions = {}): Promise<ClientApi> {
@@ -114,7 +116,8 @@ export class ClientApi {
     grpc.addService(v3lockpb.LockService.methods, lockService(s));
     grpc.addService(v3electionpb.ElectionService.methods, electionService(s));
     addHealthService(grpc);
-    const http = httpHandler(s, opts.routes ?? []);
+    const gateway = s.cfg.enableGrpcGateway ? new Gateway() : undefined;
+    const http = httpHandler(s, [...(opts.routes ?? []), ...(gateway !== undefined ? [gateway.route] : [])]);
     const ports: ClientPortServer[] = [];
     const urls: string[] = [];
     try {
@@ -132,12 +135,31 @@ export class ClientApi {
       await Promise.all(ports.map((p) => p.close(0)));
       throw e;
     }
-    return new ClientApi(grpc, ports, urls);
+    const first = urls[0];
+    if (gateway !== undefined && first !== undefined) gateway.setUpstream(gatewayUpstream(s, first));
+    return new ClientApi(grpc, ports, urls, gateway);
   }
 
   async close(graceMs = 1000): Promise<void> {
+    this.gateway?.close();
     await Promise.all(this.ports.map((p) => p.close(graceMs)));
   }
+}
+
+/**
+ * The gateway's loopback connection to this member's first client URL. Over
+ * TLS it presents the server's own certificate (a listener with
+ * --client-cert-auth asks for one) and checks the server's against the
+ * trusted CA when there is one.
+ */
+function gatewayUpstream(s: EtcdServer, url: string): GatewayUpstream {
+  const u = new URL(url);
+  const secure = u.protocol === 'https:' || u.protocol === 'unixs:';
+  const address = u.protocol.startsWith('unix') ? `unix:${u.host}${u.pathname}` : u.host;
+  if (!secure) return { address };
+  const t = s.cfg.clientTls;
+  const ca = t.trustedCaFile !== '' ? readFileSync(t.trustedCaFile) : undefined;
+  return { address, tls: { cert: readFileSync(t.certFile), key: readFileSync(t.keyFile), ca, insecureSkipVerify: ca === undefined } };
 }
 
 function hostOf(url: string): string {

@@ -5,7 +5,8 @@
  * round trip succeeds within a second; otherwise {"health":"false"} with 503.
  * That round trip is etcd 3.4's v2 quorum GET, which is a raft entry: each
  * /health takes one (endpoint status shows the raft index move), as etcd's
- * does. /livez and /readyz use a linearizable read (no entry). The /v3 JSON gateway is served by gateway.ts when present.
+ * does. /livez and /readyz use a linearizable read (no entry).
+ * Every answer carries etcd's CORS headers. The /v3 JSON gateway is gateway.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
@@ -68,6 +69,13 @@ function registerProcessMetrics(r: Registry): void {
   r.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.').collectWith(() => process.memoryUsage().heapUsed);
 }
 
+/** etcd answers every HTTP request with its CORS headers (--cors defaults to "*"), and OPTIONS with them alone. */
+function allowCors(res: Res): void {
+  res.setHeader('Access-Control-Allow-Headers', 'accept, content-type, authorization');
+  res.setHeader('Access-Control-Allow-Methods', 'POST, GET, OPTIONS, PUT, DELETE');
+  res.setHeader('Access-Control-Allow-Origin', '*');
+}
+
 export type HttpRoute = (req: Req, res: Res, path: string) => boolean;
 
 /** The handler for non-gRPC requests on the client port; extra routes (the gateway) are tried first. */
@@ -75,6 +83,12 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
   registerProcessMetrics(s.registry);
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    allowCors(res);
+    if (req.method === 'OPTIONS') {
+      res.statusCode = 200;
+      res.end();
+      return;
+    }
     for (const route of extra) if (route(req, res, path)) return;
     switch (path) {
       case '/health':

@@ -27,7 +27,9 @@ export function maintenanceService(s: EtcdServer): ServiceHandlers<MaintenanceMe
         if (s.auth.isEnabled()) {
           check(req.action === etcdserverpb.AlarmRequest_AlarmAction.GET ? authChecks.requireAuthInfo(s.auth, ctx.user) : s.auth.isAdminPermitted(ctx.user));
         }
-        return s.alarm(req, ctx);
+        // etcd 3.4 answers alarms without a response header.
+        const resp = await s.alarm(req, ctx);
+        return etcdserverpb.AlarmResponse.create({ alarms: resp.alarms });
       }),
     ),
     Status: unary((_req, call) =>
@@ -43,7 +45,8 @@ export function maintenanceService(s: EtcdServer): ServiceHandlers<MaintenanceMe
         checkCall(s, call, false);
         await admin(call);
         await s.defragment();
-        return etcdserverpb.DefragmentResponse.create({ header: s.header() });
+        // etcd 3.4 answers a defragment without a response header.
+        return etcdserverpb.DefragmentResponse.create({});
       }),
     ),
     Hash: unary((_req, call) =>

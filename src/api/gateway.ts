@@ -1,0 +1,376 @@
+/**
+ * The HTTP/JSON gateway on the client port, as etcd 3.4 serves it
+ * (grpc-gateway v1): POST /v3/<service>/<method> (and /v3beta/...) with a
+ * JSON request body; the gateway calls the member's own gRPC service over a
+ * loopback connection, so every check, limit and error is exactly the gRPC
+ * one, then answers in jsonpb's JSON (json-pb.ts).
+ *
+ * - Success: 200, the response message as JSON.
+ * - Failure: {"error":msg,"message":msg,"code":grpcCode} with grpc-gateway
+ *   v1's HTTP status for the code; a body that does not decode is code 3 (400).
+ * - Streams (watch, lease keepalive, election observe, snapshot): one
+ *   {"result":…} line per message; a failure mid-stream is one
+ *   {"error":{"grpc_code",…}} object. A watch outlives the end of the request
+ *   body (as etcd's does); a keepalive stream ends with it.
+ * - The Authorization header is the token; a request through the gateway
+ *   never authenticates by the TLS certificate of the loopback connection.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { GrpcChannel, GrpcError, type ChannelTlsOptions, type MethodDef, type OutgoingMetadata } from '../grpc/index.js';
+import { etcdserverpb, v3electionpb, v3lockpb, type MessageType } from '../pb/index.js';
+import { grpcStatus } from './errors.js';
+import type { HttpRoute } from './http.js';
+import { JsonPbError, fromJson, fromJsonValue, goJsonString, splitJsonValues, toJson } from './json-pb.js';
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+type AnyMethod = MethodDef<object, object> & { requestType: MessageType<object>; responseType: MessageType<object>; requestStream: boolean; responseStream: boolean };
+
+/** Where the gateway's loopback gRPC connection goes. */
+export interface GatewayUpstream {
+  readonly address: string;
+  readonly tls?: ChannelTlsOptions | undefined;
+}
+
+/** A request body larger than this is refused before it is decoded (etcd's gRPC limit applies after). */
+const bodyBytesMax = 64 * 1024 * 1024;
+
+const kv = etcdserverpb.KVService.methods;
+const lease = etcdserverpb.LeaseService.methods;
+const cluster = etcdserverpb.ClusterService.methods;
+const maint = etcdserverpb.MaintenanceService.methods;
+const auth = etcdserverpb.AuthService.methods;
+const lock = v3lockpb.LockService.methods;
+const election = v3electionpb.ElectionService.methods;
+
+/** etcd 3.4's gateway paths (rpc.proto, v3lock.proto, v3election.proto google.api.http options). */
+const routeTable = {
+  '/v3/kv/range': kv.Range,
+  '/v3/kv/put': kv.Put,
+  '/v3/kv/deleterange': kv.DeleteRange,
+  '/v3/kv/txn': kv.Txn,
+  '/v3/kv/compaction': kv.Compact,
+  '/v3/watch': etcdserverpb.WatchService.methods.Watch,
+  '/v3/lease/grant': lease.LeaseGrant,
+  '/v3/lease/revoke': lease.LeaseRevoke,
+  '/v3/kv/lease/revoke': lease.LeaseRevoke,
+  '/v3/lease/keepalive': lease.LeaseKeepAlive,
+  '/v3/lease/timetolive': lease.LeaseTimeToLive,
+  '/v3/kv/lease/timetolive': lease.LeaseTimeToLive,
+  '/v3/lease/leases': lease.LeaseLeases,
+  '/v3/kv/lease/leases': lease.LeaseLeases,
+  '/v3/cluster/member/add': cluster.MemberAdd,
+  '/v3/cluster/member/remove': cluster.MemberRemove,
+  '/v3/cluster/member/update': cluster.MemberUpdate,
+  '/v3/cluster/member/list': cluster.MemberList,
+  '/v3/cluster/member/promote': cluster.MemberPromote,
+  '/v3/maintenance/alarm': maint.Alarm,
+  '/v3/maintenance/status': maint.Status,
+  '/v3/maintenance/defragment': maint.Defragment,
+  // 3.4 maps Hash and HashKV both here; Hash, registered first, answers.
+  '/v3/maintenance/hash': maint.Hash,
+  '/v3/maintenance/snapshot': maint.Snapshot,
+  '/v3/maintenance/transfer-leadership': maint.MoveLeader,
+  '/v3/auth/enable': auth.AuthEnable,
+  '/v3/auth/disable': auth.AuthDisable,
+  '/v3/auth/authenticate': auth.Authenticate,
+  '/v3/auth/user/add': auth.UserAdd,
+  '/v3/auth/user/get': auth.UserGet,
+  '/v3/auth/user/list': auth.UserList,
+  '/v3/auth/user/delete': auth.UserDelete,
+  '/v3/auth/user/changepw': auth.UserChangePassword,
+  '/v3/auth/user/grant': auth.UserGrantRole,
+  '/v3/auth/user/revoke': auth.UserRevokeRole,
+  '/v3/auth/role/add': auth.RoleAdd,
+  '/v3/auth/role/get': auth.RoleGet,
+  '/v3/auth/role/list': auth.RoleList,
+  '/v3/auth/role/delete': auth.RoleDelete,
+  '/v3/auth/role/grant': auth.RoleGrantPermission,
+  '/v3/auth/role/revoke': auth.RoleRevokePermission,
+  '/v3/lock/lock': lock.Lock,
+  '/v3/lock/unlock': lock.Unlock,
+  '/v3/election/campaign': election.Campaign,
+  '/v3/election/proclaim': election.Proclaim,
+  '/v3/election/leader': election.Leader,
+  '/v3/election/observe': election.Observe,
+  '/v3/election/resign': election.Resign,
+} as const;
+const routes = routeTable as unknown as Readonly<Record<string, AnyMethod>>;
+
+/** grpc-gateway v1's HTTPStatusFromCode. */
+export function httpStatusOf(code: number): number {
+  const c = grpcStatus;
+  switch (code) {
+    case c.OK:
+      return 200;
+    case c.CANCELLED:
+      return 408;
+    case c.INVALID_ARGUMENT:
+    case c.OUT_OF_RANGE:
+      return 400;
+    case c.DEADLINE_EXCEEDED:
+      return 504;
+    case c.NOT_FOUND:
+      return 404;
+    case c.ALREADY_EXISTS:
+    case c.ABORTED:
+      return 409;
+    case c.PERMISSION_DENIED:
+      return 403;
+    case c.UNAUTHENTICATED:
+      return 401;
+    case c.RESOURCE_EXHAUSTED:
+      return 429;
+    case c.FAILED_PRECONDITION:
+      return 412;
+    case c.UNIMPLEMENTED:
+      return 501;
+    case c.UNAVAILABLE:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+const httpStatusText: Readonly<Record<number, string>> = {
+  200: 'OK',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  412: 'Precondition Failed',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+function errorOf(e: unknown): { code: number; message: string } {
+  if (e instanceof GrpcError) return { code: e.code, message: e.message };
+  if (e instanceof JsonPbError) return { code: grpcStatus.INVALID_ARGUMENT, message: e.message };
+  return { code: grpcStatus.UNKNOWN, message: e instanceof Error ? e.message : String(e) };
+}
+
+function errorBody(code: number, message: string): string {
+  const m = goJsonString(message);
+  return `{"error":${m},"message":${m},"code":${code}}`;
+}
+
+/** A stream's failure chunk (grpc-gateway's internal.StreamError). */
+function streamErrorChunk(code: number, message: string): string {
+  const http = httpStatusOf(code);
+  return `{"error":{"grpc_code":${code},"http_code":${http},"message":${goJsonString(message)},"http_status":${goJsonString(httpStatusText[http] ?? '')}}}`;
+}
+
+/** Both response kinds write alike; their declared overloads do not unify. */
+function write(res: Res, text: string): boolean {
+  return (res as ServerResponse).write(text);
+}
+
+function plain(res: Res, status: number, text: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.end(`${text}\n`);
+}
+
+/** The metadata grpc-gateway v1 derives from the HTTP request. */
+function metadataOf(req: Req): OutgoingMetadata {
+  const md: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || name.startsWith(':')) continue;
+    const v = Array.isArray(value) ? value.join(', ') : value;
+    if (name === 'authorization') md['authorization'] = v;
+    else if (name.startsWith('grpc-metadata-')) md[name.slice('grpc-metadata-'.length)] = v;
+    else if (name === 'user-agent') md['grpcgateway-user-agent'] = v;
+  }
+  // Always marked: the loopback connection's certificate must never count as the caller's identity.
+  md['grpcgateway-accept'] = typeof req.headers.accept === 'string' ? req.headers.accept : '*/*';
+  const from = req.socket.remoteAddress;
+  if (from !== undefined) md['x-forwarded-for'] = from;
+  const host = req.headers.host ?? req.headers[':authority'];
+  if (typeof host === 'string') md['x-forwarded-host'] = host;
+  return md;
+}
+
+function readBody(req: Req): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > bodyBytesMax) {
+        reject(new JsonPbError('http: request body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}
+
+export class Gateway {
+  private channel: GrpcChannel | undefined;
+  private upstream: GatewayUpstream | undefined;
+
+  /** Called once the client port listens: the address the gateway calls. */
+  setUpstream(u: GatewayUpstream): void {
+    this.upstream = u;
+  }
+
+  close(): void {
+    this.channel?.close();
+    this.channel = undefined;
+  }
+
+  private conn(): GrpcChannel {
+    if (this.channel === undefined) {
+      if (this.upstream === undefined) throw new GrpcError(grpcStatus.UNAVAILABLE, 'etcdserver: server stopped');
+      this.channel = new GrpcChannel({ address: this.upstream.address, tls: this.upstream.tls, connectTimeoutMs: 5_000 });
+    }
+    return this.channel;
+  }
+
+  readonly route: HttpRoute = (req, res, path) => {
+    const normalized = path.startsWith('/v3beta/') ? `/v3/${path.slice('/v3beta/'.length)}` : path;
+    if (!normalized.startsWith('/v3/')) return false;
+    const method = Object.hasOwn(routes, normalized) ? routes[normalized] : undefined;
+    if (method === undefined) {
+      plain(res, 404, 'Not Found');
+      return true;
+    }
+    if (req.method !== 'POST') {
+      plain(res, 405, 'Method Not Allowed');
+      return true;
+    }
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const md = metadataOf(req);
+    const served = method.requestStream
+      ? this.bidi(method, req, res, md, abort.signal, normalized === '/v3/watch')
+      : method.responseStream
+        ? this.serverStream(method, req, res, md, abort.signal)
+        : this.unary(method, req, res, md, abort.signal);
+    void served.catch(() => res.destroy());
+    return true;
+  };
+
+  private async unary(method: AnyMethod, req: Req, res: Res, metadata: OutgoingMetadata, signal: AbortSignal): Promise<void> {
+    let request: object;
+    try {
+      request = fromJson(method.requestType, await readBody(req));
+    } catch (e) {
+      return this.fail(res, e, false);
+    }
+    let response: object;
+    try {
+      response = await this.conn().unary(method, request, { metadata, signal });
+    } catch (e) {
+      return this.fail(res, e, true);
+    }
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'application/json');
+    res.setHeader('Grpc-Metadata-Content-Type', 'application/grpc');
+    res.end(toJson(method.responseType, response));
+  }
+
+  /** A failed unary call; after a gRPC round the body is chunked and trailed, as grpc-gateway writes it. */
+  private fail(res: Res, e: unknown, afterCall: boolean): void {
+    const { code, message } = errorOf(e);
+    if (res.headersSent) return void res.destroy();
+    res.statusCode = httpStatusOf(code);
+    res.setHeader('Content-Type', 'application/json');
+    if (afterCall) {
+      res.setHeader('Trailer', 'Grpc-Trailer-Content-Type');
+      write(res, errorBody(code, message));
+      (res as ServerResponse).addTrailers({ 'Grpc-Trailer-Content-Type': 'application/grpc' });
+      res.end();
+    } else res.end(errorBody(code, message));
+  }
+
+  private startStream(res: Res): void {
+    if (res.headersSent) return;
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'application/json');
+    res.setHeader('Grpc-Metadata-Content-Type', 'application/grpc');
+  }
+
+  /** Copies a response stream out as {"result":…} lines until it ends or fails. */
+  private async pipeResults(method: AnyMethod, res: Res, read: () => Promise<object | undefined>): Promise<void> {
+    try {
+      for (;;) {
+        const msg = await read();
+        if (msg === undefined) break;
+        this.startStream(res);
+        const ok = write(res, `{"result":${toJson(method.responseType, msg)}}\n`);
+        if (!ok) await new Promise<void>((resolve) => res.once('drain', resolve));
+      }
+    } catch (e) {
+      const { code, message } = errorOf(e);
+      if (!res.headersSent) {
+        res.statusCode = httpStatusOf(code);
+        res.setHeader('Content-Type', 'application/json');
+      }
+      if (!res.writableEnded) write(res, streamErrorChunk(code, message));
+    }
+    if (!res.writableEnded) {
+      this.startStream(res);
+      res.end();
+    }
+  }
+
+  private async serverStream(method: AnyMethod, req: Req, res: Res, metadata: OutgoingMetadata, signal: AbortSignal): Promise<void> {
+    let request: object;
+    try {
+      request = fromJson(method.requestType, await readBody(req));
+    } catch (e) {
+      return this.fail(res, e, false);
+    }
+    const call = this.conn().serverStream(method, request, { metadata, signal });
+    await this.pipeResults(method, res, () => call.read());
+  }
+
+  /**
+   * A bidirectional stream: request objects are sent as they arrive in the
+   * body. At the body's end a keepalive stream is half-closed; a watch stays
+   * open until the HTTP client goes away, as etcd's watch ignores the end of
+   * its requests.
+   */
+  private async bidi(method: AnyMethod, req: Req, res: Res, metadata: OutgoingMetadata, signal: AbortSignal, outlivesBody: boolean): Promise<void> {
+    const call = this.conn().bidi(method, { metadata, signal });
+    let pending = '';
+    const sendValues = (final: boolean): boolean => {
+      const { values, rest } = splitJsonValues(pending);
+      pending = rest;
+      for (const v of values) {
+        let msg: object;
+        try {
+          msg = fromJsonValue(method.requestType, JSON.parse(v));
+        } catch {
+          return false;
+        }
+        call.write(msg);
+      }
+      return !(final && pending.trim() !== '');
+    };
+    let bodyOk = true;
+    req.on('data', (c: Buffer) => {
+      if (!bodyOk) return;
+      pending += c.toString('utf8');
+      if (pending.length > bodyBytesMax) bodyOk = false;
+      else bodyOk = sendValues(false);
+      if (!bodyOk && !outlivesBody) call.end();
+    });
+    req.on('end', () => {
+      if (bodyOk) sendValues(true);
+      if (!outlivesBody) call.end();
+    });
+    await this.pipeResults(method, res, () => call.read());
+  }
+}
