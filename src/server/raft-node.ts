@@ -16,7 +16,7 @@
  * so nothing is acknowledged to a client) before this member has it on disk;
  * a leader counts its own entries only once advance() reports them durable.
  */
-import { assert, failpoint, type Logger } from '../base/index.js';
+import { assert, failpoint, idToHex, type Logger } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 import { type MemoryStorage, RawNode, type Ready, type SoftState, isRaftError } from '../raft/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
@@ -97,7 +97,7 @@ export class RaftNode {
       this.rawNode.step(m);
     } catch (e) {
       if (!isRaftError(e)) throw e;
-      this.logger.debug('dropped raft message', { type: m.type, from: m.from, error: e.message });
+      this.logger.debug('dropped raft message', { type: m.type, from: idToHex(m.from), error: e.message });
     }
     this.kick();
   }

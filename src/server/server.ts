@@ -99,7 +99,8 @@ export class EtcdServer implements ApplyEnv {
   appliedIndex = 0;
   appliedTerm = 0;
   confState: raftpb.ConfState = raftpb.ConfState.create();
-  private lastLeaderChangeMs = 0;
+  /** When a leader other than the previous one was last seen (etcd's leadElectedTime). */
+  private leaderElectedMs = 0;
   private promotedTerm = -1;
   private snapshotIndex = 0;
   /** The backend's applied (consistent) index, mirrored: entries at or below it are already in the state. */
@@ -338,7 +339,7 @@ export class EtcdServer implements ApplyEnv {
     const wasLeader = this.isLeader();
     this.leaderId = s.lead;
     if (changed) {
-      this.lastLeaderChangeMs = this.clock.nowMs();
+      if (s.lead !== 0n) this.leaderElectedMs = this.clock.nowMs();
       this.metrics.leaderChanges.inc();
       this.logger.info(s.lead === 0n ? 'lost leader' : 'leader elected', { leader: idToHex(s.lead), term: this.term });
       this.reads.onLeaderChange();
@@ -590,8 +591,7 @@ export class EtcdServer implements ApplyEnv {
     this.metrics.proposalsPending.inc();
     const started = this.clock.nowMs();
     const timer = setTimeout(() => {
-      const leaderChanged = this.lastLeaderChangeMs > started;
-      this.waits.fail(id, new ServerError(leaderChanged ? 'TimeoutDueToLeaderFail' : 'Timeout'));
+      this.waits.fail(id, new ServerError(this.startedBeforeLeaderFailover(started) ? 'TimeoutDueToLeaderFail' : 'Timeout'));
     }, this.requestTimeoutMs());
     const onAbort = (): void => this.waits.fail(id, new ServerError('Canceled'));
     ctx.signal?.addEventListener('abort', onAbort, { once: true });
@@ -609,6 +609,17 @@ export class EtcdServer implements ApplyEnv {
       ctx.signal?.removeEventListener('abort', onAbort);
       this.metrics.proposalsPending.dec();
     }
+  }
+
+  /**
+   * As etcd's parseProposeCtxErr: a proposal that timed out is blamed on a
+   * leader failure when a new leader was elected after it started, and it
+   * started at most two election timeouts before that (while the old leader
+   * was failing). Merely losing the leader (a partitioned member) is a plain timeout.
+   */
+  private startedBeforeLeaderFailover(startedMs: number): boolean {
+    const elected = this.leaderElectedMs;
+    return startedMs < elected && startedMs > elected - 2 * this.cfg.electionMs;
   }
 
   /** Proposes a request the member makes itself (no user, no waiting for a client). */

@@ -134,7 +134,7 @@ export class PeerLink {
       this.urlIndex = urls.indexOf(current);
       return;
     }
-    this.ctx.logger.info('peer URLs changed; reconnecting', { peer: this.id, urls });
+    this.ctx.logger.info('peer URLs changed; reconnecting', { peer: idToHex(this.id), urls });
     this.teardown('peer URLs changed', false);
     this.retryNow();
   }
@@ -228,7 +228,7 @@ export class PeerLink {
     try {
       s = connectSession(url, this.ctx.tuning, this.ctx.tls);
     } catch (e) {
-      this.ctx.logger.error('cannot dial peer', { peer: this.id, url, error: e });
+      this.ctx.logger.error('cannot dial peer', { peer: idToHex(this.id), url, error: e });
       this.teardown('bad peer URL', false);
       return;
     }
@@ -274,7 +274,7 @@ export class PeerLink {
   }
 
   private refused(err: TransportError): void {
-    this.ctx.logger.warn('peer refused this member', { peer: this.id, code: err.code, error: err.message });
+    this.ctx.logger.warn('peer refused this member', { peer: idToHex(this.id), code: err.code, error: err.message });
     this.ctx.rejected(this.id, err);
     this.teardown(err.message, false);
   }
@@ -285,7 +285,7 @@ export class PeerLink {
     this.attempt = 0;
     this.activeSinceMs = this.ctx.clock.nowMs();
     this.ctx.metrics.peerActive(this.id, true);
-    this.ctx.logger.info('peer became active', { peer: this.id });
+    this.ctx.logger.info('peer became active', { peer: idToHex(this.id) });
     this.schedulePing();
     const s = this.session;
     for (const w of this.waiters) {
@@ -351,14 +351,14 @@ export class PeerLink {
     if (wasActive) {
       this.activeSinceMs = undefined;
       this.ctx.metrics.peerActive(this.id, false);
-      this.ctx.logger.warn('lost TCP streaming connection with remote peer', { peer: this.id, reason });
+      this.ctx.logger.warn('lost TCP streaming connection with remote peer', { peer: idToHex(this.id), reason });
     } else {
       // A dial that failed tries the peer's next URL (etcd's urlPicker.unreachable).
       this.urlIndex++;
       const now = this.ctx.clock.nowMs();
       const quiet = now - this.lastDialLogMs < dropLogIntervalMs;
       if (!quiet) this.lastDialLogMs = now;
-      this.ctx.logger[quiet ? 'debug' : 'warn']('failed to dial remote peer', { peer: this.id, reason });
+      this.ctx.logger[quiet ? 'debug' : 'warn']('failed to dial remote peer', { peer: idToHex(this.id), reason });
     }
     this.state = 'backoff';
     const delayMs = backoffDelayMs(this.ctx.tuning.backoff, this.attempt, this.ctx.rand);
@@ -383,7 +383,7 @@ export class PeerLink {
       const session = await this.whenActive(this.ctx.tuning.dialTimeoutMs);
       const db = await this.ctx.snapshots.open(m);
       size = db.size;
-      this.ctx.logger.info('sending database snapshot', { peer: to, index: m.snapshot?.metadata?.index ?? 0, bytes: size });
+      this.ctx.logger.info('sending database snapshot', { peer: idToHex(to), index: m.snapshot?.metadata?.index ?? 0, bytes: size });
       await postSnapshot(this.ctx, session, m, db.size, db.stream);
     } catch (e) {
       err = e instanceof Error ? e : new Error(String(e));
@@ -398,11 +398,11 @@ export class PeerLink {
     if (this.ctx.stopped || this.state === 'stopped') return;
     if (err === undefined) {
       this.ctx.metrics.sent(this.id, size);
-      this.ctx.logger.info('sent database snapshot', { peer: this.id, index: m.snapshot?.metadata?.index ?? 0, bytes: size });
+      this.ctx.logger.info('sent database snapshot', { peer: idToHex(this.id), index: m.snapshot?.metadata?.index ?? 0, bytes: size });
       this.ctx.reportSnapshot(this.id, true);
       return;
     }
-    this.ctx.logger.warn('failed to send database snapshot', { peer: this.id, error: err.message });
+    this.ctx.logger.warn('failed to send database snapshot', { peer: idToHex(this.id), error: err.message });
     this.ctx.metrics.sendFailed(this.id);
     this.ctx.reportUnreachable(this.id);
     this.ctx.reportSnapshot(this.id, false);
