@@ -7,7 +7,7 @@
  * is one mvcc write transaction (a few puts under keys unique to the batch)
  * plus the applied index = the batch number, in one backend scope. Every few
  * batches it forces a commit and prints "ack <n>": batches up to n are
- * durable. It runs until killed.
+ * durable. It prints "ready" once the store is open, and runs until killed.
  */
 import { Schema } from '../schema/index.js';
 import { KvStore } from './kv-store.js';
@@ -23,6 +23,7 @@ const kv = KvStore.open({ schema });
 const value = new Uint8Array(200).fill(0x61);
 
 async function run(): Promise<void> {
+  process.stdout.write('ready\n');
   for (let n = Number(firstArg); ; n++) {
     schema.backend.write(() => {
       kv.write((txn) => {

@@ -1,7 +1,9 @@
 // Throughput between two transports on loopback, in one process (both ends
 // share one core's event loop, so these are lower bounds for two processes).
-// Figures go to the test's diagnostics; the asserted floors only catch a
-// collapse. TRANSPORT_BENCH_MS=3000 runs each case longer.
+// The test asserts that sustained traffic of every message size arrives
+// whole and nothing is reported unreachable; the rates go to the test's
+// diagnostics only (performance is measured by benchmarks, never asserted in
+// tests). TRANSPORT_BENCH_MS=3000 runs each case longer.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -51,7 +53,7 @@ function report(t: TestContext, what: string, f: Figures): void {
   t.diagnostic(`${what}: ${f.messages} messages in ${f.seconds.toFixed(2)} s = ${rate} msg/s, ${mbs} MB/s of entry data`);
 }
 
-test('throughput between two transports on loopback', async (t) => {
+test('sustained traffic between two transports on loopback arrives whole', async (t) => {
   for (const frameCrc of [true, false]) {
     const ms = await Promise.all([1n, 2n].map((id) => startMember(id, { tuning: { frameCrc } })));
     const [a, b] = ms as [Member, Member];
@@ -70,9 +72,7 @@ test('throughput between two transports on loopback', async (t) => {
       const mibBlock = randomBytes(1024 * 1024);
       const mib = await pump(a, b, (i) => msgApp(1n, 2n, i, mibBlock), 8, 4);
       report(t, `MsgApp 1 MiB (${crc})`, mib);
-      // Floors a loaded 2-core machine still clears by far (measured idle: ~240k msg/s, ~500 MB/s).
-      assert.ok(small.messages / small.seconds > 5_000, 'small-message rate collapsed');
-      assert.ok(mib.bytes / mib.seconds > 10e6, 'bulk rate collapsed');
+      for (const f of [small, kib, k64, mib]) assert.ok(f.messages > 0, 'every case delivered messages');
       assert.deepEqual(a.unreachable, [], 'nothing dropped');
     } finally {
       await Promise.all(ms.map((m) => m.t.stop()));

@@ -212,7 +212,7 @@ test('a stalled connection is detected by ping and the link recovers when it tha
   const proxy = new FreezableProxy(Number(new URL(b.url).port));
   const proxyUrl = await proxy.start();
   const reg = new Registry();
-  const a = await startMember(1n, { metrics: reg });
+  const a = await startMember(1n, { metrics: reg, tuning: { pingIntervalMs: 100, pingTimeoutMs: 600 } });
   try {
     a.t.addPeer(2n, [proxyUrl]);
     b.t.addPeer(1n, [a.url]);
@@ -224,7 +224,8 @@ test('a stalled connection is detected by ping and the link recovers when it tha
     await waitFor(() => a.t.activeSince(2n) === undefined, 'ping timeout');
     const detectMs = performance.now() - frozenAt;
     await waitFor(() => a.unreachable.includes(2n), 'unreachable report');
-    assert.ok(detectMs >= 500 && detectMs < 3000, `detected after ${detectMs} ms`);
+    // Not before the timeout; the upper bound allows for a loaded machine.
+    assert.ok(detectMs >= 500 && detectMs < 10_000, `detected after ${detectMs} ms`);
     t.diagnostic(`stall detected after ${detectMs.toFixed(0)} ms (ping every 100 ms, timeout 600 ms)`);
     proxy.frozen = false;
     await waitFor(() => a.t.activeSince(2n) !== undefined, 'link back after the thaw');
