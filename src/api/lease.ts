@@ -8,7 +8,7 @@ import { bidiStreaming, unary, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb } from '../pb/index.js';
 import { authChecks, type EtcdServer } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
-import { checkQuota, leaseOverheadBytes } from './quota.js';
+import { checkQuota, leaseGrantCost } from './quota.js';
 
 type LeaseMethods = typeof etcdserverpb.LeaseService.methods;
 
@@ -24,7 +24,7 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
         if (s.auth.isEnabled()) check(authChecks.requireAuthInfo(s.auth, ctx.user));
         // A too-large TTL is refused by the lessor when the grant applies: etcd
         // proposes it like any grant (it takes a raft entry), so does etcd-ts.
-        await checkQuota(s, leaseOverheadBytes);
+        await checkQuota(s, leaseGrantCost());
         return s.leaseGrant(req, ctx);
       }),
     ),

@@ -25,6 +25,7 @@ import { etcdserverpb, serverpb } from '../pb/index.js';
 import type { AlarmSet } from './alarms.js';
 import { ServerError } from './errors.js';
 import type { RaftCluster } from './membership.js';
+import { requestCost } from './quota.js';
 
 const { AlarmType, AlarmRequest_AlarmAction: AlarmAction } = etcdserverpb;
 
@@ -40,6 +41,8 @@ export interface ApplyEnv {
   readonly alarms: AlarmSet;
   readonly cluster: RaftCluster;
   readonly logger: Logger;
+  /** Whether this member's backend has room for a write of this cost (a local check: see quota.ts). */
+  quotaAvailable(costBytes: number): boolean;
   /** Persists a member record (attributes changed). */
   saveMember(id: bigint): void;
   setClusterVersion(version: string): void;
@@ -119,8 +122,12 @@ function checkAuth(env: ApplyEnv, req: serverpb.InternalRaftRequest): Error | un
 export function applyRequest(env: ApplyEnv, req: serverpb.InternalRaftRequest, index: number): ApplyOutcome {
   const refused = checkAlarms(env, req) ?? checkAuth(env, req);
   if (refused !== undefined) return failed(refused);
+  // As etcd's quota applier: a write past the quota is applied all the same (every member
+  // applies it), and then answered with NoSpace.
+  const fits = env.quotaAvailable(requestCost(req.request));
   try {
-    return dispatch(env, req, index);
+    const outcome = dispatch(env, req, index);
+    return outcome.ok && !fits ? failed(new ServerError('NoSpace')) : outcome;
   } catch (e) {
     if (e instanceof Error && 'code' in e && typeof e.code === 'string') return failed(e);
     throw e;

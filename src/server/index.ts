@@ -15,3 +15,4 @@ export * from './layout.js';
 export { AlarmSet } from './alarms.js';
 export * from './request-checks.js';
 export { restoreSnapshot, snapshotStatus, type RestoreOptions, type SnapshotStatus } from './snapshot-file.js';
+export { BackendQuota, leaseGrantCost, noSpaceAlarm, putCost, requestCost, txnCost } from './quota.js';

@@ -40,6 +40,7 @@ import { RaftCluster, computeMemberId, memberFromRecord, memberToRecord, type Me
 import { ServerMetrics } from './metrics.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
+import { BackendQuota, noSpaceAlarm } from './quota.js';
 import { AppliedIndexWait, WaitRegistry } from './wait.js';
 
 /** etcd's version this member reports (Status, /version): the API it implements. */
@@ -85,6 +86,7 @@ export class EtcdServer implements ApplyEnv {
   readonly lessor: Lessor;
   readonly auth: AuthStore;
   readonly bcrypt: BcryptPool;
+  readonly quota: BackendQuota;
   private schemaRef: Schema;
   private kvRef: KvStore;
   readonly watchable: WatchableStore;
@@ -128,6 +130,8 @@ export class EtcdServer implements ApplyEnv {
     this.cluster = new RaftCluster(this.cfg.initialClusterToken, boot.clusterId);
     this.metrics = new ServerMetrics(this.registry, this);
     this.schemaRef = schema;
+    this.quota = new BackendQuota(this.cfg.quotaBackendBytes, () => this.schemaRef.backend.size(), this.clock);
+    this.metrics.quotaBytes.set(this.quota.bytes);
     this.leaseStorage = new LeaseStorage(schema);
     this.authStorage = new AuthStorage(schema);
     this.lessor = new Lessor({
@@ -293,6 +297,10 @@ export class EtcdServer implements ApplyEnv {
     return this.alarmsRef;
   }
 
+  quotaAvailable(costBytes: number): boolean {
+    return this.quota.available(costBytes);
+  }
+
   saveMember(id: bigint): void {
     const m = this.cluster.members.get(id);
     if (m !== undefined) new MembershipStorage(this.schemaRef).putMember(memberToRecord(m));
@@ -406,6 +414,11 @@ export class EtcdServer implements ApplyEnv {
     }
     const req = serverpb.InternalRaftRequest.decode(e.data);
     const outcome = applyRequest(this, req, e.index);
+    if (!outcome.ok && outcome.error instanceof ServerError && outcome.error.code === 'NoSpace' && !this.alarmsRef.has(etcdserverpb.AlarmType.NOSPACE)) {
+      // Applied past this member's quota: the member raises NOSPACE for itself, as etcd's does.
+      this.logger.warn('message exceeded backend quota; raising alarm', { 'quota-size-bytes': this.quota.bytes });
+      void this.proposeInternal({ case: 'alarm', value: noSpaceAlarm(this.memberId) });
+    }
     const id = req.header?.ID ?? 0n;
     if (id !== 0n) this.waits.trigger(id, outcome);
   }
@@ -524,6 +537,7 @@ export class EtcdServer implements ApplyEnv {
       logger: this.logger,
     });
     this.schemaRef = schema;
+    this.quota.invalidate();
     this.leaseStorage = new LeaseStorage(schema);
     this.lessor.recover();
     this.kvRef = KvStore.open({
@@ -989,6 +1003,7 @@ export class EtcdServer implements ApplyEnv {
   async defragment(): Promise<void> {
     this.logger.info('starting defragmentation');
     await this.schemaRef.backend.defrag();
+    this.quota.invalidate();
     this.logger.info('finished defragmentation');
   }
 
