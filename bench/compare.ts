@@ -60,7 +60,8 @@ function unaryWorkload(name: string, family: string, w: UnaryWorkload, conns: nu
       conns,
       clients,
       workload: w,
-      warmupMs: timing.warmupMs,
+      // A thousand clients take a while to reach their steady state.
+      warmupMs: clients >= 100 ? timing.warmupMs * 2 : timing.warmupMs,
       measureMs: timing.measureMs,
       seed: 1 + name.length,
       poolSize,
@@ -114,6 +115,8 @@ export interface Measurement {
   readonly serverCores: number;
   /** CPU used by neither the servers under test nor the client, in cores. */
   readonly othersCores: number;
+  /** Server CPU per request (per event for watch), in µs: serverCores / rate. */
+  readonly serverUsPerReq: number;
 }
 
 async function targetOf(c: Cluster): Promise<Target> {
@@ -137,6 +140,7 @@ async function measure(w: Workload, kind: MemberKind, c: Cluster, timing: Timing
     clientCores: r.clientCores,
     serverCores: cores,
     othersCores: Math.max(0, machineCores - cores - r.clientCores),
+    serverUsPerReq: r.rate > 0 ? (cores / r.rate) * 1e6 : 0,
   };
 }
 
@@ -150,8 +154,8 @@ function fmtMs(x: number): string {
 
 /** The comparison table: one row per workload. */
 export function printTable(title: string, rows: readonly Measurement[]): void {
-  const header = ['workload', 'etcd /s', 'etcd-ts /s', 'ratio', 'etcd p50/p99 ms', 'ts p50/p99 ms', 'client cores e/ts', 'server cores e/ts', 'others e/ts'];
-  const widths = [20, 9, 10, 6, 16, 16, 17, 17, 11];
+  const header = ['workload', 'etcd /s', 'etcd-ts /s', 'ratio', 'etcd p50/p99 ms', 'ts p50/p99 ms', 'client cores e/ts', 'server cores e/ts', 'srv µs/req e/ts', 'others e/ts'];
+  const widths = [20, 9, 10, 6, 16, 16, 17, 17, 15, 11];
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 8) : c.padStart(widths[i] ?? 8))).join(' ');
   console.log(`\n${title}`);
   console.log(line(header));
@@ -169,6 +173,7 @@ export function printTable(title: string, rows: readonly Measurement[]): void {
         t ? `${fmtMs(t.p50Ms)}/${fmtMs(t.p99Ms)}` : '-',
         pair((m) => m.clientCores.toFixed(2)),
         pair((m) => m.serverCores.toFixed(2)),
+        pair((m) => Math.round(m.serverUsPerReq).toString()),
         pair((m) => m.othersCores.toFixed(2)),
       ]),
     );
@@ -180,7 +185,7 @@ export function printTable(title: string, rows: readonly Measurement[]): void {
 
 /** Runs the chosen workloads against an etcd and an etcd-ts cluster of `size` members. */
 export async function compare(size: number, opts: CompareOptions): Promise<Measurement[]> {
-  const timing: Timing = opts.quick ? { warmupMs: 300, measureMs: 1200, watchPuts: 100 } : { warmupMs: 1000, measureMs: 4000, watchPuts: 400 };
+  const timing: Timing = opts.quick ? { warmupMs: 500, measureMs: 1500, watchPuts: 100 } : { warmupMs: 1000, measureMs: 4000, watchPuts: 400 };
   const chosen = workloads.filter((w) => opts.families.length === 0 || opts.families.includes(w.family));
   const dir = mkdtempSync(join(tmpdir(), `bench-compare-${size}-`));
   const rows: Measurement[] = [];

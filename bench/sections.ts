@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { compare } from './compare.js';
+import { memory } from './memory.js';
 
 export interface SectionOptions {
   readonly quick: boolean;
@@ -67,5 +68,11 @@ export const sections: readonly Section[] = [
     about: 'the same workloads on a 3-member cluster of each (writes to the leader, reads to all)',
     defaultOn: true,
     run: (opts) => compare(3, opts),
+  },
+  {
+    name: 'memory',
+    about: 'RSS and data dir per million keys after loading 1M keys into one member of each (slow; 50k keys with --quick)',
+    defaultOn: false,
+    run: (opts) => memory(opts),
   },
 ];

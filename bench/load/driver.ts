@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Histogram } from './histogram.js';
-import type { FromWorker, Job, ToWorker, UnaryJob, WorkerResult } from './worker.js';
+import type { FillJob, FromWorker, Job, ToWorker, UnaryJob, WorkerResult } from './worker.js';
 
 const workerScript = resolve(import.meta.dirname, 'worker.js');
 /** Bound on connecting plus the run itself beyond its nominal length. */
@@ -97,8 +97,41 @@ function splitUnary(job: UnaryJob, workers: number): UnaryJob[] {
   });
 }
 
+/** A fill job's key range split into contiguous parts, one per worker. */
+function splitFill(job: FillJob, workers: number): FillJob[] {
+  const n = Math.max(1, Math.min(workers, job.conns));
+  const conns = split(job.conns, n);
+  const clients = split(job.clients, n);
+  const keys = split(job.to - job.from, n);
+  let from = job.from;
+  return keys.map((k, i) => {
+    const part = { ...job, conns: conns[i] ?? 1, clients: clients[i] ?? 1, from, to: from + k };
+    from += k;
+    return part;
+  });
+}
+
+function splitJob(job: Job, workers: number): Job[] {
+  switch (job.type) {
+    case 'unary':
+      return splitUnary(job, workers);
+    case 'fill':
+      return splitFill(job, workers);
+    case 'watch':
+      return [job];
+  }
+}
+
+/** How long a job should take; a fill has no fixed length (bounded by the slack instead). */
 function nominalMs(job: Job): number {
-  return job.type === 'unary' ? job.warmupMs + job.measureMs : (job.puts * 1000) / job.putRate;
+  switch (job.type) {
+    case 'unary':
+      return job.warmupMs + job.measureMs;
+    case 'watch':
+      return (job.puts * 1000) / job.putRate;
+    case 'fill':
+      return 30 * 60_000;
+  }
 }
 
 /** Called when the measured window opens and closes (server CPU meters). */
@@ -109,7 +142,7 @@ export interface WindowProbe {
 
 /** Runs one job to completion and returns the merged figures. Every worker is gone when this settles. */
 export async function runLoad(job: Job, workers: number, probe?: WindowProbe): Promise<LoadResult> {
-  const parts = job.type === 'unary' ? splitUnary(job, workers) : [job];
+  const parts = splitJob(job, workers);
   const handles = parts.map(() => new WorkerHandle());
   const timers: NodeJS.Timeout[] = [];
   try {

@@ -10,6 +10,7 @@
  * {op:'ready'}; parent sends {op:'go'}; the worker answers {op:'result'}.
  */
 import http2, { type ClientHttp2Session } from 'node:http2';
+import net from 'node:net';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { Histogram, type SerializedHistogram } from './histogram.js';
 import { FrameSplitter, framePool, keyOf, pathOf, paths, valueOf, watchCreateFrame, type UnaryWorkload } from './requests.js';
@@ -41,7 +42,19 @@ export interface WatchJob {
   readonly seed: number;
 }
 
-export type Job = UnaryJob | WatchJob;
+/** Puts keys [from, to) once each, in order, as fast as `clients` closed loops go (loading a data set). */
+export interface FillJob {
+  readonly type: 'fill';
+  readonly endpoints: readonly string[];
+  readonly conns: number;
+  readonly clients: number;
+  readonly from: number;
+  readonly to: number;
+  readonly keyBytes: number;
+  readonly valueBytes: number;
+}
+
+export type Job = UnaryJob | WatchJob | FillJob;
 
 export interface WorkerResult {
   readonly count: number;
@@ -62,9 +75,16 @@ function send(msg: FromWorker): void {
   process.send?.(msg);
 }
 
+function splitHostPort(endpoint: string): [string, number] {
+  const i = endpoint.lastIndexOf(':');
+  return [endpoint.slice(0, i), Number(endpoint.slice(i + 1))];
+}
+
 function connect(endpoint: string): Promise<ClientHttp2Session> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://${endpoint}`);
+    const [host, port] = splitHostPort(endpoint);
+    // Nagle off: a request's HEADERS and DATA frames go out without waiting for an ACK.
+    const session = http2.connect(`http://${endpoint}`, { createConnection: () => net.connect({ host, port, noDelay: true }) });
     const timer = setTimeout(() => {
       session.destroy();
       reject(new Error(`connect ${endpoint}: timed out`));
@@ -280,11 +300,46 @@ async function runWatch(job: WatchJob): Promise<WorkerResult> {
   return { count: hist.count, errors: errors.count, firstError: errors.first, wallMs, cpuUs: cpu.user + cpu.system, hist: hist.toJSON() };
 }
 
+async function runFill(job: FillJob): Promise<WorkerResult> {
+  const sessions = await connectAll(job.endpoints, job.conns);
+  const hist = new Histogram();
+  const errors = new Errors();
+  const value = valueOf(job.valueBytes);
+  send({ op: 'ready' });
+  await whenGo();
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  let next = job.from;
+  const loop = async (session: ClientHttp2Session): Promise<void> => {
+    while (next < job.to && errors.count < 100) {
+      const frame = frameMessage(etcdserverpb.PutRequest.encode(etcdserverpb.PutRequest.create({ key: keyOf(next++, job.keyBytes), value })));
+      const start = performance.now();
+      if (await putOnce(session, frame)) hist.recordMs(performance.now() - start);
+      else errors.note('put failed');
+    }
+  };
+  await Promise.all(Array.from({ length: job.clients }, (_, c) => loop(sessions[c % sessions.length] as ClientHttp2Session)));
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = performance.now() - t0;
+  for (const s of sessions) s.destroy();
+  return { count: hist.count, errors: errors.count, firstError: errors.first, wallMs, cpuUs: cpu.user + cpu.system, hist: hist.toJSON() };
+}
+
+function runJob(job: Job): Promise<WorkerResult> {
+  switch (job.type) {
+    case 'unary':
+      return runUnary(job);
+    case 'watch':
+      return runWatch(job);
+    case 'fill':
+      return runFill(job);
+  }
+}
+
 function main(): void {
   process.once('message', (m: ToWorker) => {
     if (m.op !== 'run') return;
-    const run = m.job.type === 'unary' ? runUnary(m.job) : runWatch(m.job);
-    run.then(
+    runJob(m.job).then(
       (result) => {
         send({ op: 'result', result });
         process.disconnect();
