@@ -3,14 +3,14 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveChildren, useWorkspace } from '../harness/index.js';
-import { Kv, fastElection, waitFor } from './kit.js';
+import { Kv, fastElection, readyTimeoutMs, waitFor } from './kit.js';
 
 describe('cluster: five members', () => {
   const ws = useWorkspace('five');
   after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
 
   test('serves with two members killed, not with three; a restarted one restores the quorum', async () => {
-    const c = await ws.startCluster({ kind: 'etcd-ts', size: 5, extraFlags: fastElection });
+    const c = await ws.startCluster({ kind: 'etcd-ts', readyTimeoutMs, size: 5, extraFlags: fastElection });
     const leader = await c.leader();
     const kvs = c.members.map((m) => new Kv(m.endpoint));
     try {

@@ -214,3 +214,6 @@ export function logOf(m: Member): string {
 
 /** Short timeouts so elections are quick; the same for every cluster test. */
 export const fastElection = ['--heartbeat-interval', '50', '--election-timeout', '500'] as const;
+
+/** Readiness of a (re)started member: node's start alone takes seconds on a machine shared with parallel test files. */
+export const readyTimeoutMs = 60_000;

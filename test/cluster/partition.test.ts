@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { etcdMissing, liveChildren, type Cluster, type Member, type MemberKind } from '../harness/index.js';
 import { useWorkspace } from '../harness/index.js';
-import { Kv, assertAllPresent, fastElection, hashesAtSameRevision, memberIdOf, waitFor } from './kit.js';
+import { Kv, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, memberIdOf, waitFor } from './kit.js';
 
 /** A client deadline past the member's own request timeout (5 s + two election timeouts), so the member's answer is seen. */
 const minorityCallMs = 10_000;
@@ -75,7 +75,7 @@ describe('cluster: partition', () => {
   ];
   for (const [kind, skip] of kinds) {
     test(`${kind}: an isolated follower, then an isolated leader, serve no writes or linearizable reads; healed, they catch up`, { skip }, async () => {
-      const c = await ws.startCluster({ kind, size: 3, extraFlags: fastElection, faultProxy: true });
+      const c = await ws.startCluster({ kind, readyTimeoutMs, size: 3, extraFlags: fastElection, faultProxy: true });
       const leader = await c.leader();
       const follower = c.members.find((m) => m !== leader);
       assert.ok(follower !== undefined);

@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { liveChildren, useWorkspace, type Member } from '../harness/index.js';
-import { Kv, Writer, assertAllPresent, fastElection, hashesAtSameRevision, logOf, waitFor } from './kit.js';
+import { Kv, Writer, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, logOf, waitFor } from './kit.js';
 
 /** The value of a counter summed over its labels, from the member's /metrics. */
 function metricSum(m: Member, name: string): Promise<number> {
@@ -39,6 +39,7 @@ describe('cluster: snapshot catch-up', () => {
   test('a follower behind the compacted log catches up through a snapshot; HashKV equal on all members', async (t) => {
     const c = await ws.startCluster({
       kind: 'etcd-ts',
+      readyTimeoutMs,
       size: 3,
       extraFlags: [...fastElection, '--snapshot-count', '100', '--experimental-snapshot-catchup-entries', '20'],
     });
@@ -63,7 +64,7 @@ describe('cluster: snapshot catch-up', () => {
         assert.ok(snapsSaved >= 3, `the leader saved ${snapsSaved} snapshots`);
 
         // Back while the writes go on.
-        await follower.start();
+        await follower.start({ timeoutMs: readyTimeoutMs });
         await waitFor(async () => (await metricSum(follower, 'etcd_network_snapshot_receive_success')) >= 1, 30_000, 'the follower received a snapshot', 200);
         await w.waitAcked(100);
       } finally {
@@ -79,7 +80,7 @@ describe('cluster: snapshot catch-up', () => {
 
       // Replication goes on from the snapshot, and the installed state survives a restart.
       for (let i = 0; i < 20; i++) await kvL.put(`after/${i}`, `a${i}`);
-      await follower.restart();
+      await follower.restart({ timeoutMs: readyTimeoutMs });
       const kvF = new Kv(follower.endpoint);
       try {
         assert.equal((await kvF.getPrefix('after/')).size, 20);

@@ -5,14 +5,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveChildren, memberStatus, useWorkspace, type Cluster } from '../harness/index.js';
-import { Kv, fastElection, memberIdOf, waitFor } from './kit.js';
+import { Kv, fastElection, readyTimeoutMs, memberIdOf, waitFor } from './kit.js';
 
 describe('cluster: three members', () => {
   const ws = useWorkspace('three');
   let c: Cluster;
   const kvs: Kv[] = [];
   before(async () => {
-    c = await ws.startCluster({ kind: 'etcd-ts', size: 3, extraFlags: fastElection });
+    c = await ws.startCluster({ kind: 'etcd-ts', readyTimeoutMs, size: 3, extraFlags: fastElection });
     for (const m of c.members) kvs.push(new Kv(m.endpoint));
   });
   after(() => {
