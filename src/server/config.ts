@@ -193,8 +193,53 @@ export function validateConfig(cfg: ServerConfig): void {
       );
     }
   }
-  if (cfg.autoCompactionMode === 'revision' && !/^\d+$/.test(cfg.autoCompactionRetention)) {
-    throw new ConfigError(`invalid auto-compaction-retention "${cfg.autoCompactionRetention}" for revision mode`);
-  }
+  parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention);
   assert(cfg.dataDir !== '', 'dataDir is filled in before validation');
+}
+
+/** Go's time.ParseDuration, to nanoseconds; throws Go's message. */
+export function parseGoDurationNs(s: string): number {
+  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  let rest = s;
+  let sign = 1;
+  if (rest.startsWith('-') || rest.startsWith('+')) {
+    sign = rest.startsWith('-') ? -1 : 1;
+    rest = rest.slice(1);
+  }
+  if (rest === '0') return 0;
+  if (rest === '') throw new ConfigError(`time: invalid duration "${s}"`);
+  let total = 0;
+  while (rest !== '') {
+    const num = /^([0-9]*(?:\.[0-9]*)?)/.exec(rest)?.[1] ?? '';
+    if (num === '' || num === '.') throw new ConfigError(`time: invalid duration "${s}"`);
+    rest = rest.slice(num.length);
+    const unit = /^([^0-9.]*)/.exec(rest)?.[1] ?? '';
+    if (unit === '') throw new ConfigError(`time: missing unit in duration "${s}"`);
+    const scale = units[unit];
+    if (scale === undefined) throw new ConfigError(`time: unknown unit "${unit}" in duration "${s}"`);
+    rest = rest.slice(unit.length);
+    total += Number(num) * scale;
+  }
+  return sign * total;
+}
+
+export interface CompactionRetention {
+  readonly mode: AutoCompactionMode;
+  /** periodic: milliseconds; revision: revisions. 0 = auto compaction off. */
+  readonly retention: number;
+}
+
+/** etcd's parseCompactionRetention. */
+export function parseCompactionRetention(mode: AutoCompactionMode, text: string): CompactionRetention {
+  const raw = text === '' ? '0' : text;
+  if (/^\+?[0-9]+$/.test(raw)) {
+    const n = Number(raw);
+    return { mode, retention: mode === 'periodic' ? n * 3_600_000 : n };
+  }
+  try {
+    const ns = parseGoDurationNs(raw);
+    return { mode, retention: mode === 'periodic' ? ns / 1e6 : ns };
+  } catch (e) {
+    throw new ConfigError(`error parsing CompactionRetention: ${(e as Error).message}`);
+  }
 }

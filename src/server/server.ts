@@ -21,9 +21,9 @@ import {
   type Registry,
 } from '../base/index.js';
 import { AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, type AuthInfo } from '../auth/index.js';
-import { installSnapshotFile } from '../backend/index.js';
+import { installSnapshotFile, realTimers } from '../backend/index.js';
 import { LeaseExpiredError, LeaseNotFoundError, LeaseNotPrimaryError, Lessor } from '../lease/index.js';
-import { KvStore, WatchableStore, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
+import { KvStore, WatchableStore, isKvError, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { RawNode, StateType, isRaftError, RaftErrorCode, type SoftState } from '../raft/index.js';
 import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema } from '../schema/index.js';
@@ -31,7 +31,7 @@ import { Transport, membersRpcMethod } from '../transport/index.js';
 import { AlarmSet } from './alarms.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from './apply.js';
 import { bootstrap, type BootState } from './bootstrap.js';
-import { electionTicks, minLeaseTtlSeconds, type ServerConfig } from './config.js';
+import { electionTicks, minLeaseTtlSeconds, parseCompactionRetention, type ServerConfig } from './config.js';
 import { ServerError, serverErrorCodes, type ServerErrorCode } from './errors.js';
 import { IdGenerator } from './id-gen.js';
 import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
@@ -41,6 +41,7 @@ import { ServerMetrics } from './metrics.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
+import { newCompactor, type Compactor } from './compactor.js';
 import { AppliedIndexWait, WaitRegistry } from './wait.js';
 
 /** etcd's version this member reports (Status, /version): the API it implements. */
@@ -117,6 +118,8 @@ export class EtcdServer implements ApplyEnv {
   readonly reads: LinearizableReads;
   private readonly snapshots: SnapshotFlow;
   private leaseTimer: NodeJS.Timeout | undefined;
+  /** Auto compaction (off unless --auto-compaction-retention is set); runs only while leader. */
+  private readonly compactor: Compactor | undefined;
   /** Proposals that found no leader; retried when one is elected. */
   private noLeaderQueue: (() => void)[] = [];
 
@@ -222,6 +225,21 @@ export class EtcdServer implements ApplyEnv {
       },
     });
     this.snapshots = new SnapshotFlow(this);
+    this.compactor = newCompactor(parseCompactionRetention(this.cfg.autoCompactionMode, this.cfg.autoCompactionRetention), {
+      rev: () => this.kvRef.rev,
+      compact: (rev) => this.autoCompact(rev),
+      timers: realTimers,
+      clock: this.clock,
+      logger: this.logger.with({ component: 'compactor' }),
+    });
+  }
+
+  private async autoCompact(rev: number): Promise<void> {
+    try {
+      await this.compact(etcdserverpb.CompactionRequest.create({ revision: rev }));
+    } catch (e) {
+      if (!(isKvError(e) && e.code === 'compacted')) throw e;
+    }
   }
 
   /** Opens (or creates) the member's data and starts serving peers and raft. */
@@ -265,6 +283,7 @@ export class EtcdServer implements ApplyEnv {
       for (let i = 0; i < ticks; i++) this.raft.tick();
     }
     this.leaseTimer = setInterval(() => this.leaseLoop(), leaseLoopMs);
+    this.compactor?.run();
     await this.snapshots.purgeStale(this.snapshotIndex);
     void this.publish();
   }
@@ -354,6 +373,8 @@ export class EtcdServer implements ApplyEnv {
       if (s.lead !== 0n) this.flushNoLeaderQueue();
     }
     if (wasLeader && !this.isLeader()) this.lessor.demote();
+    if (this.isLeader()) this.compactor?.resume();
+    else this.compactor?.pause();
     this.metrics.hasLeader.set(s.lead === 0n ? 0 : 1);
     this.metrics.isLeader.set(s.raftState === StateType.StateLeader ? 1 : 0);
   }
@@ -1078,6 +1099,7 @@ export class EtcdServer implements ApplyEnv {
     this.stopping = true;
     this.stoppedErr = err;
     if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
+    this.compactor?.stop();
     const stopped = new ServerError('Stopped');
     this.reads.stop(stopped);
     this.waits.failAll(stopped);
