@@ -116,7 +116,7 @@ export class ClientApi {
     grpc.addService(v3lockpb.LockService.methods, lockService(s));
     grpc.addService(v3electionpb.ElectionService.methods, electionService(s));
     addHealthService(grpc);
-    const gateway = s.cfg.enableGrpcGateway ? new Gateway() : undefined;
+    const gateway = s.cfg.enableGrpcGateway ? new Gateway(s) : undefined;
     const http = httpHandler(s, [...(opts.routes ?? []), ...(gateway !== undefined ? [gateway.route] : [])]);
     const ports: ClientPortServer[] = [];
     const urls: string[] = [];

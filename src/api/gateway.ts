@@ -13,12 +13,16 @@
  *   {"error":{"grpc_code",…}} object. A watch outlives the end of the request
  *   body (as etcd's does); a keepalive stream ends with it.
  * - The Authorization header is the token; a request through the gateway
- *   never authenticates by the TLS certificate of the loopback connection.
+ *   never authenticates by the TLS certificate of the loopback connection,
+ *   and with client-certificate auth and auth on, one presenting a
+ *   certificate with a CN is refused (400), as etcd refuses it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import { GrpcChannel, GrpcError, type ChannelTlsOptions, type MethodDef, type OutgoingMetadata } from '../grpc/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb, type MessageType } from '../pb/index.js';
+import type { EtcdServer } from '../server/index.js';
 import { grpcStatus } from './errors.js';
 import type { HttpRoute } from './http.js';
 import { JsonPbError, fromJson, fromJsonValue, goJsonString, splitJsonValues, toJson } from './json-pb.js';
@@ -215,9 +219,29 @@ function readBody(req: Req): Promise<Uint8Array> {
   });
 }
 
+/** The verified client certificate's CN on a TLS request, if any. */
+function clientCommonName(req: Req): string | undefined {
+  const sock = req.socket as Partial<TLSSocket>;
+  if (sock.encrypted !== true || sock.authorized !== true || sock.getPeerCertificate === undefined) return undefined;
+  const cn = sock.getPeerCertificate().subject?.CN;
+  return Array.isArray(cn) ? cn[0] : cn;
+}
+
 export class Gateway {
   private channel: GrpcChannel | undefined;
   private upstream: GatewayUpstream | undefined;
+
+  constructor(private readonly s: EtcdServer) {}
+
+  /**
+   * etcd refuses a gateway request that presents a certificate with a CN when
+   * client-certificate auth and auth are on: the CN would silently not be the
+   * user (the loopback connection carries the server's own certificate).
+   */
+  private refusesCommonName(req: Req): boolean {
+    const cn = clientCommonName(req);
+    return cn !== undefined && cn !== '' && this.s.cfg.clientTls.clientCertAuth && this.s.auth.isEnabled();
+  }
 
   /** Called once the client port listens: the address the gateway calls. */
   setUpstream(u: GatewayUpstream): void {
@@ -240,6 +264,12 @@ export class Gateway {
   readonly route: HttpRoute = (req, res, path) => {
     const normalized = path.startsWith('/v3beta/') ? `/v3/${path.slice('/v3beta/'.length)}` : path;
     if (!normalized.startsWith('/v3/')) return false;
+    if (this.refusesCommonName(req)) {
+      // etcd answers before it writes its CORS headers.
+      for (const h of ['Access-Control-Allow-Headers', 'Access-Control-Allow-Methods', 'Access-Control-Allow-Origin']) res.removeHeader(h);
+      plain(res, 400, 'CommonName of client sending a request against gateway will be ignored and not used as expected');
+      return true;
+    }
     const method = Object.hasOwn(routes, normalized) ? routes[normalized] : undefined;
     if (method === undefined) {
       plain(res, 404, 'Not Found');

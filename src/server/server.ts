@@ -42,6 +42,7 @@ import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
 import { newCompactor, type Compactor } from './compactor.js';
+import { peerTransportTls } from './tls.js';
 import { AppliedIndexWait, WaitRegistry } from './wait.js';
 
 /** etcd's version this member reports (Status, /version): the API it implements. */
@@ -1050,7 +1051,9 @@ export class EtcdServer implements ApplyEnv {
   // ---------------------------------------------------------------- peers
 
   private newTransport(boot: BootState): Transport {
+    const tls = peerTransportTls(this.cfg);
     return new Transport({
+      ...(tls !== undefined ? { tls } : {}),
       localId: this.memberId,
       clusterId: boot.clusterId,
       logger: this.logger.with({ component: 'transport' }),

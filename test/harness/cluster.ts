@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, afterEach } from 'node:test';
 import { freePorts } from './ports.js';
 import { FaultNet } from './fault-proxy.js';
-import { Member, delay, type MemberKind, type Readiness } from './member.js';
+import { Member, delay, type MemberKind, type MemberTls, type Readiness } from './member.js';
 import { memberStatus } from './rpc.js';
 
 export interface ClusterOptions {
@@ -28,6 +28,8 @@ export interface ClusterOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Put a FaultNet proxy in front of every member's peer port (Cluster.net). */
   readonly faultProxy?: boolean;
+  /** https client and/or peer URLs; the certificate flags go in extraFlags. */
+  readonly tls?: MemberTls;
   /** Node options for etcd-ts members (e.g. --cpu-prof); ignored for etcd. */
   readonly nodeArgs?: readonly string[];
 }
@@ -121,7 +123,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const proxied = opts.faultProxy === true;
     const ports = await freePorts((proxied ? 3 : 2) * size);
     const listenPeerPort = (i: number): number | undefined => (proxied ? ports[2 * size + i] : undefined);
-    const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1] ?? 0}`;
+    const peerUrl = (i: number): string => `${opts.tls?.peer === true ? 'https' : 'http'}://127.0.0.1:${ports[2 * i + 1] ?? 0}`;
     const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
     const base = join(dir, `${opts.kind}-c${seq}`);
     mkdirSync(base, { recursive: true });
@@ -141,6 +143,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           logFile: join(base, `${name}.log`),
           env: opts.env,
           nodeArgs: opts.nodeArgs,
+          tls: opts.tls,
         }),
     );
     const net = proxied

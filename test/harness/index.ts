@@ -20,7 +20,7 @@
  *   // members and clusters
  *   type MemberKind = 'etcd' | 'etcd-ts'
  *   startCluster(opts: ClusterOptions): Promise<Cluster>
- *     ClusterOptions { kind; size?=1; extraFlags?; names?; dir?; readyTimeoutMs?=30000; until?; env?; faultProxy?; nodeArgs? }
+ *     ClusterOptions { kind; size?=1; extraFlags?; names?; dir?; readyTimeoutMs?=30000; until?; env?; faultProxy?; nodeArgs?; tls? }
  *   class Cluster { kind; dir; members: Member[]; endpoints; clientUrls; peerUrls;
  *     member(i); leader(timeoutMs?): Promise<Member>; net (FaultNet, with faultProxy); stop(); close({ keepFiles? }) }
  *   class Member { kind; name; dataDir; logFile; endpoint ('127.0.0.1:P'); clientUrl;
@@ -28,7 +28,9 @@
  *     start({ wait?, timeoutMs?, until? }); waitReady({ timeoutMs?, until? });
  *     stop(timeoutMs?=10000) (SIGTERM, then SIGKILL); kill() (SIGKILL); restart();
  *     pause() / resume() (SIGSTOP / SIGCONT); waitExit(); logTail(lines) }
- *   getHealth(clientUrl): Promise<'true' | 'false' | undefined>
+ *   getHealth(clientUrl, timeoutMs?, tls?): Promise<'true' | 'false' | undefined>
+ *   MemberTls { client?; peer?; ca?; cert?; key? }   // ClusterOptions.tls: https URLs, and
+ *     what the harness presents to check health (certificate flags go in extraFlags)
  *
  *   // peer faults (fault-proxy.ts): with faultProxy, each member advertises a proxy's port as its
  *   // peer URL and listens on listenPeerUrl; links are directed and named by member names
@@ -75,6 +77,7 @@ export {
   type ExitInfo,
   type MemberKind,
   type MemberSpec,
+  type MemberTls,
   type Readiness,
   type WaitReadyOptions,
 } from './member.js';

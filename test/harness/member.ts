@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { resolve } from 'node:path';
 import { track } from './reaper.js';
 
@@ -32,6 +33,8 @@ export interface MemberSpec {
   readonly peerPort: number;
   /** Where the member listens for peers when that differs (a FaultNet proxy holds peerPort). */
   readonly listenPeerPort?: number | undefined;
+  /** https client and/or peer URLs (the TLS flags go in extraFlags). */
+  readonly tls?: MemberTls | undefined;
   /** name=peerUrl,... for --initial-cluster. */
   readonly initialCluster: string;
   readonly initialClusterState: 'new' | 'existing';
@@ -62,9 +65,19 @@ const healthRequestTimeoutMs = 1_000;
 const stopTimeoutMsDefault = 10_000;
 
 /** One GET of /health: 'true', 'false', or undefined when nothing answered. */
-export function getHealth(clientUrl: string, timeoutMs = healthRequestTimeoutMs): Promise<string | undefined> {
+/** TLS on a member's URLs, and what the harness presents to check its health over https. */
+export interface MemberTls {
+  readonly client?: boolean;
+  readonly peer?: boolean;
+  /** PEM contents: the CA to trust, and the client certificate for --client-cert-auth. */
+  readonly ca?: string | Buffer;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+}
+
+export function getHealth(clientUrl: string, timeoutMs = healthRequestTimeoutMs, tls?: MemberTls): Promise<string | undefined> {
   return new Promise((resolvePromise) => {
-    const req = http.get(`${clientUrl}/health`, { timeout: timeoutMs, agent: false }, (res) => {
+    const onResponse = (res: http.IncomingMessage): void => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -77,7 +90,10 @@ export function getHealth(clientUrl: string, timeoutMs = healthRequestTimeoutMs)
         }
       });
       res.on('error', () => resolvePromise(undefined));
-    });
+    };
+    const req = clientUrl.startsWith('https:')
+      ? https.get(`${clientUrl}/health`, { timeout: timeoutMs, agent: false, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.ca !== undefined }, onResponse)
+      : http.get(`${clientUrl}/health`, { timeout: timeoutMs, agent: false }, onResponse);
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolvePromise(undefined));
   });
@@ -107,15 +123,18 @@ export class Member {
   get endpoint(): string {
     return `127.0.0.1:${this.spec.clientPort}`;
   }
+  private get peerScheme(): string {
+    return this.spec.tls?.peer === true ? 'https' : 'http';
+  }
   get clientUrl(): string {
-    return `http://${this.endpoint}`;
+    return `${this.spec.tls?.client === true ? 'https' : 'http'}://${this.endpoint}`;
   }
   get peerUrl(): string {
-    return `http://127.0.0.1:${this.spec.peerPort}`;
+    return `${this.peerScheme}://127.0.0.1:${this.spec.peerPort}`;
   }
   /** Where the member itself listens for peers (peerUrl unless a proxy stands in front). */
   get listenPeerUrl(): string {
-    return `http://127.0.0.1:${this.spec.listenPeerPort ?? this.spec.peerPort}`;
+    return `${this.peerScheme}://127.0.0.1:${this.spec.listenPeerPort ?? this.spec.peerPort}`;
   }
   get pid(): number | undefined {
     return this.child?.pid;
@@ -184,7 +203,7 @@ export class Member {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (!this.running) throw new Error(`${this.name} exited (${describeExit(this.lastExit)}) before ready; log tail:\n${this.logTail(30)}`);
-      const health = await getHealth(this.clientUrl);
+      const health = await getHealth(this.clientUrl, undefined, this.spec.tls);
       if (health !== undefined && (until === 'serving' || health === 'true')) return;
       if (Date.now() > deadline) throw new Error(`${this.name} not ${until} within ${timeoutMs} ms (last /health: ${health ?? 'no answer'}); log tail:\n${this.logTail(30)}`);
       await delay(readyPollMs);

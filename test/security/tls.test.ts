@@ -1,0 +1,153 @@
+// TLS on the client and peer URLs, with certificates made at test time by
+// openssl: etcdctl with --cacert/--cert/--key against client-certificate
+// auth, where the certificate's CN is the user (compared with the real etcd,
+// the JSON gateway included, which never takes the CN as the user); TLS
+// below 1.2 refused; a 3-member cluster whose peers talk TLS with client
+// certificates required.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { after } from 'node:test';
+import { etcdctl, etcdctlMissing, etcdMissing, useWorkspace, type Cluster, type MemberTls } from '../harness/index.js';
+
+const openssl = '/usr/bin/openssl';
+const opensslMissing = existsSync(openssl) ? false : `${openssl} is not installed`;
+
+interface Certs {
+  readonly dir: string;
+  readonly ca: string;
+  /** Server (and peer) certificate for 127.0.0.1, usable as a client certificate too. */
+  readonly server: { cert: string; key: string };
+  readonly user: (cn: string) => { cert: string; key: string };
+}
+
+/** A CA, a server certificate for 127.0.0.1/localhost, and client certificates by CN, in a temp dir. */
+function makeCerts(): Certs {
+  const dir = mkdtempSync(join(tmpdir(), 'etcd-tls-'));
+  const run = (...args: string[]): void => void execFileSync(openssl, args, { cwd: dir, stdio: 'pipe' });
+  const keyPair = (name: string): void => run('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`);
+  keyPair('ca');
+  run('req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=etcd-ts test CA', '-days', '2', '-out', 'ca.pem');
+  const sign = (name: string, cn: string, ext: string): { cert: string; key: string } => {
+    keyPair(name);
+    writeFileSync(join(dir, `${name}.ext`), ext);
+    run('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
+    run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+    return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+  };
+  const server = sign('server', 'server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n');
+  return {
+    dir,
+    ca: join(dir, 'ca.pem'),
+    server,
+    user: (cn) => sign(`user-${cn}`, cn, 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n'),
+  };
+}
+
+const skip = opensslMissing || etcdMissing() || etcdctlMissing();
+
+describe('TLS', { skip }, () => {
+  const ws = useWorkspace('tls');
+  let certs: Certs;
+  before(() => {
+    certs = makeCerts();
+  });
+  after(() => rmSync(certs.dir, { recursive: true, force: true }));
+
+  const clientTlsFlags = (): string[] => ['--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca, '--client-cert-auth'];
+  const harnessTls = (): MemberTls => ({ client: true, ca: readFileSync(certs.ca), cert: readFileSync(certs.server.cert), key: readFileSync(certs.server.key) });
+
+  test('client-certificate auth: the CN is the user for etcdctl, never for the gateway; the same answers as etcd', async () => {
+    const root = certs.user('root');
+    const alice = certs.user('alice');
+    const stranger = certs.user('stranger');
+    const session = async (c: Cluster): Promise<string[]> => {
+      const as = (u: { cert: string; key: string }): string[] => ['--cacert', certs.ca, '--cert', u.cert, '--key', u.key];
+      const out: string[] = [];
+      const step = async (args: string[]): Promise<void> => {
+        const r = await etcdctl(args, { endpoints: c.endpoints.map((e) => `https://${e}`) });
+        out.push(`$ ${args.filter((a) => !a.startsWith(certs.dir)).join(' ')}\n${r.stdout}${r.stderr.replace(/"ts":"[^"]+"/g, '').replace(/"target":"[^"]+"/g, '')}[exit ${String(r.code)}]`);
+      };
+      await step([...as(root), 'user', 'add', 'root', '--no-password']);
+      await step([...as(root), 'user', 'add', 'alice', '--no-password']);
+      await step([...as(root), 'role', 'add', 'r']);
+      await step([...as(root), 'role', 'grant-permission', 'r', 'readwrite', '--prefix=true', 'a/']);
+      await step([...as(root), 'user', 'grant-role', 'alice', 'r']);
+      await step([...as(root), 'auth', 'enable']);
+      await step([...as(alice), 'put', 'a/1', 'one']);
+      await step([...as(alice), 'get', 'a/1']);
+      await step([...as(alice), 'put', 'b', 'no']);
+      await step([...as(stranger), 'get', 'a/1']);
+      await step([...as(root), 'user', 'list']);
+      // Through the gateway the certificate is the gateway's concern only: no token, no user.
+      out.push(`gateway: ${await gatewayRange(c, alice)}`);
+      await step([...as(root), 'auth', 'disable']);
+      out.push(`gateway after auth disable: ${await gatewayRange(c, alice)}`);
+      return out;
+    };
+    const [theirs, ours] = await Promise.all([
+      ws.startCluster({ kind: 'etcd', extraFlags: clientTlsFlags(), tls: harnessTls() }),
+      ws.startCluster({ kind: 'etcd-ts', extraFlags: clientTlsFlags(), tls: harnessTls() }),
+    ]);
+    const expected = await session(theirs);
+    const actual = await session(ours);
+    for (let i = 0; i < expected.length; i++) assert.equal(maskIds(actual[i]), maskIds(expected[i]));
+
+    // No certificate: the handshake fails, nothing is served.
+    const bare = await etcdctl(['--cacert', certs.ca, 'get', 'a/1', '--command-timeout=3s', '--dial-timeout=2s'], { endpoints: ours.endpoints.map((e) => `https://${e}`) });
+    assert.notEqual(bare.code, 0);
+    assert.equal(bare.stdout, '');
+    // TLS 1.1 is refused at the handshake.
+    const [host, port] = (ours.member(0).endpoint.split(':') as [string, string]);
+    const oldTls = await new Promise<string>((resolve) => {
+      const sock = tls.connect({ host, port: Number(port), ca: readFileSync(certs.ca), maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }, () => resolve('connected'));
+      sock.on('error', (e) => resolve(e.message));
+    });
+    assert.notEqual(oldTls, 'connected');
+  });
+
+  test('three members with peer TLS and peer client-certificate auth form a cluster and replicate', async () => {
+    const peerFlags = ['--peer-cert-file', certs.server.cert, '--peer-key-file', certs.server.key, '--peer-trusted-ca-file', certs.ca, '--peer-client-cert-auth'];
+    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, extraFlags: peerFlags, tls: { peer: true } });
+    const put = await etcdctl(['put', 'k', 'over tls'], { endpoints: [c.member(0).endpoint] });
+    assert.equal(put.stdout, 'OK\n');
+    for (let i = 1; i < 3; i++) {
+      const get = await etcdctl(['get', 'k', '--print-value-only'], { endpoints: [c.member(i).endpoint] });
+      assert.equal(get.stdout, 'over tls\n');
+    }
+    const list = await etcdctl(['member', 'list'], { endpoints: [c.member(0).endpoint] });
+    assert.equal(list.stdout.split('\n').filter((l) => l.includes('https://127.0.0.1:')).length, 3, list.stdout);
+  });
+
+  test('https peer URLs without a peer certificate refuse to start', async () => {
+    await assert.rejects(ws.startCluster({ kind: 'etcd-ts', tls: { peer: true }, readyTimeoutMs: 10_000 }), /exited \(code 1\)/);
+  });
+});
+
+function maskIds(s: string | undefined): string {
+  return (s ?? '').replace(/"(cluster_id|member_id)":"\d+"/g, '"$1":"X"');
+}
+
+/** A Range through the JSON gateway over https, presenting the user's certificate. */
+function gatewayRange(c: Cluster, user: { cert: string; key: string }): Promise<string> {
+  const [host, port] = c.member(0).endpoint.split(':') as [string, string];
+  const ca = readFileSync(join(user.cert, '..', 'ca.pem'));
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host, port: Number(port), path: '/v3/kv/range', method: 'POST', ca, cert: readFileSync(user.cert), key: readFileSync(user.key), agent: false, timeout: 10_000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(`${String(res.statusCode)} ${body.replace(/"(cluster_id|member_id)":"\d+"/g, '"$1":"X"')}`));
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify({ key: Buffer.from('a/1').toString('base64') }));
+  });
+}
