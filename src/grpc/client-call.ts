@@ -301,8 +301,10 @@ export class ClientCall<Res> implements ClientDuplexCall<unknown, Res>, ClientSt
     if (this.final !== undefined) return;
     if (this.status === undefined && this.protocolError === undefined) return;
     this.complete(this.closeStatus());
-    // Like grpc-go: if we were still sending, tell the server we are done with the stream.
-    if (!this.stream.closed && !this.stream.destroyed) this.stream.close(h2.NGHTTP2_NO_ERROR);
+    // Like grpc-go: if we were still sending, tell the server we are done with the stream. Not
+    // otherwise: nghttp2 servers (node:http2's too) count RST_STREAMs received, and a burst of
+    // about a thousand closes the connection (GOAWAY INTERNAL_ERROR, the Rapid Reset defence).
+    if (!this.stream.writableEnded && !this.stream.closed && !this.stream.destroyed) this.stream.close(h2.NGHTTP2_NO_ERROR);
   }
 
   private onClose(): void {

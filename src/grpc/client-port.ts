@@ -9,6 +9,10 @@
  * - On HTTP/2, a stream whose content-type is application/grpc* is a gRPC call;
  *   any other stream (curl --http2-prior-knowledge) goes to the HTTP handler
  *   through Node's compatibility request/response objects.
+ * - Every HTTP/2 connection is watched until its first request: one whose
+ *   :authority nghttp2 would refuse (grpc-go dialing "http://host:port") runs
+ *   through an AuthorityRewriter; any other goes to node:http2 as it is
+ *   (authority-shim.ts).
  *
  * Bounds: a connection must send its first bytes (plain) or finish its TLS
  * handshake within `handshakeTimeoutMs` (GHSA-6vch-q96h-7gc3); close() sends
@@ -25,6 +29,7 @@ import http2, {
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { assert, nopLogger, type Logger } from '../base/index.js';
+import { clientPreface, watchFirstRequest, type FirstRequestWatch, type Handoff } from './authority-shim.js';
 import type { GrpcServer } from './server.js';
 
 /** Handles a plain HTTP request, HTTP/1.1 or HTTP/2 (through Node's compatibility API). */
@@ -60,9 +65,9 @@ export interface ClientPortOptions {
 
 export type ListenTarget = { readonly host: string; readonly port: number } | { readonly path: string };
 
-const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const defaultHandshakeTimeoutMs = 10_000;
 const defaultConnectionsMax = 100_000;
+const watchKeepaliveMs = 60_000;
 
 function notFound(_req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
   res.statusCode = 404;
@@ -80,6 +85,10 @@ export class ClientPortServer {
   private readonly h1: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly watches = new Set<FirstRequestWatch>();
+  /** The raw socket of the session node:http2 is creating (it does so synchronously). */
+  private handingOff: Socket | undefined;
+  private rewritingCount = 0;
   private readonly logger: Logger;
   private readonly handshakeTimeoutMs: number;
   private readonly connectionsMax: number;
@@ -132,6 +141,11 @@ export class ClientPortServer {
     return this.sockets.size;
   }
 
+  /** Connections that have been running through an AuthorityRewriter, since start. */
+  get rewritingConnections(): number {
+    return this.rewritingCount;
+  }
+
   /**
    * Stops accepting, sends GOAWAY on every HTTP/2 connection and closes idle
    * HTTP/1.1 ones; after graceMs destroys whatever is still open.
@@ -140,6 +154,8 @@ export class ClientPortServer {
     this.closing = true;
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
     for (const s of this.sessions) s.close();
+    for (const w of this.watches) w.goAway();
+    this.watches.clear();
     // Busy HTTP/1.1 connections close after their response (see the 'request' hook).
     this.h1.closeIdleConnections();
     if (this.sockets.size > 0) {
@@ -210,27 +226,34 @@ export class ClientPortServer {
       return;
     }
     socket.on('error', (err) => this.logger.debug('tls connection error', { error: err }));
-    if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+    if (socket.alpnProtocol === 'h2') this.sniff(socket);
     else this.h1.emit('connection', socket);
   }
 
-  /** Reads until the bytes seen either match the HTTP/2 preface in full or stop matching it. */
+  /**
+   * Reads until the bytes seen either match the HTTP/2 preface in full or stop
+   * matching it. A plain connection that does not send the preface is
+   * HTTP/1.1; a TLS one that chose h2 goes to node:http2 anyway, to be refused.
+   */
   private sniff(socket: Socket): void {
+    const isTls = (socket as Partial<TLSSocket>).encrypted === true;
     let seen: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), this.handshakeTimeoutMs);
     const onData = (chunk: Buffer): void => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-      const n = Math.min(seen.length, preface.length);
-      const matches = seen.subarray(0, n).equals(preface.subarray(0, n));
-      if (matches && seen.length < preface.length) return;
+      const n = Math.min(seen.length, clientPreface.length);
+      const matches = seen.subarray(0, n).equals(clientPreface.subarray(0, n));
+      if (matches && seen.length < clientPreface.length) return;
       clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
-      socket.unshift(seen);
       if (matches) {
-        // Node's HTTP/2 session first takes what is already buffered, then reads the handle.
+        this.watchHttp2(socket, seen);
+      } else if (isTls) {
+        socket.unshift(seen);
         this.h2.emit('connection', socket);
       } else {
+        socket.unshift(seen);
         // The HTTP/1.1 parser reads the handle directly; resuming replays the bytes put back.
         this.h1.emit('connection', socket);
         socket.resume();
@@ -239,10 +262,41 @@ export class ClientPortServer {
     socket.on('data', onData);
   }
 
+  private watchHttp2(socket: Socket, received: Buffer): void {
+    let handedOff = false;
+    const watch = watchFirstRequest(socket, received, { ackTimeoutMs: this.handshakeTimeoutMs }, (h) => {
+      // May run before watchFirstRequest returns (a client's GOAWAY was already read).
+      handedOff = true;
+      this.watches.delete(watch);
+      this.handOff(socket, h);
+    });
+    if (handedOff || socket.destroyed) return;
+    this.watches.add(watch);
+    socket.once('close', () => this.watches.delete(watch));
+    // While watched, no HTTP/2 keepalive runs: let TCP find a dead peer.
+    socket.setKeepAlive(true, watchKeepaliveMs);
+  }
+
+  private handOff(socket: Socket, h: Handoff): void {
+    this.handingOff = socket;
+    try {
+      if (h.kind === 'plain') {
+        // Node's HTTP/2 session first takes what is already buffered, then reads the handle.
+        this.h2.emit('connection', socket);
+      } else {
+        this.rewritingCount++;
+        this.logger.debug('http2: rewriting :authority on this connection', { remote: `${socket.remoteAddress}:${socket.remotePort}` });
+        this.h2.emit('connection', h.transport);
+      }
+    } finally {
+      this.handingOff = undefined;
+    }
+  }
+
   private onSession(session: ServerHttp2Session): void {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
-    this.options.grpc.acceptSession(session);
+    this.options.grpc.acceptSession(session, this.handingOff);
     if (this.closing) session.close();
   }
 

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { GrpcChannel, ConnectivityState } from './channel.js';
 import { frameMessage } from './framing.js';
 import { GrpcError, GrpcStatus } from './status.js';
-import { echoMethods, startEchoServer, startJsEchoServer } from './test-kit.js';
+import { echoMethods, startEchoServer, startFrameCountingProxy, startJsEchoServer } from './test-kit.js';
 
 const mib = 1024 * 1024;
 
@@ -162,6 +162,29 @@ describe('our client -> our server', () => {
       assert.equal(srv.state.aborts[1], '1:context canceled');
     } finally {
       ch.close();
+      await srv.close();
+    }
+  });
+
+  test('a finished call is not reset; a cancelled one is', async () => {
+    // nghttp2 servers (ours included) answer a burst of ~1000 RST_STREAMs with GOAWAY INTERNAL_ERROR.
+    const srv = await startEchoServer();
+    const proxy = await startFrameCountingProxy(srv.port);
+    const ch = new GrpcChannel({ address: `127.0.0.1:${proxy.port}` });
+    const rstStream = (code: number): number => proxy.counts.toServer.get(`3:${code}`) ?? 0;
+    try {
+      for (let i = 0; i < 50; i++) assert.equal(await ch.unary(echoMethods.Unary, `n${i}`), `n${i}`);
+      const ac = new AbortController();
+      const p = ch.unary(echoMethods.Hang, 'x', { signal: ac.signal });
+      await eventually(() => srv.state.hanging === 1, 'the call to reach its handler');
+      ac.abort();
+      await rejection(p);
+      await eventually(() => rstStream(8) === 1, 'RST_STREAM CANCEL to reach the server');
+      assert.equal(proxy.counts.toServer.get('1'), 51, 'HEADERS, one per call');
+      assert.equal(rstStream(0), 0);
+    } finally {
+      ch.close();
+      await proxy.close();
       await srv.close();
     }
   });

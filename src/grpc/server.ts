@@ -11,6 +11,7 @@ import {
   type ServerHttp2Stream,
   type ServerOptions,
 } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { assert, nopLogger, type Logger } from '../base/index.js';
 import { decodeTimeout, messageBytesLimit, parseEncoding, type MethodDef } from './framing.js';
@@ -108,8 +109,7 @@ class SessionState implements CallConnection {
   constructor(readonly peer: PeerInfo) {}
 }
 
-function peerOf(session: ServerHttp2Session): PeerInfo {
-  const socket = session.socket;
+function peerOf(socket: Socket): PeerInfo {
   let commonName: string | undefined;
   if ((socket as Partial<TLSSocket>).encrypted === true) {
     const tls = socket as TLSSocket;
@@ -193,9 +193,13 @@ export class GrpcServer {
     };
   }
 
-  /** Takes a new HTTP/2 connection: keepalive pings and ping enforcement. */
-  acceptSession(session: ServerHttp2Session): void {
-    const state = new SessionState(peerOf(session));
+  /**
+   * Takes a new HTTP/2 connection: keepalive pings and ping enforcement.
+   * socket: the connection's own socket, when the session runs over a stream
+   * in between (whose address and certificate would be missing).
+   */
+  acceptSession(session: ServerHttp2Session, socket: Socket = session.socket): void {
+    const state = new SessionState(peerOf(socket));
     this.sessions.set(session, state);
     session.on('error', (err) => this.logger.debug('grpc session error', { error: err }));
     session.on('ping', () => this.onPing(session, state));

@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import * as grpcJs from '@grpc/grpc-js';
 import { ClientPortServer, type ClientPortOptions } from './client-port.js';
@@ -398,6 +399,76 @@ export async function startJsEchoServer(
       new Promise<void>((resolve) => {
         server.tryShutdown(() => resolve());
         setTimeout(() => server.forceShutdown(), 500).unref();
+      }),
+  };
+}
+
+/** HTTP/2 frames seen by a FrameCountingProxy, per direction, keyed `type` or `type:code` for RST_STREAM. */
+export interface FrameCounts {
+  readonly toServer: Map<string, number>;
+  readonly toClient: Map<string, number>;
+}
+
+export interface FrameCountingProxy {
+  readonly port: number;
+  readonly counts: FrameCounts;
+  close(): Promise<void>;
+}
+
+/** Counts the frames of one direction of an HTTP/2 connection (h2c, after the client preface). */
+function frameCounter(counts: Map<string, number>, skipBytes: number): (chunk: Buffer) => void {
+  let buf = Buffer.alloc(0);
+  let skip = skipBytes;
+  return (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    const n = Math.min(skip, buf.length);
+    buf = buf.subarray(n);
+    skip -= n;
+    while (buf.length >= 9) {
+      const len = buf.readUIntBE(0, 3);
+      if (buf.length < 9 + len) break;
+      const type = buf[3] ?? 0;
+      const key = type === 0x3 ? `${type}:${buf.readUInt32BE(9)}` : String(type);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      buf = buf.subarray(9 + len);
+    }
+  };
+}
+
+/** A TCP proxy on 127.0.0.1 to an h2c server that counts the frames going each way. */
+export async function startFrameCountingProxy(targetPort: number): Promise<FrameCountingProxy> {
+  const counts: FrameCounts = { toServer: new Map(), toClient: new Map() };
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const up = frameCounter(counts.toServer, 24);
+    const down = frameCounter(counts.toClient, 0);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.on('data', (d: Buffer) => {
+      up(d);
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      down(d);
+      client.write(d);
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('expected a TCP address');
+  return {
+    port: addr.port,
+    counts,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
       }),
   };
 }
