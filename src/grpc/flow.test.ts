@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { GrpcChannel } from './channel.js';
+import { encodeInteger, encodeRawString } from './hpack.js';
 import { echoMethods, startEchoServer } from './test-kit.js';
 
 async function eventually(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
@@ -125,10 +126,20 @@ test('keepalive: the server pings, and closes a connection whose peer stops answ
   const srv = await startEchoServer({ keepaliveIntervalMs: 100, keepaliveTimeoutMs: 100 });
   try {
     const frameTypes: number[] = [];
+    // A call to Hang (POST, http, the path and content-type as literals), its stream left open.
+    const request = Buffer.concat([
+      Buffer.of(0x83, 0x86),
+      encodeInteger(4, 4),
+      encodeRawString(echoMethods.Hang.path),
+      encodeInteger(31, 4),
+      encodeRawString('application/grpc'),
+    ]);
+    const frame = (type: number, flags: number, streamId: number, payload: Buffer): Buffer =>
+      Buffer.concat([Buffer.of(0, payload.length >> 8, payload.length & 0xff, type, flags, 0, 0, 0, streamId), payload]);
     const closed = new Promise<void>((resolve) => {
       const s = net.connect(srv.port, '127.0.0.1', () => {
-        // The client preface and an empty SETTINGS frame; then silence.
-        s.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+        // The client preface and an empty SETTINGS frame.
+        s.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))]));
       });
       let buf = Buffer.alloc(0);
       s.on('data', (d: Buffer) => {
@@ -138,6 +149,8 @@ test('keepalive: the server pings, and closes a connection whose peer stops answ
           if (buf.length < 9 + len) break;
           frameTypes.push(buf[3] ?? -1);
           buf = buf.subarray(9 + len);
+          // The server's first SETTINGS: acknowledge it, make one call, then fall silent.
+          if (frameTypes.length === 1) s.write(Buffer.concat([frame(4, 1, 0, Buffer.alloc(0)), frame(1, 4, 1, request)]));
         }
       });
       s.on('error', () => undefined);

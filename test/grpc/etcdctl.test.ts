@@ -180,10 +180,8 @@ describe('etcdctl 3.4 over TLS with a client certificate', {
 
   test('endpoint status and put/get', async () => {
     const tlsArgs = ['--endpoints', s.endpoint, '--cacert', certs.caFile, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile];
-    const rewriting = s.port.rewritingConnections;
     const st = await run([...tlsArgs, 'endpoint', 'status', '-w', 'json']);
     assert.equal(st.code, 0, st.stderr);
-    assert.equal(s.port.rewritingConnections, rewriting + 1, ':authority "https://..." is rewritten over TLS too');
     assert.equal((JSON.parse(st.stdout) as { Status: { version: string } }[])[0]?.Status.version, '3.4.23');
     assert.equal((await run([...tlsArgs, 'put', 'k', 'v'])).code, 0);
     assert.equal((await run([...tlsArgs, 'get', 'k', '--print-value-only'])).stdout, 'v\n');
