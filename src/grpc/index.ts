@@ -17,6 +17,11 @@
  *   policy (GOAWAY ENHANCE_YOUR_CALM "too_many_pings"); the client can ping too.
  * - ClientPortServer serves gRPC and HTTP (HTTP/1.1 and non-gRPC HTTP/2) on one
  *   port, plain or TLS, as etcd's cmux does.
+ * - It also serves clients whose :authority nghttp2 refuses (grpc-go dialing
+ *   "http://host:port", as etcdctl 3.4's endpoint commands do), which etcd
+ *   accepts: such a connection's header blocks get an acceptable authority of
+ *   the same length (authority-shim.ts, hpack.ts). Every other connection goes
+ *   to node:http2 untouched once its first request has been seen.
  *
  * Message codecs are parameters (MethodDef is structurally src/pb's MethodInfo);
  * this module imports nothing but src/base and Node.
