@@ -37,7 +37,7 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
         await admin(call);
         const urls = parsePeerUrls(req.peerURLs);
         const m = s.newMember(urls, req.isLearner);
-        s.cluster.checkAdd(m);
+        // Membership conflicts are refused when the change applies (it takes a raft entry, as in etcd).
         if (!req.isLearner) s.checkReadyToAddVoter();
         const T = raftpb.ConfChangeType;
         const members = await s.proposeConfChange(
@@ -58,7 +58,6 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
       guard(async () => {
         checkCall(s, call, false);
         await admin(call);
-        s.cluster.checkRemove(req.ID);
         s.checkReadyToRemoveVoter(req.ID);
         // A leader removing itself hands leadership over first, so the rest elect no one stale.
         if (req.ID === s.memberId && s.isLeader()) {
@@ -76,9 +75,8 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
         checkCall(s, call, false);
         await admin(call);
         const urls = parsePeerUrls(req.peerURLs);
-        s.cluster.checkUpdate(req.ID, urls);
-        const m = s.cluster.members.get(req.ID);
-        if (m === undefined) throw new ServerError('MemberNotFound');
+        // An unknown id is refused when the change applies, as in etcd.
+        const m = s.cluster.members.get(req.ID) ?? { id: req.ID, name: '', peerUrls: [], clientUrls: [], isLearner: false };
         const members = await s.proposeConfChange(
           raftpb.ConfChange.create({
             type: raftpb.ConfChangeType.ConfChangeUpdateNode,

@@ -504,32 +504,36 @@ export class EtcdServer implements ApplyEnv {
     }
   }
 
-  /** etcd's ValidateConfigurationChange, against the applied membership. */
+  /**
+   * etcd's ValidateConfigurationChange, against the applied membership. The
+   * API proposes adds, removes and updates without checking them first, as
+   * etcd does: a refused change still takes its raft entry.
+   */
   private validateConfChange(cc: raftpb.ConfChange, member: Member | undefined): Error | undefined {
     const T = raftpb.ConfChangeType;
     const c = this.cluster;
     if (c.removed.has(cc.nodeId)) return new ServerError('IDRemoved');
-    switch (cc.type) {
-      case T.ConfChangeAddNode: {
-        const existing = c.members.get(cc.nodeId);
-        if (existing !== undefined && !existing.isLearner) return new ServerError('MemberExist');
-        if (existing === undefined && member !== undefined) {
-          for (const o of c.members.values()) if (o.peerUrls.some((u) => member.peerUrls.includes(u))) return new ServerError('PeerURLExist');
-        }
-        return undefined;
+    try {
+      switch (cc.type) {
+        case T.ConfChangeAddNode:
+        case T.ConfChangeAddLearnerNode:
+          // A voter add of an existing learner is its promotion (checked before it was proposed).
+          if (cc.type === T.ConfChangeAddNode && c.members.get(cc.nodeId)?.isLearner === true) return undefined;
+          if (c.members.has(cc.nodeId)) return new ServerError('MemberExist');
+          if (member !== undefined) c.checkAdd({ ...member, id: cc.nodeId, isLearner: cc.type === T.ConfChangeAddLearnerNode });
+          return undefined;
+        case T.ConfChangeRemoveNode:
+          c.checkRemove(cc.nodeId);
+          return undefined;
+        case T.ConfChangeUpdateNode:
+          c.checkUpdate(cc.nodeId, member?.peerUrls ?? []);
+          return undefined;
+        default:
+          return undefined;
       }
-      case T.ConfChangeAddLearnerNode:
-        if (c.members.has(cc.nodeId)) return new ServerError('MemberExist');
-        if (member !== undefined) {
-          for (const o of c.members.values()) if (o.peerUrls.some((u) => member.peerUrls.includes(u))) return new ServerError('PeerURLExist');
-        }
-        if (c.learnerCount() >= 1) return new ServerError('TooManyLearners');
-        return undefined;
-      case T.ConfChangeRemoveNode:
-      case T.ConfChangeUpdateNode:
-        return c.members.has(cc.nodeId) ? undefined : new ServerError('MemberNotFound');
-      default:
-        return undefined;
+    } catch (e) {
+      if (e instanceof ServerError) return e;
+      throw e;
     }
   }
 
@@ -901,11 +905,17 @@ export class EtcdServer implements ApplyEnv {
     return n;
   }
 
-  /** etcd's strict reconfiguration check before adding a voter. */
+  /**
+   * etcd's strict reconfiguration check before adding a voter. As etcd's, it
+   * lets a one-member cluster add a second voter (which then has no quorum
+   * until the new member starts): that is how a single member is grown.
+   */
   checkReadyToAddVoter(): void {
     if (!this.cfg.strictReconfigCheck) return;
     const voters = this.cluster.voterIds().length + 1;
-    if (this.activeVoters() < Math.floor(voters / 2) + 1) throw new ServerError('MemberNotEnoughStarted');
+    const active = this.activeVoters();
+    if (active === 1 && voters === 2) return;
+    if (active < Math.floor(voters / 2) + 1) throw new ServerError('MemberNotEnoughStarted');
   }
 
   /** etcd's strict reconfiguration check before removing a voter. */

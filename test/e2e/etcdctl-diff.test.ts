@@ -9,10 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { etcdserverpb } from '../../src/pb/index.js';
 import { etcdctl, etcdctlMissing, etcdMissing, useWorkspace } from '../harness/index.js';
 import {
   backgroundPair,
+  captureLease,
   checkState,
   closePair,
   formatMismatches,
@@ -20,12 +20,15 @@ import {
   normDbSize,
   normIds,
   normLeaseKeys,
+  normMemberOrder,
   normProgress,
   normRemaining,
   normTablePadding,
   normTook,
   normZap,
   pollUntil,
+  protobufText,
+  runUntil,
   runSteps,
   startPair,
   type Mismatch,
@@ -45,13 +48,6 @@ function expectNoMismatch(ms: readonly Mismatch[]): void {
   assert.equal(ms.length, 0, `${ms.length} difference(s) between etcd and etcd-ts:\n\n${formatMismatches(ms)}`);
 }
 
-/** -w protobuf prints the raw RangeResponse: decode it and show it as JSON with the ids normalized. */
-function rangeProtobuf(bytes: Buffer, side: Side): string {
-  const r = etcdserverpb.RangeResponse.decode(bytes);
-  const json = JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : v));
-  return normIds(side, json);
-}
-
 const kvSeed: Step[] = [
   s('put', 'foo', 'bar'),
   s('put', 'foo', 'bar2', '--prev-kv'),
@@ -69,7 +65,7 @@ const kvReads: Step[] = [
   s('get', 'foo', '-w', 'json'),
   s('get', 'foo', '-w', 'fields'),
   s('get', 'foo', '-w', 'simple'),
-  { args: ['get', 'foo', '--prefix', '-w', 'protobuf'], decode: rangeProtobuf },
+  { args: ['get', 'foo', '--prefix', '-w', 'protobuf'], decode: protobufText },
   s('get', 'foo', '--prefix'),
   s('get', 'foo', '--prefix', '--keys-only'),
   s('get', 'foo', '--prefix', '--print-value-only'),
@@ -309,6 +305,59 @@ describe('etcdctl differential: etcd 3.4.23 vs etcd-ts', { skip }, () => {
     ]);
   });
 
+  test('more: -w protobuf of every command that has it, key ranges, txn edge cases, watch and keep-alive output', async () => {
+    await markRevision(sides);
+    const pb = (...args: string[]): Step => ({ args: [...args, '-w', 'protobuf'], decode: protobufText });
+    const ms = await runSteps(sides, [
+      s('put', 'e/a', '1'),
+      s('put', 'e/b', '2'),
+      s('put', 'e/c', '3'),
+      pb('put', 'e/d', '4'),
+      pb('put', 'e/d', '5', '--prev-kv'),
+      pb('get', 'e/', '--prefix'),
+      pb('get', 'e/', '--prefix', '--count-only'),
+      pb('del', 'e/d', '--prev-kv'),
+      { args: ['txn', '-w', 'protobuf'], stdin: 'value("e/a") = "1"\n\nput e/t 1\nget e/ --prefix\ndel e/t\n\nget e/a\n\n', decode: protobufText },
+      pb('member', 'list'),
+      pb('endpoint', 'hashkv'),
+      pb('alarm', 'list'),
+      pb('lease', 'list'),
+      pb('compact', '${rev+0}'),
+      pb('endpoint', 'status'),
+      s('get', 'e/a', 'e/c'),
+      s('get', 'e/a', 'e/c', '-w', 'json'),
+      s('get', 'e/', '--prefix', '--keys-only', '-w', 'json'),
+      s('get', 'e/', '--prefix', '--print-value-only', '-w', 'json'),
+      s('get', 'e/', '--prefix', '--count-only'),
+      s('get', 'e/', '--prefix', '--count-only', '--keys-only'),
+      s('get', 'e/', '--prefix', '--limit=0'),
+      s('get', 'e/', '--prefix', '--limit=-1'),
+      s('get', 'e/a', '--rev=-1'),
+      s('get', 'e/', '--prefix', '--sort-by=CREATE', '--order=DESCEND', '-w', 'json'),
+      s('get', 'e/b', '--from-key', '--keys-only'),
+      s('get', 'e/c', 'e/a'),
+      s('get', 'e/', '--prefix', '--rev=${rev+3}', '-w', 'fields'),
+      s('del', 'e/a', 'e/c', '--prev-kv'),
+      s('del', 'e/zz', 'e/a'),
+      withIn('value("nokey") = ""\n\nput e/y 1\n\nput e/n 1\n\n', 'txn'),
+      withIn('version("nokey") = "0"\ncreate("nokey") < "1"\nmod("nokey") = "0"\n\nput e/y2 1\n\n\n', 'txn'),
+      withIn('\nget e/ --prefix --limit=1\nget e/c --rev=${rev+3}\n\n\n', 'txn'),
+      withIn('\nget e/ --prefix\ndel e/ --prefix\n\n\n', 'txn', '-w', 'json'),
+      withIn('\nput e/z 1\nput e/z 2\n\n\n', 'txn', '-w', 'json'),
+      withIn('value("e/c") = "3"\n\n\n\n', 'txn'),
+      withIn('value("e/c") > "1"\nvalue("e/c") != "3"\n\n\nput e/else 1\n\n', 'txn', '-w', 'fields'),
+      withIn('\n\n\n', 'txn', '-w', 'json'),
+      s('get', 'e/', '--prefix', '-w', 'json'),
+      // The last event of the section, which each watch below waits for.
+      s('put', 'e/b', 'end'),
+    ]);
+    // Watch output in each format, the history since the section began, up to its last event.
+    ms.push(...(await runUntil(sides, ['watch', 'e/', '--prefix', '--rev=${rev+1}'], (o) => o.includes('\nend\n'))));
+    ms.push(...(await runUntil(sides, ['watch', 'e/a', 'e/c', '--rev=${rev+1}', '--prev-kv', '-w', 'json'], (o) => o.includes(Buffer.from('end').toString('base64')))));
+    ms.push(...(await runUntil(sides, ['watch', 'e/b', '--rev=${rev+1}', '-w', 'fields'], (o) => o.includes('"Value" : "end"'))));
+    expectNoMismatch(ms);
+  });
+
   test('maintenance: endpoint status and health, member list, alarms, defrag, hashkv, move-leader, snapshot', async () => {
     await section([
       s('put', 'm', '1'),
@@ -344,6 +393,65 @@ describe('etcdctl differential: etcd 3.4.23 vs etcd-ts', { skip }, () => {
     const st = await etcdctl(['snapshot', 'status', join(sides[0].scratch, 'snap.db'), '-w', 'json'], { endpoints: sides[0].cluster.endpoints });
     assert.equal(st.code, 0, st.stderr);
     assert.match(st.stdout, new RegExp(`"revision":${sides[0].revBase + 2},`));
+  });
+
+  // Last: the sessions of these commands put keys with leases (HashKV is not compared after).
+  test('sessions: lock, elect, observe, lease keep-alive', async () => {
+    await markRevision(sides);
+    const ms = await runSteps(sides, [s('lock', 'L1', '--', 'echo', 'held'), s('lock', 'L1', '--', 'sh', '-c', 'exit 3')], leased);
+    ms.push(...(await runUntil(sides, ['lock', 'L2'], (o) => /^L2\//m.test(o))));
+    ms.push(...(await runSteps(sides, [s('get', 'L', '--prefix', '--keys-only')], leased)));
+    ms.push(...(await runUntil(sides, ['elect', 'el', 'p1'], (o) => o.includes('\np1\n'))));
+    // A candidate stays campaigning in the background while another etcdctl observes it.
+    const candidates = backgroundPair(sides, ['elect', 'el', 'p2']);
+    const campaigning = await Promise.all(candidates.map((c) => c.waitFor((o) => o.includes('\np2\n'))));
+    sides.forEach((side, i) => captureLease(side, ['elect', 'el', 'p2'], campaigning[i] ?? ''));
+    ms.push(...(await runUntil(sides, ['elect', '-l', 'el'], (o) => o.includes('\np2\n'))));
+    ms.push(...(await runSteps(sides, [s('get', 'el', '--prefix', '--print-value-only')], leased)));
+    const stopped = await Promise.all(candidates.map((c) => c.stop()));
+    ms.push(...compareOut('elect el p2 (in the background)', normIds(sides[0], stopped[0]?.stdout ?? ''), normIds(sides[1], stopped[1]?.stdout ?? '')));
+    ms.push(...(await runSteps(sides, [{ args: ['lease', 'grant', '100'], capture: { ka: /lease ([0-9a-f]+) granted/ } }], leased)));
+    ms.push(...(await runUntil(sides, ['lease', 'keep-alive', '${ka}'], (o) => o.includes('keepalived'))));
+    ms.push(...(await runUntil(sides, ['lease', 'keep-alive', '-w', 'json', '${ka}'], (o) => o.includes('"TTL"'))));
+    ms.push(...(await runSteps(sides, [s('lease', 'revoke', '${ka}'), { args: ['lease', 'keep-alive', '${ka}'], timeoutMs: 10_000 }, s('get', 'el', '--prefix', '--count-only')], leased)));
+    expectNoMismatch(ms);
+  });
+
+  // Last of all: a refused voting member is the one step that could leave a broken server behind.
+  test('membership: a learner added, listed, updated, refused promotion, removed; errors', async () => {
+    await markRevision(sides);
+    const url = 'http://127.0.0.1:2';
+    expectNoMismatch(
+      await runSteps(
+        sides,
+        [
+          { args: ['member', 'add', 'learner1', '--learner', `--peer-urls=${url}`], capture: { learner: /Member +([0-9a-f]+) added/ }, norm: [normMemberOrder] },
+          { args: ['member', 'list'], norm: [normMemberOrder] },
+          { args: ['member', 'list', '-w', 'json'], norm: [normMemberOrder] },
+          s('member', 'add', 'learner2', '--learner', `--peer-urls=${url}`),
+          s('member', 'add', 'learner2', '--learner', '--peer-urls=http://127.0.0.1:3'),
+          s('member', 'promote', '${learner}'),
+          // etcd proposes these two and refuses them when they apply; etcd-ts refuses them first.
+          { args: ['member', 'promote', '${member-id}'], stateDiffers: 'etcd takes a raft entry' },
+          { args: ['member', 'promote', '1234'], stateDiffers: 'etcd takes a raft entry' },
+          // (Not an update of the learner's own URLs: etcd 3.4 then lists it as a voter while raft
+          // still has it as a learner; etcd-ts keeps it a learner.)
+          s('member', 'update', '${learner}', '--peer-urls=${peer-url}'),
+          s('member', 'update', '${member-id}', '--peer-urls=${peer-url}'),
+          s('member', 'update', '1234', '--peer-urls=http://127.0.0.1:5'),
+          { args: ['member', 'list'], norm: [normMemberOrder] },
+          s('member', 'remove', '${learner}'),
+          s('member', 'remove', '${learner}'),
+          s('member', 'remove', 'zz'),
+          s('member', 'add', 'bad', '--peer-urls=127.0.0.1:6'),
+          s('member', 'list'),
+          // Strict reconfiguration: a second voter could never be reached, so it is refused.
+          { args: ['member', 'add', 'voter', '--peer-urls=http://127.0.0.1:7'], capture: { voter: /Member +([0-9a-f]+) added/ }, norm: [normMemberOrder] },
+          { args: ['member', 'list'], norm: [normMemberOrder] },
+        ],
+        leased,
+      ),
+    );
   });
 });
 
