@@ -457,6 +457,24 @@ export async function runUntil(sides: readonly [Side, Side], args: readonly stri
   return [{ step: `etcdctl ${args.join(' ')} (until done, then ^C)`, etcd: a, etcdTs: b }];
 }
 
+/**
+ * Revokes every lease on both sides (sessions that etcdctl left behind, which
+ * would otherwise expire at a moment that differs between the two servers);
+ * returns a mismatch if the sides had different numbers of them.
+ */
+export async function revokeAllLeases(sides: readonly [Side, Side]): Promise<Mismatch[]> {
+  const found = await Promise.all(
+    sides.map(async (side) => {
+      const list = await etcdctl(['lease', 'list'], { endpoints: side.cluster.endpoints });
+      const [head = '', ...ids] = list.stdout.split('\n').filter((l) => l !== '');
+      for (const id of ids) await etcdctl(['lease', 'revoke', id], { endpoints: side.cluster.endpoints });
+      return { code: list.code, stdout: head, stderr: normClientWarn(list.stderr) };
+    }),
+  );
+  const [a, b] = found as [Observed, Observed];
+  return a.stdout === b.stdout && a.code === b.code ? [] : [{ step: 'leases left behind (lease list)', etcd: a, etcdTs: b }];
+}
+
 /** Sets each side's `${rev+N}` base to its current revision (both must agree). */
 export async function markRevision(sides: readonly [Side, Side]): Promise<number> {
   const revs = await Promise.all(
