@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GrpcChannel } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { Workspace, delay, etcdctl, methods, openChannel, type Cluster, type CtlProcess, type CtlResult, type MemberKind, etcdctlBackground } from '../harness/index.js';
+import { Workspace, delay, etcdctl, getHealth, methods, openChannel, type Cluster, type CtlProcess, type CtlResult, type MemberKind, etcdctlBackground } from '../harness/index.js';
 
 export interface Side {
   readonly kind: MemberKind;
@@ -164,8 +164,8 @@ export function normIds(side: Side, s: string): string {
   const pairs: [string, string][] = [];
   for (const [name, hex] of side.vars) {
     if (!/^[0-9a-f]+$/.test(hex) || name === 'scratch') continue;
-    // %016x, %16x (etcdctl prints both), decimal and bare hex.
-    pairs.push([hex.padStart(16, '0'), `<${name}>`], [hex.padStart(16, ' '), `<${name}>`], [BigInt(`0x${hex}`).toString(10), `<${name}>`], [hex, `<${name}>`]);
+    // %016x, %16x (`member add` prints it), decimal and bare hex.
+    pairs.push([hex.padStart(16, '0'), `<${name}>`], [`Member ${hex.padStart(16, ' ')}`, `Member <${name}>`], [BigInt(`0x${hex}`).toString(10), `<${name}>`], [hex, `<${name}>`]);
   }
   const ep = side.cluster.member(0);
   pairs.push([ep.peerUrl, '<peer-url>'], [ep.clientUrl, '<client-url>'], [ep.endpoint, '<endpoint>'], [side.scratch, '<scratch>']);
@@ -198,7 +198,6 @@ export async function startPair(ws: Workspace, extraFlags: readonly string[] = [
       const scratch = mkdtempSync(join(ws.dir, `${kind}-scratch-`));
       const channel = openChannel(cluster.member(0).endpoint);
       const side: Side = { kind, cluster, vars: new Map(), scratch, revBase: 0, leases: 0, channel, raftIndex: 0 };
-      side.raftIndex = (await readState(side)).raftIndex;
       const st = await etcdctl(['endpoint', 'status', '-w', 'json'], { endpoints: cluster.endpoints });
       // Decimal uint64s: read with a regex, JSON.parse would round them.
       const cid = /"cluster_id":(\d+)/.exec(st.stdout)?.[1];
@@ -209,7 +208,28 @@ export async function startPair(ws: Workspace, extraFlags: readonly string[] = [
       return side;
     }),
   );
-  return [sides[0] as Side, sides[1] as Side];
+  const pair: [Side, Side] = [sides[0] as Side, sides[1] as Side];
+  await alignRaftLogs(pair);
+  return pair;
+}
+
+/**
+ * Each GET /health is a raft entry (etcd 3.4's quorum GET), and how many the
+ * harness's readiness poll made depends on timing: the side with the shorter
+ * log gets more /health calls until both logs are equally long, so the raft
+ * indexes etcdctl prints (endpoint status) compare exactly.
+ */
+async function alignRaftLogs(sides: readonly [Side, Side]): Promise<void> {
+  for (let round = 0; ; round++) {
+    const [a, b] = await Promise.all(sides.map((side) => readState(side)));
+    if (a === undefined || b === undefined) throw new Error('no state');
+    sides[0].raftIndex = a.raftIndex;
+    sides[1].raftIndex = b.raftIndex;
+    if (a.raftIndex === b.raftIndex) return;
+    if (round >= 20) throw new Error(`raft logs not aligned: etcd at ${a.raftIndex}, etcd-ts at ${b.raftIndex}`);
+    const behind = a.raftIndex < b.raftIndex ? sides[0] : sides[1];
+    if ((await getHealth(behind.cluster.member(0).clientUrl)) !== 'true') await delay(100);
+  }
 }
 
 /** Closes the state-check channels and removes the scratch dirs. */
