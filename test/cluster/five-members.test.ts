@@ -39,7 +39,7 @@ describe('cluster: five members', () => {
         const read = await kv3.try(kv3.range('five/0', { timeoutMs: 3_000 }));
         assert.equal(read.ok, false, 'a linearizable read with three of five down fails');
 
-        await f2.start({ wait: false });
+        await f2.start({ until: 'serving', timeoutMs: readyTimeoutMs });
         await waitFor(async () => (await kv3.try(kv3.put('five/back', 'ok', 2_000))).ok, 20_000, 'writes once a third member is back');
         assert.equal(await kv3.get('five/back'), 'ok');
       } finally {
