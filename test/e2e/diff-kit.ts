@@ -181,6 +181,7 @@ export function subst(side: Side, arg: string): string {
     if (name === 'scratch') return side.scratch;
     if (name === 'endpoint') return side.cluster.member(0).endpoint;
     if (name === 'peer-url') return side.cluster.member(0).peerUrl;
+    if (name === 'client-url') return side.cluster.member(0).clientUrl;
     const rel = /^rev\+(\d+)$/.exec(name);
     if (rel !== null) return String(side.revBase + Number(rel[1]));
     const v = side.vars.get(name);

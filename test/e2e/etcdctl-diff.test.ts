@@ -366,6 +366,11 @@ describe('etcdctl differential: etcd 3.4.23 vs etcd-ts', { skip }, () => {
       { args: ['endpoint', 'status', '-w', 'table'], norm: [normDbSize, normTablePadding] },
       { args: ['endpoint', 'status', '-w', 'json'], norm: [normDbSize] },
       { args: ['endpoint', 'status', '-w', 'fields'], norm: [normDbSize] },
+      // --cluster dials the advertised client URLs (http://...): the :authority of a URL endpoint.
+      { args: ['endpoint', 'status', '--cluster'], norm: [normDbSize] },
+      { args: ['endpoint', 'status', '--cluster', '-w', 'json'], norm: [normDbSize] },
+      { args: ['endpoint', 'health', '--cluster'], norm: [normTook] },
+      { args: ['--endpoints=${client-url}', 'get', 'm'] },
       { args: ['endpoint', 'health'], norm: [normTook] },
       { args: ['endpoint', 'health', '-w', 'table'], norm: [normTook, normTablePadding] },
       { args: ['endpoint', 'health', '-w', 'json'], norm: [normTook] },
