@@ -8,6 +8,7 @@
  * does. /livez and /readyz use a linearizable read (no entry).
  * Every answer carries etcd's CORS headers. The /v3 JSON gateway is gateway.ts.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Registry } from '../base/index.js';
@@ -62,11 +63,30 @@ function registerProcessMetrics(r: Registry): void {
   const started = Date.now() / 1000 - process.uptime();
   r.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.').collectWith(() => process.memoryUsage.rss());
   r.gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.').collectWith(() => started);
-  r.gauge('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.').collectWith(() => {
+  r.counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.').collectWith(() => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   });
   r.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.').collectWith(() => process.memoryUsage().heapUsed);
+  const fdsOpen = (): number => procOr(() => readdirSync('/proc/self/fd').length);
+  const fdsMax = (): number => procOr(() => Number(/^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0));
+  r.gauge('process_open_fds', 'Number of open file descriptors.').collectWith(fdsOpen);
+  r.gauge('process_max_fds', 'Maximum number of open file descriptors.').collectWith(fdsMax);
+  r.gauge('os_fd_used', 'The number of used file descriptors.').collectWith(fdsOpen);
+  r.gauge('os_fd_limit', 'The file descriptor limit.').collectWith(fdsMax);
+  r.gauge('process_virtual_memory_bytes', 'Virtual memory size in bytes.').collectWith(() =>
+    // /proc/self/stat: vsize is field 23, counted after the ")" that ends the command name.
+    procOr(() => Number(readFileSync('/proc/self/stat', 'utf8').split(')')[1]?.trim().split(' ')[20] ?? 0)),
+  );
+}
+
+/** A /proc reading, or 0 where there is no /proc. */
+function procOr(read: () => number): number {
+  try {
+    return read();
+  } catch {
+    return 0;
+  }
 }
 
 /** etcd answers every HTTP request with its CORS headers (--cors defaults to "*"), and OPTIONS with them alone. */
@@ -81,6 +101,8 @@ export type HttpRoute = (req: Req, res: Res, path: string) => boolean;
 /** The handler for non-gRPC requests on the client port; extra routes (the gateway) are tried first. */
 export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, res: Res) => void {
   registerProcessMetrics(s.registry);
+  const healthOk = s.registry.counter('etcd_server_health_success', 'The total number of successful health checks');
+  const healthFailed = s.registry.counter('etcd_server_health_failures', 'The total number of failed health checks');
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     allowCors(res);
@@ -94,6 +116,7 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
       case '/health':
         if (req.method !== 'GET') return methodNotAllowed(res);
         void checkHealth(s).then((ok) => {
+          (ok ? healthOk : healthFailed).inc();
           const body = JSON.stringify({ health: ok ? 'true' : 'false' });
           if (!ok) return plainError(res, 503, body);
           res.statusCode = 200;

@@ -57,6 +57,14 @@ abstract class Vector implements Metric {
 
 export class Counter extends Vector {
   private readonly values = new Map<string, number>();
+  private collect: (() => number) | undefined;
+
+  /** Reads the (monotonic) value at scrape time, e.g. from the process (an unlabelled counter only). */
+  collectWith(fn: () => number): this {
+    assert(this.labelNames.length === 0, 'collectWith is for unlabelled counters');
+    this.collect = fn;
+    return this;
+  }
 
   inc(labels?: Labels, by = 1): void {
     assert(by >= 0, 'counters only go up');
@@ -70,6 +78,10 @@ export class Counter extends Vector {
 
   render(out: string[]): void {
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`);
+    if (this.collect !== undefined) {
+      out.push(`${this.name} ${formatValue(this.collect())}`);
+      return;
+    }
     if (this.labelNames.length === 0 && this.values.size === 0) out.push(`${this.name} 0`);
     for (const [k, v] of this.values) out.push(`${this.name}${renderLabels(this.labelNames, k)} ${formatValue(v)}`);
   }
