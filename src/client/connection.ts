@@ -124,6 +124,7 @@ export class Connection {
   private readonly random: () => number;
   /** The name clientv3 gives its connection in logs: endpoint://client-<uuid>/<first endpoint>. */
   readonly target: string;
+  private readonly targetPrefix: string;
 
   constructor(private readonly options: ConnectionOptions) {
     if (options.endpoints.length === 0) throw clientFailure('etcdclient: no available endpoints');
@@ -131,7 +132,8 @@ export class Connection {
     this.random = options.random ?? Math.random;
     this.endpointList = [...options.endpoints];
     const first = parseEndpoint(this.endpointList[0] ?? '');
-    this.target = `endpoint://client-${randomUUID()}/${first.host}`;
+    this.targetPrefix = `endpoint://client-${randomUUID()}/`;
+    this.target = `${this.targetPrefix}${first.host}`;
     for (const ep of this.endpointList) this.addChannel(ep);
   }
 
@@ -199,10 +201,13 @@ export class Connection {
     options: CallOptions = {},
     endpoint?: string,
   ): Promise<Res> {
+    // clientv3 authenticates while dialling: the first call already carries the token.
+    await this.ensureToken(options);
     const deadlineMs = deadlineOf(options);
     const signal = this.callSignal(options.signal);
     const quorum = Math.floor(this.endpointList.length / 2) + 1;
-    const target = endpoint === undefined ? this.target : `passthrough:///${endpoint}`;
+    // clientv3 names a connection pinned to a member after that member, under the same client id.
+    const target = endpoint === undefined ? this.target : `${this.targetPrefix}${parseEndpoint(endpoint).host}`;
     const attemptsMax = this.options.retriesMax ?? retriesMaxDefault;
     let lastErr: ClientError = clientFailure('etcdclient: no attempt made');
     for (let attempt = 0; attempt < attemptsMax; attempt++) {

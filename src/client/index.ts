@@ -77,3 +77,4 @@ export { Session, Mutex, Election, observeLeader, stm, type SessionOptions, type
 export { AsyncQueue, sleep } from './queue.js';
 export { GrpcStatus, type GrpcStatusCode } from '../grpc/index.js';
 export { etcdserverpb, mvccpb, authpb } from '../pb/index.js';
+export type { FieldInfo, MessageType } from '../pb/index.js';

@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+/**
+ * etcdctl-ts: etcdctl 3.4's command line, over etcd-ts's client. Commands
+ * that hold something (lock, elect) end cleanly on SIGINT/SIGTERM; every
+ * other command dies by the signal, as the Go etcdctl does.
+ */
+import { handlesInterrupt, run } from '../ctl/index.js';
+import { LineReader, processIo } from '../ctl/stdio.js';
+
+const args = process.argv.slice(2);
+const interrupt = new AbortController();
+if (handlesInterrupt(args)) {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => interrupt.abort());
+}
+const stdin = new LineReader(process.stdin);
+const code = await run(args, processIo(interrupt.signal, stdin));
+stdin.close();
+// Flush stdout/stderr before leaving: exit() would cut off a piped write.
+process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

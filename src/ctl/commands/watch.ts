@@ -1,0 +1,138 @@
+/** watch: one watcher from the arguments, or many from stdin (-i), with progress requests and exec. */
+import { spawnSync } from 'node:child_process';
+import { watchResponseError, type Client, type WatchResponse } from '../../client/index.js';
+import type { CommandSpec, Ctl } from '../command.js';
+import { parseFlags, type FlagSpec } from '../flags.js';
+import { argify, goQuote } from '../go-format.js';
+import { ExitCode, fail } from '../output.js';
+
+const watchFlags: FlagSpec[] = [
+  { name: 'interactive', kind: 'bool', def: 'false', short: 'i' },
+  { name: 'prefix', kind: 'bool', def: 'false' },
+  { name: 'rev', kind: 'int', def: '0' },
+  { name: 'prev-kv', kind: 'bool', def: 'false' },
+];
+
+interface WatchArgs {
+  readonly key: string;
+  readonly rangeEnd: string | undefined;
+  readonly prefix: boolean;
+  readonly rev: number;
+  readonly prevKv: boolean;
+  readonly exec: string[];
+}
+
+function resolveWatch(positional: string[], dashAt: number, envKey: string, envRange: string, o: { prefix: boolean; rev: number; prevKv: boolean }): WatchArgs | string {
+  const watchArgs = dashAt < 0 ? positional : positional.slice(0, dashAt);
+  const exec = dashAt < 0 ? [] : positional.slice(dashAt);
+  if (dashAt >= 0 && exec.length === 0) return 'bad number of arguments (found separator --, but no commands)';
+  if (envKey !== '' && watchArgs.length > 0) return 'bad number of arguments (found conflicting environment key)';
+  const all = envKey !== '' ? [envKey, ...(envRange !== '' ? [envRange] : []), ...watchArgs] : watchArgs;
+  if (all.length < 1) return 'bad number of arguments';
+  if (all.length === 2 && o.prefix) return '`range_end` and `--prefix` are mutually exclusive';
+  return { key: all[0] ?? '', rangeEnd: all.length >= 2 ? all[1] : undefined, ...o, exec };
+}
+
+async function printWatch(ctl: Ctl, client: Client, w: WatchArgs): Promise<void> {
+  const key = w.prefix && w.key === '' ? '\x00' : w.key;
+  const watcher = client.watch.watch(key, {
+    rangeEnd: w.rangeEnd,
+    prefix: w.prefix && w.key !== '',
+    fromKey: w.prefix && w.key === '',
+    startRevision: w.rev,
+    prevKv: w.prevKv,
+    requireLeader: true,
+    signal: ctl.io.interrupt,
+  });
+  try {
+    for await (const resp of watcher) {
+      if (resp.canceled) ctl.io.output.err(`watch was canceled (${watchResponseError(resp)?.message ?? ''})\n`);
+      if (resp.progressNotify) ctl.println(`progress notify: ${resp.header?.revision ?? 0}`);
+      ctl.printer.watch(resp);
+      if (w.exec.length > 0) runExec(ctl, w.exec, resp);
+    }
+  } catch (err) {
+    if (!ctl.io.interrupt.aborted) ctl.io.output.err(`watch was canceled (${err instanceof Error ? err.message : String(err)})\n`);
+  }
+}
+
+function runExec(ctl: Ctl, exec: string[], resp: WatchResponse): void {
+  for (const ev of resp.events) {
+    const env = {
+      ...process.env,
+      ETCD_WATCH_REVISION: String(resp.header?.revision ?? 0),
+      ETCD_WATCH_EVENT_TYPE: goQuote(ev.type === 1 ? 'DELETE' : 'PUT'),
+      ETCD_WATCH_KEY: goQuote(ev.kv?.key ?? new Uint8Array()),
+      ETCD_WATCH_VALUE: goQuote(ev.kv?.value ?? new Uint8Array()),
+    };
+    const r = spawnSync(exec[0] ?? '', exec.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    ctl.io.output.out(r.stdout ?? Buffer.alloc(0));
+    if ((r.stderr?.length ?? 0) > 0) ctl.io.output.err(r.stderr.toString());
+    if (r.error !== undefined || r.status !== 0) {
+      const why = r.error !== undefined ? r.error.message : `exit status ${r.status ?? 1}`;
+      ctl.io.output.err(`command [${exec.join(' ')}] error (${why})\n`);
+      fail(ExitCode.error, '');
+    }
+  }
+}
+
+async function interactive(ctl: Ctl, envKey: string, envRange: string): Promise<void> {
+  const client = (await ctl.connectedClient());
+  const running: Promise<void>[] = [];
+  for (;;) {
+    const raw = await ctl.io.readLine();
+    if (raw === null || !raw.endsWith('\n')) fail(ExitCode.invalidInput, 'Error reading watch request line: EOF');
+    const l = raw.slice(0, -1);
+    const words = argify(l);
+    if (words instanceof Error || words.length < 1) {
+      ctl.io.output.err(`Invalid command: ${l} (watch and progress supported)\n`);
+      continue;
+    }
+    if (words[0] === 'progress') {
+      client.watch.requestProgress();
+      continue;
+    }
+    if (words[0] !== 'watch') {
+      ctl.io.output.err(`Invalid command ${l} (only support watch)\n`);
+      continue;
+    }
+    if (words.length < 2 && envKey === '') {
+      ctl.io.output.err(`Invalid command ${l} (command type or key is not provided)\n`);
+      continue;
+    }
+    let parsed;
+    try {
+      parsed = parseFlags(words.slice(1), watchFlags);
+    } catch (err) {
+      return fail(ExitCode.badArgs, err instanceof Error ? err.message : String(err));
+    }
+    const f = parsed.values;
+    const w = resolveWatch(parsed.positional, parsed.dashAt, envKey, envRange, { prefix: f.bool('prefix'), rev: f.int('rev'), prevKv: f.bool('prev-kv') });
+    if (typeof w === 'string') {
+      if (w.startsWith('bad number')) fail(ExitCode.badArgs, w);
+      ctl.io.output.err(`Invalid command ${l} (${w})\n`);
+      continue;
+    }
+    running.push(printWatch(ctl, client, w));
+  }
+}
+
+export const watchCommand: CommandSpec = {
+  name: 'watch',
+  flags: watchFlags,
+  run: async (ctl, args) => {
+    const envKey = ctl.io.env['ETCDCTL_WATCH_KEY'] ?? '';
+    const envRange = ctl.io.env['ETCDCTL_WATCH_RANGE_END'] ?? '';
+    if (envKey === '' && envRange !== '') fail(ExitCode.badArgs, `ETCDCTL_WATCH_KEY is empty but got ETCDCTL_WATCH_RANGE_END=${goQuote(envRange)}`);
+    if (ctl.flags.bool('interactive')) {
+      await interactive(ctl, envKey, envRange);
+      return;
+    }
+    const f = ctl.flags;
+    const w = resolveWatch(args, ctl.dashAt, envKey, envRange, { prefix: f.bool('prefix'), rev: f.int('rev'), prevKv: f.bool('prev-kv') });
+    if (typeof w === 'string') fail(ExitCode.badArgs, w);
+    await printWatch(ctl, (await ctl.connectedClient()), w);
+    if (ctl.io.interrupt.aborted) return;
+    fail(ExitCode.interrupted, 'watch is canceled by the server');
+  },
+};
