@@ -68,6 +68,13 @@ export class Ctl {
     return c;
   }
 
+  /** A client of explicit options (make-mirror's destination); closed with the others. */
+  clientFrom(options: ClientOptions): Client {
+    const c = new Client(options);
+    this.clients.push(c);
+    return c;
+  }
+
   /** A client that has authenticated when credentials were given (clientv3.New does this while dialling). */
   async connectedClient(endpoints: readonly string[] = this.endpoints, withAuth = true): Promise<Client> {
     const c = this.client(endpoints, withAuth);

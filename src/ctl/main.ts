@@ -10,6 +10,7 @@ import { alarmCommand, defragCommand, endpointCommand, memberCommand, moveLeader
 import { electCommand, lockCommand } from './commands/concurrency.js';
 import { compactionCommand, delCommand, getCommand, putCommand, txnCommand } from './commands/kv.js';
 import { leaseCommand } from './commands/lease.js';
+import { makeMirrorCommand } from './commands/mirror.js';
 import { watchCommand } from './commands/watch.js';
 import { applyEnv, FlagError, parseFlags, type FlagSpec } from './flags.js';
 import { CtlExit, ExitCode } from './output.js';
@@ -51,6 +52,7 @@ export const rootCommands: readonly CommandSpec[] = [
   leaseCommand,
   memberCommand,
   snapshotCommand,
+  makeMirrorCommand,
   lockCommand,
   electCommand,
   authCommand,
