@@ -432,7 +432,7 @@ test('header to AuthInfo; authenticated-only RPCs; everything passes with auth o
   assert.equal(requiresAdmin(serverpb.InternalRaftRequest.create({})), false);
 });
 
-test('a put costs a few µs for a user with 100 permissions (figure printed)', () => {
+test('a user with 100 write grants: a put check per key, its cost printed (never asserted)', () => {
   const roles = [{ read: [] as Grant[], write: [] as Grant[], both: [] as Grant[] }];
   for (let i = 0; i < 100; i++) {
     const key = utf8(`/app/${String(i * 2).padStart(4, '0')}/`);
@@ -451,5 +451,4 @@ test('a put costs a few µs for a user with 100 permissions (figure printed)', (
   for (let i = 0; i < rounds; i++) for (const r of reqs) checkPutRequest(w.store, ai, r, leaseKeys);
   const nsPerCheck = Number(process.hrtime.bigint() - t0) / (rounds * reqs.length);
   console.log(`# put permission check, 100 grants: ${(nsPerCheck / 1000).toFixed(3)} µs`);
-  assert.ok(nsPerCheck < 5000, `a put check took ${nsPerCheck} ns`);
 });
