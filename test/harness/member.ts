@@ -59,7 +59,7 @@ export interface WaitReadyOptions {
   readonly until?: Readiness;
 }
 
-const readyTimeoutMsDefault = 30_000;
+const readyTimeoutMsDefault = 60_000; // a loaded 2-core machine has taken over 30 s to start a node process
 const readyPollMs = 50;
 const healthRequestTimeoutMs = 1_000;
 const stopTimeoutMsDefault = 10_000;
