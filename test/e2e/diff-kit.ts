@@ -164,8 +164,9 @@ export function normIds(side: Side, s: string): string {
   const pairs: [string, string][] = [];
   for (const [name, hex] of side.vars) {
     if (!/^[0-9a-f]+$/.test(hex) || name === 'scratch') continue;
-    // %016x, %16x (`member add` prints it), decimal and bare hex.
-    pairs.push([hex.padStart(16, '0'), `<${name}>`], [`Member ${hex.padStart(16, ' ')}`, `Member <${name}>`], [BigInt(`0x${hex}`).toString(10), `<${name}>`], [hex, `<${name}>`]);
+    // %016x, decimal, bare hex, and %16x where `member add/remove/update` print it.
+    pairs.push([hex.padStart(16, '0'), `<${name}>`], [BigInt(`0x${hex}`).toString(10), `<${name}>`], [hex, `<${name}>`]);
+    for (const word of ['Member', 'cluster']) pairs.push([`${word} ${hex.padStart(16, ' ')}`, `${word} <${name}>`]);
   }
   const ep = side.cluster.member(0);
   pairs.push([ep.peerUrl, '<peer-url>'], [ep.clientUrl, '<client-url>'], [ep.endpoint, '<endpoint>'], [side.scratch, '<scratch>']);
