@@ -251,6 +251,24 @@ test('restore onto a reopened store: watchers catch up from the new store', () =
     w2.close();
   }));
 
+test('restore: synced watchers go on after the last revision they saw, neither repeated nor canceled as compacted', () =>
+  withWatch(async (t, w) => {
+    const s = w.newWatchStream();
+    s.watch({ key: b('a') });
+    s.watch({ key: b('b') });
+    for (let i = 1; i <= 5; i++) putRequest(t.store, put('a', `${i}`));
+    assert.equal(drain(s).length, 5);
+    compactionRequest(t.store, etcdserverpb.CompactionRequest.create({ revision: 4 }));
+    await finishCompactions(t);
+    w.restore(t.store);
+    t.timers.advance(0);
+    assert.deepEqual(render(drain(s)), [], 'nothing is sent again and nobody is canceled');
+    putRequest(t.store, put('a', '6'));
+    putRequest(t.store, put('b', '7'));
+    t.timers.advance(0);
+    assert.deepEqual(render(drain(s)), ['0@7: PUT a=6@7', '1@8: PUT b=7@8']);
+  }));
+
 test('property: every watcher sees exactly the history from its start revision, in order, whatever the consumer does', async () => {
   type Step = { kind: 'put'; key: number } | { kind: 'del'; key: number } | { kind: 'watch'; back: number; key: number; range: boolean } | { kind: 'drain' } | { kind: 'tick' };
   const stepArb: fc.Arbitrary<Step> = fc.oneof(

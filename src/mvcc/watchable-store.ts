@@ -345,14 +345,20 @@ export class WatchableStore implements TxnObserver {
   /**
    * Switches to another kv store (a snapshot was installed): every synced
    * watcher goes to unsynced and catches up from the new store's history.
+   * A synced watcher has seen every revision of the old store, but its
+   * minRev is only kept up to date while it is unsynced or a victim: it is
+   * moved past the old store's revision first, or the catch-up would send
+   * revisions again, or cancel it as compacted (etcd #15271).
    */
   restore(kv: KvStore): void {
+    const seenUpTo = this.kvStore.rev;
     this.kvStore.observer = undefined;
     assert(kv.observer === undefined, 'one watchable store per kv store');
     this.kvStore = kv;
     kv.observer = this;
     for (const w of [...this.synced.watchers]) {
       this.synced.delete(w);
+      w.minRev = Math.max(w.minRev, seenUpTo + 1);
       w.restore = true;
       this.unsynced.add(w);
     }

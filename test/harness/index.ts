@@ -25,7 +25,7 @@
  *     member(i); leader(timeoutMs?): Promise<Member>; net (FaultNet, with faultProxy); stop(); close({ keepFiles? }) }
  *   class Member { kind; name; dataDir; logFile; endpoint ('127.0.0.1:P'); clientUrl;
  *     peerUrl; pid; running; exitInfo; flags(): string[];
- *     start({ wait?, timeoutMs?, until? }); waitReady({ timeoutMs?, until? });
+ *     start({ wait?, timeoutMs?, until?, env? }); waitReady({ timeoutMs?, until? });
  *     stop(timeoutMs?=10000) (SIGTERM, then SIGKILL); kill() (SIGKILL); restart();
  *     pause() / resume() (SIGSTOP / SIGCONT); waitExit(); logTail(lines) }
  *   getHealth(clientUrl, timeoutMs?, tls?): Promise<'true' | 'false' | undefined>

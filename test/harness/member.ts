@@ -165,8 +165,11 @@ export class Member {
     ];
   }
 
-  /** Spawns the process (it must not be running) and, unless told not to, waits until ready. */
-  async start(opts: WaitReadyOptions & { readonly wait?: boolean } = {}): Promise<void> {
+  /**
+   * Spawns the process (it must not be running) and, unless told not to, waits
+   * until ready. env adds variables for this run only (e.g. ETCD_TS_FAILPOINTS).
+   */
+  async start(opts: WaitReadyOptions & { readonly wait?: boolean; readonly env?: Readonly<Record<string, string>> } = {}): Promise<void> {
     if (this.running) throw new Error(`${this.name}: already running (pid ${this.pid ?? '?'})`);
     this.starts++;
     appendFileSync(this.logFile, `=== harness: start #${this.starts} of ${this.kind} ${this.name} at ${new Date().toISOString()}\n`);
@@ -174,7 +177,7 @@ export class Member {
     const [file, args] = this.kind === 'etcd' ? [etcdBin, this.flags()] : [process.execPath, [...(this.spec.nodeArgs ?? []), etcdTsScript, ...this.flags()]];
     let child: ChildProcess;
     try {
-      child = spawn(file, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...this.spec.env } });
+      child = spawn(file, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...this.spec.env, ...opts.env } });
     } finally {
       closeSync(fd);
     }

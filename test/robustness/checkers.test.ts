@@ -1,0 +1,170 @@
+/**
+ * The checkers themselves: small hand-written histories, each correct one
+ * passing and each broken one (stale read, lost write, phantom write, wrong
+ * answer, impossible CAS, watch gap, reorder, wrong prev_kv, a watch that
+ * never caught up, a serializable read going back) caught by the right check.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { checkKv } from './check-kv.js';
+import { checkWatches, mergeReference } from './check-watch.js';
+import type { Kv, OpRecord, OpResult, Request, TxnOp, WatchEvent, WatchRecord } from './history.js';
+import { Replay, deletedKv } from './model.js';
+
+let nextId = 0;
+function op(label: string, req: Request, inv: number, ret: number | undefined, res?: { rev: number; results?: OpResult[]; succeeded?: boolean; member?: string }): OpRecord {
+  const o: OpRecord = { id: nextId++, client: 0, label, endpoint: 'e', invokeMs: inv, req };
+  if (res === undefined) {
+    o.status = 'indeterminate';
+    return o;
+  }
+  o.status = 'ok';
+  o.returnMs = ret;
+  o.res = { revision: res.rev, memberId: res.member ?? 'm1', succeeded: res.succeeded ?? true, results: res.results ?? [] };
+  return o;
+}
+const txn = (success: TxnOp[], compares: { key: string; modRev: number }[] = [], failure: TxnOp[] = []): Request => ({ kind: 'txn', txn: { compares, success, failure } });
+const kv = (key: string, value: string, modRev: number, createRev = modRev, version = 1): Kv => ({ key, value, createRev, modRev, version, lease: '0' });
+const putEv = (k: Kv, prevKv?: Kv): WatchEvent => (prevKv === undefined ? { type: 'put', kv: k } : { type: 'put', kv: k, prevKv });
+const range = (kvs: Kv[]): OpResult => ({ type: 'range', kvs, count: kvs.length, more: false });
+
+/** The watch that defines the history: revision → events, all keys, prev_kv. */
+function reference(revs: WatchEvent[][], startRev = 2): WatchRecord {
+  return {
+    id: 0, label: 'ref', key: '', end: '\0', prevKv: true,
+    segments: [{ endpoint: 'e', startRev: 1, invokeMs: 0, responses: revs.map((events, i) => ({ atMs: 0, revision: startRev + i, events })) }],
+  };
+}
+
+function check(ops: OpRecord[], watches: WatchRecord[]): string[] {
+  const { replay, problems } = Replay.build(mergeReference(watches));
+  return [...problems.map((p) => `history: ${p}`), ...checkKv(ops, replay).map((v) => `${v.check}: ${v.message}`), ...checkWatches(watches, replay).map((v) => `${v.check}: ${v.message}`)];
+}
+
+// a=v1 at 2, a=v2 at 3.
+const a2 = kv('a', 'v1', 2);
+const a3 = kv('a', 'v2', 3, 2, 2);
+const ref = reference([[putEv(a2)], [putEv(a3, a2)]]);
+
+describe('kv checker', () => {
+  test('a correct history passes', () => {
+    const ops = [
+      op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),
+      op('put', txn([{ type: 'put', key: 'a', value: 'v2' }]), 11, 20, { rev: 3, results: [{ type: 'put' }] }),
+      op('get', txn([{ type: 'range', key: 'a' }]), 5, 12, { rev: 2, results: [range([a2])] }),
+      op('get', txn([{ type: 'range', key: 'a' }]), 21, 30, { rev: 3, results: [range([a3])] }),
+      op('stale', txn([{ type: 'range', key: 'a', revision: 2 }]), 31, 32, { rev: 3, results: [range([a2])] }),
+    ];
+    assert.deepEqual(check(ops, [ref]), []);
+  });
+
+  test('a read that misses a write acknowledged before it began is a stale read', () => {
+    const ops = [
+      op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),
+      op('put', txn([{ type: 'put', key: 'a', value: 'v2' }]), 11, 20, { rev: 3, results: [{ type: 'put' }] }),
+      op('get', txn([{ type: 'range', key: 'a' }]), 25, 30, { rev: 2, results: [range([a2])] }),
+    ];
+    const v = check(ops, [ref]);
+    assert.equal(v.length, 1, v.join('\n'));
+    assert.match(v[0] ?? '', /^linearizability: revision 3/);
+  });
+
+  test('an acknowledged put missing from the history is a lost write', () => {
+    const ops = [
+      op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),
+      op('put', txn([{ type: 'put', key: 'a', value: 'v2' }]), 11, 20, { rev: 3, results: [{ type: 'put' }] }),
+      op('put', txn([{ type: 'put', key: 'b', value: 'lost' }]), 21, 22, { rev: 3, results: [{ type: 'put' }] }),
+    ];
+    assert.deepEqual(check(ops, [ref]).map((s) => s.split(':')[0]), ['lost-write']);
+  });
+
+  test('a revision no request wrote is a phantom write; one request twice is caught', () => {
+    const only = [op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] })];
+    assert.match(check(only, [ref]).join('\n'), /revision 3 .* holds values no single request wrote/);
+    const twice = reference([[putEv(a2)], [putEv(kv('a', 'v1', 3, 2, 2), a2)]]);
+    assert.match(check(only, [twice]).join('\n'), /took effect twice: at revisions 2 and 3/);
+  });
+
+  test('a read whose answer differs from the state at its revision fails', () => {
+    const ops = [
+      op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),
+      op('put', txn([{ type: 'put', key: 'a', value: 'v2' }]), 11, 20, { rev: 3, results: [{ type: 'put' }] }),
+      op('get', txn([{ type: 'range', key: 'a' }]), 21, 30, { rev: 3, results: [range([a2])] }),
+    ];
+    assert.match(check(ops, [ref]).join('\n'), /^semantics: .*range returned \[a="v1"/);
+  });
+
+  test('an indeterminate write may appear, but only with its own semantics', () => {
+    const put1 = op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] });
+    // A CAS on "a absent" that timed out: it cannot have produced revision 3, where a existed.
+    const cas = op('cas', txn([{ type: 'put', key: 'a', value: 'v2' }], [{ key: 'a', modRev: 0 }], [{ type: 'range', key: 'a' }]), 11, undefined);
+    assert.match(check([put1, cas], [ref]).join('\n'), /is at revision 3, .* but applied to revision 2 it gives \[\]/);
+    const okCas = op('cas', txn([{ type: 'put', key: 'a', value: 'v2' }], [{ key: 'a', modRev: 2 }], [{ type: 'range', key: 'a' }]), 11, undefined);
+    assert.deepEqual(check([put1, okCas], [ref]), []);
+  });
+
+  test('a failed compare is a read of the state at its header revision', () => {
+    const put1 = op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] });
+    const put2 = op('put', txn([{ type: 'put', key: 'a', value: 'v2' }]), 11, 20, { rev: 3, results: [{ type: 'put' }] });
+    const failed = (rev: number, kvs: Kv[]): OpRecord =>
+      op('cas', txn([{ type: 'put', key: 'a', value: 'x' }], [{ key: 'a', modRev: 0 }], [{ type: 'range', key: 'a' }]), 21, 30, { rev, succeeded: false, results: [range(kvs)] });
+    assert.deepEqual(check([put1, put2, failed(3, [a3])], [ref]), []);
+    assert.match(check([put1, put2, failed(2, [a2])], [ref]).join('\n'), /^linearizability/);
+  });
+
+  test('a delete-only revision is traced to the delete that answered it', () => {
+    const r = reference([[putEv(a2)], [{ type: 'delete', kv: deletedKv('a', 3), prevKv: a2 }]]);
+    const ops = [
+      op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),
+      op('delete', txn([{ type: 'delete', key: 'a' }]), 11, 20, { rev: 3, results: [{ type: 'delete', deleted: 1 }] }),
+    ];
+    assert.deepEqual(check(ops, [r]), []);
+    assert.match(check(ops.slice(0, 1), [r]).join('\n'), /phantom write/);
+  });
+
+  test('a serializable read of one member going back in time fails', () => {
+    const put1 = op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] });
+    const put2 = op('put', txn([{ type: 'put', key: 'a', value: 'v2' }]), 11, 20, { rev: 3, results: [{ type: 'put' }] });
+    const sget = (inv: number, rev: number, kvs: Kv[]): OpRecord => op('sget', txn([{ type: 'range', key: 'a', serializable: true }]), inv, inv + 1, { rev, results: [range(kvs)] });
+    assert.deepEqual(check([put1, put2, sget(21, 3, [a3]), sget(23, 3, [a3])], [ref]), []);
+    assert.match(check([put1, put2, sget(21, 3, [a3]), sget(23, 2, [a2])], [ref]).join('\n'), /^serializable: .* went back/);
+  });
+});
+
+describe('watch checker', () => {
+  const a4 = kv('a', 'v3', 4, 2, 3);
+  const ref3 = reference([[putEv(a2)], [putEv(a3, a2)], [putEv(a4, a3)]]);
+  const ops = [
+    op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),
+    op('put', txn([{ type: 'put', key: 'a', value: 'v2' }]), 11, 20, { rev: 3, results: [{ type: 'put' }] }),
+    op('put', txn([{ type: 'put', key: 'a', value: 'v3' }]), 21, 30, { rev: 4, results: [{ type: 'put' }] }),
+  ];
+  const watcher = (segments: { start: number; revs: WatchEvent[][] }[], prevKv = false): WatchRecord => ({
+    id: 1, label: 'w', key: 'a', end: 'b', prevKv,
+    segments: segments.map((s) => ({ endpoint: 'e', startRev: s.start, invokeMs: 0, responses: s.revs.map((events) => ({ atMs: 0, revision: 0, events })) })),
+  });
+  const noPrev = (e: WatchEvent): WatchEvent => ({ type: e.type, kv: e.kv });
+
+  test('a complete stream, resumed once, passes', () => {
+    const w = watcher([{ start: 2, revs: [[noPrev(putEv(a2))]] }, { start: 3, revs: [[noPrev(putEv(a3))], [noPrev(putEv(a4))]] }]);
+    assert.deepEqual(check(ops, [ref3, w]), []);
+  });
+
+  test('a gap, a reorder, a wrong prev_kv and an unfinished stream are each caught', () => {
+    const gap = watcher([{ start: 2, revs: [[noPrev(putEv(a2))], [noPrev(putEv(a4))]] }]);
+    assert.match(check(ops, [ref3, gap]).join('\n'), /revision 3 missing/);
+    const reorder = watcher([{ start: 2, revs: [[noPrev(putEv(a2))], [noPrev(putEv(a4))], [noPrev(putEv(a3))]] }]);
+    assert.match(check(ops, [ref3, reorder]).join('\n'), /revision 3 delivered after revision 4/);
+    const badPrev = watcher([{ start: 2, revs: [[putEv(a2)], [putEv(a3, a3)], [putEv(a4, a3)]] }], true);
+    assert.match(check(ops, [ref3, badPrev]).join('\n'), /revision 3 on e: got/);
+    const short = watcher([{ start: 2, revs: [[noPrev(putEv(a2))]] }]);
+    assert.match(check(ops, [ref3, short]).join('\n'), /ended at revision 2, but the history has revision 3/);
+    const early = watcher([{ start: 3, revs: [[noPrev(putEv(a2))], [noPrev(putEv(a3))], [noPrev(putEv(a4))]] }]);
+    assert.match(check(ops, [ref3, early]).join('\n'), /revision 2 delivered on e by a stream started at revision 3/);
+  });
+
+  test('an impossible history (a version that does not count up) is reported', () => {
+    const bad = reference([[putEv(a2)], [putEv(kv('a', 'v2', 3, 2, 5), a2)]]);
+    assert.match(check(ops.slice(0, 2), [bad]).join('\n'), /put a has version 5/);
+  });
+});

@@ -1,0 +1,195 @@
+/**
+ * The faults a run injects, one at a time, each ending with the cluster
+ * whole again (every member running, the network healed):
+ *
+ * - kill: SIGKILL the leader or a follower, restart it after a moment.
+ * - pause: SIGSTOP the leader or a follower for 1-3 s, then SIGCONT.
+ * - isolate: blackhole all peer traffic of the leader or a follower, both
+ *   ways, for 1.5-3.5 s.
+ * - isolate-until-snapshot: cut a follower off until the leader's log has
+ *   moved on far enough that it must send a snapshot, then heal.
+ * - delay: 50-100 ms on every peer link for 2 s.
+ * - failpoint: restart a member with ETCD_TS_FAILPOINTS arming a crash at
+ *   one persistence point, provoke that point (traffic, a compaction, a
+ *   defrag, a snapshot), wait for the crash, restart it with no failpoint.
+ */
+import type { FailpointName, Rand } from '../../src/base/index.js';
+import { etcdserverpb } from '../../src/pb/index.js';
+import { delay, memberStatus, methods, openChannel, type Cluster, type Member } from '../harness/index.js';
+
+export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint'] as const;
+export type FaultKind = (typeof faultKinds)[number];
+
+/** Failpoints and the hit on which to crash (a range: some are hit often, some once per compaction). */
+const crashPoints: readonly { name: FailpointName; hitMax: number }[] = [
+  { name: 'raftBeforeSave', hitMax: 60 },
+  { name: 'raftAfterSave', hitMax: 60 },
+  { name: 'backendBeforeCommit', hitMax: 10 },
+  { name: 'backendAfterCommit', hitMax: 10 },
+  { name: 'raftBeforeSaveSnap', hitMax: 1 },
+  { name: 'raftAfterSaveSnap', hitMax: 1 },
+  { name: 'raftAfterWalRelease', hitMax: 1 },
+  { name: 'raftBeforeApplySnap', hitMax: 1 },
+  { name: 'raftAfterApplySnap', hitMax: 1 },
+  { name: 'compactBeforeBatch', hitMax: 3 },
+  { name: 'compactAfterBatch', hitMax: 2 },
+  { name: 'compactAfterFinish', hitMax: 1 },
+  { name: 'defragBeforeCopy', hitMax: 1 },
+  { name: 'defragBeforeRename', hitMax: 1 },
+];
+
+export interface FaultContext {
+  readonly cluster: Cluster;
+  readonly rand: Rand;
+  readonly readyTimeoutMs: number;
+  /** Records what happened, for the history and the summary. */
+  readonly note: (what: string) => void;
+}
+
+export async function leaderIndex(c: Cluster): Promise<number | undefined> {
+  for (let i = 0; i < c.members.length; i++) {
+    const m = c.members[i] as Member;
+    if (!m.running) continue;
+    const s = await memberStatus(m.endpoint).catch(() => undefined);
+    if (s === undefined || s.leader === 0n) continue;
+    const idx = await indexOfMemberId(c, s.leader);
+    if (idx !== undefined) return idx;
+  }
+  return undefined;
+}
+
+async function indexOfMemberId(c: Cluster, id: bigint): Promise<number | undefined> {
+  for (let i = 0; i < c.members.length; i++) {
+    const s = await memberStatus((c.members[i] as Member).endpoint).catch(() => undefined);
+    if (s?.header?.memberId === id) return i;
+  }
+  return undefined;
+}
+
+async function pickTarget(ctx: FaultContext, role: 'leader' | 'follower' | 'any'): Promise<number> {
+  const n = ctx.cluster.members.length;
+  if (n === 1 || role === 'any') return ctx.rand.intn(n);
+  const leader = (await leaderIndex(ctx.cluster)) ?? 0;
+  if (role === 'leader') return leader;
+  return (leader + 1 + ctx.rand.intn(n - 1)) % n;
+}
+
+const role = (ctx: FaultContext): 'leader' | 'follower' => (ctx.rand.intn(2) === 0 ? 'leader' : 'follower');
+
+export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<void> {
+  const c = ctx.cluster;
+  const size = c.members.length;
+  switch (kind) {
+    case 'kill': {
+      const r = role(ctx);
+      const i = await pickTarget(ctx, r);
+      const m = c.members[i] as Member;
+      ctx.note(`kill ${r} ${m.name}`);
+      await m.kill();
+      await delay(300 + ctx.rand.intn(1200));
+      await m.start({ timeoutMs: ctx.readyTimeoutMs });
+      return;
+    }
+    case 'pause': {
+      const r = role(ctx);
+      const i = await pickTarget(ctx, r);
+      const m = c.members[i] as Member;
+      const ms = 1000 + ctx.rand.intn(2000);
+      ctx.note(`pause ${r} ${m.name} for ${ms} ms`);
+      m.pause();
+      await delay(ms);
+      m.resume();
+      return;
+    }
+    case 'isolate': {
+      if (size < 3) return injectFault(ctx, 'pause');
+      const r = role(ctx);
+      const i = await pickTarget(ctx, r);
+      const ms = 1500 + ctx.rand.intn(2000);
+      ctx.note(`isolate ${r} ${(c.members[i] as Member).name} for ${ms} ms`);
+      c.net.isolate((c.members[i] as Member).name);
+      await delay(ms);
+      c.net.heal();
+      return;
+    }
+    case 'isolate-until-snapshot': {
+      if (size < 3) return injectFault(ctx, 'kill');
+      const i = await pickTarget(ctx, 'follower');
+      ctx.note(`isolate follower ${(c.members[i] as Member).name} until a snapshot is due`);
+      await isolateUntilSnapshot(ctx, i);
+      return;
+    }
+    case 'delay': {
+      if (size < 3) return injectFault(ctx, 'pause');
+      ctx.note('delay every peer link 50-100 ms for 2 s');
+      for (const a of c.members) for (const b of c.members) if (a !== b) c.net.delay(a.name, b.name, 50 + ctx.rand.intn(50));
+      await delay(2000);
+      c.net.heal();
+      return;
+    }
+    case 'failpoint':
+      return failpointCrash(ctx);
+  }
+}
+
+/** Keeps follower i cut off until the leader's raft index moved past snapshot-count + catch-up entries. */
+async function isolateUntilSnapshot(ctx: FaultContext, i: number): Promise<void> {
+  const c = ctx.cluster;
+  const other = c.members.find((_, j) => j !== i && c.members[j]?.running === true) as Member;
+  const start = (await memberStatus(other.endpoint).catch(() => undefined))?.raftIndex ?? 0;
+  c.net.isolate((c.members[i] as Member).name);
+  const deadline = performance.now() + 20_000;
+  while (performance.now() < deadline) {
+    await delay(250);
+    const now = (await memberStatus(other.endpoint).catch(() => undefined))?.raftIndex ?? 0;
+    if (now - start > 250) break;
+  }
+  c.net.heal();
+}
+
+async function failpointCrash(ctx: FaultContext): Promise<void> {
+  const c = ctx.cluster;
+  const point = crashPoints[ctx.rand.intn(crashPoints.length)] as (typeof crashPoints)[number];
+  const snapApply = point.name === 'raftBeforeApplySnap' || point.name === 'raftAfterApplySnap';
+  if (snapApply && c.members.length < 3) return injectFault(ctx, 'kill');
+  const i = await pickTarget(ctx, snapApply ? 'follower' : 'any');
+  const m = c.members[i] as Member;
+  const hit = 1 + ctx.rand.intn(point.hitMax);
+  const env = `${point.name}=crash@${hit}`;
+  await m.kill();
+  await m.start({ wait: false, env: { ETCD_TS_FAILPOINTS: env } });
+  const exited = m.waitExit();
+  const provoke = async (): Promise<void> => {
+    const deadline = performance.now() + 15_000;
+    let round = 0;
+    while (m.running && performance.now() < deadline) {
+      await delay(500);
+      round++;
+      if (point.name.startsWith('defrag')) await defragment(m.endpoint).catch(() => undefined);
+      if (snapApply && round === 1) await isolateUntilSnapshot(ctx, i);
+    }
+  };
+  await Promise.race([exited, provoke()]);
+  const crashed = m.exitInfo?.signal === 'SIGKILL' && /failpoint .*: crash/.test(m.logTail(20));
+  ctx.note(`failpoint ${env} on ${m.name}: ${crashed ? 'crashed' : 'not reached'}`);
+  await m.kill();
+  await m.start({ timeoutMs: ctx.readyTimeoutMs });
+}
+
+export async function defragment(endpoint: string): Promise<void> {
+  const ch = openChannel(endpoint);
+  try {
+    await ch.unary(methods.maintenance.Defragment, etcdserverpb.DefragmentRequest.create({}), { timeoutMs: 10_000 });
+  } finally {
+    ch.close();
+  }
+}
+
+/** Undoes whatever a failed fault left behind: heals the network, resumes and starts every member. */
+export async function restoreCluster(ctx: FaultContext): Promise<void> {
+  if (ctx.cluster.members.length > 1) ctx.cluster.net.heal();
+  for (const m of ctx.cluster.members) {
+    m.resume();
+    if (!m.running) await m.start({ timeoutMs: ctx.readyTimeoutMs });
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * npm run robustness -- [--seed N] [--duration S] [--size 1|3] [--faults kill,pause,...] [--dir D]
+ * npm run robustness -- --check history.json
+ *
+ * Runs the fault mix against a cluster of etcd-ts members and checks the
+ * history; prints a summary and exits 1 with the seed and the saved
+ * history's path on any violation. --check re-runs the checkers on a saved
+ * history.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { checkKv } from './check-kv.js';
+import { checkWatches, mergeReference } from './check-watch.js';
+import { faultKinds, type FaultKind } from './faults.js';
+import type { History } from './history.js';
+import { Replay } from './model.js';
+import { runRobustness } from './run.js';
+
+function fail(message: string): never {
+  process.stderr.write(`robustness: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seed: { type: 'string' },
+      duration: { type: 'string', default: '60' },
+      size: { type: 'string', default: '3' },
+      faults: { type: 'string', default: faultKinds.join(',') },
+      dir: { type: 'string' },
+      check: { type: 'string' },
+    },
+  });
+  if (values.check !== undefined) {
+    const h = JSON.parse(readFileSync(values.check, 'utf8')) as History;
+    const { replay, problems } = Replay.build(mergeReference(h.watches));
+    const v = [...problems.map((message) => ({ check: 'history', message })), ...checkKv(h.ops, replay), ...checkWatches(h.watches, replay)];
+    for (const x of v) process.stdout.write(`VIOLATION [${x.check}] ${x.message}\n`);
+    process.stdout.write(`${h.ops.length} ops, ${replay.maxRev} revisions: ${v.length} violation(s)\n`);
+    process.exit(v.length > 0 ? 1 : 0);
+  }
+  const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
+  const durationS = Number(values.duration);
+  const size = Number(values.size);
+  if (!Number.isSafeInteger(seed) || seed < 0) fail(`--seed must be a non-negative integer`);
+  if (!(durationS > 0)) fail(`--duration must be a positive number of seconds`);
+  if (size !== 1 && size !== 3 && size !== 5) fail(`--size must be 1, 3 or 5`);
+  const faults = values.faults === '' ? [] : values.faults.split(',');
+  for (const f of faults) if (!(faultKinds as readonly string[]).includes(f)) fail(`unknown fault ${f} (known: ${faultKinds.join(', ')})`);
+
+  const started = Date.now();
+  const report = await runRobustness({
+    seed,
+    durationMs: durationS * 1000,
+    size,
+    faults: faults as FaultKind[],
+    ...(values.dir !== undefined ? { dir: values.dir } : {}),
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+  const s = report.stats;
+  process.stdout.write(
+    `robustness: seed ${seed}: ${s['ops']} ops (${s['ok']} ok, ${s['indeterminate']} indeterminate, ${s['failedReads']} failed reads), ` +
+      `${s['watchEvents']} watch events on ${s['watchStreams']} streams, ${s['faults']} fault notes, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  );
+  for (const x of report.violations.slice(0, 50)) process.stdout.write(`VIOLATION [${x.check}] ${x.message}\n`);
+  if (report.violations.length > 0) {
+    process.stdout.write(`robustness: FAILED with ${report.violations.length} violation(s); seed ${seed}; history saved to ${report.historyPath ?? '?'}; logs in ${report.dir}\n`);
+    process.exit(1);
+  }
+  process.stdout.write('robustness: ok\n');
+  process.exit(0);
+}
+
+await main();

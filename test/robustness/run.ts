@@ -1,0 +1,265 @@
+/**
+ * One robustness run: start a cluster, drive etcd-style and Kubernetes-style
+ * traffic and watches while injecting faults, stop the faults, let every
+ * watch catch up, then check the history: linearizability of KV, the watch
+ * guarantees, HashKV equal on every member, every member healthy.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SeededRand, type Rand } from '../../src/base/index.js';
+import { etcdserverpb } from '../../src/pb/index.js';
+import { delay, getHealth, methods, openChannel, type Cluster, type Member } from '../harness/index.js';
+import { checkKv, type Violation } from './check-kv.js';
+import { checkWatches, mergeReference } from './check-watch.js';
+import { RecordingClient } from './client.js';
+import { startRobustCluster } from './cluster.js';
+import { defragment, faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
+import { nowMs, type History, type WatchRecord } from './history.js';
+import { Replay } from './model.js';
+import { etcdKeyPrefix, k8sKeyPrefix, listPaginated, prefixEnd, runEtcdClient, runKubernetesClient } from './traffic.js';
+import { Watcher } from './watchers.js';
+
+export interface RunOptions {
+  readonly seed: number;
+  readonly durationMs: number;
+  readonly size: number;
+  readonly faults: readonly FaultKind[];
+  /** Pause between two requests of one client. */
+  readonly pauseMs?: number;
+  readonly requestTimeoutMs?: number;
+  /** Where data dirs, logs and the history go; a new temp dir by default. */
+  readonly dir?: string;
+  readonly log?: (line: string) => void;
+}
+
+export interface RunReport {
+  readonly seed: number;
+  readonly violations: readonly Violation[];
+  readonly dir: string;
+  readonly historyPath: string | undefined;
+  readonly stats: Record<string, number>;
+  readonly faults: readonly string[];
+}
+
+const readyTimeoutMs = 60_000;
+const catchUpMs = 30_000;
+
+export async function runRobustness(o: RunOptions): Promise<RunReport> {
+  const rand: Rand = new SeededRand(o.seed);
+  const log = o.log ?? ((): void => undefined);
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), `etcd-robustness-${o.seed}-`));
+  let t0 = nowMs();
+  const history: History = { seed: o.seed, ops: [], watches: [], members: {}, faults: [] };
+  const note = (what: string): void => {
+    history.faults.push({ atMs: nowMs(), what });
+    log(`  ${((nowMs() - t0) / 1000).toFixed(1)}s ${what}`);
+  };
+  log(`robustness: seed ${o.seed}, ${o.size} member(s), ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
+  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs);
+  log(`  cluster up in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
+  t0 = nowMs();
+  const ctx: FaultContext = { cluster, rand, readyTimeoutMs, note };
+  let opSeq = 0;
+  let watchSeq = 0;
+  const clients: RecordingClient[] = [];
+  const newClient = (endpoints: readonly string[]): RecordingClient => {
+    const c = new RecordingClient({ id: clients.length, endpoints, timeoutMs: o.requestTimeoutMs ?? 3000, ops: history.ops, nextOpId: () => opSeq++ });
+    clients.push(c);
+    return c;
+  };
+  const watchers: Watcher[] = [];
+  const watch = (label: string, key: string, end: string, prevKv: boolean, startRev: number, endpoints: readonly string[]): void => {
+    const record: WatchRecord = { id: watchSeq++, label, key, end, prevKv, segments: [] };
+    history.watches.push(record);
+    watchers.push(new Watcher({ record, endpoints, startRev, stallMs: 5000 }));
+  };
+  const rotated = (i: number): string[] => cluster.endpoints.map((_, j) => cluster.endpoints[(i + j) % cluster.endpoints.length] as string);
+
+  let violations: Violation[];
+  try {
+    // Watches: one from revision 1 on every key with prev_kv (the history), one per member.
+    watch('all keys from 1, prev_kv', '', '\0', true, 1, rotated(0));
+    cluster.endpoints.forEach((_, i) => watch(`all keys on m${i + 1}`, '', '\0', false, 1, rotated(i)));
+    let stopped = false;
+    const traffic: Promise<void>[] = [];
+    const topts = { rand, pauseMs: o.pauseMs ?? 20, stopped: () => stopped };
+    cluster.endpoints.forEach((_, i) => {
+      traffic.push(runEtcdClient(newClient(rotated(i).slice(0, 1)), topts));
+      traffic.push(runKubernetesClient(newClient(rotated(i).slice(0, 1)), topts));
+    });
+    traffic.push(runEtcdClient(newClient(rotated(0)), topts));
+    // A Kubernetes list+watch starting mid-run.
+    const informer = (async (): Promise<void> => {
+      await delay(o.durationMs / 3);
+      const c = newClient(rotated(1));
+      for (let attempt = 0; attempt < 20 && !stopped; attempt++) {
+        const rev = await listPaginated(c, 3);
+        if (rev !== undefined) {
+          watch('k8s informer pods/ from list+1, prev_kv', k8sKeyPrefix, prefixEnd(k8sKeyPrefix), true, rev + 1, rotated(1));
+          return;
+        }
+        await delay(200);
+      }
+    })();
+    const maintenance = runMaintenance(cluster, rand, watchers, clients, () => stopped, note);
+
+    const end = t0 + o.durationMs;
+    await delay(Math.min(1500, o.durationMs / 4));
+    while (nowMs() < end - 1000 && o.faults.length > 0) {
+      const kind = o.faults[rand.intn(o.faults.length)] as FaultKind;
+      try {
+        await injectFault(ctx, kind);
+      } catch (e) {
+        note(`fault ${kind} failed: ${(e as Error).message.split('\n')[0] ?? ''}`);
+        await restoreCluster(ctx);
+      }
+      await delay(800 + rand.intn(1200));
+    }
+    while (nowMs() < end) await delay(100);
+    stopped = true;
+    await Promise.all([...traffic, informer, maintenance]);
+    note('traffic stopped');
+    await restoreCluster(ctx);
+    const healthy = await waitHealthy(cluster.members, 30_000);
+
+    // Every watch catches up with the last revision anyone saw, then the checks.
+    const lastRev = Math.max(...clients.map((c) => c.lastRevision), await latestRevision(cluster));
+    const deadline = nowMs() + catchUpMs;
+    await Promise.all(watchers.map((w) => w.finish(lastRev, deadline)));
+    clients.forEach((c) => c.close());
+    for (const m of cluster.members) history.members[await memberIdOf(m)] = m.endpoint;
+
+    const { replay, problems } = Replay.build(mergeReference(history.watches));
+    violations = [
+      ...problems.map((message) => ({ check: 'history', message })),
+      ...checkKv(history.ops, replay),
+      ...checkWatches(history.watches, replay),
+      ...(await checkHashKv(cluster, lastRev)),
+      ...(healthy ? [] : [{ check: 'health', message: `not every member was healthy 30 s after the faults stopped` }]),
+    ];
+    if (replay.maxRev < lastRev) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, clients saw revision ${lastRev}` });
+  } finally {
+    await Promise.all(cluster.members.map((m) => m.kill()));
+    await cluster.net.close();
+  }
+
+  const stats = summarize(history);
+  let historyPath: string | undefined;
+  if (violations.length > 0) {
+    historyPath = join(dir, 'history.json');
+    writeFileSync(historyPath, JSON.stringify({ ...history, violations }, undefined, 1));
+  } else if (o.dir === undefined) {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { seed: o.seed, violations, dir, historyPath, stats, faults: history.faults.map((f) => f.what) };
+}
+
+/** Compaction every second up to where every watch has got (so no watch is compacted away), defrag every few seconds. */
+async function runMaintenance(cluster: Cluster, rand: Rand, watchers: readonly Watcher[], clients: readonly RecordingClient[], stopped: () => boolean, note: (w: string) => void): Promise<void> {
+  let compacted = 0;
+  let tick = 0;
+  while (!stopped()) {
+    await delay(1000);
+    tick++;
+    const running = cluster.members.filter((m) => m.running);
+    const m = running[rand.intn(running.length)];
+    if (m === undefined) continue;
+    const target = Math.min(...watchers.map((w) => w.last), ...clients.map((c) => c.lastRevision)) - 20;
+    if (target > compacted + 10) {
+      const ch = openChannel(m.endpoint);
+      try {
+        await ch.unary(methods.kv.Compact, etcdserverpb.CompactionRequest.create({ revision: target }), { timeoutMs: 3000 });
+        compacted = target;
+      } catch {
+        // A compaction lost to a fault is retried at the next tick.
+      } finally {
+        ch.close();
+      }
+    }
+    if (tick % 5 === 0) {
+      const error = await defragment(m.endpoint).then(() => undefined, (e: unknown) => (e as Error).message);
+      if (error !== undefined) note(`defrag of ${m.name} failed: ${error}`);
+    }
+  }
+}
+
+async function waitHealthy(members: readonly Member[], timeoutMs: number): Promise<boolean> {
+  const deadline = nowMs() + timeoutMs;
+  while (nowMs() < deadline) {
+    const h = await Promise.all(members.map((m) => getHealth(m.clientUrl)));
+    if (h.every((x) => x === 'true')) return true;
+    await delay(250);
+  }
+  return false;
+}
+
+async function latestRevision(c: Cluster): Promise<number> {
+  for (const m of c.members) {
+    const ch = openChannel(m.endpoint);
+    try {
+      const r = await ch.unary(methods.kv.Range, etcdserverpb.RangeRequest.create({ key: new TextEncoder().encode(etcdKeyPrefix) }), { timeoutMs: 5000 });
+      return r.header?.revision ?? 0;
+    } catch {
+      // Try the next member.
+    } finally {
+      ch.close();
+    }
+  }
+  return 0;
+}
+
+async function memberIdOf(m: Member): Promise<string> {
+  const ch = openChannel(m.endpoint);
+  try {
+    const r = await ch.unary(methods.maintenance.Status, etcdserverpb.StatusRequest.create({}), { timeoutMs: 3000 });
+    return (r.header?.memberId ?? 0n).toString(16);
+  } catch {
+    return `unknown-${m.name}`;
+  } finally {
+    ch.close();
+  }
+}
+
+/** HashKV at rev on every member, retried while members catch up: equal hashes and compact revisions. */
+async function checkHashKv(c: Cluster, rev: number): Promise<Violation[]> {
+  const deadline = nowMs() + 20_000;
+  let last = '';
+  while (nowMs() < deadline) {
+    const answers = await Promise.all(
+      c.members.map(async (m) => {
+        const ch = openChannel(m.endpoint);
+        try {
+          const r = await ch.unary(methods.maintenance.HashKV, etcdserverpb.HashKVRequest.create({ revision: rev }), { timeoutMs: 5000 });
+          return { name: m.name, hash: r.hash, compactRevision: r.compactRevision };
+        } catch (e) {
+          return { name: m.name, error: (e as Error).message };
+        } finally {
+          ch.close();
+        }
+      }),
+    );
+    last = answers.map((a) => ('error' in a ? `${a.name}: ${a.error}` : `${a.name}: hash ${a.hash} compact ${a.compactRevision}`)).join('; ');
+    if (answers.every((a) => !('error' in a))) {
+      const ok = answers.every((a) => 'hash' in a && 'hash' in (answers[0] as object) && a.hash === (answers[0] as { hash: number }).hash && a.compactRevision === (answers[0] as { compactRevision: number }).compactRevision);
+      return ok ? [] : [{ check: 'hashkv', message: `HashKV at revision ${rev} differs between members: ${last}` }];
+    }
+    await delay(500);
+  }
+  return [{ check: 'hashkv', message: `HashKV at revision ${rev} not answered by every member: ${last}` }];
+}
+
+function summarize(h: History): Record<string, number> {
+  const count = (p: (x: (typeof h.ops)[number]) => boolean): number => h.ops.filter(p).length;
+  return {
+    ops: h.ops.length,
+    ok: count((o) => o.status === 'ok'),
+    failedReads: count((o) => o.status === 'failed'),
+    indeterminate: count((o) => o.status === 'indeterminate'),
+    watchEvents: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.reduce((u, r) => u + r.events.length, 0), 0), 0),
+    watchStreams: h.watches.reduce((s, w) => s + w.segments.length, 0),
+    faults: h.faults.length,
+  };
+}
+
+export { faultKinds };

@@ -1,0 +1,36 @@
+/**
+ * The robustness smoke run of `npm test`: a short fault mix on a 3-member
+ * cluster (kill, pause, isolation, failpoint crashes) and on a single
+ * member (kill, failpoint crashes: the case where a crash must not lose an
+ * acknowledged write), each fully checked. The seed is random and printed;
+ * `npm run robustness -- --seed N` replays the same choices.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runRobustness } from './run.js';
+
+function seedOf(): number {
+  const fixed = process.env['ROBUSTNESS_SEED'];
+  return fixed !== undefined ? Number(fixed) : Math.floor(Math.random() * 2 ** 31);
+}
+
+async function smoke(size: number, durationMs: number, faults: Parameters<typeof runRobustness>[0]['faults']): Promise<void> {
+  const seed = seedOf();
+  const lines: string[] = [];
+  const report = await runRobustness({ seed, durationMs, size, faults, log: (l) => lines.push(l) });
+  const summary = `seed ${seed} (${size} member(s)): ${JSON.stringify(report.stats)}\n${lines.join('\n')}`;
+  process.stderr.write(`# robustness ${summary}\n`);
+  assert.deepEqual(
+    report.violations.map((v) => `[${v.check}] ${v.message}`),
+    [],
+    `robustness violations, seed ${seed}, history ${report.historyPath ?? '-'}; replay: npm run robustness -- --seed ${seed} --size ${size}`,
+  );
+  assert.ok(report.stats['ok'] !== undefined && report.stats['ok'] > 50, `too little traffic got through: ${summary}`);
+  if (faults.length > 0) assert.ok(report.faults.length >= 3, `too few faults injected: ${summary}`);
+}
+
+test('robustness smoke: 3 members under kill, pause, isolation and failpoint crashes', { timeout: 240_000 }, () =>
+  smoke(3, 30_000, ['kill', 'pause', 'isolate', 'failpoint']),
+);
+
+test('robustness smoke: 1 member under kill and failpoint crashes', { timeout: 120_000 }, () => smoke(1, 12_000, ['kill', 'failpoint']));
