@@ -51,9 +51,10 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `etcd-robustness-${o.seed}-`));
   let t0 = nowMs();
   const history: History = { seed: o.seed, ops: [], watches: [], members: {}, faults: [] };
+  const info = (what: string): void => log(`  ${((nowMs() - t0) / 1000).toFixed(1)}s ${what}`);
   const note = (what: string): void => {
     history.faults.push({ atMs: nowMs(), what });
-    log(`  ${((nowMs() - t0) / 1000).toFixed(1)}s ${what}`);
+    info(what);
   };
   log(`robustness: seed ${o.seed}, ${o.size} member(s), ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
   const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs);
@@ -102,7 +103,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
         await delay(200);
       }
     })();
-    const maintenance = runMaintenance(cluster, rand, watchers, clients, () => stopped, note);
+    const maintenance = runMaintenance(cluster, rand, watchers, clients, () => stopped, info);
 
     const end = t0 + o.durationMs;
     await delay(Math.min(1500, o.durationMs / 4));
@@ -119,7 +120,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     while (nowMs() < end) await delay(100);
     stopped = true;
     await Promise.all([...traffic, informer, maintenance]);
-    note('traffic stopped');
+    info('traffic stopped');
     await restoreCluster(ctx);
     const healthy = await waitHealthy(cluster.members, 30_000);
 
@@ -141,7 +142,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     if (replay.maxRev < lastRev) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, clients saw revision ${lastRev}` });
   } finally {
     await Promise.all(cluster.members.map((m) => m.kill()));
-    await cluster.net.close();
+    if (o.size > 1) await cluster.net.close();
   }
 
   const stats = summarize(history);
@@ -163,8 +164,8 @@ async function runMaintenance(cluster: Cluster, rand: Rand, watchers: readonly W
     await delay(1000);
     tick++;
     const running = cluster.members.filter((m) => m.running);
-    const m = running[rand.intn(running.length)];
-    if (m === undefined) continue;
+    if (running.length === 0) continue;
+    const m = running[rand.intn(running.length)] as Member;
     const target = Math.min(...watchers.map((w) => w.last), ...clients.map((c) => c.lastRevision)) - 20;
     if (target > compacted + 10) {
       const ch = openChannel(m.endpoint);

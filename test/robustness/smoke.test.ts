@@ -26,7 +26,7 @@ async function smoke(size: number, durationMs: number, faults: Parameters<typeof
     `robustness violations, seed ${seed}, history ${report.historyPath ?? '-'}; replay: npm run robustness -- --seed ${seed} --size ${size}`,
   );
   assert.ok(report.stats['ok'] !== undefined && report.stats['ok'] > 50, `too little traffic got through: ${summary}`);
-  if (faults.length > 0) assert.ok(report.faults.length >= 3, `too few faults injected: ${summary}`);
+  if (faults.length > 0) assert.ok(report.faults.length >= 1, `no fault injected: ${summary}`);
 }
 
 test('robustness smoke: 3 members under kill, pause, isolation and failpoint crashes', { timeout: 240_000 }, () =>
