@@ -80,6 +80,8 @@ function checkAlarms(env: ApplyEnv, req: serverpb.InternalRaftRequest): Error | 
       case 'deleteRange':
       case 'txn':
       case 'compaction':
+      case 'leaseGrant':
+      case 'leaseRevoke':
         return new ServerError('Corrupt');
       default:
         break;

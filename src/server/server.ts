@@ -31,7 +31,7 @@ import { Transport, membersRpcMethod } from '../transport/index.js';
 import { AlarmSet } from './alarms.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from './apply.js';
 import { bootstrap, type BootState } from './bootstrap.js';
-import { electionTicks, minLeaseTtlSeconds, parseCompactionRetention, type ServerConfig } from './config.js';
+import { ConfigError, electionTicks, minLeaseTtlSeconds, parseCompactionRetention, type ServerConfig } from './config.js';
 import { ServerError, serverErrorCodes, type ServerErrorCode } from './errors.js';
 import { IdGenerator } from './id-gen.js';
 import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
@@ -42,6 +42,7 @@ import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
 import { newCompactor, type Compactor } from './compactor.js';
+import { checkHashKv, checkInitialHashKv, hashKvRpc, type CorruptCheckHost } from './corrupt.js';
 import { peerTransportTls } from './tls.js';
 import { AppliedIndexWait, WaitRegistry } from './wait.js';
 
@@ -121,6 +122,7 @@ export class EtcdServer implements ApplyEnv {
   private leaseTimer: NodeJS.Timeout | undefined;
   /** Auto compaction (off unless --auto-compaction-retention is set); runs only while leader. */
   private readonly compactor: Compactor | undefined;
+  private corruptTimer: NodeJS.Timeout | undefined;
   /** Proposals that found no leader; retried when one is elected. */
   private noLeaderQueue: (() => void)[] = [];
 
@@ -235,6 +237,38 @@ export class EtcdServer implements ApplyEnv {
     });
   }
 
+  /** The periodic corruption check: on the leader, every --experimental-corrupt-check-time after the last one. */
+  private scheduleCorruptCheck(): void {
+    this.corruptTimer = setTimeout(() => {
+      if (this.stopping) return;
+      const pass = this.isLeader() ? checkHashKv(this.corruptCheckHost()) : Promise.resolve();
+      pass
+        .catch((e: unknown) => this.logger.warn('failed to check hash KV', { error: (e as Error).message }))
+        .finally(() => {
+          if (!this.stopping) this.scheduleCorruptCheck();
+        });
+    }, this.cfg.experimentalCorruptCheckTimeMs);
+    this.corruptTimer.unref();
+  }
+
+  private corruptCheckHost(): CorruptCheckHost {
+    return {
+      memberId: this.memberId,
+      logger: this.logger,
+      hashKv: (rev) => this.hashKv(etcdserverpb.HashKVRequest.create({ revision: rev })),
+      peerIds: () => [...this.cluster.members.keys()].filter((id) => id !== this.memberId),
+      peerHashKv: async (id, rev) => {
+        const body = etcdserverpb.HashKVRequest.encode(etcdserverpb.HashKVRequest.create({ revision: rev }));
+        return etcdserverpb.HashKVResponse.decode(await this.transport.call(id, hashKvRpc, body, this.requestTimeoutMs()));
+      },
+      linearizableRead: () => this.linearizableRead(),
+      raiseCorrupt: (id) => {
+        const a = etcdserverpb.AlarmRequest.create({ action: etcdserverpb.AlarmRequest_AlarmAction.ACTIVATE, memberID: id, alarm: etcdserverpb.AlarmType.CORRUPT });
+        void this.proposeInternal({ case: 'alarm', value: a });
+      },
+    };
+  }
+
   private async autoCompact(rev: number): Promise<void> {
     try {
       await this.compact(etcdserverpb.CompactionRequest.create({ revision: rev }));
@@ -259,6 +293,13 @@ export class EtcdServer implements ApplyEnv {
     });
     const s = new EtcdServer(opts, layout, boot, schema);
     await s.run(boot);
+    if (cfg.experimentalInitialCorruptCheck) {
+      const inconsistent = await checkInitialHashKv(s.corruptCheckHost());
+      if (inconsistent !== undefined) {
+        await s.stop();
+        throw new ConfigError(inconsistent);
+      }
+    }
     return s;
   }
 
@@ -285,6 +326,7 @@ export class EtcdServer implements ApplyEnv {
     }
     this.leaseTimer = setInterval(() => this.leaseLoop(), leaseLoopMs);
     this.compactor?.run();
+    if (this.cfg.experimentalCorruptCheckTimeMs > 0) this.scheduleCorruptCheck();
     await this.snapshots.purgeStale(this.snapshotIndex);
     void this.publish();
   }
@@ -1083,6 +1125,7 @@ export class EtcdServer implements ApplyEnv {
         [leaseRenewRpc]: (_from, body) => this.handleLeaseRenew(body),
         [leaseTimeToLiveRpc]: (_from, body) => this.handleLeaseTimeToLive(body),
         [memberPromoteRpc]: (_from, body) => this.handleMemberPromote(body),
+        [hashKvRpc]: (_from, body) => Promise.resolve(etcdserverpb.HashKVResponse.encode(this.hashKv(etcdserverpb.HashKVRequest.decode(body)))),
       },
       onRejected: (_peer, err) => {
         if (err.code === 'member-removed') void this.stop(new ServerError('IDRemoved', 'the member has been permanently removed from the cluster'));
@@ -1113,6 +1156,7 @@ export class EtcdServer implements ApplyEnv {
     this.stoppedErr = err;
     if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
     this.compactor?.stop();
+    if (this.corruptTimer !== undefined) clearTimeout(this.corruptTimer);
     const stopped = new ServerError('Stopped');
     this.reads.stop(stopped);
     this.waits.failAll(stopped);

@@ -1,0 +1,94 @@
+/**
+ * Corruption checks end to end: one member of a 3-member etcd-ts cluster has
+ * a value rewritten directly in its LMDB file while it is stopped.
+ * - With --experimental-initial-corrupt-check it refuses to start, with
+ *   etcd's "found data inconsistency with peers".
+ * - Without it, it starts, and the leader's periodic check
+ *   (--experimental-corrupt-check-time) raises CORRUPT naming that member;
+ *   writes are then refused cluster-wide with "etcdserver: corrupt cluster".
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { idToHex } from '../../src/base/index.js';
+import { mvccpb } from '../../src/pb/index.js';
+import { Schema } from '../../src/schema/index.js';
+import { Member, etcdctl, etcdctlMissing, memberStatus, useWorkspace } from '../harness/index.js';
+import { eventually } from './kit.js';
+
+const skip = etcdctlMissing();
+
+/** Rewrites the value of every version of key in a stopped member's backend. */
+async function corruptValue(dataDir: string, key: string): Promise<number> {
+  const schema = Schema.open({ path: join(dataDir, 'member', 'snap', 'db') });
+  let changed = 0;
+  try {
+    const bucket = schema.buckets.key;
+    schema.backend.write((tx) => {
+      for (const e of tx.range(bucket, new Uint8Array([0]), undefined)) {
+        const kv = mvccpb.KeyValue.decode(e.value);
+        if (Buffer.from(kv.key).toString() !== key) continue;
+        kv.value = Buffer.from('not what was written');
+        tx.put(bucket, Uint8Array.from(e.key), mvccpb.KeyValue.encode(kv));
+        changed++;
+      }
+    });
+    await schema.backend.forceCommit();
+  } finally {
+    await schema.backend.close();
+  }
+  return changed;
+}
+
+describe('corruption checks', { skip }, () => {
+  const ws = useWorkspace('ops-corrupt');
+
+  test('initial check refuses to start a corrupted member; the periodic check raises CORRUPT', async () => {
+    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, extraFlags: ['--experimental-initial-corrupt-check=true', '--experimental-corrupt-check-time=1s'] });
+    const eps = c.endpoints;
+    for (let i = 0; i < 10; i++) assert.equal((await etcdctl(['put', `k${i}`, `v${i}`], { endpoints: eps })).code, 0);
+    // Let every member apply everything, then stop one that is not the leader.
+    const rev = (await memberStatus(c.member(0).endpoint)).header?.revision ?? 0;
+    await eventually('all members at the last revision', async () => {
+      const revs = await Promise.all(c.members.map((m) => memberStatus(m.endpoint)));
+      return revs.every((s) => (s.header?.revision ?? 0) === rev) ? true : undefined;
+    });
+    const leader = await c.leader();
+    const victim = c.members.find((m) => m !== leader) as Member;
+    const victimId = (await memberStatus(victim.endpoint)).header?.memberId ?? 0n;
+    await victim.stop();
+    assert.ok((await corruptValue(victim.dataDir, 'k3')) > 0);
+
+    // The initial check: the member exits instead of serving.
+    await victim.start({ wait: false });
+    const exit = await victim.waitExit();
+    assert.equal(exit.code, 1, victim.logTail(20));
+    assert.match(victim.logTail(40), new RegExp(`${idToHex(victimId)} found data inconsistency with peers`));
+
+    // Without the initial check it serves, until the leader's periodic check finds it.
+    const again = new Member({ ...victim.spec, extraFlags: ['--experimental-corrupt-check-time=1s'] });
+    try {
+      await again.start({ until: 'serving', timeoutMs: 60_000 });
+      const alarms = await eventually(
+        'a CORRUPT alarm',
+        async () => {
+          const r = await etcdctl(['alarm', 'list'], { endpoints: [leader.endpoint] });
+          return /alarm:CORRUPT/.test(r.stdout) ? r.stdout.trim() : undefined;
+        },
+        30_000,
+        500,
+      );
+      assert.equal(alarms, `memberID:${victimId} alarm:CORRUPT`);
+      const put = await etcdctl(['put', 'after', 'x'], { endpoints: [leader.endpoint] });
+      assert.notEqual(put.code, 0);
+      assert.match(put.stderr, /etcdserver: corrupt cluster/);
+      // Every member knows (the alarm went through raft).
+      for (const m of [...c.members.filter((x) => x !== victim), again]) {
+        const r = await etcdctl(['alarm', 'list'], { endpoints: [m.endpoint] });
+        assert.match(r.stdout, /alarm:CORRUPT/);
+      }
+    } finally {
+      await again.kill();
+    }
+  });
+});
