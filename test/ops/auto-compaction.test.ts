@@ -28,7 +28,7 @@ describe('auto compaction', { skip }, () => {
   });
 
   test('periodic, 2 s: the leader compacts to a revision about 2 s old while writes go on', async () => {
-    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, extraFlags: ['--auto-compaction-mode=periodic', '--auto-compaction-retention=2s'] });
+    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, extraFlags: ['--auto-compaction-mode=periodic', '--auto-compaction-retention=2s'], readyTimeoutMs: 60_000 });
     const leaderId = await agreedLeader(c.members);
     const ch = openChannel(c.member(0).endpoint);
     const started = Date.now();

@@ -44,7 +44,7 @@ describe('corruption checks', { skip }, () => {
   const ws = useWorkspace('ops-corrupt');
 
   test('initial check refuses to start a corrupted member; the periodic check raises CORRUPT', async () => {
-    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, extraFlags: ['--experimental-initial-corrupt-check=true', '--experimental-corrupt-check-time=1s'] });
+    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, extraFlags: ['--experimental-initial-corrupt-check=true', '--experimental-corrupt-check-time=1s'], readyTimeoutMs: 60_000 });
     const eps = c.endpoints;
     for (let i = 0; i < 10; i++) assert.equal((await etcdctl(['put', `k${i}`, `v${i}`], { endpoints: eps })).code, 0);
     // Let every member apply everything, then stop one that is not the leader.

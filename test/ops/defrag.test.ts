@@ -16,7 +16,7 @@ describe('defrag while writes continue', { skip }, () => {
   const ws = useWorkspace('ops-defrag');
 
   test('no acknowledged write is lost, and the file shrinks', async () => {
-    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3 });
+    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, readyTimeoutMs: 60_000 });
     const ch = openChannel(c.member(0).endpoint);
     try {
       // Fill with data that is then deleted and compacted away.

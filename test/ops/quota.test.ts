@@ -94,7 +94,7 @@ describe('backend quota: NOSPACE, what still works, recovery (etcd-ts vs etcd)',
 
   for (const kind of ['etcd', 'etcd-ts'] as const) {
     test(`${kind}: fill to NOSPACE, compact + defrag + disarm, writes again`, async () => {
-      const c = await ws.startCluster({ kind, size: 3, extraFlags: [`--quota-backend-bytes=${quotaBytes}`] });
+      const c = await ws.startCluster({ kind, size: 3, extraFlags: [`--quota-backend-bytes=${quotaBytes}`], readyTimeoutMs: 60_000 });
       try {
         transcripts.set(kind, await session(c));
       } finally {

@@ -20,7 +20,7 @@ describe('snapshot save, status and restore', { skip }, () => {
   let restored: Member[] = [];
 
   before(async () => {
-    source = await ws.startCluster({ kind: 'etcd-ts' });
+    source = await ws.startCluster({ kind: 'etcd-ts', readyTimeoutMs: 60_000 });
     const ep = source.endpoints;
     for (let i = 0; i < 20; i++) assert.equal((await etcdctl(['put', `key-${i}`, `value-${i}`], { endpoints: ep })).code, 0);
     assert.equal((await etcdctl(['put', 'key-3', 'overwritten'], { endpoints: ep })).code, 0);
