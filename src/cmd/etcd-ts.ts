@@ -7,7 +7,7 @@
  */
 import { JsonLogger, Registry, type Logger } from '../base/index.js';
 import { ClientApi } from '../api/index.js';
-import { ConfigError, EtcdServer, serverVersion, validateConfig } from '../server/index.js';
+import { ConfigError, EtcdServer, prepareAutoTls, serverVersion, validateConfig } from '../server/index.js';
 import { FlagError, flagsFromEnv, flagsHelp, parseFlags } from './flags.js';
 import { configFromValues, etcdFlags, valuesFromConfigFile } from './etcd-flags.js';
 
@@ -78,6 +78,7 @@ async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): 
   let server: EtcdServer;
   let api: ClientApi;
   try {
+    prepareAutoTls(cfg);
     server = await EtcdServer.start({ config: cfg, logger, registry });
     api = await ClientApi.start(server);
   } catch (e) {

@@ -3,17 +3,20 @@
 // auth, where the certificate's CN is the user (compared with the real etcd,
 // the JSON gateway included, which never takes the CN as the user); TLS
 // below 1.2 refused; a 3-member cluster whose peers talk TLS with client
-// certificates required.
+// certificates required; --auto-tls certificates made without openssl.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after } from 'node:test';
-import { etcdctl, etcdctlMissing, etcdMissing, useWorkspace, type Cluster, type MemberTls } from '../harness/index.js';
+import { GrpcChannel } from '../../src/grpc/index.js';
+import { etcdserverpb } from '../../src/pb/index.js';
+import { etcdctl, etcdctlMissing, etcdMissing, methods, useWorkspace, type Cluster, type MemberTls } from '../harness/index.js';
 
 const openssl = '/usr/bin/openssl';
 const opensslMissing = existsSync(openssl) ? false : `${openssl} is not installed`;
@@ -122,6 +125,25 @@ describe('TLS', { skip }, () => {
     }
     const list = await etcdctl(['member', 'list'], { endpoints: [c.member(0).endpoint] });
     assert.equal(list.stdout.split('\n').filter((l) => l.includes('https://127.0.0.1:')).length, 3, list.stdout);
+  });
+
+  test('--auto-tls and --peer-auto-tls: self-signed certificates under fixtures/, three members over them', async () => {
+    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, extraFlags: ['--auto-tls', '--peer-auto-tls'], tls: { client: true, peer: true } });
+    for (const kind of ['client', 'peer']) {
+      const pem = readFileSync(join(c.member(0).dataDir, 'fixtures', kind, 'cert.pem'));
+      const x = new X509Certificate(pem);
+      assert.equal(x.verify(x.publicKey), true, `${kind} certificate is not self-signed`);
+      assert.equal(x.subjectAltName, 'IP Address:127.0.0.1');
+      assert.equal(x.checkIP('127.0.0.1'), '127.0.0.1');
+    }
+    const ch = new GrpcChannel({ address: c.member(1).endpoint, tls: { insecureSkipVerify: true }, connectTimeoutMs: 5_000 });
+    try {
+      await ch.unary(methods.kv.Put, etcdserverpb.PutRequest.create({ key: Buffer.from('auto'), value: Buffer.from('tls') }), { timeoutMs: 10_000 });
+      const got = await ch.unary(methods.kv.Range, etcdserverpb.RangeRequest.create({ key: Buffer.from('auto') }), { timeoutMs: 10_000 });
+      assert.equal(Buffer.from(got.kvs[0]?.value ?? []).toString(), 'tls');
+    } finally {
+      ch.close();
+    }
   });
 
   test('https peer URLs without a peer certificate refuse to start', async () => {
