@@ -161,6 +161,8 @@ async function failpointCrash(ctx: FaultContext): Promise<void> {
   await m.start({ wait: false, env: { ETCD_TS_FAILPOINTS: env } });
   const exited = m.waitExit();
   const provoke = async (): Promise<void> => {
+    // A loaded machine takes seconds to boot a member: the 15 s to reach the point start once it serves.
+    await m.waitReady({ until: 'serving', timeoutMs: ctx.readyTimeoutMs }).catch(() => undefined);
     const deadline = performance.now() + 15_000;
     let round = 0;
     while (m.running && performance.now() < deadline) {
