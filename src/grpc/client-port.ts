@@ -264,12 +264,15 @@ export class ClientPortServer {
 
   private watchHttp2(socket: Socket, received: Buffer): void {
     let handedOff = false;
+    // The callback may run before watchFirstRequest returns (the first request, or
+    // a client's GOAWAY, was already read): it must not touch `watch` then.
+    const ref: { watch?: FirstRequestWatch } = {};
     const watch = watchFirstRequest(socket, received, { ackTimeoutMs: this.handshakeTimeoutMs }, (h) => {
-      // May run before watchFirstRequest returns (a client's GOAWAY was already read).
       handedOff = true;
-      this.watches.delete(watch);
+      if (ref.watch !== undefined) this.watches.delete(ref.watch);
       this.handOff(socket, h);
     });
+    ref.watch = watch;
     if (handedOff || socket.destroyed) return;
     this.watches.add(watch);
     socket.once('close', () => this.watches.delete(watch));
