@@ -85,6 +85,9 @@ class WatchSession {
         if (this.closed) break;
         this.handle(req);
       }
+      // A client's half-close ends its requests, not the stream: as etcd,
+      // events keep flowing until the client cancels or the stream closes.
+      await this.untilClosedOrCancelled();
     } finally {
       this.close();
       await pump;
@@ -93,6 +96,21 @@ class WatchSession {
   }
 
   private leaderLost = false;
+  private onClosed: (() => void) | undefined;
+
+  private untilClosedOrCancelled(): Promise<void> {
+    const signal = this.call.signal;
+    if (this.closed || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        this.onClosed = undefined;
+        resolve();
+      };
+      signal.addEventListener('abort', done);
+      this.onClosed = done;
+    });
+  }
 
   private checkLeader(): void {
     if (this.s.leaderId !== 0n || this.closed) return;
@@ -106,6 +124,7 @@ class WatchSession {
     for (const t of this.timers) clearInterval(t);
     this.ws.close();
     this.kick();
+    this.onClosed?.();
   }
 
   private kick(): void {

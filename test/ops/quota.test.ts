@@ -18,15 +18,16 @@ const fillPutsMax = 60;
 
 /**
  * Which members raise NOSPACE depends on each one's file size when it applies
- * the write that crosses the quota (etcd's apply-time check): keep the alarm
- * types, and whether the member that took the requests is among the raisers.
+ * the write that crosses the quota (etcd's apply-time check), and even the
+ * member that took the requests is not always among them with etcd 3.4: keep
+ * the alarm types only.
  */
 function alarmSummary(line: string): string {
   const raisers = [...line.matchAll(/memberID:(<m\d>) alarm:([A-Z]+)/g)];
   if (raisers.length === 0) return line;
   const types = [...new Set(raisers.map((r) => r[2]))].sort().join(',');
   const head = line.slice(0, line.indexOf('memberID:'));
-  return `${head}${types} raised, by m0: ${raisers.some((r) => r[1] === '<m0>')}`;
+  return `${head}${types} raised`;
 }
 
 function normalise(text: string, ids: readonly string[]): string {
@@ -110,7 +111,7 @@ describe('backend quota: NOSPACE, what still works, recovery (etcd-ts vs etcd)',
     assert.deepEqual(ours, theirs);
     // And the transcript says what matters, so equal transcripts cannot both be wrong the same trivial way.
     assert.match(ours[0] ?? '', /etcdserver: mvcc: database space exceeded/);
-    assert.match(ours.join('\n'), /alarm list -> 0 NOSPACE raised, by m0: true/);
+    assert.match(ours.join('\n'), /alarm list -> 0 NOSPACE raised/);
     assert.match(ours.join('\n'), /put after-disarm v -> 0 OK/);
   });
 });
