@@ -19,6 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
+  type ChannelTlsOptions,
   ConnectivityState,
   GrpcChannel,
   GrpcError,
@@ -40,14 +41,8 @@ import {
   toClientError,
 } from './errors.js';
 
-export interface TlsOptions {
-  readonly ca?: string | Buffer | undefined;
-  readonly cert?: string | Buffer | undefined;
-  readonly key?: string | Buffer | undefined;
-  /** Name to verify server certificates against; default the endpoint host. */
-  readonly serverName?: string | undefined;
-  readonly insecureSkipVerify?: boolean | undefined;
-}
+/** TLS for every endpoint: the channel's own options (CA, client certificate, servername, skip-verify). */
+export type TlsOptions = ChannelTlsOptions;
 
 export type ClientLogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -351,15 +346,7 @@ export class Connection {
   private addChannel(raw: string): EndpointChannel {
     const endpoint = parseEndpoint(raw);
     const o = this.options;
-    const tls = endpointUsesTls(endpoint, o.tls !== undefined)
-      ? {
-          ca: o.tls?.ca,
-          cert: o.tls?.cert,
-          key: o.tls?.key,
-          servername: o.tls?.serverName,
-          insecureSkipVerify: o.tls?.insecureSkipVerify,
-        }
-      : undefined;
+    const tls = endpointUsesTls(endpoint, o.tls !== undefined) ? (o.tls ?? {}) : undefined;
     const channel = new GrpcChannel({
       address: endpoint.address,
       tls,

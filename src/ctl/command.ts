@@ -101,7 +101,7 @@ export class Ctl {
     const auth = withAuth ? this.auth() : undefined;
     return {
       endpoints,
-      tls: secure ? { ca: read(cacert), cert: read(cert), key: read(key), serverName: serverName === '' ? undefined : serverName, insecureSkipVerify: f.bool('insecure-skip-tls-verify') } : undefined,
+      tls: secure ? { ca: read(cacert), cert: read(cert), key: read(key), servername: serverName === '' ? undefined : serverName, insecureSkipVerify: f.bool('insecure-skip-tls-verify') } : undefined,
       dialTimeoutMs: f.durationMs('dial-timeout'),
       keepaliveTimeMs: f.durationMs('keepalive-time'),
       keepaliveTimeoutMs: f.durationMs('keepalive-timeout'),
