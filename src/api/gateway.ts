@@ -20,10 +20,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { GrpcChannel, GrpcError, type ChannelTlsOptions, type MethodDef, type OutgoingMetadata } from '../grpc/index.js';
+import { GrpcChannel, GrpcError, GrpcStatus, type ChannelTlsOptions, type MethodDef, type OutgoingMetadata } from '../grpc/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb, type MessageType } from '../pb/index.js';
 import type { EtcdServer } from '../server/index.js';
-import { grpcStatus } from './errors.js';
 import type { HttpRoute } from './http.js';
 import { JsonPbError, fromJson, fromJsonValue, goJsonString, splitJsonValues, toJson } from './json-pb.js';
 
@@ -104,7 +103,7 @@ const routes = routeTable as unknown as Readonly<Record<string, AnyMethod>>;
 
 /** grpc-gateway v1's HTTPStatusFromCode. */
 export function httpStatusOf(code: number): number {
-  const c = grpcStatus;
+  const c = GrpcStatus;
   switch (code) {
     case c.OK:
       return 200;
@@ -155,8 +154,8 @@ const httpStatusText: Readonly<Record<number, string>> = {
 
 function errorOf(e: unknown): { code: number; message: string } {
   if (e instanceof GrpcError) return { code: e.code, message: e.message };
-  if (e instanceof JsonPbError) return { code: grpcStatus.INVALID_ARGUMENT, message: e.message };
-  return { code: grpcStatus.UNKNOWN, message: e instanceof Error ? e.message : String(e) };
+  if (e instanceof JsonPbError) return { code: GrpcStatus.INVALID_ARGUMENT, message: e.message };
+  return { code: GrpcStatus.UNKNOWN, message: e instanceof Error ? e.message : String(e) };
 }
 
 function errorBody(code: number, message: string): string {
@@ -255,7 +254,7 @@ export class Gateway {
 
   private conn(): GrpcChannel {
     if (this.channel === undefined) {
-      if (this.upstream === undefined) throw new GrpcError(grpcStatus.UNAVAILABLE, 'etcdserver: server stopped');
+      if (this.upstream === undefined) throw new GrpcError(GrpcStatus.UNAVAILABLE, 'etcdserver: server stopped');
       this.channel = new GrpcChannel({ address: this.upstream.address, tls: this.upstream.tls, connectTimeoutMs: 5_000 });
     }
     return this.channel;

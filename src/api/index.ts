@@ -7,5 +7,5 @@
  * to etcd's gRPC code and exact message.
  */
 export { ClientApi, type ClientApiOptions } from './client-api.js';
-export { etcdErrors, grpcStatus, lookupEtcdError, statusOf, type EtcdErrorName } from './errors.js';
+export { etcdStatus, statusOf, type EtcdStatus } from './errors.js';
 export { checkHealth, httpHandler, type HttpRoute } from './http.js';

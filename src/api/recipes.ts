@@ -8,11 +8,12 @@
  * etcd's services call these through an in-process client, so any failure
  * reaches the caller as gRPC UNKNOWN with etcd's message (recipeError).
  */
-import { GrpcError } from '../grpc/index.js';
+import { rpcErrors, type RpcErrorName } from '../base/index.js';
+import { GrpcError, GrpcStatus } from '../grpc/index.js';
 import { etcdserverpb, mvccpb } from '../pb/index.js';
 import { ServerError, authChecks, type EtcdServer, type RequestContext } from '../server/index.js';
 import { check } from './call-context.js';
-import { etcdErrors, grpcStatus, statusOf, type EtcdErrorName } from './errors.js';
+import { statusOf } from './errors.js';
 import { checkQuota, txnCost } from './quota.js';
 
 /** clientv3/concurrency's default session TTL: a lock or campaign without a lease gets one this long. */
@@ -48,7 +49,7 @@ export function prefixEnd(prefix: Uint8Array): Uint8Array {
 /** Any failure as etcd's in-process client hands it back to the service: UNKNOWN with the message. */
 export function recipeError(err: unknown): GrpcError {
   if (err instanceof GrpcError) return err;
-  return new GrpcError(grpcStatus.UNKNOWN, statusOf(err).message);
+  return new GrpcError(GrpcStatus.UNKNOWN, statusOf(err).message);
 }
 
 /** Runs a recipe, reporting failures as etcd's lock and election services do. */
@@ -119,9 +120,9 @@ export function rangeKvs(resp: etcdserverpb.TxnResponse, i: number): mvccpb.KeyV
 
 /** The watch lost its history to a compaction (clientv3 reports ErrCompacted). */
 class WatchCompactedError extends Error {
-  readonly code: EtcdErrorName = 'Compacted';
+  readonly code: RpcErrorName = 'Compacted';
   constructor() {
-    super(etcdErrors.Compacted.message);
+    super(rpcErrors.Compacted.message);
   }
 }
 

@@ -13,10 +13,10 @@
  * the HTTP/2 stream accepts writes; a watcher whose queue fills becomes a
  * victim in the store and catches up later.
  */
+import { rpcErrors } from '../base/index.js';
 import { bidiStreaming, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb, mvccpb } from '../pb/index.js';
 import { ServerError, authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
-import { etcdErrors } from './errors.js';
 import { checkCall, guard, requestContext } from './call-context.js';
 
 type WatchMethods = typeof etcdserverpb.WatchService.methods;
@@ -43,13 +43,13 @@ function cancelReasonOf(err: unknown): string {
   if (isAuthError(err)) {
     switch (err.code) {
       case 'InvalidAuthToken':
-        return etcdErrors.InvalidAuthToken.message;
+        return rpcErrors.InvalidAuthToken.message;
       case 'AuthOldRevision':
-        return etcdErrors.AuthOldRevision.message;
+        return rpcErrors.AuthOldRevision.message;
       case 'UserEmpty':
-        return etcdErrors.UserEmpty.message;
+        return rpcErrors.UserEmpty.message;
       default:
-        return etcdErrors.PermissionDenied.message;
+        return rpcErrors.PermissionDenied.message;
     }
   }
   return err instanceof Error ? err.message : String(err);

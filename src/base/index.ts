@@ -23,3 +23,4 @@ export * from './limits.js';
 export * from './crc32c.js';
 export * from './metrics.js';
 export * from './failpoints.js';
+export * from './rpctypes.js';

@@ -183,7 +183,7 @@ export class Connection {
     try {
       await this.fetchToken(options);
     } catch (err) {
-      if (err instanceof ClientError && err.code === ErrorCode.AUTH_NOT_ENABLED) return;
+      if (err instanceof ClientError && err.code === ErrorCode.AuthNotEnabled) return;
       throw err;
     }
   }
@@ -283,7 +283,7 @@ export class Connection {
 
   shouldRefreshToken(err: ClientError): boolean {
     if (!this.hasCredentials) return false;
-    return err.code === ErrorCode.USER_EMPTY || err.code === ErrorCode.INVALID_AUTH_TOKEN || err.code === ErrorCode.AUTH_OLD_REVISION;
+    return err.code === ErrorCode.UserEmpty || err.code === ErrorCode.InvalidAuthToken || err.code === ErrorCode.AuthOldRevision;
   }
 
   log(level: ClientLogEntry['level'], msg: string, fields: Record<string, string | number>): void {
@@ -328,7 +328,7 @@ export class Connection {
           attempt: 0,
           error: err instanceof GrpcError ? grpcText(err) : lastErr.message,
         });
-        if (lastErr.code === ErrorCode.AUTH_NOT_ENABLED || isContextError(lastErr)) throw lastErr;
+        if (lastErr.code === ErrorCode.AuthNotEnabled || isContextError(lastErr)) throw lastErr;
       } finally {
         signal.done();
       }
@@ -438,8 +438,8 @@ export class Connection {
 
   /** clientv3's toErr: a deadline/cancel that is the caller's own reads as the context's error. */
   private contextAware(err: ClientError, deadlineMs: number | undefined, signal: AbortSignal): ClientError {
-    if (signal.aborted) return this.closedFlag ? new ClientError(ErrorCode.CANCELED, GrpcStatus.CANCELLED, 'grpc: the client connection is closing', 'grpc: the client connection is closing') : canceledError();
-    if (err.code === ErrorCode.DEADLINE_EXCEEDED && deadlineMs !== undefined && Date.now() >= deadlineMs - 1) {
+    if (signal.aborted) return this.closedFlag ? new ClientError(ErrorCode.Canceled, GrpcStatus.CANCELLED, 'grpc: the client connection is closing', 'grpc: the client connection is closing') : canceledError();
+    if (err.code === ErrorCode.DeadlineExceeded && deadlineMs !== undefined && Date.now() >= deadlineMs - 1) {
       return fromGrpcError(new GrpcError(GrpcStatus.DEADLINE_EXCEEDED, 'context deadline exceeded'));
     }
     return err;

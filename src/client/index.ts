@@ -43,8 +43,9 @@ export {
   isEtcdError,
   isUnavailable,
   isContextError,
-  type EtcdErrorCode,
+  etcdError,
 } from './errors.js';
+export type { RpcErrorName } from '../base/index.js';
 export {
   KV,
   Txn,

@@ -10,7 +10,7 @@
 import type { ClientDuplexCall } from '../grpc/index.js';
 import { etcdserverpb } from '../pb/index.js';
 import type { CallOptions, Connection } from './connection.js';
-import { ClientError, clientFailure, ErrorCode, toClientError } from './errors.js';
+import { ClientError, clientFailure, etcdError, toClientError } from './errors.js';
 import { AsyncQueue, sleep } from './queue.js';
 
 const leaseMethods = etcdserverpb.LeaseService.methods;
@@ -80,7 +80,7 @@ export class Lease {
       call.write({ ID: id });
       const resp = await call.read();
       if (resp === undefined) throw clientFailure('etcdclient: keep alive stream ended');
-      if (resp.TTL <= 0) throw leaseNotFound();
+      if (resp.TTL <= 0) throw etcdError('LeaseNotFound');
       return resp;
     } catch (err) {
       throw toClientError(err);
@@ -181,7 +181,7 @@ export class Lease {
     const list = this.kept.get(resp.ID);
     if (list === undefined) return;
     if (resp.TTL <= 0) {
-      for (const ka of [...list]) this.stopKeepAlive(ka, leaseNotFound());
+      for (const ka of [...list]) this.stopKeepAlive(ka, etcdError('LeaseNotFound'));
       return;
     }
     const now = Date.now();
@@ -201,8 +201,4 @@ export class Lease {
       }
     }
   }
-}
-
-function leaseNotFound(): ClientError {
-  return new ClientError(ErrorCode.LEASE_NOT_FOUND, 5, 'etcdserver: requested lease not found', 'etcdserver: requested lease not found');
 }
