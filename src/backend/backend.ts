@@ -12,15 +12,16 @@
  * lets a caller write its data and its applied index in one scope and know
  * that a crash keeps both or neither.
  *
- * Commits run on lmdb's write thread; the batch stays readable in memory
- * until its commit has landed. `forceCommit()` resolves once everything
+ * Commits go to the engine (engine.ts: LMDB by default, on lmdb's write
+ * thread); the batch stays readable in memory until its commit has landed. `forceCommit()` resolves once everything
  * written before the call is durable on disk.
  */
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
 import { assert, crc32cUpdate, failpoint, nopLogger, utf8, type Logger } from '../base/index.js';
 import { bytesToKey } from './bytes-key.js';
+import type { BackendEngine, EngineOpener } from './engine.js';
+import { LmdbEngine, fsyncPath } from './lmdb-engine.js';
 import { Batch, mergeOverlays, type BucketOverlay, type OverlayEntry } from './overlay.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
 
@@ -42,6 +43,8 @@ export interface BackendOptions {
   /** Never fsync. Only for tests and CPU benchmarks: a machine crash may lose or corrupt data. */
   readonly noSync?: boolean;
   readonly logger?: Logger;
+  /** The store under the batches; default LMDB at `path`. */
+  readonly engine?: EngineOpener;
 }
 
 /** A handle on one named database, from Backend.bucket(). */
@@ -85,23 +88,7 @@ export interface HashIgnore {
   readonly key: Uint8Array;
 }
 
-type Db = Database<Buffer, Uint8Array>;
-type Env = RootDatabase<Buffer, Uint8Array>;
-
 const emptyKey = new Uint8Array(0);
-
-function openEnv(path: string, noSync: boolean, names: readonly string[]): { env: Env; dbs: Db[] } {
-  const env = open<Buffer, Uint8Array>({
-    path,
-    noSubdir: true,
-    maxDbs: names.length + 1,
-    keyEncoding: 'binary',
-    encoding: 'binary',
-    noSync,
-  });
-  const dbs = names.map((name) => env.openDB<Buffer, Uint8Array>(name, { keyEncoding: 'binary', encoding: 'binary' }));
-  return { env, dbs };
-}
 
 export class Backend implements WriteTx {
   readonly path: string;
@@ -110,14 +97,11 @@ export class Backend implements WriteTx {
   private readonly batchIntervalMs: number;
   private readonly batchOpsMax: number;
   private readonly timers: Timers;
-  private readonly noSync: boolean;
   private readonly logger: Logger;
-
-  private env: Env;
-  private dbs: Db[];
+  private readonly engine: BackendEngine;
   /** The batch being filled. */
   private pending: Batch;
-  /** Batches handed to LMDB whose commit has not landed yet, oldest first. */
+  /** Batches handed to the engine whose commit has not landed yet, oldest first. */
   private readonly inflight: Batch[] = [];
   private lastCommit: Promise<void> = Promise.resolve();
   private commitTimer: TimerHandle | undefined;
@@ -140,13 +124,11 @@ export class Backend implements WriteTx {
     this.batchOpsMax = options.batchOpsMax ?? batchOpsMaxDefault;
     assert(this.batchIntervalMs >= 0 && this.batchOpsMax >= 1, 'backend batch bounds must be positive');
     this.timers = options.timers ?? realTimers;
-    this.noSync = options.noSync ?? false;
     this.logger = options.logger ?? nopLogger;
-    // An interrupted defrag leaves its copy behind; the file at `path` is intact.
-    for (const stale of [`${this.path}.defrag`, `${this.path}.defrag-lock`]) rmSync(stale, { force: true });
-    const { env, dbs } = openEnv(this.path, this.noSync, this.names);
-    this.env = env;
-    this.dbs = dbs;
+    const noSync = options.noSync ?? false;
+    const logger = this.logger;
+    const openEngine: EngineOpener = options.engine ?? ((path, names) => LmdbEngine.open(path, names, noSync, logger));
+    this.engine = openEngine(this.path, this.names);
     this.pending = new Batch(this.names.length);
   }
 
@@ -220,7 +202,7 @@ export class Backend implements WriteTx {
         if (e !== undefined) return e.value;
       }
     }
-    return (this.dbs[i] as Db).get(key);
+    return this.engine.get(i, key);
   }
 
   forEach(
@@ -230,9 +212,8 @@ export class Backend implements WriteTx {
     fn: (key: Uint8Array, value: Uint8Array) => boolean | void,
   ): void {
     this.checkOpen();
-    const db = this.dbs[bucket.index] as Db;
     const over = this.overlayRange(bucket.index, start, end);
-    const lmdbRange = db.getRange(end === undefined ? { start } : { start, end });
+    const lmdbRange = this.engine.range(bucket.index, start, end);
     if (over.length === 0) {
       for (const { key, value } of lmdbRange) {
         if (fn(key, value) === false) return;
@@ -295,7 +276,7 @@ export class Backend implements WriteTx {
     assert(this.depth === 0, 'forceCommit inside a write scope would split it');
     while (this.pauses > 0) await this.resumed;
     await this.commit();
-    await this.env.flushed;
+    await this.engine.flushed();
     if (this.failure !== undefined) throw this.failure;
   }
 
@@ -319,22 +300,11 @@ export class Backend implements WriteTx {
     failpoint('backendBeforeCommit');
     this.pending = new Batch(this.names.length);
     this.inflight.push(batch);
-    const dbs = this.dbs;
-    const written = this.env.batch(() => {
-      batch.buckets.forEach((overlay, i) => {
-        const db = dbs[i] as Db;
-        for (const e of overlay.entries.values()) {
-          if (e.value === undefined) void db.remove(e.key);
-          else void db.put(e.key, e.value as Buffer);
-        }
-      });
-    });
+    const written = this.engine.commit(batch);
     this.lastCommit = written.then(
       () => {
         assert(this.inflight[0] === batch, 'LMDB commits land in order');
         this.inflight.shift();
-        // Reads must not go on using a snapshot older than the batch just dropped from memory.
-        this.env.resetReadTxn();
         failpoint('backendAfterCommit');
       },
       (e: unknown) => {
@@ -364,17 +334,13 @@ export class Backend implements WriteTx {
   /** The database file's size in bytes (etcd's dbSize). */
   size(): number {
     this.checkOpen();
-    return statSync(this.path).size;
+    return this.engine.size();
   }
 
   /** Bytes of the file in use by pages that hold data (etcd's dbSizeInUse); the rest is free pages. */
   sizeInUse(): number {
     this.checkOpen();
-    const pages = (s: TreeStats): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
-    const env = this.env.getStats() as EnvStats;
-    let used = 2 + pages(env.root) + pages(env.free); // two meta pages, the catalog, the free list
-    for (const db of this.dbs) used += pages(db.getStats() as TreeStats);
-    return used * env.pageSize;
+    return this.engine.sizeInUse();
   }
 
   /**
@@ -405,43 +371,24 @@ export class Backend implements WriteTx {
     await this.forceCommit();
     this.pause();
     try {
-      rmSync(destPath, { force: true });
-      await this.env.backup(destPath, compact);
-      fsyncPath(destPath);
-      fsyncPath(dirname(destPath));
+      await this.engine.backup(destPath, compact);
     } finally {
       this.unpause();
     }
   }
 
   /**
-   * Rewrites the file without its free pages, online: LMDB copies a snapshot
-   * with compaction while writes go on into memory, the copy is swapped in,
-   * and the held writes are committed to it. A crash at any point leaves
-   * either the old file or the new one at `path`, both complete.
+   * Rewrites the file without its free pages, online: the engine copies a
+   * snapshot with compaction while writes go on into memory, the copy is
+   * swapped in, and the held writes are committed to it. A crash at any point
+   * leaves either the old file or the new one at `path`, both complete.
    */
   async defrag(): Promise<void> {
     await this.forceCommit();
     this.pause();
-    const tmp = `${this.path}.defrag`;
     try {
-      rmSync(tmp, { force: true });
-      rmSync(`${tmp}-lock`, { force: true });
-      failpoint('defragBeforeCopy');
-      await this.env.backup(tmp, true);
-      fsyncPath(tmp);
       // The copy holds everything committed, and nothing committed since: commits are paused.
-      const next = openEnv(tmp, this.noSync, this.names);
-      const old = this.env;
-      this.env = next.env;
-      this.dbs = next.dbs;
-      await old.close();
-      rmSync(`${this.path}-lock`, { force: true });
-      failpoint('defragBeforeRename');
-      renameSync(tmp, this.path);
-      renameSync(`${tmp}-lock`, `${this.path}-lock`);
-      fsyncPath(dirname(this.path));
-      this.logger.info('backend defragmented', { path: this.path, sizeBytes: this.size() });
+      await this.engine.defrag();
     } finally {
       this.unpause();
     }
@@ -454,11 +401,11 @@ export class Backend implements WriteTx {
     while (this.pauses > 0) await this.resumed;
     try {
       await this.commit();
-      await this.env.flushed;
+      await this.engine.flushed();
     } finally {
       this.closed = true;
       if (this.commitTimer !== undefined) this.timers.clearTimeout(this.commitTimer);
-      await this.env.close();
+      await this.engine.close();
     }
   }
 
@@ -467,29 +414,8 @@ export class Backend implements WriteTx {
   }
 }
 
-interface TreeStats {
-  treeBranchPageCount: number;
-  treeLeafPageCount: number;
-  overflowPages: number;
-}
-
-interface EnvStats {
-  pageSize: number;
-  root: TreeStats;
-  free: TreeStats;
-}
-
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
-}
-
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**

@@ -16,6 +16,9 @@
  *   (consistent file copy), defrag (online compacting copy + swap),
  *   installSnapshotFile.
  * - Timers are injected (`Timers`; `ManualTimers` for tests).
+ * - The store under the batches is injected too (`BackendEngine`, LMDB by
+ *   default): a simulation runs the same batching over an in-memory engine
+ *   with the same atomicity and durability promises (engine.ts).
  */
 export {
   Backend,
@@ -30,4 +33,6 @@ export {
   type WriteTx,
 } from './backend.js';
 export { bytesToKey, keyToBytes } from './bytes-key.js';
+export type { BackendEngine, EngineBatch, EngineEntry, EngineOpener } from './engine.js';
+export type { BucketOverlay, OverlayEntry } from './overlay.js';
 export { ManualTimers, realTimers, type TimerHandle, type Timers } from './timers.js';

@@ -39,6 +39,26 @@ export interface RaftNodeApp {
   onFatal(err: unknown): void;
 }
 
+/**
+ * How the loop is scheduled: ticks on an interval and each Ready on a later
+ * turn of the event loop. Real timers by default; a simulation passes its
+ * own, so that a seed fixes the order of everything.
+ */
+export interface LoopScheduler {
+  /** Calls fn every ms milliseconds; the returned function stops it. */
+  every(ms: number, fn: () => void): () => void;
+  /** Calls fn on a later turn of the event loop, before timers (setImmediate). */
+  soon(fn: () => void): void;
+}
+
+export const realLoopScheduler: LoopScheduler = {
+  every(ms, fn) {
+    const t = setInterval(fn, ms);
+    return () => clearInterval(t);
+  },
+  soon: (fn) => setImmediate(fn),
+};
+
 export interface RaftNodeOptions {
   rawNode: RawNode;
   storage: MemoryStorage;
@@ -49,6 +69,8 @@ export interface RaftNodeOptions {
   logger: Logger;
   /** Observes each fsync'd WAL save (seconds), for etcd_disk_wal_fsync_duration_seconds. */
   onWalSync?: (seconds: number) => void;
+  /** Default: realLoopScheduler. */
+  scheduler?: LoopScheduler;
 }
 
 export class RaftNode {
@@ -60,7 +82,8 @@ export class RaftNode {
   private readonly logger: Logger;
   private readonly onWalSync: ((seconds: number) => void) | undefined;
   private readonly heartbeatMs: number;
-  private ticker: NodeJS.Timeout | undefined;
+  private readonly scheduler: LoopScheduler;
+  private stopTicker: (() => void) | undefined;
   private scheduled = false;
   private running = false;
   private stopped = false;
@@ -76,11 +99,12 @@ export class RaftNode {
     this.logger = opts.logger;
     this.onWalSync = opts.onWalSync;
     this.heartbeatMs = opts.heartbeatMs;
+    this.scheduler = opts.scheduler ?? realLoopScheduler;
   }
 
   start(): void {
-    assert(this.ticker === undefined, 'started twice');
-    this.ticker = setInterval(() => this.tick(), this.heartbeatMs);
+    assert(this.stopTicker === undefined, 'started twice');
+    this.stopTicker = this.scheduler.every(this.heartbeatMs, () => this.tick());
     this.kick();
   }
 
@@ -113,7 +137,7 @@ export class RaftNode {
   kick(): void {
     if (this.scheduled || this.running || this.stopped) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.scheduler.soon(() => {
       this.scheduled = false;
       void this.process();
     });
@@ -126,8 +150,7 @@ export class RaftNode {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
-    this.ticker = undefined;
+    this.stopTicker?.();
     await this.whenIdle();
   }
 
@@ -144,7 +167,7 @@ export class RaftNode {
       await this.app.afterAdvance();
     } catch (e) {
       this.stopped = true;
-      if (this.ticker !== undefined) clearInterval(this.ticker);
+      this.stopTicker?.();
       this.app.onFatal(e);
     } finally {
       this.running = false;

@@ -18,7 +18,7 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { raftpb } from '../pb/index.js';
-import { fdatasyncAsync } from './files.js';
+import { nodeWalFs } from './fs.js';
 import { Wal, type Preallocate } from './index.js';
 
 const writeAsync = promisify(fs.write);
@@ -116,7 +116,7 @@ async function rawCase(dir: string, alloc: Alloc, mode: WriteMode, perSync: numb
     if (mode === 'writeSync') fs.writeSync(fd, batch, 0, batch.length, off);
     else if (mode === 'writev') fs.writevSync(fd, pieces, off);
     else await writeAsync(fd, batch, 0, batch.length, off);
-    await fdatasyncAsync(fd);
+    await nodeWalFs.fdatasync(fd);
     lat.push(performance.now() - s);
     off += batch.length;
   }

@@ -1,15 +1,9 @@
 /**
  * File-system helpers shared by the WAL and the snapshotter: names, listing,
- * directory fsync, complete writes and zero filling.
+ * complete writes and zero filling, over the WalFs (fs.ts) they are given.
  */
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { assert } from '../base/index.js';
-
-export const fdatasyncAsync = promisify(fs.fdatasync);
-export const fsyncAsync = promisify(fs.fsync);
-const writeAsync = promisify(fs.write);
+import type { WalFs } from './fs.js';
 
 const hex16 = /^[0-9a-f]{16}$/;
 
@@ -39,9 +33,9 @@ export function pairName(a: number, b: number, ext: string): string {
 }
 
 /** Names in dir, or [] when dir does not exist. */
-export function readDirNames(dir: string): string[] {
+export function readDirNames(fs: WalFs, dir: string): string[] {
   try {
-    return fs.readdirSync(dir);
+    return fs.readdir(dir);
   } catch (e: unknown) {
     if (isErrno(e, 'ENOENT')) return [];
     throw e;
@@ -52,21 +46,8 @@ export function isErrno(e: unknown, code: string): boolean {
   return e instanceof Error && (e as NodeJS.ErrnoException).code === code;
 }
 
-/**
- * Makes the names in dir durable: after a create, rename or unlink the entry
- * itself is not on disk until the directory is fsynced (etcd #6368).
- */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Writes all of buf at position, looping over short writes. Page-cache speed: a memcpy. */
-export function writeAllSync(fd: number, buf: Uint8Array, position: number): void {
+export function writeAllSync(fs: WalFs, fd: number, buf: Uint8Array, position: number): void {
   let done = 0;
   for (let guard = 0; done < buf.length; guard++) {
     assert(guard <= buf.length, 'wal: write makes no progress');
@@ -83,17 +64,17 @@ const zeroFillChunk = Buffer.alloc(1024 * 1024);
  * writeback never queues much ahead of the live segment's fdatasyncs.
  * Returns early once stop() says so (the file will not be used).
  */
-export async function zeroFill(fd: number, from: number, to: number, syncEveryBytes = 0, stop?: () => boolean): Promise<void> {
+export async function zeroFill(fs: WalFs, fd: number, from: number, to: number, syncEveryBytes = 0, stop?: () => boolean): Promise<void> {
   let p = from;
   let unsynced = 0;
   while (p < to && stop?.() !== true) {
     const n = Math.min(zeroFillChunk.length, to - p);
-    const { bytesWritten } = await writeAsync(fd, zeroFillChunk, 0, n, p);
+    const bytesWritten = await fs.write(fd, zeroFillChunk, 0, n, p);
     assert(bytesWritten > 0, 'wal: zero fill makes no progress');
     p += bytesWritten;
     unsynced += bytesWritten;
     if (syncEveryBytes > 0 && unsynced >= syncEveryBytes) {
-      await fdatasyncAsync(fd);
+      await fs.fdatasync(fd);
       unsynced = 0;
     }
   }

@@ -141,7 +141,11 @@
  * 1-entry save and ~90-100 µs per 100-entry save (encode, CRC, pwrite).
  * For reference, etcd 3.4 on this machine peaks at ~450 fsyncs/s of ~45
  * puts each (reference/perf-etcd.md).
-  */
+  *
+ * Every file-system call goes through a WalFs (fs.ts): node:fs unless the
+ * options pass another, as the whole-member simulation does with its fake
+ * disk.
+ */
 export {
   Wal,
   entriesAfterSnapshot,
@@ -155,6 +159,7 @@ export {
   type WalSnapshotMarker,
 } from './wal.js';
 export { Snapshotter, type SnapName, type SnapshotterOptions } from './snapshotter.js';
+export { nodeWalFs, type WalFs } from './fs.js';
 export {
   SnapshotCorruptError,
   WalCorruptError,

@@ -4,13 +4,12 @@
  * under its final name is complete; a file that fails its checks anyway is
  * renamed *.broken and the next older one is tried.
  */
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert, crc32c, nopLogger, type Logger } from '../base/index.js';
 import { DecodeError, raftpb } from '../pb/index.js';
 import { SnapshotCorruptError } from './errors.js';
-import { fsyncDir, isErrno, pairName, parsePairName, readDirNames } from './files.js';
+import { isErrno, pairName, parsePairName, readDirNames } from './files.js';
+import { nodeWalFs, type WalFs } from './fs.js';
 import type { WalSnapshotMarker } from './read.js';
 
 const snapExt = '.snap';
@@ -24,6 +23,8 @@ export const snapFileBytesMax = 1024 * 1024 * 1024;
 
 export interface SnapshotterOptions {
   logger?: Logger;
+  /** The file system (default node:fs; a simulation passes a fake). */
+  fs?: WalFs;
 }
 
 export interface SnapName {
@@ -64,12 +65,14 @@ export function decodeSnapFile(buf: Buffer, file: string): raftpb.Snapshot {
 
 export class Snapshotter {
   private readonly logger: Logger;
+  private readonly fs: WalFs;
 
   constructor(
     readonly dir: string,
     opts?: SnapshotterOptions,
   ) {
     this.logger = opts?.logger ?? nopLogger;
+    this.fs = opts?.fs ?? nodeWalFs;
   }
 
   /**
@@ -82,18 +85,12 @@ export class Snapshotter {
     assert(meta !== undefined, 'snap: snapshot without metadata');
     assert(Number.isSafeInteger(meta.index) && meta.index > 0, `snap: bad snapshot index ${meta.index}`);
     const bytes = encodeSnapFile(snap);
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.fs.mkdirp(this.dir);
     const name = pairName(meta.term, meta.index, snapExt);
     const tmp = join(this.dir, name + tmpExt);
-    const fh = await fsp.open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(tmp, join(this.dir, name));
-    await fsyncDir(this.dir);
+    await this.fs.writeFileSynced(tmp, bytes);
+    await this.fs.rename(tmp, join(this.dir, name));
+    await this.fs.fsyncDir(this.dir);
   }
 
   /**
@@ -111,8 +108,8 @@ export class Snapshotter {
         if (isErrno(e, 'ENOENT')) continue; // Purged meanwhile.
         if (!(e instanceof SnapshotCorruptError)) throw e;
         this.logger.warn('snap: skipping a corrupt snapshot file', { file, reason: e.reason });
-        await fsp.rename(file, file + brokenExt);
-        await fsyncDir(this.dir);
+        await this.fs.rename(file, file + brokenExt);
+        await this.fs.fsyncDir(this.dir);
       }
     }
     return undefined;
@@ -123,17 +120,17 @@ export class Snapshotter {
     assert(Number.isSafeInteger(keep) && keep >= 0, `snap: bad keep count ${keep}`);
     const names = this.snapNames();
     const doomed = names.slice(keep).map((s) => s.name);
-    for (const name of readDirNames(this.dir)) if (name.endsWith(snapExt + tmpExt)) doomed.push(name);
+    for (const name of readDirNames(this.fs, this.dir)) if (name.endsWith(snapExt + tmpExt)) doomed.push(name);
     if (doomed.length === 0) return;
-    for (const name of doomed) await fsp.rm(join(this.dir, name), { force: true });
-    await fsyncDir(this.dir);
+    for (const name of doomed) await this.fs.rm(join(this.dir, name));
+    await this.fs.fsyncDir(this.dir);
     this.logger.info('snap: purged snapshot files', { dir: this.dir, count: doomed.length });
   }
 
   /** The snap files present, newest (highest index, then term) first. */
   snapNames(): SnapName[] {
     const out: SnapName[] = [];
-    for (const name of readDirNames(this.dir)) {
+    for (const name of readDirNames(this.fs, this.dir)) {
       const parsed = parsePairName(name, snapExt);
       if (parsed !== undefined) out.push({ name, term: parsed[0], index: parsed[1] });
     }
@@ -141,9 +138,9 @@ export class Snapshotter {
   }
 
   private async read(file: string, expect: SnapName): Promise<raftpb.Snapshot> {
-    const size = fs.statSync(file).size;
+    const size = this.fs.size(file);
     if (size > snapFileBytesMax) throw new SnapshotCorruptError(file, `size ${size} exceeds ${snapFileBytesMax}`);
-    const buf = await fsp.readFile(file);
+    const buf = await this.fs.readFile(file);
     const snap = decodeSnapFile(buf, file);
     const meta = snap.metadata;
     if (meta === undefined || meta.index !== expect.index || meta.term !== expect.term) {

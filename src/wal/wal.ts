@@ -3,8 +3,6 @@
  * fsynced once per batch, cut into a new pre-allocated segment past
  * segmentBytes, and read back (with torn-tail repair) by open().
  */
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import {
   AssertionError,
@@ -19,17 +17,8 @@ import {
 } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 import { WalCorruptError, WalExistsError, WalNotFoundError, WalSnapshotNotFoundError } from './errors.js';
-import {
-  fdatasyncAsync,
-  fsyncAsync,
-  fsyncDir,
-  pairName,
-  parsePairName,
-  readDirNames,
-  writeAllSync,
-  zeroFill,
-} from './files.js';
-import { DirLock } from './lock.js';
+import { pairName, parsePairName, readDirNames, writeAllSync, zeroFill } from './files.js';
+import { nodeWalFs, type WalFs } from './fs.js';
 import { Replay, scanSegment, type WalSnapshotMarker } from './read.js';
 import { RecordEncoder, recordType, segmentOffsetMax } from './record.js';
 
@@ -99,6 +88,8 @@ export interface WalOptions {
   preallocate?: Preallocate;
   logger?: Logger;
   metrics?: WalMetrics;
+  /** The file system (default node:fs; a simulation passes a fake). */
+  fs?: WalFs;
 }
 
 export interface WalOpenOptions extends WalOptions {
@@ -135,6 +126,7 @@ interface Settings {
   preallocate: Preallocate;
   logger: Logger;
   metrics: WalMetrics | undefined;
+  fs: WalFs;
 }
 
 interface SegmentInfo {
@@ -159,13 +151,14 @@ function settingsOf(opts: WalOptions | undefined): Settings {
     preallocate: opts?.preallocate ?? 'zero',
     logger: opts?.logger ?? nopLogger,
     metrics: opts?.metrics,
+    fs: opts?.fs ?? nodeWalFs,
   };
 }
 
 /** The segments in dir, by sequence; refuses a gap in the sequence. */
-function listSegments(dir: string): SegmentInfo[] {
+function listSegments(fs: WalFs, dir: string): SegmentInfo[] {
   const segs: SegmentInfo[] = [];
-  for (const name of readDirNames(dir)) {
+  for (const name of readDirNames(fs, dir)) {
     const parsed = parsePairName(name, segmentExt);
     if (parsed !== undefined) segs.push({ seq: parsed[0], firstIndex: parsed[1], name });
   }
@@ -183,11 +176,11 @@ async function reserveSpace(fd: number, size: number, settings: Settings, stop?:
   if (size >= settings.segmentBytes) return;
   switch (settings.preallocate) {
     case 'zero':
-      await zeroFill(fd, size, settings.segmentBytes, fillSyncEveryBytes, stop);
-      await fsyncAsync(fd);
+      await zeroFill(settings.fs, fd, size, settings.segmentBytes, fillSyncEveryBytes, stop);
+      await settings.fs.fsync(fd);
       return;
     case 'sparse':
-      fs.ftruncateSync(fd, settings.segmentBytes);
+      settings.fs.ftruncate(fd, settings.segmentBytes);
       return;
     case 'none':
       return;
@@ -199,18 +192,18 @@ async function reserveSpace(fd: number, size: number, settings: Settings, stop?:
 /** Opens the file a segment is prepared in and reserves its space. */
 async function prepareSegmentFile(dir: string, settings: Settings, stop?: () => boolean): Promise<Prepared> {
   const path = join(dir, preparedName);
-  const fd = fs.openSync(path, 'w+', 0o600);
+  const fd = settings.fs.open(path, 'w+');
   try {
     await reserveSpace(fd, 0, settings, stop);
     return { path, fd };
   } catch (e: unknown) {
-    fs.closeSync(fd);
+    settings.fs.close(fd);
     throw e;
   }
 }
 
-function removeTmpFiles(dir: string): void {
-  for (const name of readDirNames(dir)) if (name.endsWith(tmpExt)) fs.rmSync(join(dir, name), { force: true });
+function removeTmpFiles(fs: WalFs, dir: string): void {
+  for (const name of readDirNames(fs, dir)) if (name.endsWith(tmpExt)) fs.rmSync(join(dir, name));
 }
 
 function sameMarker(a: WalSnapshotMarker, b: WalSnapshotMarker): boolean {
@@ -233,7 +226,7 @@ export class Wal {
   private constructor(
     readonly dir: string,
     private readonly settings: Settings,
-    private readonly lock: DirLock,
+    private readonly lock: { release(): void },
     private readonly metadata: Uint8Array,
     private segments: SegmentInfo[],
     private tailFd: number,
@@ -250,8 +243,8 @@ export class Wal {
   }
 
   /** True when dir holds at least one WAL segment. */
-  static exists(dir: string): boolean {
-    return readDirNames(dir).some((name) => parsePairName(name, segmentExt) !== undefined);
+  static exists(dir: string, fs: WalFs = nodeWalFs): boolean {
+    return readDirNames(fs, dir).some((name) => parsePairName(name, segmentExt) !== undefined);
   }
 
   /**
@@ -262,21 +255,22 @@ export class Wal {
    */
   static async create(dir: string, metadata: Uint8Array, opts?: WalOptions): Promise<Wal> {
     const settings = settingsOf(opts);
-    const made = fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    if (made !== undefined) await fsyncCreatedDirs(dir, made);
-    const lock = DirLock.acquire(dir);
+    const fs = settings.fs;
+    const made = fs.mkdirp(dir);
+    if (made !== undefined) await fsyncCreatedDirs(fs, dir, made);
+    const lock = fs.lock(dir);
     try {
-      if (Wal.exists(dir)) throw new WalExistsError(dir);
-      removeTmpFiles(dir);
+      if (Wal.exists(dir, fs)) throw new WalExistsError(dir);
+      removeTmpFiles(fs, dir);
       const encoder = new RecordEncoder(0);
       const hardState = raftpb.HardState.create();
       const prepared = await prepareSegmentFile(dir, settings);
       const first: SegmentInfo = { seq: 0, firstIndex: 0, name: pairName(0, 0, segmentExt) };
-      const head = await installSegment(dir, first, prepared, encoder, (enc) => {
+      const head = await installSegment(fs, dir, first, prepared, encoder, (enc) => {
         writeHead(enc, metadata, hardState);
         enc.addMessage(recordType.snapshot, raftpb.SnapshotMetadata, raftpb.SnapshotMetadata.create(), 0);
       }).catch((e: unknown) => {
-        fs.closeSync(prepared.fd);
+        fs.close(prepared.fd);
         throw e;
       });
       settings.logger.info('wal: created', { dir, segment: first.name });
@@ -294,10 +288,10 @@ export class Wal {
    */
   static async open(dir: string, opts?: WalOpenOptions): Promise<WalOpenResult> {
     const settings = settingsOf(opts);
-    if (!Wal.exists(dir)) throw new WalNotFoundError(dir);
-    const lock = DirLock.acquire(dir);
+    if (!Wal.exists(dir, settings.fs)) throw new WalNotFoundError(dir);
+    const lock = settings.fs.lock(dir);
     try {
-      removeTmpFiles(dir);
+      removeTmpFiles(settings.fs, dir);
       return await Wal.openLocked(dir, settings, lock, opts?.snapshot);
     } catch (e: unknown) {
       lock.release();
@@ -308,10 +302,11 @@ export class Wal {
   private static async openLocked(
     dir: string,
     settings: Settings,
-    lock: DirLock,
+    lock: { release(): void },
     snapshot: WalSnapshotMarker | undefined,
   ): Promise<WalOpenResult> {
-    const segments = listSegments(dir);
+    const fs = settings.fs;
+    const segments = listSegments(fs, dir);
     const lastSeg = segments[segments.length - 1];
     if (lastSeg === undefined) throw new WalNotFoundError(dir);
     const replay = new Replay(snapshot?.index ?? 0);
@@ -319,7 +314,7 @@ export class Wal {
     let tail: { end: number; size: number; torn: string | undefined } | undefined;
     for (const seg of segments) {
       const file = join(dir, seg.name);
-      const buf = await fsp.readFile(file);
+      const buf = await fs.readFile(file);
       const isLast = seg === lastSeg;
       const scan = scanSegment(buf, file, isLast, chain, (rec) => replay.apply(rec, file));
       chain = scan.crc;
@@ -330,11 +325,11 @@ export class Wal {
     if (replay.metadata === undefined) throw new WalCorruptError(firstFile, 0, 'no metadata record');
     const entries = snapshot === undefined ? replay.entries : entriesAfterSnapshot({ entries: replay.entries, snapshots: replay.markers }, snapshot);
     const tailFile = join(dir, lastSeg.name);
-    const fd = fs.openSync(tailFile, 'r+');
+    const fd = fs.open(tailFile, 'r+');
     try {
       await repairTail(fd, tailFile, tail, settings);
     } catch (e: unknown) {
-      fs.closeSync(fd);
+      fs.close(fd);
       throw e;
     }
     const encoder = new RecordEncoder(chain);
@@ -402,8 +397,8 @@ export class Wal {
       // Oldest first, each unlink made durable before the next: a crash can
       // only leave a shorter run of old segments, never a gap in the sequence.
       for (const seg of dropped) {
-        await fsp.rm(join(this.dir, seg.name), { force: true });
-        await fsyncDir(this.dir);
+        await this.settings.fs.rm(join(this.dir, seg.name));
+        await this.settings.fs.fsyncDir(this.dir);
       }
       this.settings.logger.info('wal: released segments', { dir: this.dir, count: dropped.length, index });
     });
@@ -418,15 +413,15 @@ export class Wal {
     try {
       const prepared = await this.prepared?.catch(() => undefined);
       if (prepared !== undefined) {
-        fs.closeSync(prepared.fd);
-        fs.rmSync(prepared.path, { force: true });
+        this.settings.fs.close(prepared.fd);
+        this.settings.fs.rmSync(prepared.path);
       }
       if (this.failed === undefined && this.tailOffset > this.syncedBytes) {
-        await fdatasyncAsync(this.tailFd);
+        await this.settings.fs.fdatasync(this.tailFd);
         this.syncedBytes = this.tailOffset;
       }
     } finally {
-      fs.closeSync(this.tailFd);
+      this.settings.fs.close(this.tailFd);
       this.lock.release();
       this.busyOp = undefined;
     }
@@ -471,13 +466,14 @@ export class Wal {
     const bytes = this.encoder.bytes();
     assert(this.tailOffset % 8 === 0 && bytes.length % 8 === 0, 'wal: unaligned batch');
     assert(this.tailOffset + bytes.length <= segmentOffsetMax, 'wal: segment would pass 4 GiB');
-    writeAllSync(this.tailFd, bytes, this.tailOffset);
+    const fs = this.settings.fs;
+    writeAllSync(fs, this.tailFd, bytes, this.tailOffset);
     this.tailOffset += bytes.length;
     this.settings.metrics?.writeBytes.inc(undefined, bytes.length);
     const cutting = this.tailOffset >= this.settings.segmentBytes;
     // A segment other than the last must end at its last record: trim the
     // pre-allocated zeros now, so that this batch's one sync covers the trim.
-    if (cutting && fs.fstatSync(this.tailFd).size > this.tailOffset) fs.ftruncateSync(this.tailFd, this.tailOffset);
+    if (cutting && fs.fsize(this.tailFd) > this.tailOffset) fs.ftruncate(this.tailFd, this.tailOffset);
     if (mustSync || cutting) await this.syncTail();
     if (cutting) await this.cut();
     else this.maybeStartPrepare();
@@ -485,7 +481,7 @@ export class Wal {
 
   private async syncTail(): Promise<void> {
     const startMs = performance.now();
-    await fdatasyncAsync(this.tailFd);
+    await this.settings.fs.fdatasync(this.tailFd);
     this.settings.metrics?.fsyncSeconds.observe((performance.now() - startMs) / 1000);
     this.syncedBytes = this.tailOffset;
   }
@@ -512,8 +508,9 @@ export class Wal {
    * log: the new segment appears whole or not at all.
    */
   private async cut(): Promise<void> {
+    const fs = this.settings.fs;
     const oldFd = this.tailFd;
-    assert(this.syncedBytes === this.tailOffset && fs.fstatSync(oldFd).size === this.tailOffset, 'wal: cut before the tail is trimmed and synced');
+    assert(this.syncedBytes === this.tailOffset && fs.fsize(oldFd) === this.tailOffset, 'wal: cut before the tail is trimmed and synced');
     const prev = this.segments[this.segments.length - 1];
     assert(prev !== undefined, 'wal: no tail segment');
     const seg: SegmentInfo = { seq: prev.seq + 1, firstIndex: this.lastIndex + 1, name: '' };
@@ -522,8 +519,8 @@ export class Wal {
     assert(this.prepared !== undefined, 'wal: no prepared segment');
     const prepared = await this.prepared;
     this.prepared = undefined;
-    const head = await installSegment(this.dir, seg, prepared, this.encoder, (enc) => writeHead(enc, this.metadata, this.hardState));
-    fs.closeSync(oldFd);
+    const head = await installSegment(fs, this.dir, seg, prepared, this.encoder, (enc) => writeHead(enc, this.metadata, this.hardState));
+    fs.close(oldFd);
     this.segments.push(seg);
     this.tailFd = prepared.fd;
     this.tailOffset = head;
@@ -534,11 +531,11 @@ export class Wal {
 }
 
 /** Syncs the parent of every directory mkdir created, from dir up to made (the top-most one). */
-async function fsyncCreatedDirs(dir: string, made: string): Promise<void> {
+async function fsyncCreatedDirs(fs: WalFs, dir: string, made: string): Promise<void> {
   let d = resolve(dir);
   const top = resolve(made);
   for (let guard = 0; guard < 4096; guard++) {
-    await fsyncDir(dirname(d));
+    await fs.fsyncDir(dirname(d));
     if (d === top || dirname(d) === d) return;
     d = dirname(d);
   }
@@ -552,6 +549,7 @@ function writeHead(enc: RecordEncoder, metadata: Uint8Array, hardState: raftpb.H
 
 /** Writes a segment's head into the prepared file, syncs it, renames it to seg.name and syncs the directory. */
 async function installSegment(
+  fs: WalFs,
   dir: string,
   seg: SegmentInfo,
   prepared: Prepared,
@@ -561,10 +559,10 @@ async function installSegment(
   enc.reset();
   head(enc);
   const bytes = enc.bytes();
-  writeAllSync(prepared.fd, bytes, 0);
-  await fdatasyncAsync(prepared.fd);
-  await fsp.rename(prepared.path, join(dir, seg.name));
-  await fsyncDir(dir);
+  writeAllSync(fs, prepared.fd, bytes, 0);
+  await fs.fdatasync(prepared.fd);
+  await fs.rename(prepared.path, join(dir, seg.name));
+  await fs.fsyncDir(dir);
   return bytes.length;
 }
 
@@ -607,9 +605,9 @@ async function repairTail(
   let size = tail.size;
   if (tail.torn !== undefined) {
     settings.logger.warn('wal: cut off a torn tail', { file, offset: tail.end, reason: tail.torn, bytes: size - tail.end });
-    fs.ftruncateSync(fd, tail.end);
+    settings.fs.ftruncate(fd, tail.end);
     size = tail.end;
   }
   await reserveSpace(fd, size, settings);
-  await fsyncAsync(fd);
+  await settings.fs.fsync(fd);
 }

@@ -1,0 +1,48 @@
+/**
+ * The store under the backend's write batches: where a batch goes when it is
+ * committed, and where reads find what is no longer in memory. Production
+ * uses LMDB (lmdb-engine.ts); a simulation passes an in-memory engine with
+ * the same guarantees, so that the backend's batching and the state above it
+ * run unchanged and a seed fixes when each commit lands.
+ *
+ * What an engine must guarantee:
+ * - commit(batch) applies ALL of the batch or (after a crash) none of it,
+ *   and commits land in the order they were started;
+ * - once commit's promise resolves, get/range return the batch's writes;
+ * - once flushed() resolves, every commit started before it survives a
+ *   crash; nothing else is promised to survive.
+ */
+import type { BucketOverlay } from './overlay.js';
+
+export interface EngineEntry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/** The writes of one commit, per bucket (a value undefined deletes the key). */
+export interface EngineBatch {
+  readonly buckets: readonly BucketOverlay[];
+}
+
+export interface BackendEngine {
+  /** The committed value of key in the bucket at position `bucket` of the backend's names. */
+  get(bucket: number, key: Uint8Array): Uint8Array | undefined;
+  /** Committed entries with start <= key < end (end undefined: to the last key), in unsigned byte order. */
+  range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry>;
+  /** Starts committing the batch as one transaction; resolves once it is readable through get/range. */
+  commit(batch: EngineBatch): Promise<void>;
+  /** Resolves once every commit started before the call is durable. */
+  flushed(): Promise<void>;
+  /** Bytes the store occupies (etcd's dbSize). */
+  size(): number;
+  /** Bytes of it that hold data (etcd's dbSizeInUse). */
+  sizeInUse(): number;
+  /** Writes a consistent copy of everything committed to destPath (compact: without free space). */
+  backup(destPath: string, compact: boolean): Promise<void>;
+  /** Rewrites the store without its free space; everything committed stays. */
+  defrag(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens the engine for a backend: the file at path holding the named buckets. */
+export type EngineOpener = (path: string, bucketNames: readonly string[]) => BackendEngine;

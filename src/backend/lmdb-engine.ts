@@ -1,0 +1,147 @@
+/**
+ * The production engine: one LMDB environment in one file (no
+ * subdirectory; its lock table in `${path}-lock`), one named LMDB database
+ * per bucket. Commits run on lmdb's write thread; `flushed` follows its
+ * fsync.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { failpoint, type Logger } from '../base/index.js';
+import type { BackendEngine, EngineBatch, EngineEntry } from './engine.js';
+
+type Db = Database<Buffer, Uint8Array>;
+type Env = RootDatabase<Buffer, Uint8Array>;
+
+function openEnv(path: string, noSync: boolean, names: readonly string[]): { env: Env; dbs: Db[] } {
+  const env = open<Buffer, Uint8Array>({
+    path,
+    noSubdir: true,
+    maxDbs: names.length + 1,
+    keyEncoding: 'binary',
+    encoding: 'binary',
+    noSync,
+  });
+  const dbs = names.map((name) => env.openDB<Buffer, Uint8Array>(name, { keyEncoding: 'binary', encoding: 'binary' }));
+  return { env, dbs };
+}
+
+interface TreeStats {
+  treeBranchPageCount: number;
+  treeLeafPageCount: number;
+  overflowPages: number;
+}
+
+interface EnvStats {
+  pageSize: number;
+  root: TreeStats;
+  free: TreeStats;
+}
+
+export class LmdbEngine implements BackendEngine {
+  private env: Env;
+  private dbs: Db[];
+
+  private constructor(
+    private readonly path: string,
+    private readonly names: readonly string[],
+    private readonly noSync: boolean,
+    private readonly logger: Logger,
+  ) {
+    // An interrupted defrag leaves its copy behind; the file at `path` is intact.
+    for (const stale of [`${path}.defrag`, `${path}.defrag-lock`]) rmSync(stale, { force: true });
+    const { env, dbs } = openEnv(path, noSync, names);
+    this.env = env;
+    this.dbs = dbs;
+  }
+
+  static open(path: string, names: readonly string[], noSync: boolean, logger: Logger): LmdbEngine {
+    return new LmdbEngine(path, names, noSync, logger);
+  }
+
+  get(bucket: number, key: Uint8Array): Uint8Array | undefined {
+    return (this.dbs[bucket] as Db).get(key);
+  }
+
+  range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
+    return (this.dbs[bucket] as Db).getRange(end === undefined ? { start } : { start, end });
+  }
+
+  commit(batch: EngineBatch): Promise<void> {
+    const dbs = this.dbs;
+    const written = this.env.batch(() => {
+      batch.buckets.forEach((overlay, i) => {
+        const db = dbs[i] as Db;
+        for (const e of overlay.entries.values()) {
+          if (e.value === undefined) void db.remove(e.key);
+          else void db.put(e.key, e.value as Buffer);
+        }
+      });
+    });
+    return written.then(() => {
+      // Reads must not go on using a snapshot older than the batch the backend drops from memory next.
+      this.env.resetReadTxn();
+    });
+  }
+
+  async flushed(): Promise<void> {
+    await this.env.flushed;
+  }
+
+  size(): number {
+    return statSync(this.path).size;
+  }
+
+  sizeInUse(): number {
+    const pages = (s: TreeStats): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+    const env = this.env.getStats() as EnvStats;
+    let used = 2 + pages(env.root) + pages(env.free); // two meta pages, the catalog, the free list
+    for (const db of this.dbs) used += pages(db.getStats() as TreeStats);
+    return used * env.pageSize;
+  }
+
+  async backup(destPath: string, compact: boolean): Promise<void> {
+    rmSync(destPath, { force: true });
+    await this.env.backup(destPath, compact);
+    fsyncPath(destPath);
+    fsyncPath(dirname(destPath));
+  }
+
+  /**
+   * LMDB copies a snapshot with compaction, the copy is swapped in. A crash
+   * at any point leaves either the old file or the new one at `path`, both
+   * complete.
+   */
+  async defrag(): Promise<void> {
+    const tmp = `${this.path}.defrag`;
+    rmSync(tmp, { force: true });
+    rmSync(`${tmp}-lock`, { force: true });
+    failpoint('defragBeforeCopy');
+    await this.env.backup(tmp, true);
+    fsyncPath(tmp);
+    const next = openEnv(tmp, this.noSync, this.names);
+    const old = this.env;
+    this.env = next.env;
+    this.dbs = next.dbs;
+    await old.close();
+    rmSync(`${this.path}-lock`, { force: true });
+    failpoint('defragBeforeRename');
+    renameSync(tmp, this.path);
+    renameSync(`${tmp}-lock`, `${this.path}-lock`);
+    fsyncPath(dirname(this.path));
+    this.logger.info('backend defragmented', { path: this.path, sizeBytes: this.size() });
+  }
+
+  close(): Promise<void> {
+    return this.env.close();
+  }
+}
+
+export function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
