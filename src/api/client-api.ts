@@ -7,10 +7,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { grpcOverheadBytes } from '../base/index.js';
-import { ClientPortServer, GrpcServer, statusName, type CallStats, type ClientPortTlsOptions, type ListenTarget } from '../grpc/index.js';
+import { ClientPortServer, GrpcServer, type ClientPortTlsOptions, type ListenTarget } from '../grpc/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb } from '../pb/index.js';
 import { ConfigError, type EtcdServer } from '../server/index.js';
 import { authService } from './auth.js';
+import { callMetrics } from './call-metrics.js';
 import { clusterService } from './cluster.js';
 import { electionService } from './election.js';
 import { addHealthService } from './health-service.js';
@@ -50,44 +51,6 @@ function clientTls(s: EtcdServer): ClientPortTlsOptions | undefined {
   }
 }
 
-/** gRPC call metrics with etcd's (go-grpc-prometheus) names. */
-function callMetrics(s: EtcdServer): { started(info: { service: string; method: string; type: string }): void; handled(stats: CallStats): void } {
-  const r = s.registry;
-  const started = r.counter('grpc_server_started_total', 'Total number of RPCs started on the server.', ['grpc_type', 'grpc_service', 'grpc_method']);
-  const handled = r.counter('grpc_server_handled_total', 'Total number of RPCs completed on the server, regardless of success or failure.', [
-    'grpc_type',
-    'grpc_service',
-    'grpc_method',
-    'grpc_code',
-  ]);
-  const received = r.counter('grpc_server_msg_received_total', 'Total number of RPC stream messages received on the server.', ['grpc_type', 'grpc_service', 'grpc_method']);
-  const sent = r.counter('grpc_server_msg_sent_total', 'Total number of gRPC stream messages sent by the server.', ['grpc_type', 'grpc_service', 'grpc_method']);
-  const bytesIn = r.counter('etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.');
-  const bytesOut = r.counter('etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.');
-  const goType = (t: string): string => (t === 'bidi_stream' ? 'bidi_stream' : t === 'server_stream' ? 'server_stream' : t === 'client_stream' ? 'client_stream' : 'unary');
-  return {
-    started: (info) => started.inc({ grpc_type: goType(info.type), grpc_service: info.service, grpc_method: info.method }),
-    handled: (st) => {
-      const labels = { grpc_type: goType(st.type), grpc_service: st.service, grpc_method: st.method };
-      handled.inc({ ...labels, grpc_code: goCodeName(statusName(st.code)) });
-      received.inc(labels, st.messagesIn);
-      sent.inc(labels, st.messagesOut);
-      bytesIn.inc(undefined, st.bytesIn);
-      bytesOut.inc(undefined, st.bytesOut);
-    },
-  };
-}
-
-/** grpc-go's code names (OK, Canceled, InvalidArgument, ...) from the spec's (OK, CANCELLED, INVALID_ARGUMENT). */
-function goCodeName(spec: string): string {
-  if (spec === 'CANCELLED') return 'Canceled';
-  return spec
-    .toLowerCase()
-    .split('_')
-    .map((w) => (w === 'ok' ? 'OK' : w.charAt(0).toUpperCase() + w.slice(1)))
-    .join('');
-}
-
 export class ClientApi {
   private constructor(
     readonly grpc: GrpcServer,
@@ -105,7 +68,7 @@ export class ClientApi {
       keepaliveIntervalMs: s.cfg.grpcKeepaliveIntervalMs,
       keepaliveTimeoutMs: s.cfg.grpcKeepaliveTimeoutMs,
       logger: s.logger.with({ component: 'grpc' }),
-      onCall: callMetrics(s),
+      onCall: callMetrics(s.registry),
     });
     grpc.addService(etcdserverpb.KVService.methods, kvService(s));
     grpc.addService(etcdserverpb.WatchService.methods, watchService(s));

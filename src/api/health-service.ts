@@ -1,9 +1,11 @@
 /**
- * grpc.health.v1.Health/Check, which etcd registers: SERVING for the empty
- * service name. Its two one-field messages are encoded by hand (the package
+ * grpc.health.v1.Health, which etcd registers: Check answers SERVING for the
+ * empty service name; Watch sends that status (SERVICE_UNKNOWN for another
+ * name, as grpc-go's health server does) and stays open until the caller
+ * leaves, since a member's status never changes while it serves. Its two one-field messages are encoded by hand (the package
  * name has dots, which the generator's namespaces cannot carry).
  */
-import { GrpcError, GrpcStatus, unary, type GrpcServer, type MethodDef } from '../grpc/index.js';
+import { GrpcError, GrpcStatus, serverStreaming, unary, type GrpcServer, type MethodDef } from '../grpc/index.js';
 import { Reader, Writer } from '../pb/index.js';
 
 interface HealthCheckRequest {
@@ -15,6 +17,7 @@ interface HealthCheckResponse {
 }
 
 const servingStatus = 1;
+const serviceUnknownStatus = 3;
 
 const requestCodec = {
   encode(m: HealthCheckRequest): Uint8Array {
@@ -67,13 +70,29 @@ const healthMethods = {
     requestStream: false,
     responseStream: false,
   } as MethodDef<HealthCheckRequest, HealthCheckResponse>,
+  Watch: {
+    name: 'Watch',
+    path: '/grpc.health.v1.Health/Watch',
+    requestType: requestCodec,
+    responseType: responseCodec,
+    requestStream: false,
+    responseStream: true,
+  } as MethodDef<HealthCheckRequest, HealthCheckResponse>,
 };
+
+/** The health service's methods (for metrics that list every method). */
+export const healthServiceMethods: Readonly<Record<string, MethodDef<unknown, unknown>>> = healthMethods;
 
 export function addHealthService(grpc: GrpcServer): void {
   grpc.addService(healthMethods, {
     Check: unary((req) => {
       if (req.service !== '') return Promise.reject(new GrpcError(GrpcStatus.NOT_FOUND, 'unknown service'));
       return Promise.resolve({ status: servingStatus });
+    }),
+    Watch: serverStreaming(async (req, call) => {
+      call.write({ status: req.service === '' ? servingStatus : serviceUnknownStatus });
+      if (call.signal.aborted) return;
+      await new Promise<void>((resolve) => call.signal.addEventListener('abort', () => resolve(), { once: true }));
     }),
   });
 }

@@ -60,16 +60,23 @@ export async function checkHealth(s: EtcdServer, probe: HealthProbe = 'raft-entr
 }
 
 function registerProcessMetrics(r: Registry): void {
-  const started = Date.now() / 1000 - process.uptime();
+  // In hundredths of a second, as Go's process collector reads it from /proc.
+  const started = Math.round((Date.now() / 1000 - process.uptime()) * 100) / 100;
   r.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.').collectWith(() => process.memoryUsage.rss());
   r.gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.').collectWith(() => started);
   r.counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.').collectWith(() => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   });
-  r.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.').collectWith(() => process.memoryUsage().heapUsed);
   const fdsOpen = (): number => procOr(() => readdirSync('/proc/self/fd').length);
   const fdsMax = (): number => procOr(() => Number(/^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0));
+  r.gauge('process_virtual_memory_max_bytes', 'Maximum amount of virtual memory available in bytes.').collectWith(() =>
+    // "unlimited" is reported as the largest uint64, as the Go collector reports it.
+    procOr(() => {
+      const v = /^Max address space\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? '0';
+      return v === 'unlimited' ? 2 ** 64 : Number(v);
+    }),
+  );
   r.gauge('process_open_fds', 'Number of open file descriptors.').collectWith(fdsOpen);
   r.gauge('process_max_fds', 'Maximum number of open file descriptors.').collectWith(fdsMax);
   r.gauge('os_fd_used', 'The number of used file descriptors.').collectWith(fdsOpen);
@@ -78,6 +85,27 @@ function registerProcessMetrics(r: Registry): void {
     // /proc/self/stat: vsize is field 23, counted after the ")" that ends the command name.
     procOr(() => Number(readFileSync('/proc/self/stat', 'utf8').split(')')[1]?.trim().split(' ')[20] ?? 0)),
   );
+}
+
+/** Serves /metrics, counting scrapes as the Go client's promhttp handler does (which etcd's /metrics is). */
+function scrapeHandler(r: Registry): (res: Res) => void {
+  const inFlight = r.gauge('promhttp_metric_handler_requests_in_flight', 'Current number of scrapes being served.').labels({});
+  const total = r.counter('promhttp_metric_handler_requests_total', 'Total number of scrapes by HTTP status code.', ['code']);
+  const ok = total.labels({ code: '200' });
+  // Shown from the start, as promhttp shows them.
+  total.labels({ code: '500' });
+  total.labels({ code: '503' });
+  return (res) => {
+    inFlight.inc();
+    try {
+      res.statusCode = 200;
+      res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+      res.end(r.render());
+    } finally {
+      inFlight.dec();
+    }
+    ok.inc();
+  };
 }
 
 /** A /proc reading, or 0 where there is no /proc. */
@@ -103,6 +131,7 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
   registerProcessMetrics(s.registry);
   const healthOk = s.registry.counter('etcd_server_health_success', 'The total number of successful health checks');
   const healthFailed = s.registry.counter('etcd_server_health_failures', 'The total number of failed health checks');
+  const scrape = scrapeHandler(s.registry);
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     allowCors(res);
@@ -139,9 +168,7 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
         res.end(JSON.stringify({ etcdserver: serverVersion, etcdcluster: s.cluster.version === '' ? 'not_decided' : clusterVersionFor(s) }));
         return;
       case '/metrics':
-        res.statusCode = 200;
-        res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
-        res.end(s.registry.render());
+        scrape(res);
         return;
       default:
         plainError(res, 404, '404 page not found');

@@ -114,6 +114,8 @@ export class Backend implements WriteTx {
   /** Set once a scope failed half-way or LMDB failed: nothing is committed any more. */
   private failure: Error | undefined;
   private closed = false;
+  /** Told how long each batch commit took, from handing it to LMDB until it landed (metrics). */
+  onCommit: ((seconds: number) => void) | undefined;
 
   private constructor(options: BackendOptions) {
     this.path = options.path;
@@ -300,11 +302,13 @@ export class Backend implements WriteTx {
     failpoint('backendBeforeCommit');
     this.pending = new Batch(this.names.length);
     this.inflight.push(batch);
+    const startedMs = performance.now();
     const written = this.engine.commit(batch);
     this.lastCommit = written.then(
       () => {
         assert(this.inflight[0] === batch, 'LMDB commits land in order');
         this.inflight.shift();
+        this.onCommit?.((performance.now() - startedMs) / 1000);
         failpoint('backendAfterCommit');
       },
       (e: unknown) => {
@@ -392,6 +396,11 @@ export class Backend implements WriteTx {
     } finally {
       this.unpause();
     }
+  }
+
+  /** LMDB reader slots in use: the read transactions open on the file (etcd_mvcc_db_open_read_transactions). */
+  openReadTransactions(): number {
+    return this.closed ? 0 : (this.engine.openReadTransactions?.() ?? 0);
   }
 
   /** Commits what is pending and closes the file. */

@@ -34,6 +34,7 @@ interface TreeStats {
 
 interface EnvStats {
   pageSize: number;
+  numReaders: number;
   root: TreeStats;
   free: TreeStats;
 }
@@ -90,6 +91,11 @@ export class LmdbEngine implements BackendEngine {
 
   size(): number {
     return statSync(this.path).size;
+  }
+
+  /** LMDB reader slots in use. */
+  openReadTransactions(): number {
+    return (this.env.getStats() as EnvStats).numReaders;
   }
 
   sizeInUse(): number {

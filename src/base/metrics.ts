@@ -1,40 +1,35 @@
 /**
  * A small Prometheus registry: counters, gauges and histograms with labels,
- * rendered in the text exposition format (version 0.0.4) that /metrics serves.
+ * rendered in the text exposition format (version 0.0.4) that /metrics serves,
+ * laid out as etcd's Go client library lays it out: families sorted by name,
+ * label names sorted, series sorted by label values, numbers as Go's
+ * strconv 'g' formats them, and a labelled family with no series yet left out.
  * Modules register their metrics with etcd's names (etcd_disk_wal_fsync_duration_seconds,
  * etcd_server_has_leader, ...) on a Registry passed in, never on a global, so
  * that several members can live in one test process.
+ *
+ * On a hot path, resolve a labelled series once with `labels(...)` and keep
+ * the child: its inc/observe is a number update, with no string built.
  */
 import { assert } from './assert.js';
 
 export type Labels = Readonly<Record<string, string>>;
 
-function labelKey(names: readonly string[], labels: Labels | undefined): string {
-  if (names.length === 0) return '';
-  assert(labels !== undefined, 'labels required');
-  return names.map((n) => {
-    const v = labels[n];
-    assert(v !== undefined, `missing label ${n}`);
-    return v;
-  }).join('\u0000');
-}
-
 function escapeLabelValue(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
-function renderLabels(names: readonly string[], key: string, extra?: string): string {
-  const values = key === '' ? [] : key.split('\u0000');
-  const parts = names.map((n, i) => `${n}="${escapeLabelValue(values[i] ?? '')}"`);
-  if (extra !== undefined) parts.push(extra);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
-}
-
-function formatValue(v: number): string {
+/** A number as Go's strconv.FormatFloat(v, 'g', -1, 64) writes it (the Prometheus Go client's format). */
+export function formatGoFloat(v: number): string {
   if (v === Infinity) return '+Inf';
   if (v === -Infinity) return '-Inf';
   if (Number.isNaN(v)) return 'NaN';
-  return String(v);
+  if (v === 0) return Object.is(v, -0) ? '-0' : '0';
+  const [mantissa = '', exponent = '0'] = v.toExponential().split('e');
+  const exp = Number(exponent);
+  if (exp >= -4 && exp < 6) return String(v);
+  const abs = Math.abs(exp);
+  return `${mantissa}e${exp < 0 ? '-' : '+'}${abs < 10 ? '0' : ''}${abs}`;
 }
 
 interface Metric {
@@ -43,20 +38,93 @@ interface Metric {
   render(out: string[]): void;
 }
 
-abstract class Vector implements Metric {
+/** One labelled series of a vector. */
+interface Series {
+  /** The label values in declaration order. */
+  readonly values: readonly string[];
+}
+
+abstract class Vector<S extends Series> implements Metric {
+  private readonly series = new Map<string, S>();
+  /** Label positions in name order (the order Go renders them in). */
+  private readonly sortedOrder: readonly number[];
+
   constructor(
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[],
   ) {
     assert(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(name), `bad metric name ${name}`);
+    this.sortedOrder = labelNames.map((_, i) => i).sort((a, b) => ((labelNames[a] as string) < (labelNames[b] as string) ? -1 : 1));
   }
 
-  abstract render(out: string[]): void;
+  protected abstract newSeries(values: readonly string[]): S;
+  protected abstract renderSeries(out: string[], s: S, labels: string): void;
+  protected abstract readonly type: string;
+
+  /** The series for these labels, created (at zero) if new. */
+  protected seriesOf(labels: Labels | undefined): S {
+    const values = this.labelNames.map((n) => {
+      const v = labels?.[n];
+      assert(v !== undefined, `${this.name}: missing label ${n}`);
+      return v;
+    });
+    const key = values.join('\u0000');
+    let s = this.series.get(key);
+    if (s === undefined) {
+      s = this.newSeries(values);
+      this.series.set(key, s);
+    }
+    return s;
+  }
+
+  protected peek(labels: Labels | undefined): S | undefined {
+    return this.series.get(this.labelNames.map((n) => labels?.[n] ?? '').join('\u0000'));
+  }
+
+  /** `{a="x",b="y"` in name order, without the closing brace; '' without labels. */
+  private labelText(s: S): string {
+    if (this.labelNames.length === 0) return '';
+    return `{${this.sortedOrder.map((i) => `${this.labelNames[i] ?? ''}="${escapeLabelValue(s.values[i] ?? '')}"`).join(',')}`;
+  }
+
+  render(out: string[]): void {
+    if (this.labelNames.length === 0) this.seriesOf(undefined);
+    if (this.series.size === 0) return;
+    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`);
+    const rows = [...this.series.values()].map((s) => ({ s, sortKey: this.sortedOrder.map((i) => s.values[i] ?? '') }));
+    rows.sort((a, b) => compareValues(a.sortKey, b.sortKey));
+    for (const { s } of rows) this.renderSeries(out, s, this.labelText(s));
+  }
 }
 
-export class Counter extends Vector {
-  private readonly values = new Map<string, number>();
+function compareValues(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as string;
+    const y = b[i] as string;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** `labels` (from labelText) with one more label and the closing brace. */
+function closeLabels(labels: string, extra?: string): string {
+  if (extra === undefined) return labels === '' ? '' : `${labels}}`;
+  return labels === '' ? `{${extra}}` : `${labels},${extra}}`;
+}
+
+export class CounterChild implements Series {
+  value = 0;
+  constructor(readonly values: readonly string[]) {}
+
+  inc(by = 1): void {
+    assert(by >= 0, 'counters only go up');
+    this.value += by;
+  }
+}
+
+export class Counter extends Vector<CounterChild> {
+  protected readonly type = 'counter';
   private collect: (() => number) | undefined;
 
   /** Reads the (monotonic) value at scrape time, e.g. from the process (an unlabelled counter only). */
@@ -66,46 +134,66 @@ export class Counter extends Vector {
     return this;
   }
 
+  /** The series for these labels, to keep and increment without a lookup. */
+  labels(labels: Labels): CounterChild {
+    return this.seriesOf(labels);
+  }
+
   inc(labels?: Labels, by = 1): void {
-    assert(by >= 0, 'counters only go up');
-    const k = labelKey(this.labelNames, labels);
-    this.values.set(k, (this.values.get(k) ?? 0) + by);
+    this.seriesOf(labels).inc(by);
   }
 
   get(labels?: Labels): number {
-    return this.values.get(labelKey(this.labelNames, labels)) ?? 0;
+    return this.peek(labels)?.value ?? 0;
   }
 
-  render(out: string[]): void {
-    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`);
-    if (this.collect !== undefined) {
-      out.push(`${this.name} ${formatValue(this.collect())}`);
-      return;
-    }
-    if (this.labelNames.length === 0 && this.values.size === 0) out.push(`${this.name} 0`);
-    for (const [k, v] of this.values) out.push(`${this.name}${renderLabels(this.labelNames, k)} ${formatValue(v)}`);
+  protected newSeries(values: readonly string[]): CounterChild {
+    return new CounterChild(values);
+  }
+
+  protected renderSeries(out: string[], s: CounterChild, labels: string): void {
+    out.push(`${this.name}${closeLabels(labels)} ${formatGoFloat(this.collect !== undefined ? this.collect() : s.value)}`);
   }
 }
 
-export class Gauge extends Vector {
-  private readonly values = new Map<string, number>();
+export class GaugeChild implements Series {
+  value = 0;
+  constructor(readonly values: readonly string[]) {}
+
+  set(v: number): void {
+    this.value = v;
+  }
+  inc(by = 1): void {
+    this.value += by;
+  }
+  dec(by = 1): void {
+    this.value -= by;
+  }
+}
+
+export class Gauge extends Vector<GaugeChild> {
+  protected readonly type = 'gauge';
   private collect: (() => number) | undefined;
 
+  labels(labels: Labels): GaugeChild {
+    return this.seriesOf(labels);
+  }
+
   set(value: number, labels?: Labels): void {
-    this.values.set(labelKey(this.labelNames, labels), value);
+    this.seriesOf(labels).set(value);
   }
 
   inc(labels?: Labels, by = 1): void {
-    const k = labelKey(this.labelNames, labels);
-    this.values.set(k, (this.values.get(k) ?? 0) + by);
+    this.seriesOf(labels).inc(by);
   }
 
   dec(labels?: Labels, by = 1): void {
-    this.inc(labels, -by);
+    this.seriesOf(labels).dec(by);
   }
 
   get(labels?: Labels): number {
-    return this.values.get(labelKey(this.labelNames, labels)) ?? 0;
+    if (this.collect !== undefined) return this.collect();
+    return this.peek(labels)?.value ?? 0;
   }
 
   /** Reads the value at scrape time (an unlabelled gauge only). */
@@ -115,62 +203,73 @@ export class Gauge extends Vector {
     return this;
   }
 
-  render(out: string[]): void {
-    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`);
-    if (this.collect !== undefined) {
-      out.push(`${this.name} ${formatValue(this.collect())}`);
-      return;
-    }
-    if (this.labelNames.length === 0 && this.values.size === 0) out.push(`${this.name} 0`);
-    for (const [k, v] of this.values) out.push(`${this.name}${renderLabels(this.labelNames, k)} ${formatValue(v)}`);
+  protected newSeries(values: readonly string[]): GaugeChild {
+    return new GaugeChild(values);
+  }
+
+  protected renderSeries(out: string[], s: GaugeChild, labels: string): void {
+    out.push(`${this.name}${closeLabels(labels)} ${formatGoFloat(this.collect !== undefined ? this.collect() : s.value)}`);
   }
 }
 
-interface HistogramSeries {
-  counts: number[];
-  sum: number;
-  count: number;
+export class HistogramChild implements Series {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(
+    readonly values: readonly string[],
+    private readonly buckets: readonly number[],
+  ) {
+    this.counts = new Array<number>(buckets.length).fill(0);
+  }
+
+  observe(value: number): void {
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (value <= (this.buckets[i] as number)) {
+        this.counts[i] = (this.counts[i] as number) + 1;
+        break;
+      }
+    }
+    this.sum += value;
+    this.count++;
+  }
 }
 
-export class Histogram extends Vector {
-  private readonly series = new Map<string, HistogramSeries>();
+export class Histogram extends Vector<HistogramChild> {
+  protected readonly type = 'histogram';
 
   constructor(name: string, help: string, labelNames: readonly string[], readonly buckets: readonly number[]) {
     super(name, help, labelNames);
     for (let i = 1; i < buckets.length; i++) assert((buckets[i] as number) > (buckets[i - 1] as number), 'buckets must increase');
   }
 
-  observe(value: number, labels?: Labels): void {
-    const k = labelKey(this.labelNames, labels);
-    let s = this.series.get(k);
-    if (s === undefined) {
-      s = { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
-      this.series.set(k, s);
-    }
-    for (let i = 0; i < this.buckets.length; i++) {
-      if (value <= (this.buckets[i] as number)) {
-        s.counts[i] = (s.counts[i] as number) + 1;
-        break;
-      }
-    }
-    s.sum += value;
-    s.count++;
+  labels(labels: Labels): HistogramChild {
+    return this.seriesOf(labels);
   }
 
-  render(out: string[]): void {
-    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`);
-    const empty: HistogramSeries = { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
-    const all = this.labelNames.length === 0 && this.series.size === 0 ? new Map([['', empty]]) : this.series;
-    for (const [k, s] of all) {
-      let cumulative = 0;
-      for (let i = 0; i < this.buckets.length; i++) {
-        cumulative += s.counts[i] as number;
-        out.push(`${this.name}_bucket${renderLabels(this.labelNames, k, `le="${formatValue(this.buckets[i] as number)}"`)} ${cumulative}`);
-      }
-      out.push(`${this.name}_bucket${renderLabels(this.labelNames, k, 'le="+Inf"')} ${s.count}`);
-      out.push(`${this.name}_sum${renderLabels(this.labelNames, k)} ${formatValue(s.sum)}`);
-      out.push(`${this.name}_count${renderLabels(this.labelNames, k)} ${s.count}`);
+  observe(value: number, labels?: Labels): void {
+    this.seriesOf(labels).observe(value);
+  }
+
+  /** How many observations a series has had. */
+  countOf(labels?: Labels): number {
+    return this.peek(labels)?.count ?? 0;
+  }
+
+  protected newSeries(values: readonly string[]): HistogramChild {
+    return new HistogramChild(values, this.buckets);
+  }
+
+  protected renderSeries(out: string[], s: HistogramChild, labels: string): void {
+    let cumulative = 0;
+    for (let i = 0; i < this.buckets.length; i++) {
+      cumulative += s.counts[i] as number;
+      out.push(`${this.name}_bucket${closeLabels(labels, `le="${formatGoFloat(this.buckets[i] as number)}"`)} ${cumulative}`);
     }
+    out.push(`${this.name}_bucket${closeLabels(labels, 'le="+Inf"')} ${s.count}`);
+    out.push(`${this.name}_sum${closeLabels(labels)} ${formatGoFloat(s.sum)}`);
+    out.push(`${this.name}_count${closeLabels(labels)} ${s.count}`);
   }
 }
 
@@ -188,6 +287,12 @@ export function exponentialBuckets(start: number, factor: number, count: number)
 
 export class Registry {
   private readonly metrics = new Map<string, Metric>();
+  private readonly collectors: (() => void)[] = [];
+
+  /** Runs fn at the start of every render: for series whose labels follow state (a version label). */
+  beforeRender(fn: () => void): void {
+    this.collectors.push(fn);
+  }
 
   private add<M extends Metric>(m: M): M {
     assert(!this.metrics.has(m.name), `metric ${m.name} registered twice`);
@@ -210,6 +315,7 @@ export class Registry {
   /** The Prometheus text exposition of every metric, sorted by name. */
   render(): string {
     const out: string[] = [];
+    for (const fn of this.collectors) fn();
     for (const name of [...this.metrics.keys()].sort()) this.metrics.get(name)?.render(out);
     return out.join('\n') + '\n';
   }

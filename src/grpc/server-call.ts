@@ -102,7 +102,8 @@ export interface CallStats {
 
 /** Hooks for metrics (grpc_server_started_total, grpc_server_handled_total, ...). */
 export interface CallObserver {
-  started?(info: { readonly path: string; readonly service: string; readonly method: string; readonly type: CallType }): void;
+  /** `info` is the registered method itself (no object per call); `headers` the request's. */
+  started?(info: { readonly path: string; readonly service: string; readonly method: string; readonly type: CallType }, headers: IncomingHttpHeaders): void;
   handled?(stats: CallStats): void;
 }
 
@@ -204,7 +205,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     stream.once('close', () => this.onClose());
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.once('end', () => this.onEnd());
-    ctx.observer?.started?.({ path: def.path, service: def.service, method: def.method, type: def.type });
+    ctx.observer?.started?.(def, headers);
   }
 
   get peer(): PeerInfo {

@@ -66,3 +66,4 @@ export {
   type WatchableStoreOptions,
 } from './watchable-store.js';
 export { eventBatchRevsMax } from './watcher-group.js';
+export { MvccMetrics } from './metrics.js';

@@ -102,7 +102,12 @@ function sortKvs(kvs: mvccpb.KeyValue[], r: RangeRequest): void {
 
 export function putRequest(store: KvStore, p: PutRequest): PutResponse {
   if (p.lease !== 0n && !store.leases.exists(p.lease)) throw new KvError('lease-not-found');
-  return store.write((txn) => putIn(txn, p));
+  const before = store.metrics.calls;
+  try {
+    return store.write((txn) => putIn(txn, p));
+  } finally {
+    store.metrics.endRequest(before);
+  }
 }
 
 function putIn(txn: KvWriteTxn, p: PutRequest): PutResponse {
@@ -120,7 +125,12 @@ function putIn(txn: KvWriteTxn, p: PutRequest): PutResponse {
 }
 
 export function deleteRangeRequest(store: KvStore, dr: DeleteRangeRequest): DeleteRangeResponse {
-  return store.write((txn) => deleteIn(txn, dr));
+  const before = store.metrics.calls;
+  try {
+    return store.write((txn) => deleteIn(txn, dr));
+  } finally {
+    store.metrics.endRequest(before);
+  }
 }
 
 function deleteIn(txn: KvWriteTxn, dr: DeleteRangeRequest): DeleteRangeResponse {
@@ -138,15 +148,28 @@ function deleteIn(txn: KvWriteTxn, dr: DeleteRangeRequest): DeleteRangeResponse 
  * write transaction, at one revision (bumped only if something changed).
  */
 export function txnRequest(store: KvStore, rt: TxnRequest): TxnResponse {
-  const path = compareToPath(store, rt);
-  if (!isTxnReadonly(rt)) checkTaken(rt, path, (op) => checkPut(store, op));
-  checkTaken(rt, path, (op) => checkRange(store, op));
-  if (isTxnReadonly(rt)) {
-    const view: TxnView = { range: (k, e, o) => store.range(k, e, o), write: undefined };
-    const resp = applyTxnOps(view, rt, path, { at: 0 });
-    resp.header = header(store.rev);
-    return resp;
+  // Counted as etcd counts: compares and checks in one read transaction, a write's ops in a second one.
+  const readonly = isTxnReadonly(rt);
+  let before = store.metrics.calls;
+  try {
+    const path = compareToPath(store, rt);
+    if (!readonly) checkTaken(rt, path, (op) => checkPut(store, op));
+    checkTaken(rt, path, (op) => checkRange(store, op));
+    if (readonly) {
+      const view: TxnView = { range: (k, e, o) => store.range(k, e, o), write: undefined };
+      const resp = applyTxnOps(view, rt, path, { at: 0 });
+      resp.header = header(store.rev);
+      return resp;
+    }
+    store.metrics.endRequest(before);
+    before = store.metrics.calls;
+    return writeTxn(store, rt, path);
+  } finally {
+    store.metrics.endRequest(before);
   }
+}
+
+function writeTxn(store: KvStore, rt: TxnRequest, path: readonly boolean[]): TxnResponse {
   return store.write((txn) => {
     const view: TxnView = { range: (k, e, o) => txn.range(k, e, o), write: txn };
     const resp = applyTxnOps(view, rt, path, { at: 0 });

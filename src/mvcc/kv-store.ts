@@ -11,6 +11,7 @@ import { isTombstoneBytes, type Schema } from '../schema/index.js';
 import { mvccpb } from '../pb/index.js';
 import { KvError } from './errors.js';
 import { KeyIndex } from './key-index.js';
+import { MvccMetrics } from './metrics.js';
 import { bytesToRev, revToBytes, revKey, type Revision } from './revision.js';
 import { TreeIndex, type IndexHit, type KeySpan } from './tree-index.js';
 
@@ -53,6 +54,8 @@ export interface KvStoreOptions {
   readonly indexCompactionSliceKeys?: number;
   readonly timers?: Timers;
   readonly logger?: Logger;
+  /** Shared by the stores a member opens one after another; default: counted, not exported. */
+  readonly metrics?: MvccMetrics;
 }
 
 export interface RangeOptions {
@@ -104,6 +107,7 @@ export class KvStore {
   private readonly indexSliceKeys: number;
   private readonly timers: Timers;
   private readonly logger: Logger;
+  readonly metrics: MvccMetrics;
   /** The revision of the last write transaction that changed something (1 for a new store). */
   private currentRev = 1;
   /** The revision of the last compaction (-1: never compacted). */
@@ -124,6 +128,7 @@ export class KvStore {
     this.indexSliceKeys = options.indexCompactionSliceKeys ?? indexCompactionSliceKeysDefault;
     this.timers = options.timers ?? realTimers;
     this.logger = options.logger ?? nopLogger;
+    this.metrics = options.metrics ?? new MvccMetrics();
   }
 
   /**
@@ -160,6 +165,7 @@ export class KvStore {
 
   /** The read of a transaction whose view is at curRev. */
   rangeAt(span: KeySpan, curRev: number, opts: RangeOptions): RangeResult {
+    this.metrics.ranges.inc();
     let rev = opts.rev ?? 0;
     if (rev > curRev) throw new KvError('future-rev');
     if (rev <= 0) rev = curRev;
@@ -211,9 +217,11 @@ export class KvStore {
    * src/lease's RangeDeleter). Keys that do not exist are skipped.
    */
   deleteKeys(keys: readonly Uint8Array[]): void {
+    const before = this.metrics.calls;
     this.write((txn) => {
       for (const key of keys) txn.deleteRange(key, new Uint8Array(0));
     });
+    this.metrics.endRequest(before);
   }
 
   /** @internal KvWriteTxn's put. */
@@ -233,6 +241,9 @@ export class KvStore {
     this.backend.put(this.keyBucket, revToBytes(idxRev), mvccpb.KeyValue.encode(kv));
     const ki = this.index.put(keyStr, idxRev);
     txn.changes.push(kv);
+    this.metrics.puts.inc();
+    this.metrics.putBytes.inc(key.length + value.length);
+    if (prev === undefined) this.metrics.keys.inc();
     // A deleted key has no lease left; a live one detaches from its old lease first.
     if (ki.lease !== 0n) this.leases.detach(ki.lease, [key]);
     if (lease !== 0n) this.leases.attach(lease, [key]);
@@ -247,6 +258,7 @@ export class KvStore {
     this.backend.put(this.keyBucket, revToBytes(idxRev, true), mvccpb.KeyValue.encode(kv));
     assert(this.index.tombstone(ki.key, idxRev), 'mvcc: tombstone of an existing key');
     txn.changes.push(kv);
+    this.metrics.keys.dec();
     if (ki.lease !== 0n) this.leases.detach(ki.lease, [key]);
     ki.lease = 0n;
   }
@@ -284,7 +296,9 @@ export class KvStore {
     const available = new Set<string>();
     for (let from: string | undefined = ''; from !== undefined; ) {
       if (this.closed) return;
+      const sliceStartMs = performance.now();
       from = this.index.compactSlice(rev, available, from, this.indexSliceKeys);
+      this.metrics.indexCompactionPauseMs.observe(performance.now() - sliceStartMs);
       if (from !== undefined) await this.pause(0);
     }
     const end = revToBytes({ main: rev + 1, sub: 0 });
@@ -294,6 +308,8 @@ export class KvStore {
       if (this.closed) return;
       assert(!this.backend.inWrite, 'compaction batches run between writes');
       failpoint('compactBeforeBatch');
+      const batchStartMs = performance.now();
+      const deletedBefore = deleted;
       const done = this.backend.write((tx) => {
         const entries = tx.range(this.keyBucket, last, end, this.compactionBatchLimit);
         for (const e of entries) {
@@ -311,6 +327,8 @@ export class KvStore {
         last = revToBytes({ main: r.main, sub: r.sub + 1 });
         return false;
       });
+      this.metrics.dbCompactionPauseMs.observe(performance.now() - batchStartMs);
+      this.metrics.dbCompactionKeys.inc(deleted - deletedBefore);
       if (done) {
         failpoint('compactAfterFinish');
         break;
@@ -318,6 +336,7 @@ export class KvStore {
       failpoint('compactAfterBatch');
       await this.pause(this.compactionSleepMs);
     }
+    this.metrics.dbCompactionTotalMs.observe(performance.now() - startedMs);
     this.logger.info('finished scheduled compaction', { compactRevision: rev, deletedRevisions: deleted, tookMs: Math.round(performance.now() - startedMs) });
   }
 
@@ -340,6 +359,13 @@ export class KvStore {
    * members and against etcd itself.
    */
   hashByRev(rev: number): HashKvResult {
+    const startedMs = performance.now();
+    const result = this.hashByRevUntimed(rev);
+    this.metrics.hashRevSeconds.observe((performance.now() - startedMs) / 1000);
+    return result;
+  }
+
+  private hashByRevUntimed(rev: number): HashKvResult {
     const compactRev = this.compactMainRev;
     const currentRev = this.currentRev;
     if (rev > 0 && rev <= compactRev) throw new KvError('compacted');
@@ -386,6 +412,11 @@ export class KvStore {
     this.index = new TreeIndex(keys);
     // Compaction may have removed every revision up to the compact revision.
     this.currentRev = Math.max(lastRev, this.compactMainRev);
+    let live = 0;
+    this.index.visit({ start: '', end: undefined, single: false }, (ki) => {
+      if (ki.get(this.currentRev) !== undefined) live++;
+    });
+    this.metrics.keys.set(live);
     this.reattachLeases();
     // As etcd, a scheduled compaction at revision 0 is not resumed (it has nothing to remove).
     if (scheduled > 0 && scheduled > this.compactMainRev) {
@@ -449,6 +480,7 @@ export class KvWriteTxn {
    * (beginRev when nothing changed in the whole transaction so far).
    */
   deleteRange(key: Uint8Array, rangeEnd: Uint8Array): { deleted: number; rev: number } {
+    this.store.metrics.deletes.inc();
     const keys = this.store.keysAt(spanOf(key, rangeEnd), this.readRev);
     for (const ki of keys) this.store.deleteAt(this, ki);
     return { deleted: keys.length, rev: this.readRev };

@@ -93,6 +93,10 @@ export class WatchableStore implements TxnObserver {
   private timer: TimerHandle | undefined;
   private timerSoon = false;
   private closed = false;
+  /** Open streams (etcd_debugging_mvcc_watch_stream_total, pending events). */
+  private readonly streams = new Set<WatchStream>();
+  /** Events queued for clients so far (etcd_debugging_mvcc_events_total). */
+  eventsQueued = 0;
 
   constructor(kv: KvStore, options: WatchableStoreOptions = {}) {
     this.kvStore = kv;
@@ -112,7 +116,26 @@ export class WatchableStore implements TxnObserver {
 
   newWatchStream(): WatchStream {
     assert(!this.closed, 'watchable store is closed');
-    return new WatchStream(this);
+    const ws = new WatchStream(this);
+    this.streams.add(ws);
+    return ws;
+  }
+
+  /** @internal WatchStream.close. */
+  streamClosed(ws: WatchStream): void {
+    this.streams.delete(ws);
+  }
+
+  /** Open watch streams. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /** Events queued on streams and not yet taken by their consumers (read at scrape time). */
+  pendingEvents(): number {
+    let n = 0;
+    for (const ws of this.streams) n += ws.pendingEvents();
+    return n;
   }
 
   /** Watchers in each state, for metrics and tests. */
@@ -479,7 +502,15 @@ export class WatchStream implements WatcherOwner {
       return false;
     }
     this.push({ watchId: w.id, events, revision, compactRevision });
+    this.store.eventsQueued += events.length;
     return true;
+  }
+
+  /** Events in the queued responses. */
+  pendingEvents(): number {
+    let n = 0;
+    for (let i = this.head; i < this.queue.length; i++) n += (this.queue[i] as WatchResponse).events.length;
+    return n;
   }
 
   private push(r: WatchResponse): void {
@@ -502,5 +533,6 @@ export class WatchStream implements WatcherOwner {
     this.queue = [];
     this.head = 0;
     this.closed = true;
+    this.store.streamClosed(this);
   }
 }

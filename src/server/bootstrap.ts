@@ -17,7 +17,7 @@ import { idToHex, type Logger } from '../base/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { MemoryStorage, type Peer } from '../raft/index.js';
 import { fetchClusterFromPeers } from '../transport/index.js';
-import { Snapshotter, Wal, entriesAfterSnapshot } from '../wal/index.js';
+import { Snapshotter, Wal, entriesAfterSnapshot, type WalMetrics } from '../wal/index.js';
 import { ConfigError, type ServerConfig } from './config.js';
 import type { DataLayout } from './layout.js';
 import { RaftCluster, computeMemberId, memberToRecord } from './membership.js';
@@ -39,15 +39,15 @@ export interface BootState {
 
 const fetchTimeoutMs = 5000;
 
-export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: Logger): Promise<BootState> {
+export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: Logger, metrics?: WalMetrics): Promise<BootState> {
   const snapshotter = new Snapshotter(layout.snapDir, { logger });
-  if (Wal.exists(layout.walDir)) return restart(layout, snapshotter, logger);
-  if (cfg.initialClusterState === 'new') return newCluster(cfg, layout, snapshotter);
-  return join(cfg, layout, snapshotter, logger);
+  if (Wal.exists(layout.walDir)) return restart(layout, snapshotter, logger, metrics);
+  if (cfg.initialClusterState === 'new') return newCluster(cfg, layout, snapshotter, metrics);
+  return join(cfg, layout, snapshotter, logger, metrics);
 }
 
-async function restart(layout: DataLayout, snapshotter: Snapshotter, logger: Logger): Promise<BootState> {
-  const r = await Wal.open(layout.walDir, { logger });
+async function restart(layout: DataLayout, snapshotter: Snapshotter, logger: Logger, metrics: WalMetrics | undefined): Promise<BootState> {
+  const r = await Wal.open(layout.walDir, { logger, metrics });
   const md = serverpb.WalMetadata.decode(r.metadata);
   const snapshot = await snapshotter.loadNewestAvailable(r.snapshots);
   const meta = snapshot?.metadata;
@@ -80,14 +80,14 @@ async function restart(layout: DataLayout, snapshotter: Snapshotter, logger: Log
   };
 }
 
-async function newCluster(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshotter): Promise<BootState> {
+async function newCluster(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshotter, metrics: WalMetrics | undefined): Promise<BootState> {
   const cluster = RaftCluster.fromInitialCluster(cfg.initialClusterToken, cfg.initialCluster);
   const self = cluster.memberByName(cfg.name);
   if (self === undefined) {
     throw new ConfigError(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
   }
   const metadata = serverpb.WalMetadata.encode(serverpb.WalMetadata.create({ memberId: self.id, clusterId: cluster.clusterId }));
-  const wal = await Wal.create(layout.walDir, metadata);
+  const wal = await Wal.create(layout.walDir, metadata, { metrics });
   const peers = cluster.memberList().map((m) => ({ id: m.id, context: serverpb.MemberRecord.encode(memberToRecord(m)) }));
   return {
     kind: 'new',
@@ -102,7 +102,7 @@ async function newCluster(cfg: ServerConfig, layout: DataLayout, snapshotter: Sn
   };
 }
 
-async function join(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshotter, logger: Logger): Promise<BootState> {
+async function join(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshotter, logger: Logger, metrics: WalMetrics | undefined): Promise<BootState> {
   const mine = [...cfg.initialAdvertisePeerUrls].sort();
   const others: string[] = [];
   for (const [name, urls] of cfg.initialCluster) if (name !== cfg.name) others.push(...urls);
@@ -120,7 +120,7 @@ async function join(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshot
   // A member added with `member add` has its id derived with the time: take the cluster's.
   const memberId = self.ID !== 0n ? self.ID : computeMemberId(mine, cfg.initialClusterToken);
   const metadata = serverpb.WalMetadata.encode(serverpb.WalMetadata.create({ memberId, clusterId: fetched.clusterId }));
-  const wal = await Wal.create(layout.walDir, metadata);
+  const wal = await Wal.create(layout.walDir, metadata, { metrics });
   return {
     kind: 'join',
     memberId,

@@ -37,6 +37,10 @@ export interface LinearizableReadOptions {
   timeoutMs: number;
   /** Reads waiting for a round; past it, reads fail with TooManyRequests. */
   pendingMax: number;
+  /** A round timed out, or an answer came for a round already given up (etcd_server_slow_read_indexes_total). */
+  onSlow?: () => void;
+  /** A round failed outright: the member stopped under it (etcd_server_read_indexes_failed_total). */
+  onFailed?: () => void;
 }
 
 export class LinearizableReads {
@@ -63,7 +67,10 @@ export class LinearizableReads {
   /** A ReadState from raft's Ready. Unknown contexts (an older member life, a retried round) are ignored. */
   onReadState(ctx: Uint8Array, index: number): void {
     const round = this.round;
-    if (round === undefined || Buffer.from(ctx).toString('hex') !== round.key) return;
+    if (round === undefined || Buffer.from(ctx).toString('hex') !== round.key) {
+      this.opts.onSlow?.();
+      return;
+    }
     this.finishRound(round);
     const readers = round.readers;
     this.opts.appliedWait.wait(index).then(
@@ -88,6 +95,7 @@ export class LinearizableReads {
     const round = this.round;
     if (round !== undefined) {
       this.finishRound(round);
+      this.opts.onFailed?.();
       for (const r of round.readers) r.reject(err);
     }
     const pending = this.pending;
@@ -131,6 +139,7 @@ export class LinearizableReads {
       if (this.round !== round) return;
       if (this.opts.nowMs() - round.startedMs >= this.opts.timeoutMs) {
         this.finishRound(round);
+        this.opts.onSlow?.();
         for (const r of round.readers) r.reject(new ServerError('Timeout'));
         this.maybeStartRound();
         return;

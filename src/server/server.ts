@@ -37,13 +37,14 @@ import { IdGenerator } from './id-gen.js';
 import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
 import { LinearizableReads } from './linearizable-read.js';
 import { RaftCluster, computeMemberId, memberFromRecord, memberToRecord, type Member } from './membership.js';
-import { ServerMetrics } from './metrics.js';
+import { HeartbeatDetector, ServerMetrics, slowApplyMs } from './metrics.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
 import { newCompactor, type Compactor } from './compactor.js';
 import { checkHashKv, checkInitialHashKv, hashKvRpc, type CorruptCheckHost } from './corrupt.js';
 import { peerTransportTls } from './tls.js';
+import { walMetrics } from '../wal/index.js';
 import { AppliedIndexWait, WaitRegistry } from './wait.js';
 
 /** etcd's version this member reports (Status, /version): the API it implements. */
@@ -84,6 +85,7 @@ export class EtcdServer implements ApplyEnv {
   readonly memberId: bigint;
   readonly cluster: RaftCluster;
   readonly metrics: ServerMetrics;
+  private readonly heartbeats: HeartbeatDetector;
   readonly transport: Transport;
   readonly raft: RaftNode;
   readonly lessor: Lessor;
@@ -135,7 +137,9 @@ export class EtcdServer implements ApplyEnv {
     this.memberId = boot.memberId;
     this.cluster = new RaftCluster(this.cfg.initialClusterToken, boot.clusterId);
     this.metrics = new ServerMetrics(this.registry, this);
+    this.heartbeats = new HeartbeatDetector(2 * this.cfg.heartbeatMs, this.metrics.heartbeatSendFailures);
     this.schemaRef = schema;
+    schema.backend.onCommit = this.metrics.observeCommit;
     this.quota = new BackendQuota(this.cfg.quotaBackendBytes, () => this.schemaRef.backend.size(), this.clock);
     this.metrics.quotaBytes.set(this.quota.bytes);
     this.leaseStorage = new LeaseStorage(schema);
@@ -152,6 +156,7 @@ export class EtcdServer implements ApplyEnv {
       leases: this.leaseHooks(),
       compactionBatchLimit: this.cfg.experimentalCompactionBatchLimit,
       logger: this.logger,
+      metrics: this.metrics.mvcc,
     });
     this.lessor.setRangeDeleter({ deleteKeys: (keys) => this.kvRef.deleteKeys(keys) });
     this.watchable = new WatchableStore(this.kvRef);
@@ -189,6 +194,8 @@ export class EtcdServer implements ApplyEnv {
       retryMs: 500,
       timeoutMs: this.requestTimeoutMs(),
       pendingMax: pendingProposalsMax,
+      onSlow: () => this.metrics.slowReadIndexes.inc(),
+      onFailed: () => this.metrics.readIndexesFailed.inc(),
     });
     this.transport = this.newTransport(boot);
     const rawNode = new RawNode({
@@ -205,6 +212,7 @@ export class EtcdServer implements ApplyEnv {
       logger: this.logger.with({ component: 'raft' }),
     });
     if (boot.kind === 'new') rawNode.bootstrap(boot.peers);
+    boot.snapshotter.onSave = (t) => this.metrics.observeSnapSave(t);
     this.raft = new RaftNode({
       rawNode,
       storage: boot.storage,
@@ -212,14 +220,16 @@ export class EtcdServer implements ApplyEnv {
       snapshotter: boot.snapshotter,
       heartbeatMs: this.cfg.heartbeatMs,
       logger: this.logger,
-      onWalSync: (s) => this.metrics.walFsync.observe(s),
       app: {
         onSoftState: (s) => this.onSoftState(s),
         onHardState: (hs) => {
           this.term = hs.term;
           this.committedIndex = Math.max(this.committedIndex, hs.commit);
         },
-        send: (msgs) => this.transport.send(msgs),
+        send: (msgs) => {
+          if (this.isLeader()) this.heartbeats.observe(msgs);
+          this.transport.send(msgs);
+        },
         applySnapshot: (snap) => this.installSnapshot(snap),
         applyEntries: (entries) => this.applyEntries(entries),
         onReadState: (ctx, index) => this.reads.onReadState(ctx, index),
@@ -282,7 +292,7 @@ export class EtcdServer implements ApplyEnv {
     const cfg = opts.config;
     const layout = dataLayout(cfg.dataDir, cfg.walDir);
     prepareLayout(layout);
-    const boot = await bootstrap(cfg, layout, opts.logger);
+    const boot = await bootstrap(cfg, layout, opts.logger, walMetrics(opts.registry));
     await installReceivedDb(layout, boot, opts.logger);
     const schema = Schema.open({
       path: layout.dbPath,
@@ -411,6 +421,7 @@ export class EtcdServer implements ApplyEnv {
     if (changed) {
       if (s.lead !== 0n) this.leaderElectedMs = this.clock.nowMs();
       this.metrics.leaderChanges.inc();
+      this.heartbeats.reset();
       this.logger.info(s.lead === 0n ? 'lost leader' : 'leader elected', { leader: idToHex(s.lead), term: this.term });
       this.reads.onLeaderChange();
       if (s.lead !== 0n) this.flushNoLeaderQueue();
@@ -436,7 +447,9 @@ export class EtcdServer implements ApplyEnv {
         this.advanceApplied(e);
         continue;
       }
+      const startedMs = performance.now();
       backend.write(() => this.applyEntry(e));
+      if (performance.now() - startedMs > slowApplyMs) this.metrics.slowApplies.inc();
       this.advanceApplied(e);
     }
   }
@@ -592,8 +605,17 @@ export class EtcdServer implements ApplyEnv {
   private async installSnapshot(snap: raftpb.Snapshot): Promise<void> {
     const md = snap.metadata;
     assert(md !== undefined, 'a snapshot has metadata');
-    const received = receivedDbPath(this.layout, md.index);
     this.logger.info('installing snapshot database', { index: md.index, term: md.term });
+    this.metrics.snapshotApplyInProgress.set(1);
+    try {
+      await this.installSnapshotDb(md);
+    } finally {
+      this.metrics.snapshotApplyInProgress.set(0);
+    }
+  }
+
+  private async installSnapshotDb(md: raftpb.SnapshotMetadata): Promise<void> {
+    const received = receivedDbPath(this.layout, md.index);
     await this.kvRef.compactionsDone();
     await this.schemaRef.backend.close();
     installSnapshotFile(received, this.layout.dbPath);
@@ -605,6 +627,7 @@ export class EtcdServer implements ApplyEnv {
       logger: this.logger,
     });
     this.schemaRef = schema;
+    schema.backend.onCommit = this.metrics.observeCommit;
     this.quota.invalidate();
     this.leaseStorage = new LeaseStorage(schema);
     this.lessor.recover();
@@ -613,6 +636,7 @@ export class EtcdServer implements ApplyEnv {
       leases: this.leaseHooks(),
       compactionBatchLimit: this.cfg.experimentalCompactionBatchLimit,
       logger: this.logger,
+      metrics: this.metrics.mvcc,
     });
     this.watchable.restore(this.kvRef);
     this.alarmsRef = new AlarmSet(new AlarmStorage(schema));
@@ -806,7 +830,10 @@ export class EtcdServer implements ApplyEnv {
     }
     if (!this.isLeader() || this.stopping || this.promotedTerm !== this.term) return;
     for (const id of this.lessor.expiredLeases()) {
-      void this.proposeInternal({ case: 'leaseRevoke', value: etcdserverpb.LeaseRevokeRequest.create({ ID: id }) });
+      void this.proposeInternal({ case: 'leaseRevoke', value: etcdserverpb.LeaseRevokeRequest.create({ ID: id }) }).then(
+(revoked) => {
+        if (revoked !== undefined) this.metrics.leaseExpired.inc();
+      });
     }
     const due = this.lessor.checkpointsDue();
     if (due.length > 0) {
@@ -1001,7 +1028,9 @@ export class EtcdServer implements ApplyEnv {
     const m = this.cluster.members.get(id);
     assert(m !== undefined, 'checked above');
     const context = serverpb.MemberRecord.encode(memberToRecord({ ...m, isLearner: false }));
-    return this.proposeConfChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddNode, nodeId: id, context }));
+    const members = await this.proposeConfChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddNode, nodeId: id, context }));
+    this.metrics.learnerPromoteSucceed.inc();
+    return members;
   }
 
   private async handleMemberPromote(body: Uint8Array): Promise<Uint8Array> {
@@ -1071,12 +1100,22 @@ export class EtcdServer implements ApplyEnv {
   }
 
   hash(): etcdserverpb.HashResponse {
-    return etcdserverpb.HashResponse.create({ header: this.header(), hash: this.schemaRef.hash() });
+    const startedMs = performance.now();
+    const hash = this.schemaRef.hash();
+    this.metrics.mvcc.hashSeconds.observe((performance.now() - startedMs) / 1000);
+    return etcdserverpb.HashResponse.create({ header: this.header(), hash });
   }
 
   async defragment(): Promise<void> {
     this.logger.info('starting defragmentation');
-    await this.schemaRef.backend.defrag();
+    const startedMs = performance.now();
+    this.metrics.defragInflight.set(1);
+    try {
+      await this.schemaRef.backend.defrag();
+    } finally {
+      this.metrics.defragInflight.set(0);
+      this.metrics.defragSeconds.observe((performance.now() - startedMs) / 1000);
+    }
     this.quota.invalidate();
     this.logger.info('finished defragmentation');
   }

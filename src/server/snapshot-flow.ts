@@ -91,6 +91,7 @@ export class SnapshotFlow {
   async openForPeer(m: raftpb.Message): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
     const point = this.appliedPoint();
     const path = join(this.s.layout.snapDir, `send-${point.index}-${randomBytes(4).toString('hex')}.db`);
+    const startedMs = performance.now();
     // snapshotTo commits first, so the copy holds at least everything applied up to point.index.
     await this.s.schema.backend.snapshotTo(path);
     m.snapshot = raftpb.Snapshot.create({
@@ -99,7 +100,10 @@ export class SnapshotFlow {
     });
     const size = statSync(path).size;
     const stream = createReadStream(path);
-    const cleanup = (): void => void rm(path, { force: true });
+    const cleanup = (): void => {
+      this.s.metrics.backendSnapshotSeconds.observe((performance.now() - startedMs) / 1000);
+      void rm(path, { force: true });
+    };
     stream.once('close', cleanup);
     return { size, stream };
   }
@@ -110,16 +114,20 @@ export class SnapshotFlow {
     const path = receivedDbPath(this.s.layout, index);
     const tmp = `${path}.tmp`;
     const out = createWriteStream(tmp);
+    const startedMs = performance.now();
     try {
       await pipeline(body, out);
       const fh = await open(tmp, 'r+');
       try {
+        const syncStartedMs = performance.now();
         await fh.datasync();
+        this.s.metrics.snapDbFsyncSeconds.observe((performance.now() - syncStartedMs) / 1000);
       } finally {
         await fh.close();
       }
       await rename(tmp, path);
       await fsyncDir(this.s.layout.snapDir);
+      this.s.metrics.snapDbSaveSeconds.observe((performance.now() - startedMs) / 1000);
       this.s.logger.info('received database snapshot', { index, from: m.from.toString(16) });
     } catch (e) {
       await rm(tmp, { force: true });

@@ -9,7 +9,7 @@ import {
   assert,
   exponentialBuckets,
   nopLogger,
-  type Counter,
+  type Gauge,
   type Histogram,
   type Logger,
   type Registry,
@@ -45,8 +45,8 @@ const fillSyncEveryBytes = 1024 * 1024;
 export interface WalMetrics {
   /** etcd_disk_wal_fsync_duration_seconds: one observation per fdatasync of the tail. */
   fsyncSeconds: Histogram;
-  /** etcd_disk_wal_write_bytes_total: bytes handed to write(2) for records. */
-  writeBytes: Counter;
+  /** etcd_disk_wal_write_bytes_total (a gauge in etcd): bytes handed to write(2) for records. */
+  writeBytes: Gauge;
 }
 
 /** Registers the WAL's metrics (once per registry; share the result between Wal instances). */
@@ -57,7 +57,7 @@ export function walMetrics(registry: Registry): WalMetrics {
       'The latency distributions of fsync called by WAL.',
       exponentialBuckets(0.001, 2, 14),
     ),
-    writeBytes: registry.counter('etcd_disk_wal_write_bytes_total', 'Total number of bytes written in WAL.'),
+    writeBytes: registry.gauge('etcd_disk_wal_write_bytes_total', 'Total number of bytes written in WAL.'),
   };
 }
 
