@@ -1,17 +1,19 @@
 /**
- * The HTTP side of the client port (etcd 3.4's etcdhttp): GET /health,
- * /version, /metrics, and /livez and /readyz (3.5.11+). /health is
- * {"health":"true"} (200) when there is a leader, no alarm, and a quorum
- * round trip succeeds within a second; otherwise {"health":"false"} with 503.
- * That round trip is etcd 3.4's v2 quorum GET, which is a raft entry: each
- * /health takes one (endpoint status shows the raft index move), as etcd's
- * does. /livez and /readyz use a linearizable read (no entry).
+ * The HTTP side of the client port (etcd 3.4.23's etcdhttp): GET /health,
+ * /version, /metrics. /health is {"health":"true"} (200) when there is a
+ * leader, no alarm (other than those named by `?exclude=<ALARM>`, repeatable,
+ * exact names), and a quorum round trip succeeds within a second; otherwise
+ * {"health":"false"} with 503. That round trip is etcd 3.4's v2 quorum GET,
+ * which is a raft entry: each /health takes one (endpoint status shows the
+ * raft index move), as etcd's does. /livez and /readyz came with etcd 3.5:
+ * like every other unknown path they are 404 here, as in 3.4.23.
  * Every answer carries etcd's CORS headers. The /v3 JSON gateway is gateway.ts.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Registry } from '../base/index.js';
+import { etcdserverpb } from '../pb/index.js';
 import { clusterVersionDefault, serverVersion, type EtcdServer } from '../server/index.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
@@ -21,9 +23,7 @@ const healthReadTimeoutMs = 1000;
 
 function methodNotAllowed(res: Res): void {
   res.setHeader('Allow', 'GET');
-  res.statusCode = 405;
-  res.setHeader('content-type', 'text/plain; charset=utf-8');
-  res.end('Method Not Allowed\n');
+  plainError(res, 405, 'Method Not Allowed');
 }
 
 function plainError(res: Res, status: number, body: string): void {
@@ -34,18 +34,15 @@ function plainError(res: Res, status: number, body: string): void {
   res.end(`${body}\n`);
 }
 
-/** How the health check proves the member can reach a quorum. */
-export type HealthProbe = 'raft-entry' | 'linearizable-read';
-
-/** etcd 3.4's health check (with 'raft-entry'; 'linearizable-read' for /livez and /readyz). */
-export async function checkHealth(s: EtcdServer, probe: HealthProbe = 'raft-entry'): Promise<boolean> {
-  if (s.alarms.get().length > 0) return false;
+/** etcd 3.4's health check; alarms whose names are in `excluded` do not count. */
+export async function checkHealth(s: EtcdServer, excluded: ReadonlySet<string> = new Set()): Promise<boolean> {
+  if (s.alarms.get().some((a) => !excluded.has(etcdserverpb.AlarmType_info.names[a.alarm] ?? ''))) return false;
   if (s.leaderId === 0n) return false;
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
-      probe === 'raft-entry' ? s.propose(undefined, { signal: abort.signal }) : s.linearizableRead(),
+      s.propose(undefined, { signal: abort.signal }),
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error('timeout')), healthReadTimeoutMs);
       }),
@@ -133,7 +130,7 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
   const healthFailed = s.registry.counter('etcd_server_health_failures', 'The total number of failed health checks');
   const scrape = scrapeHandler(s.registry);
   return (req, res) => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
     allowCors(res);
     if (req.method === 'OPTIONS') {
       res.statusCode = 200;
@@ -144,21 +141,14 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
     switch (path) {
       case '/health':
         if (req.method !== 'GET') return methodNotAllowed(res);
-        void checkHealth(s).then((ok) => {
+        void checkHealth(s, new Set(new URLSearchParams(query).getAll('exclude'))).then((ok) => {
           (ok ? healthOk : healthFailed).inc();
           const body = JSON.stringify({ health: ok ? 'true' : 'false' });
           if (!ok) return plainError(res, 503, body);
           res.statusCode = 200;
-          res.end(body);
-        });
-        return;
-      case '/livez':
-      case '/readyz':
-        if (req.method !== 'GET') return methodNotAllowed(res);
-        void checkHealth(s, 'linearizable-read').then((ok) => {
-          res.statusCode = ok ? 200 : 503;
+          // What Go's http server sniffs for the JSON body etcd writes without a type.
           res.setHeader('content-type', 'text/plain; charset=utf-8');
-          res.end(ok ? 'ok' : `[-]${path.slice(1)} failed: reason withheld\n`);
+          res.end(body);
         });
         return;
       case '/version':

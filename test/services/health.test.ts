@@ -1,0 +1,111 @@
+// /health and its neighbours against the real etcd 3.4.23, answer for answer
+// (status, Content-Type, X-Content-Type-Options, Allow, body): healthy, with
+// NOSPACE and CORRUPT alarms active (and `?exclude=` naming them), and on a
+// member that has lost its leader. /livez and /readyz came with etcd 3.5:
+// 3.4.23 answers them 404, and so must etcd-ts.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { delay, etcdMissing, memberStatus, useWorkspace, type Cluster } from '../harness/index.js';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | null>>;
+  readonly body: string;
+}
+
+async function get(url: string, method = 'GET'): Promise<Answer> {
+  const res = await fetch(url, { method, signal: AbortSignal.timeout(10_000) });
+  const headers = Object.fromEntries(['content-type', 'x-content-type-options', 'allow'].map((h) => [h, res.headers.get(h)]));
+  return { status: res.status, headers, body: await res.text() };
+}
+
+/** The probe requests, labelled; the answers are compared pairwise. */
+async function probe(clientUrl: string, paths: readonly string[]): Promise<[string, Answer][]> {
+  const out: [string, Answer][] = [];
+  for (const p of paths) {
+    const [method, path] = p.includes(' ') ? (p.split(' ') as [string, string]) : ['GET', p];
+    out.push([p, await get(`${clientUrl}${path}`, method)]);
+  }
+  return out;
+}
+
+async function alarm(c: Cluster, action: 'ACTIVATE' | 'DEACTIVATE', name: 'NOSPACE' | 'CORRUPT'): Promise<void> {
+  const m = c.member(0);
+  const memberID = String((await memberStatus(m.endpoint)).header?.memberId ?? 0n);
+  const res = await fetch(`${m.clientUrl}/v3/maintenance/alarm`, { method: 'POST', body: JSON.stringify({ action, memberID, alarm: name }) });
+  assert.equal(res.status, 200, await res.text());
+}
+
+async function sameAnswers(pair: readonly Cluster[], paths: readonly string[]): Promise<void> {
+  const [theirs, ours] = await Promise.all(pair.map((c) => probe(c.member(0).clientUrl, paths)));
+  assert.deepEqual(ours, theirs);
+}
+
+const healthy = [
+  '/health',
+  '/health?exclude=NOSPACE',
+  'POST /health',
+  'PUT /health',
+  '/livez',
+  '/readyz',
+  '/livez/serializable_read',
+  '/readyz?verbose',
+  'POST /readyz',
+  '/healthz',
+  '/',
+];
+
+describe('/health against the real etcd', { skip: etcdMissing() }, () => {
+  const ws = useWorkspace('health');
+  let single: Cluster[];
+  before(async () => {
+    single = await Promise.all([ws.startCluster({ kind: 'etcd' }), ws.startCluster({ kind: 'etcd-ts' })]);
+  });
+  after(async () => {
+    for (const c of single) await c.close();
+  });
+
+  test('a healthy member; /livez and /readyz are 404 as in 3.4.23', async () => {
+    await sameAnswers(single, healthy);
+    const [, ours] = await Promise.all(single.map((c) => get(`${c.member(0).clientUrl}/livez`)));
+    assert.equal(ours?.status, 404);
+  });
+
+  test('alarms make it unhealthy unless excluded by name', async () => {
+    const cases = ['/health', '/health?exclude=NOSPACE', '/health?exclude=CORRUPT', '/health?exclude=nospace', '/health?exclude=NOSPACE,CORRUPT', '/health?exclude='];
+    for (const c of single) await alarm(c, 'ACTIVATE', 'NOSPACE');
+    await sameAnswers(single, cases);
+    const [, ours] = await Promise.all(single.map((c) => get(`${c.member(0).clientUrl}/health?exclude=NOSPACE`)));
+    assert.deepEqual([ours?.status, ours?.body], [200, '{"health":"true"}']);
+    for (const c of single) await alarm(c, 'ACTIVATE', 'CORRUPT');
+    await sameAnswers(single, [...cases, '/health?exclude=NOSPACE&exclude=CORRUPT', '/health?exclude=CORRUPT&exclude=NOSPACE']);
+    for (const c of single) {
+      await alarm(c, 'DEACTIVATE', 'CORRUPT');
+      await alarm(c, 'DEACTIVATE', 'NOSPACE');
+    }
+    await sameAnswers(single, ['/health']);
+  });
+
+  test('a member without a leader', async () => {
+    const three = await Promise.all([ws.startCluster({ kind: 'etcd', size: 3 }), ws.startCluster({ kind: 'etcd-ts', size: 3 })]);
+    try {
+      for (const c of three) {
+        await c.leader();
+        await Promise.all([c.member(1).stop(), c.member(2).stop()]);
+      }
+      // Check-quorum makes a lone leader step down within an election timeout; followers lose it likewise.
+      for (const c of three) {
+        const deadline = Date.now() + 20_000;
+        while ((await memberStatus(c.member(0).endpoint)).leader !== 0n) {
+          assert.ok(Date.now() < deadline, `${c.kind}: still sees a leader`);
+          await delay(100);
+        }
+      }
+      await sameAnswers(three, ['/health', '/health?exclude=NOSPACE']);
+      const [, ours] = await Promise.all(three.map((c) => get(`${c.member(0).clientUrl}/health`)));
+      assert.deepEqual([ours?.status, ours?.body], [503, '{"health":"false"}\n']);
+    } finally {
+      for (const c of three) await c.close();
+    }
+  });
+});
