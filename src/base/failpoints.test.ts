@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { failpoint, failpointsArmed, parseFailpoints } from './index.js';
 
@@ -57,4 +59,47 @@ test('failpoints: a bad variable stops the process at startup', () => {
   const r = runChild('nope=crash');
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /unknown failpoint "nope"/);
+});
+
+test('failpoints: armFailpoints replaces the table at run time, hit counts starting over', () => {
+  const base = pathToFileURL(resolve(import.meta.dirname, 'index.js')).href;
+  const script = `import { armFailpoints, failpoint, failpointsArmed } from ${JSON.stringify(base)};
+failpoint('raftAfterSave'); failpoint('raftAfterSave');
+armFailpoints('raftAfterSave=sleep(50)@2');
+process.stdout.write(String(failpointsArmed()) + '\\n');
+for (let i = 1; i <= 3; i++) { failpoint('raftAfterSave'); process.stdout.write('pass ' + i + '\\n'); }
+try { armFailpoints('nope=crash'); } catch (e) { process.stdout.write('refused\\n'); }
+armFailpoints('');
+process.stdout.write(String(failpointsArmed()) + '\\n');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ETCD_TS_FAILPOINTS: '' }, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'true\npass 1\npass 2\npass 3\nrefused\nfalse\n');
+  assert.equal(r.stderr.match(/failpoint raftAfterSave: sleep 50 ms/g)?.length, 1);
+});
+
+test('failpoints: etcd-ts re-arms from ETCD_TS_FAILPOINTS_FILE on SIGUSR2', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'failpoints-'));
+  const file = join(dir, 'fp');
+  const script = resolve(import.meta.dirname, '../cmd/etcd-ts.js');
+  try {
+    writeFileSync(file, 'raftAfterSave=sleep(10)@1000000');
+    const child = spawn(process.execPath, [script, '--data-dir', join(dir, 'data'), '--listen-client-urls', 'http://127.0.0.1:0', '--advertise-client-urls', 'http://127.0.0.1:2379', '--listen-peer-urls', 'http://127.0.0.1:0'], {
+      env: { ...process.env, ETCD_TS_FAILPOINTS_FILE: file },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    try {
+      const deadline = Date.now() + 30_000;
+      // The handler is installed before main runs: once the member logged anything, it is there.
+      while (stderr === '' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      child.kill('SIGUSR2');
+      while (!/failpoints: armed/.test(stderr) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+      assert.match(stderr, /failpoints: armed raftAfterSave=sleep\(10\)@1000000/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -16,7 +16,12 @@
  *
  * With the variable unset, `failpoint()` is one comparison against an empty
  * table's size: nothing measurable on the write path.
+ *
+ * armFailpoints() replaces the table at run time, hit counts starting over
+ * (etcd-ts does it on SIGUSR2 from the file ETCD_TS_FAILPOINTS_FILE names:
+ * a disk stall on whichever member leads right now, with no restart).
  */
+
 /** Every failpoint, where it sits. */
 export const failpointNames = [
   /** raft-node: before / after a Ready's entries and hard state are written (and synced) to the WAL. */
@@ -54,6 +59,8 @@ export interface FailpointSpec {
 
 /** The environment variable read at startup. */
 export const failpointsEnv = 'ETCD_TS_FAILPOINTS';
+/** The file etcd-ts re-arms the table from on SIGUSR2. */
+export const failpointsFileEnv = 'ETCD_TS_FAILPOINTS_FILE';
 
 const termPattern = /^([A-Za-z]+)=(crash|sleep\((\d+)\))(?:@(\d+))?$/;
 
@@ -75,8 +82,14 @@ export function parseFailpoints(text: string): Map<FailpointName, FailpointSpec>
   return table;
 }
 
-const active = parseFailpoints(process.env[failpointsEnv] ?? '');
+let active = parseFailpoints(process.env[failpointsEnv] ?? '');
 const hits = new Map<FailpointName, number>();
+
+/** Replaces the armed table (throws, changing nothing, on text parseFailpoints refuses); hit counts start over. */
+export function armFailpoints(text: string): void {
+  active = parseFailpoints(text);
+  hits.clear();
+}
 
 /** Whether any failpoint is armed in this process. */
 export function failpointsArmed(): boolean {

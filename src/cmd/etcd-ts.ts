@@ -4,8 +4,11 @@
  * and --config-file; bad flags print Go's message and the usage and exit 2;
  * an unusable configuration or data dir exits 1 with etcd's message. SIGINT
  * and SIGTERM stop the member cleanly (everything applied is flushed).
+ * With ETCD_TS_FAILPOINTS_FILE set (robustness tests only), SIGUSR2 re-arms
+ * the failpoints from that file.
  */
-import { JsonLogger, Registry, type Logger } from '../base/index.js';
+import { readFileSync } from 'node:fs';
+import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, type Logger } from '../base/index.js';
 import { ClientApi } from '../api/index.js';
 import { ConfigError, EtcdServer, prepareAutoTls, serverVersion, validateConfig } from '../server/index.js';
 import { FlagError, flagsFromEnv, flagsHelp, parseFlags } from './flags.js';
@@ -25,6 +28,21 @@ const usage = `Usage:
   etcd-ts --config-file
     Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.
 `;
+
+/** SIGUSR2: the failpoints in the file replace the armed ones; what happened goes to stderr, where the tests look. */
+function rearmFailpointsOnSignal(): void {
+  const file = process.env[failpointsFileEnv];
+  if (file === undefined || file === '') return;
+  process.on('SIGUSR2', () => {
+    try {
+      const text = readFileSync(file, 'utf8').trim();
+      armFailpoints(text);
+      process.stderr.write(`failpoints: armed ${text === '' ? '(none)' : text} (pid ${process.pid})\n`);
+    } catch (e) {
+      process.stderr.write(`failpoints: not re-armed from ${file}: ${(e as Error).message}\n`);
+    }
+  });
+}
 
 function fail(message: string, code: number): never {
   process.stderr.write(`${message}\n`);
@@ -109,6 +127,7 @@ async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): 
   logger.info('ready to serve client requests', { urls: api.urls });
 }
 
+rearmFailpointsOnSignal();
 main(process.argv.slice(2)).catch((e: unknown) => {
   process.stderr.write(`etcd-ts: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);

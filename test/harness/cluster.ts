@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, afterEach } from 'node:test';
 import { freePorts } from './ports.js';
 import { FaultNet } from './fault-proxy.js';
-import { Member, delay, type MemberKind, type MemberTls, type Readiness } from './member.js';
+import { Member, delay, type MemberKind, type MemberSpec, type MemberTls, type Readiness } from './member.js';
 import { memberStatus } from './rpc.js';
 
 export interface ClusterOptions {
@@ -86,6 +86,20 @@ export class Cluster {
       if (Date.now() > deadline) throw new Error(`no agreed leader within ${timeoutMs} ms`);
       await delay(50);
     }
+  }
+
+  /**
+   * Puts a new Member in slot i, made from member i's spec with the changes
+   * given — member replacement: same name and ports, a new data dir state,
+   * --initial-cluster-state existing. The old process must have exited. The
+   * fault proxy follows the slot (it asks the members array for pids).
+   */
+  replaceMember(i: number, changes: Partial<MemberSpec>): Member {
+    const old = this.member(i);
+    if (old.running) throw new Error(`${old.name}: still running, cannot be replaced`);
+    const m = new Member({ ...old.spec, ...changes });
+    (this.members as Member[])[i] = m;
+    return m;
   }
 
   /** SIGTERM every running member (SIGKILL after the timeout). */

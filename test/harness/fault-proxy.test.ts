@@ -103,4 +103,27 @@ describe('harness: FaultNet', () => {
       fnet.heal();
     }
   });
+
+  test('a flaky link cuts its connections at random; healing stops the cuts', async () => {
+    fnet.flaky('a', 'b', 20);
+    try {
+      const s = net.connect({ host: '127.0.0.1', port: proxyPort });
+      s.on('error', () => undefined);
+      const started = Date.now();
+      const closed = new Promise<number>((r) => s.once('close', () => r(Date.now() - started)));
+      // 20 cuts a second: a connection survives 2 s with probability e^-40.
+      const ms = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 2_000))]);
+      s.destroy();
+      assert.ok(ms >= 0, 'the connection was cut');
+    } finally {
+      fnet.heal();
+    }
+    const s = net.connect({ host: '127.0.0.1', port: proxyPort });
+    s.on('error', () => undefined);
+    let cut = false;
+    s.once('close', () => (cut = true));
+    await new Promise((r) => setTimeout(r, 600));
+    s.destroy();
+    assert.equal(cut, false, 'a healed link is not cut');
+  });
 });

@@ -22,12 +22,22 @@
  * Unblocking destroys the blackholed connections so that peers reconnect
  * cleanly. Delays keep the byte order of each direction.
  *
+ * A flaky link ({ cutsPerSecond }) passes bytes but cuts each connection
+ * that carries it at random, at that mean rate (checked every 100 ms): what
+ * was in flight on it is lost and the peers reconnect — the effect packet
+ * loss has on a TCP stream once retransmissions give up, in a burst. The
+ * proxy cannot drop single raft messages: etcd-ts's peer traffic is HTTP/2
+ * (HPACK-compressed headers, flow-control windows), so removing bytes from a
+ * DATA frame would need HPACK decoding to find the raft streams and forged
+ * WINDOW_UPDATEs to keep the windows right; and etcd's own stream encoding
+ * would need the same for HTTP/1.1 chunking. A cut is the finest drop it has.
+ *
  * Connections from processes that are not members (etcdctl, tests) always pass.
  */
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import net from 'node:net';
 
-export type LinkVerdict = 'pass' | 'block' | { readonly delayMs: number };
+export type LinkVerdict = 'pass' | 'block' | { readonly delayMs: number } | { readonly cutsPerSecond: number };
 
 /** Who the members are right now (pids change across restarts). */
 export interface ProxyMember {
@@ -40,6 +50,14 @@ export interface FaultNetOptions {
   readonly routes: readonly { readonly name: string; readonly listenPort: number; readonly targetPort: number }[];
   readonly members: () => readonly ProxyMember[];
   readonly host?: string;
+  /** Randomness of flaky cuts, in [0, 1); Math.random by default. */
+  readonly random?: () => number;
+}
+
+const flakyCheckMs = 100;
+
+function cutRate(v: LinkVerdict): number {
+  return typeof v === 'object' && 'cutsPerSecond' in v ? v.cutsPerSecond : 0;
 }
 
 /** The client end of a connection to listenPort from remotePort: its socket inode, from /proc/net/tcp. */
@@ -94,11 +112,11 @@ class Pipe {
   private forward(chunk: Buffer): void {
     const v = this.verdict();
     if (v === 'block') return;
-    if (v === 'pass' && this.lastDueMs <= Date.now()) {
+    const delayMs = typeof v === 'object' && 'delayMs' in v ? v.delayMs : 0;
+    if (delayMs === 0 && this.lastDueMs <= Date.now()) {
       this.to.write(chunk);
       return;
     }
-    const delayMs = v === 'pass' ? 0 : v.delayMs;
     const due = Math.max(Date.now() + delayMs, this.lastDueMs);
     this.lastDueMs = due;
     setTimeout(() => {
@@ -123,6 +141,7 @@ export class FaultNet {
   private readonly conns = new Set<ProxiedConn>();
   private readonly verdicts = new Map<string, LinkVerdict>();
   private readonly host: string;
+  private flakyTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: FaultNetOptions) {
     this.host = opts.host ?? '127.0.0.1';
@@ -157,6 +176,28 @@ export class FaultNet {
         if ((c.from === from && c.to === to) || (c.from === to && c.to === from)) this.drop(c);
       }
     }
+    this.updateFlakyTimer();
+  }
+
+  private updateFlakyTimer(): void {
+    const any = [...this.verdicts.values()].some((v) => cutRate(v) > 0);
+    if (any && this.flakyTimer === undefined) {
+      this.flakyTimer = setInterval(() => this.cutFlaky(), flakyCheckMs);
+      this.flakyTimer.unref();
+    } else if (!any && this.flakyTimer !== undefined) {
+      clearInterval(this.flakyTimer);
+      this.flakyTimer = undefined;
+    }
+  }
+
+  /** Cuts each connection on a flaky link with the probability its rate gives one check interval. */
+  private cutFlaky(): void {
+    const random = this.opts.random ?? Math.random;
+    for (const c of [...this.conns]) {
+      if (c.from === undefined) continue;
+      const rate = Math.max(cutRate(this.verdict(c.from, c.to)), cutRate(this.verdict(c.to, c.from)));
+      if (rate > 0 && random() < (rate * flakyCheckMs) / 1000) this.drop(c);
+    }
   }
 
   block(from: string, to: string): void {
@@ -167,6 +208,10 @@ export class FaultNet {
   }
   delay(from: string, to: string, delayMs: number): void {
     this.set(from, to, { delayMs });
+  }
+  /** The link's connections are cut at random, cutsPerSecond on average each. */
+  flaky(from: string, to: string, cutsPerSecond: number): void {
+    this.set(from, to, { cutsPerSecond });
   }
 
   /** Blocks every link between name and the other members, both ways. */
@@ -187,6 +232,8 @@ export class FaultNet {
   }
 
   async close(): Promise<void> {
+    this.verdicts.clear();
+    this.updateFlakyTimer();
     for (const c of this.conns) this.drop(c);
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.servers.length = 0;

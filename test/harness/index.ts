@@ -22,12 +22,13 @@
  *   startCluster(opts: ClusterOptions): Promise<Cluster>
  *     ClusterOptions { kind; size?=1; extraFlags?; names?; dir?; readyTimeoutMs?=60000; until?; env?; faultProxy?; nodeArgs?; tls? }
  *   class Cluster { kind; dir; members: Member[]; endpoints; clientUrls; peerUrls;
- *     member(i); leader(timeoutMs?): Promise<Member>; net (FaultNet, with faultProxy); stop(); close({ keepFiles? }) }
+ *     member(i); leader(timeoutMs?): Promise<Member>; net (FaultNet, with faultProxy); stop(); close({ keepFiles? });
+ *     replaceMember(i, specChanges): Member (a new process spec in slot i: member replacement) }
  *   class Member { kind; name; dataDir; logFile; endpoint ('127.0.0.1:P'); clientUrl;
  *     peerUrl; pid; running; exitInfo; flags(): string[];
  *     start({ wait?, timeoutMs?, until?, env? }); waitReady({ timeoutMs?, until? });
  *     stop(timeoutMs?=10000) (SIGTERM, then SIGKILL); kill() (SIGKILL); restart();
- *     pause() / resume() (SIGSTOP / SIGCONT); waitExit(); logTail(lines) }
+ *     pause() / resume() (SIGSTOP / SIGCONT); signal(sig); waitExit(); logTail(lines) }
  *   getHealth(clientUrl, timeoutMs?, tls?): Promise<'true' | 'false' | undefined>
  *   MemberTls { client?; peer?; ca?; cert?; key? }   // ClusterOptions.tls: https URLs, and
  *     what the harness presents to check health (certificate flags go in extraFlags)

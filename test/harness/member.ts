@@ -248,6 +248,10 @@ export class Member {
   resume(): void {
     this.child?.kill('SIGCONT');
   }
+  /** Any other signal to the running process (e.g. SIGUSR2 to re-arm failpoints). */
+  signal(sig: NodeJS.Signals): void {
+    if (this.running) this.child?.kill(sig);
+  }
 
   /** Stops if running (SIGTERM), then starts again on the same data dir and ports. */
   async restart(opts: WaitReadyOptions = {}): Promise<void> {

@@ -5,6 +5,7 @@
  * kept for catch-up (a follower cut off for a few seconds is caught up by
  * snapshot), compaction in batches of 20.
  */
+import { failpointsFileEnv } from '../../src/base/index.js';
 import { startCluster, type Cluster } from '../harness/index.js';
 
 export const robustnessFlags = [
@@ -13,6 +14,7 @@ export const robustnessFlags = [
   '--experimental-compaction-batch-limit', '20',
 ] as const;
 
-export function startRobustCluster(dir: string, size: number, readyTimeoutMs: number): Promise<Cluster> {
-  return startCluster({ kind: 'etcd-ts', size, dir, faultProxy: size > 1, extraFlags: robustnessFlags, readyTimeoutMs });
+/** Every member re-arms its failpoints from failpointsFile on SIGUSR2 (the stall fault). */
+export function startRobustCluster(dir: string, size: number, readyTimeoutMs: number, failpointsFile: string): Promise<Cluster> {
+  return startCluster({ kind: 'etcd-ts', size, dir, faultProxy: size > 1, extraFlags: robustnessFlags, readyTimeoutMs, env: { [failpointsFileEnv]: failpointsFile } });
 }

@@ -12,12 +12,27 @@
  * - failpoint: restart a member with ETCD_TS_FAILPOINTS arming a crash at
  *   one persistence point, provoke that point (traffic, a compaction, a
  *   defrag, a snapshot), wait for the crash, restart it with no failpoint.
+ * - stall: a disk stall on the leader or a follower — arm, at run time
+ *   (SIGUSR2 + ETCD_TS_FAILPOINTS_FILE, no restart), a 1-3.5 s sleep at the
+ *   WAL save (before or after its fsync) or at the backend commit. The
+ *   member's whole event loop stops, as its raft loop would on a stuck
+ *   fsync; a leader stalled past the election timeout is replaced, and
+ *   steps down when it wakes to the higher term.
+ * - flaky: every peer link of one member, or of all, cut at random 2-5
+ *   times a second for 2-4 s (FaultNet's flaky links).
+ * - replace: MemberRemove a follower (it stops itself), wipe its data dir,
+ *   MemberAdd it back (a new member id, same name and URLs) and start it
+ *   with --initial-cluster-state existing.
+ * - learner: the same, re-added as a learner, then MemberPromote (retried
+ *   until the leader finds it caught up).
  */
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { FailpointName, Rand } from '../../src/base/index.js';
+import { GrpcError, type MethodDef } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, memberStatus, methods, openChannel, type Cluster, type Member } from '../harness/index.js';
 
-export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint'] as const;
+export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint', 'stall', 'flaky', 'replace', 'learner'] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
 /** Failpoints and the hit on which to crash (a range: some are hit often, some once per compaction). */
@@ -42,6 +57,8 @@ export interface FaultContext {
   readonly cluster: Cluster;
   readonly rand: Rand;
   readonly readyTimeoutMs: number;
+  /** The file every member re-arms its failpoints from on SIGUSR2 (ETCD_TS_FAILPOINTS_FILE). */
+  readonly failpointsFile: string;
   /** Records what happened, for the history and the summary. */
   readonly note: (what: string) => void;
 }
@@ -129,7 +146,139 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<v
     }
     case 'failpoint':
       return failpointCrash(ctx);
+    case 'stall':
+      return diskStall(ctx);
+    case 'flaky': {
+      if (size < 3) return injectFault(ctx, 'pause');
+      const all = ctx.rand.intn(3) === 0;
+      const i = await pickTarget(ctx, 'any');
+      const rate = 2 + ctx.rand.intn(4);
+      const ms = 2000 + ctx.rand.intn(2000);
+      const name = (c.members[i] as Member).name;
+      ctx.note(`flaky ${all ? 'every peer link' : `every peer link of ${name}`}: ${rate} cuts/s for ${ms} ms`);
+      for (const a of c.members) {
+        for (const b of c.members) if (a !== b && (all || a.name === name || b.name === name)) c.net.flaky(a.name, b.name, rate);
+      }
+      await delay(ms);
+      c.net.heal();
+      return;
+    }
+    case 'replace':
+    case 'learner':
+      if (size < 3) return injectFault(ctx, 'kill');
+      return replaceMember(ctx, kind === 'learner');
   }
+}
+
+/** Where the stalls go: the WAL save (before or after the fsync) and the backend's commit. */
+const stallPoints: readonly FailpointName[] = ['raftBeforeSave', 'raftAfterSave', 'backendBeforeCommit'];
+
+function logSize(m: Member): number {
+  try {
+    return statSync(m.logFile).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Waits until the member's log, after byte offset from, matches re; false at the deadline. */
+async function waitLog(m: Member, from: number, re: RegExp, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (re.test(readFileSync(m.logFile).subarray(from).toString('utf8'))) return true;
+    await delay(100);
+  }
+  return false;
+}
+
+/** Re-arms m's failpoints at run time; resolves once it logged that it did. */
+async function armAtRunTime(ctx: FaultContext, m: Member, spec: string): Promise<boolean> {
+  const from = logSize(m);
+  writeFileSync(ctx.failpointsFile, spec);
+  m.signal('SIGUSR2');
+  return waitLog(m, from, /failpoints: armed/, 5000);
+}
+
+async function diskStall(ctx: FaultContext): Promise<void> {
+  const c = ctx.cluster;
+  const r = role(ctx);
+  const i = await pickTarget(ctx, r);
+  const m = c.members[i] as Member;
+  const point = stallPoints[ctx.rand.intn(stallPoints.length)] as FailpointName;
+  const ms = 1000 + ctx.rand.intn(2500);
+  const spec = `${point}=sleep(${ms})@${1 + ctx.rand.intn(5)}`;
+  const from = logSize(m);
+  if (!(await armAtRunTime(ctx, m, spec))) {
+    ctx.note(`stall ${spec} on ${r} ${m.name}: not armed`);
+    return;
+  }
+  const fired = await waitLog(m, from, /failpoint \w+: sleep/, 10_000);
+  if (!fired) await armAtRunTime(ctx, m, '');
+  // The sleep blocks the member's event loop: its log line comes first, the rest after.
+  await delay(fired ? ms + 1500 : 0);
+  const after = c.members.length > 1 ? await leaderIndex(c) : undefined;
+  const leaderNow = after === undefined ? '?' : (c.members[after] as Member).name;
+  ctx.note(`stall ${spec} on ${r} ${m.name}: ${fired ? `stalled; leader now ${leaderNow}` : 'not reached (disarmed)'}`);
+}
+
+/** A Cluster RPC through whichever other member answers, retried for a while. */
+async function clusterCall<Req, Res>(
+  c: Cluster,
+  except: number,
+  method: MethodDef<Req, Res>,
+  req: Req,
+  done: (e: GrpcError) => boolean = () => false,
+): Promise<Res | undefined> {
+  const deadline = performance.now() + 30_000;
+  let last = '';
+  for (let attempt = 0; performance.now() < deadline; attempt++) {
+    const candidates = c.members.filter((x, j) => j !== except && x.running);
+    const m = candidates[attempt % Math.max(1, candidates.length)];
+    if (m === undefined) break;
+    const ch = openChannel(m.endpoint);
+    try {
+      return await ch.unary(method, req, { timeoutMs: 5000 });
+    } catch (e) {
+      if (!(e instanceof GrpcError)) throw e;
+      if (done(e)) return undefined;
+      last = e.message;
+    } finally {
+      ch.close();
+    }
+    await delay(300);
+  }
+  throw new Error(`cluster call failed for 30 s: ${last}`);
+}
+
+async function replaceMember(ctx: FaultContext, learner: boolean): Promise<void> {
+  const c = ctx.cluster;
+  const i = await pickTarget(ctx, 'follower');
+  const m = c.members[i] as Member;
+  const oldId = (await memberStatus(m.endpoint)).header?.memberId ?? 0n;
+  ctx.note(`replace follower ${m.name} (${oldId.toString(16)})${learner ? ' through a learner' : ''}: remove`);
+  // Not found: an earlier attempt that timed out was applied after all.
+  await clusterCall(c, i, methods.cluster.MemberRemove, etcdserverpb.MemberRemoveRequest.create({ ID: oldId }), (e) => /member not found/.test(e.message));
+  const exited = await Promise.race([m.waitExit().then(() => true), delay(10_000).then(() => false)]);
+  await m.kill();
+  rmSync(m.dataDir, { recursive: true, force: true });
+  const added = await addMember(c, i, m.peerUrl, learner);
+  ctx.note(`replace ${m.name}: ${exited ? 'it stopped itself' : 'killed (it did not stop within 10 s)'}; wiped; added back as ${added.toString(16)}${learner ? ' (learner)' : ''}`);
+  const fresh = c.replaceMember(i, { initialClusterState: 'existing' });
+  await fresh.start({ timeoutMs: ctx.readyTimeoutMs });
+  if (!learner) return;
+  const promoted = await clusterCall(c, -1, methods.cluster.MemberPromote, etcdserverpb.MemberPromoteRequest.create({ ID: added }));
+  ctx.note(`replace ${m.name}: learner ${added.toString(16)} promoted${promoted === undefined ? '?' : ''}`);
+}
+
+/** MemberAdd, or when an earlier attempt was applied (the peer URL exists), the id it got. */
+async function addMember(c: Cluster, except: number, peerUrl: string, learner: boolean): Promise<bigint> {
+  const req = etcdserverpb.MemberAddRequest.create({ peerURLs: [peerUrl], isLearner: learner });
+  const res = await clusterCall<etcdserverpb.MemberAddRequest, etcdserverpb.MemberAddResponse>(c, except, methods.cluster.MemberAdd, req, (e) => /Peer URLs already exists/.test(e.message));
+  if (res?.member !== undefined) return res.member.ID;
+  const list = await clusterCall<etcdserverpb.MemberListRequest, etcdserverpb.MemberListResponse>(c, except, methods.cluster.MemberList, etcdserverpb.MemberListRequest.create({}));
+  const found = list?.members.find((x) => x.peerURLs.includes(peerUrl));
+  if (found === undefined) throw new Error(`MemberAdd of ${peerUrl}: neither added nor listed`);
+  return found.ID;
 }
 
 /** Keeps follower i cut off until the leader's raft index moved past snapshot-count + catch-up entries. */

@@ -57,10 +57,12 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     info(what);
   };
   log(`robustness: seed ${o.seed}, ${o.size} member(s), ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
-  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs);
+  const failpointsFile = join(dir, 'failpoints');
+  writeFileSync(failpointsFile, '');
+  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs, failpointsFile);
   log(`  cluster up in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
   t0 = nowMs();
-  const ctx: FaultContext = { cluster, rand, readyTimeoutMs, note };
+  const ctx: FaultContext = { cluster, rand, readyTimeoutMs, failpointsFile, note };
   let opSeq = 0;
   let watchSeq = 0;
   const clients: RecordingClient[] = [];
