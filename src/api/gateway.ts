@@ -24,7 +24,7 @@ import { GrpcChannel, GrpcError, GrpcStatus, type ChannelTlsOptions, type Method
 import { etcdserverpb, v3electionpb, v3lockpb, type MessageType } from '../pb/index.js';
 import type { EtcdServer } from '../server/index.js';
 import type { HttpRoute } from './http.js';
-import { JsonPbError, fromJson, fromJsonValue, goJsonString, splitJsonValues, toJson } from './json-pb.js';
+import { JsonPbError, fromJson, fromJsonText, goJsonString, splitJsonValues, toJson } from './json-pb.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -380,7 +380,7 @@ export class Gateway {
       for (const v of values) {
         let msg: object;
         try {
-          msg = fromJsonValue(method.requestType, JSON.parse(v));
+          msg = fromJsonText(method.requestType, v);
         } catch {
           return false;
         }

@@ -105,6 +105,34 @@ function scrapeHandler(r: Registry): (res: Res) => void {
   };
 }
 
+/**
+ * Go's ServeMux path cleaning: "." and ".." resolved, repeated slashes
+ * merged, a trailing slash kept. A request whose path changes is redirected.
+ */
+export function cleanPath(p: string): string {
+  const out: string[] = [];
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') out.pop();
+    else out.push(seg);
+  }
+  const clean = `/${out.join('/')}`;
+  return p.endsWith('/') && clean !== '/' ? `${clean}/` : clean;
+}
+
+/** Go's http.Redirect with 301: a small HTML body for GET and HEAD only. */
+function redirect(req: Req, res: Res, location: string): void {
+  res.statusCode = 301;
+  res.setHeader('Location', location);
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    res.setHeader('Content-Type', 'text/html; charset=utf-8');
+    const escaped = location.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&#34;').replace(/'/g, '&#39;');
+    res.end(`<a href="${escaped}">Moved Permanently</a>.\n\n`);
+    return;
+  }
+  res.end();
+}
+
 /** A /proc reading, or 0 where there is no /proc. */
 function procOr(read: () => number): number {
   try {
@@ -137,6 +165,8 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
       res.end();
       return;
     }
+    const canonical = path === '/v3' ? '/v3/' : path.startsWith('/') ? cleanPath(path) : path;
+    if (canonical !== path) return redirect(req, res, query === '' ? canonical : `${canonical}?${query}`);
     for (const route of extra) if (route(req, res, path)) return;
     switch (path) {
       case '/health':

@@ -120,22 +120,142 @@ export function toJson<T extends object>(type: MessageType<T>, msg: T): string {
 
 const lowerCamel = (protoName: string): string => protoName.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
-const base64Alphabet = /^[A-Za-z0-9+/]$/;
+/** Go's base64 alphabet value of an ASCII byte, or -1. */
+function base64Value(c: number): number {
+  if (c >= 65 && c <= 90) return c - 65;
+  if (c >= 97 && c <= 122) return c - 71;
+  if (c >= 48 && c <= 57) return c + 4;
+  if (c === 43) return 62;
+  if (c === 47) return 63;
+  return -1;
+}
 
-/** Standard base64 as Go's base64.StdEncoding decodes it, with its error message. */
+const isNewline = (c: number | undefined): boolean => c === 10 || c === 13;
+const base64Error = (at: number): JsonPbError => new JsonPbError(`illegal base64 data at input byte ${at}`);
+
+/**
+ * Standard base64 decoded as Go's base64.StdEncoding does it, quantum by
+ * quantum (newlines skipped, padding required), so that a bad input fails at
+ * the byte offset Go reports.
+ */
 function fromBase64(s: string): Uint8Array {
-  let i = 0;
-  for (; i < s.length; i++) {
-    const ch = s[i] as string;
-    if (ch === '=' || ch === '\r' || ch === '\n') break;
-    if (!base64Alphabet.test(ch)) throw new JsonPbError(`illegal base64 data at input byte ${i}`);
+  const src = Buffer.from(s, 'utf8');
+  const out: number[] = [];
+  let si = 0;
+  for (;;) {
+    const quantum = [0, 0, 0, 0];
+    let len = 4;
+    for (let j = 0; j < 4; j++) {
+      if (si === src.length) {
+        if (j === 0) return new Uint8Array(out);
+        throw base64Error(si - j);
+      }
+      const c = src[si++] as number;
+      const v = base64Value(c);
+      if (v >= 0) {
+        quantum[j] = v;
+        continue;
+      }
+      if (isNewline(c)) {
+        j--;
+        continue;
+      }
+      if (c !== 61 || j < 2) throw base64Error(si - 1);
+      if (j === 2) {
+        // A second '=' must follow (newlines aside).
+        while (si < src.length && isNewline(src[si])) si++;
+        if (si === src.length) throw base64Error(src.length);
+        if (src[si] !== 61) throw base64Error(si - 1);
+        si++;
+      }
+      while (si < src.length && isNewline(src[si])) si++;
+      if (si < src.length) throw base64Error(si);
+      len = j;
+      break;
+    }
+    const [a = 0, b = 0, c = 0, d = 0] = quantum;
+    const bits = (a << 18) | (b << 12) | (c << 6) | d;
+    out.push((bits >> 16) & 0xff);
+    if (len > 2) out.push((bits >> 8) & 0xff);
+    if (len > 3) out.push(bits & 0xff);
+    if (len < 4) return new Uint8Array(out);
   }
-  const body = s.slice(0, i).length;
-  const padding = s.slice(i);
-  const rest = body % 4;
-  const padOk = (rest === 0 && padding === '') || (rest === 2 && padding === '==') || (rest === 3 && padding === '=');
-  if (!padOk) throw new JsonPbError(`illegal base64 data at input byte ${rest === 0 ? i : body - rest}`);
-  return new Uint8Array(Buffer.from(s, 'base64'));
+}
+
+/** A JSON number as written, for the errors that quote it (`number 1.5`). */
+class JsonNumber {
+  constructor(readonly raw: string) {}
+}
+
+/**
+ * Parses JSON already known to be valid, keeping numbers as written:
+ * encoding/json's errors quote the literal (1e3, 1.0, 99999999999999999999)
+ * and decide on it, which JSON.parse's doubles cannot.
+ */
+function parseKeepingNumbers(text: string): unknown {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && ' \t\n\r'.includes(text[i] as string)) i++;
+  };
+  const value = (): unknown => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const obj: Obj = {};
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return obj;
+      }
+      for (;;) {
+        ws();
+        const key = value() as string;
+        ws();
+        i++; // ':'
+        obj[key] = value();
+        ws();
+        if (text[i++] === '}') return obj;
+      }
+    }
+    if (c === '[') {
+      i++;
+      const arr: unknown[] = [];
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return arr;
+      }
+      for (;;) {
+        arr.push(value());
+        ws();
+        if (text[i++] === ']') return arr;
+      }
+    }
+    if (c === '"') {
+      const from = i;
+      for (i++; text[i] !== '"'; i++) if (text[i] === '\\') i++;
+      i++;
+      return JSON.parse(text.slice(from, i)) as string;
+    }
+    const m = /^(?:true|false|null|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i, i + 400)) ?? [''];
+    i += m[0].length;
+    if (m[0] === 'true') return true;
+    if (m[0] === 'false') return false;
+    if (m[0] === 'null') return null;
+    return new JsonNumber(m[0]);
+  };
+  return value();
+}
+
+/** Parses one JSON text as encoding/json does, or throws its syntax error. */
+function parseGoJson(text: string): unknown {
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    throw new JsonPbError(text.trim() === '' ? 'unexpected end of JSON input' : goSyntaxMessage(text, e));
+  }
+  return parseKeepingNumbers(text);
 }
 
 /** Go's registered name of a nested enum: package.Outer_Inner. */
@@ -145,8 +265,8 @@ function goEnumName(typeName: string): string {
 }
 
 function goTypeName(f: FieldInfo): string {
-  if (f.kind === 'message') return `${f.messageType().typeName}`;
-  if (f.kind === 'enum') return f.enumType.typeName;
+  if (f.kind === 'message') return 'map[string]json.RawMessage';
+  if (f.kind === 'enum') return goEnumName(f.enumType.typeName);
   switch (f.scalar) {
     case 'bytes':
       return '[]uint8';
@@ -161,44 +281,87 @@ function goTypeName(f: FieldInfo): string {
   }
 }
 
+/** encoding/json's name for the kind of a JSON value in its type errors. */
 function jsonKind(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
+  if (v instanceof JsonNumber) return 'number';
+  if (typeof v === 'boolean') return 'bool';
   return typeof v === 'object' ? 'object' : typeof v;
 }
 
-function mismatch(f: FieldInfo, v: unknown): JsonPbError {
-  return new JsonPbError(`json: cannot unmarshal ${jsonKind(v)} into Go value of type ${goTypeName(f)}`);
+function typeError(kind: string, goType: string): JsonPbError {
+  return new JsonPbError(`json: cannot unmarshal ${kind} into Go value of type ${goType}`);
 }
 
-function integer(f: FieldInfo, v: unknown): bigint {
-  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
-  if (typeof v !== 'string') throw mismatch(f, v);
-  // jsonpb reads a quoted integer by parsing what is inside the quotes as JSON.
-  if (/^-?\d+$/.test(v)) return BigInt(v);
-  const bad = v.trimStart()[0];
-  throw new JsonPbError(bad === undefined ? 'unexpected end of JSON input' : `invalid character ${goQuoteChar(bad)} looking for beginning of value`);
+const integerRanges: Readonly<Record<string, readonly [bigint, bigint]>> = {
+  int32: [-(2n ** 31n), 2n ** 31n - 1n],
+  uint32: [0n, 2n ** 32n - 1n],
+  int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  uint64: [0n, 2n ** 64n - 1n],
+  uint8: [0n, 255n],
+};
+
+/** A JSON number literal stored into a Go integer of this type (range is the type's, int32 for an enum). */
+function integerLiteral(raw: string, goType: string, range: readonly [bigint, bigint]): bigint {
+  if (!/^-?(?:0|[1-9]\d*)$/.test(raw)) throw typeError(`number ${raw}`, goType);
+  const n = BigInt(raw);
+  if (n < range[0] || n > range[1]) throw typeError(`number ${raw}`, goType);
+  return n;
+}
+
+/**
+ * An integer field: jsonpb drops the quotes of a quoted one (as written, no
+ * unescaping) and hands the rest to encoding/json, whose errors follow.
+ * null (quoted or not) leaves the field unset.
+ */
+function integer(v: unknown, goType: string, range: readonly [bigint, bigint]): bigint | null {
+  if (v instanceof JsonNumber) return integerLiteral(v.raw, goType, range);
+  if (typeof v !== 'string') throw typeError(jsonKind(v), goType);
+  const inner = parseGoJson(v);
+  if (inner === null) return null;
+  if (inner instanceof JsonNumber) return integerLiteral(inner.raw, goType, range);
+  throw typeError(jsonKind(inner), goType);
+}
+
+function bytesFromJson(v: unknown): Uint8Array {
+  if (typeof v === 'string') return fromBase64(v);
+  // encoding/json also fills a []byte from an array of small numbers.
+  if (Array.isArray(v)) {
+    return new Uint8Array(
+      v.map((x) => {
+        if (x === null) return 0;
+        if (!(x instanceof JsonNumber)) throw typeError(jsonKind(x), 'uint8');
+        return Number(integerLiteral(x.raw, 'uint8', integerRanges['uint8'] as [bigint, bigint]));
+      }),
+    );
+  }
+  throw typeError(jsonKind(v), '[]uint8');
 }
 
 function scalarFromJson(f: FieldInfo & { kind: 'scalar' }, v: unknown): unknown {
   switch (f.scalar) {
     case 'bool':
-      if (typeof v !== 'boolean') throw mismatch(f, v);
+      if (typeof v !== 'boolean') throw typeError(jsonKind(v), 'bool');
       return v;
     case 'string':
-      if (typeof v !== 'string') throw mismatch(f, v);
+      if (typeof v !== 'string') throw typeError(jsonKind(v), 'string');
       return v;
     case 'bytes':
-      if (typeof v !== 'string') throw mismatch(f, v);
-      return fromBase64(v);
+      return bytesFromJson(v);
     case 'int32':
     case 'uint32':
     case 'int64num':
-    case 'uint64num':
-      return Number(integer(f, v));
+    case 'uint64num': {
+      const t = goTypeName(f);
+      const n = integer(v, t, integerRanges[t] as [bigint, bigint]);
+      return n === null ? undefined : Number(n);
+    }
     case 'int64big':
-    case 'uint64big':
-      return integer(f, v);
+    case 'uint64big': {
+      const t = goTypeName(f);
+      return integer(v, t, integerRanges[t] as [bigint, bigint]) ?? undefined;
+    }
   }
 }
 
@@ -207,13 +370,16 @@ function valueFromJson(f: FieldInfo, v: unknown): unknown {
     case 'scalar':
       return scalarFromJson(f, v);
     case 'enum': {
-      if (typeof v === 'number') return v;
-      const n = typeof v === 'string' ? f.enumType.values[v] : undefined;
-      if (n === undefined) throw new JsonPbError(`unknown value ${JSON.stringify(v)} for enum ${goEnumName(f.enumType.typeName)}`);
-      return n;
+      if (typeof v === 'string') {
+        const n = f.enumType.values[v];
+        if (n === undefined) throw new JsonPbError(`unknown value ${JSON.stringify(v)} for enum ${goEnumName(f.enumType.typeName)}`);
+        return n;
+      }
+      if (v instanceof JsonNumber) return Number(integerLiteral(v.raw, goTypeName(f), integerRanges['int32'] as [bigint, bigint]));
+      throw typeError(jsonKind(v), goTypeName(f));
     }
     case 'message':
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw mismatch(f, v);
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof JsonNumber) throw typeError(jsonKind(v), goTypeName(f));
       return fromObject(f.messageType(), v as Obj);
   }
 }
@@ -224,42 +390,65 @@ function fromObject<T extends object>(type: MessageType<T>, json: Obj): T {
     const raw = Object.hasOwn(json, f.protoName) ? json[f.protoName] : json[lowerCamel(f.protoName)];
     if (raw === undefined || raw === null) continue;
     if (f.repeated) {
-      if (!Array.isArray(raw)) throw mismatch(f, raw);
+      // jsonpb first reads a repeated field as a list of raw values.
+      if (!Array.isArray(raw)) throw typeError(jsonKind(raw), '[]json.RawMessage');
       msg[f.name] = raw.map((x) => valueFromJson(f, x));
     } else if (f.oneof !== undefined) {
       msg[f.oneof] = { case: f.name, value: valueFromJson(f, raw) };
-    } else msg[f.name] = valueFromJson(f, raw);
+    } else {
+      const v = valueFromJson(f, raw);
+      if (v !== undefined) msg[f.name] = v;
+    }
   }
   return msg as T;
 }
 
-/** A request from one parsed JSON value (an empty body is the empty message). */
-export function fromJsonValue<T extends object>(type: MessageType<T>, json: unknown): T {
-  if (json === undefined) return type.create();
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new JsonPbError(`json: cannot unmarshal ${jsonKind(json)} into Go value of type map[string]json.RawMessage`);
+function fromParsed<T extends object>(type: MessageType<T>, json: unknown): T {
+  // jsonpb takes a top-level null as "nothing set".
+  if (json === undefined || json === null) return type.create();
+  if (typeof json !== 'object' || Array.isArray(json) || json instanceof JsonNumber) throw typeError(jsonKind(json), 'map[string]json.RawMessage');
   return fromObject(type, json as Obj);
 }
 
-/** Parses a whole request body. */
+/** A request from one JSON value's text (a stream's element). */
+export function fromJsonText<T extends object>(type: MessageType<T>, text: string): T {
+  return fromParsed(type, parseGoJson(text));
+}
+
+/**
+ * Parses a request body as grpc-gateway's json.Decoder does: the first JSON
+ * value only (what follows it is never read); an empty body is the empty
+ * message.
+ */
 export function fromJson<T extends object>(type: MessageType<T>, body: Uint8Array): T {
   const text = decoder.decode(body);
   if (text.trim() === '') return type.create();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new JsonPbError(goSyntaxMessage(text, e));
-  }
-  return fromJsonValue(type, parsed);
+  const first = firstValueEnd(text);
+  return fromJsonText(type, first === undefined ? text : text.slice(0, first));
+}
+
+/** Where the first JSON object or array of text ends, if it is one and it ends. */
+function firstValueEnd(text: string): number | undefined {
+  // A scalar first value (a type error to come) ends at the whitespace after it.
+  const scalar = /^\s*(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null|"(?:[^"\\]|\\.)*")(?=\s)/.exec(text);
+  if (scalar !== null) return scalar[0].length;
+  const { values } = splitJsonValues(text);
+  const v = values[0];
+  if (v === undefined) return undefined;
+  const at = text.indexOf(v[0] as string);
+  return text.slice(0, at).trim() === '' ? at + v.length : undefined;
 }
 
 /** encoding/json's message for the first syntax error, as near as JSON.parse lets us tell. */
 function goSyntaxMessage(text: string, e: unknown): string {
-  const at = /position (\d+)/.exec((e as Error).message);
-  const ch = at === null ? undefined : text[Number(at?.[1])];
+  const message = (e as Error).message;
+  // V8 leaves the position out of some messages ("Unexpected token 'a', "abc" is not valid JSON").
+  const token = /^Unexpected token '(.)'/.exec(message)?.[1];
+  const pos = /position (\d+)/.exec(message)?.[1] ?? (token !== undefined && text.includes(token) ? String(text.indexOf(token)) : undefined);
+  const ch = pos === undefined ? undefined : text[Number(pos)];
   // json.Decoder reports a body that stops inside a value as an unexpected EOF.
-  if (at === null || ch === undefined) return 'unexpected EOF';
-  return `invalid character ${goQuoteChar(ch)} ${expectation(text, Number(at[1]))}`;
+  if (pos === undefined || ch === undefined) return 'unexpected EOF';
+  return `invalid character ${goQuoteChar(ch)} ${expectation(text, Number(pos))}`;
 }
 
 function goQuoteChar(ch: string): string {
@@ -275,6 +464,7 @@ function expectation(text: string, pos: number): string {
   if (last === '{') return 'looking for beginning of object key string';
   if (last === ',') return /[[{][^[{]*$/.test(before) && lastOpen(before) === '{' ? 'looking for beginning of object key string' : 'looking for beginning of value';
   if (last === ':' || last === '[' || last === undefined) return 'looking for beginning of value';
+  if (lastOpen(before) === undefined) return 'after top-level value';
   if (lastOpen(before) === '{') return isAfterKey(before) ? "after object key" : 'after object key:value pair';
   return 'after array element';
 }

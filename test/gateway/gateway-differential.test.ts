@@ -10,6 +10,8 @@ import { etcdMissing, memberStatus, useWorkspace, type Cluster } from '../harnes
 interface Answer {
   readonly status: number;
   readonly contentType: string | undefined;
+  /** Where a redirect points (Go's ServeMux cleans paths). */
+  readonly location?: string | undefined;
   readonly body: string;
 }
 
@@ -23,7 +25,7 @@ function request(url: string, path: string, opts: { method?: string; body?: stri
     const req = http.request(`${url}${path}`, { method: opts.method ?? 'POST', headers, agent: false, timeout: 15_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      const answer = (): Answer => ({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body });
+      const answer = (): Answer => ({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], location: res.headers.location, body });
       res.on('data', (c: string) => {
         body += c;
         if (opts.lines !== undefined && body.split('\n').length > opts.lines) {
@@ -55,6 +57,55 @@ function masker(c: Cluster, memberId: bigint): (a: Answer) => Answer {
       .replace(/"hash":\d+/g, '"hash":"H"')
       .replace(/"token":"[^"]+"/g, '"token":"T"'),
   });
+}
+
+type Call = (label: string, path: string, opts?: Parameters<typeof request>[2]) => Promise<Answer>;
+
+/** Bodies and paths grpc-gateway v1 (jsonpb over encoding/json) and Go's ServeMux refuse, each with its own words. */
+async function badInput(call: Call): Promise<void> {
+  const range = (label: string, body: string): Promise<Answer> => call(label, '/v3/kv/range', { body });
+  // The body is one JSON value read by a json.Decoder: what follows it is never read; null is the empty message.
+  await range('null body', 'null');
+  await range('two values', '{} {}');
+  await range('garbage after the value', '{}garbage');
+  await range('number then more', '5 5');
+  await range('string body', '"str"');
+  // base64, decoded as Go decodes it: the offset of the first bad byte.
+  for (const key of ['YQ=', 'YQ==YQ==', 'YQ==\\nx', 'Y===', '=', 'YWJjZ', 'é', 'Y Q==', 'YQ-_']) await range(`base64 ${key}`, `{"key":"${key}"}`);
+  // Wrong JSON types, in encoding/json's words.
+  await range('bool for bytes', '{"key":true}');
+  await range('object for bytes', '{"key":{}}');
+  await range('bytes as a number array', '{"key":[97,98]}');
+  await range('bytes array out of range', '{"key":[256]}');
+  await range('bytes array of strings', '{"key":["a"]}');
+  await range('bytes array of fractions', '{"key":[1.5]}');
+  for (const limit of ['1.5', '"1.5"', '1e3', '"1e3"', '1.0', '99999999999999999999', '"99999999999999999999"', '"-9223372036854775809"', 'true', '"true"', '"null"', '""', '" 5"', '"5x"', '"[1]"', '[]', '{}', '-0']) {
+    await range(`limit ${limit}`, `{"key":"YQ==","limit":${limit}}`);
+  }
+  await range('string for bool', '{"key":"YQ==","serializable":"true"}');
+  await range('number for bool', '{"key":"YQ==","serializable":1}');
+  for (const order of ['true', '1.5', '[]', '"1"', '4294967296', '"ascend"']) await range(`sort_order ${order}`, `{"key":"YQ==","sort_order":${order}}`);
+  await call('object for a repeated field', '/v3/kv/txn', { body: '{"compare":{}}' });
+  await call('string for a repeated field', '/v3/kv/txn', { body: '{"compare":"x"}' });
+  await call('number in a repeated message field', '/v3/kv/txn', { body: '{"compare":[5]}' });
+  await call('number for a message', '/v3/kv/txn', { body: '{"success":[{"request_put":5}]}' });
+  await call('array for a message', '/v3/kv/txn', { body: '{"success":[{"request_put":[]}]}' });
+  await call('string for repeated strings', '/v3/cluster/member/add', { body: '{"peerURLs":"http://x"}' });
+  await call('number in repeated strings', '/v3/cluster/member/add', { body: '{"peerURLs":[5]}' });
+  await call('negative uint64', '/v3/cluster/member/remove', { body: '{"ID":-1}' });
+  await call('uint64 overflow', '/v3/cluster/member/remove', { body: '{"ID":"18446744073709551616"}' });
+  await call('letters for int64', '/v3/lease/grant', { body: '{"TTL":"abc"}' });
+  // Methods and paths.
+  for (const method of ['PUT', 'DELETE', 'PATCH']) await call(method, '/v3/kv/range', { method, body: '{}' });
+  await call('GET unknown path', '/v3/kv/nothing', { method: 'GET' });
+  await call('upper-case path', '/v3/KV/RANGE', { body: '{}' });
+  await call('trailing slash', '/v3/kv/range/', { body: '{}' });
+  await call('v3alpha', '/v3alpha/kv/range', { body: '{}' });
+  await call('unknown service', '/v3/nothing', { body: '{}' });
+  await call('/v3 itself (redirect)', '/v3', { body: '{}' });
+  await call('GET /v3 (redirect, with a body)', '/v3?a=1', { method: 'GET' });
+  await call('double slash (redirect)', '/v3//kv/range', { body: '{}' });
+  await call('dot segments (redirect)', '/v3/kv/../kv/range', { method: 'GET' });
 }
 
 /** The requests, in order; each answer is kept for comparison. */
@@ -166,6 +217,7 @@ async function script(url: string, mask: (a: Answer) => Answer): Promise<[string
   await call('bad enum', '/v3/kv/range', { body: '{"key":"YQ==","sort_order":"BAD"}' });
   await call('bad int64', '/v3/kv/range', { body: '{"key":"YQ==","revision":"abc"}' });
   await call('unknown field', '/v3/kv/range', { body: '{"key":"YQ==","nonsense":1}' });
+  await badInput(call);
   return out;
 }
 
