@@ -31,7 +31,7 @@ export function toEvent(e: mvccpb.Event): WatchEvent {
   return e.prevKv === undefined ? { type, kv } : { type, kv, prevKv: toKv(e.prevKv) };
 }
 
-function rangeRequest(op: Extract<TxnOp, { type: 'range' }>): etcdserverpb.RangeRequest {
+export function rangeRequest(op: Extract<TxnOp, { type: 'range' }>): etcdserverpb.RangeRequest {
   return etcdserverpb.RangeRequest.create({
     key: utf8(op.key),
     rangeEnd: op.end === undefined ? new Uint8Array() : op.end === '\0' ? new Uint8Array([0]) : utf8(op.end),
@@ -41,15 +41,15 @@ function rangeRequest(op: Extract<TxnOp, { type: 'range' }>): etcdserverpb.Range
   });
 }
 
-function putRequest(op: Extract<TxnOp, { type: 'put' }>): etcdserverpb.PutRequest {
+export function putRequest(op: Extract<TxnOp, { type: 'put' }>): etcdserverpb.PutRequest {
   return etcdserverpb.PutRequest.create({ key: utf8(op.key), value: utf8(op.value), lease: BigInt(op.lease ?? '0'), prevKv: op.prevKv ?? false });
 }
 
-function deleteRequest(op: Extract<TxnOp, { type: 'delete' }>): etcdserverpb.DeleteRangeRequest {
+export function deleteRequest(op: Extract<TxnOp, { type: 'delete' }>): etcdserverpb.DeleteRangeRequest {
   return etcdserverpb.DeleteRangeRequest.create({ key: utf8(op.key) });
 }
 
-function requestOp(op: TxnOp): etcdserverpb.RequestOp {
+export function requestOp(op: TxnOp): etcdserverpb.RequestOp {
   switch (op.type) {
     case 'range':
       return etcdserverpb.RequestOp.create({ request: { case: 'requestRange', value: rangeRequest(op) } });
@@ -60,14 +60,42 @@ function requestOp(op: TxnOp): etcdserverpb.RequestOp {
   }
 }
 
-function rangeResult(r: etcdserverpb.RangeResponse): OpResult {
+export function rangeResult(r: etcdserverpb.RangeResponse): OpResult {
   return { type: 'range', kvs: r.kvs.map(toKv), count: r.count, more: r.more };
 }
-function putResult(r: etcdserverpb.PutResponse): OpResult {
+export function putResult(r: etcdserverpb.PutResponse): OpResult {
   return r.prevKv === undefined ? { type: 'put' } : { type: 'put', prevKv: toKv(r.prevKv) };
 }
-function deleteResult(r: etcdserverpb.DeleteRangeResponse): OpResult {
+export function deleteResult(r: etcdserverpb.DeleteRangeResponse): OpResult {
   return { type: 'delete', deleted: r.deleted };
+}
+
+/** The history's txn as etcd's TxnRequest (compares: mod_revision == n). */
+export function txnRequestPb(txn: TxnRequest): etcdserverpb.TxnRequest {
+  return etcdserverpb.TxnRequest.create({
+    compare: txn.compares.map((c) =>
+      etcdserverpb.Compare.create({ key: utf8(c.key), result: 0, target: 2, targetUnion: { case: 'modRevision', value: c.modRev } }),
+    ),
+    success: txn.success.map(requestOp),
+    failure: txn.failure.map(requestOp),
+  });
+}
+
+/** A TxnResponse's results in the history's form. */
+export function txnResults(r: etcdserverpb.TxnResponse): OpResult[] {
+  return r.responses.map((ro): OpResult => {
+    const x = ro.response;
+    switch (x?.case) {
+      case 'responseRange':
+        return rangeResult(x.value);
+      case 'responsePut':
+        return putResult(x.value);
+      case 'responseDeleteRange':
+        return deleteResult(x.value);
+      default:
+        throw new Error(`unexpected txn response op ${x?.case ?? 'none'}`);
+    }
+  });
 }
 
 function header(h: etcdserverpb.ResponseHeader | undefined): { revision: number; memberId: string } {
@@ -173,31 +201,8 @@ export class RecordingClient {
         }
       }
     }
-    const r = await ch.unary(
-      methods.kv.Txn,
-      etcdserverpb.TxnRequest.create({
-        compare: txn.compares.map((c) =>
-          etcdserverpb.Compare.create({ key: utf8(c.key), result: 0, target: 2, targetUnion: { case: 'modRevision', value: c.modRev } }),
-        ),
-        success: txn.success.map(requestOp),
-        failure: txn.failure.map(requestOp),
-      }),
-      call,
-    );
-    const results = r.responses.map((ro): OpResult => {
-      const x = ro.response;
-      switch (x?.case) {
-        case 'responseRange':
-          return rangeResult(x.value);
-        case 'responsePut':
-          return putResult(x.value);
-        case 'responseDeleteRange':
-          return deleteResult(x.value);
-        default:
-          throw new Error(`unexpected txn response op ${x?.case ?? 'none'}`);
-      }
-    });
-    return { ...header(r.header), succeeded: r.succeeded, results };
+    const r = await ch.unary(methods.kv.Txn, txnRequestPb(txn), call);
+    return { ...header(r.header), succeeded: r.succeeded, results: txnResults(r) };
   }
 }
 

@@ -1,0 +1,356 @@
+/**
+ * One simulated member: the production pieces of a member, wired as
+ * src/server/server.ts wires them, on the simulation's loop, disk and
+ * network. Raft (RawNode) driven by the production RaftNode loop; its WAL and
+ * snap files on the fake disk; the backend's batching over an in-memory
+ * engine; mvcc (KvStore + WatchableStore); every committed entry applied by
+ * the production apply dispatch (applyRequest) in one backend write scope
+ * with its applied index, as the server does. Not included: the peer
+ * transport and gRPC (messages go through the fake network as objects),
+ * raft snapshots (the log is never compacted here), leases and auth traffic.
+ */
+import { SeededRand, assert, nopLogger, type Rand } from '../../src/base/index.js';
+import { AuthStore } from '../../src/auth/index.js';
+import { Backend } from '../../src/backend/index.js';
+import { Lessor } from '../../src/lease/index.js';
+import { KvStore, WatchableStore } from '../../src/mvcc/index.js';
+import { etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
+import { MemoryStorage, RawNode, RaftErrorCode, StateType, isRaftError, type Peer, type SoftState } from '../../src/raft/index.js';
+import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema } from '../../src/schema/index.js';
+import { allBucketNames } from '../../src/schema/schema.js';
+import { AlarmSet } from '../../src/server/alarms.js';
+import { applyRequest, type ApplyEnv, type ApplyOutcome } from '../../src/server/apply.js';
+import { IdGenerator } from '../../src/server/id-gen.js';
+import { RaftCluster, memberFromRecord, memberToRecord } from '../../src/server/membership.js';
+import { RaftNode } from '../../src/server/raft-node.js';
+import { AppliedIndexWait } from '../../src/server/wait.js';
+import { Snapshotter, Wal, entriesAfterSnapshot, type Preallocate } from '../../src/wal/index.js';
+import { FakeFs, type FakeDisk } from './fake-fs.js';
+import type { Proc } from './loop.js';
+import { MemEngine, type MemDb } from './mem-engine.js';
+
+export const electionTicks = 10;
+export const heartbeatMs = 100;
+const walDir = '/data/member/wal';
+const snapDir = '/data/member/snap';
+const dbPath = '/data/member/db';
+
+/** What a member keeps across crashes. */
+export interface MemberDisk {
+  readonly fs: FakeDisk;
+  readonly db: MemDb;
+  readonly copies: Map<string, MemDb>;
+}
+
+export interface MemberBoot {
+  readonly proc: Proc;
+  readonly disk: MemberDisk;
+  readonly rand: Rand;
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  /** Every member of the initial cluster (to bootstrap raft on a new disk). */
+  readonly initial: RaftCluster;
+  readonly send: (from: SimMember, msgs: raftpb.Message[]) => void;
+  readonly segmentBytes: number;
+  readonly preallocate: Preallocate;
+}
+
+/** Why a request failed: the member could not be sure it did not (or did) happen. */
+export class SimRequestError extends Error {}
+
+export class SimMember implements ApplyEnv {
+  readonly memberId: bigint;
+  readonly logger = nopLogger;
+  readonly cluster: RaftCluster;
+  readonly lessor: Lessor;
+  readonly auth: AuthStore;
+  readonly alarms: AlarmSet;
+  readonly kv: KvStore;
+  readonly watchable: WatchableStore;
+  readonly raft: RaftNode;
+  readonly appliedWait: AppliedIndexWait;
+  private readonly schema: Schema;
+  private readonly idGen: IdGenerator;
+  private consistentIndex: number;
+  appliedIndex: number;
+  leaderId = 0n;
+  term = 0;
+  private readonly waits = new Map<bigint, (o: ApplyOutcome) => void>();
+  private readonly reads = new Map<string, (index: number) => void>();
+  private readSeq = 0;
+  private stopped = false;
+
+  private constructor(
+    readonly boot: MemberBoot,
+    schema: Schema,
+    rawNode: RawNode,
+    storage: MemoryStorage,
+    wal: Wal,
+    snapshotter: Snapshotter,
+  ) {
+    const proc = boot.proc;
+    this.memberId = boot.memberId;
+    this.schema = schema;
+    this.cluster = new RaftCluster('sim', boot.clusterId);
+    const leaseStorage = new LeaseStorage(schema);
+    const authStorage = new AuthStorage(schema);
+    this.lessor = new Lessor({
+      clock: proc,
+      minTtlSeconds: 2,
+      store: { put: (r) => leaseStorage.put(r), delete: (id) => leaseStorage.delete(id), loadAll: () => leaseStorage.loadAll() },
+    });
+    this.kv = KvStore.open({
+      schema,
+      timers: proc,
+      leases: {
+        exists: (id) => this.lessor.lookup(id) !== undefined,
+        attach: (id, keys) => this.lessor.attach(id, keys),
+        detach: (id, keys) => this.lessor.detach(id, keys),
+      },
+    });
+    this.lessor.setRangeDeleter({ deleteKeys: (keys) => this.kv.deleteKeys(keys) });
+    this.watchable = new WatchableStore(this.kv, { timers: proc });
+    this.alarms = new AlarmSet(new AlarmStorage(schema));
+    this.auth = new AuthStore({
+      backend: {
+        load: () => authStorage.load(),
+        putUser: (n, v) => authStorage.putUser(n, v),
+        deleteUser: (n) => authStorage.deleteUser(n),
+        putRole: (n, v) => authStorage.putRole(n, v),
+        deleteRole: (n) => authStorage.deleteRole(n),
+        setEnabled: (e) => authStorage.setEnabled(e),
+        setRevision: (r) => authStorage.setRevision(r),
+      },
+    });
+    const membership = new MembershipStorage(schema);
+    for (const r of membership.members()) this.cluster.members.set(r.ID, memberFromRecord(r));
+    const applied = schema.consistentIndex();
+    this.consistentIndex = applied.index;
+    this.appliedIndex = applied.index;
+    this.appliedWait = new AppliedIndexWait(this.appliedIndex);
+    this.idGen = new IdGenerator(this.memberId, proc.wallMs());
+    this.raft = new RaftNode({
+      rawNode,
+      storage,
+      wal,
+      snapshotter,
+      heartbeatMs,
+      logger: nopLogger,
+      scheduler: proc,
+      app: {
+        onSoftState: (s) => this.onSoftState(s),
+        onHardState: (hs) => {
+          this.term = hs.term;
+        },
+        send: (msgs) => boot.send(this, msgs),
+        applySnapshot: () => Promise.reject(new Error('simulation: raft snapshots are not simulated')),
+        applyEntries: (entries) => this.applyEntries(entries),
+        onReadState: (ctx, index) => {
+          const key = Buffer.from(ctx).toString('hex');
+          const done = this.reads.get(key);
+          this.reads.delete(key);
+          done?.(index);
+        },
+        afterAdvance: () => Promise.resolve(),
+        onFatal: (err) => proc.loop.fail(err),
+      },
+    });
+  }
+
+  /** Opens (restart) or creates (new disk) the member on its disk, and starts raft. */
+  static async start(boot: MemberBoot): Promise<SimMember> {
+    const fs = new FakeFs(boot.disk.fs, boot.proc, boot.rand);
+    const walOpts = { fs, segmentBytes: boot.segmentBytes, preallocate: boot.preallocate };
+    const snapshotter = new Snapshotter(snapDir, { fs });
+    const storage = new MemoryStorage();
+    let wal: Wal;
+    let peers: Peer[] | undefined;
+    if (Wal.exists(walDir, fs)) {
+      const r = await Wal.open(walDir, walOpts);
+      const snapshot = await snapshotter.loadNewestAvailable(r.snapshots);
+      assert(snapshot === undefined, 'the simulation takes no raft snapshots');
+      storage.setHardState(r.hardState);
+      const entries = entriesAfterSnapshot(r, { index: 0, term: 0 });
+      if (entries.length > 0) storage.append(entries);
+      wal = r.wal;
+    } else {
+      const metadata = serverpb.WalMetadata.encode(serverpb.WalMetadata.create({ memberId: boot.memberId, clusterId: boot.clusterId }));
+      wal = await Wal.create(walDir, metadata, walOpts);
+      peers = boot.initial.memberList().map((m) => ({ id: m.id, context: serverpb.MemberRecord.encode(memberToRecord(m)) }));
+    }
+    const schema = new Schema(
+      Backend.open({
+        path: dbPath,
+        bucketNames: allBucketNames,
+        timers: boot.proc,
+        engine: (_path, names) => new MemEngine(boot.disk.db, names, boot.proc, boot.rand, boot.disk.copies),
+      }),
+    );
+    const rawNode = new RawNode({
+      id: boot.memberId,
+      electionTicks,
+      heartbeatTicks: 1,
+      storage,
+      msgAppBytesMax: 64 * 1024,
+      inflightMsgsMax: 256,
+      uncommittedBytesMax: 1 << 30,
+      checkQuorum: true,
+      preVote: true,
+      rand: new SeededRand(boot.rand.uint32()),
+      logger: nopLogger,
+    });
+    if (peers !== undefined) rawNode.bootstrap(peers);
+    const m = new SimMember(boot, schema, rawNode, storage, wal, snapshotter);
+    m.raft.start();
+    return m;
+  }
+
+  // ---- ApplyEnv
+
+  quotaAvailable(): boolean {
+    return true;
+  }
+
+  saveMember(id: bigint): void {
+    const m = this.cluster.members.get(id);
+    if (m !== undefined) new MembershipStorage(this.schema).putMember(memberToRecord(m));
+  }
+
+  setClusterVersion(version: string): void {
+    this.cluster.version = version;
+    this.schema.setClusterVersion(version);
+  }
+
+  // ---- state
+
+  isLeader(): boolean {
+    return this.leaderId !== 0n && this.leaderId === this.memberId;
+  }
+
+  get stateType(): number {
+    return this.raft.rawNode.status().raftState === StateType.StateLeader ? 1 : 0;
+  }
+
+  private onSoftState(s: SoftState): void {
+    this.leaderId = s.lead;
+  }
+
+  /** The crash: nothing more runs; every waiting request fails (its outcome unknown). */
+  crash(): void {
+    this.stopped = true;
+    this.boot.proc.kill();
+    const err = new SimRequestError('member crashed');
+    for (const w of this.waits.values()) w({ ok: false, error: err });
+    this.waits.clear();
+    for (const r of this.reads.values()) r(-1);
+    this.reads.clear();
+    this.appliedWait.failAll(err);
+    this.watchable.close();
+  }
+
+  get alive(): boolean {
+    return !this.stopped;
+  }
+
+  // ---- apply (as EtcdServer.applyEntries)
+
+  private applyEntries(entries: raftpb.Entry[]): void {
+    for (const e of entries) {
+      if (e.index <= this.consistentIndex) {
+        // Replayed after a restart: the state has it; raft's configuration needs conf changes again.
+        if (e.type !== raftpb.EntryType.EntryNormal) this.raft.rawNode.applyConfChange(raftpb.ConfChange.decode(e.data));
+        this.advanceApplied(e);
+        continue;
+      }
+      this.schema.backend.write(() => this.applyEntry(e));
+      this.advanceApplied(e);
+    }
+  }
+
+  private advanceApplied(e: raftpb.Entry): void {
+    if (e.index <= this.appliedIndex) return;
+    this.appliedIndex = e.index;
+    this.appliedWait.advance(e.index);
+  }
+
+  private applyEntry(e: raftpb.Entry): void {
+    if (e.type === raftpb.EntryType.EntryNormal) {
+      if (e.data.length > 0) {
+        const req = serverpb.InternalRaftRequest.decode(e.data);
+        const outcome = applyRequest(this, req, e.index);
+        const id = req.header?.ID ?? 0n;
+        const w = this.waits.get(id);
+        this.waits.delete(id);
+        w?.(outcome);
+      }
+    } else {
+      const cc = raftpb.ConfChange.decode(e.data);
+      assert(cc.type === raftpb.ConfChangeType.ConfChangeAddNode && cc.context.length > 0, 'the simulation only bootstraps voters');
+      const member = memberFromRecord(serverpb.MemberRecord.decode(cc.context));
+      if (!this.cluster.members.has(cc.nodeId)) this.cluster.add(member);
+      new MembershipStorage(this.schema).putMember(memberToRecord(member));
+      this.schema.setConfState(this.raft.rawNode.applyConfChange(cc));
+    }
+    this.schema.setConsistentIndex({ index: e.index, term: e.term });
+    this.consistentIndex = e.index;
+  }
+
+  // ---- requests
+
+  /** Proposes a request and resolves with its applied response; rejects when the outcome is unknown. */
+  propose(request: serverpb.InternalRaftRequest['request'], timeoutMs: number): Promise<object> {
+    if (this.stopped) return Promise.reject(new SimRequestError('member stopped'));
+    const id = this.idGen.next();
+    const data = serverpb.InternalRaftRequest.encode(serverpb.InternalRaftRequest.create({ header: serverpb.RequestHeader.create({ ID: id }), request }));
+    return new Promise<object>((resolve, reject) => {
+      const timer = this.boot.proc.after(timeoutMs, () => {
+        if (this.waits.delete(id)) reject(new SimRequestError('request timed out'));
+      });
+      this.waits.set(id, (o) => {
+        this.boot.proc.loop.cancel(timer);
+        if (o.ok) resolve(o.response);
+        else reject(o.error);
+      });
+      try {
+        this.raft.with((n) => n.propose(data));
+      } catch (e) {
+        this.waits.delete(id);
+        this.boot.proc.loop.cancel(timer);
+        reject(isRaftError(e) && e.code === RaftErrorCode.ProposalDropped ? new SimRequestError('no leader') : asError(e));
+      }
+    });
+  }
+
+  /** Waits until this member has applied everything committed when the read was issued (ReadIndex). */
+  linearizableRead(timeoutMs: number): Promise<void> {
+    if (this.stopped) return Promise.reject(new SimRequestError('member stopped'));
+    const ctx = new Uint8Array(8);
+    new DataView(ctx.buffer).setBigUint64(0, this.memberId ^ BigInt(++this.readSeq));
+    const key = Buffer.from(ctx).toString('hex');
+    return new Promise<void>((resolve, reject) => {
+      const timer = this.boot.proc.after(timeoutMs, () => {
+        if (this.reads.delete(key)) reject(new SimRequestError('read timed out'));
+      });
+      this.reads.set(key, (index) => {
+        this.boot.proc.loop.cancel(timer);
+        if (index < 0) reject(new SimRequestError('member crashed'));
+        else this.appliedWait.wait(index).then(resolve, reject);
+      });
+      try {
+        this.raft.with((n) => n.readIndex(ctx));
+      } catch (e) {
+        this.reads.delete(key);
+        this.boot.proc.loop.cancel(timer);
+        reject(isRaftError(e) && e.code === RaftErrorCode.ProposalDropped ? new SimRequestError('no leader') : asError(e));
+      }
+    });
+  }
+
+  header(): etcdserverpb.ResponseHeader {
+    return etcdserverpb.ResponseHeader.create({ clusterId: this.boot.clusterId, memberId: this.memberId, revision: this.kv.rev, raftTerm: this.term });
+  }
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}

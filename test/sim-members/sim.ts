@@ -1,0 +1,460 @@
+/**
+ * One seeded run of whole simulated members (member.ts) on one loop
+ * (loop.ts): clients and watchers record a history in the format of
+ * test/robustness/history.ts while a fault schedule crashes members (their
+ * fake disks lose or tear what was not synced, loop.ts + fake-fs.ts),
+ * isolates them and makes the network lossy and slow. At the end the faults
+ * stop, every member restarts and catches up, and the history is checked by
+ * the robustness checkers (linearizability, watch guarantees) and HashKV is
+ * compared across members. A seed fixes everything: the digest of the
+ * event trace is the same on every run of it.
+ */
+import { SeededRand, idToHex, type Rand } from '../../src/base/index.js';
+import { hashKvRequest, rangeRequest as kvRange, txnRequest as kvTxn, type WatchStream } from '../../src/mvcc/index.js';
+import { etcdserverpb, raftpb } from '../../src/pb/index.js';
+import { RaftCluster } from '../../src/server/membership.js';
+import type { Preallocate } from '../../src/wal/index.js';
+import { checkKv, type Violation } from '../robustness/check-kv.js';
+import { checkWatches, mergeReference } from '../robustness/check-watch.js';
+import { deleteRequest, putRequest, putResult, deleteResult, rangeRequest, rangeResult, toEvent, txnRequestPb, txnResults } from '../robustness/client.js';
+import type { History, OpRecord, Request, Response, TxnOp, TxnRequest, WatchRecord, WatchSegment } from '../robustness/history.js';
+import { Replay } from '../robustness/model.js';
+import { FakeDisk } from './fake-fs.js';
+import { Proc, SimLoop } from './loop.js';
+import { MemDb } from './mem-engine.js';
+import { SimMember, SimRequestError, type MemberDisk } from './member.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly members: number;
+  /** Simulated milliseconds of traffic and faults. */
+  readonly durationMs: number;
+  readonly clients?: number;
+}
+
+export interface SimReport {
+  readonly seed: number;
+  readonly violations: Violation[];
+  readonly digest: string;
+  readonly ops: number;
+  readonly okOps: number;
+  readonly watchEvents: number;
+  readonly faults: number;
+  readonly lastRevision: number;
+  readonly events: number;
+  readonly history: History;
+}
+
+const requestTimeoutMs = 3000;
+const keys = Array.from({ length: 8 }, (_, i) => `key/${i}`);
+const catchUpMs = 60_000;
+
+interface Slot {
+  readonly index: number;
+  readonly id: bigint;
+  readonly disk: MemberDisk;
+  member: SimMember | undefined;
+  /** Partition group: messages pass only within one group. */
+  group: number;
+  starting: boolean;
+}
+
+class Sim {
+  readonly loop = new SimLoop();
+  readonly rand: Rand;
+  readonly slots: Slot[] = [];
+  readonly initial: RaftCluster;
+  readonly history: History;
+  private nextOpId = 1;
+  drop = 0;
+  delayMaxMs = 10;
+  stopTraffic = false;
+  private readonly segmentBytes: number;
+  private readonly preallocate: Preallocate;
+
+  constructor(readonly o: SimOptions) {
+    this.rand = new SeededRand(o.seed);
+    const urls = new Map<string, string[]>();
+    for (let i = 0; i < o.members; i++) urls.set(`m${i}`, [`http://m${i}.sim:2380`]);
+    this.initial = RaftCluster.fromInitialCluster('sim', urls);
+    this.history = { seed: o.seed, ops: [], watches: [], members: {}, faults: [] };
+    this.segmentBytes = [4096, 16384, 65536][this.rand.intn(3)] as number;
+    this.preallocate = (['none', 'sparse', 'zero'] as const)[this.rand.intn(3)] as Preallocate;
+    this.initial.memberList().forEach((m, index) => {
+      this.slots.push({ index, id: m.id, disk: { fs: new FakeDisk(), db: new MemDb(), copies: new Map() }, member: undefined, group: 0, starting: false });
+      this.history.members[idToHex(m.id)] = `m${index}`;
+    });
+    this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}`);
+  }
+
+  fault(what: string): void {
+    this.history.faults.push({ atMs: this.loop.nowMs(), what });
+    this.loop.trace(`fault ${what}`);
+  }
+
+  start(slot: Slot): void {
+    if (slot.member?.alive === true || slot.starting) return;
+    slot.starting = true;
+    const proc = new Proc(this.loop);
+    SimMember.start({
+      proc,
+      disk: slot.disk,
+      rand: new SeededRand(this.rand.uint32()),
+      memberId: slot.id,
+      clusterId: this.initial.clusterId,
+      initial: this.initial,
+      send: (from, msgs) => this.send(from, msgs),
+      segmentBytes: this.segmentBytes,
+      preallocate: this.preallocate,
+    }).then(
+      (m) => {
+        slot.member = m;
+        slot.starting = false;
+        this.loop.trace(`started m${slot.index}`);
+      },
+      (e: unknown) => this.loop.fail(e),
+    );
+  }
+
+  crash(slot: Slot): void {
+    const m = slot.member;
+    if (m === undefined || !m.alive) return;
+    m.crash();
+    slot.disk.fs.crash(this.rand);
+    this.fault(`crash m${slot.index}`);
+  }
+
+  /** The fake network: each message delayed, maybe dropped, cut by partitions at delivery. */
+  send(from: SimMember, msgs: raftpb.Message[]): void {
+    for (const m of msgs) {
+      if (m.type === raftpb.MessageType.MsgSnap) {
+        this.loop.fail(new Error('simulation: a leader sent a snapshot; the log is never compacted here'));
+        return;
+      }
+      if (this.drop > 0 && this.rand.float() < this.drop) continue;
+      const to = this.slots.find((s) => s.id === m.to);
+      const src = this.slots.find((s) => s.id === from.memberId);
+      if (to === undefined || src === undefined) continue;
+      const wire = raftpb.Message.encode(m);
+      this.loop.at(1 + this.rand.intn(this.delayMaxMs), () => {
+        const target = to.member;
+        if (target === undefined || !target.alive || to.group !== src.group || !from.alive) return;
+        const copy = raftpb.Message.decode(wire);
+        this.loop.trace(`deliver ${copy.type} ${src.index}->${to.index} t${copy.term} i${copy.index} c${copy.commit} n${copy.entries.length}`);
+        target.raft.step(copy);
+      });
+    }
+  }
+
+  alive(): SimMember[] {
+    return this.slots.flatMap((s) => (s.member?.alive === true ? [s.member] : []));
+  }
+
+  pick<T>(xs: readonly T[]): T | undefined {
+    return xs.length === 0 ? undefined : xs[this.rand.intn(xs.length)];
+  }
+
+  // ---- clients
+
+  async client(id: number): Promise<void> {
+    const lastSeen = new Map<string, number>();
+    let n = 0;
+    while (!this.stopTraffic) {
+      await this.loop.sleep(this.rand.intn(40));
+      const m = this.pick(this.alive());
+      if (m === undefined) {
+        await this.loop.sleep(100);
+        continue;
+      }
+      const { label, req } = this.nextRequest(id, ++n, lastSeen);
+      const op: OpRecord = { id: this.nextOpId++, client: id, label, endpoint: `m${this.slotOf(m)}`, invokeMs: this.loop.nowMs(), req };
+      this.history.ops.push(op);
+      this.loop.trace(`invoke ${op.id} ${label} on ${op.endpoint} ${JSON.stringify(req)}`);
+      try {
+        const res = await this.execute(m, req);
+        op.returnMs = this.loop.nowMs();
+        op.status = 'ok';
+        op.res = res;
+        this.noteSeen(req, res, lastSeen);
+        this.loop.trace(`return ${op.id} ${JSON.stringify(res)}`);
+      } catch (e) {
+        if (!(e instanceof SimRequestError)) throw e;
+        const read = req.kind === 'txn' && [...req.txn.success, ...req.txn.failure].every((o) => o.type === 'range');
+        op.status = read ? 'failed' : 'indeterminate';
+        if (read) op.returnMs = this.loop.nowMs();
+        op.error = e.message;
+        this.loop.trace(`fail ${op.id} ${e.message}`);
+      }
+    }
+  }
+
+  private slotOf(m: SimMember): number {
+    return this.slots.findIndex((s) => s.id === m.memberId);
+  }
+
+  private noteSeen(req: Request, res: Response, lastSeen: Map<string, number>): void {
+    if (req.kind !== 'txn') return;
+    const ops = res.succeeded ? req.txn.success : req.txn.failure;
+    ops.forEach((o, i) => {
+      const r = res.results[i];
+      if (o.type === 'range' && r?.type === 'range') {
+        if (o.end === undefined) lastSeen.set(o.key, r.kvs[0]?.modRev ?? 0);
+        else for (const kv of r.kvs) lastSeen.set(kv.key, kv.modRev);
+      }
+      if (o.type === 'put') lastSeen.set(o.key, res.revision);
+      if (o.type === 'delete') lastSeen.set(o.key, 0);
+    });
+  }
+
+  private nextRequest(client: number, n: number, lastSeen: Map<string, number>): { label: string; req: Request } {
+    const key = this.pick(keys) as string;
+    const value = `c${client}-${n}`;
+    const txn = (t: TxnRequest): Request => ({ kind: 'txn', txn: t });
+    const one = (o: TxnOp): Request => txn({ compares: [], success: [o], failure: [] });
+    const x = this.rand.intn(100);
+    if (x < 20) return { label: 'get', req: one({ type: 'range', key }) };
+    if (x < 28) return { label: 'get-serializable', req: one({ type: 'range', key, serializable: true }) };
+    if (x < 35) return { label: 'range', req: one({ type: 'range', key: 'key/', end: 'key0', ...(this.rand.intn(2) === 0 ? { limit: 3 } : {}) }) };
+    if (x < 60) return { label: 'put', req: one({ type: 'put', key, value, ...(this.rand.intn(3) === 0 ? { prevKv: true } : {}) }) };
+    if (x < 68) return { label: 'delete', req: one({ type: 'delete', key }) };
+    if (x < 90) {
+      return {
+        label: 'cas',
+        req: txn({ compares: [{ key, modRev: lastSeen.get(key) ?? 0 }], success: [{ type: 'put', key, value }], failure: [{ type: 'range', key }] }),
+      };
+    }
+    const [a, b, c] = this.distinctKeys(3) as [string, string, string];
+    return {
+      label: 'txn',
+      req: txn({
+        compares: [],
+        success: [
+          { type: 'put', key: a, value: `${value}a` },
+          { type: 'put', key: b, value: `${value}b` },
+          { type: 'delete', key: c },
+          { type: 'range', key: 'key/', end: 'key0' },
+        ],
+        failure: [],
+      }),
+    };
+  }
+
+  private distinctKeys(n: number): string[] {
+    const pool = [...keys];
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) out.push(pool.splice(this.rand.intn(pool.length), 1)[0] as string);
+    return out;
+  }
+
+  private async execute(m: SimMember, req: Request): Promise<Response> {
+    if (req.kind !== 'txn') throw new Error('the simulation sends no lease requests');
+    const t = req.txn;
+    const memberId = idToHex(m.memberId);
+    const allReads = [...t.success, ...t.failure].every((o) => o.type === 'range');
+    const single = t.compares.length === 0 && t.success.length === 1 && t.failure.length === 0 ? t.success[0] : undefined;
+    if (allReads) {
+      if (!(single?.type === 'range' && single.serializable === true)) await m.linearizableRead(requestTimeoutMs);
+      if (!m.alive) throw new SimRequestError('member crashed');
+      if (single?.type === 'range') {
+        const r = kvRange(m.kv, rangeRequest(single));
+        return { revision: r.header?.revision ?? 0, memberId, succeeded: true, results: [rangeResult(r)] };
+      }
+      const r = kvTxn(m.kv, txnRequestPb(t));
+      return { revision: r.header?.revision ?? 0, memberId, succeeded: r.succeeded, results: txnResults(r) };
+    }
+    if (single?.type === 'put') {
+      const r = (await m.propose({ case: 'put', value: putRequest(single) }, requestTimeoutMs)) as etcdserverpb.PutResponse;
+      return { revision: r.header?.revision ?? 0, memberId, succeeded: true, results: [putResult(r)] };
+    }
+    if (single?.type === 'delete') {
+      const r = (await m.propose({ case: 'deleteRange', value: deleteRequest(single) }, requestTimeoutMs)) as etcdserverpb.DeleteRangeResponse;
+      return { revision: r.header?.revision ?? 0, memberId, succeeded: true, results: [deleteResult(r)] };
+    }
+    const r = (await m.propose({ case: 'txn', value: txnRequestPb(t) }, requestTimeoutMs)) as etcdserverpb.TxnResponse;
+    return { revision: r.header?.revision ?? 0, memberId, succeeded: r.succeeded, results: txnResults(r) };
+  }
+
+  // ---- watchers
+
+  /** A watch that moves to another member when its member crashes (or at random), resuming at last+1. */
+  async watcher(record: WatchRecord): Promise<void> {
+    let last = 0;
+    for (;;) {
+      const m = this.pick(this.alive());
+      if (m === undefined) {
+        await this.loop.sleep(100);
+        continue;
+      }
+      const seg: WatchSegment = { endpoint: `m${this.slotOf(m)}`, startRev: last + 1, invokeMs: this.loop.nowMs(), responses: [] };
+      record.segments.push(seg);
+      const stream: WatchStream = m.watchable.newWatchStream();
+      stream.onReady = () => {
+        for (let r = stream.next(); r !== undefined; r = stream.next()) {
+          seg.responses.push({
+            atMs: this.loop.nowMs(),
+            revision: r.revision,
+            events: r.events.map(toEvent),
+            ...(r.compactRevision !== 0 ? { compactRevision: r.compactRevision, canceled: true } : {}),
+          });
+          const lastEvent = r.events[r.events.length - 1];
+          if (lastEvent?.kv !== undefined) last = lastEvent.kv.modRevision;
+          this.loop.trace(`watch ${record.id} ${r.revision} ${r.events.length}`);
+        }
+      };
+      stream.watch({ key: Buffer.from(record.key), rangeEnd: Buffer.from(record.end), startRevision: last + 1, prevKv: record.prevKv });
+      // Stay until the member crashes, or move on after a while to exercise resumption.
+      const stayMs = 500 + this.rand.intn(4000);
+      const until = this.loop.nowMs() + stayMs;
+      while (m.alive && (this.loop.nowMs() < until || this.stopTraffic) && !this.watchesDone) await this.loop.sleep(50);
+      seg.end = m.alive ? 'moved' : 'member crashed';
+      stream.close();
+      if (this.watchesDone) return;
+      await this.loop.sleep(this.rand.intn(200));
+    }
+  }
+
+  watchesDone = false;
+
+  // ---- faults
+
+  async faults(): Promise<void> {
+    while (!this.stopTraffic) {
+      await this.loop.sleep(300 + this.rand.intn(1500));
+      if (this.stopTraffic) return;
+      const slot = this.pick(this.slots) as Slot;
+      const leader = this.slots.find((s) => s.member?.alive === true && s.member.isLeader());
+      switch (this.rand.intn(5)) {
+        case 0:
+        case 1: {
+          const target = this.rand.intn(2) === 0 && leader !== undefined ? leader : slot;
+          this.crash(target);
+          const downMs = 100 + this.rand.intn(2000);
+          this.loop.at(downMs, () => this.start(target));
+          break;
+        }
+        case 2: {
+          slot.group = 1;
+          this.fault(`isolate m${slot.index}`);
+          this.loop.at(200 + this.rand.intn(3000), () => {
+            slot.group = 0;
+            this.fault(`heal m${slot.index}`);
+          });
+          break;
+        }
+        case 3: {
+          this.drop = 0.05 + this.rand.float() * 0.25;
+          this.delayMaxMs = 20 + this.rand.intn(200);
+          this.fault(`lossy drop=${this.drop.toFixed(2)} delay<=${this.delayMaxMs}`);
+          this.loop.at(500 + this.rand.intn(2000), () => {
+            this.drop = 0;
+            this.delayMaxMs = 10;
+            this.fault('network healthy');
+          });
+          break;
+        }
+        default: {
+          // Split the cluster: a minority and a majority.
+          const minority = new Set<number>();
+          const k = Math.floor((this.slots.length - 1) / 2);
+          while (minority.size < k) minority.add(this.rand.intn(this.slots.length));
+          for (const s of this.slots) s.group = minority.has(s.index) ? 2 : 0;
+          this.fault(`split minority ${[...minority].sort().join(',')}`);
+          this.loop.at(300 + this.rand.intn(3000), () => {
+            for (const s of this.slots) s.group = 0;
+            this.fault('heal split');
+          });
+        }
+      }
+    }
+  }
+
+  /** All up, one leader, every member applied the leader's commit index. */
+  converged(): boolean {
+    const ms = this.alive();
+    if (ms.length !== this.slots.length) return false;
+    const leader = ms.find((m) => m.isLeader());
+    if (leader === undefined) return false;
+    // Nothing in flight: the leader's whole log is committed (a timed-out proposal may still be in it).
+    const commit = leader.raft.rawNode.status().commit;
+    if (leader.raft.storage.lastIndex() !== commit) return false;
+    return ms.every((m) => m.appliedIndex === commit && m.kv.rev === leader.kv.rev);
+  }
+}
+
+export async function runSim(o: SimOptions): Promise<SimReport> {
+  const sim = new Sim(o);
+  const loop = sim.loop;
+  for (const s of sim.slots) sim.start(s);
+  const clients = o.clients ?? 4;
+  const work: Promise<void>[] = [];
+  for (let c = 0; c < clients; c++) work.push(sim.client(c));
+  const watchRecords: WatchRecord[] = [
+    { id: 1, label: 'all-prev', key: '', end: '\0', prevKv: true, segments: [] },
+    { id: 2, label: 'all-prev', key: '', end: '\0', prevKv: true, segments: [] },
+    { id: 3, label: 'prefix', key: 'key/', end: 'key0', prevKv: false, segments: [] },
+  ];
+  sim.history.watches.push(...watchRecords);
+  const watching = watchRecords.map((w) => sim.watcher(w));
+  work.push(sim.faults());
+  for (const p of [...work, ...watching]) p.catch((e: unknown) => loop.fail(e));
+
+  await loop.run(o.durationMs);
+  sim.stopTraffic = true;
+  // Faults stop: heal everything, restart every member, let the clients finish.
+  sim.drop = 0;
+  sim.delayMaxMs = 10;
+  for (const s of sim.slots) {
+    s.group = 0;
+    sim.start(s);
+  }
+  sim.fault('restore');
+  const end = o.durationMs + catchUpMs;
+  await loop.run(end, () => sim.converged() && sim.history.ops.every((op) => op.status !== undefined));
+  // Proposals forwarded to the leader just before may still be on the wire: converge once more after a pause.
+  await loop.run(loop.nowMs() + 2000, () => false);
+  await loop.run(end, () => sim.converged());
+  // Watches catch up with the last revision, then stop.
+  const lastRevision = Math.max(1, ...sim.alive().map((m) => m.kv.rev));
+  // Every key the traffic writes is under key/: every revision touches every watch.
+  const caughtUp = (): boolean => watchRecords.every((w) => lastDelivered(w) >= lastRevision);
+  await loop.run(end, caughtUp);
+  sim.watchesDone = true;
+  await loop.run(end + 1000, () => false);
+
+  const { replay, problems } = Replay.build(mergeReference(sim.history.watches));
+  const violations: Violation[] = [
+    ...problems.map((message) => ({ check: 'history', message })),
+    ...checkKv(sim.history.ops, replay),
+    ...checkWatches(sim.history.watches, replay),
+  ];
+  if (!sim.converged()) violations.push({ check: 'liveness', message: `the cluster did not converge within ${catchUpMs} ms after the faults stopped` });
+  if (replay.maxRev < lastRevision) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, the members are at ${lastRevision}` });
+  const hashes = sim.alive().map((m) => ({ m: idToHex(m.memberId), ...hashOf(m.kv) }));
+  if (new Set(hashes.map((h) => `${h.rev}/${h.hash}`)).size > 1) {
+    violations.push({ check: 'hashkv', message: `members differ: ${hashes.map((h) => `${h.m} rev ${h.rev} hash ${h.hash}`).join('; ')}` });
+  }
+  for (const h of hashes) loop.trace(`hashkv ${h.m} ${h.rev} ${h.hash}`);
+  return {
+    seed: o.seed,
+    violations,
+    digest: loop.traceDigest(),
+    ops: sim.history.ops.length,
+    okOps: sim.history.ops.filter((op) => op.status === 'ok').length,
+    watchEvents: sim.history.watches.reduce((n, w) => n + w.segments.reduce((k, s) => k + s.responses.reduce((j, r) => j + r.events.length, 0), 0), 0),
+    faults: sim.history.faults.length,
+    lastRevision,
+    events: loop.events,
+    history: sim.history,
+  };
+
+  function lastDelivered(w: WatchRecord): number {
+    let last = 0;
+    for (const s of w.segments) for (const r of s.responses) for (const e of r.events) last = Math.max(last, e.kv.modRev);
+    return last;
+  }
+}
+
+function hashOf(kv: SimMember['kv']): { rev: number; hash: number } {
+  const r = hashKvRequest(kv, etcdserverpb.HashKVRequest.create({ revision: 0 }));
+  return { rev: r.header?.revision ?? 0, hash: r.hash };
+}
