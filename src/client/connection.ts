@@ -183,7 +183,11 @@ export class Connection {
     try {
       await this.fetchToken(options);
     } catch (err) {
-      if (err instanceof ClientError && err.code === ErrorCode.AuthNotEnabled) return;
+      if (err instanceof ClientError && err.code === ErrorCode.AuthNotEnabled) {
+        // As clientv3: dialled without a token, and calls do not try again (one warning, not one per call).
+        this.token = '';
+        return;
+      }
       throw err;
     }
   }

@@ -4,7 +4,7 @@
  * that hold something (lock, elect) end cleanly on SIGINT/SIGTERM; every
  * other command dies by the signal, as the Go etcdctl does.
  */
-import { handlesInterrupt, run } from '../ctl/index.js';
+import { handlesInterrupt, run, type OfflineOps } from '../ctl/index.js';
 import { LineReader, processIo } from '../ctl/stdio.js';
 
 const args = process.argv.slice(2);
@@ -13,7 +13,9 @@ if (handlesInterrupt(args)) {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => interrupt.abort());
 }
 const stdin = new LineReader(process.stdin);
-const code = await run(args, processIo(interrupt.signal, stdin));
+// The offline commands' server code loads only when one runs.
+const offline = async (): Promise<OfflineOps> => (await import('./ctl-offline.js')).offlineOps;
+const code = await run(args, processIo(interrupt.signal, stdin, offline));
 stdin.close();
 // Flush stdout/stderr before leaving: exit() would cut off a piped write.
 process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

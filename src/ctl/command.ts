@@ -5,12 +5,20 @@
  */
 import { readFileSync } from 'node:fs';
 import { Client, type ClientLogEntry, type ClientOptions } from '../client/index.js';
-import type { FlagSpec, FlagValues } from './flags.js';
+import { envName, type FlagSpec, type FlagValues } from './flags.js';
 import { CtlExit, ExitCode, fail, type Output } from './output.js';
-import type { Printer } from './printer.js';
+import { newPrinter, type Printer } from './printer.js';
 
 export interface CommandSpec {
   readonly name: string;
+  /** What follows the command path in its usage line (cobra's Use without the name). */
+  readonly params?: string;
+  /** The one-line description of command lists and the NAME section. */
+  readonly short: string;
+  /** The DESCRIPTION section. */
+  readonly long?: string;
+  /** The usage line ends without " [flags]" (cobra's DisableFlagsInUseLine). */
+  readonly noFlagsInUseLine?: boolean;
   readonly flags?: readonly FlagSpec[];
   /** Flags that subcommands inherit (cobra's persistent flags). */
   readonly persistentFlags?: readonly FlagSpec[];
@@ -31,6 +39,55 @@ export interface CtlIo {
   readonly interrupt: AbortSignal;
   /** The raw argv after the program name (watch's exec parsing needs it). */
   readonly argv: readonly string[];
+  /** Reads a secret line from the terminal with its echo off (speakeasy's way: `stty -echo` around the read). */
+  readSecretLine(): Promise<string | null>;
+  /** Operations on files and stopped members' data (they need server code, which src/cmd supplies). */
+  offline(): Promise<OfflineOps>;
+}
+
+/** snapshot status/restore, defrag --data-dir and migrate: what ctl cannot do over the client. */
+export interface OfflineOps {
+  snapshotStatus(path: string): Promise<SnapshotFileStatus>;
+  snapshotRestore(o: SnapshotRestoreOptions): Promise<void>;
+  /** Defragments <dataDir>/member/snap/db of a stopped member; calls waiting() if it is still locked after a second. */
+  defragDataDir(dataDir: string, waiting: () => void): Promise<void>;
+  /**
+   * etcdctl 3.4's migrate up to the v2 keys, of which an etcd-ts data dir has
+   * none: starts the transformer (if any), replays the snapshot and WAL's
+   * membership and cluster version as etcd's v2 applier logs them, opens the
+   * backend (waiting for the member's lock).
+   */
+  migrate(o: MigrateOptions): Promise<void>;
+}
+
+export interface SnapshotFileStatus {
+  readonly hash: number;
+  readonly revision: number;
+  readonly totalKey: number;
+  readonly totalSize: number;
+}
+
+export interface SnapshotRestoreOptions {
+  readonly snapshotPath: string;
+  readonly name: string;
+  readonly dataDir: string;
+  readonly walDir: string;
+  readonly peerUrls: string;
+  readonly initialCluster: string;
+  readonly initialClusterToken: string;
+  readonly skipHashCheck: boolean;
+  /** zap's JSON lines of the restore, as etcdctl's logger writes them to stderr. */
+  readonly log: (msg: string, fields: Record<string, unknown>) => void;
+}
+
+export interface MigrateOptions {
+  readonly dataDir: string;
+  readonly walDir: string;
+  readonly transformer: string;
+  /** Lines as zap's example logger prints them (stdout), without caller or time. */
+  readonly log: (msg: string, fields: Record<string, unknown>) => void;
+  /** Called when the member's lock is still held after a second. */
+  readonly waiting: (dbPath: string) => void;
 }
 
 export class Ctl {
@@ -38,12 +95,22 @@ export class Ctl {
   /** The answer to etcdctl's "Password: " prompt, asked once before the command runs. */
   promptedPassword: string | undefined;
 
+  private printerMade: Printer | undefined;
+  private clientConfigDone = false;
+
   constructor(
     readonly io: CtlIo,
     readonly flags: FlagValues,
-    readonly printer: Printer,
     readonly dashAt: number,
+    /** The flags the command inherits (the globals and its parents' persistent ones). */
+    private readonly inherited: readonly FlagSpec[] = [],
   ) {}
+
+  /** The --write-out printer, made when a command first prints (etcdctl fails an unknown format only then). */
+  get printer(): Printer {
+    this.printerMade ??= newPrinter(this.flags.string('write-out'), this.flags.bool('hex'), this.io.output) ?? fail(ExitCode.badFeature, 'unsupported output format');
+    return this.printerMade;
+  }
 
   get out(): Output {
     return this.io.output;
@@ -77,6 +144,7 @@ export class Ctl {
 
   /** A client that has authenticated when credentials were given (clientv3.New does this while dialling). */
   async connectedClient(endpoints: readonly string[] = this.endpoints, withAuth = true): Promise<Client> {
+    await this.clientConfig();
     const c = this.client(endpoints, withAuth);
     try {
       await c.conn.authenticate({ timeoutMs: this.flags.durationMs('dial-timeout') });
@@ -121,14 +189,29 @@ export class Ctl {
     return { username: user.slice(0, colon), password: user.slice(colon + 1) };
   }
 
-  /** --user without a password: asks for it on stdin, as etcdctl's prompt does. */
-  async promptPasswordIfNeeded(): Promise<void> {
+  /**
+   * What etcdctl's clientConfigFromCmd does before the first client: with
+   * --debug, the inherited flags as ETCDCTL_* lines on stderr; for --user
+   * without a password, the "Password: " prompt. Done once.
+   */
+  async clientConfig(): Promise<void> {
+    if (this.clientConfigDone) return;
+    this.clientConfigDone = true;
+    if (this.flags.bool('debug')) {
+      const lines = [...this.inherited].sort((a, b) => (a.name < b.name ? -1 : 1)).map((s) => `${envName(s.name)}=${this.flags.display(s.name)}\n`);
+      this.io.output.err(lines.join(''));
+    }
     const user = this.flags.string('user');
     if (user === '' || this.flags.string('password') !== '' || user.includes(':')) return;
-    this.io.output.out('Password: ');
-    const line = await this.io.readLine();
-    if (line === null) fail(ExitCode.error, 'EOF');
-    this.promptedPassword = line.replace(/\r?\n$/, '');
+    this.promptedPassword = await this.askSecret('Password: ');
+  }
+
+  /** speakeasy.Ask: the prompt, a line read with the echo off, then a newline. */
+  async askSecret(prompt: string): Promise<string> {
+    this.io.output.out(prompt);
+    const line = await this.io.readSecretLine();
+    this.io.output.out('\n');
+    return (line ?? '').replace(/\r?\n$/, '');
   }
 
   /** clientv3's zap warnings go to stderr as JSON lines, as etcdctl shows them. */

@@ -5,7 +5,7 @@
  * pflag's error texts. Values unset on the command line come from
  * ETCDCTL_<NAME> environment variables, as etcdctl's SetPflagsFromEnv does.
  */
-import { parseGoDuration } from './go-format.js';
+import { goDuration, parseGoDuration } from './go-format.js';
 
 export type FlagKind = 'bool' | 'string' | 'int' | 'uint' | 'duration' | 'stringSlice';
 
@@ -15,6 +15,8 @@ export interface FlagSpec {
   /** The default, as the command-line text pflag would parse. */
   readonly def: string;
   readonly short?: string;
+  /** The help text after the flag in usage pages. */
+  readonly usage: string;
 }
 
 export class FlagError extends Error {
@@ -30,10 +32,12 @@ export class FlagValues {
     for (const s of specs.values()) this.values.set(s.name, s.def);
   }
 
-  set(name: string, raw: string, source: string): void {
+  set(name: string, raw: string): void {
     const spec = this.specs.get(name);
     if (spec === undefined) throw new FlagError(`unknown flag: --${name}`);
     const bad = validate(spec, raw);
+    // pflag names a flag with its shorthand, whichever form was typed.
+    const source = spec.short !== undefined ? `-${spec.short}, --${name}` : `--${name}`;
     if (bad !== undefined) throw new FlagError(`invalid argument ${goQuoteSimple(raw)} for ${goQuoteSimple(source)} flag: ${bad}`);
     if (spec.kind === 'stringSlice' && this.changed.has(name)) this.values.set(name, `${this.values.get(name) ?? ''},${raw}`);
     else this.values.set(name, raw);
@@ -58,6 +62,23 @@ export class FlagValues {
 
   durationMs(name: string): number {
     return parseGoDuration(this.string(name)) ?? 0;
+  }
+
+  /** The value as pflag's Value.String() shows it (durations normalised, slices bracketed). */
+  display(name: string): string {
+    switch (this.specs.get(name)?.kind) {
+      case 'bool':
+        return String(this.bool(name));
+      case 'int':
+      case 'uint':
+        return String(BigInt(this.string(name)));
+      case 'duration':
+        return goDuration(BigInt(Math.round(this.durationMs(name) * 1e6)));
+      case 'stringSlice':
+        return `[${this.stringSlice(name).join(',')}]`;
+      default:
+        return this.string(name);
+    }
   }
 
   stringSlice(name: string): string[] {
@@ -112,11 +133,11 @@ export function parseFlags(args: readonly string[], specList: readonly FlagSpec[
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const spec = specs.get(name);
       if (spec === undefined) throw new FlagError(`unknown flag: --${name}`);
-      if (eq >= 0) values.set(name, a.slice(eq + 1), `--${name}`);
-      else if (spec.kind === 'bool') values.set(name, 'true', `--${name}`);
+      if (eq >= 0) values.set(name, a.slice(eq + 1));
+      else if (spec.kind === 'bool') values.set(name, 'true');
       else {
         if (i + 1 >= args.length) throw new FlagError(`flag needs an argument: --${name}`);
-        values.set(name, args[++i] ?? '', `--${name}`);
+        values.set(name, args[++i] ?? '');
       }
       continue;
     }
@@ -128,10 +149,10 @@ export function parseFlags(args: readonly string[], specList: readonly FlagSpec[
         if (spec === undefined) throw new FlagError(`unknown shorthand flag: '${c}' in ${a}`);
         if (spec.kind === 'bool') {
           if (a[j + 1] === '=') {
-            values.set(spec.name, a.slice(j + 2), `-${c}, --${spec.name}`);
+            values.set(spec.name, a.slice(j + 2));
             break;
           }
-          values.set(spec.name, 'true', `-${c}, --${spec.name}`);
+          values.set(spec.name, 'true');
           continue;
         }
         let v = a.slice(j + 1);
@@ -140,7 +161,7 @@ export function parseFlags(args: readonly string[], specList: readonly FlagSpec[
           if (i + 1 >= args.length) throw new FlagError(`flag needs an argument: '${c}' in -${c}`);
           v = args[++i] ?? '';
         }
-        values.set(spec.name, v, `-${c}, --${spec.name}`);
+        values.set(spec.name, v);
         break;
       }
       continue;
@@ -162,7 +183,7 @@ export function applyEnv(values: FlagValues, names: readonly string[], env: Read
     const v = env[envName(name)];
     if (v === undefined || v === '') continue;
     try {
-      values.set(name, v, name);
+      values.set(name, v);
     } catch {
       // etcdctl ignores an environment value it cannot parse.
     }

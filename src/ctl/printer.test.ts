@@ -148,9 +148,9 @@ test('argify and Go unquoting, as txn lines are split', () => {
 
 test('flags: pflag forms, shorthands, errors', () => {
   const specs = [
-    { name: 'write-out', kind: 'string', def: 'simple', short: 'w' },
-    { name: 'prefix', kind: 'bool', def: 'false' },
-    { name: 'limit', kind: 'int', def: '0' },
+    { name: 'write-out', kind: 'string', def: 'simple', short: 'w', usage: '' },
+    { name: 'prefix', kind: 'bool', def: 'false', usage: '' },
+    { name: 'limit', kind: 'int', def: '0', usage: '' },
   ] as const;
   const r = parseFlags(['get', '-wjson', 'a', '--prefix', '--limit', '3', '--', '-x'], specs);
   assert.deepEqual(r.positional, ['get', 'a', '-x']);

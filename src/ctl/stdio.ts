@@ -1,6 +1,7 @@
 /** The process side of etcdctl-ts: stdin as lines or as a whole, stdout/stderr, signals. */
+import { spawnSync } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import type { CtlIo } from './command.js';
+import type { CtlIo, OfflineOps } from './command.js';
 import type { Output } from './output.js';
 
 /** Reads a stream on demand: whole, or line by line (each line keeps its newline; the last may lack one). */
@@ -81,13 +82,31 @@ export const processOutput: Output = {
   },
 };
 
-export function processIo(interrupt: AbortSignal, stdin: LineReader): CtlIo {
+/**
+ * speakeasy's echo handling: `stty -echo` and `stty echo` run on our own
+ * stdin/stdout/stderr around the read (so on a pipe, stty's complaint shows
+ * on stderr exactly as under etcdctl).
+ */
+function stty(arg: string): void {
+  spawnSync('stty', [arg], { stdio: 'inherit' });
+}
+
+export function processIo(interrupt: AbortSignal, stdin: LineReader, offline: () => Promise<OfflineOps>): CtlIo {
   return {
     output: processOutput,
     env: process.env,
     readStdin: () => stdin.readAll(),
     readLine: () => stdin.readLine(),
+    readSecretLine: async () => {
+      stty('-echo');
+      try {
+        return await stdin.readLine();
+      } finally {
+        stty('echo');
+      }
+    },
     interrupt,
     argv: process.argv.slice(2),
+    offline,
   };
 }

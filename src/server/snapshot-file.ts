@@ -143,7 +143,7 @@ export interface RestoreOptions {
 }
 
 /** Checks the flags as etcd's restore does (its bootstrap checks, then the directories). */
-function planRestore(o: RestoreOptions): { cluster: RaftCluster; dataDir: string; walDir: string } {
+function planRestore(o: RestoreOptions): { cluster: RaftCluster; self: bigint; dataDir: string; walDir: string } {
   const cfg = defaultConfig();
   cfg.name = o.name;
   cfg.initialAdvertisePeerUrls = parseUrls(o.peerUrls);
@@ -152,10 +152,23 @@ function planRestore(o: RestoreOptions): { cluster: RaftCluster; dataDir: string
   cfg.dataDir = o.dataDir === '' ? `${o.name}.etcd` : o.dataDir;
   validateConfig(cfg);
   const cluster = RaftCluster.fromInitialCluster(o.initialClusterToken, cfg.initialCluster);
+  const self = cluster.memberByName(o.name);
+  if (self === undefined) throw new ConfigError(`couldn't find local name "${o.name}" in the initial cluster configuration`);
   if (existsSync(cfg.dataDir)) throw new ConfigError(`data-dir "${cfg.dataDir}" exists`);
   if (o.walDir !== '' && existsSync(o.walDir)) throw new ConfigError(`wal-dir "${o.walDir}" exists`);
-  if (!existsSync(o.snapshotPath)) throw new ConfigError(`open ${o.snapshotPath}: no such file or directory`);
-  return { cluster, dataDir: cfg.dataDir, walDir: o.walDir };
+  return { cluster, self: self.id, dataDir: cfg.dataDir, walDir: o.walDir };
+}
+
+/** The checks etcd makes opening the snapshot file, before it creates any directory: it exists and can hold a digest. */
+function checkSnapshotFile(path: string): void {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    throw new ConfigError(`open ${path}: no such file or directory`);
+  }
+  // etcd seeks to the digest 32 bytes before the end first.
+  if (size < shaBytes) throw new ConfigError(`seek ${path}: invalid argument`);
 }
 
 /** Rewrites the copied backend for the new cluster; the applied point is the last bootstrap entry. */
@@ -233,20 +246,20 @@ async function writeWalAndSnap(walDir: string, snapDir: string, cluster: RaftClu
 export async function restoreSnapshot(o: RestoreOptions): Promise<void> {
   const logger = o.logger ?? nopLogger;
   if ((o.bumpRevision === 0) === o.markCompacted) throw new ConfigError('--mark-compacted required if --revision-bump > 0');
-  const { cluster, dataDir, walDir } = planRestore(o);
+  const { cluster, self, dataDir, walDir } = planRestore(o);
   const layout = dataLayout(dataDir, walDir);
   const where = { path: o.snapshotPath, 'wal-dir': layout.walDir, 'data-dir': dataDir, 'snap-dir': layout.snapDir };
   logger.info('restoring snapshot', where);
+  checkSnapshotFile(o.snapshotPath);
   mkdirSync(layout.snapDir, { recursive: true, mode: 0o700 });
   const { carried, actual } = copyDatabase(o.snapshotPath, layout.dbPath);
   if (!o.skipHashCheck) {
     if (carried === undefined) throw new ConfigError('snapshot missing hash but --skip-hash-check=false');
     if (!carried.equals(actual)) throw new ConfigError(`expected sha256 ${goBytes(carried)}, got ${goBytes(actual)}`);
   }
-  const self = cluster.memberByName(o.name);
-  if (self === undefined) throw new ConfigError(`couldn't find local name "${o.name}" in the initial cluster configuration`);
   await prepareBackend(layout.dbPath, cluster, cluster.members.size, o, logger);
-  for (const m of cluster.memberList()) logger.info('added member', { 'cluster-id': cluster.clusterId.toString(16), 'added-peer-id': m.id.toString(16), 'added-peer-peer-urls': m.peerUrls });
-  await writeWalAndSnap(layout.walDir, layout.snapDir, cluster, self.id, logger);
+  // As etcd's: the restoring cluster has no local member yet, so its id logs as 0.
+  for (const m of cluster.memberList()) logger.info('added member', { 'cluster-id': cluster.clusterId.toString(16), 'local-member-id': '0', 'added-peer-id': m.id.toString(16), 'added-peer-peer-urls': m.peerUrls });
+  await writeWalAndSnap(layout.walDir, layout.snapDir, cluster, self, logger);
   logger.info('restored snapshot', where);
 }

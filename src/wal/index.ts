@@ -160,6 +160,7 @@ export {
 } from './wal.js';
 export { Snapshotter, type SnapName, type SnapshotterOptions } from './snapshotter.js';
 export { nodeWalFs, type WalFs } from './fs.js';
+export { DirLock } from './lock.js';
 export {
   SnapshotCorruptError,
   WalCorruptError,

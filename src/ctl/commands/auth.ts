@@ -1,11 +1,13 @@
 /** auth enable/disable, user and role commands. */
 import { prefixRangeEnd } from '../../client/index.js';
 import { errText, must, type CommandSpec, type Ctl } from '../command.js';
+import type { FlagSpec } from '../flags.js';
 import { ExitCode, fail } from '../output.js';
 
 
 const authEnable: CommandSpec = {
   name: 'enable',
+  short: 'Enables authentication',
   run: async (ctl, args) => {
     if (args.length !== 0) fail(ExitCode.badArgs, 'auth enable command does not accept any arguments');
     const auth = (await ctl.connectedClient()).auth;
@@ -27,6 +29,7 @@ const authEnable: CommandSpec = {
 
 const authDisable: CommandSpec = {
   name: 'disable',
+  short: 'Disables authentication',
   run: async (ctl, args) => {
     if (args.length !== 0) fail(ExitCode.badArgs, 'auth disable command does not accept any arguments');
     await must((await ctl.connectedClient()).auth.disable({ timeoutMs: ctl.commandTimeoutMs }));
@@ -34,7 +37,12 @@ const authDisable: CommandSpec = {
   },
 };
 
-export const authCommand: CommandSpec = { name: 'auth', subcommands: [authEnable, authDisable] };
+export const authCommand: CommandSpec = {
+  name: 'auth',
+  params: '<enable or disable>',
+  short: 'Enable or disable authentication',
+  subcommands: [authEnable, authDisable],
+};
 
 /** A password read as fmt.Scanf("%s"): the first word of stdin. */
 async function scanWord(ctl: Ctl): Promise<string> {
@@ -42,15 +50,10 @@ async function scanWord(ctl: Ctl): Promise<string> {
   return line.trim().split(/\s+/)[0] ?? '';
 }
 
-/** readPasswordInteractive: asks twice (the terminal echo is not turned off), or one word from stdin with --interactive=false. */
+/** readPasswordInteractive: asks twice with the terminal echo off, or one word from stdin with --interactive=false. */
 async function password(ctl: Ctl, name: string): Promise<string> {
   if (!ctl.flags.bool('interactive')) return scanWord(ctl);
-  const ask = async (prompt: string): Promise<string> => {
-    ctl.io.output.out(prompt);
-    const line = await ctl.io.readLine();
-    if (line === null) fail(ExitCode.badArgs, 'failed to ask password: EOF');
-    return line.replace(/\r?\n$/, '');
-  };
+  const ask = (prompt: string): Promise<string> => ctl.askSecret(prompt);
   const first = await ask(`Password of ${name}: `);
   if (first.length === 0) fail(ExitCode.badArgs, 'empty password');
   const second = await ask(`Type password of ${name} again for confirmation: `);
@@ -60,10 +63,12 @@ async function password(ctl: Ctl, name: string): Promise<string> {
 
 const userAdd: CommandSpec = {
   name: 'add',
+  params: '<user name or user:password> [options]',
+  short: 'Adds a new user',
   flags: [
-    { name: 'interactive', kind: 'bool', def: 'true' },
-    { name: 'new-user-password', kind: 'string', def: '' },
-    { name: 'no-password', kind: 'bool', def: 'false' },
+    { name: 'interactive', kind: 'bool', def: 'true', usage: 'Read password from stdin instead of interactive terminal' },
+    { name: 'new-user-password', kind: 'string', def: '', usage: 'Supply password from the command line flag' },
+    { name: 'no-password', kind: 'bool', def: 'false', usage: 'Create a user without password (CN based auth only)' },
   ],
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'user add command requires user name as its argument');
@@ -88,6 +93,8 @@ const userAdd: CommandSpec = {
 
 const userDelete: CommandSpec = {
   name: 'delete',
+  params: '<user name>',
+  short: 'Deletes a user',
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'user delete command requires user name as its argument');
     ctl.printer.userDelete(args[0] ?? '', await must((await ctl.connectedClient()).auth.userDelete(args[0] ?? '')));
@@ -96,7 +103,9 @@ const userDelete: CommandSpec = {
 
 const userGet: CommandSpec = {
   name: 'get',
-  flags: [{ name: 'detail', kind: 'bool', def: 'false' }],
+  params: '<user name> [options]',
+  short: 'Gets detailed information of a user',
+  flags: [{ name: 'detail', kind: 'bool', def: 'false', usage: 'Show permissions of roles granted to the user' }],
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'user get command requires user name as its argument');
     const name = args[0] ?? '';
@@ -116,6 +125,7 @@ const userGet: CommandSpec = {
 
 const userList: CommandSpec = {
   name: 'list',
+  short: 'Lists all users',
   run: async (ctl, args) => {
     if (args.length !== 0) fail(ExitCode.badArgs, 'user list command requires no arguments');
     ctl.printer.userList(await must((await ctl.connectedClient()).auth.userList()));
@@ -124,7 +134,9 @@ const userList: CommandSpec = {
 
 const userPasswd: CommandSpec = {
   name: 'passwd',
-  flags: [{ name: 'interactive', kind: 'bool', def: 'true' }],
+  params: '<user name> [options]',
+  short: 'Changes password of user',
+  flags: [{ name: 'interactive', kind: 'bool', def: 'true', usage: 'If true, read password from stdin instead of interactive terminal' }],
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'user passwd command requires user name as its argument');
     const pw = await password(ctl, args[0] ?? '');
@@ -134,6 +146,8 @@ const userPasswd: CommandSpec = {
 
 const userGrantRole: CommandSpec = {
   name: 'grant-role',
+  params: '<user name> <role name>',
+  short: 'Grants a role to a user',
   run: async (ctl, args) => {
     if (args.length !== 2) fail(ExitCode.badArgs, 'user grant command requires user name and role name as its argument');
     const [user = '', role = ''] = args;
@@ -143,6 +157,8 @@ const userGrantRole: CommandSpec = {
 
 const userRevokeRole: CommandSpec = {
   name: 'revoke-role',
+  params: '<user name> <role name>',
+  short: 'Revokes a role from a user',
   run: async (ctl, args) => {
     if (args.length !== 2) fail(ExitCode.badArgs, 'user revoke-role requires user name and role name as its argument');
     const [user = '', role = ''] = args;
@@ -152,11 +168,15 @@ const userRevokeRole: CommandSpec = {
 
 export const userCommand: CommandSpec = {
   name: 'user',
+  params: '<subcommand>',
+  short: 'User related commands',
   subcommands: [userAdd, userDelete, userGet, userList, userPasswd, userGrantRole, userRevokeRole],
 };
 
 const roleAdd: CommandSpec = {
   name: 'add',
+  params: '<role name>',
+  short: 'Adds a new role',
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'role add command requires role name as its argument');
     ctl.printer.roleAdd(args[0] ?? '', await must((await ctl.connectedClient()).auth.roleAdd(args[0] ?? '')));
@@ -165,6 +185,8 @@ const roleAdd: CommandSpec = {
 
 const roleDelete: CommandSpec = {
   name: 'delete',
+  params: '<role name>',
+  short: 'Deletes a role',
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'role delete command requires role name as its argument');
     ctl.printer.roleDelete(args[0] ?? '', await must((await ctl.connectedClient()).auth.roleDelete(args[0] ?? '')));
@@ -173,6 +195,8 @@ const roleDelete: CommandSpec = {
 
 const roleGet: CommandSpec = {
   name: 'get',
+  params: '<role name>',
+  short: 'Gets detailed information of a role',
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'role get command requires role name as its argument');
     ctl.printer.roleGet(args[0] ?? '', await must((await ctl.connectedClient()).auth.roleGet(args[0] ?? '')));
@@ -181,6 +205,7 @@ const roleGet: CommandSpec = {
 
 const roleList: CommandSpec = {
   name: 'list',
+  short: 'Lists all roles',
   run: async (ctl, args) => {
     if (args.length !== 0) fail(ExitCode.badArgs, 'role list command requires no arguments');
     ctl.printer.roleList(await must((await ctl.connectedClient()).auth.roleList()));
@@ -208,14 +233,19 @@ function permRange(ctl: Ctl, args: string[]): { key: string; rangeEnd: string } 
   return { key, rangeEnd: args[1] ?? '' };
 }
 
-const permFlags = [
-  { name: 'prefix', kind: 'bool', def: 'false' },
-  { name: 'from-key', kind: 'bool', def: 'false' },
-] as const;
+/** --prefix and --from-key of grant-permission and revoke-permission; verb words their help text. */
+function permFlags(verb: 'grant' | 'revoke'): FlagSpec[] {
+  return [
+    { name: 'prefix', kind: 'bool', def: 'false', usage: `${verb} a prefix permission` },
+    { name: 'from-key', kind: 'bool', def: 'false', usage: `${verb} a permission of keys that are greater than or equal to the given key using byte compare` },
+  ];
+}
 
 const roleGrant: CommandSpec = {
   name: 'grant-permission',
-  flags: permFlags,
+  params: '[options] <role name> <permission type> <key> [endkey]',
+  short: 'Grants a key to a role',
+  flags: permFlags('grant'),
   run: async (ctl, args) => {
     if (args.length < 3) fail(ExitCode.badArgs, 'role grant command requires role name, permission type, and key [endkey] as its argument');
     const type = (args[1] ?? '').toUpperCase();
@@ -228,7 +258,9 @@ const roleGrant: CommandSpec = {
 
 const roleRevoke: CommandSpec = {
   name: 'revoke-permission',
-  flags: permFlags,
+  params: '<role name> <key> [endkey]',
+  short: 'Revokes a key from a role',
+  flags: permFlags('revoke'),
   run: async (ctl, args) => {
     if (args.length < 2) fail(ExitCode.badArgs, 'role revoke-permission command requires role name and key [endkey] as its argument');
     const { key, rangeEnd } = permRange(ctl, args.slice(1));
@@ -239,5 +271,7 @@ const roleRevoke: CommandSpec = {
 
 export const roleCommand: CommandSpec = {
   name: 'role',
+  params: '<subcommand>',
+  short: 'Role related commands',
   subcommands: [roleAdd, roleDelete, roleGet, roleList, roleGrant, roleRevoke],
 };

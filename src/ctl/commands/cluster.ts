@@ -1,8 +1,10 @@
 /** member, endpoint, alarm, defrag, move-leader, snapshot save and version. */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { etcdserverpb } from '../../client/index.js';
 import { errText, must, type CommandSpec, type Ctl } from '../command.js';
-import { goQuote, humanizeBytes } from '../go-format.js';
+import type { FlagSpec } from '../flags.js';
+import { goQuote } from '../go-format.js';
 import { CtlExit, ExitCode, fail } from '../output.js';
 import { SimplePrinter, tookString, type EpHashKV, type EpHealth, type EpStatus } from '../printer.js';
 import { parseHexUint64 } from './kv.js';
@@ -19,11 +21,15 @@ function memberId(args: string[]): bigint {
   return id;
 }
 
-const peerUrlsFlag = { name: 'peer-urls', kind: 'string', def: '' } as const;
+function peerUrlsFlag(which: 'new' | 'updated'): FlagSpec {
+  return { name: 'peer-urls', kind: 'string', def: '', usage: `comma separated peer URLs for the ${which} member.` };
+}
 
 const memberAdd: CommandSpec = {
   name: 'add',
-  flags: [peerUrlsFlag, { name: 'learner', kind: 'bool', def: 'false' }],
+  params: '<memberName> [options]',
+  short: 'Adds a member into the cluster',
+  flags: [peerUrlsFlag('new'), { name: 'learner', kind: 'bool', def: 'false', usage: 'indicates if the new member is raft learner' }],
   run: async (ctl, args) => {
     if (args.length < 1) fail(ExitCode.badArgs, 'member name not provided');
     if (args.length > 1) {
@@ -50,6 +56,8 @@ const memberAdd: CommandSpec = {
 
 const memberRemove: CommandSpec = {
   name: 'remove',
+  params: '<memberID>',
+  short: 'Removes a member from the cluster',
   run: async (ctl, args) => {
     const id = memberId(args);
     ctl.printer.memberRemove(id, await must((await ctl.connectedClient()).cluster.memberRemove(id, { timeoutMs: ctl.commandTimeoutMs })));
@@ -58,7 +66,9 @@ const memberRemove: CommandSpec = {
 
 const memberUpdate: CommandSpec = {
   name: 'update',
-  flags: [peerUrlsFlag],
+  params: '<memberID> [options]',
+  short: 'Updates a member in the cluster',
+  flags: [peerUrlsFlag('updated')],
   run: async (ctl, args) => {
     const id = memberId(args);
     const peerUrls = ctl.flags.string('peer-urls');
@@ -69,6 +79,9 @@ const memberUpdate: CommandSpec = {
 
 const memberList: CommandSpec = {
   name: 'list',
+  short: 'Lists all members in the cluster',
+  long: `When --write-out is set to simple, this command prints out comma-separated member lists for each endpoint.
+The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learner.`,
   run: async (ctl) => {
     ctl.printer.memberList(await must((await ctl.connectedClient()).cluster.memberList({ timeoutMs: ctl.commandTimeoutMs })));
   },
@@ -76,6 +89,9 @@ const memberList: CommandSpec = {
 
 const memberPromote: CommandSpec = {
   name: 'promote',
+  params: '<memberID>',
+  short: 'Promotes a non-voting member in the cluster',
+  long: `Promotes a non-voting learner member to a voting one in the cluster.`,
   run: async (ctl, args) => {
     const id = memberId(args);
     ctl.printer.memberPromote(id, await must((await ctl.connectedClient()).cluster.memberPromote(id, { timeoutMs: ctl.commandTimeoutMs })));
@@ -84,6 +100,8 @@ const memberPromote: CommandSpec = {
 
 export const memberCommand: CommandSpec = {
   name: 'member',
+  params: '<subcommand>',
+  short: 'Membership related commands',
   subcommands: [memberAdd, memberRemove, memberUpdate, memberList, memberPromote],
 };
 
@@ -101,10 +119,11 @@ async function endpointsFromCluster(ctl: Ctl): Promise<string[]> {
   }
 }
 
-const clusterFlag = { name: 'cluster', kind: 'bool', def: 'false' } as const;
+const clusterFlag = { name: 'cluster', kind: 'bool', def: 'false', usage: 'use all endpoints from the cluster member list' } as const;
 
 const epHealth: CommandSpec = {
   name: 'health',
+  short: 'Checks the healthiness of endpoints specified in `--endpoints` flag',
   run: async (ctl) => {
     const eps = await endpointsFromCluster(ctl);
     const results = await Promise.all(
@@ -132,6 +151,9 @@ const epHealth: CommandSpec = {
 
 const epStatus: CommandSpec = {
   name: 'status',
+  short: 'Prints out the status of endpoints specified in `--endpoints` flag',
+  long: `When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.
+The items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.`,
   run: async (ctl) => {
     const eps = await endpointsFromCluster(ctl);
     const c = (await ctl.connectedClient());
@@ -152,7 +174,8 @@ const epStatus: CommandSpec = {
 
 const epHashKV: CommandSpec = {
   name: 'hashkv',
-  persistentFlags: [{ name: 'rev', kind: 'int', def: '0' }],
+  short: 'Prints the KV history hash for each endpoint in --endpoints',
+  persistentFlags: [{ name: 'rev', kind: 'int', def: '0', usage: 'maximum revision to hash (default: all revisions)' }],
   run: async (ctl) => {
     const eps = await endpointsFromCluster(ctl);
     const c = (await ctl.connectedClient());
@@ -173,12 +196,15 @@ const epHashKV: CommandSpec = {
 
 export const endpointCommand: CommandSpec = {
   name: 'endpoint',
+  params: '<subcommand>',
+  short: 'Endpoint related commands',
   persistentFlags: [clusterFlag],
   subcommands: [epHealth, epStatus, epHashKV],
 };
 
 const alarmDisarm: CommandSpec = {
   name: 'disarm',
+  short: 'Disarms all alarms',
   run: async (ctl, args) => {
     if (args.length !== 0) fail(ExitCode.badArgs, 'alarm disarm command accepts no arguments');
     const c = (await ctl.connectedClient());
@@ -196,18 +222,57 @@ const alarmDisarm: CommandSpec = {
 
 const alarmList: CommandSpec = {
   name: 'list',
+  short: 'Lists all alarms',
   run: async (ctl, args) => {
     if (args.length !== 0) fail(ExitCode.badArgs, 'alarm list command accepts no arguments');
     ctl.printer.alarm(await must((await ctl.connectedClient()).maintenance.alarmList({ timeoutMs: ctl.commandTimeoutMs })));
   },
 };
 
-export const alarmCommand: CommandSpec = { name: 'alarm', subcommands: [alarmDisarm, alarmList] };
+export const alarmCommand: CommandSpec = {
+  name: 'alarm',
+  params: '<subcommand>',
+  short: 'Alarm related commands',
+  subcommands: [alarmDisarm, alarmList],
+};
+
+/** capnslog's time stamp: local "2006-01-02 15:04:05.000000". */
+function capnslogTime(d: Date): string {
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds() * 1000, 6)}`;
+}
+
+/** defrag --data-dir: the backend of a stopped member, offline. */
+async function defragDataDir(ctl: Ctl, dataDir: string): Promise<void> {
+  const db = join(dataDir, 'member', 'snap', 'db');
+  if (!existsSync(db)) {
+    // etcd's backend cannot open a missing file and panics (exit status 2).
+    const why = `cannot open database at ${db} (open ${db}: no such file or directory)`;
+    ctl.io.output.err(`${capnslogTime(new Date())} C | mvcc/backend: ${why}\npanic: ${why}\n`);
+    throw new CtlExit(2, '', true);
+  }
+  const ops = await ctl.io.offline();
+  try {
+    await ops.defragDataDir(dataDir, () =>
+      ctl.io.output.err(`waiting for etcd to close and release its lock on ${JSON.stringify(db)}. To defrag a running etcd instance, omit --data-dir.\n`),
+    );
+  } catch (err) {
+    ctl.io.output.err(`Failed to defragment etcd data[${dataDir}] (${errText(err)})\n`);
+    throw new CtlExit(ExitCode.error, '', true);
+  }
+}
 
 export const defragCommand: CommandSpec = {
   name: 'defrag',
+  short: 'Defragments the storage of the etcd members with given endpoints',
   persistentFlags: [clusterFlag],
+  flags: [{ name: 'data-dir', kind: 'string', def: '', usage: 'Optional. If present, defragments a data directory not in use by etcd.' }],
   run: async (ctl) => {
+    const dataDir = ctl.flags.string('data-dir');
+    if (dataDir !== '') {
+      await defragDataDir(ctl, dataDir);
+      return;
+    }
     const eps = await endpointsFromCluster(ctl);
     const c = (await ctl.connectedClient());
     let failures = 0;
@@ -226,6 +291,8 @@ export const defragCommand: CommandSpec = {
 
 export const moveLeaderCommand: CommandSpec = {
   name: 'move-leader',
+  params: '<transferee-member-id>',
+  short: 'Transfers leadership to another etcd cluster member.',
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'move-leader command needs 1 argument');
     const target = parseHexUint64(args[0] ?? '');
@@ -244,67 +311,9 @@ export const moveLeaderCommand: CommandSpec = {
   },
 };
 
-/** zap's production logger line with a float epoch timestamp, as clientv3/snapshot logs. */
-function zapInfo(ctl: Ctl, caller: string, msg: string, fields: Record<string, string | number>): void {
-  const ts = Date.now() / 1000;
-  const rest = Object.entries(fields).map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`).join('');
-  ctl.io.output.err(`{"level":"info","ts":${ts},"caller":"${caller}","msg":${JSON.stringify(msg)}${rest}}\n`);
-}
-
-const snapshotSave: CommandSpec = {
-  name: 'save',
-  run: async (ctl, args) => {
-    if (args.length !== 1) fail(ExitCode.badArgs, 'snapshot save expects one argument');
-    const path = args[0] ?? '';
-    const eps = ctl.endpoints;
-    if (eps.length !== 1) fail(ExitCode.interrupted, `snapshot must be requested to one selected node, not multiple [${eps.join(' ')}]`);
-    const c = (await ctl.connectedClient());
-    const part = `${path}.part`;
-    let fd: number;
-    try {
-      fd = openSync(part, 'w', 0o600);
-    } catch (err) {
-      return fail(ExitCode.interrupted, `could not open ${part} (${errText(err)})`);
-    }
-    try {
-      zapInfo(ctl, 'snapshot/v3_snapshot.go:119', 'created temporary db file', { path: part });
-      const start = process.hrtime.bigint();
-      const timeoutMs = ctl.flags.changed.has('command-timeout') ? ctl.commandTimeoutMs : undefined;
-      let size = 0;
-      let announced = false;
-      try {
-        for await (const chunk of c.maintenance.snapshot(eps[0], { timeoutMs })) {
-          if (!announced) {
-            zapInfo(ctl, 'snapshot/v3_snapshot.go:127', 'fetching snapshot', { endpoint: eps[0] ?? '' });
-            announced = true;
-          }
-          writeSync(fd, chunk);
-          size += chunk.length;
-        }
-      } catch (err) {
-        fail(ExitCode.interrupted, errText(err));
-      }
-      // etcd appends the sha256 of the database: a snapshot without it was cut short.
-      if ((size % 512) !== 32) fail(ExitCode.interrupted, `sha256 checksum not found [bytes: ${size}]`);
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = -1;
-      const tookSec = Number(process.hrtime.bigint() - start) / 1e9;
-      zapInfo(ctl, 'snapshot/v3_snapshot.go:142', 'fetched snapshot', { endpoint: eps[0] ?? '', size: humanizeBytes(size), took: tookSec });
-      renameSync(part, path);
-      zapInfo(ctl, 'snapshot/v3_snapshot.go:152', 'saved', { path });
-      ctl.println(`Snapshot saved at ${path}`);
-    } finally {
-      if (fd >= 0) closeSync(fd);
-      rmSync(part, { force: true });
-    }
-  },
-};
-
-export const snapshotCommand: CommandSpec = { name: 'snapshot', subcommands: [snapshotSave] };
-
 export const versionCommand: CommandSpec = {
   name: 'version',
+  short: 'Prints the version of etcdctl',
   run: (ctl) => {
     ctl.println(`etcdctl version: ${ctlVersion}`);
     ctl.println(`API version: ${apiVersion}`);

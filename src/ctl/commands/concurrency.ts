@@ -29,8 +29,10 @@ async function untilInterruptOrLost(ctl: Ctl, session: Session): Promise<boolean
 
 export const lockCommand: CommandSpec = {
   name: 'lock',
+  params: '<lockname> [exec-command arg1 arg2 ...]',
+  short: 'Acquires a named lock',
   handlesInterrupt: true,
-  flags: [{ name: 'ttl', kind: 'int', def: '10' }],
+  flags: [{ name: 'ttl', kind: 'int', def: '10', usage: 'timeout for session' }],
   run: async (ctl, args) => {
     if (args.length === 0) fail(ExitCode.badArgs, 'lock takes a lock name argument and an optional command to execute');
     const client: Client = (await ctl.connectedClient());
@@ -56,8 +58,10 @@ export const lockCommand: CommandSpec = {
 
 export const electCommand: CommandSpec = {
   name: 'elect',
+  params: '<election-name> [proposal]',
+  short: 'Observes and participates in leader election',
   handlesInterrupt: true,
-  flags: [{ name: 'listen', kind: 'bool', def: 'false', short: 'l' }],
+  flags: [{ name: 'listen', kind: 'bool', def: 'false', short: 'l', usage: 'observation mode' }],
   run: async (ctl, args) => {
     if (args.length !== 1 && args.length !== 2) fail(ExitCode.badArgs, 'elect takes one election name argument and an optional proposal argument');
     const listen = ctl.flags.bool('listen');

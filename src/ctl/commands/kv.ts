@@ -7,28 +7,28 @@ import { ExitCode, fail } from '../output.js';
 import { SimplePrinter } from '../printer.js';
 
 const getFlags: FlagSpec[] = [
-  { name: 'consistency', kind: 'string', def: 'l' },
-  { name: 'order', kind: 'string', def: '' },
-  { name: 'sort-by', kind: 'string', def: '' },
-  { name: 'limit', kind: 'int', def: '0' },
-  { name: 'prefix', kind: 'bool', def: 'false' },
-  { name: 'from-key', kind: 'bool', def: 'false' },
-  { name: 'rev', kind: 'int', def: '0' },
-  { name: 'keys-only', kind: 'bool', def: 'false' },
-  { name: 'print-value-only', kind: 'bool', def: 'false' },
+  { name: 'consistency', kind: 'string', def: 'l', usage: 'Linearizable(l) or Serializable(s)' },
+  { name: 'order', kind: 'string', def: '', usage: 'Order of results; ASCEND or DESCEND (ASCEND by default)' },
+  { name: 'sort-by', kind: 'string', def: '', usage: 'Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION' },
+  { name: 'limit', kind: 'int', def: '0', usage: 'Maximum number of results' },
+  { name: 'prefix', kind: 'bool', def: 'false', usage: 'Get keys with matching prefix' },
+  { name: 'from-key', kind: 'bool', def: 'false', usage: 'Get keys that are greater than or equal to the given key using byte compare' },
+  { name: 'rev', kind: 'int', def: '0', usage: 'Specify the kv revision' },
+  { name: 'keys-only', kind: 'bool', def: 'false', usage: 'Get only the keys' },
+  { name: 'print-value-only', kind: 'bool', def: 'false', usage: 'Only write values when using the "simple" output format' },
 ];
 
 const putFlags: FlagSpec[] = [
-  { name: 'lease', kind: 'string', def: '0' },
-  { name: 'prev-kv', kind: 'bool', def: 'false' },
-  { name: 'ignore-value', kind: 'bool', def: 'false' },
-  { name: 'ignore-lease', kind: 'bool', def: 'false' },
+  { name: 'lease', kind: 'string', def: '0', usage: 'lease ID (in hexadecimal) to attach to the key' },
+  { name: 'prev-kv', kind: 'bool', def: 'false', usage: 'return the previous key-value pair before modification' },
+  { name: 'ignore-value', kind: 'bool', def: 'false', usage: 'updates the key using its current value' },
+  { name: 'ignore-lease', kind: 'bool', def: 'false', usage: 'updates the key using its current lease' },
 ];
 
 const delFlags: FlagSpec[] = [
-  { name: 'prefix', kind: 'bool', def: 'false' },
-  { name: 'prev-kv', kind: 'bool', def: 'false' },
-  { name: 'from-key', kind: 'bool', def: 'false' },
+  { name: 'prefix', kind: 'bool', def: 'false', usage: 'delete keys with matching prefix' },
+  { name: 'prev-kv', kind: 'bool', def: 'false', usage: 'return deleted key-value pairs' },
+  { name: 'from-key', kind: 'bool', def: 'false', usage: 'delete keys that are greater than or equal to the given key using byte compare' },
 ];
 
 /** What a key argument plus --prefix/--from-key select, as etcdctl turns them into clientv3 options. */
@@ -127,6 +127,8 @@ export function parseDecInt64(s: string): number | string {
 
 export const getCommand: CommandSpec = {
   name: 'get',
+  params: '[options] <key> [range_end]',
+  short: 'Gets the key or a range of keys',
   flags: getFlags,
   run: async (ctl, args) => {
     const { key, o } = getOp(ctl.flags, args);
@@ -141,6 +143,25 @@ export const getCommand: CommandSpec = {
 
 export const putCommand: CommandSpec = {
   name: 'put',
+  params: '[options] <key> <value> (<value> can also be given from stdin)',
+  short: 'Puts the given key into the store',
+  long: `Puts the given key into the store.
+
+When <value> begins with '-', <value> is interpreted as a flag.
+Insert '--' for workaround:
+
+$ put <key> -- <value>
+$ put -- <key> <value>
+
+If <value> isn't given as a command line argument and '--ignore-value' is not specified,
+this command tries to read the value from standard input.
+
+If <lease> isn't given as a command line argument and '--ignore-lease' is not specified,
+this command tries to read the value from standard input.
+
+For example,
+$ cat file | put <key>
+will store the content of the file to <key>.`,
   flags: putFlags,
   run: async (ctl, args) => {
     const p = await putOp(ctl, ctl.flags, args);
@@ -151,6 +172,8 @@ export const putCommand: CommandSpec = {
 
 export const delCommand: CommandSpec = {
   name: 'del',
+  params: '[options] <key> [range_end]',
+  short: 'Removes the specified key or range of keys [key, range_end)',
   flags: delFlags,
   run: async (ctl, args) => {
     const { key, o } = delOp(ctl.flags, args);
@@ -161,7 +184,9 @@ export const delCommand: CommandSpec = {
 
 export const compactionCommand: CommandSpec = {
   name: 'compaction',
-  flags: [{ name: 'physical', kind: 'bool', def: 'false' }],
+  params: '[options] <revision>',
+  short: 'Compacts the event history in etcd',
+  flags: [{ name: 'physical', kind: 'bool', def: 'false', usage: '\'true\' to wait for compaction to physically remove all old revisions' }],
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'compaction command needs 1 argument');
     const rev = parseDecInt64(args[0] ?? '');
@@ -296,7 +321,9 @@ async function readBlock<T>(ctl: Ctl, parse: (line: string) => Promise<T | strin
 
 export const txnCommand: CommandSpec = {
   name: 'txn',
-  flags: [{ name: 'interactive', kind: 'bool', def: 'false', short: 'i' }],
+  params: '[options]',
+  short: 'Txn processes all the requests in one transaction',
+  flags: [{ name: 'interactive', kind: 'bool', def: 'false', short: 'i', usage: 'Input transaction in interactive mode' }],
   run: async (ctl, args) => {
     if (args.length !== 0) fail(ExitCode.badArgs, 'txn command does not accept argument');
     const client = (await ctl.connectedClient());

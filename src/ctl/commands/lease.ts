@@ -15,6 +15,8 @@ function leaseFromArg(arg: string): bigint {
 
 const grant: CommandSpec = {
   name: 'grant',
+  params: '<ttl>',
+  short: 'Creates leases',
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'lease grant command needs TTL argument');
     const ttl = parseDecInt64(args[0] ?? '');
@@ -26,6 +28,8 @@ const grant: CommandSpec = {
 
 const revoke: CommandSpec = {
   name: 'revoke',
+  params: '<leaseID>',
+  short: 'Revokes leases',
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'lease revoke command needs 1 argument');
     const id = leaseFromArg(args[0] ?? '');
@@ -36,7 +40,9 @@ const revoke: CommandSpec = {
 
 const timeToLive: CommandSpec = {
   name: 'timetolive',
-  flags: [{ name: 'keys', kind: 'bool', def: 'false' }],
+  params: '<leaseID> [options]',
+  short: 'Get lease information',
+  flags: [{ name: 'keys', kind: 'bool', def: 'false', usage: 'Get keys attached to this lease' }],
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'lease timetolive command needs lease ID as argument');
     const keys = ctl.flags.bool('keys');
@@ -47,6 +53,7 @@ const timeToLive: CommandSpec = {
 
 const list: CommandSpec = {
   name: 'list',
+  short: 'List all active leases',
   run: async (ctl) => {
     ctl.printer.leases(await must((await ctl.connectedClient()).lease.leases(), ExitCode.badConnection));
   },
@@ -54,7 +61,9 @@ const list: CommandSpec = {
 
 const keepAlive: CommandSpec = {
   name: 'keep-alive',
-  flags: [{ name: 'once', kind: 'bool', def: 'false' }],
+  params: '[options] <leaseID>',
+  short: 'Keeps leases alive (renew)',
+  flags: [{ name: 'once', kind: 'bool', def: 'false', usage: 'Resets the keep-alive time to its original value and exits immediately' }],
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'lease keep-alive command needs lease ID as argument');
     const id = leaseFromArg(args[0] ?? '');
@@ -73,6 +82,8 @@ const keepAlive: CommandSpec = {
 
 export const leaseCommand: CommandSpec = {
   name: 'lease',
+  params: '<subcommand>',
+  short: 'Lease related commands',
   subcommands: [grant, revoke, timeToLive, list, keepAlive],
 };
 

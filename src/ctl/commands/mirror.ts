@@ -12,14 +12,16 @@ const batchLimit = 1000;
 
 export const makeMirrorCommand: CommandSpec = {
   name: 'make-mirror',
+  params: '[options] <destination>',
+  short: 'Makes a mirror at the destination etcd cluster',
   flags: [
-    { name: 'prefix', kind: 'string', def: '' },
-    { name: 'dest-prefix', kind: 'string', def: '' },
-    { name: 'no-dest-prefix', kind: 'bool', def: 'false' },
-    { name: 'dest-cert', kind: 'string', def: '' },
-    { name: 'dest-key', kind: 'string', def: '' },
-    { name: 'dest-cacert', kind: 'string', def: '' },
-    { name: 'dest-insecure-transport', kind: 'bool', def: 'true' },
+    { name: 'prefix', kind: 'string', def: '', usage: 'Key-value prefix to mirror' },
+    { name: 'dest-prefix', kind: 'string', def: '', usage: 'destination prefix to mirror a prefix to a different prefix in the destination cluster' },
+    { name: 'no-dest-prefix', kind: 'bool', def: 'false', usage: 'mirror key-values to the root of the destination cluster' },
+    { name: 'dest-cert', kind: 'string', def: '', usage: 'Identify secure client using this TLS certificate file for the destination cluster' },
+    { name: 'dest-key', kind: 'string', def: '', usage: 'Identify secure client using this TLS key file' },
+    { name: 'dest-cacert', kind: 'string', def: '', usage: 'Verify certificates of TLS enabled secure servers using this CA bundle' },
+    { name: 'dest-insecure-transport', kind: 'bool', def: 'true', usage: 'Disable transport security for client connections' },
   ],
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'make-mirror takes one destination argument');

@@ -7,10 +7,10 @@ import { argify, goQuote } from '../go-format.js';
 import { ExitCode, fail } from '../output.js';
 
 const watchFlags: FlagSpec[] = [
-  { name: 'interactive', kind: 'bool', def: 'false', short: 'i' },
-  { name: 'prefix', kind: 'bool', def: 'false' },
-  { name: 'rev', kind: 'int', def: '0' },
-  { name: 'prev-kv', kind: 'bool', def: 'false' },
+  { name: 'interactive', kind: 'bool', def: 'false', short: 'i', usage: 'Interactive mode' },
+  { name: 'prefix', kind: 'bool', def: 'false', usage: 'Watch on a prefix if prefix is set' },
+  { name: 'rev', kind: 'int', def: '0', usage: 'Revision to start watching' },
+  { name: 'prev-kv', kind: 'bool', def: 'false', usage: 'get the previous key-value pair before the event happens' },
 ];
 
 interface WatchArgs {
@@ -119,6 +119,8 @@ async function interactive(ctl: Ctl, envKey: string, envRange: string): Promise<
 
 export const watchCommand: CommandSpec = {
   name: 'watch',
+  params: '[options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]',
+  short: 'Watches events stream on keys or prefixes',
   flags: watchFlags,
   run: async (ctl, args) => {
     const envKey = ctl.io.env['ETCDCTL_WATCH_KEY'] ?? '';
