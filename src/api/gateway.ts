@@ -367,39 +367,103 @@ export class Gateway {
 
   /**
    * A bidirectional stream: request objects are sent as they arrive in the
-   * body. At the body's end a keepalive stream is half-closed; a watch stays
-   * open until the HTTP client goes away, as etcd's watch ignores the end of
-   * its requests.
+   * body. As grpc-gateway v1, the first one is decoded before the call opens:
+   * if it does not decode, the answer is that error (code Unknown, 500) and
+   * no call is made; a later one that does not decode ends the sending. At
+   * the body's end a keepalive stream is half-closed; a watch stays open
+   * until the HTTP client goes away, as etcd's watch ignores the end of its
+   * requests.
    */
   private async bidi(method: AnyMethod, req: Req, res: Res, metadata: OutgoingMetadata, signal: AbortSignal, outlivesBody: boolean): Promise<void> {
+    const body = new StreamBody(method.requestType, req);
+    const firstError = await body.first;
+    if (firstError !== undefined) {
+      req.resume();
+      return this.fail(res, new GrpcError(GrpcStatus.UNKNOWN, firstError), false);
+    }
     const call = this.conn().bidi(method, { metadata, signal });
-    let pending = '';
-    const sendValues = (final: boolean): boolean => {
-      const { values, rest } = splitJsonValues(pending);
-      pending = rest;
-      for (const v of values) {
-        let msg: object;
-        try {
-          msg = fromJsonText(method.requestType, v);
-        } catch {
-          return false;
-        }
-        call.write(msg);
-      }
-      return !(final && pending.trim() !== '');
-    };
-    let bodyOk = true;
+    body.pipeTo(
+      (msg) => call.write(msg),
+      () => {
+        if (!outlivesBody) call.end();
+      },
+    );
+    await this.pipeResults(method, res, () => call.read());
+  }
+}
+
+/**
+ * The request objects of a stream body, decoded as they arrive; `first`
+ * settles once the first one decoded (undefined), the body ended without
+ * one (undefined), or it failed to decode (its error message).
+ */
+class StreamBody {
+  readonly first: Promise<string | undefined>;
+  private settleFirst: ((error: string | undefined) => void) | undefined;
+  private pending = '';
+  private readonly decoded: object[] = [];
+  private finished = false;
+  private send: ((msg: object) => void) | undefined;
+  private close: (() => void) | undefined;
+
+  constructor(
+    private readonly type: MessageType<object>,
+    req: Req,
+  ) {
+    this.first = new Promise((resolve) => (this.settleFirst = resolve));
     req.on('data', (c: Buffer) => {
-      if (!bodyOk) return;
-      pending += c.toString('utf8');
-      if (pending.length > bodyBytesMax) bodyOk = false;
-      else bodyOk = sendValues(false);
-      if (!bodyOk && !outlivesBody) call.end();
+      if (this.finished) return;
+      this.pending += c.toString('utf8');
+      if (this.pending.length > bodyBytesMax) return this.fail('http: request body too large');
+      this.decode(false);
     });
     req.on('end', () => {
-      if (bodyOk) sendValues(true);
-      if (!outlivesBody) call.end();
+      if (this.finished) return;
+      this.decode(true);
+      this.finish();
     });
-    await this.pipeResults(method, res, () => call.read());
+  }
+
+  /** Hands over what was decoded so far and everything after; close is called when nothing more will come. */
+  pipeTo(send: (msg: object) => void, close: () => void): void {
+    for (const m of this.decoded.splice(0)) send(m);
+    this.send = send;
+    this.close = close;
+    if (this.finished) close();
+  }
+
+  private decode(atEnd: boolean): void {
+    const { values, rest } = splitJsonValues(this.pending);
+    this.pending = rest;
+    // At the end, what is left (a scalar, a truncated value) is one more value for the decoder to refuse.
+    if (atEnd && rest.trim() !== '') values.push(rest);
+    for (const v of values) {
+      let msg: object;
+      try {
+        msg = fromJsonText(this.type, v);
+      } catch (e) {
+        return this.fail(errorOf(e).message);
+      }
+      if (this.send !== undefined) this.send(msg);
+      else this.decoded.push(msg);
+      this.settleFirst?.(undefined);
+      this.settleFirst = undefined;
+    }
+  }
+
+  private fail(message: string): void {
+    if (this.settleFirst !== undefined) {
+      this.settleFirst(message);
+      this.settleFirst = undefined;
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.settleFirst?.(undefined);
+    this.settleFirst = undefined;
+    this.close?.();
   }
 }

@@ -95,6 +95,13 @@ async function badInput(call: Call): Promise<void> {
   await call('negative uint64', '/v3/cluster/member/remove', { body: '{"ID":-1}' });
   await call('uint64 overflow', '/v3/cluster/member/remove', { body: '{"ID":"18446744073709551616"}' });
   await call('letters for int64', '/v3/lease/grant', { body: '{"TTL":"abc"}' });
+  // Streams: a first request that does not decode is the answer (code Unknown, 500); a later one ends the sending.
+  for (const body of ['{bad', '5', '[]', '{"create_request":5}', '{"create_request":{"key":"YQ="}}', '{"create_request":{"key":"YQ==","start_revision":"x"}}']) {
+    await call(`watch, first request ${body}`, '/v3/watch', { body });
+  }
+  await call('keepalive, first request bad', '/v3/lease/keepalive', { body: '{"ID":"x"}' });
+  await call('keepalive, second request bad', '/v3/lease/keepalive', { body: '{"ID":"1"} {bad' });
+  await call('observe, bad request', '/v3/election/observe', { body: '{"name":5}' });
   // Methods and paths.
   for (const method of ['PUT', 'DELETE', 'PATCH']) await call(method, '/v3/kv/range', { method, body: '{}' });
   await call('GET unknown path', '/v3/kv/nothing', { method: 'GET' });
