@@ -60,7 +60,12 @@ function historicalRev(req: TxnRequest): number | undefined {
   return req.compares.length === 0 && req.success.length === 1 && only?.type === 'range' ? only.revision : undefined;
 }
 
-export function checkKv(ops: readonly OpRecord[], replay: Replay): Violation[] {
+/**
+ * expirable: leases that may expire on their own (the short leases); a
+ * delete-only revision no request explains may be one of them expiring —
+ * exactly its keys, all at once. (The lease checker says whether it was due.)
+ */
+export function checkKv(ops: readonly OpRecord[], replay: Replay, expirable: readonly string[] = []): Violation[] {
   const v: Violation[] = [];
   const add = (check: string, message: string, ids: number[] = []): void => void v.push({ check, message, ops: ids });
   const live = ops.filter((o) => o.status === 'ok' || o.status === 'indeterminate');
@@ -100,6 +105,7 @@ export function checkKv(ops: readonly OpRecord[], replay: Replay): Violation[] {
     const acked = candidates.find((op) => op.status === 'ok' && op.res?.revision === rev && deleteEventsMatch(replay, rev, op, events));
     const maybe = candidates.filter((op) => op.status === 'indeterminate').sort((a, b) => a.invokeMs - b.invokeMs);
     const chosen = acked ?? maybe.find((op) => deleteEventsMatch(replay, rev, op, events));
+    if (chosen === undefined && expirable.some((lease) => sameEvents(revokeEvents(replay, rev - 1, lease), events))) continue;
     if (chosen === undefined) {
       add('attribution', `revision ${rev} (${events.map(showEvent).join('; ')}) was written by no client request (phantom write)`);
       continue;
@@ -126,7 +132,14 @@ export function checkKv(ops: readonly OpRecord[], replay: Replay): Violation[] {
 
 function deleteEventsMatch(replay: Replay, rev: number, op: OpRecord, events: readonly WatchEvent[]): boolean {
   const want = expectedEvents(replay, rev, op);
-  return want !== undefined && want.length === events.length && want.every((e, i) => sameEvent(e, events[i] as WatchEvent, true));
+  return want !== undefined && sameEvents(want, events);
+}
+
+/** Equal event lists, prev_kv included; a lease's deletes in key order. */
+function sameEvents(want: readonly WatchEvent[], events: readonly WatchEvent[]): boolean {
+  const got = [...events].sort((a, b) => (a.kv.key < b.kv.key ? -1 : a.kv.key > b.kv.key ? 1 : 0));
+  const sortedWant = [...want].sort((a, b) => (a.kv.key < b.kv.key ? -1 : a.kv.key > b.kv.key ? 1 : 0));
+  return want.length > 0 && sortedWant.length === got.length && sortedWant.every((e, i) => sameEvent(e, got[i] as WatchEvent, true));
 }
 
 /** The events op produces when applied at rev (on the state of rev - 1); undefined for a lease grant. */

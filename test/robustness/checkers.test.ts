@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { checkKv } from './check-kv.js';
+import { checkLeases } from './check-lease.js';
 import { checkWatches, mergeReference } from './check-watch.js';
 import type { Kv, OpRecord, OpResult, Request, TxnOp, WatchEvent, WatchRecord } from './history.js';
 import { Replay, deletedKv } from './model.js';
@@ -166,5 +167,48 @@ describe('watch checker', () => {
   test('an impossible history (a version that does not count up) is reported', () => {
     const bad = reference([[putEv(a2)], [putEv(kv('a', 'v2', 3, 2, 5), a2)]]);
     assert.match(check(ops.slice(0, 2), [bad]).join('\n'), /put a has version 5/);
+  });
+});
+
+describe('lease checker', () => {
+  // Lease 7 (asked 1 s, the minimum 2 s) holds x and y, put at 2 and 3; both deleted at 4, an expiry seen at deleteMs.
+  const x = { ...kv('x', 'vx', 2), lease: '7' };
+  const y = { ...kv('y', 'vy', 3), lease: '7' };
+  const leaseRef = (deleteMs: number, split = false): WatchRecord => {
+    const w = reference([[putEv(x)], [putEv(y)], ...(split ? [[{ type: 'delete' as const, kv: deletedKv('x', 4), prevKv: x }], [{ type: 'delete' as const, kv: deletedKv('y', 5), prevKv: y }]] : [[{ type: 'delete' as const, kv: deletedKv('x', 4), prevKv: x }, { type: 'delete' as const, kv: deletedKv('y', 4), prevKv: y }]])]);
+    const responses = (w.segments[0] as WatchRecord['segments'][number]).responses;
+    responses.forEach((r, i) => ((r as { atMs: number }).atMs = i < 2 ? 10 : deleteMs));
+    return w;
+  };
+  function run(grantedTtl: number, deleteMs: number, opts: { split?: boolean; keepAliveAt?: number } = {}): string[] {
+    const grant = op('lease-grant-short', { kind: 'leaseGrant', id: '7', ttl: 1 }, 0, 5, { rev: 1 });
+    (grant.res as { leaseTtl?: number }).leaseTtl = grantedTtl;
+    const ops = [
+      grant,
+      op('put', txn([{ type: 'put', key: 'x', value: 'vx', lease: '7' }]), 6, 9, { rev: 2, results: [{ type: 'put' }] }),
+      op('put', txn([{ type: 'put', key: 'y', value: 'vy', lease: '7' }]), 9, 10, { rev: 3, results: [{ type: 'put' }] }),
+    ];
+    const watches = [leaseRef(deleteMs, opts.split)];
+    const h = {
+      seed: 0, ops, watches, members: {}, faults: [], minLeaseTtl: 2,
+      leases: [{ id: '7', client: 0, ttlAsked: 1, grantOp: grant.id, keys: ['x', 'y'], abandonedMs: 10, keepAlives: opts.keepAliveAt === undefined ? [] : [{ invokeMs: opts.keepAliveAt, returnMs: opts.keepAliveAt + 1, ttl: grantedTtl, memberId: 'm1' }] }],
+    };
+    const { replay, problems } = Replay.build(mergeReference(watches));
+    return [...problems, ...checkKv(ops, replay, ['7']).map((v) => `${v.check}: ${v.message}`), ...checkLeases(h, replay).map((v) => `${v.check}: ${v.message}`)];
+  }
+
+  test('an expiry after the TTL, all keys at one revision, passes', () => {
+    assert.deepEqual(run(2, 2500), []);
+  });
+  test('a TTL below the minimum, or below what was asked, is caught', () => {
+    assert.match(run(1, 2500).join('\n'), /lease: lease 7: asked TTL 1 s, granted 1 s; the minimum being 2 s, etcd grants 2 s/);
+  });
+  test('an expiry before the TTL ran out since the last keep-alive is caught', () => {
+    assert.match(run(2, 1500).join('\n'), /lease 7 \(TTL 2 s\) expired early/);
+    assert.match(run(2, 2500, { keepAliveAt: 1000 }).join('\n'), /expired early: .*last keep-alive answered by m1/);
+    assert.deepEqual(run(2, 3100, { keepAliveAt: 1000 }), []);
+  });
+  test("a lease's keys deleted at two revisions are caught", () => {
+    assert.match(run(2, 2500, { split: true }).join('\n'), /deleted at different revisions/);
   });
 });

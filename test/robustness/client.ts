@@ -116,6 +116,8 @@ export class RecordingClient {
   private endpointIndex = 0;
   /** The highest header revision this client saw. */
   lastRevision = 1;
+  /** The id of the last op run() recorded. */
+  lastOpId = -1;
 
   constructor(private readonly opts: ClientOptions) {}
 
@@ -143,10 +145,44 @@ export class RecordingClient {
     this.channel = undefined;
   }
 
+  /**
+   * One LeaseKeepAlive round trip on a stream of its own (not a KV op, so not
+   * in the history's ops): the TTL the leader answered, 0 when the lease is
+   * gone, undefined when the call failed.
+   */
+  async keepAlive(id: string): Promise<{ invokeMs: number; returnMs: number; ttl: number; memberId: string } | undefined> {
+    const invokeMs = nowMs();
+    const call = this.chan().bidi(methods.lease.LeaseKeepAlive, { timeoutMs: this.opts.timeoutMs });
+    try {
+      call.write(etcdserverpb.LeaseKeepAliveRequest.create({ ID: BigInt(id) }));
+      const r = await call.read();
+      return r === undefined ? undefined : { invokeMs, returnMs: nowMs(), ttl: r.TTL, memberId: idToHex(r.header?.memberId ?? 0n) };
+    } catch (e) {
+      if (!(e instanceof GrpcError)) throw e;
+      this.failover();
+      return undefined;
+    } finally {
+      call.cancel();
+    }
+  }
+
+  /** LeaseTimeToLive's TTL (-1: the lease is gone), undefined when the call failed. */
+  async timeToLive(id: string): Promise<number | undefined> {
+    try {
+      const r = await this.chan().unary(methods.lease.LeaseTimeToLive, etcdserverpb.LeaseTimeToLiveRequest.create({ ID: BigInt(id) }), { timeoutMs: this.opts.timeoutMs });
+      return r.TTL;
+    } catch (e) {
+      if (!(e instanceof GrpcError)) throw e;
+      this.failover();
+      return undefined;
+    }
+  }
+
   /** Runs a request; the result when it succeeded, undefined when it failed (recorded either way). */
   async run(label: string, req: Request): Promise<Response | undefined> {
     const op: OpRecord = { id: this.opts.nextOpId(), client: this.opts.id, label, endpoint: this.endpoint, invokeMs: nowMs(), req };
     this.opts.ops.push(op);
+    this.lastOpId = op.id;
     try {
       const res = await this.send(req);
       op.returnMs = nowMs();
@@ -172,7 +208,7 @@ export class RecordingClient {
     switch (req.kind) {
       case 'leaseGrant': {
         const r = await ch.unary(methods.lease.LeaseGrant, etcdserverpb.LeaseGrantRequest.create({ ID: BigInt(req.id), TTL: req.ttl }), call);
-        return { ...header(r.header), succeeded: true, results: [] };
+        return { ...header(r.header), leaseTtl: r.TTL, succeeded: true, results: [] };
       }
       case 'leaseRevoke': {
         const r = await ch.unary(methods.lease.LeaseRevoke, etcdserverpb.LeaseRevokeRequest.create({ ID: BigInt(req.id) }), call);

@@ -70,6 +70,8 @@ export type OpResult =
 export interface Response {
   /** The header's revision. */
   readonly revision: number;
+  /** A lease grant's TTL as granted. */
+  readonly leaseTtl?: number;
   /** The header's member id (hex). */
   readonly memberId: string;
   readonly succeeded: boolean;
@@ -131,10 +133,42 @@ export interface WatchRecord {
   readonly segments: WatchSegment[];
 }
 
+/** One keep-alive that the leader answered with a TTL (the lease lives on from its invoke). */
+export interface KeepAliveRecord {
+  readonly invokeMs: number;
+  readonly returnMs: number;
+  readonly ttl: number;
+  /** Who answered (hex). */
+  readonly memberId: string;
+}
+
+/**
+ * A short lease of the lease traffic (leases.ts): its grant and revoke are
+ * ops of the history; keep-alives and the client's intent are here.
+ */
+export interface LeaseRecord {
+  readonly id: string;
+  readonly client: number;
+  readonly ttlAsked: number;
+  /** The op that granted it (its response carries the TTL granted). */
+  readonly grantOp: number;
+  /** Keys put with this lease (unique to it). */
+  readonly keys: string[];
+  readonly keepAlives: KeepAliveRecord[];
+  /** The client stopped keeping it alive at this time and lets it expire; undefined: revoked or kept to the end. */
+  abandonedMs?: number;
+  /** The op that revoked it. */
+  revokeOp?: number;
+}
+
 export interface History {
   readonly seed: number;
   readonly ops: OpRecord[];
   readonly watches: WatchRecord[];
+  /** The short leases (absent in histories saved before there were any). */
+  readonly leases?: LeaseRecord[];
+  /** The cluster's minimum lease TTL in seconds, as etcd computes it from the heartbeat and election timeout. */
+  readonly minLeaseTtl?: number;
   /** Member id (hex) -> endpoint, for reports. */
   readonly members: Record<string, string>;
   readonly faults: { atMs: number; what: string }[];

@@ -11,14 +11,16 @@ import { SeededRand, type Rand } from '../../src/base/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, getHealth, methods, openChannel, type Cluster, type Member } from '../harness/index.js';
 import { checkKv, type Violation } from './check-kv.js';
+import { checkLeases } from './check-lease.js';
 import { checkWatches, mergeReference } from './check-watch.js';
 import { RecordingClient } from './client.js';
 import { startRobustCluster } from './cluster.js';
 import { defragment, faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
 import { nowMs, type History, type WatchRecord } from './history.js';
+import { runLeaseClient } from './leases.js';
 import { Replay } from './model.js';
 import { etcdKeyPrefix, k8sKeyPrefix, listPaginated, prefixEnd, runEtcdClient, runKubernetesClient } from './traffic.js';
-import { Watcher } from './watchers.js';
+import { Watcher, type WatcherOptions } from './watchers.js';
 
 export interface RunOptions {
   readonly seed: number;
@@ -43,6 +45,15 @@ export interface RunReport {
 }
 
 const readyTimeoutMs = 60_000;
+/** The members run with etcd's default --heartbeat-interval and --election-timeout. */
+const defaultHeartbeatMs = 100;
+const defaultElectionMs = 1000;
+
+/** etcd's minimum lease TTL: 3/2 of the election ticks (integer ticks, as Go divides), in whole seconds, rounded up. */
+export function minLeaseTtlSeconds(heartbeatMs: number, electionMs: number): number {
+  const electionTicks = Math.floor(electionMs / heartbeatMs);
+  return Math.ceil((Math.floor((3 * electionTicks) / 2) * heartbeatMs) / 1000);
+}
 const catchUpMs = 30_000;
 
 export async function runRobustness(o: RunOptions): Promise<RunReport> {
@@ -50,7 +61,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const log = o.log ?? ((): void => undefined);
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `etcd-robustness-${o.seed}-`));
   let t0 = nowMs();
-  const history: History = { seed: o.seed, ops: [], watches: [], members: {}, faults: [] };
+  const history: History = { seed: o.seed, ops: [], watches: [], leases: [], minLeaseTtl: minLeaseTtlSeconds(defaultHeartbeatMs, defaultElectionMs), members: {}, faults: [] };
   const info = (what: string): void => log(`  ${((nowMs() - t0) / 1000).toFixed(1)}s ${what}`);
   const note = (what: string): void => {
     history.faults.push({ atMs: nowMs(), what });
@@ -72,10 +83,10 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     return c;
   };
   const watchers: Watcher[] = [];
-  const watch = (label: string, key: string, end: string, prevKv: boolean, startRev: number, endpoints: readonly string[]): void => {
+  const watch = (label: string, key: string, end: string, prevKv: boolean, startRev: number, endpoints: readonly string[], slow?: WatcherOptions['slow']): void => {
     const record: WatchRecord = { id: watchSeq++, label, key, end, prevKv, segments: [] };
     history.watches.push(record);
-    watchers.push(new Watcher({ record, endpoints, startRev, stallMs: 5000 }));
+    watchers.push(new Watcher({ record, endpoints, startRev, stallMs: 5000, ...(slow !== undefined ? { slow } : {}) }));
   };
   const rotated = (i: number): string[] => cluster.endpoints.map((_, j) => cluster.endpoints[(i + j) % cluster.endpoints.length] as string);
 
@@ -84,6 +95,9 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     // Watches: one from revision 1 on every key with prev_kv (the history), one per member.
     watch('all keys from 1, prev_kv', '', '\0', true, 1, rotated(0));
     cluster.endpoints.forEach((_, i) => watch(`all keys on m${i + 1}`, '', '\0', false, 1, rotated(i)));
+    // Slow consumers (P11): stop reading for 2-4 s every 5-15 responses.
+    watch('all keys from 1, prev_kv, slow reader', '', '\0', true, 1, rotated(1), { every: 5 + rand.intn(10), pauseMs: 2000 + rand.intn(2000) });
+    watch(`${etcdKeyPrefix} from 1, slow reader`, etcdKeyPrefix, prefixEnd(etcdKeyPrefix), false, 1, rotated(2 % cluster.endpoints.length), { every: 5 + rand.intn(10), pauseMs: 2000 + rand.intn(2000) });
     let stopped = false;
     const traffic: Promise<void>[] = [];
     const topts = { rand, pauseMs: o.pauseMs ?? 20, stopped: () => stopped };
@@ -92,6 +106,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
       traffic.push(runKubernetesClient(newClient(rotated(i).slice(0, 1)), topts));
     });
     traffic.push(runEtcdClient(newClient(rotated(0)), topts));
+    traffic.push(runLeaseClient(newClient(rotated(1)), history.leases ?? [], topts));
     // A Kubernetes list+watch starting mid-run.
     const informer = (async (): Promise<void> => {
       await delay(o.durationMs / 3);
@@ -103,6 +118,17 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
           return;
         }
         await delay(200);
+      }
+    })();
+    // Watches opened mid-run at -100..+100 around the revision the clients have seen (P1): past ones
+    // replay history or are canceled as compacted, future ones wait.
+    const offsetWatches = (async (): Promise<void> => {
+      for (let n = 0; n < 4 && !stopped; n++) {
+        await delay(o.durationMs / 5);
+        const current = Math.max(...clients.map((c) => c.lastRevision));
+        const offset = rand.intn(201) - 100;
+        const [key, end] = rand.intn(2) === 0 ? ['', '\0'] : [k8sKeyPrefix, prefixEnd(k8sKeyPrefix)];
+        watch(`${key === '' ? 'all keys' : key} from ${current}${offset >= 0 ? '+' : ''}${offset}`, key, end, rand.intn(2) === 0, Math.max(1, current + offset), rotated(n));
       }
     })();
     const maintenance = runMaintenance(cluster, rand, watchers, clients, () => stopped, info);
@@ -121,7 +147,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     }
     while (nowMs() < end) await delay(100);
     stopped = true;
-    await Promise.all([...traffic, informer, maintenance]);
+    await Promise.all([...traffic, informer, offsetWatches, maintenance]);
     info('traffic stopped');
     await restoreCluster(ctx);
     const healthy = await waitHealthy(cluster.members, 30_000);
@@ -136,8 +162,9 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     const { replay, problems } = Replay.build(mergeReference(history.watches));
     violations = [
       ...problems.map((message) => ({ check: 'history', message })),
-      ...checkKv(history.ops, replay),
+      ...checkKv(history.ops, replay, (history.leases ?? []).map((l) => l.id)),
       ...checkWatches(history.watches, replay),
+      ...checkLeases(history, replay),
       ...(await checkHashKv(cluster, lastRev)),
       ...(healthy ? [] : [{ check: 'health', message: `not every member was healthy 30 s after the faults stopped` }]),
     ];
@@ -262,6 +289,8 @@ function summarize(h: History): Record<string, number> {
     watchEvents: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.reduce((u, r) => u + r.events.length, 0), 0), 0),
     watchStreams: h.watches.reduce((s, w) => s + w.segments.length, 0),
     faults: h.faults.length,
+    shortLeases: h.leases?.length ?? 0,
+    abandonedLeases: h.leases?.filter((l) => l.abandonedMs !== undefined).length ?? 0,
   };
 }
 

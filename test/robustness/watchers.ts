@@ -5,6 +5,11 @@
  * it received — the resumption the watch API promises. When the server
  * cancels it for compaction, it restarts at the compact revision (the gap
  * is the one compaction allows). Every response is recorded.
+ *
+ * A slow watcher (P11) stops reading for a while every few responses: the
+ * client's HTTP/2 window fills, the server's send blocks, and the member
+ * must hold its events (etcd's victim watchers) and deliver them in order
+ * once the reader is back — or cancel the watch for compaction, never skip.
  */
 import { utf8 } from '../../src/base/index.js';
 import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
@@ -21,6 +26,8 @@ export interface WatcherOptions {
   readonly startRev: number;
   /** A stream with no response for this long is abandoned for a new one (only while catching up). */
   readonly stallMs: number;
+  /** A slow consumer: after every `every` responses with events, read nothing for pauseMs (not while catching up). */
+  readonly slow?: { readonly every: number; readonly pauseMs: number };
 }
 
 export class Watcher {
@@ -32,6 +39,7 @@ export class Watcher {
   private current: { cancel(): void } | undefined;
   private target: number | undefined;
   private lastResponseMs = nowMs();
+  private responsesSincePause = 0;
   private readonly done: Promise<void>;
 
   constructor(private readonly o: WatcherOptions) {
@@ -74,6 +82,15 @@ export class Watcher {
       this.endpointIndex++;
       await Promise.race([delay(retryPauseMs), new Promise<void>((r) => (this.resolveStop = r))]);
     }
+  }
+
+  private async maybeStopReading(hadEvents: boolean): Promise<void> {
+    const slow = this.o.slow;
+    if (slow === undefined || !hadEvents || this.target !== undefined) return;
+    if (++this.responsesSincePause < slow.every) return;
+    this.responsesSincePause = 0;
+    await delay(slow.pauseMs);
+    this.lastResponseMs = nowMs();
   }
 
   /** One Watch call; returns the compact revision if the server canceled it for compaction. */
@@ -128,6 +145,7 @@ export class Watcher {
           this.stopped = true;
           return undefined;
         }
+        await this.maybeStopReading(events.length > 0);
       }
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
