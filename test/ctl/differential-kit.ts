@@ -66,7 +66,9 @@ function normalise(o: Outcome, leases: Map<string, string>): Outcome {
       .replace(/"took":("[^"]*"|[0-9.e+-]+)/g, '"took":D')
       .replace(/took = [0-9.]+[µmn]?s/g, 'took = D')
       .replace(/\| +[0-9.]+[µmn]?s +\|/g, '| D |')
-      .replace(/"Took" : [0-9.]+[µmn]?s/g, '"Took" : D');
+      .replace(/"Took" : [0-9.]+[µmn]?s/g, '"Took" : D')
+      // grpc-go's own logging under --debug is not emulated (etcdctl-ts has no grpc-go inside).
+      .replace(/^(INFO|WARNING): \d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[(core|transport)\].*\n/gm, '');
   // A table's column widths follow the durations in it.
   const squeeze = (s: string): string => (s.includes('+-') ? s.replace(/-{2,}/g, '-').replace(/ {2,}/g, ' ') : s);
   return { ...o, stdout: squeeze(clean(o.stdout)), stderr: clean(o.stderr) };
