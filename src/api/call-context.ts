@@ -9,22 +9,43 @@ import { GrpcError, type ServerCall } from '../grpc/index.js';
 import { type EtcdServer, type RequestContext, ServerError } from '../server/index.js';
 import { statusOf } from './errors.js';
 
-/** The caller's auth info and cancellation, for the server's operations. */
-export async function requestContext(s: EtcdServer, call: ServerCall): Promise<RequestContext> {
+/**
+ * A call's RequestContext. The signal is the call's, taken only when the
+ * server asks for it (a proposal does, a local read does not): a call's
+ * AbortSignal is made on first use and costs an AbortController.
+ */
+class CallRequestContext implements RequestContext {
+  constructor(
+    readonly user: RequestContext['user'],
+    private readonly call: ServerCall,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.call.signal;
+  }
+}
+
+/**
+ * The caller's auth info and cancellation, for the server's operations.
+ * A promise only when a token must wait for the entry that issued it.
+ */
+export function requestContext(s: EtcdServer, call: ServerCall): RequestContext | Promise<RequestContext> {
   const token = call.metadata.get('token') ?? call.metadata.get('authorization');
   if (token !== undefined && token !== '') {
     const waitIndex = s.auth.tokenWaitIndex(token);
     // A simple token is known once the entry that issued it is applied here.
-    if (waitIndex !== undefined && waitIndex > s.appliedIndex) await s.appliedWait.wait(waitIndex);
-    return { user: s.auth.authInfoFromToken(token), signal: call.signal };
+    if (waitIndex !== undefined && waitIndex > s.appliedIndex) {
+      return s.appliedWait.wait(waitIndex).then(() => new CallRequestContext(s.auth.authInfoFromToken(token), call));
+    }
+    return new CallRequestContext(s.auth.authInfoFromToken(token), call);
   }
   const cn = call.peer.commonName;
   if (cn !== undefined && s.cfg.clientTls.clientCertAuth) {
     // The gateway's loopback connection carries the server's own certificate, never the caller's.
     const user = s.auth.authInfoFromTls(cn, call.metadata.get('grpcgateway-accept') !== undefined);
-    if (user !== undefined) return { user, signal: call.signal };
+    if (user !== undefined) return new CallRequestContext(user, call);
   }
-  return { signal: call.signal };
+  return new CallRequestContext(undefined, call);
 }
 
 /** Fails the call as etcd's interceptors would, before any work. */

@@ -60,7 +60,8 @@ export function parseEncoding(value: string | undefined): MessageEncoding | unde
  * (bounded by the HTTP/2 window), never the length it claims.
  */
 export class MessageDeframer {
-  private readonly header = Buffer.alloc(frameHeaderBytes);
+  /** A header split over chunks is gathered here (made on first need: most headers arrive whole). */
+  private header: Buffer | undefined;
   private headerFilled = 0;
   private parts: Buffer[] = [];
   private partsBytes = 0;
@@ -93,12 +94,13 @@ export class MessageDeframer {
           pos += frameHeaderBytes;
         } else {
           const take = Math.min(frameHeaderBytes - this.headerFilled, n - pos);
-          chunk.copy(this.header, this.headerFilled, pos, pos + take);
+          const header = (this.header ??= Buffer.alloc(frameHeaderBytes));
+          chunk.copy(header, this.headerFilled, pos, pos + take);
           this.headerFilled += take;
           pos += take;
           if (this.headerFilled < frameHeaderBytes) break;
-          this.flag = this.header[0] ?? 0;
-          this.expected = this.header.readUInt32BE(1);
+          this.flag = header[0] ?? 0;
+          this.expected = header.readUInt32BE(1);
           this.headerFilled = 0;
         }
         const err = this.checkHeader();

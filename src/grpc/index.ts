@@ -58,6 +58,7 @@ export type {
   ServerStreamHandler,
   ClientStreamHandler,
   BidiHandler,
+  CallInfo,
   CallStats,
   CallObserver,
 } from './server-call.js';

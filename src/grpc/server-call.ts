@@ -4,8 +4,13 @@
  * stream's backpressure, and ends with trailers (or a trailers-only response
  * when nothing was sent). Every way a call can end goes through finish().
  */
-import { constants as h2, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { IncomingHttpHeaders } from 'node:http2';
+import {
+  constants as h2,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+  type ServerStreamResponseOptions,
+} from 'node:http2';
 import { frameHeaderBytes, frameMessage, MessageDeframer, type MessageCodec, type MessageEncoding } from './framing.js';
 import { DrainSignal, Inbox } from './flow.js';
 import { addMetadataHeaders, Metadata } from './metadata.js';
@@ -86,12 +91,16 @@ export type ServerStreamHandler<Req, Res> = (request: Req, call: ServerWritableC
 export type ClientStreamHandler<Req, Res> = (call: ServerReadableCall<Req>) => Promise<Res>;
 export type BidiHandler<Req, Res> = (call: ServerDuplexCall<Req, Res>) => Promise<void>;
 
-/** Per-call figures handed to the observer when a call ends. */
-export interface CallStats {
+/** Which method a call is for. */
+export interface CallInfo {
   readonly path: string;
   readonly service: string;
   readonly method: string;
   readonly type: CallType;
+}
+
+/** Per-call figures handed to the observer when a call ends. */
+export interface CallStats extends CallInfo {
   readonly code: GrpcStatusCode;
   readonly durationMs: number;
   readonly bytesIn: number;
@@ -102,17 +111,13 @@ export interface CallStats {
 
 /** Hooks for metrics (grpc_server_started_total, grpc_server_handled_total, ...). */
 export interface CallObserver {
-  /** `info` is the registered method itself (no object per call); `headers` the request's. */
-  started?(info: { readonly path: string; readonly service: string; readonly method: string; readonly type: CallType }, headers: IncomingHttpHeaders): void;
+  /** `info` is the registered method itself (the same object for every call of it); `headers` the request's. */
+  started?(info: CallInfo, headers: IncomingHttpHeaders): void;
   handled?(stats: CallStats): void;
 }
 
 /** A registered method, with its handler erased to one calling convention. */
-export interface RegisteredMethod {
-  readonly path: string;
-  readonly service: string;
-  readonly method: string;
-  readonly type: CallType;
+export interface RegisteredMethod extends CallInfo {
   readonly requestType: MessageCodec<unknown>;
   readonly responseType: MessageCodec<unknown>;
   readonly handler: (request: unknown, call: ServerCallImpl) => Promise<unknown>;
@@ -133,6 +138,55 @@ const timerMsMax = 0x7fff_ffff;
 
 function noop(): void {
   // Stream errors surface through 'close'; the listener only keeps Node from throwing.
+}
+
+/**
+ * The headers of every response as grpc-go sends them: no `date` (Node adds
+ * one unless told not to). Node copies headers and options before use, so
+ * the common ones below are shared, frozen objects.
+ */
+const headersOptions = Object.freeze({ waitForTrailers: true, sendDate: false }) as ServerStreamResponseOptions;
+/** Options for respond() with a trailers-only response. */
+export const trailersOnlyOptions = Object.freeze({ endStream: true, sendDate: false }) as ServerStreamResponseOptions;
+const grpcContentType = 'application/grpc';
+const plainHeaders: OutgoingHttpHeaders = Object.freeze({ ':status': 200, 'content-type': grpcContentType });
+/** grpc-go always sends grpc-message, empty on success. */
+const okTrailers: OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0', 'grpc-message': '' });
+
+/** The status fields (and trailer metadata) that end a call, as grpc-go orders them. */
+function statusFields(target: OutgoingHttpHeaders, code: GrpcStatusCode, message: string, md: OutgoingMetadata | undefined): OutgoingHttpHeaders {
+  target['grpc-status'] = String(code);
+  target['grpc-message'] = message === '' ? '' : encodeGrpcMessage(message);
+  addMetadataHeaders(target, md);
+  return target;
+}
+
+/**
+ * The call a stream belongs to, kept on the stream itself: the stream's
+ * listeners are then shared functions (their `this` is the stream) instead
+ * of closures made per call.
+ */
+const callKey = Symbol('grpc.serverCall');
+type CallStream = ServerHttp2Stream & { [callKey]: ServerCallImpl };
+
+function onStreamClose(this: CallStream): void {
+  this[callKey].onClose();
+}
+
+function onStreamData(this: CallStream, chunk: Buffer): void {
+  this[callKey].onData(chunk);
+}
+
+function onStreamEnd(this: CallStream): void {
+  this[callKey].onEnd();
+}
+
+function onWantTrailers(this: CallStream): void {
+  this[callKey].sendTrailers();
+}
+
+function onDeadlineTimer(call: ServerCallImpl): void {
+  call.onDeadline();
 }
 
 /** How long a stream the client keeps open may linger after our final HEADERS. */
@@ -157,8 +211,20 @@ export function closeLingering(stream: ServerHttp2Stream): void {
 export function responseContentType(requestContentType: string | undefined): string {
   return requestContentType !== undefined && requestContentType.startsWith('application/grpc+')
     ? requestContentType
-    : 'application/grpc';
+    : grpcContentType;
 }
+
+/** A trailers-only response (the call failed, or ended, before any message): headers and status in one block. */
+export function trailersOnly(
+  requestContentType: string | undefined,
+  code: GrpcStatusCode,
+  message: string,
+  md?: OutgoingMetadata,
+): OutgoingHttpHeaders {
+  const h: OutgoingHttpHeaders = { ':status': 200, 'content-type': responseContentType(requestContentType) };
+  return statusFields(h, code, message, md);
+}
+
 
 export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
   readonly path: string;
@@ -172,12 +238,13 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
   private timer: NodeJS.Timeout | undefined;
   private readonly deframer: MessageDeframer;
   private metadataCache: Metadata | undefined;
-  /** Client-streaming and bidi requests not yet read by the handler. */
-  private readonly inbox: Inbox<unknown>;
+  /** Client-streaming and bidi requests not yet read by the handler (made on first use for other calls). */
+  private inbox: Inbox<unknown> | undefined;
   /** The client has half-closed (END_STREAM seen). */
   private readEnded = false;
   private gotRequest = false;
-  private readonly drain: DrainSignal;
+  /** Made when a handler first waits for the stream to drain. */
+  private drain: DrainSignal | undefined;
   private readonly startMs = performance.now();
   private bytesIn = 0;
   private bytesOut = 0;
@@ -195,16 +262,19 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
   ) {
     this.path = def.path;
     this.deframer = new MessageDeframer(ctx.maxReceiveMessageBytes, encoding);
-    this.inbox = new Inbox(stream);
-    this.drain = new DrainSignal(stream);
+    if (def.type === 'client_stream' || def.type === 'bidi_stream') this.inbox = new Inbox(stream);
     this.deadlineMs = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     if (timeoutMs !== undefined && timeoutMs <= timerMsMax) {
-      this.timer = setTimeout(() => this.onDeadline(), timeoutMs);
+      // Whole milliseconds: Node keeps one timer list per distinct duration, and
+      // grpc-timeout in ns or µs would make a new list (a heap insert) per call.
+      this.timer = setTimeout(onDeadlineTimer, Math.ceil(timeoutMs), this);
     }
+    (stream as CallStream)[callKey] = this;
+    // 'close' and 'end' fire once; plain listeners spare once()'s wrapper.
     stream.on('error', noop);
-    stream.once('close', () => this.onClose());
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.once('end', () => this.onEnd());
+    stream.on('close', onStreamClose);
+    stream.on('data', onStreamData);
+    stream.on('end', onStreamEnd);
     ctx.observer?.started?.(def, headers);
   }
 
@@ -261,15 +331,28 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
   }
 
   drained(): Promise<void> {
-    return this.done ? Promise.resolve() : this.drain.wait();
+    if (this.done) return Promise.resolve();
+    this.drain ??= new DrainSignal(this.stream);
+    return this.drain.wait();
   }
 
   read(): Promise<unknown> {
-    return this.inbox.read();
+    return this.requests().read();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<unknown> {
-    return this.inbox.iterator();
+    return this.requests().iterator();
+  }
+
+  /** The inbox, made on first use by a call that does not stream requests (it then only reports the end). */
+  private requests(): Inbox<unknown> {
+    if (this.inbox === undefined) {
+      const inbox = new Inbox<unknown>(this.stream);
+      if (this.abortReason !== undefined) inbox.fail(this.abortReason);
+      else if (this.done || this.readEnded) inbox.end();
+      this.inbox = inbox;
+    }
+    return this.inbox;
   }
 
   /** Ends the call with a status; the only way a call ends from this side. */
@@ -280,18 +363,14 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     const stream = this.stream;
     if (!stream.closed && !stream.destroyed) {
       this.conn.wrote = true;
-      const t: OutgoingHttpHeaders = { 'grpc-status': code };
-      if (message !== '') t['grpc-message'] = encodeGrpcMessage(message);
-      addMetadataHeaders(t, trailers ?? this.trailerMetadata);
+      const md = trailers ?? this.trailerMetadata;
       try {
         if (!this.headersSent && responseFrame === undefined) {
-          t[':status'] = 200;
-          t['content-type'] = responseContentType(this.headers['content-type']);
           this.headersSent = true;
-          stream.respond(t, { endStream: true });
+          stream.respond(trailersOnly(this.headers['content-type'], code, message, md), trailersOnlyOptions);
         } else {
           if (!this.headersSent) this.sendHeaders(undefined);
-          this.pendingTrailers = t;
+          this.pendingTrailers = code === GrpcStatus.OK && md === undefined ? okTrailers : statusFields({}, code, message, md);
           if (responseFrame !== undefined) stream.end(responseFrame);
           else stream.end();
         }
@@ -300,13 +379,13 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
       }
     }
     if (code === GrpcStatus.OK) {
-      this.inbox.end();
+      this.inbox?.end();
     } else {
       const err = new GrpcError(code, message);
       this.abort(err);
-      this.inbox.fail(err);
+      this.inbox?.fail(err);
     }
-    this.drain.release();
+    this.drain?.release();
     this.report(code);
   }
 
@@ -363,18 +442,20 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
   }
 
   private sendHeaders(metadata: OutgoingMetadata | undefined): void {
-    const h: OutgoingHttpHeaders = {
-      ':status': 200,
-      'content-type': responseContentType(this.headers['content-type']),
-    };
-    addMetadataHeaders(h, metadata);
+    const contentType = responseContentType(this.headers['content-type']);
+    let h = plainHeaders;
+    if (metadata !== undefined || contentType !== grpcContentType) {
+      h = { ':status': 200, 'content-type': contentType };
+      addMetadataHeaders(h, metadata);
+    }
     this.headersSent = true;
-    this.stream.respond(h, { waitForTrailers: true });
-    this.stream.once('wantTrailers', () => this.sendTrailers());
+    this.stream.respond(h, headersOptions);
+    this.stream.on('wantTrailers', onWantTrailers);
   }
 
-  private sendTrailers(): void {
-    const t = this.pendingTrailers ?? { 'grpc-status': GrpcStatus.OK };
+  /** For the stream listeners above. */
+  sendTrailers(): void {
+    const t = this.pendingTrailers ?? okTrailers;
     try {
       this.stream.sendTrailers(t);
     } catch {
@@ -383,7 +464,8 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     if (!this.readEnded) closeLingering(this.stream);
   }
 
-  private onData(chunk: Buffer): void {
+  /** For the stream listeners above. */
+  onData(chunk: Buffer): void {
     if (this.done) return;
     this.bytesIn += chunk.length;
     const err = this.deframer.push(chunk, (payload) => this.onMessage(payload));
@@ -417,7 +499,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
       this.finish(GrpcStatus.INTERNAL, `grpc: failed to unmarshal the received message ${why}`);
       return;
     }
-    this.inbox.push(request);
+    this.requests().push(request);
   }
 
   /** Starts the handler of a streaming-request call (no request message to wait for). */
@@ -438,7 +520,8 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     this.settle(result);
   }
 
-  private onEnd(): void {
+  /** For the stream listeners above. */
+  onEnd(): void {
     this.readEnded = true;
     if (this.done) return;
     if (!this.deframer.idle) {
@@ -450,27 +533,29 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
       this.finish(GrpcStatus.INTERNAL, 'grpc: the client sent no request message');
       return;
     }
-    this.inbox.end();
+    this.inbox?.end();
   }
 
-  private onDeadline(): void {
+  /** For the stream listeners above. */
+  onDeadline(): void {
     this.timer = undefined;
     if (this.done) return;
     this.abort(new GrpcError(GrpcStatus.DEADLINE_EXCEEDED, deadlineExceededMessage));
     this.finish(GrpcStatus.DEADLINE_EXCEEDED, deadlineExceededMessage);
   }
 
-  private onClose(): void {
+  /** For the stream listeners above. */
+  onClose(): void {
     if (!this.done) {
       // The client reset the stream or the connection went away before we answered.
       this.done = true;
       if (this.timer !== undefined) clearTimeout(this.timer);
       const err = new GrpcError(GrpcStatus.CANCELLED, cancelledMessage);
       this.abort(err);
-      this.inbox.fail(err);
+      this.inbox?.fail(err);
       this.report(GrpcStatus.CANCELLED);
     }
-    this.drain.release();
+    this.drain?.release();
   }
 
   private abort(reason: GrpcError): void {

@@ -17,8 +17,9 @@ import { assert, nopLogger, type Logger } from '../base/index.js';
 import { decodeTimeout, messageBytesLimit, parseEncoding, type MethodDef } from './framing.js';
 import {
   closeLingering,
-  responseContentType,
   ServerCallImpl,
+  trailersOnly,
+  trailersOnlyOptions,
   type BidiHandler,
   type CallConnection,
   type CallContext,
@@ -30,7 +31,7 @@ import {
   type ServerStreamHandler,
   type UnaryHandler,
 } from './server-call.js';
-import { encodeGrpcMessage, GrpcError, GrpcStatus } from './status.js';
+import { GrpcError, GrpcStatus, type GrpcStatusCode } from './status.js';
 
 export interface GrpcServerOptions {
   /** Largest request message accepted (etcd: --max-request-bytes + 512 KiB). Default 4 MiB, grpc's. */
@@ -107,6 +108,14 @@ class SessionState implements CallConnection {
   keepaliveTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly peer: PeerInfo) {}
+}
+
+/** A stream's connection state, kept on the stream so that one shared listener counts its close. */
+const sessionKey = Symbol('grpc.session');
+type SessionStream = ServerHttp2Stream & { [sessionKey]: SessionState };
+
+function onSessionStreamClose(this: SessionStream): void {
+  this[sessionKey].activeStreams--;
 }
 
 function peerOf(socket: Socket): PeerInfo {
@@ -226,7 +235,8 @@ export class GrpcServer {
       state.activeStreams++;
       const id = stream.id ?? 0;
       if (id > state.maxStreamId) state.maxStreamId = id;
-      stream.once('close', () => state.activeStreams--);
+      (stream as SessionStream)[sessionKey] = state;
+      stream.on('close', onSessionStreamClose);
     }
     const path = headers[':path'] ?? '';
     const def = this.methods.get(path);
@@ -330,23 +340,14 @@ function erase<Req, Res>(h: MethodHandler<Req, Res>): RegisteredMethod['handler'
 function respondStatus(
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
-  code: number,
+  code: GrpcStatusCode,
   message: string,
   extra?: Readonly<Record<string, string>>,
 ): void {
   stream.on('error', () => undefined);
   if (stream.closed || stream.destroyed) return;
   try {
-    stream.respond(
-      {
-        ':status': 200,
-        'content-type': responseContentType(headers['content-type']),
-        'grpc-status': code,
-        'grpc-message': encodeGrpcMessage(message),
-        ...extra,
-      },
-      { endStream: true },
-    );
+    stream.respond({ ...trailersOnly(headers['content-type'], code, message), ...extra }, trailersOnlyOptions);
     if (stream.state.remoteClose !== 1) closeLingering(stream);
   } catch {
     // The client went away first.

@@ -31,13 +31,14 @@ export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
 
 const codeNames: readonly string[] = Object.keys(GrpcStatus);
 
+const goNames: readonly string[] = [
+  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists',
+  'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange',
+  'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated',
+];
+
 /** The code's name as grpc-go prints it in `rpc error: code = X`, e.g. "Unavailable". */
 export function statusName(code: number): string {
-  const goNames = [
-    'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists',
-    'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange',
-    'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated',
-  ];
   return goNames[code] ?? `Code(${code})`;
 }
 
