@@ -38,7 +38,7 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
         const urls = parsePeerUrls(req.peerURLs);
         const m = s.newMember(urls, req.isLearner);
         // Membership conflicts are refused when the change applies (it takes a raft entry, as in etcd).
-        if (!req.isLearner) s.checkReadyToAddVoter();
+        s.checkMayAddMember(req.isLearner);
         const T = raftpb.ConfChangeType;
         const members = await s.proposeConfChange(
           raftpb.ConfChange.create({
@@ -58,12 +58,8 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
       guard(async () => {
         checkCall(s, call, false);
         await admin(call);
-        s.checkReadyToRemoveVoter(req.ID);
-        // A leader removing itself hands leadership over first, so the rest elect no one stale.
-        if (req.ID === s.memberId && s.isLeader()) {
-          const next = s.cluster.voterIds().find((id) => id !== s.memberId);
-          if (next !== undefined) await s.moveLeader(next);
-        }
+        // A leader removing itself keeps leading until the others have the log, then hands over (raft).
+        s.checkMayRemoveMember(req.ID);
         const members = await s.proposeConfChange(
           raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeRemoveNode, nodeId: req.ID }),
         );

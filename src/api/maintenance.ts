@@ -68,7 +68,8 @@ export function maintenanceService(s: EtcdServer): ServiceHandlers<MaintenanceMe
         checkCall(s, call, false);
         await admin(call);
         await s.moveLeader(req.targetID);
-        return etcdserverpb.MoveLeaderResponse.create({ header: s.header() });
+        // etcd 3.4 answers MoveLeader without a response header.
+        return etcdserverpb.MoveLeaderResponse.create({});
       }),
     ),
     Snapshot: serverStreaming((_req, call) =>

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, type Logger } from '../base/index.js';
 import { ClientApi } from '../api/index.js';
-import { ConfigError, EtcdServer, prepareAutoTls, serverVersion, validateConfig } from '../server/index.js';
+import { ConfigError, EtcdServer, isServerError, prepareAutoTls, serverVersion, validateConfig } from '../server/index.js';
 import { FlagError, flagsFromEnv, flagsHelp, parseFlags } from './flags.js';
 import { configFromValues, etcdFlags, valuesFromConfigFile } from './etcd-flags.js';
 
@@ -122,7 +122,8 @@ async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): 
   server.onDone((err) => {
     if (stopping) return;
     logger.error('member stopped', { error: err?.message ?? 'stopped' });
-    void api.close().then(() => process.exit(err === undefined ? 0 : 1));
+    // A member removed from the cluster has done its job: etcd exits 0 then.
+    void api.close().then(() => process.exit(err === undefined || isServerError(err, 'IDRemoved') ? 0 : 1));
   });
   logger.info('ready to serve client requests', { urls: api.urls });
 }

@@ -444,6 +444,7 @@ export interface MemberRecord {
   peerUrls: string[];
   clientUrls: string[];
   isLearner: boolean;
+  isPromote: boolean;
 }
 
 export const MemberRecord: $rt.MessageType<MemberRecord> = {
@@ -454,6 +455,7 @@ export const MemberRecord: $rt.MessageType<MemberRecord> = {
     { no: 3, name: 'peerUrls', protoName: 'peer_urls', repeated: true, kind: 'scalar', scalar: 'string' },
     { no: 4, name: 'clientUrls', protoName: 'client_urls', repeated: true, kind: 'scalar', scalar: 'string' },
     { no: 5, name: 'isLearner', protoName: 'is_learner', repeated: false, kind: 'scalar', scalar: 'bool' },
+    { no: 6, name: 'isPromote', protoName: 'is_promote', repeated: false, kind: 'scalar', scalar: 'bool' },
   ] as $rt.FieldInfo[],
   create(init?: Partial<MemberRecord>): MemberRecord {
     return {
@@ -462,6 +464,7 @@ export const MemberRecord: $rt.MessageType<MemberRecord> = {
       peerUrls: init?.peerUrls ?? [],
       clientUrls: init?.clientUrls ?? [],
       isLearner: init?.isLearner ?? false,
+      isPromote: init?.isPromote ?? false,
     };
   },
   encode(message: MemberRecord): Uint8Array {
@@ -486,6 +489,9 @@ export const MemberRecord: $rt.MessageType<MemberRecord> = {
     if (!(!m.isLearner)) {
       w.uint32(40); w.bool(m.isLearner);
     }
+    if (!(!m.isPromote)) {
+      w.uint32(48); w.bool(m.isPromote);
+    }
   },
   read(r: $rt.Reader, end: number): MemberRecord {
     const m: MemberRecord = {
@@ -494,6 +500,7 @@ export const MemberRecord: $rt.MessageType<MemberRecord> = {
       peerUrls: [],
       clientUrls: [],
       isLearner: false,
+      isPromote: false,
     };
     while (r.pos < end) {
       const tag = r.uint32();
@@ -503,6 +510,7 @@ export const MemberRecord: $rt.MessageType<MemberRecord> = {
         case 26: m.peerUrls.push(r.string(end)); break;
         case 34: m.clientUrls.push(r.string(end)); break;
         case 40: m.isLearner = r.bool(); break;
+        case 48: m.isPromote = r.bool(); break;
         default: r.skip(tag & 7, end);
       }
     }

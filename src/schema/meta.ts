@@ -92,6 +92,27 @@ export class Schema {
     this.backend.write((tx) => tx.put(this.buckets.meta, metaKeys.confState, raftpb.ConfState.encode(cs)));
   }
 
+  /**
+   * Whether the conf change at this raft index was refused when it applied.
+   * A conf change replayed to raft after a restart or a snapshot install (its
+   * effects already in the backend) must have the same effect on raft's
+   * configuration as the first time, and the membership it was checked
+   * against then is gone.
+   */
+  confChangeRefused(index: number): boolean {
+    const v = this.backend.get(this.buckets.meta, metaKeys.refusedConfChanges);
+    if (v === undefined) return false;
+    for (let at = 0; at < v.length; at += 8) if (readUint64(v, at) === index) return true;
+    return false;
+  }
+
+  /** Records a refused conf change; in the write scope of its entry. */
+  addRefusedConfChange(index: number): void {
+    assert(this.backend.inWrite, 'a refusal is written in the scope of its entry');
+    const v = this.backend.get(this.buckets.meta, metaKeys.refusedConfChanges) ?? new Uint8Array();
+    this.backend.put(this.buckets.meta, metaKeys.refusedConfChanges, Buffer.concat([v, uint64Bytes(index)]));
+  }
+
   clusterVersion(): string | undefined {
     const v = this.backend.get(this.buckets.cluster, clusterKeys.clusterVersion);
     return v === undefined ? undefined : fromUtf8(v);

@@ -46,6 +46,8 @@ export const metaKeys = {
   scheduledCompactRev: utf8('scheduledCompactRev'),
   finishedCompactRev: utf8('finishedCompactRev'),
   confState: utf8('confState'),
+  /** The raft indexes (8 bytes big-endian each, ascending) of conf changes refused when they applied. */
+  refusedConfChanges: utf8('refusedConfChanges'),
 } as const;
 
 export const clusterKeys = {

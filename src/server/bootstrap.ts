@@ -18,7 +18,7 @@ import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { MemoryStorage, type Peer } from '../raft/index.js';
 import { fetchClusterFromPeers } from '../transport/index.js';
 import { Snapshotter, Wal, entriesAfterSnapshot, type WalMetrics } from '../wal/index.js';
-import { ConfigError, type ServerConfig } from './config.js';
+import { ConfigError, checkAdvertisedPeerUrls, type ServerConfig } from './config.js';
 import type { DataLayout } from './layout.js';
 import { RaftCluster, computeMemberId, memberToRecord } from './membership.js';
 
@@ -86,6 +86,7 @@ async function newCluster(cfg: ServerConfig, layout: DataLayout, snapshotter: Sn
   if (self === undefined) {
     throw new ConfigError(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
   }
+  checkAdvertisedPeerUrls(cfg);
   const metadata = serverpb.WalMetadata.encode(serverpb.WalMetadata.create({ memberId: self.id, clusterId: cluster.clusterId }));
   const wal = await Wal.create(layout.walDir, metadata, { metrics });
   const peers = cluster.memberList().map((m) => ({ id: m.id, context: serverpb.MemberRecord.encode(memberToRecord(m)) }));

@@ -159,7 +159,11 @@ export function minLeaseTtlSeconds(cfg: ServerConfig): number {
   return Math.ceil((3 * electionTicks(cfg) * cfg.heartbeatMs) / 2 / 1000);
 }
 
-/** Checks the relations between values, with etcd's messages where etcd has one. */
+/**
+ * Checks the relations between values, with etcd's messages where etcd has one.
+ * (Whether this member's advertised peer URLs match its --initial-cluster entry
+ * is a question only when a new cluster is bootstrapped: see checkAdvertisedPeerUrls.)
+ */
 export function validateConfig(cfg: ServerConfig): void {
   if (cfg.heartbeatMs <= 0) throw new ConfigError('--heartbeat-interval must be > 0');
   if (cfg.electionMs < 5 * cfg.heartbeatMs) {
@@ -181,17 +185,6 @@ export function validateConfig(cfg: ServerConfig): void {
     throw new ConfigError(
       `couldn't find local name "${cfg.name}" in the initial cluster configuration`,
     );
-  }
-  if (cfg.initialClusterState === 'new') {
-    const mine = cfg.initialCluster.get(cfg.name) ?? [];
-    const advertised = [...cfg.initialAdvertisePeerUrls].sort();
-    const listed = [...mine].sort();
-    if (advertised.join(',') !== listed.join(',')) {
-      throw new ConfigError(
-        `--initial-cluster has ${cfg.name}=${listed.join(',')} but missing from --initial-advertise-peer-urls=${advertised.join(',')}` +
-          ` (resolved urls: "${advertised.join(',')}" != "${listed.join(',')}")`,
-      );
-    }
   }
   parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention);
   assert(cfg.dataDir !== '', 'dataDir is filled in before validation');
@@ -241,5 +234,22 @@ export function parseCompactionRetention(mode: AutoCompactionMode, text: string)
     return { mode, retention: mode === 'periodic' ? ns / 1e6 : ns };
   } catch (e) {
     throw new ConfigError(`error parsing CompactionRetention: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * etcd's bootstrap check of a member of a new cluster: its --initial-cluster
+ * entry must be exactly its --initial-advertise-peer-urls. A member restarted
+ * on its data dir is not checked (its URLs are the cluster's record, changed
+ * with `member update`).
+ */
+export function checkAdvertisedPeerUrls(cfg: ServerConfig): void {
+  const advertised = [...cfg.initialAdvertisePeerUrls].sort();
+  const listed = [...(cfg.initialCluster.get(cfg.name) ?? [])].sort();
+  if (advertised.join(',') !== listed.join(',')) {
+    throw new ConfigError(
+      `--initial-cluster has ${cfg.name}=${listed.join(',')} but missing from --initial-advertise-peer-urls=${advertised.join(',')}` +
+        ` (resolved urls: "${advertised.join(',')}" != "${listed.join(',')}")`,
+    );
   }
 }

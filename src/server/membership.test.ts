@@ -54,3 +54,29 @@ test('configuration change checks', () => {
   assert.deepEqual(restored.memberList(), c.memberList());
   assert.deepEqual([...restored.removed], [7n]);
 });
+
+test("strict reconfiguration counts a voter started once it has a name, as etcd's", () => {
+  // Members of the initial cluster have their names from the start; added ones once they publish.
+  const c = RaftCluster.fromInitialCluster('t', parseUrlsMap('a=http://127.0.0.1:1'));
+  const added = (id: bigint, isLearner = false): void => c.add({ id, name: '', peerUrls: [`http://127.0.0.1:${id}`], clientUrls: [], isLearner });
+  // One member grows to two even though the second cannot have started yet.
+  assert.equal(c.isReadyToAddVoter(), true);
+  added(2n);
+  // 1 of 2 started: a third voter would need 2 of 3.
+  assert.equal(c.isReadyToAddVoter(), false);
+  assert.equal(c.isReadyToRemoveVoter(2n), true);
+  const [a] = c.memberList().filter((m) => m.name === 'a');
+  assert.ok(a !== undefined);
+  assert.equal(c.isReadyToRemoveVoter(a.id), false);
+  // A promoted learner counts itself started: 2 of 3.
+  added(3n, true);
+  assert.equal(c.isReadyToPromote(), true);
+  c.setAttributes(2n, 'b', []);
+  assert.equal(c.isReadyToAddVoter(), true);
+  added(4n);
+  added(5n);
+  // 2 of 4 voters started: a promotion makes 3 of 5, enough; another voter 2 of 5 is not.
+  assert.equal(c.isReadyToPromote(), true);
+  assert.equal(c.isReadyToAddVoter(), false);
+  assert.equal(c.isReadyToRemoveVoter(2n), false);
+});

@@ -161,10 +161,46 @@ export class RaftCluster {
     }
   }
 
+  /** etcd's check of a promotion when it applies: the member must exist and be a learner. */
   checkPromote(id: bigint): void {
     const m = this.members.get(id);
     if (m === undefined) throw new ServerError('MemberNotFound');
     if (!m.isLearner) throw new ServerError('MemberNotLearner');
+  }
+
+  // Strict reconfiguration, as etcd counts it: a voter is "started" once it
+  // has published its name through raft (whether it runs now is the transport's
+  // question, asked separately).
+
+  private startedVoters(excluding?: bigint): { voters: number; started: number } {
+    let voters = 0;
+    let started = 0;
+    for (const m of this.members.values()) {
+      if (m.isLearner || m.id === excluding) continue;
+      voters++;
+      if (m.name !== '') started++;
+    }
+    return { voters, started };
+  }
+
+  /** Whether the started voters stay a quorum with one more voter (not yet started). */
+  isReadyToAddVoter(): boolean {
+    const { voters, started } = this.startedVoters();
+    // A one-member cluster may grow to two: how a single restored member is grown.
+    if (started === 1 && voters === 1) return true;
+    return started >= Math.floor((voters + 1) / 2) + 1;
+  }
+
+  /** Whether the other started voters stay a quorum without this one. */
+  isReadyToRemoveVoter(id: bigint): boolean {
+    const { voters, started } = this.startedVoters(id);
+    return started >= Math.floor(voters / 2) + 1;
+  }
+
+  /** Whether the started voters and the promoted learner make a quorum of the voters after the promotion. */
+  isReadyToPromote(): boolean {
+    const { voters, started } = this.startedVoters();
+    return started + 1 >= Math.floor((voters + 1) / 2) + 1;
   }
 
   // The mutations below run in apply, identically on every member.

@@ -62,6 +62,10 @@ export const leaseTimeToLiveRpc = 'leaseTimeToLive';
 export const memberPromoteRpc = 'memberPromote';
 const leaseRetryMs = 500;
 const publishRetryMs = 500;
+/** How long a removed member keeps running after applying its removal (etcd's 1 s). */
+const removedStopDelayMs = 1_000;
+/** etcd's HealthInterval: a peer link counts for strict reconfiguration once up this long. */
+const peerHealthyAfterMs = 5_000;
 
 export interface EtcdServerOptions {
   config: ServerConfig;
@@ -443,7 +447,11 @@ export class EtcdServer implements ApplyEnv {
       if (e.index <= this.consistentIndex) {
         // Replayed after a restart or a snapshot install: the state already has it,
         // but raft's configuration restarts from the snapshot and needs conf changes again.
-        if (e.type !== raftpb.EntryType.EntryNormal) this.confState = this.raft.rawNode.applyConfChange(this.decodeConfChange(e).cc);
+        // A change refused the first time is replayed as refused (no node), whatever the membership is now.
+        if (e.type !== raftpb.EntryType.EntryNormal) {
+          const { cc } = this.decodeConfChange(e);
+          this.confState = this.raft.rawNode.applyConfChange(this.schemaRef.confChangeRefused(e.index) ? raftpb.ConfChange.create({ ...cc, nodeId: 0n }) : cc);
+        }
         this.advanceApplied(e);
         continue;
       }
@@ -500,19 +508,21 @@ export class EtcdServer implements ApplyEnv {
     if (id !== 0n) this.waits.trigger(id, outcome);
   }
 
-  private decodeConfChange(e: raftpb.Entry): { cc: raftpb.ConfChange; member: Member | undefined } {
+  /** The change, the member its context carries, and whether it is a promotion (which carries only the id). */
+  private decodeConfChange(e: raftpb.Entry): { cc: raftpb.ConfChange; member: Member | undefined; promote: boolean } {
     assert(e.type === raftpb.EntryType.EntryConfChange, 'this member proposes only v1 conf changes');
     const cc = raftpb.ConfChange.decode(e.data);
-    const member = cc.context.length > 0 ? memberFromRecord(serverpb.MemberRecord.decode(cc.context)) : undefined;
-    return { cc, member };
+    const record = cc.context.length > 0 ? serverpb.MemberRecord.decode(cc.context) : undefined;
+    return { cc, member: record === undefined ? undefined : memberFromRecord(record), promote: record?.isPromote === true };
   }
 
   private applyConfChangeEntry(e: raftpb.Entry): void {
-    const { cc, member } = this.decodeConfChange(e);
-    const err = this.validateConfChange(cc, member);
+    const { cc, member, promote } = this.decodeConfChange(e);
+    const err = this.validateConfChange(cc, member, promote);
     if (err !== undefined) {
       // Raft must still see the change (with no node) so its pending-change bookkeeping moves on.
       this.confState = this.raft.rawNode.applyConfChange(raftpb.ConfChange.create({ ...cc, nodeId: 0n }));
+      this.schemaRef.addRefusedConfChange(e.index);
       this.waits.trigger(cc.id, { ok: false, error: err });
       return;
     }
@@ -522,8 +532,7 @@ export class EtcdServer implements ApplyEnv {
       case T.ConfChangeAddNode:
       case T.ConfChangeAddLearnerNode: {
         assert(member !== undefined, 'an add carries the member');
-        const existing = this.cluster.members.get(cc.nodeId);
-        if (existing !== undefined && existing.isLearner && cc.type === T.ConfChangeAddNode) {
+        if (promote) {
           this.cluster.promote(cc.nodeId);
         } else {
           this.cluster.add({ ...member, isLearner: cc.type === T.ConfChangeAddLearnerNode });
@@ -554,8 +563,11 @@ export class EtcdServer implements ApplyEnv {
     this.schemaRef.setConfState(this.confState);
     this.waits.trigger(cc.id, { ok: true, response: { members: this.cluster.memberList() } });
     if (cc.type === T.ConfChangeRemoveNode && cc.nodeId === this.memberId) {
+      // As etcd, a moment later: a removed leader hands over (raft does that once the
+      // others have the log) and the others learn the removal committed.
       this.logger.warn('the member has been permanently removed from the cluster');
-      setImmediate(() => void this.stop(new ServerError('IDRemoved', 'the member has been permanently removed from the cluster')));
+      const timer = setTimeout(() => void this.stop(new ServerError('IDRemoved', 'the member has been permanently removed from the cluster')), removedStopDelayMs);
+      this.onDone(() => clearTimeout(timer));
     }
   }
 
@@ -564,7 +576,7 @@ export class EtcdServer implements ApplyEnv {
    * API proposes adds, removes and updates without checking them first, as
    * etcd does: a refused change still takes its raft entry.
    */
-  private validateConfChange(cc: raftpb.ConfChange, member: Member | undefined): Error | undefined {
+  private validateConfChange(cc: raftpb.ConfChange, member: Member | undefined, promote: boolean): Error | undefined {
     const T = raftpb.ConfChangeType;
     const c = this.cluster;
     if (c.removed.has(cc.nodeId)) return new ServerError('IDRemoved');
@@ -572,8 +584,10 @@ export class EtcdServer implements ApplyEnv {
       switch (cc.type) {
         case T.ConfChangeAddNode:
         case T.ConfChangeAddLearnerNode:
-          // A voter add of an existing learner is its promotion (checked before it was proposed).
-          if (cc.type === T.ConfChangeAddNode && c.members.get(cc.nodeId)?.isLearner === true) return undefined;
+          if (promote) {
+            c.checkPromote(cc.nodeId);
+            return undefined;
+          }
           if (c.members.has(cc.nodeId)) return new ServerError('MemberExist');
           if (member !== undefined) c.checkAdd({ ...member, id: cc.nodeId, isLearner: cc.type === T.ConfChangeAddLearnerNode });
           return undefined;
@@ -964,44 +978,50 @@ export class EtcdServer implements ApplyEnv {
     return { id, name: '', peerUrls: [...peerUrls].sort(), clientUrls: [], isLearner };
   }
 
-  /** Members whose peer link is up (and this member), as etcd counts "started" members. */
-  private activeVoters(excluding?: bigint): number {
+  /** Voters whose peer link has been up for peerHealthyAfterMs, this member included (etcd's numConnectedSince). */
+  private votersConnected(): number {
+    const since = this.clock.nowMs() - peerHealthyAfterMs;
     let n = 0;
-    for (const m of this.cluster.members.values()) {
-      if (m.isLearner || m.id === excluding) continue;
-      if (m.id === this.memberId || this.transport.activeSince(m.id) !== undefined) n++;
+    for (const id of this.cluster.voterIds()) {
+      const up = this.transport.activeSince(id);
+      if (id === this.memberId || (up !== undefined && up <= since)) n++;
     }
     return n;
   }
 
   /**
-   * etcd's strict reconfiguration check before adding a voter. As etcd's, it
-   * lets a one-member cluster add a second voter (which then has no quorum
-   * until the new member starts): that is how a single member is grown.
+   * etcd's strict reconfiguration check of an add: a voter only while the
+   * started voters stay a quorum, and anything only while this member has
+   * been connected to every voter for a while.
    */
-  checkReadyToAddVoter(): void {
+  checkMayAddMember(isLearner: boolean): void {
     if (!this.cfg.strictReconfigCheck) return;
-    const voters = this.cluster.voterIds().length + 1;
-    const active = this.activeVoters();
-    if (active === 1 && voters === 2) return;
-    if (active < Math.floor(voters / 2) + 1) throw new ServerError('MemberNotEnoughStarted');
+    if (!isLearner && !this.cluster.isReadyToAddVoter()) throw new ServerError('MemberNotEnoughStarted');
+    if (this.votersConnected() !== this.cluster.voterIds().length) throw new ServerError('Unhealthy');
   }
 
-  /** etcd's strict reconfiguration check before removing a voter. */
-  checkReadyToRemoveVoter(id: bigint): void {
+  /** etcd's strict reconfiguration check of a removal: the active voters left must still be a quorum. */
+  checkMayRemoveMember(id: bigint): void {
     if (!this.cfg.strictReconfigCheck) return;
-    const m = this.cluster.members.get(id);
-    if (m === undefined || m.isLearner) return;
-    const voters = this.cluster.voterIds().length - 1;
-    if (this.activeVoters(id) < Math.floor(voters / 2) + 1) throw new ServerError('MemberNotEnoughStarted');
+    if (this.cluster.members.get(id)?.isLearner === true) return;
+    if (!this.cluster.isReadyToRemoveVoter(id)) throw new ServerError('MemberNotEnoughStarted');
+    // A member that is down is not part of the active quorum: removing it is safe.
+    if (id !== this.memberId && this.transport.activeSince(id) === undefined) return;
+    const voters = this.cluster.voterIds().length;
+    if (this.votersConnected() - 1 < 1 + Math.floor((voters - 1) / 2)) throw new ServerError('Unhealthy');
   }
 
-  /** A learner may be promoted once its log is within 90% of the leader's (etcd's readyPercent). */
-  checkLearnerReady(id: bigint): void {
+  /**
+   * etcd's check before proposing a promotion, on the leader: a member raft
+   * tracks must be within 90% of the leader's log (etcd's readyPercent), and
+   * the started voters with it must be a quorum. Whether the id is a learner
+   * at all is checked when the change applies, as etcd does.
+   */
+  private checkMayPromote(id: bigint): void {
     const st = this.raft.rawNode.status();
-    const leaderMatch = st.progress.get(this.memberId)?.match ?? 0;
-    const learnerMatch = st.progress.get(id)?.match ?? 0;
-    if (learnerMatch < leaderMatch * 0.9) throw new ServerError('LearnerNotReady');
+    const pr = st.progress.get(id);
+    if (pr !== undefined && pr.match < (st.progress.get(this.memberId)?.match ?? 0) * 0.9) throw new ServerError('LearnerNotReady');
+    if (this.cfg.strictReconfigCheck && !this.cluster.isReadyToPromote()) throw new ServerError('MemberNotEnoughStarted');
   }
 
   /** Promotes a learner; runs on the leader (a follower forwards it there). */
@@ -1023,11 +1043,8 @@ export class EtcdServer implements ApplyEnv {
         isLearner: m.isLearner,
       }));
     }
-    this.cluster.checkPromote(id);
-    this.checkLearnerReady(id);
-    const m = this.cluster.members.get(id);
-    assert(m !== undefined, 'checked above');
-    const context = serverpb.MemberRecord.encode(memberToRecord({ ...m, isLearner: false }));
+    this.checkMayPromote(id);
+    const context = serverpb.MemberRecord.encode(serverpb.MemberRecord.create({ ID: id, isPromote: true }));
     const members = await this.proposeConfChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddNode, nodeId: id, context }));
     this.metrics.learnerPromoteSucceed.inc();
     return members;
@@ -1145,6 +1162,7 @@ export class EtcdServer implements ApplyEnv {
     const tls = peerTransportTls(this.cfg);
     return new Transport({
       ...(tls !== undefined ? { tls } : {}),
+      clock: this.clock,
       localId: this.memberId,
       clusterId: boot.clusterId,
       logger: this.logger.with({ component: 'transport' }),

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, memberStatus, methods, openChannel, outcome, type Cluster, type Member, type Outcome } from '../harness/index.js';
 
@@ -217,3 +218,26 @@ export const fastElection = ['--heartbeat-interval', '50', '--election-timeout',
 
 /** Readiness of a (re)started member: node's start alone takes seconds on a machine shared with parallel test files. */
 export const readyTimeoutMs = 60_000;
+
+/** The value of a counter summed over its labels, from the member's /metrics. */
+export function metricSum(m: Member, name: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(`${m.clientUrl}/metrics`, { timeout: 5_000, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          let sum = 0;
+          for (const line of body.split('\n')) {
+            if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+          }
+          resolve(sum);
+        });
+      })
+      .on('error', reject)
+      .on('timeout', function (this: http.ClientRequest) {
+        this.destroy(new Error('metrics timed out'));
+      });
+  });
+}

@@ -5,32 +5,8 @@
 // at the same revision, and the follower restarts on the installed state.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import { liveChildren, useWorkspace, type Member } from '../harness/index.js';
-import { Kv, Writer, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, logOf, waitFor } from './kit.js';
-
-/** The value of a counter summed over its labels, from the member's /metrics. */
-function metricSum(m: Member, name: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(`${m.clientUrl}/metrics`, { timeout: 5_000, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => {
-          let sum = 0;
-          for (const line of body.split('\n')) {
-            if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-          }
-          resolve(sum);
-        });
-      })
-      .on('error', reject)
-      .on('timeout', function (this: http.ClientRequest) {
-        this.destroy(new Error('metrics timed out'));
-      });
-  });
-}
+import { liveChildren, useWorkspace } from '../harness/index.js';
+import { Kv, Writer, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, logOf, metricSum, waitFor } from './kit.js';
 
 describe('cluster: snapshot catch-up', () => {
   const ws = useWorkspace('snapshot');

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { Member, delay, freePorts, memberStatus, type MemberKind } from '../harness/index.js';
+import { Member, delay, etcdctl, freePorts, memberStatus, type CtlResult, type MemberKind } from '../harness/index.js';
 
 export const etcdutlTsScript = resolve(import.meta.dirname, '../../src/cmd/etcdutl-ts.js');
 
@@ -118,4 +118,103 @@ export async function agreedLeader(members: readonly Member[], timeoutMs = 20_00
     },
     timeoutMs,
   );
+}
+
+/**
+ * The server the membership tests run against: etcd-ts, or real etcd with
+ * OPS_KIND=etcd, which is how those tests were checked to encode etcd's
+ * behaviour rather than ours.
+ */
+export const opsKind: MemberKind = process.env['OPS_KIND'] === 'etcd' ? 'etcd' : 'etcd-ts';
+
+/** What `etcdctl member add` printed: the new id, the cluster id and the ETCD_* lines for the new member. */
+export interface MemberAdded {
+  readonly id: string;
+  readonly clusterId: string;
+  readonly env: ReadonlyMap<string, string>;
+}
+
+export function parseMemberAdd(stdout: string): MemberAdded {
+  const head = /^Member +([0-9a-f]+) added to cluster +([0-9a-f]+)\n\n/.exec(stdout);
+  if (head === null) throw new Error(`not a member add output:\n${stdout}`);
+  const env = new Map<string, string>();
+  for (const line of stdout.slice(head[0].length).split('\n')) {
+    const kv = /^(ETCD_[A-Z_]+)="(.*)"$/.exec(line);
+    if (kv !== null) env.set(kv[1] ?? '', kv[2] ?? '');
+  }
+  return { id: head[1] ?? '', clusterId: head[2] ?? '', env };
+}
+
+/** The member `member add` printed the settings of, configured exactly from them (its data dir still empty). */
+export async function memberFromAdd(added: MemberAdded, o: { kind: MemberKind; dir: string; token: string; extraFlags?: readonly string[] }): Promise<Member> {
+  const setting = (k: string): string => {
+    const v = added.env.get(k);
+    if (v === undefined) throw new Error(`member add printed no ${k}`);
+    return v;
+  };
+  const name = setting('ETCD_NAME');
+  const peerPort = Number(new URL(setting('ETCD_INITIAL_ADVERTISE_PEER_URLS')).port);
+  const state = setting('ETCD_INITIAL_CLUSTER_STATE');
+  if (state !== 'existing') throw new Error(`member add printed ETCD_INITIAL_CLUSTER_STATE=${state}`);
+  const [clientPort] = await freePorts(1);
+  return new Member({
+    kind: o.kind,
+    name,
+    dataDir: join(o.dir, `${name}.etcd`),
+    clientPort: clientPort ?? 0,
+    peerPort,
+    initialCluster: setting('ETCD_INITIAL_CLUSTER'),
+    initialClusterState: state,
+    clusterToken: o.token,
+    extraFlags: o.extraFlags ?? [],
+    logFile: join(o.dir, `${name}.log`),
+  });
+}
+
+/** The member ids by member, from each one's Status header (hex, as etcdctl prints and takes them). */
+export async function memberIds(members: readonly Member[]): Promise<Map<Member, string>> {
+  const st = await Promise.all(members.map((m) => memberStatus(m.endpoint)));
+  return new Map(members.map((m, i) => [m, (st[i]?.header?.memberId ?? 0n).toString(16)]));
+}
+
+/**
+ * Once the members agree on revision and applied index (nothing is writing),
+ * `etcdctl endpoint hashkv --rev` over all of them: endpoint -> hash.
+ */
+export async function hashKvOfAll(members: readonly Member[], timeoutMs = 30_000): Promise<{ revision: number; hashes: Map<string, string> }> {
+  const revision = await eventually(
+    'every member at the same revision and applied index',
+    async () => {
+      const st = await Promise.all(members.map((m) => memberStatus(m.endpoint)));
+      const revs = new Set(st.map((s) => s.header?.revision ?? 0));
+      const applied = new Set(st.map((s) => s.raftAppliedIndex));
+      const [rev] = revs;
+      return revs.size === 1 && applied.size === 1 ? rev : undefined;
+    },
+    timeoutMs,
+    200,
+  );
+  const r = await etcdctl(['endpoint', 'hashkv', `--rev=${revision}`], { endpoints: members.map((m) => m.endpoint) });
+  if (r.code !== 0) throw new Error(`endpoint hashkv: ${r.stderr}`);
+  const hashes = new Map<string, string>();
+  for (const line of r.stdout.split('\n').filter((l) => l !== '')) {
+    const [ep, hash] = line.split(', ');
+    hashes.set(ep ?? '', hash ?? '');
+  }
+  return { revision, hashes };
+}
+
+/**
+ * Runs a membership change with etcdctl, again while the member refuses it as
+ * "unhealthy cluster": strict reconfiguration wants every voter connected for
+ * 5 s, which a member that just (re)started is not yet. Any other failure fails.
+ */
+export async function memberChange(args: readonly string[], endpoints: readonly string[], timeoutMs = 20_000): Promise<CtlResult> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await etcdctl(args, { endpoints });
+    const err = errorLines(r.stderr);
+    if (r.code === 0 || err !== 'Error: etcdserver: unhealthy cluster' || Date.now() > deadline) return r;
+    await delay(500);
+  }
 }
