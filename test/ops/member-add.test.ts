@@ -62,7 +62,7 @@ describe(`member add (${opsKind}): a voter, then a learner promoted, while write
     joined.push(m4);
     await m4.start({ timeoutMs: readyTimeoutMs });
     await eventually('m4 received a snapshot', async () => ((await metricSum(m4, 'etcd_network_snapshot_receive_success')) >= 1 ? true : undefined), 30_000, 200);
-    await writer.waitAcked(200);
+    await writer.waitAcked(100, 60_000);
 
     const list = await etcdctl(['member', 'list'], { endpoints: [m4.endpoint] });
     assert.equal(list.code, 0, list.stderr);
@@ -107,12 +107,12 @@ describe(`member add (${opsKind}): a voter, then a learner promoted, while write
     assert.match(promoted, new RegExp(`^Member +${learnerId} promoted in cluster +[0-9a-f]+\n$`));
     const again = await etcdctl(['member', 'promote', learnerId], { endpoints: c.endpoints });
     assert.deepEqual([again.code, errorLines(again.stderr)], [1, 'Error: etcdserver: can only promote a learner member']);
-    await writer.waitAcked(200);
+    await writer.waitAcked(100, 60_000);
     await writer.stop();
 
     const list = await etcdctl(['member', 'list'], { endpoints: [m5.endpoint] });
     assert.match(list.stdout, new RegExp(`^${learnerId}, started, m5, ${m5.peerUrl}, ${m5.clientUrl}, false$`, 'm'));
-    const { revision, hashes } = await hashKvOfAll(all());
+    const { revision, hashes } = await hashKvOfAll(all(), 60_000);
     assert.equal(hashes.size, 5);
     assert.equal(new Set(hashes.values()).size, 1, `HashKV at ${revision}: ${JSON.stringify([...hashes])}`);
     for (const m of all()) await assertAllPresent(m, 'grow/', writer.acked);

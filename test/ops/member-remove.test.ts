@@ -85,7 +85,7 @@ describe(`member update, remove and move-leader (${opsKind}) while writes go on`
     current = current.filter((m) => m !== follower);
     // As etcd: the removed member stops by itself and exits 0.
     assert.deepEqual(await follower.waitExit(), { code: 0, signal: null });
-    await writer.waitAcked(50);
+    await writer.waitAcked(50, 60_000);
 
     // The leader removes itself: it answers, keeps leading until the others have the log, then hands over.
     const r2 = await memberChange(['member', 'remove', idOf(leader)], [leader.endpoint]);
@@ -95,7 +95,7 @@ describe(`member update, remove and move-leader (${opsKind}) while writes go on`
     assert.deepEqual(await leader.waitExit(), { code: 0, signal: null });
     const next = await leaderMember();
     assert.notEqual(next, leader);
-    await writer.waitAcked(100);
+    await writer.waitAcked(100, 60_000);
     const list = await etcdctl(['member', 'list'], { endpoints: eps() });
     assert.equal(list.stdout.trim().split('\n').length, 3, list.stdout);
     t.diagnostic(`${writer.acked.size} writes acknowledged, ${writer.failures} failed`);
@@ -142,6 +142,6 @@ describe(`member update, remove and move-leader (${opsKind}) while writes go on`
     const self = await etcdctl(['move-leader', idOf(target), '-w', 'json'], { endpoints: eps() });
     // To the leader itself: nothing to do; etcd's response has no header.
     assert.deepEqual([self.code, self.stdout], [0, '{}\n'], self.stderr);
-    await writer.waitAcked(100);
+    await writer.waitAcked(100, 60_000);
   });
 });
