@@ -46,10 +46,10 @@ function split(buf: Uint8Array, cuts: readonly number[]): Uint8Array[] {
   return out;
 }
 
-test('frames survive any chunking, with and without CRC', () => {
+test('frames survive any chunking, with and without CRC, whatever the size hint', () => {
   fc.assert(
-    fc.property(fc.array(arbMessage, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), fc.boolean(), (msgs, cuts, crc) => {
-      const buf = encodeFrames(msgs, crc);
+    fc.property(fc.array(arbMessage, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), fc.boolean(), fc.nat({ max: 4096 }), (msgs, cuts, crc, hint) => {
+      const buf = encodeFrames(msgs, crc, hint);
       const got = decodeAll(split(buf, cuts), crc);
       assert.deepEqual(got.map((m) => raftpb.Message.encode(m)), msgs.map((m) => raftpb.Message.encode(m)));
     }),

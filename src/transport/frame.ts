@@ -16,14 +16,17 @@ export const frameHeaderBytes = 8;
 /** A u32 length cannot say more than this; frameBytesMax options are checked against it. */
 export const frameLengthMax = 0xffff_ffff;
 
-const batchBytesInitial = 16 * 1024;
+/** A batch's buffer starts at least this large (Node pools allocations below 4 KiB). */
+const batchBytesMin = 256;
 
 /**
  * Encodes messages as consecutive frames into one new buffer (never shared
  * scratch: the buffer stays queued in the HTTP/2 stream after this returns).
+ * sizeHint: the caller's estimate of the encoded size; a batch of heartbeats
+ * then gets a small pooled buffer instead of a fresh 16 KiB one per write.
  */
-export function encodeFrames(msgs: readonly raftpb.Message[], crc: boolean): Uint8Array {
-  const w = new Writer(batchBytesInitial);
+export function encodeFrames(msgs: readonly raftpb.Message[], crc: boolean, sizeHint = 16 * 1024): Uint8Array {
+  const w = new Writer(Math.max(batchBytesMin, sizeHint + frameHeaderBytes * msgs.length));
   for (const m of msgs) {
     w.ensure(frameHeaderBytes);
     const at = w.pos;

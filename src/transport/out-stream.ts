@@ -91,7 +91,7 @@ export class OutStream {
         bytes += size;
         this.queue.shift();
       }
-      const buf = encodeFrames(batch, frameCrc);
+      const buf = encodeFrames(batch, frameCrc, bytes);
       this.ctx.metrics.sent(this.to, buf.length);
       this.sentMessages += batch.length;
       this.sentBatches++;
