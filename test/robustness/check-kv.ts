@@ -60,12 +60,26 @@ function historicalRev(req: TxnRequest): number | undefined {
   return req.compares.length === 0 && req.success.length === 1 && only?.type === 'range' ? only.revision : undefined;
 }
 
-/**
- * expirable: leases that may expire on their own (the short leases); a
- * delete-only revision no request explains may be one of them expiring —
- * exactly its keys, all at once. (The lease checker says whether it was due.)
- */
-export function checkKv(ops: readonly OpRecord[], replay: Replay, expirable: readonly string[] = []): Violation[] {
+/** Writes no recorded request made, and where they may come from. */
+export interface OtherWriters {
+  /** Leases that may expire on their own: a delete-only revision may be exactly one's keys going (check-lease says whether it was due). */
+  readonly expirable?: readonly string[];
+  /**
+   * Keys the v3lock service writes (its Lock puts name/<lease hex> = '' with
+   * that lease; Unlock deletes it): a revision with one such put or delete.
+   */
+  readonly lockPrefix?: string;
+}
+
+function lockWrite(events: readonly WatchEvent[], lockPrefix: string | undefined): boolean {
+  const [e] = events;
+  if (lockPrefix === undefined || events.length !== 1 || e === undefined || !e.kv.key.startsWith(lockPrefix)) return false;
+  if (e.type === 'delete') return true;
+  return e.kv.value === '' && e.kv.version === 1 && e.kv.lease !== '0' && e.kv.key.endsWith(`/${BigInt(e.kv.lease).toString(16)}`);
+}
+
+export function checkKv(ops: readonly OpRecord[], replay: Replay, others: OtherWriters = {}): Violation[] {
+  const expirable = others.expirable ?? [];
   const v: Violation[] = [];
   const add = (check: string, message: string, ids: number[] = []): void => void v.push({ check, message, ops: ids });
   const live = ops.filter((o) => o.status === 'ok' || o.status === 'indeterminate');
@@ -90,6 +104,7 @@ export function checkKv(ops: readonly OpRecord[], replay: Replay, expirable: rea
       add('history', `revision ${rev} has no events in any watch stream`);
       continue;
     }
+    if (lockWrite(events, others.lockPrefix)) continue;
     const writers = new Set(events.flatMap((e) => (e.type === 'put' ? [byValue.get(e.kv.value)] : [])));
     if (writers.size > 0) {
       const [only] = writers;

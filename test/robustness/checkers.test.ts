@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { checkKv } from './check-kv.js';
 import { checkLeases } from './check-lease.js';
+import { checkLocks } from './check-lock.js';
 import { checkWatches, mergeReference } from './check-watch.js';
 import type { Kv, OpRecord, OpResult, Request, TxnOp, WatchEvent, WatchRecord } from './history.js';
 import { Replay, deletedKv } from './model.js';
@@ -194,7 +195,7 @@ describe('lease checker', () => {
       leases: [{ id: '7', client: 0, ttlAsked: 1, grantOp: grant.id, keys: ['x', 'y'], abandonedMs: 10, keepAlives: opts.keepAliveAt === undefined ? [] : [{ invokeMs: opts.keepAliveAt, returnMs: opts.keepAliveAt + 1, ttl: grantedTtl, memberId: 'm1' }] }],
     };
     const { replay, problems } = Replay.build(mergeReference(watches));
-    return [...problems, ...checkKv(ops, replay, ['7']).map((v) => `${v.check}: ${v.message}`), ...checkLeases(h, replay).map((v) => `${v.check}: ${v.message}`)];
+    return [...problems, ...checkKv(ops, replay, { expirable: ['7'] }).map((v) => `${v.check}: ${v.message}`), ...checkLeases(h, replay).map((v) => `${v.check}: ${v.message}`)];
   }
 
   test('an expiry after the TTL, all keys at one revision, passes', () => {
@@ -210,5 +211,23 @@ describe('lease checker', () => {
   });
   test("a lease's keys deleted at two revisions are caught", () => {
     assert.match(run(2, 2500, { split: true }).join('\n'), /deleted at different revisions/);
+  });
+});
+
+describe('lock checker', () => {
+  // Two waiters on lock/a: k1 (lease 1) created at 2, k2 (lease 2) at 3; k1 deleted (unlocked) at 4.
+  const k1 = { ...kv('lock/a/1', '', 2), lease: '1' };
+  const k2 = { ...kv('lock/a/2', '', 3), lease: '2' };
+  const watches = [reference([[putEv(k1)], [putEv(k2)], [{ type: 'delete', kv: deletedKv('lock/a/1', 4), prevKv: k1 }]])];
+  const { replay } = Replay.build(mergeReference(watches));
+  const held = (key: string, rev: number): string[] => checkLocks([{ name: 'lock/a', key, client: 0, rev, acquiredMs: 0 }], replay).map((v) => v.message);
+
+  test('the oldest key holds the lock; the next one once it is deleted', () => {
+    assert.deepEqual([...held('lock/a/1', 2), ...held('lock/a/1', 3), ...held('lock/a/2', 4)], []);
+    assert.deepEqual(checkKv([], replay, { lockPrefix: 'lock/' }), [], 'lock keys are explained without requests');
+  });
+  test('a holder while an older key exists, or whose key is gone, is caught', () => {
+    assert.match(held('lock/a/2', 3).join('\n'), /lock\/a\/1 \(created at 2\) still existed/);
+    assert.match(held('lock/a/1', 4).join('\n'), /its key did not exist there/);
   });
 });

@@ -161,12 +161,25 @@ export interface LeaseRecord {
   revokeOp?: number;
 }
 
+/** One Lock that succeeded (locks.ts): who held which key, from which revision. */
+export interface LockRecord {
+  readonly name: string;
+  readonly key: string;
+  readonly client: number;
+  /** The LockResponse header's revision: the holder's key must be the oldest under name/ there. */
+  readonly rev: number;
+  readonly acquiredMs: number;
+  releasedMs?: number;
+}
+
 export interface History {
   readonly seed: number;
   readonly ops: OpRecord[];
   readonly watches: WatchRecord[];
   /** The short leases (absent in histories saved before there were any). */
   readonly leases?: LeaseRecord[];
+  /** Locks acquired through the v3lock service (absent in older histories). */
+  readonly locks?: LockRecord[];
   /** The cluster's minimum lease TTL in seconds, as etcd computes it from the heartbeat and election timeout. */
   readonly minLeaseTtl?: number;
   /** Member id (hex) -> endpoint, for reports. */

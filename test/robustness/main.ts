@@ -11,6 +11,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkKv } from './check-kv.js';
 import { checkLeases } from './check-lease.js';
+import { checkLocks } from './check-lock.js';
+import { lockPrefix } from './locks.js';
 import { checkWatches, mergeReference } from './check-watch.js';
 import { faultKinds, type FaultKind } from './faults.js';
 import type { History } from './history.js';
@@ -38,9 +40,10 @@ async function main(): Promise<void> {
     const { replay, problems } = Replay.build(mergeReference(h.watches));
     const v = [
       ...problems.map((message) => ({ check: 'history', message })),
-      ...checkKv(h.ops, replay, (h.leases ?? []).map((l) => l.id)),
+      ...checkKv(h.ops, replay, { expirable: (h.leases ?? []).map((l) => l.id), lockPrefix }),
       ...checkWatches(h.watches, replay),
       ...checkLeases(h, replay),
+      ...checkLocks(h.locks ?? [], replay),
     ];
     for (const x of v) process.stdout.write(`VIOLATION [${x.check}] ${x.message}\n`);
     process.stdout.write(`${h.ops.length} ops, ${replay.maxRev} revisions: ${v.length} violation(s)\n`);
@@ -67,7 +70,7 @@ async function main(): Promise<void> {
   const s = report.stats;
   process.stdout.write(
     `robustness: seed ${seed}: ${s['ops']} ops (${s['ok']} ok, ${s['indeterminate']} indeterminate, ${s['failedReads']} failed reads), ` +
-      `${s['watchEvents']} watch events on ${s['watchStreams']} streams, ${s['shortLeases']} short leases (${s['abandonedLeases']} left to expire), ${s['faults']} fault notes, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+      `${s['watchEvents']} watch events on ${s['watchStreams']} streams, ${s['shortLeases']} short leases (${s['abandonedLeases']} left to expire), ${s['locksHeld']} locks held, ${s['faults']} fault notes, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
   for (const x of report.violations.slice(0, 50)) process.stdout.write(`VIOLATION [${x.check}] ${x.message}\n`);
   if (report.violations.length > 0) {

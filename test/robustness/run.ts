@@ -12,12 +12,14 @@ import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, getHealth, methods, openChannel, type Cluster, type Member } from '../harness/index.js';
 import { checkKv, type Violation } from './check-kv.js';
 import { checkLeases } from './check-lease.js';
+import { checkLocks } from './check-lock.js';
 import { checkWatches, mergeReference } from './check-watch.js';
 import { RecordingClient } from './client.js';
 import { startRobustCluster } from './cluster.js';
 import { defragment, faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
 import { nowMs, type History, type WatchRecord } from './history.js';
 import { runLeaseClient } from './leases.js';
+import { lockPrefix, runLockClient } from './locks.js';
 import { Replay } from './model.js';
 import { etcdKeyPrefix, k8sKeyPrefix, listPaginated, prefixEnd, runEtcdClient, runKubernetesClient } from './traffic.js';
 import { Watcher, type WatcherOptions } from './watchers.js';
@@ -61,7 +63,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const log = o.log ?? ((): void => undefined);
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `etcd-robustness-${o.seed}-`));
   let t0 = nowMs();
-  const history: History = { seed: o.seed, ops: [], watches: [], leases: [], minLeaseTtl: minLeaseTtlSeconds(defaultHeartbeatMs, defaultElectionMs), members: {}, faults: [] };
+  const history: History = { seed: o.seed, ops: [], watches: [], leases: [], locks: [], minLeaseTtl: minLeaseTtlSeconds(defaultHeartbeatMs, defaultElectionMs), members: {}, faults: [] };
   const info = (what: string): void => log(`  ${((nowMs() - t0) / 1000).toFixed(1)}s ${what}`);
   const note = (what: string): void => {
     history.faults.push({ atMs: nowMs(), what });
@@ -107,6 +109,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     });
     traffic.push(runEtcdClient(newClient(rotated(0)), topts));
     traffic.push(runLeaseClient(newClient(rotated(1)), history.leases ?? [], topts));
+    for (let i = 0; i < 2; i++) traffic.push(runLockClient(newClient(rotated(i)), rotated(i), history.locks ?? [], topts));
     // A Kubernetes list+watch starting mid-run.
     const informer = (async (): Promise<void> => {
       await delay(o.durationMs / 3);
@@ -162,9 +165,10 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     const { replay, problems } = Replay.build(mergeReference(history.watches));
     violations = [
       ...problems.map((message) => ({ check: 'history', message })),
-      ...checkKv(history.ops, replay, (history.leases ?? []).map((l) => l.id)),
+      ...checkKv(history.ops, replay, { expirable: (history.leases ?? []).map((l) => l.id), lockPrefix }),
       ...checkWatches(history.watches, replay),
       ...checkLeases(history, replay),
+      ...checkLocks(history.locks ?? [], replay),
       ...(await checkHashKv(cluster, lastRev)),
       ...(healthy ? [] : [{ check: 'health', message: `not every member was healthy 30 s after the faults stopped` }]),
     ];
@@ -291,6 +295,7 @@ function summarize(h: History): Record<string, number> {
     faults: h.faults.length,
     shortLeases: h.leases?.length ?? 0,
     abandonedLeases: h.leases?.filter((l) => l.abandonedMs !== undefined).length ?? 0,
+    locksHeld: h.locks?.length ?? 0,
   };
 }
 

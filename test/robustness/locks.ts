@@ -1,0 +1,49 @@
+/**
+ * The lock traffic (P14): clients taking a few named locks through the
+ * v3lock service (Lock with a lease of their own, hold briefly, Unlock, then
+ * revoke the lease), under whatever faults the run injects. Every lease
+ * grant and revoke is an op of the history (so the checkers can explain the
+ * deletes of lock keys); each Lock that succeeded is a LockRecord.
+ * check-lock.ts holds them to the lock's promise in revision terms.
+ */
+import { fromUtf8, utf8 } from '../../src/base/index.js';
+import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
+import { v3lockpb } from '../../src/pb/index.js';
+import { delay, methods } from '../harness/index.js';
+import type { RecordingClient } from './client.js';
+import type { LockRecord } from './history.js';
+import type { TrafficOptions } from './traffic.js';
+
+export const lockPrefix = 'lock/';
+const lockNames = ['lock/a', 'lock/b'];
+/** Lock leases: apart from the etcd profile's and the short leases' ids. */
+const lockLeaseBase = 1n << 21n;
+const lockLeaseTtlS = 5;
+
+export async function runLockClient(c: RecordingClient, endpoints: readonly string[], locks: LockRecord[], o: TrafficOptions): Promise<void> {
+  let n = 0;
+  let at = 0;
+  while (!o.stopped()) {
+    n++;
+    const lease = ((BigInt(c.id) << 24n) + lockLeaseBase + BigInt(n)).toString();
+    if ((await c.run('lock-lease-grant', { kind: 'leaseGrant', id: lease, ttl: lockLeaseTtlS })) === undefined) continue;
+    const name = lockNames[o.rand.intn(lockNames.length)] as string;
+    const ch = new GrpcChannel({ address: endpoints[at % endpoints.length] as string, connectTimeoutMs: 2000, backoffInitialMs: 100, backoffMaxMs: 500 });
+    try {
+      const r = await ch.unary(methods.lock.Lock, v3lockpb.LockRequest.create({ name: utf8(name), lease: BigInt(lease) }), { timeoutMs: 5000 });
+      const rec: LockRecord = { name, key: fromUtf8(r.key), client: c.id, rev: r.header?.revision ?? 0, acquiredMs: performance.now() };
+      locks.push(rec);
+      await delay(50 + o.rand.intn(250));
+      rec.releasedMs = performance.now();
+      await ch.unary(methods.lock.Unlock, v3lockpb.UnlockRequest.create({ key: r.key }), { timeoutMs: 3000 });
+    } catch (e) {
+      if (!(e instanceof GrpcError)) throw e;
+      at++;
+    } finally {
+      ch.close();
+    }
+    // Unlocked or not, the lease goes: a key left behind by a failed Lock or Unlock goes with it.
+    await c.run('lock-lease-revoke', { kind: 'leaseRevoke', id: lease });
+    await delay(o.pauseMs);
+  }
+}
