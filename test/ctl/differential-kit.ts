@@ -47,6 +47,8 @@ function runTool(tool: 'etcdctl' | 'etcdctl-ts', endpoint: string, cwd: string, 
       clearTimeout(timer);
       resolveRun({ stdout, stderr, code, signal });
     });
+    // A tool may exit before reading its stdin: the broken pipe is not a difference.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(step.stdin ?? '');
   });
 }
