@@ -117,7 +117,11 @@ export function checkKv(ops: readonly OpRecord[], replay: Replay, others: OtherW
     }
     const keys = events.map((e) => e.kv.key);
     const candidates = live.filter((op) => !revOf.has(op.id) && mayDelete(op, keys));
-    const acked = candidates.find((op) => op.status === 'ok' && op.res?.revision === rev && deleteEventsMatch(replay, rev, op, events));
+    // Two acknowledged deletes of one key can answer the same revision: the one that
+    // removed it wrote it, the other (deleted 0) came after and only read it.
+    const acked = candidates.find(
+      (op) => op.status === 'ok' && op.res?.revision === rev && deleteEventsMatch(replay, rev, op, events) && answersAsWriter(replay, rev, op),
+    );
     const maybe = candidates.filter((op) => op.status === 'indeterminate').sort((a, b) => a.invokeMs - b.invokeMs);
     const chosen = acked ?? maybe.find((op) => deleteEventsMatch(replay, rev, op, events));
     if (chosen === undefined && expirable.some((lease) => sameEvents(revokeEvents(replay, rev - 1, lease), events))) continue;
@@ -143,6 +147,16 @@ export function checkKv(ops: readonly OpRecord[], replay: Replay, others: OtherW
   checkRealTime(live, revOf, writerOf, replay, add);
   checkSerializableMonotonic(live, add);
   return v;
+}
+
+/** Whether op's acknowledged results are those of applying it at rev (on the state of rev - 1). */
+function answersAsWriter(replay: Replay, rev: number, op: OpRecord): boolean {
+  if (op.req.kind !== 'txn' || op.res === undefined) return true;
+  const want = evaluate(replay, rev - 1, op.req.txn);
+  return want.succeeded === op.res.succeeded && want.results.every((r, i) => {
+    const got = op.res?.results[i];
+    return got !== undefined && resultDiff(got, r) === undefined;
+  });
 }
 
 function deleteEventsMatch(replay: Replay, rev: number, op: OpRecord, events: readonly WatchEvent[]): boolean {

@@ -60,6 +60,18 @@ describe('kv checker', () => {
     assert.deepEqual(check(ops, [ref]), []);
   });
 
+  test('two deletes of one key answering the same revision: the one that removed it wrote it (sim-members seed 21)', () => {
+    const del = (k: string): Request => txn([{ type: 'delete', key: k }]);
+    const ops = [
+      op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),
+      // Listed first, applied second: it found the key gone and answered revision 3 too.
+      op('delete', del('a'), 11, 40, { rev: 3, results: [{ type: 'delete', deleted: 0 }] }),
+      op('delete', del('a'), 12, 30, { rev: 3, results: [{ type: 'delete', deleted: 1 }] }),
+    ];
+    const history = reference([[putEv(a2)], [{ type: 'delete', kv: deletedKv('a', 3), prevKv: a2 }]]);
+    assert.deepEqual(check(ops, [history]), []);
+  });
+
   test('a read that misses a write acknowledged before it began is a stale read', () => {
     const ops = [
       op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),

@@ -41,6 +41,8 @@ function enoent(what: string): Error {
 export class FakeDisk {
   private readonly dirs = new Map<string, Dir>();
   fsyncs = 0;
+  /** Set: the next fdatasync/fsync never completes; this runs instead (the process crashes while the write is in flight). */
+  crashAtNextSync: (() => void) | undefined;
 
   dir(path: string): Dir | undefined {
     return this.dirs.get(path);
@@ -136,10 +138,10 @@ export class FakeFs implements WalFs {
     private readonly rand: Rand,
   ) {}
 
-  /** Completes on a later event of this process (never, if it crashes first). */
-  private later<T>(fn: () => T, maxMs = 0): Promise<T> {
+  /** Completes on a later event of this process, minMs..maxMs from now (never, if it crashes first). */
+  private later<T>(fn: () => T, minMs = 0, maxMs = minMs): Promise<T> {
     return new Promise((resolve, reject) => {
-      this.proc.after(maxMs === 0 ? 0 : this.rand.intn(maxMs + 1), () => {
+      this.proc.after(minMs + this.rand.intn(maxMs - minMs + 1), () => {
         try {
           resolve(fn());
         } catch (e) {
@@ -203,10 +205,20 @@ export class FakeFs implements WalFs {
 
   fdatasync(fd: number): Promise<void> {
     const inode = this.inode(fd);
-    return this.later(() => {
-      inode.durable = Buffer.from(inode.data);
-      this.disk.fsyncs++;
-    }, 4);
+    const crash = this.disk.crashAtNextSync;
+    if (crash !== undefined) {
+      this.disk.crashAtNextSync = undefined;
+      // Before the sync can complete (it takes at least 1 ms).
+      this.proc.loop.at(0, crash);
+    }
+    return this.later(
+      () => {
+        inode.durable = Buffer.from(inode.data);
+        this.disk.fsyncs++;
+      },
+      1,
+      5,
+    );
   }
 
   fsync(fd: number): Promise<void> {
@@ -269,7 +281,7 @@ export class FakeFs implements WalFs {
   }
 
   fsyncDir(dir: string): Promise<void> {
-    return this.later(() => this.disk.syncDir(dir), 2);
+    return this.later(() => this.disk.syncDir(dir), 0, 2);
   }
 
   lock(dir: string): { release(): void } {

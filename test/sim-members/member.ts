@@ -9,7 +9,7 @@
  * transport and gRPC (messages go through the fake network as objects),
  * raft snapshots (the log is never compacted here), leases and auth traffic.
  */
-import { SeededRand, assert, nopLogger, type Rand } from '../../src/base/index.js';
+import { SeededRand, assert, nopLogger, type Logger, type Rand } from '../../src/base/index.js';
 import { AuthStore } from '../../src/auth/index.js';
 import { Backend } from '../../src/backend/index.js';
 import { Lessor } from '../../src/lease/index.js';
@@ -40,6 +40,20 @@ export interface MemberDisk {
   readonly fs: FakeDisk;
   readonly db: MemDb;
   readonly copies: Map<string, MemDb>;
+  /** Torn WAL tails that a restart cut off (evidence that crashes tore writes). */
+  tornTails: number;
+}
+
+/** Counts the WAL's torn-tail repairs; logs nothing. */
+function walLogger(disk: MemberDisk): Logger {
+  const l: Logger = {
+    ...nopLogger,
+    warn: (msg) => {
+      if (msg.startsWith('wal: cut off a torn tail')) disk.tornTails++;
+    },
+    with: () => l,
+  };
+  return l;
 }
 
 export interface MemberBoot {
@@ -79,6 +93,8 @@ export class SimMember implements ApplyEnv {
   private readonly reads = new Map<string, (index: number) => void>();
   private readSeq = 0;
   private stopped = false;
+  /** The commit index in the WAL at start: clients are served once it is applied (below). */
+  private bootCommit = 0;
 
   private constructor(
     readonly boot: MemberBoot,
@@ -160,7 +176,7 @@ export class SimMember implements ApplyEnv {
   /** Opens (restart) or creates (new disk) the member on its disk, and starts raft. */
   static async start(boot: MemberBoot): Promise<SimMember> {
     const fs = new FakeFs(boot.disk.fs, boot.proc, boot.rand);
-    const walOpts = { fs, segmentBytes: boot.segmentBytes, preallocate: boot.preallocate };
+    const walOpts = { fs, segmentBytes: boot.segmentBytes, preallocate: boot.preallocate, logger: walLogger(boot.disk) };
     const snapshotter = new Snapshotter(snapDir, { fs });
     const storage = new MemoryStorage();
     let wal: Wal;
@@ -201,6 +217,7 @@ export class SimMember implements ApplyEnv {
     });
     if (peers !== undefined) rawNode.bootstrap(peers);
     const m = new SimMember(boot, schema, rawNode, storage, wal, snapshotter);
+    m.bootCommit = storage.hardStateNow().commit;
     m.raft.start();
     return m;
   }
@@ -246,6 +263,21 @@ export class SimMember implements ApplyEnv {
     this.reads.clear();
     this.appliedWait.failAll(err);
     this.watchable.close();
+  }
+
+  /** Proposals / read-index rounds / applied-index waits in progress. */
+  pendingCount(): string {
+    return `${this.waits.size}/${this.reads.size}/${this.appliedWait.pending}`;
+  }
+
+  /**
+   * Serving clients: as etcd, which serves its client port only after
+   * ReadyNotify (its attributes published, so its log replayed), a restarted
+   * member answers nothing before it has applied what it had committed.
+   * Otherwise a serializable read right after a crash would go back in time.
+   */
+  get ready(): boolean {
+    return !this.stopped && this.appliedIndex >= this.bootCommit;
   }
 
   get alive(): boolean {

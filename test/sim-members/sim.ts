@@ -30,6 +30,8 @@ export interface SimOptions {
   /** Simulated milliseconds of traffic and faults. */
   readonly durationMs: number;
   readonly clients?: number;
+  /** Prints every member's raft status every this many simulated ms (0: never). */
+  readonly statusEveryMs?: number;
 }
 
 export interface SimReport {
@@ -42,6 +44,9 @@ export interface SimReport {
   readonly faults: number;
   readonly lastRevision: number;
   readonly events: number;
+  /** Crashes, and WAL tails torn by them that restarts cut off. */
+  readonly crashes: number;
+  readonly tornTails: number;
   readonly history: History;
 }
 
@@ -81,7 +86,7 @@ class Sim {
     this.segmentBytes = [4096, 16384, 65536][this.rand.intn(3)] as number;
     this.preallocate = (['none', 'sparse', 'zero'] as const)[this.rand.intn(3)] as Preallocate;
     this.initial.memberList().forEach((m, index) => {
-      this.slots.push({ index, id: m.id, disk: { fs: new FakeDisk(), db: new MemDb(), copies: new Map() }, member: undefined, group: 0, starting: false });
+      this.slots.push({ index, id: m.id, disk: { fs: new FakeDisk(), db: new MemDb(), copies: new Map(), tornTails: 0 }, member: undefined, group: 0, starting: false });
       this.history.members[idToHex(m.id)] = `m${index}`;
     });
     this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}`);
@@ -161,7 +166,7 @@ class Sim {
     let n = 0;
     while (!this.stopTraffic) {
       await this.loop.sleep(this.rand.intn(40));
-      const m = this.pick(this.alive());
+      const m = this.pick(this.alive().filter((x) => x.ready));
       if (m === undefined) {
         await this.loop.sleep(100);
         continue;
@@ -280,7 +285,7 @@ class Sim {
   async watcher(record: WatchRecord): Promise<void> {
     let last = 0;
     for (;;) {
-      const m = this.pick(this.alive());
+      const m = this.pick(this.alive().filter((x) => x.ready));
       if (m === undefined) {
         await this.loop.sleep(100);
         continue;
@@ -323,13 +328,24 @@ class Sim {
       if (this.stopTraffic) return;
       const slot = this.pick(this.slots) as Slot;
       const leader = this.slots.find((s) => s.member?.alive === true && s.member.isLeader());
-      switch (this.rand.intn(5)) {
+      switch (this.rand.intn(6)) {
         case 0:
         case 1: {
           const target = this.rand.intn(2) === 0 && leader !== undefined ? leader : slot;
           this.crash(target);
           const downMs = 100 + this.rand.intn(2000);
           this.loop.at(downMs, () => this.start(target));
+          break;
+        }
+        case 5: {
+          // A crash in the persistence path: at the member's next WAL fsync, with the write in flight.
+          const target = this.rand.intn(2) === 0 && leader !== undefined ? leader : slot;
+          if (target.member?.alive !== true) break;
+          this.fault(`arm a crash of m${target.index} at its next wal sync`);
+          target.disk.fs.crashAtNextSync = () => {
+            this.crash(target);
+            this.loop.at(100 + this.rand.intn(2000), () => this.start(target));
+          };
           break;
         }
         case 2: {
@@ -368,6 +384,19 @@ class Sim {
     }
   }
 
+  async printStatus(everyMs: number): Promise<void> {
+    while (!this.stopTraffic) {
+      await this.loop.sleep(everyMs);
+      const line = this.slots.map((s) => {
+        const m = s.member;
+        if (m === undefined || !m.alive) return `m${s.index} down`;
+        const st = m.raft.rawNode.status();
+        return `m${s.index} ${st.raftState.replace('State', '')} t${st.term} lead ${this.slots.find((x) => x.id === st.lead)?.index ?? '-'} commit ${st.commit} applied ${m.appliedIndex} last ${m.raft.storage.lastIndex()} waiting ${m.pendingCount()}`;
+      });
+      console.log(`${this.loop.nowMs()} ms: ${line.join(' | ')}`);
+    }
+  }
+
   /** All up, one leader, every member applied the leader's commit index. */
   converged(): boolean {
     const ms = this.alive();
@@ -385,7 +414,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   const sim = new Sim(o);
   const loop = sim.loop;
   for (const s of sim.slots) sim.start(s);
-  const clients = o.clients ?? 4;
+  const clients = o.clients ?? 8;
   const work: Promise<void>[] = [];
   for (let c = 0; c < clients; c++) work.push(sim.client(c));
   const watchRecords: WatchRecord[] = [
@@ -396,6 +425,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   sim.history.watches.push(...watchRecords);
   const watching = watchRecords.map((w) => sim.watcher(w));
   work.push(sim.faults());
+  if ((o.statusEveryMs ?? 0) > 0) work.push(sim.printStatus(o.statusEveryMs ?? 0));
   for (const p of [...work, ...watching]) p.catch((e: unknown) => loop.fail(e));
 
   await loop.run(o.durationMs);
@@ -444,6 +474,8 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     faults: sim.history.faults.length,
     lastRevision,
     events: loop.events,
+    crashes: sim.history.faults.filter((f) => f.what.startsWith('crash')).length,
+    tornTails: sim.slots.reduce((n, s) => n + s.disk.tornTails, 0),
     history: sim.history,
   };
 
