@@ -47,16 +47,25 @@
  *      again the committed entries after its snapshot: skip those your state
  *      machine already has, but still call applyConfChange for the conf
  *      changes among them (raft's membership restarts from the snapshot's).
+ *      Committed entries that earlier Readys already made durable (below the
+ *      first of rd.entries, and without rd.snapshot) wait for no write: they
+ *      may be applied before step 2, e.g. while its fsync runs.
  *   5. serve rd.readStates: a read with requestCtx may answer once the applied
  *      index reaches its index.
  *   6. node.advance(rd). Only now may ready() be called again. On advance the
  *      leader counts its own entries as durable; Readys are strictly
  *      sequential, so nothing committed leaves raft before it is durable.
+ *      What that commits is in the very next Ready: take it at once rather
+ *      than on a later turn (a single voter's write then costs one turn).
  * }
  * ```
  * tick(), step(), propose() and the other inputs may be called between
  * ready() and advance() (e.g. while awaiting an fsync); their effects come out
  * in the next Ready.
+ *
+ * localReadIndex() answers a ReadIndex without a Ready when the node needs
+ * nobody to confirm it (the sole voter, leading, with an entry of its term
+ * committed); otherwise it is undefined and readIndex() is the way.
  *
  * Snapshots and compaction: compact the Storage only up to an index raft
  * itself delivered as committed since this boot (status().applied). A
