@@ -791,14 +791,10 @@ export class Raft {
   }
 
   private stepLeaderReadIndex(m: raftpb.Message): void {
-    // A single voter is its own quorum (if the voter is us: a removed leader
-    // still leads, and must ask the remaining voter).
-    if (this.trk.isSingleton() && this.trk.config.voters[0].has(this.id)) {
-      this.respondToReadIndexReq(m, this.raftLog.committed);
-      return;
-    }
     // Until the leader has committed an entry of its term it does not know
-    // the commit index of the cluster (thesis §6.4 step 1): postpone.
+    // the commit index of the cluster (thesis §6.4 step 1): postpone. A
+    // single voter too: after a restart its commit index may lag entries it
+    // had committed (the commit is written without an fsync of its own).
     if (!this.committedEntryInCurrentTerm()) {
       if (this.pendingReadIndexMessages.length < pendingReadsMax) this.pendingReadIndexMessages.push(m);
       return;
@@ -1147,7 +1143,27 @@ export class Raft {
     this.send(newMessage({ type: MT.MsgReadIndexResp, to: req.from, index: readIndex, context: req.context }));
   }
 
+  /** The leader is the only voter: its own quorum. */
+  private isSoleVoter(): boolean {
+    // If the one voter is not us (a removed leader still leads), it must ask that voter.
+    return this.trk.isSingleton() && this.trk.config.voters[0].has(this.id);
+  }
+
+  /**
+   * The index a ReadIndex request would be answered with right now, when
+   * this node needs nobody to confirm it: the sole voter, leading, with an
+   * entry of its term committed. Undefined otherwise.
+   */
+  localReadIndex(): number | undefined {
+    if (this.state !== StateType.StateLeader || !this.isSoleVoter() || !this.committedEntryInCurrentTerm()) return undefined;
+    return this.raftLog.committed;
+  }
+
   private sendMsgReadIndexResponse(m: raftpb.Message): void {
+    if (this.isSoleVoter()) {
+      this.respondToReadIndexReq(m, this.raftLog.committed);
+      return;
+    }
     switch (this.readOnly.option) {
       case ReadOnlyOption.ReadOnlySafe:
         // Record the commit index now; answer once a quorum acks a

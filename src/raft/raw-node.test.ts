@@ -181,3 +181,28 @@ test('datadriven files round-trip through rewrite', () => {
   assert.equal(rewrite(text, f.cases.map((c) => c.expected)), text);
   assert.equal(rewrite(text, ['new', 'p\n\nq']), text.replace('out', 'new').replace('x\n\ny', 'p\n\nq'));
 });
+
+test('ReadIndex on a sole voter: answered at once, but only once an entry of its term is committed', () => {
+  // A restarted single member whose persisted commit (2) lags an entry it had
+  // acknowledged (3): reads must wait for the new term's entry, which commits 3.
+  const s = new MemoryStorage();
+  s.applySnapshot(raftpb.Snapshot.create({ metadata: raftpb.SnapshotMetadata.create({ index: 1, term: 1, confState: raftpb.ConfState.create({ voters: [1n] }) }) }));
+  s.append([2, 3].map((index) => raftpb.Entry.create({ index, term: 1 })));
+  s.setHardState(raftpb.HardState.create({ term: 1, vote: 1n, commit: 2 }));
+  const rn = new RawNode(config(1n, s));
+  assert.equal(rn.localReadIndex(), undefined, 'a follower asks the leader');
+  rn.campaign();
+  assert.equal(rn.status().raftState, 'StateLeader');
+  assert.equal(rn.localReadIndex(), undefined, 'no entry of the new term is committed yet');
+  rn.readIndex(enc('early'));
+  const out: raftpb.Message[] = [];
+  const first = handle(rn, s, out);
+  assert.deepEqual(first.readStates, [], 'the early read waits');
+  // The leader counts its own (now durable) entry on advance: commit 4, and the read is answered with it.
+  const second = handle(rn, s, out);
+  assert.deepEqual(second.committedEntries.map((e) => e.index), [3, 4]);
+  assert.deepEqual(second.readStates.map((r) => [dec(r.requestCtx), r.index]), [['early', 4]]);
+  assert.equal(rn.localReadIndex(), 4);
+  rn.readIndex(enc('late'));
+  assert.deepEqual(handle(rn, s, out).readStates.map((r) => [dec(r.requestCtx), r.index]), [['late', 4]]);
+});

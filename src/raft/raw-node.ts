@@ -153,6 +153,16 @@ export class RawNode {
     this.stepLocal(newMessage({ type: MT.MsgReadIndex, from: this.raft.id, context: ctx }));
   }
 
+  /**
+   * The index readIndex() would be answered with at once, without a
+   * heartbeat round, or undefined when a round is needed: known only to the
+   * sole voter of the configuration while it leads (with an entry of its
+   * term committed). A read may then be served once applied reaches it.
+   */
+  localReadIndex(): number | undefined {
+    return this.raft.localReadIndex();
+  }
+
   /** The transport could not reach id: stop pipelining to it. */
   reportUnreachable(id: bigint): void {
     this.raft.step(newMessage({ type: MT.MsgUnreachable, from: id }));

@@ -8,6 +8,9 @@
  *
  * Rounds are retried (raft drops a ReadIndex without a leader) every
  * retryMs and fail with Timeout after timeoutMs, as etcd's linearizableReadLoop.
+ *
+ * A member that is its own quorum (the sole voter, leading) knows the read
+ * index without a round: such a read only waits for the applied index.
  */
 import { assert } from '../base/index.js';
 import { ServerError } from './errors.js';
@@ -31,6 +34,8 @@ interface Round {
 export interface LinearizableReadOptions {
   /** Asks raft for a read index with this context (RawNode.readIndex). */
   issue(ctx: Uint8Array): void;
+  /** The read index when no round is needed (RawNode.localReadIndex), else undefined. */
+  localIndex(): number | undefined;
   appliedWait: AppliedIndexWait;
   nowMs(): number;
   retryMs: number;
@@ -58,6 +63,8 @@ export class LinearizableReads {
   /** Resolves when a local read reflects every write acknowledged before the call. */
   read(): Promise<void> {
     if (this.stopped !== undefined) return Promise.reject(this.stopped);
+    const local = this.opts.localIndex();
+    if (local !== undefined) return this.opts.appliedWait.wait(local);
     if (this.pending.length >= this.opts.pendingMax) return Promise.reject(new ServerError('TooManyRequests'));
     const p = new Promise<void>((resolve, reject) => this.pending.push({ resolve, reject }));
     this.maybeStartRound();

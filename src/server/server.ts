@@ -193,6 +193,7 @@ export class EtcdServer implements ApplyEnv {
     this.idGen = new IdGenerator(this.memberId, Math.floor(this.clock.wallMs()));
     this.reads = new LinearizableReads({
       issue: (ctx) => this.issueReadIndex(ctx),
+      localIndex: () => this.raft.rawNode.localReadIndex(),
       appliedWait: this.appliedWait,
       nowMs: () => this.clock.nowMs(),
       retryMs: 500,

@@ -50,6 +50,7 @@ test('ReadIndex rounds: batching, late arrivals wait for the next round, retry a
   const applied = new AppliedIndexWait(5);
   const reads = new LinearizableReads({
     issue: (ctx) => issued.push(Buffer.from(ctx).toString('hex')),
+    localIndex: () => undefined,
     appliedWait: applied,
     nowMs: () => now,
     retryMs: 5,
@@ -92,4 +93,34 @@ test('ReadIndex rounds: batching, late arrivals wait for the next round, retry a
   assert.ok(issued.length > before + 1, 'retried before timing out');
   reads.stop(new ServerError('Stopped'));
   await assert.rejects(reads.read(), (e: unknown) => e instanceof ServerError && e.code === 'Stopped');
+});
+
+test('ReadIndex on the sole voter: no round, the read waits only for the applied index', async () => {
+  const issued: Uint8Array[] = [];
+  const applied = new AppliedIndexWait(5);
+  let local: number | undefined = 7;
+  const reads = new LinearizableReads({
+    issue: (ctx) => issued.push(ctx),
+    localIndex: () => local,
+    appliedWait: applied,
+    nowMs: () => 0,
+    retryMs: 5,
+    timeoutMs: 30,
+    pendingMax: 100,
+  });
+  const done: string[] = [];
+  const r1 = reads.read().then(() => done.push('r1'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(issued.length, 0, 'no ReadIndex round');
+  assert.deepEqual(done, [], 'not before applied reaches the commit index');
+  applied.advance(7);
+  await r1;
+  // Leadership lost (or an entry of the term not yet committed): back to rounds.
+  local = undefined;
+  const r2 = reads.read();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(issued.length, 1);
+  reads.onReadState(issued[0] as Uint8Array, 7);
+  await r2;
+  reads.stop(new ServerError('Stopped'));
 });
