@@ -11,8 +11,10 @@
  *   --hex; a format a command has no rendering for fails as etcdctl's does.
  */
 export { run, handlesInterrupt, globalFlags, rootCommands } from './main.js';
+export { Ctl } from './command.js';
+export { checkPerf, checkDatascale, type PerfLoad, type DatascaleLoad } from './commands/check.js';
 export type { CtlIo, CommandSpec, OfflineOps, MigrateOptions, SnapshotRestoreOptions, SnapshotFileStatus } from './command.js';
 export { BufferOutput, CtlExit, ExitCode, type Output } from './output.js';
 export { newPrinter, renderTable, memberListTable, SimplePrinter, FieldsPrinter, JsonPrinter, ProtobufPrinter, type Printer, type OutputFormat } from './printer.js';
 export { goQuote, jsonString, messageJson, goDuration, humanizeBytes, parseGoDuration, argify, goUnquote, hex16 } from './go-format.js';
-export { parseFlags, FlagError } from './flags.js';
+export { parseFlags, FlagError, type FlagSpec } from './flags.js';
