@@ -154,10 +154,6 @@ export function electionTicks(cfg: ServerConfig): number {
   return Math.floor(cfg.electionMs / cfg.heartbeatMs);
 }
 
-/** The smallest lease TTL: ceil(1.5 × election timeout) seconds, as etcd's minTTL. */
-export function minLeaseTtlSeconds(cfg: ServerConfig): number {
-  return Math.ceil((3 * electionTicks(cfg) * cfg.heartbeatMs) / 2 / 1000);
-}
 
 /**
  * Checks the relations between values, with etcd's messages where etcd has one.

@@ -22,7 +22,7 @@ import {
 } from '../base/index.js';
 import { AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, type AuthInfo } from '../auth/index.js';
 import { installSnapshotFile, realTimers } from '../backend/index.js';
-import { LeaseExpiredError, LeaseNotFoundError, LeaseNotPrimaryError, Lessor } from '../lease/index.js';
+import { LeaseExpiredError, LeaseNotFoundError, LeaseNotPrimaryError, Lessor, minLeaseTtlSeconds } from '../lease/index.js';
 import { KvStore, WatchableStore, isKvError, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { RawNode, StateType, isRaftError, RaftErrorCode, type SoftState } from '../raft/index.js';
@@ -31,7 +31,7 @@ import { Transport, membersRpcMethod } from '../transport/index.js';
 import { AlarmSet } from './alarms.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from './apply.js';
 import { bootstrap, type BootState } from './bootstrap.js';
-import { ConfigError, electionTicks, minLeaseTtlSeconds, parseCompactionRetention, type ServerConfig } from './config.js';
+import { ConfigError, electionTicks, parseCompactionRetention, type ServerConfig } from './config.js';
 import { ServerError, serverErrorCodes, type ServerErrorCode } from './errors.js';
 import { IdGenerator } from './id-gen.js';
 import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
@@ -150,7 +150,8 @@ export class EtcdServer implements ApplyEnv {
     this.authStorage = new AuthStorage(schema);
     this.lessor = new Lessor({
       clock: this.clock,
-      minTtlSeconds: minLeaseTtlSeconds(this.cfg),
+      // Whole ticks, as etcd divides: 1000/5000 ms gives 7 s, not 7.5 s rounded up to 8.
+      minTtlSeconds: minLeaseTtlSeconds(electionTicks(this.cfg), this.cfg.heartbeatMs),
       store: { put: (r) => this.leaseStorage.put(r), delete: (id) => this.leaseStorage.delete(id), loadAll: () => this.leaseStorage.loadAll() },
       checkpointEnabled: this.cfg.experimentalEnableLeaseCheckpoint,
       registry: this.registry,

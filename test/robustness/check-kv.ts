@@ -123,8 +123,10 @@ export function checkKv(ops: readonly OpRecord[], replay: Replay, others: OtherW
       (op) => op.status === 'ok' && op.res?.revision === rev && deleteEventsMatch(replay, rev, op, events) && answersAsWriter(replay, rev, op),
     );
     const maybe = candidates.filter((op) => op.status === 'indeterminate').sort((a, b) => a.invokeMs - b.invokeMs);
+    // A short lease's keys going at once is its expiry unless a revoke was acknowledged there: a revoke
+    // that failed ("lease not found") is indeterminate and may have been sent after the expiry.
+    if (acked === undefined && expirable.some((lease) => sameEvents(revokeEvents(replay, rev - 1, lease), events))) continue;
     const chosen = acked ?? maybe.find((op) => deleteEventsMatch(replay, rev, op, events));
-    if (chosen === undefined && expirable.some((lease) => sameEvents(revokeEvents(replay, rev - 1, lease), events))) continue;
     if (chosen === undefined) {
       add('attribution', `revision ${rev} (${events.map(showEvent).join('; ')}) was written by no client request (phantom write)`);
       continue;

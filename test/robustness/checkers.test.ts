@@ -193,13 +193,15 @@ describe('lease checker', () => {
     responses.forEach((r, i) => ((r as { atMs: number }).atMs = i < 2 ? 10 : deleteMs));
     return w;
   };
-  function run(grantedTtl: number, deleteMs: number, opts: { split?: boolean; keepAliveAt?: number } = {}): string[] {
+  function run(grantedTtl: number, deleteMs: number, opts: { split?: boolean; keepAliveAt?: number; lateRevoke?: boolean } = {}): string[] {
     const grant = op('lease-grant-short', { kind: 'leaseGrant', id: '7', ttl: 1 }, 0, 5, { rev: 1 });
     (grant.res as { leaseTtl?: number }).leaseTtl = grantedTtl;
     const ops = [
       grant,
       op('put', txn([{ type: 'put', key: 'x', value: 'vx', lease: '7' }]), 6, 9, { rev: 2, results: [{ type: 'put' }] }),
       op('put', txn([{ type: 'put', key: 'y', value: 'vy', lease: '7' }]), 9, 10, { rev: 3, results: [{ type: 'put' }] }),
+      // A read that saw the expiry, then a revoke sent after it, failing (lease not found): indeterminate.
+      ...(opts.lateRevoke === true ? [op('get', txn([{ type: 'range', key: 'x' }]), deleteMs, deleteMs + 1, { rev: 4, results: [range([])] }), op('revoke', { kind: 'leaseRevoke', id: '7' }, deleteMs + 10, undefined)] : []),
     ];
     const watches = [leaseRef(deleteMs, opts.split)];
     const h = {
@@ -220,6 +222,9 @@ describe('lease checker', () => {
     assert.match(run(2, 1500).join('\n'), /lease 7 \(TTL 2 s\) expired early/);
     assert.match(run(2, 2500, { keepAliveAt: 1000 }).join('\n'), /expired early: .*last keep-alive answered by m1/);
     assert.deepEqual(run(2, 3100, { keepAliveAt: 1000 }), []);
+  });
+  test('an expiry is not pinned on a revoke sent after it (which failed, so is indeterminate)', () => {
+    assert.deepEqual(run(2, 2500, { lateRevoke: true }), []);
   });
   test("a lease's keys deleted at two revisions are caught", () => {
     assert.match(run(2, 2500, { split: true }).join('\n'), /deleted at different revisions/);
