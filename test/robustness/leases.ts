@@ -54,8 +54,10 @@ export async function runLeaseClient(c: RecordingClient, leases: LeaseRecord[], 
       rec.abandonedMs = performance.now();
       continue;
     }
-    await c.run('lease-revoke-short', { kind: 'leaseRevoke', id });
+    const revoked = await c.run('lease-revoke-short', { kind: 'leaseRevoke', id });
     rec.revokeOp = c.lastOpId;
+    // A failed revoke leaves the lease to expire: wait for that at the end like for an abandoned one.
+    if (revoked === undefined) rec.abandonedMs = performance.now();
   }
   await waitForExpiries(c, leases);
   await c.run('lease-final-read', { kind: 'txn', txn: { compares: [], success: [{ type: 'range', key: leaseKeyPrefix, end: prefixEnd(leaseKeyPrefix) }], failure: [] } });
