@@ -269,6 +269,22 @@ test('restore: synced watchers go on after the last revision they saw, neither r
     assert.deepEqual(render(drain(s)), ['0@7: PUT a=6@7', '1@8: PUT b=7@8']);
   }));
 
+test('a catch-up pass cut short by its read bound does not move a later-starting watcher back', () =>
+  withWatch(
+    (t, w) => {
+      for (let i = 0; i < 3; i++) putRequest(t.store, put('a', `${i}`));
+      deleteRangeRequest(t.store, del('a'));
+      putRequest(t.store, put('a', '3'));
+      const s = w.newWatchStream();
+      s.watch({ key: b('a'), startRevision: 2 });
+      s.watch({ key: b('a'), startRevision: 6 });
+      for (let i = 0; i < 5; i++) t.timers.advance(100);
+      // The first pass reads revisions 2..4 only; watcher 1 must still start at 6, not at 5.
+      assert.deepEqual(render(drain(s)), ['0@4: PUT a=0@2, PUT a=1@3, PUT a=2@4', '0@6: DEL a=@5, PUT a=3@6', '1@6: PUT a=3@6']);
+    },
+    { syncReadEntriesMax: 3 },
+  ));
+
 test('property: every watcher sees exactly the history from its start revision, in order, whatever the consumer does', async () => {
   type Step = { kind: 'put'; key: number } | { kind: 'del'; key: number } | { kind: 'watch'; back: number; key: number; range: boolean } | { kind: 'drain' } | { kind: 'tick' };
   const stepArb: fc.Arbitrary<Step> = fc.oneof(

@@ -315,7 +315,9 @@ export class WatchableStore implements TxnObserver {
     let victims: Map<Watcher, Victim> | undefined;
     for (const w of chosen) {
       const eb = batches.get(w);
-      w.minRev = eb !== undefined && eb.moreRev !== 0 ? eb.moreRev : upTo + 1;
+      // A watcher that starts past this pass's read keeps its own start: the
+      // pass only covered revisions up to upTo for those who needed them.
+      w.minRev = eb !== undefined && eb.moreRev !== 0 ? eb.moreRev : Math.max(w.minRev, upTo + 1);
       const prepared = eb === undefined ? undefined : this.prepare(w, eb.events);
       if (prepared !== undefined && !w.owner.enqueue(w, prepared, w.minRev - 1, 0)) {
         this.unsynced.delete(w);
