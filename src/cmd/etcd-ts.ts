@@ -94,11 +94,9 @@ async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): 
   logger.info('starting etcd-ts', { version: serverVersion, 'data-dir': cfg.dataDir, name: cfg.name, node: process.version });
   const registry = new Registry();
   let server: EtcdServer;
-  let api: ClientApi;
   try {
     prepareAutoTls(cfg);
     server = await EtcdServer.start({ config: cfg, logger, registry });
-    api = await ClientApi.start(server);
   } catch (e) {
     if (e instanceof ConfigError) {
       logger.error(e.message);
@@ -106,12 +104,14 @@ async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): 
     }
     throw e;
   }
+  // Set once the member is ready; the handlers below may run before that.
+  let api: ClientApi | undefined = undefined;
   let stopping = false;
   const shutdown = async (signal: NodeJS.Signals): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info('received signal; shutting down', { signal });
-    await api.close();
+    await api?.close();
     await server.stop();
     // etcd re-raises the signal once it has shut down, so supervisors see "killed by SIGTERM".
     process.removeAllListeners(signal);
@@ -123,8 +123,17 @@ async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): 
     if (stopping) return;
     logger.error('member stopped', { error: err?.message ?? 'stopped' });
     // A member removed from the cluster has done its job: etcd exits 0 then.
-    void api.close().then(() => process.exit(err === undefined || isServerError(err, 'IDRemoved') ? 0 : 1));
+    const code = err === undefined || isServerError(err, 'IDRemoved') ? 0 : 1;
+    void (api?.close() ?? Promise.resolve()).then(() => process.exit(code));
   });
+  // As etcd, no client is served before the member has caught up with what
+  // it served before a restart: an entry of its own, proposed now, applied.
+  try {
+    await server.whenReady();
+  } catch {
+    return; // stopped first: onDone exits
+  }
+  api = await ClientApi.start(server);
   logger.info('ready to serve client requests', { urls: api.urls });
 }
 

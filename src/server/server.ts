@@ -119,6 +119,8 @@ export class EtcdServer implements ApplyEnv {
   private stopping = false;
   private stoppedErr: Error | undefined;
   private readonly doneHandlers: ((err: Error | undefined) => void)[] = [];
+  /** Settles once this member's attributes, proposed after the start, have applied (etcd's ReadyNotify). */
+  private readonly ready = settleable();
 
   readonly idGen: IdGenerator;
   private readonly waits = new WaitRegistry<ApplyOutcome>(pendingProposalsMax);
@@ -412,6 +414,18 @@ export class EtcdServer implements ApplyEnv {
       revision: revision ?? this.kvRef.rev,
       raftTerm: this.term,
     });
+  }
+
+  /**
+   * Resolves once the member may serve clients: an entry it proposed after
+   * the start (its published attributes) has applied, so the state it serves
+   * from includes everything it applied, and so answered, before a crash —
+   * the backend commits in batches, and the WAL replay that restores the rest
+   * is done by then. Rejects if the member stops first. etcd's members serve
+   * no client request before this either (ReadyNotify).
+   */
+  whenReady(): Promise<void> {
+    return this.ready.promise;
   }
 
   /** Resolves (or rejects) when the member stops. */
@@ -1076,6 +1090,7 @@ export class EtcdServer implements ApplyEnv {
           'local-member-id': idToHex(this.memberId),
           'local-member-attributes': { name: this.cfg.name, clientUrls: this.cfg.advertiseClientUrls },
         });
+        this.ready.resolve();
         return;
       } catch (e) {
         this.logger.debug('publish failed, retrying', { error: (e as Error).message });
@@ -1213,6 +1228,7 @@ export class EtcdServer implements ApplyEnv {
     if (this.stopping) return;
     this.stopping = true;
     this.stoppedErr = err;
+    this.ready.reject(err ?? new ServerError('Stopped'));
     if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
     this.compactor?.stop();
     if (this.corruptTimer !== undefined) clearTimeout(this.corruptTimer);
@@ -1304,4 +1320,16 @@ async function installReceivedDb(layout: DataLayout, boot: BootState, logger: Lo
   }
   logger.info('installing a received snapshot database left by a crash', { index });
   installSnapshotFile(received, layout.dbPath);
+}
+
+/** A promise with its settle functions; an unawaited rejection is not an error. */
+function settleable(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
 }

@@ -56,6 +56,9 @@ function walLogger(disk: MemberDisk): Logger {
   return l;
 }
 
+const publishTimeoutMs = 1_000;
+const publishRetryMs = 200;
+
 export interface MemberBoot {
   readonly proc: Proc;
   readonly disk: MemberDisk;
@@ -94,7 +97,7 @@ export class SimMember implements ApplyEnv {
   private readSeq = 0;
   private stopped = false;
   /** The commit index in the WAL at start: clients are served once it is applied (below). */
-  private bootCommit = 0;
+  private published = false;
 
   private constructor(
     readonly boot: MemberBoot,
@@ -217,8 +220,8 @@ export class SimMember implements ApplyEnv {
     });
     if (peers !== undefined) rawNode.bootstrap(peers);
     const m = new SimMember(boot, schema, rawNode, storage, wal, snapshotter);
-    m.bootCommit = storage.hardStateNow().commit;
     m.raft.start();
+    m.publish();
     return m;
   }
 
@@ -271,13 +274,26 @@ export class SimMember implements ApplyEnv {
   }
 
   /**
-   * Serving clients: as etcd, which serves its client port only after
-   * ReadyNotify (its attributes published, so its log replayed), a restarted
-   * member answers nothing before it has applied what it had committed.
-   * Otherwise a serializable read right after a crash would go back in time.
+   * Serving clients: as etcd (ReadyNotify) and etcd-ts (whenReady), only once
+   * an entry this member proposed after its start has applied, so its state
+   * holds everything it applied before a crash. Otherwise a serializable read
+   * right after a crash could go back in time (bug 3 in the README).
    */
   get ready(): boolean {
-    return !this.stopped && this.appliedIndex >= this.bootCommit;
+    return !this.stopped && this.published;
+  }
+
+  /** Proposes this member's attributes until they apply (EtcdServer.publish, which whenReady waits for). */
+  private publish(): void {
+    if (this.stopped) return;
+    const request = {
+      case: 'memberAttributesSet' as const,
+      value: serverpb.MemberAttributesSetRequest.create({ memberId: this.memberId, name: `m${this.memberId}` }),
+    };
+    this.propose(request, publishTimeoutMs).then(
+      () => (this.published = true),
+      () => this.boot.proc.after(publishRetryMs, () => this.publish()),
+    );
   }
 
   get alive(): boolean {
