@@ -21,6 +21,8 @@ const sourceDir = resolve(import.meta.dirname, '../../../test/clientv3');
 const kind: MemberKind = process.env['CLIENTV3_KIND'] === 'etcd' ? 'etcd' : 'etcd-ts';
 
 function goMissing(): string | false {
+  const ciSkip = process.env['CLIENTV3_SKIP'];
+  if (ciSkip !== undefined && ciSkip !== '') return ciSkip;
   if (spawnSync('go', ['version']).status !== 0) return 'the Go toolchain is not installed (apt-get install golang-go)';
   if (!existsSync(join(gopath, 'src/go.etcd.io/etcd/clientv3'))) return 'clientv3 sources are not installed (apt-get install golang-etcd-server-dev)';
   return kind === 'etcd' ? etcdMissing() : false;
