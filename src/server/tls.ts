@@ -96,7 +96,9 @@ export function selfSignedCert(hosts: readonly string[], now = new Date()): { ce
   const ecdsaSha256 = seq(oid('1.2.840.10045.4.3.2'));
   const name = seq(der(0x31, seq(oid('2.5.4.10'), der(0x0c, Buffer.from('etcd')))));
   const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f;
+  // A positive DER INTEGER with no leading zero byte (0x00 before a byte
+  // below 0x80 is "illegal padding" to OpenSSL): the first byte is 0x40..0x7f.
+  serial[0] = ((serial[0] ?? 0) & 0x3f) | 0x40;
   const tbs = seq(
     der(0xa0, der(0x02, Buffer.from([2]))),
     der(0x02, serial),
