@@ -112,6 +112,13 @@ export class PeerLink {
     if (this.state === 'backoff' || !this.out[kind].enqueue(m, limit)) this.dropped(m, 1);
   }
 
+  /** Writes the messages queued so far (see OutStream.flushNow). */
+  flush(): void {
+    if (this.state !== 'active') return;
+    this.out.msgapp.flushNow();
+    this.out.message.flushNow();
+  }
+
   /** The filter's delay: the message is queued later, still within the peer's bound. */
   sendDelayed(m: raftpb.Message, delayMs: number): void {
     if (this.state === 'stopped') return;

@@ -40,11 +40,29 @@ export class OutStream {
     return this.queue.length;
   }
 
-  /** Queues m unless `limit` messages wait already; returns whether it was queued. */
+  /**
+   * Queues m unless `limit` messages wait already; returns whether it was
+   * queued. It is written by flushNow(), which the sender calls once it has
+   * queued a whole batch, or else on the next turn.
+   */
   enqueue(m: raftpb.Message, limit: number): boolean {
     if (!this.queue.push(m, limit)) return false;
     if (this.stream !== undefined) this.scheduleFlush();
     return true;
+  }
+
+  /**
+   * Writes what is queued now instead of on the next turn. node:http2 still
+   * puts it on the socket on its own next turn, but a turn earlier than a
+   * scheduled flush: a leader's appends then leave before its own fdatasync
+   * would hold the event loop.
+   */
+  flushNow(): void {
+    if (this.flushHandle !== undefined) {
+      clearImmediate(this.flushHandle);
+      this.flushHandle = undefined;
+    }
+    this.flush();
   }
 
   /** The stream was accepted by the peer: start writing. */

@@ -169,12 +169,14 @@ export class Transport {
   }
 
   /**
-   * Queues messages to their peers; never blocks, never throws for a peer's
-   * state. Messages must not be mutated afterwards (they are encoded on the
-   * next turn, in one batch per peer stream).
+   * Sends messages to their peers; never blocks, never throws for a peer's
+   * state. The messages to each peer's stream are encoded and written as
+   * one batch before this returns (a peer not connected yet gets them once
+   * it is); they must not be mutated afterwards.
    */
   send(msgs: readonly raftpb.Message[]): void {
     if (this.isStopped) return;
+    const touched: PeerLink[] = [];
     for (const m of msgs) {
       const link = this.peers.get(m.to);
       if (link === undefined) {
@@ -184,6 +186,7 @@ export class Transport {
       const verdict = this.filter === undefined ? 'pass' : this.filter(m, m.to);
       if (verdict === 'pass') {
         link.send(m);
+        if (!touched.includes(link)) touched.push(link);
       } else if (verdict === 'drop') {
         // A lost MsgSnap must still end raft's wait for its outcome, as a broken connection would.
         if (m.type === raftpb.MessageType.MsgSnap) {
@@ -194,6 +197,7 @@ export class Transport {
         link.sendDelayed(m, verdict.delayMs);
       }
     }
+    for (const link of touched) link.flush();
   }
 
   /** A generic peer RPC; rejects with a TransportError (timeout, unreachable, refused, remote failure). */

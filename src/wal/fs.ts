@@ -28,6 +28,13 @@ export interface WalFs {
   /** The same on the thread pool. */
   write(fd: number, buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   fdatasync(fd: number): Promise<void>;
+  /**
+   * fdatasync on the calling thread. Optional: a file system whose sync
+   * must not block its caller (a simulation, where a crash may strike while
+   * a sync is in flight) leaves it out, and the WAL then always uses
+   * fdatasync.
+   */
+  fdatasyncSync?(fd: number): void;
   fsync(fd: number): Promise<void>;
   ftruncate(fd: number, length: number): void;
   /** The size of an open file. */
@@ -59,6 +66,7 @@ export const nodeWalFs: WalFs = {
   writeSync: (fd, buf, offset, length, position) => fs.writeSync(fd, buf, offset, length, position),
   write: async (fd, buf, offset, length, position) => (await writeAsync(fd, buf, offset, length, position)).bytesWritten,
   fdatasync: (fd) => fdatasyncAsync(fd),
+  fdatasyncSync: (fd) => fs.fdatasyncSync(fd),
   fsync: (fd) => fsyncAsync(fd),
   ftruncate: (fd, length) => fs.ftruncateSync(fd, length),
   fsize: (fd) => fs.fstatSync(fd).size,

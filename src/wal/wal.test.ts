@@ -14,6 +14,8 @@ import {
   WalSnapshotNotFoundError,
   walErrorCodes,
   walMetrics,
+  nodeWalFs,
+  type WalFs,
   type WalOptions,
 } from './index.js';
 import { describeEntries, makeEntries, makeTmpDir, removeDir } from './test-helpers.js';
@@ -287,5 +289,55 @@ describe('Wal directory handling', () => {
     const text = registry.render();
     assert.match(text, /etcd_disk_wal_fsync_duration_seconds_count 1\b/);
     assert.ok(metrics.writeBytes.get() > 0);
+  });
+});
+
+describe('Wal sync placement', () => {
+  /** node:fs, counting which kind of fdatasync each save used. */
+  function countingFs(): { fs: WalFs; inline: number; pooled: number } {
+    const c = { inline: 0, pooled: 0, fs: nodeWalFs };
+    c.fs = {
+      ...nodeWalFs,
+      fdatasync: (fd) => {
+        c.pooled++;
+        return nodeWalFs.fdatasync(fd);
+      },
+      fdatasyncSync: (fd) => {
+        c.inline++;
+        nodeWalFs.fdatasyncSync?.(fd);
+      },
+    };
+    return c;
+  }
+
+  test('a small batch syncs on the calling thread, a large one or one that must not block on the pool', async () => {
+    const dir = tmp('placement');
+    const c = countingFs();
+    const w = await Wal.create(dir, meta, { fs: c.fs, inlineSyncBytes: 2048 });
+    const base = { inline: c.inline, pooled: c.pooled };
+    await w.save(hs(1, 0), makeEntries(1, 1, 1, 1, 100), true);
+    assert.deepEqual([c.inline - base.inline, c.pooled - base.pooled], [1, 0], 'one small entry: inline');
+    await w.save(hs(1, 1), makeEntries(2, 41, 1, 1, 100), true);
+    assert.deepEqual([c.inline - base.inline, c.pooled - base.pooled], [1, 1], '40 entries past 2 KiB: the pool');
+    await w.save(hs(1, 2), makeEntries(42, 42, 1, 1, 100), true, false);
+    assert.deepEqual([c.inline - base.inline, c.pooled - base.pooled], [1, 2], 'mayBlock false: the pool');
+    await w.save(hs(1, 3), [], false);
+    assert.deepEqual([c.inline - base.inline, c.pooled - base.pooled], [1, 2], 'no sync asked: none');
+    await w.close();
+    const r = await reopen(dir);
+    assert.equal(r.entries.length, 42);
+    assert.deepEqual(r.hardState, hs(1, 3));
+  });
+
+  test('a file system without a blocking sync always syncs on the pool', async () => {
+    const dir = tmp('no-inline');
+    const c = countingFs();
+    const rest: WalFs = { ...c.fs };
+    delete rest.fdatasyncSync;
+    const w = await Wal.create(dir, meta, { fs: rest });
+    await w.save(hs(1, 0), makeEntries(1, 1, 1), true);
+    assert.equal(c.inline, 0);
+    assert.ok(c.pooled >= 1);
+    await w.close();
   });
 });
