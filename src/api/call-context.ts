@@ -11,8 +11,8 @@ import { statusOf } from './errors.js';
 
 /**
  * A call's RequestContext. The signal is the call's, taken only when the
- * server asks for it (a proposal does, a local read does not): a call's
- * AbortSignal is made on first use and costs an AbortController.
+ * server asks for it: a call's AbortSignal is made on first use and costs an
+ * AbortController. A proposal needs only the abort event (onAbort).
  */
 class CallRequestContext implements RequestContext {
   constructor(
@@ -22,6 +22,10 @@ class CallRequestContext implements RequestContext {
 
   get signal(): AbortSignal {
     return this.call.signal;
+  }
+
+  onAbort(fn: () => void): () => void {
+    return this.call.onAbort(fn);
   }
 }
 

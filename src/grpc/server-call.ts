@@ -52,6 +52,12 @@ export interface ServerCall {
   readonly deadlineMs: number | undefined;
   /** Fires on deadline, client cancel, connection loss, or a failed read; reason is a GrpcError. */
   readonly signal: AbortSignal;
+  /**
+   * The same event without an AbortController (which a unary call on the hot
+   * path can do without): fn runs once when the call is aborted, at once if
+   * it already was. Returns the function that unregisters fn.
+   */
+  onAbort(fn: (reason: GrpcError) => void): () => void;
   /** True once the call is over (answered, cancelled or timed out): further writes are dropped. */
   readonly closed: boolean;
   readonly peer: PeerInfo;
@@ -234,6 +240,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
   private pendingTrailers: OutgoingHttpHeaders | undefined;
   private trailerMetadata: OutgoingMetadata | undefined;
   private controller: AbortController | undefined;
+  private abortHooks: ((reason: GrpcError) => void)[] | undefined;
   private abortReason: GrpcError | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly deframer: MessageDeframer;
@@ -293,6 +300,19 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
       if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
     }
     return this.controller.signal;
+  }
+
+  onAbort(fn: (reason: GrpcError) => void): () => void {
+    if (this.abortReason !== undefined) {
+      fn(this.abortReason);
+      return noop;
+    }
+    (this.abortHooks ??= []).push(fn);
+    return () => {
+      const hooks = this.abortHooks;
+      const i = hooks === undefined ? -1 : hooks.indexOf(fn);
+      if (i >= 0) hooks?.splice(i, 1);
+    };
   }
 
   get closed(): boolean {
@@ -562,6 +582,9 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     if (this.abortReason !== undefined) return;
     this.abortReason = reason;
     this.controller?.abort(reason);
+    const hooks = this.abortHooks;
+    this.abortHooks = undefined;
+    if (hooks !== undefined) for (const fn of hooks) fn(reason);
   }
 
   private report(code: GrpcStatusCode): void {

@@ -110,6 +110,8 @@ describe('grpc-js client -> our server', () => {
     await eventually(() => srv.state.aborts.length > before, 'the handler to see the abort');
     // Whichever came first: our deadline timer, or the client's RST_STREAM(CANCEL).
     assert.match(srv.state.aborts[before] ?? '', /^(4:context deadline exceeded|1:context canceled)$/);
+    // call.onAbort saw the same reason, once; the hook unregistered at once never ran.
+    assert.deepEqual(srv.state.hookAborts, srv.state.aborts);
   });
 
   test('cancel mid-stream stops the server handler', async () => {

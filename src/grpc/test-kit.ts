@@ -60,6 +60,8 @@ export const echoMethods = {
 export interface EchoState {
   /** Reasons the Hang handler saw its signal fire with, and how many Hang calls started. */
   readonly aborts: string[];
+  /** The same aborts as seen through call.onAbort (a hook unregistered at once must never add one). */
+  readonly hookAborts: string[];
   hanging: number;
   /** Messages the Stream handler has written so far, and whether it has finished. */
   streamWritten: number;
@@ -79,6 +81,7 @@ export function addEchoService(server: GrpcServer): EchoState {
   });
   const state: EchoState = {
     aborts: [],
+    hookAborts: [],
     hanging: 0,
     streamWritten: 0,
     streamDone: false,
@@ -138,6 +141,8 @@ export function addEchoService(server: GrpcServer): EchoState {
       (_req, call) =>
         new Promise<string>((_resolve, reject) => {
           state.hanging++;
+          call.onAbort((r) => state.hookAborts.push(`${r.code}:${r.details}`));
+          call.onAbort(() => state.hookAborts.push('unregistered hook ran'))();
           call.signal.addEventListener('abort', () => {
             const reason: unknown = call.signal.reason;
             state.aborts.push(reason instanceof GrpcError ? `${reason.code}:${reason.details}` : String(reason));

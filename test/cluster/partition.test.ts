@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { etcdMissing, liveChildren, type Cluster, type Member, type MemberKind } from '../harness/index.js';
 import { useWorkspace } from '../harness/index.js';
-import { Kv, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, memberIdOf, waitFor } from './kit.js';
+import { Kv, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, memberIdOf, metricSum, waitFor } from './kit.js';
 
 /** A client deadline past the member's own request timeout (5 s + two election timeouts), so the member's answer is seen. */
 const minorityCallMs = 10_000;
@@ -21,6 +21,13 @@ async function isolationCase(c: Cluster, isolated: Member, round: string): Promi
     await kvM[0]?.put(`${round}/before`, 'b');
     await waitFor(async () => (await kvI.get(`${round}/before`, { serializable: true })) === 'b', 5_000, 'the isolated member has the write before the partition');
     c.net.isolate(isolated.name);
+
+    // A caller that gives up takes its proposal with it: the member's pending
+    // count drops when the client's deadline cancels the call, not at the
+    // member's own request timeout seconds later.
+    const abandoned = await kvI.try(kvI.put(`${round}/abandoned`, 'x', 300));
+    assert.equal(abandoned.ok, false, 'a write on the isolated member fails');
+    await waitFor(async () => (await metricSum(isolated, 'etcd_server_proposals_pending')) === 0, 3_000, 'the abandoned proposal to leave the pending count');
 
     // As etcd: both wait for the request timeout, then fail as timed out (not as a leader failure:
     // no new leader was elected here, this member just lost its own).
