@@ -3,14 +3,16 @@
  * Ready batches strictly one at a time (src/raft/index.ts has the contract):
  *
  *   1. a leader sends its messages at once (it may replicate while its own
- *      disk write runs, thesis §10.2.1);
+ *      disk write runs, thesis §10.2.1), and lets them reach the wire
+ *      before it starts that write;
  *   2. committed entries this member already has on disk (persisted by an
  *      earlier Ready) are applied at once: they wait for no write;
  *   3. the snapshot (snap file, then its WAL marker), entries and hard state
  *      are written to the WAL with ONE fdatasync when raft asks for it;
  *      while that fsync runs, new proposals pile up in raft and go out in
  *      the next Ready together (group commit);
- *   4. a follower sends its messages (its acks promise step 3 is durable);
+ *   4. a follower sends its messages (its acks promise step 3 is durable)
+ *      and lets them reach the wire before it applies;
  *   5. the application installs the snapshot and applies the rest of the
  *      committed entries;
  *   6. advance; when that made more work (the leader counts its own entries
@@ -194,7 +196,13 @@ export class RaftNode {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.hardState !== undefined) this.app.onHardState(rd.hardState);
     if (rd.softState !== undefined) this.app.onSoftState(rd.softState);
-    if (rd.sendBeforePersist && rd.messages.length > 0) this.app.send(rd.messages);
+    if (rd.sendBeforePersist && rd.messages.length > 0) {
+      this.app.send(rd.messages);
+      // node:http2 puts them on the wire on its next turn: give it that turn
+      // before our own write, so that the followers' writes (the longer way
+      // to a quorum) start first.
+      if (rd.entries.length > 0) await new Promise<void>((resolve) => this.scheduler.soon(resolve));
+    }
     if (rd.snapshot !== undefined) {
       // The snap file first, then its marker: a marker in the WAL always has its file.
       failpoint('raftBeforeSaveSnap');
@@ -218,7 +226,12 @@ export class RaftNode {
     if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) this.storage.append(rd.entries);
-    if (!rd.sendBeforePersist && rd.messages.length > 0) this.app.send(rd.messages);
+    if (!rd.sendBeforePersist && rd.messages.length > 0) {
+      this.app.send(rd.messages);
+      // A follower's acks are on the leader's way to a quorum, its applying
+      // is on nobody's: let them reach the wire first.
+      if (committed.length > 0 || rd.snapshot !== undefined) await new Promise<void>((resolve) => this.scheduler.soon(resolve));
+    }
     if (rd.snapshot !== undefined) {
       failpoint('raftBeforeApplySnap');
       await this.app.applySnapshot(rd.snapshot);
