@@ -46,6 +46,8 @@ interface Series {
 
 abstract class Vector<S extends Series> implements Metric {
   private readonly series = new Map<string, S>();
+  /** The one series of a vector without labels, once made. */
+  private unlabeled: S | undefined;
   /** Label positions in name order (the order Go renders them in). */
   private readonly sortedOrder: readonly number[];
 
@@ -64,6 +66,8 @@ abstract class Vector<S extends Series> implements Metric {
 
   /** The series for these labels, created (at zero) if new. */
   protected seriesOf(labels: Labels | undefined): S {
+    // Most metrics have no labels and are bumped on hot paths: no array, no key string.
+    if (this.labelNames.length === 0 && this.unlabeled !== undefined) return this.unlabeled;
     const values = this.labelNames.map((n) => {
       const v = labels?.[n];
       assert(v !== undefined, `${this.name}: missing label ${n}`);
@@ -74,6 +78,7 @@ abstract class Vector<S extends Series> implements Metric {
     if (s === undefined) {
       s = this.newSeries(values);
       this.series.set(key, s);
+      if (values.length === 0) this.unlabeled = s;
     }
     return s;
   }
