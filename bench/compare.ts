@@ -202,7 +202,7 @@ export function printTable(title: string, rows: readonly Measurement[]): void {
 
 /** Runs the chosen workloads against an etcd and an etcd-ts cluster of `size` members. */
 export async function compare(size: number, opts: CompareOptions): Promise<Measurement[]> {
-  const timing: Timing = opts.quick ? { warmupMs: 500, measureMs: 1500, watchPuts: 100, primeMs: 500 } : { warmupMs: 1000, measureMs: 4000, watchPuts: 400, primeMs: 1500 };
+  const timing: Timing = opts.quick ? { warmupMs: 500, measureMs: 1500, watchPuts: 100, primeMs: 1000 } : { warmupMs: 1000, measureMs: 4000, watchPuts: 400, primeMs: 1500 };
   const chosen = workloads.filter((w) => opts.families.length === 0 || opts.families.includes(w.family));
   const dir = mkdtempSync(join(tmpdir(), `bench-compare-${size}-`));
   const rows: Measurement[] = [];
