@@ -246,9 +246,7 @@ export class RaftNode {
     if (rd.hardState === undefined && rd.entries.length === 0) return;
     failpoint('raftBeforeSave');
     const started = performance.now();
-    // A leader that just handed appends to the transport lets the event loop
-    // run during its own sync, so that node:http2 puts them on the wire now.
-    await this.wal.save(rd.hardState, rd.entries, rd.mustSync, !(rd.sendBeforePersist && rd.messages.length > 0));
+    await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
     if (rd.mustSync) this.onWalSync?.((performance.now() - started) / 1000);
     failpoint('raftAfterSave');
   }

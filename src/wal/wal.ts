@@ -359,10 +359,9 @@ export class Wal {
    * commit: the raft loop batches a whole Ready into one call). A batch that
    * takes the tail past segmentBytes is synced even when !mustSync, and then
    * cuts a new segment: one more fdatasync (the new head) and a directory
-   * fsync. `mayBlock` false keeps even a small batch's sync off this thread
-   * (see syncTail): the caller has work that must go on meanwhile.
+   * fsync.
    */
-  async save(hardState: raftpb.HardState | undefined, entries: readonly raftpb.Entry[], mustSync: boolean, mayBlock = true): Promise<void> {
+  async save(hardState: raftpb.HardState | undefined, entries: readonly raftpb.Entry[], mustSync: boolean): Promise<void> {
     return this.run('save', async () => {
       if (hardState === undefined && entries.length === 0) return;
       const enc = this.encoder;
@@ -377,7 +376,7 @@ export class Wal {
         enc.addMessage(recordType.hardState, raftpb.HardState, hardState, this.syncedBytes);
         this.hardState = { ...hardState };
       }
-      await this.writeBatch(mustSync, mayBlock);
+      await this.writeBatch(mustSync);
     });
   }
 
@@ -478,7 +477,7 @@ export class Wal {
   }
 
   /** Writes the encoded batch at the tail (a memcpy into the page cache), then fdatasyncs on the thread pool. */
-  private async writeBatch(mustSync: boolean, mayBlock = true): Promise<void> {
+  private async writeBatch(mustSync: boolean): Promise<void> {
     const bytes = this.encoder.bytes();
     assert(this.tailOffset % 8 === 0 && bytes.length % 8 === 0, 'wal: unaligned batch');
     assert(this.tailOffset + bytes.length <= segmentOffsetMax, 'wal: segment would pass 4 GiB');
@@ -490,7 +489,7 @@ export class Wal {
     // A segment other than the last must end at its last record: trim the
     // pre-allocated zeros now, so that this batch's one sync covers the trim.
     if (cutting && fs.fsize(this.tailFd) > this.tailOffset) fs.ftruncate(this.tailFd, this.tailOffset);
-    if (mustSync || cutting) await this.syncTail(mayBlock && bytes.length <= this.settings.inlineSyncBytes);
+    if (mustSync || cutting) await this.syncTail(bytes.length <= this.settings.inlineSyncBytes);
     if (cutting) await this.cut();
     else this.maybeStartPrepare();
   }
