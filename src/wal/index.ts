@@ -77,8 +77,10 @@
  * checkable on its own, which the torn-tail rule below needs.
  *
  * Writing: a batch is encoded into one reusable buffer, written with one
- * pwrite at the tail (a page-cache copy), then fdatasynced on the thread
- * pool, so the event loop keeps running during the sync. When the tail
+ * pwrite at the tail (a page-cache copy), then fdatasynced: a batch of at
+ * most inlineSyncBytes (4 KiB) on the calling thread, a larger one on the
+ * thread pool so that the event loop keeps running during the sync (see
+ * Wal.syncTail and bench/RESULTS.md section 4 for why). When the tail
  * passes segmentBytes (default 64 MiB) the log is cut: the tail is trimmed to
  * its last record and synced; the next segment, zero-filled in the
  * background as `segment.tmp`, gets its head records, is synced, renamed into
@@ -123,7 +125,10 @@
  * 100 records/sync: writeSync + fdatasync on the thread pool 5.8-6.9k;
  * async write + fdatasync 5.4-6.3k; writev of one buffer per record
  * 5.7-6.1k. Hence one encoded buffer, one pwrite (a page-cache copy, µs),
- * then an async fdatasync during which the event loop runs.
+ * then, for a large batch, an async fdatasync during which the event loop
+ * runs. A one-entry batch is faster synced inline: the pool's two thread
+ * wake-ups cost as much as the sync (1.2k puts/s against 0.7k through the
+ * gRPC server, bench/RESULTS.md section 4).
  *
  * Wal.save with 300-byte entries plus a hard state, mustSync, 64 MiB segments:
  *
