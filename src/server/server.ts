@@ -467,27 +467,46 @@ export class EtcdServer implements ApplyEnv {
 
   // ---------------------------------------------------------------- apply
 
+  /**
+   * Applies committed entries in order: first those the state already has
+   * (replayed after a restart or a snapshot install), then the new ones in
+   * ONE backend write scope with the applied index written once, at its end.
+   * The scope reaches LMDB whole or not at all, so a crash keeps the run's
+   * effects and its index together, as it did for one entry.
+   */
   private applyEntries(entries: raftpb.Entry[]): void {
-    const backend = this.schemaRef.backend;
-    for (const e of entries) {
-      this.committedIndex = Math.max(this.committedIndex, e.index);
-      if (e.term > this.term) this.term = e.term;
-      if (e.index <= this.consistentIndex) {
-        // Replayed after a restart or a snapshot install: the state already has it,
-        // but raft's configuration restarts from the snapshot and needs conf changes again.
-        // A change refused the first time is replayed as refused (no node), whatever the membership is now.
-        if (e.type !== raftpb.EntryType.EntryNormal) {
-          const { cc } = this.decodeConfChange(e);
-          this.confState = this.raft.rawNode.applyConfChange(this.schemaRef.confChangeRefused(e.index) ? raftpb.ConfChange.create({ ...cc, nodeId: 0n }) : cc);
-        }
-        this.advanceApplied(e);
-        continue;
+    let i = 0;
+    for (; i < entries.length; i++) {
+      const e = entries[i] as raftpb.Entry;
+      if (e.index > this.consistentIndex) break;
+      this.noteCommitted(e);
+      // Raft's configuration restarts from the snapshot and needs conf changes again.
+      // A change refused the first time is replayed as refused (no node), whatever the membership is now.
+      if (e.type !== raftpb.EntryType.EntryNormal) {
+        const { cc } = this.decodeConfChange(e);
+        this.confState = this.raft.rawNode.applyConfChange(this.schemaRef.confChangeRefused(e.index) ? raftpb.ConfChange.create({ ...cc, nodeId: 0n }) : cc);
       }
-      const startedMs = performance.now();
-      backend.write(() => this.applyEntry(e));
-      if (performance.now() - startedMs > slowApplyMs) this.metrics.slowApplies.inc();
       this.advanceApplied(e);
     }
+    if (i === entries.length) return;
+    this.schemaRef.backend.write(() => {
+      let last = entries[i] as raftpb.Entry;
+      for (; i < entries.length; i++) {
+        const e = entries[i] as raftpb.Entry;
+        this.noteCommitted(e);
+        const startedMs = performance.now();
+        this.applyEntry(e);
+        if (performance.now() - startedMs > slowApplyMs) this.metrics.slowApplies.inc();
+        this.advanceApplied(e);
+        last = e;
+      }
+      this.schemaRef.setConsistentIndex({ index: last.index, term: last.term });
+    });
+  }
+
+  private noteCommitted(e: raftpb.Entry): void {
+    if (e.index > this.committedIndex) this.committedIndex = e.index;
+    if (e.term > this.term) this.term = e.term;
   }
 
   private advanceApplied(e: raftpb.Entry): void {
@@ -511,7 +530,7 @@ export class EtcdServer implements ApplyEnv {
       default:
         this.logger.warn('unknown entry type', { type: e.type, index: e.index });
     }
-    this.schemaRef.setConsistentIndex({ index: e.index, term: e.term });
+    // The backend's copy is written once per run (applyEntries).
     this.consistentIndex = e.index;
   }
 
