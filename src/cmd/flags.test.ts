@@ -54,3 +54,15 @@ test('defaults and derived values follow etcd', () => {
   assert.deepEqual([...c2.initialCluster.keys()], ['a', 'b']);
   assert.equal(c2.grpcKeepaliveMinTimeMs, 10_000);
 });
+
+test('npm start and the etcd-ts bin run node with the flags of node-flags.ts', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { resolve } = await import('node:path');
+  const { nodeFlags } = await import('./node-flags.js');
+  // dist/src/cmd/ -> the repository root.
+  const root = resolve(import.meta.dirname, '../../..');
+  const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
+  assert.equal(pkg.scripts['start'], `node ${nodeFlags.join(' ')} ${pkg.bin['etcd-ts'] ?? ''}`);
+  const shebang = readFileSync(resolve(root, 'src/cmd/etcd-ts.ts'), 'utf8').split('\n')[0];
+  assert.equal(shebang, `#!/usr/bin/env -S node ${nodeFlags.join(' ')}`);
+});

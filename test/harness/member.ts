@@ -10,6 +10,7 @@ import { appendFileSync, closeSync, existsSync, openSync, readFileSync } from 'n
 import http from 'node:http';
 import https from 'node:https';
 import { resolve } from 'node:path';
+import { nodeFlags } from '../../src/cmd/node-flags.js';
 import { track } from './reaper.js';
 
 export type MemberKind = 'etcd' | 'etcd-ts';
@@ -174,7 +175,7 @@ export class Member {
     this.starts++;
     appendFileSync(this.logFile, `=== harness: start #${this.starts} of ${this.kind} ${this.name} at ${new Date().toISOString()}\n`);
     const fd = openSync(this.logFile, 'a');
-    const [file, args] = this.kind === 'etcd' ? [etcdBin, this.flags()] : [process.execPath, [...(this.spec.nodeArgs ?? []), etcdTsScript, ...this.flags()]];
+    const [file, args] = this.kind === 'etcd' ? [etcdBin, this.flags()] : [process.execPath, [...nodeFlags, ...(this.spec.nodeArgs ?? []), etcdTsScript, ...this.flags()]];
     let child: ChildProcess;
     try {
       child = spawn(file, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...this.spec.env, ...opts.env } });
