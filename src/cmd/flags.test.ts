@@ -1,7 +1,10 @@
 // Flags parse as Go's flag package and etcd's flag set do; errors carry Go's text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { FlagError, flagsFromEnv, parseDurationMs, parseFlags } from './flags.js';
+import { nodeFlags } from './node-flags.js';
 import { configFromValues, etcdFlags } from './etcd-flags.js';
 
 function parse(argv: string[]): Map<string, string> {
@@ -55,10 +58,7 @@ test('defaults and derived values follow etcd', () => {
   assert.equal(c2.grpcKeepaliveMinTimeMs, 10_000);
 });
 
-test('npm start and the etcd-ts bin run node with the flags of node-flags.ts', async () => {
-  const { readFileSync } = await import('node:fs');
-  const { resolve } = await import('node:path');
-  const { nodeFlags } = await import('./node-flags.js');
+test('npm start and the etcd-ts bin run node with the flags of node-flags.ts', () => {
   // dist/src/cmd/ -> the repository root.
   const root = resolve(import.meta.dirname, '../../..');
   const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
