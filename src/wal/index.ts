@@ -78,8 +78,9 @@
  *
  * Writing: a batch is encoded into one reusable buffer, written with one
  * pwrite at the tail (a page-cache copy), then fdatasynced: a batch of at
- * most inlineSyncBytes (4 KiB) on the calling thread, a larger one on the
- * thread pool so that the event loop keeps running during the sync (see
+ * most inlineSyncBytes (4 KiB) on the calling thread unless the last sync
+ * was slow, a larger one on the thread pool so that the event loop keeps
+ * running during the sync (see
  * Wal.syncTail and bench/RESULTS.md section 4 for why). When the tail
  * passes segmentBytes (default 64 MiB) the log is cut: the tail is trimmed to
  * its last record and synced; the next segment, zero-filled in the

@@ -327,6 +327,35 @@ describe('Wal sync placement', () => {
     assert.deepEqual(r.hardState, hs(1, 3));
   });
 
+  test('after a slow sync, small batches go to the pool until a sync is fast again', async () => {
+    const dir = tmp('slow-disk');
+    const c = countingFs();
+    let slowNext = false;
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    const fs: WalFs = {
+      ...c.fs,
+      fdatasyncSync: (fd) => {
+        c.fs.fdatasyncSync?.(fd);
+        // A disk that stalls once: this sync takes 30 ms.
+        if (slowNext) Atomics.wait(sleeper, 0, 0, 30);
+        slowNext = false;
+      },
+    };
+    const w = await Wal.create(dir, meta, { fs });
+    const base = { inline: c.inline, pooled: c.pooled };
+    const counts = (): number[] => [c.inline - base.inline, c.pooled - base.pooled];
+    slowNext = true;
+    await w.save(hs(1, 0), makeEntries(1, 1, 1, 1, 100), true);
+    assert.deepEqual(counts(), [1, 0], 'inline, and slow');
+    await w.save(hs(1, 0), makeEntries(2, 2, 1, 1, 100), true);
+    assert.deepEqual(counts(), [1, 1], 'the pool after the slow one');
+    // Back inline once a pool sync was fast (under 10 ms: a loaded machine may take a few tries).
+    let next = 3;
+    while (c.inline - base.inline < 2 && next < 50) await w.save(hs(1, 0), makeEntries(next, next++, 1, 1, 100), true);
+    assert.equal(c.inline - base.inline, 2, 'inline again once a sync was fast');
+    await w.close();
+  });
+
   test('a file system without a blocking sync always syncs on the pool', async () => {
     const dir = tmp('no-inline');
     const c = countingFs();

@@ -154,6 +154,14 @@ interface Prepared {
  */
 const inlineSyncBytesDefault = 4096;
 
+/**
+ * After a sync this slow, small batches go to the pool too until a sync is
+ * fast again: on a slow or stalling disk, an event loop blocked in
+ * fdatasync (no serializable reads, /metrics or peer traffic meanwhile)
+ * would cost far more than the thread wake-ups it saves.
+ */
+const inlineSyncSlowMs = 10;
+
 function settingsOf(opts: WalOptions | undefined): Settings {
   const segmentBytes = opts?.segmentBytes ?? segmentBytesDefault;
   assert(
@@ -233,6 +241,8 @@ function sameMarker(a: WalSnapshotMarker, b: WalSnapshotMarker): boolean {
  */
 export class Wal {
   private busyOp: string | undefined;
+  /** How long the last tail sync took (ms), wherever it ran. */
+  private lastSyncMs = 0;
   private failed: unknown;
   private closed = false;
   /** The next segment file, being zero-filled in the background. */
@@ -489,7 +499,7 @@ export class Wal {
     // A segment other than the last must end at its last record: trim the
     // pre-allocated zeros now, so that this batch's one sync covers the trim.
     if (cutting && fs.fsize(this.tailFd) > this.tailOffset) fs.ftruncate(this.tailFd, this.tailOffset);
-    if (mustSync || cutting) await this.syncTail(bytes.length <= this.settings.inlineSyncBytes);
+    if (mustSync || cutting) await this.syncTail(bytes.length <= this.settings.inlineSyncBytes && this.lastSyncMs < inlineSyncSlowMs);
     if (cutting) await this.cut();
     else this.maybeStartPrepare();
   }
@@ -502,14 +512,15 @@ export class Wal {
    * blocking the event loop for one short sync costs nothing when little
    * else is waiting. A large batch means many clients: it is synced on the
    * pool, and meanwhile the event loop reads, proposes and replicates the
-   * next batch.
+   * next batch. So is every batch after a slow sync (inlineSyncSlowMs).
    */
   private async syncTail(inline: boolean): Promise<void> {
     const startMs = performance.now();
     const fs = this.settings.fs;
     if (inline && fs.fdatasyncSync !== undefined) fs.fdatasyncSync(this.tailFd);
     else await fs.fdatasync(this.tailFd);
-    this.settings.metrics?.fsyncSeconds.observe((performance.now() - startMs) / 1000);
+    this.lastSyncMs = performance.now() - startMs;
+    this.settings.metrics?.fsyncSeconds.observe(this.lastSyncMs / 1000);
     this.syncedBytes = this.tailOffset;
   }
 
