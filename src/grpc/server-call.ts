@@ -231,7 +231,6 @@ export function trailersOnly(
   return statusFields(h, code, message, md);
 }
 
-
 export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
   readonly path: string;
   readonly deadlineMs: number | undefined;
@@ -309,9 +308,8 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     }
     (this.abortHooks ??= []).push(fn);
     return () => {
-      const hooks = this.abortHooks;
-      const i = hooks === undefined ? -1 : hooks.indexOf(fn);
-      if (i >= 0) hooks?.splice(i, 1);
+      const i = this.abortHooks?.indexOf(fn) ?? -1;
+      if (i >= 0) this.abortHooks?.splice(i, 1);
     };
   }
 

@@ -154,7 +154,6 @@ export function electionTicks(cfg: ServerConfig): number {
   return Math.floor(cfg.electionMs / cfg.heartbeatMs);
 }
 
-
 /**
  * Checks the relations between values, with etcd's messages where etcd has one.
  * (Whether this member's advertised peer URLs match its --initial-cluster entry

@@ -81,8 +81,6 @@ export interface RaftNodeOptions {
   app: RaftNodeApp;
   heartbeatMs: number;
   logger: Logger;
-  /** Observes each fsync'd WAL save (seconds), for etcd_disk_wal_fsync_duration_seconds. */
-  onWalSync?: (seconds: number) => void;
   /** Default: realLoopScheduler. */
   scheduler?: LoopScheduler;
 }
@@ -94,7 +92,6 @@ export class RaftNode {
   readonly snapshotter: Snapshotter;
   private readonly app: RaftNodeApp;
   private readonly logger: Logger;
-  private readonly onWalSync: ((seconds: number) => void) | undefined;
   private readonly heartbeatMs: number;
   private readonly scheduler: LoopScheduler;
   private stopTicker: (() => void) | undefined;
@@ -111,7 +108,6 @@ export class RaftNode {
     this.snapshotter = opts.snapshotter;
     this.app = opts.app;
     this.logger = opts.logger;
-    this.onWalSync = opts.onWalSync;
     this.heartbeatMs = opts.heartbeatMs;
     this.scheduler = opts.scheduler ?? realLoopScheduler;
   }
@@ -201,7 +197,7 @@ export class RaftNode {
       // node:http2 puts them on the wire on its next turn: give it that turn
       // before our own write, so that the followers' writes (the longer way
       // to a quorum) start first.
-      if (rd.entries.length > 0) await new Promise<void>((resolve) => this.scheduler.soon(resolve));
+      if (rd.entries.length > 0) await this.nextTurn();
     }
     if (rd.snapshot !== undefined) {
       // The snap file first, then its marker: a marker in the WAL always has its file.
@@ -234,7 +230,7 @@ export class RaftNode {
       this.app.send(rd.messages);
       // A follower's acks are on the leader's way to a quorum, its applying
       // is on nobody's: let them reach the wire first.
-      if (committed.length > 0 || rd.snapshot !== undefined) await new Promise<void>((resolve) => this.scheduler.soon(resolve));
+      if (committed.length > 0 || rd.snapshot !== undefined) await this.nextTurn();
     }
     if (rd.snapshot !== undefined) {
       failpoint('raftBeforeApplySnap');
@@ -245,13 +241,16 @@ export class RaftNode {
     for (const rs of rd.readStates) this.app.onReadState(rs.requestCtx, rs.index);
   }
 
-  /** Writes the Ready's entries and hard state to the WAL (one fdatasync when it must sync). */
+  /** Resolves on a later turn of the event loop: node:http2 writes what it was handed on its own next turn. */
+  private nextTurn(): Promise<void> {
+    return new Promise<void>((resolve) => this.scheduler.soon(resolve));
+  }
+
+  /** Writes the Ready's entries and hard state to the WAL (one fdatasync when it must sync; the Wal times it). */
   private async save(rd: Ready): Promise<void> {
     if (rd.hardState === undefined && rd.entries.length === 0) return;
     failpoint('raftBeforeSave');
-    const started = performance.now();
     await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
-    if (rd.mustSync) this.onWalSync?.((performance.now() - started) / 1000);
     failpoint('raftAfterSave');
   }
 

@@ -490,7 +490,6 @@ export class EtcdServer implements ApplyEnv {
     }
     if (i === entries.length) return;
     this.schemaRef.backend.write(() => {
-      let last = entries[i] as raftpb.Entry;
       for (; i < entries.length; i++) {
         const e = entries[i] as raftpb.Entry;
         this.noteCommitted(e);
@@ -498,8 +497,8 @@ export class EtcdServer implements ApplyEnv {
         this.applyEntry(e);
         if (performance.now() - startedMs > slowApplyMs) this.metrics.slowApplies.inc();
         this.advanceApplied(e);
-        last = e;
       }
+      const last = entries[entries.length - 1] as raftpb.Entry;
       this.schemaRef.setConsistentIndex({ index: last.index, term: last.term });
     });
   }
