@@ -28,6 +28,7 @@
  */
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { isGrpcContentType } from './framing.js';
 import { HpackDecoder, HpackError } from './hpack.js';
 
 /** Octets nghttp2 accepts in :authority (nghttp2_check_authority): RFC 3986's, '@' included. */
@@ -334,8 +335,14 @@ export class AuthorityRewriter extends Duplex {
 
 // ---------------------------------------------------------------- watching
 
-/** How a watched connection goes on: untouched, or through a rewriter. */
+/**
+ * How a watched connection goes on: to the gRPC server's own HTTP/2
+ * connection (its first request is a gRPC call; `received` is every byte to
+ * replay from the client preface on), or to node:http2 untouched, or through
+ * a rewriter.
+ */
 export type Handoff =
+  | { readonly kind: 'grpc'; readonly received: Buffer }
   | { readonly kind: 'plain' }
   | { readonly kind: 'rewrite'; readonly transport: AuthorityRewriter };
 
@@ -368,6 +375,7 @@ export function watchFirstRequest(
   let ackSeen = false;
   let requestSeen = false;
   let rewrite = false;
+  let grpc = false;
   let block: HeaderBlock | undefined;
   const hpack = new HpackDecoder();
   let done = false;
@@ -378,7 +386,9 @@ export function watchFirstRequest(
     socket.off('data', onData);
     socket.pause();
     const rest = Buffer.concat([...kept, buf.subarray(parsedTo)]);
-    if (rewrite) {
+    if (grpc) {
+      handoff({ kind: 'grpc', received: rest });
+    } else if (rewrite) {
       handoff({ kind: 'rewrite', transport: new AuthorityRewriter(socket, rest) });
     } else {
       socket.unshift(rest);
@@ -425,7 +435,9 @@ export function watchFirstRequest(
   const endOfBlock = (h: FrameHeader): void => {
     if (block === undefined || (h.flags & flag.END_HEADERS) === 0) return;
     try {
-      if (hpack.decode(block.block(), fixAuthority).rewritten !== undefined) rewrite = true;
+      const decoded = hpack.decode(block.block(), fixAuthority);
+      if (decoded.rewritten !== undefined) rewrite = true;
+      grpc = isGrpcContentType(decoded.fields.find((f) => f.name === 'content-type')?.value);
     } catch (err) {
       if (!(err instanceof HpackError)) throw err;
       // nghttp2 will find the same fault and fail the connection.

@@ -6,13 +6,14 @@
  *   (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`) means HTTP/2 with prior knowledge (h2c);
  *   anything else is HTTP/1.1.
  * - TLS: ALPN decides: `h2` is HTTP/2, `http/1.1` or none is HTTP/1.1.
- * - On HTTP/2, a stream whose content-type is application/grpc* is a gRPC call;
- *   any other stream (curl --http2-prior-knowledge) goes to the HTTP handler
- *   through Node's compatibility request/response objects.
- * - Every HTTP/2 connection is watched until its first request: one whose
- *   :authority nghttp2 would refuse (grpc-go dialing "http://host:port") runs
- *   through an AuthorityRewriter; any other goes to node:http2 as it is
- *   (authority-shim.ts).
+ * - Every HTTP/2 connection is watched until its first request
+ *   (authority-shim.ts), which decides, as etcd's cmux does, what serves the
+ *   whole connection. A gRPC call (content-type application/grpc*): the gRPC
+ *   server's own HTTP/2 connection (h2-connection.ts). Anything else
+ *   (curl --http2-prior-knowledge): node:http2, each stream to the HTTP
+ *   handler through Node's compatibility request/response objects; if the
+ *   request's :authority is one nghttp2 would refuse, through an
+ *   AuthorityRewriter.
  *
  * Bounds: a connection must send its first bytes (plain) or finish its TLS
  * handshake within `handshakeTimeoutMs` (GHSA-6vch-q96h-7gc3); close() sends
@@ -29,6 +30,7 @@ import http2, {
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { assert, nopLogger, type Logger } from '../base/index.js';
+import type { H2Connection } from './h2-connection.js';
 import { clientPreface, watchFirstRequest, type FirstRequestWatch, type Handoff } from './authority-shim.js';
 import type { GrpcServer } from './server.js';
 
@@ -75,9 +77,6 @@ function notFound(_req: IncomingMessage | Http2ServerRequest, res: ServerRespons
   res.end('404 page not found\n');
 }
 
-function isGrpcContentType(ct: string | undefined): boolean {
-  return ct !== undefined && ct.startsWith('application/grpc') && (ct.length === 16 || ct[16] === '+' || ct[16] === ';');
-}
 
 export class ClientPortServer {
   private readonly listeners: (net.Server | tls.Server)[] = [];
@@ -85,9 +84,8 @@ export class ClientPortServer {
   private readonly h1: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly grpcConnections = new Set<H2Connection>();
   private readonly watches = new Set<FirstRequestWatch>();
-  /** The raw socket of the session node:http2 is creating (it does so synchronously). */
-  private handingOff: Socket | undefined;
   private rewritingCount = 0;
   private readonly logger: Logger;
   private readonly handshakeTimeoutMs: number;
@@ -154,6 +152,7 @@ export class ClientPortServer {
     this.closing = true;
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
     for (const s of this.sessions) s.close();
+    for (const c of this.grpcConnections) c.close();
     for (const w of this.watches) w.goAway();
     this.watches.clear();
     // Busy HTTP/1.1 connections close after their response (see the 'request' hook).
@@ -281,33 +280,31 @@ export class ClientPortServer {
   }
 
   private handOff(socket: Socket, h: Handoff): void {
-    this.handingOff = socket;
-    try {
-      if (h.kind === 'plain') {
-        // Node's HTTP/2 session first takes what is already buffered, then reads the handle.
-        this.h2.emit('connection', socket);
-      } else {
-        this.rewritingCount++;
-        this.logger.debug('http2: rewriting :authority on this connection', { remote: `${socket.remoteAddress}:${socket.remotePort}` });
-        this.h2.emit('connection', h.transport);
-      }
-    } finally {
-      this.handingOff = undefined;
+    if (h.kind === 'grpc') {
+      const conn = this.options.grpc.serveConnection(socket, h.received);
+      this.grpcConnections.add(conn);
+      socket.once('close', () => this.grpcConnections.delete(conn));
+      if (this.closing) conn.close();
+      return;
+    }
+    if (h.kind === 'plain') {
+      // Node's HTTP/2 session first takes what is already buffered, then reads the handle.
+      this.h2.emit('connection', socket);
+    } else {
+      this.rewritingCount++;
+      this.logger.debug('http2: rewriting :authority on this connection', { remote: `${socket.remoteAddress}:${socket.remotePort}` });
+      this.h2.emit('connection', h.transport);
     }
   }
 
   private onSession(session: ServerHttp2Session): void {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
-    this.options.grpc.acceptSession(session, this.handingOff);
+    session.on('error', (err) => this.logger.debug('http2 session error', { error: err }));
     if (this.closing) session.close();
   }
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[], handler: HttpHandler): void {
-    if (isGrpcContentType(headers['content-type'])) {
-      this.options.grpc.handleStream(stream, headers);
-      return;
-    }
     // As Node's own 'request' path does, minus CONNECT and Expect handling.
     const req = new Http2ServerRequest(stream, headers, {}, raw);
     const res = new Http2ServerResponse(stream);

@@ -5,9 +5,20 @@
  * sending; at most one DATA frame's worth of messages is ever queued.
  * DrainSignal turns a stream's 'drain' into one shared promise.
  */
-import type { Readable, Writable } from 'node:stream';
 import { assert } from '../base/index.js';
 import type { GrpcError } from './status.js';
+
+/** The side of a stream an Inbox steers: node:http2's streams, or the server's own (h2-connection.ts). */
+export interface Pausable {
+  pause(): unknown;
+  resume(): unknown;
+}
+
+/** The side of a stream a DrainSignal listens to. */
+export interface Drainable {
+  readonly writableNeedDrain: boolean;
+  once(event: 'drain', fn: () => void): unknown;
+}
 
 export class Inbox<T> {
   private readonly queue: T[] = [];
@@ -15,7 +26,7 @@ export class Inbox<T> {
   private ended = false;
   private error: GrpcError | undefined;
 
-  constructor(private readonly stream: Readable) {}
+  constructor(private readonly stream: Pausable) {}
 
   /** Hands a message to the waiting reader, or queues it and pauses the stream. */
   push(message: T): void {
@@ -86,7 +97,7 @@ export class Inbox<T> {
 export class DrainSignal {
   private pending: { promise: Promise<void>; resolve: () => void } | undefined;
 
-  constructor(private readonly stream: Writable) {}
+  constructor(private readonly stream: Drainable) {}
 
   /** Resolves on the stream's next 'drain' or release(), whichever comes first. */
   wait(): Promise<void> {

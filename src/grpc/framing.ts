@@ -209,3 +209,8 @@ export function encodeTimeout(ms: number): string {
   if (m <= timeoutValueMax) return `${m}M`;
   return `${Math.min(Math.ceil(ms / 3_600_000), timeoutValueMax)}H`;
 }
+
+/** A gRPC content-type: application/grpc, alone or with +format or parameters. */
+export function isGrpcContentType(ct: string | undefined): boolean {
+  return ct !== undefined && ct.startsWith('application/grpc') && (ct.length === 16 || ct[16] === '+' || ct[16] === ';');
+}

@@ -1,7 +1,9 @@
 /**
- * HPACK (RFC 7541) decoding, for the one header rewrite the client port needs
+ * HPACK (RFC 7541): decoding, for the server's own HTTP/2 connections
+ * (h2-connection.ts) and for the one header rewrite the client port needs
  * (authority-shim.ts): replacing a request's `:authority` that nghttp2 would
- * refuse, without breaking the connection's header compression.
+ * refuse, without breaking the connection's header compression. Encoding, for
+ * the server's responses, uses no dynamic table (encodeHeaderFields).
  *
  * HpackDecoder keeps the dynamic table exactly as the decoder on the far side
  * (nghttp2's) does: entries, sizes, eviction and size updates. A rewrite
@@ -359,4 +361,30 @@ export function encodeInteger(value: number, prefixBits: number, high = 0): Buff
 export function encodeRawString(value: string): Buffer {
   const bytes = Buffer.from(value, 'latin1');
   return Buffer.concat([encodeInteger(bytes.length, 7), bytes]);
+}
+
+/** Static-table index of each name (its first entry), for literal fields with an indexed name. */
+const staticNameIndex: ReadonlyMap<string, number> = (() => {
+  const m = new Map<string, number>();
+  staticTable.forEach((f, i) => {
+    if (!m.has(f.name)) m.set(f.name, i + 1);
+  });
+  return m;
+})();
+
+/**
+ * A header block of literal fields that are never added to the dynamic table
+ * (RFC 7541 §6.2.2), names indexed from the static table when they are in it,
+ * strings raw: the decoder on the far side keeps an empty table, whatever
+ * size it allows. Names and values are latin1; names must be lower-case.
+ */
+export function encodeHeaderFields(fields: readonly HeaderField[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const f of fields) {
+    const index = staticNameIndex.get(f.name);
+    if (index === undefined) parts.push(Buffer.of(0), encodeRawString(f.name));
+    else parts.push(encodeInteger(index, 4));
+    parts.push(encodeRawString(f.value));
+  }
+  return Buffer.concat(parts);
 }

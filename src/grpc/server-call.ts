@@ -4,13 +4,8 @@
  * stream's backpressure, and ends with trailers (or a trailers-only response
  * when nothing was sent). Every way a call can end goes through finish().
  */
-import {
-  constants as h2,
-  type IncomingHttpHeaders,
-  type OutgoingHttpHeaders,
-  type ServerHttp2Stream,
-  type ServerStreamResponseOptions,
-} from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { H2Stream, StreamSink } from './h2-connection.js';
 import { frameHeaderBytes, frameMessage, MessageDeframer, type MessageCodec, type MessageEncoding } from './framing.js';
 import { DrainSignal, Inbox } from './flow.js';
 import { addMetadataHeaders, Metadata } from './metadata.js';
@@ -143,17 +138,14 @@ const copyFrameBytesMax = 64 * 1024;
 const timerMsMax = 0x7fff_ffff;
 
 function noop(): void {
-  // Stream errors surface through 'close'; the listener only keeps Node from throwing.
+  // Unregistering a hook of a call that was already aborted: nothing to undo.
 }
 
 /**
- * The headers of every response as grpc-go sends them: no `date` (Node adds
- * one unless told not to). Node copies headers and options before use, so
- * the common ones below are shared, frozen objects.
+ * The headers of every response as grpc-go sends them (no `date`). The common
+ * ones are shared, frozen objects, whose header blocks the connection encodes
+ * once (h2-connection.ts).
  */
-const headersOptions = Object.freeze({ waitForTrailers: true, sendDate: false }) as ServerStreamResponseOptions;
-/** Options for respond() with a trailers-only response. */
-export const trailersOnlyOptions = Object.freeze({ endStream: true, sendDate: false }) as ServerStreamResponseOptions;
 const grpcContentType = 'application/grpc';
 const plainHeaders: OutgoingHttpHeaders = Object.freeze({ ':status': 200, 'content-type': grpcContentType });
 /** grpc-go always sends grpc-message, empty on success. */
@@ -167,51 +159,8 @@ function statusFields(target: OutgoingHttpHeaders, code: GrpcStatusCode, message
   return target;
 }
 
-/**
- * The call a stream belongs to, kept on the stream itself: the stream's
- * listeners are then shared functions (their `this` is the stream) instead
- * of closures made per call.
- */
-const callKey = Symbol('grpc.serverCall');
-type CallStream = ServerHttp2Stream & { [callKey]: ServerCallImpl };
-
-function onStreamClose(this: CallStream): void {
-  this[callKey].onClose();
-}
-
-function onStreamData(this: CallStream, chunk: Buffer): void {
-  this[callKey].onData(chunk);
-}
-
-function onStreamEnd(this: CallStream): void {
-  this[callKey].onEnd();
-}
-
-function onWantTrailers(this: CallStream): void {
-  this[callKey].sendTrailers();
-}
-
 function onDeadlineTimer(call: ServerCallImpl): void {
   call.onDeadline();
-}
-
-/** How long a stream the client keeps open may linger after our final HEADERS. */
-const lingerMs = 1000;
-
-/**
- * After the status is sent, a client that is still sending is told the call is
- * over with RST_STREAM(NO_ERROR), as grpc-go does. Not at once: nghttp2 would
- * reset the stream before the queued trailers go out, and the client would
- * lose the status. Well-behaved clients close their side on the trailers
- * anyway; this only reclaims streams from those that do not.
- */
-export function closeLingering(stream: ServerHttp2Stream): void {
-  if (stream.closed || stream.destroyed) return;
-  const timer = setTimeout(() => {
-    if (!stream.closed && !stream.destroyed) stream.close(h2.NGHTTP2_NO_ERROR);
-  }, lingerMs);
-  timer.unref();
-  stream.once('close', () => clearTimeout(timer));
 }
 
 export function responseContentType(requestContentType: string | undefined): string {
@@ -231,12 +180,11 @@ export function trailersOnly(
   return statusFields(h, code, message, md);
 }
 
-export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
+export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, StreamSink {
   readonly path: string;
   readonly deadlineMs: number | undefined;
   private done = false;
   private headersSent = false;
-  private pendingTrailers: OutgoingHttpHeaders | undefined;
   private trailerMetadata: OutgoingMetadata | undefined;
   private controller: AbortController | undefined;
   private abortHooks: ((reason: GrpcError) => void)[] | undefined;
@@ -259,7 +207,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
 
   constructor(
     private readonly ctx: CallContext,
-    private readonly stream: ServerHttp2Stream,
+    private readonly stream: H2Stream,
     private readonly headers: IncomingHttpHeaders,
     private readonly def: RegisteredMethod,
     encoding: MessageEncoding,
@@ -275,12 +223,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
       // grpc-timeout in ns or µs would make a new list (a heap insert) per call.
       this.timer = setTimeout(onDeadlineTimer, Math.ceil(timeoutMs), this);
     }
-    (stream as CallStream)[callKey] = this;
-    // 'close' and 'end' fire once; plain listeners spare once()'s wrapper.
-    stream.on('error', noop);
-    stream.on('close', onStreamClose);
-    stream.on('data', onStreamData);
-    stream.on('end', onStreamEnd);
+    stream.sink = this;
     ctx.observer?.started?.(def, headers);
   }
 
@@ -318,7 +261,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
   }
 
   get bufferedBytes(): number {
-    return this.stream.writableLength;
+    return this.stream.bufferedBytes;
   }
 
   sendMetadata(metadata?: OutgoingMetadata): void {
@@ -341,11 +284,8 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     const header = Buffer.allocUnsafe(frameHeaderBytes);
     header[0] = 0;
     header.writeUInt32BE(payload.length, 1);
-    this.stream.cork();
     this.stream.write(header);
-    const ok = this.stream.write(payload);
-    this.stream.uncork();
-    return ok;
+    return this.stream.write(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
   }
 
   drained(): Promise<void> {
@@ -379,21 +319,15 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     const stream = this.stream;
-    if (!stream.closed && !stream.destroyed) {
-      this.conn.wrote = true;
+    if (!stream.closed) {
       const md = trailers ?? this.trailerMetadata;
-      try {
-        if (!this.headersSent && responseFrame === undefined) {
-          this.headersSent = true;
-          stream.respond(trailersOnly(this.headers['content-type'], code, message, md), trailersOnlyOptions);
-        } else {
-          if (!this.headersSent) this.sendHeaders(undefined);
-          this.pendingTrailers = code === GrpcStatus.OK && md === undefined ? okTrailers : statusFields({}, code, message, md);
-          if (responseFrame !== undefined) stream.end(responseFrame);
-          else stream.end();
-        }
-      } catch {
-        // The stream closed between the check and the write: the peer is gone.
+      if (!this.headersSent && responseFrame === undefined) {
+        this.headersSent = true;
+        stream.respond(trailersOnly(this.headers['content-type'], code, message, md), true);
+      } else {
+        if (!this.headersSent) this.sendHeaders(undefined);
+        if (responseFrame !== undefined) stream.write(responseFrame);
+        stream.sendTrailers(code === GrpcStatus.OK && md === undefined ? okTrailers : statusFields({}, code, message, md));
       }
     }
     if (code === GrpcStatus.OK) {
@@ -467,22 +401,10 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
       addMetadataHeaders(h, metadata);
     }
     this.headersSent = true;
-    this.stream.respond(h, headersOptions);
-    this.stream.on('wantTrailers', onWantTrailers);
+    this.stream.respond(h, false);
   }
 
-  /** For the stream listeners above. */
-  sendTrailers(): void {
-    const t = this.pendingTrailers ?? okTrailers;
-    try {
-      this.stream.sendTrailers(t);
-    } catch {
-      return;
-    }
-    if (!this.readEnded) closeLingering(this.stream);
-  }
-
-  /** For the stream listeners above. */
+  /** StreamSink: request bytes. */
   onData(chunk: Buffer): void {
     if (this.done) return;
     this.bytesIn += chunk.length;
@@ -538,7 +460,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     this.settle(result);
   }
 
-  /** For the stream listeners above. */
+  /** StreamSink: the client half-closed. */
   onEnd(): void {
     this.readEnded = true;
     if (this.done) return;
@@ -554,7 +476,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     this.inbox?.end();
   }
 
-  /** For the stream listeners above. */
+  /** The deadline timer fired. */
   onDeadline(): void {
     this.timer = undefined;
     if (this.done) return;
@@ -562,7 +484,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown> {
     this.finish(GrpcStatus.DEADLINE_EXCEEDED, deadlineExceededMessage);
   }
 
-  /** For the stream listeners above. */
+  /** StreamSink: the stream is over. */
   onClose(): void {
     if (!this.done) {
       // The client reset the stream or the connection went away before we answered.

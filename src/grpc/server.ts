@@ -4,24 +4,16 @@
  * ServerCallImpl. It owns no socket: ClientPortServer hands it sessions and
  * streams, so the same server can sit behind plain TCP, TLS or a unix socket.
  */
-import {
-  constants as h2,
-  type IncomingHttpHeaders,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
-  type ServerOptions,
-} from 'node:http2';
+import type { IncomingHttpHeaders, ServerOptions } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { assert, nopLogger, type Logger } from '../base/index.js';
-import { decodeTimeout, messageBytesLimit, parseEncoding, type MethodDef } from './framing.js';
+import { decodeTimeout, isGrpcContentType, messageBytesLimit, parseEncoding, type MethodDef } from './framing.js';
+import { H2Connection, h2Error, type H2ConnectionOptions, type H2Stream } from './h2-connection.js';
 import {
-  closeLingering,
   ServerCallImpl,
   trailersOnly,
-  trailersOnlyOptions,
   type BidiHandler,
-  type CallConnection,
   type CallContext,
   type CallObserver,
   type CallType,
@@ -98,26 +90,6 @@ function callType(def: MethodDef<unknown, unknown>): CallType {
   return def.responseStream ? 'server_stream' : 'unary';
 }
 
-/** Per-connection state. */
-class SessionState implements CallConnection {
-  wrote = false;
-  activeStreams = 0;
-  maxStreamId = 0;
-  pingStrikes = 0;
-  lastPingAtMs = Number.NEGATIVE_INFINITY;
-  keepaliveTimer: NodeJS.Timeout | undefined;
-
-  constructor(readonly peer: PeerInfo) {}
-}
-
-/** A stream's connection state, kept on the stream so that one shared listener counts its close. */
-const sessionKey = Symbol('grpc.session');
-type SessionStream = ServerHttp2Stream & { [sessionKey]: SessionState };
-
-function onSessionStreamClose(this: SessionStream): void {
-  this[sessionKey].activeStreams--;
-}
-
 function peerOf(socket: Socket): PeerInfo {
   let commonName: string | undefined;
   if ((socket as Partial<TLSSocket>).encrypted === true) {
@@ -133,7 +105,6 @@ function peerOf(socket: Socket): PeerInfo {
 export class GrpcServer {
   private readonly methods = new Map<string, RegisteredMethod>();
   private readonly services = new Set<string>();
-  private readonly sessions = new WeakMap<ServerHttp2Session, SessionState>();
   private readonly ctx: CallContext;
   private readonly logger: Logger;
   private readonly keepaliveMinTimeMs: number;
@@ -191,7 +162,10 @@ export class GrpcServer {
     }
   }
 
-  /** Options for the node:http2 server that carries this gRPC server's connections. */
+  /**
+   * Options for the node:http2 server of the client port's other HTTP/2
+   * connections (those whose first request is not a gRPC call).
+   */
   http2Options(): ServerOptions {
     return {
       maxSessionMemory: this.options.maxSessionMemoryMb ?? 64,
@@ -203,40 +177,44 @@ export class GrpcServer {
   }
 
   /**
-   * Takes a new HTTP/2 connection: keepalive pings and ping enforcement.
-   * socket: the connection's own socket, when the session runs over a stream
-   * in between (whose address and certificate would be missing).
+   * Serves a new HTTP/2 connection whose client preface (and maybe more) is in
+   * `received`, after the server's empty SETTINGS frame was sent and
+   * acknowledged (authority-shim.ts): keepalive pings, ping enforcement, and
+   * every stream as a gRPC call.
    */
-  acceptSession(session: ServerHttp2Session, socket: Socket = session.socket): void {
-    const state = new SessionState(peerOf(socket));
-    this.sessions.set(session, state);
-    session.on('error', (err) => this.logger.debug('grpc session error', { error: err }));
-    session.on('ping', () => this.onPing(session, state));
-    const windowBytes = this.options.connectionWindowBytes ?? 1024 * 1024;
-    if (windowBytes > 65_535) {
-      try {
-        session.setLocalWindowSize(windowBytes);
-      } catch {
-        // A session that closed at once has no window to set.
-      }
-    }
+  serveConnection(socket: Socket, received: Buffer): H2Connection {
+    const opts: H2ConnectionOptions = {
+      maxConcurrentStreams: this.options.maxConcurrentStreams ?? 0xffff_ffff,
+      streamWindowBytes: this.options.streamWindowBytes ?? 65_535,
+      connectionWindowBytes: Math.max(65_535, this.options.connectionWindowBytes ?? 1024 * 1024),
+      onStream: (stream, headers) => this.handleStream(stream, headers),
+      onPing: (c) => this.onPing(c),
+      onClose: (c) => clearInterval(c.keepaliveTimer),
+    };
+    const conn = new H2Connection(socket, peerOf(socket), opts);
     if (this.keepaliveIntervalMs <= timerMsMax) {
-      state.keepaliveTimer = setInterval(() => this.keepalive(session), this.keepaliveIntervalMs);
-      state.keepaliveTimer.unref();
-      session.once('close', () => clearInterval(state.keepaliveTimer));
+      conn.keepaliveTimer = setInterval(() => this.keepalive(conn), this.keepaliveIntervalMs);
+      conn.keepaliveTimer.unref();
     }
+    conn.start(received);
+    return conn;
   }
 
-  /** Runs one gRPC stream (the caller has checked the content-type is application/grpc*). */
-  handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    const session = stream.session as ServerHttp2Session | undefined;
-    const state = session === undefined ? undefined : this.sessions.get(session);
-    if (state !== undefined) {
-      state.activeStreams++;
-      const id = stream.id ?? 0;
-      if (id > state.maxStreamId) state.maxStreamId = id;
-      (stream as SessionStream)[sessionKey] = state;
-      stream.on('close', onSessionStreamClose);
+  /** Runs one stream as a gRPC call. */
+  private handleStream(stream: H2Stream, headers: IncomingHttpHeaders): void {
+    const contentType = headers['content-type'];
+    if (!isGrpcContentType(contentType)) {
+      // As grpc-go's transport: a connection that began with a gRPC call carries only gRPC calls.
+      stream.respond(
+        {
+          ':status': 415,
+          'content-type': 'text/plain',
+          'grpc-status': String(GrpcStatus.INTERNAL),
+          'grpc-message': `invalid gRPC request content-type ${JSON.stringify(contentType ?? '')}`,
+        },
+        true,
+      );
+      return;
     }
     const path = headers[':path'] ?? '';
     const def = this.methods.get(path);
@@ -262,12 +240,11 @@ export class GrpcServer {
       }
       timeoutMs = t;
     }
-    const conn = state ?? { peer: { address: '', port: 0, commonName: undefined }, wrote: false };
-    const call = new ServerCallImpl(this.ctx, stream, headers, def, encoding, timeoutMs, conn);
+    const call = new ServerCallImpl(this.ctx, stream, headers, def, encoding, timeoutMs, stream.conn);
     if (def.type === 'client_stream' || def.type === 'bidi_stream') call.startStreaming();
   }
 
-  private rejectUnknown(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string): void {
+  private rejectUnknown(stream: H2Stream, headers: IncomingHttpHeaders, path: string): void {
     const sm = path.startsWith('/') ? path.slice(1) : path;
     const pos = sm.lastIndexOf('/');
     if (pos < 0) {
@@ -283,41 +260,36 @@ export class GrpcServer {
   }
 
   /** grpc-go's policy: a ping too soon after the last one, with nothing sent in between, is a strike. */
-  private onPing(session: ServerHttp2Session, state: SessionState): void {
+  private onPing(conn: H2Connection): void {
     const now = performance.now();
-    const last = state.lastPingAtMs;
-    state.lastPingAtMs = now;
-    if (state.wrote) {
+    const last = conn.lastPingAtMs;
+    conn.lastPingAtMs = now;
+    if (conn.wrote) {
       // Headers or data went out since the last ping: the client's pings are answering traffic.
-      state.wrote = false;
-      state.pingStrikes = 0;
+      conn.wrote = false;
+      conn.pingStrikes = 0;
       return;
     }
-    const minMs = state.activeStreams < 1 && !this.permitWithoutStream ? idlePingMinTimeMs : this.keepaliveMinTimeMs;
-    if (now - last < minMs) state.pingStrikes++;
-    if (state.pingStrikes > pingStrikesMax) {
+    const minMs = conn.activeStreams < 1 && !this.permitWithoutStream ? idlePingMinTimeMs : this.keepaliveMinTimeMs;
+    if (now - last < minMs) conn.pingStrikes++;
+    if (conn.pingStrikes > pingStrikesMax) {
       this.logger.warn('grpc: too many pings from client, closing the connection', {
-        remote: `${state.peer.address}:${state.peer.port}`,
+        remote: `${conn.peer.address}:${conn.peer.port}`,
       });
-      goawayAndClose(session, h2.NGHTTP2_ENHANCE_YOUR_CALM, state.maxStreamId, 'too_many_pings');
+      conn.goAwayAndClose(h2Error.ENHANCE_YOUR_CALM, 'too_many_pings');
     }
   }
 
-  private keepalive(session: ServerHttp2Session): void {
-    if (session.closed || session.destroyed) return;
+  private keepalive(conn: H2Connection): void {
     const timer = setTimeout(() => {
       this.logger.info('grpc: keepalive ping not acknowledged, closing the connection');
-      session.destroy();
+      conn.destroy();
     }, this.keepaliveTimeoutMs);
     timer.unref();
-    try {
-      session.ping((err) => {
-        clearTimeout(timer);
-        if (err !== null) session.destroy();
-      });
-    } catch {
+    conn.ping((acked) => {
       clearTimeout(timer);
-    }
+      if (!acked) conn.destroy();
+    });
   }
 }
 
@@ -338,30 +310,11 @@ function erase<Req, Res>(h: MethodHandler<Req, Res>): RegisteredMethod['handler'
 
 /** Answers a call that never reached a handler with a trailers-only response. */
 function respondStatus(
-  stream: ServerHttp2Stream,
+  stream: H2Stream,
   headers: IncomingHttpHeaders,
   code: GrpcStatusCode,
   message: string,
   extra?: Readonly<Record<string, string>>,
 ): void {
-  stream.on('error', () => undefined);
-  if (stream.closed || stream.destroyed) return;
-  try {
-    stream.respond({ ...trailersOnly(headers['content-type'], code, message), ...extra }, trailersOnlyOptions);
-    if (stream.state.remoteClose !== 1) closeLingering(stream);
-  } catch {
-    // The client went away first.
-  }
-}
-
-/** Sends GOAWAY with a reason and closes the connection once the frame is out. */
-export function goawayAndClose(session: ServerHttp2Session, code: number, lastStreamId: number, debug: string): void {
-  if (session.closed || session.destroyed) return;
-  try {
-    session.goaway(code, lastStreamId, Buffer.from(debug));
-  } catch {
-    return;
-  }
-  // destroy() would race the GOAWAY out of the socket; give the write a turn of the loop.
-  setImmediate(() => session.destroy());
+  stream.respond({ ...trailersOnly(headers['content-type'], code, message), ...extra }, true);
 }

@@ -18,8 +18,10 @@ describe('client failover against a 3-member etcd-ts cluster', () => {
   after(() => client.close());
 
   test('reads retry on the next endpoint; writes and a watcher carry on after a member dies', async () => {
-    await client.kv.put('f/k', '0');
-    const w = client.watch.watch('f/k');
+    const first = await client.kv.put('f/k', '0');
+    // From the revision after the put: a watch "from now" on a member that has
+    // not applied the put yet would start before it (as etcd's would).
+    const w = client.watch.watch('f/k', { startRevision: Number(first.header?.revision ?? 0n) + 1 });
     await w.created;
     const it = w[Symbol.asyncIterator]();
     let values: string[] = [];
