@@ -19,11 +19,11 @@
  * counts gives instructions per request). --profile DIR writes a .cpuprofile of
  * each case's measured window only (no start-up, no warm-up).
  *
- * --bare replaces the client port with the floor under it: a bare
- * node:http2 server in this process that answers every call, whatever it
- * asks, with the member's RangeResponse for the ranged key, encoded once.
- * What --grpc costs above --bare (range-s) is the gRPC layer, the handler
- * and the protobuf codec; --bare itself is node:http2's own cost.
+ * --bare replaces the client port with a bare node:http2 server in this
+ * process that answers every call, whatever it asks, with the member's
+ * RangeResponse for the ranged key, encoded once: node:http2's own cost per
+ * call, the floor the client port had before it framed HTTP/2 itself
+ * (src/grpc/h2-connection.ts; --grpc range-s now costs less than --bare).
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';

@@ -118,10 +118,13 @@ export function checkKv(ops: readonly OpRecord[], replay: Replay, others: OtherW
     const keys = events.map((e) => e.kv.key);
     const candidates = live.filter((op) => !revOf.has(op.id) && mayDelete(op, keys));
     // Two acknowledged deletes of one key can answer the same revision: the one that
-    // removed it wrote it, the other (deleted 0) came after and only read it.
-    const acked = candidates.find(
+    // removed it wrote it, the other (deleted 0) came after and only read it. A
+    // revoke's answer does not say whether it deleted anything, a delete txn's does:
+    // when both fit, the txn wrote the revision and the revoke found the keys gone.
+    const fits = candidates.filter(
       (op) => op.status === 'ok' && op.res?.revision === rev && deleteEventsMatch(replay, rev, op, events) && answersAsWriter(replay, rev, op),
     );
+    const acked = fits.find((op) => op.req.kind === 'txn') ?? fits[0];
     const maybe = candidates.filter((op) => op.status === 'indeterminate').sort((a, b) => a.invokeMs - b.invokeMs);
     // A short lease's keys going at once is its expiry unless a revoke was acknowledged there: a revoke
     // that failed ("lease not found") is indeterminate and may have been sent after the expiry.

@@ -72,6 +72,18 @@ describe('kv checker', () => {
     assert.deepEqual(check(ops, [history]), []);
   });
 
+  test('a revoke and a delete answering the same revision: the delete, which says it removed the key, wrote it (robustness seed 7)', () => {
+    const leased = { ...a2, lease: '7' };
+    const ops = [
+      op('put', txn([{ type: 'put', key: 'a', value: 'v1', lease: '7' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),
+      // Listed first, applied second: the key was gone, so it deleted nothing and answered revision 3 too.
+      op('revoke', { kind: 'leaseRevoke', id: '7' }, 11, 40, { rev: 3 }),
+      op('delete', txn([{ type: 'delete', key: 'a' }]), 12, 30, { rev: 3, results: [{ type: 'delete', deleted: 1 }] }),
+    ];
+    const history = reference([[putEv(leased)], [{ type: 'delete', kv: deletedKv('a', 3), prevKv: leased }]]);
+    assert.deepEqual(check(ops, [history]), []);
+  });
+
   test('a read that misses a write acknowledged before it began is a stale read', () => {
     const ops = [
       op('put', txn([{ type: 'put', key: 'a', value: 'v1' }]), 0, 10, { rev: 2, results: [{ type: 'put' }] }),
