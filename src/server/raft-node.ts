@@ -196,8 +196,9 @@ export class RaftNode {
       this.app.send(rd.messages);
       // node:http2 puts them on the wire on its next turn: give it that turn
       // before our own write, so that the followers' writes (the longer way
-      // to a quorum) start first.
-      if (rd.entries.length > 0) await this.nextTurn();
+      // to a quorum) start first, and before applying, so that followers
+      // learn of a commit before the leader spends its time answering it.
+      if (rd.entries.length > 0 || rd.committedEntries.length > 0) await this.nextTurn();
     }
     if (rd.snapshot !== undefined) {
       // The snap file first, then its marker: a marker in the WAL always has its file.
@@ -222,6 +223,10 @@ export class RaftNode {
       await saving?.catch(() => undefined);
       throw e;
     }
+    // The answers to what was just applied are written when the handlers'
+    // promise chains have run, which needs a turn of the event loop: give it
+    // before a WAL write that nobody waits for (or the rest of this Ready).
+    if (committed.length < rd.committedEntries.length && saving === undefined) await this.nextTurn();
     await (saving ?? this.save(rd));
     if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
