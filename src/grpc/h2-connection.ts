@@ -25,6 +25,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
+import { frameMessage } from './framing.js';
 import { encodeHeaderFields, HpackDecoder, HpackError, type HeaderField } from './hpack.js';
 import type { CallConnection, PeerInfo } from './server-call.js';
 
@@ -73,6 +74,12 @@ const headerBlockBytesMax = 1024 * 1024;
 const streamHighWaterBytes = 64 * 1024;
 /** Socket bytes not yet taken by the kernel above this make every stream's write() ask to wait. */
 const socketHighWaterBytes = 1024 * 1024;
+/**
+ * A client that grants windows but does not read its socket would make the
+ * server buffer without end: past this the connection is dropped (as
+ * node:http2's maxSessionMemory does).
+ */
+const socketBufferBytesMax = 64 * 1024 * 1024;
 
 /** How long a connection we ended waits for the client to close its side. */
 const endGraceMs = 1000;
@@ -238,6 +245,23 @@ export class H2Stream {
       this.queuedBytes += data.length;
       if (this.flush()) this.conn.markBlocked(this);
     }
+    return !this.writableNeedDrain;
+  }
+
+  /**
+   * One uncompressed gRPC message as DATA: its 5-byte prefix and the payload,
+   * written straight into one frame when the windows allow (the usual case).
+   */
+  writeMessage(payload: Uint8Array): boolean {
+    const n = 5 + payload.length;
+    const conn = this.conn;
+    if (this.closed || this.localEnded || this.queuedBytes > 0 || n > this.sendWindow || n > conn.sendWindow || n > conn.peerMaxFrameBytes) {
+      return this.write(frameMessage(payload));
+    }
+    conn.wrote = true;
+    this.sendWindow -= n;
+    conn.sendWindow -= n;
+    conn.writeMessageFrame(this.id, payload);
     return !this.writableNeedDrain;
   }
 
@@ -499,6 +523,16 @@ export class H2Connection implements CallConnection {
     this.push(data);
   }
 
+  /** A DATA frame holding one gRPC message (the caller checked the windows and the frame size). */
+  writeMessageFrame(id: number, payload: Uint8Array): void {
+    const out = Buffer.allocUnsafe(frameHeaderBytes + 5 + payload.length);
+    frameHead(out, 0, 5 + payload.length, frameType.DATA, 0, id);
+    out[frameHeaderBytes] = 0;
+    out.writeUInt32BE(payload.length, frameHeaderBytes + 1);
+    out.set(payload, frameHeaderBytes + 5);
+    this.push(out);
+  }
+
   writeRst(id: number, code: number): void {
     this.push(frame(frameType.RST_STREAM, 0, id, u32(code)));
   }
@@ -524,6 +558,7 @@ export class H2Connection implements CallConnection {
     this.out.length = 0;
     this.outBytes = 0;
     if (!this.socket.write(data) || this.socket.writableLength > socketHighWaterBytes) this.socketBacklogged = true;
+    if (this.socket.writableLength > socketBufferBytesMax) this.socket.destroy();
   }
 
   private onSocketDrain(): void {

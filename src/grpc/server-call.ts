@@ -6,7 +6,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { H2Stream, StreamSink } from './h2-connection.js';
-import { frameHeaderBytes, frameMessage, MessageDeframer, type MessageCodec, type MessageEncoding } from './framing.js';
+import { frameHeaderBytes, MessageDeframer, type MessageCodec, type MessageEncoding } from './framing.js';
 import { DrainSignal, Inbox } from './flow.js';
 import { addMetadataHeaders, Metadata } from './metadata.js';
 import {
@@ -280,7 +280,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
     this.messagesOut++;
     this.bytesOut += frameHeaderBytes + payload.length;
     this.conn.wrote = true;
-    if (payload.length <= copyFrameBytesMax) return this.stream.write(frameMessage(payload));
+    if (payload.length <= copyFrameBytesMax) return this.stream.writeMessage(payload);
     const header = Buffer.allocUnsafe(frameHeaderBytes);
     header[0] = 0;
     header.writeUInt32BE(payload.length, 1);
@@ -314,19 +314,19 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
   }
 
   /** Ends the call with a status; the only way a call ends from this side. */
-  finish(code: GrpcStatusCode, message: string, trailers?: OutgoingMetadata, responseFrame?: Buffer): void {
+  finish(code: GrpcStatusCode, message: string, trailers?: OutgoingMetadata, response?: Uint8Array): void {
     if (this.done) return;
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     const stream = this.stream;
     if (!stream.closed) {
       const md = trailers ?? this.trailerMetadata;
-      if (!this.headersSent && responseFrame === undefined) {
+      if (!this.headersSent && response === undefined) {
         this.headersSent = true;
         stream.respond(trailersOnly(this.headers['content-type'], code, message, md), true);
       } else {
         if (!this.headersSent) this.sendHeaders(undefined);
-        if (responseFrame !== undefined) stream.write(responseFrame);
+        if (response !== undefined) stream.writeMessage(response);
         stream.sendTrailers(code === GrpcStatus.OK && md === undefined ? okTrailers : statusFields({}, code, message, md));
       }
     }
@@ -362,7 +362,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
       }
       this.messagesOut++;
       this.bytesOut += frameHeaderBytes + payload.length;
-      this.finish(GrpcStatus.OK, '', undefined, frameMessage(payload));
+      this.finish(GrpcStatus.OK, '', undefined, payload);
       return;
     }
     this.finish(GrpcStatus.OK, '');
