@@ -586,11 +586,11 @@ export class H2Connection implements CallConnection {
 
   private onSocketClose(): void {
     if (this.closed) return;
-    // Frames still queued cannot go out any more.
+    // Frames still queued cannot go out any more, nor can any the streams' owners write as they close.
+    this.closed = true;
     this.out.length = 0;
     this.outBytes = 0;
     for (const s of [...this.streams.values()]) s.close();
-    this.closed = true;
     const acks = this.pingAcks;
     this.pingAcks = undefined;
     if (acks !== undefined) for (const cb of acks.values()) cb(false);
