@@ -1,8 +1,9 @@
 /**
  * GrpcServer: the method table, per-connection policy (keepalive pings both
  * ways, ping-flood enforcement) and the dispatch of each HTTP/2 stream to a
- * ServerCallImpl. It owns no socket: ClientPortServer hands it sessions and
- * streams, so the same server can sit behind plain TCP, TLS or a unix socket.
+ * ServerCallImpl. It listens on nothing: ClientPortServer hands it each
+ * connection whose first request is a gRPC call (serveConnection), plain TCP,
+ * TLS or a unix socket alike, and an H2Connection frames it.
  */
 import type { IncomingHttpHeaders, ServerOptions } from 'node:http2';
 import type { Socket } from 'node:net';
