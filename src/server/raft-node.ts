@@ -193,12 +193,10 @@ export class RaftNode {
     if (rd.hardState !== undefined) this.app.onHardState(rd.hardState);
     if (rd.softState !== undefined) this.app.onSoftState(rd.softState);
     if (rd.sendBeforePersist && rd.messages.length > 0) {
+      // On the wire before this returns (Transport.send): the followers' writes,
+      // the longer way to a quorum, start before our own, and followers learn
+      // of a commit before the leader spends its time answering it.
       this.app.send(rd.messages);
-      // node:http2 puts them on the wire on its next turn: give it that turn
-      // before our own write, so that the followers' writes (the longer way
-      // to a quorum) start first, and before applying, so that followers
-      // learn of a commit before the leader spends its time answering it.
-      if (rd.entries.length > 0 || rd.committedEntries.length > 0) await this.nextTurn();
     }
     if (rd.snapshot !== undefined) {
       // The snap file first, then its marker: a marker in the WAL always has its file.
@@ -232,10 +230,9 @@ export class RaftNode {
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (!rd.sendBeforePersist && rd.messages.length > 0) {
-      this.app.send(rd.messages);
       // A follower's acks are on the leader's way to a quorum, its applying
-      // is on nobody's: let them reach the wire first.
-      if (committed.length > 0 || rd.snapshot !== undefined) await this.nextTurn();
+      // is on nobody's: they are on the wire before it applies.
+      this.app.send(rd.messages);
     }
     if (rd.snapshot !== undefined) {
       failpoint('raftBeforeApplySnap');
@@ -246,7 +243,7 @@ export class RaftNode {
     for (const rs of rd.readStates) this.app.onReadState(rs.requestCtx, rs.index);
   }
 
-  /** Resolves on a later turn of the event loop: node:http2 writes what it was handed on its own next turn. */
+  /** Resolves on a later turn of the event loop, once the promise chains of what was just applied have run. */
   private nextTurn(): Promise<void> {
     return new Promise<void>((resolve) => this.scheduler.soon(resolve));
   }

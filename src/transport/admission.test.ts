@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { Registry } from '../base/index.js';
 import { ClusterIdMismatchError, MemberRemovedError } from './errors.js';
 import { headers, paths, protocolVersion } from './protocol.js';
+import { dialRaw, jsonLine, readJsonLine, responseOf } from './raw-stream.js';
 import { connectAll, heartbeat, startMember, testClusterId, waitFor, waitMesh } from './testing.js';
 
 test('a member of another cluster is refused with 412 and the sender is told', async () => {
@@ -120,6 +121,56 @@ test('wrong version, recipient, cluster or path are refused with etcd statuses; 
     // A corrupt checksum on an otherwise valid frame.
     const bad = Buffer.from([0, 0, 0, 2, 0xde, 0xad, 0xbe, 0xef, 8, 8]);
     await rawRequest(b.url, { ...stream, ...good }, bad);
+    assert.deepEqual(b.received, []);
+    assert.match(reg.render(), /etcd_network_peer_received_failures_total\{From="1"\} 2/);
+  } finally {
+    await b.t.stop();
+  }
+});
+
+/** The same request on a raw stream connection (raw-stream.ts): the answer line, and whether the server closed. */
+async function rawStreamRequest(url: string, h: Record<string, string>, body?: Uint8Array): Promise<Answer> {
+  const sock = dialRaw(url, undefined);
+  sock.on('error', () => undefined);
+  try {
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.write(jsonLine(h));
+    const { value } = await readJsonLine(sock, Buffer.alloc(0), 3000);
+    const res = responseOf(value);
+    assert.ok(res !== undefined);
+    const code = res.headers[headers.errorCode] as string | undefined;
+    if (res.status !== 200) {
+      await closed;
+      return { status: res.status, code, closed: true };
+    }
+    sock.resume();
+    if (body !== undefined) sock.write(body);
+    await closed;
+    return { status: res.status, code, closed: true };
+  } finally {
+    sock.destroy();
+  }
+}
+
+test('raw streams: the same refusals and statuses; garbage frames cut the connection', async () => {
+  const reg = new Registry();
+  const b = await startMember(2n, { metrics: reg });
+  try {
+    const good = {
+      [headers.clusterId]: testClusterId.toString(16), [headers.from]: '1', [headers.to]: '2', [headers.protocol]: protocolVersion,
+    };
+    const stream = { ':path': paths.streamMsgApp };
+    assert.deepEqual(await rawStreamRequest(b.url, { ...stream, ...good, [headers.protocol]: '0' }), { status: 412, code: 'incompatible-version', closed: true });
+    assert.deepEqual(await rawStreamRequest(b.url, { ...stream, ...good, [headers.to]: '3' }), { status: 412, code: 'to-mismatch', closed: true });
+    assert.deepEqual(await rawStreamRequest(b.url, { ...stream, ...good, [headers.clusterId]: 'beef' }), { status: 412, code: 'cluster-id-mismatch', closed: true });
+    assert.deepEqual(await rawStreamRequest(b.url, { ':path': paths.snapshot, ...good }), { status: 404, code: 'bad-request', closed: true });
+    b.removed.add(1n);
+    assert.deepEqual(await rawStreamRequest(b.url, { ...stream, ...good }), { status: 410, code: 'member-removed', closed: true });
+    b.removed.clear();
+    const huge = Buffer.alloc(8);
+    huge.writeUInt32BE(200 * 1024 * 1024, 0);
+    assert.equal((await rawStreamRequest(b.url, { ...stream, ...good }, huge)).status, 200);
+    await rawStreamRequest(b.url, { ...stream, ...good }, Buffer.from([0, 0, 0, 2, 0xde, 0xad, 0xbe, 0xef, 8, 8]));
     assert.deepEqual(b.received, []);
     assert.match(reg.render(), /etcd_network_peer_received_failures_total\{From="1"\} 2/);
   } finally {

@@ -2,15 +2,19 @@
  * The listener side: every incoming HTTP/2 stream is admitted (cluster id,
  * protocol version, recipient, sender not removed) and then routed to the
  * raft stream reader, the snapshot receiver or an rpc handler. Refusals carry
- * x-etcd-ts-error(-code) so the sender can rebuild the typed error.
+ * x-etcd-ts-error(-code) so the sender can rebuild the typed error. Raft
+ * streams on connections of their own (raw-stream.ts) are admitted the same
+ * way and read by the same reader.
  */
 import * as http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import { idToHex } from '../base/index.js';
 import { DecodeError, raftpb } from '../pb/index.js';
 import type { TransportContext } from './context.js';
 import { BadRequestError, FrameTooLargeError, RpcFailedError, TransportError, UnknownMethodError } from './errors.js';
 import { FrameDecoder, frameHeaderBytes } from './frame.js';
 import { admit, errorHeaderValue, headers, paths, type Admission } from './protocol.js';
+import { jsonLine, readJsonLine, requestHeaders } from './raw-stream.js';
 import { isRpcMethodName } from './rpc.js';
 import { receiveSnapshot } from './snapshot.js';
 
@@ -20,8 +24,10 @@ function remoteAddress(stream: http2.ServerHttp2Stream): string {
 }
 
 export class InboundHandler {
-  /** Open raft streams per sender, closed when that peer is removed. */
-  private readonly streams = new Map<bigint, Set<http2.ServerHttp2Stream>>();
+  /** Open raft streams per sender (each as its closing function), closed when that peer is removed. */
+  private readonly streams = new Map<bigint, Set<() => void>>();
+  /** Raw stream connections open now, destroyed by closeAll(). */
+  private readonly rawSockets = new Set<Socket>();
 
   constructor(private readonly ctx: TransportContext) {}
 
@@ -48,7 +54,106 @@ export class InboundHandler {
     const set = this.streams.get(id);
     if (set === undefined) return;
     this.streams.delete(id);
-    for (const s of set) s.close(http2.constants.NGHTTP2_CANCEL);
+    for (const close of set) close();
+  }
+
+  /** Destroys every raw stream connection (the transport is stopping). */
+  closeAll(): void {
+    for (const s of this.rawSockets) s.destroy();
+    this.rawSockets.clear();
+  }
+
+  /**
+   * A raw stream connection (raw-stream.ts) whose magic or ALPN the listener
+   * has seen; `received` holds what was read after the magic.
+   */
+  async handleRaw(socket: Socket, received: Buffer): Promise<void> {
+    this.rawSockets.add(socket);
+    socket.once('close', () => this.rawSockets.delete(socket));
+    socket.on('error', () => undefined);
+    let line: { value: unknown; rest: Buffer };
+    try {
+      line = await readJsonLine(socket, received, this.ctx.tuning.inboundFirstStreamTimeoutMs);
+    } catch (e) {
+      this.ctx.logger.warn('closed a raw peer connection', { remote: socket.remoteAddress, error: e });
+      socket.destroy();
+      return;
+    }
+    const h = requestHeaders(line.value);
+    const path = h?.[':path'];
+    const refuse = (status: number, err: TransportError): void => {
+      socket.end(jsonLine({ status, headers: this.refusalHeaders(err) }));
+    };
+    if (h === undefined || (path !== paths.streamMsgApp && path !== paths.streamMessage)) {
+      refuse(404, new BadRequestError(`no such raw stream ${JSON.stringify(String(path ?? '').slice(0, 64))}`));
+      return;
+    }
+    const a = admit(h, this.ctx, true);
+    if (!a.ok) {
+      this.ctx.logger.warn('refused peer request', {
+        path, from: h[headers.from], remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, code: a.error.code, error: a.error.message,
+      });
+      refuse(a.status, a.error);
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.write(jsonLine({ status: 200, headers: { [headers.clusterId]: idToHex(this.ctx.clusterId) } }));
+    const onData = this.readRaftStream(a.from, h, () => socket.destroy(), () => socket.destroyed);
+    socket.once('close', () => this.forget(a.from, onData.close));
+    socket.on('data', onData.push);
+    if (line.rest.length > 0) onData.push(line.rest);
+    socket.resume();
+  }
+
+  /**
+   * Registers a raft stream from `from` and returns what reads its bytes:
+   * frames decoded and each message stepped, the stream failed (`close`) on
+   * a bad frame.
+   */
+  private readRaftStream(
+    from: bigint,
+    h: http2.IncomingHttpHeaders,
+    close: (code?: number) => void,
+    isClosed: () => boolean,
+  ): { push: (chunk: Buffer) => void; close: () => void } {
+    const closeCancel = (): void => close(http2.constants.NGHTTP2_CANCEL);
+    let set = this.streams.get(from);
+    if (set === undefined) {
+      set = new Set();
+      this.streams.set(from, set);
+    }
+    set.add(closeCancel);
+    this.ctx.peerSeen(from);
+    const decoder = new FrameDecoder(this.ctx.tuning.frameBytesMax, h[headers.frameCrc] !== '0');
+    const frames: Uint8Array[] = [];
+    const push = (chunk: Buffer): void => {
+      frames.length = 0;
+      try {
+        decoder.push(chunk, (p) => frames.push(p));
+      } catch (e) {
+        this.streamFailed(close, from, e);
+        return;
+      }
+      for (const payload of frames) {
+        // process() may have removed the peer (closing this stream) or stopped the transport.
+        if (isClosed() || !this.deliver(close, from, payload)) return;
+      }
+    };
+    return { push, close: closeCancel };
+  }
+
+  private forget(from: bigint, close: () => void): void {
+    const cur = this.streams.get(from);
+    cur?.delete(close);
+    if (cur?.size === 0) this.streams.delete(from);
+  }
+
+  private refusalHeaders(err: TransportError): Record<string, string> {
+    return {
+      [headers.clusterId]: idToHex(this.ctx.clusterId),
+      [headers.error]: errorHeaderValue(err.message),
+      [headers.errorCode]: err.code,
+    };
   }
 
   private admit(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders, needTo: boolean): Admission {
@@ -65,62 +170,32 @@ export class InboundHandler {
   /** Answers with an error status and stops the upload (RST NO_ERROR after the headers). */
   private refuse(stream: http2.ServerHttp2Stream, status: number, err: TransportError): void {
     if (stream.closed || stream.destroyed) return;
-    if (!stream.headersSent) {
-      stream.respond(
-        {
-          ':status': status,
-          [headers.clusterId]: idToHex(this.ctx.clusterId),
-          [headers.error]: errorHeaderValue(err.message),
-          [headers.errorCode]: err.code,
-        },
-        { endStream: true },
-      );
-    }
+    if (!stream.headersSent) stream.respond({ ':status': status, ...this.refusalHeaders(err) }, { endStream: true });
     stream.close(http2.constants.NGHTTP2_NO_ERROR);
   }
 
   private handleRaftStream(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): void {
     const a = this.admit(stream, h, true);
     if (!a.ok) return;
-    const from = a.from;
     stream.respond({ ':status': 200, [headers.clusterId]: idToHex(this.ctx.clusterId) });
-    let set = this.streams.get(from);
-    if (set === undefined) {
-      set = new Set();
-      this.streams.set(from, set);
-    }
-    set.add(stream);
-    stream.on('close', () => {
-      const cur = this.streams.get(from);
-      cur?.delete(stream);
-      if (cur?.size === 0) this.streams.delete(from);
-    });
-    this.ctx.peerSeen(from);
-    const decoder = new FrameDecoder(this.ctx.tuning.frameBytesMax, h[headers.frameCrc] !== '0');
-    const frames: Uint8Array[] = [];
-    stream.on('data', (chunk: Buffer) => {
-      frames.length = 0;
-      try {
-        decoder.push(chunk, (p) => frames.push(p));
-      } catch (e) {
-        this.streamFailed(stream, from, e);
-        return;
-      }
-      for (const payload of frames) {
-        // process() may have removed the peer (closing this stream) or stopped the transport.
-        if (stream.closed || stream.destroyed || !this.deliver(stream, from, payload)) return;
-      }
-    });
+    const reader = this.readRaftStream(
+      a.from,
+      h,
+      (code) => stream.close(code ?? http2.constants.NGHTTP2_CANCEL),
+      () => stream.closed || stream.destroyed,
+    );
+    stream.on('close', () => this.forget(a.from, reader.close));
+    stream.on('data', reader.push);
   }
 
   /** Decodes and steps one message; false when the stream was failed. */
-  private deliver(stream: http2.ServerHttp2Stream, from: bigint, payload: Uint8Array): boolean {
+  private deliver(close: (code?: number) => void, from: bigint, payload: Uint8Array): boolean {
     let m: raftpb.Message;
     try {
       m = raftpb.Message.decode(payload);
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
-      this.streamFailed(stream, from, e);
+      this.streamFailed(close, from, e);
       return false;
     }
     this.ctx.metrics.received(from, payload.length + frameHeaderBytes);
@@ -135,10 +210,10 @@ export class InboundHandler {
     return true;
   }
 
-  private streamFailed(stream: http2.ServerHttp2Stream, from: bigint, e: unknown): void {
+  private streamFailed(close: (code?: number) => void, from: bigint, e: unknown): void {
     this.ctx.metrics.receiveFailed(from);
     this.ctx.logger.warn('failed to read raft message stream', { from, error: e });
-    stream.close(e instanceof FrameTooLargeError ? http2.constants.NGHTTP2_FRAME_SIZE_ERROR : http2.constants.NGHTTP2_PROTOCOL_ERROR);
+    close(e instanceof FrameTooLargeError ? http2.constants.NGHTTP2_FRAME_SIZE_ERROR : http2.constants.NGHTTP2_PROTOCOL_ERROR);
   }
 
   private async handleSnapshot(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): Promise<void> {

@@ -1,7 +1,7 @@
 /**
- * The connection from this member to one peer: one HTTP/2 session carrying
- * two long-lived raft streams (MsgApp, everything else) plus snapshot and rpc
- * requests. States:
+ * The connection from this member to one peer: two long-lived raft streams
+ * (MsgApp, everything else), each on a connection of its own (raw-stream.ts),
+ * and one HTTP/2 session for snapshots, rpcs and pings. States:
  *
  *   connecting ──both streams answered 200──▶ active
  *       │  ▲                                    │
@@ -14,6 +14,7 @@
  * down, queueing would only deliver stale messages later).
  */
 import * as http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import { idToHex } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 import { backoffDelayMs } from './backoff.js';
@@ -21,8 +22,9 @@ import type { TransportContext } from './context.js';
 import { PeerNotFoundError, PeerUnreachableError, StoppedError, TooManyRequestsError, TransportError } from './errors.js';
 import { estimateBytes, OutStream } from './out-stream.js';
 import { errorFromResponse, headers, senderHeaders, streamPath, type StreamKind } from './protocol.js';
+import { dialRaw, jsonLine, readJsonLine, responseOf } from './raw-stream.js';
 import { post, rpcPath, rpcResult } from './rpc.js';
-import { connectSession, destroySoon, statusOf } from './session.js';
+import { connectSession, destroySoon } from './session.js';
 import { postSnapshot } from './snapshot.js';
 
 export type LinkState = 'connecting' | 'active' | 'backoff' | 'stopped';
@@ -44,8 +46,6 @@ interface Waiter {
   timer: unknown;
 }
 
-/** Heartbeats and votes must not queue behind appends on the wire either. */
-const streamWeight: Readonly<Record<StreamKind, number>> = { message: 256, msgapp: 32 };
 /** At most one "dropped" warning per peer per this long: a dead peer drops thousands of messages. */
 const dropLogIntervalMs = 5000;
 
@@ -56,6 +56,8 @@ export class PeerLink {
   private session: http2.ClientHttp2Session | undefined;
   private readonly out: Readonly<Record<StreamKind, OutStream>>;
   private readonly accepted = new Set<StreamKind>();
+  /** The raw stream connections of the current session. */
+  private readonly rawSockets = new Set<Socket>();
   private attempt = 0;
   private retryTimer: unknown;
   private handshakeTimer: unknown;
@@ -247,37 +249,60 @@ export class PeerLink {
       () => this.onSessionGone(s, `no answer within ${this.ctx.tuning.dialTimeoutMs} ms`),
       this.ctx.tuning.dialTimeoutMs,
     );
-    this.openStream(s, 'msgapp');
-    this.openStream(s, 'message');
+    this.openStream(s, url, 'msgapp');
+    this.openStream(s, url, 'message');
   }
 
-  private openStream(s: http2.ClientHttp2Session, kind: StreamKind): void {
-    const req = s.request(
-      {
-        ':method': 'POST',
+  /** Dials one raw raft stream of session s; its loss ends the whole session, as an HTTP/2 stream's would. */
+  private openStream(s: http2.ClientHttp2Session, url: string, kind: StreamKind): void {
+    let sock: Socket;
+    try {
+      sock = dialRaw(url, this.ctx.tls);
+    } catch (e) {
+      this.onSessionGone(s, `cannot dial ${kind} stream: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    this.rawSockets.add(sock);
+    let cause = 'closed';
+    sock.on('error', (e: Error) => {
+      cause = e.message;
+    });
+    sock.once('close', () => {
+      this.rawSockets.delete(sock);
+      this.onSessionGone(s, `${kind} stream ${cause}`);
+    });
+    sock.write(
+      jsonLine({
         ':path': streamPath(kind),
         ...senderHeaders(this.ctx.clusterId, this.ctx.localId, this.id),
         [headers.frameCrc]: this.ctx.tuning.frameCrc ? '1' : '0',
-      },
-      { endStream: false, weight: streamWeight[kind] },
+      }),
     );
-    req.on('response', (h) => {
-      if (this.session !== s) return;
-      const status = statusOf(h);
-      if (status !== 200) {
-        this.refused(errorFromResponse(status, h));
-        return;
-      }
-      this.out[kind].attach(req);
-      this.accepted.add(kind);
-      if (this.accepted.size === 2) this.becomeActive();
-    });
-    let cause = 'closed';
-    // 'error' comes before 'close'; a failed dial (refused, TLS) is the cause of a stream cancel.
-    req.on('error', (e: Error) => {
-      cause = e.cause instanceof Error ? e.cause.message : e.message;
-    });
-    req.on('close', () => this.onSessionGone(s, `${kind} stream ${cause}`));
+    readJsonLine(sock, Buffer.alloc(0), this.ctx.tuning.dialTimeoutMs).then(
+      ({ value }) => {
+        if (this.session !== s) return;
+        const res = responseOf(value);
+        if (res === undefined) {
+          this.onSessionGone(s, `${kind} stream: malformed answer`);
+          return;
+        }
+        if (res.status !== 200) {
+          this.refused(errorFromResponse(res.status, res.headers));
+          return;
+        }
+        sock.setNoDelay(true);
+        // The peer writes nothing more; reading on lets a close be seen.
+        sock.on('data', () => undefined);
+        sock.resume();
+        this.out[kind].attach(sock);
+        this.accepted.add(kind);
+        if (this.accepted.size === 2) this.becomeActive();
+      },
+      (e: unknown) => {
+        cause = e instanceof Error ? e.message : String(e);
+        sock.destroy();
+      },
+    );
   }
 
   private refused(err: TransportError): void {
@@ -340,6 +365,8 @@ export class PeerLink {
     const s = this.session;
     this.session = undefined;
     this.accepted.clear();
+    for (const sock of this.rawSockets) sock.destroy();
+    this.rawSockets.clear();
     if (s !== undefined) {
       const p = destroySoon(s);
       this.closing.add(p);

@@ -1,11 +1,10 @@
 /**
  * One outgoing raft message stream to one peer (etcd's streamWriter): a
- * bounded queue drained into a long-lived HTTP/2 request body. Everything
- * queued when the stream is writable goes out as one batch in one write;
- * while the stream is blocked on flow control the queue absorbs up to its
- * bound and the caller drops the rest.
+ * bounded queue drained into a long-lived connection of its own
+ * (raw-stream.ts). Everything queued when the stream is writable goes out as
+ * one batch in one write; while the socket is backed up the queue absorbs up
+ * to its bound and the caller drops the rest.
  */
-import type { ClientHttp2Stream } from 'node:http2';
 import type { raftpb } from '../pb/index.js';
 import type { TransportContext } from './context.js';
 import { encodeFrames } from './frame.js';
@@ -19,9 +18,17 @@ export function estimateBytes(m: raftpb.Message): number {
   return n;
 }
 
+/** Where a stream's frames go: a raw stream's socket (raw-stream.ts), or an HTTP/2 request body. */
+export interface FrameSink {
+  write(data: Uint8Array): boolean;
+  once(event: 'drain', fn: () => void): unknown;
+  readonly destroyed: boolean;
+  readonly closed: boolean;
+}
+
 export class OutStream {
   private readonly queue: BoundedQueue<raftpb.Message>;
-  private stream: ClientHttp2Stream | undefined;
+  private stream: FrameSink | undefined;
   private waitingDrain = false;
   private flushHandle: NodeJS.Immediate | undefined;
   /** Diagnostics: messages and writes so far. */
@@ -52,10 +59,8 @@ export class OutStream {
   }
 
   /**
-   * Writes what is queued now instead of on the next turn. node:http2 still
-   * puts it on the socket on its own next turn, but a turn earlier than a
-   * scheduled flush: a leader's appends then leave before its own fdatasync
-   * would hold the event loop.
+   * Writes what is queued now instead of on the next turn: a leader's
+   * appends then leave before its own fdatasync holds the event loop.
    */
   flushNow(): void {
     if (this.flushHandle !== undefined) {
@@ -66,7 +71,7 @@ export class OutStream {
   }
 
   /** The stream was accepted by the peer: start writing. */
-  attach(stream: ClientHttp2Stream): void {
+  attach(stream: FrameSink): void {
     this.stream = stream;
     this.waitingDrain = false;
     this.scheduleFlush();

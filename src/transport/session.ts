@@ -5,7 +5,7 @@
  */
 import * as http2 from 'node:http2';
 import { once } from 'node:events';
-import { clientTlsOptions, serverTlsOptions, type PeerTlsOptions } from './tls.js';
+import { clientTlsOptions, type PeerTlsOptions } from './tls.js';
 import { BadRequestError } from './errors.js';
 
 export interface WindowTuning {
@@ -42,15 +42,13 @@ export function connectSession(url: string, w: WindowTuning, tls: PeerTlsOptions
   return s;
 }
 
-export function createPeerServer(
-  secure: boolean,
-  w: WindowTuning,
-  tls: PeerTlsOptions | undefined,
-): http2.Http2Server | http2.Http2SecureServer {
-  const base: http2.ServerOptions = { settings: settings(w), maxSessionMemory: sessionMemoryMb };
-  if (!secure) return http2.createServer(base);
-  if (tls === undefined) throw new BadRequestError('https listen URL without peer TLS configuration');
-  return http2.createSecureServer({ ...base, ...serverTlsOptions(tls), allowHTTP1: false });
+/**
+ * The HTTP/2 side of a peer listener. It never listens itself: the listener
+ * (transport.ts) hands it every connection, plain or TLS (ALPN "h2"), that
+ * is not a raw raft stream (raw-stream.ts).
+ */
+export function createPeerServer(w: WindowTuning): http2.Http2Server {
+  return http2.createServer({ settings: settings(w), maxSessionMemory: sessionMemoryMb });
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file,
  * --peer-client-cert-auth, --peer-cert-allowed-cn) mapped onto Node's TLS
- * options. TLS 1.2 is the floor; HTTP/2 is negotiated with ALPN "h2".
+ * options. TLS 1.2 is the floor; ALPN picks the protocol: "h2" for the HTTP/2
+ * session, "etcd-ts-raft" for a raw raft stream (raw-stream.ts).
  */
 import type { SecureClientSessionOptions, SecureServerOptions } from 'node:http2';
 import type { TLSSocket } from 'node:tls';

@@ -3,8 +3,8 @@
  * (incoming) and the fault-injection filter in front of send().
  */
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
 import { assert, idToHex, systemClock } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 import { mathRand, systemTimers } from './backoff.js';
@@ -14,9 +14,10 @@ import { InboundHandler } from './inbound.js';
 import { PeerLink, type PeerStats } from './link.js';
 import { TransportMetrics } from './metrics.js';
 import { resolveTuning, type MessageFilter, type TransportOptions } from './options.js';
+import { matchMagic, rawAlpn, rawMagic } from './raw-stream.js';
 import { membersRpcMethod } from './rpc.js';
 import { createPeerServer, destroySoon, trackClose } from './session.js';
-import { allowedCnRefusal } from './tls.js';
+import { allowedCnRefusal, serverTlsOptions } from './tls.js';
 
 /** Inbound connections accepted at once per listener; peers need a handful each. */
 const inboundConnectionsMax = 1024;
@@ -28,7 +29,7 @@ function listenHost(u: URL): string {
 export class Transport {
   private readonly ctx: TransportContext;
   private readonly peers = new Map<bigint, PeerLink>();
-  private readonly servers: (http2.Http2Server | http2.Http2SecureServer)[] = [];
+  private readonly servers: (net.Server | tls.Server)[] = [];
   private readonly inboundSessions = new Set<http2.ServerHttp2Session>();
   private readonly inbound: InboundHandler;
   private filter: MessageFilter | undefined;
@@ -80,20 +81,12 @@ export class Transport {
     if (this.isStopped) throw new StoppedError();
     const u = new URL(url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BadRequestError(`${url}: listen URLs must be http:// or https://`);
-    const server = createPeerServer(u.protocol === 'https:', this.ctx.tuning, this.ctx.tls);
+    const h2 = createPeerServer(this.ctx.tuning);
+    h2.on('session', (s: http2.ServerHttp2Session) => this.acceptSession(s));
+    h2.on('stream', (stream, h) => this.inbound.handle(stream, h));
+    h2.on('sessionError', (e) => this.ctx.logger.debug('peer session error', { error: e }));
+    const server = u.protocol === 'https:' ? this.tlsListener(h2) : this.plainListener(h2);
     server.maxConnections = inboundConnectionsMax;
-    server.on('session', (s: http2.ServerHttp2Session) => this.acceptSession(s));
-    server.on('stream', (stream, h) => this.inbound.handle(stream, h));
-    server.on('sessionError', (e) => this.ctx.logger.debug('peer session error', { error: e }));
-    const tls = this.ctx.tls;
-    if (u.protocol === 'https:' && tls?.allowedCn !== undefined) {
-      server.on('secureConnection', (sock: TLSSocket) => {
-        const refusal = allowedCnRefusal(tls, sock);
-        if (refusal === undefined) return;
-        this.ctx.logger.warn('rejected peer connection', { remote: sock.remoteAddress, reason: refusal });
-        sock.destroy();
-      });
-    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(u.port === '' ? 2380 : Number(u.port), listenHost(u), () => {
@@ -107,6 +100,55 @@ export class Transport {
     const boundUrl = `${u.protocol}//${u.hostname}:${port}`;
     this.ctx.logger.info('listening for peers', { address: boundUrl });
     return boundUrl;
+  }
+
+  /** Plain TCP: a connection that starts with rawMagic is a raw raft stream, any other goes to HTTP/2. */
+  private plainListener(h2: http2.Http2Server): net.Server {
+    return net.createServer({ noDelay: true }, (socket) => {
+      socket.on('error', () => undefined);
+      let seen: Buffer = Buffer.alloc(0);
+      const timer = this.ctx.timers.setTimeout(() => socket.destroy(), this.ctx.tuning.inboundFirstStreamTimeoutMs);
+      const onData = (chunk: Buffer): void => {
+        seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+        const kind = matchMagic(seen);
+        if (kind === 'more') return;
+        this.ctx.timers.clearTimeout(timer);
+        socket.off('data', onData);
+        socket.pause();
+        if (this.isStopped) {
+          socket.destroy();
+        } else if (kind === 'raw') {
+          void this.inbound.handleRaw(socket, seen.subarray(rawMagic.length));
+        } else {
+          socket.unshift(seen);
+          h2.emit('connection', socket);
+        }
+      };
+      socket.on('data', onData);
+    });
+  }
+
+  /** TLS: ALPN decides, rawAlpn for a raw raft stream, "h2" for HTTP/2; --peer-cert-allowed-cn first. */
+  private tlsListener(h2: http2.Http2Server): tls.Server {
+    const t = this.ctx.tls;
+    if (t === undefined) throw new BadRequestError('https listen URL without peer TLS configuration');
+    const server = tls.createServer({ ...serverTlsOptions(t), ALPNProtocols: ['h2', rawAlpn] }, (sock: TLSSocket) => {
+      sock.on('error', () => undefined);
+      const refusal = allowedCnRefusal(t, sock);
+      if (refusal !== undefined || this.isStopped) {
+        if (refusal !== undefined) this.ctx.logger.warn('rejected peer connection', { remote: sock.remoteAddress, reason: refusal });
+        sock.destroy();
+        return;
+      }
+      if (sock.alpnProtocol === rawAlpn) void this.inbound.handleRaw(sock, Buffer.alloc(0));
+      else if (sock.alpnProtocol === 'h2') h2.emit('connection', sock);
+      else sock.destroy();
+    });
+    server.on('tlsClientError', (e: Error, sock: Socket) => {
+      this.ctx.logger.debug('peer TLS handshake failed', { error: e });
+      sock.destroy();
+    });
+    return server;
   }
 
   private acceptSession(s: http2.ServerHttp2Session): void {
@@ -227,6 +269,7 @@ export class Transport {
     this.peers.clear();
     for (const s of this.inboundSessions) closing.push(destroySoon(s));
     this.inboundSessions.clear();
+    this.inbound.closeAll();
     closing.push(...this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     await Promise.all(closing);
     this.servers.length = 0;
