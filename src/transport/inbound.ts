@@ -23,6 +23,9 @@ function remoteAddress(stream: http2.ServerHttp2Stream): string {
   return s === undefined ? 'unknown' : `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
 }
 
+/** TCP keepalive on an accepted raw stream connection. */
+const rawKeepaliveMs = 30_000;
+
 export class InboundHandler {
   /** Open raft streams per sender (each as its closing function), closed when that peer is removed. */
   private readonly streams = new Map<bigint, Set<() => void>>();
@@ -97,6 +100,8 @@ export class InboundHandler {
       return;
     }
     socket.setNoDelay(true);
+    // The sender pings over its HTTP/2 session; this end learns of a silently dead peer from TCP.
+    socket.setKeepAlive(true, rawKeepaliveMs);
     socket.write(jsonLine({ status: 200, headers: { [headers.clusterId]: idToHex(this.ctx.clusterId) } }));
     const onData = this.readRaftStream(a.from, h, () => socket.destroy(), () => socket.destroyed);
     socket.once('close', () => this.forget(a.from, onData.close));
