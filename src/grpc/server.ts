@@ -45,7 +45,10 @@ export interface GrpcServerOptions {
   readonly streamWindowBytes?: number;
   /** Connection-level receive window. Default 1 MiB. */
   readonly connectionWindowBytes?: number;
-  /** Node's per-session memory cap (outbound queue, header tables), in MB. Default 64. */
+  /**
+   * node:http2's per-session memory cap, in MB, for the client port's non-gRPC
+   * HTTP/2 connections. Default 64. (A gRPC connection is dropped past 64 MiB unsent.)
+   */
   readonly maxSessionMemoryMb?: number;
   readonly logger?: Logger;
   readonly onCall?: CallObserver;
