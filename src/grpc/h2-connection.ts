@@ -70,6 +70,8 @@ const frameBytesDefault = 16_384;
 const frameBytesMax = 16_777_215;
 /** A request's header block (all its HEADERS and CONTINUATION frames) may not exceed this. */
 const headerBlockBytesMax = 1024 * 1024;
+/** A message this large or smaller that must queue is copied behind its prefix; a larger one is not. */
+const copyMessageBytesMax = 64 * 1024;
 /** A stream's unsent response bytes above this make write() ask the writer to wait for drain. */
 const streamHighWaterBytes = 64 * 1024;
 /** Socket bytes not yet taken by the kernel above this make every stream's write() ask to wait. */
@@ -236,9 +238,8 @@ export class H2Stream {
   write(data: Buffer): boolean {
     if (this.closed || this.localEnded) return false;
     this.conn.wrote = true;
-    if (this.queuedBytes === 0 && data.length <= this.sendWindow && data.length <= this.conn.sendWindow && data.length <= this.conn.peerMaxFrameBytes) {
-      this.sendWindow -= data.length;
-      this.conn.sendWindow -= data.length;
+    if (this.fitsNow(data.length)) {
+      this.take(data.length);
       this.conn.writeData(this.id, data, false);
     } else {
       this.queued.push(data);
@@ -251,18 +252,36 @@ export class H2Stream {
   /**
    * One uncompressed gRPC message as DATA: its 5-byte prefix and the payload,
    * written straight into one frame when the windows allow (the usual case).
+   * Otherwise it queues: a small message copied into one buffer, a large one
+   * as its prefix and the payload itself.
    */
   writeMessage(payload: Uint8Array): boolean {
+    if (this.closed || this.localEnded) return false;
     const n = 5 + payload.length;
-    const conn = this.conn;
-    if (this.closed || this.localEnded || this.queuedBytes > 0 || n > this.sendWindow || n > conn.sendWindow || n > conn.peerMaxFrameBytes) {
-      return this.write(frameMessage(payload));
+    if (this.fitsNow(n)) {
+      this.conn.wrote = true;
+      this.take(n);
+      this.conn.writeMessageFrame(this.id, payload);
+      return !this.writableNeedDrain;
     }
-    conn.wrote = true;
+    if (payload.length <= copyMessageBytesMax) return this.write(frameMessage(payload));
+    const prefix = Buffer.allocUnsafe(5);
+    prefix[0] = 0;
+    prefix.writeUInt32BE(payload.length, 1);
+    this.write(prefix);
+    return this.write(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+  }
+
+  /** n bytes of DATA can go out at once, in one frame, with nothing queued before them. */
+  private fitsNow(n: number): boolean {
+    const conn = this.conn;
+    return this.queuedBytes === 0 && n <= this.sendWindow && n <= conn.sendWindow && n <= conn.peerMaxFrameBytes;
+  }
+
+  /** Debits n bytes from the stream's and the connection's send windows. */
+  private take(n: number): void {
     this.sendWindow -= n;
-    conn.sendWindow -= n;
-    conn.writeMessageFrame(this.id, payload);
-    return !this.writableNeedDrain;
+    this.conn.sendWindow -= n;
   }
 
   /** Ends the response with this trailer block, after every queued DATA frame. */
@@ -335,8 +354,7 @@ export class H2Stream {
         this.queued.shift();
       }
       this.queuedBytes -= head.length;
-      this.sendWindow -= head.length;
-      conn.sendWindow -= head.length;
+      this.take(head.length);
       conn.writeData(this.id, head, false);
     }
     const block = this.finalBlock;

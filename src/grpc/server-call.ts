@@ -34,8 +34,6 @@ export interface PeerInfo {
 /** The connection a call runs on, as far as the call is concerned. */
 export interface CallConnection {
   readonly peer: PeerInfo;
-  /** Set whenever the server sends headers or data (grpc-go resets ping strikes on those). */
-  wrote: boolean;
 }
 
 /** What every handler sees of its call. */
@@ -132,8 +130,6 @@ export interface CallContext {
   readonly onHandlerFault: (path: string, err: unknown) => void;
 }
 
-/** Above this a message is written as header + payload instead of being copied into one frame. */
-const copyFrameBytesMax = 64 * 1024;
 /** setTimeout cannot wait longer than this; longer deadlines simply never fire. */
 const timerMsMax = 0x7fff_ffff;
 
@@ -279,13 +275,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
     if (!this.headersSent) this.sendHeaders(undefined);
     this.messagesOut++;
     this.bytesOut += frameHeaderBytes + payload.length;
-    this.conn.wrote = true;
-    if (payload.length <= copyFrameBytesMax) return this.stream.writeMessage(payload);
-    const header = Buffer.allocUnsafe(frameHeaderBytes);
-    header[0] = 0;
-    header.writeUInt32BE(payload.length, 1);
-    this.stream.write(header);
-    return this.stream.write(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    return this.stream.writeMessage(payload);
   }
 
   drained(): Promise<void> {
