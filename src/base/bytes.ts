@@ -20,6 +20,17 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b);
 }
 
+/**
+ * How the first bytes read from a connection compare with the preface a
+ * protocol starts with: all of it seen ('match'), a difference ('other'), or
+ * equal so far with more to read ('more').
+ */
+export function matchPreface(seen: Uint8Array, preface: Uint8Array): 'match' | 'other' | 'more' {
+  const n = Math.min(seen.length, preface.length);
+  if (Buffer.compare(seen.subarray(0, n), preface.subarray(0, n)) !== 0) return 'other';
+  return seen.length >= preface.length ? 'match' : 'more';
+}
+
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   return Buffer.compare(a, b) === 0;

@@ -6,7 +6,7 @@
  * - ids: Term, Index, Revision (numbers) and MemberId, ClusterId, LeaseId (bigints).
  * - Clock and Rand: injected time and randomness (real and seeded/manual).
  * - Logger: structured JSON lines.
- * - bytes: key comparison, prefix ends, hex.
+ * - bytes: key comparison, prefix ends, hex, protocol prefaces.
  * - limits: etcd's default bounds.
  * - crc32c: the Castagnoli checksum of WAL records and HashKV.
  * - metrics: a Prometheus registry (counters, gauges, histograms) for /metrics.

@@ -29,7 +29,7 @@ import http2, {
 } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { assert, nopLogger, type Logger } from '../base/index.js';
+import { assert, matchPreface, nopLogger, type Logger } from '../base/index.js';
 import type { H2Connection } from './h2-connection.js';
 import { clientPreface, watchFirstRequest, type FirstRequestWatch, type Handoff } from './authority-shim.js';
 import type { GrpcServer } from './server.js';
@@ -240,13 +240,12 @@ export class ClientPortServer {
     const timer = setTimeout(() => socket.destroy(), this.handshakeTimeoutMs);
     const onData = (chunk: Buffer): void => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-      const n = Math.min(seen.length, clientPreface.length);
-      const matches = seen.subarray(0, n).equals(clientPreface.subarray(0, n));
-      if (matches && seen.length < clientPreface.length) return;
+      const kind = matchPreface(seen, clientPreface);
+      if (kind === 'more') return;
       clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
-      if (matches) {
+      if (kind === 'match') {
         this.watchHttp2(socket, seen);
       } else if (isTls) {
         socket.unshift(seen);

@@ -91,14 +91,8 @@ export class InboundHandler {
       refuse(404, new BadRequestError(`no such raw stream ${JSON.stringify(String(path ?? '').slice(0, 64))}`));
       return;
     }
-    const a = admit(h, this.ctx, true);
-    if (!a.ok) {
-      this.ctx.logger.warn('refused peer request', {
-        path, from: h[headers.from], remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, code: a.error.code, error: a.error.message,
-      });
-      refuse(a.status, a.error);
-      return;
-    }
+    const a = this.admitOr(h, true, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, refuse);
+    if (!a.ok) return;
     socket.setNoDelay(true);
     // The sender pings over its HTTP/2 session; this end learns of a silently dead peer from TCP.
     socket.setKeepAlive(true, rawKeepaliveMs);
@@ -162,12 +156,15 @@ export class InboundHandler {
   }
 
   private admit(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders, needTo: boolean): Admission {
+    return this.admitOr(h, needTo, remoteAddress(stream), (status, err) => this.refuse(stream, status, err));
+  }
+
+  /** Admits a request (HTTP/2 stream or raw stream), or logs the refusal and answers it with `refuse`. */
+  private admitOr(h: http2.IncomingHttpHeaders, needTo: boolean, remote: string, refuse: (status: number, err: TransportError) => void): Admission {
     const a = admit(h, this.ctx, needTo);
     if (!a.ok) {
-      this.ctx.logger.warn('refused peer request', {
-        path: h[':path'], from: h[headers.from], remote: remoteAddress(stream), code: a.error.code, error: a.error.message,
-      });
-      this.refuse(stream, a.status, a.error);
+      this.ctx.logger.warn('refused peer request', { path: h[':path'], from: h[headers.from], remote, code: a.error.code, error: a.error.message });
+      refuse(a.status, a.error);
     }
     return a;
   }

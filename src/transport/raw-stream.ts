@@ -29,13 +29,6 @@ export const rawAlpn = 'etcd-ts-raft';
 /** A header line longer than this is refused: headers are a few hundred bytes. */
 const lineBytesMax = 16 * 1024;
 
-/** How a raw stream's first bytes compare with rawMagic: a match, not one, or too few bytes yet. */
-export function matchMagic(seen: Buffer): 'raw' | 'other' | 'more' {
-  const n = Math.min(seen.length, rawMagic.length);
-  if (!seen.subarray(0, n).equals(rawMagic.subarray(0, n))) return 'other';
-  return seen.length >= rawMagic.length ? 'raw' : 'more';
-}
-
 /**
  * Reads one '\n'-terminated line of JSON from the socket (after `initial`,
  * bytes already read), with a bound on its size and on the time it takes.
@@ -84,26 +77,20 @@ export function readJsonLine(socket: Socket, initial: Buffer, timeoutMs: number)
   });
 }
 
-/** The request line's headers as an HTTP/2 stream's would be: string values only, :method POST. */
+/** A header line's fields as an HTTP/2 stream's headers: names lower-cased, string values only. */
 export function requestHeaders(value: unknown): IncomingHttpHeaders | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const h: IncomingHttpHeaders = { ':method': 'POST' };
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    if (typeof v !== 'string' || k === ':method') continue;
-    h[k.toLowerCase()] = v;
-  }
+  const h: IncomingHttpHeaders = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) if (typeof v === 'string') h[k.toLowerCase()] = v;
   return h;
 }
 
-/** The response line's status and headers; undefined if it is not one. */
+/** The answer line's status and headers; undefined if it is not one. */
 export function responseOf(value: unknown): { status: number; headers: IncomingHttpHeaders } | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const r = value as { status?: unknown; headers?: unknown };
-  if (typeof r.status !== 'number') return undefined;
   const h = requestHeaders(r.headers ?? {});
-  if (h === undefined) return undefined;
-  delete h[':method'];
-  return { status: r.status, headers: h };
+  return typeof r.status === 'number' && h !== undefined ? { status: r.status, headers: h } : undefined;
 }
 
 export function jsonLine(value: unknown): Buffer {

@@ -5,7 +5,7 @@
 import * as http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { assert, idToHex, systemClock } from '../base/index.js';
+import { assert, idToHex, matchPreface, systemClock } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 import { mathRand, systemTimers } from './backoff.js';
 import type { TransportContext } from './context.js';
@@ -14,7 +14,7 @@ import { InboundHandler } from './inbound.js';
 import { PeerLink, type PeerStats } from './link.js';
 import { TransportMetrics } from './metrics.js';
 import { resolveTuning, type MessageFilter, type TransportOptions } from './options.js';
-import { matchMagic, rawAlpn, rawMagic } from './raw-stream.js';
+import { rawAlpn, rawMagic } from './raw-stream.js';
 import { membersRpcMethod } from './rpc.js';
 import { createPeerServer, destroySoon, trackClose } from './session.js';
 import { allowedCnRefusal, serverTlsOptions } from './tls.js';
@@ -110,14 +110,14 @@ export class Transport {
       const timer = this.ctx.timers.setTimeout(() => socket.destroy(), this.ctx.tuning.inboundFirstStreamTimeoutMs);
       const onData = (chunk: Buffer): void => {
         seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-        const kind = matchMagic(seen);
+        const kind = matchPreface(seen, rawMagic);
         if (kind === 'more') return;
         this.ctx.timers.clearTimeout(timer);
         socket.off('data', onData);
         socket.pause();
         if (this.isStopped) {
           socket.destroy();
-        } else if (kind === 'raw') {
+        } else if (kind === 'match') {
           void this.inbound.handleRaw(socket, seen.subarray(rawMagic.length));
         } else {
           socket.unshift(seen);
