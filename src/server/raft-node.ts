@@ -12,7 +12,9 @@
  *      while that fsync runs, new proposals pile up in raft and go out in
  *      the next Ready together (group commit);
  *   4. a follower sends its messages (its acks promise step 3 is durable)
- *      and lets them reach the wire before it applies;
+ *      and lets them reach the wire before it applies; a small write that
+ *      the WAL synced on this thread is durable before step 2, so its acks
+ *      leave before that step's apply too;
  *   5. the application installs the snapshot and applies the rest of the
  *      committed entries;
  *   6. advance; when that made more work (the leader counts its own entries
@@ -214,6 +216,13 @@ export class RaftNode {
     // a crash is sure to keep.
     const syncing = rd.entries.length > 0 || rd.mustSync;
     const saving = syncing ? this.save(rd) : undefined;
+    let sent = rd.sendBeforePersist;
+    if (!sent && saving !== undefined && rd.snapshot === undefined && this.wal.allSynced()) {
+      // A small write was synced on this thread: durable already, so the
+      // acks leave before the apply below.
+      this.app.send(rd.messages);
+      sent = true;
+    }
     let committed: raftpb.Entry[];
     try {
       committed = this.applyDurable(rd);
@@ -229,7 +238,7 @@ export class RaftNode {
     if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) this.storage.append(rd.entries);
-    if (!rd.sendBeforePersist && rd.messages.length > 0) {
+    if (!sent && rd.messages.length > 0) {
       // A follower's acks are on the leader's way to a quorum, its applying
       // is on nobody's: they are on the wire before it applies.
       this.app.send(rd.messages);

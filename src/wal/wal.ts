@@ -96,6 +96,8 @@ export interface WalOptions {
   metrics?: WalMetrics;
   /** The file system (default node:fs; a simulation passes a fake). */
   fs?: WalFs;
+  /** Milliseconds on a monotonic clock, for timing syncs (default performance.now; a simulation passes its own). */
+  nowMs?: () => number;
 }
 
 export interface WalOpenOptions extends WalOptions {
@@ -134,6 +136,7 @@ interface Settings {
   logger: Logger;
   metrics: WalMetrics | undefined;
   fs: WalFs;
+  nowMs: () => number;
 }
 
 interface SegmentInfo {
@@ -176,6 +179,7 @@ function settingsOf(opts: WalOptions | undefined): Settings {
     logger: opts?.logger ?? nopLogger,
     metrics: opts?.metrics,
     fs: opts?.fs ?? nodeWalFs,
+    nowMs: opts?.nowMs ?? (() => performance.now()),
   };
 }
 
@@ -391,6 +395,11 @@ export class Wal {
     });
   }
 
+  /** True when everything written is synced (a small batch's sync runs on the calling thread, within save). */
+  allSynced(): boolean {
+    return this.syncedBytes === this.tailOffset;
+  }
+
   /**
    * Records that a snapshot at marker.index exists (the snap file must be
    * saved first) and syncs. Later segments are named past marker.index, so
@@ -516,11 +525,11 @@ export class Wal {
    * next batch. So is every batch after a slow sync (inlineSyncSlowMs).
    */
   private async syncTail(inline: boolean): Promise<void> {
-    const startMs = performance.now();
+    const startMs = this.settings.nowMs();
     const fs = this.settings.fs;
     if (inline && fs.fdatasyncSync !== undefined) fs.fdatasyncSync(this.tailFd);
     else await fs.fdatasync(this.tailFd);
-    this.lastSyncMs = performance.now() - startMs;
+    this.lastSyncMs = this.settings.nowMs() - startMs;
     this.settings.metrics?.fsyncSeconds.observe(this.lastSyncMs / 1000);
     this.syncedBytes = this.tailOffset;
   }

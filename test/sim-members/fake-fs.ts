@@ -132,11 +132,33 @@ export class FakeFs implements WalFs {
   private nextFd = 3;
   private readonly locks = new Set<string>();
 
+  /**
+   * Present when this process syncs small writes on its own thread, as the
+   * real fs does (wal.ts): such a sync takes no simulated time, and a crash
+   * armed for it happens inside the call, so nothing after it runs.
+   */
+  readonly fdatasyncSync: ((fd: number) => void) | undefined;
+
   constructor(
     private readonly disk: FakeDisk,
     private readonly proc: Proc,
     private readonly rand: Rand,
-  ) {}
+    syncInline = false,
+  ) {
+    this.fdatasyncSync = syncInline ? (fd) => this.syncNow(fd) : undefined;
+  }
+
+  private syncNow(fd: number): void {
+    const inode = this.inode(fd);
+    const crash = this.disk.crashAtNextSync;
+    if (crash !== undefined) {
+      this.disk.crashAtNextSync = undefined;
+      crash();
+      throw new Error('simulated crash inside fdatasync');
+    }
+    inode.durable = Buffer.from(inode.data);
+    this.disk.fsyncs++;
+  }
 
   /** Completes on a later event of this process, minMs..maxMs from now (never, if it crashes first). */
   private later<T>(fn: () => T, minMs = 0, maxMs = minMs): Promise<T> {

@@ -70,6 +70,8 @@ export interface MemberBoot {
   readonly send: (from: SimMember, msgs: raftpb.Message[]) => void;
   readonly segmentBytes: number;
   readonly preallocate: Preallocate;
+  /** The fake fs syncs small WAL writes on the calling thread (FakeFs.fdatasyncSync). */
+  readonly syncInline: boolean;
 }
 
 /** Why a request failed: the member could not be sure it did not (or did) happen. */
@@ -171,15 +173,18 @@ export class SimMember implements ApplyEnv {
           done?.(index);
         },
         afterAdvance: () => Promise.resolve(),
-        onFatal: (err) => proc.loop.fail(err),
+        onFatal: (err) => {
+          // A crash inside a sync (FakeFs.syncNow) unwinds through the raft loop of a dead process.
+          if (!proc.dead) proc.loop.fail(err);
+        },
       },
     });
   }
 
   /** Opens (restart) or creates (new disk) the member on its disk, and starts raft. */
   static async start(boot: MemberBoot): Promise<SimMember> {
-    const fs = new FakeFs(boot.disk.fs, boot.proc, boot.rand);
-    const walOpts = { fs, segmentBytes: boot.segmentBytes, preallocate: boot.preallocate, logger: walLogger(boot.disk) };
+    const fs = new FakeFs(boot.disk.fs, boot.proc, boot.rand, boot.syncInline);
+    const walOpts = { fs, segmentBytes: boot.segmentBytes, preallocate: boot.preallocate, logger: walLogger(boot.disk), nowMs: () => boot.proc.nowMs() };
     const snapshotter = new Snapshotter(snapDir, { fs });
     const storage = new MemoryStorage();
     let wal: Wal;

@@ -76,6 +76,8 @@ class Sim {
   stopTraffic = false;
   private readonly segmentBytes: number;
   private readonly preallocate: Preallocate;
+  /** Odd seeds sync small WAL writes on the calling thread, as the real fs does; even seeds on the "pool". */
+  private readonly syncInline: boolean;
 
   constructor(readonly o: SimOptions) {
     this.rand = new SeededRand(o.seed);
@@ -85,11 +87,12 @@ class Sim {
     this.history = { seed: o.seed, ops: [], watches: [], members: {}, faults: [] };
     this.segmentBytes = [4096, 16384, 65536][this.rand.intn(3)] as number;
     this.preallocate = (['none', 'sparse', 'zero'] as const)[this.rand.intn(3)] as Preallocate;
+    this.syncInline = o.seed % 2 === 1;
     this.initial.memberList().forEach((m, index) => {
       this.slots.push({ index, id: m.id, disk: { fs: new FakeDisk(), db: new MemDb(), copies: new Map(), tornTails: 0 }, member: undefined, group: 0, starting: false });
       this.history.members[idToHex(m.id)] = `m${index}`;
     });
-    this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}`);
+    this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}${this.syncInline ? ' inline-sync' : ''}`);
   }
 
   fault(what: string): void {
@@ -111,6 +114,7 @@ class Sim {
       send: (from, msgs) => this.send(from, msgs),
       segmentBytes: this.segmentBytes,
       preallocate: this.preallocate,
+      syncInline: this.syncInline,
     }).then(
       (m) => {
         slot.member = m;
