@@ -101,6 +101,7 @@ export type { ValidConfig } from './config.js';
 export { MemoryStorage } from './storage.js';
 export type { Storage } from './storage.js';
 export { RawNode } from './raw-node.js';
+export { coalesceMessages } from './coalesce.js';
 export type { Ready, SoftState, Peer } from './raw-node.js';
 export { StateType, CampaignType } from './raft.js';
 export type { ReadState } from './read-only.js';

@@ -28,7 +28,7 @@
  */
 import { assert, failpoint, idToHex, type Logger } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
-import { type MemoryStorage, RawNode, type Ready, type SoftState, isRaftError } from '../raft/index.js';
+import { type MemoryStorage, RawNode, type Ready, type SoftState, coalesceMessages, isRaftError } from '../raft/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
 
 /**
@@ -85,6 +85,11 @@ export interface RaftNodeOptions {
   logger: Logger;
   /** Default: realLoopScheduler. */
   scheduler?: LoopScheduler;
+  /**
+   * Bound on the entries of one append made by merging a Ready's appends to
+   * a peer (coalesceMessages); default 1 MiB, raft's default msgAppBytesMax.
+   */
+  mergedAppendBytesMax?: number;
 }
 
 export class RaftNode {
@@ -96,6 +101,7 @@ export class RaftNode {
   private readonly logger: Logger;
   private readonly heartbeatMs: number;
   private readonly scheduler: LoopScheduler;
+  private readonly mergedAppendBytesMax: number;
   private stopTicker: (() => void) | undefined;
   private scheduled = false;
   private running = false;
@@ -112,6 +118,7 @@ export class RaftNode {
     this.logger = opts.logger;
     this.heartbeatMs = opts.heartbeatMs;
     this.scheduler = opts.scheduler ?? realLoopScheduler;
+    this.mergedAppendBytesMax = opts.mergedAppendBytesMax ?? 1024 * 1024;
   }
 
   start(): void {
@@ -194,11 +201,13 @@ export class RaftNode {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.hardState !== undefined) this.app.onHardState(rd.hardState);
     if (rd.softState !== undefined) this.app.onSoftState(rd.softState);
-    if (rd.sendBeforePersist && rd.messages.length > 0) {
+    // Proposals taken in one turn went out as one append each: one per peer is enough.
+    const messages = coalesceMessages(rd.messages, this.mergedAppendBytesMax);
+    if (rd.sendBeforePersist && messages.length > 0) {
       // On the wire before this returns (Transport.send): the followers' writes,
       // the longer way to a quorum, start before our own, and followers learn
       // of a commit before the leader spends its time answering it.
-      this.app.send(rd.messages);
+      this.app.send(messages);
     }
     if (rd.snapshot !== undefined) {
       // The snap file first, then its marker: a marker in the WAL always has its file.
@@ -220,7 +229,7 @@ export class RaftNode {
     if (!sent && saving !== undefined && rd.snapshot === undefined && this.wal.allSynced()) {
       // A small write was synced on this thread: durable already, so the
       // acks leave before the apply below.
-      this.app.send(rd.messages);
+      this.app.send(messages);
       sent = true;
     }
     let committed: raftpb.Entry[];
@@ -238,10 +247,10 @@ export class RaftNode {
     if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) this.storage.append(rd.entries);
-    if (!sent && rd.messages.length > 0) {
+    if (!sent && messages.length > 0) {
       // A follower's acks are on the leader's way to a quorum, its applying
       // is on nobody's: they are on the wire before it applies.
-      this.app.send(rd.messages);
+      this.app.send(messages);
     }
     if (rd.snapshot !== undefined) {
       failpoint('raftBeforeApplySnap');

@@ -55,6 +55,8 @@ export const clusterVersionDefault = '3.4.0';
 const pendingProposalsMax = 100_000;
 /** Applied index lagging the committed index by more than this refuses new proposals (etcd's maxGapBetweenApplyAndCommitIndex). */
 const applyLagMax = 5000;
+/** Entry bytes in one append message, and in one made by merging a Ready's appends to a peer. */
+const msgAppBytesMax = 1024 * 1024;
 const leaseLoopMs = 500;
 /** Peer RPCs: what a follower forwards to the leader. */
 export const leaseRenewRpc = 'leaseRenew';
@@ -223,7 +225,7 @@ export class EtcdServer implements ApplyEnv {
       electionTicks: electionTicks(this.cfg),
       heartbeatTicks: 1,
       storage: boot.storage,
-      msgAppBytesMax: 1024 * 1024,
+      msgAppBytesMax,
       inflightMsgsMax: 512,
       uncommittedBytesMax: 1 << 30,
       checkQuorum: true,
@@ -235,6 +237,7 @@ export class EtcdServer implements ApplyEnv {
     boot.snapshotter.onSave = (t) => this.metrics.observeSnapSave(t);
     this.raft = new RaftNode({
       rawNode,
+      mergedAppendBytesMax: msgAppBytesMax,
       storage: boot.storage,
       wal: boot.wal,
       snapshotter: boot.snapshotter,
