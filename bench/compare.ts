@@ -24,7 +24,11 @@ export interface CompareOptions {
 interface Target {
   /** Where writes go (the leader). */
   readonly writeEndpoint: string;
-  /** Where reads and watchers go (every member). */
+  /**
+   * Where reads and watchers go: every member, followers first, so that a
+   * workload with one connection (1x1 reads, one watcher) always meets a
+   * follower, for both servers alike, whichever member won the election.
+   */
   readonly readEndpoints: readonly string[];
 }
 
@@ -123,7 +127,8 @@ export interface Measurement {
 
 async function targetOf(c: Cluster): Promise<Target> {
   const leader = c.members.length === 1 ? c.member(0) : await c.leader(30_000);
-  return { writeEndpoint: leader.endpoint, readEndpoints: c.endpoints };
+  const followers = c.endpoints.filter((e) => e !== leader.endpoint);
+  return { writeEndpoint: leader.endpoint, readEndpoints: [...followers, leader.endpoint] };
 }
 
 async function measure(w: Workload, kind: MemberKind, c: Cluster, timing: Timing, workers: number): Promise<Measurement> {

@@ -65,7 +65,7 @@ export const sections: readonly Section[] = [
   },
   {
     name: 'cluster',
-    about: 'the same workloads on a 3-member cluster of each (writes to the leader, reads to all)',
+    about: 'the same workloads on a 3-member cluster of each (writes to the leader; reads and watchers on every member, a single connection on a follower)',
     defaultOn: true,
     run: (opts) => compare(3, opts),
   },
