@@ -107,6 +107,10 @@ export class Backend implements WriteTx {
   private commitTimer: TimerHandle | undefined;
   /** Depth of nested write scopes; commits happen only at depth 0. */
   private depth = 0;
+  /** Settles when the last copy or defrag asked for has (oneAtATime); never rejects. */
+  private maintenance: Promise<void> = Promise.resolve();
+  /** Copies and defrags asked for and not yet finished. */
+  private maintenanceRunning = 0;
   /** While > 0 (defrag, snapshot copy) batches are held in memory instead of committed. */
   private pauses = 0;
   private resumed: Promise<void> = Promise.resolve();
@@ -373,16 +377,20 @@ export class Backend implements WriteTx {
   /**
    * Writes a consistent copy of the whole database to `destPath`: everything
    * applied before the call, nothing after (commits wait meanwhile, writes
-   * continue in memory). For Maintenance.Snapshot and raft snapshots.
+   * continue in memory); a call made while another copy or a defrag runs
+   * waits for it, and its copy also holds what was applied meanwhile. For
+   * Maintenance.Snapshot and raft snapshots.
    */
-  async snapshotTo(destPath: string, compact = false): Promise<void> {
-    await this.forceCommit();
-    this.pause();
-    try {
-      await this.engine.backup(destPath, compact);
-    } finally {
-      this.unpause();
-    }
+  snapshotTo(destPath: string, compact = false): Promise<void> {
+    return this.oneAtATime(async () => {
+      await this.forceCommit();
+      this.pause();
+      try {
+        await this.engine.backup(destPath, compact);
+      } finally {
+        this.unpause();
+      }
+    });
   }
 
   /**
@@ -391,15 +399,36 @@ export class Backend implements WriteTx {
    * swapped in, and the held writes are committed to it. A crash at any point
    * leaves either the old file or the new one at `path`, both complete.
    */
-  async defrag(): Promise<void> {
-    await this.forceCommit();
-    this.pause();
-    try {
-      // The copy holds everything committed, and nothing committed since: commits are paused.
-      await this.engine.defrag();
-    } finally {
-      this.unpause();
-    }
+  defrag(): Promise<void> {
+    return this.oneAtATime(async () => {
+      await this.forceCommit();
+      this.pause();
+      try {
+        // The copy holds everything committed, and nothing committed since: commits are paused.
+        await this.engine.defrag();
+      } finally {
+        this.unpause();
+      }
+    });
+  }
+
+  /**
+   * Runs fn once every copy or defrag asked for before it has finished. Two
+   * defrags at once would share the engine's temporary file and swap the
+   * database under each other (two Maintenance.Defragment calls a few ms
+   * apart lost committed writes that way), and a copy must not read a file
+   * that a defrag is closing. A copy that waits holds at least what was
+   * applied before it was asked for, which is all its callers need.
+   */
+  private oneAtATime(fn: () => Promise<void>): Promise<void> {
+    // Started at once when nothing runs, so that a copy's commit takes exactly what was applied before the call.
+    const run = this.maintenanceRunning === 0 ? fn() : this.maintenance.then(fn);
+    this.maintenanceRunning++;
+    this.maintenance = run.then(
+      () => void this.maintenanceRunning--,
+      () => void this.maintenanceRunning--,
+    );
+    return run;
   }
 
   /** LMDB reader slots in use: the read transactions open on the file (etcd_mvcc_db_open_read_transactions). */
