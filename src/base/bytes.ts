@@ -25,10 +25,35 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
  * protocol starts with: all of it seen ('match'), a difference ('other'), or
  * equal so far with more to read ('more').
  */
-export function matchPreface(seen: Uint8Array, preface: Uint8Array): 'match' | 'other' | 'more' {
+function matchPreface(seen: Uint8Array, preface: Uint8Array): 'match' | 'other' | 'more' {
   const n = Math.min(seen.length, preface.length);
   if (Buffer.compare(seen.subarray(0, n), preface.subarray(0, n)) !== 0) return 'other';
   return seen.length >= preface.length ? 'match' : 'more';
+}
+
+/** The part of a socket that sniffPreface uses. */
+export interface SniffedStream {
+  on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  off(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  pause(): unknown;
+}
+
+/**
+ * Reads a new connection until its first bytes match `preface` in full or
+ * stop matching it, then pauses it and calls `decided` with what was read
+ * (for the chosen handler to replay). The caller bounds the wait.
+ */
+export function sniffPreface(socket: SniffedStream, preface: Uint8Array, decided: (kind: 'match' | 'other', seen: Buffer) => void): void {
+  let seen: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+    const kind = matchPreface(seen, preface);
+    if (kind === 'more') return;
+    socket.off('data', onData);
+    socket.pause();
+    decided(kind, seen);
+  };
+  socket.on('data', onData);
 }
 
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

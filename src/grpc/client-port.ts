@@ -29,7 +29,7 @@ import http2, {
 } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { assert, matchPreface, nopLogger, type Logger } from '../base/index.js';
+import { assert, nopLogger, sniffPreface, type Logger } from '../base/index.js';
 import type { H2Connection } from './h2-connection.js';
 import { clientPreface, watchFirstRequest, type FirstRequestWatch, type Handoff } from './authority-shim.js';
 import type { GrpcServer } from './server.js';
@@ -236,15 +236,9 @@ export class ClientPortServer {
    */
   private sniff(socket: Socket): void {
     const isTls = (socket as Partial<TLSSocket>).encrypted === true;
-    let seen: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), this.handshakeTimeoutMs);
-    const onData = (chunk: Buffer): void => {
-      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-      const kind = matchPreface(seen, clientPreface);
-      if (kind === 'more') return;
+    sniffPreface(socket, clientPreface, (kind, seen) => {
       clearTimeout(timer);
-      socket.off('data', onData);
-      socket.pause();
       if (kind === 'match') {
         this.watchHttp2(socket, seen);
       } else if (isTls) {
@@ -256,8 +250,7 @@ export class ClientPortServer {
         this.h1.emit('connection', socket);
         socket.resume();
       }
-    };
-    socket.on('data', onData);
+    });
   }
 
   private watchHttp2(socket: Socket, received: Buffer): void {

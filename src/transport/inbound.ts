@@ -18,8 +18,7 @@ import { jsonLine, readJsonLine, requestHeaders } from './raw-stream.js';
 import { isRpcMethodName } from './rpc.js';
 import { receiveSnapshot } from './snapshot.js';
 
-function remoteAddress(stream: http2.ServerHttp2Stream): string {
-  const s = stream.session?.socket;
+function remoteAddress(s: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined): string {
   return s === undefined ? 'unknown' : `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
 }
 
@@ -91,7 +90,7 @@ export class InboundHandler {
       refuse(404, new BadRequestError(`no such raw stream ${JSON.stringify(String(path ?? '').slice(0, 64))}`));
       return;
     }
-    const a = this.admitOr(h, true, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, refuse);
+    const a = this.admitOr(h, true, remoteAddress(socket), refuse);
     if (!a.ok) return;
     socket.setNoDelay(true);
     // The sender pings over its HTTP/2 session; this end learns of a silently dead peer from TCP.
@@ -156,7 +155,7 @@ export class InboundHandler {
   }
 
   private admit(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders, needTo: boolean): Admission {
-    return this.admitOr(h, needTo, remoteAddress(stream), (status, err) => this.refuse(stream, status, err));
+    return this.admitOr(h, needTo, remoteAddress(stream.session?.socket), (status, err) => this.refuse(stream, status, err));
   }
 
   /** Admits a request (HTTP/2 stream or raw stream), or logs the refusal and answers it with `refuse`. */

@@ -5,7 +5,7 @@
 import * as http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { assert, idToHex, matchPreface, systemClock } from '../base/index.js';
+import { assert, idToHex, sniffPreface, systemClock } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 import { mathRand, systemTimers } from './backoff.js';
 import type { TransportContext } from './context.js';
@@ -106,15 +106,9 @@ export class Transport {
   private plainListener(h2: http2.Http2Server): net.Server {
     return net.createServer({ noDelay: true }, (socket) => {
       socket.on('error', () => undefined);
-      let seen: Buffer = Buffer.alloc(0);
       const timer = this.ctx.timers.setTimeout(() => socket.destroy(), this.ctx.tuning.inboundFirstStreamTimeoutMs);
-      const onData = (chunk: Buffer): void => {
-        seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-        const kind = matchPreface(seen, rawMagic);
-        if (kind === 'more') return;
+      sniffPreface(socket, rawMagic, (kind, seen) => {
         this.ctx.timers.clearTimeout(timer);
-        socket.off('data', onData);
-        socket.pause();
         if (this.isStopped) {
           socket.destroy();
         } else if (kind === 'match') {
@@ -123,8 +117,7 @@ export class Transport {
           socket.unshift(seen);
           h2.emit('connection', socket);
         }
-      };
-      socket.on('data', onData);
+      });
     });
   }
 

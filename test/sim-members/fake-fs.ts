@@ -156,6 +156,10 @@ export class FakeFs implements WalFs {
       crash();
       throw new Error('simulated crash inside fdatasync');
     }
+    this.makeDurable(inode);
+  }
+
+  private makeDurable(inode: Inode): void {
     inode.durable = Buffer.from(inode.data);
     this.disk.fsyncs++;
   }
@@ -233,14 +237,7 @@ export class FakeFs implements WalFs {
       // Before the sync can complete (it takes at least 1 ms).
       this.proc.loop.at(0, crash);
     }
-    return this.later(
-      () => {
-        inode.durable = Buffer.from(inode.data);
-        this.disk.fsyncs++;
-      },
-      1,
-      5,
-    );
+    return this.later(() => this.makeDurable(inode), 1, 5);
   }
 
   fsync(fd: number): Promise<void> {
