@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
+import { merged, schedule, type Window } from '../bench/compare.js';
 import { runLoad } from '../bench/load/driver.js';
 import { Histogram } from '../bench/load/histogram.js';
 import { FrameSplitter, framePool, keyOf, type UnaryWorkload } from '../bench/load/requests.js';
@@ -70,6 +71,25 @@ describe('bench load generator', () => {
       s.push(stream.subarray(cut), (p) => got.push(Buffer.from(p)));
       assert.deepEqual(got, msgs, `cut at ${cut}`);
     }
+  });
+
+  test('two rounds run A B B A, and a row merges its windows by time', () => {
+    assert.deepEqual(schedule(0, 2), ['etcd', 'etcd-ts', 'etcd-ts', 'etcd']);
+    assert.deepEqual(schedule(1, 2), ['etcd-ts', 'etcd', 'etcd', 'etcd-ts']);
+    assert.deepEqual(schedule(1, 1), ['etcd-ts', 'etcd']);
+    const window = (count: number, wallMs: number, ms: number, cores: number): Window => {
+      const hist = new Histogram();
+      for (let i = 0; i < count; i++) hist.recordMs(ms);
+      const load = { count, errors: 0, firstError: undefined, wallMs, rate: (count * 1000) / wallMs, hist, clientCores: 0.5, workers: 1 };
+      return { load, cores, machineCores: cores + 0.5 };
+    };
+    const workload = { name: 'w', family: 'put', job: () => assert.fail('not run') };
+    // 1000 requests in 1 s, then 3000 in 2 s: 4000 in 3 s, not the mean of 1000/s and 1500/s.
+    const m = merged(workload, 'etcd-ts', [window(1000, 1000, 1, 0.3), window(3000, 2000, 9, 0.6)]);
+    assert.ok(Math.abs(m.rate - 4000 / 3) < 1e-9, `rate ${m.rate}`);
+    assert.ok(Math.abs(m.serverCores - 0.5) < 1e-9, `cores ${m.serverCores}`);
+    assert.ok(Math.abs(m.p50Ms - 9) < 0.1 && Math.abs(m.p99Ms - 9) < 0.1, `p50 ${m.p50Ms} p99 ${m.p99Ms}`);
+    assert.ok(Math.abs(m.othersCores) < 1e-9);
   });
 
   describe('against one etcd-ts member', () => {
