@@ -10,11 +10,6 @@ export interface Revision {
   readonly sub: number;
 }
 
-/** a > b. */
-export function revGreater(a: Revision, b: Revision): boolean {
-  return a.main > b.main || (a.main === b.main && a.sub > b.sub);
-}
-
 export function revToBytes(rev: Revision, tombstone = false): Uint8Array {
   return revisionToBytes(rev.main, rev.sub, tombstone);
 }
