@@ -57,6 +57,8 @@ const valueBytes = 256;
 const keySpace = 100_000;
 const rangeKey = 'foo';
 const poolSize = 8192;
+/** Puts per second in the watch workloads (etcd's watch-latency pacing). */
+const watchPutRate = 100;
 
 function unary(kind: UnaryWorkload['kind'], serializable: boolean): UnaryWorkload {
   return { kind, keyBytes, valueBytes, keySpace, rangeKey, serializable };
@@ -92,7 +94,7 @@ function watchWorkload(name: string, conns: number, watchers: number): Workload 
       conns,
       watchers,
       puts: timing.watchPuts,
-      putRate: 100,
+      putRate: watchPutRate,
       keyBytes,
       valueBytes,
       seed: 42 + watchers,
@@ -210,7 +212,7 @@ export function schedule(i: number, rounds: number): MemberKind[] {
  */
 async function prime(c: Cluster, primeMs: number, workers: number): Promise<void> {
   const t = await targetOf(c);
-  const timing: Timing = { warmupMs: 0, measureMs: primeMs, watchPuts: Math.round(primeMs / 10), primeMs: 0, rounds: 1 };
+  const timing: Timing = { warmupMs: 0, measureMs: primeMs, watchPuts: Math.round((primeMs * watchPutRate) / 1000), primeMs: 0, rounds: 1 };
   for (const w of workloads) await runLoad(w.job(t, timing), workers);
 }
 
