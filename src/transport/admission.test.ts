@@ -97,6 +97,27 @@ test('a connection that opens no stream is closed', async () => {
   }
 });
 
+test("a peer's session that opens no stream but pings is kept, with the raft streams it goes with", async () => {
+  // The raft streams are connections of their own: the HTTP/2 session beside
+  // them only pings until a snapshot or an rpc comes. Closing it as idle
+  // would tear the whole link down again and again, dropping raft messages.
+  const tuning = { inboundFirstStreamTimeoutMs: 300 };
+  const a = await startMember(1n, { tuning });
+  const b = await startMember(2n, { tuning });
+  try {
+    connectAll([a, b]);
+    await waitMesh([a, b]);
+    const since = [a.t.activeSince(2n), b.t.activeSince(1n)];
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.deepEqual([a.t.activeSince(2n), b.t.activeSince(1n)], since, 'links never reconnected');
+    assert.deepEqual([a.unreachable, b.unreachable], [[], []]);
+    a.t.send([heartbeat(1n, 2n, 7)]);
+    await waitFor(() => b.received.some((m) => m.commit === 7), 'a message after four idle timeouts');
+  } finally {
+    await Promise.all([a.t.stop(), b.t.stop()]);
+  }
+});
+
 test('wrong version, recipient, cluster or path are refused with etcd statuses; garbage frames cut the stream', async () => {
   const reg = new Registry();
   const b = await startMember(2n, { metrics: reg });

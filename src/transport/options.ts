@@ -72,7 +72,11 @@ export interface TransportTuning {
   readonly pingIntervalMs: number;
   /** A ping unanswered this long tears the connection down (etcd's ConnReadTimeout). */
   readonly pingTimeoutMs: number;
-  /** An inbound connection that opens no stream within this is closed (a stalled or hostile client). */
+  /**
+   * An inbound connection that opens no stream within this is closed (a
+   * stalled or hostile client); a peer's HTTP/2 session also counts as alive
+   * once it pings, so this must exceed pingIntervalMs.
+   */
   readonly inboundFirstStreamTimeoutMs: number;
   /** A snapshot stream with no progress for this long fails, on either side. */
   readonly snapshotIdleTimeoutMs: number;

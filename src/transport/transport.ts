@@ -151,12 +151,18 @@ export class Transport {
       return;
     }
     this.inboundSessions.add(s);
-    // Peers and joiners open a stream at once; a connection that opens none is stalled or hostile.
+    // A peer's session carries snapshots, rpcs and its link's pings (the raft
+    // streams are connections of their own), so a healthy one may open no
+    // stream for hours, but it pings within pingIntervalMs of its streams
+    // being accepted. One that neither pings nor opens a stream is stalled or
+    // hostile.
     const idle = this.ctx.timers.setTimeout(() => {
       this.ctx.logger.warn('closed a peer connection that opened no stream', { remote: s.socket.remoteAddress });
       void destroySoon(s);
     }, this.ctx.tuning.inboundFirstStreamTimeoutMs);
-    s.once('stream', () => this.ctx.timers.clearTimeout(idle));
+    const alive = (): void => this.ctx.timers.clearTimeout(idle);
+    s.once('stream', alive);
+    s.once('ping', alive);
     s.on('close', () => {
       this.ctx.timers.clearTimeout(idle);
       this.inboundSessions.delete(s);
