@@ -61,7 +61,18 @@ export class LmdbEngine implements BackendEngine {
   }
 
   get(bucket: number, key: Uint8Array): Uint8Array | undefined {
-    return (this.dbs[bucket] as Db).get(key);
+    const db = this.dbs[bucket] as Db & { readonly lastSize: number };
+    // lmdb's own buffer (or a view of the map), valid until the next read.
+    // Copied out here into a Buffer from Node's shared pool for small values:
+    // get() copies into a fresh ArrayBuffer instead, which costs more than
+    // the lookup (a range of 10k keys spent 16% of its server time there).
+    const fast = db.getBinaryFast(key);
+    if (fast === undefined) return undefined;
+    const n = db.lastSize;
+    const out = Buffer.allocUnsafe(n);
+    // Its `length` is patched to the value's size; the view gives set() the true bounds.
+    out.set(new Uint8Array(fast.buffer, fast.byteOffset, n));
+    return out;
   }
 
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
