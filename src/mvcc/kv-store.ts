@@ -7,13 +7,13 @@
  */
 import { assert, crc32cUpdate, failpoint, nopLogger, utf8, type LeaseId, type Logger } from '../base/index.js';
 import { bytesToKey, keyToBytes, realTimers, type Bucket, type Backend, type TimerHandle, type Timers } from '../backend/index.js';
-import { isTombstoneBytes, type Schema } from '../schema/index.js';
+import { isTombstoneBytes, revisionBytesLen, writeRevisionBytes, type Schema } from '../schema/index.js';
 import { mvccpb } from '../pb/index.js';
 import { KvError } from './errors.js';
 import { KeyIndex } from './key-index.js';
 import { MvccMetrics } from './metrics.js';
 import { bytesToRev, revToBytes, revKey, type Revision } from './revision.js';
-import { TreeIndex, type IndexHit, type KeySpan } from './tree-index.js';
+import { TreeIndex, type KeySpan } from './tree-index.js';
 
 /** etcd's --experimental-compaction-batch-limit default: revisions deleted per backend batch. */
 export const compactionBatchLimitDefault = 1000;
@@ -101,6 +101,8 @@ export class KvStore {
   readonly backend: Backend;
   readonly leases: LeaseHooks;
   private readonly keyBucket: Bucket;
+  /** The lookup key of readAt, reused: the backend does not keep the keys it is given. */
+  private readonly revKeyScratch = new Uint8Array(revisionBytesLen);
   private index = new TreeIndex();
   private readonly compactionBatchLimit: number;
   private readonly compactionSleepMs: number;
@@ -170,17 +172,20 @@ export class KvStore {
     if (rev > curRev) throw new KvError('future-rev');
     if (rev <= 0) rev = curRev;
     if (rev < this.compactMainRev) throw new KvError('compacted');
-    const hits = this.index.range(span, rev);
-    if (opts.countOnly === true || hits.length === 0) return { kvs: [], count: hits.length, rev: curRev };
-    const limit = opts.limit === undefined || opts.limit <= 0 || opts.limit > hits.length ? hits.length : opts.limit;
+    const wanted = opts.countOnly === true ? 0 : opts.limit === undefined || opts.limit <= 0 ? Number.MAX_SAFE_INTEGER : opts.limit;
+    // Revisions as (main, sub) pairs: a range over many keys makes no object per key until it reads one.
+    const revs: number[] = [];
+    const count = this.index.revisionsAt(span, rev, wanted, revs);
     const kvs: mvccpb.KeyValue[] = [];
-    for (let i = 0; i < limit; i++) kvs.push(this.readRevision((hits[i] as IndexHit).at.modified));
-    return { kvs, count: hits.length, rev: curRev };
+    for (let i = 0; i < revs.length; i += 2) kvs.push(this.readAt(revs[i] as number, revs[i + 1] as number));
+    return { kvs, count, rev: curRev };
   }
 
-  private readRevision(rev: Revision): mvccpb.KeyValue {
-    const v = this.backend.get(this.keyBucket, revToBytes(rev));
-    if (v === undefined) assert(false, `mvcc: revision ${rev.main}.${rev.sub} in the index but not in the backend`);
+  private readAt(main: number, sub: number): mvccpb.KeyValue {
+    const key = this.revKeyScratch;
+    writeRevisionBytes(key, main, sub);
+    const v = this.backend.get(this.keyBucket, key);
+    if (v === undefined) assert(false, `mvcc: revision ${main}.${sub} in the index but not in the backend`);
     return mvccpb.KeyValue.decode(v);
   }
 

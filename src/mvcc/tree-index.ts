@@ -91,6 +91,23 @@ export class TreeIndex {
     return out;
   }
 
+  /**
+   * Counts the keys in the span that exist at atRev, in key order, and
+   * appends the revisions (main, sub) of the first `limit` of them to `out`:
+   * range() without an object per key, for reads of many keys.
+   */
+  revisionsAt(span: KeySpan, atRev: number, limit: number, out: number[]): number {
+    if (span.single) {
+      const ki = this.byKey.get(span.start);
+      return ki !== undefined && (limit > 0 ? ki.pushRevisionAt(atRev, out) : ki.get(atRev) !== undefined) ? 1 : 0;
+    }
+    let count = 0;
+    this.tree.forEachFrom(span.start, span.end, (_k, ki) => {
+      if (count < limit ? ki.pushRevisionAt(atRev, out) : ki.get(atRev) !== undefined) count++;
+    });
+    return count;
+  }
+
   /** Calls fn for each KeyIndex in the span, in key order (the index must not change meanwhile). */
   visit(span: KeySpan, fn: (ki: KeyIndex) => void): void {
     if (span.single) {

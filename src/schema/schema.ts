@@ -74,11 +74,16 @@ const revisionSeparator = 0x5f; // '_'
 /** Writes {main, sub} as the key bucket's 17-byte key (a tombstone appends 't'). */
 export function revisionToBytes(main: number, sub: number, tombstone = false): Uint8Array {
   const out = new Uint8Array(tombstone ? markedRevisionBytesLen : revisionBytesLen);
+  writeRevisionBytes(out, main, sub);
+  if (tombstone) out[17] = tombstoneMark;
+  return out;
+}
+
+/** Writes {main, sub} into the first 17 bytes of out (a reused lookup key). */
+export function writeRevisionBytes(out: Uint8Array, main: number, sub: number): void {
   writeUint64(out, 0, main);
   out[8] = revisionSeparator;
   writeUint64(out, 9, sub);
-  if (tombstone) out[17] = tombstoneMark;
-  return out;
 }
 
 /** Reads the main revision of a key-bucket key. */
