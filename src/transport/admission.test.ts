@@ -9,7 +9,7 @@ import { Registry } from '../base/index.js';
 import { ClusterIdMismatchError, MemberRemovedError } from './errors.js';
 import { headers, paths, protocolVersion } from './protocol.js';
 import { dialRaw, jsonLine, readJsonLine, responseOf } from './raw-stream.js';
-import { connectAll, heartbeat, startMember, testClusterId, waitFor, waitMesh } from './testing.js';
+import { ManualTimers, connectAll, heartbeat, recordingLogger, startMember, testClusterId, waitFor, waitMesh, type LogLine } from './testing.js';
 
 test('a member of another cluster is refused with 412 and the sender is told', async () => {
   const a = await startMember(1n);
@@ -101,18 +101,27 @@ test("a peer's session that opens no stream but pings is kept, with the raft str
   // The raft streams are connections of their own: the HTTP/2 session beside
   // them only pings until a snapshot or an rpc comes. Closing it as idle
   // would tear the whole link down again and again, dropping raft messages.
-  const tuning = { inboundFirstStreamTimeoutMs: 300 };
-  const a = await startMember(1n, { tuning });
-  const b = await startMember(2n, { tuning });
+  // Injected timers: a's ping, then b's first-stream timeout, fire when told.
+  const aTimers = new ManualTimers();
+  const bTimers = new ManualTimers();
+  const reg = new Registry();
+  const bLog: LogLine[] = [];
+  const tuning = { pingIntervalMs: 100, inboundFirstStreamTimeoutMs: 10_000 };
+  const a = await startMember(1n, { timers: aTimers, metrics: reg, tuning });
+  const b = await startMember(2n, { timers: bTimers, logger: recordingLogger(bLog), tuning });
   try {
-    connectAll([a, b]);
-    await waitMesh([a, b]);
-    const since = [a.t.activeSince(2n), b.t.activeSince(1n)];
-    await new Promise((r) => setTimeout(r, 1200));
-    assert.deepEqual([a.t.activeSince(2n), b.t.activeSince(1n)], since, 'links never reconnected');
-    assert.deepEqual([a.unreachable, b.unreachable], [[], []]);
+    a.t.addPeer(2n, [b.url]);
+    await waitFor(() => a.t.activeSince(2n) !== undefined, 'link active');
+    const since = a.t.activeSince(2n);
+    aTimers.fire(tuning.pingIntervalMs);
+    // The ping's answer is in: b has seen the ping.
+    await waitFor(() => /etcd_network_peer_round_trip_time_seconds_count\{To="2"\} [1-9]/.test(reg.render()), 'ping answered');
+    assert.ok(bTimers.fire(tuning.inboundFirstStreamTimeoutMs).length === 0, "b's first-stream timer was cleared by the ping");
+    assert.deepEqual(bLog.filter((l) => l.level === 'warn').map((l) => l.msg), []);
     a.t.send([heartbeat(1n, 2n, 7)]);
-    await waitFor(() => b.received.some((m) => m.commit === 7), 'a message after four idle timeouts');
+    await waitFor(() => b.received.some((m) => m.commit === 7), 'a message after the timeout');
+    assert.equal(a.t.activeSince(2n), since, 'the link never reconnected');
+    assert.deepEqual(a.unreachable, []);
   } finally {
     await Promise.all([a.t.stop(), b.t.stop()]);
   }
