@@ -145,19 +145,19 @@ export class KeyIndex {
   }
 
   /**
-   * Appends the main and sub revision of the key as of atRev to `out` and
-   * returns true, or returns false if it did not exist then: get() without
-   * its objects, for ranges over many keys.
+   * Whether the key existed at atRev; if so, and `out` is given, appends its
+   * main and sub revision then to it. get() without its objects at the
+   * current revision, for ranges over many keys.
    */
-  pushRevisionAt(atRev: number, out: number[]): boolean {
+  existsAt(atRev: number, out?: number[]): boolean {
     if (atRev >= this.modMain) {
       if (this.liveVersion === 0) return false;
-      out.push(this.modMain, this.modSub);
+      out?.push(this.modMain, this.modSub);
       return true;
     }
     const at = this.get(atRev);
     if (at === undefined) return false;
-    out.push(at.modified.main, at.modified.sub);
+    out?.push(at.modified.main, at.modified.sub);
     return true;
   }
 

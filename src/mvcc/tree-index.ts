@@ -97,13 +97,9 @@ export class TreeIndex {
    * range() without an object per key, for reads of many keys.
    */
   revisionsAt(span: KeySpan, atRev: number, limit: number, out: number[]): number {
-    if (span.single) {
-      const ki = this.byKey.get(span.start);
-      return ki !== undefined && (limit > 0 ? ki.pushRevisionAt(atRev, out) : ki.get(atRev) !== undefined) ? 1 : 0;
-    }
     let count = 0;
-    this.tree.forEachFrom(span.start, span.end, (_k, ki) => {
-      if (count < limit ? ki.pushRevisionAt(atRev, out) : ki.get(atRev) !== undefined) count++;
+    this.visit(span, (ki) => {
+      if (ki.existsAt(atRev, count < limit ? out : undefined)) count++;
     });
     return count;
   }
