@@ -64,6 +64,10 @@ test('values read from disk stay intact after later reads, whatever their size',
   const read = sizes.map((_, i) => be.get(key, b(i + 1)));
   read.forEach((v, i) => assert.deepEqual(Buffer.from(v ?? [1, 2, 3]), Buffer.from(value(i)), `value ${i} (${sizes[i]} bytes)`));
   assert.equal(be.get(key, b(99)), undefined);
+  // Ranges too: every key and value kept from one iteration survives the rest of it.
+  const ranged = be.range(key, b(0), undefined);
+  assert.deepEqual(ranged.map((e) => e.key[0]), sizes.map((_, i) => i + 1));
+  ranged.forEach((e, i) => assert.deepEqual(Buffer.from(e.value), Buffer.from(value(i)), `ranged value ${i} (${sizes[i]} bytes)`));
   await be.close();
 }));
 

@@ -212,7 +212,7 @@ test('differential: responses, past reads and HashKV equal real etcd 3.4', { ski
           // etcd3's own hashKV wrapper asks grpc-js for a method name it does not define.
           const rpc = (etcd.client.maintenance as unknown as { client: { exec(s: string, m: string, r: unknown): Promise<{ hash: number; compact_revision: string; header: { revision: string } }> } }).client;
           const theirs = await rpc.exec('Maintenance', 'HashKV', { revision: String(rev) });
-          const mine = hashKvRequest(t.store, etcdserverpb.HashKVRequest.create({ revision: rev }));
+          const mine = await hashKvRequest(t.store, etcdserverpb.HashKVRequest.create({ revision: rev }));
           assert.equal(mine.hash, theirs.hash, `HashKV(${rev}) after step ${step}`);
           assert.equal(String(mine.compactRevision), String(theirs.compact_revision));
           assert.equal(String(mine.header?.revision), String(theirs.header.revision));

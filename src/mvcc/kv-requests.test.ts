@@ -10,7 +10,7 @@ import {
   rangeRequest,
   txnRequest,
 } from './kv-requests.js';
-import { b, del, finishCompactions, get, opDel, opGet, opPut, opTxn, put, show, withStore, TestLeases } from './testing.js';
+import { b, del, finishCompactions, get, hashKv, opDel, opGet, opPut, opTxn, put, show, withStore, TestLeases } from './testing.js';
 
 const { SortOrder, SortTarget } = { SortOrder: etcdserverpb.RangeRequest_SortOrder, SortTarget: etcdserverpb.RangeRequest_SortTarget };
 const CR = etcdserverpb.Compare_CompareResult;
@@ -223,6 +223,31 @@ test('txn: checks of the taken branch fail the whole txn before any change', () 
     assert.equal(store.rev, 3);
   }));
 
+test('HashKV in slices: a compaction begun between two slices makes it start over, and writes do not change it', () =>
+  withStore(
+    async (t) => {
+      for (let i = 0; i < 40; i++) putRequest(t.store, put(`k${i % 10}`, `v${i}`));
+      assert.equal(t.store.rev, 41);
+      const req = etcdserverpb.HashKVRequest.create({ revision: 41 });
+      const quietBefore = await hashKv(t, req);
+      assert.equal(quietBefore.compactRevision, -1, 'never compacted');
+      // The first slice is hashed at once; the rest wait for a timer.
+      let settled = false;
+      const busy = hashKvRequest(t.store, req).finally(() => (settled = true));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(settled, false, 'the hash is between two slices');
+      compactionRequest(t.store, etcdserverpb.CompactionRequest.create({ revision: 30 }));
+      for (let i = 0; i < 5; i++) putRequest(t.store, put(`k${i}`, `later${i}`));
+      await finishCompactions(t);
+      const during = await hashKv(t, req).then(() => busy);
+      const quietAfter = await hashKv(t, req);
+      assert.equal(during.compactRevision, 30, 'the hash started over at the new compact revision');
+      assert.equal(during.hash, quietAfter.hash);
+      assert.notEqual(quietAfter.hash, quietBefore.hash, 'the compaction changed which revisions count');
+    },
+    { hashSliceKeys: 4 },
+  ));
+
 test('state survives a reopen: revisions, history, compaction, leases re-attached', () =>
   withStore(async (t) => {
     t.leases.live.add(9n);
@@ -233,7 +258,7 @@ test('state survives a reopen: revisions, history, compaction, leases re-attache
     putRequest(t.store, put('c', '1', { lease: 9n }));
     compactionRequest(t.store, etcdserverpb.CompactionRequest.create({ revision: 3 }));
     await finishCompactions(t);
-    const hash = hashKvRequest(t.store, etcdserverpb.HashKVRequest.create()).hash;
+    const hash = (await hashKvRequest(t.store, etcdserverpb.HashKVRequest.create())).hash;
     const store = await t.reopen();
     assert.equal(store.rev, 6);
     assert.equal(store.compactRev, 3);
@@ -241,7 +266,7 @@ test('state survives a reopen: revisions, history, compaction, leases re-attache
     assert.equal(keys(rangeRequest(store, get('a', { revision: 3, rangeEnd: b('z') }))), 'a=1@2/2/1+9 b=1@3/3/1+9');
     assert.throws(() => rangeRequest(store, get('a', { revision: 2 })), (e) => isKvError(e, 'compacted'));
     assert.deepEqual(t.leases.log, ['attach 9 c'], 'only live keys with a lease are re-attached');
-    assert.equal(hashKvRequest(store, etcdserverpb.HashKVRequest.create()).hash, hash);
+    assert.equal((await hashKvRequest(store, etcdserverpb.HashKVRequest.create())).hash, hash);
     assert.equal(putRequest(store, put('a', '3')).header?.revision, 7);
   }));
 

@@ -322,7 +322,7 @@ export function compactionRequest(store: KvStore, r: etcdserverpb.CompactionRequ
   return { response: etcdserverpb.CompactionResponse.create({ header: header(store.rev) }), physical };
 }
 
-export function hashKvRequest(store: KvStore, r: etcdserverpb.HashKVRequest): etcdserverpb.HashKVResponse {
-  const h = store.hashByRev(r.revision);
+export async function hashKvRequest(store: KvStore, r: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponse> {
+  const h = await store.hashByRev(r.revision);
   return etcdserverpb.HashKVResponse.create({ header: header(h.currentRev), hash: h.hash, compactRevision: h.compactRev });
 }

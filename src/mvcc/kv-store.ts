@@ -21,6 +21,8 @@ export const compactionBatchLimitDefault = 1000;
 export const compactionSleepMsDefault = 10;
 /** Keys of the index compacted per slice before yielding. */
 export const indexCompactionSliceKeysDefault = 10_000;
+/** HashKV's slice: 5000 revisions of 256-byte values hash in about 5 ms. */
+export const hashSliceKeysDefault = 5_000;
 
 /** Answers whether a lease exists (etcd's lessor Lookup); the lessor implements it. */
 export interface LeaseChecker {
@@ -52,6 +54,8 @@ export interface KvStoreOptions {
   readonly compactionBatchLimit?: number;
   readonly compactionSleepMs?: number;
   readonly indexCompactionSliceKeys?: number;
+  /** Index keys, then backend entries, that HashKV visits between turns of the event loop. */
+  readonly hashSliceKeys?: number;
   readonly timers?: Timers;
   readonly logger?: Logger;
   /** Shared by the stores a member opens one after another; default: counted, not exported. */
@@ -107,6 +111,7 @@ export class KvStore {
   private readonly compactionBatchLimit: number;
   private readonly compactionSleepMs: number;
   private readonly indexSliceKeys: number;
+  private readonly hashSliceKeys: number;
   private readonly timers: Timers;
   private readonly logger: Logger;
   readonly metrics: MvccMetrics;
@@ -128,6 +133,7 @@ export class KvStore {
     this.compactionBatchLimit = options.compactionBatchLimit ?? compactionBatchLimitDefault;
     this.compactionSleepMs = options.compactionSleepMs ?? compactionSleepMsDefault;
     this.indexSliceKeys = options.indexCompactionSliceKeys ?? indexCompactionSliceKeysDefault;
+    this.hashSliceKeys = options.hashSliceKeys ?? hashSliceKeysDefault;
     this.timers = options.timers ?? realTimers;
     this.logger = options.logger ?? nopLogger;
     this.metrics = options.metrics ?? new MvccMetrics();
@@ -363,28 +369,64 @@ export class KvStore {
    * at rev would not keep. Equal histories give equal hashes, across
    * members and against etcd itself.
    */
-  hashByRev(rev: number): HashKvResult {
+  async hashByRev(rev: number): Promise<HashKvResult> {
     const startedMs = performance.now();
-    const result = this.hashByRevUntimed(rev);
-    this.metrics.hashRevSeconds.observe((performance.now() - startedMs) / 1000);
-    return result;
+    for (;;) {
+      const result = await this.hashOnce(rev);
+      if (result !== undefined) {
+        this.metrics.hashRevSeconds.observe((performance.now() - startedMs) / 1000);
+        return result;
+      }
+    }
   }
 
-  private hashByRevUntimed(rev: number): HashKvResult {
+  /**
+   * One pass of hashByRev, in slices with a turn of the event loop between
+   * them: a store of a million revisions takes seconds to hash, and a
+   * member that stops its event loop that long misses its heartbeats. Writes
+   * in between only add revisions above the hashed one. A compaction begun
+   * in between changes which old revisions count: the pass gives up
+   * (undefined) and the caller starts over with the new compact revision.
+   * The physical removal of the compaction under way does not matter: the
+   * revisions it removes are the ones the hash skips.
+   */
+  private async hashOnce(rev: number): Promise<HashKvResult | undefined> {
     const compactRev = this.compactMainRev;
     const currentRev = this.currentRev;
     if (rev > 0 && rev <= compactRev) throw new KvError('compacted');
     if (rev > 0 && rev > currentRev) throw new KvError('future-rev');
     const hashRev = rev === 0 ? currentRev : rev;
-    const keep = this.index.keep(hashRev);
     let crc = crc32cUpdate(0, keyBucketName);
     // As etcd, a negative revision hashes no entry at all.
     if (hashRev < 0) return { hash: crc, currentRev, compactRev };
-    this.backend.forEach(this.keyBucket, new Uint8Array(0), revToBytes({ main: hashRev + 1, sub: 0 }), (k, v) => {
-      const r = bytesToRev(k);
-      if (r.main <= compactRev && keep.size > 0 && !keep.has(revKey(r.main, r.sub))) return;
-      crc = crc32cUpdate(crc32cUpdate(crc, k), v);
-    });
+    const moved = async (): Promise<boolean> => {
+      await new Promise<void>((resolve) => this.timers.setTimeout(resolve, 0));
+      if (this.closed) throw new Error('mvcc: the store was closed during HashKV');
+      return this.compactMainRev !== compactRev;
+    };
+    // Only revisions at or below the compact revision are filtered (none below revision 1).
+    const keep = new Set<string>();
+    if (compactRev > 0) {
+      for (let from: string | undefined = ''; from !== undefined; ) {
+        from = this.index.keepSlice(hashRev, keep, from, this.hashSliceKeys);
+        if (from !== undefined && (await moved())) return undefined;
+      }
+    }
+    const end = revToBytes({ main: hashRev + 1, sub: 0 });
+    for (let start = new Uint8Array(0); ; ) {
+      const entries = this.backend.range(this.keyBucket, start, end, this.hashSliceKeys);
+      for (const { key, value } of entries) {
+        const r = bytesToRev(key);
+        if (r.main <= compactRev && keep.size > 0 && !keep.has(revKey(r.main, r.sub))) continue;
+        crc = crc32cUpdate(crc32cUpdate(crc, key), value);
+      }
+      const last = entries[entries.length - 1];
+      if (entries.length < this.hashSliceKeys || last === undefined) break;
+      // The least key after the last one.
+      start = new Uint8Array(last.key.length + 1);
+      start.set(last.key);
+      if (await moved()) return undefined;
+    }
     return { hash: crc, currentRev, compactRev };
   }
 

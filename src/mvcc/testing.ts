@@ -10,6 +10,7 @@ import { ManualTimers } from '../backend/index.js';
 import { etcdserverpb, type mvccpb } from '../pb/index.js';
 import { Schema } from '../schema/index.js';
 import { KvStore, type KvStoreOptions, type LeaseHooks } from './kv-store.js';
+import { hashKvRequest } from './kv-requests.js';
 
 export class TestLeases implements LeaseHooks {
   readonly live = new Set<LeaseId>();
@@ -91,6 +92,17 @@ export async function finishCompactions(t: TestStore): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   if (!done) throw new Error('compaction did not finish');
+}
+
+/** HashKV of the test store, running ManualTimers between its slices. */
+export async function hashKv(t: TestStore, r: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponse> {
+  let done = false;
+  const hashing = hashKvRequest(t.store, r).finally(() => (done = true));
+  for (let i = 0; i < 100_000 && !done; i++) {
+    t.timers.advance(1);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return hashing;
 }
 
 export const b = utf8;

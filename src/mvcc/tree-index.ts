@@ -142,12 +142,24 @@ export class TreeIndex {
     return next;
   }
 
-  /** The revisions a compaction at atRev would keep (etcd's Keep, for HashKV). */
-  keep(atRev: number): Set<string> {
-    const available = new Set<string>();
-    this.tree.forEachFrom('', undefined, (_k, ki) => {
+  /**
+   * Adds to `available` the revisions a compaction at atRev would keep
+   * (etcd's Keep, for HashKV), for at most keysMax keys from `fromKey` on.
+   * Returns the key to continue from, or undefined when done.
+   */
+  keepSlice(atRev: number, available: Set<string>, fromKey: string, keysMax: number): string | undefined {
+    let n = 0;
+    let next: string | undefined;
+    this.tree.forEachFrom(fromKey, undefined, (k, ki) => {
+      if (n === keysMax) {
+        next = k;
+        return false;
+      }
+      n++;
       ki.keep(atRev, available);
+      return true;
     });
-    return available;
+    return next;
   }
+
 }

@@ -27,7 +27,7 @@ export interface CorruptCheckHost {
   readonly memberId: bigint;
   readonly logger: Logger;
   /** HashKV of the local store at rev (0: current); throws on compacted / future revisions. */
-  hashKv(rev: number): etcdserverpb.HashKVResponse;
+  hashKv(rev: number): Promise<etcdserverpb.HashKVResponse>;
   /** The other members' ids. */
   peerIds(): bigint[];
   /** HashKV asked of one peer. */
@@ -56,7 +56,7 @@ async function peerHashes(h: CorruptCheckHost, rev: number): Promise<PeerHash[]>
 
 /** The start-up check; returns the error message when this member disagrees with a peer. */
 export async function checkInitialHashKv(h: CorruptCheckHost): Promise<string | undefined> {
-  const local = h.hashKv(0);
+  const local = await h.hashKv(0);
   const rev = local.header?.revision ?? 0;
   const log = h.logger;
   log.info('starting initial corruption check', { 'local-member-id': idToHex(h.memberId), revision: rev });
@@ -86,12 +86,12 @@ export async function checkInitialHashKv(h: CorruptCheckHost): Promise<string | 
 
 /** The leader's periodic check; raises CORRUPT at most once per pass. */
 export async function checkHashKv(h: CorruptCheckHost): Promise<void> {
-  const first = h.hashKv(0);
+  const first = await h.hashKv(0);
   const rev = first.header?.revision ?? 0;
   const crev = first.compactRevision;
   const peers = await peerHashes(h, rev);
   await h.linearizableRead();
-  const second = h.hashKv(0);
+  const second = await h.hashKv(0);
   const rev2 = second.header?.revision ?? 0;
   const crev2 = second.compactRevision;
   let alarmed = false;

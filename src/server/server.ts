@@ -1160,10 +1160,19 @@ export class EtcdServer implements ApplyEnv {
     return resp;
   }
 
-  hashKv(r: etcdserverpb.HashKVRequest): etcdserverpb.HashKVResponse {
-    const resp = hashKvRequest(this.kvRef, r);
-    resp.header = this.header(resp.header?.revision);
-    return resp;
+  async hashKv(r: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponse> {
+    for (;;) {
+      const kv = this.kvRef;
+      try {
+        const resp = await hashKvRequest(kv, r);
+        resp.header = this.header(resp.header?.revision);
+        return resp;
+      } catch (e) {
+        // A snapshot replaced the store while it was being hashed: hash the new one.
+        if (this.kvRef !== kv && !isKvError(e)) continue;
+        throw e;
+      }
+    }
   }
 
   hash(): etcdserverpb.HashResponse {
@@ -1232,7 +1241,7 @@ export class EtcdServer implements ApplyEnv {
         [leaseRenewRpc]: (_from, body) => this.handleLeaseRenew(body),
         [leaseTimeToLiveRpc]: (_from, body) => this.handleLeaseTimeToLive(body),
         [memberPromoteRpc]: (_from, body) => this.handleMemberPromote(body),
-        [hashKvRpc]: (_from, body) => Promise.resolve(etcdserverpb.HashKVResponse.encode(this.hashKv(etcdserverpb.HashKVRequest.decode(body)))),
+        [hashKvRpc]: async (_from, body) => etcdserverpb.HashKVResponse.encode(await this.hashKv(etcdserverpb.HashKVRequest.decode(body))),
       },
       onRejected: (_peer, err) => {
         if (err.code === 'member-removed') void this.stop(new ServerError('IDRemoved', 'the member has been permanently removed from the cluster'));

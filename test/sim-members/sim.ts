@@ -463,7 +463,12 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   ];
   if (!sim.converged()) violations.push({ check: 'liveness', message: `the cluster did not converge within ${catchUpMs} ms after the faults stopped` });
   if (replay.maxRev < lastRevision) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, the members are at ${lastRevision}` });
-  const hashes = sim.alive().map((m) => ({ m: idToHex(m.memberId), ...hashOf(m.kv) }));
+  // HashKV yields between slices on the members' timers: the loop runs until every hash is in.
+  let hashed = false;
+  const hashing = Promise.all(sim.alive().map(async (m) => ({ m: idToHex(m.memberId), ...(await hashOf(m.kv)) }))).finally(() => (hashed = true));
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  await loop.run(loop.nowMs() + 60_000, () => hashed);
+  const hashes = await hashing;
   if (new Set(hashes.map((h) => `${h.rev}/${h.hash}`)).size > 1) {
     violations.push({ check: 'hashkv', message: `members differ: ${hashes.map((h) => `${h.m} rev ${h.rev} hash ${h.hash}`).join('; ')}` });
   }
@@ -490,7 +495,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   }
 }
 
-function hashOf(kv: SimMember['kv']): { rev: number; hash: number } {
-  const r = hashKvRequest(kv, etcdserverpb.HashKVRequest.create({ revision: 0 }));
+async function hashOf(kv: SimMember['kv']): Promise<{ rev: number; hash: number }> {
+  const r = await hashKvRequest(kv, etcdserverpb.HashKVRequest.create({ revision: 0 }));
   return { rev: r.header?.revision ?? 0, hash: r.hash };
 }
