@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --interrupt-budget=16896
+#!/usr/bin/env -S node --interrupt-budget=16896 --initial-old-space-size=64
 /**
  * etcd-ts: one member, started as etcd is: the same flags, ETCD_* variables
  * and --config-file; bad flags print Go's message and the usage and exit 2;

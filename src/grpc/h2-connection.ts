@@ -77,6 +77,12 @@ const streamHighWaterBytes = 64 * 1024;
 /** Socket bytes not yet taken by the kernel above this make every stream's write() ask to wait. */
 const socketHighWaterBytes = 1024 * 1024;
 /**
+ * Frames queued in one turn are copied into one buffer for one write up to
+ * this many bytes; above it they are handed to the socket as they are, and
+ * it writes them with one writev.
+ */
+const concatBytesMax = 16 * 1024;
+/**
  * A client that grants windows but does not read its socket would make the
  * server buffer without end: past this the connection is dropped (as
  * node:http2's maxSessionMemory does).
@@ -572,10 +578,19 @@ export class H2Connection implements CallConnection {
   private flushOut(): void {
     this.flushQueued = false;
     if (this.out.length === 0 || this.closed || this.ended) return;
-    const data = this.out.length === 1 ? (this.out[0] as Buffer) : Buffer.concat(this.out, this.outBytes);
+    let accepted: boolean;
+    if (this.out.length === 1 || this.outBytes <= concatBytesMax) {
+      accepted = this.socket.write(this.out.length === 1 ? (this.out[0] as Buffer) : Buffer.concat(this.out, this.outBytes));
+    } else {
+      // Large payloads go out as they are, in one writev, rather than copied into one more buffer.
+      this.socket.cork();
+      accepted = true;
+      for (const b of this.out) accepted = this.socket.write(b) && accepted;
+      this.socket.uncork();
+    }
     this.out.length = 0;
     this.outBytes = 0;
-    if (!this.socket.write(data) || this.socket.writableLength > socketHighWaterBytes) this.socketBacklogged = true;
+    if (!accepted || this.socket.writableLength > socketHighWaterBytes) this.socketBacklogged = true;
     if (this.socket.writableLength > socketBufferBytesMax) this.socket.destroy();
   }
 
