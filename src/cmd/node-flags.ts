@@ -21,7 +21,7 @@
  * half of its runs, into a full collection every 30-50 ms that never ended.
  * Ranges of 10 values of 4 KiB then cost 330-560 µs of server CPU each
  * against 100-160 in the other runs; of 32 KiB, 2.4-3.0 ms against 0.5-0.6.
- * With the floor: no such run in 13, RSS unchanged (bench/RESULTS.md,
+ * With the floor: no such run in 12, RSS unchanged (bench/RESULTS.md,
  * section 12). A member whose heap is larger has room enough already.
  */
 export const nodeFlags: readonly string[] = ['--interrupt-budget=16896', '--initial-old-space-size=64'];
