@@ -267,7 +267,7 @@ export class KvStore {
     const key = keyToBytes(ki.key);
     const kv = mvccpb.KeyValue.create({ key });
     this.backend.put(this.keyBucket, revToBytes(idxRev, true), mvccpb.KeyValue.encode(kv));
-    assert(this.index.tombstone(ki.key, idxRev), 'mvcc: tombstone of an existing key');
+    assert(ki.tombstone(idxRev), 'mvcc: tombstone of an existing key');
     txn.changes.push(kv);
     this.metrics.keys.dec();
     if (ki.lease !== 0n) this.leases.detach(ki.lease, [key]);
@@ -276,7 +276,11 @@ export class KvStore {
 
   /** @internal The live keys of a span at rev, for a delete. */
   keysAt(span: KeySpan, rev: number): KeyIndex[] {
-    return this.index.range(span, rev).map((h) => h.ki);
+    const out: KeyIndex[] = [];
+    this.index.visit(span, (ki) => {
+      if (ki.existsAt(rev)) out.push(ki);
+    });
+    return out;
   }
 
   // ---- compaction ----

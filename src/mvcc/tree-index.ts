@@ -70,31 +70,10 @@ export class TreeIndex {
     this.byKey.set(ki.key, ki);
   }
 
-  /** Tombstones the key; false if it does not exist (or is already deleted). */
-  tombstone(key: string, rev: Revision): boolean {
-    const ki = this.byKey.get(key);
-    if (ki === undefined) return false;
-    return ki.tombstone(rev);
-  }
-
-  /** Every key in the span that exists at atRev, in key order. */
-  range(span: KeySpan, atRev: number): IndexHit[] {
-    if (span.single) {
-      const hit = this.get(span.start, atRev);
-      return hit === undefined ? [] : [hit];
-    }
-    const out: IndexHit[] = [];
-    this.tree.forEachFrom(span.start, span.end, (_k, ki) => {
-      const at = ki.get(atRev);
-      if (at !== undefined) out.push({ ki, at });
-    });
-    return out;
-  }
-
   /**
    * Counts the keys in the span that exist at atRev, in key order, and
-   * appends the revisions (main, sub) of the first `limit` of them to `out`:
-   * range() without an object per key, for reads of many keys.
+   * appends the revisions (main, sub) of the first `limit` of them to `out`
+   * (numbers, not an object per key: reads of many keys).
    */
   revisionsAt(span: KeySpan, atRev: number, limit: number, out: number[]): number {
     let count = 0;
