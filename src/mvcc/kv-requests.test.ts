@@ -10,7 +10,7 @@ import {
   rangeRequest,
   txnRequest,
 } from './kv-requests.js';
-import { b, del, finishCompactions, get, hashKv, opDel, opGet, opPut, opTxn, put, show, withStore, TestLeases } from './testing.js';
+import { b, del, finishCompactions, get, hashKv, opDel, opGet, opPut, opTxn, put, runTimersUntil, show, withStore, TestLeases } from './testing.js';
 
 const { SortOrder, SortTarget } = { SortOrder: etcdserverpb.RangeRequest_SortOrder, SortTarget: etcdserverpb.RangeRequest_SortTarget };
 const CR = etcdserverpb.Compare_CompareResult;
@@ -239,7 +239,7 @@ test('HashKV in slices: a compaction begun between two slices makes it start ove
       compactionRequest(t.store, etcdserverpb.CompactionRequest.create({ revision: 30 }));
       for (let i = 0; i < 5; i++) putRequest(t.store, put(`k${i}`, `later${i}`));
       await finishCompactions(t);
-      const during = await hashKv(t, req).then(() => busy);
+      const during = await runTimersUntil(t, busy);
       const quietAfter = await hashKv(t, req);
       assert.equal(during.compactRevision, 30, 'the hash started over at the new compact revision');
       assert.equal(during.hash, quietAfter.hash);

@@ -94,15 +94,20 @@ export async function finishCompactions(t: TestStore): Promise<void> {
   if (!done) throw new Error('compaction did not finish');
 }
 
-/** HashKV of the test store, running ManualTimers between its slices. */
-export async function hashKv(t: TestStore, r: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponse> {
+/** Runs ManualTimers and microtasks until p settles; returns what it gives. */
+export async function runTimersUntil<T>(t: TestStore, p: Promise<T>): Promise<T> {
   let done = false;
-  const hashing = hashKvRequest(t.store, r).finally(() => (done = true));
+  const watched = p.finally(() => (done = true));
   for (let i = 0; i < 100_000 && !done; i++) {
     t.timers.advance(1);
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  return hashing;
+  return watched;
+}
+
+/** HashKV of the test store, running ManualTimers between its slices. */
+export function hashKv(t: TestStore, r: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponse> {
+  return runTimersUntil(t, hashKvRequest(t.store, r));
 }
 
 export const b = utf8;
