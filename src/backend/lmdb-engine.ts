@@ -14,8 +14,8 @@ type Db = Database<Buffer, Uint8Array>;
 type Env = RootDatabase<Buffer, Uint8Array>;
 
 /**
- * A copy of n bytes of a buffer lmdb reuses (or of a view of its map), in a
- * Buffer from Node's shared pool. lmdb's 'binary' encodings slice instead,
+ * A copy of bytes [start, end) of a buffer lmdb reuses (or of a view of its
+ * map), in a Buffer from Node's shared pool. lmdb's 'binary' encodings slice instead,
  * which gives every key and value a fresh ArrayBuffer: in a range over many
  * entries that allocation cost more than the iteration (HashKV over 20k
  * revisions spent 40% of its time there).
@@ -102,7 +102,6 @@ export class LmdbEngine implements BackendEngine {
     const fast = db.getBinaryFast(key);
     return fast === undefined ? undefined : pooledCopy(fast, 0, db.lastSize);
   }
-
 
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
     return (this.dbs[bucket] as Db).getRange(end === undefined ? { start } : { start, end });
