@@ -15,10 +15,10 @@ type Env = RootDatabase<Buffer, Uint8Array>;
 
 /**
  * A copy of bytes [start, end) of a buffer lmdb reuses (or of a view of its
- * map), in a Buffer from Node's shared pool. lmdb's 'binary' encodings slice instead,
- * which gives every key and value a fresh ArrayBuffer: in a range over many
- * entries that allocation cost more than the iteration (HashKV over 20k
- * revisions spent 40% of its time there).
+ * map), in a Buffer from Node's shared pool. lmdb's 'binary' encodings
+ * slice instead, which gives every key and value a fresh ArrayBuffer: in a
+ * range over many entries that allocation cost more than the iteration
+ * (HashKV over 20k revisions spent 40% of its time there).
  */
 function pooledCopy(source: Uint8Array, start: number, end: number): Buffer {
   const out = Buffer.allocUnsafe(end - start);
