@@ -352,9 +352,12 @@ export class WatchableStore implements TxnObserver {
       }
       read++;
       lastMain = main;
-      const kv = mvccpb.KeyValue.decode(v);
-      const key = bytesToKey(kv.key);
+      // Most of a long history is usually other keys': those are not decoded.
+      const raw = encodedKey(v);
+      let kv: mvccpb.KeyValue | undefined;
+      const key = bytesToKey(raw ?? (kv = mvccpb.KeyValue.decode(v)).key);
       if (!group.contains(key)) return true;
+      kv ??= mvccpb.KeyValue.decode(v);
       if (isTombstoneBytes(k)) {
         // A tombstone stores only the key: the event carries the delete's revision.
         kv.modRevision = main;
@@ -537,4 +540,21 @@ export class WatchStream implements WatcherOwner {
     this.closed = true;
     this.store.streamClosed(this);
   }
+}
+
+/**
+ * The key of an encoded KeyValue, read without decoding the rest: field 1
+ * (tag 0x0a), which encoders write first (ours and etcd's). undefined when
+ * it does not come first; the caller then decodes the whole message.
+ */
+function encodedKey(v: Uint8Array): Uint8Array | undefined {
+  if (v[0] !== 0x0a) return undefined;
+  let len = 0;
+  // A key is at most 1.5 MiB: its length takes at most 3 varint bytes.
+  for (let p = 1, shift = 0; p < 4 && p < v.length; p++, shift += 7) {
+    const b = v[p] as number;
+    len |= (b & 0x7f) << shift;
+    if (b < 0x80) return p + 1 + len <= v.length ? v.subarray(p + 1, p + 1 + len) : undefined;
+  }
+  return undefined;
 }
