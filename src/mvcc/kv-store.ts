@@ -420,8 +420,10 @@ export class KvStore {
     for (let start = new Uint8Array(0); ; ) {
       const entries = this.backend.range(this.keyBucket, start, end, this.hashSliceKeys);
       for (const { key, value } of entries) {
-        const r = bytesToRev(key);
-        if (r.main <= compactRev && keep.size > 0 && !keep.has(revKey(r.main, r.sub))) continue;
+        if (keep.size > 0) {
+          const r = bytesToRev(key);
+          if (r.main <= compactRev && !keep.has(revKey(r.main, r.sub))) continue;
+        }
         crc = crc32cUpdate(crc32cUpdate(crc, key), value);
       }
       const last = entries[entries.length - 1];

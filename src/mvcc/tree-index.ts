@@ -101,16 +101,7 @@ export class TreeIndex {
    * the key to continue from, or undefined when done.
    */
   compactSlice(atRev: number, available: Set<string>, fromKey: string, keysMax: number): string | undefined {
-    const slice: KeyIndex[] = [];
-    let next: string | undefined;
-    this.tree.forEachFrom(fromKey, undefined, (k, ki) => {
-      if (slice.length === keysMax) {
-        next = k;
-        return false;
-      }
-      slice.push(ki);
-      return true;
-    });
+    const { slice, next } = this.sliceFrom(fromKey, keysMax);
     for (const ki of slice) {
       ki.compact(atRev, available);
       if (ki.isEmpty()) {
@@ -121,24 +112,34 @@ export class TreeIndex {
     return next;
   }
 
+
   /**
    * Adds to `available` the revisions a compaction at atRev would keep
    * (etcd's Keep, for HashKV), for at most keysMax keys from `fromKey` on.
    * Returns the key to continue from, or undefined when done.
    */
   keepSlice(atRev: number, available: Set<string>, fromKey: string, keysMax: number): string | undefined {
-    let n = 0;
-    let next: string | undefined;
-    this.tree.forEachFrom(fromKey, undefined, (k, ki) => {
-      if (n === keysMax) {
-        next = k;
-        return false;
-      }
-      n++;
-      ki.keep(atRev, available);
-      return true;
-    });
+    const { slice, next } = this.sliceFrom(fromKey, keysMax);
+    for (const ki of slice) ki.keep(atRev, available);
     return next;
   }
 
+  /**
+   * At most keysMax keys from fromKey on, and the key after them (undefined
+   * at the end): the unit of work between two turns of the event loop.
+   * Collected first, so that the caller may change the tree meanwhile.
+   */
+  private sliceFrom(fromKey: string, keysMax: number): { slice: KeyIndex[]; next: string | undefined } {
+    const slice: KeyIndex[] = [];
+    let next: string | undefined;
+    this.tree.forEachFrom(fromKey, undefined, (k, ki) => {
+      if (slice.length === keysMax) {
+        next = k;
+        return false;
+      }
+      slice.push(ki);
+      return true;
+    });
+    return { slice, next };
+  }
 }

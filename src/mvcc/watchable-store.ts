@@ -21,7 +21,7 @@
  */
 import { assert, emptyBytes, nopLogger, type Logger } from '../base/index.js';
 import { bytesToKey, realTimers, type TimerHandle, type Timers } from '../backend/index.js';
-import { etcdserverpb, mvccpb } from '../pb/index.js';
+import { Reader, etcdserverpb, mvccpb } from '../pb/index.js';
 import { isTombstoneBytes } from '../schema/index.js';
 import { KvError } from './errors.js';
 import { spanOf, type KvStore, type TxnObserver } from './kv-store.js';
@@ -544,17 +544,13 @@ export class WatchStream implements WatcherOwner {
 
 /**
  * The key of an encoded KeyValue, read without decoding the rest: field 1
- * (tag 0x0a), which encoders write first (ours and etcd's). undefined when
- * it does not come first; the caller then decodes the whole message.
+ * (tag 0x0a, length-delimited), which encoders write first (ours and
+ * etcd's). undefined when it does not come first; the caller then decodes
+ * the whole message.
  */
 function encodedKey(v: Uint8Array): Uint8Array | undefined {
   if (v[0] !== 0x0a) return undefined;
-  let len = 0;
-  // A key is at most 1.5 MiB: its length takes at most 3 varint bytes.
-  for (let p = 1, shift = 0; p < 4 && p < v.length; p++, shift += 7) {
-    const b = v[p] as number;
-    len |= (b & 0x7f) << shift;
-    if (b < 0x80) return p + 1 + len <= v.length ? v.subarray(p + 1, p + 1 + len) : undefined;
-  }
-  return undefined;
+  const r = new Reader(v);
+  r.pos = 1;
+  return r.bytes(v.length);
 }
