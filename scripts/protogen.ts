@@ -729,7 +729,7 @@ const index = [
   ' * and its conventions (bytes are views, int64 ids are bigints) are in runtime.ts.',
   ' */',
   ...[...packages.keys()].sort().map((p) => `export * as ${p} from './${p}.js';`),
-  "export { DecodeError, Reader, Writer, encodeMessage, decodeMessage, emptyBytes } from './runtime.js';",
+  "export { DecodeError, Reader, Writer, encodeMessage, decodeMessage, emptyBytes, releaseWriter, takeWriter } from './runtime.js';",
   "export type { MessageType, MethodInfo, FieldInfo, EnumInfo, ScalarKind } from './runtime.js';",
   '',
 ];

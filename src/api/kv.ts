@@ -4,7 +4,7 @@
  * options) before anything is proposed, and writes that would grow the store
  * past its quota raise NOSPACE instead (etcd's quota KV server).
  */
-import { unary, type ServiceHandlers } from '../grpc/index.js';
+import { EncodedMessage, unary, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb } from '../pb/index.js';
 import { authChecks, kvChecks, type EtcdServer } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
@@ -15,13 +15,13 @@ type KVMethods = typeof etcdserverpb.KVService.methods;
 export function kvService(s: EtcdServer): ServiceHandlers<KVMethods> {
   const leaseKeys = (id: bigint): readonly Uint8Array[] | undefined => s.lessor.lookup(id)?.keys();
   return {
-    Range: unary((req, call) =>
+    Range: unary<etcdserverpb.RangeRequest, etcdserverpb.RangeResponse>((req, call) =>
       guard(async () => {
         checkCall(s, call, req.serializable);
         check(kvChecks.range(req));
         const ctx = await requestContext(s, call);
         check(authChecks.range(s.auth, ctx.user, req));
-        return s.range(req);
+        return new EncodedMessage(await s.rangeBytes(req));
       }),
     ),
     Put: unary((req, call) =>

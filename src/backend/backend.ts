@@ -197,18 +197,33 @@ export class Backend implements WriteTx {
   // ---- reads ----
 
   get(bucket: Bucket, key: Uint8Array): Uint8Array | undefined {
+    const e = this.overlayEntry(bucket, key);
+    return e !== undefined ? e.value : this.engine.get(bucket.index, key);
+  }
+
+  /**
+   * As get, but a value read from the store may be a view of the engine's
+   * memory, valid only until the next read: for a caller that copies it at
+   * once (it spares one copy).
+   */
+  peek(bucket: Bucket, key: Uint8Array): Uint8Array | undefined {
+    const e = this.overlayEntry(bucket, key);
+    return e !== undefined ? e.value : this.engine.peek(bucket.index, key);
+  }
+
+  /** The newest write of key not yet committed (its value undefined for a delete), if any. */
+  private overlayEntry(bucket: Bucket, key: Uint8Array): OverlayEntry | undefined {
     this.checkOpen();
+    if (this.pending.ops === 0 && this.inflight.length === 0) return undefined;
     const i = bucket.index;
-    if (this.pending.ops !== 0 || this.inflight.length !== 0) {
-      const keyStr = bytesToKey(key);
-      const hit = this.pending.bucket(i).entries.get(keyStr);
-      if (hit !== undefined) return hit.value;
-      for (let j = this.inflight.length - 1; j >= 0; j--) {
-        const e = (this.inflight[j] as Batch).bucket(i).entries.get(keyStr);
-        if (e !== undefined) return e.value;
-      }
+    const keyStr = bytesToKey(key);
+    const hit = this.pending.bucket(i).entries.get(keyStr);
+    if (hit !== undefined) return hit;
+    for (let j = this.inflight.length - 1; j >= 0; j--) {
+      const e = (this.inflight[j] as Batch).bucket(i).entries.get(keyStr);
+      if (e !== undefined) return e;
     }
-    return this.engine.get(i, key);
+    return undefined;
   }
 
   forEach(

@@ -27,6 +27,8 @@ export interface EngineBatch {
 export interface BackendEngine {
   /** The committed value of key in the bucket at position `bucket` of the backend's names. */
   get(bucket: number, key: Uint8Array): Uint8Array | undefined;
+  /** As get, but possibly a view of the engine's own memory, valid until its next call: copy what you keep. */
+  peek(bucket: number, key: Uint8Array): Uint8Array | undefined;
   /** Committed entries with start <= key < end (end undefined: to the last key), in unsigned byte order. */
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry>;
   /** Starts committing the batch as one transaction; resolves once it is readable through get/range. */

@@ -103,6 +103,13 @@ export class LmdbEngine implements BackendEngine {
     return fast === undefined ? undefined : pooledCopy(fast, 0, db.lastSize);
   }
 
+  peek(bucket: number, key: Uint8Array): Uint8Array | undefined {
+    const db = this.dbs[bucket] as Db & { readonly lastSize: number };
+    const fast = db.getBinaryFast(key);
+    // lmdb patches `length` of its reusable buffer: a view with the true bounds.
+    return fast === undefined ? undefined : new Uint8Array(fast.buffer, fast.byteOffset, db.lastSize);
+  }
+
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
     return (this.dbs[bucket] as Db).getRange(end === undefined ? { start } : { start, end });
   }

@@ -66,6 +66,7 @@ export type {
   CallStats,
   CallObserver,
 } from './server-call.js';
+export { EncodedMessage } from './server-call.js';
 export {
   GrpcServer,
   unary,

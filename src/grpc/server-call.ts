@@ -85,7 +85,16 @@ export interface ServerReadableCall<Req> extends ServerCall, AsyncIterable<Req> 
 
 export interface ServerDuplexCall<Req, Res> extends ServerReadableCall<Req>, ServerWritableCall<Res> {}
 
-export type UnaryHandler<Req, Res> = (request: Req, call: ServerCall) => Promise<Res>;
+/**
+ * A response a handler has encoded itself (the message's protobuf bytes),
+ * sent as it is: a handler that holds parts of the answer already encoded
+ * spares decoding and encoding them again.
+ */
+export class EncodedMessage {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+export type UnaryHandler<Req, Res> = (request: Req, call: ServerCall) => Promise<Res | EncodedMessage>;
 export type ServerStreamHandler<Req, Res> = (request: Req, call: ServerWritableCall<Res>) => Promise<void>;
 export type ClientStreamHandler<Req, Res> = (call: ServerReadableCall<Req>) => Promise<Res>;
 export type BidiHandler<Req, Res> = (call: ServerDuplexCall<Req, Res>) => Promise<void>;
@@ -368,7 +377,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
   private encodeResponse(message: unknown): Uint8Array {
     let payload: Uint8Array;
     try {
-      payload = this.def.responseType.encode(message);
+      payload = message instanceof EncodedMessage ? message.bytes : this.def.responseType.encode(message);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       throw new GrpcError(GrpcStatus.INTERNAL, `grpc: error while marshaling: ${why}`);

@@ -30,6 +30,7 @@
  */
 export { KvError, isKvError, kvErrorCodes, type KvErrorCode } from './errors.js';
 export {
+  EncodedRead,
   KvStore,
   KvWriteTxn,
   compactionBatchLimitDefault,
@@ -49,7 +50,10 @@ export {
   deleteRangeRequest,
   hashKvRequest,
   putRequest,
+  rangeEncoded,
   rangeRequest,
+  rangeSliceDefault,
+  type RangeSlice,
   txnRequest,
 } from './kv-requests.js';
 export { checkDeleteRangeRequest, checkPutRequest, checkRangeRequest, checkTxnRequest } from './validate.js';

@@ -40,6 +40,11 @@ export interface KeyAt {
   readonly version: number;
 }
 
+/** Where existsAt appends a revision: a number[] or a RevisionList. */
+export interface RevisionSink {
+  push(main: number, sub: number): void;
+}
+
 function newGeneration(): Generation {
   return { ver: 0, created: 0, revs: [] };
 }
@@ -149,7 +154,7 @@ export class KeyIndex {
    * main and sub revision then to it. get() without its objects at the
    * current revision, for ranges over many keys.
    */
-  existsAt(atRev: number, out?: number[]): boolean {
+  existsAt(atRev: number, out?: RevisionSink): boolean {
     if (atRev >= this.modMain) {
       if (this.liveVersion === 0) return false;
       out?.push(this.modMain, this.modSub);

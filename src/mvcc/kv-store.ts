@@ -10,7 +10,7 @@ import { bytesToKey, keyToBytes, realTimers, type Bucket, type Backend, type Tim
 import { isTombstoneBytes, revisionBytesLen, writeRevisionBytes, type Schema } from '../schema/index.js';
 import { mvccpb } from '../pb/index.js';
 import { KvError } from './errors.js';
-import { KeyIndex } from './key-index.js';
+import { KeyIndex, type RevisionSink } from './key-index.js';
 import { MvccMetrics } from './metrics.js';
 import { bytesToRev, revToBytes, revKey, type Revision } from './revision.js';
 import { TreeIndex, type KeySpan } from './tree-index.js';
@@ -122,6 +122,8 @@ export class KvStore {
   private txnOpen = false;
   private compactionChain: Promise<void> = Promise.resolve();
   private compactionTimer: TimerHandle | undefined;
+  /** EncodedReads not yet released. */
+  private readonly openReads = new Set<EncodedRead>();
   private closed = false;
   observer: TxnObserver | undefined;
 
@@ -188,11 +190,60 @@ export class KvStore {
   }
 
   private readAt(main: number, sub: number): mvccpb.KeyValue {
+    return mvccpb.KeyValue.decode(this.storedAt(main, sub, false));
+  }
+
+  /** The key-bucket entry of revision {main, sub}, an encoded mvccpb.KeyValue (transient: Backend.peek). */
+  private storedAt(main: number, sub: number, transient: boolean): Uint8Array {
     const key = this.revKeyScratch;
     writeRevisionBytes(key, main, sub);
-    const v = this.backend.get(this.keyBucket, key);
+    const v = transient ? this.backend.peek(this.keyBucket, key) : this.backend.get(this.keyBucket, key);
     if (v === undefined) assert(false, `mvcc: revision ${main}.${sub} in the index but not in the backend`);
-    return mvccpb.KeyValue.decode(v);
+    return v;
+  }
+
+  /**
+   * A read at the current revision (or opts.rev, as range) that walks the
+   * index and reads the values in steps of the caller's size, the values in
+   * the encoding the backend holds them in: a RangeResponse carries those
+   * bytes as they are, and a large read goes on between other work. Until
+   * it is released, a compaction past its revision waits before it starts,
+   * so that every revision the read names stays in the index and backend.
+   */
+  openRead(key: Uint8Array, rangeEnd: Uint8Array, opts: RangeOptions = {}): EncodedRead {
+    this.metrics.ranges.inc();
+    const curRev = this.currentRev;
+    let rev = opts.rev ?? 0;
+    if (rev > curRev) throw new KvError('future-rev');
+    if (rev <= 0) rev = curRev;
+    if (rev < this.compactMainRev) throw new KvError('compacted');
+    const wanted = opts.countOnly === true ? 0 : opts.limit === undefined || opts.limit <= 0 ? Number.MAX_SAFE_INTEGER : opts.limit;
+    const read = new EncodedRead(this, spanOf(key, rangeEnd), rev, curRev, wanted);
+    this.openReads.add(read);
+    return read;
+  }
+
+  /** @internal EncodedRead's walk of the index. */
+  revisionsSlice(span: KeySpan, atRev: number, limit: number, out: RevisionSink, fromKey: string, keysMax: number): { count: number; next: string | undefined } {
+    if (this.closed) throw new Error('mvcc: the store was closed during the read');
+    return this.index.revisionsSlice(span, atRev, limit, out, fromKey, keysMax);
+  }
+
+  /** @internal EncodedRead's value of one revision. */
+  encodingAt(main: number, sub: number): Uint8Array {
+    if (this.closed) throw new Error('mvcc: the store was closed during the read');
+    return this.storedAt(main, sub, true);
+  }
+
+  /** @internal EncodedRead.release. */
+  closeRead(read: EncodedRead): void {
+    this.openReads.delete(read);
+  }
+
+  /** An open read at a revision below rev: a compaction at rev must not remove anything yet. */
+  private readBelow(rev: number): boolean {
+    for (const read of this.openReads) if (read.atRev < rev) return true;
+    return false;
   }
 
   // ---- writes ----
@@ -307,6 +358,12 @@ export class KvStore {
   }
 
   private async runCompaction(rev: number): Promise<void> {
+    // Reads opened before the compaction at a lower revision need what it removes: let them end.
+    // (A read opened since then is at rev or above, which the compaction leaves as it is.)
+    while (this.readBelow(rev)) {
+      await this.pause(this.compactionSleepMs);
+      if (this.closed) return;
+    }
     const startedMs = performance.now();
     const available = new Set<string>();
     for (let from: string | undefined = ''; from !== undefined; ) {
@@ -499,6 +556,95 @@ export class KvStore {
   /** Resolves when every compaction scheduled so far has finished (or stopped at close). */
   compactionsDone(): Promise<void> {
     return this.compactionChain;
+  }
+}
+
+/** Revision pairs per chunk of a RevisionList. */
+const revisionChunkPairs = 4096;
+
+/**
+ * (main, sub) pairs in chunks of a fixed size: a list of a million grows
+ * without copying what it holds (a number[] that size copies megabytes at
+ * each growth, tens of ms at once).
+ */
+class RevisionList implements RevisionSink {
+  private readonly chunks: Float64Array[] = [];
+  length = 0;
+
+  push(main: number, sub: number): void {
+    const at = this.length % revisionChunkPairs;
+    if (at === 0) this.chunks.push(new Float64Array(2 * revisionChunkPairs));
+    const chunk = this.chunks[this.chunks.length - 1] as Float64Array;
+    chunk[2 * at] = main;
+    chunk[2 * at + 1] = sub;
+    this.length++;
+  }
+
+  main(i: number): number {
+    return (this.chunks[Math.floor(i / revisionChunkPairs)] as Float64Array)[2 * (i % revisionChunkPairs)] as number;
+  }
+
+  sub(i: number): number {
+    return (this.chunks[Math.floor(i / revisionChunkPairs)] as Float64Array)[2 * (i % revisionChunkPairs) + 1] as number;
+  }
+}
+
+/** See KvStore.openRead. */
+export class EncodedRead {
+  /** The revision of each key to read, in key order. */
+  private readonly revs = new RevisionList();
+  /** Where the index walk goes on; undefined once it is done. */
+  private from: string | undefined;
+  private counted = 0;
+  private released = false;
+
+  /** @internal */
+  constructor(
+    private readonly store: KvStore,
+    private readonly span: KeySpan,
+    /** The revision the read sees. */
+    readonly atRev: number,
+    /** The store revision when it opened (a response header's). */
+    readonly rev: number,
+    /** Keys whose values are read, at most. */
+    private readonly wanted: number,
+  ) {
+    this.from = span.start;
+  }
+
+  /** Walks at most keysMax more keys of the index; true once the walk is done. */
+  scan(keysMax: number): boolean {
+    assert(!this.released, 'mvcc: read after release');
+    if (this.from === undefined) return true;
+    const { count, next } = this.store.revisionsSlice(this.span, this.atRev, this.wanted - this.length, this.revs, this.from, keysMax);
+    this.counted += count;
+    this.from = next;
+    return next === undefined;
+  }
+
+  /** Keys in the range at atRev, ignoring the limit (once scan is done). */
+  get count(): number {
+    return this.counted;
+  }
+
+  /** Keys to read: the count up to the limit (once scan is done). */
+  get length(): number {
+    return this.revs.length;
+  }
+
+  /**
+   * The encoded mvccpb.KeyValue of the i-th key, in key order; possibly a
+   * view of the backend's memory, valid until the next read (Backend.peek).
+   */
+  encoding(i: number): Uint8Array {
+    assert(!this.released, 'mvcc: read after release');
+    return this.store.encodingAt(this.revs.main(i), this.revs.sub(i));
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.store.closeRead(this);
   }
 }
 

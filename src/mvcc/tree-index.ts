@@ -4,7 +4,7 @@
  */
 import { assert } from '../base/index.js';
 import { SortedMap } from './btree.js';
-import { KeyIndex, type KeyAt } from './key-index.js';
+import { KeyIndex, type KeyAt, type RevisionSink } from './key-index.js';
 import type { Revision } from './revision.js';
 
 /**
@@ -75,12 +75,33 @@ export class TreeIndex {
    * appends the revisions (main, sub) of the first `limit` of them to `out`
    * (numbers, not an object per key: reads of many keys).
    */
-  revisionsAt(span: KeySpan, atRev: number, limit: number, out: number[]): number {
+  revisionsAt(span: KeySpan, atRev: number, limit: number, out: RevisionSink): number {
+    return this.revisionsSlice(span, atRev, limit, out, span.start, Number.POSITIVE_INFINITY).count;
+  }
+
+  /**
+   * revisionsAt over at most keysMax index keys of the span, from fromKey
+   * on; `next` is the key to go on from (undefined: the span is done).
+   */
+  revisionsSlice(span: KeySpan, atRev: number, limit: number, out: RevisionSink, fromKey: string, keysMax: number): { count: number; next: string | undefined } {
     let count = 0;
-    this.visit(span, (ki) => {
+    if (span.single) {
+      const ki = this.byKey.get(span.start);
+      if (ki !== undefined && ki.existsAt(atRev, limit > 0 ? out : undefined)) count++;
+      return { count, next: undefined };
+    }
+    let seen = 0;
+    let next: string | undefined;
+    this.tree.forEachFrom(fromKey, span.end, (k, ki) => {
+      if (seen === keysMax) {
+        next = k;
+        return false;
+      }
+      seen++;
       if (ki.existsAt(atRev, count < limit ? out : undefined)) count++;
+      return true;
     });
-    return count;
+    return { count, next };
   }
 
   /** Calls fn for each KeyIndex in the span, in key order (the index must not change meanwhile). */

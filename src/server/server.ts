@@ -23,7 +23,7 @@ import {
 import { AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, type AuthInfo } from '../auth/index.js';
 import { installSnapshotFile, realTimers } from '../backend/index.js';
 import { LeaseExpiredError, LeaseNotFoundError, LeaseNotPrimaryError, Lessor, minLeaseTtlSeconds } from '../lease/index.js';
-import { KvStore, WatchableStore, isKvError, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
+import { KvStore, WatchableStore, isKvError, rangeEncoded, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { RawNode, StateType, isRaftError, RaftErrorCode, type SoftState } from '../raft/index.js';
 import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema } from '../schema/index.js';
@@ -831,6 +831,31 @@ export class EtcdServer implements ApplyEnv {
     const resp = rangeRequest(this.kvRef, r);
     resp.header = this.header(resp.header?.revision);
     return resp;
+  }
+
+  /**
+   * A Range as its encoded RangeResponse, what the gRPC service sends: the
+   * kvs go out as the backend holds them, and a large range is read in
+   * slices between other work (mvcc's rangeEncoded). A request that filters
+   * by revision or sorts by another target is encoded from range's answer.
+   */
+  async rangeBytes(r: etcdserverpb.RangeRequest): Promise<Uint8Array> {
+    if (!r.serializable) await this.linearizableRead();
+    for (;;) {
+      const kv = this.kvRef;
+      try {
+        const out = rangeEncoded(kv, r, (rev) => this.header(rev));
+        if (out !== undefined) return await out;
+        break;
+      } catch (e) {
+        // A snapshot replaced the store while it was being read: read the new one.
+        if (this.kvRef !== kv && !isKvError(e)) continue;
+        throw e;
+      }
+    }
+    const resp = rangeRequest(this.kvRef, r);
+    resp.header = this.header(resp.header?.revision);
+    return etcdserverpb.RangeResponse.encode(resp);
   }
 
   async put(r: etcdserverpb.PutRequest, ctx: RequestContext = {}): Promise<etcdserverpb.PutResponse> {

@@ -89,6 +89,10 @@ export class MemEngine implements BackendEngine {
     return (this.buckets[bucket] as MemBucket).entries.get(bytesToKey(key))?.value;
   }
 
+  peek(bucket: number, key: Uint8Array): Uint8Array | undefined {
+    return this.get(bucket, key);
+  }
+
   *range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
     const b = this.buckets[bucket] as MemBucket;
     const keys = b.keys();
