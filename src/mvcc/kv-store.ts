@@ -559,33 +559,33 @@ export class KvStore {
   }
 }
 
-/** Revision pairs per chunk of a RevisionList. */
-const revisionChunkPairs = 4096;
+/** Numbers (two per revision) per chunk of a RevisionList. */
+const revisionChunkNumbers = 8192;
 
 /**
- * (main, sub) pairs in chunks of a fixed size: a list of a million grows
+ * (main, sub) pairs in chunks of a bounded size: a list of a million grows
  * without copying what it holds (a number[] that size copies megabytes at
- * each growth, tens of ms at once).
+ * each growth, tens of ms at once), and a list of one costs one small array.
  */
 class RevisionList implements RevisionSink {
-  private readonly chunks: Float64Array[] = [];
+  private readonly chunks: number[][] = [[]];
   length = 0;
 
   push(main: number, sub: number): void {
-    const at = this.length % revisionChunkPairs;
-    if (at === 0) this.chunks.push(new Float64Array(2 * revisionChunkPairs));
-    const chunk = this.chunks[this.chunks.length - 1] as Float64Array;
-    chunk[2 * at] = main;
-    chunk[2 * at + 1] = sub;
+    let chunk = this.chunks[this.chunks.length - 1] as number[];
+    if (chunk.length === revisionChunkNumbers) this.chunks.push((chunk = []));
+    chunk.push(main, sub);
     this.length++;
   }
 
   main(i: number): number {
-    return (this.chunks[Math.floor(i / revisionChunkPairs)] as Float64Array)[2 * (i % revisionChunkPairs)] as number;
+    const at = 2 * i;
+    return (this.chunks[Math.floor(at / revisionChunkNumbers)] as number[])[at % revisionChunkNumbers] as number;
   }
 
   sub(i: number): number {
-    return (this.chunks[Math.floor(i / revisionChunkPairs)] as Float64Array)[2 * (i % revisionChunkPairs) + 1] as number;
+    const at = 2 * i + 1;
+    return (this.chunks[Math.floor(at / revisionChunkNumbers)] as number[])[at % revisionChunkNumbers] as number;
   }
 }
 
