@@ -16,6 +16,10 @@
  *   and etcd's message.
  * - Compaction removes history in batches between writes and resumes after
  *   a crash; HashKV follows etcd's HashByRev.
+ * - A Range can be answered as encoded bytes (rangeEncoded): the stored
+ *   KeyValues copied as they are, a large range read in slices between
+ *   other work at a revision fixed when it opens (KvStore.openRead; a
+ *   compaction past it waits).
  * - The index is rebuilt from the key bucket at open.
  * - The watchable store (watchable-store.ts): watchers per stream, synced /
  *   unsynced / victim, every buffer bounded; pull-based WatchStream.
