@@ -121,6 +121,39 @@ describe('Wal round trips', () => {
     assert.equal((await reopen(dir)).entries.length, 3);
   });
 
+  test('a hard state that needs no sync waits in memory for the next write, in order; close writes it', async () => {
+    const dir = tmp('held');
+    const w = await Wal.create(dir, meta, small);
+    await w.save(hs(1, 0), makeEntries(1, 3, 1), true);
+    const synced = w.position();
+    await w.save(hs(1, 2), [], false);
+    await w.save(hs(1, 3), [], false);
+    assert.deepEqual(w.position(), synced, 'nothing written yet');
+    const held = await Wal.open(dir, small).catch((e: unknown) => e);
+    assert.ok(held instanceof Error, 'the log is still locked by its writer');
+    await w.save(hs(2, 3, 7n), makeEntries(4, 5, 2), true);
+    assert.ok(w.position().offset > synced.offset && w.position().syncedBytes === w.position().offset);
+    await w.save(hs(2, 4, 7n), [], false);
+    await w.close();
+    const r = await reopen(dir);
+    assert.equal(r.entries.length, 5);
+    assert.deepEqual(r.hardState, hs(2, 4, 7n), 'the last hard state, written by close');
+    // A save that needs no sync is not in the file until another write: after a crash, reopen sees the synced one.
+    const dir2 = tmp('held-crash');
+    const w2 = await Wal.create(dir2, meta, small);
+    await w2.save(hs(1, 1), makeEntries(1, 2, 1), true);
+    await w2.save(hs(1, 2), [], false);
+    const copy = `${dir2}-copy`;
+    dirs.push(copy);
+    fs.cpSync(dir2, copy, { recursive: true });
+    fs.rmSync(join(copy, 'LOCK'), { force: true });
+    await w2.close();
+    const r2 = await Wal.open(copy, small);
+    await r2.wal.close();
+    assert.deepEqual(r2.hardState, hs(1, 1));
+    assert.equal(r2.entries.length, 2);
+  });
+
   test('without pre-allocation segments grow and are cut the same way', async () => {
     const dir = tmp('noprealloc');
     const opts = { segmentBytes: 2048, preallocate: 'none' as const };

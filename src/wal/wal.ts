@@ -238,6 +238,9 @@ function sameMarker(a: WalSnapshotMarker, b: WalSnapshotMarker): boolean {
   return a.index === b.index && a.term === b.term;
 }
 
+/** Records of saves that need no sync are held in memory up to this many bytes (Wal.holding). */
+const heldBytesMax = 64 * 1024;
+
 /**
  * Wal is an open write-ahead log. One caller at a time: save, saveSnapshot,
  * releaseTo and close each assert that no other call is in progress (the raft
@@ -250,6 +253,14 @@ export class Wal {
   private lastSyncMs = 0;
   private failed: unknown;
   private closed = false;
+  /**
+   * The encoder holds records of saves that needed no sync (a hard state
+   * whose commit index moved), not yet written: they go out ahead of the
+   * next write. Writing them at once cost a pwrite on the way from applying
+   * a write to answering it (p50 19 µs, p99 80 µs, up to 2.5 ms seen), for
+   * records no crash is sure to keep anyway (etcd buffers them as well).
+   */
+  private holding = false;
   /** The next segment file, being zero-filled in the background. */
   private prepared: Promise<Prepared> | undefined;
 
@@ -380,7 +391,7 @@ export class Wal {
     return this.run('save', async () => {
       if (hardState === undefined && entries.length === 0) return;
       const enc = this.encoder;
-      enc.reset();
+      if (!this.holding) enc.reset();
       for (const e of entries) {
         assert(Number.isSafeInteger(e.index) && e.index >= 1, `wal: bad entry index ${e.index}`);
         enc.addMessage(recordType.entry, raftpb.Entry, e, this.syncedBytes);
@@ -390,6 +401,10 @@ export class Wal {
       if (hardState !== undefined) {
         enc.addMessage(recordType.hardState, raftpb.HardState, hardState, this.syncedBytes);
         this.hardState = { ...hardState };
+      }
+      if (!mustSync && entries.length === 0 && enc.length <= heldBytesMax) {
+        this.holding = true;
+        return;
       }
       await this.writeBatch(mustSync);
     });
@@ -409,7 +424,7 @@ export class Wal {
     return this.run('saveSnapshot', async () => {
       assert(Number.isSafeInteger(marker.index) && marker.index >= 0, `wal: bad snapshot index ${marker.index}`);
       const meta = raftpb.SnapshotMetadata.create({ index: marker.index, term: marker.term, confState: marker.confState });
-      this.encoder.reset();
+      if (!this.holding) this.encoder.reset();
       this.encoder.addMessage(recordType.snapshot, raftpb.SnapshotMetadata, meta, this.syncedBytes);
       this.lastIndex = Math.max(this.lastIndex, marker.index);
       await this.writeBatch(true);
@@ -451,6 +466,7 @@ export class Wal {
         this.settings.fs.close(prepared.fd);
         this.settings.fs.rmSync(prepared.path);
       }
+      if (this.failed === undefined && this.holding) this.writeEncoded();
       if (this.failed === undefined && this.tailOffset > this.syncedBytes) {
         await this.settings.fs.fdatasync(this.tailFd);
         this.syncedBytes = this.tailOffset;
@@ -496,20 +512,27 @@ export class Wal {
     }
   }
 
-  /** Writes the encoded batch at the tail (a memcpy into the page cache), then fdatasyncs on the thread pool. */
-  private async writeBatch(mustSync: boolean): Promise<void> {
+  /** Writes what the encoder holds at the tail (a memcpy into the page cache); returns the byte count. */
+  private writeEncoded(): number {
+    this.holding = false;
     const bytes = this.encoder.bytes();
     assert(this.tailOffset % 8 === 0 && bytes.length % 8 === 0, 'wal: unaligned batch');
     assert(this.tailOffset + bytes.length <= segmentOffsetMax, 'wal: segment would pass 4 GiB');
-    const fs = this.settings.fs;
-    writeAllSync(fs, this.tailFd, bytes, this.tailOffset);
+    writeAllSync(this.settings.fs, this.tailFd, bytes, this.tailOffset);
     this.tailOffset += bytes.length;
     this.settings.metrics?.writeBytes.inc(undefined, bytes.length);
+    return bytes.length;
+  }
+
+  /** Writes the encoded batch at the tail, then syncs it if it must (or when the segment is full, and cuts it). */
+  private async writeBatch(mustSync: boolean): Promise<void> {
+    const written = this.writeEncoded();
+    const fs = this.settings.fs;
     const cutting = this.tailOffset >= this.settings.segmentBytes;
     // A segment other than the last must end at its last record: trim the
     // pre-allocated zeros now, so that this batch's one sync covers the trim.
     if (cutting && fs.fsize(this.tailFd) > this.tailOffset) fs.ftruncate(this.tailFd, this.tailOffset);
-    if (mustSync || cutting) await this.syncTail(bytes.length <= this.settings.inlineSyncBytes && this.lastSyncMs < inlineSyncSlowMs);
+    if (mustSync || cutting) await this.syncTail(written <= this.settings.inlineSyncBytes && this.lastSyncMs < inlineSyncSlowMs);
     if (cutting) await this.cut();
     else this.maybeStartPrepare();
   }
