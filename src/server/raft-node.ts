@@ -92,6 +92,19 @@ export interface RaftNodeOptions {
   mergedAppendBytesMax?: number;
 }
 
+/**
+ * Whether a Ready's write must be synced. Raft asks for it when entries,
+ * term or vote change; a snapshot's Ready needs it too, for its hard state:
+ * the WAL offers a snapshot marker at open only up to the commit index it
+ * holds, so a commit index below an installed snapshot (one not synced
+ * before a crash) would restart the member on an older snapshot, short of
+ * entries it acknowledged ("tocommit out of range"; etcd's issue 10219,
+ * which etcd answers the same way).
+ */
+function mustSync(rd: Ready): boolean {
+  return rd.mustSync || rd.snapshot !== undefined;
+}
+
 export class RaftNode {
   readonly rawNode: RawNode;
   readonly storage: MemoryStorage;
@@ -223,7 +236,7 @@ export class RaftNode {
     // index moved, the usual Ready after an ack) goes after the apply, which
     // answers the clients a write sooner; unsynced, it was never part of what
     // a crash is sure to keep.
-    const syncing = rd.entries.length > 0 || rd.mustSync;
+    const syncing = rd.entries.length > 0 || mustSync(rd);
     const saving = syncing ? this.save(rd) : undefined;
     let sent = rd.sendBeforePersist;
     if (!sent && saving !== undefined && rd.snapshot === undefined && this.wal.allSynced()) {
@@ -270,7 +283,7 @@ export class RaftNode {
   private async save(rd: Ready): Promise<void> {
     if (rd.hardState === undefined && rd.entries.length === 0) return;
     failpoint('raftBeforeSave');
-    await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
+    await this.wal.save(rd.hardState, rd.entries, mustSync(rd));
     failpoint('raftAfterSave');
   }
 

@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveChildren, useWorkspace } from '../harness/index.js';
 import { Kv, Writer, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, logOf, metricSum, waitFor } from './kit.js';
+import { describeExit } from '../harness/index.js';
 
 describe('cluster: snapshot catch-up', () => {
   const ws = useWorkspace('snapshot');
@@ -70,6 +71,41 @@ describe('cluster: snapshot catch-up', () => {
       await assertAllPresent(follower, 'snap/', w.acked);
       const second = await hashesAtSameRevision(c);
       assert.equal(new Set(second.hashes.values()).size, 1, `HashKV at ${second.revision}: ${JSON.stringify([...second.hashes])}`);
+    } finally {
+      kvL.close();
+    }
+  });
+
+  test('a follower that crashes right after saving a received snapshot restarts on it', async () => {
+    const c = await ws.startCluster({
+      kind: 'etcd-ts',
+      readyTimeoutMs,
+      size: 3,
+      extraFlags: [...fastElection, '--snapshot-count', '100', '--experimental-snapshot-catchup-entries', '20'],
+    });
+    const leader = await c.leader();
+    const follower = c.members.find((m) => m !== leader);
+    assert.ok(follower !== undefined);
+    const kvL = new Kv(leader.endpoint);
+    try {
+      await follower.stop();
+      for (let i = 0; i < 400; i++) await kvL.put(`k/${i % 50}`, `v${i}`);
+      // It acknowledges the snapshot once saved, then dies before applying it (raftBeforeApplySnap).
+      await follower.start({ wait: false, env: { ETCD_TS_FAILPOINTS: 'raftBeforeApplySnap=crash@1' } });
+      const exit = await follower.waitExit();
+      assert.match(logOf(follower), /failpoint raftBeforeApplySnap: crash/, describeExit(exit));
+      // Restarted, it must hold what it acknowledged: the snapshot, its commit index with it.
+      await follower.start({ timeoutMs: readyTimeoutMs });
+      for (let i = 400; i < 420; i++) await kvL.put(`k/${i % 50}`, `v${i}`);
+      const kvF = new Kv(follower.endpoint);
+      try {
+        await waitFor(async () => (await kvF.get('k/19', { serializable: true })) === 'v419', 30_000, 'the follower caught up');
+      } finally {
+        kvF.close();
+      }
+      assert.ok(follower.running, 'the follower is still up');
+      const hashes = await hashesAtSameRevision(c);
+      assert.equal(new Set(hashes.hashes.values()).size, 1, `HashKV at ${hashes.revision}: ${JSON.stringify([...hashes.hashes])}`);
     } finally {
       kvL.close();
     }
