@@ -7,13 +7,14 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveChildren, useWorkspace } from '../harness/index.js';
 import { Kv, Writer, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, logOf, metricSum, waitFor } from './kit.js';
-import { describeExit } from '../harness/index.js';
+import { describeExit, type Cluster, type Member } from '../harness/index.js';
 
 describe('cluster: snapshot catch-up', () => {
   const ws = useWorkspace('snapshot');
   after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
 
-  test('a follower behind the compacted log catches up through a snapshot; HashKV equal on all members', async (t) => {
+  /** Three members that snapshot every 100 entries and keep 20 after: a follower down for a while needs a snapshot. */
+  async function snapshottingCluster(): Promise<{ c: Cluster; leader: Member; follower: Member }> {
     const c = await ws.startCluster({
       kind: 'etcd-ts',
       readyTimeoutMs,
@@ -23,6 +24,11 @@ describe('cluster: snapshot catch-up', () => {
     const leader = await c.leader();
     const follower = c.members.find((m) => m !== leader);
     assert.ok(follower !== undefined);
+    return { c, leader, follower };
+  }
+
+  test('a follower behind the compacted log catches up through a snapshot; HashKV equal on all members', async (t) => {
+    const { c, leader, follower } = await snapshottingCluster();
     const kvL = new Kv(leader.endpoint);
     try {
       for (let i = 0; i < 10; i++) await kvL.put(`early/${i}`, `e${i}`);
@@ -77,15 +83,7 @@ describe('cluster: snapshot catch-up', () => {
   });
 
   test('a follower that crashes right after saving a received snapshot restarts on it', async () => {
-    const c = await ws.startCluster({
-      kind: 'etcd-ts',
-      readyTimeoutMs,
-      size: 3,
-      extraFlags: [...fastElection, '--snapshot-count', '100', '--experimental-snapshot-catchup-entries', '20'],
-    });
-    const leader = await c.leader();
-    const follower = c.members.find((m) => m !== leader);
-    assert.ok(follower !== undefined);
+    const { c, leader, follower } = await snapshottingCluster();
     const kvL = new Kv(leader.endpoint);
     try {
       await follower.stop();
