@@ -84,8 +84,12 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     clients.push(c);
     return c;
   };
+  // Set when the traffic must end: at the end of the run, or when it fails midway (its loops must not outlive it).
+  let stopped = false;
   const watchers: Watcher[] = [];
   const watch = (label: string, key: string, end: string, prevKv: boolean, startRev: number, endpoints: readonly string[], slow?: WatcherOptions['slow']): void => {
+    // A watch opened mid-run after the run has ended (or failed) would retry forever.
+    if (stopped) return;
     const record: WatchRecord = { id: watchSeq++, label, key, end, prevKv, segments: [] };
     history.watches.push(record);
     watchers.push(new Watcher({ record, endpoints, startRev, stallMs: 5000, ...(slow !== undefined ? { slow } : {}) }));
@@ -100,7 +104,6 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     // Slow consumers (P11): stop reading for 2-4 s every 5-15 responses.
     watch('all keys from 1, prev_kv, slow reader', '', '\0', true, 1, rotated(1), { every: 5 + rand.intn(10), pauseMs: 2000 + rand.intn(2000) });
     watch(`${etcdKeyPrefix} from 1, slow reader`, etcdKeyPrefix, prefixEnd(etcdKeyPrefix), false, 1, rotated(2 % cluster.endpoints.length), { every: 5 + rand.intn(10), pauseMs: 2000 + rand.intn(2000) });
-    let stopped = false;
     const traffic: Promise<void>[] = [];
     const topts = { rand, pauseMs: o.pauseMs ?? 20, stopped: () => stopped };
     cluster.endpoints.forEach((_, i) => {
@@ -174,6 +177,9 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     ];
     if (replay.maxRev < lastRev) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, clients saw revision ${lastRev}` });
   } finally {
+    stopped = true;
+    await Promise.all(watchers.map((w) => w.stop()));
+    clients.forEach((c) => c.close());
     await Promise.all(cluster.members.map((m) => m.kill()));
     if (o.size > 1) await cluster.net.close();
   }
