@@ -848,7 +848,8 @@ export class EtcdServer implements ApplyEnv {
         if (out !== undefined) return await out;
         break;
       } catch (e) {
-        // A snapshot replaced the store while it was being read: read the new one.
+        // The store closed under a read in slices: the member is stopping, or a snapshot replaced it (read the new one).
+        if (this.stopping && !isKvError(e)) throw new ServerError('Stopped');
         if (this.kvRef !== kv && !isKvError(e)) continue;
         throw e;
       }
