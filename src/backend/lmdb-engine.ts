@@ -95,14 +95,13 @@ export class LmdbEngine implements BackendEngine {
   }
 
   get(bucket: number, key: Uint8Array): Uint8Array | undefined {
-    const db = this.dbs[bucket] as Db & { readonly lastSize: number };
-    // lmdb's own buffer (or a view of the map), valid until the next read,
-    // copied out as ranges are (pooledCopy): get() would copy into a fresh
-    // ArrayBuffer, which costs more than the lookup.
-    const fast = db.getBinaryFast(key);
-    return fast === undefined ? undefined : pooledCopy(fast, 0, db.lastSize);
+    // Copied out as ranges are (pooledCopy): lmdb's get() would copy into a
+    // fresh ArrayBuffer, which costs more than the lookup.
+    const v = this.peek(bucket, key);
+    return v === undefined ? undefined : pooledCopy(v, 0, v.length);
   }
 
+  /** lmdb's own buffer (or a view of the map), valid until the next read. */
   peek(bucket: number, key: Uint8Array): Uint8Array | undefined {
     const db = this.dbs[bucket] as Db & { readonly lastSize: number };
     const fast = db.getBinaryFast(key);

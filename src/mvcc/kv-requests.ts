@@ -46,8 +46,13 @@ export function rangeRequest(store: KvStore, r: RangeRequest): RangeResponse {
 
 type RangeReader = (key: Uint8Array, rangeEnd: Uint8Array, opts: RangeOptions) => RangeResult;
 
+/** Whether r keeps only kvs in a window of mod or create revisions. */
+function filtersByRevision(r: RangeRequest): boolean {
+  return r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 || r.maxCreateRevision !== 0;
+}
+
 function rangeWith(read: RangeReader, r: RangeRequest): RangeResponse {
-  const filtered = r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 || r.maxCreateRevision !== 0;
+  const filtered = filtersByRevision(r);
   // Sorting or filtering needs every key first; otherwise one more than the limit tells `more`.
   let limit = r.sortOrder !== SortOrder.NONE || filtered ? 0 : r.limit;
   if (limit > 0) limit++;
@@ -117,9 +122,8 @@ export function rangeEncoded(
   slice: RangeSlice = rangeSliceDefault,
   turn: () => Promise<void> = nextTurn,
 ): Uint8Array | Promise<Uint8Array> | undefined {
-  const filtered = r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 || r.maxCreateRevision !== 0;
   // Another target sorts, even with order NONE (sortKvs).
-  if (filtered || r.sortTarget !== SortTarget.KEY) return undefined;
+  if (filtersByRevision(r) || r.sortTarget !== SortTarget.KEY) return undefined;
   const descend = r.sortOrder === SortOrder.DESCEND;
   const limit = r.limit > 0 ? r.limit : 0;
   // One more than the limit tells `more`; descending needs the last keys, so every one (as rangeWith).

@@ -175,18 +175,28 @@ export class KvStore {
 
   /** The read of a transaction whose view is at curRev. */
   rangeAt(span: KeySpan, curRev: number, opts: RangeOptions): RangeResult {
-    this.metrics.ranges.inc();
-    let rev = opts.rev ?? 0;
-    if (rev > curRev) throw new KvError('future-rev');
-    if (rev <= 0) rev = curRev;
-    if (rev < this.compactMainRev) throw new KvError('compacted');
-    const wanted = opts.countOnly === true ? 0 : opts.limit === undefined || opts.limit <= 0 ? Number.MAX_SAFE_INTEGER : opts.limit;
+    const { rev, wanted } = this.readBounds(curRev, opts);
     // Revisions as (main, sub) pairs: a range over many keys makes no object per key until it reads one.
     const revs: number[] = [];
     const count = this.index.revisionsAt(span, rev, wanted, revs);
     const kvs: mvccpb.KeyValue[] = [];
     for (let i = 0; i < revs.length; i += 2) kvs.push(this.readAt(revs[i] as number, revs[i + 1] as number));
     return { kvs, count, rev: curRev };
+  }
+
+  /**
+   * A read's revision (opts.rev, or curRev when not given) and how many kvs
+   * it returns at most; counts the read. Throws for a revision past curRev or
+   * below the compact revision.
+   */
+  private readBounds(curRev: number, opts: RangeOptions): { rev: number; wanted: number } {
+    this.metrics.ranges.inc();
+    let rev = opts.rev ?? 0;
+    if (rev > curRev) throw new KvError('future-rev');
+    if (rev <= 0) rev = curRev;
+    if (rev < this.compactMainRev) throw new KvError('compacted');
+    const wanted = opts.countOnly === true ? 0 : opts.limit === undefined || opts.limit <= 0 ? Number.MAX_SAFE_INTEGER : opts.limit;
+    return { rev, wanted };
   }
 
   private readAt(main: number, sub: number): mvccpb.KeyValue {
@@ -211,13 +221,8 @@ export class KvStore {
    * so that every revision the read names stays in the index and backend.
    */
   openRead(key: Uint8Array, rangeEnd: Uint8Array, opts: RangeOptions = {}): EncodedRead {
-    this.metrics.ranges.inc();
     const curRev = this.currentRev;
-    let rev = opts.rev ?? 0;
-    if (rev > curRev) throw new KvError('future-rev');
-    if (rev <= 0) rev = curRev;
-    if (rev < this.compactMainRev) throw new KvError('compacted');
-    const wanted = opts.countOnly === true ? 0 : opts.limit === undefined || opts.limit <= 0 ? Number.MAX_SAFE_INTEGER : opts.limit;
+    const { rev, wanted } = this.readBounds(curRev, opts);
     const read = new EncodedRead(this, spanOf(key, rangeEnd), rev, curRev, wanted);
     this.openReads.add(read);
     return read;

@@ -133,7 +133,6 @@ export class TreeIndex {
     return next;
   }
 
-
   /**
    * Adds to `available` the revisions a compaction at atRev would keep
    * (etcd's Keep, for HashKV), for at most keysMax keys from `fromKey` on.

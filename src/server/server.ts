@@ -841,22 +841,36 @@ export class EtcdServer implements ApplyEnv {
    */
   async rangeBytes(r: etcdserverpb.RangeRequest): Promise<Uint8Array> {
     if (!r.serializable) await this.linearizableRead();
+    try {
+      return await this.onCurrentStore((kv) => {
+        const out = rangeEncoded(kv, r, (rev) => this.header(rev));
+        if (out !== undefined) return out;
+        const resp = rangeRequest(kv, r);
+        resp.header = this.header(resp.header?.revision);
+        return etcdserverpb.RangeResponse.encode(resp);
+      });
+    } catch (e) {
+      // The store closed under a read in slices because the member is stopping.
+      if (this.stopping && !isKvError(e)) throw new ServerError('Stopped');
+      throw e;
+    }
+  }
+
+  /**
+   * fn on the current store; again on the new one when a snapshot replaced
+   * the store while fn ran between turns of the event loop (the closed store
+   * then fails it with an error other than a KvError).
+   */
+  private async onCurrentStore<T>(fn: (kv: KvStore) => T | Promise<T>): Promise<T> {
     for (;;) {
       const kv = this.kvRef;
       try {
-        const out = rangeEncoded(kv, r, (rev) => this.header(rev));
-        if (out !== undefined) return await out;
-        break;
+        return await fn(kv);
       } catch (e) {
-        // The store closed under a read in slices: the member is stopping, or a snapshot replaced it (read the new one).
-        if (this.stopping && !isKvError(e)) throw new ServerError('Stopped');
         if (this.kvRef !== kv && !isKvError(e)) continue;
         throw e;
       }
     }
-    const resp = rangeRequest(this.kvRef, r);
-    resp.header = this.header(resp.header?.revision);
-    return etcdserverpb.RangeResponse.encode(resp);
   }
 
   async put(r: etcdserverpb.PutRequest, ctx: RequestContext = {}): Promise<etcdserverpb.PutResponse> {
@@ -1187,18 +1201,9 @@ export class EtcdServer implements ApplyEnv {
   }
 
   async hashKv(r: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponse> {
-    for (;;) {
-      const kv = this.kvRef;
-      try {
-        const resp = await hashKvRequest(kv, r);
-        resp.header = this.header(resp.header?.revision);
-        return resp;
-      } catch (e) {
-        // A snapshot replaced the store while it was being hashed: hash the new one.
-        if (this.kvRef !== kv && !isKvError(e)) continue;
-        throw e;
-      }
-    }
+    const resp = await this.onCurrentStore((kv) => hashKvRequest(kv, r));
+    resp.header = this.header(resp.header?.revision);
+    return resp;
   }
 
   hash(): etcdserverpb.HashResponse {
