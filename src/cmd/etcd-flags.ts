@@ -5,7 +5,7 @@
  * the command line, ETCD_* variables, the defaults.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import {
   ConfigError,
   checkUrl,
@@ -211,13 +211,31 @@ function yamlValueText(v: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * The YAML parser, loaded on first use: only --config-file needs it, and
+ * loading it costs every start about 30 ms.
+ */
+function parseYaml(text: string): unknown {
+  const yaml = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yaml.parse(text);
+}
+
 /** Reads etcd's YAML config file: keys are flag names; TLS sits under {client,peer}-transport-security. */
 export function valuesFromConfigFile(path: string): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+    throw new ConfigError(`open ${path}: ${why}`);
+  }
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(path, 'utf8'));
+    doc = parseYaml(text);
   } catch (e) {
-    throw new ConfigError(`cannot load config file ${path}: ${(e as Error).message}`);
+    // The first line of the parser's message: the rest is a picture of the spot.
+    throw new ConfigError(`error converting YAML to JSON: yaml: ${((e as Error).message.split('\n')[0] ?? '').trim()}`);
   }
   const values = new Map<string, string>();
   if (doc === null || typeof doc !== 'object') return values;
@@ -226,7 +244,13 @@ export function valuesFromConfigFile(path: string): Map<string, string> {
     if (text === undefined || text === '') return;
     const def = defsByName.get(name);
     if (def === undefined) return; // etcd ignores keys it does not know (v2 proxy, discovery, ...)
-    checkValue(def, text);
+    try {
+      checkValue(def, text);
+    } catch (e) {
+      // Not a command-line mistake: etcd reports a bad value in the file as a configuration error.
+      if (e instanceof FlagError) throw new ConfigError(e.message);
+      throw e;
+    }
     values.set(name, text);
   };
   for (const [key, raw] of Object.entries(doc as Record<string, unknown>)) {

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, type Logger } from '../base/index.js';
 import { ClientApi } from '../api/index.js';
 import { ConfigError, EtcdServer, isServerError, prepareAutoTls, serverVersion, validateConfig } from '../server/index.js';
-import { FlagError, flagsFromEnv, flagsHelp, parseFlags } from './flags.js';
+import { EnvError, FlagError, flagsFromEnv, flagsHelp, parseFlags } from './flags.js';
 import { configFromValues, etcdFlags, valuesFromConfigFile } from './etcd-flags.js';
 
 const usage = `Usage:
@@ -75,7 +75,8 @@ async function main(argv: string[]): Promise<void> {
       }
       fail(`${e.message}\n${usage}`, 2);
     }
-    if (e instanceof ConfigError) fail(e.message, 1);
+    if (e instanceof ConfigError || (e instanceof EnvError && e.verifying)) fail(`error verifying flags, ${e.message}. See 'etcd-ts --help'.`, 1);
+    if (e instanceof EnvError) fail(e.message, 1);
     throw e;
   }
   const cfg = configFromValues(values);
@@ -84,7 +85,8 @@ async function main(argv: string[]): Promise<void> {
   try {
     validateConfig(cfg);
   } catch (e) {
-    if (e instanceof ConfigError) fail(`error verifying flags, ${e.message}. See 'etcd-ts --help'.`, 1);
+    if (e instanceof ConfigError || (e instanceof EnvError && e.verifying)) fail(`error verifying flags, ${e.message}. See 'etcd-ts --help'.`, 1);
+    if (e instanceof EnvError) fail(e.message, 1);
     throw e;
   }
   await serve(cfg, logger);

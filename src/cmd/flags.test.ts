@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { FlagError, flagsFromEnv, parseDurationMs, parseFlags } from './flags.js';
+import { EnvError, FlagError, flagsFromEnv, parseDurationMs, parseFlags } from './flags.js';
 import { nodeFlags } from './node-flags.js';
 import { configFromValues, etcdFlags } from './etcd-flags.js';
 
@@ -44,7 +44,11 @@ test('environment variables fill unset flags; a conflict is an error', () => {
   const r = flagsFromEnv('ETCD_', etcdFlags, given, { ETCD_DATA_DIR: '/x', ETCD_FOO: '1' });
   assert.equal(r.used.get('data-dir'), '/x');
   assert.ok(r.notes.some((n) => n === 'unrecognized environment variable ETCD_FOO=1'));
-  assert.throws(() => flagsFromEnv('ETCD_', etcdFlags, given, { ETCD_NAME: 'b' }), /conflicting environment variable "ETCD_NAME"/);
+  assert.throws(() => flagsFromEnv('ETCD_', etcdFlags, given, { ETCD_NAME: 'b' }), (e: unknown) => e instanceof EnvError && !e.verifying && /conflicting environment variable "ETCD_NAME"/.test(e.message));
+  assert.throws(
+    () => flagsFromEnv('ETCD_', etcdFlags, given, { ETCD_HEARTBEAT_INTERVAL: 'abc' }),
+    (e: unknown) => e instanceof EnvError && e.verifying && e.message === 'invalid value "abc" for ETCD_HEARTBEAT_INTERVAL: parse error',
+  );
 });
 
 test('defaults and derived values follow etcd', () => {

@@ -68,9 +68,29 @@ export function parseBool(value: string): boolean {
   return /^(1|t|T|true|TRUE|True)$/.test(value);
 }
 
+/** Why value is not one for def; undefined when it is. */
+function valueError(def: FlagDef, value: string): string | undefined {
+  return kindCheck(def.kind, value) ?? def.check?.(value);
+}
+
 export function checkValue(def: FlagDef, value: string): void {
-  const err = kindCheck(def.kind, value) ?? def.check?.(value);
+  const err = valueError(def, value);
   if (err !== undefined) throw new FlagError(`invalid value "${value}" for flag -${def.name}: ${err}`);
+}
+
+/**
+ * A *_ variable that cannot be used. Not a command-line mistake: etcd prints
+ * no usage for it and exits 1. `verifying`: a bad value, which etcd reports
+ * as "error verifying flags, ..."; otherwise a variable that a flag shadows.
+ */
+export class EnvError extends Error {
+  override readonly name = 'EnvError';
+  constructor(
+    message: string,
+    readonly verifying: boolean,
+  ) {
+    super(message);
+  }
 }
 
 export function parseFlags(defs: readonly FlagDef[], argv: readonly string[]): ParsedFlags {
@@ -154,11 +174,13 @@ export function flagsFromEnv(
     const v = env[key];
     if (v === undefined || v === '') continue;
     if (given.has(d.name)) {
-      throw new FlagError(
+      throw new EnvError(
         `conflicting environment variable "${key}" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)`,
+        false,
       );
     }
-    checkValue(d, v);
+    const err = valueError(d, v);
+    if (err !== undefined) throw new EnvError(`invalid value "${v}" for ${key}: ${err}`, true);
     used.set(d.name, v);
     notes.push(`recognized and used environment variable ${key}=${v}`);
   }

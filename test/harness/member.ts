@@ -65,7 +65,6 @@ const readyPollMs = 50;
 const healthRequestTimeoutMs = 1_000;
 const stopTimeoutMsDefault = 10_000;
 
-/** One GET of /health: 'true', 'false', or undefined when nothing answered. */
 /** TLS on a member's URLs, and what the harness presents to check its health over https. */
 export interface MemberTls {
   readonly client?: boolean;
@@ -76,6 +75,7 @@ export interface MemberTls {
   readonly key?: string | Buffer;
 }
 
+/** One GET of /health: 'true', 'false', or undefined when nothing answered. */
 export function getHealth(clientUrl: string, timeoutMs = healthRequestTimeoutMs, tls?: MemberTls): Promise<string | undefined> {
   return new Promise((resolvePromise) => {
     const onResponse = (res: http.IncomingMessage): void => {
