@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { grpcOverheadBytes } from '../base/index.js';
 import { ClientPortServer, GrpcServer, type ClientPortTlsOptions, type ListenTarget } from '../grpc/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb } from '../pb/index.js';
-import { ConfigError, type EtcdServer } from '../server/index.js';
+import { ConfigError, tlsCiphers, type EtcdServer } from '../server/index.js';
 import { authService } from './auth.js';
 import { callMetrics } from './call-metrics.js';
 import { clusterService } from './cluster.js';
@@ -35,9 +35,15 @@ function listenTarget(url: string): ListenTarget {
   return { host: host === 'localhost' ? '127.0.0.1' : host, port: Number(u.port) };
 }
 
+function ciphersOption(s: EtcdServer): { ciphers?: string } {
+  const ciphers = tlsCiphers(s.cfg.cipherSuites);
+  return ciphers === undefined ? {} : { ciphers };
+}
+
 function clientTls(s: EtcdServer): ClientPortTlsOptions | undefined {
   const t = s.cfg.clientTls;
   if (t.certFile === '' && t.keyFile === '') return undefined;
+  const ciphers = ciphersOption(s);
   try {
     return {
       cert: readFileSync(t.certFile),
@@ -45,6 +51,7 @@ function clientTls(s: EtcdServer): ClientPortTlsOptions | undefined {
       ca: t.trustedCaFile !== '' ? readFileSync(t.trustedCaFile) : undefined,
       clientCertAuth: t.clientCertAuth,
       minVersion: 'TLSv1.2',
+      ...ciphers,
     };
   } catch (e) {
     throw new ConfigError(`cannot read client TLS files: ${(e as Error).message}`);

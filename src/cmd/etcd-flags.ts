@@ -82,6 +82,13 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: security, name: 'peer-cert-allowed-cn', kind: 'string', defaultText: '', usage: 'Required CN for client certs connecting to the peer endpoint.' },
   { section: security, name: 'peer-auto-tls', kind: 'bool', defaultText: 'false', usage: 'Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.' },
   { section: security, name: 'peer-crl-file', kind: 'string', defaultText: '', usage: 'Path to the peer certificate revocation list file.' },
+  {
+    section: security,
+    name: 'cipher-suites',
+    kind: 'string',
+    defaultText: '',
+    usage: 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).',
+  },
   { section: security, name: 'cors', kind: 'string', defaultText: '*', usage: 'Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).' },
   { section: security, name: 'host-whitelist', kind: 'string', defaultText: '*', usage: 'Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all).' },
   { section: auth, name: 'auth-token', kind: 'string', defaultText: 'simple', usage: "Specify a v3 authentication token type and its options ('simple' or 'jwt')." },
@@ -179,6 +186,7 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   cfg.clientTls = tlsFrom(get, '');
   cfg.peerTls = tlsFrom(get, 'peer-');
   cfg.corsOrigins = list(get('cors') ?? '*');
+  cfg.cipherSuites = list(get('cipher-suites') ?? '');
   cfg.hostWhitelist = list(get('host-whitelist') ?? '*');
   cfg.authToken = get('auth-token') ?? cfg.authToken;
   cfg.bcryptCost = num('bcrypt-cost', cfg.bcryptCost);

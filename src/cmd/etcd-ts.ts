@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, type Logger } from '../base/index.js';
 import { ClientApi } from '../api/index.js';
-import { ConfigError, EtcdServer, isServerError, prepareAutoTls, serverVersion, validateConfig } from '../server/index.js';
+import { ConfigError, EtcdServer, isServerError, prepareAutoTls, serverVersion, unknownCipherSuite, validateConfig } from '../server/index.js';
 import { EnvError, FlagError, flagsFromEnv, flagsHelp, parseFlags } from './flags.js';
 import { configFromValues, etcdFlags, valuesFromConfigFile } from './etcd-flags.js';
 
@@ -80,6 +80,9 @@ async function main(argv: string[]): Promise<void> {
     throw e;
   }
   const cfg = configFromValues(values);
+  // etcd checks the names before anything else, and fails without "error verifying flags".
+  const badSuite = unknownCipherSuite(cfg.cipherSuites);
+  if (badSuite !== undefined) fail(`unexpected TLS cipher suite ${JSON.stringify(badSuite)}`, 1);
   const logger: Logger = new JsonLogger(cfg.logLevel);
   for (const n of notes) logger.info(n);
   try {

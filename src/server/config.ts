@@ -85,6 +85,8 @@ export interface ServerConfig {
   experimentalWatchProgressNotifyIntervalMs: number;
   experimentalWarningApplyDurationMs: number;
   corsOrigins: string[];
+  /** --cipher-suites: Go's names of the TLS 1.2 suites to offer, client and peer sides ([] = the TLS stack's defaults). */
+  cipherSuites: string[];
   hostWhitelist: string[];
 }
 
@@ -140,6 +142,7 @@ export function defaultConfig(): ServerConfig {
     experimentalWatchProgressNotifyIntervalMs: 10 * 60 * 1000,
     experimentalWarningApplyDurationMs: 100,
     corsOrigins: ['*'],
+    cipherSuites: [],
     hostWhitelist: ['*'],
   };
 }

@@ -10,6 +10,7 @@ import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { DEFAULT_CIPHERS, getCiphers } from 'node:tls';
 import type { PeerTlsOptions } from '../transport/index.js';
 import { ConfigError, type ServerConfig, type TlsFiles } from './config.js';
 
@@ -21,6 +22,73 @@ function read(path: string, what: string): Buffer {
   }
 }
 
+// ---------------------------------------------------------------- --cipher-suites
+
+/**
+ * The names --cipher-suites takes (Go's crypto/tls names, which are IANA's,
+ * with Go's older CHACHA20 aliases), each with OpenSSL's name for it. TLS
+ * 1.3 suites are accepted and change nothing: Go lets no one restrict
+ * them, so TLS 1.3 keeps all of its suites here too.
+ */
+const cipherSuiteNames: ReadonlyMap<string, string | undefined> = new Map([
+  ['TLS_RSA_WITH_RC4_128_SHA', 'RC4-SHA'],
+  ['TLS_RSA_WITH_3DES_EDE_CBC_SHA', 'DES-CBC3-SHA'],
+  ['TLS_RSA_WITH_AES_128_CBC_SHA', 'AES128-SHA'],
+  ['TLS_RSA_WITH_AES_256_CBC_SHA', 'AES256-SHA'],
+  ['TLS_RSA_WITH_AES_128_CBC_SHA256', 'AES128-SHA256'],
+  ['TLS_RSA_WITH_AES_128_GCM_SHA256', 'AES128-GCM-SHA256'],
+  ['TLS_RSA_WITH_AES_256_GCM_SHA384', 'AES256-GCM-SHA384'],
+  ['TLS_ECDHE_ECDSA_WITH_RC4_128_SHA', 'ECDHE-ECDSA-RC4-SHA'],
+  ['TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA', 'ECDHE-ECDSA-AES128-SHA'],
+  ['TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA', 'ECDHE-ECDSA-AES256-SHA'],
+  ['TLS_ECDHE_RSA_WITH_RC4_128_SHA', 'ECDHE-RSA-RC4-SHA'],
+  ['TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA', 'ECDHE-RSA-DES-CBC3-SHA'],
+  ['TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA', 'ECDHE-RSA-AES128-SHA'],
+  ['TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA', 'ECDHE-RSA-AES256-SHA'],
+  ['TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256', 'ECDHE-ECDSA-AES128-SHA256'],
+  ['TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256', 'ECDHE-RSA-AES128-SHA256'],
+  ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', 'ECDHE-RSA-AES128-GCM-SHA256'],
+  ['TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256', 'ECDHE-ECDSA-AES128-GCM-SHA256'],
+  ['TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384', 'ECDHE-RSA-AES256-GCM-SHA384'],
+  ['TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384', 'ECDHE-ECDSA-AES256-GCM-SHA384'],
+  ['TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'],
+  ['TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305', 'ECDHE-ECDSA-CHACHA20-POLY1305'],
+  ['TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256', 'ECDHE-RSA-CHACHA20-POLY1305'],
+  ['TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256', 'ECDHE-ECDSA-CHACHA20-POLY1305'],
+  ['TLS_AES_128_GCM_SHA256', undefined],
+  ['TLS_AES_256_GCM_SHA384', undefined],
+  ['TLS_CHACHA20_POLY1305_SHA256', undefined],
+]);
+
+/** The first name --cipher-suites does not know (etcd: "unexpected TLS cipher suite"), or undefined. */
+export function unknownCipherSuite(names: readonly string[]): string | undefined {
+  return names.find((n) => !cipherSuiteNames.has(n));
+}
+
+/**
+ * Node's `ciphers` for --cipher-suites: the TLS 1.2 suites named (those this
+ * OpenSSL has; RC4 and 3DES it no longer offers), then every TLS 1.3 suite.
+ * undefined when the flag is empty: Node's defaults. A list whose every
+ * TLS 1.2 suite is missing here is refused rather than served without one.
+ */
+export function tlsCiphers(names: readonly string[]): string | undefined {
+  if (names.length === 0) return undefined;
+  const offered = new Set(getCiphers());
+  const tls12: string[] = [];
+  const missing: string[] = [];
+  for (const n of names) {
+    const openssl = cipherSuiteNames.get(n);
+    if (openssl === undefined) continue;
+    if (offered.has(openssl.toLowerCase())) tls12.push(openssl);
+    else missing.push(n);
+  }
+  if (tls12.length === 0 && missing.length > 0) {
+    throw new ConfigError(`none of the TLS cipher suites ${missing.join(',')} is available in OpenSSL ${process.versions.openssl}`);
+  }
+  const tls13 = DEFAULT_CIPHERS.split(':').filter((c) => c.startsWith('TLS_'));
+  return [...new Set(tls12), ...tls13].join(':');
+}
+
 /** The peer transport's TLS, or undefined for plain http peer URLs. */
 export function peerTransportTls(cfg: ServerConfig): PeerTlsOptions | undefined {
   const t: TlsFiles = cfg.peerTls;
@@ -29,6 +97,7 @@ export function peerTransportTls(cfg: ServerConfig): PeerTlsOptions | undefined 
     if (secure) throw new ConfigError('TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for https peer URLs');
     return undefined;
   }
+  const ciphers = tlsCiphers(cfg.cipherSuites);
   return {
     cert: read(t.certFile, 'peer certificate'),
     key: read(t.keyFile, 'peer key'),
@@ -37,6 +106,7 @@ export function peerTransportTls(cfg: ServerConfig): PeerTlsOptions | undefined 
     // Auto-TLS certificates are self-signed: nothing to verify them against (etcd skips verification too).
     ...(t.autoTls && t.trustedCaFile === '' ? { rejectUnauthorized: false } : {}),
     ...(t.allowedCn !== '' ? { allowedCn: t.allowedCn } : {}),
+    ...(ciphers === undefined ? {} : { ciphers }),
   };
 }
 

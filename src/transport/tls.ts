@@ -21,6 +21,8 @@ export interface PeerTlsOptions {
   readonly rejectUnauthorized?: boolean;
   /** Server side: only accept client certificates with this Common Name (--peer-cert-allowed-cn). */
   readonly allowedCn?: string;
+  /** OpenSSL's cipher list, both sides (--cipher-suites); Node's default when absent. */
+  readonly ciphers?: string;
 }
 
 function buf(p: Pem): Buffer {
@@ -40,6 +42,7 @@ export function serverTlsOptions(t: PeerTlsOptions): SecureServerOptions {
     requestCert,
     rejectUnauthorized: requestCert && (t.rejectUnauthorized ?? true),
     minVersion,
+    ...(t.ciphers === undefined ? {} : { ciphers: t.ciphers }),
     handshakeTimeout: handshakeTimeoutMs,
     ALPNProtocols: ['h2'],
   };
@@ -52,6 +55,7 @@ export function clientTlsOptions(t: PeerTlsOptions): SecureClientSessionOptions 
     ...(t.ca === undefined ? {} : { ca: buf(t.ca) }),
     rejectUnauthorized: t.rejectUnauthorized ?? true,
     minVersion,
+    ...(t.ciphers === undefined ? {} : { ciphers: t.ciphers }),
     ALPNProtocols: ['h2'],
   };
 }

@@ -146,6 +146,48 @@ describe('TLS', { skip }, () => {
     }
   });
 
+  test('--cipher-suites: TLS 1.2 offers only the suites named, on client and peer URLs; TLS 1.3 is untouched; as etcd', async () => {
+    const suites = ['--cipher-suites', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305'];
+    const peerFlags = ['--peer-cert-file', certs.server.cert, '--peer-key-file', certs.server.key, '--peer-trusted-ca-file', certs.ca];
+    const ca = readFileSync(certs.ca);
+    // What a handshake offering one suite (or TLS 1.3) gets: the suite the server picked, or "refused".
+    const handshake = (url: string, offer: { ciphers?: string; minVersion?: tls.SecureVersion; maxVersion?: tls.SecureVersion }): Promise<string> => {
+      const u = new URL(url);
+      return new Promise((resolve) => {
+        const sock = tls.connect(
+          { host: u.hostname, port: Number(u.port), ca, cert: readFileSync(certs.server.cert), key: readFileSync(certs.server.key), ALPNProtocols: ['h2'], ...offer },
+          () => {
+            resolve(`${sock.getProtocol() ?? '?'} ${sock.getCipher().standardName}`);
+            sock.destroy();
+          },
+        );
+        sock.setTimeout(10_000, () => sock.destroy(new Error('timeout')));
+        sock.on('error', () => resolve('refused'));
+      });
+    };
+    const probe = async (c: Cluster): Promise<string[]> => {
+      const out: string[] = [];
+      for (const url of [c.member(0).clientUrl, c.member(0).peerUrl]) {
+        out.push(await handshake(url, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }));
+        out.push(await handshake(url, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }));
+        out.push(await handshake(url, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305' }));
+        // Which TLS 1.3 suite each side prefers differs (Go's choice, OpenSSL's): the version is what counts.
+        out.push((await handshake(url, { minVersion: 'TLSv1.3' })).split(' ')[0] ?? '');
+      }
+      return out;
+    };
+    const flags = [...clientTlsFlags(), ...peerFlags, ...suites];
+    const [theirs, ours] = await Promise.all([
+      ws.startCluster({ kind: 'etcd', extraFlags: flags, tls: { ...harnessTls(), peer: true } }),
+      ws.startCluster({ kind: 'etcd-ts', extraFlags: flags, tls: { ...harnessTls(), peer: true } }),
+    ]);
+    const expected = await probe(theirs);
+    assert.deepEqual(expected.slice(0, 3), ['refused', 'TLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256', 'TLSv1.2 TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256']);
+    assert.deepEqual(await probe(ours), expected);
+    // A name etcd does not know stops the start, with etcd's message.
+    await assert.rejects(ws.startCluster({ kind: 'etcd-ts', extraFlags: ['--cipher-suites', 'TLS_NOT_A_SUITE'], readyTimeoutMs: 10_000 }), /unexpected TLS cipher suite "TLS_NOT_A_SUITE"/);
+  });
+
   test('https peer URLs without a peer certificate refuse to start', async () => {
     await assert.rejects(ws.startCluster({ kind: 'etcd-ts', tls: { peer: true }, readyTimeoutMs: 10_000 }), /exited \(code 1\)/);
   });
