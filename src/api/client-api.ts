@@ -6,10 +6,11 @@
  * keepalive policy from the --grpc-keepalive-* flags.
  */
 import { readFileSync } from 'node:fs';
+import type { TLSSocket } from 'node:tls';
 import { grpcOverheadBytes } from '../base/index.js';
 import { ClientPortServer, GrpcServer, type ClientPortTlsOptions, type ListenTarget } from '../grpc/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb } from '../pb/index.js';
-import { ConfigError, tlsCiphers, type EtcdServer } from '../server/index.js';
+import { ConfigError, clientCertRefusal, tlsCiphers, type EtcdServer } from '../server/index.js';
 import { authService } from './auth.js';
 import { callMetrics } from './call-metrics.js';
 import { clusterService } from './cluster.js';
@@ -52,6 +53,8 @@ function clientTls(s: EtcdServer): ClientPortTlsOptions | undefined {
       clientCertAuth: t.clientCertAuth,
       minVersion: 'TLSv1.2',
       ...ciphers,
+      // As Go, a certificate is checked only where one is asked for.
+      ...(t.allowedHostname === '' || !t.clientCertAuth ? {} : { refuseClient: (socket: TLSSocket) => clientCertRefusal({ hostname: t.allowedHostname }, socket) }),
     };
   } catch (e) {
     throw new ConfigError(`cannot read client TLS files: ${(e as Error).message}`);

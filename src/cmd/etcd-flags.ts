@@ -73,6 +73,7 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: security, name: 'key-file', kind: 'string', defaultText: '', usage: 'Path to the client server TLS key file.' },
   { section: security, name: 'client-cert-auth', kind: 'bool', defaultText: 'false', usage: 'Enable client cert authentication.' },
   { section: security, name: 'client-crl-file', kind: 'string', defaultText: '', usage: 'Path to the client certificate revocation list file.' },
+  { section: security, name: 'client-cert-allowed-hostname', kind: 'string', defaultText: '', usage: 'Allowed TLS hostname for client cert authentication.' },
   { section: security, name: 'trusted-ca-file', kind: 'string', defaultText: '', usage: 'Path to the client server TLS trusted CA cert file.' },
   { section: security, name: 'auto-tls', kind: 'bool', defaultText: 'false', usage: 'Client TLS using generated certificates.' },
   { section: security, name: 'peer-cert-file', kind: 'string', defaultText: '', usage: 'Path to the peer server TLS cert file.' },
@@ -80,6 +81,7 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: security, name: 'peer-client-cert-auth', kind: 'bool', defaultText: 'false', usage: 'Enable peer client cert authentication.' },
   { section: security, name: 'peer-trusted-ca-file', kind: 'string', defaultText: '', usage: 'Path to the peer server TLS trusted CA file.' },
   { section: security, name: 'peer-cert-allowed-cn', kind: 'string', defaultText: '', usage: 'Required CN for client certs connecting to the peer endpoint.' },
+  { section: security, name: 'peer-cert-allowed-hostname', kind: 'string', defaultText: '', usage: 'Allowed TLS hostname for inter peer authentication.' },
   { section: security, name: 'peer-auto-tls', kind: 'bool', defaultText: 'false', usage: 'Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.' },
   { section: security, name: 'peer-crl-file', kind: 'string', defaultText: '', usage: 'Path to the peer certificate revocation list file.' },
   {
@@ -131,6 +133,7 @@ function tlsFrom(get: (name: string) => string | undefined, prefix: '' | 'peer-'
     autoTls: parseBool(get(`${prefix}auto-tls`) ?? 'false'),
     crlFile: get(prefix === '' ? 'client-crl-file' : 'peer-crl-file') ?? '',
     allowedCn: prefix === 'peer-' ? (get('peer-cert-allowed-cn') ?? '') : '',
+    allowedHostname: get(`${prefix === '' ? 'client' : 'peer'}-cert-allowed-hostname`) ?? '',
   };
 }
 
@@ -265,7 +268,7 @@ export function valuesFromConfigFile(path: string): Map<string, string> {
     if ((key === 'client-transport-security' || key === 'peer-transport-security') && raw !== null && typeof raw === 'object') {
       const prefix = key === 'peer-transport-security' ? 'peer-' : '';
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        const name = k === 'crl-file' ? (prefix === '' ? 'client-crl-file' : 'peer-crl-file') : k === 'allowed-cn' ? 'peer-cert-allowed-cn' : `${prefix}${k}`;
+        const name = k === 'crl-file' ? (prefix === '' ? 'client-crl-file' : 'peer-crl-file') : k === 'allowed-cn' ? 'peer-cert-allowed-cn' : k === 'allowed-hostname' ? `${prefix === '' ? 'client' : 'peer'}-cert-allowed-hostname` : `${prefix}${k}`;
         put(name, v);
       }
       continue;

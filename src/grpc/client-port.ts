@@ -49,6 +49,8 @@ export interface ClientPortTlsOptions {
   readonly clientCertAuth?: boolean;
   readonly minVersion?: tls.SecureVersion;
   readonly ciphers?: string;
+  /** Why a verified client certificate is still refused (etcd's allowed hostname), or undefined to serve it. */
+  readonly refuseClient?: (socket: TLSSocket) => string | undefined;
 }
 
 export interface ClientPortOptions {
@@ -225,6 +227,12 @@ export class ClientPortServer {
       return;
     }
     socket.on('error', (err) => this.logger.debug('tls connection error', { error: err }));
+    const refusal = this.options.tls?.refuseClient?.(socket);
+    if (refusal !== undefined) {
+      this.logger.warn('rejected client connection', { remote: socket.remoteAddress, reason: refusal });
+      socket.destroy();
+      return;
+    }
     if (socket.alpnProtocol === 'h2') this.sniff(socket);
     else this.h1.emit('connection', socket);
   }

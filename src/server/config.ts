@@ -14,6 +14,8 @@ export interface TlsFiles {
   crlFile: string;
   /** Peer only: the CN a peer's client certificate must carry ('' = any). */
   allowedCn: string;
+  /** The hostname (or IP) a client certificate must be valid for ('' = any); with allowedCn, either will do. */
+  allowedHostname: string;
 }
 
 export const emptyTls: TlsFiles = {
@@ -24,6 +26,7 @@ export const emptyTls: TlsFiles = {
   autoTls: false,
   crlFile: '',
   allowedCn: '',
+  allowedHostname: '',
 };
 
 export type ClusterState = 'new' | 'existing';

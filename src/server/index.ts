@@ -16,4 +16,4 @@ export { AlarmSet } from './alarms.js';
 export * from './request-checks.js';
 export { restoreSnapshot, snapshotStatus, type RestoreOptions, type SnapshotStatus } from './snapshot-file.js';
 export { BackendQuota, leaseGrantCost, noSpaceAlarm, putCost, requestCost, txnCost } from './quota.js';
-export { prepareAutoTls, selfSignedCert, tlsCiphers, unknownCipherSuite } from './tls.js';
+export { clientCertRefusal, prepareAutoTls, selfSignedCert, tlsCiphers, unknownCipherSuite } from './tls.js';

@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { DEFAULT_CIPHERS, getCiphers } from 'node:tls';
 import type { PeerTlsOptions } from '../transport/index.js';
+export { clientCertRefusal } from '../transport/index.js';
 import { ConfigError, type ServerConfig, type TlsFiles } from './config.js';
 
 function read(path: string, what: string): Buffer {
@@ -106,6 +107,7 @@ export function peerTransportTls(cfg: ServerConfig): PeerTlsOptions | undefined 
     // Auto-TLS certificates are self-signed: nothing to verify them against (etcd skips verification too).
     ...(t.autoTls && t.trustedCaFile === '' ? { rejectUnauthorized: false } : {}),
     ...(t.allowedCn !== '' ? { allowedCn: t.allowedCn } : {}),
+    ...(t.allowedHostname !== '' ? { allowedHostname: t.allowedHostname } : {}),
     ...(ciphers === undefined ? {} : { ciphers }),
   };
 }

@@ -59,7 +59,8 @@ export type {
   TransportOptions, TransportTuning, RaftCallbacks, SnapshotCallbacks, RpcHandler, MessageFilter, FilterVerdict,
 } from './options.js';
 export { defaultTuning } from './options.js';
-export type { PeerTlsOptions, Pem } from './tls.js';
+export type { AllowedClientNames, PeerTlsOptions, Pem } from './tls.js';
+export { clientCertRefusal } from './tls.js';
 export type { BackoffPolicy, Timers } from './backoff.js';
 export type { PeerStats, LinkState } from './link.js';
 export { fetchClusterFromPeers, callPeerUrls, membersRpcMethod, type ClusterInfo, type PeerAnswer } from './rpc.js';

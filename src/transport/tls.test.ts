@@ -99,11 +99,36 @@ test('mutual peer TLS: members talk; foreign CA and wrong CN are refused', { ski
       assert.equal(stranger.t.activeSince(1n), undefined);
       assert.equal(a.t.activeSince(5n), undefined);
       assert.ok(!a.received.some((m) => m.from === 4n || m.from === 5n));
-      assert.ok(logA.some((l) => l.msg === 'rejected peer connection' && /"intruder" is not the allowed CN "peer"/.test(String(l.fields['reason']))));
+      assert.ok(logA.some((l) => l.msg === 'rejected peer connection' && /CN "intruder"\) is not the allowed CN "peer"/.test(String(l.fields['reason']))));
       assert.ok(logA.some((l) => l.msg === 'failed to dial remote peer' && /self-signed|unable to verify|certificate/i.test(String(l.fields['reason']))),
         logA.filter((l) => l.msg === 'failed to dial remote peer').map((l) => String(l.fields['reason'])).join('; '));
     } finally {
       await Promise.all([...members, intruder, stranger].map((m) => m.t.stop()));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--peer-cert-allowed-hostname: a certificate valid for the name is served; one that is not is cut off', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'etcd-ts-transport-tls-host-'));
+  try {
+    // Every leaf is for IP 127.0.0.1 only (no DNS name): "127.0.0.1" matches, "peer.example" does not, whatever the CN.
+    const pki = makePki(dir, 'ca', { m1: 'peer', m2: 'any-cn' });
+    const logB: LogLine[] = [];
+    const tlsFor = (name: string, allowedHostname: string): PeerTlsOptions => ({ ...pki.cert(name), ca: pki.ca, requestCert: true, rejectUnauthorized: true, allowedHostname });
+    const rpcHandlers = {
+      [membersRpcMethod]: () => Promise.resolve(etcdserverpb.MemberListResponse.encode(etcdserverpb.MemberListResponse.create({ members: [] }))),
+    };
+    const byIp = await startMember(1n, { tls: tlsFor('m1', '127.0.0.1'), listenUrl: 'https://127.0.0.1:0', rpcHandlers });
+    const byName = await startMember(2n, { logger: recordingLogger(logB), tls: tlsFor('m2', 'peer.example'), listenUrl: 'https://127.0.0.1:0', rpcHandlers });
+    try {
+      const info = await fetchClusterFromPeers([byIp.url], 2000, tlsFor('m2', ''));
+      assert.equal(info.clusterId, testClusterId);
+      await assert.rejects(fetchClusterFromPeers([byName.url], 2000, tlsFor('m1', '')), PeerUnreachableError);
+      assert.ok(logB.some((l) => l.msg === 'rejected peer connection' && /is not valid for "peer\.example"/.test(String(l.fields['reason']))));
+    } finally {
+      await Promise.all([byIp, byName].map((m) => m.t.stop()));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

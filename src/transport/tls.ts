@@ -1,10 +1,12 @@
 /**
  * Peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file,
- * --peer-client-cert-auth, --peer-cert-allowed-cn) mapped onto Node's TLS
+ * --peer-client-cert-auth, --peer-cert-allowed-cn/-hostname) mapped onto Node's TLS
  * options. TLS 1.2 is the floor; ALPN picks the protocol: "h2" for the HTTP/2
  * session, "etcd-ts-raft" for a raw raft stream (raw-stream.ts).
  */
 import type { SecureClientSessionOptions, SecureServerOptions } from 'node:http2';
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
 export type Pem = string | Uint8Array;
@@ -21,6 +23,8 @@ export interface PeerTlsOptions {
   readonly rejectUnauthorized?: boolean;
   /** Server side: only accept client certificates with this Common Name (--peer-cert-allowed-cn). */
   readonly allowedCn?: string;
+  /** Server side: only accept client certificates valid for this hostname (--peer-cert-allowed-hostname). */
+  readonly allowedHostname?: string;
   /** OpenSSL's cipher list, both sides (--cipher-suites); Node's default when absent. */
   readonly ciphers?: string;
 }
@@ -60,14 +64,37 @@ export function clientTlsOptions(t: PeerTlsOptions): SecureClientSessionOptions 
   };
 }
 
+/** What a client certificate must name, when anything (--peer-cert-allowed-cn, --*-cert-allowed-hostname). */
+export interface AllowedClientNames {
+  readonly cn?: string;
+  /** A DNS name or IP address the certificate's subject alternative names must cover. */
+  readonly hostname?: string;
+}
+
 /**
- * The --peer-cert-allowed-cn check on an accepted connection: undefined when
- * the connection may proceed, otherwise the reason to drop it.
+ * The allowed-CN / allowed-hostname check of etcd 3.4 on an accepted
+ * connection: the certificate passes when it carries the allowed CN or is
+ * valid for the allowed hostname (either, when both are set; as Go, the
+ * hostname is matched against the SANs only). undefined when it may
+ * proceed, otherwise why it may not.
  */
-export function allowedCnRefusal(t: PeerTlsOptions, socket: TLSSocket): string | undefined {
-  if (t.allowedCn === undefined) return undefined;
-  const cert = socket.getPeerCertificate();
-  const cn = (cert as { subject?: { CN?: unknown } }).subject?.CN;
-  if (cn === t.allowedCn) return undefined;
-  return `client certificate CN ${JSON.stringify(cn ?? null)} is not the allowed CN ${JSON.stringify(t.allowedCn)}`;
+export function clientCertRefusal(allowed: AllowedClientNames, socket: TLSSocket): string | undefined {
+  if (allowed.cn === undefined && allowed.hostname === undefined) return undefined;
+  const presented = socket.getPeerCertificate();
+  const cn = (presented as { subject?: { CN?: unknown } }).subject?.CN;
+  if (allowed.cn !== undefined && cn === allowed.cn) return undefined;
+  const raw = (presented as { raw?: Buffer }).raw;
+  if (allowed.hostname !== undefined && raw !== undefined) {
+    const cert = new X509Certificate(raw);
+    const h = allowed.hostname;
+    if ((isIP(h) !== 0 ? cert.checkIP(h) : cert.checkHost(h, { subject: 'never' })) !== undefined) return undefined;
+  }
+  const wanted = [allowed.cn === undefined ? '' : `the allowed CN ${JSON.stringify(allowed.cn)}`, allowed.hostname === undefined ? '' : `valid for ${JSON.stringify(allowed.hostname)}`];
+  return `client certificate (CN ${JSON.stringify(cn ?? null)}) is not ${wanted.filter((w) => w !== '').join(' or ')}`;
+}
+
+/** The peer listener's allowed names; none unless it asks for client certificates (as Go, which checks only those). */
+export function peerAllowedNames(t: PeerTlsOptions): AllowedClientNames {
+  if (t.requestCert !== true) return {};
+  return { ...(t.allowedCn === undefined ? {} : { cn: t.allowedCn }), ...(t.allowedHostname === undefined ? {} : { hostname: t.allowedHostname }) };
 }

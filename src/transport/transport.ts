@@ -17,7 +17,7 @@ import { resolveTuning, type MessageFilter, type TransportOptions } from './opti
 import { rawAlpn, rawMagic } from './raw-stream.js';
 import { membersRpcMethod } from './rpc.js';
 import { createPeerServer, destroySoon, trackClose } from './session.js';
-import { allowedCnRefusal, serverTlsOptions } from './tls.js';
+import { clientCertRefusal, peerAllowedNames, serverTlsOptions } from './tls.js';
 
 /** Inbound connections accepted at once per listener; peers need a handful each. */
 const inboundConnectionsMax = 1024;
@@ -121,13 +121,13 @@ export class Transport {
     });
   }
 
-  /** TLS: ALPN decides, rawAlpn for a raw raft stream, "h2" for HTTP/2; --peer-cert-allowed-cn first. */
+  /** TLS: ALPN decides, rawAlpn for a raw raft stream, "h2" for HTTP/2; --peer-cert-allowed-cn/-hostname first. */
   private tlsListener(h2: http2.Http2Server): tls.Server {
     const t = this.ctx.tls;
     if (t === undefined) throw new BadRequestError('https listen URL without peer TLS configuration');
     const server = tls.createServer({ ...serverTlsOptions(t), ALPNProtocols: ['h2', rawAlpn] }, (sock: TLSSocket) => {
       sock.on('error', () => undefined);
-      const refusal = allowedCnRefusal(t, sock);
+      const refusal = clientCertRefusal(peerAllowedNames(t), sock);
       if (refusal !== undefined || this.isStopped) {
         if (refusal !== undefined) this.ctx.logger.warn('rejected peer connection', { remote: sock.remoteAddress, reason: refusal });
         sock.destroy();

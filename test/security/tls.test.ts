@@ -188,6 +188,29 @@ describe('TLS', { skip }, () => {
     await assert.rejects(ws.startCluster({ kind: 'etcd-ts', extraFlags: ['--cipher-suites', 'TLS_NOT_A_SUITE'], readyTimeoutMs: 10_000 }), /unexpected TLS cipher suite "TLS_NOT_A_SUITE"/);
   });
 
+  test('--client-cert-allowed-hostname: only certificates valid for the name are served; as etcd', async () => {
+    const flags = [...clientTlsFlags(), '--client-cert-allowed-hostname', 'localhost'];
+    const named = certs.server; // SANs: localhost, 127.0.0.1
+    const unnamed = certs.user('root'); // no SAN at all, whatever its CN
+    const session = async (c: Cluster): Promise<string[]> => {
+      const out: string[] = [];
+      for (const [who, u] of [['named', named], ['unnamed', unnamed]] as const) {
+        const r = await etcdctl(['--cacert', certs.ca, '--cert', u.cert, '--key', u.key, '--dial-timeout=2s', '--command-timeout=3s', 'put', 'k', who], {
+          endpoints: c.endpoints.map((e) => `https://${e}`),
+        });
+        out.push(`${who}: ${r.stdout.trim()} [exit ${String(r.code)}]`);
+      }
+      return out;
+    };
+    const [theirs, ours] = await Promise.all([
+      ws.startCluster({ kind: 'etcd', extraFlags: flags, tls: harnessTls() }),
+      ws.startCluster({ kind: 'etcd-ts', extraFlags: flags, tls: harnessTls() }),
+    ]);
+    const expected = await session(theirs);
+    assert.deepEqual(expected, ['named: OK [exit 0]', 'unnamed:  [exit 1]']);
+    assert.deepEqual(await session(ours), expected);
+  });
+
   test('https peer URLs without a peer certificate refuse to start', async () => {
     await assert.rejects(ws.startCluster({ kind: 'etcd-ts', tls: { peer: true }, readyTimeoutMs: 10_000 }), /exited \(code 1\)/);
   });
