@@ -38,6 +38,9 @@ const monitoring = 'Profiling and Monitoring';
 const logging = 'Logging';
 const experimental = 'Experimental feature';
 const unsafe = 'Unsafe feature';
+const deprecated = 'TO BE DEPRECATED';
+/** Why a flag asking for the v2 API is refused. */
+const v3Only = 'etcd-ts serves the v3 API only';
 
 export const etcdFlags: readonly FlagDef[] = [
   { section: member, name: 'name', kind: 'string', defaultText: 'default', usage: 'Human-readable name for this member.' },
@@ -69,6 +72,7 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: clustering, name: 'pre-vote', kind: 'bool', defaultText: 'false', usage: 'Enable to run an additional Raft election phase.' },
   { section: clustering, name: 'auto-compaction-retention', kind: 'string', defaultText: '0', usage: 'Auto compaction retention length. 0 means disable auto compaction.' },
   { section: clustering, name: 'auto-compaction-mode', kind: 'string', defaultText: 'periodic', usage: "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.", check: oneOf('periodic', 'revision') },
+  { section: clustering, name: 'enable-v2', kind: 'bool', defaultText: 'false', usage: 'Accept etcd V2 client requests. etcd-ts serves the v3 API only: true is refused.', check: (v) => (parseBool(v) ? v3Only : undefined) },
   { section: security, name: 'cert-file', kind: 'string', defaultText: '', usage: 'Path to the client server TLS cert file.' },
   { section: security, name: 'key-file', kind: 'string', defaultText: '', usage: 'Path to the client server TLS key file.' },
   { section: security, name: 'client-cert-auth', kind: 'bool', defaultText: 'false', usage: 'Enable client cert authentication.' },
@@ -105,14 +109,18 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: experimental, name: 'experimental-initial-corrupt-check', kind: 'bool', defaultText: 'false', usage: 'Enable to check data corruption before serving any client/peer traffic.' },
   { section: experimental, name: 'experimental-corrupt-check-time', kind: 'duration', defaultText: '0s', usage: 'Duration of time between cluster corruption check passes.' },
   { section: experimental, name: 'experimental-enable-lease-checkpoint', kind: 'bool', defaultText: 'true', usage: 'ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases. On by default here.' },
+  { section: experimental, name: 'experimental-enable-v2v3', kind: 'string', defaultText: '', usage: 'Serve v2 requests through the v3 backend under a given prefix. etcd-ts serves the v3 API only: a prefix is refused.', check: (v) => (v === '' ? undefined : v3Only) },
+  { section: experimental, name: 'experimental-backend-bbolt-freelist-type', kind: 'string', defaultText: 'array', usage: "ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types). No effect here: the backend is LMDB, which keeps its own free pages." },
   { section: experimental, name: 'experimental-compaction-batch-limit', kind: 'int', defaultText: '1000', usage: 'ExperimentalCompactionBatchLimit sets the maximum revisions deleted in each compaction batch.' },
   { section: experimental, name: 'experimental-snapshot-catchup-entries', kind: 'uint', defaultText: '5000', usage: 'Number of entries for a slow follower to catch up after compacting the raft storage entries.' },
+  { section: experimental, name: 'experimental-peer-skip-client-san-verification', kind: 'bool', defaultText: 'false', usage: 'Skip verification of SAN field in client certificate for peer connections.' },
   { section: experimental, name: 'experimental-watch-progress-notify-interval', kind: 'duration', defaultText: '10m', usage: 'Duration of periodical watch progress notification.' },
   { section: experimental, name: 'experimental-warning-apply-duration', kind: 'duration', defaultText: '100ms', usage: 'Warning is generated if requests take more than this duration.' },
   { section: unsafe, name: 'force-new-cluster', kind: 'bool', defaultText: 'false', usage: 'Force to create a new one-member cluster.' },
   { section: unsafe, name: 'unsafe-no-fsync', kind: 'bool', defaultText: 'false', usage: 'Disables fsync, unsafe, will cause data loss.' },
   { name: 'enable-grpc-gateway', kind: 'bool', defaultText: 'true', usage: 'Enable GRPC gateway.', hidden: true },
-  { name: 'debug', kind: 'bool', defaultText: 'false', usage: "Enable debug-level logging for etcd. Use '--log-level=debug' instead.", hidden: true },
+  { section: deprecated, name: 'debug', kind: 'bool', defaultText: 'false', usage: "Enable debug-level logging for etcd. [WARN] Will be deprecated in v3.5. Use '--log-level=debug' instead." },
+  { section: deprecated, name: 'log-package-levels', kind: 'string', defaultText: '', usage: "Specify a particular log level for each etcd package (eg: 'etcdmain=CRITICAL,etcdserver=DEBUG'). As with etcd's zap logger, it is not used." },
   { name: 'config-file', kind: 'string', defaultText: '', usage: 'Path to the server configuration file.', hidden: true },
 ];
 
@@ -134,6 +142,7 @@ function tlsFrom(get: (name: string) => string | undefined, prefix: '' | 'peer-'
     crlFile: get(prefix === '' ? 'client-crl-file' : 'peer-crl-file') ?? '',
     allowedCn: prefix === 'peer-' ? (get('peer-cert-allowed-cn') ?? '') : '',
     allowedHostname: get(`${prefix === '' ? 'client' : 'peer'}-cert-allowed-hostname`) ?? '',
+    skipClientSanVerify: prefix === 'peer-' && parseBool(get('experimental-peer-skip-client-san-verification') ?? 'false'),
   };
 }
 

@@ -70,3 +70,11 @@ test('npm start and the etcd-ts bin run node with the flags of node-flags.ts', (
   const shebang = readFileSync(resolve(root, 'src/cmd/etcd-ts.ts'), 'utf8').split('\n')[0];
   assert.equal(shebang, `#!/usr/bin/env -S node ${nodeFlags.join(' ')}`);
 });
+
+test("etcd 3.4's flags for the v2 API, bbolt and capnslog are taken; asking for v2 is refused", () => {
+  const v = parse(['--enable-v2=false', '--experimental-backend-bbolt-freelist-type', 'map', '--log-package-levels', 'etcdmain=DEBUG', '--experimental-peer-skip-client-san-verification']);
+  assert.equal(configFromValues(v).peerTls.skipClientSanVerify, true);
+  assert.equal(configFromValues(parse([])).peerTls.skipClientSanVerify, false);
+  assert.throws(() => parse(['--enable-v2']), new FlagError('invalid value "true" for flag -enable-v2: etcd-ts serves the v3 API only'));
+  assert.throws(() => parse(['--experimental-enable-v2v3', '/v2/']), new FlagError('invalid value "/v2/" for flag -experimental-enable-v2v3: etcd-ts serves the v3 API only'));
+});

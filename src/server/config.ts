@@ -16,6 +16,8 @@ export interface TlsFiles {
   allowedCn: string;
   /** The hostname (or IP) a client certificate must be valid for ('' = any); with allowedCn, either will do. */
   allowedHostname: string;
+  /** Peer only: do not check a peer's client certificate against the address it connects from. */
+  skipClientSanVerify: boolean;
 }
 
 export const emptyTls: TlsFiles = {
@@ -27,6 +29,7 @@ export const emptyTls: TlsFiles = {
   crlFile: '',
   allowedCn: '',
   allowedHostname: '',
+  skipClientSanVerify: false,
 };
 
 export type ClusterState = 'new' | 'existing';

@@ -108,6 +108,7 @@ export function peerTransportTls(cfg: ServerConfig): PeerTlsOptions | undefined 
     ...(t.autoTls && t.trustedCaFile === '' ? { rejectUnauthorized: false } : {}),
     ...(t.allowedCn !== '' ? { allowedCn: t.allowedCn } : {}),
     ...(t.allowedHostname !== '' ? { allowedHostname: t.allowedHostname } : {}),
+    ...(t.skipClientSanVerify ? { skipClientSanVerify: true } : {}),
     ...(ciphers === undefined ? {} : { ciphers }),
   };
 }

@@ -6,6 +6,7 @@
  */
 import type { SecureClientSessionOptions, SecureServerOptions } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
@@ -25,6 +26,12 @@ export interface PeerTlsOptions {
   readonly allowedCn?: string;
   /** Server side: only accept client certificates valid for this hostname (--peer-cert-allowed-hostname). */
   readonly allowedHostname?: string;
+  /**
+   * Server side: accept a peer's client certificate from any address
+   * (--experimental-peer-skip-client-san-verification); by default its
+   * SANs must cover the address it connects from.
+   */
+  readonly skipClientSanVerify?: boolean;
   /** OpenSSL's cipher list, both sides (--cipher-suites); Node's default when absent. */
   readonly ciphers?: string;
 }
@@ -97,4 +104,53 @@ export function clientCertRefusal(allowed: AllowedClientNames, socket: TLSSocket
 export function peerAllowedNames(t: PeerTlsOptions): AllowedClientNames {
   if (t.requestCert !== true) return {};
   return { ...(t.allowedCn === undefined ? {} : { cn: t.allowedCn }), ...(t.allowedHostname === undefined ? {} : { hostname: t.allowedHostname }) };
+}
+
+/** The names in a certificate's subjectAltName, by kind. */
+function subjectAltNames(cert: X509Certificate): { ips: string[]; dns: string[] } {
+  const ips: string[] = [];
+  const dns: string[] = [];
+  for (const entry of (cert.subjectAltName ?? '').split(', ')) {
+    if (entry.startsWith('IP Address:')) ips.push(entry.slice('IP Address:'.length));
+    else if (entry.startsWith('DNS:')) dns.push(entry.slice('DNS:'.length));
+  }
+  return { ips, dns };
+}
+
+/** Go's %q of a []string. */
+function goQuoteList(xs: readonly string[]): string {
+  return `[${xs.map((x) => JSON.stringify(x)).join(' ')}]`;
+}
+
+/**
+ * etcd's check of a peer's client certificate against the address the
+ * connection comes from: with IP SANs the address must be one of them;
+ * with DNS SANs one of the names must resolve to it; a certificate with
+ * neither passes. undefined when the connection may proceed, otherwise
+ * etcd's reason. A stolen peer certificate is of no use from elsewhere.
+ */
+export async function clientSanRefusal(socket: TLSSocket, resolve: (name: string) => Promise<readonly string[]> = resolveAll): Promise<string | undefined> {
+  const raw = (socket.getPeerCertificate() as { raw?: Buffer }).raw;
+  if (raw === undefined) return undefined;
+  const cert = new X509Certificate(raw);
+  const { ips, dns } = subjectAltNames(cert);
+  if (ips.length === 0 && dns.length === 0) return undefined;
+  const host = (socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+  if (ips.length > 0) {
+    if (cert.checkIP(host) !== undefined) return undefined;
+    if (dns.length === 0) return `x509: certificate is valid for ${ips.join(', ')}, not ${host}`;
+  }
+  const failures: string[] = [];
+  for (const name of dns) {
+    try {
+      if ((await resolve(name)).includes(host)) return undefined;
+    } catch (e) {
+      failures.push((e as Error).message);
+    }
+  }
+  return `tls: ${JSON.stringify(host)} does not match any of DNSNames ${goQuoteList(dns)}${failures.length > 0 ? ` (${failures.join('; ')})` : ''}`;
+}
+
+async function resolveAll(name: string): Promise<readonly string[]> {
+  return (await lookup(name, { all: true })).map((a) => a.address);
 }

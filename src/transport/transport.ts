@@ -17,7 +17,7 @@ import { resolveTuning, type MessageFilter, type TransportOptions } from './opti
 import { rawAlpn, rawMagic } from './raw-stream.js';
 import { membersRpcMethod } from './rpc.js';
 import { createPeerServer, destroySoon, trackClose } from './session.js';
-import { clientCertRefusal, peerAllowedNames, serverTlsOptions } from './tls.js';
+import { clientCertRefusal, clientSanRefusal, peerAllowedNames, serverTlsOptions } from './tls.js';
 
 /** Inbound connections accepted at once per listener; peers need a handful each. */
 const inboundConnectionsMax = 1024;
@@ -125,10 +125,10 @@ export class Transport {
   private tlsListener(h2: http2.Http2Server): tls.Server {
     const t = this.ctx.tls;
     if (t === undefined) throw new BadRequestError('https listen URL without peer TLS configuration');
-    const server = tls.createServer({ ...serverTlsOptions(t), ALPNProtocols: ['h2', rawAlpn] }, (sock: TLSSocket) => {
-      sock.on('error', () => undefined);
-      const refusal = clientCertRefusal(peerAllowedNames(t), sock);
-      if (refusal !== undefined || this.isStopped) {
+    const checkSan = t.requestCert === true && t.skipClientSanVerify !== true;
+    const admit = async (sock: TLSSocket): Promise<void> => {
+      const refusal = clientCertRefusal(peerAllowedNames(t), sock) ?? (checkSan ? await clientSanRefusal(sock) : undefined);
+      if (refusal !== undefined || this.isStopped || sock.destroyed) {
         if (refusal !== undefined) this.ctx.logger.warn('rejected peer connection', { remote: sock.remoteAddress, reason: refusal });
         sock.destroy();
         return;
@@ -136,6 +136,13 @@ export class Transport {
       if (sock.alpnProtocol === rawAlpn) void this.inbound.handleRaw(sock, Buffer.alloc(0));
       else if (sock.alpnProtocol === 'h2') h2.emit('connection', sock);
       else sock.destroy();
+    };
+    const server = tls.createServer({ ...serverTlsOptions(t), ALPNProtocols: ['h2', rawAlpn] }, (sock: TLSSocket) => {
+      sock.on('error', () => undefined);
+      admit(sock).catch((e: unknown) => {
+        this.ctx.logger.warn('rejected peer connection', { remote: sock.remoteAddress, reason: (e as Error).message });
+        sock.destroy();
+      });
     });
     server.on('tlsClientError', (e: Error, sock: Socket) => {
       this.ctx.logger.debug('peer TLS handshake failed', { error: e });

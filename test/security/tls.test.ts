@@ -27,6 +27,8 @@ interface Certs {
   /** Server (and peer) certificate for 127.0.0.1, usable as a client certificate too. */
   readonly server: { cert: string; key: string };
   readonly user: (cn: string) => { cert: string; key: string };
+  /** A client certificate with these subjectAltName entries (e.g. "IP:10.9.9.9"). */
+  readonly withSans: (name: string, sans: string) => { cert: string; key: string };
 }
 
 /** A CA, a server certificate for 127.0.0.1/localhost, and client certificates by CN, in a temp dir. */
@@ -49,6 +51,7 @@ function makeCerts(): Certs {
     ca: join(dir, 'ca.pem'),
     server,
     user: (cn) => sign(`user-${cn}`, cn, 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n'),
+    withSans: (name, sans) => sign(name, name, `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n`),
   };
 }
 
@@ -209,6 +212,52 @@ describe('TLS', { skip }, () => {
     const expected = await session(theirs);
     assert.deepEqual(expected, ['named: OK [exit 0]', 'unnamed:  [exit 1]']);
     assert.deepEqual(await session(ours), expected);
+  });
+
+  test("a peer's client certificate must cover the address it connects from, unless --experimental-peer-skip-client-san-verification; as etcd", async () => {
+    const peerFlags = ['--peer-cert-file', certs.server.cert, '--peer-key-file', certs.server.key, '--peer-trusted-ca-file', certs.ca, '--peer-client-cert-auth'];
+    const presented = {
+      'IP 127.0.0.1': certs.server,
+      'IP 10.9.9.9': certs.withSans('elsewhere', 'IP:10.9.9.9'),
+      'DNS localhost': certs.withSans('by-name', 'DNS:localhost'),
+      'DNS nowhere.invalid': certs.withSans('by-bad-name', 'DNS:nowhere.invalid'),
+      'no SAN': certs.user('plain'),
+    };
+    // Served: the server answers the first bytes of its peer protocol (etcd's peers speak HTTP/1.1,
+    // and close a connection that negotiated h2; etcd-ts's speak h2); refused: the connection is closed.
+    const preface = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+    const http1 = Buffer.from('GET /version HTTP/1.1\r\nHost: peer\r\n\r\n');
+    const admitted = (peerUrl: string, client: { cert: string; key: string }, alpn: string): Promise<string> => {
+      const u = new URL(peerUrl);
+      return new Promise((resolve) => {
+        const opts = { host: u.hostname, port: Number(u.port), ca: readFileSync(certs.ca), cert: readFileSync(client.cert), key: readFileSync(client.key), ALPNProtocols: [alpn] };
+        const sock = tls.connect(opts, () => sock.write(sock.alpnProtocol === 'h2' ? preface : http1));
+        const done = (what: string): void => {
+          resolve(what);
+          sock.destroy();
+        };
+        sock.once('data', () => done('served'));
+        sock.once('close', () => done('refused'));
+        sock.on('error', () => undefined);
+        sock.setTimeout(5_000, () => done('timeout'));
+      });
+    };
+    const probe = async (c: Cluster, alpn: string): Promise<string[]> => {
+      const out: string[] = [];
+      for (const [what, cert] of Object.entries(presented)) out.push(`${what}: ${await admitted(c.member(0).peerUrl, cert, alpn)}`);
+      return out;
+    };
+    for (const skipSan of [false, true]) {
+      const flags = [...peerFlags, ...(skipSan ? ['--experimental-peer-skip-client-san-verification'] : [])];
+      const [theirs, ours] = await Promise.all([
+        ws.startCluster({ kind: 'etcd', extraFlags: flags, tls: { peer: true } }),
+        ws.startCluster({ kind: 'etcd-ts', extraFlags: flags, tls: { peer: true } }),
+      ]);
+      const expected = await probe(theirs, 'http/1.1');
+      assert.equal(expected.filter((e) => e.endsWith('refused')).length, skipSan ? 0 : 2, expected.join('\n'));
+      assert.deepEqual(await probe(ours, 'h2'), expected);
+      await Promise.all([theirs.stop(), ours.stop()]);
+    }
   });
 
   test('https peer URLs without a peer certificate refuse to start', async () => {
