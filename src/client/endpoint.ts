@@ -28,7 +28,9 @@ export function parseEndpoint(raw: string): ParsedEndpoint {
       // Drop any path: gRPC dials the authority only.
       const slash = rest.indexOf('/');
       const host = slash < 0 ? rest : rest.slice(0, slash);
-      return { raw, scheme, host, address: withDefaultPort(host, scheme === 'https' ? 443 : 80) };
+      // A name from DNS may end in the root's dot ("etcd1.example.com.:2379", as SRV
+      // targets do): the same name, dialled and checked against a certificate without it.
+      return { raw, scheme, host, address: withDefaultPort(host.replace(/\.(?=:\d+$|$)/, ''), scheme === 'https' ? 443 : 80) };
     }
     case 'unix':
     case 'unixs':

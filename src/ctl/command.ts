@@ -5,7 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { Client, type ClientLogEntry, type ClientOptions } from '../client/index.js';
+import { discoverEndpoints, type SrvResolver } from './discovery.js';
 import { envName, type FlagSpec, type FlagValues } from './flags.js';
+import { goQuote } from './go-format.js';
 import { CtlExit, ExitCode, fail, type Output } from './output.js';
 import { newPrinter, type Printer } from './printer.js';
 
@@ -43,6 +45,8 @@ export interface CtlIo {
   readSecretLine(): Promise<string | null>;
   /** Operations on files and stopped members' data (they need server code, which src/cmd supplies). */
   offline(): Promise<OfflineOps>;
+  /** DNS SRV lookups, for --discovery-srv. */
+  readonly srv: SrvResolver;
 }
 
 /** snapshot status/restore, defrag --data-dir and migrate: what ctl cannot do over the client. */
@@ -97,6 +101,8 @@ export class Ctl {
 
   private printerMade: Printer | undefined;
   private clientConfigDone = false;
+  /** The endpoints --discovery-srv found (set by clientConfig); the --endpoints flag when none. */
+  private discovered: string[] = [];
 
   constructor(
     readonly io: CtlIo,
@@ -124,7 +130,9 @@ export class Ctl {
     return this.flags.durationMs('command-timeout');
   }
 
+  /** The endpoints to dial: those DNS discovery found, else --endpoints (etcdctl's endpointsFromCmd). */
   get endpoints(): string[] {
+    if (this.discovered.length > 0) return [...this.discovered];
     return this.flags.stringSlice('endpoints').map((e) => e.trim());
   }
 
@@ -143,9 +151,10 @@ export class Ctl {
   }
 
   /** A client that has authenticated when credentials were given (clientv3.New does this while dialling). */
-  async connectedClient(endpoints: readonly string[] = this.endpoints, withAuth = true): Promise<Client> {
+  async connectedClient(endpoints?: readonly string[], withAuth = true): Promise<Client> {
     await this.clientConfig();
-    const c = this.client(endpoints, withAuth);
+    // The default only now: clientConfig may have discovered the endpoints.
+    const c = this.client(endpoints ?? this.endpoints, withAuth);
     try {
       await c.conn.authenticate({ timeoutMs: this.flags.durationMs('dial-timeout') });
     } catch (err) {
@@ -159,7 +168,8 @@ export class Ctl {
     const cert = f.string('cert');
     const key = f.string('key');
     const cacert = f.string('cacert');
-    const serverName = f.string('discovery-srv');
+    // The discovery domain names the server's certificate only when insecure discovery is off.
+    const serverName = f.bool('insecure-discovery') ? '' : f.string('discovery-srv');
     for (const [name, v] of [['cert', cert], ['key', key], ['cacert', cacert]] as const) {
       if (v === '' && f.changed.has(name)) fail(ExitCode.badArgs, `empty string is passed to --${name} option`);
     }
@@ -201,9 +211,30 @@ export class Ctl {
       const lines = [...this.inherited].sort((a, b) => (a.name < b.name ? -1 : 1)).map((s) => `${envName(s.name)}=${this.flags.display(s.name)}\n`);
       this.io.output.err(lines.join(''));
     }
+    await this.discoverEndpoints();
     const user = this.flags.string('user');
     if (user === '' || this.flags.string('password') !== '' || user.includes(':')) return;
     this.promptedPassword = await this.askSecret('Password: ');
+  }
+
+  /** --discovery-srv: the endpoints from DNS; http ones dropped (and said so) unless --insecure-discovery. */
+  private async discoverEndpoints(): Promise<void> {
+    const domain = this.flags.string('discovery-srv');
+    if (domain === '') return;
+    let eps: string[];
+    try {
+      eps = await discoverEndpoints(this.io.srv, 'etcd-client', domain, this.flags.string('discovery-srv-name'));
+    } catch (e) {
+      return fail(ExitCode.error, (e as Error).message);
+    }
+    if (!this.flags.bool('insecure-discovery')) {
+      eps = eps.filter((ep) => {
+        if (!ep.startsWith('http://')) return true;
+        this.io.output.err(`ignoring discovered insecure endpoint ${goQuote(ep)}\n`);
+        return false;
+      });
+    }
+    this.discovered = eps;
   }
 
   /** speakeasy.Ask: the prompt, a line read with the echo off, then a newline. */

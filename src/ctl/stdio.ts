@@ -1,7 +1,9 @@
 /** The process side of etcdctl-ts: stdin as lines or as a whole, stdout/stderr, signals. */
 import { spawnSync } from 'node:child_process';
+import { getServers, promises as dnsPromises } from 'node:dns';
 import type { Readable } from 'node:stream';
 import type { CtlIo, OfflineOps } from './command.js';
+import type { SrvResolver } from './discovery.js';
 import type { Output } from './output.js';
 
 /** Reads a stream on demand: whole, or line by line (each line keeps its newline; the last may lack one). */
@@ -108,5 +110,17 @@ export function processIo(interrupt: AbortSignal, stdin: LineReader, offline: ()
     interrupt,
     argv: process.argv.slice(2),
     offline,
+    srv: systemSrv,
   };
 }
+
+/** SRV lookups through the system's DNS servers. */
+const systemSrv: SrvResolver = {
+  resolveSrv: (name) => dnsPromises.resolveSrv(name),
+  server: () => {
+    const first = getServers()[0] ?? '127.0.0.1';
+    // getServers gives "host" or "host:port" (IPv6 in brackets with a port); Go prints host:port.
+    if (/^\[.*\]:\d+$/.test(first) || /^[^:]+:\d+$/.test(first)) return first;
+    return first.includes(':') ? `[${first}]:53` : `${first}:53`;
+  },
+};

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { BufferOutput, Ctl, checkDatascale, checkPerf, globalFlags, parseFlags, rootCommands, type CtlIo, type FlagSpec } from '../../src/ctl/index.js';
+import { BufferOutput, Ctl, checkDatascale, checkPerf, globalFlags, parseFlags, rootCommands, run, type CtlIo, type FlagSpec } from '../../src/ctl/index.js';
 import { freePorts, Member, useWorkspace, type Cluster } from '../harness/index.js';
 
 const ctlTsScript = resolve(import.meta.dirname, '../../src/cmd/etcdctl-ts.js');
@@ -59,6 +59,7 @@ function bufferIo(out: BufferOutput): CtlIo {
     interrupt: new AbortController().signal,
     argv: [],
     offline: () => Promise.reject(new Error('no offline operations in this test')),
+    srv: { resolveSrv: () => Promise.reject(Object.assign(new Error('no DNS in this test'), { code: 'ENOTFOUND' })), server: () => '127.0.0.1:53' },
   };
 }
 
@@ -127,6 +128,50 @@ describe('etcdctl-ts offline commands and load checks', () => {
     } finally {
       await m.stop();
     }
+  });
+
+  test('--discovery-srv: endpoints from SRV records; http ones only with --insecure-discovery; lookup errors as etcdctl words them', async () => {
+    const port = Number(c.member(0).endpoint.split(':')[1]);
+    // _etcd-client._tcp.example.test names the member (as localhost); the -ssl record and the other domain do not exist.
+    const records: Record<string, { name: string; port: number; priority: number; weight: number }[]> = {
+      '_etcd-client._tcp.example.test': [{ name: 'localhost', port, priority: 10, weight: 1 }],
+      '_etcd-client-v2._tcp.example.test': [{ name: 'localhost', port, priority: 10, weight: 1 }],
+    };
+    const asked: string[] = [];
+    const ctl = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+      const out = new BufferOutput();
+      const io: CtlIo = {
+        ...bufferIo(out),
+        srv: {
+          resolveSrv: (name) => {
+            asked.push(name);
+            const r = records[name];
+            return r === undefined ? Promise.reject(Object.assign(new Error(`querySrv ENOTFOUND ${name}`), { code: 'ENOTFOUND' })) : Promise.resolve(r);
+          },
+          server: () => '10.0.0.53:53',
+        },
+      };
+      const code = await run(args, io);
+      return { code, stdout: out.stdout, stderr: out.stderr };
+    };
+    const put = await ctl(['--discovery-srv', 'example.test', '--endpoints=127.0.0.1:1', 'put', 'srv-key', 'found']);
+    assert.deepEqual(put, { code: 0, stdout: 'OK\n', stderr: '' });
+    assert.deepEqual(asked.splice(0), ['_etcd-client-ssl._tcp.example.test', '_etcd-client._tcp.example.test']);
+    const health = await ctl(['--discovery-srv', 'example.test', '--discovery-srv-name', 'v2', 'endpoint', 'health']);
+    assert.equal(health.code, 0, health.stderr);
+    // etcdctl 3.4 writes the health lines to stderr.
+    assert.match(health.stderr, new RegExp(`^http://localhost\\.:${port} is healthy: successfully committed proposal: took = .+\n$`));
+    assert.deepEqual(asked.splice(0), ['_etcd-client-ssl-v2._tcp.example.test', '_etcd-client-v2._tcp.example.test']);
+    // Insecure records dropped: --endpoints is used instead (http:// there: the discovery domain turns TLS on otherwise).
+    const secureOnly = await ctl(['--discovery-srv', 'example.test', '--insecure-discovery=false', `--endpoints=http://${c.member(0).endpoint}`, 'get', 'srv-key', '--print-value-only']);
+    assert.deepEqual(secureOnly, { code: 0, stdout: 'found\n', stderr: `ignoring discovered insecure endpoint "http://localhost.:${port}"\n` });
+    const none = await ctl(['--discovery-srv', 'nowhere.test', 'get', 'srv-key']);
+    assert.deepEqual(none, {
+      code: 1,
+      stdout: '',
+      stderr:
+        'Error: dns lookup errors: lookup _etcd-client-ssl._tcp.nowhere.test on 10.0.0.53:53: no such host and lookup _etcd-client._tcp.nowhere.test on 10.0.0.53:53: no such host\n',
+    });
   });
 
   test('defrag --data-dir waits for the running member, then defragments its backend', async () => {

@@ -107,6 +107,7 @@ export const memberCommand: CommandSpec = {
 
 /** The endpoints to address: the global ones, or every member's client URLs with --cluster. */
 async function endpointsFromCluster(ctl: Ctl): Promise<string[]> {
+  await ctl.clientConfig();
   if (!ctl.flags.bool('cluster')) return ctl.endpoints;
   const c = ctl.client(ctl.endpoints, false);
   try {
@@ -297,6 +298,7 @@ export const moveLeaderCommand: CommandSpec = {
     if (args.length !== 1) fail(ExitCode.badArgs, 'move-leader command needs 1 argument');
     const target = parseHexUint64(args[0] ?? '');
     if (typeof target === 'string') fail(ExitCode.badArgs, target);
+    await ctl.clientConfig();
     const eps = ctl.endpoints;
     const deadline = Date.now() + ctl.commandTimeoutMs;
     for (const ep of eps) {

@@ -37,6 +37,7 @@ const snapshotSave: CommandSpec = {
   run: async (ctl, args) => {
     if (args.length !== 1) fail(ExitCode.badArgs, 'snapshot save expects one argument');
     const path = args[0] ?? '';
+    await ctl.clientConfig();
     const eps = ctl.endpoints;
     if (eps.length !== 1) fail(ExitCode.interrupted, `snapshot must be requested to one selected node, not multiple [${eps.join(' ')}]`);
     const c = await ctl.connectedClient();
