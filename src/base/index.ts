@@ -24,3 +24,4 @@ export * from './crc32c.js';
 export * from './metrics.js';
 export * from './failpoints.js';
 export * from './rpctypes.js';
+export * from './dns-text.js';

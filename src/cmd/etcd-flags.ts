@@ -68,6 +68,8 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: clustering, name: 'initial-cluster-state', kind: 'string', defaultText: 'new', usage: "Initial cluster state ('new' or 'existing').", check: oneOf('new', 'existing') },
   { section: clustering, name: 'initial-cluster-token', kind: 'string', defaultText: 'etcd-cluster', usage: 'Initial cluster token for the etcd cluster during bootstrap.' },
   { section: clustering, name: 'advertise-client-urls', kind: 'string', defaultText: 'http://localhost:2379', usage: "List of this member's client URLs to advertise to the public.", check: urlsCheck },
+  { section: clustering, name: 'discovery-srv', kind: 'string', defaultText: '', usage: 'DNS srv domain used to bootstrap the cluster.' },
+  { section: clustering, name: 'discovery-srv-name', kind: 'string', defaultText: '', usage: 'Suffix to the dns srv name queried when bootstrapping.' },
   { section: clustering, name: 'strict-reconfig-check', kind: 'bool', defaultText: 'true', usage: 'Reject reconfiguration requests that would cause quorum loss.' },
   { section: clustering, name: 'pre-vote', kind: 'bool', defaultText: 'false', usage: 'Enable to run an additional Raft election phase.' },
   { section: clustering, name: 'auto-compaction-retention', kind: 'string', defaultText: '0', usage: 'Auto compaction retention length. 0 means disable auto compaction.' },
@@ -174,8 +176,17 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   cfg.advertiseClientUrls = urls('advertise-client-urls', cfg.advertiseClientUrls);
   cfg.initialAdvertisePeerUrls = urls('initial-advertise-peer-urls', cfg.initialAdvertisePeerUrls);
   const ic = get('initial-cluster');
-  if (ic !== undefined) cfg.initialCluster = parseUrlsMap(ic);
-  else if (get('name') !== undefined) cfg.initialCluster = new Map([[cfg.name, cfg.initialAdvertisePeerUrls]]);
+  const discovery = (get('discovery-srv') ?? '') !== '' || (get('discovery-srv-name') ?? '') !== '';
+  if (ic !== undefined) {
+    if (discovery) throw new ConfigError('multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"');
+    cfg.initialCluster = parseUrlsMap(ic);
+  } else if (discovery) {
+    cfg.initialCluster = new Map(); // what DNS says (src/cmd/etcd-ts.ts), before validation
+  } else if (get('name') !== undefined) {
+    cfg.initialCluster = new Map([[cfg.name, cfg.initialAdvertisePeerUrls]]);
+  }
+  cfg.discoverySrv = get('discovery-srv') ?? '';
+  cfg.discoverySrvName = get('discovery-srv-name') ?? '';
   cfg.initialClusterState = get('initial-cluster-state') === 'existing' ? 'existing' : 'new';
   cfg.initialClusterToken = get('initial-cluster-token') ?? cfg.initialClusterToken;
   cfg.maxSnapshots = num('max-snapshots', cfg.maxSnapshots);

@@ -7,10 +7,12 @@
  * With ETCD_TS_FAILPOINTS_FILE set (robustness tests only), SIGUSR2 re-arms
  * the failpoints from that file.
  */
-import { readFileSync } from 'node:fs';
-import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, type Logger } from '../base/index.js';
+import { getServers, promises as dns } from 'node:dns';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, goDnsServer, type Logger } from '../base/index.js';
 import { ClientApi } from '../api/index.js';
-import { ConfigError, EtcdServer, isServerError, prepareAutoTls, serverVersion, unknownCipherSuite, validateConfig } from '../server/index.js';
+import { ConfigError, EtcdServer, initialClusterFromSrv, isServerError, prepareAutoTls, serverVersion, unknownCipherSuite, validateConfig, type SrvDns } from '../server/index.js';
 import { EnvError, FlagError, flagsFromEnv, flagsHelp, parseFlags } from './flags.js';
 import { configFromValues, etcdFlags, valuesFromConfigFile } from './etcd-flags.js';
 
@@ -79,12 +81,19 @@ async function main(argv: string[]): Promise<void> {
     if (e instanceof EnvError) fail(e.message, 1);
     throw e;
   }
-  const cfg = configFromValues(values);
+  let cfg: ReturnType<typeof configFromValues>;
+  try {
+    cfg = configFromValues(values);
+  } catch (e) {
+    if (e instanceof ConfigError) fail(`error verifying flags, ${e.message}. See 'etcd-ts --help'.`, 1);
+    throw e;
+  }
   // etcd checks the names before anything else, and fails without "error verifying flags".
   const badSuite = unknownCipherSuite(cfg.cipherSuites);
   if (badSuite !== undefined) fail(`unexpected TLS cipher suite ${JSON.stringify(badSuite)}`, 1);
   const logger: Logger = new JsonLogger(cfg.logLevel);
   for (const n of notes) logger.info(n);
+  if (cfg.discoverySrv !== '' || cfg.discoverySrvName !== '') await clusterFromDns(cfg, logger);
   try {
     validateConfig(cfg);
   } catch (e) {
@@ -93,6 +102,38 @@ async function main(argv: string[]): Promise<void> {
     throw e;
   }
   await serve(cfg, logger);
+}
+
+/** Go's resolver, as far as --discovery-srv needs it, over the system's DNS. */
+const systemDns: SrvDns = {
+  resolveSrv: (name) => dns.resolveSrv(name),
+  lookup: async (host) => {
+    const all = await dns.lookup(host, { all: true });
+    return [...all.filter((a) => a.family === 4), ...all.filter((a) => a.family !== 4)].map((a) => a.address);
+  },
+  server: () => goDnsServer(getServers()),
+};
+
+/**
+ * --discovery-srv: a member not yet initialized takes its initial cluster
+ * from DNS (a failure stops it, as etcd's "discovery failed"); one that is
+ * initialized has its cluster in its data and asks nothing.
+ */
+async function clusterFromDns(cfg: ReturnType<typeof configFromValues>, logger: Logger): Promise<void> {
+  const walDir = cfg.walDir !== '' ? cfg.walDir : join(cfg.dataDir, 'member', 'wal');
+  const initialized = existsSync(walDir) && readdirSync(walDir).some((f) => f.endsWith('.wal'));
+  if (initialized) {
+    cfg.initialCluster = new Map([[cfg.name, cfg.initialAdvertisePeerUrls]]);
+    return;
+  }
+  try {
+    cfg.initialCluster = await initialClusterFromSrv(systemDns, cfg.name, cfg.discoverySrv, cfg.discoverySrvName, cfg.initialAdvertisePeerUrls);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    logger.warn('failed to resolve during SRV discovery', { error: e.message });
+    fail(`error setting up initial cluster: ${e.message}`, 1);
+  }
+  for (const [n, urls] of cfg.initialCluster) logger.info('got bootstrap from DNS for etcd-server', { node: `${n}=${urls.join(',')}` });
 }
 
 async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): Promise<void> {

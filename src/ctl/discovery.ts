@@ -5,12 +5,7 @@
  * lookup may fail; both failing is an error worded as Go's resolver words
  * it. Targets keep the root's dot, as Go's resolver returns them.
  */
-export interface SrvRecord {
-  readonly name: string;
-  readonly port: number;
-  readonly priority: number;
-  readonly weight: number;
-}
+import { goLookupError, type SrvRecord } from '../base/index.js';
 
 export interface SrvResolver {
   resolveSrv(name: string): Promise<readonly SrvRecord[]>;
@@ -24,20 +19,6 @@ export function srvService(service: string, serviceName: string, scheme: 'https'
   return serviceName === '' ? s : `${s}-${serviceName}`;
 }
 
-/** Go's net.DNSError text for a failed lookup of name. */
-function lookupError(name: string, server: string, err: unknown): string {
-  const code = (err as { code?: unknown }).code;
-  const why =
-    code === 'ENOTFOUND' || code === 'ENODATA'
-      ? 'no such host'
-      : code === 'ETIMEOUT'
-        ? 'i/o timeout'
-        : code === 'ESERVFAIL' || code === 'EREFUSED'
-          ? 'server misbehaving'
-          : (err as Error).message;
-  return `lookup ${name} on ${server}: ${why}`;
-}
-
 /** The endpoints of etcd's srv.GetClient(service, domain, serviceName): https ones first, by priority. */
 export async function discoverEndpoints(resolver: SrvResolver, service: string, domain: string, serviceName: string): Promise<string[]> {
   const endpoints: string[] = [];
@@ -48,7 +29,7 @@ export async function discoverEndpoints(resolver: SrvResolver, service: string, 
       const records = [...(await resolver.resolveSrv(name))].sort((a, b) => a.priority - b.priority);
       for (const r of records) endpoints.push(`${scheme}://${r.name.endsWith('.') ? r.name : `${r.name}.`}:${r.port}`);
     } catch (e) {
-      errors.push(lookupError(name, resolver.server(), e));
+      errors.push(goLookupError(name, resolver.server(), e));
     }
   }
   if (errors.length === 2) throw new Error(`dns lookup errors: ${errors[0] ?? ''} and ${errors[1] ?? ''}`);

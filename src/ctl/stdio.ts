@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { getServers, promises as dnsPromises } from 'node:dns';
 import type { Readable } from 'node:stream';
+import { goDnsServer } from '../base/index.js';
 import type { CtlIo, OfflineOps } from './command.js';
 import type { SrvResolver } from './discovery.js';
 import type { Output } from './output.js';
@@ -117,10 +118,5 @@ export function processIo(interrupt: AbortSignal, stdin: LineReader, offline: ()
 /** SRV lookups through the system's DNS servers. */
 const systemSrv: SrvResolver = {
   resolveSrv: (name) => dnsPromises.resolveSrv(name),
-  server: () => {
-    const first = getServers()[0] ?? '127.0.0.1';
-    // getServers gives "host" or "host:port" (IPv6 in brackets with a port); Go prints host:port.
-    if (/^\[.*\]:\d+$/.test(first) || /^[^:]+:\d+$/.test(first)) return first;
-    return first.includes(':') ? `[${first}]:53` : `${first}:53`;
-  },
+  server: () => goDnsServer(getServers()),
 };

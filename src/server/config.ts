@@ -51,6 +51,9 @@ export interface ServerConfig {
   initialAdvertisePeerUrls: string[];
   /** name -> peer URLs, from --initial-cluster. */
   initialCluster: Map<string, string[]>;
+  /** --discovery-srv / --discovery-srv-name: the DNS domain (and service suffix) the initial cluster came from. */
+  discoverySrv: string;
+  discoverySrvName: string;
   initialClusterState: ClusterState;
   initialClusterToken: string;
   maxSnapshots: number;
@@ -111,6 +114,8 @@ export function defaultConfig(): ServerConfig {
     advertiseClientUrls: ['http://localhost:2379'],
     initialAdvertisePeerUrls: ['http://localhost:2380'],
     initialCluster: new Map([['default', ['http://localhost:2380']]]),
+    discoverySrv: '',
+    discoverySrvName: '',
     initialClusterState: 'new',
     initialClusterToken: 'etcd-cluster',
     maxSnapshots: 5,

@@ -16,4 +16,5 @@ export { AlarmSet } from './alarms.js';
 export * from './request-checks.js';
 export { restoreSnapshot, snapshotStatus, type RestoreOptions, type SnapshotStatus } from './snapshot-file.js';
 export { BackendQuota, leaseGrantCost, noSpaceAlarm, putCost, requestCost, txnCost } from './quota.js';
+export { initialClusterFromSrv, type SrvDns } from './srv-discovery.js';
 export { clientCertRefusal, prepareAutoTls, selfSignedCert, tlsCiphers, unknownCipherSuite } from './tls.js';

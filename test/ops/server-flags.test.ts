@@ -71,6 +71,12 @@ describe('server configuration errors', () => {
       sameAsEtcd: (e) => e.slice(0, e.indexOf('yaml: ') + 'yaml: '.length),
     },
     {
+      name: '--discovery-srv together with --initial-cluster',
+      args: (p) => ['--discovery-srv', 'example.com', '--initial-cluster', `default=http://127.0.0.1:${p[1]}`, `--data-dir=${join(dir, 'conflict.etcd')}`, `--listen-client-urls=http://127.0.0.1:${p[0]}`, `--advertise-client-urls=http://127.0.0.1:${p[0]}`, `--listen-peer-urls=http://127.0.0.1:${p[1]}`],
+      expected: `error verifying flags, multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv". See 'etcd-ts --help'.`,
+      sameAsEtcd: (e) => e,
+    },
+    {
       name: 'an ETCD_ variable with a bad value',
       args: (p) => [`--data-dir=${join(dir, 'env.etcd')}`, `--listen-client-urls=http://127.0.0.1:${p[0]}`, `--advertise-client-urls=http://127.0.0.1:${p[0]}`, `--listen-peer-urls=http://127.0.0.1:${p[1]}`],
       env: { ETCD_HEARTBEAT_INTERVAL: 'abc' },
