@@ -90,6 +90,10 @@ export function tlsCiphers(names: readonly string[]): string | undefined {
   return [...new Set(tls12), ...tls13].join(':');
 }
 
+function discoveredOverHttps(cfg: ServerConfig): boolean {
+  return cfg.discoverySrv !== '' && [...cfg.initialCluster.values()].some((urls) => urls.some((u) => u.startsWith('https:')));
+}
+
 /** The peer transport's TLS, or undefined for plain http peer URLs. */
 export function peerTransportTls(cfg: ServerConfig): PeerTlsOptions | undefined {
   const t: TlsFiles = cfg.peerTls;
@@ -110,6 +114,8 @@ export function peerTransportTls(cfg: ServerConfig): PeerTlsOptions | undefined 
     ...(t.allowedHostname !== '' ? { allowedHostname: t.allowedHostname } : {}),
     ...(t.skipClientSanVerify ? { skipClientSanVerify: true } : {}),
     ...(ciphers === undefined ? {} : { ciphers }),
+    // As etcd: peers found in DNS over https, and no CA of our own to trust, are checked against the domain.
+    ...(discoveredOverHttps(cfg) && t.trustedCaFile === '' ? { servername: cfg.discoverySrv } : {}),
   };
 }
 

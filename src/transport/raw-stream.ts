@@ -108,7 +108,7 @@ export function dialRaw(url: string, t: PeerTlsOptions | undefined): Socket {
       ...clientTlsOptions(t),
       host,
       port,
-      ...(net.isIP(host) === 0 ? { servername: host } : {}),
+      ...(t.servername === undefined && net.isIP(host) === 0 ? { servername: host } : {}),
       ALPNProtocols: [rawAlpn],
     });
   }

@@ -32,6 +32,8 @@ export interface PeerTlsOptions {
    * SANs must cover the address it connects from.
    */
   readonly skipClientSanVerify?: boolean;
+  /** Client side: the name peers' server certificates must carry (--discovery-srv's domain, without a trusted CA). */
+  readonly servername?: string;
   /** OpenSSL's cipher list, both sides (--cipher-suites); Node's default when absent. */
   readonly ciphers?: string;
 }
@@ -66,6 +68,7 @@ export function clientTlsOptions(t: PeerTlsOptions): SecureClientSessionOptions 
     ...(t.ca === undefined ? {} : { ca: buf(t.ca) }),
     rejectUnauthorized: t.rejectUnauthorized ?? true,
     minVersion,
+    ...(t.servername === undefined ? {} : { servername: t.servername }),
     ...(t.ciphers === undefined ? {} : { ciphers: t.ciphers }),
     ALPNProtocols: ['h2'],
   };
