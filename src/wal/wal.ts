@@ -483,11 +483,15 @@ export class Wal {
     return this.segments.map((s) => s.name);
   }
 
-  /** Where the next record goes: the tail segment's file, offset, and how much of it is fsynced. For tests and tools. */
-  position(): { file: string; offset: number; syncedBytes: number } {
+  /**
+   * Where the next record goes: the tail segment's file, offset, and how much
+   * of it is fsynced; `held`: records wait in memory for the next write (a
+   * crash now loses them too). For tests and tools.
+   */
+  position(): { file: string; offset: number; syncedBytes: number; held: boolean } {
     const tail = this.segments[this.segments.length - 1];
     assert(tail !== undefined, 'wal: no tail segment');
-    return { file: join(this.dir, tail.name), offset: this.tailOffset, syncedBytes: this.syncedBytes };
+    return { file: join(this.dir, tail.name), offset: this.tailOffset, syncedBytes: this.syncedBytes, held: this.holding };
   }
 
   /**
