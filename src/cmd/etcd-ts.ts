@@ -51,6 +51,13 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
+/** A configuration that cannot be used, reported as etcd reports it (exit 1); anything else is rethrown. */
+function configFailure(e: unknown): never {
+  if (e instanceof ConfigError || (e instanceof EnvError && e.verifying)) fail(`error verifying flags, ${e.message}. See 'etcd-ts --help'.`, 1);
+  if (e instanceof EnvError) fail(e.message, 1);
+  throw e;
+}
+
 async function main(argv: string[]): Promise<void> {
   if (argv.includes('--version') || argv.includes('-version')) {
     process.stdout.write(`etcd Version: ${serverVersion}\netcd-ts (TypeScript ${'on Node.js'} ${process.version})\n`);
@@ -77,16 +84,13 @@ async function main(argv: string[]): Promise<void> {
       }
       fail(`${e.message}\n${usage}`, 2);
     }
-    if (e instanceof ConfigError || (e instanceof EnvError && e.verifying)) fail(`error verifying flags, ${e.message}. See 'etcd-ts --help'.`, 1);
-    if (e instanceof EnvError) fail(e.message, 1);
-    throw e;
+    configFailure(e);
   }
   let cfg: ReturnType<typeof configFromValues>;
   try {
     cfg = configFromValues(values);
   } catch (e) {
-    if (e instanceof ConfigError) fail(`error verifying flags, ${e.message}. See 'etcd-ts --help'.`, 1);
-    throw e;
+    configFailure(e);
   }
   // etcd checks the names before anything else, and fails without "error verifying flags".
   const badSuite = unknownCipherSuite(cfg.cipherSuites);
@@ -97,9 +101,7 @@ async function main(argv: string[]): Promise<void> {
   try {
     validateConfig(cfg);
   } catch (e) {
-    if (e instanceof ConfigError || (e instanceof EnvError && e.verifying)) fail(`error verifying flags, ${e.message}. See 'etcd-ts --help'.`, 1);
-    if (e instanceof EnvError) fail(e.message, 1);
-    throw e;
+    configFailure(e);
   }
   await serve(cfg, logger);
 }
