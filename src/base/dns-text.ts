@@ -10,6 +10,24 @@ export interface SrvRecord {
   readonly weight: number;
 }
 
+/** SRV lookups: what both --discovery-srv need of a resolver. */
+export interface SrvResolver {
+  resolveSrv(name: string): Promise<readonly SrvRecord[]>;
+  /** The DNS server asked, as host:port, for the error text. */
+  server(): string;
+}
+
+/** etcd's GetSRVService: the service with "-ssl" for https and "-<serviceName>" when given. */
+export function srvService(service: string, serviceName: string, scheme: 'https' | 'http'): string {
+  const s = scheme === 'https' ? `${service}-ssl` : service;
+  return serviceName === '' ? s : `${s}-${serviceName}`;
+}
+
+/** The records of _<service>._tcp.<domain>, lowest priority value first (Go's order, less its shuffle by weight). */
+export async function lookupSrv(resolver: SrvResolver, service: string, domain: string): Promise<SrvRecord[]> {
+  return [...(await resolver.resolveSrv(`_${service}._tcp.${domain}`))].sort((a, b) => a.priority - b.priority);
+}
+
 /** Go's net.DNSError text for a failed lookup of name (err: a node:dns error). */
 export function goLookupError(name: string, server: string, err: unknown): string {
   const code = (err as { code?: unknown }).code;

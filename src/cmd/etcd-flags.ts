@@ -176,7 +176,9 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   cfg.advertiseClientUrls = urls('advertise-client-urls', cfg.advertiseClientUrls);
   cfg.initialAdvertisePeerUrls = urls('initial-advertise-peer-urls', cfg.initialAdvertisePeerUrls);
   const ic = get('initial-cluster');
-  const discovery = (get('discovery-srv') ?? '') !== '' || (get('discovery-srv-name') ?? '') !== '';
+  cfg.discoverySrv = get('discovery-srv') ?? '';
+  cfg.discoverySrvName = get('discovery-srv-name') ?? '';
+  const discovery = cfg.discoverySrv !== '' || cfg.discoverySrvName !== '';
   if (ic !== undefined) {
     if (discovery) throw new ConfigError('multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"');
     cfg.initialCluster = parseUrlsMap(ic);
@@ -185,8 +187,6 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   } else if (get('name') !== undefined) {
     cfg.initialCluster = new Map([[cfg.name, cfg.initialAdvertisePeerUrls]]);
   }
-  cfg.discoverySrv = get('discovery-srv') ?? '';
-  cfg.discoverySrvName = get('discovery-srv-name') ?? '';
   cfg.initialClusterState = get('initial-cluster-state') === 'existing' ? 'existing' : 'new';
   cfg.initialClusterToken = get('initial-cluster-token') ?? cfg.initialClusterToken;
   cfg.maxSnapshots = num('max-snapshots', cfg.maxSnapshots);

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Client, type ClientLogEntry, type ClientOptions } from '../client/index.js';
-import { discoverEndpoints, type SrvResolver } from './discovery.js';
+import type { SrvResolver } from '../base/index.js';
+import { discoverEndpoints } from './discovery.js';
 import { envName, type FlagSpec, type FlagValues } from './flags.js';
 import { goQuote } from './go-format.js';
 import { CtlExit, ExitCode, fail, type Output } from './output.js';

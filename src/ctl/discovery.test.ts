@@ -1,7 +1,8 @@
 // --discovery-srv's service names and SRV answers turned into endpoints, as etcd's srv.GetClient.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { discoverEndpoints, srvService, type SrvResolver } from './discovery.js';
+import { srvService, type SrvResolver } from '../base/index.js';
+import { discoverEndpoints } from './discovery.js';
 
 test('service names: -ssl for https, then the --discovery-srv-name suffix', () => {
   assert.equal(srvService('etcd-client', '', 'https'), 'etcd-client-ssl');

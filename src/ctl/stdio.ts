@@ -2,9 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import { getServers, promises as dnsPromises } from 'node:dns';
 import type { Readable } from 'node:stream';
-import { goDnsServer } from '../base/index.js';
+import { goDnsServer, type SrvResolver } from '../base/index.js';
 import type { CtlIo, OfflineOps } from './command.js';
-import type { SrvResolver } from './discovery.js';
 import type { Output } from './output.js';
 
 /** Reads a stream on demand: whole, or line by line (each line keeps its newline; the last may lack one). */

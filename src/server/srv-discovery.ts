@@ -8,20 +8,18 @@
  * (http) records but keeps nothing of that answer, so http peers cannot be
  * found this way there, nor here.
  */
-import { goLookupError, type SrvRecord } from '../base/index.js';
+import { isIP } from 'node:net';
+import { goLookupError, lookupSrv, srvService, type SrvRecord, type SrvResolver } from '../base/index.js';
 import { ConfigError } from './config.js';
 
-export interface SrvDns {
-  resolveSrv(name: string): Promise<readonly SrvRecord[]>;
+export interface SrvDns extends SrvResolver {
   /** The host's addresses, IPv4 first (Go's ResolveTCPAddr takes the first). */
   lookup(host: string): Promise<readonly string[]>;
-  /** The DNS server asked, as host:port, for the error text. */
-  server(): string;
 }
 
 async function tcpAddr(dns: SrvDns, host: string, port: string): Promise<string> {
   const bare = host.replace(/^\[(.*)\]$/, '$1');
-  const ips = /^[\d.]+$/.test(bare) || bare.includes(':') ? [bare] : await dns.lookup(bare);
+  const ips = isIP(bare) !== 0 ? [bare] : await dns.lookup(bare);
   const ip = ips[0];
   if (ip === undefined) throw Object.assign(new Error(`no address for ${host}`), { code: 'ENOTFOUND' });
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
@@ -29,7 +27,7 @@ async function tcpAddr(dns: SrvDns, host: string, port: string): Promise<string>
 
 /** The initial cluster --discovery-srv finds: name -> peer URLs. Throws etcd's messages. */
 export async function initialClusterFromSrv(dns: SrvDns, name: string, domain: string, serviceName: string, advertisePeerUrls: readonly string[]): Promise<Map<string, string[]>> {
-  const service = `etcd-server-ssl${serviceName === '' ? '' : `-${serviceName}`}`;
+  const service = srvService('etcd-server', serviceName, 'https');
   const own = new Map<string, URL>();
   for (const raw of advertisePeerUrls) {
     const u = new URL(raw);
@@ -39,12 +37,11 @@ export async function initialClusterFromSrv(dns: SrvDns, name: string, domain: s
       throw new ConfigError(goLookupError(u.hostname, dns.server(), e));
     }
   }
-  const srvName = `_${service}._tcp.${domain}`;
   let records: readonly SrvRecord[];
   try {
-    records = [...(await dns.resolveSrv(srvName))].sort((a, b) => a.priority - b.priority);
+    records = await lookupSrv(dns, service, domain);
   } catch (e) {
-    throw new ConfigError(`error querying DNS SRV records for _${service} ${goLookupError(srvName, dns.server(), e)}`);
+    throw new ConfigError(`error querying DNS SRV records for _${service} ${goLookupError(`_${service}._tcp.${domain}`, dns.server(), e)}`);
   }
   const cluster = new Map<string, string[]>();
   let unnamed = 0;
