@@ -9,6 +9,10 @@
  * repeated (packed and unpacked on decode), oneof, message fields and services.
  * Anything else stops the generator with the file and line.
  *
+ * Decoding follows etcd's Go decoders (gogo/protobuf), their error texts
+ * included (src/pb/runtime.ts, Reader): a message field met twice is merged,
+ * a known field with the wrong wire type is an error, unknown fields are skipped.
+ *
  * Mapping: field names follow protobuf's JSON name rule (range_end -> rangeEnd,
  * ID stays ID). int64/uint64 are bigint unless the field has
  * [jstype = JS_NUMBER]. Messages are plain objects with every field present;
@@ -78,6 +82,8 @@ interface FieldDef {
   no: number;
   repeated: boolean;
   jsNumber: boolean;
+  /** Marked [(etcd_ts.after_3_4) = true]: a 3.5 field that etcd 3.4's decoder does not know. */
+  after34: boolean;
   oneof?: string;
   line: number;
 }
@@ -252,15 +258,23 @@ class Parser {
     const no = Number(this.next());
     if (!Number.isInteger(no) || no <= 0) this.fail('bad field number');
     let jsNumber = false;
+    let after34 = false;
     if (this.peek() === '[') {
       this.next();
       for (;;) {
-        const opt = this.next();
+        let opt = this.next();
+        if (opt === '(') {
+          opt = `(${this.next()})`;
+          this.expect(')');
+        }
         this.expect('=');
         const value = this.next();
         if (opt === 'jstype') {
           if (value !== 'JS_NUMBER') this.fail('only jstype = JS_NUMBER is supported');
           jsNumber = true;
+        } else if (opt === '(etcd_ts.after_3_4)') {
+          if (value !== 'true') this.fail('(etcd_ts.after_3_4) takes true');
+          after34 = true;
         } else if (opt !== 'packed' && opt !== 'deprecated') {
           this.fail(`unsupported field option ${opt}`);
         }
@@ -270,7 +284,7 @@ class Parser {
       }
     }
     this.expect(';');
-    const field: FieldDef = { name, type, no, repeated, jsNumber, line };
+    const field: FieldDef = { name, type, no, repeated, jsNumber, after34, line };
     if (oneof !== undefined) field.oneof = oneof;
     return field;
   }
@@ -400,24 +414,24 @@ interface ScalarInfo {
 function scalarInfo(type: string, jsNumber: boolean): ScalarInfo {
   switch (type) {
     case 'bool':
-      return { ts: 'boolean', zero: 'false', wire: 0, write: 'bool', read: 'r.bool()', isZero: (v) => `!${v}`, jsonKind: 'bool' };
+      return { ts: 'boolean', zero: 'false', wire: 0, write: 'bool', read: 'r.bool(end)', isZero: (v) => `!${v}`, jsonKind: 'bool' };
     case 'int32':
-      return { ts: 'number', zero: '0', wire: 0, write: 'int32', read: 'r.int32()', isZero: (v) => `${v} === 0`, jsonKind: 'int32' };
+      return { ts: 'number', zero: '0', wire: 0, write: 'int32', read: 'r.int32(end)', isZero: (v) => `${v} === 0`, jsonKind: 'int32' };
     case 'uint32':
-      return { ts: 'number', zero: '0', wire: 0, write: 'uint32', read: 'r.uint32()', isZero: (v) => `${v} === 0`, jsonKind: 'uint32' };
+      return { ts: 'number', zero: '0', wire: 0, write: 'uint32', read: 'r.uint32(end)', isZero: (v) => `${v} === 0`, jsonKind: 'uint32' };
     case 'int64':
     case 'uint64': {
       const signed = type === 'int64';
       if (jsNumber) {
         return {
           ts: 'number', zero: '0', wire: 0, write: 'int64Number',
-          read: signed ? 'r.int64Number()' : 'r.uint64Number()',
+          read: signed ? 'r.int64Number(end)' : 'r.uint64Number(end)',
           isZero: (v) => `${v} === 0`, jsonKind: signed ? 'int64num' : 'uint64num',
         };
       }
       return {
         ts: 'bigint', zero: '0n', wire: 0, write: 'int64Big',
-        read: signed ? 'r.int64Big()' : 'r.uint64Big()',
+        read: signed ? 'r.int64Big(end)' : 'r.uint64Big(end)',
         isZero: (v) => `${v} === 0n`, jsonKind: signed ? 'int64big' : 'uint64big',
       };
     }
@@ -531,7 +545,7 @@ class Emitter {
   emitFieldInfos(m: MessageDef): void {
     this.out('  fields: [');
     for (const f of m.fields) {
-      const common = `no: ${f.no}, name: '${jsonName(f.name)}', protoName: '${f.name}', repeated: ${f.repeated}${f.oneof !== undefined ? `, oneof: '${jsonName(f.oneof)}'` : ''}`;
+      const common = `no: ${f.no}, name: '${jsonName(f.name)}', protoName: '${f.name}', repeated: ${f.repeated}${f.oneof !== undefined ? `, oneof: '${jsonName(f.oneof)}'` : ''}${f.after34 ? ', after34: true' : ''}`;
       if (scalarTypes.has(f.type)) {
         this.out(`    { ${common}, kind: 'scalar', scalar: '${scalarInfo(f.type, f.jsNumber).jsonKind}' },`);
         continue;
@@ -638,19 +652,19 @@ class Emitter {
   readExpr(m: MessageDef, f: FieldDef): string {
     if (scalarTypes.has(f.type)) return scalarInfo(f.type, f.jsNumber).read;
     const r = this.resolveField(m, f);
-    if (r.def.kind === 'enum') return `r.int32() as ${this.typeRef(r)}`;
+    if (r.def.kind === 'enum') return `r.int32(end) as ${this.typeRef(r)}`;
     return `${this.typeRef(r)}.read(r, r.delimitedEnd(end))`;
   }
 
   emitRead(m: MessageDef): void {
-    this.out(`  read(r: $rt.Reader, end: number): ${m.tsName} {`);
+    this.out(`  read(r: $rt.Reader, end: number, into?: ${m.tsName}): ${m.tsName} {`);
     // An object literal with every field keeps one hidden class per message type.
-    this.out(`    const m: ${m.tsName} = {`);
+    this.out(`    const m: ${m.tsName} = into ?? {`);
     for (const f of m.fields.filter((x) => x.oneof === undefined)) this.out(`      ${jsonName(f.name)}: ${this.zeroOf(m, f)},`);
     for (const oneof of m.oneofs) this.out(`      ${jsonName(oneof)}: undefined,`);
     this.out('    };');
     this.out('    while (r.pos < end) {');
-    this.out('      const tag = r.uint32();');
+    this.out('      const tag = r.tag(end);');
     this.out('      switch (tag) {');
     for (const f of m.fields) {
       const n = `m.${jsonName(f.name)}`;
@@ -658,20 +672,25 @@ class Emitter {
       const isScalarOrEnum = scalarTypes.has(f.type) || this.resolveField(m, f).def.kind === 'enum';
       const wire = scalarTypes.has(f.type) ? scalarInfo(f.type, f.jsNumber).wire : isScalarOrEnum ? 0 : 2;
       if (f.oneof !== undefined) {
+        // A oneof member always starts afresh, as in Go (no merge into the previous value).
         this.out(`        case ${tagOf(f.no, wire)}: m.${jsonName(f.oneof)} = { case: '${jsonName(f.name)}', value: ${expr} }; break;`);
       } else if (f.repeated && isScalarOrEnum && wire === 0) {
+        // Packed elements stop at the packed field's end, but each element's
+        // varint is bounded only by the message's, as in Go's decoders.
         this.out(`        case ${tagOf(f.no, 0)}: ${n}.push(${expr}); break;`);
-        this.out(`        case ${tagOf(f.no, 2)}: { const stop = r.delimitedEnd(end); while (r.pos < stop) ${n}.push(${expr}); r.expectEnd(stop); break; }`);
+        this.out(`        case ${tagOf(f.no, 2)}: { const stop = r.delimitedEnd(end); while (r.pos < stop) ${n}.push(${expr}); break; }`);
       } else if (f.repeated) {
         this.out(`        case ${tagOf(f.no, wire)}: ${n}.push(${expr}); break;`);
+      } else if (!isScalarOrEnum && wire === 2 && !scalarTypes.has(f.type)) {
+        // A message field met twice is merged, as in Go.
+        this.out(`        case ${tagOf(f.no, wire)}: ${n} = ${this.typeRef(this.resolveField(m, f))}.read(r, r.delimitedEnd(end), ${n}); break;`);
       } else {
         this.out(`        case ${tagOf(f.no, wire)}: ${n} = ${expr}; break;`);
       }
     }
-    this.out('        default: r.skip(tag & 7, end);');
+    this.out(`        default: r.unexpectedField(${m.tsName}, end);`);
     this.out('      }');
     this.out('    }');
-    this.out('    r.expectEnd(end);');
     this.out('    return m;');
     this.out('  },');
   }

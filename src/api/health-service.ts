@@ -32,7 +32,7 @@ const requestCodec = {
     const r = new Reader(b);
     const m = { service: '' };
     while (r.pos < b.length) {
-      const tag = r.uint32();
+      const tag = r.tag(b.length);
       if (tag === 10) m.service = r.string(b.length);
       else r.skip(tag & 7, b.length);
     }
@@ -53,8 +53,8 @@ const responseCodec = {
     const r = new Reader(b);
     const m = { status: 0 };
     while (r.pos < b.length) {
-      const tag = r.uint32();
-      if (tag === 8) m.status = r.int32();
+      const tag = r.tag(b.length);
+      if (tag === 8) m.status = r.int32(b.length);
       else r.skip(tag & 7, b.length);
     }
     return m;

@@ -424,7 +424,9 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
         request = this.def.requestType.decode(payload);
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
-        this.finish(GrpcStatus.INTERNAL, `grpc: error unmarshalling request: ${why}`);
+        // grpc-go decodes a unary request before the handler, a server-streaming one in the handler's RecvMsg.
+        const what = type === 'unary' ? 'error unmarshalling request: ' : 'failed to unmarshal the received message ';
+        this.finish(GrpcStatus.INTERNAL, `grpc: ${what}${why}`);
         return;
       }
       this.invoke(request);

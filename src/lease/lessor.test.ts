@@ -87,8 +87,11 @@ test('grant errors carry etcd codes and messages and change nothing', () => {
   expectLeaseError(() => lessor.grant(7n, 20), LeaseExistsError, 'lease-exists', 'etcdserver: lease already exists');
   // etcd checks the TTL before the duplicate id.
   expectLeaseError(() => lessor.grant(7n, leaseTtlSecondsMax + 1), LeaseTtlTooLargeError, 'lease-ttl-too-large', 'etcdserver: too large lease TTL');
+  // A client's int64 beyond 2^53 (a number that is not exact) is refused or raised, never a crash of apply.
+  expectLeaseError(() => lessor.grant(9n, 2 ** 56), LeaseTtlTooLargeError, 'lease-ttl-too-large', 'etcdserver: too large lease TTL');
+  assert.equal(lessor.grant(10n, -(2 ** 63)).ttlSeconds, 2);
   assert.equal(lessor.lookup(7n)?.ttlSeconds, 10);
-  assert.equal(store.size, 1);
+  assert.equal(store.size, 2);
   assert.throws(() => lessor.grant(1n << 63n, 10), /int64/);
 });
 

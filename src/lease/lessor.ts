@@ -201,12 +201,15 @@ export class Lessor {
    */
   grant(id: LeaseId, ttlSeconds: number): LeaseView {
     assertLeaseId(id);
-    assert(Number.isSafeInteger(ttlSeconds), `lease TTL must be an integer: ${ttlSeconds}`);
     // etcd rejects id 0 as "not found": the server replaces 0 with a fresh id before proposing.
     if (id === idNone) throw new LeaseNotFoundError();
+    // The TTL is the client's int64, so it may be anything, 2^60 or -2^63
+    // (not exact as a number): what is too large is refused, what is too small raised.
     if (ttlSeconds > leaseTtlSecondsMax) throw new LeaseTtlTooLargeError();
     if (this.leaseById.has(id)) throw new LeaseExistsError();
-    const lease = new Lease(id, Math.max(ttlSeconds, this.minTtlSeconds), 0);
+    const ttl = Math.max(ttlSeconds, this.minTtlSeconds);
+    assert(Number.isSafeInteger(ttl), `lease TTL must be an integer: ${ttl}`);
+    const lease = new Lease(id, ttl, 0);
     this.leaseById.set(id, lease);
     this.store.put(lease.record());
     if (this.primary) {

@@ -224,7 +224,7 @@ function writeKv(w: Writer, kv: Uint8Array, keysOnly: boolean): void {
   let valueEnd = kv.length;
   while (rd.pos < kv.length) {
     const start = rd.pos;
-    const tag = rd.uint32();
+    const tag = rd.tag(kv.length);
     rd.skip(tag & 7, kv.length);
     if (tag === 42) {
       valueStart = start;

@@ -38,18 +38,17 @@ export const UserAddOptions: $rt.MessageType<UserAddOptions> = {
       w.uint32(8); w.bool(m.noPassword);
     }
   },
-  read(r: $rt.Reader, end: number): UserAddOptions {
-    const m: UserAddOptions = {
+  read(r: $rt.Reader, end: number, into?: UserAddOptions): UserAddOptions {
+    const m: UserAddOptions = into ?? {
       noPassword: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.noPassword = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.noPassword = r.bool(end); break;
+        default: r.unexpectedField(UserAddOptions, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -97,24 +96,23 @@ export const User: $rt.MessageType<User> = {
       { w.uint32(34); const mark = w.fork(); UserAddOptions.write(m.options, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): User {
-    const m: User = {
+  read(r: $rt.Reader, end: number, into?: User): User {
+    const m: User = into ?? {
       name: $rt.emptyBytes,
       password: $rt.emptyBytes,
       roles: [],
       options: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.bytes(end); break;
         case 18: m.password = r.bytes(end); break;
         case 26: m.roles.push(r.string(end)); break;
-        case 34: m.options = UserAddOptions.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 34: m.options = UserAddOptions.read(r, r.delimitedEnd(end), m.options); break;
+        default: r.unexpectedField(User, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -156,22 +154,21 @@ export const Permission: $rt.MessageType<Permission> = {
       w.uint32(26); w.bytes(m.rangeEnd);
     }
   },
-  read(r: $rt.Reader, end: number): Permission {
-    const m: Permission = {
+  read(r: $rt.Reader, end: number, into?: Permission): Permission {
+    const m: Permission = into ?? {
       permType: 0,
       key: $rt.emptyBytes,
       rangeEnd: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.permType = r.int32() as Permission_Type; break;
+        case 8: m.permType = r.int32(end) as Permission_Type; break;
         case 18: m.key = r.bytes(end); break;
         case 26: m.rangeEnd = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(Permission, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -207,20 +204,19 @@ export const Role: $rt.MessageType<Role> = {
       { w.uint32(18); const mark = w.fork(); Permission.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): Role {
-    const m: Role = {
+  read(r: $rt.Reader, end: number, into?: Role): Role {
+    const m: Role = into ?? {
       name: $rt.emptyBytes,
       keyPermission: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.bytes(end); break;
         case 18: m.keyPermission.push(Permission.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(Role, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };

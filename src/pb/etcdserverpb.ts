@@ -134,24 +134,23 @@ export const ResponseHeader: $rt.MessageType<ResponseHeader> = {
       w.uint32(32); w.int64Number(m.raftTerm);
     }
   },
-  read(r: $rt.Reader, end: number): ResponseHeader {
-    const m: ResponseHeader = {
+  read(r: $rt.Reader, end: number, into?: ResponseHeader): ResponseHeader {
+    const m: ResponseHeader = into ?? {
       clusterId: 0n,
       memberId: 0n,
       revision: 0,
       raftTerm: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.clusterId = r.uint64Big(); break;
-        case 16: m.memberId = r.uint64Big(); break;
-        case 24: m.revision = r.int64Number(); break;
-        case 32: m.raftTerm = r.uint64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.clusterId = r.uint64Big(end); break;
+        case 16: m.memberId = r.uint64Big(end); break;
+        case 24: m.revision = r.int64Number(end); break;
+        case 32: m.raftTerm = r.uint64Number(end); break;
+        default: r.unexpectedField(ResponseHeader, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -253,8 +252,8 @@ export const RangeRequest: $rt.MessageType<RangeRequest> = {
       w.uint32(104); w.int64Number(m.maxCreateRevision);
     }
   },
-  read(r: $rt.Reader, end: number): RangeRequest {
-    const m: RangeRequest = {
+  read(r: $rt.Reader, end: number, into?: RangeRequest): RangeRequest {
+    const m: RangeRequest = into ?? {
       key: $rt.emptyBytes,
       rangeEnd: $rt.emptyBytes,
       limit: 0,
@@ -270,25 +269,24 @@ export const RangeRequest: $rt.MessageType<RangeRequest> = {
       maxCreateRevision: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.key = r.bytes(end); break;
         case 18: m.rangeEnd = r.bytes(end); break;
-        case 24: m.limit = r.int64Number(); break;
-        case 32: m.revision = r.int64Number(); break;
-        case 40: m.sortOrder = r.int32() as RangeRequest_SortOrder; break;
-        case 48: m.sortTarget = r.int32() as RangeRequest_SortTarget; break;
-        case 56: m.serializable = r.bool(); break;
-        case 64: m.keysOnly = r.bool(); break;
-        case 72: m.countOnly = r.bool(); break;
-        case 80: m.minModRevision = r.int64Number(); break;
-        case 88: m.maxModRevision = r.int64Number(); break;
-        case 96: m.minCreateRevision = r.int64Number(); break;
-        case 104: m.maxCreateRevision = r.int64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 24: m.limit = r.int64Number(end); break;
+        case 32: m.revision = r.int64Number(end); break;
+        case 40: m.sortOrder = r.int32(end) as RangeRequest_SortOrder; break;
+        case 48: m.sortTarget = r.int32(end) as RangeRequest_SortTarget; break;
+        case 56: m.serializable = r.bool(end); break;
+        case 64: m.keysOnly = r.bool(end); break;
+        case 72: m.countOnly = r.bool(end); break;
+        case 80: m.minModRevision = r.int64Number(end); break;
+        case 88: m.maxModRevision = r.int64Number(end); break;
+        case 96: m.minCreateRevision = r.int64Number(end); break;
+        case 104: m.maxCreateRevision = r.int64Number(end); break;
+        default: r.unexpectedField(RangeRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -336,24 +334,23 @@ export const RangeResponse: $rt.MessageType<RangeResponse> = {
       w.uint32(32); w.int64Number(m.count);
     }
   },
-  read(r: $rt.Reader, end: number): RangeResponse {
-    const m: RangeResponse = {
+  read(r: $rt.Reader, end: number, into?: RangeResponse): RangeResponse {
+    const m: RangeResponse = into ?? {
       header: undefined,
       kvs: [],
       more: false,
       count: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.kvs.push(mvccpb.KeyValue.read(r, r.delimitedEnd(end))); break;
-        case 24: m.more = r.bool(); break;
-        case 32: m.count = r.int64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 24: m.more = r.bool(end); break;
+        case 32: m.count = r.int64Number(end); break;
+        default: r.unexpectedField(RangeResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -413,8 +410,8 @@ export const PutRequest: $rt.MessageType<PutRequest> = {
       w.uint32(48); w.bool(m.ignoreLease);
     }
   },
-  read(r: $rt.Reader, end: number): PutRequest {
-    const m: PutRequest = {
+  read(r: $rt.Reader, end: number, into?: PutRequest): PutRequest {
+    const m: PutRequest = into ?? {
       key: $rt.emptyBytes,
       value: $rt.emptyBytes,
       lease: 0n,
@@ -423,18 +420,17 @@ export const PutRequest: $rt.MessageType<PutRequest> = {
       ignoreLease: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.key = r.bytes(end); break;
         case 18: m.value = r.bytes(end); break;
-        case 24: m.lease = r.int64Big(); break;
-        case 32: m.prevKv = r.bool(); break;
-        case 40: m.ignoreValue = r.bool(); break;
-        case 48: m.ignoreLease = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 24: m.lease = r.int64Big(end); break;
+        case 32: m.prevKv = r.bool(end); break;
+        case 40: m.ignoreValue = r.bool(end); break;
+        case 48: m.ignoreLease = r.bool(end); break;
+        default: r.unexpectedField(PutRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -470,20 +466,19 @@ export const PutResponse: $rt.MessageType<PutResponse> = {
       { w.uint32(18); const mark = w.fork(); mvccpb.KeyValue.write(m.prevKv, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): PutResponse {
-    const m: PutResponse = {
+  read(r: $rt.Reader, end: number, into?: PutResponse): PutResponse {
+    const m: PutResponse = into ?? {
       header: undefined,
       prevKv: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 18: m.prevKv = mvccpb.KeyValue.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 18: m.prevKv = mvccpb.KeyValue.read(r, r.delimitedEnd(end), m.prevKv); break;
+        default: r.unexpectedField(PutResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -525,22 +520,21 @@ export const DeleteRangeRequest: $rt.MessageType<DeleteRangeRequest> = {
       w.uint32(24); w.bool(m.prevKv);
     }
   },
-  read(r: $rt.Reader, end: number): DeleteRangeRequest {
-    const m: DeleteRangeRequest = {
+  read(r: $rt.Reader, end: number, into?: DeleteRangeRequest): DeleteRangeRequest {
+    const m: DeleteRangeRequest = into ?? {
       key: $rt.emptyBytes,
       rangeEnd: $rt.emptyBytes,
       prevKv: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.key = r.bytes(end); break;
         case 18: m.rangeEnd = r.bytes(end); break;
-        case 24: m.prevKv = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 24: m.prevKv = r.bool(end); break;
+        default: r.unexpectedField(DeleteRangeRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -582,22 +576,21 @@ export const DeleteRangeResponse: $rt.MessageType<DeleteRangeResponse> = {
       { w.uint32(26); const mark = w.fork(); mvccpb.KeyValue.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): DeleteRangeResponse {
-    const m: DeleteRangeResponse = {
+  read(r: $rt.Reader, end: number, into?: DeleteRangeResponse): DeleteRangeResponse {
+    const m: DeleteRangeResponse = into ?? {
       header: undefined,
       deleted: 0,
       prevKvs: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.deleted = r.int64Number(); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.deleted = r.int64Number(end); break;
         case 26: m.prevKvs.push(mvccpb.KeyValue.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(DeleteRangeResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -650,21 +643,20 @@ export const RequestOp: $rt.MessageType<RequestOp> = {
       }
     }
   },
-  read(r: $rt.Reader, end: number): RequestOp {
-    const m: RequestOp = {
+  read(r: $rt.Reader, end: number, into?: RequestOp): RequestOp {
+    const m: RequestOp = into ?? {
       request: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.request = { case: 'requestRange', value: RangeRequest.read(r, r.delimitedEnd(end)) }; break;
         case 18: m.request = { case: 'requestPut', value: PutRequest.read(r, r.delimitedEnd(end)) }; break;
         case 26: m.request = { case: 'requestDeleteRange', value: DeleteRangeRequest.read(r, r.delimitedEnd(end)) }; break;
         case 34: m.request = { case: 'requestTxn', value: TxnRequest.read(r, r.delimitedEnd(end)) }; break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(RequestOp, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -717,21 +709,20 @@ export const ResponseOp: $rt.MessageType<ResponseOp> = {
       }
     }
   },
-  read(r: $rt.Reader, end: number): ResponseOp {
-    const m: ResponseOp = {
+  read(r: $rt.Reader, end: number, into?: ResponseOp): ResponseOp {
+    const m: ResponseOp = into ?? {
       response: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.response = { case: 'responseRange', value: RangeResponse.read(r, r.delimitedEnd(end)) }; break;
         case 18: m.response = { case: 'responsePut', value: PutResponse.read(r, r.delimitedEnd(end)) }; break;
         case 26: m.response = { case: 'responseDeleteRange', value: DeleteRangeResponse.read(r, r.delimitedEnd(end)) }; break;
         case 34: m.response = { case: 'responseTxn', value: TxnResponse.read(r, r.delimitedEnd(end)) }; break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(ResponseOp, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -813,8 +804,8 @@ export const Compare: $rt.MessageType<Compare> = {
       w.uint32(514); w.bytes(m.rangeEnd);
     }
   },
-  read(r: $rt.Reader, end: number): Compare {
-    const m: Compare = {
+  read(r: $rt.Reader, end: number, into?: Compare): Compare {
+    const m: Compare = into ?? {
       result: 0,
       target: 0,
       key: $rt.emptyBytes,
@@ -822,21 +813,20 @@ export const Compare: $rt.MessageType<Compare> = {
       targetUnion: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.result = r.int32() as Compare_CompareResult; break;
-        case 16: m.target = r.int32() as Compare_CompareTarget; break;
+        case 8: m.result = r.int32(end) as Compare_CompareResult; break;
+        case 16: m.target = r.int32(end) as Compare_CompareTarget; break;
         case 26: m.key = r.bytes(end); break;
-        case 32: m.targetUnion = { case: 'version', value: r.int64Number() }; break;
-        case 40: m.targetUnion = { case: 'createRevision', value: r.int64Number() }; break;
-        case 48: m.targetUnion = { case: 'modRevision', value: r.int64Number() }; break;
+        case 32: m.targetUnion = { case: 'version', value: r.int64Number(end) }; break;
+        case 40: m.targetUnion = { case: 'createRevision', value: r.int64Number(end) }; break;
+        case 48: m.targetUnion = { case: 'modRevision', value: r.int64Number(end) }; break;
         case 58: m.targetUnion = { case: 'value', value: r.bytes(end) }; break;
-        case 64: m.targetUnion = { case: 'lease', value: r.int64Big() }; break;
+        case 64: m.targetUnion = { case: 'lease', value: r.int64Big(end) }; break;
         case 514: m.rangeEnd = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(Compare, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -878,22 +868,21 @@ export const TxnRequest: $rt.MessageType<TxnRequest> = {
       { w.uint32(26); const mark = w.fork(); RequestOp.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): TxnRequest {
-    const m: TxnRequest = {
+  read(r: $rt.Reader, end: number, into?: TxnRequest): TxnRequest {
+    const m: TxnRequest = into ?? {
       compare: [],
       success: [],
       failure: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.compare.push(Compare.read(r, r.delimitedEnd(end))); break;
         case 18: m.success.push(RequestOp.read(r, r.delimitedEnd(end))); break;
         case 26: m.failure.push(RequestOp.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(TxnRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -935,22 +924,21 @@ export const TxnResponse: $rt.MessageType<TxnResponse> = {
       { w.uint32(26); const mark = w.fork(); ResponseOp.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): TxnResponse {
-    const m: TxnResponse = {
+  read(r: $rt.Reader, end: number, into?: TxnResponse): TxnResponse {
+    const m: TxnResponse = into ?? {
       header: undefined,
       succeeded: false,
       responses: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.succeeded = r.bool(); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.succeeded = r.bool(end); break;
         case 26: m.responses.push(ResponseOp.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(TxnResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -986,20 +974,19 @@ export const CompactionRequest: $rt.MessageType<CompactionRequest> = {
       w.uint32(16); w.bool(m.physical);
     }
   },
-  read(r: $rt.Reader, end: number): CompactionRequest {
-    const m: CompactionRequest = {
+  read(r: $rt.Reader, end: number, into?: CompactionRequest): CompactionRequest {
+    const m: CompactionRequest = into ?? {
       revision: 0,
       physical: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.revision = r.int64Number(); break;
-        case 16: m.physical = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.revision = r.int64Number(end); break;
+        case 16: m.physical = r.bool(end); break;
+        default: r.unexpectedField(CompactionRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1029,18 +1016,17 @@ export const CompactionResponse: $rt.MessageType<CompactionResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): CompactionResponse {
-    const m: CompactionResponse = {
+  read(r: $rt.Reader, end: number, into?: CompactionResponse): CompactionResponse {
+    const m: CompactionResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(CompactionResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1064,16 +1050,15 @@ export const HashRequest: $rt.MessageType<HashRequest> = {
   },
   write(m: HashRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): HashRequest {
-    const m: HashRequest = {
+  read(r: $rt.Reader, end: number, into?: HashRequest): HashRequest {
+    const m: HashRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(HashRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1103,18 +1088,17 @@ export const HashKVRequest: $rt.MessageType<HashKVRequest> = {
       w.uint32(8); w.int64Number(m.revision);
     }
   },
-  read(r: $rt.Reader, end: number): HashKVRequest {
-    const m: HashKVRequest = {
+  read(r: $rt.Reader, end: number, into?: HashKVRequest): HashKVRequest {
+    const m: HashKVRequest = into ?? {
       revision: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.revision = r.int64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.revision = r.int64Number(end); break;
+        default: r.unexpectedField(HashKVRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1156,22 +1140,21 @@ export const HashKVResponse: $rt.MessageType<HashKVResponse> = {
       w.uint32(24); w.int64Number(m.compactRevision);
     }
   },
-  read(r: $rt.Reader, end: number): HashKVResponse {
-    const m: HashKVResponse = {
+  read(r: $rt.Reader, end: number, into?: HashKVResponse): HashKVResponse {
+    const m: HashKVResponse = into ?? {
       header: undefined,
       hash: 0,
       compactRevision: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.hash = r.uint32(); break;
-        case 24: m.compactRevision = r.int64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.hash = r.uint32(end); break;
+        case 24: m.compactRevision = r.int64Number(end); break;
+        default: r.unexpectedField(HashKVResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1207,20 +1190,19 @@ export const HashResponse: $rt.MessageType<HashResponse> = {
       w.uint32(16); w.uint32(m.hash);
     }
   },
-  read(r: $rt.Reader, end: number): HashResponse {
-    const m: HashResponse = {
+  read(r: $rt.Reader, end: number, into?: HashResponse): HashResponse {
+    const m: HashResponse = into ?? {
       header: undefined,
       hash: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.hash = r.uint32(); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.hash = r.uint32(end); break;
+        default: r.unexpectedField(HashResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1244,16 +1226,15 @@ export const SnapshotRequest: $rt.MessageType<SnapshotRequest> = {
   },
   write(m: SnapshotRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): SnapshotRequest {
-    const m: SnapshotRequest = {
+  read(r: $rt.Reader, end: number, into?: SnapshotRequest): SnapshotRequest {
+    const m: SnapshotRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(SnapshotRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1295,22 +1276,21 @@ export const SnapshotResponse: $rt.MessageType<SnapshotResponse> = {
       w.uint32(26); w.bytes(m.blob);
     }
   },
-  read(r: $rt.Reader, end: number): SnapshotResponse {
-    const m: SnapshotResponse = {
+  read(r: $rt.Reader, end: number, into?: SnapshotResponse): SnapshotResponse {
+    const m: SnapshotResponse = into ?? {
       header: undefined,
       remainingBytes: 0,
       blob: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.remainingBytes = r.uint64Number(); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.remainingBytes = r.uint64Number(end); break;
         case 26: m.blob = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(SnapshotResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1358,20 +1338,19 @@ export const WatchRequest: $rt.MessageType<WatchRequest> = {
       }
     }
   },
-  read(r: $rt.Reader, end: number): WatchRequest {
-    const m: WatchRequest = {
+  read(r: $rt.Reader, end: number, into?: WatchRequest): WatchRequest {
+    const m: WatchRequest = into ?? {
       requestUnion: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.requestUnion = { case: 'createRequest', value: WatchCreateRequest.read(r, r.delimitedEnd(end)) }; break;
         case 18: m.requestUnion = { case: 'cancelRequest', value: WatchCancelRequest.read(r, r.delimitedEnd(end)) }; break;
         case 26: m.requestUnion = { case: 'progressRequest', value: WatchProgressRequest.read(r, r.delimitedEnd(end)) }; break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(WatchRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1445,8 +1424,8 @@ export const WatchCreateRequest: $rt.MessageType<WatchCreateRequest> = {
       w.uint32(64); w.bool(m.fragment);
     }
   },
-  read(r: $rt.Reader, end: number): WatchCreateRequest {
-    const m: WatchCreateRequest = {
+  read(r: $rt.Reader, end: number, into?: WatchCreateRequest): WatchCreateRequest {
+    const m: WatchCreateRequest = into ?? {
       key: $rt.emptyBytes,
       rangeEnd: $rt.emptyBytes,
       startRevision: 0,
@@ -1457,21 +1436,20 @@ export const WatchCreateRequest: $rt.MessageType<WatchCreateRequest> = {
       fragment: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.key = r.bytes(end); break;
         case 18: m.rangeEnd = r.bytes(end); break;
-        case 24: m.startRevision = r.int64Number(); break;
-        case 32: m.progressNotify = r.bool(); break;
-        case 40: m.filters.push(r.int32() as WatchCreateRequest_FilterType); break;
-        case 42: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.filters.push(r.int32() as WatchCreateRequest_FilterType); r.expectEnd(stop); break; }
-        case 48: m.prevKv = r.bool(); break;
-        case 56: m.watchId = r.int64Number(); break;
-        case 64: m.fragment = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 24: m.startRevision = r.int64Number(end); break;
+        case 32: m.progressNotify = r.bool(end); break;
+        case 40: m.filters.push(r.int32(end) as WatchCreateRequest_FilterType); break;
+        case 42: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.filters.push(r.int32(end) as WatchCreateRequest_FilterType); break; }
+        case 48: m.prevKv = r.bool(end); break;
+        case 56: m.watchId = r.int64Number(end); break;
+        case 64: m.fragment = r.bool(end); break;
+        default: r.unexpectedField(WatchCreateRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1501,18 +1479,17 @@ export const WatchCancelRequest: $rt.MessageType<WatchCancelRequest> = {
       w.uint32(8); w.int64Number(m.watchId);
     }
   },
-  read(r: $rt.Reader, end: number): WatchCancelRequest {
-    const m: WatchCancelRequest = {
+  read(r: $rt.Reader, end: number, into?: WatchCancelRequest): WatchCancelRequest {
+    const m: WatchCancelRequest = into ?? {
       watchId: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.watchId = r.int64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.watchId = r.int64Number(end); break;
+        default: r.unexpectedField(WatchCancelRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1536,16 +1513,15 @@ export const WatchProgressRequest: $rt.MessageType<WatchProgressRequest> = {
   },
   write(m: WatchProgressRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): WatchProgressRequest {
-    const m: WatchProgressRequest = {
+  read(r: $rt.Reader, end: number, into?: WatchProgressRequest): WatchProgressRequest {
+    const m: WatchProgressRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(WatchProgressRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1617,8 +1593,8 @@ export const WatchResponse: $rt.MessageType<WatchResponse> = {
       { w.uint32(90); const mark = w.fork(); mvccpb.Event.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): WatchResponse {
-    const m: WatchResponse = {
+  read(r: $rt.Reader, end: number, into?: WatchResponse): WatchResponse {
+    const m: WatchResponse = into ?? {
       header: undefined,
       watchId: 0,
       created: false,
@@ -1629,20 +1605,19 @@ export const WatchResponse: $rt.MessageType<WatchResponse> = {
       events: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.watchId = r.int64Number(); break;
-        case 24: m.created = r.bool(); break;
-        case 32: m.canceled = r.bool(); break;
-        case 40: m.compactRevision = r.int64Number(); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.watchId = r.int64Number(end); break;
+        case 24: m.created = r.bool(end); break;
+        case 32: m.canceled = r.bool(end); break;
+        case 40: m.compactRevision = r.int64Number(end); break;
         case 50: m.cancelReason = r.string(end); break;
-        case 56: m.fragment = r.bool(); break;
+        case 56: m.fragment = r.bool(end); break;
         case 90: m.events.push(mvccpb.Event.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(WatchResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1678,20 +1653,19 @@ export const LeaseGrantRequest: $rt.MessageType<LeaseGrantRequest> = {
       w.uint32(16); w.int64Big(m.ID);
     }
   },
-  read(r: $rt.Reader, end: number): LeaseGrantRequest {
-    const m: LeaseGrantRequest = {
+  read(r: $rt.Reader, end: number, into?: LeaseGrantRequest): LeaseGrantRequest {
+    const m: LeaseGrantRequest = into ?? {
       TTL: 0,
       ID: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.TTL = r.int64Number(); break;
-        case 16: m.ID = r.int64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.TTL = r.int64Number(end); break;
+        case 16: m.ID = r.int64Big(end); break;
+        default: r.unexpectedField(LeaseGrantRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1739,24 +1713,23 @@ export const LeaseGrantResponse: $rt.MessageType<LeaseGrantResponse> = {
       w.uint32(34); w.string(m.error);
     }
   },
-  read(r: $rt.Reader, end: number): LeaseGrantResponse {
-    const m: LeaseGrantResponse = {
+  read(r: $rt.Reader, end: number, into?: LeaseGrantResponse): LeaseGrantResponse {
+    const m: LeaseGrantResponse = into ?? {
       header: undefined,
       ID: 0n,
       TTL: 0,
       error: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.ID = r.int64Big(); break;
-        case 24: m.TTL = r.int64Number(); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.ID = r.int64Big(end); break;
+        case 24: m.TTL = r.int64Number(end); break;
         case 34: m.error = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(LeaseGrantResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1786,18 +1759,17 @@ export const LeaseRevokeRequest: $rt.MessageType<LeaseRevokeRequest> = {
       w.uint32(8); w.int64Big(m.ID);
     }
   },
-  read(r: $rt.Reader, end: number): LeaseRevokeRequest {
-    const m: LeaseRevokeRequest = {
+  read(r: $rt.Reader, end: number, into?: LeaseRevokeRequest): LeaseRevokeRequest {
+    const m: LeaseRevokeRequest = into ?? {
       ID: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.int64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.ID = r.int64Big(end); break;
+        default: r.unexpectedField(LeaseRevokeRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1827,18 +1799,17 @@ export const LeaseRevokeResponse: $rt.MessageType<LeaseRevokeResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): LeaseRevokeResponse {
-    const m: LeaseRevokeResponse = {
+  read(r: $rt.Reader, end: number, into?: LeaseRevokeResponse): LeaseRevokeResponse {
+    const m: LeaseRevokeResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(LeaseRevokeResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1874,20 +1845,19 @@ export const LeaseCheckpoint: $rt.MessageType<LeaseCheckpoint> = {
       w.uint32(16); w.int64Number(m.remainingTTL);
     }
   },
-  read(r: $rt.Reader, end: number): LeaseCheckpoint {
-    const m: LeaseCheckpoint = {
+  read(r: $rt.Reader, end: number, into?: LeaseCheckpoint): LeaseCheckpoint {
+    const m: LeaseCheckpoint = into ?? {
       ID: 0n,
       remainingTTL: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.int64Big(); break;
-        case 16: m.remainingTTL = r.int64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.ID = r.int64Big(end); break;
+        case 16: m.remainingTTL = r.int64Number(end); break;
+        default: r.unexpectedField(LeaseCheckpoint, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1917,18 +1887,17 @@ export const LeaseCheckpointRequest: $rt.MessageType<LeaseCheckpointRequest> = {
       { w.uint32(10); const mark = w.fork(); LeaseCheckpoint.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): LeaseCheckpointRequest {
-    const m: LeaseCheckpointRequest = {
+  read(r: $rt.Reader, end: number, into?: LeaseCheckpointRequest): LeaseCheckpointRequest {
+    const m: LeaseCheckpointRequest = into ?? {
       checkpoints: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.checkpoints.push(LeaseCheckpoint.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(LeaseCheckpointRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1958,18 +1927,17 @@ export const LeaseCheckpointResponse: $rt.MessageType<LeaseCheckpointResponse> =
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): LeaseCheckpointResponse {
-    const m: LeaseCheckpointResponse = {
+  read(r: $rt.Reader, end: number, into?: LeaseCheckpointResponse): LeaseCheckpointResponse {
+    const m: LeaseCheckpointResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(LeaseCheckpointResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -1999,18 +1967,17 @@ export const LeaseKeepAliveRequest: $rt.MessageType<LeaseKeepAliveRequest> = {
       w.uint32(8); w.int64Big(m.ID);
     }
   },
-  read(r: $rt.Reader, end: number): LeaseKeepAliveRequest {
-    const m: LeaseKeepAliveRequest = {
+  read(r: $rt.Reader, end: number, into?: LeaseKeepAliveRequest): LeaseKeepAliveRequest {
+    const m: LeaseKeepAliveRequest = into ?? {
       ID: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.int64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.ID = r.int64Big(end); break;
+        default: r.unexpectedField(LeaseKeepAliveRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2052,22 +2019,21 @@ export const LeaseKeepAliveResponse: $rt.MessageType<LeaseKeepAliveResponse> = {
       w.uint32(24); w.int64Number(m.TTL);
     }
   },
-  read(r: $rt.Reader, end: number): LeaseKeepAliveResponse {
-    const m: LeaseKeepAliveResponse = {
+  read(r: $rt.Reader, end: number, into?: LeaseKeepAliveResponse): LeaseKeepAliveResponse {
+    const m: LeaseKeepAliveResponse = into ?? {
       header: undefined,
       ID: 0n,
       TTL: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.ID = r.int64Big(); break;
-        case 24: m.TTL = r.int64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.ID = r.int64Big(end); break;
+        case 24: m.TTL = r.int64Number(end); break;
+        default: r.unexpectedField(LeaseKeepAliveResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2103,20 +2069,19 @@ export const LeaseTimeToLiveRequest: $rt.MessageType<LeaseTimeToLiveRequest> = {
       w.uint32(16); w.bool(m.keys);
     }
   },
-  read(r: $rt.Reader, end: number): LeaseTimeToLiveRequest {
-    const m: LeaseTimeToLiveRequest = {
+  read(r: $rt.Reader, end: number, into?: LeaseTimeToLiveRequest): LeaseTimeToLiveRequest {
+    const m: LeaseTimeToLiveRequest = into ?? {
       ID: 0n,
       keys: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.int64Big(); break;
-        case 16: m.keys = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.ID = r.int64Big(end); break;
+        case 16: m.keys = r.bool(end); break;
+        default: r.unexpectedField(LeaseTimeToLiveRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2170,8 +2135,8 @@ export const LeaseTimeToLiveResponse: $rt.MessageType<LeaseTimeToLiveResponse> =
       w.uint32(42); w.bytes(v);
     }
   },
-  read(r: $rt.Reader, end: number): LeaseTimeToLiveResponse {
-    const m: LeaseTimeToLiveResponse = {
+  read(r: $rt.Reader, end: number, into?: LeaseTimeToLiveResponse): LeaseTimeToLiveResponse {
+    const m: LeaseTimeToLiveResponse = into ?? {
       header: undefined,
       ID: 0n,
       TTL: 0,
@@ -2179,17 +2144,16 @@ export const LeaseTimeToLiveResponse: $rt.MessageType<LeaseTimeToLiveResponse> =
       keys: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.ID = r.int64Big(); break;
-        case 24: m.TTL = r.int64Number(); break;
-        case 32: m.grantedTTL = r.int64Number(); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.ID = r.int64Big(end); break;
+        case 24: m.TTL = r.int64Number(end); break;
+        case 32: m.grantedTTL = r.int64Number(end); break;
         case 42: m.keys.push(r.bytes(end)); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(LeaseTimeToLiveResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2213,16 +2177,15 @@ export const LeaseLeasesRequest: $rt.MessageType<LeaseLeasesRequest> = {
   },
   write(m: LeaseLeasesRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): LeaseLeasesRequest {
-    const m: LeaseLeasesRequest = {
+  read(r: $rt.Reader, end: number, into?: LeaseLeasesRequest): LeaseLeasesRequest {
+    const m: LeaseLeasesRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(LeaseLeasesRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2252,18 +2215,17 @@ export const LeaseStatus: $rt.MessageType<LeaseStatus> = {
       w.uint32(8); w.int64Big(m.ID);
     }
   },
-  read(r: $rt.Reader, end: number): LeaseStatus {
-    const m: LeaseStatus = {
+  read(r: $rt.Reader, end: number, into?: LeaseStatus): LeaseStatus {
+    const m: LeaseStatus = into ?? {
       ID: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.int64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.ID = r.int64Big(end); break;
+        default: r.unexpectedField(LeaseStatus, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2299,20 +2261,19 @@ export const LeaseLeasesResponse: $rt.MessageType<LeaseLeasesResponse> = {
       { w.uint32(18); const mark = w.fork(); LeaseStatus.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): LeaseLeasesResponse {
-    const m: LeaseLeasesResponse = {
+  read(r: $rt.Reader, end: number, into?: LeaseLeasesResponse): LeaseLeasesResponse {
+    const m: LeaseLeasesResponse = into ?? {
       header: undefined,
       leases: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.leases.push(LeaseStatus.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(LeaseLeasesResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2366,8 +2327,8 @@ export const Member: $rt.MessageType<Member> = {
       w.uint32(40); w.bool(m.isLearner);
     }
   },
-  read(r: $rt.Reader, end: number): Member {
-    const m: Member = {
+  read(r: $rt.Reader, end: number, into?: Member): Member {
+    const m: Member = into ?? {
       ID: 0n,
       name: '',
       peerURLs: [],
@@ -2375,17 +2336,16 @@ export const Member: $rt.MessageType<Member> = {
       isLearner: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.uint64Big(); break;
+        case 8: m.ID = r.uint64Big(end); break;
         case 18: m.name = r.string(end); break;
         case 26: m.peerURLs.push(r.string(end)); break;
         case 34: m.clientURLs.push(r.string(end)); break;
-        case 40: m.isLearner = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 40: m.isLearner = r.bool(end); break;
+        default: r.unexpectedField(Member, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2421,20 +2381,19 @@ export const MemberAddRequest: $rt.MessageType<MemberAddRequest> = {
       w.uint32(16); w.bool(m.isLearner);
     }
   },
-  read(r: $rt.Reader, end: number): MemberAddRequest {
-    const m: MemberAddRequest = {
+  read(r: $rt.Reader, end: number, into?: MemberAddRequest): MemberAddRequest {
+    const m: MemberAddRequest = into ?? {
       peerURLs: [],
       isLearner: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.peerURLs.push(r.string(end)); break;
-        case 16: m.isLearner = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 16: m.isLearner = r.bool(end); break;
+        default: r.unexpectedField(MemberAddRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2476,22 +2435,21 @@ export const MemberAddResponse: $rt.MessageType<MemberAddResponse> = {
       { w.uint32(26); const mark = w.fork(); Member.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): MemberAddResponse {
-    const m: MemberAddResponse = {
+  read(r: $rt.Reader, end: number, into?: MemberAddResponse): MemberAddResponse {
+    const m: MemberAddResponse = into ?? {
       header: undefined,
       member: undefined,
       members: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 18: m.member = Member.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 18: m.member = Member.read(r, r.delimitedEnd(end), m.member); break;
         case 26: m.members.push(Member.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(MemberAddResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2521,18 +2479,17 @@ export const MemberRemoveRequest: $rt.MessageType<MemberRemoveRequest> = {
       w.uint32(8); w.int64Big(m.ID);
     }
   },
-  read(r: $rt.Reader, end: number): MemberRemoveRequest {
-    const m: MemberRemoveRequest = {
+  read(r: $rt.Reader, end: number, into?: MemberRemoveRequest): MemberRemoveRequest {
+    const m: MemberRemoveRequest = into ?? {
       ID: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.uint64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.ID = r.uint64Big(end); break;
+        default: r.unexpectedField(MemberRemoveRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2568,20 +2525,19 @@ export const MemberRemoveResponse: $rt.MessageType<MemberRemoveResponse> = {
       { w.uint32(18); const mark = w.fork(); Member.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): MemberRemoveResponse {
-    const m: MemberRemoveResponse = {
+  read(r: $rt.Reader, end: number, into?: MemberRemoveResponse): MemberRemoveResponse {
+    const m: MemberRemoveResponse = into ?? {
       header: undefined,
       members: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.members.push(Member.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(MemberRemoveResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2617,20 +2573,19 @@ export const MemberUpdateRequest: $rt.MessageType<MemberUpdateRequest> = {
       w.uint32(18); w.string(v);
     }
   },
-  read(r: $rt.Reader, end: number): MemberUpdateRequest {
-    const m: MemberUpdateRequest = {
+  read(r: $rt.Reader, end: number, into?: MemberUpdateRequest): MemberUpdateRequest {
+    const m: MemberUpdateRequest = into ?? {
       ID: 0n,
       peerURLs: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.uint64Big(); break;
+        case 8: m.ID = r.uint64Big(end); break;
         case 18: m.peerURLs.push(r.string(end)); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(MemberUpdateRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2666,20 +2621,19 @@ export const MemberUpdateResponse: $rt.MessageType<MemberUpdateResponse> = {
       { w.uint32(18); const mark = w.fork(); Member.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): MemberUpdateResponse {
-    const m: MemberUpdateResponse = {
+  read(r: $rt.Reader, end: number, into?: MemberUpdateResponse): MemberUpdateResponse {
+    const m: MemberUpdateResponse = into ?? {
       header: undefined,
       members: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.members.push(Member.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(MemberUpdateResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2691,7 +2645,7 @@ export interface MemberListRequest {
 export const MemberListRequest: $rt.MessageType<MemberListRequest> = {
   typeName: 'etcdserverpb.MemberListRequest',
   fields: [
-    { no: 1, name: 'linearizable', protoName: 'linearizable', repeated: false, kind: 'scalar', scalar: 'bool' },
+    { no: 1, name: 'linearizable', protoName: 'linearizable', repeated: false, after34: true, kind: 'scalar', scalar: 'bool' },
   ] as $rt.FieldInfo[],
   create(init?: Partial<MemberListRequest>): MemberListRequest {
     return {
@@ -2709,18 +2663,17 @@ export const MemberListRequest: $rt.MessageType<MemberListRequest> = {
       w.uint32(8); w.bool(m.linearizable);
     }
   },
-  read(r: $rt.Reader, end: number): MemberListRequest {
-    const m: MemberListRequest = {
+  read(r: $rt.Reader, end: number, into?: MemberListRequest): MemberListRequest {
+    const m: MemberListRequest = into ?? {
       linearizable: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.linearizable = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.linearizable = r.bool(end); break;
+        default: r.unexpectedField(MemberListRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2756,20 +2709,19 @@ export const MemberListResponse: $rt.MessageType<MemberListResponse> = {
       { w.uint32(18); const mark = w.fork(); Member.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): MemberListResponse {
-    const m: MemberListResponse = {
+  read(r: $rt.Reader, end: number, into?: MemberListResponse): MemberListResponse {
+    const m: MemberListResponse = into ?? {
       header: undefined,
       members: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.members.push(Member.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(MemberListResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2799,18 +2751,17 @@ export const MemberPromoteRequest: $rt.MessageType<MemberPromoteRequest> = {
       w.uint32(8); w.int64Big(m.ID);
     }
   },
-  read(r: $rt.Reader, end: number): MemberPromoteRequest {
-    const m: MemberPromoteRequest = {
+  read(r: $rt.Reader, end: number, into?: MemberPromoteRequest): MemberPromoteRequest {
+    const m: MemberPromoteRequest = into ?? {
       ID: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.uint64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.ID = r.uint64Big(end); break;
+        default: r.unexpectedField(MemberPromoteRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2846,20 +2797,19 @@ export const MemberPromoteResponse: $rt.MessageType<MemberPromoteResponse> = {
       { w.uint32(18); const mark = w.fork(); Member.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): MemberPromoteResponse {
-    const m: MemberPromoteResponse = {
+  read(r: $rt.Reader, end: number, into?: MemberPromoteResponse): MemberPromoteResponse {
+    const m: MemberPromoteResponse = into ?? {
       header: undefined,
       members: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.members.push(Member.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(MemberPromoteResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2883,16 +2833,15 @@ export const DefragmentRequest: $rt.MessageType<DefragmentRequest> = {
   },
   write(m: DefragmentRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): DefragmentRequest {
-    const m: DefragmentRequest = {
+  read(r: $rt.Reader, end: number, into?: DefragmentRequest): DefragmentRequest {
+    const m: DefragmentRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(DefragmentRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2922,18 +2871,17 @@ export const DefragmentResponse: $rt.MessageType<DefragmentResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): DefragmentResponse {
-    const m: DefragmentResponse = {
+  read(r: $rt.Reader, end: number, into?: DefragmentResponse): DefragmentResponse {
+    const m: DefragmentResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(DefragmentResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -2963,18 +2911,17 @@ export const MoveLeaderRequest: $rt.MessageType<MoveLeaderRequest> = {
       w.uint32(8); w.int64Big(m.targetID);
     }
   },
-  read(r: $rt.Reader, end: number): MoveLeaderRequest {
-    const m: MoveLeaderRequest = {
+  read(r: $rt.Reader, end: number, into?: MoveLeaderRequest): MoveLeaderRequest {
+    const m: MoveLeaderRequest = into ?? {
       targetID: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.targetID = r.uint64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.targetID = r.uint64Big(end); break;
+        default: r.unexpectedField(MoveLeaderRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3004,18 +2951,17 @@ export const MoveLeaderResponse: $rt.MessageType<MoveLeaderResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): MoveLeaderResponse {
-    const m: MoveLeaderResponse = {
+  read(r: $rt.Reader, end: number, into?: MoveLeaderResponse): MoveLeaderResponse {
+    const m: MoveLeaderResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(MoveLeaderResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3057,22 +3003,21 @@ export const AlarmRequest: $rt.MessageType<AlarmRequest> = {
       w.uint32(24); w.int32(m.alarm);
     }
   },
-  read(r: $rt.Reader, end: number): AlarmRequest {
-    const m: AlarmRequest = {
+  read(r: $rt.Reader, end: number, into?: AlarmRequest): AlarmRequest {
+    const m: AlarmRequest = into ?? {
       action: 0,
       memberID: 0n,
       alarm: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.action = r.int32() as AlarmRequest_AlarmAction; break;
-        case 16: m.memberID = r.uint64Big(); break;
-        case 24: m.alarm = r.int32() as AlarmType; break;
-        default: r.skip(tag & 7, end);
+        case 8: m.action = r.int32(end) as AlarmRequest_AlarmAction; break;
+        case 16: m.memberID = r.uint64Big(end); break;
+        case 24: m.alarm = r.int32(end) as AlarmType; break;
+        default: r.unexpectedField(AlarmRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3108,20 +3053,19 @@ export const AlarmMember: $rt.MessageType<AlarmMember> = {
       w.uint32(16); w.int32(m.alarm);
     }
   },
-  read(r: $rt.Reader, end: number): AlarmMember {
-    const m: AlarmMember = {
+  read(r: $rt.Reader, end: number, into?: AlarmMember): AlarmMember {
+    const m: AlarmMember = into ?? {
       memberID: 0n,
       alarm: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.memberID = r.uint64Big(); break;
-        case 16: m.alarm = r.int32() as AlarmType; break;
-        default: r.skip(tag & 7, end);
+        case 8: m.memberID = r.uint64Big(end); break;
+        case 16: m.alarm = r.int32(end) as AlarmType; break;
+        default: r.unexpectedField(AlarmMember, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3157,20 +3101,19 @@ export const AlarmResponse: $rt.MessageType<AlarmResponse> = {
       { w.uint32(18); const mark = w.fork(); AlarmMember.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AlarmResponse {
-    const m: AlarmResponse = {
+  read(r: $rt.Reader, end: number, into?: AlarmResponse): AlarmResponse {
+    const m: AlarmResponse = into ?? {
       header: undefined,
       alarms: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.alarms.push(AlarmMember.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AlarmResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3194,16 +3137,15 @@ export const StatusRequest: $rt.MessageType<StatusRequest> = {
   },
   write(m: StatusRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): StatusRequest {
-    const m: StatusRequest = {
+  read(r: $rt.Reader, end: number, into?: StatusRequest): StatusRequest {
+    const m: StatusRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(StatusRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3287,8 +3229,8 @@ export const StatusResponse: $rt.MessageType<StatusResponse> = {
       w.uint32(80); w.bool(m.isLearner);
     }
   },
-  read(r: $rt.Reader, end: number): StatusResponse {
-    const m: StatusResponse = {
+  read(r: $rt.Reader, end: number, into?: StatusResponse): StatusResponse {
+    const m: StatusResponse = into ?? {
       header: undefined,
       version: '',
       dbSize: 0,
@@ -3301,22 +3243,21 @@ export const StatusResponse: $rt.MessageType<StatusResponse> = {
       isLearner: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.version = r.string(end); break;
-        case 24: m.dbSize = r.int64Number(); break;
-        case 32: m.leader = r.uint64Big(); break;
-        case 40: m.raftIndex = r.uint64Number(); break;
-        case 48: m.raftTerm = r.uint64Number(); break;
-        case 56: m.raftAppliedIndex = r.uint64Number(); break;
+        case 24: m.dbSize = r.int64Number(end); break;
+        case 32: m.leader = r.uint64Big(end); break;
+        case 40: m.raftIndex = r.uint64Number(end); break;
+        case 48: m.raftTerm = r.uint64Number(end); break;
+        case 56: m.raftAppliedIndex = r.uint64Number(end); break;
         case 66: m.errors.push(r.string(end)); break;
-        case 72: m.dbSizeInUse = r.int64Number(); break;
-        case 80: m.isLearner = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 72: m.dbSizeInUse = r.int64Number(end); break;
+        case 80: m.isLearner = r.bool(end); break;
+        default: r.unexpectedField(StatusResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3340,16 +3281,15 @@ export const AuthEnableRequest: $rt.MessageType<AuthEnableRequest> = {
   },
   write(m: AuthEnableRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): AuthEnableRequest {
-    const m: AuthEnableRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthEnableRequest): AuthEnableRequest {
+    const m: AuthEnableRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthEnableRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3373,16 +3313,15 @@ export const AuthDisableRequest: $rt.MessageType<AuthDisableRequest> = {
   },
   write(m: AuthDisableRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): AuthDisableRequest {
-    const m: AuthDisableRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthDisableRequest): AuthDisableRequest {
+    const m: AuthDisableRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthDisableRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3406,16 +3345,15 @@ export const AuthStatusRequest: $rt.MessageType<AuthStatusRequest> = {
   },
   write(m: AuthStatusRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): AuthStatusRequest {
-    const m: AuthStatusRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthStatusRequest): AuthStatusRequest {
+    const m: AuthStatusRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthStatusRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3451,20 +3389,19 @@ export const AuthenticateRequest: $rt.MessageType<AuthenticateRequest> = {
       w.uint32(18); w.string(m.password);
     }
   },
-  read(r: $rt.Reader, end: number): AuthenticateRequest {
-    const m: AuthenticateRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthenticateRequest): AuthenticateRequest {
+    const m: AuthenticateRequest = into ?? {
       name: '',
       password: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.string(end); break;
         case 18: m.password = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthenticateRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3482,7 +3419,7 @@ export const AuthUserAddRequest: $rt.MessageType<AuthUserAddRequest> = {
     { no: 1, name: 'name', protoName: 'name', repeated: false, kind: 'scalar', scalar: 'string' },
     { no: 2, name: 'password', protoName: 'password', repeated: false, kind: 'scalar', scalar: 'string' },
     { no: 3, name: 'options', protoName: 'options', repeated: false, kind: 'message', messageType: () => authpb.UserAddOptions as $rt.MessageType<object> },
-    { no: 4, name: 'hashedPassword', protoName: 'hashedPassword', repeated: false, kind: 'scalar', scalar: 'string' },
+    { no: 4, name: 'hashedPassword', protoName: 'hashedPassword', repeated: false, after34: true, kind: 'scalar', scalar: 'string' },
   ] as $rt.FieldInfo[],
   create(init?: Partial<AuthUserAddRequest>): AuthUserAddRequest {
     return {
@@ -3512,24 +3449,23 @@ export const AuthUserAddRequest: $rt.MessageType<AuthUserAddRequest> = {
       w.uint32(34); w.string(m.hashedPassword);
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserAddRequest {
-    const m: AuthUserAddRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthUserAddRequest): AuthUserAddRequest {
+    const m: AuthUserAddRequest = into ?? {
       name: '',
       password: '',
       options: undefined,
       hashedPassword: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.string(end); break;
         case 18: m.password = r.string(end); break;
-        case 26: m.options = authpb.UserAddOptions.read(r, r.delimitedEnd(end)); break;
+        case 26: m.options = authpb.UserAddOptions.read(r, r.delimitedEnd(end), m.options); break;
         case 34: m.hashedPassword = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthUserAddRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3559,18 +3495,17 @@ export const AuthUserGetRequest: $rt.MessageType<AuthUserGetRequest> = {
       w.uint32(10); w.string(m.name);
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserGetRequest {
-    const m: AuthUserGetRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthUserGetRequest): AuthUserGetRequest {
+    const m: AuthUserGetRequest = into ?? {
       name: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthUserGetRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3600,18 +3535,17 @@ export const AuthUserDeleteRequest: $rt.MessageType<AuthUserDeleteRequest> = {
       w.uint32(10); w.string(m.name);
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserDeleteRequest {
-    const m: AuthUserDeleteRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthUserDeleteRequest): AuthUserDeleteRequest {
+    const m: AuthUserDeleteRequest = into ?? {
       name: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthUserDeleteRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3627,7 +3561,7 @@ export const AuthUserChangePasswordRequest: $rt.MessageType<AuthUserChangePasswo
   fields: [
     { no: 1, name: 'name', protoName: 'name', repeated: false, kind: 'scalar', scalar: 'string' },
     { no: 2, name: 'password', protoName: 'password', repeated: false, kind: 'scalar', scalar: 'string' },
-    { no: 3, name: 'hashedPassword', protoName: 'hashedPassword', repeated: false, kind: 'scalar', scalar: 'string' },
+    { no: 3, name: 'hashedPassword', protoName: 'hashedPassword', repeated: false, after34: true, kind: 'scalar', scalar: 'string' },
   ] as $rt.FieldInfo[],
   create(init?: Partial<AuthUserChangePasswordRequest>): AuthUserChangePasswordRequest {
     return {
@@ -3653,22 +3587,21 @@ export const AuthUserChangePasswordRequest: $rt.MessageType<AuthUserChangePasswo
       w.uint32(26); w.string(m.hashedPassword);
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserChangePasswordRequest {
-    const m: AuthUserChangePasswordRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthUserChangePasswordRequest): AuthUserChangePasswordRequest {
+    const m: AuthUserChangePasswordRequest = into ?? {
       name: '',
       password: '',
       hashedPassword: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.string(end); break;
         case 18: m.password = r.string(end); break;
         case 26: m.hashedPassword = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthUserChangePasswordRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3704,20 +3637,19 @@ export const AuthUserGrantRoleRequest: $rt.MessageType<AuthUserGrantRoleRequest>
       w.uint32(18); w.string(m.role);
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserGrantRoleRequest {
-    const m: AuthUserGrantRoleRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthUserGrantRoleRequest): AuthUserGrantRoleRequest {
+    const m: AuthUserGrantRoleRequest = into ?? {
       user: '',
       role: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.user = r.string(end); break;
         case 18: m.role = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthUserGrantRoleRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3753,20 +3685,19 @@ export const AuthUserRevokeRoleRequest: $rt.MessageType<AuthUserRevokeRoleReques
       w.uint32(18); w.string(m.role);
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserRevokeRoleRequest {
-    const m: AuthUserRevokeRoleRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthUserRevokeRoleRequest): AuthUserRevokeRoleRequest {
+    const m: AuthUserRevokeRoleRequest = into ?? {
       name: '',
       role: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.string(end); break;
         case 18: m.role = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthUserRevokeRoleRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3796,18 +3727,17 @@ export const AuthRoleAddRequest: $rt.MessageType<AuthRoleAddRequest> = {
       w.uint32(10); w.string(m.name);
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleAddRequest {
-    const m: AuthRoleAddRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleAddRequest): AuthRoleAddRequest {
+    const m: AuthRoleAddRequest = into ?? {
       name: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthRoleAddRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3837,18 +3767,17 @@ export const AuthRoleGetRequest: $rt.MessageType<AuthRoleGetRequest> = {
       w.uint32(10); w.string(m.role);
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleGetRequest {
-    const m: AuthRoleGetRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleGetRequest): AuthRoleGetRequest {
+    const m: AuthRoleGetRequest = into ?? {
       role: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.role = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthRoleGetRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3872,16 +3801,15 @@ export const AuthUserListRequest: $rt.MessageType<AuthUserListRequest> = {
   },
   write(m: AuthUserListRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): AuthUserListRequest {
-    const m: AuthUserListRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthUserListRequest): AuthUserListRequest {
+    const m: AuthUserListRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthUserListRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3905,16 +3833,15 @@ export const AuthRoleListRequest: $rt.MessageType<AuthRoleListRequest> = {
   },
   write(m: AuthRoleListRequest, w: $rt.Writer): void {
   },
-  read(r: $rt.Reader, end: number): AuthRoleListRequest {
-    const m: AuthRoleListRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleListRequest): AuthRoleListRequest {
+    const m: AuthRoleListRequest = into ?? {
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthRoleListRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3944,18 +3871,17 @@ export const AuthRoleDeleteRequest: $rt.MessageType<AuthRoleDeleteRequest> = {
       w.uint32(10); w.string(m.role);
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleDeleteRequest {
-    const m: AuthRoleDeleteRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleDeleteRequest): AuthRoleDeleteRequest {
+    const m: AuthRoleDeleteRequest = into ?? {
       role: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.role = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthRoleDeleteRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -3991,20 +3917,19 @@ export const AuthRoleGrantPermissionRequest: $rt.MessageType<AuthRoleGrantPermis
       { w.uint32(18); const mark = w.fork(); authpb.Permission.write(m.perm, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleGrantPermissionRequest {
-    const m: AuthRoleGrantPermissionRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleGrantPermissionRequest): AuthRoleGrantPermissionRequest {
+    const m: AuthRoleGrantPermissionRequest = into ?? {
       name: '',
       perm: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.string(end); break;
-        case 18: m.perm = authpb.Permission.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 18: m.perm = authpb.Permission.read(r, r.delimitedEnd(end), m.perm); break;
+        default: r.unexpectedField(AuthRoleGrantPermissionRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4046,22 +3971,21 @@ export const AuthRoleRevokePermissionRequest: $rt.MessageType<AuthRoleRevokePerm
       w.uint32(26); w.bytes(m.rangeEnd);
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleRevokePermissionRequest {
-    const m: AuthRoleRevokePermissionRequest = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleRevokePermissionRequest): AuthRoleRevokePermissionRequest {
+    const m: AuthRoleRevokePermissionRequest = into ?? {
       role: '',
       key: $rt.emptyBytes,
       rangeEnd: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.role = r.string(end); break;
         case 18: m.key = r.bytes(end); break;
         case 26: m.rangeEnd = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthRoleRevokePermissionRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4091,18 +4015,17 @@ export const AuthEnableResponse: $rt.MessageType<AuthEnableResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthEnableResponse {
-    const m: AuthEnableResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthEnableResponse): AuthEnableResponse {
+    const m: AuthEnableResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthEnableResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4132,18 +4055,17 @@ export const AuthDisableResponse: $rt.MessageType<AuthDisableResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthDisableResponse {
-    const m: AuthDisableResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthDisableResponse): AuthDisableResponse {
+    const m: AuthDisableResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthDisableResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4185,22 +4107,21 @@ export const AuthStatusResponse: $rt.MessageType<AuthStatusResponse> = {
       w.uint32(24); w.int64Number(m.authRevision);
     }
   },
-  read(r: $rt.Reader, end: number): AuthStatusResponse {
-    const m: AuthStatusResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthStatusResponse): AuthStatusResponse {
+    const m: AuthStatusResponse = into ?? {
       header: undefined,
       enabled: false,
       authRevision: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 16: m.enabled = r.bool(); break;
-        case 24: m.authRevision = r.uint64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 16: m.enabled = r.bool(end); break;
+        case 24: m.authRevision = r.uint64Number(end); break;
+        default: r.unexpectedField(AuthStatusResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4236,20 +4157,19 @@ export const AuthenticateResponse: $rt.MessageType<AuthenticateResponse> = {
       w.uint32(18); w.string(m.token);
     }
   },
-  read(r: $rt.Reader, end: number): AuthenticateResponse {
-    const m: AuthenticateResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthenticateResponse): AuthenticateResponse {
+    const m: AuthenticateResponse = into ?? {
       header: undefined,
       token: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.token = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthenticateResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4279,18 +4199,17 @@ export const AuthUserAddResponse: $rt.MessageType<AuthUserAddResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserAddResponse {
-    const m: AuthUserAddResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthUserAddResponse): AuthUserAddResponse {
+    const m: AuthUserAddResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthUserAddResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4326,20 +4245,19 @@ export const AuthUserGetResponse: $rt.MessageType<AuthUserGetResponse> = {
       w.uint32(18); w.string(v);
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserGetResponse {
-    const m: AuthUserGetResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthUserGetResponse): AuthUserGetResponse {
+    const m: AuthUserGetResponse = into ?? {
       header: undefined,
       roles: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.roles.push(r.string(end)); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthUserGetResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4369,18 +4287,17 @@ export const AuthUserDeleteResponse: $rt.MessageType<AuthUserDeleteResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserDeleteResponse {
-    const m: AuthUserDeleteResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthUserDeleteResponse): AuthUserDeleteResponse {
+    const m: AuthUserDeleteResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthUserDeleteResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4410,18 +4327,17 @@ export const AuthUserChangePasswordResponse: $rt.MessageType<AuthUserChangePassw
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserChangePasswordResponse {
-    const m: AuthUserChangePasswordResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthUserChangePasswordResponse): AuthUserChangePasswordResponse {
+    const m: AuthUserChangePasswordResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthUserChangePasswordResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4451,18 +4367,17 @@ export const AuthUserGrantRoleResponse: $rt.MessageType<AuthUserGrantRoleRespons
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserGrantRoleResponse {
-    const m: AuthUserGrantRoleResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthUserGrantRoleResponse): AuthUserGrantRoleResponse {
+    const m: AuthUserGrantRoleResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthUserGrantRoleResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4492,18 +4407,17 @@ export const AuthUserRevokeRoleResponse: $rt.MessageType<AuthUserRevokeRoleRespo
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserRevokeRoleResponse {
-    const m: AuthUserRevokeRoleResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthUserRevokeRoleResponse): AuthUserRevokeRoleResponse {
+    const m: AuthUserRevokeRoleResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthUserRevokeRoleResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4533,18 +4447,17 @@ export const AuthRoleAddResponse: $rt.MessageType<AuthRoleAddResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleAddResponse {
-    const m: AuthRoleAddResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleAddResponse): AuthRoleAddResponse {
+    const m: AuthRoleAddResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthRoleAddResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4580,20 +4493,19 @@ export const AuthRoleGetResponse: $rt.MessageType<AuthRoleGetResponse> = {
       { w.uint32(18); const mark = w.fork(); authpb.Permission.write(v, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleGetResponse {
-    const m: AuthRoleGetResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleGetResponse): AuthRoleGetResponse {
+    const m: AuthRoleGetResponse = into ?? {
       header: undefined,
       perm: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.perm.push(authpb.Permission.read(r, r.delimitedEnd(end))); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthRoleGetResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4629,20 +4541,19 @@ export const AuthRoleListResponse: $rt.MessageType<AuthRoleListResponse> = {
       w.uint32(18); w.string(v);
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleListResponse {
-    const m: AuthRoleListResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleListResponse): AuthRoleListResponse {
+    const m: AuthRoleListResponse = into ?? {
       header: undefined,
       roles: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.roles.push(r.string(end)); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthRoleListResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4678,20 +4589,19 @@ export const AuthUserListResponse: $rt.MessageType<AuthUserListResponse> = {
       w.uint32(18); w.string(v);
     }
   },
-  read(r: $rt.Reader, end: number): AuthUserListResponse {
-    const m: AuthUserListResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthUserListResponse): AuthUserListResponse {
+    const m: AuthUserListResponse = into ?? {
       header: undefined,
       users: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.users.push(r.string(end)); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(AuthUserListResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4721,18 +4631,17 @@ export const AuthRoleDeleteResponse: $rt.MessageType<AuthRoleDeleteResponse> = {
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleDeleteResponse {
-    const m: AuthRoleDeleteResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleDeleteResponse): AuthRoleDeleteResponse {
+    const m: AuthRoleDeleteResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthRoleDeleteResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4762,18 +4671,17 @@ export const AuthRoleGrantPermissionResponse: $rt.MessageType<AuthRoleGrantPermi
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleGrantPermissionResponse {
-    const m: AuthRoleGrantPermissionResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleGrantPermissionResponse): AuthRoleGrantPermissionResponse {
+    const m: AuthRoleGrantPermissionResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthRoleGrantPermissionResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -4803,18 +4711,17 @@ export const AuthRoleRevokePermissionResponse: $rt.MessageType<AuthRoleRevokePer
       { w.uint32(10); const mark = w.fork(); ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): AuthRoleRevokePermissionResponse {
-    const m: AuthRoleRevokePermissionResponse = {
+  read(r: $rt.Reader, end: number, into?: AuthRoleRevokePermissionResponse): AuthRoleRevokePermissionResponse {
+    const m: AuthRoleRevokePermissionResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(AuthRoleRevokePermissionResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };

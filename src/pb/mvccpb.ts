@@ -67,8 +67,8 @@ export const KeyValue: $rt.MessageType<KeyValue> = {
       w.uint32(48); w.int64Big(m.lease);
     }
   },
-  read(r: $rt.Reader, end: number): KeyValue {
-    const m: KeyValue = {
+  read(r: $rt.Reader, end: number, into?: KeyValue): KeyValue {
+    const m: KeyValue = into ?? {
       key: $rt.emptyBytes,
       createRevision: 0,
       modRevision: 0,
@@ -77,18 +77,17 @@ export const KeyValue: $rt.MessageType<KeyValue> = {
       lease: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.key = r.bytes(end); break;
-        case 16: m.createRevision = r.int64Number(); break;
-        case 24: m.modRevision = r.int64Number(); break;
-        case 32: m.version = r.int64Number(); break;
+        case 16: m.createRevision = r.int64Number(end); break;
+        case 24: m.modRevision = r.int64Number(end); break;
+        case 32: m.version = r.int64Number(end); break;
         case 42: m.value = r.bytes(end); break;
-        case 48: m.lease = r.int64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 48: m.lease = r.int64Big(end); break;
+        default: r.unexpectedField(KeyValue, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -130,22 +129,21 @@ export const Event: $rt.MessageType<Event> = {
       { w.uint32(26); const mark = w.fork(); KeyValue.write(m.prevKv, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): Event {
-    const m: Event = {
+  read(r: $rt.Reader, end: number, into?: Event): Event {
+    const m: Event = into ?? {
       type: 0,
       kv: undefined,
       prevKv: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.type = r.int32() as Event_EventType; break;
-        case 18: m.kv = KeyValue.read(r, r.delimitedEnd(end)); break;
-        case 26: m.prevKv = KeyValue.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.type = r.int32(end) as Event_EventType; break;
+        case 18: m.kv = KeyValue.read(r, r.delimitedEnd(end), m.kv); break;
+        case 26: m.prevKv = KeyValue.read(r, r.delimitedEnd(end), m.prevKv); break;
+        default: r.unexpectedField(Event, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };

@@ -110,24 +110,23 @@ export const Entry: $rt.MessageType<Entry> = {
       w.uint32(34); w.bytes(m.data);
     }
   },
-  read(r: $rt.Reader, end: number): Entry {
-    const m: Entry = {
+  read(r: $rt.Reader, end: number, into?: Entry): Entry {
+    const m: Entry = into ?? {
       term: 0,
       index: 0,
       type: 0,
       data: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.term = r.uint64Number(); break;
-        case 16: m.index = r.uint64Number(); break;
-        case 24: m.type = r.int32() as EntryType; break;
+        case 8: m.term = r.uint64Number(end); break;
+        case 16: m.index = r.uint64Number(end); break;
+        case 24: m.type = r.int32(end) as EntryType; break;
         case 34: m.data = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(Entry, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -169,22 +168,21 @@ export const SnapshotMetadata: $rt.MessageType<SnapshotMetadata> = {
       w.uint32(24); w.int64Number(m.term);
     }
   },
-  read(r: $rt.Reader, end: number): SnapshotMetadata {
-    const m: SnapshotMetadata = {
+  read(r: $rt.Reader, end: number, into?: SnapshotMetadata): SnapshotMetadata {
+    const m: SnapshotMetadata = into ?? {
       confState: undefined,
       index: 0,
       term: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.confState = ConfState.read(r, r.delimitedEnd(end)); break;
-        case 16: m.index = r.uint64Number(); break;
-        case 24: m.term = r.uint64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.confState = ConfState.read(r, r.delimitedEnd(end), m.confState); break;
+        case 16: m.index = r.uint64Number(end); break;
+        case 24: m.term = r.uint64Number(end); break;
+        default: r.unexpectedField(SnapshotMetadata, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -220,20 +218,19 @@ export const Snapshot: $rt.MessageType<Snapshot> = {
       { w.uint32(18); const mark = w.fork(); SnapshotMetadata.write(m.metadata, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): Snapshot {
-    const m: Snapshot = {
+  read(r: $rt.Reader, end: number, into?: Snapshot): Snapshot {
+    const m: Snapshot = into ?? {
       data: $rt.emptyBytes,
       metadata: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.data = r.bytes(end); break;
-        case 18: m.metadata = SnapshotMetadata.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 18: m.metadata = SnapshotMetadata.read(r, r.delimitedEnd(end), m.metadata); break;
+        default: r.unexpectedField(Snapshot, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -329,8 +326,8 @@ export const Message: $rt.MessageType<Message> = {
       w.uint32(98); w.bytes(m.context);
     }
   },
-  read(r: $rt.Reader, end: number): Message {
-    const m: Message = {
+  read(r: $rt.Reader, end: number, into?: Message): Message {
+    const m: Message = into ?? {
       type: 0,
       to: 0n,
       from: 0n,
@@ -345,24 +342,23 @@ export const Message: $rt.MessageType<Message> = {
       context: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.type = r.int32() as MessageType; break;
-        case 16: m.to = r.uint64Big(); break;
-        case 24: m.from = r.uint64Big(); break;
-        case 32: m.term = r.uint64Number(); break;
-        case 40: m.logTerm = r.uint64Number(); break;
-        case 48: m.index = r.uint64Number(); break;
+        case 8: m.type = r.int32(end) as MessageType; break;
+        case 16: m.to = r.uint64Big(end); break;
+        case 24: m.from = r.uint64Big(end); break;
+        case 32: m.term = r.uint64Number(end); break;
+        case 40: m.logTerm = r.uint64Number(end); break;
+        case 48: m.index = r.uint64Number(end); break;
         case 58: m.entries.push(Entry.read(r, r.delimitedEnd(end))); break;
-        case 64: m.commit = r.uint64Number(); break;
-        case 74: m.snapshot = Snapshot.read(r, r.delimitedEnd(end)); break;
-        case 80: m.reject = r.bool(); break;
-        case 88: m.rejectHint = r.uint64Number(); break;
+        case 64: m.commit = r.uint64Number(end); break;
+        case 74: m.snapshot = Snapshot.read(r, r.delimitedEnd(end), m.snapshot); break;
+        case 80: m.reject = r.bool(end); break;
+        case 88: m.rejectHint = r.uint64Number(end); break;
         case 98: m.context = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(Message, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -404,22 +400,21 @@ export const HardState: $rt.MessageType<HardState> = {
       w.uint32(24); w.int64Number(m.commit);
     }
   },
-  read(r: $rt.Reader, end: number): HardState {
-    const m: HardState = {
+  read(r: $rt.Reader, end: number, into?: HardState): HardState {
+    const m: HardState = into ?? {
       term: 0,
       vote: 0n,
       commit: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.term = r.uint64Number(); break;
-        case 16: m.vote = r.uint64Big(); break;
-        case 24: m.commit = r.uint64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.term = r.uint64Number(end); break;
+        case 16: m.vote = r.uint64Big(end); break;
+        case 24: m.commit = r.uint64Number(end); break;
+        default: r.unexpectedField(HardState, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -481,8 +476,8 @@ export const ConfState: $rt.MessageType<ConfState> = {
       w.uint32(40); w.bool(m.autoLeave);
     }
   },
-  read(r: $rt.Reader, end: number): ConfState {
-    const m: ConfState = {
+  read(r: $rt.Reader, end: number, into?: ConfState): ConfState {
+    const m: ConfState = into ?? {
       voters: [],
       learners: [],
       votersOutgoing: [],
@@ -490,21 +485,20 @@ export const ConfState: $rt.MessageType<ConfState> = {
       autoLeave: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.voters.push(r.uint64Big()); break;
-        case 10: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.voters.push(r.uint64Big()); r.expectEnd(stop); break; }
-        case 16: m.learners.push(r.uint64Big()); break;
-        case 18: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.learners.push(r.uint64Big()); r.expectEnd(stop); break; }
-        case 24: m.votersOutgoing.push(r.uint64Big()); break;
-        case 26: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.votersOutgoing.push(r.uint64Big()); r.expectEnd(stop); break; }
-        case 32: m.learnersNext.push(r.uint64Big()); break;
-        case 34: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.learnersNext.push(r.uint64Big()); r.expectEnd(stop); break; }
-        case 40: m.autoLeave = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.voters.push(r.uint64Big(end)); break;
+        case 10: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.voters.push(r.uint64Big(end)); break; }
+        case 16: m.learners.push(r.uint64Big(end)); break;
+        case 18: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.learners.push(r.uint64Big(end)); break; }
+        case 24: m.votersOutgoing.push(r.uint64Big(end)); break;
+        case 26: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.votersOutgoing.push(r.uint64Big(end)); break; }
+        case 32: m.learnersNext.push(r.uint64Big(end)); break;
+        case 34: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.learnersNext.push(r.uint64Big(end)); break; }
+        case 40: m.autoLeave = r.bool(end); break;
+        default: r.unexpectedField(ConfState, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -552,24 +546,23 @@ export const ConfChange: $rt.MessageType<ConfChange> = {
       w.uint32(32); w.int64Big(m.id);
     }
   },
-  read(r: $rt.Reader, end: number): ConfChange {
-    const m: ConfChange = {
+  read(r: $rt.Reader, end: number, into?: ConfChange): ConfChange {
+    const m: ConfChange = into ?? {
       type: 0,
       nodeId: 0n,
       context: $rt.emptyBytes,
       id: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.type = r.int32() as ConfChangeType; break;
-        case 16: m.nodeId = r.uint64Big(); break;
+        case 8: m.type = r.int32(end) as ConfChangeType; break;
+        case 16: m.nodeId = r.uint64Big(end); break;
         case 26: m.context = r.bytes(end); break;
-        case 32: m.id = r.uint64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 32: m.id = r.uint64Big(end); break;
+        default: r.unexpectedField(ConfChange, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -605,20 +598,19 @@ export const ConfChangeSingle: $rt.MessageType<ConfChangeSingle> = {
       w.uint32(16); w.int64Big(m.nodeId);
     }
   },
-  read(r: $rt.Reader, end: number): ConfChangeSingle {
-    const m: ConfChangeSingle = {
+  read(r: $rt.Reader, end: number, into?: ConfChangeSingle): ConfChangeSingle {
+    const m: ConfChangeSingle = into ?? {
       type: 0,
       nodeId: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.type = r.int32() as ConfChangeType; break;
-        case 16: m.nodeId = r.uint64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.type = r.int32(end) as ConfChangeType; break;
+        case 16: m.nodeId = r.uint64Big(end); break;
+        default: r.unexpectedField(ConfChangeSingle, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -660,22 +652,21 @@ export const ConfChangeV2: $rt.MessageType<ConfChangeV2> = {
       w.uint32(26); w.bytes(m.context);
     }
   },
-  read(r: $rt.Reader, end: number): ConfChangeV2 {
-    const m: ConfChangeV2 = {
+  read(r: $rt.Reader, end: number, into?: ConfChangeV2): ConfChangeV2 {
+    const m: ConfChangeV2 = into ?? {
       transition: 0,
       changes: [],
       context: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.transition = r.int32() as ConfChangeTransition; break;
+        case 8: m.transition = r.int32(end) as ConfChangeTransition; break;
         case 18: m.changes.push(ConfChangeSingle.read(r, r.delimitedEnd(end))); break;
         case 26: m.context = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(ConfChangeV2, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };

@@ -15,10 +15,15 @@
  * rounded above), every other int64/uint64 is a bigint (ids).
  */
 
-/** A malformed message: truncated, a length past its end, a bad wire type. */
+/** A malformed message, with the text etcd's Go decoders give for it. */
 export class DecodeError extends Error {
   override readonly name = 'DecodeError';
 }
+
+/** Go's io.ErrUnexpectedEOF, as gogo/protobuf reports a truncated field. */
+const unexpectedEof = 'unexpected EOF';
+const intOverflow = 'proto: integer overflow';
+const negativeLength = 'proto: negative length found during unmarshaling';
 
 const twoTo32 = 0x1_0000_0000;
 const scratchBytesInitial = 64 * 1024;
@@ -208,54 +213,75 @@ export function releaseWriter(w: Writer): void {
   if (w.buf.length <= scratchBytesKeepMax) scratch = w;
 }
 
+/**
+ * Reads a message as etcd's generated Go decoders (gogo/protobuf) do, errors
+ * included, so that a malformed request gets etcd's very message:
+ *
+ * - every read stops at the end of the message it belongs to, and running
+ *   out is "unexpected EOF" (Go's io.ErrUnexpectedEOF);
+ * - a varint of more than 10 bytes is "proto: integer overflow";
+ * - a length whose 64-bit value is negative is "proto: negative length found
+ *   during unmarshaling";
+ * - a known field with the wrong wire type, an end-group tag, a field number
+ *   of 0 or below are errors that name the message or the field (`fieldError`);
+ * - an unknown field is skipped, groups included.
+ *
+ * Generated code reads a tag with `tag(end)` and switches on it; anything
+ * that matches no field goes to `unexpectedField`, which is off the hot path.
+ */
 export class Reader {
   readonly buf: Buffer;
   pos: number;
+  /** Where the tag returned by the last tag() began. */
+  tagAt = 0;
 
   constructor(bytes: Uint8Array) {
     this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = 0;
   }
 
-  private fail(what: string): never {
-    throw new DecodeError(`protobuf: ${what} at offset ${this.pos}`);
-  }
-
-  /** A varint truncated to its low 32 bits, as an unsigned number. */
-  uint32(): number {
+  /**
+   * The next tag as fieldNumber * 8 + wireType, the field number truncated to
+   * 32 bits as Go's decoders do; -1 when that number is not in 1 .. 2^28 - 1
+   * (no field of ours), for unexpectedField to report or skip.
+   */
+  tag(end: number): number {
     const b = this.buf;
-    let p = this.pos;
-    let result = 0;
-    let shift = 0;
-    for (let i = 0; i < 10; i++) {
-      if (p >= b.length) this.fail('truncated varint');
-      const byte = b[p++] as number;
-      if (shift < 32) result |= (byte & 0x7f) << shift;
-      shift += 7;
-      if (byte < 0x80) {
-        this.pos = p;
-        return result >>> 0;
+    const p = this.pos;
+    this.tagAt = p;
+    if (p < end) {
+      const b0 = b[p] as number;
+      if (b0 < 0x80) {
+        this.pos = p + 1;
+        return b0;
+      }
+      if (p + 1 < end) {
+        const b1 = b[p + 1] as number;
+        if (b1 < 0x80) {
+          this.pos = p + 2;
+          return (b0 & 0x7f) | (b1 << 7);
+        }
       }
     }
-    return this.fail('varint longer than 10 bytes');
+    this.varint64(end);
+    const fieldNumber = ((this.hi << 29) | (this.lo >>> 3)) | 0;
+    if (fieldNumber <= 0 || fieldNumber >= 1 << 28) return -1;
+    return fieldNumber * 8 + (this.lo & 7);
   }
 
-  int32(): number {
-    return this.uint32() | 0;
-  }
+  /** The halves of the last varint64() read. */
+  private lo = 0;
+  private hi = 0;
 
-  bool(): boolean {
-    return this.uint32() !== 0;
-  }
-
-  /** Reads a varint into its low and high 32-bit halves. */
-  private varint64(): [number, number] {
+  /** Reads a varint of up to 10 bytes into lo and hi (bits past 64 are dropped, as Go does). */
+  private varint64(end: number): void {
     const b = this.buf;
     let p = this.pos;
     let lo = 0;
     let hi = 0;
-    for (let i = 0; i < 10; i++) {
-      if (p >= b.length) this.fail('truncated varint');
+    for (let i = 0; ; i++) {
+      if (i === 10) throw new DecodeError(intOverflow);
+      if (p >= end) throw new DecodeError(unexpectedEof);
       const byte = b[p++] as number;
       const bits = byte & 0x7f;
       if (i < 4) {
@@ -266,43 +292,87 @@ export class Reader {
       } else {
         hi |= bits << (7 * i - 32);
       }
-      if (byte < 0x80) {
-        this.pos = p;
-        return [lo >>> 0, hi >>> 0];
+      if (byte < 0x80) break;
+    }
+    this.pos = p;
+    this.lo = lo >>> 0;
+    this.hi = hi >>> 0;
+  }
+
+  /** A varint of one byte (the common case) read, or -1 with nothing read. */
+  private oneByte(end: number): number {
+    const p = this.pos;
+    if (p < end) {
+      const b0 = this.buf[p] as number;
+      if (b0 < 0x80) {
+        this.pos = p + 1;
+        return b0;
       }
     }
-    return this.fail('varint longer than 10 bytes');
+    return -1;
+  }
+
+  /** The low 32 bits of a varint, unsigned (uint32 fields; Go drops the rest). */
+  uint32(end: number): number {
+    const v = this.oneByte(end);
+    if (v >= 0) return v;
+    this.varint64(end);
+    return this.lo;
+  }
+
+  /** The low 32 bits of a varint, signed (int32 and enum fields). */
+  int32(end: number): number {
+    return this.uint32(end) | 0;
+  }
+
+  /** True when any of the varint's 64 bits is set. */
+  bool(end: number): boolean {
+    const v = this.oneByte(end);
+    if (v >= 0) return v !== 0;
+    this.varint64(end);
+    return this.lo !== 0 || this.hi !== 0;
   }
 
   /** An int64 as a number: exact below 2^53, rounded (but ordered) beyond. */
-  int64Number(): number {
-    const [lo, hi] = this.varint64();
+  int64Number(end: number): number {
+    const v = this.oneByte(end);
+    if (v >= 0) return v;
+    this.varint64(end);
+    const { lo, hi } = this;
     if (hi < 0x80000000) return hi * twoTo32 + lo;
     // Negative: two's complement.
     return -((~hi >>> 0) * twoTo32 + ((~lo >>> 0) + 1));
   }
 
   /** A uint64 as a number: exact below 2^53, rounded (but ordered) beyond. */
-  uint64Number(): number {
-    const [lo, hi] = this.varint64();
-    return hi * twoTo32 + lo;
+  uint64Number(end: number): number {
+    this.varint64(end);
+    return this.hi * twoTo32 + this.lo;
   }
 
-  int64Big(): bigint {
-    const [lo, hi] = this.varint64();
-    return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
+  int64Big(end: number): bigint {
+    this.varint64(end);
+    return BigInt.asIntN(64, (BigInt(this.hi) << 32n) | BigInt(this.lo));
   }
 
-  uint64Big(): bigint {
-    const [lo, hi] = this.varint64();
-    return (BigInt(hi) << 32n) | BigInt(lo);
+  uint64Big(end: number): bigint {
+    this.varint64(end);
+    return (BigInt(this.hi) << 32n) | BigInt(this.lo);
   }
 
-  /** The end offset of a length-delimited field starting here, bounds-checked against end. */
+  /**
+   * The end offset of a length-delimited field starting here: a length that
+   * is negative as Go's int is an error of its own, one past end is "unexpected EOF".
+   */
   delimitedEnd(end: number): number {
-    const len = this.uint32();
+    let len = this.oneByte(end);
+    if (len < 0) {
+      this.varint64(end);
+      if (this.hi >= 0x80000000) throw new DecodeError(negativeLength);
+      len = this.hi * twoTo32 + this.lo;
+    }
     const stop = this.pos + len;
-    if (stop > end) this.fail(`length ${len} past end of message`);
+    if (stop > end) throw new DecodeError(unexpectedEof);
     return stop;
   }
 
@@ -322,11 +392,77 @@ export class Reader {
     return v;
   }
 
-  /** Skips a field of this wire type (the tag has been read). */
+  /**
+   * The tag just read (at tagAt) matched no field of the message: an
+   * end-group tag, a field number of 0 or below, or a known field with the
+   * wrong wire type is an error, as in Go; an unknown field is skipped, and
+   * so is a 3.5 field with the wrong wire type (etcd 3.4 skips what it does
+   * not know).
+   */
+  unexpectedField(type: MessageShape, end: number): void {
+    this.pos = this.tagAt;
+    this.varint64(end);
+    const { lo, hi } = this;
+    const wireType = lo & 7;
+    const layout = goLayout(type);
+    if (wireType === 4) throw new DecodeError(`proto: ${layout.name}: wiretype end group for non-group`);
+    const fieldNumber = ((hi << 29) | (lo >>> 3)) | 0;
+    if (fieldNumber <= 0) {
+      const wire = (BigInt(hi) << 32n) | BigInt(lo);
+      throw new DecodeError(`proto: ${layout.name}: illegal tag ${fieldNumber} (wire type ${wire})`);
+    }
+    const field = layout.fields.get(fieldNumber);
+    if (field !== undefined) throw new DecodeError(`proto: wrong wireType = ${wireType} for field ${field}`);
+    this.pos = this.tagAt;
+    this.skipField(end);
+  }
+
+  /**
+   * Skips one field, tag included, as Go's skip functions do: a group is
+   * skipped to its end tag, nested groups too (counted, not recursed, so
+   * that no input can exhaust the stack).
+   */
+  private skipField(end: number): void {
+    let depth = 0;
+    for (;;) {
+      this.varint64(end);
+      const wireType = this.lo & 7;
+      switch (wireType) {
+        case 0:
+          this.varint64(end);
+          break;
+        case 1:
+          this.pos += 8;
+          break;
+        case 2: {
+          this.varint64(end);
+          if (this.hi >= 0x80000000) throw new DecodeError(negativeLength);
+          this.pos += this.hi * twoTo32 + this.lo;
+          break;
+        }
+        case 3:
+          depth++;
+          break;
+        case 4:
+          // Only met inside a group: a top-level end-group tag never reaches here.
+          depth--;
+          break;
+        case 5:
+          this.pos += 4;
+          break;
+        default:
+          throw new DecodeError(`proto: illegal wireType ${wireType}`);
+      }
+      if (depth === 0) break;
+    }
+    if (this.pos > end) throw new DecodeError(unexpectedEof);
+  }
+
+  /** Skips a field's value of this wire type (the tag has been read); for trusted input. */
   skip(wireType: number, end: number): void {
     switch (wireType) {
       case 0:
-        this.varint64();
+        this.varint64(end);
         return;
       case 1:
         this.pos += 8;
@@ -338,15 +474,50 @@ export class Reader {
         this.pos += 4;
         break;
       default:
-        this.fail(`unsupported wire type ${wireType}`);
+        throw new DecodeError(`proto: illegal wireType ${wireType}`);
     }
-    if (this.pos > end) this.fail('field past end of message');
+    if (this.pos > end) throw new DecodeError(unexpectedEof);
   }
 
   /** Checks that a message body ended exactly where its length said. */
   expectEnd(end: number): void {
-    if (this.pos !== end) this.fail(`message overran its length (ended at ${this.pos}, expected ${end})`);
+    if (this.pos !== end) throw new DecodeError(unexpectedEof);
   }
+}
+
+/** What unexpectedField needs of a message type. */
+type MessageShape = Pick<MessageType<object>, 'typeName' | 'fields'>;
+
+/** A message's names as etcd's Go code has them, for decode errors. */
+interface GoLayout {
+  /** The Go type: the message name, Parent_Child when nested. */
+  readonly name: string;
+  /** field number -> Go field name, for the fields etcd 3.4 knows */
+  readonly fields: ReadonlyMap<number, string>;
+}
+
+const goLayouts = new WeakMap<MessageShape, GoLayout>();
+
+function goLayout(type: MessageShape): GoLayout {
+  let layout = goLayouts.get(type);
+  if (layout === undefined) {
+    const name = type.typeName.slice(type.typeName.indexOf('.') + 1).replaceAll('.', '_');
+    layout = { name, fields: new Map(type.fields.filter((f) => f.after34 !== true).map((f) => [f.no, goFieldName(f.protoName)])) };
+    goLayouts.set(type, layout);
+  }
+  return layout;
+}
+
+/**
+ * The Go name protoc-gen-go gives a field: a lower-case letter that starts
+ * the name, follows a digit or follows an underscore becomes upper case (that
+ * underscore dropped), and a leading underscore becomes X (range_end ->
+ * RangeEnd, peerURLs -> PeerURLs, ID -> ID).
+ */
+export function goFieldName(protoName: string): string {
+  const lead = protoName.startsWith('_') ? 'X' : '';
+  const rest = lead === '' ? protoName : protoName.slice(1);
+  return lead + rest.replace(/(^|_|[0-9])([a-z])/g, (_m, before: string, letter: string) => (before === '_' ? '' : before) + letter.toUpperCase());
 }
 
 /** How a field maps to JSON and back (for the HTTP gateway and etcdctl's json output). */
@@ -361,10 +532,20 @@ export type ScalarKind =
   | 'string'
   | 'bytes';
 
+/** What every field's description has; after34 marks a 3.5 field that etcd 3.4's decoder does not know. */
+interface FieldCommon {
+  readonly no: number;
+  readonly name: string;
+  readonly protoName: string;
+  readonly repeated: boolean;
+  readonly oneof?: string;
+  readonly after34?: true;
+}
+
 export type FieldInfo =
-  | { readonly no: number; readonly name: string; readonly protoName: string; readonly kind: 'scalar'; readonly scalar: ScalarKind; readonly repeated: boolean; readonly oneof?: string }
-  | { readonly no: number; readonly name: string; readonly protoName: string; readonly kind: 'enum'; readonly enumType: EnumInfo; readonly repeated: boolean; readonly oneof?: string }
-  | { readonly no: number; readonly name: string; readonly protoName: string; readonly kind: 'message'; readonly messageType: () => MessageType<object>; readonly repeated: boolean; readonly oneof?: string };
+  | (FieldCommon & { readonly kind: 'scalar'; readonly scalar: ScalarKind })
+  | (FieldCommon & { readonly kind: 'enum'; readonly enumType: EnumInfo })
+  | (FieldCommon & { readonly kind: 'message'; readonly messageType: () => MessageType<object> });
 
 export interface EnumInfo {
   readonly typeName: string;
@@ -382,8 +563,11 @@ export interface MessageType<T> {
   decode(bytes: Uint8Array): T;
   /** Appends the message body (no length prefix) to w. */
   write(message: T, w: Writer): void;
-  /** Reads a message body that ends at end. */
-  read(r: Reader, end: number): T;
+  /**
+   * Reads a message body that ends at end; into, when given, is merged into
+   * (scalars replaced, repeated fields appended, as Go's Unmarshal does).
+   */
+  read(r: Reader, end: number, into?: T): T;
 }
 
 export interface MethodInfo<Req, Res> {

@@ -39,22 +39,21 @@ export const RequestHeader: $rt.MessageType<RequestHeader> = {
       w.uint32(24); w.int64Number(m.authRevision);
     }
   },
-  read(r: $rt.Reader, end: number): RequestHeader {
-    const m: RequestHeader = {
+  read(r: $rt.Reader, end: number, into?: RequestHeader): RequestHeader {
+    const m: RequestHeader = into ?? {
       ID: 0n,
       username: '',
       authRevision: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.uint64Big(); break;
+        case 8: m.ID = r.uint64Big(end); break;
         case 18: m.username = r.string(end); break;
-        case 24: m.authRevision = r.uint64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 24: m.authRevision = r.uint64Number(end); break;
+        default: r.unexpectedField(RequestHeader, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -96,22 +95,21 @@ export const MemberAttributesSetRequest: $rt.MessageType<MemberAttributesSetRequ
       w.uint32(26); w.string(v);
     }
   },
-  read(r: $rt.Reader, end: number): MemberAttributesSetRequest {
-    const m: MemberAttributesSetRequest = {
+  read(r: $rt.Reader, end: number, into?: MemberAttributesSetRequest): MemberAttributesSetRequest {
+    const m: MemberAttributesSetRequest = into ?? {
       memberId: 0n,
       name: '',
       clientUrls: [],
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.memberId = r.uint64Big(); break;
+        case 8: m.memberId = r.uint64Big(end); break;
         case 18: m.name = r.string(end); break;
         case 26: m.clientUrls.push(r.string(end)); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(MemberAttributesSetRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -141,18 +139,17 @@ export const ClusterVersionSetRequest: $rt.MessageType<ClusterVersionSetRequest>
       w.uint32(10); w.string(m.version);
     }
   },
-  read(r: $rt.Reader, end: number): ClusterVersionSetRequest {
-    const m: ClusterVersionSetRequest = {
+  read(r: $rt.Reader, end: number, into?: ClusterVersionSetRequest): ClusterVersionSetRequest {
+    const m: ClusterVersionSetRequest = into ?? {
       version: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.version = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(ClusterVersionSetRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -188,20 +185,19 @@ export const InternalAuthenticateRequest: $rt.MessageType<InternalAuthenticateRe
       w.uint32(26); w.string(m.simpleToken);
     }
   },
-  read(r: $rt.Reader, end: number): InternalAuthenticateRequest {
-    const m: InternalAuthenticateRequest = {
+  read(r: $rt.Reader, end: number, into?: InternalAuthenticateRequest): InternalAuthenticateRequest {
+    const m: InternalAuthenticateRequest = into ?? {
       name: '',
       simpleToken: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.string(end); break;
         case 26: m.simpleToken = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(InternalAuthenticateRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -350,15 +346,15 @@ export const InternalRaftRequest: $rt.MessageType<InternalRaftRequest> = {
       { w.uint32(802); const mark = w.fork(); RequestHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): InternalRaftRequest {
-    const m: InternalRaftRequest = {
+  read(r: $rt.Reader, end: number, into?: InternalRaftRequest): InternalRaftRequest {
+    const m: InternalRaftRequest = into ?? {
       header: undefined,
       request: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 802: m.header = RequestHeader.read(r, r.delimitedEnd(end)); break;
+        case 802: m.header = RequestHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 34: m.request = { case: 'put', value: etcdserverpb.PutRequest.read(r, r.delimitedEnd(end)) }; break;
         case 42: m.request = { case: 'deleteRange', value: etcdserverpb.DeleteRangeRequest.read(r, r.delimitedEnd(end)) }; break;
         case 50: m.request = { case: 'txn', value: etcdserverpb.TxnRequest.read(r, r.delimitedEnd(end)) }; break;
@@ -381,10 +377,9 @@ export const InternalRaftRequest: $rt.MessageType<InternalRaftRequest> = {
         case 9610: m.request = { case: 'authRoleDelete', value: etcdserverpb.AuthRoleDeleteRequest.read(r, r.delimitedEnd(end)) }; break;
         case 9626: m.request = { case: 'authRoleGrantPermission', value: etcdserverpb.AuthRoleGrantPermissionRequest.read(r, r.delimitedEnd(end)) }; break;
         case 9634: m.request = { case: 'authRoleRevokePermission', value: etcdserverpb.AuthRoleRevokePermissionRequest.read(r, r.delimitedEnd(end)) }; break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(InternalRaftRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -420,20 +415,19 @@ export const WalMetadata: $rt.MessageType<WalMetadata> = {
       w.uint32(16); w.int64Big(m.clusterId);
     }
   },
-  read(r: $rt.Reader, end: number): WalMetadata {
-    const m: WalMetadata = {
+  read(r: $rt.Reader, end: number, into?: WalMetadata): WalMetadata {
+    const m: WalMetadata = into ?? {
       memberId: 0n,
       clusterId: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.memberId = r.uint64Big(); break;
-        case 16: m.clusterId = r.uint64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.memberId = r.uint64Big(end); break;
+        case 16: m.clusterId = r.uint64Big(end); break;
+        default: r.unexpectedField(WalMetadata, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -493,8 +487,8 @@ export const MemberRecord: $rt.MessageType<MemberRecord> = {
       w.uint32(48); w.bool(m.isPromote);
     }
   },
-  read(r: $rt.Reader, end: number): MemberRecord {
-    const m: MemberRecord = {
+  read(r: $rt.Reader, end: number, into?: MemberRecord): MemberRecord {
+    const m: MemberRecord = into ?? {
       ID: 0n,
       name: '',
       peerUrls: [],
@@ -503,18 +497,17 @@ export const MemberRecord: $rt.MessageType<MemberRecord> = {
       isPromote: false,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.uint64Big(); break;
+        case 8: m.ID = r.uint64Big(end); break;
         case 18: m.name = r.string(end); break;
         case 26: m.peerUrls.push(r.string(end)); break;
         case 34: m.clientUrls.push(r.string(end)); break;
-        case 40: m.isLearner = r.bool(); break;
-        case 48: m.isPromote = r.bool(); break;
-        default: r.skip(tag & 7, end);
+        case 40: m.isLearner = r.bool(end); break;
+        case 48: m.isPromote = r.bool(end); break;
+        default: r.unexpectedField(MemberRecord, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -558,23 +551,22 @@ export const SnapshotData: $rt.MessageType<SnapshotData> = {
       w.uint32(26); w.string(m.clusterVersion);
     }
   },
-  read(r: $rt.Reader, end: number): SnapshotData {
-    const m: SnapshotData = {
+  read(r: $rt.Reader, end: number, into?: SnapshotData): SnapshotData {
+    const m: SnapshotData = into ?? {
       members: [],
       removed: [],
       clusterVersion: '',
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.members.push(MemberRecord.read(r, r.delimitedEnd(end))); break;
-        case 16: m.removed.push(r.uint64Big()); break;
-        case 18: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.removed.push(r.uint64Big()); r.expectEnd(stop); break; }
+        case 16: m.removed.push(r.uint64Big(end)); break;
+        case 18: { const stop = r.delimitedEnd(end); while (r.pos < stop) m.removed.push(r.uint64Big(end)); break; }
         case 26: m.clusterVersion = r.string(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(SnapshotData, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -616,22 +608,21 @@ export const Lease: $rt.MessageType<Lease> = {
       w.uint32(24); w.int64Number(m.RemainingTTL);
     }
   },
-  read(r: $rt.Reader, end: number): Lease {
-    const m: Lease = {
+  read(r: $rt.Reader, end: number, into?: Lease): Lease {
+    const m: Lease = into ?? {
       ID: 0n,
       TTL: 0,
       RemainingTTL: 0,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 8: m.ID = r.int64Big(); break;
-        case 16: m.TTL = r.int64Number(); break;
-        case 24: m.RemainingTTL = r.int64Number(); break;
-        default: r.skip(tag & 7, end);
+        case 8: m.ID = r.int64Big(end); break;
+        case 16: m.TTL = r.int64Number(end); break;
+        case 24: m.RemainingTTL = r.int64Number(end); break;
+        default: r.unexpectedField(Lease, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };

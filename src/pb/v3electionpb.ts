@@ -40,22 +40,21 @@ export const CampaignRequest: $rt.MessageType<CampaignRequest> = {
       w.uint32(26); w.bytes(m.value);
     }
   },
-  read(r: $rt.Reader, end: number): CampaignRequest {
-    const m: CampaignRequest = {
+  read(r: $rt.Reader, end: number, into?: CampaignRequest): CampaignRequest {
+    const m: CampaignRequest = into ?? {
       name: $rt.emptyBytes,
       lease: 0n,
       value: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.bytes(end); break;
-        case 16: m.lease = r.int64Big(); break;
+        case 16: m.lease = r.int64Big(end); break;
         case 26: m.value = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(CampaignRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -91,20 +90,19 @@ export const CampaignResponse: $rt.MessageType<CampaignResponse> = {
       { w.uint32(18); const mark = w.fork(); LeaderKey.write(m.leader, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): CampaignResponse {
-    const m: CampaignResponse = {
+  read(r: $rt.Reader, end: number, into?: CampaignResponse): CampaignResponse {
+    const m: CampaignResponse = into ?? {
       header: undefined,
       leader: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 18: m.leader = LeaderKey.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 18: m.leader = LeaderKey.read(r, r.delimitedEnd(end), m.leader); break;
+        default: r.unexpectedField(CampaignResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -152,24 +150,23 @@ export const LeaderKey: $rt.MessageType<LeaderKey> = {
       w.uint32(32); w.int64Big(m.lease);
     }
   },
-  read(r: $rt.Reader, end: number): LeaderKey {
-    const m: LeaderKey = {
+  read(r: $rt.Reader, end: number, into?: LeaderKey): LeaderKey {
+    const m: LeaderKey = into ?? {
       name: $rt.emptyBytes,
       key: $rt.emptyBytes,
       rev: 0,
       lease: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.bytes(end); break;
         case 18: m.key = r.bytes(end); break;
-        case 24: m.rev = r.int64Number(); break;
-        case 32: m.lease = r.int64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 24: m.rev = r.int64Number(end); break;
+        case 32: m.lease = r.int64Big(end); break;
+        default: r.unexpectedField(LeaderKey, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -199,18 +196,17 @@ export const LeaderRequest: $rt.MessageType<LeaderRequest> = {
       w.uint32(10); w.bytes(m.name);
     }
   },
-  read(r: $rt.Reader, end: number): LeaderRequest {
-    const m: LeaderRequest = {
+  read(r: $rt.Reader, end: number, into?: LeaderRequest): LeaderRequest {
+    const m: LeaderRequest = into ?? {
       name: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(LeaderRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -246,20 +242,19 @@ export const LeaderResponse: $rt.MessageType<LeaderResponse> = {
       { w.uint32(18); const mark = w.fork(); mvccpb.KeyValue.write(m.kv, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): LeaderResponse {
-    const m: LeaderResponse = {
+  read(r: $rt.Reader, end: number, into?: LeaderResponse): LeaderResponse {
+    const m: LeaderResponse = into ?? {
       header: undefined,
       kv: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        case 18: m.kv = mvccpb.KeyValue.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        case 18: m.kv = mvccpb.KeyValue.read(r, r.delimitedEnd(end), m.kv); break;
+        default: r.unexpectedField(LeaderResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -289,18 +284,17 @@ export const ResignRequest: $rt.MessageType<ResignRequest> = {
       { w.uint32(10); const mark = w.fork(); LeaderKey.write(m.leader, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): ResignRequest {
-    const m: ResignRequest = {
+  read(r: $rt.Reader, end: number, into?: ResignRequest): ResignRequest {
+    const m: ResignRequest = into ?? {
       leader: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.leader = LeaderKey.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.leader = LeaderKey.read(r, r.delimitedEnd(end), m.leader); break;
+        default: r.unexpectedField(ResignRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -330,18 +324,17 @@ export const ResignResponse: $rt.MessageType<ResignResponse> = {
       { w.uint32(10); const mark = w.fork(); etcdserverpb.ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): ResignResponse {
-    const m: ResignResponse = {
+  read(r: $rt.Reader, end: number, into?: ResignResponse): ResignResponse {
+    const m: ResignResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(ResignResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -377,20 +370,19 @@ export const ProclaimRequest: $rt.MessageType<ProclaimRequest> = {
       w.uint32(18); w.bytes(m.value);
     }
   },
-  read(r: $rt.Reader, end: number): ProclaimRequest {
-    const m: ProclaimRequest = {
+  read(r: $rt.Reader, end: number, into?: ProclaimRequest): ProclaimRequest {
+    const m: ProclaimRequest = into ?? {
       leader: undefined,
       value: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.leader = LeaderKey.read(r, r.delimitedEnd(end)); break;
+        case 10: m.leader = LeaderKey.read(r, r.delimitedEnd(end), m.leader); break;
         case 18: m.value = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(ProclaimRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -420,18 +412,17 @@ export const ProclaimResponse: $rt.MessageType<ProclaimResponse> = {
       { w.uint32(10); const mark = w.fork(); etcdserverpb.ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): ProclaimResponse {
-    const m: ProclaimResponse = {
+  read(r: $rt.Reader, end: number, into?: ProclaimResponse): ProclaimResponse {
+    const m: ProclaimResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(ProclaimResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };

@@ -33,20 +33,19 @@ export const LockRequest: $rt.MessageType<LockRequest> = {
       w.uint32(16); w.int64Big(m.lease);
     }
   },
-  read(r: $rt.Reader, end: number): LockRequest {
-    const m: LockRequest = {
+  read(r: $rt.Reader, end: number, into?: LockRequest): LockRequest {
+    const m: LockRequest = into ?? {
       name: $rt.emptyBytes,
       lease: 0n,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.name = r.bytes(end); break;
-        case 16: m.lease = r.int64Big(); break;
-        default: r.skip(tag & 7, end);
+        case 16: m.lease = r.int64Big(end); break;
+        default: r.unexpectedField(LockRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -82,20 +81,19 @@ export const LockResponse: $rt.MessageType<LockResponse> = {
       w.uint32(18); w.bytes(m.key);
     }
   },
-  read(r: $rt.Reader, end: number): LockResponse {
-    const m: LockResponse = {
+  read(r: $rt.Reader, end: number, into?: LockResponse): LockResponse {
+    const m: LockResponse = into ?? {
       header: undefined,
       key: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end)); break;
+        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
         case 18: m.key = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(LockResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -125,18 +123,17 @@ export const UnlockRequest: $rt.MessageType<UnlockRequest> = {
       w.uint32(10); w.bytes(m.key);
     }
   },
-  read(r: $rt.Reader, end: number): UnlockRequest {
-    const m: UnlockRequest = {
+  read(r: $rt.Reader, end: number, into?: UnlockRequest): UnlockRequest {
+    const m: UnlockRequest = into ?? {
       key: $rt.emptyBytes,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
         case 10: m.key = r.bytes(end); break;
-        default: r.skip(tag & 7, end);
+        default: r.unexpectedField(UnlockRequest, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
@@ -166,18 +163,17 @@ export const UnlockResponse: $rt.MessageType<UnlockResponse> = {
       { w.uint32(10); const mark = w.fork(); etcdserverpb.ResponseHeader.write(m.header, w); w.join(mark); }
     }
   },
-  read(r: $rt.Reader, end: number): UnlockResponse {
-    const m: UnlockResponse = {
+  read(r: $rt.Reader, end: number, into?: UnlockResponse): UnlockResponse {
+    const m: UnlockResponse = into ?? {
       header: undefined,
     };
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag(end);
       switch (tag) {
-        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end)); break;
-        default: r.skip(tag & 7, end);
+        case 10: m.header = etcdserverpb.ResponseHeader.read(r, r.delimitedEnd(end), m.header); break;
+        default: r.unexpectedField(UnlockResponse, end);
       }
     }
-    r.expectEnd(end);
     return m;
   },
 };
