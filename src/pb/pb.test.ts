@@ -279,6 +279,10 @@ test('odd but valid input decodes as Go decodes it', () => {
   // A 3.5 field with the wrong wire type is skipped, as etcd 3.4 skips a field it does not know.
   assert.equal(etcdserverpb.MemberListRequest.decode(Buffer.from('0a00', 'hex')).linearizable, false);
   assert.throws(() => etcdserverpb.MemberListRequest.decode(Buffer.from('0a05', 'hex')), /^DecodeError: unexpected EOF$/);
+  // An int64 near 2^63 stays below it as a number, so that encoding it again does not wrap to -2^63.
+  const near = dec('20ffffffffffffffff7f').revision;
+  assert.ok(near > 2 ** 62 && near < 2 ** 63);
+  assert.equal(dec(Buffer.from(etcdserverpb.RangeRequest.encode(etcdserverpb.RangeRequest.create({ revision: near }))).toString('hex')).revision, near);
   // Packed and unpacked repeated enums both append.
   const w = etcdserverpb.WatchCreateRequest.decode(Buffer.from('28012a020001', 'hex'));
   assert.deepEqual(w.filters, [1, 0, 1]);

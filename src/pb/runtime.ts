@@ -26,6 +26,9 @@ const intOverflow = 'proto: integer overflow';
 const negativeLength = 'proto: negative length found during unmarshaling';
 
 const twoTo32 = 0x1_0000_0000;
+/** The largest numbers below 2^63 and 2^64 (the next ones down are 1024 and 2048 less). */
+const int64NumberMax = 2 ** 63 - 1024;
+const uint64NumberMax = 2 ** 64 - 2048;
 const scratchBytesInitial = 64 * 1024;
 /**
  * Small encodings are copied out into a shared 8 KiB slab (as Node pools
@@ -339,7 +342,10 @@ export class Reader {
     if (v >= 0) return v;
     this.varint64(end);
     const { lo, hi } = this;
-    if (hi < 0x80000000) return hi * twoTo32 + lo;
+    // 2^63 - 1 down to 2^63 - 512 round up to 2^63, which is no int64: encoded
+    // again it would turn into -2^63. The largest number below 2^63 keeps them
+    // in order (above any revision, TTL or count there is).
+    if (hi < 0x80000000) return Math.min(hi * twoTo32 + lo, int64NumberMax);
     // Negative: two's complement.
     return -((~hi >>> 0) * twoTo32 + ((~lo >>> 0) + 1));
   }
@@ -347,7 +353,8 @@ export class Reader {
   /** A uint64 as a number: exact below 2^53, rounded (but ordered) beyond. */
   uint64Number(end: number): number {
     this.varint64(end);
-    return this.hi * twoTo32 + this.lo;
+    // As int64Number: what rounds up to 2^64 stays a uint64.
+    return Math.min(this.hi * twoTo32 + this.lo, uint64NumberMax);
   }
 
   int64Big(end: number): bigint {

@@ -234,6 +234,38 @@ function mutate(seedBytes: Uint8Array, rand: SeededRand): Uint8Array {
   }
 }
 
+/** Values past every boundary an int32, a uint32, a double or an int64 has. */
+const extremes = [1n, -1n, (1n << 31n) - 1n, 1n << 31n, 1n << 32n, 9_000_000_001n, (1n << 53n) + 1n, (1n << 63n) - 1n, -(1n << 63n), 1n << 62n];
+
+const numericKinds: ReadonlySet<string> = new Set(['bool', 'int32', 'uint32', 'int64num', 'uint64num', 'int64big', 'uint64big']);
+
+/**
+ * seedBytes with one numeric field set again (the last value wins) to each
+ * extreme value; for a message field, the same inside a copy of it (the ops
+ * and compares of a Txn, the options of a request).
+ */
+function withExtremes(type: MessageType<object>, seedBytes: Uint8Array, depth = 0): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const f of type.fields) {
+    if ((f.kind === 'scalar' && numericKinds.has(f.scalar)) || f.kind === 'enum') {
+      for (const v of extremes) out.push(Uint8Array.from([...seedBytes, ...varint(BigInt(f.no << 3)), ...varint(v)]));
+    } else if (f.kind === 'message' && depth < 2) {
+      const inner = f.messageType();
+      const innerSeed = innerSeeds.get(inner.typeName) ?? new Uint8Array(0);
+      for (const x of withExtremes(inner, innerSeed, depth + 1)) out.push(Uint8Array.from([...seedBytes, ...varint(BigInt((f.no << 3) | 2)), ...varint(BigInt(x.length)), ...x]));
+    }
+  }
+  return out;
+}
+
+/** What a nested message starts from before one of its fields is pushed to an extreme. */
+const innerSeeds = new Map<string, Uint8Array>([
+  ['etcdserverpb.RangeRequest', enc(etcdserverpb.RangeRequest, { key: b('k'), rangeEnd: b('l') })],
+  ['etcdserverpb.PutRequest', enc(etcdserverpb.PutRequest, { key: b('k9'), value: b('v') })],
+  ['etcdserverpb.DeleteRangeRequest', enc(etcdserverpb.DeleteRangeRequest, { key: b('k9') })],
+  ['etcdserverpb.Compare', enc(etcdserverpb.Compare, { key: b('k1'), target: 1, result: 2 })],
+]);
+
 /**
  * etcd 3.4.23 crashes on a Range (alone or in a Txn) with an unknown sort
  * target: it sorts with no comparison and panics. Such requests are not sent
@@ -303,6 +335,32 @@ describe('malformed requests against the real etcd', { skip: etcdMissing() }, ()
     for (const c of pair ?? []) await c.close();
   });
 
+  /** Sends bytes to both servers; what differs, as text, or undefined. */
+  async function differs(t: Target, bytes: Buffer): Promise<string | undefined> {
+    const [theirs, ours] = (await Promise.all(raw.map((r) => r.call(t.method.path, bytes)))) as [Answer, Answer];
+    const what = `${t.method.path} ${bytes.toString('hex')}`;
+    if (theirs.status !== ours.status || theirs.message !== ours.message) {
+      return `${what}\n  etcd:    ${theirs.status} ${theirs.message}\n  etcd-ts: ${ours.status} ${ours.message}`;
+    }
+    if (t.method === leaseGrant && theirs.status === '0') {
+      // A granted lease goes at once: a short one would expire at different times on the two servers.
+      await Promise.all(raw.map((r, side) => r.call(leaseRevoke.path, Buffer.from(leaseRevoke.requestType.encode(leaseGrantedId(side === 0 ? theirs : ours))))));
+    }
+    if (t.use === 'kv' && theirs.status === '0') {
+      const [a, o] = [comparable(t.method, theirs.messages[0] ?? Buffer.alloc(0)), comparable(t.method, ours.messages[0] ?? Buffer.alloc(0))];
+      if (JSON.stringify(a) !== JSON.stringify(o)) return `${what}\n  etcd:    ${JSON.stringify(a)}\n  etcd-ts: ${JSON.stringify(o)}`;
+    }
+    return undefined;
+  }
+
+  function decodes(t: Target, bytes: Uint8Array): { ok: boolean; value?: unknown } {
+    try {
+      return { ok: true, value: t.method.requestType.decode(bytes) };
+    } catch {
+      return { ok: false };
+    }
+  }
+
   test(`the same answer to every request (seed ${seed})`, { timeout: 240_000 }, async () => {
     const rand = new SeededRand(seed);
     const all = targets();
@@ -313,34 +371,34 @@ describe('malformed requests against the real etcd', { skip: etcdMissing() }, ()
     const fixed = fixedCases.map(([method, hex]): [Target, Buffer] => [kvTarget(method), Buffer.from(hex, 'hex')]);
     for (let i = 0; i < fixed.length + 2500 && mismatches.size < 10; i++) {
       const [t, bytes] = fixed[i] ?? ((t: Target) => [t, Buffer.from(mutate(t.seeds[rand.intn(t.seeds.length)] as Uint8Array, rand))] as const)(all[rand.intn(all.length)] as Target);
-      let decoded: unknown;
-      try {
-        decoded = t.method.requestType.decode(bytes);
-      } catch {
-        rejected++;
-      }
-      if (t.use === 'rejected-only' && decoded !== undefined) continue;
-      if (crashesEtcd34(decoded)) continue;
+      const d = decodes(t, bytes);
+      if (!d.ok) rejected++;
+      if ((t.use === 'rejected-only' && d.ok) || crashesEtcd34(d.value)) continue;
       sent++;
-      const [theirs, ours] = (await Promise.all(raw.map((r) => r.call(t.method.path, bytes)))) as [Answer, Answer];
-      const what = `${t.method.path} ${bytes.toString('hex')}`;
-      if (theirs.status !== ours.status || theirs.message !== ours.message) {
-        mismatches.add(`${what}\n  etcd:    ${theirs.status} ${theirs.message}\n  etcd-ts: ${ours.status} ${ours.message}`);
-        continue;
-      }
-      if (t.method === leaseGrant && theirs.status === '0') {
-        // A granted lease goes at once: a short one would expire at different times on the two servers.
-        await Promise.all(raw.map((r, side) => r.call(leaseRevoke.path, Buffer.from(leaseRevoke.requestType.encode(leaseGrantedId(side === 0 ? theirs : ours))))));
-      }
-      if (t.use === 'kv' && theirs.status === '0') {
-        const [a, o] = [comparable(t.method, theirs.messages[0] ?? Buffer.alloc(0)), comparable(t.method, ours.messages[0] ?? Buffer.alloc(0))];
-        if (JSON.stringify(a) !== JSON.stringify(o)) mismatches.add(`${what}\n  etcd:    ${JSON.stringify(a)}\n  etcd-ts: ${JSON.stringify(o)}`);
-      }
+      const diff = await differs(t, bytes);
+      if (diff !== undefined) mismatches.add(diff);
     }
     assert.deepEqual([...mismatches], []);
     assert.deepEqual(raw.map((r) => r.goaways), [[], []], 'connections closed by a server');
     // The mix must really exercise both paths.
     assert.ok(sent > 1500 && rejected > 500, `sent ${sent}, rejected ${rejected}`);
+  });
+
+  test('extreme numbers in every numeric field, nested ones too', { timeout: 120_000 }, async () => {
+    const mismatches = new Set<string>();
+    let sent = 0;
+    for (const t of targets().filter((x) => x.use !== 'rejected-only')) {
+      for (const seedBytes of t.seeds) {
+        for (const bytes of withExtremes(t.method.requestType, seedBytes)) {
+          if (crashesEtcd34(decodes(t, bytes).value)) continue;
+          sent++;
+          const diff = await differs(t, Buffer.from(bytes));
+          if (diff !== undefined) mismatches.add(diff);
+        }
+      }
+    }
+    assert.deepEqual([...mismatches], []);
+    assert.ok(sent > 300, `sent ${sent}`);
   });
 
   test('an unknown sort target: etcd 3.6\'s InvalidSortOption (etcd 3.4 crashes)', async () => {
