@@ -473,12 +473,14 @@ export class WatchStream implements WatcherOwner {
 
   /**
    * A WatchProgressRequest: if every watcher of the stream is synced, queues
-   * one progress response with watch id -1 and returns true (etcd 3.4.31+).
-   * With no watchers it queues nothing and returns true, as etcd.
+   * one progress response with watch id -1 at the current revision and
+   * returns true; a stream without watchers gets it too, as from etcd 3.4.23.
+   * Otherwise it queues nothing and returns false: etcd 3.4.23 answered at
+   * once, ahead of events still to come (etcd #15220, fixed in 3.4.31).
    */
   requestProgressAll(): boolean {
     for (const w of this.watchers.values()) if (!this.store.isSynced(w)) return false;
-    if (this.watchers.size > 0) this.push({ watchId: -1, events: [], revision: this.store.kv.rev, compactRevision: 0 });
+    this.push({ watchId: -1, events: [], revision: this.store.kv.rev, compactRevision: 0 });
     return true;
   }
 

@@ -86,3 +86,4 @@ export { FaultNet, type FaultNetOptions, type LinkVerdict, type ProxyMember } fr
 export { Cluster, Workspace, startCluster, useWorkspace, type ClusterOptions } from './cluster.js';
 export { CtlProcess, etcdctl, etcdctlBackground, etcdctlBin, etcdctlMissing, type CtlOptions, type CtlResult } from './etcdctl.js';
 export { memberStatus, methods, openChannel, outcome, type Outcome } from './rpc.js';
+export { RawGrpc, RawStream, type RawAnswer } from './raw-grpc.js';

@@ -9,77 +9,13 @@
 // rejects: etcd must reject each one with the same message.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http2 from 'node:http2';
 import { SeededRand } from '../../src/base/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb, Reader, type MessageType, type MethodInfo } from '../../src/pb/index.js';
-import { etcdMissing, methods, useWorkspace, type Cluster } from '../harness/index.js';
+import { RawGrpc, etcdMissing, methods, useWorkspace, type Cluster, type RawAnswer } from '../harness/index.js';
 
-const callTimeoutMs = 10_000;
 const seed = Number(process.env['MALFORMED_SEED'] ?? 20261205);
 
-interface Answer {
-  readonly status: string;
-  readonly message: string;
-  readonly messages: Buffer[];
-}
-
-/** One HTTP/2 connection speaking gRPC framing by hand, so that any bytes can be sent as a request. */
-class RawGrpc {
-  private session: http2.ClientHttp2Session;
-  /** GOAWAYs received (the connection is then replaced). */
-  readonly goaways: string[] = [];
-
-  constructor(private readonly url: string) {
-    this.session = this.connect();
-  }
-
-  private connect(): http2.ClientHttp2Session {
-    const session = http2.connect(this.url);
-    session.on('error', () => {});
-    session.on('goaway', (code, _last, data) => this.goaways.push(`${code} ${data?.toString() ?? ''}`));
-    return session;
-  }
-
-  call(path: string, body: Buffer): Promise<Answer> {
-    if (this.session.closed || this.session.destroyed || this.goaways.length > 0) {
-      this.session.close();
-      this.session = this.connect();
-    }
-    return new Promise((resolve, reject) => {
-      const frame = Buffer.alloc(5 + body.length);
-      frame.writeUInt32BE(body.length, 1);
-      body.copy(frame, 5);
-      const stream = this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
-      const timer = setTimeout(() => {
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-        reject(new Error(`${path} ${body.toString('hex')}: no answer in ${callTimeoutMs} ms`));
-      }, callTimeoutMs);
-      let headers: http2.IncomingHttpHeaders = {};
-      const chunks: Buffer[] = [];
-      stream.on('response', (h) => (headers = { ...headers, ...h }));
-      stream.on('trailers', (t) => (headers = { ...headers, ...t }));
-      stream.on('data', (d: Buffer) => chunks.push(d));
-      stream.on('error', () => {});
-      stream.on('close', () => {
-        clearTimeout(timer);
-        const data = Buffer.concat(chunks);
-        const messages: Buffer[] = [];
-        for (let at = 0; at + 5 <= data.length; ) {
-          const len = data.readUInt32BE(at + 1);
-          messages.push(data.subarray(at + 5, at + 5 + len));
-          at += 5 + len;
-        }
-        const message = decodeURIComponent(String(headers['grpc-message'] ?? ''));
-        resolve({ status: String(headers['grpc-status'] ?? `no status (rst ${stream.rstCode})`), message, messages });
-      });
-      stream.end(frame);
-    });
-  }
-
-  close(): void {
-    this.session.close();
-  }
-}
+type Answer = RawAnswer;
 
 // ---- the requests: valid seeds, then mutations of them ----
 

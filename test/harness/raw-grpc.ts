@@ -1,0 +1,119 @@
+/**
+ * gRPC framing written by hand over one node:http2 connection: any bytes can
+ * be sent as a request (malformed ones too), and every answer comes back as
+ * it was sent: the messages' bytes, the grpc-status and grpc-message, or the
+ * RST_STREAM code when the server sent no status.
+ */
+import http2 from 'node:http2';
+import { delay } from './member.js';
+
+export interface RawAnswer {
+  /** grpc-status, or "no status (rst N)". */
+  readonly status: string;
+  readonly message: string;
+  readonly messages: Buffer[];
+}
+
+const callTimeoutMsDefault = 10_000;
+
+function frame(body: Uint8Array): Buffer {
+  const out = Buffer.alloc(5 + body.length);
+  out.writeUInt32BE(body.length, 1);
+  out.set(body, 5);
+  return out;
+}
+
+/** Splits gRPC length-prefixed messages off the front of buf; returns what is left. */
+function deframe(buf: Buffer, into: Buffer[]): Buffer {
+  let at = 0;
+  while (at + 5 <= buf.length) {
+    const len = buf.readUInt32BE(at + 1);
+    if (at + 5 + len > buf.length) break;
+    into.push(buf.subarray(at + 5, at + 5 + len));
+    at += 5 + len;
+  }
+  return buf.subarray(at);
+}
+
+/** A call's stream: messages as they come, the status once it closed. */
+export class RawStream {
+  readonly messages: Buffer[] = [];
+  private pending: Buffer = Buffer.alloc(0);
+  private headers: http2.IncomingHttpHeaders = {};
+  private readonly closed: Promise<RawAnswer>;
+
+  constructor(private readonly stream: http2.ClientHttp2Stream) {
+    stream.on('response', (h) => (this.headers = { ...this.headers, ...h }));
+    stream.on('trailers', (t) => (this.headers = { ...this.headers, ...t }));
+    stream.on('data', (d: Buffer) => (this.pending = deframe(Buffer.concat([this.pending, d]), this.messages)));
+    stream.on('error', () => {});
+    this.closed = new Promise((resolve) =>
+      stream.on('close', () => {
+        const message = decodeURIComponent(String(this.headers['grpc-message'] ?? ''));
+        resolve({ status: String(this.headers['grpc-status'] ?? `no status (rst ${stream.rstCode})`), message, messages: this.messages });
+      }),
+    );
+  }
+
+  send(body: Uint8Array): void {
+    this.stream.write(frame(body));
+  }
+
+  /** Half-closes and waits for the status (the stream is cancelled after timeoutMs). */
+  async end(timeoutMs = callTimeoutMsDefault): Promise<RawAnswer> {
+    this.stream.end();
+    const timer = setTimeout(() => this.stream.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
+    try {
+      return await this.closed;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Cancels the call (RST_STREAM CANCEL), as a client that goes away. */
+  async cancel(): Promise<RawAnswer> {
+    this.stream.close(http2.constants.NGHTTP2_CANCEL);
+    return this.closed;
+  }
+}
+
+export class RawGrpc {
+  private session: http2.ClientHttp2Session;
+  /** GOAWAYs received (the connection is then replaced). */
+  readonly goaways: string[] = [];
+
+  constructor(private readonly url: string) {
+    this.session = this.connect();
+  }
+
+  private connect(): http2.ClientHttp2Session {
+    const session = http2.connect(this.url);
+    session.on('error', () => {});
+    session.on('goaway', (code, _last, data) => this.goaways.push(`${code} ${data?.toString() ?? ''}`));
+    return session;
+  }
+
+  /** Opens a call on path; nothing is sent yet. */
+  open(path: string): RawStream {
+    if (this.session.closed || this.session.destroyed || this.goaways.length > 0) {
+      this.session.close();
+      this.session = this.connect();
+    }
+    return new RawStream(this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' }));
+  }
+
+  /** One request message, then the whole answer. */
+  async call(path: string, body: Uint8Array, timeoutMs = callTimeoutMsDefault): Promise<RawAnswer> {
+    const s = this.open(path);
+    s.send(body);
+    const answer = s.end(timeoutMs);
+    const timeout = delay(timeoutMs + 1_000).then(() => {
+      throw new Error(`${path} ${Buffer.from(body).toString('hex')}: no answer in ${timeoutMs} ms`);
+    });
+    return Promise.race([answer, timeout]);
+  }
+
+  close(): void {
+    this.session.close();
+  }
+}
