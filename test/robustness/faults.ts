@@ -20,7 +20,8 @@
  *   steps down when it wakes to the higher term.
  * - flaky: every peer link of one member, or of all, cut at random 2-5
  *   times a second for 2-4 s (FaultNet's flaky links).
- * - replace: MemberRemove a follower (it stops itself), wipe its data dir,
+ * - replace: MemberRemove a follower, or one time in three the leader (it
+ *   stops itself; a removed leader first steps down), wipe its data dir,
  *   MemberAdd it back (a new member id, same name and URLs) and start it
  *   with --initial-cluster-state existing.
  * - learner: the same, re-added as a learner, then MemberPromote (retried
@@ -252,10 +253,12 @@ async function clusterCall<Req, Res>(
 
 async function replaceMember(ctx: FaultContext, learner: boolean): Promise<void> {
   const c = ctx.cluster;
-  const i = await pickTarget(ctx, 'follower');
+  // The leader one time in three: it keeps leading until its removal commits, then steps down and stops.
+  const r = ctx.rand.intn(3) === 0 ? 'leader' : 'follower';
+  const i = await pickTarget(ctx, r);
   const m = c.members[i] as Member;
   const oldId = (await memberStatus(m.endpoint)).header?.memberId ?? 0n;
-  ctx.note(`replace follower ${m.name} (${oldId.toString(16)})${learner ? ' through a learner' : ''}: remove`);
+  ctx.note(`replace ${r} ${m.name} (${oldId.toString(16)})${learner ? ' through a learner' : ''}: remove`);
   // Not found: an earlier attempt that timed out was applied after all.
   await clusterCall(c, i, methods.cluster.MemberRemove, etcdserverpb.MemberRemoveRequest.create({ ID: oldId }), (e) => /member not found/.test(e.message));
   const exited = await Promise.race([m.waitExit().then(() => true), delay(10_000).then(() => false)]);
