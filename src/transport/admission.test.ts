@@ -11,6 +11,9 @@ import { headers, paths, protocolVersion } from './protocol.js';
 import { dialRaw, jsonLine, readJsonLine, responseOf } from './raw-stream.js';
 import { ManualTimers, connectAll, heartbeat, recordingLogger, startMember, testClusterId, waitFor, waitMesh, type LogLine } from './testing.js';
 
+/** A peer URL nothing listens on (port 1): a peer added only so that it is known. */
+const unreachableUrl = 'http://127.0.0.1:1';
+
 test('a member of another cluster is refused with 412 and the sender is told', async () => {
   const a = await startMember(1n);
   const d = await startMember(4n, { clusterId: 0x999n });
@@ -110,14 +113,17 @@ test("a peer's session that opens no stream but pings is kept, with the raft str
   const a = await startMember(1n, { timers: aTimers, metrics: reg, tuning });
   const b = await startMember(2n, { timers: bTimers, logger: recordingLogger(bLog), tuning });
   try {
+    // b knows a (it takes raft streams from members only) but does not dial it here; a dials b.
+    b.t.addPeer(1n, [unreachableUrl]);
     a.t.addPeer(2n, [b.url]);
     await waitFor(() => a.t.activeSince(2n) !== undefined, 'link active');
     const since = a.t.activeSince(2n);
     aTimers.fire(tuning.pingIntervalMs);
     // The ping's answer is in: b has seen the ping.
     await waitFor(() => /etcd_network_peer_round_trip_time_seconds_count\{To="2"\} [1-9]/.test(reg.render()), 'ping answered');
-    assert.ok(bTimers.fire(tuning.inboundFirstStreamTimeoutMs).length === 0, "b's first-stream timer was cleared by the ping");
-    assert.deepEqual(bLog.filter((l) => l.level === 'warn').map((l) => l.msg), []);
+    // (b's own timers for its link to a fire too: only the first-stream timeout must not be among them.)
+    assert.ok(!bTimers.fire(tuning.inboundFirstStreamTimeoutMs).includes(tuning.inboundFirstStreamTimeoutMs), "b's first-stream timer was cleared by the ping");
+    assert.deepEqual(bLog.filter((l) => l.level === 'warn' && l.msg !== 'failed to dial remote peer').map((l) => l.msg), []);
     a.t.send([heartbeat(1n, 2n, 7)]);
     await waitFor(() => b.received.some((m) => m.commit === 7), 'a message after the timeout');
     assert.equal(a.t.activeSince(2n), since, 'the link never reconnected');
@@ -139,6 +145,10 @@ test('wrong version, recipient, cluster or path are refused with etcd statuses; 
     assert.deepEqual(await rawRequest(b.url, { ...stream, ...good, [headers.to]: '3' }), { status: 412, code: 'to-mismatch', closed: true });
     assert.deepEqual(await rawRequest(b.url, { ...stream, ...good, [headers.clusterId]: 'beef' }), { status: 412, code: 'cluster-id-mismatch', closed: true });
     assert.deepEqual(await rawRequest(b.url, { ':path': '/nope', ...good }), { status: 404, code: 'bad-request', closed: true });
+    // A sender b does not know (etcd: 404, sender not found); then b learns of member 1.
+    assert.deepEqual(await rawRequest(b.url, { ...stream, ...good }), { status: 404, code: 'peer-not-found', closed: true });
+    assert.deepEqual(await rawRequest(b.url, { ':path': paths.snapshot, ...good }), { status: 404, code: 'peer-not-found', closed: true });
+    b.t.addPeer(1n, [unreachableUrl]);
     b.removed.add(1n);
     assert.deepEqual(await rawRequest(b.url, { ...stream, ...good }), { status: 410, code: 'member-removed', closed: true });
     b.removed.clear();
@@ -194,6 +204,8 @@ test('raw streams: the same refusals and statuses; garbage frames cut the connec
     assert.deepEqual(await rawStreamRequest(b.url, { ...stream, ...good, [headers.to]: '3' }), { status: 412, code: 'to-mismatch', closed: true });
     assert.deepEqual(await rawStreamRequest(b.url, { ...stream, ...good, [headers.clusterId]: 'beef' }), { status: 412, code: 'cluster-id-mismatch', closed: true });
     assert.deepEqual(await rawStreamRequest(b.url, { ':path': paths.snapshot, ...good }), { status: 404, code: 'bad-request', closed: true });
+    assert.deepEqual(await rawStreamRequest(b.url, { ...stream, ...good }), { status: 404, code: 'peer-not-found', closed: true });
+    b.t.addPeer(1n, [unreachableUrl]);
     b.removed.add(1n);
     assert.deepEqual(await rawStreamRequest(b.url, { ...stream, ...good }), { status: 410, code: 'member-removed', closed: true });
     b.removed.clear();

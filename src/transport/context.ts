@@ -29,4 +29,6 @@ export interface TransportContext {
   rejected(peer: bigint, err: TransportError): void;
   /** An inbound stream from this peer was accepted: it is up, so dial it now if waiting to retry. */
   peerSeen(id: bigint): void;
+  /** A member this one knows (added as a peer): only those may open raft streams to it. */
+  isPeer(id: bigint): boolean;
 }

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { idToHex } from '../base/index.js';
 import { DecodeError, raftpb } from '../pb/index.js';
 import type { TransportContext } from './context.js';
-import { BadRequestError, FrameTooLargeError, RpcFailedError, TransportError, UnknownMethodError } from './errors.js';
+import { BadRequestError, FrameTooLargeError, PeerNotFoundError, RpcFailedError, TransportError, UnknownMethodError } from './errors.js';
 import { FrameDecoder, frameHeaderBytes } from './frame.js';
 import { admit, errorHeaderValue, headers, paths, type Admission } from './protocol.js';
 import { jsonLine, readJsonLine, requestHeaders } from './raw-stream.js';
@@ -90,7 +90,7 @@ export class InboundHandler {
       refuse(404, new BadRequestError(`no such raw stream ${JSON.stringify(String(path ?? '').slice(0, 64))}`));
       return;
     }
-    const a = this.admitOr(h, true, remoteAddress(socket), refuse);
+    const a = this.admitStream(h, remoteAddress(socket), refuse);
     if (!a.ok) return;
     socket.setNoDelay(true);
     // The sender pings over its HTTP/2 session; this end learns of a silently dead peer from TCP.
@@ -168,6 +168,21 @@ export class InboundHandler {
     return a;
   }
 
+  /**
+   * Admits a raft stream or a snapshot: besides the checks of every request,
+   * its sender must be a member this one knows (etcd answers others 404,
+   * "sender not found"): a stranger that has the cluster id must not step
+   * messages into raft.
+   */
+  private admitStream(h: http2.IncomingHttpHeaders, remote: string, refuse: (status: number, err: TransportError) => void): Admission {
+    const a = this.admitOr(h, true, remote, refuse);
+    if (!a.ok || this.ctx.isPeer(a.from)) return a;
+    const err = new PeerNotFoundError(idToHex(a.from));
+    this.ctx.logger.warn('refused a raft stream from an unknown sender', { from: idToHex(a.from), remote });
+    refuse(404, err);
+    return { ok: false, status: 404, error: err };
+  }
+
   /** Answers with an error status and stops the upload (RST NO_ERROR after the headers). */
   private refuse(stream: http2.ServerHttp2Stream, status: number, err: TransportError): void {
     if (stream.closed || stream.destroyed) return;
@@ -176,7 +191,7 @@ export class InboundHandler {
   }
 
   private handleRaftStream(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): void {
-    const a = this.admit(stream, h, true);
+    const a = this.admitStream(h, remoteAddress(stream.session?.socket), (status, err) => this.refuse(stream, status, err));
     if (!a.ok) return;
     stream.respond({ ':status': 200, [headers.clusterId]: idToHex(this.ctx.clusterId) });
     const reader = this.readRaftStream(
@@ -218,7 +233,8 @@ export class InboundHandler {
   }
 
   private async handleSnapshot(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): Promise<void> {
-    const a = this.admit(stream, h, true);
+    // Only a leader this member knows sends it a snapshot.
+    const a = this.admitStream(h, remoteAddress(stream.session?.socket), (status, err) => this.refuse(stream, status, err));
     if (!a.ok) {
       this.ctx.metrics.snapshotReceiveRefused(undefined);
       return;

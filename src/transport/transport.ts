@@ -63,6 +63,7 @@ export class Transport {
       }),
       rejected: (peer, err) => this.rejected(peer, err),
       peerSeen: (id) => this.peers.get(id)?.peerSeen(),
+      isPeer: (id) => this.peers.has(id),
     };
     this.inbound = new InboundHandler(this.ctx);
   }
