@@ -77,6 +77,8 @@ export class ClientApi {
       keepaliveMinTimeMs: s.cfg.grpcKeepaliveMinTimeMs,
       keepaliveIntervalMs: s.cfg.grpcKeepaliveIntervalMs,
       keepaliveTimeoutMs: s.cfg.grpcKeepaliveTimeoutMs,
+      // etcd registers no decompressor: a gzip request is UNIMPLEMENTED there.
+      requestEncodings: ['identity'],
       logger: s.logger.with({ component: 'grpc' }),
       onCall: callMetrics(s.registry),
     });

@@ -465,13 +465,16 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
   onEnd(): void {
     this.readEnded = true;
     if (this.done) return;
+    // grpc-go's words, Go's io errors: a unary call fails before its handler
+    // (UNKNOWN), a streaming one in the handler's RecvMsg, which makes a cut
+    // message INTERNAL and hands a missing one up as it is (UNKNOWN).
+    const type = this.def.type;
     if (!this.deframer.idle) {
-      this.finish(GrpcStatus.INTERNAL, 'grpc: the client ended the stream inside a message');
+      this.finish(type === 'unary' ? GrpcStatus.UNKNOWN : GrpcStatus.INTERNAL, 'unexpected EOF');
       return;
     }
-    const type = this.def.type;
     if ((type === 'unary' || type === 'server_stream') && !this.gotRequest) {
-      this.finish(GrpcStatus.INTERNAL, 'grpc: the client sent no request message');
+      this.finish(GrpcStatus.UNKNOWN, 'EOF');
       return;
     }
     this.inbox?.end();

@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders, ServerOptions } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { assert, nopLogger, type Logger } from '../base/index.js';
-import { decodeTimeout, isGrpcContentType, messageBytesLimit, parseEncoding, type MethodDef } from './framing.js';
+import { decodeTimeout, isGrpcContentType, messageBytesLimit, parseEncoding, type MessageEncoding, type MethodDef } from './framing.js';
 import { H2Connection, h2Error, type H2ConnectionOptions, type H2Stream } from './h2-connection.js';
 import {
   ServerCallImpl,
@@ -50,6 +50,11 @@ export interface GrpcServerOptions {
    * HTTP/2 connections. Default 64. (A gRPC connection is dropped past 64 MiB unsent.)
    */
   readonly maxSessionMemoryMb?: number;
+  /**
+   * The grpc-encodings requests may use. Default identity and gzip; etcd 3.4
+   * registers no decompressor, so its client port takes identity only.
+   */
+  readonly requestEncodings?: readonly MessageEncoding[];
   readonly logger?: Logger;
   readonly onCall?: CallObserver;
 }
@@ -115,6 +120,7 @@ export class GrpcServer {
   private readonly permitWithoutStream: boolean;
   private readonly keepaliveIntervalMs: number;
   private readonly keepaliveTimeoutMs: number;
+  private readonly requestEncodings: readonly MessageEncoding[];
 
   constructor(private readonly options: GrpcServerOptions = {}) {
     const maxReceive = options.maxReceiveMessageBytes ?? defaultMaxReceiveBytes;
@@ -126,6 +132,7 @@ export class GrpcServer {
     this.permitWithoutStream = options.keepalivePermitWithoutStream ?? false;
     this.keepaliveIntervalMs = options.keepaliveIntervalMs ?? defaultKeepaliveIntervalMs;
     this.keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? defaultKeepaliveTimeoutMs;
+    this.requestEncodings = options.requestEncodings ?? ['identity', 'gzip'];
     this.ctx = {
       maxReceiveMessageBytes: maxReceive,
       maxSendMessageBytes: maxSend,
@@ -227,11 +234,11 @@ export class GrpcServer {
       return;
     }
     const encoding = parseEncoding(headers['grpc-encoding'] as string | undefined);
-    if (encoding === undefined) {
+    if (encoding === undefined || !this.requestEncodings.includes(encoding)) {
       const enc = String(headers['grpc-encoding']);
-      respondStatus(stream, headers, GrpcStatus.UNIMPLEMENTED, `grpc: Decompressor is not installed for grpc-encoding ${JSON.stringify(enc)}`, {
-        'grpc-accept-encoding': 'identity,gzip',
-      });
+      // What else is accepted, when there is anything besides identity (grpc-go says nothing).
+      const accepted = this.requestEncodings.length > 1 ? { 'grpc-accept-encoding': this.requestEncodings.join(',') } : undefined;
+      respondStatus(stream, headers, GrpcStatus.UNIMPLEMENTED, `grpc: Decompressor is not installed for grpc-encoding ${JSON.stringify(enc)}`, accepted);
       return;
     }
     let timeoutMs: number | undefined;
@@ -239,7 +246,9 @@ export class GrpcServer {
     if (typeof timeoutHeader === 'string') {
       const t = decodeTimeout(timeoutHeader);
       if (t instanceof GrpcError) {
-        respondStatus(stream, headers, t.code, t.details);
+        // grpc-go (as etcd 3.4 has it) resets such a stream, PROTOCOL_ERROR, with no status.
+        this.logger.debug('malformed grpc-timeout', { error: t.details });
+        stream.reset(h2Error.PROTOCOL_ERROR);
         return;
       }
       timeoutMs = t;

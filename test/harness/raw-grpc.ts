@@ -59,6 +59,11 @@ export class RawStream {
     this.stream.write(frame(body));
   }
 
+  /** Writes bytes as they are: a gRPC frame cut short, a bad flag, anything. */
+  sendBytes(bytes: Uint8Array): void {
+    this.stream.write(bytes);
+  }
+
   /** Half-closes and waits for the status (the stream is cancelled after timeoutMs). */
   async end(timeoutMs = callTimeoutMsDefault): Promise<RawAnswer> {
     this.stream.end();
@@ -93,13 +98,13 @@ export class RawGrpc {
     return session;
   }
 
-  /** Opens a call on path; nothing is sent yet. */
-  open(path: string): RawStream {
+  /** Opens a call on path (extra headers replace or add to gRPC's); nothing is sent yet. */
+  open(path: string, extraHeaders: Readonly<Record<string, string>> = {}): RawStream {
     if (this.session.closed || this.session.destroyed || this.goaways.length > 0) {
       this.session.close();
       this.session = this.connect();
     }
-    return new RawStream(this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' }));
+    return new RawStream(this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...extraHeaders }));
   }
 
   /** One request message, then the whole answer. */

@@ -337,6 +337,40 @@ describe('malformed requests against the real etcd', { skip: etcdMissing() }, ()
     assert.ok(sent > 300, `sent ${sent}`);
   });
 
+  test('gRPC framing: cut, flagged, compressed, missing, timed out the wrong way', async () => {
+    const head = (flag: number, len: number): Buffer => Buffer.from([flag, len >>> 24, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff]);
+    const range = Buffer.from('0a0161', 'hex');
+    const cases: [string, string, Buffer, Record<string, string>?][] = [
+      ['compressed flag without an encoding', kv.Range.path, Buffer.concat([head(1, 3), range])],
+      ['flag 2', kv.Range.path, Buffer.concat([head(2, 3), range])],
+      ['a length past the data', kv.Range.path, Buffer.concat([head(0, 10), range])],
+      ['a frame header cut', kv.Range.path, Buffer.from([0, 0])],
+      ['no message', kv.Range.path, Buffer.alloc(0)],
+      ['a length past the limit', kv.Range.path, Buffer.concat([head(0, 0x7fffffff), range])],
+      ['gzip', kv.Range.path, Buffer.concat([head(1, 3), range]), { 'grpc-encoding': 'gzip' }],
+      ['an unknown encoding', kv.Range.path, Buffer.concat([head(1, 3), range]), { 'grpc-encoding': 'br' }],
+      ['an unknown method', '/etcdserverpb.KV/Nope', head(0, 0)],
+      ['an unknown service', '/x.Y/Z', head(0, 0)],
+      ['a path without a slash', 'nopath', head(0, 0)],
+      ['a malformed timeout', kv.Range.path, Buffer.concat([head(0, 3), range]), { 'grpc-timeout': 'xyz' }],
+      ['server streaming, no message', methods.maintenance.Snapshot.path, Buffer.alloc(0)],
+      ['server streaming, a message cut', methods.maintenance.Snapshot.path, Buffer.concat([head(0, 10), Buffer.alloc(2)])],
+      ['bidi, no message', methods.watch.Watch.path, Buffer.alloc(0)],
+      ['bidi, a message cut', methods.watch.Watch.path, Buffer.concat([head(0, 10), Buffer.alloc(2)])],
+      ['bidi, a header cut', methods.lease.LeaseKeepAlive.path, Buffer.from([0, 0, 0, 0])],
+    ];
+    for (const [name, path, bytes, extra] of cases) {
+      const [theirs, ours] = await Promise.all(
+        raw.map((r) => {
+          const s = r.open(path, extra);
+          s.sendBytes(bytes);
+          return s.end(5_000);
+        }),
+      );
+      assert.deepEqual([ours?.status, ours?.message], [theirs?.status, theirs?.message], name);
+    }
+  });
+
   test('an unknown sort target: etcd 3.6\'s InvalidSortOption (etcd 3.4 crashes)', async () => {
     const ours = raw[1] as RawGrpc;
     for (const hex of ['0a016b3005', '0a016b28013010', '12070a050a016b3005']) {
