@@ -12,7 +12,9 @@
  * - fields in declaration order; strings escaped as Go's encoding/json does
  *   (<, >, & and U+2028/9 as \u escapes).
  */
+import { goQuote } from '../base/index.js';
 import type { FieldInfo, MessageType } from '../pb/index.js';
+import { checkGoJson, scanGoJson } from './go-json-scan.js';
 
 type Obj = Record<string, unknown>;
 
@@ -248,13 +250,18 @@ function parseKeepingNumbers(text: string): unknown {
   return value();
 }
 
-/** Parses one JSON text as encoding/json does, or throws its syntax error. */
+/** Parses the first JSON value of a text as encoding/json's Decoder does, or throws its syntax error. */
 function parseGoJson(text: string): unknown {
-  try {
-    JSON.parse(text);
-  } catch (e) {
-    throw new JsonPbError(text.trim() === '' ? 'unexpected end of JSON input' : goSyntaxMessage(text, e));
-  }
+  const scan = scanGoJson(text);
+  if (scan.kind === 'error') throw new JsonPbError(scan.message);
+  if (scan.kind === 'incomplete') throw new JsonPbError(text.trim() === '' ? 'unexpected end of JSON input' : 'unexpected EOF');
+  return parseKeepingNumbers(text.slice(0, scan.end));
+}
+
+/** Parses a whole text as json.Unmarshal does (jsonpb's quoted integers), or throws its syntax error. */
+function unmarshalGoJson(text: string): unknown {
+  const error = checkGoJson(text);
+  if (error !== null) throw new JsonPbError(error);
   return parseKeepingNumbers(text);
 }
 
@@ -318,7 +325,7 @@ function integerLiteral(raw: string, goType: string, range: readonly [bigint, bi
 function integer(v: unknown, goType: string, range: readonly [bigint, bigint]): bigint | null {
   if (v instanceof JsonNumber) return integerLiteral(v.raw, goType, range);
   if (typeof v !== 'string') throw typeError(jsonKind(v), goType);
-  const inner = parseGoJson(v);
+  const inner = unmarshalGoJson(v);
   if (inner === null) return null;
   if (inner instanceof JsonNumber) return integerLiteral(inner.raw, goType, range);
   throw typeError(jsonKind(inner), goType);
@@ -372,7 +379,7 @@ function valueFromJson(f: FieldInfo, v: unknown): unknown {
     case 'enum': {
       if (typeof v === 'string') {
         const n = f.enumType.values[v];
-        if (n === undefined) throw new JsonPbError(`unknown value ${JSON.stringify(v)} for enum ${goEnumName(f.enumType.typeName)}`);
+        if (n === undefined) throw new JsonPbError(`unknown value ${goQuote(v)} for enum ${goEnumName(f.enumType.typeName)}`);
         return n;
       }
       if (v instanceof JsonNumber) return Number(integerLiteral(v.raw, goTypeName(f), integerRanges['int32'] as [bigint, bigint]));
@@ -423,72 +430,8 @@ export function fromJsonText<T extends object>(type: MessageType<T>, text: strin
 export function fromJson<T extends object>(type: MessageType<T>, body: Uint8Array): T {
   const text = decoder.decode(body);
   if (text.trim() === '') return type.create();
-  const first = firstValueEnd(text);
-  return fromJsonText(type, first === undefined ? text : text.slice(0, first));
-}
-
-/** Where the first JSON object or array of text ends, if it is one and it ends. */
-function firstValueEnd(text: string): number | undefined {
-  // A scalar first value (a type error to come) ends at the whitespace after it.
-  const scalar = /^\s*(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null|"(?:[^"\\]|\\.)*")(?=\s)/.exec(text);
-  if (scalar !== null) return scalar[0].length;
-  const { values } = splitJsonValues(text);
-  const v = values[0];
-  if (v === undefined) return undefined;
-  const at = text.indexOf(v[0] as string);
-  return text.slice(0, at).trim() === '' ? at + v.length : undefined;
-}
-
-/** encoding/json's message for the first syntax error, as near as JSON.parse lets us tell. */
-function goSyntaxMessage(text: string, e: unknown): string {
-  const message = (e as Error).message;
-  // V8 leaves the position out of some messages ("Unexpected token 'a', "abc" is not valid JSON").
-  const token = /^Unexpected token '(.)'/.exec(message)?.[1];
-  const pos = /position (\d+)/.exec(message)?.[1] ?? (token !== undefined && text.includes(token) ? String(text.indexOf(token)) : undefined);
-  const ch = pos === undefined ? undefined : text[Number(pos)];
-  // json.Decoder reports a body that stops inside a value as an unexpected EOF.
-  if (pos === undefined || ch === undefined) return 'unexpected EOF';
-  return `invalid character ${goQuoteChar(ch)} ${expectation(text, Number(pos))}`;
-}
-
-function goQuoteChar(ch: string): string {
-  if (ch === "'") return "'\\''";
-  if (ch === '"') return `'"'`;
-  return `'${ch}'`;
-}
-
-/** What encoding/json was looking for where the bad character stands. */
-function expectation(text: string, pos: number): string {
-  const before = text.slice(0, pos).trimEnd();
-  const last = before[before.length - 1];
-  if (last === '{') return 'looking for beginning of object key string';
-  if (last === ',') return /[[{][^[{]*$/.test(before) && lastOpen(before) === '{' ? 'looking for beginning of object key string' : 'looking for beginning of value';
-  if (last === ':' || last === '[' || last === undefined) return 'looking for beginning of value';
-  if (lastOpen(before) === undefined) return 'after top-level value';
-  if (lastOpen(before) === '{') return isAfterKey(before) ? "after object key" : 'after object key:value pair';
-  return 'after array element';
-}
-
-function lastOpen(s: string): string | undefined {
-  let depth = 0;
-  let inString = false;
-  for (let i = s.length - 1; i >= 0; i--) {
-    const c = s[i];
-    if (c === '"' && s[i - 1] !== '\\') inString = !inString;
-    if (inString) continue;
-    if (c === '}' || c === ']') depth++;
-    else if (c === '{' || c === '[') {
-      if (depth === 0) return c;
-      depth--;
-    }
-  }
-  return undefined;
-}
-
-/** True when the text ends in an object key that still waits for its colon. */
-function isAfterKey(s: string): boolean {
-  const m = /([{,])\s*"(?:[^"\\]|\\.)*"$/.exec(s);
-  return m !== null;
+  // The first value only: what follows it is never read (scanGoJson stops there).
+  return fromJsonText(type, text);
 }
 
 /** Splits a stream body into its consecutive JSON values (json.Decoder); the tail that is not complete yet stays. */

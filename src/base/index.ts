@@ -25,3 +25,4 @@ export * from './metrics.js';
 export * from './failpoints.js';
 export * from './rpctypes.js';
 export * from './dns-text.js';
+export * from './go-quote.js';
