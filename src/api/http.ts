@@ -29,8 +29,8 @@ function methodNotAllowed(res: Res): void {
 function plainError(res: Res, status: number, body: string): void {
   // As Go's http.Error: text/plain, nosniff, a trailing newline.
   res.statusCode = status;
-  res.setHeader('content-type', 'text/plain; charset=utf-8');
-  res.setHeader('x-content-type-options', 'nosniff');
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
   res.end(`${body}\n`);
 }
 
@@ -96,7 +96,7 @@ function scrapeHandler(r: Registry): (res: Res) => void {
     inFlight.inc();
     try {
       res.statusCode = 200;
-      res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+      res.setHeader('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
       res.end(r.render());
     } finally {
       inFlight.dec();
@@ -177,14 +177,14 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
           if (!ok) return plainError(res, 503, body);
           res.statusCode = 200;
           // What Go's http server sniffs for the JSON body etcd writes without a type.
-          res.setHeader('content-type', 'text/plain; charset=utf-8');
+          res.setHeader('Content-Type', 'text/plain; charset=utf-8');
           res.end(body);
         });
         return;
       case '/version':
         if (req.method !== 'GET') return methodNotAllowed(res);
         res.statusCode = 200;
-        res.setHeader('content-type', 'application/json');
+        res.setHeader('Content-Type', 'application/json');
         res.end(JSON.stringify({ etcdserver: serverVersion, etcdcluster: s.cluster.version === '' ? 'not_decided' : clusterVersionFor(s) }));
         return;
       case '/metrics':

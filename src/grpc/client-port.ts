@@ -75,7 +75,8 @@ const watchKeepaliveMs = 60_000;
 
 function notFound(_req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
   res.statusCode = 404;
-  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
   res.end('404 page not found\n');
 }
 
@@ -111,8 +112,15 @@ export class ClientPortServer {
       if (this.closing) res.shouldKeepAlive = false;
       handler(req, res);
     });
-    this.h1.on('clientError', (err, socket) => {
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.logger.debug('http client error', { error: err });
+      // A request Go's server cannot parse gets its plain answer before the close,
+      // unless an answer went out already (bytes after it would corrupt the exchange).
+      if (socket.writable && (socket as net.Socket).bytesWritten === 0 && err.code !== 'ECONNRESET' && err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${status}`);
+        return;
+      }
       socket.destroy();
     });
   }
