@@ -7,11 +7,11 @@
 // left out). Methods that change a cluster beyond its keys (auth, members,
 // alarms, defrag, locks) get only the requests that etcd-ts's decoder
 // rejects: etcd must reject each one with the same message.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRand } from '../../src/base/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb, Reader, type MessageType, type MethodInfo } from '../../src/pb/index.js';
-import { RawGrpc, etcdMissing, methods, useWorkspace, type Cluster, type RawAnswer } from '../harness/index.js';
+import { etcdMissing, methods, useEtcdPair, type RawAnswer, type RawGrpc } from '../harness/index.js';
 
 const seed = Number(process.env['MALFORMED_SEED'] ?? 20261205);
 
@@ -259,17 +259,7 @@ function comparable(method: MethodInfo<object, object>, bytes: Buffer): unknown 
 }
 
 describe('malformed requests against the real etcd', { skip: etcdMissing() }, () => {
-  const ws = useWorkspace('malformed');
-  let pair: Cluster[];
-  let raw: RawGrpc[];
-  before(async () => {
-    pair = await Promise.all([ws.startCluster({ kind: 'etcd' }), ws.startCluster({ kind: 'etcd-ts' })]);
-    raw = pair.map((c) => new RawGrpc(c.member(0).clientUrl));
-  });
-  after(async () => {
-    for (const r of raw ?? []) r.close();
-    for (const c of pair ?? []) await c.close();
-  });
+  const { raw } = useEtcdPair('malformed');
 
   /** Sends bytes to both servers; what differs, as text, or undefined. */
   async function differs(t: Target, bytes: Buffer): Promise<string | undefined> {

@@ -6,10 +6,10 @@
 // requests. Both servers get the same writes in the same order, so every
 // response (revisions, events, compact_revision, cancel reasons) must be equal,
 // cluster and member ids aside.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { RawGrpc, delay, etcdMissing, methods, useWorkspace, type Cluster, type RawAnswer, type RawStream } from '../harness/index.js';
+import { delay, etcdMissing, methods, useEtcdPair, type RawAnswer, type RawStream } from '../harness/index.js';
 
 type WatchCreate = Partial<etcdserverpb.WatchCreateRequest>;
 
@@ -103,9 +103,7 @@ async function settleBoth(streams: readonly RawStream[]): Promise<void> {
 }
 
 describe('watch streams against the real etcd', { skip: etcdMissing() }, () => {
-  const ws = useWorkspace('watch-diff');
-  let pair: Cluster[];
-  let raw: RawGrpc[];
+  const { raw } = useEtcdPair('watch-diff');
   let compacted = 0;
 
   /** The same unary request to both servers; their answers must agree (ids aside). */
@@ -121,8 +119,6 @@ describe('watch streams against the real etcd', { skip: etcdMissing() }, () => {
   }
 
   before(async () => {
-    pair = await Promise.all([ws.startCluster({ kind: 'etcd' }), ws.startCluster({ kind: 'etcd-ts' })]);
-    raw = pair.map((c) => new RawGrpc(c.member(0).clientUrl));
     // History: a few writes, a compaction in the middle, more writes.
     for (const [k, v] of [['a', '1'], ['b', '1'], ['a', '2'], ['c', '1'], ['a', '3']] as const) {
       await both(methods.kv.Put.path, etcdserverpb.PutRequest.encode(etcdserverpb.PutRequest.create({ key: b(k), value: b(v) })));
@@ -132,11 +128,6 @@ describe('watch streams against the real etcd', { skip: etcdMissing() }, () => {
     await both(methods.kv.DeleteRange.path, etcdserverpb.DeleteRangeRequest.encode(etcdserverpb.DeleteRangeRequest.create({ key: b('b') })));
     await both(methods.kv.Put.path, etcdserverpb.PutRequest.encode(etcdserverpb.PutRequest.create({ key: b('a'), value: b('4') })));
   });
-  after(async () => {
-    for (const r of raw ?? []) r.close();
-    for (const c of pair ?? []) await c.close();
-  });
-
   for (const [name, steps] of Object.entries(cases)) {
     test(name, async () => {
       const rev = await revision();
