@@ -105,16 +105,19 @@ describe('plain TCP: preface sniffing', () => {
     }
   });
 
-  test("an HTTP/1.1 request that cannot be parsed gets Go's plain 400", async () => {
-    const answer = await new Promise<string>((resolve) => {
-      const s = net.connect(p, '127.0.0.1');
-      let got = '';
-      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
-      s.on('close', () => resolve(got));
-      s.on('error', () => undefined);
-      s.write('POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n');
-    });
-    assert.equal(answer, 'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request');
+  test("an HTTP/1.1 request that cannot be parsed, or has no Host, gets Go's plain 400", async () => {
+    const exchange = (request: string): Promise<string> =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(p, '127.0.0.1');
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        s.on('close', () => resolve(got));
+        s.on('error', () => undefined);
+        s.write(request);
+      });
+    const plain = (why: string): string => `HTTP/1.1 ${why}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${why}`;
+    assert.equal(await exchange('POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n'), plain('400 Bad Request'));
+    assert.equal(await exchange('GET /health HTTP/1.1\r\nConnection: close\r\n\r\n'), plain('400 Bad Request: missing required Host header'));
   });
 
   test('a connection that sends nothing is closed after the handshake timeout', async () => {

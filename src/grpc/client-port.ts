@@ -106,8 +106,14 @@ export class ClientPortServer {
     this.h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) =>
       this.onStream(stream, headers, raw, handler),
     );
-    this.h1 = http.createServer({ keepAliveTimeout: options.http1KeepAliveTimeoutMs ?? 5000 });
+    // Node would answer a missing Host on its own, in its words; Go's are below.
+    this.h1 = http.createServer({ keepAliveTimeout: options.http1KeepAliveTimeoutMs ?? 5000, requireHostHeader: false });
     this.h1.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+        const why = '400 Bad Request: missing required Host header';
+        req.socket.end(`HTTP/1.1 ${why}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${why}`);
+        return;
+      }
       // While closing, answer and then close the connection instead of keeping it alive.
       if (this.closing) res.shouldKeepAlive = false;
       handler(req, res);
