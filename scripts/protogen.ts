@@ -648,12 +648,12 @@ class Emitter {
     this.out('  },');
   }
 
-  /** The expression reading one value of field f (the tag has been read). */
-  readExpr(m: MessageDef, f: FieldDef): string {
+  /** The expression reading one value of field f (the tag has been read); a message is merged into `into` when given. */
+  readExpr(m: MessageDef, f: FieldDef, into?: string): string {
     if (scalarTypes.has(f.type)) return scalarInfo(f.type, f.jsNumber).read;
     const r = this.resolveField(m, f);
     if (r.def.kind === 'enum') return `r.int32(end) as ${this.typeRef(r)}`;
-    return `${this.typeRef(r)}.read(r, r.delimitedEnd(end))`;
+    return `${this.typeRef(r)}.read(r, r.delimitedEnd(end)${into === undefined ? '' : `, ${into}`})`;
   }
 
   emitRead(m: MessageDef): void {
@@ -681,9 +681,9 @@ class Emitter {
         this.out(`        case ${tagOf(f.no, 2)}: { const stop = r.delimitedEnd(end); while (r.pos < stop) ${n}.push(${expr}); break; }`);
       } else if (f.repeated) {
         this.out(`        case ${tagOf(f.no, wire)}: ${n}.push(${expr}); break;`);
-      } else if (!isScalarOrEnum && wire === 2 && !scalarTypes.has(f.type)) {
+      } else if (!isScalarOrEnum) {
         // A message field met twice is merged, as in Go.
-        this.out(`        case ${tagOf(f.no, wire)}: ${n} = ${this.typeRef(this.resolveField(m, f))}.read(r, r.delimitedEnd(end), ${n}); break;`);
+        this.out(`        case ${tagOf(f.no, wire)}: ${n} = ${this.readExpr(m, f, n)}; break;`);
       } else {
         this.out(`        case ${tagOf(f.no, wire)}: ${n} = ${expr}; break;`);
       }

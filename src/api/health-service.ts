@@ -34,7 +34,7 @@ const requestCodec = {
     while (r.pos < b.length) {
       const tag = r.tag(b.length);
       if (tag === 10) m.service = r.string(b.length);
-      else r.skip(tag & 7, b.length);
+      else r.skip(b.length);
     }
     return m;
   },
@@ -55,7 +55,7 @@ const responseCodec = {
     while (r.pos < b.length) {
       const tag = r.tag(b.length);
       if (tag === 8) m.status = r.int32(b.length);
-      else r.skip(tag & 7, b.length);
+      else r.skip(b.length);
     }
     return m;
   },

@@ -81,6 +81,11 @@ function notFound(_req: IncomingMessage | Http2ServerRequest, res: ServerRespons
 }
 
 
+/** What Go's HTTP server writes itself, before any handler, for a request it refuses: the status, as status line and body. */
+function goPlainAnswer(status: string): string {
+  return `HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${status}`;
+}
+
 export class ClientPortServer {
   private readonly listeners: (net.Server | tls.Server)[] = [];
   private readonly h2: http2.Http2Server;
@@ -110,8 +115,7 @@ export class ClientPortServer {
     this.h1 = http.createServer({ keepAliveTimeout: options.http1KeepAliveTimeoutMs ?? 5000, requireHostHeader: false });
     this.h1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (req.httpVersion === '1.1' && req.headers.host === undefined) {
-        const why = '400 Bad Request: missing required Host header';
-        req.socket.end(`HTTP/1.1 ${why}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${why}`);
+        req.socket.end(goPlainAnswer('400 Bad Request: missing required Host header'));
         return;
       }
       // While closing, answer and then close the connection instead of keeping it alive.
@@ -123,8 +127,7 @@ export class ClientPortServer {
       // A request Go's server cannot parse gets its plain answer before the close,
       // unless an answer went out already (bytes after it would corrupt the exchange).
       if (socket.writable && (socket as net.Socket).bytesWritten === 0 && err.code !== 'ECONNRESET' && err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
-        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-        socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${status}`);
+        socket.end(goPlainAnswer(err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'));
         return;
       }
       socket.destroy();

@@ -225,7 +225,7 @@ function writeKv(w: Writer, kv: Uint8Array, keysOnly: boolean): void {
   while (rd.pos < kv.length) {
     const start = rd.pos;
     const tag = rd.tag(kv.length);
-    rd.skip(tag & 7, kv.length);
+    rd.skip(kv.length);
     if (tag === 42) {
       valueStart = start;
       valueEnd = rd.pos;

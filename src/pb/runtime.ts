@@ -420,8 +420,7 @@ export class Reader {
     }
     const field = layout.fields.get(fieldNumber);
     if (field !== undefined) throw new DecodeError(`proto: wrong wireType = ${wireType} for field ${field}`);
-    this.pos = this.tagAt;
-    this.skipField(end);
+    this.skip(end);
   }
 
   /**
@@ -465,25 +464,10 @@ export class Reader {
     if (this.pos > end) throw new DecodeError(unexpectedEof);
   }
 
-  /** Skips a field's value of this wire type (the tag has been read); for trusted input. */
-  skip(wireType: number, end: number): void {
-    switch (wireType) {
-      case 0:
-        this.varint64(end);
-        return;
-      case 1:
-        this.pos += 8;
-        break;
-      case 2:
-        this.pos = this.delimitedEnd(end);
-        return;
-      case 5:
-        this.pos += 4;
-        break;
-      default:
-        throw new DecodeError(`proto: illegal wireType ${wireType}`);
-    }
-    if (this.pos > end) throw new DecodeError(unexpectedEof);
+  /** Skips the field whose tag tag() just read, groups included, as Go's skip functions do. */
+  skip(end: number): void {
+    this.pos = this.tagAt;
+    this.skipField(end);
   }
 
   /** Checks that a message body ended exactly where its length said. */

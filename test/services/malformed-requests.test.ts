@@ -86,7 +86,7 @@ function fieldStarts(bytes: Uint8Array): { at: number; tagEnd: number; tag: numb
   while (r.pos < bytes.length) {
     const tag = r.tag(bytes.length);
     out.push({ at: r.tagAt, tagEnd: r.pos, tag });
-    r.skip(tag & 7, bytes.length);
+    r.skip(bytes.length);
   }
   return out;
 }
