@@ -133,9 +133,15 @@ describe('junk on the peer port', () => {
       }
     }
     for (const m of c.members) assert.ok(m.running, `${m.name} exited`);
-    // The cluster is still one: every member sees the same leader and has applied the last write.
-    await delay(500);
-    const statuses = await Promise.all(c.members.map((m) => memberStatus(m.endpoint)));
+    // The cluster is still one: every member sees the same leader and applies the last write
+    // (followers apply it a moment after the leader answered: waited for, 10 s at most).
+    const deadline = Date.now() + 10_000;
+    let statuses = await Promise.all(c.members.map((m) => memberStatus(m.endpoint)));
+    const agree = (): boolean => new Set(statuses.map((s) => `${s.leader}/${s.header?.revision ?? 0}`)).size === 1;
+    while (!agree() && Date.now() < deadline) {
+      await delay(100);
+      statuses = await Promise.all(c.members.map((m) => memberStatus(m.endpoint)));
+    }
     assert.equal(new Set(statuses.map((s) => s.leader)).size, 1, 'members disagree on the leader');
     const revs = statuses.map((s) => s.header?.revision ?? 0);
     assert.ok(revs.every((r) => r === revs[0]), `revisions differ: ${revs.join(', ')}`);
