@@ -7,11 +7,15 @@
  *   generations: [ {1, 2, 3(t)}, {4, 5(t)}, {} ]
  *
  * Compacting at revision R keeps, for each key, the newest revision <= R
- * (unless it is a tombstone) and everything newer; generations that end up
- * empty go, and a key left with only its empty generation goes from the
- * index. compact(2) above gives [ {2, 3(t)}, {4, 5(t)}, {} ]; compact(4)
- * gives [ {4, 5(t)}, {} ]; compact(5) leaves only the empty generation.
- * These are etcd's rules (mvcc/key_index.go) because HashKV must match.
+ * and everything newer; generations that end below R go, and a key left
+ * with only its empty generation goes from the index. compact(2) above
+ * gives [ {2, 3(t)}, {4, 5(t)}, {} ]; compact(4) gives [ {4, 5(t)}, {} ];
+ * compact(5) gives [ {5(t)}, {} ], and compact(6) leaves only the empty
+ * generation. A tombstone at R itself is kept: a watch from R, which
+ * compaction at R allows, must still see that delete (etcd #18089; etcd
+ * 3.4.23 dropped it, 3.4.34 and 3.5.15 keep it). keep(), which picks what
+ * HashKV covers, leaves that tombstone out, as every etcd version does, so
+ * the hashes stay those of etcd.
  *
  * Most keys of a large store have a single revision (restored, or compacted
  * down to it): such a key keeps no generation objects at all, only its
@@ -123,6 +127,19 @@ export class KeyIndex {
     this.liveCreated = created;
   }
 
+  /**
+   * Rebuilds a key whose only surviving revision is its tombstone (a
+   * compaction at the tombstone's revision keeps it; store restore). The
+   * generation it ends has no put left; its create revision is unknown.
+   */
+  restoreTombstone(rev: Revision): void {
+    assert(this.modMain === 0, 'keyIndex restore on a non-empty index');
+    this.modMain = rev.main;
+    this.modSub = rev.sub;
+    this.liveVersion = 0;
+    this.gens = [{ ver: 1, created: 0, revs: [rev] }, newGeneration()];
+  }
+
   /** Appends a tombstone and opens a new generation; false if the key is already deleted. */
   tombstone(rev: Revision): boolean {
     assert(!this.isEmpty(), 'keyIndex tombstone on an empty index');
@@ -176,18 +193,9 @@ export class KeyIndex {
       if (this.modMain <= atRev) available.add(revKey(this.modMain, this.modSub));
       return;
     }
-    const [found, revIndex] = this.doCompact(atRev, available);
-    let genIdx = found;
+    const [genIdx, revIndex] = this.doCompact(atRev, available);
     const g = this.gens[genIdx] as Generation;
-    if (g.revs.length !== 0) {
-      if (revIndex !== -1) g.revs = g.revs.slice(revIndex);
-      // A generation reduced to its tombstone goes, tombstone included.
-      if (g.revs.length === 1 && genIdx !== this.gens.length - 1) {
-        const r = g.revs[0] as Revision;
-        available.delete(revKey(r.main, r.sub));
-        genIdx++;
-      }
-    }
+    if (g.revs.length !== 0 && revIndex !== -1) g.revs = g.revs.slice(revIndex);
     this.gens = this.gens.slice(genIdx);
     // Down to one live revision: the generations are no longer needed.
     const only = this.gens[0];
@@ -203,19 +211,20 @@ export class KeyIndex {
     }
     const [genIdx, revIndex] = this.doCompact(atRev, available);
     const g = this.gens[genIdx] as Generation;
+    // A tombstone at atRev, which compact() keeps, is not part of the hash (as in etcd).
     if (g.revs.length !== 0 && revIndex === g.revs.length - 1 && genIdx !== this.gens.length - 1) {
       const r = g.revs[revIndex] as Revision;
       available.delete(revKey(r.main, r.sub));
     }
   }
 
-  /** The generation holding atRev (first one whose tombstone is above it) and the newest revision <= atRev in it. */
+  /** The generation holding atRev (first one whose tombstone is at or above it) and the newest revision <= atRev in it. */
   private doCompact(atRev: number, available: Set<string>): [number, number] {
     const gens = this.full();
     let genIdx = 0;
     let g = gens[0] as Generation;
     while (genIdx < gens.length - 1) {
-      if ((g.revs[g.revs.length - 1] as Revision).main > atRev) break;
+      if ((g.revs[g.revs.length - 1] as Revision).main >= atRev) break;
       genIdx++;
       g = gens[genIdx] as Generation;
     }

@@ -516,11 +516,15 @@ export class KvStore {
         if (tomb) ki.tombstone(rev);
         else ki.put(rev);
         ki.lease = tomb ? 0n : kv.lease;
-      } else if (!tomb) {
+      } else {
         // Compaction removed the earlier versions: the surviving one says where the generation began.
         const fresh = new KeyIndex(keyStr);
-        fresh.restore(kv.createRevision, rev, kv.version);
-        fresh.lease = kv.lease;
+        // A tombstone alone survives a compaction at its revision; the next compaction must find it (etcd #19179).
+        if (tomb) fresh.restoreTombstone(rev);
+        else {
+          fresh.restore(kv.createRevision, rev, kv.version);
+          fresh.lease = kv.lease;
+        }
         keys.set(keyStr, fresh);
       }
     });

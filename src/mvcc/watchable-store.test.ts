@@ -371,3 +371,65 @@ test('property: every watcher sees exactly the history from its start revision, 
     { numRuns: Number(process.env['MVCC_WATCH_RUNS'] ?? 40) },
   );
 });
+
+/** The main revisions stored in the key bucket, oldest first. */
+function storedRevisions(t: TestStore): number[] {
+  const out: number[] = [];
+  t.store.backend.forEach(t.store.schema.buckets.key, new Uint8Array(0), undefined, (k) => {
+    out.push(Number(Buffer.from(k).readBigUInt64BE(0)));
+  });
+  return out;
+}
+
+test('a watch from the compact revision gets the delete at that revision, after a restart too (etcd #18089, #19179)', () =>
+  withStore(async (t) => {
+    putRequest(t.store, put('a', '1'));
+    putRequest(t.store, put('b', '1'));
+    deleteRangeRequest(t.store, del('a'));
+    compactionRequest(t.store, etcdserverpb.CompactionRequest.create({ revision: 4 }));
+    await finishCompactions(t);
+    assert.deepEqual(storedRevisions(t), [3, 4], "a's put went, its tombstone at the compact revision stays");
+    const fromCompacted = (want: string[]): void => {
+      const w = new WatchableStore(t.store, { timers: t.timers });
+      const s = w.newWatchStream();
+      s.watch({ key: b('a'), startRevision: 4 });
+      t.timers.advance(0);
+      assert.deepEqual(render(drain(s)), want);
+      w.close();
+    };
+    fromCompacted(['0@4: DEL a=@4']);
+    await t.reopen();
+    fromCompacted(['0@4: DEL a=@4']);
+    // The restored index knows the lone tombstone: the next compaction removes it.
+    putRequest(t.store, put('b', '2'));
+    compactionRequest(t.store, etcdserverpb.CompactionRequest.create({ revision: 5 }));
+    await finishCompactions(t);
+    assert.deepEqual(storedRevisions(t), [5]);
+    fromCompacted(['0@0: compacted 5']);
+  }));
+
+test('a compaction cut short after removing a put, resumed at the next open, keeps the tombstone at its revision', () =>
+  withStore(
+    async (t) => {
+      putRequest(t.store, put('a', '1'));
+      putRequest(t.store, put('b', '1'));
+      deleteRangeRequest(t.store, del('a'));
+      compactionRequest(t.store, etcdserverpb.CompactionRequest.create({ revision: 4 }));
+      // Run the compaction until its first batch has removed a's put, then stop the store there (a crash).
+      for (let i = 0; i < 1000 && storedRevisions(t).includes(2); i++) {
+        t.timers.advance(1);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      assert.deepEqual(storedRevisions(t), [3, 4]);
+      await t.reopen();
+      await finishCompactions(t);
+      assert.deepEqual(storedRevisions(t), [3, 4], 'the resumed compaction keeps the lone tombstone');
+      const w = new WatchableStore(t.store, { timers: t.timers });
+      const s = w.newWatchStream();
+      s.watch({ key: b('a'), startRevision: 4 });
+      t.timers.advance(0);
+      assert.deepEqual(render(drain(s)), ['0@4: DEL a=@4']);
+      w.close();
+    },
+    { compactionBatchLimit: 1 },
+  ));

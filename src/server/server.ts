@@ -63,6 +63,8 @@ export const leaseRenewRpc = 'leaseRenew';
 export const leaseTimeToLiveRpc = 'leaseTimeToLive';
 export const memberPromoteRpc = 'memberPromote';
 const leaseRetryMs = 500;
+/** How long a leader waits to apply what is committed before it answers from its lessor (etcd's applyTimeout). */
+const applyWaitMs = 1_000;
 const publishRetryMs = 500;
 /** How long a removed member keeps running after applying its removal (etcd's 1 s). */
 const removedStopDelayMs = 1_000;
@@ -950,6 +952,7 @@ export class EtcdServer implements ApplyEnv {
     for (;;) {
       if (this.stopping) throw new ServerError('Stopped');
       if (this.isLeader()) {
+        await this.waitAppliedIndex();
         const ttl = await this.renewHere(id);
         if (ttl !== undefined) return ttl;
       } else if (this.leaderId !== 0n) {
@@ -963,6 +966,28 @@ export class EtcdServer implements ApplyEnv {
       }
       if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
       await sleep(leaseRetryMs);
+    }
+  }
+
+  /**
+   * A leader answers keep-alives and TimeToLive from its lessor, which knows
+   * a revoke or a grant only once it is applied here. A follower may have
+   * applied (and acknowledged) a revoke the leader has committed but not yet
+   * applied: wait until everything committed is applied, as etcd does.
+   */
+  private async waitAppliedIndex(): Promise<void> {
+    const committed = this.committedIndex;
+    if (this.appliedIndex >= committed) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.appliedWait.wait(committed),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new ServerError('TimeoutWaitAppliedIndex')), applyWaitMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -999,6 +1024,7 @@ export class EtcdServer implements ApplyEnv {
     for (;;) {
       if (this.stopping) throw new ServerError('Stopped');
       if (this.isLeader()) {
+        await this.waitAppliedIndex();
         try {
           const t = this.lessor.timeToLive(r.ID, r.keys);
           return etcdserverpb.LeaseTimeToLiveResponse.create({

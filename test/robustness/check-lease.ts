@@ -14,6 +14,9 @@
  * - Eventually: an abandoned lease's keys are gone by the end of the
  *   history (the client waited for it), and so are a revoked lease's when
  *   the revoke was acknowledged.
+ * - Gone: after an acknowledged revoke, a keep-alive answers TTL 0 and
+ *   TimeToLive -1, whichever member answers (a leader that has not applied
+ *   the revoke yet must wait until it has).
  */
 import type { Violation } from './check-kv.js';
 import type { History, OpRecord } from './history.js';
@@ -38,6 +41,13 @@ export function checkLeases(h: History, replay: Replay): Violation[] {
     const want = Math.max(l.ttlAsked, minTtl);
     if (granted !== want) add(`lease ${l.id}: asked TTL ${l.ttlAsked} s, granted ${granted} s; the minimum being ${minTtl} s, etcd grants ${want} s`, [grant.id]);
     for (const ka of l.keepAlives) if (ka.ttl !== granted) add(`lease ${l.id}: a keep-alive answered TTL ${ka.ttl} s, the lease has ${granted} s`);
+    const after = l.afterRevoke;
+    if (after?.keepAliveTtl !== undefined && after.keepAliveTtl !== 0) {
+      add(`lease ${l.id}: after its revoke was acknowledged, a keep-alive answered by ${after.memberId ?? '?'} renewed it (TTL ${after.keepAliveTtl} s)`, l.revokeOp === undefined ? [] : [l.revokeOp]);
+    }
+    if (after?.timeToLive !== undefined && after.timeToLive !== -1) {
+      add(`lease ${l.id}: after its revoke was acknowledged, TimeToLive answered TTL ${after.timeToLive} s, not -1`, l.revokeOp === undefined ? [] : [l.revokeOp]);
+    }
 
     const existed = l.keys.filter((k) => replay.stateAt(k, replay.maxRev) !== undefined || deletedAt.has(k));
     if (existed.length === 0) continue;

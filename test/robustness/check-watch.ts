@@ -8,6 +8,11 @@
  * prev_kv included when asked for, equals the history's; no prev_kv when not
  * asked for). The only allowed gap is after the server canceled a stream
  * for compaction: the next stream starts at the compact revision.
+ *
+ * Bookmarkable (P11, #15220): a progress response at revision R on a
+ * stream comes only once the watch has been sent every revision up to R
+ * in its range, and nothing at or below R follows it; a stream reopened
+ * after it may resume at R + 1.
  */
 import { inRange, type WatchEvent, type WatchRecord } from './history.js';
 import type { Violation } from './check-kv.js';
@@ -26,11 +31,16 @@ export function mergeReference(watches: readonly WatchRecord[]): Map<number, Wat
     if (!fullRange(w) || !w.prevKv) continue;
     for (const seg of w.segments) {
       for (const resp of seg.responses) {
-        for (const [rev, events] of groupByRevision(resp.events)) if (!byRevision.has(rev)) byRevision.set(rev, events);
+        for (const [rev, events] of groupByRevision(resp.events)) if (!byRevision.has(rev) && events.every(hasPrev)) byRevision.set(rev, events);
       }
     }
   }
   return byRevision;
+}
+
+/** Whether an event that had a previous version carries it (not so when that version was compacted as it was sent). */
+function hasPrev(e: WatchEvent): boolean {
+  return e.prevKv !== undefined || (e.type === 'put' && e.kv.version === 1);
 }
 
 function groupByRevision(events: readonly WatchEvent[]): [number, WatchEvent[]][] {
@@ -43,28 +53,59 @@ function groupByRevision(events: readonly WatchEvent[]): [number, WatchEvent[]][
   return groups;
 }
 
-export function checkWatches(watches: readonly WatchRecord[], replay: Replay): Violation[] {
+/**
+ * compactions: those the run asked for, when. An event sent without its
+ * prev_kv is correct once its previous revision may have been compacted:
+ * etcd reads prev_kv at the event's revision - 1 as it sends the event and
+ * leaves it out when that read finds the revision compacted.
+ */
+export function checkWatches(watches: readonly WatchRecord[], replay: Replay, compactions: readonly { atMs: number; revision: number }[] = []): Violation[] {
   const v: Violation[] = [];
-  for (const w of watches) checkWatch(w, replay, (message) => v.push({ check: 'watch', message: `watch #${w.id} (${w.label}): ${message}` }));
+  const compactedBy = (atMs: number): number => compactions.reduce((m, c) => (c.atMs <= atMs && c.revision > m ? c.revision : m), 0);
+  for (const w of watches) checkWatch(w, replay, compactedBy, (message) => v.push({ check: 'watch', message: `watch #${w.id} (${w.label}): ${message}` }));
   return v;
 }
 
-function checkWatch(w: WatchRecord, replay: Replay, add: (m: string) => void): void {
+function checkWatch(w: WatchRecord, replay: Replay, compactedBy: (atMs: number) => number, add: (m: string) => void): void {
   const expectedAt = (rev: number): WatchEvent[] => (replay.revisions.get(rev) ?? []).filter((e) => inRange(e.kv.key, w.key, w.end));
+  // The revisions that touched the range, ascending.
+  const touching: number[] = [];
+  for (let r = 2; r <= replay.maxRev; r++) if (expectedAt(r).length > 0) touching.push(r);
   /** The first revision >= from that touched the range, or undefined. */
   const nextExpected = (from: number): number | undefined => {
-    for (let r = Math.max(from, 2); r <= replay.maxRev; r++) if (expectedAt(r).length > 0) return r;
-    return undefined;
+    let lo = 0;
+    let hi = touching.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((touching[mid] as number) < from) lo = mid + 1;
+      else hi = mid;
+    }
+    return touching[lo];
   };
   let last = (w.segments[0]?.startRev ?? 1) - 1;
+  /** The newest progress revision the watch was sent. */
+  let progressed = 0;
   let compactedTo: number | undefined;
   for (const [si, seg] of w.segments.entries()) {
     if (si > 0 && seg.startRev !== last + 1 && seg.startRev !== Math.max(last + 1, compactedTo ?? 0)) {
       add(`stream ${si} resumed at ${seg.startRev}, not at ${last + 1} (after the last revision delivered)`);
+    } else if (compactedTo !== undefined) {
+      // Resumed at the compact revision: what lies below it is the gap compaction allows.
+      last = Math.max(last, seg.startRev - 1);
     }
     let from = Math.max(seg.startRev, last + 1);
     compactedTo = undefined;
     for (const resp of seg.responses) {
+      if (resp.progress === true) {
+        const want = nextExpected(from);
+        if (want !== undefined && want <= resp.revision) add(`a progress response at revision ${resp.revision} on ${seg.endpoint} came before revision ${want} of the watch's range was sent`);
+        progressed = Math.max(progressed, resp.revision);
+        if (resp.revision > last) {
+          last = resp.revision;
+          from = last + 1;
+        }
+        continue;
+      }
       if (resp.canceled === true && (resp.compactRevision ?? 0) > 0) {
         compactedTo = resp.compactRevision;
         if ((compactedTo ?? 0) <= last + 1) add(`canceled as compacted at ${compactedTo ?? 0} on ${seg.endpoint}, though it needed revision ${last + 1} next`);
@@ -72,6 +113,10 @@ function checkWatch(w: WatchRecord, replay: Replay, add: (m: string) => void): v
       for (const [rev, events] of groupByRevision(resp.events)) {
         if (rev < seg.startRev) {
           add(`revision ${rev} delivered on ${seg.endpoint} by a stream started at revision ${seg.startRev}`);
+          continue;
+        }
+        if (rev <= progressed) {
+          add(`revision ${rev} sent on ${seg.endpoint} after a progress response at revision ${progressed}`);
           continue;
         }
         if (rev <= last) {
@@ -83,7 +128,13 @@ function checkWatch(w: WatchRecord, replay: Replay, add: (m: string) => void): v
           add(`revision ${want ?? '?'} missing: the stream on ${seg.endpoint} went from ${last} to ${rev}`);
         }
         const expected = expectedAt(rev);
-        const same = expected.length === events.length && expected.every((e, i) => sameEvent(e, events[i] as WatchEvent, w.prevKv));
+        const prevCompacted = rev <= compactedBy(resp.atMs);
+        const same =
+          expected.length === events.length &&
+          expected.every((e, i) => {
+            const got = events[i] as WatchEvent;
+            return sameEvent(e, got, w.prevKv && !(prevCompacted && got.prevKv === undefined));
+          });
         if (!same) add(`revision ${rev} on ${seg.endpoint}: got [${events.map(showEvent).join('; ')}], the history has [${expected.map(showEvent).join('; ')}]`);
         if (!w.prevKv && events.some((e) => e.prevKv !== undefined)) add(`revision ${rev} carries prev_kv, which was not asked for`);
         last = rev;

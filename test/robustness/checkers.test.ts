@@ -165,9 +165,13 @@ describe('watch checker', () => {
     op('put', txn([{ type: 'put', key: 'a', value: 'v2' }]), 11, 20, { rev: 3, results: [{ type: 'put' }] }),
     op('put', txn([{ type: 'put', key: 'a', value: 'v3' }]), 21, 30, { rev: 4, results: [{ type: 'put' }] }),
   ];
-  const watcher = (segments: { start: number; revs: WatchEvent[][] }[], prevKv = false): WatchRecord => ({
+  /** A watch of key a; a number among a segment's responses is a progress response at that revision. */
+  const watcher = (segments: { start: number; revs: (WatchEvent[] | number)[] }[], prevKv = false): WatchRecord => ({
     id: 1, label: 'w', key: 'a', end: 'b', prevKv,
-    segments: segments.map((s) => ({ endpoint: 'e', startRev: s.start, invokeMs: 0, responses: s.revs.map((events) => ({ atMs: 0, revision: 0, events })) })),
+    segments: segments.map((s) => ({
+      endpoint: 'e', startRev: s.start, invokeMs: 0,
+      responses: s.revs.map((r) => (typeof r === 'number' ? { atMs: 0, revision: r, events: [], progress: true } : { atMs: 0, revision: 0, events: r })),
+    })),
   });
   const noPrev = (e: WatchEvent): WatchEvent => ({ type: e.type, kv: e.kv });
 
@@ -189,6 +193,16 @@ describe('watch checker', () => {
     assert.match(check(ops, [ref3, early]).join('\n'), /revision 2 delivered on e by a stream started at revision 3/);
   });
 
+  test('progress responses: a stream may resume after one; one that overtakes an event is caught', () => {
+    const resumed = watcher([{ start: 2, revs: [[noPrev(putEv(a2))], 2, [noPrev(putEv(a3))], 3] }, { start: 4, revs: [[noPrev(putEv(a4))]] }]);
+    assert.deepEqual(check(ops, [ref3, resumed]), []);
+    const early = watcher([{ start: 2, revs: [[noPrev(putEv(a2))], 3, [noPrev(putEv(a3))], [noPrev(putEv(a4))]] }]);
+    assert.match(check(ops, [ref3, early]).join('\n'), /a progress response at revision 3 on e came before revision 3 of the watch's range was sent/);
+    assert.match(check(ops, [ref3, early]).join('\n'), /revision 3 sent on e after a progress response at revision 3/);
+    const wrongResume = watcher([{ start: 2, revs: [[noPrev(putEv(a2))], [noPrev(putEv(a3))], 3] }, { start: 3, revs: [[noPrev(putEv(a4))]] }]);
+    assert.match(check(ops, [ref3, wrongResume]).join('\n'), /stream 1 resumed at 3, not at 4/);
+  });
+
   test('an impossible history (a version that does not count up) is reported', () => {
     const bad = reference([[putEv(a2)], [putEv(kv('a', 'v2', 3, 2, 5), a2)]]);
     assert.match(check(ops.slice(0, 2), [bad]).join('\n'), /put a has version 5/);
@@ -205,7 +219,7 @@ describe('lease checker', () => {
     responses.forEach((r, i) => ((r as { atMs: number }).atMs = i < 2 ? 10 : deleteMs));
     return w;
   };
-  function run(grantedTtl: number, deleteMs: number, opts: { split?: boolean; keepAliveAt?: number; lateRevoke?: boolean } = {}): string[] {
+  function run(grantedTtl: number, deleteMs: number, opts: { split?: boolean; keepAliveAt?: number; lateRevoke?: boolean; revoked?: { keepAliveTtl: number; timeToLive: number } } = {}): string[] {
     const grant = op('lease-grant-short', { kind: 'leaseGrant', id: '7', ttl: 1 }, 0, 5, { rev: 1 });
     (grant.res as { leaseTtl?: number }).leaseTtl = grantedTtl;
     const ops = [
@@ -214,11 +228,20 @@ describe('lease checker', () => {
       op('put', txn([{ type: 'put', key: 'y', value: 'vy', lease: '7' }]), 9, 10, { rev: 3, results: [{ type: 'put' }] }),
       // A read that saw the expiry, then a revoke sent after it, failing (lease not found): indeterminate.
       ...(opts.lateRevoke === true ? [op('get', txn([{ type: 'range', key: 'x' }]), deleteMs, deleteMs + 1, { rev: 4, results: [range([])] }), op('revoke', { kind: 'leaseRevoke', id: '7' }, deleteMs + 10, undefined)] : []),
+      // An acknowledged revoke that deleted both keys.
+      ...(opts.revoked !== undefined ? [op('revoke', { kind: 'leaseRevoke', id: '7' }, deleteMs - 5, deleteMs + 1, { rev: 4 })] : []),
     ];
+    const revokeOp = opts.revoked !== undefined ? (ops[ops.length - 1] as OpRecord).id : undefined;
     const watches = [leaseRef(deleteMs, opts.split)];
     const h = {
       seed: 0, ops, watches, members: {}, faults: [], minLeaseTtl: 2,
-      leases: [{ id: '7', client: 0, ttlAsked: 1, grantOp: grant.id, keys: ['x', 'y'], abandonedMs: 10, keepAlives: opts.keepAliveAt === undefined ? [] : [{ invokeMs: opts.keepAliveAt, returnMs: opts.keepAliveAt + 1, ttl: grantedTtl, memberId: 'm1' }] }],
+      leases: [
+        {
+          id: '7', client: 0, ttlAsked: 1, grantOp: grant.id, keys: ['x', 'y'],
+          ...(revokeOp === undefined ? { abandonedMs: 10 } : { revokeOp, afterRevoke: { ...opts.revoked, memberId: 'm2' } }),
+          keepAlives: opts.keepAliveAt === undefined ? [] : [{ invokeMs: opts.keepAliveAt, returnMs: opts.keepAliveAt + 1, ttl: grantedTtl, memberId: 'm1' }],
+        },
+      ],
     };
     const { replay, problems } = Replay.build(mergeReference(watches));
     return [...problems, ...checkKv(ops, replay, { expirable: ['7'] }).map((v) => `${v.check}: ${v.message}`), ...checkLeases(h, replay).map((v) => `${v.check}: ${v.message}`)];
@@ -237,6 +260,11 @@ describe('lease checker', () => {
   });
   test('an expiry is not pinned on a revoke sent after it (which failed, so is indeterminate)', () => {
     assert.deepEqual(run(2, 2500, { lateRevoke: true }), []);
+  });
+  test('after an acknowledged revoke, a keep-alive that renews the lease or a TimeToLive that finds it is caught', () => {
+    assert.deepEqual(run(2, 1500, { revoked: { keepAliveTtl: 0, timeToLive: -1 } }), []);
+    assert.match(run(2, 1500, { revoked: { keepAliveTtl: 2, timeToLive: -1 } }).join('\n'), /after its revoke was acknowledged, a keep-alive answered by m2 renewed it \(TTL 2 s\)/);
+    assert.match(run(2, 1500, { revoked: { keepAliveTtl: 0, timeToLive: 1 } }).join('\n'), /TimeToLive answered TTL 1 s, not -1/);
   });
   test("a lease's keys deleted at two revisions are caught", () => {
     assert.match(run(2, 2500, { split: true }).join('\n'), /deleted at different revisions/);

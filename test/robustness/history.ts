@@ -112,6 +112,8 @@ export interface WatchResponseRecord {
   readonly events: readonly WatchEvent[];
   readonly compactRevision?: number;
   readonly canceled?: boolean;
+  /** A progress response (watch id -1) of the stream this watch shares (mux-watchers.ts): everything up to revision was sent. */
+  readonly progress?: boolean;
 }
 
 /** One Watch call: from its create request to the end of its stream. */
@@ -159,6 +161,8 @@ export interface LeaseRecord {
   abandonedMs?: number;
   /** The op that revoked it. */
   revokeOp?: number;
+  /** After an acknowledged revoke: a keep-alive's TTL (0: the lease is gone) and who answered, and LeaseTimeToLive's TTL (-1: gone). */
+  afterRevoke?: { readonly keepAliveTtl?: number; readonly memberId?: string; readonly timeToLive?: number };
 }
 
 /** One Lock that succeeded (locks.ts): who held which key, from which revision. */
@@ -182,6 +186,8 @@ export interface History {
   readonly locks?: LockRecord[];
   /** The cluster's minimum lease TTL in seconds, as etcd computes it from the heartbeat and election timeout. */
   readonly minLeaseTtl?: number;
+  /** Compactions the run asked for, at the time each was sent (absent in older histories). */
+  readonly compactions?: { readonly atMs: number; readonly revision: number }[];
   /** Member id (hex) -> endpoint, for reports. */
   readonly members: Record<string, string>;
   readonly faults: { atMs: number; what: string }[];

@@ -8,6 +8,8 @@
  * leader answered. When traffic stops, the client revokes the lease it keeps
  * and waits (bounded) until every abandoned lease is gone, then reads the
  * keys, so that the expiries are inside the history the checkers replay.
+ * After an acknowledged revoke it sends one more keep-alive and asks the
+ * lease's TimeToLive: both must find the lease gone.
  */
 import { delay } from '../harness/index.js';
 import type { RecordingClient } from './client.js';
@@ -58,6 +60,12 @@ export async function runLeaseClient(c: RecordingClient, leases: LeaseRecord[], 
     rec.revokeOp = c.lastOpId;
     // A failed revoke leaves the lease to expire: wait for that at the end like for an abandoned one.
     if (revoked === undefined) rec.abandonedMs = performance.now();
+    else {
+      // Acknowledged: the lease is gone for everyone, whichever member answers (P13).
+      const ka = await c.keepAlive(id);
+      const timeToLive = await c.timeToLive(id);
+      rec.afterRevoke = { ...(ka !== undefined ? { keepAliveTtl: ka.ttl, memberId: ka.memberId } : {}), ...(timeToLive !== undefined ? { timeToLive } : {}) };
+    }
   }
   await waitForExpiries(c, leases);
   await c.run('lease-final-read', { kind: 'txn', txn: { compares: [], success: [{ type: 'range', key: leaseKeyPrefix, end: prefixEnd(leaseKeyPrefix) }], failure: [] } });

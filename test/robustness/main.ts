@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     const v = [
       ...problems.map((message) => ({ check: 'history', message })),
       ...checkKv(h.ops, replay, { expirable: (h.leases ?? []).map((l) => l.id), lockPrefix }),
-      ...checkWatches(h.watches, replay),
+      ...checkWatches(h.watches, replay, h.compactions),
       ...checkLeases(h, replay),
       ...checkLocks(h.locks ?? [], replay),
     ];
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   const s = report.stats;
   process.stdout.write(
     `robustness: seed ${seed}: ${s['ops']} ops (${s['ok']} ok, ${s['indeterminate']} indeterminate, ${s['failedReads']} failed reads), ` +
-      `${s['watchEvents']} watch events on ${s['watchStreams']} streams, ${s['shortLeases']} short leases (${s['abandonedLeases']} left to expire), ${s['locksHeld']} locks held, ${s['faults']} fault notes, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+      `${s['watchEvents']} watch events on ${s['watchStreams']} streams (${s['watchProgress']} progress responses, ${s['compactCancels']} compaction cancels), ${s['shortLeases']} short leases (${s['abandonedLeases']} left to expire), ${s['locksHeld']} locks held, ${s['faults']} fault notes, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
   for (const x of report.violations.slice(0, 50)) process.stdout.write(`VIOLATION [${x.check}] ${x.message}\n`);
   if (report.violations.length > 0) {

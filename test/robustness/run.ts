@@ -22,6 +22,7 @@ import { runLeaseClient } from './leases.js';
 import { lockPrefix, runLockClient } from './locks.js';
 import { Replay } from './model.js';
 import { etcdKeyPrefix, k8sKeyPrefix, listPaginated, prefixEnd, runEtcdClient, runKubernetesClient } from './traffic.js';
+import { MuxWatcher } from './mux-watchers.js';
 import { Watcher, type WatcherOptions } from './watchers.js';
 
 export interface RunOptions {
@@ -47,6 +48,8 @@ export interface RunReport {
 }
 
 const readyTimeoutMs = 60_000;
+/** Watches on the one multiplexed stream. */
+const muxWatchCount = 100;
 /** The members run with etcd's default --heartbeat-interval and --election-timeout. */
 const defaultHeartbeatMs = 100;
 const defaultElectionMs = 1000;
@@ -63,7 +66,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const log = o.log ?? ((): void => undefined);
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `etcd-robustness-${o.seed}-`));
   let t0 = nowMs();
-  const history: History = { seed: o.seed, ops: [], watches: [], leases: [], locks: [], minLeaseTtl: minLeaseTtlSeconds(defaultHeartbeatMs, defaultElectionMs), members: {}, faults: [] };
+  const history: History = { seed: o.seed, ops: [], watches: [], leases: [], locks: [], compactions: [], minLeaseTtl: minLeaseTtlSeconds(defaultHeartbeatMs, defaultElectionMs), members: {}, faults: [] };
   const info = (what: string): void => log(`  ${((nowMs() - t0) / 1000).toFixed(1)}s ${what}`);
   const note = (what: string): void => {
     history.faults.push({ atMs: nowMs(), what });
@@ -87,6 +90,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   // Set when the traffic must end: at the end of the run, or when it fails midway (its loops must not outlive it).
   let stopped = false;
   const watchers: Watcher[] = [];
+  const muxWatchers: MuxWatcher[] = [];
   const watch = (label: string, key: string, end: string, prevKv: boolean, startRev: number, endpoints: readonly string[], slow?: WatcherOptions['slow']): void => {
     // A watch opened mid-run after the run has ended (or failed) would retry forever.
     if (stopped) return;
@@ -137,7 +141,28 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
         watch(`${key === '' ? 'all keys' : key} from ${current}${offset >= 0 ? '+' : ''}${offset}`, key, end, rand.intn(2) === 0, Math.max(1, current + offset), rotated(n));
       }
     })();
-    const maintenance = runMaintenance(cluster, rand, watchers, clients, () => stopped, info);
+    // About a hundred watches on one stream with progress requests (P11), which compaction may pass (P12).
+    const mux = (async (): Promise<void> => {
+      await delay(o.durationMs / 4);
+      if (stopped) return;
+      const current = Math.max(...clients.map((c) => c.lastRevision));
+      const records: WatchRecord[] = [];
+      const startRevs: number[] = [];
+      for (let i = 0; i < muxWatchCount; i++) {
+        const [key, end, what] = muxRange(rand);
+        const prevKv = rand.intn(10) < 7;
+        const startRev = Math.max(1, current - rand.intn(100));
+        const record: WatchRecord = { id: watchSeq++, label: `mux ${i}: ${what} from ${startRev}${prevKv ? ', prev_kv' : ''}`, key, end, prevKv, segments: [] };
+        history.watches.push(record);
+        records.push(record);
+        startRevs.push(startRev);
+      }
+      muxWatchers.push(new MuxWatcher({ records, startRevs, endpoints: rotated(2 % cluster.endpoints.length), rand: new SeededRand(rand.uint32()), stallMs: 5000, slow: { every: 20 + rand.intn(30), pauseMs: 1500 + rand.intn(1500) } }));
+    })();
+    // The first watch defines the history: compaction never passes it; every other watch it may pass.
+    const reference = watchers.slice(0, 1);
+    const passable = { get last(): number { return Math.min(...watchers.slice(1).map((w) => w.last), ...muxWatchers.map((w) => w.last)); } };
+    const maintenance = runMaintenance(cluster, rand, { guarded: reference, passable: [passable] }, clients, history.compactions ?? [], () => stopped, info);
 
     const end = t0 + o.durationMs;
     await delay(Math.min(1500, o.durationMs / 4));
@@ -153,7 +178,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     }
     while (nowMs() < end) await delay(100);
     stopped = true;
-    await Promise.all([...traffic, informer, offsetWatches, maintenance]);
+    await Promise.all([...traffic, informer, offsetWatches, mux, maintenance]);
     info('traffic stopped');
     await restoreCluster(ctx);
     const healthy = await waitHealthy(cluster.members, 30_000);
@@ -161,7 +186,10 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     // Every watch catches up with the last revision anyone saw, then the checks.
     const lastRev = Math.max(...clients.map((c) => c.lastRevision), await latestRevision(cluster));
     const deadline = nowMs() + catchUpMs;
-    await Promise.all(watchers.map((w) => w.finish(lastRev, deadline)));
+    const all = [...watchers, ...muxWatchers];
+    const caughtUp = await Promise.all(all.map((w) => w.finish(lastRev, deadline)));
+    const behind = all.filter((_, i) => caughtUp[i] !== true).map((w) => `${w.label} at ${w.last}`);
+    info(`watches caught up with revision ${lastRev}${behind.length > 0 ? `, but for ${behind.join('; ')}` : ''}`);
     clients.forEach((c) => c.close());
     for (const m of cluster.members) history.members[await memberIdOf(m)] = m.endpoint;
 
@@ -169,7 +197,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     violations = [
       ...problems.map((message) => ({ check: 'history', message })),
       ...checkKv(history.ops, replay, { expirable: (history.leases ?? []).map((l) => l.id), lockPrefix }),
-      ...checkWatches(history.watches, replay),
+      ...checkWatches(history.watches, replay, history.compactions),
       ...checkLeases(history, replay),
       ...checkLocks(history.locks ?? [], replay),
       ...(await checkHashKv(cluster, lastRev)),
@@ -178,7 +206,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     if (replay.maxRev < lastRev) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, clients saw revision ${lastRev}` });
   } finally {
     stopped = true;
-    await Promise.all(watchers.map((w) => w.stop()));
+    await Promise.all([...watchers, ...muxWatchers].map((w) => w.stop()));
     clients.forEach((c) => c.close());
     await Promise.all(cluster.members.map((m) => m.kill()));
     if (o.size > 1) await cluster.net.close();
@@ -195,8 +223,21 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   return { seed: o.seed, violations, dir, historyPath, stats, faults: history.faults.map((f) => f.what) };
 }
 
-/** Compaction every second up to where every watch has got (so no watch is compacted away), defrag every few seconds. */
-async function runMaintenance(cluster: Cluster, rand: Rand, watchers: readonly Watcher[], clients: readonly RecordingClient[], stopped: () => boolean, note: (w: string) => void): Promise<void> {
+/**
+ * Compaction every second, defrag every few seconds. Compaction stays below
+ * where every guarded watch has got (the history is replayed from them);
+ * every other time it may pass the passable ones, which are then canceled
+ * as compacted and start again at the compact revision (P12).
+ */
+async function runMaintenance(
+  cluster: Cluster,
+  rand: Rand,
+  watchers: { readonly guarded: readonly { readonly last: number }[]; readonly passable: readonly { readonly last: number }[] },
+  clients: readonly RecordingClient[],
+  compactions: { atMs: number; revision: number }[],
+  stopped: () => boolean,
+  note: (w: string) => void,
+): Promise<void> {
   let compacted = 0;
   let tick = 0;
   while (!stopped()) {
@@ -205,9 +246,12 @@ async function runMaintenance(cluster: Cluster, rand: Rand, watchers: readonly W
     const running = cluster.members.filter((m) => m.running);
     if (running.length === 0) continue;
     const m = running[rand.intn(running.length)] as Member;
-    const target = Math.min(...watchers.map((w) => w.last), ...clients.map((c) => c.lastRevision)) - 20;
+    const bounding = tick % 2 === 0 ? [...watchers.guarded, ...watchers.passable] : watchers.guarded;
+    // Up to 20 revisions behind the newest any client saw: a client behind that may read a compacted revision (P12).
+    const target = Math.min(...bounding.map((w) => w.last), Math.max(...clients.map((c) => c.lastRevision))) - 20;
     if (target > compacted + 10) {
       const ch = openChannel(m.endpoint);
+      compactions.push({ atMs: nowMs(), revision: target });
       try {
         await ch.unary(methods.kv.Compact, etcdserverpb.CompactionRequest.create({ revision: target }), { timeoutMs: 3000 });
         compacted = target;
@@ -298,11 +342,33 @@ function summarize(h: History): Record<string, number> {
     indeterminate: count((o) => o.status === 'indeterminate'),
     watchEvents: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.reduce((u, r) => u + r.events.length, 0), 0), 0),
     watchStreams: h.watches.reduce((s, w) => s + w.segments.length, 0),
+    watchProgress: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.filter((r) => r.progress === true).length, 0), 0),
+    compactCancels: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.filter((r) => r.canceled === true && (r.compactRevision ?? 0) > 0).length, 0), 0),
     faults: h.faults.length,
     shortLeases: h.leases?.length ?? 0,
     abandonedLeases: h.leases?.filter((l) => l.abandonedMs !== undefined).length ?? 0,
     locksHeld: h.locks?.length ?? 0,
   };
+}
+
+/** A watch's range for the mux stream: mostly single keys and small ranges of the traffic's keys. */
+function muxRange(rand: Rand): [key: string, end: string, what: string] {
+  const prefix = rand.intn(2) === 0 ? etcdKeyPrefix : k8sKeyPrefix;
+  const n = rand.intn(10);
+  switch (rand.intn(10)) {
+    case 0:
+      return ['', '\0', 'all keys'];
+    case 1:
+    case 2:
+      return [prefix, prefixEnd(prefix), prefix];
+    case 3:
+    case 4: {
+      const from = n % 7;
+      return [`${prefix}${from}`, `${prefix}${from + 3}`, `[${prefix}${from}, ${prefix}${from + 3})`];
+    }
+    default:
+      return [`${prefix}${n}`, `${prefix}${n}\0`, `${prefix}${n}`];
+  }
 }
 
 export { faultKinds };

@@ -10,6 +10,10 @@
  * client's HTTP/2 window fills, the server's send blocks, and the member
  * must hold its events (etcd's victim watchers) and deliver them in order
  * once the reader is back — or cancel the watch for compaction, never skip.
+ *
+ * Catching up at the end, a watcher also asks for progress: a range that
+ * nothing wrote to lately has no event at the last revision, and a progress
+ * response there tells it has everything.
  */
 import { utf8 } from '../../src/base/index.js';
 import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
@@ -19,43 +23,68 @@ import { toEvent } from './client.js';
 import { nowMs, type WatchRecord, type WatchSegment } from './history.js';
 
 const retryPauseMs = 200;
+export const progressRequest = etcdserverpb.WatchRequest.create({ requestUnion: { case: 'progressRequest', value: etcdserverpb.WatchProgressRequest.create({}) } });
 
-export interface WatcherOptions {
-  readonly record: WatchRecord;
+/** A WatchCreateRequest for the record's range from startRev (watchId 0: the member picks). */
+export function createRequest(w: WatchRecord, startRev: number, watchId = 0): etcdserverpb.WatchRequest {
+  return etcdserverpb.WatchRequest.create({
+    requestUnion: {
+      case: 'createRequest',
+      value: etcdserverpb.WatchCreateRequest.create({
+        key: utf8(w.key),
+        rangeEnd: w.end === '\0' ? new Uint8Array([0]) : utf8(w.end),
+        startRevision: startRev,
+        prevKv: w.prevKv,
+        watchId,
+      }),
+    },
+  });
+}
+
+export interface ResumingWatchOptions {
   readonly endpoints: readonly string[];
-  readonly startRev: number;
   /** A stream with no response for this long is abandoned for a new one (only while catching up). */
   readonly stallMs: number;
   /** A slow consumer: after every `every` responses with events, read nothing for pauseMs (not while catching up). */
-  readonly slow?: { readonly every: number; readonly pauseMs: number };
+  readonly slow?: { readonly every: number; readonly pauseMs: number } | undefined;
 }
 
-export class Watcher {
-  /** The last revision delivered. */
-  last = 0;
+/**
+ * What every recording watcher does: one Watch call at a time, on the
+ * endpoints in turn, a new one when it fails, until stopped; reading slowly
+ * if asked to; and at the end, catching up with a revision.
+ */
+export abstract class ResumingWatch {
+  /** Everything up to here was delivered (or compacted away): where compaction may go, and where a new stream resumes. */
+  abstract readonly last: number;
+  abstract readonly label: string;
+  protected stopped = false;
+  protected current: { cancel(): void; write(m: etcdserverpb.WatchRequest): boolean } | undefined;
+  /** Set while catching up at the end: the revision to reach. */
+  protected target: number | undefined;
+  protected lastResponseMs = nowMs();
   private endpointIndex = 0;
-  private stopped = false;
   private resolveStop: (() => void) | undefined;
-  private current: { cancel(): void } | undefined;
-  private target: number | undefined;
-  private lastResponseMs = nowMs();
   private responsesSincePause = 0;
-  private readonly done: Promise<void>;
+  private done: Promise<void> | undefined;
 
-  constructor(private readonly o: WatcherOptions) {
-    this.last = o.startRev - 1;
+  constructor(private readonly base: ResumingWatchOptions) {}
+
+  /** One Watch call on endpoint, until it fails, is canceled, or has caught up. */
+  protected abstract stream(endpoint: string): Promise<void>;
+
+  /** Starts the streams (once the subclass is set up). */
+  protected start(): void {
     this.done = this.loop();
   }
 
-  get record(): WatchRecord {
-    return this.o.record;
-  }
-
-  /** Resolves once the stream delivered revision rev (or gives up at the deadline); then stops. */
+  /** Resolves once everything up to rev was delivered (or gives up at the deadline); then stops. */
   async finish(rev: number, deadlineMs: number): Promise<boolean> {
     this.target = rev;
     while (this.last < rev && nowMs() < deadlineMs) {
-      if (nowMs() - this.lastResponseMs > this.o.stallMs) this.current?.cancel();
+      if (nowMs() - this.lastResponseMs > this.base.stallMs) this.current?.cancel();
+      // A range nothing wrote to lately gets no event at rev: a progress response says it has everything up to there.
+      this.current?.write(progressRequest);
       await delay(100);
     }
     await this.stop();
@@ -70,50 +99,66 @@ export class Watcher {
   }
 
   private async loop(): Promise<void> {
-    let from = this.o.startRev;
     while (!this.stopped) {
-      const endpoint = this.o.endpoints[this.endpointIndex % this.o.endpoints.length] as string;
-      const seg: WatchSegment = { endpoint, startRev: from, invokeMs: nowMs(), responses: [] };
-      this.o.record.segments.push(seg);
-      const resumeAt = await this.stream(seg);
-      // After a compaction cancel, from the compact revision; a cancel that was not due is the checker's to report.
-      from = Math.max(this.last + 1, resumeAt ?? 0);
+      await this.stream(this.base.endpoints[this.endpointIndex % this.base.endpoints.length] as string);
       if (this.stopped) break;
       this.endpointIndex++;
       await Promise.race([delay(retryPauseMs), new Promise<void>((r) => (this.resolveStop = r))]);
     }
   }
 
-  private async maybeStopReading(hadEvents: boolean): Promise<void> {
-    const slow = this.o.slow;
+  /** A slow consumer stops reading for a while every few responses with events (not while catching up). */
+  protected async maybeStopReading(hadEvents: boolean): Promise<void> {
+    const slow = this.base.slow;
     if (slow === undefined || !hadEvents || this.target !== undefined) return;
     if (++this.responsesSincePause < slow.every) return;
     this.responsesSincePause = 0;
     await delay(slow.pauseMs);
     this.lastResponseMs = nowMs();
   }
+}
+
+export interface WatcherOptions extends ResumingWatchOptions {
+  readonly record: WatchRecord;
+  readonly startRev: number;
+}
+
+/** One watch, alone on its stream. */
+export class Watcher extends ResumingWatch {
+  /** The last revision delivered, or one below the compact revision it was canceled at. */
+  last: number;
+
+  constructor(private readonly o: WatcherOptions) {
+    super(o);
+    this.last = o.startRev - 1;
+    this.start();
+  }
+
+  get record(): WatchRecord {
+    return this.o.record;
+  }
+
+  get label(): string {
+    return this.o.record.label;
+  }
+
+  protected async stream(endpoint: string): Promise<void> {
+    const seg: WatchSegment = { endpoint, startRev: this.last + 1, invokeMs: nowMs(), responses: [] };
+    this.o.record.segments.push(seg);
+    const resumeAt = await this.watch(seg);
+    // After a compaction cancel, from the compact revision (for every later stream too: nothing below
+    // it can come any more); a cancel that was not due is the checker's to report.
+    if (resumeAt !== undefined) this.last = Math.max(this.last, resumeAt - 1);
+  }
 
   /** One Watch call; returns the compact revision if the server canceled it for compaction. */
-  private async stream(seg: WatchSegment): Promise<number | undefined> {
+  private async watch(seg: WatchSegment): Promise<number | undefined> {
     const ch = new GrpcChannel({ address: seg.endpoint, connectTimeoutMs: 2_000, backoffInitialMs: 100, backoffMaxMs: 500 });
-    const w = this.o.record;
     try {
       const call = ch.bidi(methods.watch.Watch);
       this.current = call;
       this.lastResponseMs = nowMs();
-      call.write(
-        etcdserverpb.WatchRequest.create({
-          requestUnion: {
-            case: 'createRequest',
-            value: etcdserverpb.WatchCreateRequest.create({
-              key: utf8(w.key),
-              rangeEnd: w.end === '\0' ? new Uint8Array([0]) : utf8(w.end),
-              startRevision: seg.startRev,
-              prevKv: w.prevKv,
-            }),
-          },
-        }),
-      );
+      call.write(createRequest(this.o.record, seg.startRev));
       for (;;) {
         const resp = await call.read();
         if (resp === undefined) {
@@ -121,8 +166,19 @@ export class Watcher {
           return undefined;
         }
         this.lastResponseMs = nowMs();
-        const events = resp.events.map(toEvent);
         const revision = resp.header?.revision ?? 0;
+        if (resp.watchId === -1) {
+          seg.responses.push({ atMs: nowMs(), revision, events: [], progress: true });
+          this.last = Math.max(this.last, revision);
+          if (this.target !== undefined && this.last >= this.target) {
+            seg.end = 'caught up';
+            call.cancel();
+            this.stopped = true;
+            return undefined;
+          }
+          continue;
+        }
+        const events = resp.events.map(toEvent);
         if (events.length > 0 || resp.canceled || resp.compactRevision > 0) {
           seg.responses.push({
             atMs: nowMs(),
