@@ -21,6 +21,7 @@ import { Snapshotter, Wal, entriesAfterSnapshot, type WalMetrics } from '../wal/
 import { ConfigError, checkAdvertisedPeerUrls, type ServerConfig } from './config.js';
 import type { DataLayout } from './layout.js';
 import { RaftCluster, computeMemberId, memberToRecord } from './membership.js';
+import { peerTransportTls } from './tls.js';
 
 export interface BootState {
   readonly kind: 'restart' | 'new' | 'join';
@@ -109,7 +110,8 @@ async function join(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshot
   for (const [name, urls] of cfg.initialCluster) if (name !== cfg.name) others.push(...urls);
   let fetched: { clusterId: bigint; members: etcdserverpb.Member[] };
   try {
-    fetched = await fetchClusterFromPeers(others, fetchTimeoutMs);
+    // Over the peer transport's TLS, as etcd's GetClusterFromRemotePeers: https peers and client-certificate auth.
+    fetched = await fetchClusterFromPeers(others, fetchTimeoutMs, peerTransportTls(cfg));
   } catch (e) {
     logger.error('cannot fetch cluster info from peer urls', { error: (e as Error).message });
     throw new ConfigError('cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs');

@@ -14,7 +14,20 @@ export const robustnessFlags = [
   '--experimental-compaction-batch-limit', '20',
 ] as const;
 
-/** Every member re-arms its failpoints from failpointsFile on SIGUSR2 (the stall fault). */
-export function startRobustCluster(dir: string, size: number, readyTimeoutMs: number, failpointsFile: string): Promise<Cluster> {
-  return startCluster({ kind: 'etcd-ts', size, dir, faultProxy: size > 1, extraFlags: robustnessFlags, readyTimeoutMs, env: { [failpointsFileEnv]: failpointsFile } });
+/**
+ * Every member re-arms its failpoints from failpointsFile on SIGUSR2 (the
+ * stall fault). peerTls: https peer URLs with self-signed certificates
+ * (--peer-auto-tls); the fault proxy forwards the TLS bytes as any others.
+ */
+export function startRobustCluster(dir: string, size: number, readyTimeoutMs: number, failpointsFile: string, peerTls = false): Promise<Cluster> {
+  return startCluster({
+    kind: 'etcd-ts',
+    size,
+    dir,
+    faultProxy: size > 1,
+    extraFlags: peerTls ? [...robustnessFlags, '--peer-auto-tls'] : robustnessFlags,
+    ...(peerTls ? { tls: { peer: true } } : {}),
+    readyTimeoutMs,
+    env: { [failpointsFileEnv]: failpointsFile },
+  });
 }

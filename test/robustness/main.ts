@@ -1,5 +1,5 @@
 /**
- * npm run robustness -- [--seed N] [--duration S] [--size 1|3] [--faults kill,pause,...] [--dir D]
+ * npm run robustness -- [--seed N] [--duration S] [--size 1|3|5] [--peer-tls] [--faults kill,pause,...] [--dir D]
  * npm run robustness -- --check history.json
  *
  * Runs the fault mix against a cluster of etcd-ts members and checks the
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
       faults: { type: 'string', default: faultKinds.join(',') },
       dir: { type: 'string' },
       check: { type: 'string' },
+      'peer-tls': { type: 'boolean', default: false },
     },
   });
   if (values.check !== undefined) {
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
     durationMs: durationS * 1000,
     size,
     faults: faults as FaultKind[],
+    peerTls: values['peer-tls'],
     ...(values.dir !== undefined ? { dir: values.dir } : {}),
     log: (line) => process.stdout.write(`${line}\n`),
   });

@@ -33,6 +33,8 @@ export interface RunOptions {
   /** Pause between two requests of one client. */
   readonly pauseMs?: number;
   readonly requestTimeoutMs?: number;
+  /** Peer URLs over TLS (--peer-auto-tls). */
+  readonly peerTls?: boolean;
   /** Where data dirs, logs and the history go; a new temp dir by default. */
   readonly dir?: string;
   readonly log?: (line: string) => void;
@@ -72,10 +74,10 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     history.faults.push({ atMs: nowMs(), what });
     info(what);
   };
-  log(`robustness: seed ${o.seed}, ${o.size} member(s), ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
+  log(`robustness: seed ${o.seed}, ${o.size} member(s)${o.peerTls === true ? ' over peer TLS' : ''}, ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
   const failpointsFile = join(dir, 'failpoints');
   writeFileSync(failpointsFile, '');
-  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs, failpointsFile);
+  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs, failpointsFile, o.peerTls === true);
   log(`  cluster up in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
   t0 = nowMs();
   const ctx: FaultContext = { cluster, rand, readyTimeoutMs, failpointsFile, note };

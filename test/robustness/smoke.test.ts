@@ -3,7 +3,8 @@
  * cluster (kill, pause, isolation, failpoint crashes) and on a single
  * member (kill, failpoint crashes: the case where a crash must not lose an
  * acknowledged write), each fully checked. The seed is random and printed;
- * `npm run robustness -- --seed N` replays the same choices.
+ * `npm run robustness -- --seed N` replays the same choices (with
+ * `--peer-tls` for an odd seed on 3 members).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -17,13 +18,15 @@ function seedOf(): number {
 async function smoke(size: number, durationMs: number, faults: Parameters<typeof runRobustness>[0]['faults']): Promise<void> {
   const seed = seedOf();
   const lines: string[] = [];
-  const report = await runRobustness({ seed, durationMs, size, faults, log: (l) => lines.push(l) });
+  // Every other seed runs the peers over TLS (reliability §8: the scenarios run with peer TLS too).
+  const peerTls = size > 1 && seed % 2 === 1;
+  const report = await runRobustness({ seed, durationMs, size, faults, peerTls, log: (l) => lines.push(l) });
   const summary = `seed ${seed} (${size} member(s)): ${JSON.stringify(report.stats)}\n${lines.join('\n')}`;
   process.stderr.write(`# robustness ${summary}\n`);
   assert.deepEqual(
     report.violations.map((v) => `[${v.check}] ${v.message}`),
     [],
-    `robustness violations, seed ${seed}, history ${report.historyPath ?? '-'}; replay: npm run robustness -- --seed ${seed} --size ${size}`,
+    `robustness violations, seed ${seed}, history ${report.historyPath ?? '-'}; replay: npm run robustness -- --seed ${seed} --size ${size}${peerTls ? ' --peer-tls' : ''}`,
   );
   assert.ok(report.stats['ok'] !== undefined && report.stats['ok'] > 50, `too little traffic got through: ${summary}`);
   if (faults.length > 0) assert.ok(report.faults.length >= 1, `no fault injected: ${summary}`);

@@ -3,7 +3,8 @@
 // auth, where the certificate's CN is the user (compared with the real etcd,
 // the JSON gateway included, which never takes the CN as the user); TLS
 // below 1.2 refused; a 3-member cluster whose peers talk TLS with client
-// certificates required; --auto-tls certificates made without openssl.
+// certificates required, and a fourth member joining it at run time;
+// --auto-tls certificates made without openssl.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +17,8 @@ import tls from 'node:tls';
 import { after } from 'node:test';
 import { GrpcChannel } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { etcdctl, etcdctlMissing, etcdMissing, methods, useWorkspace, type Cluster, type MemberTls } from '../harness/index.js';
+import { memberChange } from '../ops/kit.js';
+import { Member, etcdctl, etcdctlMissing, etcdMissing, freePorts, methods, useWorkspace, type Cluster, type MemberTls } from '../harness/index.js';
 
 const openssl = '/usr/bin/openssl';
 const opensslMissing = existsSync(openssl) ? false : `${openssl} is not installed`;
@@ -128,6 +130,35 @@ describe('TLS', { skip }, () => {
     }
     const list = await etcdctl(['member', 'list'], { endpoints: [c.member(0).endpoint] });
     assert.equal(list.stdout.split('\n').filter((l) => l.includes('https://127.0.0.1:')).length, 3, list.stdout);
+
+    // A fourth member joins at run time: it learns the cluster from its https peers, with its client certificate.
+    const [clientPort, peerPort] = await freePorts(2);
+    const peerUrl = `https://127.0.0.1:${peerPort ?? 0}`;
+    // A member added within 5 s of the cluster's start is refused as unhealthy (etcd's strict reconfiguration): retried.
+    const add = await memberChange(['member', 'add', 'm4', `--peer-urls=${peerUrl}`], [c.member(0).endpoint]);
+    assert.equal(add.code, 0, add.stderr);
+    const m4 = new Member({
+      kind: 'etcd-ts',
+      name: 'm4',
+      dataDir: join(c.dir, 'm4.etcd'),
+      clientPort: clientPort ?? 0,
+      peerPort: peerPort ?? 0,
+      initialCluster: [...c.members.map((m) => `${m.name}=${m.peerUrl}`), `m4=${peerUrl}`].join(','),
+      initialClusterState: 'existing',
+      clusterToken: c.member(0).spec.clusterToken,
+      extraFlags: peerFlags,
+      logFile: join(c.dir, 'm4.log'),
+      tls: { peer: true },
+    });
+    try {
+      await m4.start({ timeoutMs: 30_000 });
+      const got = await etcdctl(['get', 'k', '--print-value-only'], { endpoints: [m4.endpoint] });
+      assert.equal(got.stdout, 'over tls\n');
+      const list4 = await etcdctl(['member', 'list'], { endpoints: [m4.endpoint] });
+      assert.match(list4.stdout, new RegExp(`, started, m4, ${peerUrl}, `), list4.stdout);
+    } finally {
+      await m4.kill();
+    }
   });
 
   test('--auto-tls and --peer-auto-tls: self-signed certificates under fixtures/, three members over them', async () => {
