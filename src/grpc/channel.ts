@@ -14,7 +14,7 @@ import { assert, nopLogger, type Logger } from '../base/index.js';
 import { ClientCall, type CallHost, type CallOptions, type ClientDuplexCall, type ClientReadableCall, type ClientStreamingCall } from './client-call.js';
 import { encodeTimeout, frameMessage, messageBytesLimit, type MethodDef } from './framing.js';
 import { addMetadataHeaders } from './metadata.js';
-import { deadlineExceededMessage, GrpcError, GrpcStatus } from './status.js';
+import { deadlineExceededMessage, GrpcError, GrpcStatus, type OutgoingMetadata } from './status.js';
 
 export const ConnectivityState = {
   IDLE: 'IDLE',
@@ -59,6 +59,8 @@ export interface ChannelOptions {
   /** Jitter source in [0, 1); default Math.random. */
   readonly random?: () => number;
   readonly logger?: Logger;
+  /** Per-call credentials: metadata asked for at the start of every call (a call's own metadata wins). */
+  readonly callMetadata?: () => OutgoingMetadata | undefined;
 }
 
 const backoffMultiplier = 1.6;
@@ -188,6 +190,7 @@ export class GrpcChannel {
       'user-agent': this.options.userAgent ?? defaultUserAgent,
     };
     if (timeoutMs !== undefined) headers['grpc-timeout'] = encodeTimeout(timeoutMs);
+    if (this.options.callMetadata !== undefined) addMetadataHeaders(headers, this.options.callMetadata());
     addMetadataHeaders(headers, options?.metadata);
     let stream;
     try {

@@ -106,6 +106,18 @@ describe('our client -> grpc-js server', () => {
     assert.equal(got['x-raw-bin'], `bin:${Buffer.from([9, 8, 255]).toString('base64')}`);
   });
 
+  test("per-call credentials: the channel's callMetadata is asked at every call; a call's own metadata wins", async () => {
+    let n = 0;
+    const creds = new GrpcChannel({ address: `127.0.0.1:${js.port}`, callMetadata: () => ({ token: `t${++n}`, 'x-token': 'channel' }) });
+    try {
+      const first = JSON.parse(await creds.unary(echoMethods.Meta, 'x')) as Record<string, string>;
+      const second = JSON.parse(await creds.unary(echoMethods.Meta, 'x', { metadata: { 'x-token': 'call' } })) as Record<string, string>;
+      assert.deepEqual([first['token'], first['x-token'], second['token'], second['x-token']], ['t1', 'channel', 't2', 'call']);
+    } finally {
+      creds.close();
+    }
+  });
+
   test('deadline and abort', async () => {
     const t0 = Date.now();
     const e = await rejection(ch.unary(echoMethods.Hang, 'x', { timeoutMs: 100 }));

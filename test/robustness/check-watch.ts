@@ -14,11 +14,11 @@
  * in its range, and nothing at or below R follows it; a stream reopened
  * after it may resume at R + 1.
  */
-import { inRange, type WatchEvent, type WatchRecord } from './history.js';
+import { firstKey, inRange, type WatchEvent, type WatchRecord } from './history.js';
 import type { Violation } from './check-kv.js';
 import { sameEvent, showEvent, type Replay } from './model.js';
 
-const fullRange = (w: WatchRecord): boolean => w.key === '' && w.end === '\0';
+const fullRange = (w: WatchRecord): boolean => (w.key === '' || w.key === firstKey) && w.end === '\0';
 
 /**
  * The history's events by revision, from the streams that watched every key

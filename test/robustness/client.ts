@@ -11,6 +11,7 @@ import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
 import { etcdserverpb, type mvccpb } from '../../src/pb/index.js';
 import { delay, methods } from '../harness/index.js';
 import { nowMs, type Kv, type OpRecord, type OpResult, type Request, type Response, type TxnOp, type TxnRequest, type WatchEvent } from './history.js';
+import type { Access } from './access.js';
 
 const failurePauseMs = 150;
 
@@ -109,6 +110,7 @@ export interface ClientOptions {
   /** Where every operation is recorded. */
   readonly ops: OpRecord[];
   readonly nextOpId: () => number;
+  readonly access: Access;
 }
 
 export class RecordingClient {
@@ -129,7 +131,7 @@ export class RecordingClient {
   }
 
   private chan(): GrpcChannel {
-    this.channel ??= new GrpcChannel({ address: this.endpoint, connectTimeoutMs: this.opts.timeoutMs, backoffInitialMs: 100, backoffMaxMs: 500 });
+    this.channel ??= this.opts.access.channel(this.endpoint, 'traffic', this.opts.timeoutMs);
     return this.channel;
   }
 
@@ -159,6 +161,7 @@ export class RecordingClient {
       return r === undefined ? undefined : { invokeMs, returnMs: nowMs(), ttl: r.TTL, memberId: idToHex(r.header?.memberId ?? 0n) };
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
+      this.opts.access.noteError('traffic', e);
       this.failover();
       return undefined;
     } finally {
@@ -173,6 +176,7 @@ export class RecordingClient {
       return r.TTL;
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
+      this.opts.access.noteError('traffic', e);
       this.failover();
       return undefined;
     }
@@ -192,6 +196,7 @@ export class RecordingClient {
       return res;
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
+      this.opts.access.noteError('traffic', e);
       op.status = isRead(req) ? 'failed' : 'indeterminate';
       if (op.status === 'failed') op.returnMs = nowMs();
       op.error = `${e.code}: ${e.message}`;

@@ -19,13 +19,13 @@ export const robustnessFlags = [
  * stall fault). peerTls: https peer URLs with self-signed certificates
  * (--peer-auto-tls); the fault proxy forwards the TLS bytes as any others.
  */
-export function startRobustCluster(dir: string, size: number, readyTimeoutMs: number, failpointsFile: string, peerTls = false): Promise<Cluster> {
+export function startRobustCluster(dir: string, size: number, readyTimeoutMs: number, failpointsFile: string, peerTls = false, extraFlags: readonly string[] = []): Promise<Cluster> {
   return startCluster({
     kind: 'etcd-ts',
     size,
     dir,
     faultProxy: size > 1,
-    extraFlags: peerTls ? [...robustnessFlags, '--peer-auto-tls'] : robustnessFlags,
+    extraFlags: [...robustnessFlags, ...(peerTls ? ['--peer-auto-tls'] : []), ...extraFlags],
     ...(peerTls ? { tls: { peer: true } } : {}),
     readyTimeoutMs,
     env: { [failpointsFileEnv]: failpointsFile },

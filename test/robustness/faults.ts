@@ -26,14 +26,18 @@
  *   with --initial-cluster-state existing.
  * - learner: the same, re-added as a learner, then MemberPromote (retried
  *   until the leader finds it caught up).
+ * - auth (runs with auth on; a pause otherwise): change the auth store under
+ *   traffic — an unused permission granted or revoked (every token goes
+ *   stale), or the traffic's permission taken away for 0.3-1 s.
  */
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { FailpointName, Rand } from '../../src/base/index.js';
 import { GrpcError, type MethodDef } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { delay, memberStatus, methods, openChannel, type Cluster, type Member } from '../harness/index.js';
+import { delay, memberStatus, methods, type Cluster, type Member } from '../harness/index.js';
+import type { Access, RunAuth } from './access.js';
 
-export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint', 'stall', 'flaky', 'replace', 'learner'] as const;
+export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth'] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
 /** Failpoints and the hit on which to crash (a range: some are hit often, some once per compaction). */
@@ -62,6 +66,10 @@ export interface FaultContext {
   readonly failpointsFile: string;
   /** Records what happened, for the history and the summary. */
   readonly note: (what: string) => void;
+  /** How to reach the members (as root for the faults' own calls). */
+  readonly access: Access;
+  /** Set when the run has auth on: the auth fault changes it under traffic. */
+  readonly auth: RunAuth | undefined;
 }
 
 export async function leaderIndex(c: Cluster): Promise<number | undefined> {
@@ -117,6 +125,11 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<v
       m.pause();
       await delay(ms);
       m.resume();
+      return;
+    }
+    case 'auth': {
+      if (ctx.auth === undefined) return injectFault(ctx, 'pause');
+      ctx.note(`auth: ${await ctx.auth.churn(ctx.rand, 300 + ctx.rand.intn(700))}`);
       return;
     }
     case 'isolate': {
@@ -224,6 +237,7 @@ async function diskStall(ctx: FaultContext): Promise<void> {
 
 /** A Cluster RPC through whichever other member answers, retried for a while. */
 async function clusterCall<Req, Res>(
+  access: Access,
   c: Cluster,
   except: number,
   method: MethodDef<Req, Res>,
@@ -236,11 +250,12 @@ async function clusterCall<Req, Res>(
     const candidates = c.members.filter((x, j) => j !== except && x.running);
     const m = candidates[attempt % Math.max(1, candidates.length)];
     if (m === undefined) break;
-    const ch = openChannel(m.endpoint);
+    const ch = access.channel(m.endpoint, 'admin');
     try {
       return await ch.unary(method, req, { timeoutMs: 5000 });
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
+      access.noteError('admin', e);
       if (done(e)) return undefined;
       last = e.message;
     } finally {
@@ -260,25 +275,25 @@ async function replaceMember(ctx: FaultContext, learner: boolean): Promise<void>
   const oldId = (await memberStatus(m.endpoint)).header?.memberId ?? 0n;
   ctx.note(`replace ${r} ${m.name} (${oldId.toString(16)})${learner ? ' through a learner' : ''}: remove`);
   // Not found: an earlier attempt that timed out was applied after all.
-  await clusterCall(c, i, methods.cluster.MemberRemove, etcdserverpb.MemberRemoveRequest.create({ ID: oldId }), (e) => /member not found/.test(e.message));
+  await clusterCall(ctx.access, c, i, methods.cluster.MemberRemove, etcdserverpb.MemberRemoveRequest.create({ ID: oldId }), (e) => /member not found/.test(e.message));
   const exited = await Promise.race([m.waitExit().then(() => true), delay(10_000).then(() => false)]);
   await m.kill();
   rmSync(m.dataDir, { recursive: true, force: true });
-  const added = await addMember(c, i, m.peerUrl, learner);
+  const added = await addMember(ctx.access, c, i, m.peerUrl, learner);
   ctx.note(`replace ${m.name}: ${exited ? 'it stopped itself' : 'killed (it did not stop within 10 s)'}; wiped; added back as ${added.toString(16)}${learner ? ' (learner)' : ''}`);
   const fresh = c.replaceMember(i, { initialClusterState: 'existing' });
   await fresh.start({ timeoutMs: ctx.readyTimeoutMs });
   if (!learner) return;
-  const promoted = await clusterCall(c, -1, methods.cluster.MemberPromote, etcdserverpb.MemberPromoteRequest.create({ ID: added }));
+  const promoted = await clusterCall(ctx.access, c, -1, methods.cluster.MemberPromote, etcdserverpb.MemberPromoteRequest.create({ ID: added }));
   ctx.note(`replace ${m.name}: learner ${added.toString(16)} promoted${promoted === undefined ? '?' : ''}`);
 }
 
 /** MemberAdd, or when an earlier attempt was applied (the peer URL exists), the id it got. */
-async function addMember(c: Cluster, except: number, peerUrl: string, learner: boolean): Promise<bigint> {
+async function addMember(access: Access, c: Cluster, except: number, peerUrl: string, learner: boolean): Promise<bigint> {
   const req = etcdserverpb.MemberAddRequest.create({ peerURLs: [peerUrl], isLearner: learner });
-  const res = await clusterCall<etcdserverpb.MemberAddRequest, etcdserverpb.MemberAddResponse>(c, except, methods.cluster.MemberAdd, req, (e) => /Peer URLs already exists/.test(e.message));
+  const res = await clusterCall<etcdserverpb.MemberAddRequest, etcdserverpb.MemberAddResponse>(access, c, except, methods.cluster.MemberAdd, req, (e) => /Peer URLs already exists/.test(e.message));
   if (res?.member !== undefined) return res.member.ID;
-  const list = await clusterCall<etcdserverpb.MemberListRequest, etcdserverpb.MemberListResponse>(c, except, methods.cluster.MemberList, etcdserverpb.MemberListRequest.create({}));
+  const list = await clusterCall<etcdserverpb.MemberListRequest, etcdserverpb.MemberListResponse>(access, c, except, methods.cluster.MemberList, etcdserverpb.MemberListRequest.create({}));
   const found = list?.members.find((x) => x.peerURLs.includes(peerUrl));
   if (found === undefined) throw new Error(`MemberAdd of ${peerUrl}: neither added nor listed`);
   return found.ID;
@@ -320,7 +335,7 @@ async function failpointCrash(ctx: FaultContext): Promise<void> {
     while (m.running && performance.now() < deadline) {
       await delay(500);
       round++;
-      if (point.name.startsWith('defrag')) await defragment(m.endpoint).catch(() => undefined);
+      if (point.name.startsWith('defrag')) await defragment(ctx.access, m.endpoint).catch(() => undefined);
       if (snapApply && round === 1) await isolateUntilSnapshot(ctx, i);
     }
   };
@@ -331,10 +346,13 @@ async function failpointCrash(ctx: FaultContext): Promise<void> {
   await m.start({ timeoutMs: ctx.readyTimeoutMs });
 }
 
-export async function defragment(endpoint: string): Promise<void> {
-  const ch = openChannel(endpoint);
+export async function defragment(access: Access, endpoint: string): Promise<void> {
+  const ch = access.channel(endpoint, 'admin');
   try {
     await ch.unary(methods.maintenance.Defragment, etcdserverpb.DefragmentRequest.create({}), { timeoutMs: 10_000 });
+  } catch (e) {
+    access.noteError('admin', e);
+    throw e;
   } finally {
     ch.close();
   }

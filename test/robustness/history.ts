@@ -193,6 +193,13 @@ export interface History {
   readonly faults: { atMs: number; what: string }[];
 }
 
+/**
+ * Where "every key" starts, as clients send it: clientv3's WithPrefix('')
+ * and WithFromKey('') send the key \x00, which an auth permission can name
+ * (a permission for the empty key is refused). With end '\0': every key.
+ */
+export const firstKey = '\u0000';
+
 /** Wall-clock-free monotonic milliseconds, the time base of every record. */
 export function nowMs(): number {
   return performance.now();

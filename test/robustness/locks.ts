@@ -7,9 +7,10 @@
  * check-lock.ts holds them to the lock's promise in revision terms.
  */
 import { fromUtf8, utf8 } from '../../src/base/index.js';
-import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
+import { GrpcError } from '../../src/grpc/index.js';
 import { v3lockpb } from '../../src/pb/index.js';
 import { delay, methods } from '../harness/index.js';
+import type { Access } from './access.js';
 import type { RecordingClient } from './client.js';
 import type { LockRecord } from './history.js';
 import type { TrafficOptions } from './traffic.js';
@@ -20,7 +21,7 @@ const lockNames = ['lock/a', 'lock/b'];
 const lockLeaseBase = 1n << 21n;
 const lockLeaseTtlS = 5;
 
-export async function runLockClient(c: RecordingClient, endpoints: readonly string[], locks: LockRecord[], o: TrafficOptions): Promise<void> {
+export async function runLockClient(c: RecordingClient, endpoints: readonly string[], access: Access, locks: LockRecord[], o: TrafficOptions): Promise<void> {
   let n = 0;
   let at = 0;
   const unrevoked: string[] = [];
@@ -29,7 +30,7 @@ export async function runLockClient(c: RecordingClient, endpoints: readonly stri
     const lease = ((BigInt(c.id) << 24n) + lockLeaseBase + BigInt(n)).toString();
     if ((await c.run('lock-lease-grant', { kind: 'leaseGrant', id: lease, ttl: lockLeaseTtlS })) === undefined) continue;
     const name = lockNames[o.rand.intn(lockNames.length)] as string;
-    const ch = new GrpcChannel({ address: endpoints[at % endpoints.length] as string, connectTimeoutMs: 2000, backoffInitialMs: 100, backoffMaxMs: 500 });
+    const ch = access.channel(endpoints[at % endpoints.length] as string, 'traffic');
     try {
       const r = await ch.unary(methods.lock.Lock, v3lockpb.LockRequest.create({ name: utf8(name), lease: BigInt(lease) }), { timeoutMs: 5000 });
       const rec: LockRecord = { name, key: fromUtf8(r.key), client: c.id, rev: r.header?.revision ?? 0, acquiredMs: performance.now() };
@@ -39,6 +40,7 @@ export async function runLockClient(c: RecordingClient, endpoints: readonly stri
       await ch.unary(methods.lock.Unlock, v3lockpb.UnlockRequest.create({ key: r.key }), { timeoutMs: 3000 });
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
+      access.noteError('traffic', e);
       at++;
     } finally {
       ch.close();

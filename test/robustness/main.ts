@@ -1,5 +1,5 @@
 /**
- * npm run robustness -- [--seed N] [--duration S] [--size 1|3|5] [--peer-tls] [--faults kill,pause,...] [--dir D]
+ * npm run robustness -- [--seed N] [--duration S] [--size 1|3|5] [--peer-tls] [--auth] [--faults kill,pause,...] [--dir D]
  * npm run robustness -- --check history.json
  *
  * Runs the fault mix against a cluster of etcd-ts members and checks the
@@ -34,6 +34,7 @@ async function main(): Promise<void> {
       dir: { type: 'string' },
       check: { type: 'string' },
       'peer-tls': { type: 'boolean', default: false },
+      auth: { type: 'boolean', default: false },
     },
   });
   if (values.check !== undefined) {
@@ -66,12 +67,13 @@ async function main(): Promise<void> {
     size,
     faults: faults as FaultKind[],
     peerTls: values['peer-tls'],
+    auth: values.auth,
     ...(values.dir !== undefined ? { dir: values.dir } : {}),
     log: (line) => process.stdout.write(`${line}\n`),
   });
   const s = report.stats;
   process.stdout.write(
-    `robustness: seed ${seed}: ${s['ops']} ops (${s['ok']} ok, ${s['indeterminate']} indeterminate, ${s['failedReads']} failed reads), ` +
+    `robustness: seed ${seed}: ${s['ops']} ops (${s['ok']} ok, ${s['indeterminate']} indeterminate, ${s['failedReads']} failed reads, ${s['authRefused']} refused by auth), ` +
       `${s['watchEvents']} watch events on ${s['watchStreams']} streams (${s['watchProgress']} progress responses, ${s['compactCancels']} compaction cancels), ${s['shortLeases']} short leases (${s['abandonedLeases']} left to expire), ${s['locksHeld']} locks held, ${s['faults']} fault notes, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
   for (const x of report.violations.slice(0, 50)) process.stdout.write(`VIOLATION [${x.check}] ${x.message}\n`);

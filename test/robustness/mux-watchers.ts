@@ -19,12 +19,12 @@
  * member must then hold their events, or cancel them as compacted.
  */
 import type { Rand } from '../../src/base/index.js';
-import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
+import { GrpcError } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { methods } from '../harness/index.js';
 import { toEvent } from './client.js';
 import { nowMs, type WatchRecord, type WatchSegment } from './history.js';
-import { ResumingWatch, createRequest, progressRequest, type ResumingWatchOptions } from './watchers.js';
+import { ResumingWatch, createRequest, isProgress, progressRequest, type ResumingWatchOptions } from './watchers.js';
 
 /** Progress requests at a random interval in [min, min + spread). */
 const progressMinMs = 150;
@@ -63,7 +63,7 @@ export class MuxWatcher extends ResumingWatch {
 
   /** One Watch call carrying every watch, until it fails or the run ends. */
   protected async stream(endpoint: string): Promise<void> {
-    const ch = new GrpcChannel({ address: endpoint, connectTimeoutMs: 2_000, backoffInitialMs: 100, backoffMaxMs: 500 });
+    const ch = this.base.access.channel(endpoint, 'traffic');
     const call = ch.bidi(methods.watch.Watch);
     this.current = call;
     this.lastResponseMs = nowMs();
@@ -100,7 +100,7 @@ export class MuxWatcher extends ResumingWatch {
           endAll('stream ended');
           return;
         }
-        if (resp.watchId === -1) {
+        if (isProgress(resp)) {
           // A progress response: every watch created before it has been sent everything up to its revision.
           const revision = resp.header?.revision ?? 0;
           for (const s of byId.values()) {
@@ -114,6 +114,12 @@ export class MuxWatcher extends ResumingWatch {
             return;
           }
           continue;
+        }
+        if (resp.watchId === -1 && resp.canceled) {
+          // A create refused (auth on: a stale token, or the permission taken away for a moment): on a new stream.
+          this.base.access.noteError('traffic', resp.cancelReason);
+          endAll(`refused: ${resp.cancelReason}`);
+          return;
         }
         const s = byId.get(resp.watchId);
         if (s === undefined) {
@@ -141,8 +147,14 @@ export class MuxWatcher extends ResumingWatch {
           s.live = false;
           s.seg.end = `canceled: ${resp.cancelReason}`;
           byId.delete(resp.watchId);
-          // Compacted: again on this stream from the compact revision; otherwise the checker reports the cancel.
-          if (resp.compactRevision > 0) {
+          if (resp.compactRevision === 0) {
+            // Refused (auth on: a stale token, or the permission taken away for a moment): every watch on a new stream.
+            this.base.access.noteError('traffic', resp.cancelReason);
+            endAll('a watch was refused');
+            return;
+          }
+          // Compacted: again on this stream from the compact revision.
+          {
             // The member keeps a compacted watch on the stream (holding back progress responses) until
             // the client cancels it, as etcd does; clientv3 cancels it too.
             closing.add(resp.watchId);
@@ -155,6 +167,7 @@ export class MuxWatcher extends ResumingWatch {
       }
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
+      this.base.access.noteError('traffic', e);
       endAll(`${e.code}: ${e.message}`);
     } finally {
       clearTimeout(progressTimer);

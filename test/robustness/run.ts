@@ -17,7 +17,8 @@ import { checkWatches, mergeReference } from './check-watch.js';
 import { RecordingClient } from './client.js';
 import { startRobustCluster } from './cluster.js';
 import { defragment, faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
-import { nowMs, type History, type WatchRecord } from './history.js';
+import { RunAuth, jwtFlags, noAuth, type Access } from './access.js';
+import { firstKey, nowMs, type History, type WatchRecord } from './history.js';
 import { runLeaseClient } from './leases.js';
 import { lockPrefix, runLockClient } from './locks.js';
 import { Replay } from './model.js';
@@ -35,6 +36,8 @@ export interface RunOptions {
   readonly requestTimeoutMs?: number;
   /** Peer URLs over TLS (--peer-auto-tls). */
   readonly peerTls?: boolean;
+  /** Auth on, JWT tokens: the traffic as an ordinary user, the run's maintenance as root (P20). */
+  readonly auth?: boolean;
   /** Where data dirs, logs and the history go; a new temp dir by default. */
   readonly dir?: string;
   readonly log?: (line: string) => void;
@@ -74,18 +77,20 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     history.faults.push({ atMs: nowMs(), what });
     info(what);
   };
-  log(`robustness: seed ${o.seed}, ${o.size} member(s)${o.peerTls === true ? ' over peer TLS' : ''}, ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
+  log(`robustness: seed ${o.seed}, ${o.size} member(s)${o.peerTls === true ? ' over peer TLS' : ''}${o.auth === true ? ' with auth' : ''}, ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
   const failpointsFile = join(dir, 'failpoints');
   writeFileSync(failpointsFile, '');
-  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs, failpointsFile, o.peerTls === true);
+  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs, failpointsFile, o.peerTls === true, o.auth === true ? jwtFlags(dir) : []);
+  const auth = o.auth === true ? await RunAuth.enable(() => cluster.endpoints) : undefined;
+  const access: Access = auth ?? noAuth;
   log(`  cluster up in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
   t0 = nowMs();
-  const ctx: FaultContext = { cluster, rand, readyTimeoutMs, failpointsFile, note };
+  const ctx: FaultContext = { cluster, rand, readyTimeoutMs, failpointsFile, note, access, auth };
   let opSeq = 0;
   let watchSeq = 0;
   const clients: RecordingClient[] = [];
   const newClient = (endpoints: readonly string[]): RecordingClient => {
-    const c = new RecordingClient({ id: clients.length, endpoints, timeoutMs: o.requestTimeoutMs ?? 3000, ops: history.ops, nextOpId: () => opSeq++ });
+    const c = new RecordingClient({ id: clients.length, endpoints, timeoutMs: o.requestTimeoutMs ?? 3000, ops: history.ops, nextOpId: () => opSeq++, access });
     clients.push(c);
     return c;
   };
@@ -98,17 +103,17 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     if (stopped) return;
     const record: WatchRecord = { id: watchSeq++, label, key, end, prevKv, segments: [] };
     history.watches.push(record);
-    watchers.push(new Watcher({ record, endpoints, startRev, stallMs: 5000, ...(slow !== undefined ? { slow } : {}) }));
+    watchers.push(new Watcher({ record, endpoints, access, startRev, stallMs: 5000, ...(slow !== undefined ? { slow } : {}) }));
   };
   const rotated = (i: number): string[] => cluster.endpoints.map((_, j) => cluster.endpoints[(i + j) % cluster.endpoints.length] as string);
 
   let violations: Violation[];
   try {
     // Watches: one from revision 1 on every key with prev_kv (the history), one per member.
-    watch('all keys from 1, prev_kv', '', '\0', true, 1, rotated(0));
-    cluster.endpoints.forEach((_, i) => watch(`all keys on m${i + 1}`, '', '\0', false, 1, rotated(i)));
+    watch('all keys from 1, prev_kv', firstKey, '\0', true, 1, rotated(0));
+    cluster.endpoints.forEach((_, i) => watch(`all keys on m${i + 1}`, firstKey, '\0', false, 1, rotated(i)));
     // Slow consumers (P11): stop reading for 2-4 s every 5-15 responses.
-    watch('all keys from 1, prev_kv, slow reader', '', '\0', true, 1, rotated(1), { every: 5 + rand.intn(10), pauseMs: 2000 + rand.intn(2000) });
+    watch('all keys from 1, prev_kv, slow reader', firstKey, '\0', true, 1, rotated(1), { every: 5 + rand.intn(10), pauseMs: 2000 + rand.intn(2000) });
     watch(`${etcdKeyPrefix} from 1, slow reader`, etcdKeyPrefix, prefixEnd(etcdKeyPrefix), false, 1, rotated(2 % cluster.endpoints.length), { every: 5 + rand.intn(10), pauseMs: 2000 + rand.intn(2000) });
     const traffic: Promise<void>[] = [];
     const topts = { rand, pauseMs: o.pauseMs ?? 20, stopped: () => stopped };
@@ -118,7 +123,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     });
     traffic.push(runEtcdClient(newClient(rotated(0)), topts));
     traffic.push(runLeaseClient(newClient(rotated(1)), history.leases ?? [], topts));
-    for (let i = 0; i < 2; i++) traffic.push(runLockClient(newClient(rotated(i)), rotated(i), history.locks ?? [], topts));
+    for (let i = 0; i < 2; i++) traffic.push(runLockClient(newClient(rotated(i)), rotated(i), access, history.locks ?? [], topts));
     // A Kubernetes list+watch starting mid-run.
     const informer = (async (): Promise<void> => {
       await delay(o.durationMs / 3);
@@ -139,8 +144,8 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
         await delay(o.durationMs / 5);
         const current = Math.max(...clients.map((c) => c.lastRevision));
         const offset = rand.intn(201) - 100;
-        const [key, end] = rand.intn(2) === 0 ? ['', '\0'] : [k8sKeyPrefix, prefixEnd(k8sKeyPrefix)];
-        watch(`${key === '' ? 'all keys' : key} from ${current}${offset >= 0 ? '+' : ''}${offset}`, key, end, rand.intn(2) === 0, Math.max(1, current + offset), rotated(n));
+        const [key, end] = rand.intn(2) === 0 ? [firstKey, '\0'] : [k8sKeyPrefix, prefixEnd(k8sKeyPrefix)];
+        watch(`${key === firstKey ? 'all keys' : key} from ${current}${offset >= 0 ? '+' : ''}${offset}`, key, end, rand.intn(2) === 0, Math.max(1, current + offset), rotated(n));
       }
     })();
     // About a hundred watches on one stream with progress requests (P11), which compaction may pass (P12).
@@ -159,12 +164,12 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
         records.push(record);
         startRevs.push(startRev);
       }
-      muxWatchers.push(new MuxWatcher({ records, startRevs, endpoints: rotated(2 % cluster.endpoints.length), rand: new SeededRand(rand.uint32()), stallMs: 5000, slow: { every: 20 + rand.intn(30), pauseMs: 1500 + rand.intn(1500) } }));
+      muxWatchers.push(new MuxWatcher({ records, startRevs, access, endpoints: rotated(2 % cluster.endpoints.length), rand: new SeededRand(rand.uint32()), stallMs: 5000, slow: { every: 20 + rand.intn(30), pauseMs: 1500 + rand.intn(1500) } }));
     })();
     // The first watch defines the history: compaction never passes it; every other watch it may pass.
     const reference = watchers.slice(0, 1);
     const passable = { get last(): number { return Math.min(...watchers.slice(1).map((w) => w.last), ...muxWatchers.map((w) => w.last)); } };
-    const maintenance = runMaintenance(cluster, rand, { guarded: reference, passable: [passable] }, clients, history.compactions ?? [], () => stopped, info);
+    const maintenance = runMaintenance(cluster, access, rand, { guarded: reference, passable: [passable] }, clients, history.compactions ?? [], () => stopped, info);
 
     const end = t0 + o.durationMs;
     await delay(Math.min(1500, o.durationMs / 4));
@@ -186,7 +191,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     const healthy = await waitHealthy(cluster.members, 30_000);
 
     // Every watch catches up with the last revision anyone saw, then the checks.
-    const lastRev = Math.max(...clients.map((c) => c.lastRevision), await latestRevision(cluster));
+    const lastRev = Math.max(...clients.map((c) => c.lastRevision), await latestRevision(cluster, access));
     const deadline = nowMs() + catchUpMs;
     const all = [...watchers, ...muxWatchers];
     const caughtUp = await Promise.all(all.map((w) => w.finish(lastRev, deadline)));
@@ -202,7 +207,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
       ...checkWatches(history.watches, replay, history.compactions),
       ...checkLeases(history, replay),
       ...checkLocks(history.locks ?? [], replay),
-      ...(await checkHashKv(cluster, lastRev)),
+      ...(await checkHashKv(cluster, access, lastRev)),
       ...(healthy ? [] : [{ check: 'health', message: `not every member was healthy 30 s after the faults stopped` }]),
     ];
     if (replay.maxRev < lastRev) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, clients saw revision ${lastRev}` });
@@ -233,6 +238,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
  */
 async function runMaintenance(
   cluster: Cluster,
+  access: Access,
   rand: Rand,
   watchers: { readonly guarded: readonly { readonly last: number }[]; readonly passable: readonly { readonly last: number }[] },
   clients: readonly RecordingClient[],
@@ -252,19 +258,20 @@ async function runMaintenance(
     // Up to 20 revisions behind the newest any client saw: a client behind that may read a compacted revision (P12).
     const target = Math.min(...bounding.map((w) => w.last), Math.max(...clients.map((c) => c.lastRevision))) - 20;
     if (target > compacted + 10) {
-      const ch = openChannel(m.endpoint);
+      const ch = access.channel(m.endpoint, 'admin');
       compactions.push({ atMs: nowMs(), revision: target });
       try {
         await ch.unary(methods.kv.Compact, etcdserverpb.CompactionRequest.create({ revision: target }), { timeoutMs: 3000 });
         compacted = target;
-      } catch {
+      } catch (e) {
         // A compaction lost to a fault is retried at the next tick.
+        access.noteError('admin', e);
       } finally {
         ch.close();
       }
     }
     if (tick % 5 === 0) {
-      const error = await defragment(m.endpoint).then(() => undefined, (e: unknown) => (e as Error).message);
+      const error = await defragment(access, m.endpoint).then(() => undefined, (e: unknown) => (e as Error).message);
       if (error !== undefined) note(`defrag of ${m.name} failed: ${error}`);
     }
   }
@@ -280,9 +287,9 @@ async function waitHealthy(members: readonly Member[], timeoutMs: number): Promi
   return false;
 }
 
-async function latestRevision(c: Cluster): Promise<number> {
+async function latestRevision(c: Cluster, access: Access): Promise<number> {
   for (const m of c.members) {
-    const ch = openChannel(m.endpoint);
+    const ch = access.channel(m.endpoint, 'admin');
     try {
       const r = await ch.unary(methods.kv.Range, etcdserverpb.RangeRequest.create({ key: new TextEncoder().encode(etcdKeyPrefix) }), { timeoutMs: 5000 });
       return r.header?.revision ?? 0;
@@ -308,13 +315,13 @@ async function memberIdOf(m: Member): Promise<string> {
 }
 
 /** HashKV at rev on every member, retried while members catch up: equal hashes and compact revisions. */
-async function checkHashKv(c: Cluster, rev: number): Promise<Violation[]> {
+async function checkHashKv(c: Cluster, access: Access, rev: number): Promise<Violation[]> {
   const deadline = nowMs() + 20_000;
   let last = '';
   while (nowMs() < deadline) {
     const answers = await Promise.all(
       c.members.map(async (m) => {
-        const ch = openChannel(m.endpoint);
+        const ch = access.channel(m.endpoint, 'admin');
         try {
           const r = await ch.unary(methods.maintenance.HashKV, etcdserverpb.HashKVRequest.create({ revision: rev }), { timeoutMs: 5000 });
           return { name: m.name, hash: r.hash, compactRevision: r.compactRevision };
@@ -341,6 +348,7 @@ function summarize(h: History): Record<string, number> {
     ops: h.ops.length,
     ok: count((o) => o.status === 'ok'),
     failedReads: count((o) => o.status === 'failed'),
+    authRefused: count((o) => /auth store is old|permission denied|invalid auth token|user name is empty/.test(o.error ?? '')),
     indeterminate: count((o) => o.status === 'indeterminate'),
     watchEvents: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.reduce((u, r) => u + r.events.length, 0), 0), 0),
     watchStreams: h.watches.reduce((s, w) => s + w.segments.length, 0),
@@ -359,7 +367,7 @@ function muxRange(rand: Rand): [key: string, end: string, what: string] {
   const n = rand.intn(10);
   switch (rand.intn(10)) {
     case 0:
-      return ['', '\0', 'all keys'];
+      return [firstKey, '\0', 'all keys'];
     case 1:
     case 2:
       return [prefix, prefixEnd(prefix), prefix];

@@ -16,14 +16,20 @@
  * response there tells it has everything.
  */
 import { utf8 } from '../../src/base/index.js';
-import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
+import { GrpcError } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, methods } from '../harness/index.js';
 import { toEvent } from './client.js';
+import type { Access } from './access.js';
 import { nowMs, type WatchRecord, type WatchSegment } from './history.js';
 
 const retryPauseMs = 200;
 export const progressRequest = etcdserverpb.WatchRequest.create({ requestUnion: { case: 'progressRequest', value: etcdserverpb.WatchProgressRequest.create({}) } });
+
+/** A progress response: watch id -1, neither created nor canceled (a refused create also carries -1). */
+export function isProgress(resp: etcdserverpb.WatchResponse): boolean {
+  return resp.watchId === -1 && !resp.created && !resp.canceled;
+}
 
 /** A WatchCreateRequest for the record's range from startRev (watchId 0: the member picks). */
 export function createRequest(w: WatchRecord, startRev: number, watchId = 0): etcdserverpb.WatchRequest {
@@ -43,6 +49,7 @@ export function createRequest(w: WatchRecord, startRev: number, watchId = 0): et
 
 export interface ResumingWatchOptions {
   readonly endpoints: readonly string[];
+  readonly access: Access;
   /** A stream with no response for this long is abandoned for a new one (only while catching up). */
   readonly stallMs: number;
   /** A slow consumer: after every `every` responses with events, read nothing for pauseMs (not while catching up). */
@@ -68,7 +75,7 @@ export abstract class ResumingWatch {
   private responsesSincePause = 0;
   private done: Promise<void> | undefined;
 
-  constructor(private readonly base: ResumingWatchOptions) {}
+  constructor(protected readonly base: ResumingWatchOptions) {}
 
   /** One Watch call on endpoint, until it fails, is canceled, or has caught up. */
   protected abstract stream(endpoint: string): Promise<void>;
@@ -153,7 +160,7 @@ export class Watcher extends ResumingWatch {
 
   /** One Watch call; returns the compact revision if the server canceled it for compaction. */
   private async watch(seg: WatchSegment): Promise<number | undefined> {
-    const ch = new GrpcChannel({ address: seg.endpoint, connectTimeoutMs: 2_000, backoffInitialMs: 100, backoffMaxMs: 500 });
+    const ch = this.base.access.channel(seg.endpoint, 'traffic');
     try {
       const call = ch.bidi(methods.watch.Watch);
       this.current = call;
@@ -167,7 +174,7 @@ export class Watcher extends ResumingWatch {
         }
         this.lastResponseMs = nowMs();
         const revision = resp.header?.revision ?? 0;
-        if (resp.watchId === -1) {
+        if (isProgress(resp)) {
           seg.responses.push({ atMs: nowMs(), revision, events: [], progress: true });
           this.last = Math.max(this.last, revision);
           if (this.target !== undefined && this.last >= this.target) {
@@ -192,6 +199,8 @@ export class Watcher extends ResumingWatch {
         if (lastEvent !== undefined) this.last = Math.max(this.last, lastEvent.kv.modRev);
         if (resp.canceled) {
           seg.end = `canceled: ${resp.cancelReason}`;
+          // Refused (auth on: a stale token, or the permission taken away for a moment): a new stream, maybe a new token.
+          if (resp.compactRevision === 0) this.base.access.noteError('traffic', resp.cancelReason);
           call.cancel();
           return resp.compactRevision > 0 ? resp.compactRevision : undefined;
         }
@@ -205,6 +214,7 @@ export class Watcher extends ResumingWatch {
       }
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
+      this.base.access.noteError('traffic', e);
       seg.end = `${e.code}: ${e.message}`;
       return undefined;
     } finally {

@@ -1,0 +1,203 @@
+/**
+ * How a run reaches its members: plain, or with auth on (P20). With auth,
+ * the traffic (KV, leases, locks, watches) runs as an ordinary user whose
+ * role may read and write every key, and the run's own maintenance
+ * (compaction, defrag, member changes, HashKV) as root. Tokens are JWT
+ * (`--auth-token jwt`), good on every member, so a client that moves to
+ * another member keeps its token; a token goes stale when the auth store
+ * changes ("revision of auth store is old") and is then fetched again, as
+ * clientv3 does.
+ *
+ * The auth fault (faults.ts) changes the auth store under traffic: it bumps
+ * its revision, or takes the user's permission away for a moment. Requests
+ * refused meanwhile must have no effect on any member (HashKV at the end,
+ * and the linearizability check, see to it: etcd #14571).
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { utf8 } from '../../src/base/index.js';
+import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
+import { authpb, etcdserverpb } from '../../src/pb/index.js';
+import { delay, methods } from '../harness/index.js';
+import { firstKey } from './history.js';
+
+export type Principal = 'traffic' | 'admin';
+
+/** Channels to members, as one principal or the other, and what to do after a failed call. */
+export interface Access {
+  channel(endpoint: string, who: Principal, connectTimeoutMs?: number): GrpcChannel;
+  /** A call failed, or a watch was refused (its cancel reason): fetch a new token if the one sent may be no longer good. */
+  noteError(who: Principal, e: unknown): void;
+}
+
+function plainChannel(endpoint: string, connectTimeoutMs: number, callMetadata?: () => { token: string } | undefined): GrpcChannel {
+  return new GrpcChannel({ address: endpoint, connectTimeoutMs, backoffInitialMs: 100, backoffMaxMs: 500, ...(callMetadata !== undefined ? { callMetadata } : {}) });
+}
+
+export const noAuth: Access = {
+  channel: (endpoint, _who, connectTimeoutMs = 2_000) => plainChannel(endpoint, connectTimeoutMs),
+  noteError: () => undefined,
+};
+
+const users: Readonly<Record<Principal, { readonly name: string; readonly password: string }>> = {
+  traffic: { name: 'robust', password: 'robust-pw' },
+  admin: { name: 'root', password: 'root-pw' },
+};
+/** The traffic user's role: read and write on every key the traffic uses. */
+export const trafficRole = 'robust-rw';
+/** Errors after which a new token helps. */
+const staleTokenErrors = new Set(['etcdserver: revision of auth store is old', 'etcdserver: invalid auth token', 'etcdserver: user name is empty']);
+
+/** The member flags for JWT tokens with a key pair written under dir. */
+export function jwtFlags(dir: string): string[] {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const priv = join(dir, 'jwt.key');
+  const pub = join(dir, 'jwt.pub');
+  writeFileSync(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  return ['--auth-token', `jwt,pub-key=${pub},priv-key=${priv},sign-method=ES256,ttl=1h`];
+}
+
+export class RunAuth implements Access {
+  private readonly tokens = new Map<Principal, string>();
+  private readonly refreshing = new Map<Principal, Promise<void>>();
+
+  private constructor(private readonly endpoints: () => readonly string[]) {}
+
+  /** Creates root and the traffic user with its role, enables auth and fetches both tokens. */
+  static async enable(endpoints: () => readonly string[]): Promise<RunAuth> {
+    const a = new RunAuth(endpoints);
+    await a.adminCall(async (ch) => {
+      const ok = async <T>(p: Promise<T>): Promise<void> => {
+        try {
+          await p;
+        } catch (e) {
+          // Retried after a fault of the setup: what the first attempt did stays done.
+          if (!(e instanceof GrpcError && /already exists|already granted/.test(e.details))) throw e;
+        }
+      };
+      const t = { timeoutMs: 5_000 };
+      await ok(ch.unary(methods.auth.UserAdd, etcdserverpb.AuthUserAddRequest.create({ name: users.admin.name, password: users.admin.password }), t));
+      await ch.unary(methods.auth.UserGrantRole, etcdserverpb.AuthUserGrantRoleRequest.create({ user: users.admin.name, role: 'root' }), t);
+      await ok(ch.unary(methods.auth.RoleAdd, etcdserverpb.AuthRoleAddRequest.create({ name: trafficRole }), t));
+      await ch.unary(methods.auth.RoleGrantPermission, everyKey(trafficRole), t);
+      await ok(ch.unary(methods.auth.UserAdd, etcdserverpb.AuthUserAddRequest.create({ name: users.traffic.name, password: users.traffic.password }), t));
+      await ch.unary(methods.auth.UserGrantRole, etcdserverpb.AuthUserGrantRoleRequest.create({ user: users.traffic.name, role: trafficRole }), t);
+      await ch.unary(methods.auth.AuthEnable, etcdserverpb.AuthEnableRequest.create({}), t);
+    }, false);
+    await a.refresh('traffic');
+    await a.refresh('admin');
+    return a;
+  }
+
+  channel(endpoint: string, who: Principal, connectTimeoutMs = 2_000): GrpcChannel {
+    return plainChannel(endpoint, connectTimeoutMs, () => {
+      const token = this.tokens.get(who);
+      return token === undefined ? undefined : { token };
+    });
+  }
+
+  noteError(who: Principal, e: unknown): void {
+    const stale = e instanceof GrpcError ? staleTokenErrors.has(e.details) : typeof e === 'string' && /auth|permission denied|user name/.test(e);
+    if (stale) void this.refresh(who).catch(() => undefined);
+  }
+
+  /** Authenticates again (one attempt at a time per principal), on the members in turn. */
+  refresh(who: Principal): Promise<void> {
+    let p = this.refreshing.get(who);
+    if (p === undefined) {
+      p = this.authenticate(who).finally(() => this.refreshing.delete(who));
+      this.refreshing.set(who, p);
+    }
+    return p;
+  }
+
+  private async authenticate(who: Principal): Promise<void> {
+    const u = users[who];
+    let last: unknown;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      for (const endpoint of this.endpoints()) {
+        const ch = plainChannel(endpoint, 2_000);
+        try {
+          const r = await ch.unary(methods.auth.Authenticate, etcdserverpb.AuthenticateRequest.create({ name: u.name, password: u.password }), { timeoutMs: 3_000 });
+          this.tokens.set(who, r.token);
+          return;
+        } catch (e) {
+          if (!(e instanceof GrpcError)) throw e;
+          last = e;
+        } finally {
+          ch.close();
+        }
+      }
+      await delay(250);
+    }
+    throw new Error(`authenticate ${u.name}: ${(last as Error | undefined)?.message ?? 'no member answered'}`);
+  }
+
+  /** Runs fn as root on a member that answers (tokenless before auth is on). */
+  private async adminCall(fn: (ch: GrpcChannel) => Promise<void>, withToken = true): Promise<void> {
+    let last: unknown;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      for (const endpoint of this.endpoints()) {
+        const ch = withToken ? this.channel(endpoint, 'admin') : plainChannel(endpoint, 2_000);
+        try {
+          await fn(ch);
+          return;
+        } catch (e) {
+          if (!(e instanceof GrpcError)) throw e;
+          last = e;
+          this.noteError('admin', e);
+        } finally {
+          ch.close();
+        }
+      }
+      await delay(250);
+    }
+    throw new Error(`auth setup: ${(last as Error | undefined)?.message ?? 'no member answered'}`);
+  }
+
+  /**
+   * The auth fault's change: a permission on a key range the traffic never
+   * touches granted or taken back (the store's revision moves on, every
+   * token goes stale), or, one time in three, the traffic user's permission
+   * taken away for holdMs and given back. Returns what it did.
+   */
+  async churn(rand: { intn(n: number): number }, holdMs: number): Promise<string> {
+    const dummy = etcdserverpb.AuthRoleGrantPermissionRequest.create({
+      name: trafficRole,
+      perm: authpb.Permission.create({ permType: authpb.Permission_Type.READ, key: utf8('unused/'), rangeEnd: utf8('unused0') }),
+    });
+    if (rand.intn(3) > 0) {
+      const grant = rand.intn(2) === 0;
+      await this.adminCall(async (ch) => {
+        if (grant) await ch.unary(methods.auth.RoleGrantPermission, dummy, { timeoutMs: 3_000 });
+        else await revokeIgnoringMissing(ch, trafficRole, 'unused/', 'unused0');
+      });
+      return grant ? 'granted an unused permission' : 'revoked an unused permission';
+    }
+    await this.adminCall((ch) => revokeIgnoringMissing(ch, trafficRole, trafficKeysFrom, '\0'));
+    await delay(holdMs);
+    await this.adminCall(async (ch) => void (await ch.unary(methods.auth.RoleGrantPermission, everyKey(trafficRole), { timeoutMs: 3_000 })));
+    return `took the traffic's permission away for ${holdMs} ms`;
+  }
+}
+
+/** Every key: from \x00 on (a permission for the empty key is refused). */
+const trafficKeysFrom = firstKey;
+
+function everyKey(role: string): etcdserverpb.AuthRoleGrantPermissionRequest {
+  return etcdserverpb.AuthRoleGrantPermissionRequest.create({
+    name: role,
+    perm: authpb.Permission.create({ permType: authpb.Permission_Type.READWRITE, key: utf8(trafficKeysFrom), rangeEnd: new Uint8Array([0]) }),
+  });
+}
+
+async function revokeIgnoringMissing(ch: GrpcChannel, role: string, key: string, end: string): Promise<void> {
+  const req = etcdserverpb.AuthRoleRevokePermissionRequest.create({ role, key: utf8(key), rangeEnd: end === '\0' ? new Uint8Array([0]) : utf8(end) });
+  try {
+    await ch.unary(methods.auth.RoleRevokePermission, req, { timeoutMs: 3_000 });
+  } catch (e) {
+    if (!(e instanceof GrpcError && e.details === 'etcdserver: permission is not granted to the role')) throw e;
+  }
+}
