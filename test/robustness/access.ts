@@ -9,7 +9,8 @@
  * clientv3 does.
  *
  * The auth fault (faults.ts) changes the auth store under traffic: it bumps
- * its revision, or takes the user's permission away for a moment. Requests
+ * its revision, takes the user's permission away for a moment, or turns
+ * auth off for a moment. Requests
  * refused meanwhile must have no effect on any member (HashKV at the end,
  * and the linearizability check, see to it: etcd #14571).
  */
@@ -158,17 +159,26 @@ export class RunAuth implements Access {
   }
 
   /**
-   * The auth fault's change: a permission on a key range the traffic never
+   * The auth fault's change: one time in four auth disabled for holdMs and
+   * enabled again; one in two a permission on a key range the traffic never
    * touches granted or taken back (the store's revision moves on, every
-   * token goes stale), or, one time in three, the traffic user's permission
-   * taken away for holdMs and given back. Returns what it did.
+   * token goes stale); otherwise the traffic user's permission taken away
+   * for holdMs and given back. Returns what it did.
    */
   async churn(rand: { intn(n: number): number }, holdMs: number): Promise<string> {
     const dummy = etcdserverpb.AuthRoleGrantPermissionRequest.create({
       name: trafficRole,
       perm: authpb.Permission.create({ permType: authpb.Permission_Type.READ, key: utf8('unused/'), rangeEnd: utf8('unused0') }),
     });
-    if (rand.intn(3) > 0) {
+    const what = rand.intn(4);
+    if (what === 0) {
+      // Auth off and on again (P20): meanwhile tokens are not needed; afterwards every old one is stale.
+      await this.adminCall(async (ch) => void (await ch.unary(methods.auth.AuthDisable, etcdserverpb.AuthDisableRequest.create({}), { timeoutMs: 3_000 })));
+      await delay(holdMs);
+      await this.adminCall(async (ch) => void (await ch.unary(methods.auth.AuthEnable, etcdserverpb.AuthEnableRequest.create({}), { timeoutMs: 3_000 })));
+      return `auth disabled for ${holdMs} ms`;
+    }
+    if (what < 3) {
       const grant = rand.intn(2) === 0;
       await this.adminCall(async (ch) => {
         if (grant) await ch.unary(methods.auth.RoleGrantPermission, dummy, { timeoutMs: 3_000 });
