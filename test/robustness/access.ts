@@ -28,8 +28,8 @@ export type Principal = 'traffic' | 'admin';
 /** Channels to members, as one principal or the other, and what to do after a failed call. */
 export interface Access {
   channel(endpoint: string, who: Principal, connectTimeoutMs?: number): GrpcChannel;
-  /** A call failed, or a watch was refused (its cancel reason): fetch a new token if the one sent may be no longer good. */
-  noteError(who: Principal, e: unknown): void;
+  /** A call to endpoint failed, or a watch there was refused (its cancel reason): fetch a new token if the one sent may be no longer good. */
+  noteError(who: Principal, e: unknown, endpoint: string): void;
 }
 
 function plainChannel(endpoint: string, connectTimeoutMs: number, callMetadata?: () => { token: string } | undefined): GrpcChannel {
@@ -50,8 +50,17 @@ export const trafficRole = 'robust-rw';
 /** Errors after which a new token helps. */
 const staleTokenErrors = new Set(['etcdserver: revision of auth store is old', 'etcdserver: invalid auth token', 'etcdserver: user name is empty']);
 
-/** The member flags for JWT tokens with a key pair written under dir. */
-export function jwtFlags(dir: string): string[] {
+/**
+ * 'jwt': one token per principal, good on every member. 'simple': etcd's
+ * default tokens, which only the member that issued them knows (and
+ * forgets when it restarts or auth is turned off): one per principal and
+ * member.
+ */
+export type TokenKind = 'jwt' | 'simple';
+
+/** The member flags for the kind of token (JWT: with a key pair written under dir). */
+export function tokenFlags(kind: TokenKind, dir: string): string[] {
+  if (kind === 'simple') return [];
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const priv = join(dir, 'jwt.key');
   const pub = join(dir, 'jwt.pub');
@@ -61,14 +70,18 @@ export function jwtFlags(dir: string): string[] {
 }
 
 export class RunAuth implements Access {
-  private readonly tokens = new Map<Principal, string>();
-  private readonly refreshing = new Map<Principal, Promise<void>>();
+  /** Tokens by slot: the principal (JWT), or the principal and the member (simple). */
+  private readonly tokens = new Map<string, string>();
+  private readonly refreshing = new Map<string, Promise<void>>();
 
-  private constructor(private readonly endpoints: () => readonly string[]) {}
+  private constructor(
+    private readonly endpoints: () => readonly string[],
+    readonly kind: TokenKind,
+  ) {}
 
-  /** Creates root and the traffic user with its role, enables auth and fetches both tokens. */
-  static async enable(endpoints: () => readonly string[]): Promise<RunAuth> {
-    const a = new RunAuth(endpoints);
+  /** Creates root and the traffic user with its role, enables auth and fetches the admin token. */
+  static async enable(endpoints: () => readonly string[], kind: TokenKind): Promise<RunAuth> {
+    const a = new RunAuth(endpoints, kind);
     await a.adminCall(async (ch) => {
       const ok = async <T>(p: Promise<T>): Promise<void> => {
         try {
@@ -87,45 +100,58 @@ export class RunAuth implements Access {
       await ch.unary(methods.auth.UserGrantRole, etcdserverpb.AuthUserGrantRoleRequest.create({ user: users.traffic.name, role: trafficRole }), t);
       await ch.unary(methods.auth.AuthEnable, etcdserverpb.AuthEnableRequest.create({}), t);
     }, false);
-    await a.refresh('traffic');
-    await a.refresh('admin');
+    for (const endpoint of kind === 'jwt' ? [''] : endpoints()) {
+      await a.refresh('traffic', endpoint);
+      await a.refresh('admin', endpoint);
+    }
     return a;
   }
 
+  private slot(who: Principal, endpoint: string): string {
+    return this.kind === 'jwt' ? who : `${who} ${endpoint}`;
+  }
+
   channel(endpoint: string, who: Principal, connectTimeoutMs = 2_000): GrpcChannel {
+    const slot = this.slot(who, endpoint);
     return plainChannel(endpoint, connectTimeoutMs, () => {
-      const token = this.tokens.get(who);
+      const token = this.tokens.get(slot);
       return token === undefined ? undefined : { token };
     });
   }
 
-  noteError(who: Principal, e: unknown): void {
+  noteError(who: Principal, e: unknown, endpoint: string): void {
     const stale = e instanceof GrpcError ? staleTokenErrors.has(e.details) : typeof e === 'string' && /auth|permission denied|user name/.test(e);
-    if (stale) void this.refresh(who).catch(() => undefined);
+    if (stale) void this.refresh(who, endpoint).catch(() => undefined);
   }
 
-  /** Authenticates again (one attempt at a time per principal), on the members in turn. */
-  refresh(who: Principal): Promise<void> {
-    let p = this.refreshing.get(who);
+  /** Authenticates again (one attempt at a time per slot): a simple token at that member, a JWT at any. */
+  refresh(who: Principal, endpoint: string): Promise<void> {
+    const slot = this.slot(who, endpoint);
+    let p = this.refreshing.get(slot);
     if (p === undefined) {
-      p = this.authenticate(who).finally(() => this.refreshing.delete(who));
-      this.refreshing.set(who, p);
+      p = this.authenticate(who, slot, this.kind === 'jwt' ? undefined : endpoint).finally(() => this.refreshing.delete(slot));
+      this.refreshing.set(slot, p);
     }
     return p;
   }
 
-  private async authenticate(who: Principal): Promise<void> {
+  private async authenticate(who: Principal, slot: string, only: string | undefined): Promise<void> {
     const u = users[who];
     let last: unknown;
     for (let attempt = 0; attempt < 20; attempt++) {
-      for (const endpoint of this.endpoints()) {
+      for (const endpoint of only === undefined ? this.endpoints() : [only]) {
         const ch = plainChannel(endpoint, 2_000);
         try {
           const r = await ch.unary(methods.auth.Authenticate, etcdserverpb.AuthenticateRequest.create({ name: u.name, password: u.password }), { timeoutMs: 3_000 });
-          this.tokens.set(who, r.token);
+          this.tokens.set(slot, r.token);
           return;
         } catch (e) {
           if (!(e instanceof GrpcError)) throw e;
+          if (e.details === 'etcdserver: authentication is not enabled') {
+            // Auth is off for now: no token (etcd refuses a token it no longer knows even then).
+            this.tokens.delete(slot);
+            return;
+          }
           last = e;
         } finally {
           ch.close();
@@ -141,6 +167,7 @@ export class RunAuth implements Access {
     let last: unknown;
     for (let attempt = 0; attempt < 10; attempt++) {
       for (const endpoint of this.endpoints()) {
+        if (withToken && !this.tokens.has(this.slot('admin', endpoint))) await this.refresh('admin', endpoint).catch(() => undefined);
         const ch = withToken ? this.channel(endpoint, 'admin') : plainChannel(endpoint, 2_000);
         try {
           await fn(ch);
@@ -148,7 +175,7 @@ export class RunAuth implements Access {
         } catch (e) {
           if (!(e instanceof GrpcError)) throw e;
           last = e;
-          this.noteError('admin', e);
+          this.noteError('admin', e, endpoint);
         } finally {
           ch.close();
         }

@@ -161,7 +161,7 @@ export class RecordingClient {
       return r === undefined ? undefined : { invokeMs, returnMs: nowMs(), ttl: r.TTL, memberId: idToHex(r.header?.memberId ?? 0n) };
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
-      this.opts.access.noteError('traffic', e);
+      this.opts.access.noteError('traffic', e, this.endpoint);
       this.failover();
       return undefined;
     } finally {
@@ -176,7 +176,7 @@ export class RecordingClient {
       return r.TTL;
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
-      this.opts.access.noteError('traffic', e);
+      this.opts.access.noteError('traffic', e, this.endpoint);
       this.failover();
       return undefined;
     }
@@ -196,7 +196,7 @@ export class RecordingClient {
       return res;
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
-      this.opts.access.noteError('traffic', e);
+      this.opts.access.noteError('traffic', e, this.endpoint);
       op.status = isRead(req) ? 'failed' : 'indeterminate';
       if (op.status === 'failed') op.returnMs = nowMs();
       op.error = `${e.code}: ${e.message}`;

@@ -255,7 +255,7 @@ async function clusterCall<Req, Res>(
       return await ch.unary(method, req, { timeoutMs: 5000 });
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
-      access.noteError('admin', e);
+      access.noteError('admin', e, m.endpoint);
       if (done(e)) return undefined;
       last = e.message;
     } finally {
@@ -351,7 +351,7 @@ export async function defragment(access: Access, endpoint: string): Promise<void
   try {
     await ch.unary(methods.maintenance.Defragment, etcdserverpb.DefragmentRequest.create({}), { timeoutMs: 10_000 });
   } catch (e) {
-    access.noteError('admin', e);
+    access.noteError('admin', e, endpoint);
     throw e;
   } finally {
     ch.close();

@@ -40,7 +40,7 @@ export async function runLockClient(c: RecordingClient, endpoints: readonly stri
       await ch.unary(methods.lock.Unlock, v3lockpb.UnlockRequest.create({ key: r.key }), { timeoutMs: 3000 });
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
-      access.noteError('traffic', e);
+      access.noteError('traffic', e, endpoints[at % endpoints.length] as string);
       at++;
     } finally {
       ch.close();

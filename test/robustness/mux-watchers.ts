@@ -117,7 +117,7 @@ export class MuxWatcher extends ResumingWatch {
         }
         if (resp.watchId === -1 && resp.canceled) {
           // A create refused (auth on: a stale token, or the permission taken away for a moment): on a new stream.
-          this.base.access.noteError('traffic', resp.cancelReason);
+          this.base.access.noteError('traffic', resp.cancelReason, endpoint);
           endAll(`refused: ${resp.cancelReason}`);
           return;
         }
@@ -149,7 +149,7 @@ export class MuxWatcher extends ResumingWatch {
           byId.delete(resp.watchId);
           if (resp.compactRevision === 0) {
             // Refused (auth on: a stale token, or the permission taken away for a moment): every watch on a new stream.
-            this.base.access.noteError('traffic', resp.cancelReason);
+            this.base.access.noteError('traffic', resp.cancelReason, endpoint);
             endAll('a watch was refused');
             return;
           }
@@ -167,7 +167,7 @@ export class MuxWatcher extends ResumingWatch {
       }
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
-      this.base.access.noteError('traffic', e);
+      this.base.access.noteError('traffic', e, endpoint);
       endAll(`${e.code}: ${e.message}`);
     } finally {
       clearTimeout(progressTimer);

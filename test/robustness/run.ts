@@ -17,7 +17,7 @@ import { checkWatches, mergeReference } from './check-watch.js';
 import { RecordingClient } from './client.js';
 import { startRobustCluster } from './cluster.js';
 import { defragment, faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
-import { RunAuth, jwtFlags, noAuth, type Access } from './access.js';
+import { RunAuth, noAuth, tokenFlags, type Access, type TokenKind } from './access.js';
 import { firstKey, nowMs, type History, type WatchRecord } from './history.js';
 import { runLeaseClient } from './leases.js';
 import { lockPrefix, runLockClient } from './locks.js';
@@ -36,8 +36,8 @@ export interface RunOptions {
   readonly requestTimeoutMs?: number;
   /** Peer URLs over TLS (--peer-auto-tls). */
   readonly peerTls?: boolean;
-  /** Auth on, JWT tokens: the traffic as an ordinary user, the run's maintenance as root (P20). */
-  readonly auth?: boolean;
+  /** Auth on, with this kind of token: the traffic as an ordinary user, the run's maintenance as root (P20). */
+  readonly auth?: TokenKind;
   /** Where data dirs, logs and the history go; a new temp dir by default. */
   readonly dir?: string;
   readonly log?: (line: string) => void;
@@ -77,11 +77,11 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     history.faults.push({ atMs: nowMs(), what });
     info(what);
   };
-  log(`robustness: seed ${o.seed}, ${o.size} member(s)${o.peerTls === true ? ' over peer TLS' : ''}${o.auth === true ? ' with auth' : ''}, ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
+  log(`robustness: seed ${o.seed}, ${o.size} member(s)${o.peerTls === true ? ' over peer TLS' : ''}${o.auth !== undefined ? ` with auth (${o.auth} tokens)` : ''}, ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
   const failpointsFile = join(dir, 'failpoints');
   writeFileSync(failpointsFile, '');
-  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs, failpointsFile, o.peerTls === true, o.auth === true ? jwtFlags(dir) : []);
-  const auth = o.auth === true ? await RunAuth.enable(() => cluster.endpoints) : undefined;
+  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs, failpointsFile, o.peerTls === true, o.auth !== undefined ? tokenFlags(o.auth, dir) : []);
+  const auth = o.auth !== undefined ? await RunAuth.enable(() => cluster.endpoints, o.auth) : undefined;
   const access: Access = auth ?? noAuth;
   log(`  cluster up in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
   t0 = nowMs();
@@ -265,7 +265,7 @@ async function runMaintenance(
         compacted = target;
       } catch (e) {
         // A compaction lost to a fault is retried at the next tick.
-        access.noteError('admin', e);
+        access.noteError('admin', e, m.endpoint);
       } finally {
         ch.close();
       }
@@ -293,8 +293,9 @@ async function latestRevision(c: Cluster, access: Access): Promise<number> {
     try {
       const r = await ch.unary(methods.kv.Range, etcdserverpb.RangeRequest.create({ key: new TextEncoder().encode(etcdKeyPrefix) }), { timeoutMs: 5000 });
       return r.header?.revision ?? 0;
-    } catch {
+    } catch (e) {
       // Try the next member.
+      access.noteError('admin', e, m.endpoint);
     } finally {
       ch.close();
     }
@@ -326,6 +327,7 @@ async function checkHashKv(c: Cluster, access: Access, rev: number): Promise<Vio
           const r = await ch.unary(methods.maintenance.HashKV, etcdserverpb.HashKVRequest.create({ revision: rev }), { timeoutMs: 5000 });
           return { name: m.name, hash: r.hash, compactRevision: r.compactRevision };
         } catch (e) {
+          access.noteError('admin', e, m.endpoint);
           return { name: m.name, error: (e as Error).message };
         } finally {
           ch.close();

@@ -4,8 +4,8 @@
  * member (kill, failpoint crashes: the case where a crash must not lose an
  * acknowledged write), each fully checked. The seed is random and printed;
  * `npm run robustness -- --seed N` replays the same choices (with
- * `--peer-tls` for an odd seed and `--auth` for a multiple of 3, on 3
- * members).
+ * `--peer-tls` for an odd seed and `--auth simple|jwt` for a multiple of 3,
+ * on 3 members).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -19,16 +19,17 @@ function seedOf(): number {
 async function smoke(size: number, durationMs: number, faults: Parameters<typeof runRobustness>[0]['faults']): Promise<void> {
   const seed = seedOf();
   const lines: string[] = [];
-  // Every other seed runs the peers over TLS (reliability §8: the scenarios run with peer TLS too), every third with auth on.
+  // Every other seed runs the peers over TLS (reliability §8: the scenarios run with peer TLS too), every third with auth
+  // on, its tokens simple (member-local) or JWT by the seed's parity.
   const peerTls = size > 1 && seed % 2 === 1;
-  const auth = size > 1 && seed % 3 === 0;
-  const report = await runRobustness({ seed, durationMs, size, faults, peerTls, auth, log: (l) => lines.push(l) });
+  const auth = size > 1 && seed % 3 === 0 ? (seed % 2 === 0 ? 'simple' : 'jwt') : undefined;
+  const report = await runRobustness({ seed, durationMs, size, faults, peerTls, ...(auth !== undefined ? { auth } : {}), log: (l) => lines.push(l) });
   const summary = `seed ${seed} (${size} member(s)): ${JSON.stringify(report.stats)}\n${lines.join('\n')}`;
   process.stderr.write(`# robustness ${summary}\n`);
   assert.deepEqual(
     report.violations.map((v) => `[${v.check}] ${v.message}`),
     [],
-    `robustness violations, seed ${seed}, history ${report.historyPath ?? '-'}; replay: npm run robustness -- --seed ${seed} --size ${size}${peerTls ? ' --peer-tls' : ''}${auth ? ' --auth' : ''}`,
+    `robustness violations, seed ${seed}, history ${report.historyPath ?? '-'}; replay: npm run robustness -- --seed ${seed} --size ${size}${peerTls ? ' --peer-tls' : ''}${auth !== undefined ? ` --auth ${auth}` : ''}`,
   );
   assert.ok(report.stats['ok'] !== undefined && report.stats['ok'] > 50, `too little traffic got through: ${summary}`);
   if (faults.length > 0) assert.ok(report.faults.length >= 1, `no fault injected: ${summary}`);

@@ -200,7 +200,7 @@ export class Watcher extends ResumingWatch {
         if (resp.canceled) {
           seg.end = `canceled: ${resp.cancelReason}`;
           // Refused (auth on: a stale token, or the permission taken away for a moment): a new stream, maybe a new token.
-          if (resp.compactRevision === 0) this.base.access.noteError('traffic', resp.cancelReason);
+          if (resp.compactRevision === 0) this.base.access.noteError('traffic', resp.cancelReason, seg.endpoint);
           call.cancel();
           return resp.compactRevision > 0 ? resp.compactRevision : undefined;
         }
@@ -214,7 +214,7 @@ export class Watcher extends ResumingWatch {
       }
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
-      this.base.access.noteError('traffic', e);
+      this.base.access.noteError('traffic', e, seg.endpoint);
       seg.end = `${e.code}: ${e.message}`;
       return undefined;
     } finally {
