@@ -9,7 +9,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { TokenKind } from './access.js';
 import { checkKv } from './check-kv.js';
 import { checkLeases } from './check-lease.js';
 import { checkLocks } from './check-lock.js';
@@ -69,7 +68,7 @@ async function main(): Promise<void> {
     size,
     faults: faults as FaultKind[],
     peerTls: values['peer-tls'],
-    ...(values.auth !== undefined ? { auth: values.auth as TokenKind } : {}),
+    ...(values.auth !== undefined ? { auth: values.auth } : {}),
     ...(values.dir !== undefined ? { dir: values.dir } : {}),
     log: (line) => process.stdout.write(`${line}\n`),
   });
