@@ -10,7 +10,9 @@
  *    delete txn or lease revoke that answered with that revision, else to
  *    an indeterminate one that could have produced it. A revision nobody
  *    wrote is a phantom write; a request seen at two revisions was applied
- *    twice; an acknowledged put never seen was lost.
+ *    twice; an acknowledged put never seen was lost; a value of a write
+ *    refused with a definite error (permission, auth, quota, validation:
+ *    client.ts) seen anywhere took effect though refused.
  * 2. Semantics: each attributed request, run by the model against the state
  *    just before its revision, must produce exactly that revision's events
  *    and, if it was acknowledged, exactly its response. A request that wrote
@@ -87,6 +89,9 @@ export function checkKv(ops: readonly OpRecord[], replay: Replay, others: OtherW
   // 1. Attribution.
   const byValue = new Map<string, OpRecord>();
   for (const op of live) for (const val of putValues(op)) byValue.set(val, op);
+  // Writes refused with a definite error: none of their values may show up.
+  const refusedByValue = new Map<string, OpRecord>();
+  for (const op of ops) if (op.status === 'failed') for (const val of putValues(op)) refusedByValue.set(val, op);
   const revOf = new Map<number, number>(); // op id -> revision
   const writerOf = new Map<number, OpRecord>(); // revision -> op
   const attribute = (rev: number, op: OpRecord): void => {
@@ -109,7 +114,12 @@ export function checkKv(ops: readonly OpRecord[], replay: Replay, others: OtherW
     if (writers.size > 0) {
       const [only] = writers;
       if (writers.size > 1 || only === undefined) {
-        add('attribution', `revision ${rev} (${events.map(showEvent).join('; ')}) holds values no single request wrote`);
+        const refused = events.flatMap((e) => (e.type === 'put' ? [refusedByValue.get(e.kv.value)] : [])).find((op) => op !== undefined);
+        if (refused !== undefined) {
+          add('refused-write', `revision ${rev} (${events.map(showEvent).join('; ')}) was written by request #${refused.id} (${refused.label}), which was refused (${refused.error ?? '?'})`, [refused.id]);
+        } else {
+          add('attribution', `revision ${rev} (${events.map(showEvent).join('; ')}) holds values no single request wrote`);
+        }
         continue;
       }
       attribute(rev, only);

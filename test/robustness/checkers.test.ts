@@ -193,6 +193,13 @@ describe('watch checker', () => {
     assert.match(check(ops, [ref3, early]).join('\n'), /revision 2 delivered on e by a stream started at revision 3/);
   });
 
+  test('a write refused with a definite error must not show up in the history', () => {
+    const refused = op('put', txn([{ type: 'put', key: 'a', value: 'v3' }]), 21, undefined);
+    refused.status = 'failed';
+    refused.error = '7: etcdserver: permission denied';
+    assert.match(check([...ops.slice(0, 2), refused], [ref3]).join('\n'), /revision 4 .* was written by request #\d+ \(put\), which was refused \(7: etcdserver: permission denied\)/);
+  });
+
   test('progress responses: a stream may resume after one; one that overtakes an event is caught', () => {
     const resumed = watcher([{ start: 2, revs: [[noPrev(putEv(a2))], 2, [noPrev(putEv(a3))], 3] }, { start: 4, revs: [[noPrev(putEv(a4))]] }]);
     assert.deepEqual(check(ops, [ref3, resumed]), []);

@@ -7,7 +7,7 @@
  * client moves to the next endpoint after a failure.
  */
 import { fromUtf8, idToHex, utf8 } from '../../src/base/index.js';
-import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
+import { GrpcChannel, GrpcError, GrpcStatus } from '../../src/grpc/index.js';
 import { etcdserverpb, type mvccpb } from '../../src/pb/index.js';
 import { delay, methods } from '../harness/index.js';
 import { nowMs, type Kv, type OpRecord, type OpResult, type Request, type Response, type TxnOp, type TxnRequest, type WatchEvent } from './history.js';
@@ -197,7 +197,8 @@ export class RecordingClient {
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
       this.opts.access.noteError('traffic', e, this.endpoint);
-      op.status = isRead(req) ? 'failed' : 'indeterminate';
+      // A write refused with one of these codes did not take effect, and will not: a definite failure the checker holds it to.
+      op.status = isRead(req) || refusedCodes.has(e.code) ? 'failed' : 'indeterminate';
       if (op.status === 'failed') op.returnMs = nowMs();
       op.error = `${e.code}: ${e.message}`;
       this.failover();
@@ -247,6 +248,24 @@ export class RecordingClient {
   }
 }
 
-function isRead(req: Request): boolean {
+/**
+ * The codes etcd refuses a request with before proposing it (validation,
+ * authentication, permissions, quota, too many requests) or when applying
+ * it, alike on every member (an old auth revision, a compacted revision,
+ * the NOSPACE alarm): such a write took no effect. Unavailable, deadline
+ * exceeded, canceled and the rest leave it indeterminate. Not found stays
+ * indeterminate too: a revoke finding its lease gone may come after the
+ * lease expired.
+ */
+const refusedCodes: ReadonlySet<number> = new Set([
+  GrpcStatus.INVALID_ARGUMENT,
+  GrpcStatus.PERMISSION_DENIED,
+  GrpcStatus.RESOURCE_EXHAUSTED,
+  GrpcStatus.FAILED_PRECONDITION,
+  GrpcStatus.OUT_OF_RANGE,
+  GrpcStatus.UNAUTHENTICATED,
+]);
+
+export function isRead(req: Request): boolean {
   return req.kind === 'txn' && req.txn.compares.length === 0 && [...req.txn.success, ...req.txn.failure].every((o) => o.type === 'range');
 }

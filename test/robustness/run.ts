@@ -14,7 +14,7 @@ import { checkKv, type Violation } from './check-kv.js';
 import { checkLeases } from './check-lease.js';
 import { checkLocks } from './check-lock.js';
 import { checkWatches, mergeReference } from './check-watch.js';
-import { RecordingClient } from './client.js';
+import { RecordingClient, isRead } from './client.js';
 import { startRobustCluster } from './cluster.js';
 import { defragment, faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
 import { RunAuth, noAuth, tokenFlags, type Access, type TokenKind } from './access.js';
@@ -349,7 +349,8 @@ function summarize(h: History): Record<string, number> {
   return {
     ops: h.ops.length,
     ok: count((o) => o.status === 'ok'),
-    failedReads: count((o) => o.status === 'failed'),
+    failedReads: count((o) => o.status === 'failed' && isRead(o.req)),
+    refusedWrites: count((o) => o.status === 'failed' && !isRead(o.req)),
     authRefused: count((o) => /auth store is old|permission denied|invalid auth token|user name is empty/.test(o.error ?? '')),
     indeterminate: count((o) => o.status === 'indeterminate'),
     watchEvents: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.reduce((u, r) => u + r.events.length, 0), 0), 0),
