@@ -11,7 +11,7 @@
  *    an indeterminate one that could have produced it. A revision nobody
  *    wrote is a phantom write; a request seen at two revisions was applied
  *    twice; an acknowledged put never seen was lost; a value of a write
- *    refused with a definite error (permission, auth, quota, validation:
+ *    refused with a definite error (permission, auth, validation:
  *    client.ts) seen anywhere took effect though refused.
  * 2. Semantics: each attributed request, run by the model against the state
  *    just before its revision, must produce exactly that revision's events

@@ -250,17 +250,17 @@ export class RecordingClient {
 
 /**
  * The codes etcd refuses a request with before proposing it (validation,
- * authentication, permissions, quota, too many requests) or when applying
- * it, alike on every member (an old auth revision, a compacted revision,
- * the NOSPACE alarm): such a write took no effect. Unavailable, deadline
- * exceeded, canceled and the rest leave it indeterminate. Not found stays
- * indeterminate too: a revoke finding its lease gone may come after the
- * lease expired.
+ * authentication, permissions) or when applying it, alike on every member,
+ * before it changes anything (an old auth revision, a compacted revision):
+ * such a write took no effect. Unavailable, deadline exceeded, canceled and
+ * the rest leave it indeterminate. So does resource exhausted: a write
+ * that crosses the quota is applied and then answered "database space
+ * exceeded", as etcd's quota applier does. And not found: a revoke finding
+ * its lease gone may come after the lease expired.
  */
 const refusedCodes: ReadonlySet<number> = new Set([
   GrpcStatus.INVALID_ARGUMENT,
   GrpcStatus.PERMISSION_DENIED,
-  GrpcStatus.RESOURCE_EXHAUSTED,
   GrpcStatus.FAILED_PRECONDITION,
   GrpcStatus.OUT_OF_RANGE,
   GrpcStatus.UNAUTHENTICATED,
