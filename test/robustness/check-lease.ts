@@ -15,7 +15,7 @@
  *   history (the client waited for it), and so are a revoked lease's when
  *   the revoke was acknowledged.
  * - Gone: after an acknowledged revoke, a keep-alive answers TTL 0 and
- *   TimeToLive -1, whichever member answers (a leader that has not applied
+ *   TimeToLive -1 with granted TTL 0, whichever member answers (a leader that has not applied
  *   the revoke yet must wait until it has).
  */
 import type { Violation } from './check-kv.js';
@@ -45,8 +45,8 @@ export function checkLeases(h: History, replay: Replay): Violation[] {
     if (after?.keepAliveTtl !== undefined && after.keepAliveTtl !== 0) {
       add(`lease ${l.id}: after its revoke was acknowledged, a keep-alive answered by ${after.memberId ?? '?'} renewed it (TTL ${after.keepAliveTtl} s)`, l.revokeOp === undefined ? [] : [l.revokeOp]);
     }
-    if (after?.timeToLive !== undefined && after.timeToLive !== -1) {
-      add(`lease ${l.id}: after its revoke was acknowledged, TimeToLive answered TTL ${after.timeToLive} s, not -1`, l.revokeOp === undefined ? [] : [l.revokeOp]);
+    if (after?.timeToLive !== undefined && (after.timeToLive !== -1 || (after.grantedTtl ?? 0) !== 0)) {
+      add(`lease ${l.id}: after its revoke was acknowledged, TimeToLive answered TTL ${after.timeToLive} s (granted ${after.grantedTtl ?? '?'} s), not -1 (granted 0)`, l.revokeOp === undefined ? [] : [l.revokeOp]);
     }
 
     const existed = l.keys.filter((k) => replay.stateAt(k, replay.maxRev) !== undefined || deletedAt.has(k));

@@ -169,17 +169,28 @@ export class RecordingClient {
     }
   }
 
-  /** LeaseTimeToLive's TTL (-1: the lease is gone), undefined when the call failed. */
-  async timeToLive(id: string): Promise<number | undefined> {
+  /**
+   * LeaseTimeToLive's TTL and granted TTL, undefined when the call failed.
+   * A lease that is gone answers TTL -1 and granted TTL 0; one past its
+   * expiry whose revoke has not applied yet may answer TTL -1 too (etcd
+   * truncates the negative time left), with its granted TTL.
+   */
+  async timeToLive(id: string): Promise<{ ttl: number; grantedTtl: number } | undefined> {
     try {
       const r = await this.chan().unary(methods.lease.LeaseTimeToLive, etcdserverpb.LeaseTimeToLiveRequest.create({ ID: BigInt(id) }), { timeoutMs: this.opts.timeoutMs });
-      return r.TTL;
+      return { ttl: r.TTL, grantedTtl: r.grantedTTL };
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
       this.opts.access.noteError('traffic', e, this.endpoint);
       this.failover();
       return undefined;
     }
+  }
+
+  /** Whether the lease is gone (revoked, or expired and its revoke applied); undefined when the call failed. */
+  async leaseGone(id: string): Promise<boolean | undefined> {
+    const t = await this.timeToLive(id);
+    return t === undefined ? undefined : t.ttl === -1 && t.grantedTtl === 0;
   }
 
   /** Runs a request; the result when it succeeded, undefined when it failed (recorded either way). */

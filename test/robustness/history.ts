@@ -161,8 +161,8 @@ export interface LeaseRecord {
   abandonedMs?: number;
   /** The op that revoked it. */
   revokeOp?: number;
-  /** After an acknowledged revoke: a keep-alive's TTL (0: the lease is gone) and who answered, and LeaseTimeToLive's TTL (-1: gone). */
-  afterRevoke?: { readonly keepAliveTtl?: number; readonly memberId?: string; readonly timeToLive?: number };
+  /** After an acknowledged revoke: a keep-alive's TTL (0: the lease is gone) and who answered, and LeaseTimeToLive's TTL and granted TTL (-1 and 0: gone). */
+  afterRevoke?: { readonly keepAliveTtl?: number; readonly memberId?: string; readonly timeToLive?: number; readonly grantedTtl?: number };
 }
 
 /** One Lock that succeeded (locks.ts): who held which key, from which revision. */

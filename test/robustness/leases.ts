@@ -63,8 +63,8 @@ export async function runLeaseClient(c: RecordingClient, leases: LeaseRecord[], 
     else {
       // Acknowledged: the lease is gone for everyone, whichever member answers (P13).
       const ka = await c.keepAlive(id);
-      const timeToLive = await c.timeToLive(id);
-      rec.afterRevoke = { ...(ka !== undefined ? { keepAliveTtl: ka.ttl, memberId: ka.memberId } : {}), ...(timeToLive !== undefined ? { timeToLive } : {}) };
+      const t = await c.timeToLive(id);
+      rec.afterRevoke = { ...(ka !== undefined ? { keepAliveTtl: ka.ttl, memberId: ka.memberId } : {}), ...(t !== undefined ? { timeToLive: t.ttl, grantedTtl: t.grantedTtl } : {}) };
     }
   }
   await waitForExpiries(c, leases);
@@ -77,7 +77,7 @@ async function waitForExpiries(c: RecordingClient, leases: readonly LeaseRecord[
     if (l.abandonedMs === undefined) continue;
     const deadline = l.abandonedMs + 5000 + finalWaitMs;
     while (performance.now() < deadline) {
-      if ((await c.timeToLive(l.id)) === -1) break;
+      if ((await c.leaseGone(l.id)) === true) break;
       await delay(500);
     }
   }

@@ -52,6 +52,6 @@ export async function runLockClient(c: RecordingClient, endpoints: readonly stri
   // A lease whose revoke failed expires on its own: let that happen inside the history the checkers see.
   const deadline = performance.now() + (lockLeaseTtlS + 10) * 1000;
   for (const lease of unrevoked) {
-    while (performance.now() < deadline && (await c.timeToLive(lease)) !== -1) await delay(500);
+    while (performance.now() < deadline && (await c.leaseGone(lease)) !== true) await delay(500);
   }
 }
