@@ -4,10 +4,10 @@
 // or removed, so that every syntax error encoding/json can name comes up
 // (in literals, numbers, strings, escapes, after keys and values). Status and
 // body must be equal, cluster and member ids aside.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRand } from '../../src/base/index.js';
-import { etcdMissing, useWorkspace, type Cluster } from '../harness/index.js';
+import { etcdMissing, useServerPair } from '../harness/index.js';
 
 const seed = Number(process.env['GATEWAY_FUZZ_SEED'] ?? 20261205);
 
@@ -82,14 +82,7 @@ async function post(url: string, body: string): Promise<string> {
 }
 
 describe('mutated JSON to the gateway against the real etcd', { skip: etcdMissing() }, () => {
-  const ws = useWorkspace('gateway-fuzz');
-  let pair: Cluster[];
-  before(async () => {
-    pair = await Promise.all([ws.startCluster({ kind: 'etcd' }), ws.startCluster({ kind: 'etcd-ts' })]);
-  });
-  after(async () => {
-    for (const c of pair ?? []) await c.close();
-  });
+  const pair = useServerPair('gateway-fuzz');
 
   test(`the same answer to every body (seed ${seed})`, { timeout: 180_000 }, async () => {
     const rand = new SeededRand(seed);

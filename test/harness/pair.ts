@@ -1,7 +1,8 @@
 /**
  * The differential tests' fixture: a fresh real etcd and a fresh one-member
- * etcd-ts in one workspace, each with a hand-framed gRPC connection, set up
- * before the suite's tests and torn down after them.
+ * etcd-ts in one workspace (useServerPair), each with a hand-framed gRPC
+ * connection (useEtcdPair), set up before the suite's tests and torn down
+ * after them (the workspace stops the servers).
  */
 import { after, before } from 'node:test';
 import { useWorkspace, type Cluster } from './cluster.js';
@@ -14,11 +15,19 @@ export interface EtcdPair {
   readonly raw: readonly RawGrpc[];
 }
 
-export function useEtcdPair(label: string): EtcdPair {
+/** [the real etcd, etcd-ts], one member each, filled in before the suite's tests. */
+export function useServerPair(label: string): readonly Cluster[] {
   const ws = useWorkspace(label);
-  const pair = { clusters: [] as Cluster[], raw: [] as RawGrpc[] };
+  const clusters: Cluster[] = [];
   before(async () => {
-    pair.clusters.push(...(await Promise.all([ws.startCluster({ kind: 'etcd' }), ws.startCluster({ kind: 'etcd-ts' })])));
+    clusters.push(...(await Promise.all([ws.startCluster({ kind: 'etcd' }), ws.startCluster({ kind: 'etcd-ts' })])));
+  });
+  return clusters;
+}
+
+export function useEtcdPair(label: string): EtcdPair {
+  const pair = { clusters: useServerPair(label), raw: [] as RawGrpc[] };
+  before(() => {
     pair.raw.push(...pair.clusters.map((c) => new RawGrpc(c.member(0).clientUrl)));
   });
   after(() => {

@@ -3,7 +3,7 @@
  * codecs — no client library in between, so tests see exactly what the
  * server sent (codes, messages, headers).
  */
-import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
+import { GrpcChannel, GrpcError, type ChannelOptions } from '../../src/grpc/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb } from '../../src/pb/index.js';
 
 export const methods = {
@@ -17,9 +17,12 @@ export const methods = {
   election: v3electionpb.ElectionService.methods,
 } as const;
 
-/** A channel to host:port that gives up connecting quickly (tests poll instead of waiting 20 s). */
-export function openChannel(endpoint: string, connectTimeoutMs = 2_000): GrpcChannel {
-  return new GrpcChannel({ address: endpoint, connectTimeoutMs, backoffInitialMs: 100, backoffMaxMs: 500 });
+/**
+ * A channel to host:port that gives up connecting quickly (tests poll
+ * instead of waiting 20 s); callMetadata: per-call credentials (a token).
+ */
+export function openChannel(endpoint: string, connectTimeoutMs = 2_000, callMetadata?: ChannelOptions['callMetadata']): GrpcChannel {
+  return new GrpcChannel({ address: endpoint, connectTimeoutMs, backoffInitialMs: 100, backoffMaxMs: 500, ...(callMetadata !== undefined ? { callMetadata } : {}) });
 }
 
 /** Maintenance.Status of one member, on a channel of its own. */

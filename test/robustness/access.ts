@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { utf8 } from '../../src/base/index.js';
 import { GrpcChannel, GrpcError } from '../../src/grpc/index.js';
 import { authpb, etcdserverpb } from '../../src/pb/index.js';
-import { delay, methods } from '../harness/index.js';
+import { delay, methods, openChannel } from '../harness/index.js';
 import { firstKey } from './history.js';
 
 export type Principal = 'traffic' | 'admin';
@@ -32,12 +32,8 @@ export interface Access {
   noteError(who: Principal, e: unknown, endpoint: string): void;
 }
 
-function plainChannel(endpoint: string, connectTimeoutMs: number, callMetadata?: () => { token: string } | undefined): GrpcChannel {
-  return new GrpcChannel({ address: endpoint, connectTimeoutMs, backoffInitialMs: 100, backoffMaxMs: 500, ...(callMetadata !== undefined ? { callMetadata } : {}) });
-}
-
 export const noAuth: Access = {
-  channel: (endpoint, _who, connectTimeoutMs = 2_000) => plainChannel(endpoint, connectTimeoutMs),
+  channel: (endpoint, _who, connectTimeoutMs = 2_000) => openChannel(endpoint, connectTimeoutMs),
   noteError: () => undefined,
 };
 
@@ -48,7 +44,16 @@ const users: Readonly<Record<Principal, { readonly name: string; readonly passwo
 /** The traffic user's role: read and write on every key the traffic uses. */
 export const trafficRole = 'robust-rw';
 /** Errors after which a new token helps. */
-const staleTokenErrors = new Set(['etcdserver: revision of auth store is old', 'etcdserver: invalid auth token', 'etcdserver: user name is empty']);
+const staleTokenErrors: readonly string[] = ['etcdserver: revision of auth store is old', 'etcdserver: invalid auth token', 'etcdserver: user name is empty'];
+const permissionDenied = 'etcdserver: permission denied';
+
+/**
+ * Whether an error text (a call's error, a watch's cancel reason) is auth
+ * refusing the request: a token that is no longer good, or no permission.
+ */
+export function isAuthRefusal(text: string): boolean {
+  return text.includes(permissionDenied) || staleTokenErrors.some((m) => text.includes(m));
+}
 
 /**
  * 'jwt': one token per principal, good on every member. 'simple': etcd's
@@ -113,14 +118,15 @@ export class RunAuth implements Access {
 
   channel(endpoint: string, who: Principal, connectTimeoutMs = 2_000): GrpcChannel {
     const slot = this.slot(who, endpoint);
-    return plainChannel(endpoint, connectTimeoutMs, () => {
+    return openChannel(endpoint, connectTimeoutMs, () => {
       const token = this.tokens.get(slot);
       return token === undefined ? undefined : { token };
     });
   }
 
   noteError(who: Principal, e: unknown, endpoint: string): void {
-    const stale = e instanceof GrpcError ? staleTokenErrors.has(e.details) : typeof e === 'string' && /auth|permission denied|user name/.test(e);
+    // A watch refused for its token's revision is told "permission denied": for a cancel reason, either calls for a new token.
+    const stale = e instanceof GrpcError ? staleTokenErrors.includes(e.details) : typeof e === 'string' && isAuthRefusal(e);
     if (stale) void this.refresh(who, endpoint).catch(() => undefined);
   }
 
@@ -140,7 +146,7 @@ export class RunAuth implements Access {
     let last: unknown;
     for (let attempt = 0; attempt < 20; attempt++) {
       for (const endpoint of only === undefined ? this.endpoints() : [only]) {
-        const ch = plainChannel(endpoint, 2_000);
+        const ch = openChannel(endpoint);
         try {
           const r = await ch.unary(methods.auth.Authenticate, etcdserverpb.AuthenticateRequest.create({ name: u.name, password: u.password }), { timeoutMs: 3_000 });
           this.tokens.set(slot, r.token);
@@ -168,7 +174,7 @@ export class RunAuth implements Access {
     for (let attempt = 0; attempt < 10; attempt++) {
       for (const endpoint of this.endpoints()) {
         if (withToken && !this.tokens.has(this.slot('admin', endpoint))) await this.refresh('admin', endpoint).catch(() => undefined);
-        const ch = withToken ? this.channel(endpoint, 'admin') : plainChannel(endpoint, 2_000);
+        const ch = withToken ? this.channel(endpoint, 'admin') : openChannel(endpoint);
         try {
           await fn(ch);
           return;

@@ -17,7 +17,7 @@ import { checkWatches, mergeReference } from './check-watch.js';
 import { RecordingClient, isRead } from './client.js';
 import { startRobustCluster } from './cluster.js';
 import { defragment, faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
-import { RunAuth, noAuth, tokenFlags, type Access, type TokenKind } from './access.js';
+import { RunAuth, isAuthRefusal, noAuth, tokenFlags, type Access, type TokenKind } from './access.js';
 import { firstKey, nowMs, type History, type WatchRecord } from './history.js';
 import { runLeaseClient } from './leases.js';
 import { lockPrefix, runLockClient } from './locks.js';
@@ -351,7 +351,7 @@ function summarize(h: History): Record<string, number> {
     ok: count((o) => o.status === 'ok'),
     failedReads: count((o) => o.status === 'failed' && isRead(o.req)),
     refusedWrites: count((o) => o.status === 'failed' && !isRead(o.req)),
-    authRefused: count((o) => /auth store is old|permission denied|invalid auth token|user name is empty/.test(o.error ?? '')),
+    authRefused: count((o) => isAuthRefusal(o.error ?? '')),
     indeterminate: count((o) => o.status === 'indeterminate'),
     watchEvents: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.reduce((u, r) => u + r.events.length, 0), 0), 0),
     watchStreams: h.watches.reduce((s, w) => s + w.segments.length, 0),
