@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { checkKv } from './check-kv.js';
 import { checkLeases } from './check-lease.js';
-import { checkLocks } from './check-lock.js';
+import { checkLockedSets, checkLocks } from './check-lock.js';
 import { checkWatches, mergeReference } from './check-watch.js';
 import type { Kv, OpRecord, OpResult, Request, TxnOp, WatchEvent, WatchRecord } from './history.js';
 import { Replay, deletedKv } from './model.js';
@@ -293,5 +293,32 @@ describe('lock checker', () => {
   test('a holder while an older key exists, or whose key is gone, is caught', () => {
     assert.match(held('lock/a/2', 3).join('\n'), /lock\/a\/1 \(created at 2\) still existed/);
     assert.match(held('lock/a/1', 4).join('\n'), /its key did not exist there/);
+  });
+
+  describe('the sets written under the locks', () => {
+    const sets = (values: (string | undefined)[]): string[] => {
+      const events: WatchEvent[][] = [];
+      let prev: Kv | undefined;
+      values.forEach((value, i) => {
+        const rev = i + 2;
+        if (value === undefined) {
+          events.push([{ type: 'delete', kv: deletedKv('lockset/a', rev), ...(prev !== undefined ? { prevKv: prev } : {}) }]);
+          prev = undefined;
+          return;
+        }
+        const k = kv('lockset/a', value, rev, prev?.createRev ?? rev, (prev?.version ?? 0) + 1);
+        events.push([putEv(k, prev)]);
+        prev = k;
+      });
+      return checkLockedSets(Replay.build(mergeReference([reference(events)])).replay).map((v) => v.message);
+    };
+    test('each version the previous plus one new element passes', () => {
+      assert.deepEqual(sets(['s1-1', 's1-1 s2-1', 's1-1 s2-1 s1-2']), []);
+    });
+    test('a write from a stale base (a lost element), an element twice, a deleted set are caught', () => {
+      assert.match(sets(['s1-1', 's1-1 s2-1', 's1-1 s1-2']).join('\n'), /at revision 4: "s1-1 s1-2" is not "s1-1 s2-1" plus one element: lost s2-1/);
+      assert.match(sets(['s1-1', 's1-1 s2-1', 's1-1 s2-1 s2-1']).join('\n'), /at revision 4: s2-1 added twice/);
+      assert.match(sets(['s1-1', undefined]).join('\n'), /at revision 3: deleted, losing 1 elements/);
+    });
   });
 });

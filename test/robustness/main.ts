@@ -9,15 +9,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { checkKv } from './check-kv.js';
-import { checkLeases } from './check-lease.js';
-import { checkLocks } from './check-lock.js';
-import { lockPrefix } from './locks.js';
-import { checkWatches, mergeReference } from './check-watch.js';
 import { faultKinds, type FaultKind } from './faults.js';
 import type { History } from './history.js';
-import { Replay } from './model.js';
-import { runRobustness } from './run.js';
+import { checkHistory, runRobustness } from './run.js';
 
 function fail(message: string): never {
   process.stderr.write(`robustness: ${message}\n`);
@@ -39,14 +33,7 @@ async function main(): Promise<void> {
   });
   if (values.check !== undefined) {
     const h = JSON.parse(readFileSync(values.check, 'utf8')) as History;
-    const { replay, problems } = Replay.build(mergeReference(h.watches));
-    const v = [
-      ...problems.map((message) => ({ check: 'history', message })),
-      ...checkKv(h.ops, replay, { expirable: (h.leases ?? []).map((l) => l.id), lockPrefix }),
-      ...checkWatches(h.watches, replay, h.compactions),
-      ...checkLeases(h, replay),
-      ...checkLocks(h.locks ?? [], replay),
-    ];
+    const { replay, violations: v } = checkHistory(h);
     for (const x of v) process.stdout.write(`VIOLATION [${x.check}] ${x.message}\n`);
     process.stdout.write(`${h.ops.length} ops, ${replay.maxRev} revisions: ${v.length} violation(s)\n`);
     process.exit(v.length > 0 ? 1 : 0);
@@ -75,7 +62,7 @@ async function main(): Promise<void> {
   const s = report.stats;
   process.stdout.write(
     `robustness: seed ${seed}: ${s['ops']} ops (${s['ok']} ok, ${s['indeterminate']} indeterminate, ${s['failedReads']} failed reads, ${s['refusedWrites']} refused writes, ${s['authRefused']} refused by auth), ` +
-      `${s['watchEvents']} watch events on ${s['watchStreams']} streams (${s['watchProgress']} progress responses, ${s['compactCancels']} compaction cancels), ${s['shortLeases']} short leases (${s['abandonedLeases']} left to expire), ${s['locksHeld']} locks held, ${s['faults']} fault notes, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+      `${s['watchEvents']} watch events on ${s['watchStreams']} streams (${s['watchProgress']} progress responses, ${s['compactCancels']} compaction cancels), ${s['shortLeases']} short leases (${s['abandonedLeases']} left to expire), ${s['locksHeld']} locks held (${s['setAdds']} set adds, ${s['fencedOff']} fenced off), ${s['faults']} fault notes, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
   for (const x of report.violations.slice(0, 50)) process.stdout.write(`VIOLATION [${x.check}] ${x.message}\n`);
   if (report.violations.length > 0) {

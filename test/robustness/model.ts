@@ -8,7 +8,7 @@
  */
 import { inRange, keyCompare, type Kv, type OpResult, type TxnOp, type TxnRequest, type WatchEvent } from './history.js';
 
-interface Version {
+export interface Version {
   readonly rev: number;
   /** undefined: deleted at rev. */
   readonly kv: Kv | undefined;
@@ -85,6 +85,11 @@ export class Replay {
       else hi = mid;
     }
     return lo === 0 ? undefined : (list[lo - 1] as Version).kv;
+  }
+
+  /** Every version of the key in revision order: its value from rev on (undefined: deleted at rev). */
+  versionsOf(key: string): readonly Version[] {
+    return this.versions.get(key) ?? [];
   }
 
   /** Every key ever written, in key order. */

@@ -12,7 +12,7 @@ import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, getHealth, methods, openChannel, type Cluster, type Member } from '../harness/index.js';
 import { checkKv, type Violation } from './check-kv.js';
 import { checkLeases } from './check-lease.js';
-import { checkLocks } from './check-lock.js';
+import { checkLockedSets, checkLocks } from './check-lock.js';
 import { checkWatches, mergeReference } from './check-watch.js';
 import { RecordingClient, isRead } from './client.js';
 import { startRobustCluster } from './cluster.js';
@@ -200,13 +200,9 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     clients.forEach((c) => c.close());
     for (const m of cluster.members) history.members[await memberIdOf(m)] = m.endpoint;
 
-    const { replay, problems } = Replay.build(mergeReference(history.watches));
+    const { replay, violations: found } = checkHistory(history);
     violations = [
-      ...problems.map((message) => ({ check: 'history', message })),
-      ...checkKv(history.ops, replay, { expirable: (history.leases ?? []).map((l) => l.id), lockPrefix }),
-      ...checkWatches(history.watches, replay, history.compactions),
-      ...checkLeases(history, replay),
-      ...checkLocks(history.locks ?? [], replay),
+      ...found,
       ...(await checkHashKv(cluster, access, lastRev)),
       ...(healthy ? [] : [{ check: 'health', message: `not every member was healthy 30 s after the faults stopped` }]),
     ];
@@ -228,6 +224,20 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     rmSync(dir, { recursive: true, force: true });
   }
   return { seed: o.seed, violations, dir, historyPath, stats, faults: history.faults.map((f) => f.what) };
+}
+
+/** Every check that reads only the history (also main.ts --check on a saved one). */
+export function checkHistory(h: History): { replay: Replay; violations: Violation[] } {
+  const { replay, problems } = Replay.build(mergeReference(h.watches));
+  const violations = [
+    ...problems.map((message) => ({ check: 'history', message })),
+    ...checkKv(h.ops, replay, { expirable: (h.leases ?? []).map((l) => l.id), lockPrefix }),
+    ...checkWatches(h.watches, replay, h.compactions),
+    ...checkLeases(h, replay),
+    ...checkLocks(h.locks ?? [], replay),
+    ...checkLockedSets(replay),
+  ];
+  return { replay, violations };
 }
 
 /**
@@ -361,6 +371,9 @@ function summarize(h: History): Record<string, number> {
     shortLeases: h.leases?.length ?? 0,
     abandonedLeases: h.leases?.filter((l) => l.abandonedMs !== undefined).length ?? 0,
     locksHeld: h.locks?.length ?? 0,
+    // Elements added to the locks' sets, and stale adds the lock key's revision fenced off.
+    setAdds: count((o) => o.label === 'lockset-add' && o.status === 'ok' && o.res?.succeeded === true),
+    fencedOff: count((o) => o.label === 'lockset-add' && o.status === 'ok' && o.res?.succeeded === false),
   };
 }
 

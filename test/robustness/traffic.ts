@@ -32,7 +32,7 @@ export interface TrafficOptions {
   readonly stopped: () => boolean;
 }
 
-const txn = (t: Partial<TxnRequest>): { kind: 'txn'; txn: TxnRequest } => ({
+export const txn = (t: Partial<TxnRequest>): { kind: 'txn'; txn: TxnRequest } => ({
   kind: 'txn',
   txn: { compares: t.compares ?? [], success: t.success ?? [], failure: t.failure ?? [] },
 });
