@@ -29,7 +29,7 @@
  *     start({ wait?, timeoutMs?, until?, env? }); waitReady({ timeoutMs?, until? });
  *     stop(timeoutMs?=10000) (SIGTERM, then SIGKILL); kill() (SIGKILL); restart();
  *     pause() / resume() (SIGSTOP / SIGCONT); signal(sig); waitExit(); logTail(lines) }
- *   getHealth(clientUrl, timeoutMs?, tls?): Promise<'true' | 'false' | undefined>
+ *   getHealth(clientUrl, timeoutMs?, tls?, query?): Promise<'true' | 'false' | undefined>
  *   MemberTls { client?; peer?; ca?; cert?; key? }   // ClusterOptions.tls: https URLs, and
  *     what the harness presents to check health (certificate flags go in extraFlags)
  *

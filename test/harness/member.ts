@@ -76,7 +76,7 @@ export interface MemberTls {
 }
 
 /** One GET of /health: 'true', 'false', or undefined when nothing answered. */
-export function getHealth(clientUrl: string, timeoutMs = healthRequestTimeoutMs, tls?: MemberTls): Promise<string | undefined> {
+export function getHealth(clientUrl: string, timeoutMs = healthRequestTimeoutMs, tls?: MemberTls, query = ''): Promise<string | undefined> {
   return new Promise((resolvePromise) => {
     const onResponse = (res: http.IncomingMessage): void => {
       let body = '';
@@ -93,8 +93,8 @@ export function getHealth(clientUrl: string, timeoutMs = healthRequestTimeoutMs,
       res.on('error', () => resolvePromise(undefined));
     };
     const req = clientUrl.startsWith('https:')
-      ? https.get(`${clientUrl}/health`, { timeout: timeoutMs, agent: false, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.ca !== undefined }, onResponse)
-      : http.get(`${clientUrl}/health`, { timeout: timeoutMs, agent: false }, onResponse);
+      ? https.get(`${clientUrl}/health${query}`, { timeout: timeoutMs, agent: false, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.ca !== undefined }, onResponse)
+      : http.get(`${clientUrl}/health${query}`, { timeout: timeoutMs, agent: false }, onResponse);
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolvePromise(undefined));
   });

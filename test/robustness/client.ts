@@ -10,7 +10,7 @@ import { fromUtf8, idToHex, utf8 } from '../../src/base/index.js';
 import { GrpcChannel, GrpcError, GrpcStatus } from '../../src/grpc/index.js';
 import { etcdserverpb, type mvccpb } from '../../src/pb/index.js';
 import { delay, methods } from '../harness/index.js';
-import { nowMs, type Kv, type OpRecord, type OpResult, type Request, type Response, type TxnOp, type TxnRequest, type WatchEvent } from './history.js';
+import { nowMs, padChar, recordedValue, type Kv, type OpRecord, type OpResult, type Request, type Response, type TxnOp, type TxnRequest, type WatchEvent } from './history.js';
 import type { Access } from './access.js';
 
 const failurePauseMs = 150;
@@ -18,7 +18,7 @@ const failurePauseMs = 150;
 export function toKv(kv: mvccpb.KeyValue): Kv {
   return {
     key: fromUtf8(kv.key),
-    value: fromUtf8(kv.value),
+    value: recordedValue(fromUtf8(kv.value)),
     createRev: kv.createRevision,
     modRev: kv.modRevision,
     version: kv.version,
@@ -43,7 +43,7 @@ export function rangeRequest(op: Extract<TxnOp, { type: 'range' }>): etcdserverp
 }
 
 export function putRequest(op: Extract<TxnOp, { type: 'put' }>): etcdserverpb.PutRequest {
-  return etcdserverpb.PutRequest.create({ key: utf8(op.key), value: utf8(op.value), lease: BigInt(op.lease ?? '0'), prevKv: op.prevKv ?? false });
+  return etcdserverpb.PutRequest.create({ key: utf8(op.key), value: utf8(op.pad === undefined ? op.value : op.value + padChar.repeat(op.pad)), lease: BigInt(op.lease ?? '0'), prevKv: op.prevKv ?? false });
 }
 
 export function deleteRequest(op: Extract<TxnOp, { type: 'delete' }>): etcdserverpb.DeleteRangeRequest {
@@ -120,6 +120,8 @@ export class RecordingClient {
   lastRevision = 1;
   /** The id of the last op run() recorded. */
   lastOpId = -1;
+  /** The error of the last op run() recorded, undefined when it succeeded. */
+  lastError: GrpcError | undefined;
 
   constructor(private readonly opts: ClientOptions) {}
 
@@ -203,11 +205,13 @@ export class RecordingClient {
       op.returnMs = nowMs();
       op.status = 'ok';
       op.res = res;
+      this.lastError = undefined;
       this.lastRevision = Math.max(this.lastRevision, res.revision);
       return res;
     } catch (e) {
       if (!(e instanceof GrpcError)) throw e;
       this.opts.access.noteError('traffic', e, this.endpoint);
+      this.lastError = e;
       // A write refused with one of these codes did not take effect, and will not: a definite failure the checker holds it to.
       op.status = isRead(req) || refusedCodes.has(e.code) ? 'failed' : 'indeterminate';
       if (op.status === 'failed') op.returnMs = nowMs();

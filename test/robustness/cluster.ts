@@ -3,16 +3,19 @@
  * the harness's fault proxy in front of every peer port, tuned so that
  * faults reach the interesting code: a snapshot every 100 entries with 50
  * kept for catch-up (a follower cut off for a few seconds is caught up by
- * snapshot), compaction in batches of 20.
+ * snapshot), compaction in batches of 20, a backend quota small enough for
+ * the space fault to fill (space.ts).
  */
 import { failpointsFileEnv } from '../../src/base/index.js';
 import { startCluster, type Cluster } from '../harness/index.js';
+import { quotaBytes } from './space.js';
 
 export const robustnessFlags = [
   '--snapshot-count', '100',
   '--experimental-snapshot-catchup-entries', '50',
   '--experimental-compaction-batch-limit', '20',
-] as const;
+  '--quota-backend-bytes', String(quotaBytes),
+];
 
 /**
  * Every member re-arms its failpoints from failpointsFile on SIGUSR2 (the

@@ -29,6 +29,8 @@
  * - auth (runs with auth on; a pause otherwise): change the auth store under
  *   traffic — an unused permission granted or revoked (every token goes
  *   stale), or the traffic's permission taken away for 0.3-1 s.
+ * - space: fill the members' small quota until NOSPACE, check the alarm and
+ *   what it refuses and allows, then compact, defrag and disarm (space.ts).
  */
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { FailpointName, Rand } from '../../src/base/index.js';
@@ -36,8 +38,11 @@ import { GrpcError, type MethodDef } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, memberStatus, methods, type Cluster, type Member } from '../harness/index.js';
 import type { Access, RunAuth } from './access.js';
+import type { RecordingClient } from './client.js';
+import { defragment } from './maintenance.js';
+import { spaceFault } from './space.js';
 
-export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth'] as const;
+export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth', 'space'] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
 /** Failpoints and the hit on which to crash (a range: some are hit often, some once per compaction). */
@@ -70,6 +75,12 @@ export interface FaultContext {
   readonly access: Access;
   /** Set when the run has auth on: the auth fault changes it under traffic. */
   readonly auth: RunAuth | undefined;
+  /** A cluster-wide client whose requests are ops of the history, for the faults that write (space). */
+  readonly recorder: RecordingClient;
+  /** Compacts at rev once the watch that defines the history has seen it (false: not within timeoutMs). */
+  readonly compactOnceSeen: (rev: number, timeoutMs: number) => Promise<boolean>;
+  /** Reports a broken promise the fault itself observed. */
+  readonly violation: (check: string, message: string) => void;
 }
 
 export async function leaderIndex(c: Cluster): Promise<number | undefined> {
@@ -181,6 +192,8 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<v
     case 'learner':
       if (size < 3) return injectFault(ctx, 'kill');
       return replaceMember(ctx, kind === 'learner');
+    case 'space':
+      return spaceFault(ctx);
   }
 }
 
@@ -344,18 +357,6 @@ async function failpointCrash(ctx: FaultContext): Promise<void> {
   ctx.note(`failpoint ${env} on ${m.name}: ${crashed ? 'crashed' : 'not reached'}`);
   await m.kill();
   await m.start({ timeoutMs: ctx.readyTimeoutMs });
-}
-
-export async function defragment(access: Access, endpoint: string): Promise<void> {
-  const ch = access.channel(endpoint, 'admin');
-  try {
-    await ch.unary(methods.maintenance.Defragment, etcdserverpb.DefragmentRequest.create({}), { timeoutMs: 10_000 });
-  } catch (e) {
-    access.noteError('admin', e, endpoint);
-    throw e;
-  } finally {
-    ch.close();
-  }
 }
 
 /** Undoes whatever a failed fault left behind: heals the network, resumes and starts every member. */

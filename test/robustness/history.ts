@@ -38,6 +38,8 @@ export interface PutOp {
   readonly value: string;
   readonly lease?: string;
   readonly prevKv?: boolean;
+  /** Bytes of padding sent after the value (the space fault's big values); the history records the value without them. */
+  readonly pad?: number;
 }
 export interface DeleteOp {
   readonly type: 'delete';
@@ -199,6 +201,16 @@ export interface History {
  * (a permission for the empty key is refused). With end '\0': every key.
  */
 export const firstKey = '\u0000';
+
+/** What pads a value on the wire (no value of the traffic has it). */
+export const padChar = '~';
+
+/** A value as the history records it: without its padding. */
+export function recordedValue(wire: string): string {
+  let end = wire.length;
+  while (end > 0 && wire[end - 1] === padChar) end--;
+  return end === wire.length ? wire : wire.slice(0, end);
+}
 
 /** Wall-clock-free monotonic milliseconds, the time base of every record. */
 export function nowMs(): number {

@@ -4,7 +4,7 @@
  * watch catch up, then check the history: linearizability of KV, the watch
  * guarantees, HashKV equal on every member, every member healthy.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SeededRand, type Rand } from '../../src/base/index.js';
@@ -16,13 +16,14 @@ import { checkLockedSets, checkLocks } from './check-lock.js';
 import { checkWatches, mergeReference } from './check-watch.js';
 import { RecordingClient, isRead } from './client.js';
 import { startRobustCluster } from './cluster.js';
-import { defragment, faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
+import { faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
 import { RunAuth, isAuthRefusal, noAuth, tokenFlags, type Access, type TokenKind } from './access.js';
 import { firstKey, nowMs, type History, type WatchRecord } from './history.js';
 import { runLeaseClient } from './leases.js';
 import { lockPrefix, runLockClient } from './locks.js';
 import { Replay } from './model.js';
 import { etcdKeyPrefix, k8sKeyPrefix, listPaginated, prefixEnd, runEtcdClient, runKubernetesClient } from './traffic.js';
+import { Compactor } from './maintenance.js';
 import { MuxWatcher } from './mux-watchers.js';
 import { Watcher, type WatcherOptions } from './watchers.js';
 
@@ -70,6 +71,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const rand: Rand = new SeededRand(o.seed);
   const log = o.log ?? ((): void => undefined);
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `etcd-robustness-${o.seed}-`));
+  mkdirSync(dir, { recursive: true });
   let t0 = nowMs();
   const history: History = { seed: o.seed, ops: [], watches: [], leases: [], locks: [], compactions: [], minLeaseTtl: minLeaseTtlSeconds(defaultHeartbeatMs, defaultElectionMs), members: {}, faults: [] };
   const info = (what: string): void => log(`  ${((nowMs() - t0) / 1000).toFixed(1)}s ${what}`);
@@ -85,7 +87,6 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const access: Access = auth ?? noAuth;
   log(`  cluster up in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
   t0 = nowMs();
-  const ctx: FaultContext = { cluster, rand, readyTimeoutMs, failpointsFile, note, access, auth };
   let opSeq = 0;
   let watchSeq = 0;
   const clients: RecordingClient[] = [];
@@ -97,6 +98,15 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   // Set when the traffic must end: at the end of the run, or when it fails midway (its loops must not outlive it).
   let stopped = false;
   const watchers: Watcher[] = [];
+  // The first watch defines the history: compaction never passes it.
+  const compactor = new Compactor(cluster, access, [{ get last(): number { return watchers[0]?.last ?? 0; } }], history.compactions ?? []);
+  const faultViolations: Violation[] = [];
+  const ctx: FaultContext = {
+    cluster, rand, readyTimeoutMs, failpointsFile, note, access, auth,
+    recorder: newClient(cluster.endpoints),
+    compactOnceSeen: (rev, timeoutMs) => compactor.compactOnceSeen(rev, timeoutMs),
+    violation: (check, message) => void faultViolations.push({ check, message }),
+  };
   const muxWatchers: MuxWatcher[] = [];
   const watch = (label: string, key: string, end: string, prevKv: boolean, startRev: number, endpoints: readonly string[], slow?: WatcherOptions['slow']): void => {
     // A watch opened mid-run after the run has ended (or failed) would retry forever.
@@ -166,10 +176,9 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
       }
       muxWatchers.push(new MuxWatcher({ records, startRevs, access, endpoints: rotated(2 % cluster.endpoints.length), rand: new SeededRand(rand.uint32()), stallMs: 5000, slow: { every: 20 + rand.intn(30), pauseMs: 1500 + rand.intn(1500) } }));
     })();
-    // The first watch defines the history: compaction never passes it; every other watch it may pass.
-    const reference = watchers.slice(0, 1);
+    // Every watch but the first compaction may pass.
     const passable = { get last(): number { return Math.min(...watchers.slice(1).map((w) => w.last), ...muxWatchers.map((w) => w.last)); } };
-    const maintenance = runMaintenance(cluster, access, rand, { guarded: reference, passable: [passable] }, clients, history.compactions ?? [], () => stopped, info);
+    const maintenance = compactor.run(rand, [passable], clients, () => stopped, info);
 
     const end = t0 + o.durationMs;
     await delay(Math.min(1500, o.durationMs / 4));
@@ -203,6 +212,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     const { replay, violations: found } = checkHistory(history);
     violations = [
       ...found,
+      ...faultViolations,
       ...(await checkHashKv(cluster, access, lastRev)),
       ...(healthy ? [] : [{ check: 'health', message: `not every member was healthy 30 s after the faults stopped` }]),
     ];
@@ -238,53 +248,6 @@ export function checkHistory(h: History): { replay: Replay; violations: Violatio
     ...checkLockedSets(replay),
   ];
   return { replay, violations };
-}
-
-/**
- * Compaction every second, defrag every few seconds. Compaction stays below
- * where every guarded watch has got (the history is replayed from them);
- * every other time it may pass the passable ones, which are then canceled
- * as compacted and start again at the compact revision (P12).
- */
-async function runMaintenance(
-  cluster: Cluster,
-  access: Access,
-  rand: Rand,
-  watchers: { readonly guarded: readonly { readonly last: number }[]; readonly passable: readonly { readonly last: number }[] },
-  clients: readonly RecordingClient[],
-  compactions: { atMs: number; revision: number }[],
-  stopped: () => boolean,
-  note: (w: string) => void,
-): Promise<void> {
-  let compacted = 0;
-  let tick = 0;
-  while (!stopped()) {
-    await delay(1000);
-    tick++;
-    const running = cluster.members.filter((m) => m.running);
-    if (running.length === 0) continue;
-    const m = running[rand.intn(running.length)] as Member;
-    const bounding = tick % 2 === 0 ? [...watchers.guarded, ...watchers.passable] : watchers.guarded;
-    // Up to 20 revisions behind the newest any client saw: a client behind that may read a compacted revision (P12).
-    const target = Math.min(...bounding.map((w) => w.last), Math.max(...clients.map((c) => c.lastRevision))) - 20;
-    if (target > compacted + 10) {
-      const ch = access.channel(m.endpoint, 'admin');
-      compactions.push({ atMs: nowMs(), revision: target });
-      try {
-        await ch.unary(methods.kv.Compact, etcdserverpb.CompactionRequest.create({ revision: target }), { timeoutMs: 3000 });
-        compacted = target;
-      } catch (e) {
-        // A compaction lost to a fault is retried at the next tick.
-        access.noteError('admin', e, m.endpoint);
-      } finally {
-        ch.close();
-      }
-    }
-    if (tick % 5 === 0) {
-      const error = await defragment(access, m.endpoint).then(() => undefined, (e: unknown) => (e as Error).message);
-      if (error !== undefined) note(`defrag of ${m.name} failed: ${error}`);
-    }
-  }
 }
 
 async function waitHealthy(members: readonly Member[], timeoutMs: number): Promise<boolean> {
@@ -368,6 +331,8 @@ function summarize(h: History): Record<string, number> {
     watchProgress: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.filter((r) => r.progress === true).length, 0), 0),
     compactCancels: h.watches.reduce((s, w) => s + w.segments.reduce((t, g) => t + g.responses.filter((r) => r.canceled === true && (r.compactRevision ?? 0) > 0).length, 0), 0),
     faults: h.faults.length,
+    // Space faults that filled the quota up to NOSPACE.
+    nospace: h.faults.filter((f) => /^space: .*; NOSPACE$/.test(f.what)).length,
     shortLeases: h.leases?.length ?? 0,
     abandonedLeases: h.leases?.filter((l) => l.abandonedMs !== undefined).length ?? 0,
     locksHeld: h.locks?.length ?? 0,
