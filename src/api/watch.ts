@@ -13,7 +13,7 @@
  * the HTTP/2 stream accepts writes; a watcher whose queue fills becomes a
  * victim in the store and catches up later.
  */
-import { rpcErrors } from '../base/index.js';
+import { failpointHoldMs, rpcErrors } from '../base/index.js';
 import { bidiStreaming, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb, mvccpb } from '../pb/index.js';
 import { ServerError, authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
@@ -60,6 +60,9 @@ class WatchSession {
   /** Watchers with progress_notify: true when the next tick should send a progress response. */
   private readonly progress = new Map<number, boolean>();
   private readonly fragment = new Set<number>();
+  /** Each live watcher's creation number: a response held at a failpoint is not sent to a watcher canceled meanwhile. */
+  private readonly incarnations = new Map<number, number>();
+  private created = 0;
   private closed = false;
   private wake: (() => void) | undefined;
   private deferredProgress = false;
@@ -182,6 +185,7 @@ class WatchSession {
       });
       if (creq.progressNotify) this.progress.set(id, true);
       if (creq.fragment) this.fragment.add(id);
+      this.incarnations.set(id, ++this.created);
       this.send(etcdserverpb.WatchResponse.create({ header: this.s.header(rev), watchId: id, created: true }));
     } catch (e) {
       this.send(
@@ -205,6 +209,7 @@ class WatchSession {
     }
     this.progress.delete(id);
     this.fragment.delete(id);
+    this.incarnations.delete(id);
     this.send(etcdserverpb.WatchResponse.create({ header: this.s.header(this.ws.rev()), watchId: id, canceled: true }));
   }
 
@@ -241,6 +246,14 @@ class WatchSession {
           if (this.ws.pending > 0 || this.closed) this.kick();
         });
         continue;
+      }
+      const holdMs = failpointHoldMs('beforeSendWatchResponse');
+      if (holdMs > 0) {
+        const incarnation = this.incarnations.get(r.watchId);
+        await new Promise((resolve) => setTimeout(resolve, holdMs));
+        if (this.closed) break;
+        // Canceled meanwhile (maybe created again under its id): as in etcd, its old response goes nowhere.
+        if (r.watchId !== invalidWatchId && this.incarnations.get(r.watchId) !== incarnation) continue;
       }
       this.deliver(r);
       if (this.call.bufferedBytes > 0 && !this.call.closed) {

@@ -15,6 +15,26 @@ test('failpoints: parse names, actions and hit counts', () => {
   assert.equal(parseFailpoints('').size, 0);
 });
 
+test('failpoints: @* fires on every hit', () => {
+  assert.deepEqual(parseFailpoints('beforeSendWatchResponse=sleep(1000)@*').get('beforeSendWatchResponse'), { action: { kind: 'sleep', ms: 1000 }, hit: 0 });
+  assert.throws(() => parseFailpoints('beforeSyncWatchers=sleep(10)@'), /cannot parse/);
+});
+
+test('failpoints: a hold site returns the time to wait instead of blocking, once or on every hit', () => {
+  const base = pathToFileURL(resolve(import.meta.dirname, 'index.js')).href;
+  const script = `import { armFailpoints, failpointHoldMs } from ${JSON.stringify(base)};
+const out = [];
+for (let i = 0; i < 3; i++) out.push(failpointHoldMs('beforeSyncWatchers'));
+armFailpoints('beforeSendWatchResponse=sleep(40)@*');
+for (let i = 0; i < 3; i++) out.push(failpointHoldMs('beforeSendWatchResponse'));
+process.stdout.write(out.join(' ') + '\\n');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ETCD_TS_FAILPOINTS: 'beforeSyncWatchers=sleep(25)@2' }, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '0 25 0 40 40 40\n');
+  assert.equal(r.stderr.match(/failpoint beforeSyncWatchers: hold 25 ms\n/g)?.length, 1);
+  assert.equal(r.stderr.match(/failpoint beforeSendWatchResponse: hold 40 ms \(every hit\)/g)?.length, 1);
+});
+
 test('failpoints: an unknown name or a malformed term is refused', () => {
   assert.throws(() => parseFailpoints('raftBeforeSav=crash'), /unknown failpoint "raftBeforeSav"/);
   assert.throws(() => parseFailpoints('raftBeforeSave=panic'), /cannot parse/);

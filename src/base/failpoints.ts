@@ -9,10 +9,15 @@
  *
  * Each term is NAME=ACTION[@HIT]: ACTION is `crash` (the process kills
  * itself with SIGKILL, so nothing is flushed and no handler runs, as in a
- * power cut of the process) or `sleep(MS)` (the whole event loop blocks for
- * MS milliseconds, as a disk stall would); it fires once, on the HIT-th
- * (default first) time the point is reached. A malformed value or an
- * unknown name throws at startup rather than silently testing nothing.
+ * power cut of the process) or `sleep(MS)`; it fires once, on the HIT-th
+ * (default first) time the point is reached, or every time with `@*`. A
+ * malformed value or an unknown name throws at startup rather than silently
+ * testing nothing.
+ *
+ * What sleep does depends on the site. At the persistence sites the whole
+ * event loop blocks for MS milliseconds, as a disk stall would. The watch
+ * sites are holds (`failpointHoldMs`): only that path waits, the member
+ * goes on, as one goroutine sleeping at etcd's gofail point would.
  *
  * With the variable unset, `failpoint()` is one comparison against an empty
  * table's size: nothing measurable on the write path.
@@ -46,6 +51,10 @@ export const failpointNames = [
   /** backend defrag: before the copy is made / before it is renamed over the database. */
   'defragBeforeCopy',
   'defragBeforeRename',
+  /** Holds. Watch service: before a response of the store is sent on a stream (etcd's beforeSendWatchResponse). */
+  'beforeSendWatchResponse',
+  /** mvcc watchable store: before a pass that moves victims and catches up unsynced watchers. */
+  'beforeSyncWatchers',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 
@@ -53,7 +62,7 @@ export type FailpointAction = { readonly kind: 'crash' } | { readonly kind: 'sle
 
 export interface FailpointSpec {
   readonly action: FailpointAction;
-  /** The hit (1-based) on which the action fires. */
+  /** The hit (1-based) on which the action fires; 0: on every hit. */
   readonly hit: number;
 }
 
@@ -62,7 +71,7 @@ export const failpointsEnv = 'ETCD_TS_FAILPOINTS';
 /** The file etcd-ts re-arms the table from on SIGUSR2. */
 export const failpointsFileEnv = 'ETCD_TS_FAILPOINTS_FILE';
 
-const termPattern = /^([A-Za-z]+)=(crash|sleep\((\d+)\))(?:@(\d+))?$/;
+const termPattern = /^([A-Za-z]+)=(crash|sleep\((\d+)\))(?:@(\d+|\*))?$/;
 
 /** Parses the variable's value; throws on anything it does not understand. */
 export function parseFailpoints(text: string): Map<FailpointName, FailpointSpec> {
@@ -71,12 +80,12 @@ export function parseFailpoints(text: string): Map<FailpointName, FailpointSpec>
     const term = raw.trim();
     if (term === '') continue;
     const m = termPattern.exec(term);
-    if (m === null) throw new Error(`${failpointsEnv}: cannot parse ${JSON.stringify(term)} (want NAME=crash|sleep(MS)[@HIT])`);
+    if (m === null) throw new Error(`${failpointsEnv}: cannot parse ${JSON.stringify(term)} (want NAME=crash|sleep(MS)[@HIT|@*])`);
     const name = m[1] as string;
     if (!(failpointNames as readonly string[]).includes(name)) throw new Error(`${failpointsEnv}: unknown failpoint ${JSON.stringify(name)}`);
     const action: FailpointAction = m[3] === undefined ? { kind: 'crash' } : { kind: 'sleep', ms: Number(m[3]) };
-    const hit = m[4] === undefined ? 1 : Number(m[4]);
-    if (hit < 1) throw new Error(`${failpointsEnv}: ${name}: the hit count starts at 1`);
+    const hit = m[4] === undefined ? 1 : m[4] === '*' ? 0 : Number(m[4]);
+    if (hit < 1 && m[4] !== '*') throw new Error(`${failpointsEnv}: ${name}: the hit count starts at 1`);
     table.set(name as FailpointName, { action, hit });
   }
   return table;
@@ -98,13 +107,34 @@ export function failpointsArmed(): boolean {
 
 /** Marks a failpoint site: does nothing unless the environment armed this name. */
 export function failpoint(name: FailpointName): void {
-  if (active.size === 0) return;
+  const spec = due(name);
+  if (spec !== undefined) fire(name, spec.action);
+}
+
+/**
+ * Marks a hold site: the milliseconds its caller must wait before going on
+ * (0 unless a sleep armed for this name fires now); a crash fires at once.
+ */
+export function failpointHoldMs(name: FailpointName): number {
+  const spec = due(name);
+  if (spec === undefined) return 0;
+  if (spec.action.kind === 'crash') {
+    fire(name, spec.action);
+    return 0;
+  }
+  // An every-hit hold would log each response: its first hit says it for all.
+  if (spec.hit !== 0 || hits.get(name) === 1) process.stderr.write(`failpoint ${name}: hold ${spec.action.ms} ms${spec.hit === 0 ? ' (every hit)' : ''}\n`);
+  return spec.action.ms;
+}
+
+/** The spec of name if it fires on this hit (counted), else undefined. */
+function due(name: FailpointName): FailpointSpec | undefined {
+  if (active.size === 0) return undefined;
   const spec = active.get(name);
-  if (spec === undefined) return;
+  if (spec === undefined) return undefined;
   const n = (hits.get(name) ?? 0) + 1;
   hits.set(name, n);
-  if (n !== spec.hit) return;
-  fire(name, spec.action);
+  return spec.hit === 0 || n === spec.hit ? spec : undefined;
 }
 
 function fire(name: FailpointName, action: FailpointAction): void {

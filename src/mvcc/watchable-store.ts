@@ -19,7 +19,7 @@
  * go through the same queue as events and only when the watchers concerned
  * are synced, so a progress revision never overtakes an event.
  */
-import { assert, emptyBytes, nopLogger, type Logger } from '../base/index.js';
+import { assert, emptyBytes, failpointHoldMs, nopLogger, type Logger } from '../base/index.js';
 import { bytesToKey, realTimers, type TimerHandle, type Timers } from '../backend/index.js';
 import { Reader, etcdserverpb, mvccpb } from '../pb/index.js';
 import { isTombstoneBytes } from '../schema/index.js';
@@ -92,6 +92,8 @@ export class WatchableStore implements TxnObserver {
   private victims: Map<Watcher, Victim>[] = [];
   private timer: TimerHandle | undefined;
   private timerSoon = false;
+  /** A pass is held at the beforeSyncWatchers failpoint. */
+  private holding = false;
   private closed = false;
   /** Open streams (etcd_debugging_mvcc_watch_stream_total, pending events). */
   private readonly streams = new Set<WatchStream>();
@@ -230,7 +232,8 @@ export class WatchableStore implements TxnObserver {
   }
 
   private schedule(soon: boolean): void {
-    if (this.closed) return;
+    // A pass held at its failpoint runs when the hold ends, and schedules what follows.
+    if (this.closed || this.holding) return;
     if (this.timer !== undefined) {
       if (!soon || this.timerSoon) return;
       this.timers.clearTimeout(this.timer);
@@ -238,7 +241,17 @@ export class WatchableStore implements TxnObserver {
     this.timerSoon = soon;
     this.timer = this.timers.setTimeout(() => {
       this.timer = undefined;
-      this.runPass();
+      const holdMs = failpointHoldMs('beforeSyncWatchers');
+      if (holdMs === 0) {
+        this.runPass();
+        return;
+      }
+      this.holding = true;
+      this.timer = this.timers.setTimeout(() => {
+        this.timer = undefined;
+        this.holding = false;
+        this.runPass();
+      }, holdMs);
     }, soon ? 0 : this.syncIntervalMs);
   }
 

@@ -31,18 +31,25 @@
  *   stale), or the traffic's permission taken away for 0.3-1 s.
  * - space: fill the members' small quota until NOSPACE, check the alarm and
  *   what it refuses and allows, then compact, defrag and disarm (space.ts).
+ * - bitflip: flip one bit of a stopped follower's WAL or snapshot file and
+ *   start it; replace it when it refuses to (bitflip.ts).
+ * - watch-hold (P11): on one member or on every member, for 2-5 s, every
+ *   watch response held 0.5-1.5 s before it is sent, or every pass that
+ *   moves victims and catches up unsynced watchers held as long (holds at
+ *   run time, as the stall fault arms its sleeps; only that path waits).
  */
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import type { FailpointName, Rand } from '../../src/base/index.js';
-import { GrpcError, type MethodDef } from '../../src/grpc/index.js';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { FailpointName } from '../../src/base/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { delay, memberStatus, methods, type Cluster, type Member } from '../harness/index.js';
-import type { Access, RunAuth } from './access.js';
-import type { RecordingClient } from './client.js';
+import { delay, memberStatus, methods, type Member } from '../harness/index.js';
+import { bitflipFault } from './bitflip.js';
+import { clusterCall, leaderIndex, pickTarget, rejoinWiped, type FaultContext } from './fault-kit.js';
 import { defragment } from './maintenance.js';
 import { spaceFault } from './space.js';
 
-export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth', 'space'] as const;
+export type { FaultContext } from './fault-kit.js';
+
+export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth', 'space', 'bitflip', 'watch-hold'] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
 /** Failpoints and the hit on which to crash (a range: some are hit often, some once per compaction). */
@@ -62,54 +69,6 @@ const crashPoints: readonly { name: FailpointName; hitMax: number }[] = [
   { name: 'defragBeforeCopy', hitMax: 1 },
   { name: 'defragBeforeRename', hitMax: 1 },
 ];
-
-export interface FaultContext {
-  readonly cluster: Cluster;
-  readonly rand: Rand;
-  readonly readyTimeoutMs: number;
-  /** The file every member re-arms its failpoints from on SIGUSR2 (ETCD_TS_FAILPOINTS_FILE). */
-  readonly failpointsFile: string;
-  /** Records what happened, for the history and the summary. */
-  readonly note: (what: string) => void;
-  /** How to reach the members (as root for the faults' own calls). */
-  readonly access: Access;
-  /** Set when the run has auth on: the auth fault changes it under traffic. */
-  readonly auth: RunAuth | undefined;
-  /** A cluster-wide client whose requests are ops of the history, for the faults that write (space). */
-  readonly recorder: RecordingClient;
-  /** Compacts at rev once the watch that defines the history has seen it (false: not within timeoutMs). */
-  readonly compactOnceSeen: (rev: number, timeoutMs: number) => Promise<boolean>;
-  /** Reports a broken promise the fault itself observed. */
-  readonly violation: (check: string, message: string) => void;
-}
-
-export async function leaderIndex(c: Cluster): Promise<number | undefined> {
-  for (let i = 0; i < c.members.length; i++) {
-    const m = c.members[i] as Member;
-    if (!m.running) continue;
-    const s = await memberStatus(m.endpoint).catch(() => undefined);
-    if (s === undefined || s.leader === 0n) continue;
-    const idx = await indexOfMemberId(c, s.leader);
-    if (idx !== undefined) return idx;
-  }
-  return undefined;
-}
-
-async function indexOfMemberId(c: Cluster, id: bigint): Promise<number | undefined> {
-  for (let i = 0; i < c.members.length; i++) {
-    const s = await memberStatus((c.members[i] as Member).endpoint).catch(() => undefined);
-    if (s?.header?.memberId === id) return i;
-  }
-  return undefined;
-}
-
-async function pickTarget(ctx: FaultContext, role: 'leader' | 'follower' | 'any'): Promise<number> {
-  const n = ctx.cluster.members.length;
-  if (n === 1 || role === 'any') return ctx.rand.intn(n);
-  const leader = (await leaderIndex(ctx.cluster)) ?? 0;
-  if (role === 'leader') return leader;
-  return (leader + 1 + ctx.rand.intn(n - 1)) % n;
-}
 
 const role = (ctx: FaultContext): 'leader' | 'follower' => (ctx.rand.intn(2) === 0 ? 'leader' : 'follower');
 
@@ -194,6 +153,11 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<v
       return replaceMember(ctx, kind === 'learner');
     case 'space':
       return spaceFault(ctx);
+    case 'bitflip':
+      if (size < 3) return injectFault(ctx, 'kill');
+      return bitflipFault(ctx);
+    case 'watch-hold':
+      return watchHold(ctx);
   }
 }
 
@@ -248,35 +212,21 @@ async function diskStall(ctx: FaultContext): Promise<void> {
   ctx.note(`stall ${spec} on ${r} ${m.name}: ${fired ? `stalled; leader now ${leaderNow}` : 'not reached (disarmed)'}`);
 }
 
-/** A Cluster RPC through whichever other member answers, retried for a while. */
-async function clusterCall<Req, Res>(
-  access: Access,
-  c: Cluster,
-  except: number,
-  method: MethodDef<Req, Res>,
-  req: Req,
-  done: (e: GrpcError) => boolean = () => false,
-): Promise<Res | undefined> {
-  const deadline = performance.now() + 30_000;
-  let last = '';
-  for (let attempt = 0; performance.now() < deadline; attempt++) {
-    const candidates = c.members.filter((x, j) => j !== except && x.running);
-    const m = candidates[attempt % Math.max(1, candidates.length)];
-    if (m === undefined) break;
-    const ch = access.channel(m.endpoint, 'admin');
-    try {
-      return await ch.unary(method, req, { timeoutMs: 5000 });
-    } catch (e) {
-      if (!(e instanceof GrpcError)) throw e;
-      access.noteError('admin', e, m.endpoint);
-      if (done(e)) return undefined;
-      last = e.message;
-    } finally {
-      ch.close();
-    }
-    await delay(300);
-  }
-  throw new Error(`cluster call failed for 30 s: ${last}`);
+/** Where the watch holds go: the send of each response, the pass over victims and unsynced watchers. */
+const holdPoints: readonly FailpointName[] = ['beforeSendWatchResponse', 'beforeSyncWatchers'];
+
+async function watchHold(ctx: FaultContext): Promise<void> {
+  const c = ctx.cluster;
+  const point = holdPoints[ctx.rand.intn(holdPoints.length)] as FailpointName;
+  const spec = `${point}=sleep(${500 + ctx.rand.intn(1000)})@*`;
+  const targets = ctx.rand.intn(2) === 0 ? [...c.members] : [c.members[ctx.rand.intn(c.members.length)] as Member];
+  const names = targets.map((m) => m.name).join(', ');
+  const armed = [];
+  for (const m of targets) if (await armAtRunTime(ctx, m, spec)) armed.push(m);
+  const ms = 2000 + ctx.rand.intn(3000);
+  await delay(ms);
+  for (const m of armed) await armAtRunTime(ctx, m, '');
+  ctx.note(`watch hold ${spec} on ${names} for ${ms} ms${armed.length < targets.length ? ` (armed on ${armed.length} of ${targets.length})` : ''}`);
 }
 
 async function replaceMember(ctx: FaultContext, learner: boolean): Promise<void> {
@@ -291,25 +241,7 @@ async function replaceMember(ctx: FaultContext, learner: boolean): Promise<void>
   await clusterCall(ctx.access, c, i, methods.cluster.MemberRemove, etcdserverpb.MemberRemoveRequest.create({ ID: oldId }), (e) => /member not found/.test(e.message));
   const exited = await Promise.race([m.waitExit().then(() => true), delay(10_000).then(() => false)]);
   await m.kill();
-  rmSync(m.dataDir, { recursive: true, force: true });
-  const added = await addMember(ctx.access, c, i, m.peerUrl, learner);
-  ctx.note(`replace ${m.name}: ${exited ? 'it stopped itself' : 'killed (it did not stop within 10 s)'}; wiped; added back as ${added.toString(16)}${learner ? ' (learner)' : ''}`);
-  const fresh = c.replaceMember(i, { initialClusterState: 'existing' });
-  await fresh.start({ timeoutMs: ctx.readyTimeoutMs });
-  if (!learner) return;
-  const promoted = await clusterCall(ctx.access, c, -1, methods.cluster.MemberPromote, etcdserverpb.MemberPromoteRequest.create({ ID: added }));
-  ctx.note(`replace ${m.name}: learner ${added.toString(16)} promoted${promoted === undefined ? '?' : ''}`);
-}
-
-/** MemberAdd, or when an earlier attempt was applied (the peer URL exists), the id it got. */
-async function addMember(access: Access, c: Cluster, except: number, peerUrl: string, learner: boolean): Promise<bigint> {
-  const req = etcdserverpb.MemberAddRequest.create({ peerURLs: [peerUrl], isLearner: learner });
-  const res = await clusterCall<etcdserverpb.MemberAddRequest, etcdserverpb.MemberAddResponse>(access, c, except, methods.cluster.MemberAdd, req, (e) => /Peer URLs already exists/.test(e.message));
-  if (res?.member !== undefined) return res.member.ID;
-  const list = await clusterCall<etcdserverpb.MemberListRequest, etcdserverpb.MemberListResponse>(access, c, except, methods.cluster.MemberList, etcdserverpb.MemberListRequest.create({}));
-  const found = list?.members.find((x) => x.peerURLs.includes(peerUrl));
-  if (found === undefined) throw new Error(`MemberAdd of ${peerUrl}: neither added nor listed`);
-  return found.ID;
+  await rejoinWiped(ctx, i, learner, exited ? 'it stopped itself' : 'killed (it did not stop within 10 s)');
 }
 
 /** Keeps follower i cut off until the leader's raft index moved past snapshot-count + catch-up entries. */

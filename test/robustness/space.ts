@@ -22,7 +22,7 @@
 import { GrpcError, GrpcStatus } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, getHealth, methods, type Member } from '../harness/index.js';
-import type { FaultContext } from './faults.js';
+import type { FaultContext } from './fault-kit.js';
 import { defragment } from './maintenance.js';
 import { nowMs } from './history.js';
 import { prefixEnd, txn } from './traffic.js';

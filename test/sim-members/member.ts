@@ -5,8 +5,9 @@
  * snap files on the fake disk; the backend's batching over an in-memory
  * engine; mvcc (KvStore + WatchableStore); every committed entry applied by
  * the production apply dispatch (applyRequest) in one backend write scope
- * with its applied index, as the server does. Not included: the peer
- * transport and gRPC (messages go through the fake network as objects),
+ * with its applied index, as the server does; compactions through raft,
+ * their removal in small batches on the member's timers. Not included: the
+ * peer transport and gRPC (messages go through the fake network as objects),
  * raft snapshots (the log is never compacted here), leases and auth traffic.
  */
 import { SeededRand, assert, nopLogger, type Logger, type Rand } from '../../src/base/index.js';
@@ -72,6 +73,8 @@ export interface MemberBoot {
   readonly preallocate: Preallocate;
   /** The fake fs syncs small WAL writes on the calling thread (FakeFs.fdatasyncSync). */
   readonly syncInline: boolean;
+  /** Revisions a compaction removes per backend batch (small: a crash lands in the middle of one). */
+  readonly compactionBatchLimit: number;
 }
 
 /** Why a request failed: the member could not be sure it did not (or did) happen. */
@@ -123,6 +126,7 @@ export class SimMember implements ApplyEnv {
     this.kv = KvStore.open({
       schema,
       timers: proc,
+      compactionBatchLimit: boot.compactionBatchLimit,
       leases: {
         exists: (id) => this.lessor.lookup(id) !== undefined,
         attach: (id, keys) => this.lessor.attach(id, keys),

@@ -47,6 +47,9 @@ export interface SimReport {
   /** Crashes, and WAL tails torn by them that restarts cut off. */
   readonly crashes: number;
   readonly tornTails: number;
+  /** Compactions sent, and the last revision compacted. */
+  readonly compactions: number;
+  readonly compactRevision: number;
   readonly history: History;
 }
 
@@ -78,21 +81,25 @@ class Sim {
   private readonly preallocate: Preallocate;
   /** Odd seeds sync small WAL writes on the calling thread, as the real fs does; even seeds on the "pool". */
   private readonly syncInline: boolean;
+  private readonly compactionBatchLimit: number;
+  /** The highest compaction acknowledged. */
+  private compacted = 0;
 
   constructor(readonly o: SimOptions) {
     this.rand = new SeededRand(o.seed);
     const urls = new Map<string, string[]>();
     for (let i = 0; i < o.members; i++) urls.set(`m${i}`, [`http://m${i}.sim:2380`]);
     this.initial = RaftCluster.fromInitialCluster('sim', urls);
-    this.history = { seed: o.seed, ops: [], watches: [], members: {}, faults: [] };
+    this.history = { seed: o.seed, ops: [], watches: [], compactions: [], members: {}, faults: [] };
     this.segmentBytes = [4096, 16384, 65536][this.rand.intn(3)] as number;
     this.preallocate = (['none', 'sparse', 'zero'] as const)[this.rand.intn(3)] as Preallocate;
     this.syncInline = o.seed % 2 === 1;
+    this.compactionBatchLimit = [2, 7, 1000][this.rand.intn(3)] as number;
     this.initial.memberList().forEach((m, index) => {
       this.slots.push({ index, id: m.id, disk: { fs: new FakeDisk(), db: new MemDb(), copies: new Map(), tornTails: 0 }, member: undefined, group: 0, starting: false });
       this.history.members[idToHex(m.id)] = `m${index}`;
     });
-    this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}${this.syncInline ? ' inline-sync' : ''}`);
+    this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}${this.syncInline ? ' inline-sync' : ''} compaction batches of ${this.compactionBatchLimit}`);
   }
 
   fault(what: string): void {
@@ -115,6 +122,7 @@ class Sim {
       segmentBytes: this.segmentBytes,
       preallocate: this.preallocate,
       syncInline: this.syncInline,
+      compactionBatchLimit: this.compactionBatchLimit,
     }).then(
       (m) => {
         slot.member = m;
@@ -324,6 +332,34 @@ class Sim {
 
   watchesDone = false;
 
+  // ---- compaction
+
+  /**
+   * Compacts through raft every 0.5-2 s, up to 30 revisions behind the
+   * slowest watch (which the history is replayed from: compaction never
+   * passes one, and a watch resumes past what it saw). Half of them wait for
+   * the removal to finish; either way it runs in small batches on every
+   * member, where crashes land in the middle of it.
+   */
+  async compactor(watches: readonly WatchRecord[]): Promise<void> {
+    while (!this.stopTraffic) {
+      await this.loop.sleep(500 + this.rand.intn(1500));
+      const target = Math.min(...watches.map(lastDelivered)) - this.rand.intn(30);
+      const m = this.pick(this.alive().filter((x) => x.ready));
+      if (m === undefined || target <= this.compacted + 5) continue;
+      const physical = this.rand.intn(2) === 0;
+      this.history.compactions?.push({ atMs: this.loop.nowMs(), revision: target });
+      this.loop.trace(`compact ${target}${physical ? ' physical' : ''} on m${this.slotOf(m)}`);
+      try {
+        await m.propose({ case: 'compaction', value: etcdserverpb.CompactionRequest.create({ revision: target, physical }) }, requestTimeoutMs);
+        this.compacted = target;
+      } catch (e) {
+        // Its outcome unknown (it may still apply), or refused as compacted by one that applied late.
+        this.loop.trace(`compact ${target} failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
   // ---- faults
 
   async faults(): Promise<void> {
@@ -429,6 +465,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   sim.history.watches.push(...watchRecords);
   const watching = watchRecords.map((w) => sim.watcher(w));
   work.push(sim.faults());
+  work.push(sim.compactor(watchRecords));
   if ((o.statusEveryMs ?? 0) > 0) work.push(sim.printStatus(o.statusEveryMs ?? 0));
   for (const p of [...work, ...watching]) p.catch((e: unknown) => loop.fail(e));
 
@@ -459,7 +496,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   const violations: Violation[] = [
     ...problems.map((message) => ({ check: 'history', message })),
     ...checkKv(sim.history.ops, replay),
-    ...checkWatches(sim.history.watches, replay),
+    ...checkWatches(sim.history.watches, replay, sim.history.compactions),
   ];
   if (!sim.converged()) violations.push({ check: 'liveness', message: `the cluster did not converge within ${catchUpMs} ms after the faults stopped` });
   if (replay.maxRev < lastRevision) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, the members are at ${lastRevision}` });
@@ -485,14 +522,17 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     events: loop.events,
     crashes: sim.history.faults.filter((f) => f.what.startsWith('crash')).length,
     tornTails: sim.slots.reduce((n, s) => n + s.disk.tornTails, 0),
+    compactions: sim.history.compactions?.length ?? 0,
+    compactRevision: Math.max(0, ...sim.alive().map((m) => m.kv.compactRev)),
     history: sim.history,
   };
+}
 
-  function lastDelivered(w: WatchRecord): number {
-    let last = 0;
-    for (const s of w.segments) for (const r of s.responses) for (const e of r.events) last = Math.max(last, e.kv.modRev);
-    return last;
-  }
+/** The last revision a watch delivered an event of. */
+function lastDelivered(w: WatchRecord): number {
+  let last = 0;
+  for (const s of w.segments) for (const r of s.responses) for (const e of r.events) last = Math.max(last, e.kv.modRev);
+  return last;
 }
 
 async function hashOf(kv: SimMember['kv']): Promise<{ rev: number; hash: number }> {
