@@ -61,3 +61,19 @@ export class AuthStorage {
     this.schema.backend.write((tx) => tx.put(this.schema.buckets.auth, authKeys.revision, uint64Bytes(revision)));
   }
 }
+
+/**
+ * The auth backend of a member whose backend is replaced when a snapshot is
+ * installed: each call goes to the AuthStorage current() returns then.
+ */
+export function currentAuthStorage(current: () => AuthStorage): Pick<AuthStorage, 'load' | 'putUser' | 'deleteUser' | 'putRole' | 'deleteRole' | 'setEnabled' | 'setRevision'> {
+  return {
+    load: () => current().load(),
+    putUser: (n, v) => current().putUser(n, v),
+    deleteUser: (n) => current().deleteUser(n),
+    putRole: (n, v) => current().putRole(n, v),
+    deleteRole: (n) => current().deleteRole(n),
+    setEnabled: (e) => current().setEnabled(e),
+    setRevision: (r) => current().setRevision(r),
+  };
+}

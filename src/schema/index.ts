@@ -12,7 +12,7 @@
  */
 export * from './schema.js';
 export { Schema, type AppliedIndex, type CompactRevisions, type SchemaBuckets } from './meta.js';
-export { AuthStorage, type StoredAuthState } from './auth.js';
+export { AuthStorage, currentAuthStorage, type StoredAuthState } from './auth.js';
 export { MembershipStorage } from './membership.js';
 export { AlarmStorage } from './alarm.js';
 export { LeaseStorage, type StoredLease } from './lease.js';

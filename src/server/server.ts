@@ -26,7 +26,7 @@ import { LeaseExpiredError, LeaseNotFoundError, LeaseNotPrimaryError, Lessor, mi
 import { KvStore, WatchableStore, isKvError, rangeEncoded, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { RawNode, StateType, isRaftError, RaftErrorCode, type SoftState } from '../raft/index.js';
-import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema } from '../schema/index.js';
+import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema, currentAuthStorage } from '../schema/index.js';
 import { Transport, membersRpcMethod } from '../transport/index.js';
 import { AlarmSet } from './alarms.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from './apply.js';
@@ -187,15 +187,7 @@ export class EtcdServer implements ApplyEnv {
     this.bcrypt = new BcryptPool({ size: 1 });
     this.auth = new AuthStore({
       // The backend behind the auth store changes when a snapshot is installed: always ask the current one.
-      backend: {
-        load: () => this.authStorage.load(),
-        putUser: (n, v) => this.authStorage.putUser(n, v),
-        deleteUser: (n) => this.authStorage.deleteUser(n),
-        putRole: (n, v) => this.authStorage.putRole(n, v),
-        deleteRole: (n) => this.authStorage.deleteRole(n),
-        setEnabled: (e) => this.authStorage.setEnabled(e),
-        setRevision: (r) => this.authStorage.setRevision(r),
-      },
+      backend: currentAuthStorage(() => this.authStorage),
       tokenProvider: this.tokenProvider(),
       bcrypt: this.bcrypt,
       logger: this.logger,

@@ -20,10 +20,13 @@ import { open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { failpoint } from '../base/index.js';
+import { failpoint, type Logger } from '../base/index.js';
 import { raftpb, serverpb } from '../pb/index.js';
-import { isRaftError } from '../raft/index.js';
+import { isRaftError, type MemoryStorage } from '../raft/index.js';
+import type { Schema } from '../schema/index.js';
+import type { Snapshotter, Wal } from '../wal/index.js';
 import { receivedDbPath } from './layout.js';
+import type { RaftCluster } from './membership.js';
 import type { EtcdServer } from './server.js';
 
 /** The state a raft snapshot describes: the applied position and configuration. */
@@ -43,28 +46,69 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-export class SnapshotFlow {
+function snapshotOf(point: AppliedPoint): raftpb.Snapshot {
+  return raftpb.Snapshot.create({
+    data: point.data,
+    metadata: raftpb.SnapshotMetadata.create({ index: point.index, term: point.term, confState: point.confState }),
+  });
+}
+
+/**
+ * A leader's MsgSnap carries the state it has applied (with a database at
+ * least that new), not the older one raft stored: its applied point as a
+ * raft snapshot.
+ */
+export function appliedSnapshot(s: SnapshotHost): raftpb.Snapshot {
+  return snapshotOf(appliedPoint(s));
+}
+
+/**
+ * What log compaction needs of a member: EtcdServer, or the deterministic
+ * simulation's member (test/sim-members), which takes its snapshots here too.
+ */
+export interface SnapshotHost {
+  readonly appliedIndex: number;
+  readonly appliedTerm: number;
+  readonly confState: raftpb.ConfState;
+  readonly cluster: Pick<RaftCluster, 'toSnapshotData'>;
+  readonly schema: Schema;
+  readonly raft: { readonly storage: MemoryStorage; readonly snapshotter: Snapshotter; readonly wal: Wal };
+  readonly cfg: { readonly snapshotCount: number; readonly snapshotCatchUpEntries: number; readonly maxSnapshots: number };
+  readonly logger: Logger;
+  lastSnapshotIndex(): number;
+  setLastSnapshotIndex(index: number): void;
+}
+
+function appliedPoint(s: SnapshotHost): AppliedPoint {
+  return {
+    index: s.appliedIndex,
+    term: s.appliedTerm,
+    confState: raftpb.ConfState.create(s.confState),
+    data: serverpb.SnapshotData.encode(s.cluster.toSnapshotData()),
+  };
+}
+
+/** Log compaction (the first role above), once more than snapshotCount entries applied since the last snapshot. */
+export class LogCompaction {
   private snapshotting = false;
 
-  constructor(private readonly s: EtcdServer) {}
-
-  private appliedPoint(): AppliedPoint {
-    return {
-      index: this.s.appliedIndex,
-      term: this.s.appliedTerm,
-      confState: raftpb.ConfState.create(this.s.confState),
-      data: serverpb.SnapshotData.encode(this.s.cluster.toSnapshotData()),
-    };
-  }
+  constructor(private readonly s: SnapshotHost) {}
 
   /** Runs after each Ready's advance, serialized with the WAL writes. */
   async maybeSnapshot(): Promise<void> {
     const s = this.s;
     if (this.snapshotting || s.appliedIndex - s.lastSnapshotIndex() <= s.cfg.snapshotCount) return;
+    // A member restarts with the backend's applied index, which can be past
+    // the commit index of the last hard state its WAL kept (a commit-only hard
+    // state is not synced). A marker past that commit is not a valid snapshot
+    // on the next start (etcd's ValidSnapshotEntries), and the segments it
+    // released would be gone: wait until raft's saved commit reaches it (the
+    // marker's sync then makes that hard state durable too).
+    if (s.appliedIndex > s.raft.storage.hardStateNow().commit) return;
     this.snapshotting = true;
     try {
       // Capture the point first: forceCommit makes durable what was written before it was called.
-      const point = this.appliedPoint();
+      const point = appliedPoint(s);
       await s.schema.backend.forceCommit();
       const storage = s.raft.storage;
       const snap = storage.createSnapshot(point.index, point.confState, point.data);
@@ -86,18 +130,28 @@ export class SnapshotFlow {
       this.snapshotting = false;
     }
   }
+}
+
+export class SnapshotFlow {
+  private readonly compaction: LogCompaction;
+
+  constructor(private readonly s: EtcdServer) {
+    this.compaction = new LogCompaction(s);
+  }
+
+  /** Runs after each Ready's advance, serialized with the WAL writes. */
+  maybeSnapshot(): Promise<void> {
+    return this.compaction.maybeSnapshot();
+  }
 
   /** Leader: the database to send with a MsgSnap; refreshes the message's snapshot to match it. */
   async openForPeer(m: raftpb.Message): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
-    const point = this.appliedPoint();
+    const point = appliedPoint(this.s);
     const path = join(this.s.layout.snapDir, `send-${point.index}-${randomBytes(4).toString('hex')}.db`);
     const startedMs = performance.now();
     // snapshotTo commits first, so the copy holds at least everything applied up to point.index.
     await this.s.schema.backend.snapshotTo(path);
-    m.snapshot = raftpb.Snapshot.create({
-      data: point.data,
-      metadata: raftpb.SnapshotMetadata.create({ index: point.index, term: point.term, confState: point.confState }),
-    });
+    m.snapshot = snapshotOf(point);
     const size = statSync(path).size;
     const stream = createReadStream(path);
     const cleanup = (): void => {

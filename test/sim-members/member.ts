@@ -6,9 +6,12 @@
  * engine; mvcc (KvStore + WatchableStore); every committed entry applied by
  * the production apply dispatch (applyRequest) in one backend write scope
  * with its applied index, as the server does; compactions through raft,
- * their removal in small batches on the member's timers. Not included: the
- * peer transport and gRPC (messages go through the fake network as objects),
- * raft snapshots (the log is never compacted here), leases and auth traffic.
+ * their removal in small batches on the member's timers; raft snapshots:
+ * every few entries the production log compaction (snapshot-flow.ts) saves
+ * one and compacts the log and the WAL, a leader sends its applied state
+ * and database to a follower too far behind (sim.ts), which installs it as
+ * the server does. Not included: the peer transport and gRPC (messages go
+ * through the fake network as objects), leases and auth traffic.
  */
 import { SeededRand, assert, nopLogger, type Logger, type Rand } from '../../src/base/index.js';
 import { AuthStore } from '../../src/auth/index.js';
@@ -17,13 +20,14 @@ import { Lessor } from '../../src/lease/index.js';
 import { KvStore, WatchableStore } from '../../src/mvcc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
 import { MemoryStorage, RawNode, RaftErrorCode, StateType, isRaftError, type Peer, type SoftState } from '../../src/raft/index.js';
-import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema } from '../../src/schema/index.js';
+import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema, currentAuthStorage } from '../../src/schema/index.js';
 import { allBucketNames } from '../../src/schema/schema.js';
 import { AlarmSet } from '../../src/server/alarms.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from '../../src/server/apply.js';
 import { IdGenerator } from '../../src/server/id-gen.js';
 import { RaftCluster, memberFromRecord, memberToRecord } from '../../src/server/membership.js';
 import { RaftNode } from '../../src/server/raft-node.js';
+import { LogCompaction, type SnapshotHost } from '../../src/server/snapshot-flow.js';
 import { AppliedIndexWait } from '../../src/server/wait.js';
 import { Snapshotter, Wal, entriesAfterSnapshot, type Preallocate } from '../../src/wal/index.js';
 import { FakeFs, type FakeDisk } from './fake-fs.js';
@@ -39,10 +43,15 @@ const dbPath = '/data/member/db';
 /** What a member keeps across crashes. */
 export interface MemberDisk {
   readonly fs: FakeDisk;
-  readonly db: MemDb;
+  /** The backend; replaced whole (atomically, as a rename) when a leader's snapshot is installed. */
+  db: MemDb;
+  /** Backend copies by name: those a leader sent (receivedDbName), durable once received. */
   readonly copies: Map<string, MemDb>;
   /** Torn WAL tails that a restart cut off (evidence that crashes tore writes). */
   tornTails: number;
+  /** Raft snapshots this member saved for log compaction, and leaders' snapshots it installed. */
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
 }
 
 /** Counts the WAL's torn-tail repairs; logs nothing. */
@@ -55,6 +64,11 @@ function walLogger(disk: MemberDisk): Logger {
     with: () => l,
   };
   return l;
+}
+
+/** Where a received snapshot's database is kept until it is installed. */
+export function receivedDbName(index: number): string {
+  return `received-${index}`;
 }
 
 const publishTimeoutMs = 1_000;
@@ -75,26 +89,37 @@ export interface MemberBoot {
   readonly syncInline: boolean;
   /** Revisions a compaction removes per backend batch (small: a crash lands in the middle of one). */
   readonly compactionBatchLimit: number;
+  /** Log compaction: a snapshot every snapshotCount entries, keeping snapshotCatchUpEntries, maxSnapshots snap files. */
+  readonly snapshots: { readonly snapshotCount: number; readonly snapshotCatchUpEntries: number; readonly maxSnapshots: number };
 }
 
 /** Why a request failed: the member could not be sure it did not (or did) happen. */
 export class SimRequestError extends Error {}
 
-export class SimMember implements ApplyEnv {
+export class SimMember implements ApplyEnv, SnapshotHost {
   readonly memberId: bigint;
   readonly logger = nopLogger;
   readonly cluster: RaftCluster;
   readonly lessor: Lessor;
   readonly auth: AuthStore;
-  readonly alarms: AlarmSet;
-  readonly kv: KvStore;
+  alarms: AlarmSet;
+  kv: KvStore;
   readonly watchable: WatchableStore;
   readonly raft: RaftNode;
   readonly appliedWait: AppliedIndexWait;
-  private readonly schema: Schema;
+  schema: Schema;
+  private leaseStorage: LeaseStorage;
+  private authStorage: AuthStorage;
   private readonly idGen: IdGenerator;
   private consistentIndex: number;
   appliedIndex: number;
+  appliedTerm: number;
+  confState: raftpb.ConfState;
+  private snapshotIndex: number;
+  private readonly logCompaction: LogCompaction;
+  get cfg(): MemberBoot['snapshots'] {
+    return this.boot.snapshots;
+  }
   leaderId = 0n;
   term = 0;
   private readonly waits = new Map<bigint, (o: ApplyOutcome) => void>();
@@ -111,47 +136,34 @@ export class SimMember implements ApplyEnv {
     storage: MemoryStorage,
     wal: Wal,
     snapshotter: Snapshotter,
+    snapshot: raftpb.Snapshot | undefined,
   ) {
     const proc = boot.proc;
     this.memberId = boot.memberId;
     this.schema = schema;
     this.cluster = new RaftCluster('sim', boot.clusterId);
-    const leaseStorage = new LeaseStorage(schema);
-    const authStorage = new AuthStorage(schema);
+    this.leaseStorage = new LeaseStorage(schema);
+    this.authStorage = new AuthStorage(schema);
     this.lessor = new Lessor({
       clock: proc,
       minTtlSeconds: 2,
-      store: { put: (r) => leaseStorage.put(r), delete: (id) => leaseStorage.delete(id), loadAll: () => leaseStorage.loadAll() },
+      store: { put: (r) => this.leaseStorage.put(r), delete: (id) => this.leaseStorage.delete(id), loadAll: () => this.leaseStorage.loadAll() },
     });
-    this.kv = KvStore.open({
-      schema,
-      timers: proc,
-      compactionBatchLimit: boot.compactionBatchLimit,
-      leases: {
-        exists: (id) => this.lessor.lookup(id) !== undefined,
-        attach: (id, keys) => this.lessor.attach(id, keys),
-        detach: (id, keys) => this.lessor.detach(id, keys),
-      },
-    });
+    this.kv = this.openKv();
     this.lessor.setRangeDeleter({ deleteKeys: (keys) => this.kv.deleteKeys(keys) });
     this.watchable = new WatchableStore(this.kv, { timers: proc });
     this.alarms = new AlarmSet(new AlarmStorage(schema));
     this.auth = new AuthStore({
-      backend: {
-        load: () => authStorage.load(),
-        putUser: (n, v) => authStorage.putUser(n, v),
-        deleteUser: (n) => authStorage.deleteUser(n),
-        putRole: (n, v) => authStorage.putRole(n, v),
-        deleteRole: (n) => authStorage.deleteRole(n),
-        setEnabled: (e) => authStorage.setEnabled(e),
-        setRevision: (r) => authStorage.setRevision(r),
-      },
+      backend: currentAuthStorage(() => this.authStorage),
     });
-    const membership = new MembershipStorage(schema);
-    for (const r of membership.members()) this.cluster.members.set(r.ID, memberFromRecord(r));
+    this.loadMembership();
     const applied = schema.consistentIndex();
     this.consistentIndex = applied.index;
     this.appliedIndex = applied.index;
+    this.appliedTerm = applied.term;
+    this.confState = snapshot?.metadata?.confState ?? schema.confState() ?? raftpb.ConfState.create();
+    this.snapshotIndex = snapshot?.metadata?.index ?? 0;
+    this.logCompaction = new LogCompaction(this);
     this.appliedWait = new AppliedIndexWait(this.appliedIndex);
     this.idGen = new IdGenerator(this.memberId, proc.wallMs());
     this.raft = new RaftNode({
@@ -168,7 +180,7 @@ export class SimMember implements ApplyEnv {
           this.term = hs.term;
         },
         send: (msgs) => boot.send(this, msgs),
-        applySnapshot: () => Promise.reject(new Error('simulation: raft snapshots are not simulated')),
+        applySnapshot: (snap) => this.installSnapshot(snap),
         applyEntries: (entries) => this.applyEntries(entries),
         onReadState: (ctx, index) => {
           const key = Buffer.from(ctx).toString('hex');
@@ -176,7 +188,7 @@ export class SimMember implements ApplyEnv {
           this.reads.delete(key);
           done?.(index);
         },
-        afterAdvance: () => Promise.resolve(),
+        afterAdvance: () => this.logCompaction.maybeSnapshot(),
         onFatal: (err) => {
           // A crash inside a sync (FakeFs.syncNow) unwinds through the raft loop of a dead process.
           if (!proc.dead) proc.loop.fail(err);
@@ -193,12 +205,14 @@ export class SimMember implements ApplyEnv {
     const storage = new MemoryStorage();
     let wal: Wal;
     let peers: Peer[] | undefined;
+    let snapshot: raftpb.Snapshot | undefined;
     if (Wal.exists(walDir, fs)) {
       const r = await Wal.open(walDir, walOpts);
-      const snapshot = await snapshotter.loadNewestAvailable(r.snapshots);
-      assert(snapshot === undefined, 'the simulation takes no raft snapshots');
+      snapshot = await snapshotter.loadNewestAvailable(r.snapshots);
+      if (snapshot !== undefined) storage.applySnapshot(snapshot);
       storage.setHardState(r.hardState);
-      const entries = entriesAfterSnapshot(r, { index: 0, term: 0 });
+      const md = snapshot?.metadata;
+      const entries = entriesAfterSnapshot(r, { index: md?.index ?? 0, term: md?.term ?? 0 });
       if (entries.length > 0) storage.append(entries);
       wal = r.wal;
     } else {
@@ -206,14 +220,14 @@ export class SimMember implements ApplyEnv {
       wal = await Wal.create(walDir, metadata, walOpts);
       peers = boot.initial.memberList().map((m) => ({ id: m.id, context: serverpb.MemberRecord.encode(memberToRecord(m)) }));
     }
-    const schema = new Schema(
-      Backend.open({
-        path: dbPath,
-        bucketNames: allBucketNames,
-        timers: boot.proc,
-        engine: (_path, names) => new MemEngine(boot.disk.db, names, boot.proc, boot.rand, boot.disk.copies),
-      }),
-    );
+    let schema = openSchema(boot);
+    const snapIndex = snapshot?.metadata?.index ?? 0;
+    if (schema.consistentIndex().index < snapIndex) {
+      // A crash between saving a received snapshot and installing its database: install it now, as the server does.
+      await schema.backend.close();
+      installReceived(boot.disk, snapIndex);
+      schema = openSchema(boot);
+    }
     const rawNode = new RawNode({
       id: boot.memberId,
       electionTicks,
@@ -228,10 +242,70 @@ export class SimMember implements ApplyEnv {
       logger: nopLogger,
     });
     if (peers !== undefined) rawNode.bootstrap(peers);
-    const m = new SimMember(boot, schema, rawNode, storage, wal, snapshotter);
+    const m = new SimMember(boot, schema, rawNode, storage, wal, snapshotter, snapshot);
     m.raft.start();
     m.publish();
     return m;
+  }
+
+  private openKv(): KvStore {
+    return KvStore.open({
+      schema: this.schema,
+      timers: this.boot.proc,
+      compactionBatchLimit: this.boot.compactionBatchLimit,
+      leases: {
+        exists: (id) => this.lessor.lookup(id) !== undefined,
+        attach: (id, keys) => this.lessor.attach(id, keys),
+        detach: (id, keys) => this.lessor.detach(id, keys),
+      },
+    });
+  }
+
+  private loadMembership(): void {
+    this.cluster.members.clear();
+    for (const r of new MembershipStorage(this.schema).members()) this.cluster.members.set(r.ID, memberFromRecord(r));
+  }
+
+  // ---- raft snapshots (as EtcdServer.installSnapshotDb)
+
+  lastSnapshotIndex(): number {
+    return this.snapshotIndex;
+  }
+
+  setLastSnapshotIndex(index: number): void {
+    this.snapshotIndex = index;
+    this.boot.disk.snapshotsTaken++;
+  }
+
+  /** Follower: keeps the database a leader sent with its MsgSnap, durably, before raft sees the message. */
+  receiveSnapshotDb(index: number, db: MemDb): void {
+    this.boot.disk.copies.set(receivedDbName(index), db);
+  }
+
+  /** Raft handed out a leader's snapshot (saved, its marker in the WAL): the received database replaces the backend. */
+  private async installSnapshot(snap: raftpb.Snapshot): Promise<void> {
+    const md = snap.metadata;
+    assert(md !== undefined, 'a snapshot has metadata');
+    await this.kv.compactionsDone();
+    await this.schema.backend.close();
+    installReceived(this.boot.disk, md.index);
+    const schema = openSchema(this.boot);
+    this.schema = schema;
+    this.leaseStorage = new LeaseStorage(schema);
+    this.lessor.recover();
+    this.kv = this.openKv();
+    this.watchable.restore(this.kv);
+    this.alarms = new AlarmSet(new AlarmStorage(schema));
+    this.authStorage = new AuthStorage(schema);
+    this.auth.recover();
+    this.loadMembership();
+    this.confState = md.confState ?? this.confState;
+    const applied = schema.consistentIndex();
+    this.consistentIndex = applied.index;
+    this.appliedIndex = Math.max(this.appliedIndex, applied.index);
+    this.appliedTerm = applied.term;
+    this.appliedWait.advance(this.appliedIndex);
+    this.snapshotIndex = md.index;
   }
 
   // ---- ApplyEnv
@@ -315,7 +389,7 @@ export class SimMember implements ApplyEnv {
     for (const e of entries) {
       if (e.index <= this.consistentIndex) {
         // Replayed after a restart: the state has it; raft's configuration needs conf changes again.
-        if (e.type !== raftpb.EntryType.EntryNormal) this.raft.rawNode.applyConfChange(raftpb.ConfChange.decode(e.data));
+        if (e.type !== raftpb.EntryType.EntryNormal) this.confState = this.raft.rawNode.applyConfChange(raftpb.ConfChange.decode(e.data));
         this.advanceApplied(e);
         continue;
       }
@@ -327,6 +401,7 @@ export class SimMember implements ApplyEnv {
   private advanceApplied(e: raftpb.Entry): void {
     if (e.index <= this.appliedIndex) return;
     this.appliedIndex = e.index;
+    this.appliedTerm = e.term;
     this.appliedWait.advance(e.index);
   }
 
@@ -346,7 +421,8 @@ export class SimMember implements ApplyEnv {
       const member = memberFromRecord(serverpb.MemberRecord.decode(cc.context));
       if (!this.cluster.members.has(cc.nodeId)) this.cluster.add(member);
       new MembershipStorage(this.schema).putMember(memberToRecord(member));
-      this.schema.setConfState(this.raft.rawNode.applyConfChange(cc));
+      this.confState = this.raft.rawNode.applyConfChange(cc);
+      this.schema.setConfState(this.confState);
     }
     this.schema.setConsistentIndex({ index: e.index, term: e.term });
     this.consistentIndex = e.index;
@@ -405,6 +481,29 @@ export class SimMember implements ApplyEnv {
 
   header(): etcdserverpb.ResponseHeader {
     return etcdserverpb.ResponseHeader.create({ clusterId: this.boot.clusterId, memberId: this.memberId, revision: this.kv.rev, raftTerm: this.term });
+  }
+}
+
+function openSchema(boot: MemberBoot): Schema {
+  return new Schema(
+    Backend.open({
+      path: dbPath,
+      bucketNames: allBucketNames,
+      timers: boot.proc,
+      engine: (_path, names) => new MemEngine(boot.disk.db, names, boot.proc, boot.rand, boot.disk.copies),
+    }),
+  );
+}
+
+/** The received database of the snapshot at index replaces the backend (one step, as a rename); older received ones go. */
+function installReceived(disk: MemberDisk, index: number): void {
+  const received = disk.copies.get(receivedDbName(index));
+  assert(received !== undefined, `no received database for the snapshot at ${index}`);
+  disk.db = received.clone();
+  disk.snapshotsInstalled++;
+  for (const name of [...disk.copies.keys()]) {
+    const m = /^received-(\d+)$/.exec(name);
+    if (m !== null && Number(m[1]) <= index) disk.copies.delete(name);
   }
 }
 

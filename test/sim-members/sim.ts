@@ -9,10 +9,11 @@
  * compared across members. A seed fixes everything: the digest of the
  * event trace is the same on every run of it.
  */
-import { SeededRand, idToHex, type Rand } from '../../src/base/index.js';
+import { SeededRand, assert, idToHex, type Rand } from '../../src/base/index.js';
 import { hashKvRequest, rangeRequest as kvRange, txnRequest as kvTxn, type WatchStream } from '../../src/mvcc/index.js';
 import { etcdserverpb, raftpb } from '../../src/pb/index.js';
 import { RaftCluster } from '../../src/server/membership.js';
+import { appliedSnapshot } from '../../src/server/snapshot-flow.js';
 import type { Preallocate } from '../../src/wal/index.js';
 import { checkKv, type Violation } from '../robustness/check-kv.js';
 import { checkWatches, mergeReference } from '../robustness/check-watch.js';
@@ -50,6 +51,8 @@ export interface SimReport {
   /** Compactions sent, and the last revision compacted. */
   readonly compactions: number;
   readonly compactRevision: number;
+  /** Raft snapshots: saved for log compaction, sent by leaders, installed by followers. */
+  readonly snapshots: { readonly taken: number; readonly sent: number; readonly installed: number };
   readonly history: History;
 }
 
@@ -82,8 +85,10 @@ class Sim {
   /** Odd seeds sync small WAL writes on the calling thread, as the real fs does; even seeds on the "pool". */
   private readonly syncInline: boolean;
   private readonly compactionBatchLimit: number;
+  private readonly snapshots: { readonly snapshotCount: number; readonly snapshotCatchUpEntries: number; readonly maxSnapshots: number };
   /** The highest compaction acknowledged. */
   private compacted = 0;
+  snapshotsSent = 0;
 
   constructor(readonly o: SimOptions) {
     this.rand = new SeededRand(o.seed);
@@ -95,11 +100,12 @@ class Sim {
     this.preallocate = (['none', 'sparse', 'zero'] as const)[this.rand.intn(3)] as Preallocate;
     this.syncInline = o.seed % 2 === 1;
     this.compactionBatchLimit = [2, 7, 1000][this.rand.intn(3)] as number;
+    this.snapshots = { snapshotCount: [15, 40, 100][this.rand.intn(3)] as number, snapshotCatchUpEntries: [3, 20][this.rand.intn(2)] as number, maxSnapshots: 1 + this.rand.intn(3) };
     this.initial.memberList().forEach((m, index) => {
-      this.slots.push({ index, id: m.id, disk: { fs: new FakeDisk(), db: new MemDb(), copies: new Map(), tornTails: 0 }, member: undefined, group: 0, starting: false });
+      this.slots.push({ index, id: m.id, disk: { fs: new FakeDisk(), db: new MemDb(), copies: new Map(), tornTails: 0, snapshotsTaken: 0, snapshotsInstalled: 0 }, member: undefined, group: 0, starting: false });
       this.history.members[idToHex(m.id)] = `m${index}`;
     });
-    this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}${this.syncInline ? ' inline-sync' : ''} compaction batches of ${this.compactionBatchLimit}`);
+    this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}${this.syncInline ? ' inline-sync' : ''} compaction batches of ${this.compactionBatchLimit} snapshot every ${this.snapshots.snapshotCount} keeping ${this.snapshots.snapshotCatchUpEntries}`);
   }
 
   fault(what: string): void {
@@ -123,6 +129,7 @@ class Sim {
       preallocate: this.preallocate,
       syncInline: this.syncInline,
       compactionBatchLimit: this.compactionBatchLimit,
+      snapshots: this.snapshots,
     }).then(
       (m) => {
         slot.member = m;
@@ -145,8 +152,8 @@ class Sim {
   send(from: SimMember, msgs: raftpb.Message[]): void {
     for (const m of msgs) {
       if (m.type === raftpb.MessageType.MsgSnap) {
-        this.loop.fail(new Error('simulation: a leader sent a snapshot; the log is never compacted here'));
-        return;
+        this.sendSnapshot(from, m).catch((e: unknown) => this.loop.fail(e));
+        continue;
       }
       if (this.drop > 0 && this.rand.float() < this.drop) continue;
       const to = this.slots.find((s) => s.id === m.to);
@@ -161,6 +168,38 @@ class Sim {
         target.raft.step(copy);
       });
     }
+  }
+
+  /**
+   * A leader's MsgSnap, as the server's transport sends it: the message
+   * carries the leader's applied state and a copy of its database at least
+   * that new; the follower keeps the database before raft sees the message;
+   * the leader's raft is told whether it arrived.
+   */
+  private async sendSnapshot(from: SimMember, m: raftpb.Message): Promise<void> {
+    const to = this.slots.find((s) => s.id === m.to);
+    const src = this.slots.find((s) => s.id === from.memberId);
+    if (to === undefined || src === undefined) return;
+    m.snapshot = appliedSnapshot(from);
+    const copyName = `send-${++this.snapshotsSent}`;
+    await from.schema.backend.snapshotTo(copyName);
+    const db = src.disk.copies.get(copyName);
+    src.disk.copies.delete(copyName);
+    assert(db !== undefined, 'the leader copied its database');
+    const wire = raftpb.Message.encode(m);
+    const index = m.snapshot.metadata?.index ?? 0;
+    this.loop.trace(`send snapshot ${src.index}->${to.index} i${index} t${m.term}`);
+    const lost = this.drop > 0 && this.rand.float() < this.drop;
+    this.loop.at(5 + this.rand.intn(this.delayMaxMs + 20), () => {
+      const target = to.member;
+      const arrived = !lost && target !== undefined && target.alive && to.group === src.group && from.alive;
+      if (arrived) {
+        target.receiveSnapshotDb(index, db);
+        this.loop.trace(`deliver snapshot ${src.index}->${to.index} i${index}`);
+        target.raft.step(raftpb.Message.decode(wire));
+      }
+      if (from.alive) from.raft.with((n) => n.reportSnapshot(m.to, arrived));
+    });
   }
 
   alive(): SimMember[] {
@@ -524,6 +563,11 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     tornTails: sim.slots.reduce((n, s) => n + s.disk.tornTails, 0),
     compactions: sim.history.compactions?.length ?? 0,
     compactRevision: Math.max(0, ...sim.alive().map((m) => m.kv.compactRev)),
+    snapshots: {
+      taken: sim.slots.reduce((n, s) => n + s.disk.snapshotsTaken, 0),
+      sent: sim.snapshotsSent,
+      installed: sim.slots.reduce((n, s) => n + s.disk.snapshotsInstalled, 0),
+    },
     history: sim.history,
   };
 }
