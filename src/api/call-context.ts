@@ -5,8 +5,8 @@
  * client certificate's CN); and every failure leaves as a GrpcError with
  * etcd's code and message (errors.ts is the one table).
  */
-import { GrpcError, type ServerCall } from '../grpc/index.js';
-import { type EtcdServer, type RequestContext, ServerError } from '../server/index.js';
+import { GrpcError, GrpcStatus, type ServerCall } from '../grpc/index.js';
+import { type EtcdServer, type RequestContext, ServerError, isAuthError } from '../server/index.js';
 import { statusOf } from './errors.js';
 
 /**
@@ -77,4 +77,27 @@ export async function guard<T>(fn: () => Promise<T>): Promise<T> {
 /** Throws a validation failure (a typed error) when there is one. */
 export function check(err: Error | undefined): void {
   if (err !== undefined) throw err;
+}
+
+/** The text of etcd's auth package errors, which some of etcd 3.4's calls return untranslated. */
+const rawAuthTexts: Readonly<Record<string, string>> = {
+  InvalidAuthToken: 'auth: invalid auth token',
+  UserEmpty: 'auth: user name is empty',
+  PermissionDenied: 'auth: permission denied',
+};
+
+/**
+ * Runs fn, answering its token and permission errors as etcd 3.4's
+ * Maintenance service does: the auth package's error returned as it is,
+ * which gRPC sends as status UNKNOWN with the package's own text ("auth:
+ * invalid auth token"), not as etcd's translated gRPC errors.
+ */
+export async function untranslatedAuthErrors<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const text = isAuthError(e) ? rawAuthTexts[e.code] : undefined;
+    if (text !== undefined) throw new GrpcError(GrpcStatus.UNKNOWN, text);
+    throw e;
+  }
 }

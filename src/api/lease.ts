@@ -6,7 +6,7 @@
  */
 import { bidiStreaming, unary, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb } from '../pb/index.js';
-import { authChecks, type EtcdServer } from '../server/index.js';
+import { authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
 import { checkQuota, leaseGrantCost } from './quota.js';
 
@@ -16,12 +16,21 @@ type LeaseMethods = typeof etcdserverpb.LeaseService.methods;
 const keepAlivesInflightMax = 64;
 
 export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
+  /** The caller of a lookup etcd 3.4 answers without reading the token: a token it does not know is no caller. */
+  const lookupUser = async (call: Parameters<typeof requestContext>[1]): Promise<RequestContext['user']> => {
+    try {
+      return (await requestContext(s, call)).user;
+    } catch (e) {
+      if (isAuthError(e, 'InvalidAuthToken')) return undefined;
+      throw e;
+    }
+  };
   return {
     LeaseGrant: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, false);
+        // Any caller may grant a lease in etcd 3.4 (a bad token is still refused).
         const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled()) check(authChecks.requireAuthInfo(s.auth, ctx.user));
         // A too-large TTL is refused by the lessor when the grant applies: etcd
         // proposes it like any grant (it takes a raft entry), so does etcd-ts.
         await checkQuota(s, leaseGrantCost());
@@ -32,7 +41,9 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
       guard(async () => {
         checkCall(s, call, false);
         const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled()) check(authChecks.leaseRevoke(s.auth, ctx.user, s.lessor.lookup(req.ID)?.keys() ?? []));
+        // As etcd 3.4: each attached key must be writable by the caller; a lease without keys, anyone may revoke.
+        const keys = s.lessor.lookup(req.ID)?.keys() ?? [];
+        if (s.auth.isEnabled() && keys.length > 0) check(authChecks.leaseRevoke(s.auth, ctx.user, keys));
         return s.leaseRevoke(req, ctx);
       }),
     ),
@@ -61,19 +72,19 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
     LeaseTimeToLive: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, false);
-        const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled() && req.keys) check(authChecks.leaseTimeToLive(s.auth, ctx.user, s.lessor.lookup(req.ID)?.keys() ?? []));
+        // etcd 3.4.23 reads no token here. Keys it would show are checked as
+        // later etcd releases do (etcd PR #15815): the caller must read them.
+        const keys = req.keys ? (s.lessor.lookup(req.ID)?.keys() ?? []) : [];
+        if (s.auth.isEnabled() && keys.length > 0) check(authChecks.leaseTimeToLive(s.auth, await lookupUser(call), keys));
         return s.leaseTimeToLive(req);
       }),
     ),
     LeaseLeases: unary((_req, call) =>
       guard(async () => {
         checkCall(s, call, false);
-        const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled()) {
-          const all = s.lessor.leases().flatMap((l) => l.keys());
-          check(authChecks.leaseLeases(s.auth, ctx.user, all));
-        }
+        // As LeaseTimeToLive: no token read unless some lease has keys, which the caller must read.
+        const all = s.auth.isEnabled() ? s.lessor.leases().flatMap((l) => l.keys()) : [];
+        if (all.length > 0) check(authChecks.leaseLeases(s.auth, await lookupUser(call), all));
         return s.leaseLeases();
       }),
     ),

@@ -1,0 +1,82 @@
+// Which calls etcd 3.4.23 answers, with auth on, to a caller without a
+// token, with a token it does not know, as an ordinary user and as root,
+// against the real etcd, call for call: status and message must be equal.
+// 3.4 reads no token at all for Status, MemberList, MoveLeader and the
+// lease lookups; it lets anyone grant leases, compact and raise or disarm
+// alarms; its Maintenance service returns the auth package's errors
+// untranslated (status UNKNOWN, "auth: ..."); the rest refuses as usual.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { etcdserverpb } from '../../src/pb/index.js';
+import type { GrpcChannel } from '../../src/grpc/index.js';
+import { etcdMissing, methods, openChannel, useServerPair } from '../harness/index.js';
+
+const P = etcdserverpb;
+const te = new TextEncoder();
+
+type Call = (ch: GrpcChannel) => Promise<unknown>;
+const opts = { timeoutMs: 5000 };
+const calls: readonly (readonly [string, Call])[] = [
+  ['Status', (ch) => ch.unary(methods.maintenance.Status, P.StatusRequest.create({}), opts)],
+  ['Alarm GET', (ch) => ch.unary(methods.maintenance.Alarm, P.AlarmRequest.create({}), opts)],
+  ['Alarm DEACTIVATE', (ch) => ch.unary(methods.maintenance.Alarm, P.AlarmRequest.create({ action: P.AlarmRequest_AlarmAction.DEACTIVATE, memberID: 1n, alarm: P.AlarmType.NOSPACE }), opts)],
+  ['HashKV', (ch) => ch.unary(methods.maintenance.HashKV, P.HashKVRequest.create({}), opts)],
+  ['Hash', (ch) => ch.unary(methods.maintenance.Hash, P.HashRequest.create({}), opts)],
+  ['MoveLeader to a stranger', (ch) => ch.unary(methods.maintenance.MoveLeader, P.MoveLeaderRequest.create({ targetID: 12345n }), opts)],
+  ['MemberList', (ch) => ch.unary(methods.cluster.MemberList, P.MemberListRequest.create({}), opts)],
+  ['MemberUpdate of a stranger', (ch) => ch.unary(methods.cluster.MemberUpdate, P.MemberUpdateRequest.create({ ID: 12345n, peerURLs: ['http://127.0.0.1:1'] }), opts)],
+  ['LeaseGrant', (ch) => ch.unary(methods.lease.LeaseGrant, P.LeaseGrantRequest.create({ TTL: 60 }), opts)],
+  ['LeaseRevoke of a stranger', (ch) => ch.unary(methods.lease.LeaseRevoke, P.LeaseRevokeRequest.create({ ID: 999n }), opts)],
+  ['LeaseTimeToLive of a stranger', (ch) => ch.unary(methods.lease.LeaseTimeToLive, P.LeaseTimeToLiveRequest.create({ ID: 999n, keys: true }), opts)],
+  ['LeaseLeases', (ch) => ch.unary(methods.lease.LeaseLeases, P.LeaseLeasesRequest.create({}), opts)],
+  ['Range a', (ch) => ch.unary(methods.kv.Range, P.RangeRequest.create({ key: te.encode('a') }), opts)],
+  ['Compact', (ch) => ch.unary(methods.kv.Compact, P.CompactionRequest.create({ revision: 1 }), opts)],
+  ['UserList', (ch) => ch.unary(methods.auth.UserList, P.AuthUserListRequest.create({}), opts)],
+];
+
+async function setUp(endpoint: string): Promise<{ user: string; root: string }> {
+  const ch = openChannel(endpoint);
+  try {
+    await ch.unary(methods.auth.UserAdd, P.AuthUserAddRequest.create({ name: 'root', password: 'pw' }), opts);
+    await ch.unary(methods.auth.UserGrantRole, P.AuthUserGrantRoleRequest.create({ user: 'root', role: 'root' }), opts);
+    await ch.unary(methods.auth.UserAdd, P.AuthUserAddRequest.create({ name: 'u', password: 'pw' }), opts);
+    await ch.unary(methods.auth.RoleAdd, P.AuthRoleAddRequest.create({ name: 'r' }), opts);
+    const perm = { permType: 2 as const, key: te.encode('a'), rangeEnd: new Uint8Array() };
+    await ch.unary(methods.auth.RoleGrantPermission, P.AuthRoleGrantPermissionRequest.create({ name: 'r', perm }), opts);
+    await ch.unary(methods.auth.UserGrantRole, P.AuthUserGrantRoleRequest.create({ user: 'u', role: 'r' }), opts);
+    await ch.unary(methods.auth.AuthEnable, P.AuthEnableRequest.create({}), opts);
+    const token = async (name: string): Promise<string> => (await ch.unary(methods.auth.Authenticate, P.AuthenticateRequest.create({ name, password: 'pw' }), opts)).token;
+    return { user: await token('u'), root: await token('root') };
+  } finally {
+    ch.close();
+  }
+}
+
+describe('calls with auth on, without a token or with a bad one, against the real etcd', { skip: etcdMissing() }, () => {
+  const clusters = useServerPair('auth-anonymous');
+
+  test('the same answer from both servers, for every caller', { timeout: 120_000 }, async () => {
+    const endpoints = clusters.map((c) => c.member(0).endpoint);
+    const tokens = await Promise.all(endpoints.map(setUp));
+    const answers: string[][] = [[], []];
+    for (const who of ['none', 'bogus', 'user', 'root'] as const) {
+      for (const [name, call] of calls) {
+        for (let i = 0; i < 2; i++) {
+          const t = tokens[i] as { user: string; root: string };
+          const token = who === 'none' ? undefined : who === 'bogus' ? 'bogus.1' : t[who];
+          const ch = openChannel(endpoints[i] as string, 2000, () => (token === undefined ? undefined : { token }));
+          try {
+            await call(ch);
+            answers[i]?.push(`${name} / ${who}: ok`);
+          } catch (e) {
+            const err = e as { code?: number; details?: string };
+            answers[i]?.push(`${name} / ${who}: ${err.code ?? '?'} ${err.details ?? String(e)}`);
+          } finally {
+            ch.close();
+          }
+        }
+      }
+    }
+    assert.deepEqual(answers[1], answers[0]);
+  });
+});
