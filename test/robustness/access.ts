@@ -43,16 +43,25 @@ const users: Readonly<Record<Principal, { readonly name: string; readonly passwo
 };
 /** The traffic user's role: read and write on every key the traffic uses. */
 export const trafficRole = 'robust-rw';
-/** Errors after which a new token helps. */
-const staleTokenErrors: readonly string[] = ['etcdserver: revision of auth store is old', 'etcdserver: invalid auth token', 'etcdserver: user name is empty'];
-const permissionDenied = 'etcdserver: permission denied';
+/**
+ * Errors after which a new token helps. etcd 3.4's Maintenance service
+ * (alarms, HashKV, defragment) returns the auth package's own texts.
+ */
+const staleTokenErrors: readonly string[] = [
+  'etcdserver: revision of auth store is old',
+  'etcdserver: invalid auth token',
+  'etcdserver: user name is empty',
+  'auth: invalid auth token',
+  'auth: user name is empty',
+];
+const permissionDenied = ['etcdserver: permission denied', 'auth: permission denied'];
 
 /**
  * Whether an error text (a call's error, a watch's cancel reason) is auth
  * refusing the request: a token that is no longer good, or no permission.
  */
 export function isAuthRefusal(text: string): boolean {
-  return text.includes(permissionDenied) || staleTokenErrors.some((m) => text.includes(m));
+  return [...permissionDenied, ...staleTokenErrors].some((m) => text.includes(m));
 }
 
 /**
