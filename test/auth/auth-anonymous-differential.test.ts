@@ -7,7 +7,7 @@
 // untranslated (status UNKNOWN, "auth: ..."); the rest refuses as usual.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { etcdserverpb } from '../../src/pb/index.js';
+import { etcdserverpb, v3electionpb, v3lockpb } from '../../src/pb/index.js';
 import type { GrpcChannel } from '../../src/grpc/index.js';
 import { etcdMissing, methods, openChannel, useServerPair } from '../harness/index.js';
 
@@ -32,6 +32,18 @@ const calls: readonly (readonly [string, Call])[] = [
   ['Range a', (ch) => ch.unary(methods.kv.Range, P.RangeRequest.create({ key: te.encode('a') }), opts)],
   ['Compact', (ch) => ch.unary(methods.kv.Compact, P.CompactionRequest.create({ revision: 1 }), opts)],
   ['UserList', (ch) => ch.unary(methods.auth.UserList, P.AuthUserListRequest.create({}), opts)],
+  ['Defragment', (ch) => ch.unary(methods.maintenance.Defragment, P.DefragmentRequest.create({}), opts)],
+  ['MemberRemove of a stranger', (ch) => ch.unary(methods.cluster.MemberRemove, P.MemberRemoveRequest.create({ ID: 12345n }), opts)],
+  ['MemberPromote of a stranger', (ch) => ch.unary(methods.cluster.MemberPromote, P.MemberPromoteRequest.create({ ID: 12345n }), opts)],
+  ['Put a', (ch) => ch.unary(methods.kv.Put, P.PutRequest.create({ key: te.encode('a'), value: te.encode('v') }), opts)],
+  ['Put b', (ch) => ch.unary(methods.kv.Put, P.PutRequest.create({ key: te.encode('b'), value: te.encode('v') }), opts)],
+  ['DeleteRange b', (ch) => ch.unary(methods.kv.DeleteRange, P.DeleteRangeRequest.create({ key: te.encode('b') }), opts)],
+  ['an empty Txn', (ch) => ch.unary(methods.kv.Txn, P.TxnRequest.create({}), opts)],
+  ['UserGet u', (ch) => ch.unary(methods.auth.UserGet, P.AuthUserGetRequest.create({ name: 'u' }), opts)],
+  ['RoleGet r', (ch) => ch.unary(methods.auth.RoleGet, P.AuthRoleGetRequest.create({ role: 'r' }), opts)],
+  ['UserChangePassword u', (ch) => ch.unary(methods.auth.UserChangePassword, P.AuthUserChangePasswordRequest.create({ name: 'u', password: 'pw' }), opts)],
+  ['Lock a/l', (ch) => ch.unary(methods.lock.Lock, v3lockpb.LockRequest.create({ name: te.encode('a/l') }), opts)],
+  ['Campaign a/e', (ch) => ch.unary(methods.election.Campaign, v3electionpb.CampaignRequest.create({ name: te.encode('a/e'), value: te.encode('x') }), opts)],
 ];
 
 async function setUp(endpoint: string): Promise<{ user: string; root: string }> {
