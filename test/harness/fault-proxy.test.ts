@@ -126,4 +126,35 @@ describe('harness: FaultNet', () => {
     s.destroy();
     assert.equal(cut, false, 'a healed link is not cut');
   });
+
+  test('delays that start and end mid-stream keep the byte order', async () => {
+    const s = net.connect({ host: '127.0.0.1', port: proxyPort });
+    s.on('error', () => undefined);
+    let echoed = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => (echoed = Buffer.concat([echoed, d])));
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    await new Promise((r) => setTimeout(r, 200));
+    const sent: Buffer[] = [];
+    try {
+      for (let i = 0; i < 400; i++) {
+        // Verdicts change under the stream: delays of different lengths, and none.
+        if (i % 50 === 0) fnet.delay('a', 'b', 20 + ((i / 50) % 3) * 30);
+        if (i % 50 === 30) fnet.unblock('a', 'b');
+        const chunk = Buffer.from(`<${i}>`);
+        sent.push(chunk);
+        s.write(chunk);
+        await new Promise((r) => setTimeout(r, 1));
+        // A busy turn: the event loop's cached clock falls behind Date.now(), as on a loaded machine.
+        const until = Date.now() + (i % 7);
+        while (Date.now() < until);
+      }
+      const all = Buffer.concat(sent);
+      const deadline = Date.now() + 5_000;
+      while (echoed.length < all.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(echoed.toString(), all.toString());
+    } finally {
+      fnet.heal();
+      s.destroy();
+    }
+  });
 });

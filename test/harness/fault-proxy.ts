@@ -97,9 +97,17 @@ async function ownerOf(inode: string, members: readonly ProxyMember[]): Promise<
   return undefined;
 }
 
-/** One direction of one proxied connection: forwards, drops, or delays chunks in order. */
+/**
+ * One direction of one proxied connection: forwards, drops, or delays chunks,
+ * always in the order they came. Delayed chunks wait in one queue that a single
+ * timer drains: a timer per chunk could fire out of order (each is set from the
+ * loop's cached clock, not from Date.now()), and a chunk written ahead of an
+ * earlier one corrupts the byte stream (a TLS record, a raft frame) in a way the
+ * receiver may only notice many bytes later.
+ */
 class Pipe {
-  private lastDueMs = 0;
+  private readonly waiting: { readonly chunk: Buffer; readonly dueMs: number }[] = [];
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     from: net.Socket,
@@ -107,21 +115,34 @@ class Pipe {
     private readonly verdict: () => LinkVerdict,
   ) {
     from.on('data', (chunk: Buffer) => this.forward(chunk));
+    to.once('close', () => clearTimeout(this.timer));
   }
 
   private forward(chunk: Buffer): void {
     const v = this.verdict();
     if (v === 'block') return;
     const delayMs = typeof v === 'object' && 'delayMs' in v ? v.delayMs : 0;
-    if (delayMs === 0 && this.lastDueMs <= Date.now()) {
+    if (delayMs === 0 && this.waiting.length === 0) {
       this.to.write(chunk);
       return;
     }
-    const due = Math.max(Date.now() + delayMs, this.lastDueMs);
-    this.lastDueMs = due;
-    setTimeout(() => {
-      if (!this.to.destroyed) this.to.write(chunk);
-    }, due - Date.now());
+    const last = this.waiting[this.waiting.length - 1]?.dueMs ?? 0;
+    this.waiting.push({ chunk, dueMs: Math.max(Date.now() + delayMs, last) });
+    this.schedule();
+  }
+
+  private schedule(): void {
+    const head = this.waiting[0];
+    if (head === undefined || this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const now = Date.now();
+      while (this.waiting.length > 0 && (this.waiting[0]?.dueMs ?? 0) <= now) {
+        const next = this.waiting.shift();
+        if (next !== undefined && !this.to.destroyed) this.to.write(next.chunk);
+      }
+      this.schedule();
+    }, Math.max(0, head.dueMs - Date.now()));
   }
 }
 

@@ -198,12 +198,22 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     info('traffic stopped');
     await restoreCluster(ctx);
     const healthy = await waitHealthy(cluster.members, 30_000);
+    if (!healthy) await savePeerMetrics(cluster.members, dir);
 
-    // Every watch catches up with the last revision anyone saw, then the checks.
-    const lastRev = Math.max(...clients.map((c) => c.lastRevision), await latestRevision(cluster, access));
+    // Every watch catches up with the last revision anyone saw, then the checks. A lease that outlived
+    // the traffic (leader changes extend them) may still expire and delete keys: then catch up again.
+    let lastRev = Math.max(...clients.map((c) => c.lastRevision), await latestRevision(cluster, access, info));
     const deadline = nowMs() + catchUpMs;
     const all = [...watchers, ...muxWatchers];
-    const caughtUp = await Promise.all(all.map((w) => w.finish(lastRev, deadline)));
+    let caughtUp: boolean[];
+    for (;;) {
+      caughtUp = await Promise.all(all.map((w) => w.catchUp(lastRev, deadline)));
+      const now = await latestRevision(cluster, access, info);
+      if (now <= lastRev || nowMs() >= deadline) break;
+      info(`revision moved to ${now} while the watches caught up with ${lastRev}`);
+      lastRev = now;
+    }
+    await Promise.all(all.map((w) => w.stop()));
     const behind = all.filter((_, i) => caughtUp[i] !== true).map((w) => `${w.label} at ${w.last}`);
     info(`watches caught up with revision ${lastRev}${behind.length > 0 ? `, but for ${behind.join('; ')}` : ''}`);
     clients.forEach((c) => c.close());
@@ -250,6 +260,25 @@ export function checkHistory(h: History): { replay: Replay; violations: Violatio
   return { replay, violations };
 }
 
+/** Each member's peer traffic counters, twice 2 s apart, next to its log: which links still carry bytes. */
+async function savePeerMetrics(members: readonly Member[], dir: string): Promise<void> {
+  const lines: string[][] = members.map(() => []);
+  for (const round of [0, 1]) {
+    if (round > 0) await delay(2000);
+    await Promise.all(
+      members.map(async (m, i) => {
+        try {
+          const text = await (await fetch(`${m.clientUrl}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+          lines[i]?.push(`# at ${nowMs().toFixed(0)} ms`, ...text.split('\n').filter((l) => /^etcd_network_peer_|^etcd_server_(is_leader|leader_changes)/.test(l)));
+        } catch (e) {
+          lines[i]?.push(`# at ${nowMs().toFixed(0)} ms: ${(e as Error).message}`);
+        }
+      }),
+    );
+  }
+  members.forEach((m, i) => writeFileSync(join(dir, `metrics-${m.name}.txt`), `${(lines[i] ?? []).join('\n')}\n`));
+}
+
 async function waitHealthy(members: readonly Member[], timeoutMs: number): Promise<boolean> {
   const deadline = nowMs() + timeoutMs;
   while (nowMs() < deadline) {
@@ -260,18 +289,25 @@ async function waitHealthy(members: readonly Member[], timeoutMs: number): Promi
   return false;
 }
 
-async function latestRevision(c: Cluster, access: Access): Promise<number> {
-  for (const m of c.members) {
+/** The cluster's revision by a linearizable read, from whichever member answers within 15 s (0 if none does). */
+async function latestRevision(c: Cluster, access: Access, info: (line: string) => void): Promise<number> {
+  const deadline = nowMs() + 15_000;
+  const failures: string[] = [];
+  for (let attempt = 0; nowMs() < deadline; attempt++) {
+    const m = c.members[attempt % c.members.length] as Member;
     const ch = access.channel(m.endpoint, 'admin');
     try {
       const r = await ch.unary(methods.kv.Range, etcdserverpb.RangeRequest.create({ key: new TextEncoder().encode(etcdKeyPrefix) }), { timeoutMs: 5000 });
+      if (failures.length > 0) info(`latest revision read at ${m.name} after ${failures.join('; ')}`);
       return r.header?.revision ?? 0;
     } catch (e) {
-      // Try the next member.
+      // A stale token (auth was turned off and on) is refreshed meanwhile; then the next member.
       access.noteError('admin', e, m.endpoint);
+      failures.push(`${m.name}: ${(e as Error).message}`);
     } finally {
       ch.close();
     }
+    await delay(200);
   }
   return 0;
 }

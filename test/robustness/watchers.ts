@@ -74,6 +74,8 @@ export abstract class ResumingWatch {
   private resolveStop: (() => void) | undefined;
   private responsesSincePause = 0;
   private done: Promise<void> | undefined;
+  /** Set by stop(), for good (stopped alone may be a stream that reached the target). */
+  private halted = false;
 
   constructor(protected readonly base: ResumingWatchOptions) {}
 
@@ -85,20 +87,26 @@ export abstract class ResumingWatch {
     this.done = this.loop();
   }
 
-  /** Resolves once everything up to rev was delivered (or gives up at the deadline); then stops. */
-  async finish(rev: number, deadlineMs: number): Promise<boolean> {
+  /** Resolves once everything up to rev was delivered (or gives up at the deadline); called again with a later rev, goes on to it. */
+  async catchUp(rev: number, deadlineMs: number): Promise<boolean> {
     this.target = rev;
+    if (this.stopped && !this.halted && this.last < rev) {
+      // Caught up with an earlier target (its stream ended there): a new stream for the rest.
+      await this.done;
+      this.stopped = false;
+      this.done = this.loop();
+    }
     while (this.last < rev && nowMs() < deadlineMs) {
       if (nowMs() - this.lastResponseMs > this.base.stallMs) this.current?.cancel();
       // A range nothing wrote to lately gets no event at rev: a progress response says it has everything up to there.
       this.current?.write(progressRequest);
       await delay(100);
     }
-    await this.stop();
     return this.last >= rev;
   }
 
   async stop(): Promise<void> {
+    this.halted = true;
     this.stopped = true;
     this.current?.cancel();
     this.resolveStop?.();
