@@ -14,6 +14,7 @@ import type { TransportContext } from './context.js';
 import { BadRequestError, FrameTooLargeError, PeerNotFoundError, RpcFailedError, TransportError, UnknownMethodError } from './errors.js';
 import { FrameDecoder, frameHeaderBytes } from './frame.js';
 import { admit, errorHeaderValue, headers, paths, type Admission } from './protocol.js';
+import { StreamLiveness } from './liveness.js';
 import { jsonLine, readJsonLine, requestHeaders } from './raw-stream.js';
 import { isRpcMethodName } from './rpc.js';
 import { receiveSnapshot } from './snapshot.js';
@@ -95,7 +96,16 @@ export class InboundHandler {
     socket.setNoDelay(true);
     // The sender pings over its HTTP/2 session; this end learns of a silently dead peer from TCP.
     socket.setKeepAlive(true, rawKeepaliveMs);
-    socket.write(jsonLine({ status: 200, headers: { [headers.clusterId]: idToHex(this.ctx.clusterId) } }));
+    const keepalive = h[headers.streamKeepalive] === '1';
+    socket.write(jsonLine({ status: 200, headers: { [headers.clusterId]: idToHex(this.ctx.clusterId), ...(keepalive ? { [headers.streamKeepalive]: '1' } : {}) } }));
+    if (keepalive) {
+      const { clock, timers, tuning } = this.ctx;
+      new StreamLiveness(socket, { clock, timers, intervalMs: tuning.pingIntervalMs, timeoutMs: tuning.pingTimeoutMs }, (reason) => {
+        this.ctx.metrics.receiveFailed(a.from);
+        this.ctx.logger.warn('closed a silent raft stream', { from: idToHex(a.from), path, reason });
+        socket.destroy();
+      });
+    }
     const onData = this.readRaftStream(a.from, h, () => socket.destroy(), () => socket.destroyed);
     socket.once('close', () => this.forget(a.from, onData.close));
     socket.on('data', onData.push);
@@ -133,6 +143,8 @@ export class InboundHandler {
         return;
       }
       for (const payload of frames) {
+        // An empty frame is a keepalive (liveness.ts).
+        if (payload.length === 0) continue;
         // process() may have removed the peer (closing this stream) or stopped the transport.
         if (isClosed() || !this.deliver(close, from, payload)) return;
       }

@@ -22,6 +22,7 @@ import type { TransportContext } from './context.js';
 import { PeerNotFoundError, PeerUnreachableError, StoppedError, TooManyRequestsError, TransportError } from './errors.js';
 import { estimateBytes, OutStream } from './out-stream.js';
 import { errorFromResponse, headers, senderHeaders, streamPath, type StreamKind } from './protocol.js';
+import { StreamLiveness, type LivenessOptions } from './liveness.js';
 import { dialRaw, jsonLine, readJsonLine, responseOf } from './raw-stream.js';
 import { post, rpcPath, rpcResult } from './rpc.js';
 import { connectSession, destroySoon } from './session.js';
@@ -276,6 +277,7 @@ export class PeerLink {
         ':path': streamPath(kind),
         ...senderHeaders(this.ctx.clusterId, this.ctx.localId, this.id),
         [headers.frameCrc]: this.ctx.tuning.frameCrc ? '1' : '0',
+        [headers.streamKeepalive]: '1',
       }),
     );
     readJsonLine(sock, Buffer.alloc(0), this.ctx.tuning.dialTimeoutMs).then(
@@ -291,9 +293,15 @@ export class PeerLink {
           return;
         }
         sock.setNoDelay(true);
-        // The peer writes nothing more; reading on lets a close be seen.
+        // The peer writes nothing more but keepalives; reading on lets a close be seen.
         sock.on('data', () => undefined);
         sock.resume();
+        if (res.headers[headers.streamKeepalive] === '1') {
+          new StreamLiveness(sock, this.livenessOptions(), (reason) => {
+            cause = reason;
+            sock.destroy();
+          });
+        }
         this.out[kind].attach(sock);
         this.accepted.add(kind);
         if (this.accepted.size === 2) this.becomeActive();
@@ -303,6 +311,11 @@ export class PeerLink {
         sock.destroy();
       },
     );
+  }
+
+  private livenessOptions(): LivenessOptions {
+    const { clock, timers, tuning } = this.ctx;
+    return { clock, timers, intervalMs: tuning.pingIntervalMs, timeoutMs: tuning.pingTimeoutMs };
   }
 
   private refused(err: TransportError): void {

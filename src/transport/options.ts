@@ -68,9 +68,9 @@ export interface TransportTuning {
   readonly frameCrc: boolean;
   /** TCP/TLS connect plus both streams accepted, else the dial failed. */
   readonly dialTimeoutMs: number;
-  /** HTTP/2 PING period on a connected peer; each ack is a round-trip-time sample. */
+  /** HTTP/2 PING period on a connected peer (each ack is a round-trip-time sample); also the raft streams' keepalive tick (liveness.ts). */
   readonly pingIntervalMs: number;
-  /** A ping unanswered this long tears the connection down (etcd's ConnReadTimeout). */
+  /** A ping unanswered this long tears the connection down, as does a raft stream on which nothing came this long (etcd's ConnReadTimeout). */
   readonly pingTimeoutMs: number;
   /**
    * An inbound connection that opens no stream within this is closed (a

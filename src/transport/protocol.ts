@@ -30,6 +30,8 @@ export const headers = {
   protocol: 'x-etcd-ts-protocol',
   version: 'x-server-version',
   frameCrc: 'x-etcd-ts-frame-crc',
+  /** On a raw raft stream's request and answer: this end keeps the connection alive (liveness.ts) and expects the same. */
+  streamKeepalive: 'x-etcd-ts-stream-keepalive',
   snapshotSize: 'x-etcd-ts-snapshot-size',
   error: 'x-etcd-ts-error',
   errorCode: 'x-etcd-ts-error-code',

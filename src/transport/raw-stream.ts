@@ -14,7 +14,9 @@
  *   server → client   one line: {"status": N, "headers": {...}}, as its response would
  *
  * and after status 200 the client writes frames; the server writes nothing
- * more. Refusals carry the same x-etcd-ts-error headers as over HTTP/2, so the
+ * more but, when both lines carried x-etcd-ts-stream-keepalive, empty frames
+ * that keep the connection's liveness known at both ends (liveness.ts).
+ * Refusals carry the same x-etcd-ts-error headers as over HTTP/2, so the
  * sender rebuilds the same typed error. Snapshots, rpcs and pings stay on the
  * HTTP/2 session.
  */

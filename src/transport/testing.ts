@@ -159,7 +159,11 @@ export class FreezableProxy {
   private readonly sockets = new Set<net.Socket>();
   private readonly server: net.Server;
 
-  constructor(private readonly targetPort: number | undefined) {
+  /** `freezes`: from the first bytes a client sent, whether `frozen` applies to its connection (all by default). */
+  constructor(
+    private readonly targetPort: number | undefined,
+    private readonly freezes: (firstBytes: Buffer) => boolean = () => true,
+  ) {
     this.server = net.createServer((client) => this.accept(client));
   }
 
@@ -180,11 +184,14 @@ export class FreezableProxy {
     const upstream = net.connect(this.targetPort, '127.0.0.1');
     this.track(client, upstream);
     this.track(upstream, client);
+    let freezable: boolean | undefined;
+    const frozen = (): boolean => this.frozen && freezable !== false;
     client.on('data', (d) => {
-      if (!this.frozen) upstream.write(d);
+      freezable ??= this.freezes(d);
+      if (!frozen()) upstream.write(d);
     });
     upstream.on('data', (d) => {
-      if (!this.frozen) client.write(d);
+      if (!frozen()) client.write(d);
     });
   }
 

@@ -9,6 +9,7 @@ import { raftpb } from '../pb/index.js';
 import {
   BlackHole, connectAll, FreezableProxy, ManualTimers, freePort, heartbeat, msgApp, startMember, waitFor, waitMesh, type Member,
 } from './testing.js';
+import { rawMagic } from './raw-stream.js';
 
 const { MsgApp, MsgHeartbeat } = raftpb.MessageType;
 
@@ -235,6 +236,43 @@ test('a stalled connection is detected by ping and the link recovers when it tha
     assert.match(text, /etcd_network_disconnected_peers_total\{Local="1",Remote="2"\} 1/);
     assert.match(text, /etcd_network_active_peers\{Local="1",Remote="2"\} 1/);
     assert.match(text, /etcd_network_peer_sent_bytes_total\{To="2"\} [1-9]/);
+  } finally {
+    await a.t.stop();
+    await b.t.stop();
+    await proxy.stop();
+  }
+});
+
+test('a raft stream whose connection alone goes silent is closed and redialed; keepalives hold an idle one', async (t) => {
+  const tuning = { pingIntervalMs: 100, pingTimeoutMs: 600 };
+  const b = await startMember(2n, { tuning });
+  // Only the raw raft stream connections freeze: the HTTP/2 session's pings still get through.
+  const proxy = new FreezableProxy(Number(new URL(b.url).port), (first) => first.subarray(0, rawMagic.length).equals(rawMagic));
+  const proxyUrl = await proxy.start();
+  const a = await startMember(1n, { tuning });
+  try {
+    a.t.addPeer(2n, [proxyUrl]);
+    b.t.addPeer(1n, [a.url]);
+    await waitFor(() => a.t.activeSince(2n) !== undefined, 'link active through the proxy');
+    const since = a.t.activeSince(2n);
+    // Idle for many timeouts: the keepalives in both directions hold the link.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(a.t.activeSince(2n), since, 'an idle link stays up');
+    a.t.send([heartbeat(1n, 2n, 1)]);
+    await waitFor(() => b.received.some((m) => m.commit === 1), 'message over the idle link');
+
+    proxy.frozen = true;
+    const frozenAt = performance.now();
+    a.t.send([heartbeat(1n, 2n, 2)]);
+    await waitFor(() => a.t.activeSince(2n) !== since, 'the silent stream closed');
+    const detectMs = performance.now() - frozenAt;
+    assert.ok(detectMs >= 500 && detectMs < 10_000, `detected after ${detectMs} ms`);
+    t.diagnostic(`silent raft stream detected after ${detectMs.toFixed(0)} ms (keepalive every 100 ms, timeout 600 ms)`);
+    proxy.frozen = false;
+    await waitFor(() => a.t.activeSince(2n) !== undefined, 'link back after the thaw');
+    a.t.send([heartbeat(1n, 2n, 3)]);
+    await waitFor(() => b.received.some((m) => m.commit === 3), 'message after the thaw');
+    assert.ok(b.received.every((m) => m.to === 2n && m.from === 1n), 'keepalives are not delivered as messages');
   } finally {
     await a.t.stop();
     await b.t.stop();
