@@ -73,8 +73,8 @@ export interface TransportTuning {
   /** A ping unanswered this long tears the connection down, as does a raft stream on which nothing came this long (etcd's ConnReadTimeout). */
   readonly pingTimeoutMs: number;
   /**
-   * An inbound connection that opens no stream within this is closed (a
-   * stalled or hostile client); a peer's HTTP/2 session also counts as alive
+   * An inbound connection that finishes no TLS handshake or opens no stream
+   * within this is closed (a stalled or hostile client); a peer's HTTP/2 session also counts as alive
    * once it pings, so this must exceed pingIntervalMs.
    */
   readonly inboundFirstStreamTimeoutMs: number;

@@ -3,12 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
 import { etcdserverpb } from '../pb/index.js';
 import {
   PeerNotFoundError, PeerUnreachableError, RpcFailedError, StoppedError, TimeoutError, UnknownMethodError,
 } from './errors.js';
 import type { RpcHandler } from './options.js';
-import { callPeerUrls, fetchClusterFromPeers, membersRpcMethod } from './rpc.js';
+import { senderHeaders } from './protocol.js';
+import { callPeerUrls, fetchClusterFromPeers, membersRpcMethod, rpcPath } from './rpc.js';
 import { connectAll, freePort, startMember, testClusterId, waitMesh } from './testing.js';
 
 test('peer rpc: echo, caller id, large bodies, remote errors, timeouts', async () => {
@@ -88,5 +90,47 @@ test('fetchClusterFromPeers: a joining member learns the cluster id and members 
     await assert.rejects(fetchClusterFromPeers([dead], 500), PeerUnreachableError);
   } finally {
     await b.t.stop();
+  }
+});
+
+test('a huge rpc body is refused (413) once past rpcBytesMax, not read to its end; the peer serves on', async () => {
+  let handled = 0;
+  const rpcBytesMax = 1024 * 1024;
+  const b = await startMember(2n, { rpcHandlers: { echo: (_from, body) => ((handled += 1), Promise.resolve(body)) }, tuning: { rpcBytesMax } });
+  const a = await startMember(1n);
+  const session = http2.connect(b.url);
+  session.on('error', () => undefined);
+  try {
+    connectAll([a, b]);
+    await waitMesh([a, b]);
+    // 256 MiB announced and offered, 1 MiB at a time, as fast as the stream takes it.
+    const req = session.request({ ':method': 'POST', ':path': rpcPath('echo'), ...senderHeaders(testClusterId, 1n, 2n) });
+    req.on('error', () => undefined);
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    let offered = 0;
+    const status = new Promise<number>((resolve) => req.once('response', (h) => resolve(Number(h[':status']))));
+    const closed = new Promise<void>((resolve) => req.once('close', () => resolve()));
+    // The refusal's headers and end come back while the upload is still under way.
+    req.resume();
+    const pump = (): void => {
+      while (offered < 256 * 1024 * 1024 && !req.destroyed && !req.closed) {
+        offered += chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      if (!req.destroyed && !req.closed) req.end();
+    };
+    pump();
+    assert.equal(await status, 413);
+    await closed;
+    // The refusal came once the limit was passed: what was offered is bounded by the limit and the flow-control windows.
+    assert.ok(offered < 128 * 1024 * 1024, `offered ${offered} bytes before the refusal`);
+    assert.equal(handled, 0, 'the handler never saw the body');
+    assert.deepEqual(Buffer.from(await a.t.call(2n, 'echo', Buffer.from('still here'), 2000)).toString(), 'still here');
+  } finally {
+    session.close();
+    await Promise.all([a.t.stop(), b.t.stop()]);
   }
 });

@@ -43,10 +43,9 @@ function buf(p: Pem): Buffer {
 }
 
 const minVersion = 'TLSv1.2';
-/** A handshake that takes longer is a stalled or hostile client (GHSA-6vch-q96h-7gc3). */
-const handshakeTimeoutMs = 10_000;
 
-export function serverTlsOptions(t: PeerTlsOptions): SecureServerOptions {
+/** handshakeTimeoutMs: a handshake that takes longer is a stalled or hostile client (GHSA-6vch-q96h-7gc3). */
+export function serverTlsOptions(t: PeerTlsOptions, handshakeTimeoutMs: number): SecureServerOptions {
   const requestCert = t.requestCert ?? false;
   return {
     cert: buf(t.cert),

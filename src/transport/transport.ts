@@ -138,7 +138,8 @@ export class Transport {
       else if (sock.alpnProtocol === 'h2') h2.emit('connection', sock);
       else sock.destroy();
     };
-    const server = tls.createServer({ ...serverTlsOptions(t), ALPNProtocols: ['h2', rawAlpn] }, (sock: TLSSocket) => {
+    const tlsOptions = serverTlsOptions(t, this.ctx.tuning.inboundFirstStreamTimeoutMs);
+    const server = tls.createServer({ ...tlsOptions, ALPNProtocols: ['h2', rawAlpn] }, (sock: TLSSocket) => {
       sock.on('error', () => undefined);
       admit(sock).catch((e: unknown) => {
         this.ctx.logger.warn('rejected peer connection', { remote: sock.remoteAddress, reason: (e as Error).message });
