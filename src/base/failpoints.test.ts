@@ -35,6 +35,29 @@ process.stdout.write(out.join(' ') + '\\n');`;
   assert.equal(r.stderr.match(/failpoint beforeSendWatchResponse: hold 40 ms \(every hit\)/g)?.length, 1);
 });
 
+test('failpoints: a drop site loses its item with the armed probability; drop(P) is for drop sites only', () => {
+  assert.deepEqual(parseFailpoints('peerBeforeSendMessage=drop(50)@*').get('peerBeforeSendMessage'), { action: { kind: 'drop', percent: 50 }, hit: 0 });
+  assert.throws(() => parseFailpoints('raftBeforeSave=drop(50)'), /not a drop site/);
+  assert.throws(() => parseFailpoints('peerBeforeSendMessage=sleep(10)'), /takes only drop/);
+  assert.throws(() => parseFailpoints('peerBeforeSendMessage=drop(0)@*'), /P in 1\.\.100/);
+  assert.throws(() => parseFailpoints('peerBeforeSendMessage=drop(101)@*'), /P in 1\.\.100/);
+  const base = pathToFileURL(resolve(import.meta.dirname, 'index.js')).href;
+  const script = `import { armFailpoints, failpointDrops } from ${JSON.stringify(base)};
+const count = () => { let n = 0; for (let i = 0; i < 2000; i++) if (failpointDrops('peerBeforeSendMessage')) n++; return n; };
+const out = [count()];
+armFailpoints('peerBeforeSendMessage=drop(100)@*'); out.push(count());
+armFailpoints('peerBeforeSendMessage=drop(50)@*'); out.push(count());
+armFailpoints(''); out.push(count());
+process.stdout.write(out.join(' ') + '\\n');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const [none, all, half, after] = r.stdout.trim().split(' ').map(Number) as [number, number, number, number];
+  assert.deepEqual([none, all, after], [0, 2000, 0]);
+  // 2000 draws at 50 %: outside 800..1200 with probability below 1e-18.
+  assert.ok(half > 800 && half < 1200, `${half} of 2000 dropped at 50 %`);
+  assert.equal(r.stderr.match(/failpoint peerBeforeSendMessage: drop 100 % \(every hit\)/g)?.length, 1);
+});
+
 test('failpoints: an unknown name or a malformed term is refused', () => {
   assert.throws(() => parseFailpoints('raftBeforeSav=crash'), /unknown failpoint "raftBeforeSav"/);
   assert.throws(() => parseFailpoints('raftBeforeSave=panic'), /cannot parse/);

@@ -19,6 +19,9 @@
  * sites are holds (`failpointHoldMs`): only that path waits, the member
  * goes on, as one goroutine sleeping at etcd's gofail point would.
  *
+ * A third action, `drop(P)`, is for the drop sites (`failpointDrops`): each
+ * hit it fires on loses its item (a peer message) with probability P %.
+ *
  * With the variable unset, `failpoint()` is one comparison against an empty
  * table's size: nothing measurable on the write path.
  *
@@ -55,10 +58,18 @@ export const failpointNames = [
   'beforeSendWatchResponse',
   /** mvcc watchable store: before a pass that moves victims and catches up unsynced watchers. */
   'beforeSyncWatchers',
+  /** Drop site. Transport: before a raft message is queued for its peer (a lost MsgSnap is reported failed). */
+  'peerBeforeSendMessage',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 
-export type FailpointAction = { readonly kind: 'crash' } | { readonly kind: 'sleep'; readonly ms: number };
+export type FailpointAction =
+  | { readonly kind: 'crash' }
+  | { readonly kind: 'sleep'; readonly ms: number }
+  | { readonly kind: 'drop'; readonly percent: number };
+
+/** The sites that take `drop(P)`, and only that action. */
+const dropSites: readonly FailpointName[] = ['peerBeforeSendMessage'];
 
 export interface FailpointSpec {
   readonly action: FailpointAction;
@@ -71,7 +82,7 @@ export const failpointsEnv = 'ETCD_TS_FAILPOINTS';
 /** The file etcd-ts re-arms the table from on SIGUSR2. */
 export const failpointsFileEnv = 'ETCD_TS_FAILPOINTS_FILE';
 
-const termPattern = /^([A-Za-z]+)=(crash|sleep\((\d+)\))(?:@(\d+|\*))?$/;
+const termPattern = /^([A-Za-z]+)=(crash|sleep\((\d+)\)|drop\((\d+)\))(?:@(\d+|\*))?$/;
 
 /** Parses the variable's value; throws on anything it does not understand. */
 export function parseFailpoints(text: string): Map<FailpointName, FailpointSpec> {
@@ -80,12 +91,17 @@ export function parseFailpoints(text: string): Map<FailpointName, FailpointSpec>
     const term = raw.trim();
     if (term === '') continue;
     const m = termPattern.exec(term);
-    if (m === null) throw new Error(`${failpointsEnv}: cannot parse ${JSON.stringify(term)} (want NAME=crash|sleep(MS)[@HIT|@*])`);
+    if (m === null) throw new Error(`${failpointsEnv}: cannot parse ${JSON.stringify(term)} (want NAME=crash|sleep(MS)|drop(P)[@HIT|@*])`);
     const name = m[1] as string;
     if (!(failpointNames as readonly string[]).includes(name)) throw new Error(`${failpointsEnv}: unknown failpoint ${JSON.stringify(name)}`);
-    const action: FailpointAction = m[3] === undefined ? { kind: 'crash' } : { kind: 'sleep', ms: Number(m[3]) };
-    const hit = m[4] === undefined ? 1 : m[4] === '*' ? 0 : Number(m[4]);
-    if (hit < 1 && m[4] !== '*') throw new Error(`${failpointsEnv}: ${name}: the hit count starts at 1`);
+    const action: FailpointAction =
+      m[3] !== undefined ? { kind: 'sleep', ms: Number(m[3]) } : m[4] !== undefined ? { kind: 'drop', percent: Number(m[4]) } : { kind: 'crash' };
+    if ((action.kind === 'drop') !== dropSites.includes(name as FailpointName)) {
+      throw new Error(`${failpointsEnv}: ${name}: ${action.kind === 'drop' ? 'not a drop site' : 'a drop site takes only drop(P)'}`);
+    }
+    if (action.kind === 'drop' && (action.percent < 1 || action.percent > 100)) throw new Error(`${failpointsEnv}: ${name}: drop(P) wants P in 1..100`);
+    const hit = m[5] === undefined ? 1 : m[5] === '*' ? 0 : Number(m[5]);
+    if (hit < 1 && m[5] !== '*') throw new Error(`${failpointsEnv}: ${name}: the hit count starts at 1`);
     table.set(name as FailpointName, { action, hit });
   }
   return table;
@@ -118,13 +134,22 @@ export function failpoint(name: FailpointName): void {
 export function failpointHoldMs(name: FailpointName): number {
   const spec = due(name);
   if (spec === undefined) return 0;
-  if (spec.action.kind === 'crash') {
+  if (spec.action.kind !== 'sleep') {
+    // A crash fires at once; a drop is never armed here (parsing keeps it to the drop sites).
     fire(name, spec.action);
     return 0;
   }
   // An every-hit hold would log each response: its first hit says it for all.
   if (spec.hit !== 0 || hits.get(name) === 1) process.stderr.write(`failpoint ${name}: hold ${spec.action.ms} ms${spec.hit === 0 ? ' (every hit)' : ''}\n`);
   return spec.action.ms;
+}
+
+/** Marks a drop site: whether its item is lost now (a drop armed for this name fires, and the dice say so). */
+export function failpointDrops(name: FailpointName): boolean {
+  const spec = due(name);
+  if (spec === undefined || spec.action.kind !== 'drop') return false;
+  if (spec.hit !== 0 || hits.get(name) === 1) process.stderr.write(`failpoint ${name}: drop ${spec.action.percent} %${spec.hit === 0 ? ' (every hit)' : ''}\n`);
+  return Math.random() * 100 < spec.action.percent;
 }
 
 /** The spec of name if it fires on this hit (counted), else undefined. */
@@ -149,6 +174,9 @@ function fire(name: FailpointName, action: FailpointAction): void {
     case 'sleep':
       process.stderr.write(`failpoint ${name}: sleep ${action.ms} ms\n`);
       sleepSync(action.ms);
+      return;
+    case 'drop':
+      // Parsing keeps drop(P) to the drop sites, which never get here.
       return;
   }
 }

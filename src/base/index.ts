@@ -10,9 +10,9 @@
  * - limits: etcd's default bounds.
  * - crc32c: the Castagnoli checksum of WAL records and HashKV.
  * - metrics: a Prometheus registry (counters, gauges, histograms) for /metrics.
- * - failpoints: crash or stall sites in the persistence path and holds in
- *   the watch path, armed only by ETCD_TS_FAILPOINTS (robustness tests);
- *   free when unset.
+ * - failpoints: crash or stall sites in the persistence path, holds in
+ *   the watch path and a drop site for peer messages, armed only by
+ *   ETCD_TS_FAILPOINTS (robustness tests); free when unset.
  */
 export * from './assert.js';
 export * from './ids.js';

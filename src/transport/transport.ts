@@ -5,7 +5,7 @@
 import * as http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { assert, idToHex, sniffPreface, systemClock } from '../base/index.js';
+import { assert, failpointDrops, idToHex, sniffPreface, systemClock } from '../base/index.js';
 import { raftpb } from '../pb/index.js';
 import { mathRand, systemTimers } from './backoff.js';
 import type { TransportContext } from './context.js';
@@ -233,7 +233,8 @@ export class Transport {
         this.ctx.logger.debug('ignored message send request; unknown remote peer target', { 'remote-peer-id': idToHex(m.to) });
         continue;
       }
-      const verdict = this.filter === undefined ? 'pass' : this.filter(m, m.to);
+      let verdict = this.filter === undefined ? 'pass' : this.filter(m, m.to);
+      if (verdict === 'pass' && failpointDrops('peerBeforeSendMessage')) verdict = 'drop';
       if (verdict === 'pass') {
         link.send(m);
         if (!touched.includes(link)) touched.push(link);

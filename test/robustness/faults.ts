@@ -9,6 +9,10 @@
  * - isolate-until-snapshot: cut a follower off until the leader's log has
  *   moved on far enough that it must send a snapshot, then heal.
  * - delay: 50-100 ms on every peer link for 2 s.
+ * - drop (P7): every member, or one, loses 20, 50 or 80 % of the raft
+ *   messages it sends, for 1.5-4 s (the peerBeforeSendMessage drop site,
+ *   armed at run time as the stall fault arms its sleeps; a lost snapshot
+ *   is reported failed, as a broken connection would have it).
  * - failpoint: restart a member with ETCD_TS_FAILPOINTS arming a crash at
  *   one persistence point, provoke that point (traffic, a compaction, a
  *   defrag, a snapshot), wait for the crash, restart it with no failpoint.
@@ -49,7 +53,9 @@ import { spaceFault } from './space.js';
 
 export type { FaultContext } from './fault-kit.js';
 
-export const faultKinds = ['kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth', 'space', 'bitflip', 'watch-hold'] as const;
+export const faultKinds = [
+  'kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'drop', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth', 'space', 'bitflip', 'watch-hold',
+] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
 /** Failpoints and the hit on which to crash (a range: some are hit often, some once per compaction). */
@@ -158,6 +164,9 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<v
       return bitflipFault(ctx);
     case 'watch-hold':
       return watchHold(ctx);
+    case 'drop':
+      if (size < 3) return injectFault(ctx, 'pause');
+      return dropMessages(ctx);
   }
 }
 
@@ -227,6 +236,20 @@ async function watchHold(ctx: FaultContext): Promise<void> {
   await delay(ms);
   for (const m of armed) await armAtRunTime(ctx, m, '');
   ctx.note(`watch hold ${spec} on ${names} for ${ms} ms${armed.length < targets.length ? ` (armed on ${armed.length} of ${targets.length})` : ''}`);
+}
+
+async function dropMessages(ctx: FaultContext): Promise<void> {
+  const c = ctx.cluster;
+  const percent = [20, 50, 80][ctx.rand.intn(3)] as number;
+  const spec = `peerBeforeSendMessage=drop(${percent})@*`;
+  const targets = ctx.rand.intn(2) === 0 ? [...c.members] : [c.members[ctx.rand.intn(c.members.length)] as Member];
+  const names = targets.map((m) => m.name).join(', ');
+  const armed = [];
+  for (const m of targets) if (await armAtRunTime(ctx, m, spec)) armed.push(m);
+  const ms = 1500 + ctx.rand.intn(2500);
+  await delay(ms);
+  for (const m of armed) await armAtRunTime(ctx, m, '');
+  ctx.note(`drop ${percent} % of the raft messages ${names} send${armed.length < targets.length ? ` (armed on ${armed.length} of ${targets.length})` : ''}, for ${ms} ms`);
 }
 
 async function replaceMember(ctx: FaultContext, learner: boolean): Promise<void> {
