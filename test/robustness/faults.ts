@@ -225,31 +225,31 @@ async function diskStall(ctx: FaultContext): Promise<void> {
 const holdPoints: readonly FailpointName[] = ['beforeSendWatchResponse', 'beforeSyncWatchers'];
 
 async function watchHold(ctx: FaultContext): Promise<void> {
-  const c = ctx.cluster;
   const point = holdPoints[ctx.rand.intn(holdPoints.length)] as FailpointName;
   const spec = `${point}=sleep(${500 + ctx.rand.intn(1000)})@*`;
-  const targets = ctx.rand.intn(2) === 0 ? [...c.members] : [c.members[ctx.rand.intn(c.members.length)] as Member];
-  const names = targets.map((m) => m.name).join(', ');
-  const armed = [];
-  for (const m of targets) if (await armAtRunTime(ctx, m, spec)) armed.push(m);
-  const ms = 2000 + ctx.rand.intn(3000);
-  await delay(ms);
-  for (const m of armed) await armAtRunTime(ctx, m, '');
-  ctx.note(`watch hold ${spec} on ${names} for ${ms} ms${armed.length < targets.length ? ` (armed on ${armed.length} of ${targets.length})` : ''}`);
+  const r = await armForAWhile(ctx, spec, 2000 + ctx.rand.intn(3000));
+  ctx.note(`watch hold ${spec} on ${r.names} for ${r.ms} ms${r.partly}`);
 }
 
 async function dropMessages(ctx: FaultContext): Promise<void> {
-  const c = ctx.cluster;
   const percent = [20, 50, 80][ctx.rand.intn(3)] as number;
-  const spec = `peerBeforeSendMessage=drop(${percent})@*`;
+  const r = await armForAWhile(ctx, `peerBeforeSendMessage=drop(${percent})@*`, 1500 + ctx.rand.intn(2500));
+  ctx.note(`drop ${percent} % of the raft messages ${r.names} send${r.partly}, for ${r.ms} ms`);
+}
+
+/** Arms spec at run time on every member or on one (at random) for ms, then disarms it; what to say of it. */
+async function armForAWhile(ctx: FaultContext, spec: string, ms: number): Promise<{ names: string; ms: number; partly: string }> {
+  const c = ctx.cluster;
   const targets = ctx.rand.intn(2) === 0 ? [...c.members] : [c.members[ctx.rand.intn(c.members.length)] as Member];
-  const names = targets.map((m) => m.name).join(', ');
   const armed = [];
   for (const m of targets) if (await armAtRunTime(ctx, m, spec)) armed.push(m);
-  const ms = 1500 + ctx.rand.intn(2500);
   await delay(ms);
   for (const m of armed) await armAtRunTime(ctx, m, '');
-  ctx.note(`drop ${percent} % of the raft messages ${names} send${armed.length < targets.length ? ` (armed on ${armed.length} of ${targets.length})` : ''}, for ${ms} ms`);
+  return {
+    names: targets.map((m) => m.name).join(', '),
+    ms,
+    partly: armed.length < targets.length ? ` (armed on ${armed.length} of ${targets.length})` : '',
+  };
 }
 
 async function replaceMember(ctx: FaultContext, learner: boolean): Promise<void> {
