@@ -34,22 +34,33 @@ class CallRequestContext implements RequestContext {
  * A promise only when a token must wait for the entry that issued it.
  */
 export function requestContext(s: EtcdServer, call: ServerCall): RequestContext | Promise<RequestContext> {
-  const token = call.metadata.get('token') ?? call.metadata.get('authorization');
-  if (token !== undefined && token !== '') {
-    const waitIndex = s.auth.tokenWaitIndex(token);
-    // A simple token is known once the entry that issued it is applied here.
-    if (waitIndex !== undefined && waitIndex > s.appliedIndex) {
-      return s.appliedWait.wait(waitIndex).then(() => new CallRequestContext(s.auth.authInfoFromToken(token), call));
-    }
-    return new CallRequestContext(s.auth.authInfoFromToken(token), call);
-  }
+  const waiting = tokenApplied(s, call);
+  if (waiting !== undefined) return waiting.then(() => new CallRequestContext(callerAuthInfo(s, call), call));
+  return new CallRequestContext(callerAuthInfo(s, call), call);
+}
+
+/** Resolves once the entry that issued the call's simple token is applied here; undefined when there is nothing to wait for. */
+export function tokenApplied(s: EtcdServer, call: ServerCall): Promise<void> | undefined {
+  const token = callToken(call);
+  const waitIndex = token === undefined ? undefined : s.auth.tokenWaitIndex(token);
+  return waitIndex !== undefined && waitIndex > s.appliedIndex ? s.appliedWait.wait(waitIndex) : undefined;
+}
+
+/** The caller's auth info now: from its token (an AuthError if the token is not valid), else its TLS CN. */
+export function callerAuthInfo(s: EtcdServer, call: ServerCall): RequestContext['user'] {
+  const token = callToken(call);
+  if (token !== undefined) return s.auth.authInfoFromToken(token);
   const cn = call.peer.commonName;
   if (cn !== undefined && s.cfg.clientTls.clientCertAuth) {
     // The gateway's loopback connection carries the server's own certificate, never the caller's.
-    const user = s.auth.authInfoFromTls(cn, call.metadata.get('grpcgateway-accept') !== undefined);
-    if (user !== undefined) return new CallRequestContext(user, call);
+    return s.auth.authInfoFromTls(cn, call.metadata.get('grpcgateway-accept') !== undefined);
   }
-  return new CallRequestContext(undefined, call);
+  return undefined;
+}
+
+function callToken(call: ServerCall): string | undefined {
+  const token = call.metadata.get('token') ?? call.metadata.get('authorization');
+  return token === '' ? undefined : token;
 }
 
 /** Fails the call as etcd's interceptors would, before any work. */

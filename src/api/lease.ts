@@ -50,8 +50,7 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
     LeaseKeepAlive: bidiStreaming((call) =>
       guard(async () => {
         checkCall(s, call, false);
-        const ctx = await requestContext(s, call);
-        if (s.auth.isEnabled()) check(authChecks.requireAuthInfo(s.auth, ctx.user));
+        // etcd 3.4.23 reads no token here: anyone may keep a lease alive, as anyone may grant one.
         let inflight = 0;
         for await (const req of call) {
           inflight++;

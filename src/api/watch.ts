@@ -14,10 +14,10 @@
  * victim in the store and catches up later.
  */
 import { failpointHoldMs, rpcErrors } from '../base/index.js';
-import { bidiStreaming, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
+import { GrpcStatus, bidiStreaming, statusName, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb, mvccpb } from '../pb/index.js';
 import { ServerError, authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
-import { checkCall, guard, requestContext } from './call-context.js';
+import { callerAuthInfo, checkCall, guard, tokenApplied } from './call-context.js';
 
 type WatchMethods = typeof etcdserverpb.WatchService.methods;
 type WatchStreamOf<S> = S extends { newWatchStream(): infer W } ? W : never;
@@ -32,28 +32,33 @@ export function watchService(s: EtcdServer): ServiceHandlers<WatchMethods> {
     Watch: bidiStreaming((call) =>
       guard(async () => {
         checkCall(s, call, false);
-        const ctx = await requestContext(s, call);
-        await new WatchSession(s, call, ctx).run();
+        // The token is read for each watch created, as etcd 3.4 does: one it refuses cancels that watch, not the stream.
+        await tokenApplied(s, call);
+        await new WatchSession(s, call, () => callerAuthInfo(s, call)).run();
       }),
     ),
   };
 }
 
+/**
+ * Why a watch was not created. A refusal by auth is its gRPC error as grpc-go
+ * prints it ("rpc error: code = PermissionDenied desc = etcdserver:
+ * permission denied"), which is what etcd 3.4 puts there; any other error
+ * its own text.
+ */
 function cancelReasonOf(err: unknown): string {
   if (isAuthError(err)) {
-    switch (err.code) {
-      case 'InvalidAuthToken':
-        return rpcErrors.InvalidAuthToken.message;
-      case 'AuthOldRevision':
-        return rpcErrors.AuthOldRevision.message;
-      case 'UserEmpty':
-        return rpcErrors.UserEmpty.message;
-      default:
-        return rpcErrors.PermissionDenied.message;
-    }
+    const e = authRefusals[err.code as keyof typeof authRefusals] ?? rpcErrors.PermissionDenied;
+    return `rpc error: code = ${statusName(GrpcStatus[e.status])} desc = ${e.message}`;
   }
   return err instanceof Error ? err.message : String(err);
 }
+
+const authRefusals = {
+  InvalidAuthToken: rpcErrors.InvalidAuthToken,
+  AuthOldRevision: rpcErrors.AuthOldRevision,
+  UserEmpty: rpcErrors.UserEmpty,
+} as const;
 
 class WatchSession {
   private readonly ws: WatchStreamOf<EtcdServer['watchable']>;
@@ -71,7 +76,7 @@ class WatchSession {
   constructor(
     private readonly s: EtcdServer,
     private readonly call: ServerDuplexCall<etcdserverpb.WatchRequest, etcdserverpb.WatchResponse>,
-    private readonly ctx: RequestContext,
+    private readonly caller: () => RequestContext['user'],
   ) {
     this.ws = s.watchable.newWatchStream();
     this.ws.onReady = () => this.kick();
@@ -160,7 +165,13 @@ class WatchSession {
 
   private create(creq: etcdserverpb.WatchCreateRequest): void {
     const key = creq.key.length === 0 ? new Uint8Array([0]) : creq.key;
-    const denied = authChecks.watchCreate(this.s.auth, this.ctx.user, creq.key, creq.rangeEnd);
+    let denied: Error | undefined;
+    try {
+      denied = authChecks.watchCreate(this.s.auth, this.caller(), creq.key, creq.rangeEnd);
+    } catch (e) {
+      if (!isAuthError(e)) throw e;
+      denied = e;
+    }
     if (denied !== undefined) {
       this.send(
         etcdserverpb.WatchResponse.create({

@@ -96,6 +96,20 @@ export function fromGrpcError(err: GrpcError): ClientError {
   return new ClientError(ErrorCode.Grpc, err.code, grpcErrorText(err.code, err.details), err.details, { cause: err });
 }
 
+/**
+ * A watch's cancel reason as an error. etcd 3.4 gives a refused watch its
+ * gRPC error as grpc-go prints it ("rpc error: code = Unauthenticated desc =
+ * etcdserver: invalid auth token"): a known etcd text in it gets that code,
+ * for callers to tell a stale token from a missing permission; the message
+ * stays the reason, as clientv3 reports it.
+ */
+export function cancelReasonError(reason: string): ClientError {
+  const m = /^rpc error: code = \w+ desc = (.*)$/s.exec(reason);
+  const code = rpcErrorByMessage(m?.[1] ?? reason);
+  if (code === undefined) return clientFailure(reason);
+  return new ClientError(code, GrpcStatus[rpcErrors[code].status], reason, m?.[1] ?? reason);
+}
+
 /** Any thrown value as a ClientError. */
 export function toClientError(err: unknown): ClientError {
   if (err instanceof ClientError) return err;

@@ -18,7 +18,7 @@ import type { ClientDuplexCall } from '../grpc/index.js';
 import { GrpcStatus } from '../grpc/index.js';
 import { etcdserverpb, type mvccpb } from '../pb/index.js';
 import type { Connection } from './connection.js';
-import { ClientError, canceledError, clientFailure, toClientError } from './errors.js';
+import { ClientError, cancelReasonError, canceledError, clientFailure, toClientError } from './errors.js';
 import { keyRange, type Bytes, type RangeOptions } from './kv.js';
 import { AsyncQueue, sleep } from './queue.js';
 
@@ -63,6 +63,8 @@ export class Watcher implements AsyncIterable<WatchResponse> {
   resolveCreated!: () => void;
   rejectCreated!: (e: unknown) => void;
   closed = false;
+  /** Its create was refused for the token once, and created again after authenticating again. */
+  reauthenticated = false;
 
   constructor(
     readonly request: etcdserverpb.WatchCreateRequest,
@@ -95,7 +97,7 @@ export class Watcher implements AsyncIterable<WatchResponse> {
 export function watchResponseError(r: WatchResponse): ClientError | undefined {
   if (!r.canceled) return undefined;
   if (r.compactRevision !== 0) return clientFailure('etcdserver: mvcc: required revision has been compacted');
-  return clientFailure(r.cancelReason !== '' ? r.cancelReason : 'watch canceled');
+  return r.cancelReason !== '' ? cancelReasonError(r.cancelReason) : clientFailure('watch canceled');
 }
 
 class WatchStream {
@@ -106,6 +108,8 @@ class WatchStream {
   private pending: Watcher[] = [];
   private creating = false;
   private running = false;
+  /** The stream is being replaced to carry a new token (see dispatch). */
+  private renewing = false;
   private abort = new AbortController();
 
   constructor(
@@ -187,11 +191,13 @@ class WatchStream {
       } catch (err) {
         if (signal.aborted) break;
         const e = toClientError(err);
-        if (!isRetryable(e) && !(await this.conn.refreshIfTokenRejected(e))) {
+        // Canceled here to take a new token: not a failure.
+        if (!this.renewing && !isRetryable(e) && !(await this.conn.refreshIfTokenRejected(e))) {
           for (const w of [...this.watchers]) this.finish(w, e);
           break;
         }
       }
+      this.renewing = false;
       this.call = undefined;
       call.cancel();
       // Everyone left is created again on the next stream, resuming where it stopped.
@@ -228,8 +234,17 @@ class WatchStream {
         return;
       }
       if (resp.canceled) {
+        const refusal = resp.compactRevision === 0 && resp.cancelReason !== '' ? cancelReasonError(resp.cancelReason) : undefined;
+        // A token the server no longer takes (a simple token's TTL ran out, auth changed): authenticate
+        // again and create it on a new stream, which carries the new token. Once: a second refusal stands.
+        if (refusal !== undefined && !w.reauthenticated && (await this.conn.refreshIfTokenRejected(refusal).catch(() => false))) {
+          w.reauthenticated = true;
+          this.renewing = true;
+          this.call?.cancel();
+          return;
+        }
         await w.queue.push(toResponse(resp));
-        this.finish(w, resp.compactRevision === 0 && resp.cancelReason !== '' ? clientFailure(resp.cancelReason) : undefined);
+        this.finish(w, refusal);
         return;
       }
       w.id = resp.watchId;

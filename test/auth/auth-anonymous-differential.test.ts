@@ -5,6 +5,8 @@
 // lease lookups; it lets anyone grant leases, compact and raise or disarm
 // alarms; its Maintenance service returns the auth package's errors
 // untranslated (status UNKNOWN, "auth: ..."); the rest refuses as usual.
+// Streams too: a Watch's first answer (created, or canceled and why) and a
+// LeaseKeepAlive's.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { etcdserverpb, v3electionpb, v3lockpb } from '../../src/pb/index.js';
@@ -44,7 +46,40 @@ const calls: readonly (readonly [string, Call])[] = [
   ['UserChangePassword u', (ch) => ch.unary(methods.auth.UserChangePassword, P.AuthUserChangePasswordRequest.create({ name: 'u', password: 'pw' }), opts)],
   ['Lock a/l', (ch) => ch.unary(methods.lock.Lock, v3lockpb.LockRequest.create({ name: te.encode('a/l') }), opts)],
   ['Campaign a/e', (ch) => ch.unary(methods.election.Campaign, v3electionpb.CampaignRequest.create({ name: te.encode('a/e'), value: te.encode('x') }), opts)],
+  ['Watch a', (ch) => firstWatchResponse(ch, 'a', '')],
+  ['Watch b', (ch) => firstWatchResponse(ch, 'b', '')],
+  ['Watch every key', (ch) => firstWatchResponse(ch, '\0', '\0')],
+  ['LeaseKeepAlive of a stranger', async (ch) => {
+    const call = ch.bidi(methods.lease.LeaseKeepAlive);
+    try {
+      call.write(P.LeaseKeepAliveRequest.create({ ID: 999n }));
+      const r = await withTimeout(call.read());
+      return r === undefined ? 'stream ended' : r === 'no answer' ? r : `TTL ${r.TTL}`;
+    } finally {
+      call.cancel();
+    }
+  }],
 ];
+
+/** A stream's first answer within 3 s, or 'no answer'. */
+function withTimeout<T>(p: Promise<T>): Promise<T | 'no answer'> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<'no answer'>((r) => (timer = setTimeout(() => r('no answer'), 3000)))]).finally(() => clearTimeout(timer));
+}
+
+/** Creates one watch and describes the first response: created, or canceled and why. */
+async function firstWatchResponse(ch: GrpcChannel, key: string, end: string): Promise<string> {
+  const call = ch.bidi(methods.watch.Watch);
+  try {
+    const create = P.WatchCreateRequest.create({ key: te.encode(key), rangeEnd: te.encode(end) });
+    call.write(P.WatchRequest.create({ requestUnion: { case: 'createRequest', value: create } }));
+    const r = await withTimeout(call.read());
+    if (r === 'no answer' || r === undefined) return r ?? 'stream ended';
+    return `created ${String(r.created)} canceled ${String(r.canceled)} ${JSON.stringify(r.cancelReason)}`;
+  } finally {
+    call.cancel();
+  }
+}
 
 async function setUp(endpoint: string): Promise<{ user: string; root: string }> {
   const ch = openChannel(endpoint);
@@ -78,8 +113,8 @@ describe('calls with auth on, without a token or with a bad one, against the rea
           const token = who === 'none' ? undefined : who === 'bogus' ? 'bogus.1' : t[who];
           const ch = openChannel(endpoints[i] as string, 2000, () => (token === undefined ? undefined : { token }));
           try {
-            await call(ch);
-            answers[i]?.push(`${name} / ${who}: ok`);
+            const r = await call(ch);
+            answers[i]?.push(`${name} / ${who}: ok${typeof r === 'string' ? ` ${r}` : ''}`);
           } catch (e) {
             const err = e as { code?: number; details?: string };
             answers[i]?.push(`${name} / ${who}: ${err.code ?? '?'} ${err.details ?? String(e)}`);

@@ -134,7 +134,7 @@ async function send(ch: GrpcChannel, token: string, r: Req): Promise<boolean> {
     const first = await call.read();
     call.cancel();
     assert.equal(first?.created, true);
-    if (first?.canceled === true) assert.equal(first.cancelReason, 'etcdserver: permission denied');
+    if (first?.canceled === true) assert.equal(first.cancelReason, 'rpc error: code = PermissionDenied desc = etcdserver: permission denied');
     return first?.canceled !== true;
   }
   const op = toOp(r).request;

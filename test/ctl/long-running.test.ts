@@ -1,5 +1,5 @@
 // etcdctl-ts's long-running commands against etcd-ts: lease keep-alive until
-// the lease is revoked, watch -i with progress requests, lock around a
+// the lease is revoked, a watch the server cancels, watch -i with progress requests, lock around a
 // command and held until SIGINT (with Debian's etcdctl waiting on it),
 // elect observed by etcdctl, and make-mirror replaying changes.
 import { before, describe, test } from 'node:test';
@@ -63,6 +63,17 @@ describe('etcdctl-ts long-running commands', { skip: etcdctlMissing() }, () => {
     assert.equal(revoke.code, 0);
     assert.deepEqual(await ka.done, { code: 0, signal: null });
     assert.match(ka.out, new RegExp(`lease ${id} expired or revoked\\.\\n$`));
+  });
+
+  test('a watch the server cancels (compacted) is said once, in etcdctl\'s words and exit code', async () => {
+    await etcdctl(['put', 'wc', '1'], { endpoints: ep });
+    const put = await etcdctl(['put', 'wc', '2', '-w', 'json'], { endpoints: ep });
+    const rev = (JSON.parse(put.stdout) as { header: { revision: number } }).header.revision;
+    assert.equal((await etcdctl(['compact', String(rev)], { endpoints: ep })).code, 0);
+    const theirs = await etcdctl(['watch', '--rev', '1', 'wc'], { endpoints: ep });
+    const mine = await ts(ep, ['watch', '--rev', '1', 'wc']);
+    assert.match(theirs.stderr, /^watch was canceled \(etcdserver: mvcc: required revision has been compacted\)\n/);
+    assert.deepEqual({ code: mine.code, out: mine.out, err: mine.err }, { code: theirs.code, out: theirs.stdout, err: theirs.stderr });
   });
 
   test('watch -i: watchers from stdin, progress requests answered', async () => {

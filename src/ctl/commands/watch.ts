@@ -44,15 +44,20 @@ async function printWatch(ctl: Ctl, client: Client, w: WatchArgs): Promise<void>
     requireLeader: true,
     signal: ctl.io.interrupt,
   });
+  let canceled = false;
   try {
     for await (const resp of watcher) {
-      if (resp.canceled) ctl.io.output.err(`watch was canceled (${watchResponseError(resp)?.message ?? ''})\n`);
+      if (resp.canceled) {
+        canceled = true;
+        ctl.io.output.err(`watch was canceled (${watchResponseError(resp)?.message ?? ''})\n`);
+      }
       if (resp.progressNotify) ctl.println(`progress notify: ${resp.header?.revision ?? 0}`);
       ctl.printer.watch(resp);
       if (w.exec.length > 0) runExec(ctl, w.exec, resp);
     }
   } catch (err) {
-    if (!ctl.io.interrupt.aborted) ctl.io.output.err(`watch was canceled (${err instanceof Error ? err.message : String(err)})\n`);
+    // The server's cancel was said above (the watch then ends with it as its error): once, as etcdctl does.
+    if (!ctl.io.interrupt.aborted && !canceled) ctl.io.output.err(`watch was canceled (${err instanceof Error ? err.message : String(err)})\n`);
   }
 }
 
