@@ -9,7 +9,7 @@
  * and the next leader when one resigns or its lease expires. Failures are
  * UNKNOWN with etcd's message, as etcd's in-process client reports them.
  */
-import { serverStreaming, unary, type ServiceHandlers } from '../grpc/index.js';
+import { serverStreaming, unary, type ServerWritableCall, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb, mvccpb, v3electionpb } from '../pb/index.js';
 import type { EtcdServer, RequestContext } from '../server/index.js';
 import { checkCall, requestContext } from './call-context.js';
@@ -116,36 +116,12 @@ export function electionService(s: EtcdServer): ServiceHandlers<ElectionMethods>
     Observe: serverStreaming((req, call) =>
       recipe(async () => {
         checkCall(s, call, false);
-        const ctx = await requestContext(s, call);
-        const send = async (header: etcdserverpb.ResponseHeader | undefined, kv: mvccpb.KeyValue): Promise<void> => {
-          call.write(v3electionpb.LeaderResponse.create({ header, kv }));
-          if (call.bufferedBytes > 0 && !call.closed) await call.drained();
-        };
-        const prefix = prefixOf(req.name);
-        while (!call.closed) {
-          const current = await get(s, ctx, byCreateRequest(prefix, 'first'));
-          let leader = current.kvs[0];
-          let header = current.header;
-          if (leader === undefined) {
-            // No leader yet: the first key put under the prefix is the next one.
-            await watchUntil(s, ctx, { key: prefix, rangeEnd: prefixEnd(prefix), startRevision: current.header?.revision ?? 0 }, (b) => {
-              const put = b.events.find((e) => e.type === mvccpb.Event_EventType.PUT);
-              if (put?.kv === undefined) return false;
-              leader = put.kv;
-              header = s.header(put.kv.modRevision);
-              return true;
-            });
-          }
-          if (leader === undefined) return;
-          await send(header, leader);
-          // Follow this leader's value until its key goes away, then look for the next leader.
-          await watchUntil(s, ctx, { key: leader.key, startRevision: (header?.revision ?? 0) + 1 }, async (b) => {
-            for (const e of b.events) {
-              if (e.type === mvccpb.Event_EventType.DELETE) return true;
-              if (e.kv !== undefined) await send(s.header(b.revision), e.kv);
-            }
-            return false;
-          });
+        try {
+          await observe(s, req, call);
+        } catch (e) {
+          // As etcd 3.4's observer: a read or watch that fails (no permission, a token it does not
+          // know, a compacted revision) closes its channel, and the stream ends without an error.
+          s.logger.debug('election observe ended', { error: (e as Error).message });
         }
       }),
     ),
@@ -161,4 +137,39 @@ export function electionService(s: EtcdServer): ServiceHandlers<ElectionMethods>
       }),
     ),
   };
+}
+
+/** Streams the election's leader, then each new value and each next leader, until the call ends or a read or watch fails. */
+async function observe(s: EtcdServer, req: v3electionpb.LeaderRequest, call: ServerWritableCall<v3electionpb.LeaderResponse>): Promise<void> {
+  const ctx = await requestContext(s, call);
+  const send = async (header: etcdserverpb.ResponseHeader | undefined, kv: mvccpb.KeyValue): Promise<void> => {
+    call.write(v3electionpb.LeaderResponse.create({ header, kv }));
+    if (call.bufferedBytes > 0 && !call.closed) await call.drained();
+  };
+  const prefix = prefixOf(req.name);
+  while (!call.closed) {
+    const current = await get(s, ctx, byCreateRequest(prefix, 'first'));
+    let leader = current.kvs[0];
+    let header = current.header;
+    if (leader === undefined) {
+      // No leader yet: the first key put under the prefix is the next one.
+      await watchUntil(s, ctx, { key: prefix, rangeEnd: prefixEnd(prefix), startRevision: current.header?.revision ?? 0 }, (b) => {
+        const put = b.events.find((e) => e.type === mvccpb.Event_EventType.PUT);
+        if (put?.kv === undefined) return false;
+        leader = put.kv;
+        header = s.header(put.kv.modRevision);
+        return true;
+      });
+    }
+    if (leader === undefined) return;
+    await send(header, leader);
+    // Follow this leader's value until its key goes away, then look for the next leader.
+    await watchUntil(s, ctx, { key: leader.key, startRevision: (header?.revision ?? 0) + 1 }, async (b) => {
+      for (const e of b.events) {
+        if (e.type === mvccpb.Event_EventType.DELETE) return true;
+        if (e.kv !== undefined) await send(s.header(b.revision), e.kv);
+      }
+      return false;
+    });
+  }
 }

@@ -46,6 +46,18 @@ const calls: readonly (readonly [string, Call])[] = [
   ['UserChangePassword u', (ch) => ch.unary(methods.auth.UserChangePassword, P.AuthUserChangePasswordRequest.create({ name: 'u', password: 'pw' }), opts)],
   ['Lock a/l', (ch) => ch.unary(methods.lock.Lock, v3lockpb.LockRequest.create({ name: te.encode('a/l') }), opts)],
   ['Campaign a/e', (ch) => ch.unary(methods.election.Campaign, v3electionpb.CampaignRequest.create({ name: te.encode('a/e'), value: te.encode('x') }), opts)],
+  ['Leader a/e', (ch) => ch.unary(methods.election.Leader, v3electionpb.LeaderRequest.create({ name: te.encode('a/e') }), opts)],
+  ['Resign of a stranger', (ch) => ch.unary(methods.election.Resign, v3electionpb.ResignRequest.create({ leader: v3electionpb.LeaderKey.create({ name: te.encode('a/e'), key: te.encode('a/e/1'), rev: 1, lease: 1n }) }), opts)],
+  ['Unlock a stranger', (ch) => ch.unary(methods.lock.Unlock, v3lockpb.UnlockRequest.create({ key: te.encode('a/l/1') }), opts)],
+  ['Observe a/e', async (ch) => {
+    const call = ch.serverStream(methods.election.Observe, v3electionpb.LeaderRequest.create({ name: te.encode('a/e') }));
+    try {
+      const r = await withTimeout(call.read());
+      return r === undefined ? 'stream ended' : r === 'no answer' ? r : `leader ${new TextDecoder().decode(r.kv?.value ?? new Uint8Array())}`;
+    } finally {
+      call.cancel();
+    }
+  }],
   ['Watch a', (ch) => firstWatchResponse(ch, 'a', '')],
   ['Watch b', (ch) => firstWatchResponse(ch, 'b', '')],
   ['Watch every key', (ch) => firstWatchResponse(ch, '\0', '\0')],
