@@ -34,8 +34,9 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
     MemberAdd: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, false);
-        await admin(call);
+        // The URLs before the caller, as etcd 3.4 (its ClusterServer parses them before AddMember checks permission).
         const urls = parsePeerUrls(req.peerURLs);
+        await admin(call);
         const m = s.newMember(urls, req.isLearner);
         // Membership conflicts are refused when the change applies (it takes a raft entry, as in etcd).
         s.checkMayAddMember(req.isLearner);
@@ -70,9 +71,11 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
       guard(async () => {
         checkCall(s, call, false);
         await admin(call);
-        const urls = parsePeerUrls(req.peerURLs);
-        // An unknown id is refused when the change applies, as in etcd.
-        const m = s.cluster.members.get(req.ID) ?? { id: req.ID, name: '', peerUrls: [], clientUrls: [], isLearner: false };
+        // An unknown id is refused when the change applies, as in etcd, whatever its URLs: etcd 3.4 parses
+        // none here. A known member's must parse (etcd would take any string, which its peers could not dial).
+        const known = s.cluster.members.get(req.ID);
+        const urls = known === undefined ? [...req.peerURLs] : parsePeerUrls(req.peerURLs);
+        const m = known ?? { id: req.ID, name: '', peerUrls: [], clientUrls: [], isLearner: false };
         const members = await s.proposeConfChange(
           raftpb.ConfChange.create({
             type: raftpb.ConfChangeType.ConfChangeUpdateNode,

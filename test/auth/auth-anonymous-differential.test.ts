@@ -58,6 +58,17 @@ const calls: readonly (readonly [string, Call])[] = [
       call.cancel();
     }
   }],
+  ['Snapshot', async (ch) => {
+    const call = ch.serverStream(methods.maintenance.Snapshot, P.SnapshotRequest.create({}));
+    try {
+      const r = await withTimeout(call.read());
+      return r === undefined ? 'stream ended' : r === 'no answer' ? r : 'data';
+    } finally {
+      call.cancel();
+    }
+  }],
+  ['MemberAdd of a bad URL', (ch) => ch.unary(methods.cluster.MemberAdd, P.MemberAddRequest.create({ peerURLs: ['not a url'] }), opts)],
+  ['MemberUpdate of a stranger to a bad URL', (ch) => ch.unary(methods.cluster.MemberUpdate, P.MemberUpdateRequest.create({ ID: 12345n, peerURLs: ['not a url'] }), opts)],
   ['Watch a', (ch) => firstWatchResponse(ch, 'a', '')],
   ['Watch b', (ch) => firstWatchResponse(ch, 'b', '')],
   ['Watch every key', (ch) => firstWatchResponse(ch, '\0', '\0')],
@@ -71,6 +82,8 @@ const calls: readonly (readonly [string, Call])[] = [
       call.cancel();
     }
   }],
+  // Last: root's succeeds, and every call after it would meet auth off.
+  ['AuthDisable', (ch) => ch.unary(methods.auth.AuthDisable, P.AuthDisableRequest.create({}), opts)],
 ];
 
 /** A stream's first answer within 3 s, or 'no answer'. */
