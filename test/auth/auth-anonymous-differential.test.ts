@@ -12,6 +12,7 @@ import { describe, test } from 'node:test';
 import { etcdserverpb, v3electionpb, v3lockpb } from '../../src/pb/index.js';
 import type { GrpcChannel } from '../../src/grpc/index.js';
 import { etcdMissing, methods, openChannel, useServerPair } from '../harness/index.js';
+import { answerLine, enableAndLogIn } from './differential-kit.js';
 
 const P = etcdserverpb;
 const te = new TextEncoder();
@@ -116,9 +117,8 @@ async function setUp(endpoint: string): Promise<{ user: string; root: string }> 
     const perm = { permType: 2 as const, key: te.encode('a'), rangeEnd: new Uint8Array() };
     await ch.unary(methods.auth.RoleGrantPermission, P.AuthRoleGrantPermissionRequest.create({ name: 'r', perm }), opts);
     await ch.unary(methods.auth.UserGrantRole, P.AuthUserGrantRoleRequest.create({ user: 'u', role: 'r' }), opts);
-    await ch.unary(methods.auth.AuthEnable, P.AuthEnableRequest.create({}), opts);
-    const token = async (name: string): Promise<string> => (await ch.unary(methods.auth.Authenticate, P.AuthenticateRequest.create({ name, password: 'pw' }), opts)).token;
-    return { user: await token('u'), root: await token('root') };
+    const t = await enableAndLogIn(ch, ['u', 'root']);
+    return { user: t['u'] ?? '', root: t['root'] ?? '' };
   } finally {
     ch.close();
   }
@@ -136,16 +136,10 @@ describe('calls with auth on, without a token or with a bad one, against the rea
         for (let i = 0; i < 2; i++) {
           const t = tokens[i] as { user: string; root: string };
           const token = who === 'none' ? undefined : who === 'bogus' ? 'bogus.1' : t[who];
-          const ch = openChannel(endpoints[i] as string, 2000, () => (token === undefined ? undefined : { token }));
-          try {
+          answers[i]?.push(await answerLine(endpoints[i] as string, token, `${name} / ${who}`, async (ch) => {
             const r = await call(ch);
-            answers[i]?.push(`${name} / ${who}: ok${typeof r === 'string' ? ` ${r}` : ''}`);
-          } catch (e) {
-            const err = e as { code?: number; details?: string };
-            answers[i]?.push(`${name} / ${who}: ${err.code ?? '?'} ${err.details ?? String(e)}`);
-          } finally {
-            ch.close();
-          }
+            return `ok${typeof r === 'string' ? ` ${r}` : ''}`;
+          }));
         }
       }
     }
