@@ -14,7 +14,7 @@
  * victim in the store and catches up later.
  */
 import { failpointHoldMs, rpcErrors } from '../base/index.js';
-import { GrpcStatus, bidiStreaming, statusName, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
+import { GrpcStatus, bidiStreaming, grpcErrorText, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb, mvccpb } from '../pb/index.js';
 import { ServerError, authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
 import { callerAuthInfo, checkCall, guard, tokenApplied } from './call-context.js';
@@ -49,7 +49,7 @@ export function watchService(s: EtcdServer): ServiceHandlers<WatchMethods> {
 function cancelReasonOf(err: unknown): string {
   if (isAuthError(err)) {
     const e = authRefusals[err.code as keyof typeof authRefusals] ?? rpcErrors.PermissionDenied;
-    return `rpc error: code = ${statusName(GrpcStatus[e.status])} desc = ${e.message}`;
+    return grpcErrorText(GrpcStatus[e.status], e.message);
   }
   return err instanceof Error ? err.message : String(err);
 }

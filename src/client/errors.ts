@@ -13,7 +13,7 @@
  * `grpcCode` the numeric gRPC status.
  */
 import { rpcErrorByMessage, rpcErrors, type RpcErrorName } from '../base/index.js';
-import { GrpcError, GrpcStatus, statusName, type GrpcStatusCode } from '../grpc/index.js';
+import { GrpcError, GrpcStatus, grpcErrorText, type GrpcStatusCode } from '../grpc/index.js';
 
 /** The stable codes: etcd's errors by their rpctypes names, plus the client's own. */
 export const ErrorCode = {
@@ -60,9 +60,8 @@ export class ClientError extends Error {
   }
 }
 
-export function grpcErrorText(code: number, details: string): string {
-  return `rpc error: code = ${statusName(code)} desc = ${details}`;
-}
+/** grpc-go's rendering of a status, for the client's callers too. */
+export { grpcErrorText };
 
 /** A failure that belongs to the client, not to a call (Go's plain errors). */
 export function clientFailure(message: string, options?: ErrorOptions): ClientError {

@@ -35,6 +35,7 @@ export {
   GrpcError,
   toGrpcError,
   statusName,
+  grpcErrorText,
   encodeGrpcMessage,
   decodeGrpcMessage,
   deadlineExceededMessage,

@@ -42,6 +42,11 @@ export function statusName(code: number): string {
   return goNames[code] ?? `Code(${code})`;
 }
 
+/** A status as grpc-go's error prints it: "rpc error: code = <Name> desc = <details>". */
+export function grpcErrorText(code: number, details: string): string {
+  return `rpc error: code = ${statusName(code)} desc = ${details}`;
+}
+
 export function isGrpcStatusCode(n: number): n is GrpcStatusCode {
   return Number.isInteger(n) && n >= 0 && n < codeNames.length;
 }

@@ -14,7 +14,7 @@ import type { TransportContext } from './context.js';
 import { BadRequestError, FrameTooLargeError, PeerNotFoundError, RpcFailedError, TransportError, UnknownMethodError } from './errors.js';
 import { FrameDecoder, frameHeaderBytes } from './frame.js';
 import { admit, errorHeaderValue, headers, paths, type Admission } from './protocol.js';
-import { StreamLiveness } from './liveness.js';
+import { StreamLiveness, streamLivenessOptions } from './liveness.js';
 import { jsonLine, readJsonLine, requestHeaders } from './raw-stream.js';
 import { isRpcMethodName } from './rpc.js';
 import { receiveSnapshot } from './snapshot.js';
@@ -99,8 +99,7 @@ export class InboundHandler {
     const keepalive = h[headers.streamKeepalive] === '1';
     socket.write(jsonLine({ status: 200, headers: { [headers.clusterId]: idToHex(this.ctx.clusterId), ...(keepalive ? { [headers.streamKeepalive]: '1' } : {}) } }));
     if (keepalive) {
-      const { clock, timers, tuning } = this.ctx;
-      new StreamLiveness(socket, { clock, timers, intervalMs: tuning.pingIntervalMs, timeoutMs: tuning.pingTimeoutMs }, (reason) => {
+      new StreamLiveness(socket, streamLivenessOptions(this.ctx), (reason) => {
         this.ctx.metrics.receiveFailed(a.from);
         this.ctx.logger.warn('closed a silent raft stream', { from: idToHex(a.from), path, reason });
         socket.destroy();

@@ -22,7 +22,7 @@ import type { TransportContext } from './context.js';
 import { PeerNotFoundError, PeerUnreachableError, StoppedError, TooManyRequestsError, TransportError } from './errors.js';
 import { estimateBytes, OutStream } from './out-stream.js';
 import { errorFromResponse, headers, senderHeaders, streamPath, type StreamKind } from './protocol.js';
-import { StreamLiveness, type LivenessOptions } from './liveness.js';
+import { StreamLiveness, streamLivenessOptions } from './liveness.js';
 import { dialRaw, jsonLine, readJsonLine, responseOf } from './raw-stream.js';
 import { post, rpcPath, rpcResult } from './rpc.js';
 import { connectSession, destroySoon } from './session.js';
@@ -297,7 +297,7 @@ export class PeerLink {
         sock.on('data', () => undefined);
         sock.resume();
         if (res.headers[headers.streamKeepalive] === '1') {
-          new StreamLiveness(sock, this.livenessOptions(), (reason) => {
+          new StreamLiveness(sock, streamLivenessOptions(this.ctx), (reason) => {
             cause = reason;
             sock.destroy();
           });
@@ -311,11 +311,6 @@ export class PeerLink {
         sock.destroy();
       },
     );
-  }
-
-  private livenessOptions(): LivenessOptions {
-    const { clock, timers, tuning } = this.ctx;
-    return { clock, timers, intervalMs: tuning.pingIntervalMs, timeoutMs: tuning.pingTimeoutMs };
   }
 
   private refused(err: TransportError): void {

@@ -21,6 +21,7 @@
 import type { Socket } from 'node:net';
 import type { Clock } from '../base/index.js';
 import type { Timers } from './backoff.js';
+import type { TransportContext } from './context.js';
 import { frameHeaderBytes } from './frame.js';
 
 /** A zero-length frame: length 0, and 0 as the CRC-32 of no bytes. Receivers skip it. */
@@ -31,6 +32,11 @@ export interface LivenessOptions {
   readonly timers: Timers;
   readonly intervalMs: number;
   readonly timeoutMs: number;
+}
+
+/** A raft stream's liveness as the transport's tuning sets it: a tick each ping interval, dead after the ping timeout. */
+export function streamLivenessOptions(ctx: Pick<TransportContext, 'clock' | 'timers' | 'tuning'>): LivenessOptions {
+  return { clock: ctx.clock, timers: ctx.timers, intervalMs: ctx.tuning.pingIntervalMs, timeoutMs: ctx.tuning.pingTimeoutMs };
 }
 
 export class StreamLiveness {
