@@ -26,6 +26,8 @@ export interface ClusterOptions {
   readonly readyTimeoutMs?: number;
   readonly until?: Readiness;
   readonly env?: Readonly<Record<string, string>>;
+  /** Variables of one member (by name), over env. */
+  readonly memberEnv?: (name: string) => Readonly<Record<string, string>>;
   /** Put a FaultNet proxy in front of every member's peer port (Cluster.net). */
   readonly faultProxy?: boolean;
   /** https client and/or peer URLs; the certificate flags go in extraFlags. */
@@ -155,7 +157,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           clusterToken: `etcd-cluster-${seq}`,
           extraFlags: opts.extraFlags ?? [],
           logFile: join(base, `${name}.log`),
-          env: opts.env,
+          env: { ...opts.env, ...opts.memberEnv?.(name) },
           nodeArgs: opts.nodeArgs,
           tls: opts.tls,
         }),

@@ -20,7 +20,7 @@
  *   // members and clusters
  *   type MemberKind = 'etcd' | 'etcd-ts'
  *   startCluster(opts: ClusterOptions): Promise<Cluster>
- *     ClusterOptions { kind; size?=1; extraFlags?; names?; dir?; readyTimeoutMs?=60000; until?; env?; faultProxy?; nodeArgs?; tls? }
+ *     ClusterOptions { kind; size?=1; extraFlags?; names?; dir?; readyTimeoutMs?=60000; until?; env?; memberEnv?(name); faultProxy?; nodeArgs?; tls? }
  *   class Cluster { kind; dir; members: Member[]; endpoints; clientUrls; peerUrls;
  *     member(i); leader(timeoutMs?): Promise<Member>; net (FaultNet, with faultProxy); stop(); close({ keepFiles? });
  *     replaceMember(i, specChanges): Member (a new process spec in slot i: member replacement) }

@@ -8,6 +8,7 @@
  */
 import { failpointsFileEnv } from '../../src/base/index.js';
 import { startCluster, type Cluster } from '../harness/index.js';
+import type { MemberClocks } from './clock.js';
 import { quotaBytes } from './space.js';
 
 export const robustnessFlags = [
@@ -21,8 +22,9 @@ export const robustnessFlags = [
  * Every member re-arms its failpoints from failpointsFile on SIGUSR2 (the
  * stall fault). peerTls: https peer URLs with self-signed certificates
  * (--peer-auto-tls); the fault proxy forwards the TLS bytes as any others.
+ * clocks: every member's wall clock under the clock fault's control.
  */
-export function startRobustCluster(dir: string, size: number, readyTimeoutMs: number, failpointsFile: string, peerTls = false, extraFlags: readonly string[] = []): Promise<Cluster> {
+export function startRobustCluster(dir: string, size: number, readyTimeoutMs: number, failpointsFile: string, peerTls = false, extraFlags: readonly string[] = [], clocks?: MemberClocks): Promise<Cluster> {
   return startCluster({
     kind: 'etcd-ts',
     size,
@@ -32,5 +34,6 @@ export function startRobustCluster(dir: string, size: number, readyTimeoutMs: nu
     ...(peerTls ? { tls: { peer: true } } : {}),
     readyTimeoutMs,
     env: { [failpointsFileEnv]: failpointsFile },
+    ...(clocks !== undefined ? { memberEnv: (name: string) => clocks.env(name) } : {}),
   });
 }

@@ -9,6 +9,7 @@ import { GrpcError, type MethodDef } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, memberStatus, methods, type Cluster, type Member } from '../harness/index.js';
 import type { Access, RunAuth } from './access.js';
+import type { MemberClocks } from './clock.js';
 import type { RecordingClient } from './client.js';
 
 export interface FaultContext {
@@ -29,6 +30,8 @@ export interface FaultContext {
   readonly compactOnceSeen: (rev: number, timeoutMs: number) => Promise<boolean>;
   /** Reports a broken promise the fault itself observed. */
   readonly violation: (check: string, message: string) => void;
+  /** The members' wall clocks (the clock fault), when libfaketime is installed. */
+  readonly clocks: MemberClocks | undefined;
 }
 
 export async function leaderIndex(c: Cluster): Promise<number | undefined> {

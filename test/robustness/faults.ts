@@ -41,12 +41,15 @@
  *   watch response held 0.5-1.5 s before it is sent, or every pass that
  *   moves victims and catches up unsynced watchers held as long (holds at
  *   run time, as the stall fault arms its sleeps; only that path waits).
+ * - clock (P9): the wall clock of one member or of all jumps or strobes
+ *   (clock.ts; members run under libfaketime when it is installed).
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { FailpointName } from '../../src/base/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, memberStatus, methods, type Member } from '../harness/index.js';
 import { bitflipFault } from './bitflip.js';
+import { clockFault } from './clock.js';
 import { clusterCall, leaderIndex, pickTarget, rejoinWiped, type FaultContext } from './fault-kit.js';
 import { defragment } from './maintenance.js';
 import { spaceFault } from './space.js';
@@ -54,7 +57,7 @@ import { spaceFault } from './space.js';
 export type { FaultContext } from './fault-kit.js';
 
 export const faultKinds = [
-  'kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'drop', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth', 'space', 'bitflip', 'watch-hold',
+  'kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'drop', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth', 'space', 'bitflip', 'watch-hold', 'clock',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
@@ -167,6 +170,8 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<v
     case 'drop':
       if (size < 3) return injectFault(ctx, 'pause');
       return dropMessages(ctx);
+    case 'clock':
+      return clockFault(ctx);
   }
 }
 

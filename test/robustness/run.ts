@@ -15,6 +15,7 @@ import { checkLeases } from './check-lease.js';
 import { checkLockedSets, checkLocks } from './check-lock.js';
 import { checkWatches, mergeReference } from './check-watch.js';
 import { RecordingClient, isRead } from './client.js';
+import { MemberClocks, findLibfaketime } from './clock.js';
 import { startRobustCluster } from './cluster.js';
 import { faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
 import { RunAuth, isAuthRefusal, noAuth, tokenFlags, type Access, type TokenKind } from './access.js';
@@ -82,7 +83,10 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   log(`robustness: seed ${o.seed}, ${o.size} member(s)${o.peerTls === true ? ' over peer TLS' : ''}${o.auth !== undefined ? ` with auth (${o.auth} tokens)` : ''}, ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
   const failpointsFile = join(dir, 'failpoints');
   writeFileSync(failpointsFile, '');
-  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs, failpointsFile, o.peerTls === true, o.auth !== undefined ? tokenFlags(o.auth, dir) : []);
+  // Members run under libfaketime only when the clock fault may come: it costs every wall-clock read a file read.
+  const lib = o.faults.includes('clock') ? findLibfaketime() : undefined;
+  const clocks = lib !== undefined ? new MemberClocks(dir, lib) : undefined;
+  const cluster = await startRobustCluster(dir, o.size, readyTimeoutMs, failpointsFile, o.peerTls === true, o.auth !== undefined ? tokenFlags(o.auth, dir) : [], clocks);
   const auth = o.auth !== undefined ? await RunAuth.enable(() => cluster.endpoints, o.auth) : undefined;
   const access: Access = auth ?? noAuth;
   log(`  cluster up in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
@@ -102,7 +106,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const compactor = new Compactor(cluster, access, [{ get last(): number { return watchers[0]?.last ?? 0; } }], history.compactions ?? []);
   const faultViolations: Violation[] = [];
   const ctx: FaultContext = {
-    cluster, rand, readyTimeoutMs, failpointsFile, note, access, auth,
+    cluster, rand, readyTimeoutMs, failpointsFile, note, access, auth, clocks,
     recorder: newClient(cluster.endpoints),
     compactOnceSeen: (rev, timeoutMs) => compactor.compactOnceSeen(rev, timeoutMs),
     violation: (check, message) => void faultViolations.push({ check, message }),

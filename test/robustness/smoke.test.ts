@@ -1,6 +1,6 @@
 /**
  * The robustness smoke run of `npm test`: a short fault mix on a 3-member
- * cluster (kill, pause, isolation, failpoint crashes) and on a single
+ * cluster (kill, pause, isolation, failpoint crashes, clock jumps) and on a single
  * member (kill, failpoint crashes: the case where a crash must not lose an
  * acknowledged write), each fully checked. The seed is random and printed;
  * `npm run robustness -- --seed N` replays the same choices (with
@@ -35,8 +35,8 @@ async function smoke(size: number, durationMs: number, faults: Parameters<typeof
   if (faults.length > 0) assert.ok(report.faults.length >= 1, `no fault injected: ${summary}`);
 }
 
-test('robustness smoke: 3 members under kill, pause, isolation, failpoint crashes (and auth changes when auth is on)', { timeout: 240_000 }, () =>
-  smoke(3, 30_000, ['kill', 'pause', 'isolate', 'failpoint', 'auth']),
+test('robustness smoke: 3 members under kill, pause, isolation, failpoint crashes, clock jumps (and auth changes when auth is on)', { timeout: 240_000 }, () =>
+  smoke(3, 30_000, ['kill', 'pause', 'isolate', 'failpoint', 'clock', 'auth']),
 );
 
 test('robustness smoke: 1 member under kill and failpoint crashes', { timeout: 120_000 }, () => smoke(1, 12_000, ['kill', 'failpoint']));
