@@ -62,7 +62,14 @@ export async function pickTarget(ctx: FaultContext, role: 'leader' | 'follower' 
   return (leader + 1 + ctx.rand.intn(n - 1)) % n;
 }
 
-/** A Cluster RPC through whichever other member answers, retried for a while. */
+const clusterCallRetryMs = 60_000;
+
+/**
+ * A Cluster RPC through whichever other member answers, retried for a minute:
+ * with overlapping faults the cluster may have no quorum for most of one
+ * (a member down while another is cut off until a snapshot, up to 20 s, then
+ * cut off again).
+ */
 export async function clusterCall<Req, Res>(
   access: Access,
   c: Cluster,
@@ -71,7 +78,7 @@ export async function clusterCall<Req, Res>(
   req: Req,
   done: (e: GrpcError) => boolean = () => false,
 ): Promise<Res | undefined> {
-  const deadline = performance.now() + 30_000;
+  const deadline = performance.now() + clusterCallRetryMs;
   let last = '';
   for (let attempt = 0; performance.now() < deadline; attempt++) {
     const candidates = c.members.filter((x, j) => j !== except && x.running);
@@ -90,7 +97,7 @@ export async function clusterCall<Req, Res>(
     }
     await delay(300);
   }
-  throw new Error(`cluster call failed for 30 s: ${last}`);
+  throw new Error(`cluster call failed for ${clusterCallRetryMs / 1000} s: ${last}`);
 }
 
 /** Member i, stopped and removed from the cluster: wiped, added back (a new id), started, promoted when a learner. */

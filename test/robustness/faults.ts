@@ -61,6 +61,17 @@ export const faultKinds = [
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
+/**
+ * The faults that only change the proxies' links (FaultNet): with overlapping
+ * faults they run beside the others, which leave FaultNet alone (but for
+ * restoreCluster after a failed fault). The faults armed through the shared
+ * failpoints file (stall, drop, watch-hold) stay in the other lane: two arms
+ * at once could each signal a member that reads the other's spec.
+ */
+export function isNetworkFault(k: FaultKind): boolean {
+  return k === 'isolate' || k === 'isolate-until-snapshot' || k === 'delay' || k === 'flaky';
+}
+
 /** Failpoints and the hit on which to crash (a range: some are hit often, some once per compaction). */
 const crashPoints: readonly { name: FailpointName; hitMax: number }[] = [
   { name: 'raftBeforeSave', hitMax: 60 },
@@ -319,11 +330,28 @@ async function failpointCrash(ctx: FaultContext): Promise<void> {
   await m.start({ timeoutMs: ctx.readyTimeoutMs });
 }
 
-/** Undoes whatever a failed fault left behind: heals the network, resumes and starts every member. */
-export async function restoreCluster(ctx: FaultContext): Promise<void> {
-  if (ctx.cluster.members.length > 1) ctx.cluster.net.heal();
-  for (const m of ctx.cluster.members) {
+/**
+ * Undoes whatever a failed fault left behind: heals the network, resumes and
+ * starts every member. only: just the network, or just the members (a lane
+ * of overlapping faults restores what its own faults change, and leaves
+ * alone a member the other lane may be replacing).
+ */
+export async function restoreCluster(ctx: FaultContext, only?: 'network' | 'members'): Promise<void> {
+  if (ctx.cluster.members.length > 1 && only !== 'members') ctx.cluster.net.heal();
+  if (only === 'network') return;
+  for (let i = 0; i < ctx.cluster.members.length; i++) {
+    const m = ctx.cluster.members[i] as Member;
     m.resume();
-    if (!m.running) await m.start({ timeoutMs: ctx.readyTimeoutMs });
+    if (m.running) continue;
+    const from = logSize(m);
+    try {
+      await m.start({ timeoutMs: ctx.readyTimeoutMs });
+    } catch (e) {
+      // A replacement that failed after its MemberRemove committed (the add refused as
+      // "unhealthy cluster" while overlapping faults kept cutting links): finish it.
+      if (!/permanently removed from the cluster/.test(readFileSync(m.logFile).subarray(from).toString('utf8'))) throw e;
+      await m.kill();
+      await rejoinWiped(ctx, i, false, 'removed by a fault that failed before adding it back');
+    }
   }
 }

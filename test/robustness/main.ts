@@ -1,5 +1,5 @@
 /**
- * npm run robustness -- [--seed N] [--duration S] [--size 1|3|5] [--peer-tls] [--auth jwt|simple] [--faults kill,pause,...] [--dir D]
+ * npm run robustness -- [--seed N] [--duration S] [--size 1|3|5] [--peer-tls] [--auth jwt|simple] [--faults kill,pause,...] [--overlap] [--dir D]
  * npm run robustness -- --check history.json
  *
  * Runs the fault mix against a cluster of etcd-ts members and checks the
@@ -28,6 +28,7 @@ async function main(): Promise<void> {
       dir: { type: 'string' },
       check: { type: 'string' },
       'peer-tls': { type: 'boolean', default: false },
+      overlap: { type: 'boolean', default: false },
       auth: { type: 'string' },
     },
   });
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
   if (!Number.isSafeInteger(seed) || seed < 0) fail(`--seed must be a non-negative integer`);
   if (!(durationS > 0)) fail(`--duration must be a positive number of seconds`);
   if (size !== 1 && size !== 3 && size !== 5) fail(`--size must be 1, 3 or 5`);
+  if (values.overlap && size === 1) fail(`--overlap needs 3 or 5 members`);
   if (values.auth !== undefined && values.auth !== 'jwt' && values.auth !== 'simple') fail(`--auth must be jwt or simple`);
   const faults = values.faults === '' ? [] : values.faults.split(',');
   for (const f of faults) if (!(faultKinds as readonly string[]).includes(f)) fail(`unknown fault ${f} (known: ${faultKinds.join(', ')})`);
@@ -55,6 +57,7 @@ async function main(): Promise<void> {
     size,
     faults: faults as FaultKind[],
     peerTls: values['peer-tls'],
+    overlap: values.overlap,
     ...(values.auth !== undefined ? { auth: values.auth } : {}),
     ...(values.dir !== undefined ? { dir: values.dir } : {}),
     log: (line) => process.stdout.write(`${line}\n`),

@@ -17,7 +17,7 @@ import { checkWatches, mergeReference } from './check-watch.js';
 import { RecordingClient, isRead } from './client.js';
 import { MemberClocks, findLibfaketime } from './clock.js';
 import { startRobustCluster } from './cluster.js';
-import { faultKinds, injectFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
+import { faultKinds, injectFault, isNetworkFault, restoreCluster, type FaultContext, type FaultKind } from './faults.js';
 import { RunAuth, isAuthRefusal, noAuth, tokenFlags, type Access, type TokenKind } from './access.js';
 import { firstKey, nowMs, type History, type WatchRecord } from './history.js';
 import { runLeaseClient } from './leases.js';
@@ -38,6 +38,11 @@ export interface RunOptions {
   readonly requestTimeoutMs?: number;
   /** Peer URLs over TLS (--peer-auto-tls). */
   readonly peerTls?: boolean;
+  /**
+   * Faults overlap (P15, as Jepsen's combined nemesis lets them): the network
+   * faults run in a lane of their own, beside the others (3 or 5 members).
+   */
+  readonly overlap?: boolean;
   /** Auth on, with this kind of token: the traffic as an ordinary user, the run's maintenance as root (P20). */
   readonly auth?: TokenKind;
   /** Where data dirs, logs and the history go; a new temp dir by default. */
@@ -80,7 +85,8 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     history.faults.push({ atMs: nowMs(), what });
     info(what);
   };
-  log(`robustness: seed ${o.seed}, ${o.size} member(s)${o.peerTls === true ? ' over peer TLS' : ''}${o.auth !== undefined ? ` with auth (${o.auth} tokens)` : ''}, ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
+  if (o.overlap === true && o.size < 3) throw new Error('overlapping faults need 3 or 5 members');
+  log(`robustness: seed ${o.seed}, ${o.size} member(s)${o.peerTls === true ? ' over peer TLS' : ''}${o.overlap === true ? ', faults overlapping' : ''}${o.auth !== undefined ? ` with auth (${o.auth} tokens)` : ''}, ${o.durationMs / 1000}s, faults ${o.faults.join(',') || 'none'}; files in ${dir}`);
   const failpointsFile = join(dir, 'failpoints');
   writeFileSync(failpointsFile, '');
   // Members run under libfaketime only when the clock fault may come: it costs every wall-clock read a file read.
@@ -186,15 +192,24 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
 
     const end = t0 + o.durationMs;
     await delay(Math.min(1500, o.durationMs / 4));
-    while (nowMs() < end - 1000 && o.faults.length > 0) {
-      const kind = o.faults[rand.intn(o.faults.length)] as FaultKind;
-      try {
-        await injectFault(ctx, kind);
-      } catch (e) {
-        note(`fault ${kind} failed: ${(e as Error).message.split('\n')[0] ?? ''}`);
-        await restoreCluster(ctx);
+    const lane = async (kinds: readonly FaultKind[], lctx: FaultContext, tag: string, restores?: 'network' | 'members'): Promise<void> => {
+      while (nowMs() < end - 1000 && kinds.length > 0) {
+        const kind = kinds[lctx.rand.intn(kinds.length)] as FaultKind;
+        try {
+          await injectFault(lctx, kind);
+        } catch (e) {
+          note(`${tag}fault ${kind} failed: ${(e as Error).message.split('\n')[0] ?? ''}`);
+          await restoreCluster(lctx, restores);
+        }
+        await delay(800 + lctx.rand.intn(1200));
       }
-      await delay(800 + rand.intn(1200));
+    };
+    if (o.overlap === true) {
+      // Each lane draws from a generator of its own: the interleaving of real processes must not change a lane's choices.
+      const netCtx: FaultContext = { ...ctx, rand: new SeededRand(rand.uint32()), note: (what) => note(`[net] ${what}`) };
+      await Promise.all([lane(o.faults.filter((k) => !isNetworkFault(k)), ctx, '', 'members'), lane(o.faults.filter(isNetworkFault), netCtx, '[net] ', 'network')]);
+    } else {
+      await lane(o.faults, ctx, '');
     }
     while (nowMs() < end) await delay(100);
     stopped = true;
