@@ -29,6 +29,7 @@ import { RawNode, StateType, isRaftError, RaftErrorCode, type SoftState } from '
 import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema, currentAuthStorage } from '../schema/index.js';
 import { Transport, membersRpcMethod } from '../transport/index.js';
 import { AlarmSet } from './alarms.js';
+import { EntryApplier, type EntryApplierHost } from './apply-entries.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from './apply.js';
 import { bootstrap, type BootState } from './bootstrap.js';
 import { ConfigError, electionTicks, parseCompactionRetention, type ServerConfig } from './config.js';
@@ -37,7 +38,7 @@ import { IdGenerator } from './id-gen.js';
 import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
 import { LinearizableReads } from './linearizable-read.js';
 import { RaftCluster, computeMemberId, memberFromRecord, memberToRecord, type Member } from './membership.js';
-import { HeartbeatDetector, ServerMetrics, slowApplyMs } from './metrics.js';
+import { HeartbeatDetector, ServerMetrics } from './metrics.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
@@ -125,13 +126,12 @@ export class EtcdServer implements ApplyEnv {
   committedIndex = 0;
   appliedIndex = 0;
   appliedTerm = 0;
-  confState: raftpb.ConfState = raftpb.ConfState.create();
+  /** Committed entries into the state; keeps raft's configuration as applied. */
+  private readonly applier: EntryApplier;
   /** When a leader other than the previous one was last seen (etcd's leadElectedTime). */
   private leaderElectedMs = 0;
   private promotedTerm = -1;
   private snapshotIndex = 0;
-  /** The backend's applied (consistent) index, mirrored: entries at or below it are already in the state. */
-  private consistentIndex = 0;
   private stopping = false;
   private stoppedErr: Error | undefined;
   private readonly doneHandlers: ((err: Error | undefined) => void)[] = [];
@@ -195,11 +195,10 @@ export class EtcdServer implements ApplyEnv {
     });
     this.loadMembership();
     const applied = schema.consistentIndex();
-    this.consistentIndex = applied.index;
     this.appliedIndex = Math.max(applied.index, boot.snapshot?.metadata?.index ?? 0);
     this.appliedTerm = applied.term;
     this.snapshotIndex = boot.snapshot?.metadata?.index ?? 0;
-    this.confState = schema.confState() ?? boot.snapshot?.metadata?.confState ?? raftpb.ConfState.create();
+    this.applier = new EntryApplier(this.applierHost(), applied.index, schema.confState() ?? boot.snapshot?.metadata?.confState ?? raftpb.ConfState.create());
     this.appliedWait = new AppliedIndexWait(this.appliedIndex);
     this.idGen = new IdGenerator(this.memberId, Math.floor(this.clock.wallMs()));
     this.reads = new LinearizableReads({
@@ -248,7 +247,7 @@ export class EtcdServer implements ApplyEnv {
           this.transport.send(msgs);
         },
         applySnapshot: (snap) => this.installSnapshot(snap),
-        applyEntries: (entries) => this.applyEntries(entries),
+        applyEntries: (entries) => this.applier.applyEntries(entries),
         onReadState: (ctx, index) => this.reads.onReadState(ctx, index),
         afterAdvance: () => this.snapshots.maybeSnapshot(),
         onFatal: (err) => this.fatal(err),
@@ -464,40 +463,36 @@ export class EtcdServer implements ApplyEnv {
 
   // ---------------------------------------------------------------- apply
 
-  /**
-   * Applies committed entries in order: first those the state already has
-   * (replayed after a restart or a snapshot install), then the new ones in
-   * ONE backend write scope with the applied index written once, at its end.
-   * The scope reaches LMDB whole or not at all, so a crash keeps the run's
-   * effects and its index together, as it did for one entry.
-   */
-  private applyEntries(entries: raftpb.Entry[]): void {
-    let i = 0;
-    for (; i < entries.length; i++) {
-      const e = entries[i] as raftpb.Entry;
-      if (e.index > this.consistentIndex) break;
-      this.noteCommitted(e);
-      // Raft's configuration restarts from the snapshot and needs conf changes again.
-      // A change refused the first time is replayed as refused (no node), whatever the membership is now.
-      if (e.type !== raftpb.EntryType.EntryNormal) {
-        const { cc } = this.decodeConfChange(e);
-        this.confState = this.raft.rawNode.applyConfChange(this.schemaRef.confChangeRefused(e.index) ? raftpb.ConfChange.create({ ...cc, nodeId: 0n }) : cc);
-      }
-      this.advanceApplied(e);
-    }
-    if (i === entries.length) return;
-    this.schemaRef.backend.write(() => {
-      for (; i < entries.length; i++) {
-        const e = entries[i] as raftpb.Entry;
-        this.noteCommitted(e);
-        const startedMs = performance.now();
-        this.applyEntry(e);
-        if (performance.now() - startedMs > slowApplyMs) this.metrics.slowApplies.inc();
-        this.advanceApplied(e);
-      }
-      const last = entries[entries.length - 1] as raftpb.Entry;
-      this.schemaRef.setConsistentIndex({ index: last.index, term: last.term });
-    });
+  /** Raft's configuration as applied (the snapshot flow saves it with each snapshot). */
+  get confState(): raftpb.ConfState {
+    return this.applier.confState;
+  }
+
+  private applierHost(): EntryApplierHost {
+    return {
+      memberId: this.memberId,
+      cluster: this.cluster,
+      logger: this.logger,
+      schema: () => this.schemaRef,
+      applyConfChangeToRaft: (cc) => this.raft.rawNode.applyConfChange(cc),
+      applyNormal: (e) => this.applyNormal(e),
+      noteCommitted: (e) => this.noteCommitted(e),
+      advanceApplied: (e) => this.advanceApplied(e),
+      answer: (id, outcome) => this.waits.trigger(id, outcome),
+      peers: {
+        add: (id, urls) => this.transport.addPeer(id, urls),
+        remove: (id) => this.transport.removePeer(id),
+        update: (id, urls) => this.transport.updatePeer(id, urls),
+      },
+      removedSelf: () => {
+        // As etcd, a moment later: a removed leader hands over (raft does that once the
+        // others have the log) and the others learn the removal committed.
+        this.logger.warn('the member has been permanently removed from the cluster');
+        const timer = setTimeout(() => void this.stop(new ServerError('IDRemoved', 'the member has been permanently removed from the cluster')), removedStopDelayMs);
+        this.onDone(() => clearTimeout(timer));
+      },
+      slowApply: () => this.metrics.slowApplies.inc(),
+    };
   }
 
   private noteCommitted(e: raftpb.Entry): void {
@@ -512,22 +507,6 @@ export class EtcdServer implements ApplyEnv {
     this.appliedTerm = e.term;
     this.appliedWait.advance(e.index);
     this.metrics.proposalsApplied.inc();
-  }
-
-  private applyEntry(e: raftpb.Entry): void {
-    switch (e.type) {
-      case raftpb.EntryType.EntryNormal:
-        this.applyNormal(e);
-        break;
-      case raftpb.EntryType.EntryConfChange:
-      case raftpb.EntryType.EntryConfChangeV2:
-        this.applyConfChangeEntry(e);
-        break;
-      default:
-        this.logger.warn('unknown entry type', { type: e.type, index: e.index });
-    }
-    // The backend's copy is written once per run (applyEntries).
-    this.consistentIndex = e.index;
   }
 
   private applyNormal(e: raftpb.Entry): void {
@@ -549,104 +528,6 @@ export class EtcdServer implements ApplyEnv {
     }
     const id = req.header?.ID ?? 0n;
     if (id !== 0n) this.waits.trigger(id, outcome);
-  }
-
-  /** The change, the member its context carries, and whether it is a promotion (which carries only the id). */
-  private decodeConfChange(e: raftpb.Entry): { cc: raftpb.ConfChange; member: Member | undefined; promote: boolean } {
-    assert(e.type === raftpb.EntryType.EntryConfChange, 'this member proposes only v1 conf changes');
-    const cc = raftpb.ConfChange.decode(e.data);
-    const record = cc.context.length > 0 ? serverpb.MemberRecord.decode(cc.context) : undefined;
-    return { cc, member: record === undefined ? undefined : memberFromRecord(record), promote: record?.isPromote === true };
-  }
-
-  private applyConfChangeEntry(e: raftpb.Entry): void {
-    const { cc, member, promote } = this.decodeConfChange(e);
-    const err = this.validateConfChange(cc, member, promote);
-    if (err !== undefined) {
-      // Raft must still see the change (with no node) so its pending-change bookkeeping moves on.
-      this.confState = this.raft.rawNode.applyConfChange(raftpb.ConfChange.create({ ...cc, nodeId: 0n }));
-      this.schemaRef.addRefusedConfChange(e.index);
-      this.waits.trigger(cc.id, { ok: false, error: err });
-      return;
-    }
-    const membership = new MembershipStorage(this.schemaRef);
-    const T = raftpb.ConfChangeType;
-    switch (cc.type) {
-      case T.ConfChangeAddNode:
-      case T.ConfChangeAddLearnerNode: {
-        assert(member !== undefined, 'an add carries the member');
-        if (promote) {
-          this.cluster.promote(cc.nodeId);
-        } else {
-          this.cluster.add({ ...member, isLearner: cc.type === T.ConfChangeAddLearnerNode });
-        }
-        const m = this.cluster.members.get(cc.nodeId);
-        if (m !== undefined) membership.putMember(memberToRecord(m));
-        if (cc.nodeId !== this.memberId && m !== undefined) this.transport.addPeer(cc.nodeId, m.peerUrls);
-        this.logger.info('added member', { member: idToHex(cc.nodeId), 'peer-urls': m?.peerUrls ?? [] });
-        break;
-      }
-      case T.ConfChangeRemoveNode:
-        this.cluster.remove(cc.nodeId);
-        membership.removeMember(cc.nodeId);
-        if (cc.nodeId !== this.memberId) this.transport.removePeer(cc.nodeId);
-        this.logger.info('removed member', { member: idToHex(cc.nodeId) });
-        break;
-      case T.ConfChangeUpdateNode:
-        if (member !== undefined) {
-          this.cluster.updatePeerUrls(cc.nodeId, member.peerUrls);
-          this.saveMember(cc.nodeId);
-          if (cc.nodeId !== this.memberId) this.transport.updatePeer(cc.nodeId, member.peerUrls);
-        }
-        break;
-      default:
-        break;
-    }
-    this.confState = this.raft.rawNode.applyConfChange(cc);
-    this.schemaRef.setConfState(this.confState);
-    this.waits.trigger(cc.id, { ok: true, response: { members: this.cluster.memberList() } });
-    if (cc.type === T.ConfChangeRemoveNode && cc.nodeId === this.memberId) {
-      // As etcd, a moment later: a removed leader hands over (raft does that once the
-      // others have the log) and the others learn the removal committed.
-      this.logger.warn('the member has been permanently removed from the cluster');
-      const timer = setTimeout(() => void this.stop(new ServerError('IDRemoved', 'the member has been permanently removed from the cluster')), removedStopDelayMs);
-      this.onDone(() => clearTimeout(timer));
-    }
-  }
-
-  /**
-   * etcd's ValidateConfigurationChange, against the applied membership. The
-   * API proposes adds, removes and updates without checking them first, as
-   * etcd does: a refused change still takes its raft entry.
-   */
-  private validateConfChange(cc: raftpb.ConfChange, member: Member | undefined, promote: boolean): Error | undefined {
-    const T = raftpb.ConfChangeType;
-    const c = this.cluster;
-    if (c.removed.has(cc.nodeId)) return new ServerError('IDRemoved');
-    try {
-      switch (cc.type) {
-        case T.ConfChangeAddNode:
-        case T.ConfChangeAddLearnerNode:
-          if (promote) {
-            c.checkPromote(cc.nodeId);
-            return undefined;
-          }
-          if (c.members.has(cc.nodeId)) return new ServerError('MemberExist');
-          if (member !== undefined) c.checkAdd({ ...member, id: cc.nodeId, isLearner: cc.type === T.ConfChangeAddLearnerNode });
-          return undefined;
-        case T.ConfChangeRemoveNode:
-          c.checkRemove(cc.nodeId);
-          return undefined;
-        case T.ConfChangeUpdateNode:
-          c.checkUpdate(cc.nodeId, member?.peerUrls ?? []);
-          return undefined;
-        default:
-          return undefined;
-      }
-    } catch (e) {
-      if (e instanceof ServerError) return e;
-      throw e;
-    }
   }
 
   private loadMembership(): void {
@@ -703,9 +584,10 @@ export class EtcdServer implements ApplyEnv {
     for (const m of this.cluster.members.values()) {
       if (m.id !== this.memberId) this.transport.addPeer(m.id, m.peerUrls);
     }
-    this.confState = md.confState ?? this.confState;
     const applied = schema.consistentIndex();
-    this.consistentIndex = applied.index;
+    // The database may be newer than the snapshot's index: its own configuration goes with its index.
+    this.applier.confState = schema.confState() ?? md.confState ?? this.applier.confState;
+    this.applier.consistentIndex = applied.index;
     this.appliedIndex = Math.max(this.appliedIndex, applied.index);
     this.appliedTerm = applied.term;
     this.appliedWait.advance(this.appliedIndex);

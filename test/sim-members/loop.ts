@@ -42,9 +42,13 @@ export class SimLoop implements Clock {
     return 1_700_000_000_000 + this.now;
   }
 
+  /** Prints every trace line too (debugging one seed). */
+  echo = false;
+
   /** Adds a line to the trace whose digest identifies the run. */
   trace(line: string): void {
     this.digest.update(`${this.now} ${line}\n`);
+    if (this.echo) process.stdout.write(`${this.now} ${line}\n`);
   }
 
   traceDigest(): string {

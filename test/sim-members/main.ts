@@ -3,7 +3,7 @@
  * runs the whole-member simulation once per seed; on the first seed with a
  * violation prints it (and where its history was saved) and exits 1.
  * `--twice` also runs each seed a second time and fails unless the trace
- * digests are equal (determinism). `--status-ms N` prints every member's
+ * digests are equal (determinism). `--trace` prints the event trace. `--status-ms N` prints every member's
  * raft state every N simulated milliseconds.
  */
 import { writeFileSync } from 'node:fs';
@@ -32,16 +32,17 @@ async function main(): Promise<number> {
       'duration-ms': { type: 'string', default: '20000' },
       twice: { type: 'boolean', default: false },
       'status-ms': { type: 'string', default: '0' },
+      trace: { type: 'boolean', default: false },
     },
   });
   const members = Number(values.members);
   const durationMs = Number(values['duration-ms']);
   for (const seed of parseSeeds(values.seeds)) {
     const started = performance.now();
-    const r = await runSim({ seed, members, durationMs, statusEveryMs: Number(values['status-ms']) });
+    const r = await runSim({ seed, members, durationMs, statusEveryMs: Number(values['status-ms']), trace: values.trace });
     const took = ((performance.now() - started) / 1000).toFixed(1);
     console.log(
-      `seed ${seed}: ${r.violations.length === 0 ? 'ok' : 'VIOLATION'} (${members} members, ${r.ops} ops, ${r.okOps} ok, ${r.watchEvents} watch events, ${r.faults} faults, ${r.crashes} crashes, ${r.tornTails} torn WAL tails, ${r.compactions} compactions up to ${r.compactRevision}, snapshots ${r.snapshots.taken} taken ${r.snapshots.sent} sent ${r.snapshots.installed} installed, rev ${r.lastRevision}, ${r.events} events, ${took} s) ${r.digest.slice(0, 16)}`,
+      `seed ${seed}: ${r.violations.length === 0 ? 'ok' : 'VIOLATION'} (${members} members, ${r.ops} ops, ${r.okOps} ok, ${r.watchEvents} watch events, ${r.faults} faults, ${r.crashes} crashes, ${r.tornTails} torn WAL tails, ${r.replaced} replaced, ${r.compactions} compactions up to ${r.compactRevision}, snapshots ${r.snapshots.taken} taken ${r.snapshots.sent} sent ${r.snapshots.installed} installed, rev ${r.lastRevision}, ${r.events} events, ${took} s) ${r.digest.slice(0, 16)}`,
     );
     if (r.violations.length > 0) {
       const path = join(tmpdir(), `etcd-sim-members-${seed}.json`);

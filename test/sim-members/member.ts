@@ -23,6 +23,7 @@ import { MemoryStorage, RawNode, RaftErrorCode, StateType, isRaftError, type Pee
 import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema, currentAuthStorage } from '../../src/schema/index.js';
 import { allBucketNames } from '../../src/schema/schema.js';
 import { AlarmSet } from '../../src/server/alarms.js';
+import { EntryApplier } from '../../src/server/apply-entries.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from '../../src/server/apply.js';
 import { IdGenerator } from '../../src/server/id-gen.js';
 import { RaftCluster, memberFromRecord, memberToRecord } from '../../src/server/membership.js';
@@ -72,6 +73,8 @@ export function receivedDbName(index: number): string {
 }
 
 const publishTimeoutMs = 1_000;
+/** As the server: a removed member stops a moment after its removal applied. */
+const removedStopDelayMs = 1_000;
 const publishRetryMs = 200;
 
 export interface MemberBoot {
@@ -82,6 +85,8 @@ export interface MemberBoot {
   readonly clusterId: bigint;
   /** Every member of the initial cluster (to bootstrap raft on a new disk). */
   readonly initial: RaftCluster;
+  /** Joins a running cluster (added by a conf change): a new disk starts raft with no configuration, learned from the leader. */
+  readonly join?: boolean;
   readonly send: (from: SimMember, msgs: raftpb.Message[]) => void;
   readonly segmentBytes: number;
   readonly preallocate: Preallocate;
@@ -111,10 +116,9 @@ export class SimMember implements ApplyEnv, SnapshotHost {
   private leaseStorage: LeaseStorage;
   private authStorage: AuthStorage;
   private readonly idGen: IdGenerator;
-  private consistentIndex: number;
+  private readonly applier: EntryApplier;
   appliedIndex: number;
   appliedTerm: number;
-  confState: raftpb.ConfState;
   private snapshotIndex: number;
   private readonly logCompaction: LogCompaction;
   get cfg(): MemberBoot['snapshots'] {
@@ -126,6 +130,8 @@ export class SimMember implements ApplyEnv, SnapshotHost {
   private readonly reads = new Map<string, (index: number) => void>();
   private readSeq = 0;
   private stopped = false;
+  /** Its own removal applied: it stops a moment later, as the server does. */
+  removed = false;
   /** The commit index in the WAL at start: clients are served once it is applied (below). */
   private published = false;
 
@@ -158,10 +164,33 @@ export class SimMember implements ApplyEnv, SnapshotHost {
     });
     this.loadMembership();
     const applied = schema.consistentIndex();
-    this.consistentIndex = applied.index;
     this.appliedIndex = applied.index;
     this.appliedTerm = applied.term;
-    this.confState = snapshot?.metadata?.confState ?? schema.confState() ?? raftpb.ConfState.create();
+    this.applier = new EntryApplier(
+      {
+        memberId: this.memberId,
+        cluster: this.cluster,
+        logger: nopLogger,
+        schema: () => this.schema,
+        applyConfChangeToRaft: (cc) => {
+          const cs = this.raft.rawNode.applyConfChange(cc);
+          proc.loop.trace(`m ${this.memberId.toString(16)} conf change ${cc.type} ${cc.nodeId.toString(16)} voters ${cs.voters.map((v) => v.toString(16)).join(',')}`);
+          return cs;
+        },
+        applyNormal: (e) => this.applyNormal(e),
+        noteCommitted: () => undefined,
+        advanceApplied: (e) => this.advanceApplied(e),
+        answer: (id, outcome) => this.answer(id, outcome),
+        // Messages go by member id through the simulation's network: no links to keep.
+        peers: { add: () => undefined, remove: () => undefined, update: () => undefined },
+        removedSelf: () => {
+          this.removed = true;
+          proc.after(removedStopDelayMs, () => this.stop());
+        },
+      },
+      applied.index,
+      schema.confState() ?? snapshot?.metadata?.confState ?? raftpb.ConfState.create(),
+    );
     this.snapshotIndex = snapshot?.metadata?.index ?? 0;
     this.logCompaction = new LogCompaction(this);
     this.appliedWait = new AppliedIndexWait(this.appliedIndex);
@@ -181,7 +210,7 @@ export class SimMember implements ApplyEnv, SnapshotHost {
         },
         send: (msgs) => boot.send(this, msgs),
         applySnapshot: (snap) => this.installSnapshot(snap),
-        applyEntries: (entries) => this.applyEntries(entries),
+        applyEntries: (entries) => this.applier.applyEntries(entries),
         onReadState: (ctx, index) => {
           const key = Buffer.from(ctx).toString('hex');
           const done = this.reads.get(key);
@@ -218,7 +247,7 @@ export class SimMember implements ApplyEnv, SnapshotHost {
     } else {
       const metadata = serverpb.WalMetadata.encode(serverpb.WalMetadata.create({ memberId: boot.memberId, clusterId: boot.clusterId }));
       wal = await Wal.create(walDir, metadata, walOpts);
-      peers = boot.initial.memberList().map((m) => ({ id: m.id, context: serverpb.MemberRecord.encode(memberToRecord(m)) }));
+      if (boot.join !== true) peers = boot.initial.memberList().map((m) => ({ id: m.id, context: serverpb.MemberRecord.encode(memberToRecord(m)) }));
     }
     let schema = openSchema(boot);
     const snapIndex = snapshot?.metadata?.index ?? 0;
@@ -262,8 +291,16 @@ export class SimMember implements ApplyEnv, SnapshotHost {
   }
 
   private loadMembership(): void {
+    const membership = new MembershipStorage(this.schema);
     this.cluster.members.clear();
-    for (const r of new MembershipStorage(this.schema).members()) this.cluster.members.set(r.ID, memberFromRecord(r));
+    this.cluster.removed.clear();
+    for (const r of membership.members()) this.cluster.members.set(r.ID, memberFromRecord(r));
+    for (const id of membership.removedIds()) this.cluster.removed.add(id);
+  }
+
+  /** Raft's configuration as applied (the log compaction saves it with each snapshot). */
+  get confState(): raftpb.ConfState {
+    return this.applier.confState;
   }
 
   // ---- raft snapshots (as EtcdServer.installSnapshotDb)
@@ -299,9 +336,9 @@ export class SimMember implements ApplyEnv, SnapshotHost {
     this.authStorage = new AuthStorage(schema);
     this.auth.recover();
     this.loadMembership();
-    this.confState = md.confState ?? this.confState;
     const applied = schema.consistentIndex();
-    this.consistentIndex = applied.index;
+    this.applier.confState = schema.confState() ?? md.confState ?? this.applier.confState;
+    this.applier.consistentIndex = applied.index;
     this.appliedIndex = Math.max(this.appliedIndex, applied.index);
     this.appliedTerm = applied.term;
     this.appliedWait.advance(this.appliedIndex);
@@ -336,6 +373,11 @@ export class SimMember implements ApplyEnv, SnapshotHost {
 
   private onSoftState(s: SoftState): void {
     this.leaderId = s.lead;
+  }
+
+  /** Stops after its removal: as a crash, but its disk is left as it is (it is never started again). */
+  stop(): void {
+    if (!this.stopped) this.crash();
   }
 
   /** The crash: nothing more runs; every waiting request fails (its outcome unknown). */
@@ -383,20 +425,7 @@ export class SimMember implements ApplyEnv, SnapshotHost {
     return !this.stopped;
   }
 
-  // ---- apply (as EtcdServer.applyEntries)
-
-  private applyEntries(entries: raftpb.Entry[]): void {
-    for (const e of entries) {
-      if (e.index <= this.consistentIndex) {
-        // Replayed after a restart: the state has it; raft's configuration needs conf changes again.
-        if (e.type !== raftpb.EntryType.EntryNormal) this.confState = this.raft.rawNode.applyConfChange(raftpb.ConfChange.decode(e.data));
-        this.advanceApplied(e);
-        continue;
-      }
-      this.schema.backend.write(() => this.applyEntry(e));
-      this.advanceApplied(e);
-    }
-  }
+  // ---- apply (the production EntryApplier; normal entries as EtcdServer.applyNormal)
 
   private advanceApplied(e: raftpb.Entry): void {
     if (e.index <= this.appliedIndex) return;
@@ -405,27 +434,16 @@ export class SimMember implements ApplyEnv, SnapshotHost {
     this.appliedWait.advance(e.index);
   }
 
-  private applyEntry(e: raftpb.Entry): void {
-    if (e.type === raftpb.EntryType.EntryNormal) {
-      if (e.data.length > 0) {
-        const req = serverpb.InternalRaftRequest.decode(e.data);
-        const outcome = applyRequest(this, req, e.index);
-        const id = req.header?.ID ?? 0n;
-        const w = this.waits.get(id);
-        this.waits.delete(id);
-        w?.(outcome);
-      }
-    } else {
-      const cc = raftpb.ConfChange.decode(e.data);
-      assert(cc.type === raftpb.ConfChangeType.ConfChangeAddNode && cc.context.length > 0, 'the simulation only bootstraps voters');
-      const member = memberFromRecord(serverpb.MemberRecord.decode(cc.context));
-      if (!this.cluster.members.has(cc.nodeId)) this.cluster.add(member);
-      new MembershipStorage(this.schema).putMember(memberToRecord(member));
-      this.confState = this.raft.rawNode.applyConfChange(cc);
-      this.schema.setConfState(this.confState);
-    }
-    this.schema.setConsistentIndex({ index: e.index, term: e.term });
-    this.consistentIndex = e.index;
+  private applyNormal(e: raftpb.Entry): void {
+    if (e.data.length === 0) return;
+    const req = serverpb.InternalRaftRequest.decode(e.data);
+    this.answer(req.header?.ID ?? 0n, applyRequest(this, req, e.index));
+  }
+
+  private answer(id: bigint, outcome: ApplyOutcome): void {
+    const w = this.waits.get(id);
+    this.waits.delete(id);
+    w?.(outcome);
   }
 
   // ---- requests
@@ -435,6 +453,18 @@ export class SimMember implements ApplyEnv, SnapshotHost {
     if (this.stopped) return Promise.reject(new SimRequestError('member stopped'));
     const id = this.idGen.next();
     const data = serverpb.InternalRaftRequest.encode(serverpb.InternalRaftRequest.create({ header: serverpb.RequestHeader.create({ ID: id }), request }));
+    return this.proposeAndWait(id, timeoutMs, (n) => n.propose(data));
+  }
+
+  /** Proposes a membership change; resolves once it applied here, rejects if refused or its outcome is unknown. */
+  async proposeConfChange(cc: raftpb.ConfChange, timeoutMs: number): Promise<void> {
+    if (this.stopped) throw new SimRequestError('member stopped');
+    cc.id = this.idGen.next();
+    await this.proposeAndWait(cc.id, timeoutMs, (n) => n.proposeConfChange(cc));
+  }
+
+  /** Hands a proposal to raft and waits for the entry carrying id to apply here (or for timeoutMs). */
+  private proposeAndWait(id: bigint, timeoutMs: number, proposal: (n: RawNode) => void): Promise<object> {
     return new Promise<object>((resolve, reject) => {
       const timer = this.boot.proc.after(timeoutMs, () => {
         if (this.waits.delete(id)) reject(new SimRequestError('request timed out'));
@@ -445,7 +475,7 @@ export class SimMember implements ApplyEnv, SnapshotHost {
         else reject(o.error);
       });
       try {
-        this.raft.with((n) => n.propose(data));
+        this.raft.with(proposal);
       } catch (e) {
         this.waits.delete(id);
         this.boot.proc.loop.cancel(timer);

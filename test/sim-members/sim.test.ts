@@ -1,7 +1,8 @@
 /**
  * The whole-member simulation (sim.ts) on a few seeds: 3 and 5 members under
- * crashes with torn unsynced writes, isolation, splits and a lossy network,
- * with compactions and raft snapshots (sent to and installed by followers);
+ * crashes with torn unsynced writes, isolation, splits, a lossy network and
+ * member replacements, with compactions and raft snapshots (sent to and
+ * installed by followers);
  * the history must pass the robustness checkers and HashKV must agree. One
  * seed runs twice: the same seed must give the same event trace.
  * SIM_SEED=N runs that seed instead of the fixed ones.
@@ -30,6 +31,14 @@ for (const seed of seeds) {
     if (pinned === undefined) assert.ok(r.snapshots.installed > 0, `no follower was caught up by a snapshot: ${JSON.stringify(r.snapshots)}`);
   });
 }
+
+test('3 members, seed 18: members replaced under the faults (removed, added on an empty disk, learners promoted)', async () => {
+  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 18, members: 3, durationMs: 6000 });
+  assert.deepEqual(r.violations, [], explain(r));
+  if (pinned !== undefined) return;
+  assert.ok(r.replaced >= 2, `${r.replaced} members replaced`);
+  assert.ok(r.history.faults.some((f) => / promoted$/.test(f.what)), 'a learner was promoted');
+});
 
 test('5 members, seed 4', async () => {
   const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 4, members: 5, durationMs: 6000 });

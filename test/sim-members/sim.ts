@@ -11,7 +11,7 @@
  */
 import { SeededRand, assert, idToHex, type Rand } from '../../src/base/index.js';
 import { hashKvRequest, rangeRequest as kvRange, txnRequest as kvTxn, type WatchStream } from '../../src/mvcc/index.js';
-import { etcdserverpb, raftpb } from '../../src/pb/index.js';
+import { etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
 import { RaftCluster } from '../../src/server/membership.js';
 import { appliedSnapshot } from '../../src/server/snapshot-flow.js';
 import type { Preallocate } from '../../src/wal/index.js';
@@ -33,6 +33,8 @@ export interface SimOptions {
   readonly clients?: number;
   /** Prints every member's raft status every this many simulated ms (0: never). */
   readonly statusEveryMs?: number;
+  /** Prints the event trace as it goes. */
+  readonly trace?: boolean;
 }
 
 export interface SimReport {
@@ -47,6 +49,8 @@ export interface SimReport {
   readonly events: number;
   /** Crashes, and WAL tails torn by them that restarts cut off. */
   readonly crashes: number;
+  /** Members replaced (removed, and a new one added). */
+  readonly replaced: number;
   readonly tornTails: number;
   /** Compactions sent, and the last revision compacted. */
   readonly compactions: number;
@@ -68,6 +72,14 @@ interface Slot {
   /** Partition group: messages pass only within one group. */
   group: number;
   starting: boolean;
+  /** Added by a conf change: its disk starts with no raft configuration. */
+  readonly join: boolean;
+  /** Removed from the cluster: never started again, out of the checks. */
+  retired: boolean;
+}
+
+function newDisk(): MemberDisk {
+  return { fs: new FakeDisk(), db: new MemDb(), copies: new Map(), tornTails: 0, snapshotsTaken: 0, snapshotsInstalled: 0 };
 }
 
 class Sim {
@@ -102,7 +114,7 @@ class Sim {
     this.compactionBatchLimit = [2, 7, 1000][this.rand.intn(3)] as number;
     this.snapshots = { snapshotCount: [15, 40, 100][this.rand.intn(3)] as number, snapshotCatchUpEntries: [3, 20][this.rand.intn(2)] as number, maxSnapshots: 1 + this.rand.intn(3) };
     this.initial.memberList().forEach((m, index) => {
-      this.slots.push({ index, id: m.id, disk: { fs: new FakeDisk(), db: new MemDb(), copies: new Map(), tornTails: 0, snapshotsTaken: 0, snapshotsInstalled: 0 }, member: undefined, group: 0, starting: false });
+      this.slots.push({ index, id: m.id, disk: newDisk(), member: undefined, group: 0, starting: false, join: false, retired: false });
       this.history.members[idToHex(m.id)] = `m${index}`;
     });
     this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}${this.syncInline ? ' inline-sync' : ''} compaction batches of ${this.compactionBatchLimit} snapshot every ${this.snapshots.snapshotCount} keeping ${this.snapshots.snapshotCatchUpEntries}`);
@@ -114,7 +126,7 @@ class Sim {
   }
 
   start(slot: Slot): void {
-    if (slot.member?.alive === true || slot.starting) return;
+    if (slot.member?.alive === true || slot.starting || slot.retired) return;
     slot.starting = true;
     const proc = new Proc(this.loop);
     SimMember.start({
@@ -124,6 +136,7 @@ class Sim {
       memberId: slot.id,
       clusterId: this.initial.clusterId,
       initial: this.initial,
+      join: slot.join,
       send: (from, msgs) => this.send(from, msgs),
       segmentBytes: this.segmentBytes,
       preallocate: this.preallocate,
@@ -164,7 +177,7 @@ class Sim {
         const target = to.member;
         if (target === undefined || !target.alive || to.group !== src.group || !from.alive) return;
         const copy = raftpb.Message.decode(wire);
-        this.loop.trace(`deliver ${copy.type} ${src.index}->${to.index} t${copy.term} i${copy.index} c${copy.commit} n${copy.entries.length}`);
+        this.loop.trace(`deliver ${copy.type} ${src.index}->${to.index} t${copy.term} i${copy.index} c${copy.commit} n${copy.entries.length}${copy.reject ? " reject" : ""}`);
         target.raft.step(copy);
       });
     }
@@ -203,7 +216,12 @@ class Sim {
   }
 
   alive(): SimMember[] {
-    return this.slots.flatMap((s) => (s.member?.alive === true ? [s.member] : []));
+    return this.slots.flatMap((s) => (s.member?.alive === true && !s.retired ? [s.member] : []));
+  }
+
+  /** The members of the cluster now (not those removed). */
+  current(): Slot[] {
+    return this.slots.filter((s) => !s.retired);
   }
 
   pick<T>(xs: readonly T[]): T | undefined {
@@ -405,9 +423,16 @@ class Sim {
     while (!this.stopTraffic) {
       await this.loop.sleep(300 + this.rand.intn(1500));
       if (this.stopTraffic) return;
-      const slot = this.pick(this.slots) as Slot;
-      const leader = this.slots.find((s) => s.member?.alive === true && s.member.isLeader());
-      switch (this.rand.intn(6)) {
+      const slot = this.pick(this.current()) as Slot;
+      const leader = this.current().find((s) => s.member?.alive === true && s.member.isLeader());
+      switch (this.rand.intn(7)) {
+        case 6:
+          if (this.changing) break;
+          this.changing = true;
+          this.replaceMember(this.rand.intn(3) === 0 && leader !== undefined ? leader : slot, this.rand.intn(2) === 0)
+            .catch((e: unknown) => this.loop.fail(e))
+            .finally(() => (this.changing = false));
+          break;
         case 0:
         case 1: {
           const target = this.rand.intn(2) === 0 && leader !== undefined ? leader : slot;
@@ -449,9 +474,10 @@ class Sim {
         }
         default: {
           // Split the cluster: a minority and a majority.
+          const current = this.current();
           const minority = new Set<number>();
-          const k = Math.floor((this.slots.length - 1) / 2);
-          while (minority.size < k) minority.add(this.rand.intn(this.slots.length));
+          const k = Math.floor((current.length - 1) / 2);
+          while (minority.size < k) minority.add((current[this.rand.intn(current.length)] as Slot).index);
           for (const s of this.slots) s.group = minority.has(s.index) ? 2 : 0;
           this.fault(`split minority ${[...minority].sort().join(',')}`);
           this.loop.at(300 + this.rand.intn(3000), () => {
@@ -463,14 +489,95 @@ class Sim {
     }
   }
 
+  /** A membership change in progress (one at a time, as an operator would). */
+  private changing = false;
+  get changingNow(): boolean {
+    return this.changing;
+  }
+  membershipChanges = 0;
+
+  /**
+   * Replaces a member as an operator does (P10): removes it through raft
+   * (retried until the removal applies on a live member: its outcome may be
+   * unknown, and it may already have applied), then adds a new member with a
+   * new id and an empty disk, as a voter or as a learner promoted once it
+   * caught up. The removed member stops itself when its removal applies on
+   * it (or is left down if it was down). Meanwhile the other faults go on.
+   */
+  private async replaceMember(old: Slot, learner: boolean): Promise<void> {
+    this.fault(`replace m${old.index}${learner ? ' through a learner' : ''}: remove`);
+    const removed = await this.confChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeRemoveNode, nodeId: old.id }), (m) => !m.cluster.members.has(old.id));
+    if (!removed) return;
+    old.retired = true;
+    this.fault(`replace m${old.index}: removed`);
+    // A removed member cut off from the others never applies its removal: its peers refuse it
+    // (the transport's "member removed"), and it stops; or its operator stops it.
+    this.loop.at(2000, () => {
+      if (old.member?.alive === true) {
+        this.fault(`m${old.index} stopped (removed)`);
+        old.member.stop();
+      }
+    });
+    const index = this.slots.length;
+    const id = BigInt.asUintN(64, (BigInt(this.rand.uint32()) << 32n) | BigInt(this.rand.uint32())) || 1n;
+    const record = serverpb.MemberRecord.create({ ID: id, name: `m${index}`, peerUrls: [`http://m${index}.sim:2380`], clientUrls: [], isLearner: learner });
+    const slot: Slot = { index, id, disk: newDisk(), member: undefined, group: 0, starting: false, join: true, retired: false };
+    this.slots.push(slot);
+    this.history.members[idToHex(id)] = `m${index}`;
+    const type = learner ? raftpb.ConfChangeType.ConfChangeAddLearnerNode : raftpb.ConfChangeType.ConfChangeAddNode;
+    const added = await this.confChange(raftpb.ConfChange.create({ type, nodeId: id, context: serverpb.MemberRecord.encode(record) }), (m) => m.cluster.members.has(id));
+    if (!added) {
+      slot.retired = true;
+      return;
+    }
+    this.fault(`replace m${old.index}: added m${index} (${idToHex(id)})${learner ? ' as a learner' : ''}`);
+    this.start(slot);
+    this.membershipChanges++;
+    if (!learner) return;
+    // Promoted once it has applied what the leader had committed (etcd's readiness check is on the leader's progress).
+    const promote = serverpb.MemberRecord.encode(serverpb.MemberRecord.create({ ID: id, isPromote: true }));
+    const promoted = await this.confChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddNode, nodeId: id, context: promote }), (m) => m.cluster.members.get(id)?.isLearner === false, () => {
+      const leader = this.alive().find((m) => m.isLeader());
+      const me = slot.member;
+      return leader !== undefined && me?.alive === true && me.appliedIndex >= leader.raft.rawNode.status().commit - 5;
+    });
+    if (promoted) this.fault(`replace m${old.index}: m${index} promoted`);
+  }
+
+  /**
+   * Proposes a conf change through a live member (the leader when there is
+   * one) until a live member has applied it (done), for up to 30 s of
+   * simulated time; false if it gave up. ready: wait until then to propose.
+   */
+  private async confChange(cc: raftpb.ConfChange, done: (m: SimMember) => boolean, ready: () => boolean = () => true): Promise<boolean> {
+    const deadline = this.loop.nowMs() + 30_000;
+    while (this.loop.nowMs() < deadline) {
+      const live = this.alive().filter((m) => m.ready);
+      if (live.some(done)) return true;
+      const via = live.find((m) => m.isLeader()) ?? this.pick(live);
+      if (via !== undefined && ready()) {
+        try {
+          await via.proposeConfChange(raftpb.ConfChange.create({ ...cc }), requestTimeoutMs);
+          return true;
+        } catch (e) {
+          this.loop.trace(`conf change ${cc.type} ${idToHex(cc.nodeId)} on m${this.slotOf(via)}: ${(e as Error).message}`);
+        }
+      }
+      await this.loop.sleep(200 + this.rand.intn(300));
+    }
+    this.fault(`conf change ${cc.type} of ${idToHex(cc.nodeId)} gave up after 30 s`);
+    return false;
+  }
+
   async printStatus(everyMs: number): Promise<void> {
-    while (!this.stopTraffic) {
+    for (;;) {
       await this.loop.sleep(everyMs);
       const line = this.slots.map((s) => {
         const m = s.member;
         if (m === undefined || !m.alive) return `m${s.index} down`;
         const st = m.raft.rawNode.status();
-        return `m${s.index} ${st.raftState.replace('State', '')} t${st.term} lead ${this.slots.find((x) => x.id === st.lead)?.index ?? '-'} commit ${st.commit} applied ${m.appliedIndex} last ${m.raft.storage.lastIndex()} waiting ${m.pendingCount()}`;
+        const voters = st.config.voters.map((id) => `m${this.slots.find((x) => x.id === id)?.index ?? '?'}`).join(',');
+        return `m${s.index} ${st.raftState.replace('State', '')} t${st.term} lead ${this.slots.find((x) => x.id === st.lead)?.index ?? '-'} commit ${st.commit} applied ${m.appliedIndex} last ${m.raft.storage.lastIndex()} voters ${voters} waiting ${m.pendingCount()}`;
       });
       console.log(`${this.loop.nowMs()} ms: ${line.join(' | ')}`);
     }
@@ -479,7 +586,7 @@ class Sim {
   /** All up, one leader, every member applied the leader's commit index. */
   converged(): boolean {
     const ms = this.alive();
-    if (ms.length !== this.slots.length) return false;
+    if (ms.length !== this.current().length) return false;
     const leader = ms.find((m) => m.isLeader());
     if (leader === undefined) return false;
     // Nothing in flight: the leader's whole log is committed (a timed-out proposal may still be in it).
@@ -492,6 +599,7 @@ class Sim {
 export async function runSim(o: SimOptions): Promise<SimReport> {
   const sim = new Sim(o);
   const loop = sim.loop;
+  loop.echo = o.trace === true;
   for (const s of sim.slots) sim.start(s);
   const clients = o.clients ?? 8;
   const work: Promise<void>[] = [];
@@ -518,6 +626,8 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     sim.start(s);
   }
   sim.fault('restore');
+  // A membership change still under way finishes (or gives up) before the cluster is judged.
+  await loop.run(o.durationMs + 35_000, () => !sim.changingNow);
   const end = o.durationMs + catchUpMs;
   await loop.run(end, () => sim.converged() && sim.history.ops.every((op) => op.status !== undefined));
   // Proposals forwarded to the leader just before may still be on the wire: converge once more after a pause.
@@ -560,6 +670,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     lastRevision,
     events: loop.events,
     crashes: sim.history.faults.filter((f) => f.what.startsWith('crash')).length,
+    replaced: sim.membershipChanges,
     tornTails: sim.slots.reduce((n, s) => n + s.disk.tornTails, 0),
     compactions: sim.history.compactions?.length ?? 0,
     compactRevision: Math.max(0, ...sim.alive().map((m) => m.kv.compactRev)),
