@@ -396,12 +396,12 @@ export class Backend implements WriteTx {
    * waits for it, and its copy also holds what was applied meanwhile. For
    * Maintenance.Snapshot and raft snapshots.
    */
-  snapshotTo(destPath: string, compact = false): Promise<void> {
+  snapshotTo(destPath: string): Promise<void> {
     return this.oneAtATime(async () => {
       await this.forceCommit();
       this.pause();
       try {
-        await this.engine.backup(destPath, compact);
+        await this.engine.backup(destPath);
       } finally {
         this.unpause();
       }
@@ -409,8 +409,8 @@ export class Backend implements WriteTx {
   }
 
   /**
-   * Rewrites the file without its free pages, online: the engine copies a
-   * snapshot with compaction while writes go on into memory, the copy is
+   * Rewrites the file without its free pages, online: the engine copies
+   * every entry into a new file while writes go on into memory, the copy is
    * swapped in, and the held writes are committed to it. A crash at any point
    * leaves either the old file or the new one at `path`, both complete.
    */

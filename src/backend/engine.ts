@@ -41,8 +41,8 @@ export interface BackendEngine {
   sizeInUse(): number;
   /** Read transactions open on the store now (etcd_mvcc_db_open_read_transactions); absent: none are kept open. */
   openReadTransactions?(): number;
-  /** Writes a consistent copy of everything committed to destPath (compact: without free space). */
-  backup(destPath: string, compact: boolean): Promise<void>;
+  /** Writes a consistent copy of everything committed to destPath, page for page. */
+  backup(destPath: string): Promise<void>;
   /** Rewrites the store without its free space; everything committed stays. */
   defrag(): Promise<void>;
   close(): Promise<void>;

@@ -151,9 +151,10 @@ export class LmdbEngine implements BackendEngine {
     return used * env.pageSize;
   }
 
-  async backup(destPath: string, compact: boolean): Promise<void> {
+  /** Never LMDB's compacting copy: see defrag. */
+  async backup(destPath: string): Promise<void> {
     rmSync(destPath, { force: true });
-    await this.env.backup(destPath, compact);
+    await this.env.backup(destPath, false);
     fsyncPath(destPath);
     fsyncPath(dirname(destPath));
   }
