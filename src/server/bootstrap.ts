@@ -1,10 +1,19 @@
 /**
  * Bootstrap: decide what this member is at start and load what it persisted.
  *
- * - A WAL exists: a restart. The WAL metadata names the member and cluster;
+ * - A WAL exists and holds what raft saved: a restart. The WAL metadata
+ *   names the member and cluster;
  *   the newest snap file whose marker the WAL holds, and the entries after
  *   it, fill raft's storage. The flags' cluster settings are ignored, as etcd
  *   ignores them.
+ * - A WAL exists but holds nothing raft saved, --initial-cluster-state new
+ *   (a first start stopped between creating it and raft's first save: a port
+ *   in use, a kill): it is removed and the member bootstraps again from its
+ *   flags. It promised nothing to anyone, and a restart from that log would
+ *   leave raft without a configuration: a member that never campaigns. (etcd
+ *   opens its listeners before it writes any data, so a port in use cannot
+ *   do this there. A joining member restarts from such a log: raft starts
+ *   empty for it anyway.)
  * - No WAL, --initial-cluster-state new: a new cluster. Ids come from the
  *   initial cluster (etcd's derivation); raft is bootstrapped with one
  *   conf-change entry per member, whose context is the member record.
@@ -13,11 +22,13 @@
  *   the one with our --initial-advertise-peer-urls. Raft starts empty and the
  *   leader sends the log or a snapshot.
  */
+import { closeSync, fsyncSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { join as joinPath } from 'node:path';
 import { idToHex, type Logger } from '../base/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { MemoryStorage, type Peer } from '../raft/index.js';
 import { fetchClusterFromPeers } from '../transport/index.js';
-import { Snapshotter, Wal, entriesAfterSnapshot, type WalMetrics } from '../wal/index.js';
+import { Snapshotter, Wal, entriesAfterSnapshot, type WalMetrics, type WalOpenResult } from '../wal/index.js';
 import { ConfigError, checkAdvertisedPeerUrls, type ServerConfig } from './config.js';
 import type { DataLayout } from './layout.js';
 import { RaftCluster, computeMemberId, memberToRecord } from './membership.js';
@@ -42,13 +53,38 @@ const fetchTimeoutMs = 5000;
 
 export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: Logger, metrics?: WalMetrics): Promise<BootState> {
   const snapshotter = new Snapshotter(layout.snapDir, { logger });
-  if (Wal.exists(layout.walDir)) return restart(layout, snapshotter, logger, metrics);
+  if (Wal.exists(layout.walDir)) {
+    const r = await Wal.open(layout.walDir, { logger, metrics });
+    // A joining member starts raft empty anyway; a new cluster's member needs its bootstrap entries.
+    if (!neverUsed(r) || cfg.initialClusterState !== 'new') return restart(r, snapshotter, logger);
+    // A first start that stopped before raft saved anything (a port in use, a kill): the member
+    // promised nothing to anyone, and a restart from this log would have no configuration at all.
+    logger.warn('the WAL holds nothing raft saved; bootstrapping the member again', { 'wal-dir': layout.walDir });
+    await r.wal.close();
+    removeDirEntries(layout.walDir);
+  }
   if (cfg.initialClusterState === 'new') return newCluster(cfg, layout, snapshotter, metrics);
   return join(cfg, layout, snapshotter, logger, metrics);
 }
 
-async function restart(layout: DataLayout, snapshotter: Snapshotter, logger: Logger, metrics: WalMetrics | undefined): Promise<BootState> {
-  const r = await Wal.open(layout.walDir, { logger, metrics });
+/** A log with nothing but its metadata: no entry, no hard state, no snapshot but the initial one. */
+function neverUsed(r: WalOpenResult): boolean {
+  const hs = r.hardState;
+  return r.entries.length === 0 && hs.term === 0 && hs.vote === 0n && hs.commit === 0 && r.snapshots.every((s) => s.index === 0);
+}
+
+/** Removes what dir holds (it stays, as prepareLayout made it), durably. */
+function removeDirEntries(dir: string): void {
+  for (const name of readdirSync(dir)) rmSync(joinPath(dir, name), { recursive: true, force: true });
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function restart(r: WalOpenResult, snapshotter: Snapshotter, logger: Logger): Promise<BootState> {
   const md = serverpb.WalMetadata.decode(r.metadata);
   const snapshot = await snapshotter.loadNewestAvailable(r.snapshots);
   const meta = snapshot?.metadata;

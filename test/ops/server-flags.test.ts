@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +45,28 @@ function runToExit(kind: 'etcd' | 'etcd-ts', args: readonly string[], env: Recor
       resolve({ code, error: lastErrorLine(stderr) });
     });
   });
+}
+
+/** Starts etcd-ts and polls /health on clientPort for up to 10 s; stop() ends it (SIGTERM, then SIGKILL). */
+async function startUntilHealthy(args: readonly string[], clientPort: number, cwd: string): Promise<{ healthy: boolean; stderr: () => string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [...nodeFlags, etcdTsScript, ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  let healthy = false;
+  for (let i = 0; i < 100 && !healthy && child.exitCode === null; i++) {
+    healthy = (await getHealth(`http://127.0.0.1:${clientPort}`)) === 'true';
+    if (!healthy) await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    healthy,
+    stderr: () => stderr,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, exitTimeoutMs))]);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
 }
 
 describe('server configuration errors', () => {
@@ -133,23 +156,40 @@ describe('server configuration errors', () => {
         '',
       ].join('\n'),
     );
-    const child = spawn(process.execPath, [...nodeFlags, etcdTsScript, '--config-file', yml, '--name', 'ignored'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const m = await startUntilHealthy(['--config-file', yml, '--name', 'ignored'], client as number, dir);
     try {
-      let healthy = false;
-      for (let i = 0; i < 100 && !healthy && child.exitCode === null; i++) {
-        healthy = (await getHealth(`http://127.0.0.1:${client}`)) === 'true';
-        if (!healthy) await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.ok(healthy, `the member from the config file never became healthy; stderr: ${stderr}`);
-      assert.match(stderr, /"name":"from-file"/, 'the name comes from the file; the command line is ignored');
+      assert.ok(m.healthy, `the member from the config file never became healthy; stderr: ${m.stderr()}`);
+      assert.match(m.stderr(), /"name":"from-file"/, 'the name comes from the file; the command line is ignored');
       assert.ok(existsSync(join(dataDir, 'member', 'wal')), 'the data dir comes from the file');
     } finally {
-      child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, exitTimeoutMs))]);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await m.stop();
+    }
+  });
+  test('a first start that stopped on a peer port in use leaves a data dir the next start serves from', async () => {
+    const [client, peer] = await freePorts(2);
+    const dataDir = join(dir, 'port-in-use.etcd');
+    const args = [
+      '--name', 'p1', '--data-dir', dataDir,
+      '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `p1=http://127.0.0.1:${peer}`,
+    ];
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(peer as number, '127.0.0.1', r));
+    let first: Run;
+    try {
+      first = await runToExit('etcd-ts', args, {}, dir);
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+    assert.notEqual(first.code, 0, 'the peer port was taken');
+    // The first start had created its WAL before it listened: its log holds nothing raft saved.
+    assert.ok(existsSync(join(dataDir, 'member', 'wal')), 'the first start made the data dir');
+    const m = await startUntilHealthy(args, client as number, dir);
+    try {
+      assert.ok(m.healthy, `the second start never became healthy; stderr: ${m.stderr()}`);
+    } finally {
+      await m.stop();
     }
   });
 });
