@@ -9,6 +9,7 @@
  */
 import { getServers, promises as dns } from 'node:dns';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
 import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, goDnsServer, type Logger } from '../base/index.js';
 import { ClientApi } from '../api/index.js';
@@ -138,7 +139,44 @@ async function clusterFromDns(cfg: ReturnType<typeof configFromValues>, logger: 
   for (const [n, urls] of cfg.initialCluster) logger.info('got bootstrap from DNS for etcd-server', { node: `${n}=${urls.join(',')}` });
 }
 
+/** Go's words for the bind errors a listen can meet. */
+const bindErrors: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address already in use',
+  EACCES: 'permission denied',
+  EADDRNOTAVAIL: 'cannot assign requested address',
+};
+
+/** Binds host:port and lets it go; the error code if that failed. */
+function tryListen(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'EINVAL'));
+    s.listen({ host, port, exclusive: true }, () => s.close(() => resolve(undefined)));
+  });
+}
+
+/**
+ * etcd opens its listeners before it writes anything: a port in use stops it
+ * with Go's "listen tcp HOST:PORT: bind: ..." and an untouched data dir.
+ * etcd-ts listens once its member has started, so it tries each TCP address
+ * first, peers then clients as etcd opens them (a name other than localhost
+ * is left to the listen itself).
+ */
+async function checkListenAddresses(cfg: ReturnType<typeof configFromValues>): Promise<void> {
+  for (const raw of [...cfg.listenPeerUrls, ...cfg.listenClientUrls]) {
+    const u = URL.canParse(raw) ? new URL(raw) : undefined;
+    if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.port === '') continue;
+    const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (host !== 'localhost' && isIP(host) === 0) continue;
+    const code = await tryListen(host, Number(u.port));
+    const words = code === undefined ? undefined : bindErrors[code];
+    // Go resolves localhost before it binds, and names the address it tried.
+    if (words !== undefined) fail(`listen tcp ${host === 'localhost' ? `127.0.0.1:${u.port}` : u.host}: bind: ${words}`, 1);
+  }
+}
+
 async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): Promise<void> {
+  await checkListenAddresses(cfg);
   logger.info('starting etcd-ts', { version: serverVersion, 'data-dir': cfg.dataDir, name: cfg.name, node: process.version });
   const registry = new Registry();
   let server: EtcdServer;

@@ -15,6 +15,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { etcdBin, etcdMissing, etcdTsScript, freePorts, getHealth } from '../harness/index.js';
 import { nodeFlags } from '../../src/cmd/node-flags.js';
+import { serverpb } from '../../src/pb/index.js';
+import { RaftCluster } from '../../src/server/membership.js';
+import { Wal } from '../../src/wal/index.js';
 
 const exitTimeoutMs = 10_000;
 
@@ -165,10 +168,9 @@ describe('server configuration errors', () => {
       await m.stop();
     }
   });
-  test('a first start that stopped on a peer port in use leaves a data dir the next start serves from', async () => {
+  test('a peer port in use stops the member as it stops etcd, before anything is written', async () => {
     const [client, peer] = await freePorts(2);
-    const dataDir = join(dir, 'port-in-use.etcd');
-    const args = [
+    const args = (dataDir: string): string[] => [
       '--name', 'p1', '--data-dir', dataDir,
       '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
       '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
@@ -176,18 +178,33 @@ describe('server configuration errors', () => {
     ];
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(peer as number, '127.0.0.1', r));
-    let first: Run;
     try {
-      first = await runToExit('etcd-ts', args, {}, dir);
+      const ours = await runToExit('etcd-ts', args(join(dir, 'port-in-use.etcd')), {}, dir);
+      assert.deepEqual(ours, { code: 1, error: `listen tcp 127.0.0.1:${peer}: bind: address already in use` });
+      assert.ok(!existsSync(join(dir, 'port-in-use.etcd', 'member', 'wal')), 'no WAL written');
+      if (etcdMissing() === false) assert.deepEqual(await runToExit('etcd', args(join(dir, 'port-in-use-etcd.etcd')), {}, dir), ours);
     } finally {
       await new Promise((r) => blocker.close(r));
     }
-    assert.notEqual(first.code, 0, 'the peer port was taken');
-    // The first start had created its WAL before it listened: its log holds nothing raft saved.
-    assert.ok(existsSync(join(dataDir, 'member', 'wal')), 'the first start made the data dir');
-    const m = await startUntilHealthy(args, client as number, dir);
+  });
+
+  test('a data dir whose first start stopped before raft saved anything (only the WAL metadata) serves on the next start', async () => {
+    const [client, peer] = await freePorts(2);
+    const dataDir = join(dir, 'half-started.etcd');
+    const peerUrl = `http://127.0.0.1:${peer}`;
+    // What a first start leaves when it stops between creating its WAL and raft's first save.
+    const cluster = RaftCluster.fromInitialCluster('etcd-cluster', new Map([['h1', [peerUrl]]]));
+    const metadata = serverpb.WalMetadata.encode(serverpb.WalMetadata.create({ memberId: cluster.memberByName('h1')?.id ?? 0n, clusterId: cluster.clusterId }));
+    await (await Wal.create(join(dataDir, 'member', 'wal'), metadata)).close();
+    const m = await startUntilHealthy(
+      ['--name', 'h1', '--data-dir', dataDir, '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
+        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `h1=${peerUrl}`],
+      client as number,
+      dir,
+    );
     try {
-      assert.ok(m.healthy, `the second start never became healthy; stderr: ${m.stderr()}`);
+      assert.ok(m.healthy, `the member never became healthy; stderr: ${m.stderr()}`);
+      assert.match(m.stderr(), /bootstrapping the member again/);
     } finally {
       await m.stop();
     }
