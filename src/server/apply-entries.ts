@@ -76,6 +76,16 @@ export class EntryApplier {
     this.confState = confState;
   }
 
+  /**
+   * A leader's database was installed: the applied index and configuration
+   * are its (it may be newer than the snapshot, whose configuration is the
+   * fallback).
+   */
+  installed(schema: Schema, snapshotConfState: raftpb.ConfState | undefined): void {
+    this.consistentIndex = schema.consistentIndex().index;
+    this.confState = schema.confState() ?? snapshotConfState ?? this.confState;
+  }
+
   applyEntries(entries: readonly raftpb.Entry[]): void {
     const h = this.host;
     let i = 0;

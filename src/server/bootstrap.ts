@@ -22,13 +22,12 @@
  *   the one with our --initial-advertise-peer-urls. Raft starts empty and the
  *   leader sends the log or a snapshot.
  */
-import { closeSync, fsyncSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import { idToHex, type Logger } from '../base/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { MemoryStorage, type Peer } from '../raft/index.js';
 import { fetchClusterFromPeers } from '../transport/index.js';
-import { Snapshotter, Wal, entriesAfterSnapshot, type WalMetrics, type WalOpenResult } from '../wal/index.js';
+import { Snapshotter, Wal, entriesAfterSnapshot, nodeWalFs, type WalMetrics, type WalOpenResult } from '../wal/index.js';
 import { ConfigError, checkAdvertisedPeerUrls, type ServerConfig } from './config.js';
 import type { DataLayout } from './layout.js';
 import { RaftCluster, computeMemberId, memberToRecord } from './membership.js';
@@ -61,7 +60,7 @@ export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: L
     // promised nothing to anyone, and a restart from this log would have no configuration at all.
     logger.warn('the WAL holds nothing raft saved; bootstrapping the member again', { 'wal-dir': layout.walDir });
     await r.wal.close();
-    removeDirEntries(layout.walDir);
+    await removeDirEntries(layout.walDir);
   }
   if (cfg.initialClusterState === 'new') return newCluster(cfg, layout, snapshotter, metrics);
   return join(cfg, layout, snapshotter, logger, metrics);
@@ -73,15 +72,10 @@ function neverUsed(r: WalOpenResult): boolean {
   return r.entries.length === 0 && hs.term === 0 && hs.vote === 0n && hs.commit === 0 && r.snapshots.every((s) => s.index === 0);
 }
 
-/** Removes what dir holds (it stays, as prepareLayout made it), durably. */
-function removeDirEntries(dir: string): void {
-  for (const name of readdirSync(dir)) rmSync(joinPath(dir, name), { recursive: true, force: true });
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+/** Removes what the WAL dir holds (it stays, as prepareLayout made it), durably, through the WAL's own file system. */
+async function removeDirEntries(dir: string): Promise<void> {
+  for (const name of nodeWalFs.readdir(dir)) await nodeWalFs.rm(joinPath(dir, name));
+  await nodeWalFs.fsyncDir(dir);
 }
 
 async function restart(r: WalOpenResult, snapshotter: Snapshotter, logger: Logger): Promise<BootState> {

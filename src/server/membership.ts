@@ -248,11 +248,16 @@ export class RaftCluster {
   }
 
   restoreFrom(data: serverpb.SnapshotData): void {
+    this.load(data.members, data.removed, data.clusterVersion);
+  }
+
+  /** Replaces the whole membership: from a snapshot's data, or from the backend (MembershipStorage). */
+  load(members: Iterable<serverpb.MemberRecord>, removed: Iterable<bigint>, version: string): void {
     this.members.clear();
     this.removed.clear();
-    for (const r of data.members) this.members.set(r.ID, memberFromRecord(r));
-    for (const id of data.removed) this.removed.add(id);
-    this.version = data.clusterVersion;
+    for (const r of members) this.members.set(r.ID, memberFromRecord(r));
+    for (const id of removed) this.removed.add(id);
+    this.version = version;
   }
 }
 

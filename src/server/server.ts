@@ -37,7 +37,7 @@ import { ServerError, serverErrorCodes, type ServerErrorCode } from './errors.js
 import { IdGenerator } from './id-gen.js';
 import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
 import { LinearizableReads } from './linearizable-read.js';
-import { RaftCluster, computeMemberId, memberFromRecord, memberToRecord, type Member } from './membership.js';
+import { RaftCluster, computeMemberId, memberToRecord, type Member } from './membership.js';
 import { HeartbeatDetector, ServerMetrics } from './metrics.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
@@ -532,11 +532,7 @@ export class EtcdServer implements ApplyEnv {
 
   private loadMembership(): void {
     const membership = new MembershipStorage(this.schemaRef);
-    this.cluster.members.clear();
-    this.cluster.removed.clear();
-    for (const r of membership.members()) this.cluster.members.set(r.ID, memberFromRecord(r));
-    for (const id of membership.removedIds()) this.cluster.removed.add(id);
-    this.cluster.version = this.schemaRef.clusterVersion() ?? '';
+    this.cluster.load(membership.members(), membership.removedIds(), this.schemaRef.clusterVersion() ?? '');
   }
 
   /** Installs a database received with a snapshot from the leader. */
@@ -585,9 +581,7 @@ export class EtcdServer implements ApplyEnv {
       if (m.id !== this.memberId) this.transport.addPeer(m.id, m.peerUrls);
     }
     const applied = schema.consistentIndex();
-    // The database may be newer than the snapshot's index: its own configuration goes with its index.
-    this.applier.confState = schema.confState() ?? md.confState ?? this.applier.confState;
-    this.applier.consistentIndex = applied.index;
+    this.applier.installed(schema, md.confState);
     this.appliedIndex = Math.max(this.appliedIndex, applied.index);
     this.appliedTerm = applied.term;
     this.appliedWait.advance(this.appliedIndex);

@@ -182,7 +182,11 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<v
       if (size < 3) return injectFault(ctx, 'pause');
       return dropMessages(ctx);
     case 'clock':
-      return clockFault(ctx);
+      if (ctx.clocks === undefined) {
+        ctx.note('clock: members run without libfaketime (apt-get install libfaketime); a pause instead');
+        return injectFault(ctx, 'pause');
+      }
+      return clockFault(ctx, ctx.clocks);
   }
 }
 
@@ -197,11 +201,16 @@ function logSize(m: Member): number {
   }
 }
 
+/** What the member logged after byte offset from. */
+function logSince(m: Member, from: number): string {
+  return readFileSync(m.logFile).subarray(from).toString('utf8');
+}
+
 /** Waits until the member's log, after byte offset from, matches re; false at the deadline. */
 async function waitLog(m: Member, from: number, re: RegExp, timeoutMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    if (re.test(readFileSync(m.logFile).subarray(from).toString('utf8'))) return true;
+    if (re.test(logSince(m, from))) return true;
     await delay(100);
   }
   return false;
@@ -349,7 +358,7 @@ export async function restoreCluster(ctx: FaultContext, only?: 'network' | 'memb
     } catch (e) {
       // A replacement that failed after its MemberRemove committed (the add refused as
       // "unhealthy cluster" while overlapping faults kept cutting links): finish it.
-      if (!/permanently removed from the cluster/.test(readFileSync(m.logFile).subarray(from).toString('utf8'))) throw e;
+      if (!/permanently removed from the cluster/.test(logSince(m, from))) throw e;
       await m.kill();
       await rejoinWiped(ctx, i, false, 'removed by a fault that failed before adding it back');
     }

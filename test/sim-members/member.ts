@@ -26,7 +26,7 @@ import { AlarmSet } from '../../src/server/alarms.js';
 import { EntryApplier } from '../../src/server/apply-entries.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from '../../src/server/apply.js';
 import { IdGenerator } from '../../src/server/id-gen.js';
-import { RaftCluster, memberFromRecord, memberToRecord } from '../../src/server/membership.js';
+import { RaftCluster, memberToRecord } from '../../src/server/membership.js';
 import { RaftNode } from '../../src/server/raft-node.js';
 import { LogCompaction, type SnapshotHost } from '../../src/server/snapshot-flow.js';
 import { AppliedIndexWait } from '../../src/server/wait.js';
@@ -130,8 +130,6 @@ export class SimMember implements ApplyEnv, SnapshotHost {
   private readonly reads = new Map<string, (index: number) => void>();
   private readSeq = 0;
   private stopped = false;
-  /** Its own removal applied: it stops a moment later, as the server does. */
-  removed = false;
   /** The commit index in the WAL at start: clients are served once it is applied (below). */
   private published = false;
 
@@ -183,10 +181,8 @@ export class SimMember implements ApplyEnv, SnapshotHost {
         answer: (id, outcome) => this.answer(id, outcome),
         // Messages go by member id through the simulation's network: no links to keep.
         peers: { add: () => undefined, remove: () => undefined, update: () => undefined },
-        removedSelf: () => {
-          this.removed = true;
-          proc.after(removedStopDelayMs, () => this.stop());
-        },
+        // As the server: it stops a moment after its own removal applied.
+        removedSelf: () => void proc.after(removedStopDelayMs, () => this.stop()),
       },
       applied.index,
       schema.confState() ?? snapshot?.metadata?.confState ?? raftpb.ConfState.create(),
@@ -292,10 +288,7 @@ export class SimMember implements ApplyEnv, SnapshotHost {
 
   private loadMembership(): void {
     const membership = new MembershipStorage(this.schema);
-    this.cluster.members.clear();
-    this.cluster.removed.clear();
-    for (const r of membership.members()) this.cluster.members.set(r.ID, memberFromRecord(r));
-    for (const id of membership.removedIds()) this.cluster.removed.add(id);
+    this.cluster.load(membership.members(), membership.removedIds(), this.schema.clusterVersion() ?? '');
   }
 
   /** Raft's configuration as applied (the log compaction saves it with each snapshot). */
@@ -337,8 +330,7 @@ export class SimMember implements ApplyEnv, SnapshotHost {
     this.auth.recover();
     this.loadMembership();
     const applied = schema.consistentIndex();
-    this.applier.confState = schema.confState() ?? md.confState ?? this.applier.confState;
-    this.applier.consistentIndex = applied.index;
+    this.applier.installed(schema, md.confState);
     this.appliedIndex = Math.max(this.appliedIndex, applied.index);
     this.appliedTerm = applied.term;
     this.appliedWait.advance(this.appliedIndex);

@@ -177,7 +177,7 @@ class Sim {
         const target = to.member;
         if (target === undefined || !target.alive || to.group !== src.group || !from.alive) return;
         const copy = raftpb.Message.decode(wire);
-        this.loop.trace(`deliver ${copy.type} ${src.index}->${to.index} t${copy.term} i${copy.index} c${copy.commit} n${copy.entries.length}${copy.reject ? " reject" : ""}`);
+        this.loop.trace(`deliver ${copy.type} ${src.index}->${to.index} t${copy.term} i${copy.index} c${copy.commit} n${copy.entries.length}${copy.reject ? ' reject' : ''}`);
         target.raft.step(copy);
       });
     }
@@ -490,11 +490,7 @@ class Sim {
   }
 
   /** A membership change in progress (one at a time, as an operator would). */
-  private changing = false;
-  get changingNow(): boolean {
-    return this.changing;
-  }
-  membershipChanges = 0;
+  changing = false;
 
   /**
    * Replaces a member as an operator does (P10): removes it through raft
@@ -532,7 +528,6 @@ class Sim {
     }
     this.fault(`replace m${old.index}: added m${index} (${idToHex(id)})${learner ? ' as a learner' : ''}`);
     this.start(slot);
-    this.membershipChanges++;
     if (!learner) return;
     // Promoted once it has applied what the leader had committed (etcd's readiness check is on the leader's progress).
     const promote = serverpb.MemberRecord.encode(serverpb.MemberRecord.create({ ID: id, isPromote: true }));
@@ -570,7 +565,8 @@ class Sim {
   }
 
   async printStatus(everyMs: number): Promise<void> {
-    for (;;) {
+    // On past the faults, through the catch-up (how a run converges, or does not, shows there).
+    while (!this.watchesDone) {
       await this.loop.sleep(everyMs);
       const line = this.slots.map((s) => {
         const m = s.member;
@@ -627,7 +623,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   }
   sim.fault('restore');
   // A membership change still under way finishes (or gives up) before the cluster is judged.
-  await loop.run(o.durationMs + 35_000, () => !sim.changingNow);
+  await loop.run(o.durationMs + 35_000, () => !sim.changing);
   const end = o.durationMs + catchUpMs;
   await loop.run(end, () => sim.converged() && sim.history.ops.every((op) => op.status !== undefined));
   // Proposals forwarded to the leader just before may still be on the wire: converge once more after a pause.
@@ -670,7 +666,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     lastRevision,
     events: loop.events,
     crashes: sim.history.faults.filter((f) => f.what.startsWith('crash')).length,
-    replaced: sim.membershipChanges,
+    replaced: sim.history.faults.filter((f) => /: added m\d+/.test(f.what)).length,
     tornTails: sim.slots.reduce((n, s) => n + s.disk.tornTails, 0),
     compactions: sim.history.compactions?.length ?? 0,
     compactRevision: Math.max(0, ...sim.alive().map((m) => m.kv.compactRev)),
