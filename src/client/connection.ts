@@ -242,8 +242,9 @@ export class Connection {
     endpoint?: string,
   ): Promise<ClientDuplexCall<Req, Res>> {
     await this.ensureToken(options);
-    const ch = await this.pickOrThrow(endpoint, deadlineOf(options), options.signal);
-    return ch.channel.bidi(method, { metadata: this.metadata(options.requireLeader === true), signal: options.signal });
+    const deadlineMs = deadlineOf(options);
+    const ch = await this.pickOrThrow(endpoint, deadlineMs, options.signal);
+    return ch.channel.bidi(method, { metadata: this.metadata(options.requireLeader === true), signal: options.signal, deadlineMs });
   }
 
   /** Opens a server stream on the next READY endpoint. */

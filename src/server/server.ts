@@ -22,7 +22,7 @@ import {
 } from '../base/index.js';
 import { AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, type AuthInfo } from '../auth/index.js';
 import { installSnapshotFile, realTimers } from '../backend/index.js';
-import { LeaseExpiredError, LeaseNotFoundError, LeaseNotPrimaryError, Lessor, minLeaseTtlSeconds } from '../lease/index.js';
+import { Lessor, minLeaseTtlSeconds } from '../lease/index.js';
 import { KvStore, WatchableStore, isKvError, rangeEncoded, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { RawNode, StateType, isRaftError, RaftErrorCode, type SoftState } from '../raft/index.js';
@@ -36,6 +36,7 @@ import { ConfigError, electionTicks, parseCompactionRetention, type ServerConfig
 import { ServerError, serverErrorCodes, type ServerErrorCode } from './errors.js';
 import { IdGenerator } from './id-gen.js';
 import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
+import { LeaseLeader } from './lease-leader.js';
 import { LinearizableReads } from './linearizable-read.js';
 import { RaftCluster, computeMemberId, memberToRecord, type Member } from './membership.js';
 import { HeartbeatDetector, ServerMetrics } from './metrics.js';
@@ -64,8 +65,6 @@ export const leaseRenewRpc = 'leaseRenew';
 export const leaseTimeToLiveRpc = 'leaseTimeToLive';
 export const memberPromoteRpc = 'memberPromote';
 const leaseRetryMs = 500;
-/** How long a leader waits to apply what is committed before it answers from its lessor (etcd's applyTimeout). */
-const applyWaitMs = 1_000;
 const publishRetryMs = 500;
 /** How long a removed member keeps running after applying its removal (etcd's 1 s). */
 const removedStopDelayMs = 1_000;
@@ -130,7 +129,6 @@ export class EtcdServer implements ApplyEnv {
   private readonly applier: EntryApplier;
   /** When a leader other than the previous one was last seen (etcd's leadElectedTime). */
   private leaderElectedMs = 0;
-  private promotedTerm = -1;
   private snapshotIndex = 0;
   private stopping = false;
   private stoppedErr: Error | undefined;
@@ -144,6 +142,8 @@ export class EtcdServer implements ApplyEnv {
   readonly reads: LinearizableReads;
   private readonly snapshots: SnapshotFlow;
   private leaseTimer: NodeJS.Timeout | undefined;
+  /** The leader's half of leases: promotion, expiry, keep-alives. */
+  private readonly leaseLeader: LeaseLeader;
   /** Auto compaction (off unless --auto-compaction-retention is set); runs only while leader. */
   private readonly compactor: Compactor | undefined;
   private corruptTimer: NodeJS.Timeout | undefined;
@@ -200,6 +200,7 @@ export class EtcdServer implements ApplyEnv {
     this.snapshotIndex = boot.snapshot?.metadata?.index ?? 0;
     this.applier = new EntryApplier(this.applierHost(), applied.index, schema.confState() ?? boot.snapshot?.metadata?.confState ?? raftpb.ConfState.create());
     this.appliedWait = new AppliedIndexWait(this.appliedIndex);
+    this.leaseLeader = this.newLeaseLeader();
     this.idGen = new IdGenerator(this.memberId, Math.floor(this.clock.wallMs()));
     this.reads = new LinearizableReads({
       issue: (ctx) => this.issueReadIndex(ctx),
@@ -454,7 +455,7 @@ export class EtcdServer implements ApplyEnv {
       this.reads.onLeaderChange();
       if (s.lead !== 0n) this.flushNoLeaderQueue();
     }
-    if (wasLeader && !this.isLeader()) this.lessor.demote();
+    this.leaseLeader.onSoftState(wasLeader);
     if (this.isLeader()) this.compactor?.resume();
     else this.compactor?.pause();
     this.metrics.hasLeader.set(s.lead === 0n ? 0 : 1);
@@ -512,9 +513,7 @@ export class EtcdServer implements ApplyEnv {
   private applyNormal(e: raftpb.Entry): void {
     if (e.data.length === 0) {
       // A new leader's first entry: from here on its lessor serves renewals.
-      if (this.isLeader() && e.term === this.term && this.promotedTerm !== e.term) {
-        this.promotedTerm = e.term;
-        this.lessor.promote(this.cfg.electionMs);
+      if (this.leaseLeader.onEmptyEntry(e.term)) {
         if (this.cluster.version === '') void this.proposeInternal({ case: 'clusterVersionSet', value: serverpb.ClusterVersionSetRequest.create({ version: clusterVersionDefault }) });
       }
       return;
@@ -801,17 +800,20 @@ export class EtcdServer implements ApplyEnv {
       this.metrics.dbTotalSize.set(this.schemaRef.backend.size());
       this.metrics.dbInUse.set(this.schemaRef.backend.sizeInUse());
     }
-    if (!this.isLeader() || this.stopping || this.promotedTerm !== this.term) return;
-    for (const id of this.lessor.expiredLeases()) {
-      void this.proposeInternal({ case: 'leaseRevoke', value: etcdserverpb.LeaseRevokeRequest.create({ ID: id }) }).then(
-(revoked) => {
-        if (revoked !== undefined) this.metrics.leaseExpired.inc();
-      });
-    }
-    const due = this.lessor.checkpointsDue();
-    if (due.length > 0) {
-      void this.proposeInternal({ case: 'leaseCheckpoint', value: etcdserverpb.LeaseCheckpointRequest.create({ checkpoints: due }) });
-    }
+    if (!this.stopping) this.leaseLeader.tick();
+  }
+
+  private newLeaseLeader(): LeaseLeader {
+    return new LeaseLeader({
+      lessor: this.lessor,
+      electionMs: this.cfg.electionMs,
+      isLeader: () => this.isLeader(),
+      term: () => this.term,
+      linearizableRead: () => this.linearizableRead(),
+      propose: (request) => this.propose(request),
+      proposeInternal: (request) => this.proposeInternal(request),
+      onExpired: () => this.metrics.leaseExpired.inc(),
+    });
   }
 
   /** A keepalive: renews the lease on the leader (forwarding to it from a follower); 0 when the lease is gone. */
@@ -820,8 +822,7 @@ export class EtcdServer implements ApplyEnv {
     for (;;) {
       if (this.stopping) throw new ServerError('Stopped');
       if (this.isLeader()) {
-        await this.waitAppliedIndex();
-        const ttl = await this.renewHere(id);
+        const ttl = await this.leaseLeader.renew(id);
         if (ttl !== undefined) return ttl;
       } else if (this.leaderId !== 0n) {
         try {
@@ -834,48 +835,6 @@ export class EtcdServer implements ApplyEnv {
       }
       if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
       await sleep(leaseRetryMs);
-    }
-  }
-
-  /**
-   * A leader answers keep-alives and TimeToLive from its lessor, which knows
-   * a revoke or a grant only once it is applied here. A follower may have
-   * applied (and acknowledged) a revoke the leader has committed but not yet
-   * applied: wait until everything committed is applied, as etcd does.
-   */
-  private async waitAppliedIndex(): Promise<void> {
-    const committed = this.committedIndex;
-    if (this.appliedIndex >= committed) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        this.appliedWait.wait(committed),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new ServerError('TimeoutWaitAppliedIndex')), applyWaitMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Renews on this (leader) member; undefined when it should be tried again. */
-  private async renewHere(id: bigint): Promise<number | undefined> {
-    try {
-      const r = this.lessor.renew(id);
-      // A remaining TTL recorded by a checkpoint would survive a leader change; clear it first.
-      if (r.clearRemainingTtl) {
-        await this.propose({
-          case: 'leaseCheckpoint',
-          value: etcdserverpb.LeaseCheckpointRequest.create({ checkpoints: [etcdserverpb.LeaseCheckpoint.create({ ID: id, remainingTTL: 0 })] }),
-        });
-      }
-      return r.ttlSeconds;
-    } catch (e) {
-      if (e instanceof LeaseNotFoundError) return 0;
-      if (e instanceof LeaseExpiredError) return (await this.lessor.whenRevokedOrRetry(id)) === 'revoked' ? 0 : undefined;
-      if (e instanceof LeaseNotPrimaryError) return undefined;
-      throw e;
     }
   }
 
@@ -892,18 +851,9 @@ export class EtcdServer implements ApplyEnv {
     for (;;) {
       if (this.stopping) throw new ServerError('Stopped');
       if (this.isLeader()) {
-        await this.waitAppliedIndex();
-        try {
-          const t = this.lessor.timeToLive(r.ID, r.keys);
-          return etcdserverpb.LeaseTimeToLiveResponse.create({
-            header: this.header(),
-            ID: r.ID,
-            TTL: t.ttlSeconds,
-            grantedTTL: t.grantedTtlSeconds,
-            keys: t.keys,
-          });
-        } catch (e) {
-          if (!(e instanceof LeaseNotPrimaryError)) throw e;
+        const t = await this.leaseLeader.timeToLive(r.ID, r.keys);
+        if (t !== undefined) {
+          return etcdserverpb.LeaseTimeToLiveResponse.create({ header: this.header(), ID: r.ID, TTL: t.ttlSeconds, grantedTTL: t.grantedTtlSeconds, keys: t.keys });
         }
       } else if (this.leaderId !== 0n) {
         try {

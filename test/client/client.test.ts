@@ -71,6 +71,16 @@ describe('client against etcd-ts', () => {
     const ac = new AbortController();
     ac.abort();
     await assert.rejects(client.kv.get('x', { signal: ac.signal }), { message: 'context canceled' });
+    // A stream call too: a keep-alive the member does not answer (it is stopped) ends at its deadline.
+    const lease = await client.lease.grant(30);
+    c.member(0).pause();
+    try {
+      const started = performance.now();
+      await assert.rejects(client.lease.keepAliveOnce(lease.ID, { timeoutMs: 500 }), { message: 'context deadline exceeded' });
+      assert.ok(performance.now() - started < 3000, 'the keep-alive gave up at its deadline');
+    } finally {
+      c.member(0).resume();
+    }
   });
 
   test('watchers share a stream, get progress, and resume after the member restarts', async () => {

@@ -10,8 +10,11 @@
  * every few entries the production log compaction (snapshot-flow.ts) saves
  * one and compacts the log and the WAL, a leader sends its applied state
  * and database to a follower too far behind (sim.ts), which installs it as
- * the server does. Not included: the peer transport and gRPC (messages go
- * through the fake network as objects), leases and auth traffic.
+ * the server does. Leases: the production leader half (lease-leader.ts)
+ * promotes the lessor, revokes expired leases through raft every 500 ms and
+ * answers keep-alives; followers' keep-alives are forwarded by sim.ts. Not
+ * included: the peer transport and gRPC (messages go through the fake
+ * network as objects), and auth traffic.
  */
 import { SeededRand, assert, nopLogger, type Logger, type Rand } from '../../src/base/index.js';
 import { AuthStore } from '../../src/auth/index.js';
@@ -26,6 +29,7 @@ import { AlarmSet } from '../../src/server/alarms.js';
 import { EntryApplier } from '../../src/server/apply-entries.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from '../../src/server/apply.js';
 import { IdGenerator } from '../../src/server/id-gen.js';
+import { LeaseLeader } from '../../src/server/lease-leader.js';
 import { RaftCluster, memberToRecord } from '../../src/server/membership.js';
 import { RaftNode } from '../../src/server/raft-node.js';
 import { LogCompaction, type SnapshotHost } from '../../src/server/snapshot-flow.js';
@@ -37,6 +41,10 @@ import { MemEngine, type MemDb } from './mem-engine.js';
 
 export const electionTicks = 10;
 export const heartbeatMs = 100;
+/** The lessor's minimum TTL, in seconds (the server's would be 2 for these ticks too: 1.5 s rounded up). */
+export const minLeaseTtlSeconds = 2;
+const leaseLoopMs = 500;
+const internalProposalTimeoutMs = 3_000;
 const walDir = '/data/member/wal';
 const snapDir = '/data/member/snap';
 const dbPath = '/data/member/db';
@@ -106,6 +114,7 @@ export class SimMember implements ApplyEnv, SnapshotHost {
   readonly logger = nopLogger;
   readonly cluster: RaftCluster;
   readonly lessor: Lessor;
+  readonly leaseLeader: LeaseLeader;
   readonly auth: AuthStore;
   alarms: AlarmSet;
   kv: KvStore;
@@ -150,7 +159,7 @@ export class SimMember implements ApplyEnv, SnapshotHost {
     this.authStorage = new AuthStorage(schema);
     this.lessor = new Lessor({
       clock: proc,
-      minTtlSeconds: 2,
+      minTtlSeconds: minLeaseTtlSeconds,
       store: { put: (r) => this.leaseStorage.put(r), delete: (id) => this.leaseStorage.delete(id), loadAll: () => this.leaseStorage.loadAll() },
     });
     this.kv = this.openKv();
@@ -190,6 +199,18 @@ export class SimMember implements ApplyEnv, SnapshotHost {
     this.snapshotIndex = snapshot?.metadata?.index ?? 0;
     this.logCompaction = new LogCompaction(this);
     this.appliedWait = new AppliedIndexWait(this.appliedIndex);
+    this.leaseLeader = new LeaseLeader({
+      lessor: this.lessor,
+      electionMs: electionTicks * heartbeatMs,
+      isLeader: () => this.isLeader(),
+      term: () => this.term,
+      linearizableRead: () => this.linearizableRead(internalProposalTimeoutMs),
+      propose: (request) => this.propose(request, internalProposalTimeoutMs),
+      proposeInternal: (request) => this.propose(request, internalProposalTimeoutMs).catch(() => undefined),
+    });
+    proc.every(leaseLoopMs, () => {
+      if (!this.stopped) this.leaseLeader.tick();
+    });
     this.idGen = new IdGenerator(this.memberId, proc.wallMs());
     this.raft = new RaftNode({
       rawNode,
@@ -364,7 +385,9 @@ export class SimMember implements ApplyEnv, SnapshotHost {
   }
 
   private onSoftState(s: SoftState): void {
+    const wasLeader = this.isLeader();
     this.leaderId = s.lead;
+    this.leaseLeader.onSoftState(wasLeader);
   }
 
   /** Stops after its removal: as a crash, but its disk is left as it is (it is never started again). */
@@ -427,7 +450,11 @@ export class SimMember implements ApplyEnv, SnapshotHost {
   }
 
   private applyNormal(e: raftpb.Entry): void {
-    if (e.data.length === 0) return;
+    if (e.data.length === 0) {
+      // A new leader's first entry: its lessor serves from here on (as the server).
+      this.leaseLeader.onEmptyEntry(e.term);
+      return;
+    }
     const req = serverpb.InternalRaftRequest.decode(e.data);
     this.answer(req.header?.ID ?? 0n, applyRequest(this, req, e.index));
   }

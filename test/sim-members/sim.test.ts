@@ -1,8 +1,9 @@
 /**
  * The whole-member simulation (sim.ts) on a few seeds: 3 and 5 members under
  * crashes with torn unsynced writes, isolation, splits, a lossy network and
- * member replacements, with compactions and raft snapshots (sent to and
- * installed by followers);
+ * member replacements, with compactions, raft snapshots (sent to and
+ * installed by followers) and short leases (kept alive, revoked, abandoned
+ * to expire);
  * the history must pass the robustness checkers and HashKV must agree. One
  * seed runs twice: the same seed must give the same event trace.
  * SIM_SEED=N runs that seed instead of the fixed ones.
@@ -32,12 +33,13 @@ for (const seed of seeds) {
   });
 }
 
-test('3 members, seed 18: members replaced under the faults (removed, added on an empty disk, learners promoted)', async () => {
-  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 18, members: 3, durationMs: 6000 });
+test('3 members, seed 4: members replaced under the faults (removed, added on an empty disk, learners promoted), leases revoked and expired', async () => {
+  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 4, members: 3, durationMs: 6000 });
   assert.deepEqual(r.violations, [], explain(r));
   if (pinned !== undefined) return;
   assert.ok(r.replaced >= 2, `${r.replaced} members replaced`);
   assert.ok(r.history.faults.some((f) => / promoted$/.test(f.what)), 'a learner was promoted');
+  assert.ok(r.leases.abandoned > 0 && r.leases.revoked > 0 && r.leases.keepAlives > 0, `leases: ${JSON.stringify(r.leases)}`);
 });
 
 test('5 members, seed 4', async () => {

@@ -10,20 +10,22 @@
  * event trace is the same on every run of it.
  */
 import { SeededRand, assert, idToHex, type Rand } from '../../src/base/index.js';
-import { hashKvRequest, rangeRequest as kvRange, txnRequest as kvTxn, type WatchStream } from '../../src/mvcc/index.js';
+import { LeaseError } from '../../src/lease/index.js';
+import { hashKvRequest, isKvError, rangeRequest as kvRange, txnRequest as kvTxn, type WatchStream } from '../../src/mvcc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
 import { RaftCluster } from '../../src/server/membership.js';
 import { appliedSnapshot } from '../../src/server/snapshot-flow.js';
 import type { Preallocate } from '../../src/wal/index.js';
 import { checkKv, type Violation } from '../robustness/check-kv.js';
+import { checkLeases } from '../robustness/check-lease.js';
 import { checkWatches, mergeReference } from '../robustness/check-watch.js';
 import { deleteRequest, putRequest, putResult, deleteResult, rangeRequest, rangeResult, toEvent, txnRequestPb, txnResults } from '../robustness/client.js';
-import type { History, OpRecord, Request, Response, TxnOp, TxnRequest, WatchRecord, WatchSegment } from '../robustness/history.js';
+import type { History, KeepAliveRecord, LeaseRecord, OpRecord, Request, Response, TxnOp, TxnRequest, WatchRecord, WatchSegment } from '../robustness/history.js';
 import { Replay } from '../robustness/model.js';
 import { FakeDisk } from './fake-fs.js';
 import { Proc, SimLoop } from './loop.js';
 import { MemDb } from './mem-engine.js';
-import { SimMember, SimRequestError, type MemberDisk } from './member.js';
+import { SimMember, SimRequestError, minLeaseTtlSeconds, type MemberDisk } from './member.js';
 
 export interface SimOptions {
   readonly seed: number;
@@ -57,12 +59,19 @@ export interface SimReport {
   readonly compactRevision: number;
   /** Raft snapshots: saved for log compaction, sent by leaders, installed by followers. */
   readonly snapshots: { readonly taken: number; readonly sent: number; readonly installed: number };
+  /** Leases of the lease traffic: granted, abandoned (left to expire), revoked, keep-alives answered. */
+  readonly leases: { readonly granted: number; readonly abandoned: number; readonly revoked: number; readonly keepAlives: number };
   readonly history: History;
 }
 
 const requestTimeoutMs = 3000;
 const keys = Array.from({ length: 8 }, (_, i) => `key/${i}`);
 const catchUpMs = 60_000;
+/** Keys of the lease traffic: under key/, so that the prefix watch sees every revision. */
+const leaseKeyPrefix = 'key/lease/';
+const leaseKeyEnd = 'key/lease0';
+/** How long a lease client waits for an abandoned lease to be gone after the traffic. */
+const leaseGoneWaitMs = 25_000;
 
 interface Slot {
   readonly index: number;
@@ -107,7 +116,7 @@ class Sim {
     const urls = new Map<string, string[]>();
     for (let i = 0; i < o.members; i++) urls.set(`m${i}`, [`http://m${i}.sim:2380`]);
     this.initial = RaftCluster.fromInitialCluster('sim', urls);
-    this.history = { seed: o.seed, ops: [], watches: [], compactions: [], members: {}, faults: [] };
+    this.history = { seed: o.seed, ops: [], watches: [], leases: [], minLeaseTtl: minLeaseTtlSeconds, compactions: [], members: {}, faults: [] };
     this.segmentBytes = [4096, 16384, 65536][this.rand.intn(3)] as number;
     this.preallocate = (['none', 'sparse', 'zero'] as const)[this.rand.intn(3)] as Preallocate;
     this.syncInline = o.seed % 2 === 1;
@@ -241,26 +250,35 @@ class Sim {
         continue;
       }
       const { label, req } = this.nextRequest(id, ++n, lastSeen);
-      const op: OpRecord = { id: this.nextOpId++, client: id, label, endpoint: `m${this.slotOf(m)}`, invokeMs: this.loop.nowMs(), req };
-      this.history.ops.push(op);
-      this.loop.trace(`invoke ${op.id} ${label} on ${op.endpoint} ${JSON.stringify(req)}`);
-      try {
-        const res = await this.execute(m, req);
-        op.returnMs = this.loop.nowMs();
-        op.status = 'ok';
-        op.res = res;
-        this.noteSeen(req, res, lastSeen);
-        this.loop.trace(`return ${op.id} ${JSON.stringify(res)}`);
-      } catch (e) {
-        if (!(e instanceof SimRequestError)) throw e;
-        const read = req.kind === 'txn' && [...req.txn.success, ...req.txn.failure].every((o) => o.type === 'range');
-        op.status = read ? 'failed' : 'indeterminate';
-        if (read) op.returnMs = this.loop.nowMs();
-        op.error = e.message;
-        this.loop.trace(`fail ${op.id} ${e.message}`);
-      }
+      const { res } = await this.runOp(id, m, label, req);
+      if (res !== undefined) this.noteSeen(req, res, lastSeen);
     }
   }
+
+  /** Runs one request on m and records it: its op id, and its response (undefined when it failed). */
+  private async runOp(client: number, m: SimMember, label: string, req: Request): Promise<{ readonly id: number; readonly res: Response | undefined }> {
+    const op: OpRecord = { id: this.nextOpId++, client, label, endpoint: `m${this.slotOf(m)}`, invokeMs: this.loop.nowMs(), req };
+    this.history.ops.push(op);
+    this.loop.trace(`invoke ${op.id} ${label} on ${op.endpoint} ${JSON.stringify(req)}`);
+    try {
+      const res = await this.execute(m, req);
+      op.returnMs = this.loop.nowMs();
+      op.status = 'ok';
+      op.res = res;
+      this.loop.trace(`return ${op.id} ${JSON.stringify(res)}`);
+      return { id: op.id, res };
+    } catch (e) {
+      // A lease gone (expired, revoked) refuses a put or a revoke: as the robustness client, indeterminate.
+      if (!(e instanceof SimRequestError || e instanceof LeaseError || (isKvError(e) && e.code === 'lease-not-found'))) throw e;
+      const read = req.kind === 'txn' && [...req.txn.success, ...req.txn.failure].every((o) => o.type === 'range');
+      op.status = read ? 'failed' : 'indeterminate';
+      if (read) op.returnMs = this.loop.nowMs();
+      op.error = e.message;
+      this.loop.trace(`fail ${op.id} ${e.message}`);
+      return { id: op.id, res: undefined };
+    }
+  }
+
 
   private slotOf(m: SimMember): number {
     return this.slots.findIndex((s) => s.id === m.memberId);
@@ -321,9 +339,16 @@ class Sim {
   }
 
   private async execute(m: SimMember, req: Request): Promise<Response> {
-    if (req.kind !== 'txn') throw new Error('the simulation sends no lease requests');
-    const t = req.txn;
     const memberId = idToHex(m.memberId);
+    if (req.kind === 'leaseGrant') {
+      const r = (await m.propose({ case: 'leaseGrant', value: etcdserverpb.LeaseGrantRequest.create({ ID: BigInt(req.id), TTL: req.ttl }) }, requestTimeoutMs)) as etcdserverpb.LeaseGrantResponse;
+      return { revision: r.header?.revision ?? 0, memberId, leaseTtl: r.TTL, succeeded: true, results: [] };
+    }
+    if (req.kind === 'leaseRevoke') {
+      const r = (await m.propose({ case: 'leaseRevoke', value: etcdserverpb.LeaseRevokeRequest.create({ ID: BigInt(req.id) }) }, requestTimeoutMs)) as etcdserverpb.LeaseRevokeResponse;
+      return { revision: r.header?.revision ?? 0, memberId, succeeded: true, results: [] };
+    }
+    const t = req.txn;
     const allReads = [...t.success, ...t.failure].every((o) => o.type === 'range');
     const single = t.compares.length === 0 && t.success.length === 1 && t.failure.length === 0 ? t.success[0] : undefined;
     if (allReads) {
@@ -346,6 +371,155 @@ class Sim {
     }
     const r = (await m.propose({ case: 'txn', value: txnRequestPb(t) }, requestTimeoutMs)) as etcdserverpb.TxnResponse;
     return { revision: r.header?.revision ?? 0, memberId, succeeded: r.succeeded, results: txnResults(r) };
+  }
+
+  // ---- leases
+
+  /** Lease clients still running (they wait for their abandoned leases to expire after the traffic). */
+  leaseClientsRunning = 0;
+
+  /**
+   * The robustness lease traffic (test/robustness/leases.ts) on the
+   * simulated clock: short leases (1-5 s asked, 1 below the minimum) with
+   * 1-3 keys of their own each, then kept alive for one to three TTLs and
+   * revoked, kept alive and abandoned, or abandoned at once. After the
+   * traffic it waits (bounded) until its abandoned leases are gone, and
+   * reads their keys, so that the expiries are in the history.
+   */
+  async leaseClient(id: number): Promise<void> {
+    this.leaseClientsRunning++;
+    const leases = this.history.leases as LeaseRecord[];
+    let n = 0;
+    let seq = 0;
+    while (!this.stopTraffic) {
+      await this.loop.sleep(this.rand.intn(100));
+      const m = this.pick(this.alive().filter((x) => x.ready));
+      if (m === undefined) {
+        await this.loop.sleep(100);
+        continue;
+      }
+      n++;
+      const leaseId = ((BigInt(id) << 24n) + (1n << 20n) + BigInt(n)).toString();
+      const ttlAsked = 1 + this.rand.intn(5);
+      const grant = await this.runOp(id, m, 'lease-grant', { kind: 'leaseGrant', id: leaseId, ttl: ttlAsked });
+      const granted = grant.res;
+      if (granted === undefined) continue;
+      const rec: LeaseRecord = { id: leaseId, client: id, ttlAsked, grantOp: grant.id, keys: [], keepAlives: [] };
+      leases.push(rec);
+      const ttlMs = (granted.leaseTtl ?? ttlAsked) * 1000;
+      for (let k = 0, count = 1 + this.rand.intn(3); k < count; k++) {
+        const key = `${leaseKeyPrefix}c${id}-${n}/${k}`;
+        rec.keys.push(key);
+        const put: Request = { kind: 'txn', txn: { compares: [], success: [{ type: 'put', key, value: `l${id}-${++seq}`, lease: leaseId }], failure: [] } };
+        await this.runOp(id, this.pick(this.alive().filter((x) => x.ready)) ?? m, 'put-lease', put);
+      }
+      const mode = this.rand.intn(3);
+      if (mode === 2) {
+        rec.abandonedMs = this.loop.nowMs();
+        continue;
+      }
+      const until = this.loop.nowMs() + ttlMs * (1 + this.rand.float() * 2);
+      while (!this.stopTraffic && this.loop.nowMs() < until) {
+        const ka = await this.keepAlive(leaseId);
+        if (ka !== undefined && ka.ttl > 0) rec.keepAlives.push(ka);
+        if (ka !== undefined && ka.ttl <= 0) break;
+        await this.loop.sleep(Math.max(300, ttlMs / 3));
+      }
+      if (mode === 1 && !this.stopTraffic) {
+        rec.abandonedMs = this.loop.nowMs();
+        continue;
+      }
+      const via = this.pick(this.alive().filter((x) => x.ready)) ?? m;
+      const revoke = await this.runOp(id, via, 'lease-revoke', { kind: 'leaseRevoke', id: leaseId });
+      rec.revokeOp = revoke.id;
+      if (revoke.res === undefined) {
+        // A failed revoke leaves the lease to expire: waited for at the end like an abandoned one.
+        rec.abandonedMs = this.loop.nowMs();
+      } else {
+        // Acknowledged: the lease is gone for everyone, whichever member answers.
+        const ka = await this.keepAlive(leaseId);
+        const t = await this.leaseTimeToLive(leaseId);
+        rec.afterRevoke = { ...(ka !== undefined ? { keepAliveTtl: ka.ttl, memberId: ka.memberId } : {}), ...(t !== undefined ? { timeToLive: t.ttl, grantedTtl: t.grantedTtl } : {}) };
+      }
+    }
+    for (const l of leases) {
+      if (l.client !== id || l.abandonedMs === undefined) continue;
+      const deadline = Math.max(l.abandonedMs, this.loop.nowMs()) + leaseGoneWaitMs;
+      while (this.loop.nowMs() < deadline) {
+        const t = await this.leaseTimeToLive(l.id);
+        if (t !== undefined && t.ttl === -1 && t.grantedTtl === 0) break;
+        await this.loop.sleep(500);
+      }
+    }
+    for (let tries = 0; tries < 20; tries++) {
+      const m = this.pick(this.alive().filter((x) => x.ready));
+      const read: Request = { kind: 'txn', txn: { compares: [], success: [{ type: 'range', key: leaseKeyPrefix, end: leaseKeyEnd }], failure: [] } };
+      if (m !== undefined && (await this.runOp(id, m, 'lease-final-read', read)).res !== undefined) break;
+      await this.loop.sleep(500);
+    }
+    this.leaseClientsRunning--;
+  }
+
+  /** A keep-alive sent to a member: the leader answers it, a follower forwards it. */
+  private async keepAlive(leaseId: string): Promise<KeepAliveRecord | undefined> {
+    const m = this.pick(this.alive().filter((x) => x.ready));
+    if (m === undefined) return undefined;
+    const invokeMs = this.loop.nowMs();
+    const ttl = await this.atLeader(m, (l) => l.leaseLeader.renew(BigInt(leaseId)));
+    this.loop.trace(`keepalive ${leaseId} on m${this.slotOf(m)}: ${ttl ?? 'failed'}`);
+    return ttl === undefined ? undefined : { invokeMs, returnMs: this.loop.nowMs(), ttl, memberId: idToHex(m.memberId) };
+  }
+
+  /** LeaseTimeToLive sent to a member (answered by the leader); undefined when it failed. */
+  private async leaseTimeToLive(leaseId: string): Promise<{ ttl: number; grantedTtl: number } | undefined> {
+    const m = this.pick(this.alive().filter((x) => x.ready));
+    if (m === undefined) return undefined;
+    const t = await this.atLeader(m, (l) => l.leaseLeader.timeToLive(BigInt(leaseId), false));
+    return t === undefined ? undefined : { ttl: t.ttlSeconds, grantedTtl: t.grantedTtlSeconds };
+  }
+
+  /**
+   * Runs fn on the leader as the server does for keep-alives and TimeToLive:
+   * on m if it leads, else forwarded to the leader m knows, across the
+   * network (a hop each way, each one delayed, dropped, or cut by a
+   * partition). Retried every 500 ms for up to the request timeout;
+   * undefined when it did not succeed (fn's undefined means "try again").
+   */
+  private async atLeader<T>(m: SimMember, fn: (leader: SimMember) => Promise<T | undefined>): Promise<T | undefined> {
+    const deadline = this.loop.nowMs() + requestTimeoutMs;
+    const hop = async (a: SimMember, b: SimMember): Promise<boolean> => {
+      if (this.drop > 0 && this.rand.float() < this.drop) return false;
+      await this.loop.sleep(1 + this.rand.intn(this.delayMaxMs));
+      const sa = this.slots.find((s) => s.id === a.memberId);
+      const sb = this.slots.find((s) => s.id === b.memberId);
+      return a.alive && b.alive && sa !== undefined && sb !== undefined && sa.group === sb.group;
+    };
+    while (m.alive && this.loop.nowMs() < deadline) {
+      const leader = m.isLeader() ? m : this.slots.find((s) => s.id === m.leaderId)?.member;
+      if (leader !== undefined && leader.alive && (leader === m || (await hop(m, leader))) && leader.isLeader()) {
+        const r = await this.bounded(fn(leader), deadline);
+        if (r !== undefined && (leader === m || (await hop(leader, m)))) return r;
+      }
+      await this.loop.sleep(500);
+    }
+    return undefined;
+  }
+
+  /** p's value, or undefined if it fails or has not settled by deadline (a member that crashed never settles some). */
+  private bounded<T>(p: Promise<T | undefined>, deadline: number): Promise<T | undefined> {
+    return new Promise((resolve) => {
+      const timer = this.loop.at(Math.max(1, deadline - this.loop.nowMs()), () => resolve(undefined));
+      p.then(
+        (v) => {
+          this.loop.cancel(timer);
+          resolve(v);
+        },
+        () => {
+          this.loop.cancel(timer);
+          resolve(undefined);
+        },
+      );
+    });
   }
 
   // ---- watchers
@@ -598,8 +772,10 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   loop.echo = o.trace === true;
   for (const s of sim.slots) sim.start(s);
   const clients = o.clients ?? 8;
+  const leaseClients = 2;
   const work: Promise<void>[] = [];
   for (let c = 0; c < clients; c++) work.push(sim.client(c));
+  for (let c = 0; c < leaseClients; c++) work.push(sim.leaseClient(clients + c));
   const watchRecords: WatchRecord[] = [
     { id: 1, label: 'all-prev', key: '', end: '\0', prevKv: true, segments: [] },
     { id: 2, label: 'all-prev', key: '', end: '\0', prevKv: true, segments: [] },
@@ -625,7 +801,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   // A membership change still under way finishes (or gives up) before the cluster is judged.
   await loop.run(o.durationMs + 35_000, () => !sim.changing);
   const end = o.durationMs + catchUpMs;
-  await loop.run(end, () => sim.converged() && sim.history.ops.every((op) => op.status !== undefined));
+  await loop.run(end, () => sim.converged() && sim.leaseClientsRunning === 0 && sim.history.ops.every((op) => op.status !== undefined));
   // Proposals forwarded to the leader just before may still be on the wire: converge once more after a pause.
   await loop.run(loop.nowMs() + 2000, () => false);
   await loop.run(end, () => sim.converged());
@@ -640,9 +816,11 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   const { replay, problems } = Replay.build(mergeReference(sim.history.watches));
   const violations: Violation[] = [
     ...problems.map((message) => ({ check: 'history', message })),
-    ...checkKv(sim.history.ops, replay),
+    ...checkKv(sim.history.ops, replay, { expirable: (sim.history.leases ?? []).map((l) => l.id) }),
     ...checkWatches(sim.history.watches, replay, sim.history.compactions),
+    ...checkLeases(sim.history, replay),
   ];
+  if (sim.leaseClientsRunning > 0) violations.push({ check: 'liveness', message: `${sim.leaseClientsRunning} lease clients still waiting for their leases to go` });
   if (!sim.converged()) violations.push({ check: 'liveness', message: `the cluster did not converge within ${catchUpMs} ms after the faults stopped` });
   if (replay.maxRev < lastRevision) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, the members are at ${lastRevision}` });
   // HashKV yields between slices on the members' timers: the loop runs until every hash is in.
@@ -674,6 +852,12 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
       taken: sim.slots.reduce((n, s) => n + s.disk.snapshotsTaken, 0),
       sent: sim.snapshotsSent,
       installed: sim.slots.reduce((n, s) => n + s.disk.snapshotsInstalled, 0),
+    },
+    leases: {
+      granted: sim.history.leases?.length ?? 0,
+      abandoned: sim.history.leases?.filter((l) => l.abandonedMs !== undefined).length ?? 0,
+      revoked: sim.history.leases?.filter((l) => l.afterRevoke !== undefined).length ?? 0,
+      keepAlives: sim.history.leases?.reduce((n, l) => n + l.keepAlives.length, 0) ?? 0,
     },
     history: sim.history,
   };
