@@ -5,12 +5,10 @@
  * filesystem. RSS growth is scaled to one million keys; disk sizes are
  * absolute. The fill rate is printed too (many clients, sequential keys).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster, MemberKind } from '../test/harness/index.js';
 import { runLoad } from './load/driver.js';
-import { closeAll, diskBytesOf, kinds, rssBytesOf, startPair } from './servers.js';
+import { diskBytesOf, eachKindAlone, rssBytesOf } from './servers.js';
 
 export interface MemoryOptions {
   readonly quick: boolean;
@@ -76,21 +74,11 @@ function print(rows: readonly MemoryRow[]): void {
 /** Loads each kind in turn (the other idles meanwhile) and prints the table. */
 export async function memory(opts: MemoryOptions): Promise<MemoryRow[]> {
   const keys = opts.quick ? 50_000 : 1_000_000;
-  const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
-  const rows: MemoryRow[] = [];
-  const clusters = await startPair(1, dir);
-  try {
-    for (const kind of kinds) {
-      const c = clusters.get(kind);
-      if (c === undefined) continue;
-      const row = await measureOne(kind, c, keys, opts.workers);
-      console.log(`  ${kind.padEnd(7)} filled ${keys} keys at ${Math.round(row.fillRate)}/s; RSS ${mb(row.rssBytes)} MB, data dir ${mb(row.dataDirBytes)} MB`);
-      rows.push(row);
-    }
-  } finally {
-    await closeAll(clusters);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const rows = await eachKindAlone('memory', async (kind, c) => {
+    const row = await measureOne(kind, c, keys, opts.workers);
+    console.log(`  ${kind.padEnd(7)} filled ${keys} keys at ${Math.round(row.fillRate)}/s; RSS ${mb(row.rssBytes)} MB, data dir ${mb(row.dataDirBytes)} MB`);
+    return row;
+  });
   print(rows);
   return rows;
 }

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { compare } from './compare.js';
+import { defragLatency } from './defrag.js';
 import { memory } from './memory.js';
 
 export interface SectionOptions {
@@ -74,5 +75,11 @@ export const sections: readonly Section[] = [
     about: 'RSS and data dir per million keys after loading 1M keys into one member of each (slow; 50k keys with --quick)',
     defaultOn: false,
     run: (opts) => memory(opts),
+  },
+  {
+    name: 'defrag',
+    about: 'put and get latency while one member of each, holding 200k keys of 1 KiB, is defragmented (20k with --quick)',
+    defaultOn: false,
+    run: (opts) => defragLatency(opts),
   },
 ];

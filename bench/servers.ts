@@ -5,7 +5,8 @@
  * /proc about them: CPU time, RSS, and the machine's total busy time, so a
  * table can say how loaded the machine was by others.
  */
-import { readdirSync, readFileSync, lstatSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { etcdMissing, startCluster, type Cluster, type MemberKind } from '../test/harness/index.js';
 import { openChannel, methods } from '../test/harness/index.js';
@@ -104,6 +105,26 @@ export async function startPair(size: number, dir: string, extraFlags: readonly 
     throw e;
   }
   return out;
+}
+
+/**
+ * Starts one single-member cluster of each kind and measures each in turn
+ * (the other idles meanwhile); every process and file is gone when it settles.
+ */
+export async function eachKindAlone<T>(label: string, measure: (kind: MemberKind, c: Cluster) => Promise<T>): Promise<T[]> {
+  const dir = mkdtempSync(join(tmpdir(), `bench-${label}-`));
+  const rows: T[] = [];
+  const clusters = await startPair(1, dir);
+  try {
+    for (const kind of kinds) {
+      const c = clusters.get(kind);
+      if (c !== undefined) rows.push(await measure(kind, c));
+    }
+  } finally {
+    await closeAll(clusters);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
 }
 
 export async function closeAll(clusters: Map<MemberKind, Cluster>): Promise<void> {

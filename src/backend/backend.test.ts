@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { linkSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -195,7 +195,22 @@ test('defrag shrinks the file, keeps the data and the writes made during it', wi
   be.write((tx) => tx.put(key, b(200, 1), b(4)));
   await be.forceCommit();
   assert.ok(be.size() < before, `defrag shrank ${before} -> ${be.size()}`);
+  // Neither the copy nor the old file's second name is left behind.
+  assert.deepEqual(readdirSync(dir).sort(), ['db', 'db-lock']);
   assert.equal((await closeAndReopenSame(be, dir)).length, 2002);
+}));
+
+test("a crash in a defrag's swap leaves the old file's second name, which the next open removes", withDir(async (dir) => {
+  const be = openAt(dir);
+  be.write((tx) => tx.put(be.bucket('key'), b(1), b(2)));
+  await be.forceCommit();
+  await be.close();
+  // As a crash after the link and before the rename leaves it (the copy is removed at open too).
+  linkSync(join(dir, 'db'), join(dir, 'db.retired'));
+  const again = openAt(dir);
+  assert.deepEqual(dump(again), ['01=02']);
+  assert.ok(!readdirSync(dir).includes('db.retired'), 'the second name is gone');
+  await again.close();
 }));
 
 test('after a defrag, one commit may free many large values (a free list of several pages)', withDir(async (dir) => {

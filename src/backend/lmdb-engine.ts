@@ -4,7 +4,8 @@
  * per bucket. Commits run on lmdb's write thread; `flushed` follows its
  * fsync.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { open as openFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase, type RootDatabaseOptions } from 'lmdb';
 import { failpoint, type Logger } from '../base/index.js';
@@ -84,7 +85,7 @@ export class LmdbEngine implements BackendEngine {
     private readonly logger: Logger,
   ) {
     // An interrupted defrag leaves its copy behind; the file at `path` is intact.
-    for (const stale of [`${path}.defrag`, `${path}.defrag-lock`]) rmSync(stale, { force: true });
+    for (const stale of [`${path}.defrag`, `${path}.defrag-lock`, retiredPath(path)]) rmSync(stale, { force: true });
     const { env, dbs } = openEnv(path, noSync, names);
     this.env = env;
     this.dbs = dbs;
@@ -184,16 +185,25 @@ export class LmdbEngine implements BackendEngine {
       await next.env.close();
       throw e;
     }
-    fsyncPath(tmp);
+    // On the thread pool: the copy's pages may all be dirty still, and syncing hundreds
+    // of MB on this thread stalled every request for 150 ms (200k values of 1 KiB).
+    await fsyncPathAsync(tmp);
     const old = this.env;
     this.env = next.env;
     this.dbs = next.dbs;
     await old.close();
     rmSync(`${this.path}-lock`, { force: true });
+    // A second name keeps the old file's blocks allocated through the rename: replacing
+    // its last name would free hundreds of MB inside rename(2), on this thread (170 ms
+    // for 400 MB). The thread pool frees them after.
+    const retired = retiredPath(this.path);
+    rmSync(retired, { force: true });
+    linkSync(this.path, retired);
     failpoint('defragBeforeRename');
     renameSync(tmp, this.path);
     renameSync(`${tmp}-lock`, `${this.path}-lock`);
     fsyncPath(dirname(this.path));
+    await rm(retired, { force: true });
     this.logger.info('backend defragmented', { path: this.path, sizeBytes: this.size() });
   }
 
@@ -202,27 +212,46 @@ export class LmdbEngine implements BackendEngine {
   }
 }
 
-/** Entries per transaction of a defrag's copy: the event loop turns between them. */
+/** Entries, and bytes, per transaction of a defrag's copy at most: the event loop turns between them. */
 const defragChunkEntries = 2_000;
+const defragChunkBytes = 1024 * 1024;
 
 /** Copies every entry of from into to, in key order, a chunk per transaction (keys and values are read as copies). */
 async function copyEntries(from: Db, env: Env, to: Db): Promise<void> {
   let after: Buffer | undefined;
   for (;;) {
     const chunk: { key: Buffer; value: Buffer }[] = [];
+    let bytes = 0;
+    let full = false;
     // An explicit start: with the raw key codec, a range without one finds nothing.
     for (const { key, value } of from.getRange({ start: after ?? Buffer.alloc(0) })) {
       const k = key as Buffer;
       if (after !== undefined && chunk.length === 0 && Buffer.compare(k, after) === 0) continue;
       chunk.push({ key: k, value: value });
-      if (chunk.length === defragChunkEntries) break;
+      bytes += k.length + value.length;
+      full = chunk.length === defragChunkEntries || bytes >= defragChunkBytes;
+      if (full) break;
     }
     if (chunk.length === 0) return;
     await env.batch(() => {
       for (const e of chunk) void to.put(e.key, e.value);
     });
     after = (chunk[chunk.length - 1] as { key: Buffer }).key;
-    if (chunk.length < defragChunkEntries) return;
+    if (!full) return;
+  }
+}
+
+/** The old file's second name during a defrag's swap (removed at open if a crash left it). */
+function retiredPath(path: string): string {
+  return `${path}.retired`;
+}
+
+async function fsyncPathAsync(path: string): Promise<void> {
+  const f = await openFile(path, 'r');
+  try {
+    await f.sync();
+  } finally {
+    await f.close();
   }
 }
 

@@ -57,6 +57,8 @@ export interface SimReport {
   /** Compactions sent, and the last revision compacted. */
   readonly compactions: number;
   readonly compactRevision: number;
+  /** Defragmentations that finished (one in two compactions is followed by one on a member). */
+  readonly defrags: number;
   /** Raft snapshots: saved for log compaction, sent by leaders, installed by followers. */
   readonly snapshots: { readonly taken: number; readonly sent: number; readonly installed: number };
   /** Leases of the lease traffic: granted, abandoned (left to expire), revoked, keep-alives answered. */
@@ -588,7 +590,26 @@ class Sim {
         // Its outcome unknown (it may still apply), or refused as compacted by one that applied late.
         this.loop.trace(`compact ${target} failed: ${(e as Error).message}`);
       }
+      // As an operator after a compaction: defragment a member (its commits held meanwhile).
+      if (this.rand.intn(2) === 0) this.defrag();
     }
+  }
+
+  /** Defragmentations finished. */
+  defrags = 0;
+
+  private defrag(): void {
+    const m = this.pick(this.alive().filter((x) => x.ready));
+    if (m === undefined) return;
+    const name = `m${this.slotOf(m)}`;
+    this.loop.trace(`defrag ${name}`);
+    m.schema.backend.defrag().then(
+      () => {
+        this.defrags++;
+        this.loop.trace(`defrag ${name} done`);
+      },
+      (e: unknown) => this.loop.trace(`defrag ${name} failed: ${(e as Error).message}`),
+    );
   }
 
   // ---- faults
@@ -848,6 +869,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     tornTails: sim.slots.reduce((n, s) => n + s.disk.tornTails, 0),
     compactions: sim.history.compactions?.length ?? 0,
     compactRevision: Math.max(0, ...sim.alive().map((m) => m.kv.compactRev)),
+    defrags: sim.defrags,
     snapshots: {
       taken: sim.slots.reduce((n, s) => n + s.disk.snapshotsTaken, 0),
       sent: sim.snapshotsSent,
