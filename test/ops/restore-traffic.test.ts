@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, Compare, Op, mvccpb, sleep } from '../../src/client/index.js';
 import { delay, etcdctl, etcdctlMissing, memberStatus, useWorkspace, type Cluster } from '../harness/index.js';
-import { agreedLeader, etcdutl } from './kit.js';
+import { agreedLeader, etcdutl, eventually } from './kit.js';
 
 const skip = etcdctlMissing();
 const prefix = '/registry/things/';
@@ -63,8 +63,7 @@ class Violations {
  * mod revision (or by its absence). Records the revision of every write
  * acknowledged, which must grow.
  */
-async function writer(id: number, client: Client, stop: Stop, bad: Violations): Promise<number[]> {
-  const acked: number[] = [];
+async function writer(id: number, client: Client, stop: Stop, bad: Violations, acked: number[]): Promise<void> {
   let n = 0;
   while (stop.writing) {
     const key = `${prefix}k${(n * 7 + id) % keys}`;
@@ -82,7 +81,6 @@ async function writer(id: number, client: Client, stop: Stop, bad: Violations): 
       await sleep(100); // the cluster is down or electing: try again
     }
   }
-  return acked;
 }
 
 interface ReflectorResult {
@@ -177,8 +175,9 @@ describe('P18: restore with --bump-revision and --mark-compacted under list+watc
       return c;
     };
     const bad = new Violations();
-    const writerRuns: Promise<number[]>[] = [];
-    for (let i = 0; i < 4; i++) writerRuns.push(writer(i, await connect(i), stop, bad));
+    const acked: number[][] = [[], [], [], []];
+    const writerRuns: Promise<void>[] = [];
+    for (const [i, revs] of acked.entries()) writerRuns.push(writer(i, await connect(i), stop, bad, revs));
     const reflectorRuns: Promise<ReflectorResult>[] = [];
     for (let i = 0; i < 3; i++) reflectorRuns.push(reflector(i, await connect(i + 1), stop, bad));
     await delay(2000);
@@ -221,9 +220,12 @@ describe('P18: restore with --bump-revision and --mark-compacted under list+watc
     assert.deepEqual(asMap((await admin.kv.get(prefix, { prefix: true, revision: restoredRev })).kvs), atSnap, 'the restored data is the snapshot\'s');
     await assert.rejects(admin.kv.get(prefix, { prefix: true, revision: restoredRev - 1 }), { message: 'etcdserver: mvcc: required revision has been compacted' });
 
-    await delay(2000); // the clients carry on against the restored cluster
+    // The clients carry on against the restored cluster: every writer gets writes through
+    // (their clients redial with backoff), then a little more traffic.
+    await eventually('every writer to write to the restored cluster', () => Promise.resolve(acked.every((revs) => revs.some((r) => r > restoredRev)) ? true : undefined), 30_000);
+    await delay(1000);
     stop.writing = false;
-    const acked = await Promise.all(writerRuns);
+    await Promise.all(writerRuns);
     stop.untilRev = Number((await admin.kv.get(prefix, { prefix: true, limit: 1 })).header?.revision ?? 0);
     const reflected = await Promise.all(reflectorRuns);
 
