@@ -42,7 +42,7 @@ async function main(): Promise<number> {
     const r = await runSim({ seed, members, durationMs, statusEveryMs: Number(values['status-ms']), trace: values.trace });
     const took = ((performance.now() - started) / 1000).toFixed(1);
     console.log(
-      `seed ${seed}: ${r.violations.length === 0 ? 'ok' : 'VIOLATION'} (${members} members, ${r.ops} ops, ${r.okOps} ok, ${r.watchEvents} watch events, ${r.faults} faults, ${r.crashes} crashes, ${r.tornTails} torn WAL tails, ${r.replaced} replaced, ${r.compactions} compactions up to ${r.compactRevision}, ${r.defrags} defrags, snapshots ${r.snapshots.taken} taken ${r.snapshots.sent} sent ${r.snapshots.installed} installed, leases ${r.leases.granted} (${r.leases.abandoned} abandoned, ${r.leases.revoked} revoked, ${r.leases.keepAlives} keep-alives), rev ${r.lastRevision}, ${r.events} events, ${took} s) ${r.digest.slice(0, 16)}`,
+      `seed ${seed}: ${r.violations.length === 0 ? 'ok' : 'VIOLATION'} (${members} members, ${r.ops} ops, ${r.okOps} ok, ${r.watchEvents} watch events, ${r.faults} faults, ${r.crashes} crashes, ${r.tornTails} torn WAL tails, ${r.replaced} replaced, ${r.compactions} compactions up to ${r.compactRevision}, ${r.defrags} defrags, snapshots ${r.snapshots.taken} taken ${r.snapshots.sent} sent ${r.snapshots.installed} installed, ${r.auth.on ? `auth (${r.auth.changes} changes, ${r.auth.refused} refused), ` : ''}leases ${r.leases.granted} (${r.leases.abandoned} abandoned, ${r.leases.revoked} revoked, ${r.leases.keepAlives} keep-alives), rev ${r.lastRevision}, ${r.events} events, ${took} s) ${r.digest.slice(0, 16)}`,
     );
     if (r.violations.length > 0) {
       const path = join(tmpdir(), `etcd-sim-members-${seed}.json`);

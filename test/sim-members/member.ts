@@ -14,7 +14,7 @@
  * promotes the lessor, revokes expired leases through raft every 500 ms and
  * answers keep-alives; followers' keep-alives are forwarded by sim.ts. Not
  * included: the peer transport and gRPC (messages go through the fake
- * network as objects), and auth traffic.
+ * network as objects).
  */
 import { SeededRand, assert, nopLogger, type Logger, type Rand } from '../../src/base/index.js';
 import { AuthStore } from '../../src/auth/index.js';
@@ -467,11 +467,17 @@ export class SimMember implements ApplyEnv, SnapshotHost {
 
   // ---- requests
 
-  /** Proposes a request and resolves with its applied response; rejects when the outcome is unknown. */
-  propose(request: serverpb.InternalRaftRequest['request'], timeoutMs: number): Promise<object> {
+  /**
+   * Proposes a request and resolves with its applied response; rejects when
+   * the outcome is unknown, or with the apply's refusal. user: who sends it
+   * and the auth store revision its token was issued at (as the server puts
+   * them in the header).
+   */
+  propose(request: serverpb.InternalRaftRequest['request'], timeoutMs: number, user?: { readonly name: string; readonly authRevision: number }): Promise<object> {
     if (this.stopped) return Promise.reject(new SimRequestError('member stopped'));
     const id = this.idGen.next();
-    const data = serverpb.InternalRaftRequest.encode(serverpb.InternalRaftRequest.create({ header: serverpb.RequestHeader.create({ ID: id }), request }));
+    const header = serverpb.RequestHeader.create({ ID: id, ...(user !== undefined ? { username: user.name, authRevision: user.authRevision } : {}) });
+    const data = serverpb.InternalRaftRequest.encode(serverpb.InternalRaftRequest.create({ header, request }));
     return this.proposeAndWait(id, timeoutMs, (n) => n.propose(data));
   }
 

@@ -3,7 +3,8 @@
  * crashes with torn unsynced writes, isolation, splits, a lossy network and
  * member replacements, with compactions, raft snapshots (sent to and
  * installed by followers) and short leases (kept alive, revoked, abandoned
- * to expire);
+ * to expire), and on seeds divisible by 3 auth on with its store churned
+ * under the traffic;
  * the history must pass the robustness checkers and HashKV must agree. One
  * seed runs twice: the same seed must give the same event trace.
  * SIM_SEED=N runs that seed instead of the fixed ones.
@@ -40,6 +41,13 @@ test('3 members, seed 11: members replaced under the faults (removed, added on a
   assert.ok(r.replaced >= 2, `${r.replaced} members replaced`);
   assert.ok(r.history.faults.some((f) => / promoted$/.test(f.what)), 'a learner was promoted');
   assert.ok(r.leases.abandoned > 0 && r.leases.revoked > 0 && r.leases.keepAlives > 0, `leases: ${JSON.stringify(r.leases)}`);
+});
+
+test('3 members, seed 30: auth on, the traffic as an ordinary user, the auth store changed under it', async () => {
+  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 30, members: 3, durationMs: 6000, auth: true });
+  assert.deepEqual(r.violations, [], explain(r));
+  if (pinned !== undefined) return;
+  assert.ok(r.auth.changes >= 2 && r.auth.refused > 0, `auth: ${JSON.stringify(r.auth)}`);
 });
 
 test('5 members, seed 4', async () => {

@@ -3,16 +3,20 @@
  * (loop.ts): clients and watchers record a history in the format of
  * test/robustness/history.ts while a fault schedule crashes members (their
  * fake disks lose or tear what was not synced, loop.ts + fake-fs.ts),
- * isolates them and makes the network lossy and slow. At the end the faults
- * stop, every member restarts and catches up, and the history is checked by
- * the robustness checkers (linearizability, watch guarantees) and HashKV is
- * compared across members. A seed fixes everything: the digest of the
- * event trace is the same on every run of it.
+ * isolates them, makes the network lossy and slow and replaces members,
+ * with compactions, defrags and short leases going on (and, on seeds
+ * divisible by 3, auth on with its store churned under the traffic). At the
+ * end the faults stop, every member restarts and catches up, and the
+ * history is checked by the robustness checkers (linearizability, watch
+ * guarantees, leases); HashKV and the auth store are compared across
+ * members. A seed fixes everything: the digest of the event trace is the
+ * same on every run of it.
  */
 import { SeededRand, assert, idToHex, type Rand } from '../../src/base/index.js';
 import { LeaseError } from '../../src/lease/index.js';
 import { hashKvRequest, isKvError, rangeRequest as kvRange, txnRequest as kvTxn, type WatchStream } from '../../src/mvcc/index.js';
-import { etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
+import { authpb, etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
+import { AuthError } from '../../src/auth/index.js';
 import { RaftCluster } from '../../src/server/membership.js';
 import { appliedSnapshot } from '../../src/server/snapshot-flow.js';
 import type { Preallocate } from '../../src/wal/index.js';
@@ -20,7 +24,7 @@ import { checkKv, type Violation } from '../robustness/check-kv.js';
 import { checkLeases } from '../robustness/check-lease.js';
 import { checkWatches, mergeReference } from '../robustness/check-watch.js';
 import { deleteRequest, putRequest, putResult, deleteResult, rangeRequest, rangeResult, toEvent, txnRequestPb, txnResults } from '../robustness/client.js';
-import type { History, KeepAliveRecord, LeaseRecord, OpRecord, Request, Response, TxnOp, TxnRequest, WatchRecord, WatchSegment } from '../robustness/history.js';
+import { firstKey, type History, type KeepAliveRecord, type LeaseRecord, type OpRecord, type Request, type Response, type TxnOp, type TxnRequest, type WatchRecord, type WatchSegment } from '../robustness/history.js';
 import { Replay } from '../robustness/model.js';
 import { FakeDisk } from './fake-fs.js';
 import { Proc, SimLoop } from './loop.js';
@@ -37,6 +41,8 @@ export interface SimOptions {
   readonly statusEveryMs?: number;
   /** Prints the event trace as it goes. */
   readonly trace?: boolean;
+  /** Auth on, traffic as an ordinary user, the auth store churned under it (default: seeds divisible by 3). */
+  readonly auth?: boolean;
 }
 
 export interface SimReport {
@@ -61,6 +67,8 @@ export interface SimReport {
   readonly defrags: number;
   /** Raft snapshots: saved for log compaction, sent by leaders, installed by followers. */
   readonly snapshots: { readonly taken: number; readonly sent: number; readonly installed: number };
+  /** With auth: the churn's changes made, and the traffic's writes auth refused. */
+  readonly auth: { readonly on: boolean; readonly changes: number; readonly refused: number };
   /** Leases of the lease traffic: granted, abandoned (left to expire), revoked, keep-alives answered. */
   readonly leases: { readonly granted: number; readonly abandoned: number; readonly revoked: number; readonly keepAlives: number };
   readonly history: History;
@@ -69,6 +77,18 @@ export interface SimReport {
 const requestTimeoutMs = 3000;
 const keys = Array.from({ length: 8 }, (_, i) => `key/${i}`);
 const catchUpMs = 60_000;
+const trafficUser = 'robust';
+const trafficRole = 'robust-rw';
+
+/** Read and write on every key the traffic uses (from \x00 on). */
+function everyKeyGrant(): serverpb.InternalRaftRequest['request'] {
+  const perm = authpb.Permission.create({ permType: authpb.Permission_Type.READWRITE, key: Buffer.from(firstKey), rangeEnd: new Uint8Array([0]) });
+  return { case: 'authRoleGrantPermission', value: etcdserverpb.AuthRoleGrantPermissionRequest.create({ name: trafficRole, perm }) };
+}
+
+function revokeGrant(key: Uint8Array, rangeEnd: Uint8Array): serverpb.InternalRaftRequest['request'] {
+  return { case: 'authRoleRevokePermission', value: etcdserverpb.AuthRoleRevokePermissionRequest.create({ role: trafficRole, key, rangeEnd }) };
+}
 /** Keys of the lease traffic: under key/, so that the prefix watch sees every revision. */
 const leaseKeyPrefix = 'key/lease/';
 const leaseKeyEnd = 'key/lease0';
@@ -263,13 +283,23 @@ class Sim {
     this.history.ops.push(op);
     this.loop.trace(`invoke ${op.id} ${label} on ${op.endpoint} ${JSON.stringify(req)}`);
     try {
-      const res = await this.execute(m, req);
+      const res = await this.execute(m, req, client);
       op.returnMs = this.loop.nowMs();
       op.status = 'ok';
       op.res = res;
       this.loop.trace(`return ${op.id} ${JSON.stringify(res)}`);
       return { id: op.id, res };
     } catch (e) {
+      if (e instanceof AuthError) {
+        // Refused by auth when applied, alike on every member: it did nothing. A stale revision is renewed, as a client authenticates again.
+        op.status = 'failed';
+        op.returnMs = this.loop.nowMs();
+        op.error = e.message;
+        this.authRefused++;
+        if (e.code === 'AuthOldRevision') this.authRevs.set(client, m.auth.revision());
+        this.loop.trace(`refused ${op.id} ${e.message}`);
+        return { id: op.id, res: undefined };
+      }
       // A lease gone (expired, revoked) refuses a put or a revoke: as the robustness client, indeterminate.
       if (!(e instanceof SimRequestError || e instanceof LeaseError || (isKvError(e) && e.code === 'lease-not-found'))) throw e;
       const read = req.kind === 'txn' && [...req.txn.success, ...req.txn.failure].every((o) => o.type === 'range');
@@ -340,14 +370,15 @@ class Sim {
     return out;
   }
 
-  private async execute(m: SimMember, req: Request): Promise<Response> {
+  private async execute(m: SimMember, req: Request, client: number): Promise<Response> {
     const memberId = idToHex(m.memberId);
+    const user = this.authOn ? { name: trafficUser, authRevision: this.authRevOf(client, m) } : undefined;
     if (req.kind === 'leaseGrant') {
-      const r = (await m.propose({ case: 'leaseGrant', value: etcdserverpb.LeaseGrantRequest.create({ ID: BigInt(req.id), TTL: req.ttl }) }, requestTimeoutMs)) as etcdserverpb.LeaseGrantResponse;
+      const r = (await m.propose({ case: 'leaseGrant', value: etcdserverpb.LeaseGrantRequest.create({ ID: BigInt(req.id), TTL: req.ttl }) }, requestTimeoutMs, user)) as etcdserverpb.LeaseGrantResponse;
       return { revision: r.header?.revision ?? 0, memberId, leaseTtl: r.TTL, succeeded: true, results: [] };
     }
     if (req.kind === 'leaseRevoke') {
-      const r = (await m.propose({ case: 'leaseRevoke', value: etcdserverpb.LeaseRevokeRequest.create({ ID: BigInt(req.id) }) }, requestTimeoutMs)) as etcdserverpb.LeaseRevokeResponse;
+      const r = (await m.propose({ case: 'leaseRevoke', value: etcdserverpb.LeaseRevokeRequest.create({ ID: BigInt(req.id) }) }, requestTimeoutMs, user)) as etcdserverpb.LeaseRevokeResponse;
       return { revision: r.header?.revision ?? 0, memberId, succeeded: true, results: [] };
     }
     const t = req.txn;
@@ -364,14 +395,14 @@ class Sim {
       return { revision: r.header?.revision ?? 0, memberId, succeeded: r.succeeded, results: txnResults(r) };
     }
     if (single?.type === 'put') {
-      const r = (await m.propose({ case: 'put', value: putRequest(single) }, requestTimeoutMs)) as etcdserverpb.PutResponse;
+      const r = (await m.propose({ case: 'put', value: putRequest(single) }, requestTimeoutMs, user)) as etcdserverpb.PutResponse;
       return { revision: r.header?.revision ?? 0, memberId, succeeded: true, results: [putResult(r)] };
     }
     if (single?.type === 'delete') {
-      const r = (await m.propose({ case: 'deleteRange', value: deleteRequest(single) }, requestTimeoutMs)) as etcdserverpb.DeleteRangeResponse;
+      const r = (await m.propose({ case: 'deleteRange', value: deleteRequest(single) }, requestTimeoutMs, user)) as etcdserverpb.DeleteRangeResponse;
       return { revision: r.header?.revision ?? 0, memberId, succeeded: true, results: [deleteResult(r)] };
     }
-    const r = (await m.propose({ case: 'txn', value: txnRequestPb(t) }, requestTimeoutMs)) as etcdserverpb.TxnResponse;
+    const r = (await m.propose({ case: 'txn', value: txnRequestPb(t) }, requestTimeoutMs, user)) as etcdserverpb.TxnResponse;
     return { revision: r.header?.revision ?? 0, memberId, succeeded: r.succeeded, results: txnResults(r) };
   }
 
@@ -522,6 +553,102 @@ class Sim {
         },
       );
     });
+  }
+
+  // ---- auth (P20 in the simulation)
+
+  /** Traffic is sent as the traffic user (auth may be on or off at any moment). */
+  authOn = false;
+  authChanges = 0;
+  authRefused = 0;
+  /** The auth store revision each client presents, as a token carries the one it was issued at. */
+  private readonly authRevs = new Map<number, number>();
+
+  private authRevOf(client: number, m: SimMember): number {
+    let rev = this.authRevs.get(client);
+    if (rev === undefined) {
+      rev = m.auth.revision();
+      this.authRevs.set(client, rev);
+    }
+    return rev;
+  }
+
+  /**
+   * As the robustness runs' auth setup: root, a role that may read and
+   * write every key, the traffic user holding it, then auth on; the traffic
+   * sends its writes as that user from the start.
+   */
+  async authSetup(): Promise<void> {
+    this.authOn = true;
+    const noPassword = authpb.UserAddOptions.create({ noPassword: true });
+    await this.adminRequest('add root', { case: 'authUserAdd', value: etcdserverpb.AuthUserAddRequest.create({ name: 'root', options: noPassword }) }, ['UserAlreadyExist']);
+    await this.adminRequest('grant root', { case: 'authUserGrantRole', value: etcdserverpb.AuthUserGrantRoleRequest.create({ user: 'root', role: 'root' }) });
+    await this.adminRequest('add role', { case: 'authRoleAdd', value: etcdserverpb.AuthRoleAddRequest.create({ name: trafficRole }) }, ['RoleAlreadyExist']);
+    await this.adminRequest('grant every key', everyKeyGrant());
+    await this.adminRequest('add user', { case: 'authUserAdd', value: etcdserverpb.AuthUserAddRequest.create({ name: trafficUser, options: noPassword }) }, ['UserAlreadyExist']);
+    await this.adminRequest('grant role', { case: 'authUserGrantRole', value: etcdserverpb.AuthUserGrantRoleRequest.create({ user: trafficUser, role: trafficRole }) });
+    await this.adminRequest('enable', { case: 'authEnable', value: etcdserverpb.AuthEnableRequest.create({}) });
+    this.fault('auth enabled');
+  }
+
+  /**
+   * The robustness auth fault every 1-3 s: auth off for a moment; a
+   * permission on keys the traffic never touches granted or taken back
+   * (every token's revision goes stale); or the traffic's own permission
+   * taken away for a moment.
+   */
+  async authChurn(): Promise<void> {
+    await this.authSetup();
+    const unused = authpb.Permission.create({ permType: authpb.Permission_Type.READ, key: Buffer.from('unused/'), rangeEnd: Buffer.from('unused0') });
+    while (!this.stopTraffic) {
+      await this.loop.sleep(1000 + this.rand.intn(2000));
+      if (this.stopTraffic) return;
+      const holdMs = 200 + this.rand.intn(1300);
+      switch (this.rand.intn(4)) {
+        case 0:
+          await this.adminRequest('disable', { case: 'authDisable', value: etcdserverpb.AuthDisableRequest.create({}) });
+          this.fault(`auth disabled for ${holdMs} ms`);
+          await this.loop.sleep(holdMs);
+          await this.adminRequest('enable', { case: 'authEnable', value: etcdserverpb.AuthEnableRequest.create({}) });
+          this.fault('auth enabled');
+          break;
+        case 1:
+          await this.adminRequest('grant unused', { case: 'authRoleGrantPermission', value: etcdserverpb.AuthRoleGrantPermissionRequest.create({ name: trafficRole, perm: unused }) });
+          this.fault('auth: granted an unused permission');
+          break;
+        case 2:
+          await this.adminRequest('revoke unused', revokeGrant(unused.key, unused.rangeEnd), ['PermissionNotGranted']);
+          this.fault('auth: revoked an unused permission');
+          break;
+        default:
+          await this.adminRequest('revoke every key', revokeGrant(Buffer.from(firstKey), new Uint8Array([0])), ['PermissionNotGranted']);
+          this.fault(`auth: took the traffic's permission away for ${holdMs} ms`);
+          await this.loop.sleep(holdMs);
+          await this.adminRequest('grant every key', everyKeyGrant());
+          this.fault("auth: gave the traffic's permission back");
+      }
+      this.authChanges++;
+    }
+  }
+
+  /** Proposes as root, on a live member, until it applied (or was refused with one of doneCodes: an earlier attempt applied). */
+  private async adminRequest(what: string, request: serverpb.InternalRaftRequest['request'], doneCodes: readonly string[] = []): Promise<void> {
+    for (;;) {
+      const m = this.pick(this.alive().filter((x) => x.ready));
+      if (m === undefined) {
+        await this.loop.sleep(100);
+        continue;
+      }
+      try {
+        await m.propose(request, requestTimeoutMs, { name: 'root', authRevision: m.auth.revision() });
+        return;
+      } catch (e) {
+        if (e instanceof AuthError && doneCodes.includes(e.code)) return;
+        if (!(e instanceof SimRequestError || e instanceof AuthError)) throw e;
+        this.loop.trace(`auth ${what} on m${this.slotOf(m)}: ${e.message}`);
+        await this.loop.sleep(200);
+      }
+    }
   }
 
   // ---- watchers
@@ -806,6 +933,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   const watching = watchRecords.map((w) => sim.watcher(w));
   work.push(sim.faults());
   work.push(sim.compactor(watchRecords));
+  if (o.auth ?? o.seed % 3 === 0) work.push(sim.authChurn());
   if ((o.statusEveryMs ?? 0) > 0) work.push(sim.printStatus(o.statusEveryMs ?? 0));
   for (const p of [...work, ...watching]) p.catch((e: unknown) => loop.fail(e));
 
@@ -854,6 +982,9 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     violations.push({ check: 'hashkv', message: `members differ: ${hashes.map((h) => `${h.m} rev ${h.rev} hash ${h.hash}`).join('; ')}` });
   }
   for (const h of hashes) loop.trace(`hashkv ${h.m} ${h.rev} ${h.hash}`);
+  // The auth store alike on every member (members diverged on auth in etcd #14571): its revision moves with every change.
+  const authStates = sim.alive().map((m) => `m${sim.slots.findIndex((x) => x.id === m.memberId)} ${m.auth.isEnabled() ? 'on' : 'off'} rev ${m.auth.revision()} users ${m.auth.userList().join(',')}`);
+  if (new Set(authStates.map((a) => a.replace(/^m\d+ /, ''))).size > 1) violations.push({ check: 'auth', message: `auth stores differ: ${authStates.join('; ')}` });
   return {
     seed: o.seed,
     violations,
@@ -875,6 +1006,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
       sent: sim.snapshotsSent,
       installed: sim.slots.reduce((n, s) => n + s.disk.snapshotsInstalled, 0),
     },
+    auth: { on: sim.authOn, changes: sim.authChanges, refused: sim.authRefused },
     leases: {
       granted: sim.history.leases?.length ?? 0,
       abandoned: sim.history.leases?.filter((l) => l.abandonedMs !== undefined).length ?? 0,
