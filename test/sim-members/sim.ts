@@ -16,7 +16,7 @@ import { SeededRand, assert, idToHex, type Rand } from '../../src/base/index.js'
 import { LeaseError } from '../../src/lease/index.js';
 import { hashKvRequest, isKvError, rangeRequest as kvRange, txnRequest as kvTxn, type WatchStream } from '../../src/mvcc/index.js';
 import { authpb, etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
-import { AuthError } from '../../src/auth/index.js';
+import { AuthError, checkRangeRequest, checkTxnRequest } from '../../src/auth/index.js';
 import { RaftCluster } from '../../src/server/membership.js';
 import { appliedSnapshot } from '../../src/server/snapshot-flow.js';
 import type { Preallocate } from '../../src/wal/index.js';
@@ -385,6 +385,12 @@ class Sim {
     const allReads = [...t.success, ...t.failure].every((o) => o.type === 'range');
     const single = t.compares.length === 0 && t.success.length === 1 && t.failure.length === 0 ? t.success[0] : undefined;
     if (allReads) {
+      if (user !== undefined) {
+        // The API layer's permission check, before the read (the server's Range and read-only Txn).
+        const ai = { username: user.name, revision: user.authRevision };
+        const refused = single?.type === 'range' ? checkRangeRequest(m.auth, ai, rangeRequest(single)) : checkTxnRequest(m.auth, ai, txnRequestPb(t), () => undefined);
+        if (refused !== undefined) throw refused;
+      }
       if (!(single?.type === 'range' && single.serializable === true)) await m.linearizableRead(requestTimeoutMs);
       if (!m.alive) throw new SimRequestError('member crashed');
       if (single?.type === 'range') {
