@@ -10,7 +10,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '../../src/client/index.js';
-import { delay, etcdMissing, liveChildren, type MemberKind } from '../harness/index.js';
+import { etcdMissing, liveChildren, type MemberKind } from '../harness/index.js';
 import { useWorkspace } from '../harness/index.js';
 import { readyTimeoutMs, waitFor } from './kit.js';
 
@@ -57,7 +57,6 @@ describe('cluster: leases on an isolated leader', () => {
         c.net.heal();
         onLeader.close();
         onMajority.close();
-        await delay(0);
       }
     });
   }

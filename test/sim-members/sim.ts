@@ -259,6 +259,11 @@ class Sim {
     return xs.length === 0 ? undefined : xs[this.rand.intn(xs.length)];
   }
 
+  /** A live member that serves clients, at random. */
+  pickReady(): SimMember | undefined {
+    return this.pick(this.alive().filter((x) => x.ready));
+  }
+
   // ---- clients
 
   async client(id: number): Promise<void> {
@@ -266,7 +271,7 @@ class Sim {
     let n = 0;
     while (!this.stopTraffic) {
       await this.loop.sleep(this.rand.intn(40));
-      const m = this.pick(this.alive().filter((x) => x.ready));
+      const m = this.pickReady();
       if (m === undefined) {
         await this.loop.sleep(100);
         continue;
@@ -432,7 +437,7 @@ class Sim {
     let seq = 0;
     while (!this.stopTraffic) {
       await this.loop.sleep(this.rand.intn(100));
-      const m = this.pick(this.alive().filter((x) => x.ready));
+      const m = this.pickReady();
       if (m === undefined) {
         await this.loop.sleep(100);
         continue;
@@ -450,7 +455,7 @@ class Sim {
         const key = `${leaseKeyPrefix}c${id}-${n}/${k}`;
         rec.keys.push(key);
         const put: Request = { kind: 'txn', txn: { compares: [], success: [{ type: 'put', key, value: `l${id}-${++seq}`, lease: leaseId }], failure: [] } };
-        await this.runOp(id, this.pick(this.alive().filter((x) => x.ready)) ?? m, 'put-lease', put);
+        await this.runOp(id, this.pickReady() ?? m, 'put-lease', put);
       }
       const mode = this.rand.intn(3);
       if (mode === 2) {
@@ -468,7 +473,7 @@ class Sim {
         rec.abandonedMs = this.loop.nowMs();
         continue;
       }
-      const via = this.pick(this.alive().filter((x) => x.ready)) ?? m;
+      const via = this.pickReady() ?? m;
       const revoke = await this.runOp(id, via, 'lease-revoke', { kind: 'leaseRevoke', id: leaseId });
       rec.revokeOp = revoke.id;
       if (revoke.res === undefined) {
@@ -491,7 +496,7 @@ class Sim {
       }
     }
     for (let tries = 0; tries < 20; tries++) {
-      const m = this.pick(this.alive().filter((x) => x.ready));
+      const m = this.pickReady();
       const read: Request = { kind: 'txn', txn: { compares: [], success: [{ type: 'range', key: leaseKeyPrefix, end: leaseKeyEnd }], failure: [] } };
       if (m !== undefined && (await this.runOp(id, m, 'lease-final-read', read)).res !== undefined) break;
       await this.loop.sleep(500);
@@ -501,7 +506,7 @@ class Sim {
 
   /** A keep-alive sent to a member: the leader answers it, a follower forwards it. */
   private async keepAlive(leaseId: string): Promise<KeepAliveRecord | undefined> {
-    const m = this.pick(this.alive().filter((x) => x.ready));
+    const m = this.pickReady();
     if (m === undefined) return undefined;
     const invokeMs = this.loop.nowMs();
     const ttl = await this.atLeader(m, (l) => l.leaseLeader.renew(BigInt(leaseId)));
@@ -511,7 +516,7 @@ class Sim {
 
   /** LeaseTimeToLive sent to a member (answered by the leader); undefined when it failed. */
   private async leaseTimeToLive(leaseId: string): Promise<{ ttl: number; grantedTtl: number } | undefined> {
-    const m = this.pick(this.alive().filter((x) => x.ready));
+    const m = this.pickReady();
     if (m === undefined) return undefined;
     const t = await this.atLeader(m, (l) => l.leaseLeader.timeToLive(BigInt(leaseId), false));
     return t === undefined ? undefined : { ttl: t.ttlSeconds, grantedTtl: t.grantedTtlSeconds };
@@ -640,7 +645,7 @@ class Sim {
   /** Proposes as root, on a live member, until it applied (or was refused with one of doneCodes: an earlier attempt applied). */
   private async adminRequest(what: string, request: serverpb.InternalRaftRequest['request'], doneCodes: readonly string[] = []): Promise<void> {
     for (;;) {
-      const m = this.pick(this.alive().filter((x) => x.ready));
+      const m = this.pickReady();
       if (m === undefined) {
         await this.loop.sleep(100);
         continue;
@@ -663,7 +668,7 @@ class Sim {
   async watcher(record: WatchRecord): Promise<void> {
     let last = 0;
     for (;;) {
-      const m = this.pick(this.alive().filter((x) => x.ready));
+      const m = this.pickReady();
       if (m === undefined) {
         await this.loop.sleep(100);
         continue;
@@ -711,7 +716,7 @@ class Sim {
     while (!this.stopTraffic) {
       await this.loop.sleep(500 + this.rand.intn(1500));
       const target = Math.min(...watches.map(lastDelivered)) - this.rand.intn(30);
-      const m = this.pick(this.alive().filter((x) => x.ready));
+      const m = this.pickReady();
       if (m === undefined || target <= this.compacted + 5) continue;
       const physical = this.rand.intn(2) === 0;
       this.history.compactions?.push({ atMs: this.loop.nowMs(), revision: target });
@@ -732,7 +737,7 @@ class Sim {
   defrags = 0;
 
   private defrag(): void {
-    const m = this.pick(this.alive().filter((x) => x.ready));
+    const m = this.pickReady();
     if (m === undefined) return;
     const name = `m${this.slotOf(m)}`;
     this.loop.trace(`defrag ${name}`);
