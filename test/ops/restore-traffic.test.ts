@@ -180,7 +180,9 @@ describe('P18: restore with --bump-revision and --mark-compacted under list+watc
     for (const [i, revs] of acked.entries()) writerRuns.push(writer(i, await connect(i), stop, bad, revs));
     const reflectorRuns: Promise<ReflectorResult>[] = [];
     for (let i = 0; i < 3; i++) reflectorRuns.push(reflector(i, await connect(i + 1), stop, bad));
-    await delay(2000);
+    // Every writer has written before the snapshot (then some more traffic).
+    await eventually('every writer to write', () => Promise.resolve(acked.every((revs) => revs.length > 0) ? true : undefined), 30_000);
+    await delay(1000);
 
     // The snapshot, saved by Debian's etcdctl from one member; its revision from its status.
     const snapFile = join(ws.dir, 'p18.db');
