@@ -58,6 +58,24 @@ process.stdout.write(out.join(' ') + '\\n');`;
   assert.equal(r.stderr.match(/failpoint peerBeforeSendMessage: drop 100 % \(every hit\)/g)?.length, 1);
 });
 
+test('failpoints: a corrupt site alters its item when armed; corrupt is for corrupt sites only', () => {
+  assert.deepEqual(parseFailpoints('mvccBeforePutValue=corrupt@3').get('mvccBeforePutValue'), { action: { kind: 'corrupt' }, hit: 3 });
+  assert.throws(() => parseFailpoints('raftBeforeSave=corrupt'), /not a corrupt site/);
+  assert.throws(() => parseFailpoints('mvccBeforePutValue=crash'), /takes only corrupt/);
+  assert.throws(() => parseFailpoints('peerBeforeSendMessage=corrupt'), /takes only drop/);
+  const base = pathToFileURL(resolve(import.meta.dirname, 'index.js')).href;
+  const script = `import { armFailpoints, failpointCorrupts } from ${JSON.stringify(base)};
+const out = [];
+for (let i = 0; i < 4; i++) out.push(failpointCorrupts('mvccBeforePutValue') ? 1 : 0);
+armFailpoints('');
+out.push(failpointCorrupts('mvccBeforePutValue') ? 1 : 0);
+process.stdout.write(out.join(' ') + '\\n');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ETCD_TS_FAILPOINTS: 'mvccBeforePutValue=corrupt@2' }, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '0 1 0 0 0\n');
+  assert.match(r.stderr, /failpoint mvccBeforePutValue: corrupt\n/);
+});
+
 test('failpoints: an unknown name or a malformed term is refused', () => {
   assert.throws(() => parseFailpoints('raftBeforeSav=crash'), /unknown failpoint "raftBeforeSav"/);
   assert.throws(() => parseFailpoints('raftBeforeSave=panic'), /cannot parse/);

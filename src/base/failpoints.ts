@@ -21,6 +21,10 @@
  *
  * A third action, `drop(P)`, is for the drop sites (`failpointDrops`): each
  * hit it fires on loses its item (a peer message) with probability P %.
+ * A fourth, `corrupt`, is for the corrupt sites (`failpointCorrupts`): each
+ * hit it fires on alters its item (a value this member applies, and no
+ * other member does): a member whose state diverged, for the checks that
+ * must find it.
  *
  * With the variable unset, `failpoint()` is one comparison against an empty
  * table's size: nothing measurable on the write path.
@@ -60,16 +64,21 @@ export const failpointNames = [
   'beforeSyncWatchers',
   /** Drop site. Transport: before a raft message is queued for its peer (a lost MsgSnap is reported failed). */
   'peerBeforeSendMessage',
+  /** Corrupt site. mvcc: a put's value, before it is written (one bit flipped). */
+  'mvccBeforePutValue',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 
 export type FailpointAction =
   | { readonly kind: 'crash' }
   | { readonly kind: 'sleep'; readonly ms: number }
-  | { readonly kind: 'drop'; readonly percent: number };
+  | { readonly kind: 'drop'; readonly percent: number }
+  | { readonly kind: 'corrupt' };
 
 /** The sites that take `drop(P)`, and only that action. */
 const dropSites: readonly FailpointName[] = ['peerBeforeSendMessage'];
+/** The sites that take `corrupt`, and only that action. */
+const corruptSites: readonly FailpointName[] = ['mvccBeforePutValue'];
 
 export interface FailpointSpec {
   readonly action: FailpointAction;
@@ -82,7 +91,7 @@ export const failpointsEnv = 'ETCD_TS_FAILPOINTS';
 /** The file etcd-ts re-arms the table from on SIGUSR2. */
 export const failpointsFileEnv = 'ETCD_TS_FAILPOINTS_FILE';
 
-const termPattern = /^([A-Za-z]+)=(crash|sleep\((\d+)\)|drop\((\d+)\))(?:@(\d+|\*))?$/;
+const termPattern = /^([A-Za-z]+)=(crash|corrupt|sleep\((\d+)\)|drop\((\d+)\))(?:@(\d+|\*))?$/;
 
 /** Parses the variable's value; throws on anything it does not understand. */
 export function parseFailpoints(text: string): Map<FailpointName, FailpointSpec> {
@@ -91,13 +100,19 @@ export function parseFailpoints(text: string): Map<FailpointName, FailpointSpec>
     const term = raw.trim();
     if (term === '') continue;
     const m = termPattern.exec(term);
-    if (m === null) throw new Error(`${failpointsEnv}: cannot parse ${JSON.stringify(term)} (want NAME=crash|sleep(MS)|drop(P)[@HIT|@*])`);
+    if (m === null) throw new Error(`${failpointsEnv}: cannot parse ${JSON.stringify(term)} (want NAME=crash|sleep(MS)|drop(P)|corrupt[@HIT|@*])`);
     const name = m[1] as string;
     if (!(failpointNames as readonly string[]).includes(name)) throw new Error(`${failpointsEnv}: unknown failpoint ${JSON.stringify(name)}`);
     const action: FailpointAction =
-      m[3] !== undefined ? { kind: 'sleep', ms: Number(m[3]) } : m[4] !== undefined ? { kind: 'drop', percent: Number(m[4]) } : { kind: 'crash' };
+      m[3] !== undefined ? { kind: 'sleep', ms: Number(m[3]) }
+      : m[4] !== undefined ? { kind: 'drop', percent: Number(m[4]) }
+      : m[2] === 'corrupt' ? { kind: 'corrupt' }
+      : { kind: 'crash' };
     if ((action.kind === 'drop') !== dropSites.includes(name as FailpointName)) {
       throw new Error(`${failpointsEnv}: ${name}: ${action.kind === 'drop' ? 'not a drop site' : 'a drop site takes only drop(P)'}`);
+    }
+    if ((action.kind === 'corrupt') !== corruptSites.includes(name as FailpointName)) {
+      throw new Error(`${failpointsEnv}: ${name}: ${action.kind === 'corrupt' ? 'not a corrupt site' : 'a corrupt site takes only corrupt'}`);
     }
     if (action.kind === 'drop' && (action.percent < 1 || action.percent > 100)) throw new Error(`${failpointsEnv}: ${name}: drop(P) wants P in 1..100`);
     const hit = m[5] === undefined ? 1 : m[5] === '*' ? 0 : Number(m[5]);
@@ -152,6 +167,14 @@ export function failpointDrops(name: FailpointName): boolean {
   return Math.random() * 100 < spec.action.percent;
 }
 
+/** Marks a corrupt site: whether its item is to be altered now (a corrupt armed for this name fires). */
+export function failpointCorrupts(name: FailpointName): boolean {
+  const spec = due(name);
+  if (spec === undefined || spec.action.kind !== 'corrupt') return false;
+  if (spec.hit !== 0 || hits.get(name) === 1) process.stderr.write(`failpoint ${name}: corrupt${spec.hit === 0 ? ' (every hit)' : ''}\n`);
+  return true;
+}
+
 /** The spec of name if it fires on this hit (counted), else undefined. */
 function due(name: FailpointName): FailpointSpec | undefined {
   if (active.size === 0) return undefined;
@@ -176,7 +199,8 @@ function fire(name: FailpointName, action: FailpointAction): void {
       sleepSync(action.ms);
       return;
     case 'drop':
-      // Parsing keeps drop(P) to the drop sites, which never get here.
+    case 'corrupt':
+      // Parsing keeps drop(P) and corrupt to their own sites, which never get here.
       return;
   }
 }

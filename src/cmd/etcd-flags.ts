@@ -110,6 +110,7 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: logging, name: 'log-level', kind: 'string', defaultText: 'info', usage: 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.', check: oneOf('debug', 'info', 'warn', 'error', 'panic', 'fatal') },
   { section: experimental, name: 'experimental-initial-corrupt-check', kind: 'bool', defaultText: 'false', usage: 'Enable to check data corruption before serving any client/peer traffic.' },
   { section: experimental, name: 'experimental-corrupt-check-time', kind: 'duration', defaultText: '0s', usage: 'Duration of time between cluster corruption check passes.' },
+  { section: experimental, name: 'experimental-revision-hash-check-time', kind: 'duration', defaultText: '2s', usage: "Duration between the leader's comparisons of the hashes of the revisions members applied recently (etcd-ts only; 0s disables)." },
   { section: experimental, name: 'experimental-enable-lease-checkpoint', kind: 'bool', defaultText: 'true', usage: 'ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases. On by default here.' },
   { section: experimental, name: 'experimental-enable-v2v3', kind: 'string', defaultText: '', usage: 'Serve v2 requests through the v3 backend under a given prefix. etcd-ts serves the v3 API only: a prefix is refused.', check: (v) => (v === '' ? undefined : v3Only) },
   { section: experimental, name: 'experimental-backend-bbolt-freelist-type', kind: 'string', defaultText: 'array', usage: "ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types). No effect here: the backend is LMDB, which keeps its own free pages." },
@@ -223,6 +224,7 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   cfg.logOutputs = list(get('log-outputs') ?? 'default');
   cfg.experimentalInitialCorruptCheck = parseBool(get('experimental-initial-corrupt-check') ?? 'false');
   cfg.experimentalCorruptCheckTimeMs = ms(get('experimental-corrupt-check-time') ?? '0s');
+  cfg.experimentalRevisionHashCheckTimeMs = ms(get('experimental-revision-hash-check-time') ?? '2s');
   cfg.experimentalEnableLeaseCheckpoint = parseBool(get('experimental-enable-lease-checkpoint') ?? 'true');
   cfg.snapshotCatchUpEntries = num('experimental-snapshot-catchup-entries', cfg.snapshotCatchUpEntries);
   cfg.experimentalCompactionBatchLimit = num('experimental-compaction-batch-limit', cfg.experimentalCompactionBatchLimit);

@@ -21,6 +21,9 @@
  *   other work at a revision fixed when it opens (KvStore.openRead; a
  *   compaction past it waits).
  * - The index is rebuilt from the key bucket at open.
+ * - Each revision applied since the store opened has a hash of what its
+ *   write transaction put in the key bucket; the newest 64k are kept
+ *   (KvStore.revisionHashes, revision-hashes.ts), for members to compare.
  * - The watchable store (watchable-store.ts): watchers per stream, synced /
  *   unsynced / victim, every buffer bounded; pull-based WatchStream.
  *
@@ -75,3 +78,4 @@ export {
 } from './watchable-store.js';
 export { eventBatchRevsMax } from './watcher-group.js';
 export { MvccMetrics } from './metrics.js';
+export { RevisionHashes, revisionHashesCapacityDefault, type RevisionDigest } from './revision-hashes.js';

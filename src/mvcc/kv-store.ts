@@ -5,7 +5,7 @@
  * Reads at any revision from the compact revision on are answered from the
  * index plus one backend lookup per returned key.
  */
-import { assert, crc32cUpdate, failpoint, nopLogger, utf8, type LeaseId, type Logger } from '../base/index.js';
+import { assert, crc32cUpdate, failpoint, failpointCorrupts, nopLogger, utf8, type LeaseId, type Logger } from '../base/index.js';
 import { bytesToKey, keyToBytes, realTimers, type Bucket, type Backend, type TimerHandle, type Timers } from '../backend/index.js';
 import { isTombstoneBytes, revisionBytesLen, writeRevisionBytes, type Schema } from '../schema/index.js';
 import { mvccpb } from '../pb/index.js';
@@ -13,6 +13,7 @@ import { KvError } from './errors.js';
 import { KeyIndex, type RevisionSink } from './key-index.js';
 import { MvccMetrics } from './metrics.js';
 import { bytesToRev, revToBytes, revKey, type Revision } from './revision.js';
+import { RevisionHashes } from './revision-hashes.js';
 import { TreeIndex, type KeySpan } from './tree-index.js';
 
 /** etcd's --experimental-compaction-batch-limit default: revisions deleted per backend batch. */
@@ -60,6 +61,8 @@ export interface KvStoreOptions {
   readonly logger?: Logger;
   /** Shared by the stores a member opens one after another; default: counted, not exported. */
   readonly metrics?: MvccMetrics;
+  /** Revisions whose hashes are kept (RevisionHashes); default revisionHashesCapacityDefault. */
+  readonly revisionHashesCapacity?: number;
 }
 
 export interface RangeOptions {
@@ -126,6 +129,8 @@ export class KvStore {
   private readonly openReads = new Set<EncodedRead>();
   private closed = false;
   observer: TxnObserver | undefined;
+  /** The hashes of the revisions applied since the store opened (revision-hashes.ts). */
+  readonly revisionHashes: RevisionHashes;
 
   private constructor(options: KvStoreOptions) {
     this.schema = options.schema;
@@ -139,6 +144,7 @@ export class KvStore {
     this.timers = options.timers ?? realTimers;
     this.logger = options.logger ?? nopLogger;
     this.metrics = options.metrics ?? new MvccMetrics();
+    this.revisionHashes = new RevisionHashes(1, options.revisionHashesCapacity);
   }
 
   /**
@@ -273,6 +279,7 @@ export class KvStore {
       if (txn.changes.length > 0) {
         this.currentRev++;
         assert(this.currentRev === txn.beginRev + 1, 'one revision per write transaction');
+        this.revisionHashes.push(this.currentRev, txn.hash);
         this.observer?.onTxnEnd(this.currentRev, txn.changes);
       }
       return result;
@@ -293,6 +300,7 @@ export class KvStore {
 
   /** @internal KvWriteTxn's put. */
   putAt(txn: KvWriteTxn, key: Uint8Array, value: Uint8Array, lease: LeaseId): void {
+    if (failpointCorrupts('mvccBeforePutValue')) value = flipLastBit(value);
     const rev = txn.beginRev + 1;
     const keyStr = bytesToKey(key);
     const prev = this.index.get(keyStr, rev);
@@ -305,7 +313,7 @@ export class KvStore {
       version: (prev === undefined ? 0 : prev.at.version) + 1,
       lease,
     });
-    this.backend.put(this.keyBucket, revToBytes(idxRev), mvccpb.KeyValue.encode(kv));
+    this.putRevision(txn, revToBytes(idxRev), mvccpb.KeyValue.encode(kv));
     const ki = this.index.put(keyStr, idxRev);
     txn.changes.push(kv);
     this.metrics.puts.inc();
@@ -317,12 +325,18 @@ export class KvStore {
     ki.lease = lease;
   }
 
+  /** Writes one change of txn to the key bucket, and adds it to the transaction's hash. */
+  private putRevision(txn: KvWriteTxn, revKey: Uint8Array, encoded: Uint8Array): void {
+    this.backend.put(this.keyBucket, revKey, encoded);
+    txn.hash = crc32cUpdate(crc32cUpdate(txn.hash, revKey), encoded);
+  }
+
   /** @internal KvWriteTxn's delete of one existing key. */
   deleteAt(txn: KvWriteTxn, ki: KeyIndex): void {
     const idxRev: Revision = { main: txn.beginRev + 1, sub: txn.changes.length };
     const key = keyToBytes(ki.key);
     const kv = mvccpb.KeyValue.create({ key });
-    this.backend.put(this.keyBucket, revToBytes(idxRev, true), mvccpb.KeyValue.encode(kv));
+    this.putRevision(txn, revToBytes(idxRev, true), mvccpb.KeyValue.encode(kv));
     assert(ki.tombstone(idxRev), 'mvcc: tombstone of an existing key');
     txn.changes.push(kv);
     this.metrics.keys.dec();
@@ -531,6 +545,7 @@ export class KvStore {
     this.index = new TreeIndex(keys);
     // Compaction may have removed every revision up to the compact revision.
     this.currentRev = Math.max(lastRev, this.compactMainRev);
+    this.revisionHashes.reset(this.currentRev);
     let live = 0;
     this.index.visit({ start: '', end: undefined, single: false }, (ki) => {
       if (ki.get(this.currentRev) !== undefined) live++;
@@ -657,9 +672,19 @@ export class EncodedRead {
   }
 }
 
+/** A copy of value with its last bit flipped (an empty value becomes one zero byte): the corrupt failpoint's change. */
+function flipLastBit(value: Uint8Array): Uint8Array {
+  if (value.length === 0) return new Uint8Array(1);
+  const v = Uint8Array.from(value);
+  v[v.length - 1] = (v[v.length - 1] as number) ^ 1;
+  return v;
+}
+
 /** One write transaction; see KvStore.write. */
 export class KvWriteTxn {
   readonly changes: mvccpb.KeyValue[] = [];
+  /** CRC-32C of what the transaction wrote to the key bucket so far (RevisionHashes). */
+  hash = 0;
 
   constructor(
     private readonly store: KvStore,

@@ -89,6 +89,8 @@ export interface ServerConfig {
   unsafeNoFsync: boolean;
   experimentalInitialCorruptCheck: boolean;
   experimentalCorruptCheckTimeMs: number;
+  /** Between the leader's comparisons of recent revision hashes (revision-check.ts); 0 disables. etcd-ts's own. */
+  experimentalRevisionHashCheckTimeMs: number;
   experimentalEnableLeaseCheckpoint: boolean;
   experimentalCompactionBatchLimit: number;
   experimentalWatchProgressNotifyIntervalMs: number;
@@ -148,6 +150,7 @@ export function defaultConfig(): ServerConfig {
     unsafeNoFsync: false,
     experimentalInitialCorruptCheck: false,
     experimentalCorruptCheckTimeMs: 0,
+    experimentalRevisionHashCheckTimeMs: 2000,
     experimentalEnableLeaseCheckpoint: true,
     experimentalCompactionBatchLimit: 1000,
     experimentalWatchProgressNotifyIntervalMs: 10 * 60 * 1000,

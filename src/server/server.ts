@@ -45,6 +45,7 @@ import { SnapshotFlow } from './snapshot-flow.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
 import { newCompactor, type Compactor } from './compactor.js';
 import { checkHashKv, checkInitialHashKv, hashKvRpc, type CorruptCheckHost } from './corrupt.js';
+import { answerDigest, checkRevisionDigests, decodeDigestReply, decodeDigestRequest, encodeDigestReply, encodeDigestRequest, revisionDigestRpc } from './revision-check.js';
 import { peerTransportTls } from './tls.js';
 import { walMetrics } from '../wal/index.js';
 import { AppliedIndexWait, WaitRegistry } from './wait.js';
@@ -146,7 +147,8 @@ export class EtcdServer implements ApplyEnv {
   private readonly leaseLeader: LeaseLeader;
   /** Auto compaction (off unless --auto-compaction-retention is set); runs only while leader. */
   private readonly compactor: Compactor | undefined;
-  private corruptTimer: NodeJS.Timeout | undefined;
+  /** The timers of everyOnLeader's passes. */
+  private readonly leaderTimers = new Set<NodeJS.Timeout>();
   /** Proposals that found no leader; retried when one is elected. */
   private noLeaderQueue: (() => void)[] = [];
 
@@ -264,18 +266,43 @@ export class EtcdServer implements ApplyEnv {
     });
   }
 
-  /** The periodic corruption check: on the leader, every --experimental-corrupt-check-time after the last one. */
-  private scheduleCorruptCheck(): void {
-    this.corruptTimer = setTimeout(() => {
+  /**
+   * Runs pass while this member leads, intervalMs after the last pass
+   * ended, until the member stops: the periodic corruption check
+   * (--experimental-corrupt-check-time) and the revision hash check
+   * (--experimental-revision-hash-check-time). A failed pass is logged.
+   */
+  private everyOnLeader(intervalMs: number, failure: string, pass: () => Promise<unknown>): void {
+    const timer = setTimeout(() => {
+      this.leaderTimers.delete(timer);
       if (this.stopping) return;
-      const pass = this.isLeader() ? checkHashKv(this.corruptCheckHost()) : Promise.resolve();
-      pass
-        .catch((e: unknown) => this.logger.warn('failed to check hash KV', { error: (e as Error).message }))
+      (this.isLeader() ? pass() : Promise.resolve())
+        .catch((e: unknown) => this.logger.warn(failure, { error: (e as Error).message }))
         .finally(() => {
-          if (!this.stopping) this.scheduleCorruptCheck();
+          if (!this.stopping) this.everyOnLeader(intervalMs, failure, pass);
         });
-    }, this.cfg.experimentalCorruptCheckTimeMs);
-    this.corruptTimer.unref();
+    }, intervalMs);
+    timer.unref();
+    this.leaderTimers.add(timer);
+  }
+
+  private revisionCheckHost(): Parameters<typeof checkRevisionDigests>[0] {
+    return {
+      memberId: this.memberId,
+      logger: this.logger,
+      hashes: () => this.kvRef.revisionHashes,
+      peerIds: () => [...this.cluster.members.keys()].filter((id) => id !== this.memberId),
+      // A member down must not hold the pass (and the next) for a whole request timeout.
+      peerDigest: async (id, req) => decodeDigestReply(await this.transport.call(id, revisionDigestRpc, encodeDigestRequest(req), Math.max(500, Math.min(this.requestTimeoutMs(), this.cfg.experimentalRevisionHashCheckTimeMs)))),
+      raiseCorrupt: (id) => this.raiseCorrupt(id),
+    };
+  }
+
+  /** Proposes a CORRUPT alarm for the member, unless it has one already. */
+  private raiseCorrupt(id: bigint): void {
+    if (this.alarmsRef.get(etcdserverpb.AlarmType.CORRUPT).some((a) => a.memberID === id)) return;
+    const a = etcdserverpb.AlarmRequest.create({ action: etcdserverpb.AlarmRequest_AlarmAction.ACTIVATE, memberID: id, alarm: etcdserverpb.AlarmType.CORRUPT });
+    void this.proposeInternal({ case: 'alarm', value: a });
   }
 
   private corruptCheckHost(): CorruptCheckHost {
@@ -289,10 +316,7 @@ export class EtcdServer implements ApplyEnv {
         return etcdserverpb.HashKVResponse.decode(await this.transport.call(id, hashKvRpc, body, this.requestTimeoutMs()));
       },
       linearizableRead: () => this.linearizableRead(),
-      raiseCorrupt: (id) => {
-        const a = etcdserverpb.AlarmRequest.create({ action: etcdserverpb.AlarmRequest_AlarmAction.ACTIVATE, memberID: id, alarm: etcdserverpb.AlarmType.CORRUPT });
-        void this.proposeInternal({ case: 'alarm', value: a });
-      },
+      raiseCorrupt: (id) => this.raiseCorrupt(id),
     };
   }
 
@@ -353,7 +377,12 @@ export class EtcdServer implements ApplyEnv {
     }
     this.leaseTimer = setInterval(() => this.leaseLoop(), leaseLoopMs);
     this.compactor?.run();
-    if (this.cfg.experimentalCorruptCheckTimeMs > 0) this.scheduleCorruptCheck();
+    if (this.cfg.experimentalCorruptCheckTimeMs > 0) {
+      this.everyOnLeader(this.cfg.experimentalCorruptCheckTimeMs, 'failed to check hash KV', () => checkHashKv(this.corruptCheckHost()));
+    }
+    if (this.cfg.experimentalRevisionHashCheckTimeMs > 0) {
+      this.everyOnLeader(this.cfg.experimentalRevisionHashCheckTimeMs, 'failed to compare revision hashes', () => checkRevisionDigests(this.revisionCheckHost()));
+    }
     await this.snapshots.purgeStale(this.snapshotIndex);
     void this.publish();
   }
@@ -1117,6 +1146,7 @@ export class EtcdServer implements ApplyEnv {
         [leaseTimeToLiveRpc]: (_from, body) => this.handleLeaseTimeToLive(body),
         [memberPromoteRpc]: (_from, body) => this.handleMemberPromote(body),
         [hashKvRpc]: async (_from, body) => etcdserverpb.HashKVResponse.encode(await this.hashKv(etcdserverpb.HashKVRequest.decode(body))),
+        [revisionDigestRpc]: (_from, body) => Promise.resolve(encodeDigestReply(answerDigest(this.kvRef.revisionHashes, decodeDigestRequest(body)))),
       },
       onRejected: (_peer, err) => {
         if (err.code === 'member-removed') void this.stop(new ServerError('IDRemoved', 'the member has been permanently removed from the cluster'));
@@ -1148,7 +1178,8 @@ export class EtcdServer implements ApplyEnv {
     this.ready.reject(err ?? new ServerError('Stopped'));
     if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
     this.compactor?.stop();
-    if (this.corruptTimer !== undefined) clearTimeout(this.corruptTimer);
+    for (const t of this.leaderTimers) clearTimeout(t);
+    this.leaderTimers.clear();
     const stopped = new ServerError('Stopped');
     this.reads.stop(stopped);
     this.waits.failAll(stopped);

@@ -1,11 +1,17 @@
 /**
- * Corruption checks end to end: one member of a 3-member etcd-ts cluster has
- * a value rewritten directly in its LMDB file while it is stopped.
+ * Corruption checks end to end.
+ *
+ * One member of a 3-member etcd-ts cluster has a value rewritten directly in
+ * its LMDB file while it is stopped:
  * - With --experimental-initial-corrupt-check it refuses to start, with
  *   etcd's "found data inconsistency with peers".
  * - Without it, it starts, and the leader's periodic check
  *   (--experimental-corrupt-check-time) raises CORRUPT naming that member;
  *   writes are then refused cluster-wide with "etcdserver: corrupt cluster".
+ *
+ * One member applies a put differently from the others (the corrupt
+ * failpoint flips a bit of the value it writes): the revision hash check,
+ * on by default, raises CORRUPT naming it within 10 s.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -13,6 +19,7 @@ import { describe, test } from 'node:test';
 import { idToHex } from '../../src/base/index.js';
 import { mvccpb } from '../../src/pb/index.js';
 import { Schema } from '../../src/schema/index.js';
+import { failpointsEnv, idToHex as hex } from '../../src/base/index.js';
 import { Member, etcdctl, etcdctlMissing, memberStatus, useWorkspace } from '../harness/index.js';
 import { eventually } from './kit.js';
 
@@ -38,6 +45,19 @@ async function corruptValue(dataDir: string, key: string): Promise<number> {
     await schema.backend.close();
   }
   return changed;
+}
+
+/** `etcdctl alarm list` through m once it lists a CORRUPT alarm (polled every everyMs, up to timeoutMs). */
+function corruptAlarms(m: Member, timeoutMs: number, everyMs: number): Promise<string> {
+  return eventually(
+    'a CORRUPT alarm',
+    async () => {
+      const r = await etcdctl(['alarm', 'list'], { endpoints: [m.endpoint] });
+      return /alarm:CORRUPT/.test(r.stdout) ? r.stdout.trim() : undefined;
+    },
+    timeoutMs,
+    everyMs,
+  );
 }
 
 describe('corruption checks', { skip }, () => {
@@ -69,15 +89,7 @@ describe('corruption checks', { skip }, () => {
     const again = new Member({ ...victim.spec, extraFlags: ['--experimental-corrupt-check-time=1s'] });
     try {
       await again.start({ until: 'serving', timeoutMs: 60_000 });
-      const alarms = await eventually(
-        'a CORRUPT alarm',
-        async () => {
-          const r = await etcdctl(['alarm', 'list'], { endpoints: [leader.endpoint] });
-          return /alarm:CORRUPT/.test(r.stdout) ? r.stdout.trim() : undefined;
-        },
-        30_000,
-        500,
-      );
+      const alarms = await corruptAlarms(leader, 30_000, 500);
       assert.equal(alarms, `memberID:${victimId} alarm:CORRUPT`);
       const put = await etcdctl(['put', 'after', 'x'], { endpoints: [leader.endpoint] });
       assert.notEqual(put.code, 0);
@@ -89,6 +101,41 @@ describe('corruption checks', { skip }, () => {
       }
     } finally {
       await again.kill();
+    }
+  });
+
+  test('a member that applies a put differently is named CORRUPT by the revision hash check (on by default) within 10 s', async () => {
+    const victimName = 'm2';
+    const c = await ws.startCluster({
+      kind: 'etcd-ts',
+      size: 3,
+      // The victim's 5th put gets one bit of its value flipped, on that member only.
+      memberEnv: (name): Record<string, string> => (name === victimName ? { [failpointsEnv]: 'mvccBeforePutValue=corrupt@5' } : {}),
+      readyTimeoutMs: 60_000,
+    });
+    const victim = c.members.find((m) => m.name === victimName) as Member;
+    const victimId = (await memberStatus(victim.endpoint)).header?.memberId ?? 0n;
+    const others = c.members.filter((m) => m !== victim);
+    const healthy = others[0] as Member;
+    for (let i = 1; i <= 4; i++) assert.equal((await etcdctl(['put', `k${i}`, `v${i}`], { endpoints: c.endpoints })).code, 0);
+    // Four puts applied alike everywhere, and a few passes of the check: nothing raised.
+    await new Promise((r) => setTimeout(r, 4500));
+    assert.equal((await etcdctl(['alarm', 'list'], { endpoints: [healthy.endpoint] })).stdout, '');
+    assert.equal((await etcdctl(['put', 'k5', 'v5'], { endpoints: [healthy.endpoint] })).code, 0);
+    const wroteAt = Date.now();
+    const alarms = await corruptAlarms(healthy, 20_000, 200);
+    const tookMs = Date.now() - wroteAt;
+    assert.equal(alarms, `memberID:${victimId} alarm:CORRUPT`, `the victim is ${hex(victimId)}`);
+    assert.ok(tookMs <= 10_000, `CORRUPT raised ${tookMs} ms after the diverging put`);
+    // The divergence was real: the victim serves another value than the others.
+    const got = async (m: Member): Promise<string> => (await etcdctl(['get', 'k5', '--print-value-only', '--consistency=s'], { endpoints: [m.endpoint] })).stdout;
+    assert.equal(await got(healthy), 'v5\n');
+    assert.notEqual(await got(victim), 'v5\n');
+    // Writes are refused cluster-wide, through every member.
+    for (const m of c.members) {
+      const put = await etcdctl(['put', 'after', 'x'], { endpoints: [m.endpoint] });
+      assert.notEqual(put.code, 0);
+      assert.match(put.stderr, /etcdserver: corrupt cluster/);
     }
   });
 });

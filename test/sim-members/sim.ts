@@ -12,13 +12,14 @@
  * members. A seed fixes everything: the digest of the event trace is the
  * same on every run of it.
  */
-import { SeededRand, assert, idToHex, type Rand } from '../../src/base/index.js';
+import { SeededRand, assert, idToHex, nopLogger, type Rand } from '../../src/base/index.js';
 import { LeaseError } from '../../src/lease/index.js';
 import { hashKvRequest, isKvError, rangeRequest as kvRange, txnRequest as kvTxn, type WatchStream } from '../../src/mvcc/index.js';
 import { authpb, etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
 import { AuthError, checkRangeRequest, checkTxnRequest } from '../../src/auth/index.js';
 import { RaftCluster } from '../../src/server/membership.js';
 import { appliedSnapshot } from '../../src/server/snapshot-flow.js';
+import { answerDigest, checkRevisionDigests } from '../../src/server/revision-check.js';
 import type { Preallocate } from '../../src/wal/index.js';
 import { checkKv, type Violation } from '../robustness/check-kv.js';
 import { checkLeases } from '../robustness/check-lease.js';
@@ -71,6 +72,8 @@ export interface SimReport {
   readonly auth: { readonly on: boolean; readonly changes: number; readonly refused: number };
   /** Leases of the lease traffic: granted, abandoned (left to expire), revoked, keep-alives answered. */
   readonly leases: { readonly granted: number; readonly abandoned: number; readonly revoked: number; readonly keepAlives: number };
+  /** The revision hash check's passes, and the members compared with in all (src/server/revision-check.ts). */
+  readonly revisionChecks: { readonly passes: number; readonly compared: number };
   readonly history: History;
 }
 
@@ -897,6 +900,47 @@ class Sim {
     return false;
   }
 
+  /** What the revision hash checks found: members named as diverged. */
+  readonly revisionMismatches: string[] = [];
+  revisionChecks = 0;
+  revisionsCompared = 0;
+
+  /**
+   * The server's revision hash check (src/server/revision-check.ts), run by
+   * whichever member leads, against every other member up: the digests
+   * without the rpc. Every revision a member applies must hash as the
+   * others' did, through crashes, snapshots and replacements.
+   */
+  async revisionChecker(everyMs: number): Promise<void> {
+    while (!this.watchesDone) {
+      await this.loop.sleep(everyMs);
+      this.checkRevisions();
+    }
+  }
+
+  /** One pass, from the leader if there is one. */
+  checkRevisions(): void {
+    const up = this.alive();
+    const leader = up.find((m) => m.isLeader());
+    if (leader === undefined) return;
+    this.revisionChecks++;
+    const name = (id: bigint): string => `m${this.slots.find((s) => s.id === id)?.index ?? '?'}`;
+    void checkRevisionDigests({
+      memberId: leader.memberId,
+      logger: nopLogger,
+      hashes: () => leader.kv.revisionHashes,
+      peerIds: () => up.filter((m) => m !== leader).map((m) => m.memberId),
+      peerDigest: (id, req) => {
+        const peer = up.find((m) => m.memberId === id);
+        return peer !== undefined && peer.alive ? Promise.resolve(answerDigest(peer.kv.revisionHashes, req)) : Promise.reject(new Error('down'));
+      },
+      raiseCorrupt: (id) => {
+        const h = leader.kv.revisionHashes;
+        this.revisionMismatches.push(`${name(id)} named by leader ${name(leader.memberId)} at ${this.loop.nowMs()} ms (leader holds (${h.oldest}, ${h.newest}])`);
+      },
+    }).then((r) => (this.revisionsCompared += r.compared));
+  }
+
   async printStatus(everyMs: number): Promise<void> {
     // On past the faults, through the catch-up (how a run converges, or does not, shows there).
     while (!this.watchesDone) {
@@ -946,6 +990,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
   work.push(sim.compactor(watchRecords));
   if (o.auth ?? o.seed % 3 === 0) work.push(sim.authChurn());
   if ((o.statusEveryMs ?? 0) > 0) work.push(sim.printStatus(o.statusEveryMs ?? 0));
+  work.push(sim.revisionChecker(1000));
   for (const p of [...work, ...watching]) p.catch((e: unknown) => loop.fail(e));
 
   await loop.run(o.durationMs);
@@ -980,6 +1025,9 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     ...checkWatches(sim.history.watches, replay, sim.history.compactions),
     ...checkLeases(sim.history, replay),
   ];
+  sim.checkRevisions();
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  for (const message of sim.revisionMismatches) violations.push({ check: 'revision-hash', message });
   if (sim.leaseClientsRunning > 0) violations.push({ check: 'liveness', message: `${sim.leaseClientsRunning} lease clients still waiting for their leases to go` });
   if (!sim.converged()) violations.push({ check: 'liveness', message: `the cluster did not converge within ${catchUpMs} ms after the faults stopped` });
   if (replay.maxRev < lastRevision) violations.push({ check: 'history', message: `the watch history ends at ${replay.maxRev}, the members are at ${lastRevision}` });
@@ -1024,6 +1072,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
       revoked: sim.history.leases?.filter((l) => l.afterRevoke !== undefined).length ?? 0,
       keepAlives: sim.history.leases?.reduce((n, l) => n + l.keepAlives.length, 0) ?? 0,
     },
+    revisionChecks: { passes: sim.revisionChecks, compared: sim.revisionsCompared },
     history: sim.history,
   };
 }
