@@ -34,8 +34,8 @@ for (const seed of seeds) {
   });
 }
 
-test('3 members, seed 11: members replaced under the faults (removed, added on an empty disk, learners promoted), leases revoked and expired', async () => {
-  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 11, members: 3, durationMs: 6000 });
+test('3 members, seed 4: members replaced under the faults (removed, added on an empty disk, learners promoted), leases revoked and expired', async () => {
+  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 4, members: 3, durationMs: 6000 });
   assert.deepEqual(r.violations, [], explain(r));
   if (pinned !== undefined) return;
   assert.ok(r.replaced >= 2, `${r.replaced} members replaced`);
@@ -43,8 +43,8 @@ test('3 members, seed 11: members replaced under the faults (removed, added on a
   assert.ok(r.leases.abandoned > 0 && r.leases.revoked > 0 && r.leases.keepAlives > 0, `leases: ${JSON.stringify(r.leases)}`);
 });
 
-test('3 members, seed 30: auth on, the traffic as an ordinary user, the auth store changed under it', async () => {
-  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 30, members: 3, durationMs: 6000, auth: true });
+test('3 members, seed 12: auth on, the traffic as an ordinary user, the auth store changed under it', async () => {
+  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 12, members: 3, durationMs: 6000, auth: true });
   assert.deepEqual(r.violations, [], explain(r));
   if (pinned !== undefined) return;
   assert.ok(r.auth.changes >= 2 && r.auth.refused > 0, `auth: ${JSON.stringify(r.auth)}`);

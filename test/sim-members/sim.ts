@@ -26,6 +26,7 @@ import { checkLeases } from '../robustness/check-lease.js';
 import { checkWatches, mergeReference } from '../robustness/check-watch.js';
 import { deleteRequest, putRequest, putResult, deleteResult, rangeRequest, rangeResult, toEvent, txnRequestPb, txnResults } from '../robustness/client.js';
 import { firstKey, type History, type KeepAliveRecord, type LeaseRecord, type OpRecord, type Request, type Response, type TxnOp, type TxnRequest, type WatchRecord, type WatchSegment } from '../robustness/history.js';
+import { leaseTraffic } from '../robustness/leases.js';
 import { Replay } from '../robustness/model.js';
 import { FakeDisk } from './fake-fs.js';
 import { Proc, SimLoop } from './loop.js';
@@ -94,9 +95,7 @@ function revokeGrant(key: Uint8Array, rangeEnd: Uint8Array): serverpb.InternalRa
 }
 /** Keys of the lease traffic: under key/, so that the prefix watch sees every revision. */
 const leaseKeyPrefix = 'key/lease/';
-const leaseKeyEnd = 'key/lease0';
 /** How long a lease client waits for an abandoned lease to be gone after the traffic. */
-const leaseGoneWaitMs = 25_000;
 
 interface Slot {
   readonly index: number;
@@ -427,83 +426,39 @@ class Sim {
 
   /**
    * The robustness lease traffic (test/robustness/leases.ts) on the
-   * simulated clock: short leases (1-5 s asked, 1 below the minimum) with
-   * 1-3 keys of their own each, then kept alive for one to three TTLs and
-   * revoked, kept alive and abandoned, or abandoned at once. After the
-   * traffic it waits (bounded) until its abandoned leases are gone, and
-   * reads their keys, so that the expiries are in the history.
+   * simulated clock: each request goes to a member that serves, picked at
+   * random; keep-alives and TimeToLive are answered by the leader, forwarded
+   * by a follower (atLeader).
    */
   async leaseClient(id: number): Promise<void> {
     this.leaseClientsRunning++;
-    const leases = this.history.leases as LeaseRecord[];
-    let n = 0;
-    let seq = 0;
-    while (!this.stopTraffic) {
-      await this.loop.sleep(this.rand.intn(100));
-      const m = this.pickReady();
-      if (m === undefined) {
-        await this.loop.sleep(100);
-        continue;
-      }
-      n++;
-      const leaseId = ((BigInt(id) << 24n) + (1n << 20n) + BigInt(n)).toString();
-      const ttlAsked = 1 + this.rand.intn(5);
-      const grant = await this.runOp(id, m, 'lease-grant', { kind: 'leaseGrant', id: leaseId, ttl: ttlAsked });
-      const granted = grant.res;
-      if (granted === undefined) continue;
-      const rec: LeaseRecord = { id: leaseId, client: id, ttlAsked, grantOp: grant.id, keys: [], keepAlives: [] };
-      leases.push(rec);
-      const ttlMs = (granted.leaseTtl ?? ttlAsked) * 1000;
-      for (let k = 0, count = 1 + this.rand.intn(3); k < count; k++) {
-        const key = `${leaseKeyPrefix}c${id}-${n}/${k}`;
-        rec.keys.push(key);
-        const put: Request = { kind: 'txn', txn: { compares: [], success: [{ type: 'put', key, value: `l${id}-${++seq}`, lease: leaseId }], failure: [] } };
-        await this.runOp(id, this.pickReady() ?? m, 'put-lease', put);
-      }
-      const mode = this.rand.intn(3);
-      if (mode === 2) {
-        rec.abandonedMs = this.loop.nowMs();
-        continue;
-      }
-      const until = this.loop.nowMs() + ttlMs * (1 + this.rand.float() * 2);
-      while (!this.stopTraffic && this.loop.nowMs() < until) {
-        const ka = await this.keepAlive(leaseId);
-        if (ka !== undefined && ka.ttl > 0) rec.keepAlives.push(ka);
-        if (ka !== undefined && ka.ttl <= 0) break;
-        await this.loop.sleep(Math.max(300, ttlMs / 3));
-      }
-      if (mode === 1 && !this.stopTraffic) {
-        rec.abandonedMs = this.loop.nowMs();
-        continue;
-      }
-      const via = this.pickReady() ?? m;
-      const revoke = await this.runOp(id, via, 'lease-revoke', { kind: 'leaseRevoke', id: leaseId });
-      rec.revokeOp = revoke.id;
-      if (revoke.res === undefined) {
-        // A failed revoke leaves the lease to expire: waited for at the end like an abandoned one.
-        rec.abandonedMs = this.loop.nowMs();
-      } else {
-        // Acknowledged: the lease is gone for everyone, whichever member answers.
-        const ka = await this.keepAlive(leaseId);
-        const t = await this.leaseTimeToLive(leaseId);
-        rec.afterRevoke = { ...(ka !== undefined ? { keepAliveTtl: ka.ttl, memberId: ka.memberId } : {}), ...(t !== undefined ? { timeToLive: t.ttl, grantedTtl: t.grantedTtl } : {}) };
-      }
-    }
-    for (const l of leases) {
-      if (l.client !== id || l.abandonedMs === undefined) continue;
-      const deadline = Math.max(l.abandonedMs, this.loop.nowMs()) + leaseGoneWaitMs;
-      while (this.loop.nowMs() < deadline) {
-        const t = await this.leaseTimeToLive(l.id);
-        if (t !== undefined && t.ttl === -1 && t.grantedTtl === 0) break;
-        await this.loop.sleep(500);
-      }
-    }
-    for (let tries = 0; tries < 20; tries++) {
-      const m = this.pickReady();
-      const read: Request = { kind: 'txn', txn: { compares: [], success: [{ type: 'range', key: leaseKeyPrefix, end: leaseKeyEnd }], failure: [] } };
-      if (m !== undefined && (await this.runOp(id, m, 'lease-final-read', read)).res !== undefined) break;
-      await this.loop.sleep(500);
-    }
+    // The member picked for the round; a request goes there when no member serves at the time.
+    let current: SimMember | undefined;
+    await leaseTraffic(
+      {
+        clientId: id,
+        rand: this.rand,
+        keyPrefix: leaseKeyPrefix,
+        nowMs: () => this.loop.nowMs(),
+        sleep: (ms) => this.loop.sleep(ms),
+        stopped: () => this.stopTraffic,
+        ready: async () => {
+          await this.loop.sleep(this.rand.intn(100));
+          current = this.pickReady();
+          if (current === undefined) await this.loop.sleep(100);
+          return current !== undefined;
+        },
+        run: async (label, req) => {
+          const m = this.pickReady() ?? current;
+          if (m === undefined) return { res: undefined, opId: -1 };
+          const op = await this.runOp(id, m, label, req);
+          return { res: op.res, opId: op.id };
+        },
+        keepAlive: (leaseId) => this.keepAlive(leaseId),
+        timeToLive: (leaseId) => this.leaseTimeToLive(leaseId),
+      },
+      this.history.leases as LeaseRecord[],
+    );
     this.leaseClientsRunning--;
   }
 
