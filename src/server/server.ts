@@ -45,7 +45,9 @@ import { SnapshotFlow } from './snapshot-flow.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
 import { newCompactor, type Compactor } from './compactor.js';
 import { checkHashKv, checkInitialHashKv, hashKvRpc, type CorruptCheckHost } from './corrupt.js';
-import { answerDigest, checkRevisionDigests, decodeDigestReply, decodeDigestRequest, encodeDigestReply, encodeDigestRequest, revisionDigestRpc } from './revision-check.js';
+import {
+  answerDigest, checkRevisionDigests, decodeDigestReply, decodeDigestRequest, encodeDigestReply, encodeDigestRequest, revisionDigestRpc, type RevisionCheckHost,
+} from './revision-check.js';
 import { peerTransportTls } from './tls.js';
 import { walMetrics } from '../wal/index.js';
 import { AppliedIndexWait, WaitRegistry } from './wait.js';
@@ -286,7 +288,7 @@ export class EtcdServer implements ApplyEnv {
     this.leaderTimers.add(timer);
   }
 
-  private revisionCheckHost(): Parameters<typeof checkRevisionDigests>[0] {
+  private revisionCheckHost(): RevisionCheckHost {
     return {
       memberId: this.memberId,
       logger: this.logger,
