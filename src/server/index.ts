@@ -6,6 +6,10 @@
  * Promises: nothing is acknowledged before it is fsynced on a quorum (and on
  * this member); apply is deterministic and commits state with the applied
  * index in one backend transaction; ids are derived as etcd derives them.
+ * Divergence is looked for all the time: the leader compares the hashes of
+ * the revisions every member applied recently and names a member that
+ * applied differently with the CORRUPT alarm (revision-check.ts); etcd's
+ * HashKV checks run when flagged (corrupt.ts).
  */
 export * from './config.js';
 export * from './errors.js';
