@@ -8,6 +8,11 @@
  * on. Comparing the hashes of recent revisions (server/revision-check.ts)
  * finds it within seconds, at the cost of one checksum of each write.
  *
+ * The bytes hashed are the stored ones (etcd's key-bucket layout, which
+ * HashKV shares): a release that encoded a KeyValue differently would have
+ * to keep the old encoding in the hash while members of both releases run
+ * side by side, or the check would name the upgraded members.
+ *
  * Only the newest `capacity` revisions are kept (a ring of 32-bit hashes);
  * nothing is persisted: after a restart, or a snapshot installed, the ring
  * starts over at the store's revision, and comparisons cover only the
