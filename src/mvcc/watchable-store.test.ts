@@ -6,6 +6,7 @@ import { isKvError } from './errors.js';
 import { compactionRequest, deleteRangeRequest, putRequest, txnRequest } from './kv-requests.js';
 import { b, del, finishCompactions, opPut, put, withStore, type TestStore } from './testing.js';
 import { WatchableStore, type WatchResponse, type WatchStream, type WatchableStoreOptions } from './watchable-store.js';
+import { eventBatchRevsMax } from './watcher-group.js';
 
 const { NOPUT, NODELETE } = etcdserverpb.WatchCreateRequest_FilterType;
 
@@ -108,7 +109,19 @@ test('a future start revision waits until it is reached', () =>
     assert.deepEqual(render(drain(s)), ['0@4: PUT a=2@4', '0@5: PUT a=3@5']);
   }));
 
-test('catch-up is bounded per pass yet gap-free: revisions per batch, entries per read', () =>
+/** Counts the store's backend range scans (forEach) from now on. */
+function spyReads(t: TestStore): { calls: number } {
+  const counter = { calls: 0 };
+  const backend = t.store.backend;
+  const forEach = backend.forEach.bind(backend);
+  backend.forEach = (...args: Parameters<typeof forEach>) => {
+    counter.calls++;
+    return forEach(...args);
+  };
+  return counter;
+}
+
+test('catch-up reads a bounded slice per pass, yet sends one response for what etcd would send in one', () =>
   withWatch(
     (t, w) => {
       for (let i = 0; i < 30; i++) {
@@ -116,28 +129,45 @@ test('catch-up is bounded per pass yet gap-free: revisions per batch, entries pe
       }
       const s = w.newWatchStream();
       s.watch({ key: b('a'), rangeEnd: b('c'), startRevision: 2 });
+      // 90 entries are read 7 at a time (never part of a revision), in passes run one after another.
+      const read = spyReads(t);
       const got: WatchResponse[] = [];
       for (let pass = 0; pass < 100 && w.counts().unsynced > 0; pass++) {
         t.timers.advance(100);
         got.push(...drain(s));
       }
-      assert.ok(got.length >= 4, `several bounded passes (${got.length})`);
+      assert.ok(read.calls >= 10, `several bounded reads (${read.calls})`);
+      // 30 revisions are under etcd's 1000 per batch: one response, at the store revision.
+      assert.equal(got.length, 1);
+      assert.equal((got[0] as WatchResponse).revision, 31);
       const events = got.flatMap((r) => r.events.map((e) => `${Buffer.from((e.kv as mvccpb.KeyValue).key).toString()}@${(e.kv as mvccpb.KeyValue).modRevision}`));
       const want: string[] = [];
       for (let i = 0; i < 30; i++) want.push(`a${i}@${i + 2}`, `b${i}@${i + 2}`);
       assert.deepEqual(events, want);
-      for (const r of got) {
-        const revs = new Set(r.events.map((e) => (e.kv as mvccpb.KeyValue).modRevision));
-        assert.ok(revs.size > 0);
-        assert.ok(r.revision >= Math.max(...revs), 'a response never claims less than it carries');
-      }
-      for (let i = 1; i < got.length; i++) {
-        const last = Math.max(...(got[i - 1] as WatchResponse).events.map((e) => (e.kv as mvccpb.KeyValue).modRevision));
-        const first = Math.min(...(got[i] as WatchResponse).events.map((e) => (e.kv as mvccpb.KeyValue).modRevision));
-        assert.ok(first > last, 'the events of one revision never split across responses');
-      }
     },
     { syncReadEntriesMax: 7 },
+  ));
+
+test('catch-up sends at most eventBatchRevsMax revisions per response, each at the store revision of its pass', () =>
+  withWatch(
+    (t, w) => {
+      for (let i = 0; i < 2500; i++) putRequest(t.store, put(`k${i % 7}`, 'v'));
+      putRequest(t.store, put('other', 'v'));
+      const s = w.newWatchStream();
+      s.watch({ key: b('k'), rangeEnd: b('l'), startRevision: 2 });
+      const got: WatchResponse[] = [];
+      for (let pass = 0; pass < 100 && w.counts().unsynced > 0; pass++) {
+        t.timers.advance(100);
+        got.push(...drain(s));
+      }
+      const revs = got.map((r) => r.events.map((e) => (e.kv as mvccpb.KeyValue).modRevision));
+      assert.deepEqual(revs.map((r) => r.length), [eventBatchRevsMax, eventBatchRevsMax, 500]);
+      assert.deepEqual(revs.flat(), Array.from({ length: 2500 }, (_, i) => i + 2), 'every revision once, in order');
+      for (const r of got) assert.equal(r.revision, 2502, 'the store revision, as etcd, even with more to come');
+      putRequest(t.store, put('k1', 'again'));
+      assert.deepEqual(render(drain(s)), ['0@2503: PUT k1=again@2503'], 'then synced');
+    },
+    { syncReadEntriesMax: 700 },
   ));
 
 test('a consumer that stops reading makes its watchers victims; nothing is lost when it resumes', () =>
@@ -301,7 +331,8 @@ test('a catch-up pass cut short by its read bound does not move a later-starting
       s.watch({ key: b('a'), startRevision: 6 });
       for (let i = 0; i < 5; i++) t.timers.advance(100);
       // The first pass reads revisions 2..4 only; watcher 1 must still start at 6, not at 5.
-      assert.deepEqual(render(drain(s)), ['0@4: PUT a=0@2, PUT a=1@3, PUT a=2@4', '0@6: DEL a=@5, PUT a=3@6', '1@6: PUT a=3@6']);
+      // Watcher 0's events go out once its read reaches the store revision, in one response (etcd's one read).
+      assert.deepEqual(render(drain(s)), ['0@6: PUT a=0@2, PUT a=1@3, PUT a=2@4, DEL a=@5, PUT a=3@6', '1@6: PUT a=3@6']);
     },
     { syncReadEntriesMax: 3 },
   ));

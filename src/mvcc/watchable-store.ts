@@ -70,9 +70,9 @@ export interface WatchResponse {
   readonly compactRevision: number;
 }
 
+/** An undelivered response; retried with the store revision of the retry, as etcd does. */
 interface Victim {
   readonly events: mvccpb.Event[];
-  readonly revision: number;
 }
 
 const PUT = mvccpb.Event_EventType.PUT;
@@ -218,7 +218,7 @@ export class WatchableStore implements TxnObserver {
       w.minRev = rev + 1;
       w.victim = true;
       this.synced.delete(w);
-      (victims ??= new Map()).set(w, { events: prepared, revision: rev });
+      (victims ??= new Map()).set(w, { events: prepared });
     }
     if (victims !== undefined) {
       this.victims.push(victims);
@@ -272,7 +272,7 @@ export class WatchableStore implements TxnObserver {
     for (const batch of batches) {
       for (const [w, v] of batch) {
         if (w.canceled) continue;
-        if (!w.owner.enqueue(w, v.events, v.revision, 0)) {
+        if (!w.owner.enqueue(w, v.events, cur, 0)) {
           still.set(w, v);
           continue;
         }
@@ -331,11 +331,18 @@ export class WatchableStore implements TxnObserver {
       // A watcher that starts past this pass's read keeps its own start: the
       // pass only covered revisions up to upTo for those who needed them.
       w.minRev = eb !== undefined && eb.moreRev !== 0 ? eb.moreRev : Math.max(w.minRev, upTo + 1);
+      if (eb !== undefined && eb.moreRev === 0 && upTo < cur) {
+        // Neither full nor caught up: the next pass reads on and adds to it.
+        w.held = eb;
+        continue;
+      }
+      // As etcd, a catch-up response carries the store revision of the pass,
+      // though a batch cut at eventBatchRevsMax has more to come.
       const prepared = eb === undefined ? undefined : this.prepare(w, eb.events);
-      if (prepared !== undefined && !w.owner.enqueue(w, prepared, w.minRev - 1, 0)) {
+      if (prepared !== undefined && !w.owner.enqueue(w, prepared, cur, 0)) {
         this.unsynced.delete(w);
         w.victim = true;
-        (victims ??= new Map()).set(w, { events: prepared, revision: w.minRev - 1 });
+        (victims ??= new Map()).set(w, { events: prepared });
         continue;
       }
       if (w.minRev > cur) {

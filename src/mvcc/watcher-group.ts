@@ -23,6 +23,13 @@ export class Watcher {
   compacted = false;
   /** Moved to unsynced by a restore, possibly with a future minRev. */
   restore = false;
+  /**
+   * Catching up: the events read for it by earlier sync passes and not sent
+   * yet (fewer than eventBatchRevsMax revisions; minRev is past them). They
+   * go out with the rest of their batch, in one response, as etcd's one
+   * read of the whole history would send them.
+   */
+  held: EventBatch | undefined;
   canceled = false;
 
   constructor(
@@ -142,10 +149,17 @@ export interface KeyedEvent {
   readonly key: string;
 }
 
-/** Maps each watcher of the group to its events (those at or after its minRev). */
+/**
+ * Maps each watcher of the group to its events (those at or after its
+ * minRev), after the events it holds from earlier passes (Watcher.held).
+ */
 export function batchEvents(group: WatcherGroup, events: readonly KeyedEvent[]): Map<Watcher, EventBatch> {
   const out = new Map<Watcher, EventBatch>();
   if (group.size === 0) return out;
+  for (const w of group.watchers) {
+    if (w.held !== undefined) out.set(w, w.held);
+    w.held = undefined;
+  }
   for (const { ev, key } of events) {
     const rev = (ev.kv as mvccpb.KeyValue).modRevision;
     group.forEachWatching(key, (w) => {
