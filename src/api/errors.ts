@@ -49,6 +49,11 @@ function lookup(code: string): RpcErrorName | undefined {
   return aliases[code];
 }
 
+/** Failures etcd reports as plain Go errors rather than rpctypes ones: gRPC Unknown with the error's text. */
+const plainErrors: Readonly<Record<string, string>> = {
+  ProposalDeadline: 'context deadline exceeded',
+};
+
 /** The status and message of one of etcd's errors. */
 export function etcdStatus(name: RpcErrorName): EtcdStatus {
   const e = rpcErrors[name];
@@ -60,6 +65,8 @@ export function statusOf(err: unknown): EtcdStatus {
   if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string') {
     const known = lookup(err.code);
     if (known !== undefined) return etcdStatus(known);
+    const plain = plainErrors[err.code];
+    if (plain !== undefined) return { status: GrpcStatus.UNKNOWN, message: plain };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { status: GrpcStatus.UNKNOWN, message };

@@ -30,6 +30,13 @@ export const serverErrorCodes = [
   'IDRemoved',
   'BadLeaderTransferee',
   'Canceled',
+  /**
+   * The request timeout passed before the proposal reached raft (no leader
+   * all along): etcd's Propose blocks while there is no leader and returns
+   * the context's own error, which clients get as gRPC Unknown "context
+   * deadline exceeded", and do not retry.
+   */
+  'ProposalDeadline',
 ] as const;
 
 export type ServerErrorCode = (typeof serverErrorCodes)[number];

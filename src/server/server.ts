@@ -643,7 +643,8 @@ export class EtcdServer implements ApplyEnv {
 
   /**
    * Proposes a request through raft and resolves with its applied response.
-   * Without a leader it waits (up to the request timeout) for one.
+   * Without a leader it waits (up to the request timeout) for one; when none
+   * came, it fails as etcd's does (ProposalDeadline), not as a timeout.
    */
   async propose(request: serverpb.InternalRaftRequest['request'], ctx: RequestContext = {}): Promise<object> {
     if (this.stopping) throw new ServerError('Stopped');
@@ -659,19 +660,24 @@ export class EtcdServer implements ApplyEnv {
     if (wait === undefined) throw new ServerError('TooManyRequests');
     this.metrics.proposalsPending.inc();
     const started = this.clock.nowMs();
+    let inRaft = false;
     const timer = setTimeout(() => {
-      this.waits.fail(id, new ServerError(this.startedBeforeLeaderFailover(started) ? 'TimeoutDueToLeaderFail' : 'Timeout'));
+      const code = !inRaft ? 'ProposalDeadline' : this.startedBeforeLeaderFailover(started) ? 'TimeoutDueToLeaderFail' : 'Timeout';
+      this.waits.fail(id, new ServerError(code, code === 'ProposalDeadline' ? 'context deadline exceeded' : undefined));
     }, this.requestTimeoutMs());
     const onAbort = (): void => this.waits.fail(id, new ServerError('Canceled'));
     const offAbort = ctx.onAbort !== undefined ? ctx.onAbort(onAbort) : listenAbort(ctx.signal, onAbort);
-    this.submit(() => this.raft.with((n) => n.propose(data)), id);
+    this.submit(() => {
+      this.raft.with((n) => n.propose(data));
+      inRaft = true;
+    }, id);
     try {
       const outcome = await wait;
       if (!outcome.ok) throw outcome.error;
       if (outcome.physical !== undefined) await outcome.physical;
       return outcome.response;
     } catch (e) {
-      if (e instanceof ServerError && (e.code === 'Timeout' || e.code === 'TimeoutDueToLeaderFail')) this.metrics.proposalsFailed.inc();
+      if (e instanceof ServerError && (e.code === 'Timeout' || e.code === 'TimeoutDueToLeaderFail' || e.code === 'ProposalDeadline')) this.metrics.proposalsFailed.inc();
       throw e;
     } finally {
       clearTimeout(timer);
