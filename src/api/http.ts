@@ -12,7 +12,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { Registry } from '../base/index.js';
+import type { LogLevel, Registry } from '../base/index.js';
+import { scanGoJson } from './go-json-scan.js';
 import { etcdserverpb } from '../pb/index.js';
 import { clusterVersionDefault, serverVersion, type EtcdServer } from '../server/index.js';
 
@@ -21,10 +22,64 @@ type Res = ServerResponse | Http2ServerResponse;
 
 const healthReadTimeoutMs = 1000;
 
-function methodNotAllowed(res: Res): void {
-  res.setHeader('Allow', 'GET');
+function methodNotAllowed(res: Res, allow = 'GET'): void {
+  res.setHeader('Allow', allow);
   plainError(res, 405, 'Method Not Allowed');
 }
+
+/** capnslog's level names (and their initials), which etcd 3.4's /config/local/log takes, as our levels. */
+const capnslogLevels: Readonly<Record<string, LogLevel>> = {
+  CRITICAL: 'error', C: 'error', ERROR: 'error', E: 'error',
+  WARNING: 'warn', W: 'warn',
+  NOTICE: 'info', N: 'info', INFO: 'info', I: 'info',
+  DEBUG: 'debug', D: 'debug', TRACE: 'debug', T: 'debug',
+};
+
+/** An etcd httptypes.HTTPError: JSON {"message": ...} with its status. */
+function jsonError(res: Res, status: number, message: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify({ message }));
+}
+
+/** PUT /config/local/log {"Level": "DEBUG"}: etcd 3.4's run-time log level (capnslog's names). */
+function setLogLevel(s: EtcdServer, req: Req, res: Res): void {
+  if (req.method !== 'PUT') return methodNotAllowed(res, 'PUT');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size <= logBodyBytesMax) chunks.push(c);
+  });
+  req.on('end', () => {
+    // As Go's json.Decoder into struct{ Level string }: the first value only,
+    // null leaves the struct as it is, field names match case-insensitively.
+    const text = Buffer.concat(chunks).toString('utf8');
+    const scan = scanGoJson(text);
+    let level: unknown = '';
+    try {
+      if (scan.kind !== 'value') throw new Error('not one JSON value');
+      const body = JSON.parse(text.slice(0, scan.end)) as unknown;
+      if (body !== null) {
+        if (typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object');
+        const field = Object.keys(body).find((k) => k.toLowerCase() === 'level');
+        if (field !== undefined) level = (body as Record<string, unknown>)[field];
+        if (typeof level !== 'string' && level !== null) throw new Error('not a string');
+      }
+    } catch {
+      return jsonError(res, 400, 'Invalid json body');
+    }
+    const name = typeof level === 'string' ? level : '';
+    const ours = capnslogLevels[name.toUpperCase()];
+    if (ours === undefined) return jsonError(res, 400, `Invalid log level ${name}`);
+    s.logger.setLevel?.(ours);
+    s.logger.info('globalLogLevel set', { level: name.toUpperCase() });
+    res.statusCode = 204;
+    res.end();
+  });
+}
+
+const logBodyBytesMax = 64 * 1024;
 
 function plainError(res: Res, status: number, body: string): void {
   // As Go's http.Error: text/plain, nosniff, a trailing newline.
@@ -189,6 +244,9 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
         return;
       case '/metrics':
         scrape(res);
+        return;
+      case '/config/local/log':
+        setLogLevel(s, req, res);
         return;
       default:
         plainError(res, 404, '404 page not found');

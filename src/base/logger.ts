@@ -13,6 +13,8 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
   /** A logger that adds these fields to every line. */
   with(fields: LogFields): Logger;
+  /** Changes the level of this logger and of every logger derived from the same root (etcd's /config/local/log). */
+  setLevel?(level: LogLevel): void;
 }
 
 const levelRank: Readonly<Record<LogLevel, number>> = { debug: 0, info: 1, warn: 2, error: 3 };
@@ -29,15 +31,21 @@ function jsonValue(_key: string, value: unknown): unknown {
 }
 
 export class JsonLogger implements Logger {
-  private readonly rank: number;
+  /** The level's rank, shared by the loggers with() derives: setLevel changes them all. */
+  private readonly threshold: { rank: number };
 
   constructor(
-    private readonly level: LogLevel,
+    level: LogLevel,
     private readonly write: (line: string) => void = (line) => process.stderr.write(line),
     private readonly base: LogFields = {},
     private readonly now: () => number = Date.now,
+    shared?: { rank: number },
   ) {
-    this.rank = levelRank[level];
+    this.threshold = shared ?? { rank: levelRank[level] };
+  }
+
+  setLevel(level: LogLevel): void {
+    this.threshold.rank = levelRank[level];
   }
 
   debug(msg: string, fields?: LogFields): void {
@@ -57,11 +65,11 @@ export class JsonLogger implements Logger {
   }
 
   with(fields: LogFields): Logger {
-    return new JsonLogger(this.level, this.write, { ...this.base, ...fields }, this.now);
+    return new JsonLogger('info', this.write, { ...this.base, ...fields }, this.now, this.threshold);
   }
 
   private log(level: LogLevel, msg: string, fields?: LogFields): void {
-    if (levelRank[level] < this.rank) return;
+    if (levelRank[level] < this.threshold.rank) return;
     const line = { level, ts: new Date(this.now()).toISOString(), msg, ...this.base, ...fields };
     this.write(JSON.stringify(line, jsonValue) + '\n');
   }

@@ -2,7 +2,8 @@
 // (status, Content-Type, X-Content-Type-Options, Allow, body): healthy, with
 // NOSPACE and CORRUPT alarms active (and `?exclude=` naming them), and on a
 // member that has lost its leader. /livez and /readyz came with etcd 3.5:
-// 3.4.23 answers them 404, and so must etcd-ts.
+// 3.4.23 answers them 404, and so must etcd-ts. /config/local/log, 3.4's
+// run-time log level, answers as etcd's and changes the member's level.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { delay, etcdMissing, memberStatus, useWorkspace, type Cluster } from '../harness/index.js';
@@ -13,8 +14,8 @@ interface Answer {
   readonly body: string;
 }
 
-async function get(url: string, method = 'GET'): Promise<Answer> {
-  const res = await fetch(url, { method, signal: AbortSignal.timeout(10_000) });
+async function get(url: string, method = 'GET', body?: string): Promise<Answer> {
+  const res = await fetch(url, { method, signal: AbortSignal.timeout(10_000), ...(body !== undefined ? { body } : {}) });
   const headers = Object.fromEntries(['content-type', 'x-content-type-options', 'allow'].map((h) => [h, res.headers.get(h)]));
   return { status: res.status, headers, body: await res.text() };
 }
@@ -69,6 +70,28 @@ describe('/health against the real etcd', { skip: etcdMissing() }, () => {
     await sameAnswers(single, healthy);
     const [, ours] = await Promise.all(single.map((c) => get(`${c.member(0).clientUrl}/livez`)));
     assert.equal(ours?.status, 404);
+  });
+
+  test('/config/local/log: the same answers; the member logs at the level it sets', async () => {
+    const bodies = ['{"Level":"DEBUG"}', '{"level":"info"}', '{"LEVEL":"w"}', '{"Level":"trace"}', '{"Level":"bogus"}', '{"Level":""}', '{}', 'notjson', '{"Level":5}', 'null', '[]', '', '{"Level":null}', '{"Level":"INFO"} trailing', '{"Level":"INFO"', '{"Other":1,"Level":"E"}'];
+    for (const body of bodies) {
+      const [theirs, ours] = await Promise.all(single.map((c) => get(`${c.member(0).clientUrl}/config/local/log`, 'PUT', body)));
+      assert.deepEqual(ours, theirs, `PUT ${body}`);
+    }
+    for (const method of ['GET', 'POST', 'DELETE']) {
+      const [theirs, ours] = await Promise.all(single.map((c) => get(`${c.member(0).clientUrl}/config/local/log`, method)));
+      assert.deepEqual(ours, theirs, method);
+    }
+    // At ERROR the member does not log the change itself (an info line); back at INFO it does.
+    const ts = single[1] as Cluster;
+    const url = `${ts.member(0).clientUrl}/config/local/log`;
+    const lines = (): number => ts.member(0).logTail(10_000).split('\n').filter((l) => l.includes('globalLogLevel set')).length;
+    assert.equal((await get(url, 'PUT', '{"Level":"ERROR"}')).status, 204);
+    const before = lines();
+    assert.equal((await get(url, 'PUT', '{"Level":"C"}')).status, 204);
+    assert.equal((await get(url, 'PUT', '{"Level":"INFO"}')).status, 204);
+    await delay(200);
+    assert.equal(lines(), before + 1, 'only the change back to INFO is logged');
   });
 
   test('alarms make it unhealthy unless excluded by name', async () => {
