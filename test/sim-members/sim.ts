@@ -893,7 +893,10 @@ class Sim {
         const h = leader.kv.revisionHashes;
         this.revisionMismatches.push(`${name(id)} named by leader ${name(leader.memberId)} at ${this.loop.nowMs()} ms (leader holds (${h.oldest}, ${h.newest}])`);
       },
-    }).then((r) => (this.revisionsCompared += r.compared));
+    }).then(
+      (r) => (this.revisionsCompared += r.compared),
+      (e: unknown) => this.loop.fail(e),
+    );
   }
 
   async printStatus(everyMs: number): Promise<void> {
