@@ -78,4 +78,4 @@ export {
 } from './watchable-store.js';
 export { eventBatchRevsMax } from './watcher-group.js';
 export { MvccMetrics } from './metrics.js';
-export { RevisionHashes, revisionHashesCapacityDefault, type RevisionDigest } from './revision-hashes.js';
+export { RevisionHashes, revisionHashesCapacityDefault } from './revision-hashes.js';

@@ -61,8 +61,6 @@ export interface KvStoreOptions {
   readonly logger?: Logger;
   /** Shared by the stores a member opens one after another; default: counted, not exported. */
   readonly metrics?: MvccMetrics;
-  /** Revisions whose hashes are kept (RevisionHashes); default revisionHashesCapacityDefault. */
-  readonly revisionHashesCapacity?: number;
 }
 
 export interface RangeOptions {
@@ -144,7 +142,7 @@ export class KvStore {
     this.timers = options.timers ?? realTimers;
     this.logger = options.logger ?? nopLogger;
     this.metrics = options.metrics ?? new MvccMetrics();
-    this.revisionHashes = new RevisionHashes(1, options.revisionHashesCapacity);
+    this.revisionHashes = new RevisionHashes(1);
   }
 
   /**

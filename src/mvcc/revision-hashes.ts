@@ -23,13 +23,6 @@ import { assert, crc32cUpdate } from '../base/index.js';
 /** Revisions kept: 256 KiB; a few seconds of the heaviest write load, minutes of a usual one. */
 export const revisionHashesCapacityDefault = 65536;
 
-/** A span of revisions (from, to] and the digest of their hashes. */
-export interface RevisionDigest {
-  readonly from: number;
-  readonly to: number;
-  readonly digest: number;
-}
-
 export class RevisionHashes {
   private readonly ring: Uint32Array;
   private readonly bytes: Uint8Array;

@@ -662,8 +662,7 @@ export class EtcdServer implements ApplyEnv {
     const started = this.clock.nowMs();
     let inRaft = false;
     const timer = setTimeout(() => {
-      const code = !inRaft ? 'ProposalDeadline' : this.startedBeforeLeaderFailover(started) ? 'TimeoutDueToLeaderFail' : 'Timeout';
-      this.waits.fail(id, new ServerError(code, code === 'ProposalDeadline' ? 'context deadline exceeded' : undefined));
+      this.waits.fail(id, new ServerError(!inRaft ? 'ProposalDeadline' : this.startedBeforeLeaderFailover(started) ? 'TimeoutDueToLeaderFail' : 'Timeout'));
     }, this.requestTimeoutMs());
     const onAbort = (): void => this.waits.fail(id, new ServerError('Canceled'));
     const offAbort = ctx.onAbort !== undefined ? ctx.onAbort(onAbort) : listenAbort(ctx.signal, onAbort);
