@@ -90,10 +90,10 @@ describe('cluster: partition', () => {
       const c = await ws.startCluster({ kind, readyTimeoutMs, size: 3, extraFlags: fastElection });
       const [alone, ...others] = c.members as [Member, ...Member[]];
       for (const m of others) await m.kill();
-      // Past an election timeout: the member has given its leader up (or stepped down).
-      await new Promise((r) => setTimeout(r, 2_000));
       const kv = new Kv(alone.endpoint);
       try {
+        // Within an election timeout the member gives its leader up (or, leading, steps down).
+        await waitFor(async () => (await kv.status()).leader === 0n, 10_000, 'the lone member to have no leader', 100);
         const started = Date.now();
         const put = await kv.try(kv.put('orphan', 'x', minorityCallMs));
         const tookMs = Date.now() - started;
