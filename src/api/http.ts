@@ -1,6 +1,6 @@
 /**
  * The HTTP side of the client port (etcd 3.4.23's etcdhttp): GET /health,
- * /version, /metrics. /health is {"health":"true"} (200) when there is a
+ * /version, /metrics, /debug/vars (debug-vars.ts), PUT /config/local/log. /health is {"health":"true"} (200) when there is a
  * leader, no alarm (other than those named by `?exclude=<ALARM>`, repeatable,
  * exact names), and a quorum round trip succeeds within a second; otherwise
  * {"health":"false"} with 503. That round trip is etcd 3.4's v2 quorum GET,
@@ -13,6 +13,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { LogLevel, Registry } from '../base/index.js';
+import { debugVars, openFilesLimit, watchCollections } from './debug-vars.js';
 import { scanGoJson } from './go-json-scan.js';
 import { etcdserverpb } from '../pb/index.js';
 import { clusterVersionDefault, serverVersion, type EtcdServer } from '../server/index.js';
@@ -121,7 +122,7 @@ function registerProcessMetrics(r: Registry): void {
     return (u.user + u.system) / 1e6;
   });
   const fdsOpen = (): number => procOr(() => readdirSync('/proc/self/fd').length);
-  const fdsMax = (): number => procOr(() => Number(/^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0));
+  const fdsMax = openFilesLimit;
   r.gauge('process_virtual_memory_max_bytes', 'Maximum amount of virtual memory available in bytes.').collectWith(() =>
     // "unlimited" is reported as the largest uint64, as the Go collector reports it.
     procOr(() => {
@@ -212,6 +213,7 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
   const healthOk = s.registry.counter('etcd_server_health_success', 'The total number of successful health checks');
   const healthFailed = s.registry.counter('etcd_server_health_failures', 'The total number of failed health checks');
   const scrape = scrapeHandler(s.registry);
+  watchCollections();
   return (req, res) => {
     const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
     allowCors(res);
@@ -244,6 +246,12 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
         return;
       case '/metrics':
         scrape(res);
+        return;
+      case '/debug/vars':
+        if (req.method !== 'GET') return methodNotAllowed(res);
+        res.statusCode = 200;
+        res.setHeader('Content-Type', 'application/json; charset=utf-8');
+        res.end(debugVars(s));
         return;
       case '/config/local/log':
         setLogLevel(s, req, res);

@@ -4,6 +4,8 @@
 // member that has lost its leader. /livez and /readyz came with etcd 3.5:
 // 3.4.23 answers them 404, and so must etcd-ts. /config/local/log, 3.4's
 // run-time log level, answers as etcd's and changes the member's level.
+// /debug/vars, 3.4's expvar endpoint, carries the same variables, and its
+// raft.status is byte for byte etcd's once ids and numbers are masked.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { delay, etcdMissing, memberStatus, useWorkspace, type Cluster } from '../harness/index.js';
@@ -28,6 +30,17 @@ async function probe(clientUrl: string, paths: readonly string[]): Promise<[stri
     out.push([p, await get(`${clientUrl}${path}`, method)]);
   }
   return out;
+}
+
+/** A /debug/vars body's raft.status line, with hex ids and numbers masked. */
+function raftStatusShape(body: string): string {
+  const line = body.split('\n').find((l) => l.startsWith('"raft.status": ')) ?? '';
+  return line.replace(/"[0-9a-f]+"/g, '"ID"').replace(/\d+/g, 'N');
+}
+
+async function raftStatus(url: string): Promise<{ raftState: string; progress: Record<string, { state: string }> }> {
+  const vars = JSON.parse((await get(`${url}/debug/vars`)).body) as Record<string, unknown>;
+  return vars['raft.status'] as { raftState: string; progress: Record<string, { state: string }> };
 }
 
 async function alarm(c: Cluster, action: 'ACTIVATE' | 'DEACTIVATE', name: 'NOSPACE' | 'CORRUPT'): Promise<void> {
@@ -94,6 +107,26 @@ describe('/health against the real etcd', { skip: etcdMissing() }, () => {
     assert.equal(lines(), before + 1, 'only the change back to INFO is logged');
   });
 
+  test('/debug/vars: the same variables; raft.status as etcd writes it', async () => {
+    await sameAnswers(single, ['POST /debug/vars', 'PUT /debug/vars', 'DELETE /debug/vars', '/debug/vars/', '/debug/vars/x', '/debug', '/debug/']);
+    const [theirs, ours] = (await Promise.all(single.map((c) => get(`${c.member(0).clientUrl}/debug/vars`)))) as [Answer, Answer];
+    assert.deepEqual([ours.status, ours.headers], [theirs.status, theirs.headers]);
+    for (const a of [theirs, ours]) assert.match(a.body, /^\{\n"cmdline": \[.*\],\n"file_descriptor_limit": \d+,\n"memstats": \{.*\},\n"raft\.status": \{.*\}\n\}\n$/);
+    const [t, o] = [theirs, ours].map((a) => JSON.parse(a.body) as Record<string, unknown>) as [Record<string, unknown>, Record<string, unknown>];
+    assert.deepEqual(Object.keys(o), Object.keys(t));
+    assert.equal(o.file_descriptor_limit, t.file_descriptor_limit, 'the same machine and limits');
+    assert.ok((o.cmdline as string[]).includes(single[1]?.member(0).dataDir ?? '-'), 'the command line names the data dir');
+    // Our memstats are the fields of Go's that V8 can measure, in Go's order.
+    const theirKeys = Object.keys(t.memstats as object);
+    const ourKeys = Object.keys(o.memstats as object);
+    assert.deepEqual(ourKeys, theirKeys.filter((k) => ourKeys.includes(k)));
+    const mem = o.memstats as Record<string, number | number[]>;
+    assert.ok((mem.HeapInuse as number) > 0 && (mem.HeapSys as number) >= (mem.HeapInuse as number) && (mem.Sys as number) > 0);
+    assert.equal((mem.PauseNs as number[]).length, 256);
+    assert.equal(raftStatusShape(ours.body), raftStatusShape(theirs.body));
+    assert.match(raftStatusShape(ours.body), /"raftState":"StateLeader".*"progress":\{"ID":\{"match":N,"next":N,"state":"StateReplicate"\}\}/);
+  });
+
   test('alarms make it unhealthy unless excluded by name', async () => {
     const cases = ['/health', '/health?exclude=NOSPACE', '/health?exclude=CORRUPT', '/health?exclude=nospace', '/health?exclude=NOSPACE,CORRUPT', '/health?exclude='];
     for (const c of single) await alarm(c, 'ACTIVATE', 'NOSPACE');
@@ -112,8 +145,25 @@ describe('/health against the real etcd', { skip: etcdMissing() }, () => {
   test('a member without a leader', async () => {
     const three = await Promise.all([ws.startCluster({ kind: 'etcd', size: 3 }), ws.startCluster({ kind: 'etcd-ts', size: 3 })]);
     try {
+      // raft.status: the leader lists every member's progress, a follower none.
       for (const c of three) {
-        await c.leader();
+        const lead = await c.leader();
+        const deadline = Date.now() + 10_000;
+        while (Object.values((await raftStatus(lead.clientUrl)).progress).some((p) => p.state !== 'StateReplicate')) {
+          assert.ok(Date.now() < deadline, `${c.kind}: a follower is not replicating`);
+          await delay(100);
+        }
+      }
+      const shapes = await Promise.all(
+        three.map(async (c) => {
+          const lead = await c.leader();
+          const follower = [0, 1, 2].map((i) => c.member(i)).find((m) => m !== lead);
+          return Promise.all([lead, follower].map(async (m) => raftStatusShape((await get(`${m?.clientUrl ?? ''}/debug/vars`)).body)));
+        }),
+      );
+      assert.deepEqual(shapes[1], shapes[0]);
+      assert.match(shapes[1]?.[1] ?? '', /"raftState":"StateFollower".*"progress":\{\}/);
+      for (const c of three) {
         await Promise.all([c.member(1).stop(), c.member(2).stop()]);
       }
       // Check-quorum makes a lone leader step down within an election timeout; followers lose it likewise.
