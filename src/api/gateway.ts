@@ -24,6 +24,7 @@ import { GrpcChannel, GrpcError, GrpcStatus, type ChannelTlsOptions, type Method
 import { etcdserverpb, v3electionpb, v3lockpb, type MessageType } from '../pb/index.js';
 import type { EtcdServer } from '../server/index.js';
 import type { HttpRoute } from './http.js';
+import { readRequestBody } from './http-body.js';
 import { JsonPbError, fromJson, fromJsonText, goJsonString, splitJsonValues, toJson } from './json-pb.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
@@ -201,21 +202,7 @@ function metadataOf(req: Req): OutgoingMetadata {
 }
 
 function readBody(req: Req): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > bodyBytesMax) {
-        reject(new JsonPbError('http: request body too large'));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
-    req.on('error', reject);
-  });
+  return readRequestBody(req, bodyBytesMax, 'refuse', () => new JsonPbError('http: request body too large'));
 }
 
 /** The verified client certificate's CN on a TLS request, if any. */

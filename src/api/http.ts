@@ -15,6 +15,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { LogLevel, Registry } from '../base/index.js';
 import { debugVars, openFilesLimit, watchCollections } from './debug-vars.js';
 import { scanGoJson } from './go-json-scan.js';
+import { readRequestBody } from './http-body.js';
 import { etcdserverpb } from '../pb/index.js';
 import { clusterVersionDefault, serverVersion, type EtcdServer } from '../server/index.js';
 
@@ -46,16 +47,10 @@ function jsonError(res: Res, status: number, message: string): void {
 /** PUT /config/local/log {"Level": "DEBUG"}: etcd 3.4's run-time log level (capnslog's names). */
 function setLogLevel(s: EtcdServer, req: Req, res: Res): void {
   if (req.method !== 'PUT') return methodNotAllowed(res, 'PUT');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  req.on('data', (c: Buffer) => {
-    size += c.length;
-    if (size <= logBodyBytesMax) chunks.push(c);
-  });
-  req.on('end', () => {
+  void readRequestBody(req, logBodyBytesMax, 'truncate').then((raw) => {
     // As Go's json.Decoder into struct{ Level string }: the first value only,
     // null leaves the struct as it is, field names match case-insensitively.
-    const text = Buffer.concat(chunks).toString('utf8');
+    const text = raw.toString('utf8');
     const scan = scanGoJson(text);
     let level: unknown = '';
     try {
@@ -77,7 +72,7 @@ function setLogLevel(s: EtcdServer, req: Req, res: Res): void {
     s.logger.info('globalLogLevel set', { level: name.toUpperCase() });
     res.statusCode = 204;
     res.end();
-  });
+  }, () => res.destroy());
 }
 
 const logBodyBytesMax = 64 * 1024;
