@@ -83,27 +83,45 @@ class WatchSession {
   }
 
   async run(): Promise<void> {
+    // A member named corrupt serves no watch: the stream ends with "etcdserver: corrupt cluster".
+    if (this.s.namedCorrupt) throw new ServerError('Corrupt');
+    const unsubscribe = this.s.onNamedCorrupt(() => {
+      this.corrupted = true;
+      this.close();
+    });
     this.timers.push(setInterval(() => this.progressTick(), this.s.cfg.experimentalWatchProgressNotifyIntervalMs));
     if (this.call.metadata.get('hasleader') === 'true') {
       this.timers.push(setInterval(() => this.checkLeader(), Math.max(this.s.cfg.electionMs, 100)));
     }
     const pump = this.pump();
+    // The session may close from this side (leader lost, member named
+    // corrupt) while the client sends nothing: requests are raced with that.
+    const closedHere = new Promise<'closed'>((resolve) => (this.closedHere = () => resolve('closed')));
     try {
-      for await (const req of this.call) {
-        if (this.closed) break;
-        this.handle(req);
+      const requests = this.call[Symbol.asyncIterator]();
+      while (!this.closed) {
+        const next = requests.next();
+        // If the session closes first, the read left pending may fail later: it is not an error then.
+        next.catch(() => undefined);
+        const r = await Promise.race([next, closedHere]);
+        if (r === 'closed' || r.done === true || this.closed) break;
+        this.handle(r.value);
       }
       // A client's half-close ends its requests, not the stream: as etcd,
       // events keep flowing until the client cancels or the stream closes.
       await this.untilClosedOrCancelled();
     } finally {
+      unsubscribe();
       this.close();
       await pump;
     }
+    if (this.corrupted) throw new ServerError('Corrupt');
     if (this.leaderLost) throw new ServerError('NoLeader');
   }
 
   private leaderLost = false;
+  private corrupted = false;
+  private closedHere: (() => void) | undefined;
   private onClosed: (() => void) | undefined;
 
   private untilClosedOrCancelled(): Promise<void> {
@@ -132,6 +150,7 @@ class WatchSession {
     for (const t of this.timers) clearInterval(t);
     this.ws.close();
     this.kick();
+    this.closedHere?.();
     this.onClosed?.();
   }
 

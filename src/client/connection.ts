@@ -8,7 +8,10 @@
  *   gRPC's backoff while down.
  * - Repeatable calls (reads, status, member list, ...) are retried on
  *   Unavailable against the next READY endpoint, up to `retriesMax` attempts,
- *   with a short jittered pause once per quorum-size round of attempts.
+ *   with a short jittered pause once per quorum-size round of attempts. A
+ *   read refused by a member named corrupt ("etcdserver: corrupt cluster",
+ *   DataLoss) is tried on each other endpoint once (etcd-ts's own: clientv3
+ *   gives up at once; the other members serve reads).
  *   Mutations are never retried once sent (write at most once).
  * - With a user name and password the client authenticates first and sends the
  *   token as `token` metadata; "invalid auth token" (or an old auth revision)
@@ -227,7 +230,10 @@ export class Connection {
           await this.refreshToken(options);
           continue;
         }
-        if (!(policy === 'repeatable' && lastErr.grpcCode === GrpcStatus.UNAVAILABLE)) break;
+        if (policy !== 'repeatable') break;
+        // A member named corrupt refuses reads that the others serve: each other endpoint is tried once.
+        const elsewhere = endpoint === undefined && lastErr.grpcCode === GrpcStatus.DATA_LOSS && attempt + 1 < this.endpointList.length;
+        if (lastErr.grpcCode !== GrpcStatus.UNAVAILABLE && !elsewhere) break;
       } finally {
         signal.done();
       }

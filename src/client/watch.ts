@@ -5,7 +5,8 @@
  * - Creates go out one at a time and are matched to "created" answers in
  *   order, because the server assigns watch ids (watch_id 0 = auto) and
  *   answers creates in the order it got them.
- * - When the stream breaks (Unavailable, the member went away) it is reopened,
+ * - When the stream breaks (Unavailable, the member went away; or a member
+ *   named corrupt ended it and there are other endpoints) it is reopened,
  *   on the next endpoint, and every live watcher is created again from the
  *   revision after the last one it saw (or after the revision its creation
  *   was answered at), so no event is lost or repeated across the reconnect.
@@ -172,7 +173,7 @@ class WatchStream {
       } catch (err) {
         if (signal.aborted) break;
         const e = toClientError(err);
-        if (!isRetryable(e)) {
+        if (!isRetryable(e, this.conn.endpoints.length)) {
           for (const w of [...this.watchers]) this.finish(w, e);
           break;
         }
@@ -192,7 +193,7 @@ class WatchStream {
         if (signal.aborted) break;
         const e = toClientError(err);
         // Canceled here to take a new token: not a failure.
-        if (!this.renewing && !isRetryable(e) && !(await this.conn.refreshIfTokenRejected(e))) {
+        if (!this.renewing && !isRetryable(e, this.conn.endpoints.length) && !(await this.conn.refreshIfTokenRejected(e))) {
           for (const w of [...this.watchers]) this.finish(w, e);
           break;
         }
@@ -282,8 +283,9 @@ function toResponse(r: etcdserverpb.WatchResponse): WatchResponse {
  * Whether a broken stream is reopened. Our own cancellation is checked before
  * this, so a CANCELLED here comes from the transport (a member going away).
  */
-function isRetryable(e: ClientError): boolean {
+function isRetryable(e: ClientError, endpoints: number): boolean {
   const c = e.grpcCode;
+  if (c === GrpcStatus.DATA_LOSS) return endpoints > 1; // a member named corrupt: the others serve watches
   return c === GrpcStatus.UNAVAILABLE || c === GrpcStatus.INTERNAL || c === GrpcStatus.UNKNOWN || c === GrpcStatus.CANCELLED;
 }
 

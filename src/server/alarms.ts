@@ -2,7 +2,8 @@
  * The active alarms (NOSPACE, CORRUPT), raised and disarmed through raft so
  * every member agrees, persisted in the backend's alarm bucket. While NOSPACE
  * is active writes that grow the store fail; while CORRUPT is active the KV
- * service stops serving (etcd's capped and corrupt appliers).
+ * service stops serving (etcd's capped and corrupt appliers). `onChange`
+ * hears of every change (raised, disarmed, reloaded), after it is made.
  */
 import type { AlarmStorage } from '../schema/index.js';
 import { etcdserverpb } from '../pb/index.js';
@@ -21,7 +22,10 @@ function compareAlarms(a: etcdserverpb.AlarmMember, b: etcdserverpb.AlarmMember)
 export class AlarmSet {
   private readonly active = new Map<string, etcdserverpb.AlarmMember>();
 
-  constructor(private readonly storage: AlarmStorage) {
+  constructor(
+    private readonly storage: AlarmStorage,
+    private readonly onChange: (set: AlarmSet) => void = () => undefined,
+  ) {
     this.reload();
   }
 
@@ -29,12 +33,18 @@ export class AlarmSet {
   reload(): void {
     this.active.clear();
     for (const a of this.storage.all()) this.active.set(keyOf(a.memberID, a.alarm), a);
+    this.onChange(this);
   }
 
   /** Every active alarm of this type (NONE: of every type), in a stable order. */
   get(alarm: etcdserverpb.AlarmType = AlarmType.NONE): etcdserverpb.AlarmMember[] {
     const out = [...this.active.values()].filter((a) => alarm === AlarmType.NONE || a.alarm === alarm);
     return out.sort(compareAlarms);
+  }
+
+  /** Whether this alarm is active for this member. */
+  names(memberId: bigint, alarm: etcdserverpb.AlarmType): boolean {
+    return this.active.has(keyOf(memberId, alarm));
   }
 
   has(alarm: etcdserverpb.AlarmType): boolean {
@@ -50,6 +60,7 @@ export class AlarmSet {
     const m = etcdserverpb.AlarmMember.create({ memberID: memberId, alarm });
     this.active.set(k, m);
     this.storage.put(m);
+    this.onChange(this);
     return m;
   }
 
@@ -60,6 +71,7 @@ export class AlarmSet {
     if (m === undefined) return undefined;
     this.active.delete(k);
     this.storage.delete(m);
+    this.onChange(this);
     return m;
   }
 }

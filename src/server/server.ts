@@ -187,7 +187,7 @@ export class EtcdServer implements ApplyEnv {
     });
     this.lessor.setRangeDeleter({ deleteKeys: (keys) => this.kvRef.deleteKeys(keys) });
     this.watchable = new WatchableStore(this.kvRef);
-    this.alarmsRef = new AlarmSet(new AlarmStorage(schema));
+    this.alarmsRef = new AlarmSet(new AlarmStorage(schema), (set) => this.alarmsChanged(set));
     this.bcrypt = new BcryptPool({ size: 1 });
     this.auth = new AuthStore({
       // The backend behind the auth store changes when a snapshot is installed: always ask the current one.
@@ -300,9 +300,41 @@ export class EtcdServer implements ApplyEnv {
     };
   }
 
+  /**
+   * Whether a CORRUPT alarm names this member: its state diverged from the
+   * others', so it serves no KV read and no watch (they fail with "etcdserver:
+   * corrupt cluster") until the alarm is disarmed, while the other members go
+   * on serving reads. Writes are refused cluster-wide by the alarm, as etcd's.
+   */
+  namedCorrupt = false;
+  private readonly corruptListeners = new Set<() => void>();
+
+  /** Calls fn when a CORRUPT alarm comes to name this member; returns the unsubscribe. */
+  onNamedCorrupt(fn: () => void): () => void {
+    this.corruptListeners.add(fn);
+    return () => this.corruptListeners.delete(fn);
+  }
+
+  private alarmsChanged(set: AlarmSet): void {
+    const named = set.names(this.memberId, etcdserverpb.AlarmType.CORRUPT);
+    if (named === this.namedCorrupt) return;
+    this.namedCorrupt = named;
+    if (!named) {
+      this.logger.warn('no CORRUPT alarm names this member any more; serving reads and watches again');
+      return;
+    }
+    this.logger.error('a CORRUPT alarm names this member; refusing reads and watches until it is disarmed', { 'member-id': idToHex(this.memberId) });
+    for (const fn of [...this.corruptListeners]) fn();
+  }
+
+  /** A read must not be served from a state named corrupt. */
+  private refuseIfNamedCorrupt(): void {
+    if (this.namedCorrupt) throw new ServerError('Corrupt');
+  }
+
   /** Proposes a CORRUPT alarm for the member, unless it has one already. */
   private raiseCorrupt(id: bigint): void {
-    if (this.alarmsRef.get(etcdserverpb.AlarmType.CORRUPT).some((a) => a.memberID === id)) return;
+    if (this.alarmsRef.names(id, etcdserverpb.AlarmType.CORRUPT)) return;
     const a = etcdserverpb.AlarmRequest.create({ action: etcdserverpb.AlarmRequest_AlarmAction.ACTIVATE, memberID: id, alarm: etcdserverpb.AlarmType.CORRUPT });
     void this.proposeInternal({ case: 'alarm', value: a });
   }
@@ -603,7 +635,7 @@ export class EtcdServer implements ApplyEnv {
       metrics: this.metrics.mvcc,
     });
     this.watchable.restore(this.kvRef);
-    this.alarmsRef = new AlarmSet(new AlarmStorage(schema));
+    this.alarmsRef = new AlarmSet(new AlarmStorage(schema), (set) => this.alarmsChanged(set));
     this.authStorage = new AuthStorage(schema);
     this.auth.recover();
     this.loadMembership();
@@ -733,6 +765,7 @@ export class EtcdServer implements ApplyEnv {
   /** A Range: linearizable unless the request asks for a serializable read. */
   async range(r: etcdserverpb.RangeRequest): Promise<etcdserverpb.RangeResponse> {
     if (!r.serializable) await this.linearizableRead();
+    this.refuseIfNamedCorrupt();
     const resp = rangeRequest(this.kvRef, r);
     resp.header = this.header(resp.header?.revision);
     return resp;
@@ -746,6 +779,7 @@ export class EtcdServer implements ApplyEnv {
    */
   async rangeBytes(r: etcdserverpb.RangeRequest): Promise<Uint8Array> {
     if (!r.serializable) await this.linearizableRead();
+    this.refuseIfNamedCorrupt();
     try {
       return await this.onCurrentStore((kv) => {
         const out = rangeEncoded(kv, r, (rev) => this.header(rev));
@@ -794,6 +828,7 @@ export class EtcdServer implements ApplyEnv {
     if (isTxnReadonly(r)) {
       // As etcd: a read-only txn is served locally after a linearizable read barrier.
       if (!isTxnSerializable(r)) await this.linearizableRead();
+      this.refuseIfNamedCorrupt();
       const resp = txnRequest(this.kvRef, r);
       resp.header = this.header(resp.header?.revision);
       return resp;

@@ -5,7 +5,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
-import { etcdMissing, etcdctl, liveChildren, type Cluster, type Member, type MemberKind } from '../harness/index.js';
+import { etcdMissing, etcdctl, liveChildren, methods, openChannel, outcome, type Cluster, type Member, type MemberKind } from '../harness/index.js';
+import { etcdserverpb } from '../../src/pb/index.js';
 import { useWorkspace } from '../harness/index.js';
 import { Kv, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, memberIdOf, metricSum, waitFor } from './kit.js';
 
@@ -86,14 +87,23 @@ describe('cluster: partition', () => {
     ['etcd', process.env['CLUSTER_WITH_ETCD'] === '1' ? etcdMissing() : 'set CLUSTER_WITH_ETCD=1 to run against real etcd'],
   ];
   for (const [kind, skip] of kinds) {
-    test(`${kind}: a member left without a leader fails writes at its request timeout as etcd does (gRPC Unknown, not retried by etcdctl)`, { skip }, async () => {
+    test(`${kind}: a member left without a leader ends its leader-requiring watches and fails writes at its request timeout as etcd does (gRPC Unknown, not retried by etcdctl)`, { skip }, async () => {
       const c = await ws.startCluster({ kind, readyTimeoutMs, size: 3, extraFlags: fastElection });
       const [alone, ...others] = c.members as [Member, ...Member[]];
-      for (const m of others) await m.kill();
+      // A watch that requires a leader (etcdctl's watch does) is ended by the member once it has none.
+      const ch = openChannel(alone.endpoint);
+      const watch = ch.bidi(methods.watch.Watch, { metadata: { hasleader: 'true' }, timeoutMs: 60_000 });
       const kv = new Kv(alone.endpoint);
       try {
+        const create = etcdserverpb.WatchCreateRequest.create({ key: Buffer.from('orphan') });
+        watch.write(etcdserverpb.WatchRequest.create({ requestUnion: { case: 'createRequest', value: create } }));
+        assert.equal((await watch.read())?.created, true);
+        for (const m of others) await m.kill();
         // Within an election timeout the member gives its leader up (or, leading, steps down).
         await waitFor(async () => (await kv.status()).leader === 0n, 10_000, 'the lone member to have no leader', 100);
+        const leaderlessAt = Date.now();
+        assert.deepEqual(await outcome(watch.read()), { ok: false, code: unavailable, message: 'etcdserver: no leader' });
+        assert.ok(Date.now() - leaderlessAt < 10_000, `the watch ended ${Date.now() - leaderlessAt} ms after the leader was lost`);
         const started = Date.now();
         const put = await kv.try(kv.put('orphan', 'x', minorityCallMs));
         const tookMs = Date.now() - started;
@@ -102,6 +112,7 @@ describe('cluster: partition', () => {
         assert.ok(tookMs > 5_000 && tookMs < 9_000, `failed after ${tookMs} ms`);
       } finally {
         kv.close();
+        ch.close();
       }
       // etcdctl retries a lease grant on Unavailable until its own deadline; on this error it gives up at once.
       const started = Date.now();

@@ -11,7 +11,9 @@
  *
  * One member applies a put differently from the others (the corrupt
  * failpoint flips a bit of the value it writes): the revision hash check,
- * on by default, raises CORRUPT naming it within 10 s.
+ * on by default, raises CORRUPT naming it within 10 s. The member named
+ * then serves no read and no watch (its watchers' streams end) while the
+ * others serve reads; disarming the alarm lets it serve again.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -20,7 +22,8 @@ import { idToHex } from '../../src/base/index.js';
 import { mvccpb } from '../../src/pb/index.js';
 import { Schema } from '../../src/schema/index.js';
 import { failpointsEnv, idToHex as hex } from '../../src/base/index.js';
-import { Member, etcdctl, etcdctlMissing, memberStatus, useWorkspace } from '../harness/index.js';
+import { Client } from '../../src/client/index.js';
+import { Member, etcdctl, etcdctlBackground, etcdctlMissing, memberStatus, useWorkspace } from '../harness/index.js';
 import { eventually } from './kit.js';
 
 const skip = etcdctlMissing();
@@ -118,6 +121,8 @@ describe('corruption checks', { skip }, () => {
     const others = c.members.filter((m) => m !== victim);
     const healthy = others[0] as Member;
     for (let i = 1; i <= 4; i++) assert.equal((await etcdctl(['put', `k${i}`, `v${i}`], { endpoints: c.endpoints })).code, 0);
+    // A watcher on the victim from before the divergence.
+    const watcher = etcdctlBackground(['watch', '--prefix', 'k'], { endpoints: [victim.endpoint], timeoutMs: 60_000 });
     // Four puts applied alike everywhere, and a few passes of the check: nothing raised.
     await new Promise((r) => setTimeout(r, 4500));
     assert.equal((await etcdctl(['alarm', 'list'], { endpoints: [healthy.endpoint] })).stdout, '');
@@ -127,15 +132,43 @@ describe('corruption checks', { skip }, () => {
     const tookMs = Date.now() - wroteAt;
     assert.equal(alarms, `memberID:${victimId} alarm:CORRUPT`, `the victim is ${hex(victimId)}`);
     assert.ok(tookMs <= 10_000, `CORRUPT raised ${tookMs} ms after the diverging put`);
-    // The divergence was real: the victim serves another value than the others.
-    const got = async (m: Member): Promise<string> => (await etcdctl(['get', 'k5', '--print-value-only', '--consistency=s'], { endpoints: [m.endpoint] })).stdout;
-    assert.equal(await got(healthy), 'v5\n');
-    assert.notEqual(await got(victim), 'v5\n');
+    // The victim serves no read, serializable or not; the others do.
+    const get = (m: Member, consistency: 's' | 'l'): ReturnType<typeof etcdctl> => etcdctl(['get', 'k5', '--print-value-only', `--consistency=${consistency}`], { endpoints: [m.endpoint] });
+    for (const consistency of ['s', 'l'] as const) {
+      assert.equal((await get(healthy, consistency)).stdout, 'v5\n');
+      const refused = await get(victim, consistency);
+      assert.notEqual(refused.code, 0, `--consistency=${consistency}: ${refused.stdout}`);
+      assert.match(refused.stderr, /etcdserver: corrupt cluster/);
+    }
+    // Our client reads through the others: every read, the victim's endpoint first in its list, answers v5.
+    const client = await Client.connect({ endpoints: [victim.endpoint, ...others.map((m) => m.endpoint)], dialTimeoutMs: 5000 });
+    try {
+      for (let i = 0; i < 12; i++) {
+        const r = await client.kv.get('k5', { serializable: i % 2 === 0, timeoutMs: 10_000 });
+        assert.equal(Buffer.from(r.kvs[0]?.value ?? new Uint8Array()).toString(), 'v5');
+      }
+    } finally {
+      client.close();
+    }
+    // Its watcher's stream ended (the events it had were those of before), and no new watch starts there.
+    const ended = await watcher.done;
+    assert.match(ended.stdout, /^PUT\nk5\n/m, 'the watcher saw the puts up to the diverging one');
+    assert.match(ended.stderr, /corrupt cluster/, JSON.stringify(ended));
+    const watchAgain = await etcdctl(['watch', 'k'], { endpoints: [victim.endpoint], timeoutMs: 10_000 });
+    assert.equal(watchAgain.timedOut, false, 'a watch on the victim ends at once');
+    assert.match(watchAgain.stderr, /corrupt cluster/, JSON.stringify(watchAgain));
     // Writes are refused cluster-wide, through every member.
     for (const m of c.members) {
       const put = await etcdctl(['put', 'after', 'x'], { endpoints: [m.endpoint] });
       assert.notEqual(put.code, 0);
       assert.match(put.stderr, /etcdserver: corrupt cluster/);
     }
+    // Disarmed, the victim serves again: and what it serves shows the divergence was real.
+    assert.equal((await etcdctl(['alarm', 'disarm'], { endpoints: [healthy.endpoint] })).code, 0);
+    const served = await eventually('the victim serving reads', async () => {
+      const r = await get(victim, 's');
+      return r.code === 0 ? r.stdout : undefined;
+    }, 10_000, 100);
+    assert.notEqual(served, 'v5\n');
   });
 });
