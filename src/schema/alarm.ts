@@ -9,8 +9,13 @@ const firstKey = new Uint8Array([0]);
 export class AlarmStorage {
   constructor(private readonly schema: Schema) {}
 
+  /**
+   * Stores the alarm. Any member id goes, 0 included, as in etcd, whose API
+   * takes what a client sends; the one alarm whose key would be empty (member
+   * 0, NONE) is refused by AlarmSet before it gets here.
+   */
   put(alarm: etcdserverpb.AlarmMember): void {
-    assert(alarm.memberID !== 0n, 'an alarm belongs to a member');
+    assert(alarm.memberID !== 0n || alarm.alarm !== etcdserverpb.AlarmType.NONE, 'an alarm with an empty key');
     this.schema.backend.write((tx) => tx.put(this.schema.buckets.alarm, etcdserverpb.AlarmMember.encode(alarm), emptyValue));
   }
 
