@@ -5,7 +5,8 @@
  *
  * With arguments, only files whose path contains one of them run. Test files
  * run in parallel processes (two at a time: this machine has two cores and
- * several suites start servers). Every file has a hard timeout.
+ * several suites start servers), soak files first. Every file has a hard
+ * timeout.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -30,9 +31,11 @@ function walk(dir: string, out: string[]): void {
 const files: string[] = [];
 for (const top of ['src', 'test']) walk(join(dist, top), files);
 const filters = process.argv.slice(2);
+// Soak files (*soak.test.js, minutes each) first, so that they run beside the others, not after them.
+const soakFirst = (f: string): number => (f.endsWith('soak.test.js') ? 0 : 1);
 const selected = files
   .filter((f) => filters.length === 0 || filters.some((s) => relative(dist, f).includes(s)))
-  .sort();
+  .sort((a, b) => soakFirst(a) - soakFirst(b) || (a < b ? -1 : a > b ? 1 : 0));
 
 if (selected.length === 0) {
   console.error('run-tests: no test files selected');

@@ -1,5 +1,5 @@
 /**
- * `npm run sim-members -- --seeds 1..200 [--members 3] [--duration-ms 20000]`:
+ * `npm run sim-members -- --seeds 1..200 [--members 3] [--duration-ms 20000] [--quiet-ms N --busy-ms M]`:
  * runs the whole-member simulation once per seed; on the first seed with a
  * violation prints it (and where its history was saved) and exits 1.
  * `--twice` also runs each seed a second time and fails unless the trace
@@ -30,6 +30,8 @@ async function main(): Promise<number> {
       seeds: { type: 'string', default: '1..20' },
       members: { type: 'string', default: '3' },
       'duration-ms': { type: 'string', default: '20000' },
+      'quiet-ms': { type: 'string', default: '0' },
+      'busy-ms': { type: 'string', default: '20000' },
       twice: { type: 'boolean', default: false },
       'status-ms': { type: 'string', default: '0' },
       trace: { type: 'boolean', default: false },
@@ -37,12 +39,13 @@ async function main(): Promise<number> {
   });
   const members = Number(values.members);
   const durationMs = Number(values['duration-ms']);
+  const soak = { quietMs: Number(values['quiet-ms']), busyMs: Number(values['busy-ms']) };
   for (const seed of parseSeeds(values.seeds)) {
     const started = performance.now();
-    const r = await runSim({ seed, members, durationMs, statusEveryMs: Number(values['status-ms']), trace: values.trace });
+    const r = await runSim({ seed, members, durationMs, ...soak, statusEveryMs: Number(values['status-ms']), trace: values.trace });
     const took = ((performance.now() - started) / 1000).toFixed(1);
     console.log(
-      `seed ${seed}: ${r.violations.length === 0 ? 'ok' : 'VIOLATION'} (${members} members, ${r.ops} ops, ${r.okOps} ok, ${r.watchEvents} watch events, ${r.faults} faults, ${r.crashes} crashes, ${r.tornTails} torn WAL tails, ${r.replaced} replaced, ${r.compactions} compactions up to ${r.compactRevision}, ${r.defrags} defrags, snapshots ${r.snapshots.taken} taken ${r.snapshots.sent} sent ${r.snapshots.installed} installed, ${r.auth.on ? `auth (${r.auth.changes} changes, ${r.auth.refused} refused), ` : ''}leases ${r.leases.granted} (${r.leases.abandoned} abandoned, ${r.leases.revoked} revoked, ${r.leases.keepAlives} keep-alives), ${r.revisionChecks.compared} revision hash comparisons, rev ${r.lastRevision}, ${r.events} events, ${took} s) ${r.digest.slice(0, 16)}`,
+      `seed ${seed}: ${r.violations.length === 0 ? 'ok' : 'VIOLATION'} (${members} members, ${r.ops} ops, ${r.okOps} ok, ${r.watchEvents} watch events, ${r.faults} faults, ${r.crashes} crashes, ${r.tornTails} torn WAL tails, ${r.replaced} replaced, ${r.compactions} compactions up to ${r.compactRevision}, ${r.defrags} defrags, snapshots ${r.snapshots.taken} taken ${r.snapshots.sent} sent ${r.snapshots.installed} installed, ${r.auth.on ? `auth (${r.auth.changes} changes, ${r.auth.refused} refused), ` : ''}leases ${r.leases.granted} (${r.leases.abandoned} abandoned, ${r.leases.revoked} revoked, ${r.leases.keepAlives} keep-alives), ${r.revisionChecks.compared} revision hash comparisons, rev ${r.lastRevision}, ${r.events} events, ${(r.simulatedMs / 1000).toFixed(0)} s simulated in ${took} s) ${r.digest.slice(0, 16)}`,
     );
     if (r.violations.length > 0) {
       const path = join(tmpdir(), `etcd-sim-members-${seed}.json`);
@@ -52,7 +55,7 @@ async function main(): Promise<number> {
       return 1;
     }
     if (values.twice) {
-      const again = await runSim({ seed, members, durationMs });
+      const again = await runSim({ seed, members, durationMs, ...soak });
       if (again.digest !== r.digest) {
         console.log(`seed ${seed} is not deterministic: digest ${r.digest} then ${again.digest}`);
         return 1;

@@ -45,6 +45,14 @@ export interface SimOptions {
   readonly trace?: boolean;
   /** Auth on, traffic as an ordinary user, the auth store churned under it (default: seeds divisible by 3). */
   readonly auth?: boolean;
+  /**
+   * A soak: the run alternates busyMs of the usual traffic and faults with
+   * quietMs in which nothing fails and one client writes now and then, so
+   * that long stretches of simulated time (a day) cost little. 0: always busy.
+   */
+  readonly quietMs?: number;
+  /** The busy stretch of a soak's cycle (default 20 s). */
+  readonly busyMs?: number;
 }
 
 export interface SimReport {
@@ -57,6 +65,8 @@ export interface SimReport {
   readonly faults: number;
   readonly lastRevision: number;
   readonly events: number;
+  /** Simulated time at the end of the run (traffic and faults, then the catch-up and the checks). */
+  readonly simulatedMs: number;
   /** Crashes, and WAL tails torn by them that restarts cut off. */
   readonly crashes: number;
   /** Members replaced (removed, and a new one added). */
@@ -151,6 +161,20 @@ class Sim {
       this.history.members[idToHex(m.id)] = `m${index}`;
     });
     this.loop.trace(`seed ${o.seed} members ${o.members} segment ${this.segmentBytes} ${this.preallocate}${this.syncInline ? ' inline-sync' : ''} compaction batches of ${this.compactionBatchLimit} snapshot every ${this.snapshots.snapshotCount} keeping ${this.snapshots.snapshotCatchUpEntries}`);
+  }
+
+  /** Whether the run is in a quiet stretch of a soak (never once the traffic stopped). */
+  quiet(): boolean {
+    const quietMs = this.o.quietMs ?? 0;
+    if (quietMs <= 0 || this.stopTraffic) return false;
+    const busyMs = this.o.busyMs ?? 20_000;
+    return this.loop.nowMs() % (busyMs + quietMs) >= busyMs;
+  }
+
+  /** Sleeps to the start of the next busy stretch (or for a moment, outside a soak). */
+  untilBusy(): Promise<void> {
+    const cycle = (this.o.busyMs ?? 20_000) + (this.o.quietMs ?? 0);
+    return this.loop.sleep(this.quiet() ? cycle - (this.loop.nowMs() % cycle) : 1);
   }
 
   fault(what: string): void {
@@ -272,6 +296,16 @@ class Sim {
     const lastSeen = new Map<string, number>();
     let n = 0;
     while (!this.stopTraffic) {
+      // In a soak's quiet stretch one client writes every 5-35 s; the others wait for the next busy one.
+      if (this.quiet()) {
+        if (id !== 0) {
+          await this.untilBusy();
+          continue;
+        }
+        await this.loop.sleep(5000 + this.rand.intn(30_000));
+        // The traffic may have stopped meanwhile: the checks are then under way.
+        if (this.stopTraffic) break;
+      }
       await this.loop.sleep(this.rand.intn(40));
       const m = this.pickReady();
       if (m === undefined) {
@@ -443,6 +477,8 @@ class Sim {
         sleep: (ms) => this.loop.sleep(ms),
         stopped: () => this.stopTraffic,
         ready: async () => {
+          while (this.quiet()) await this.untilBusy();
+          if (this.stopTraffic) return false;
           await this.loop.sleep(this.rand.intn(100));
           current = this.pickReady();
           if (current === undefined) await this.loop.sleep(100);
@@ -571,6 +607,10 @@ class Sim {
     const unused = authpb.Permission.create({ permType: authpb.Permission_Type.READ, key: Buffer.from('unused/'), rangeEnd: Buffer.from('unused0') });
     while (!this.stopTraffic) {
       await this.loop.sleep(1000 + this.rand.intn(2000));
+      if (this.quiet()) {
+        await this.untilBusy();
+        continue;
+      }
       if (this.stopTraffic) return;
       const holdMs = 200 + this.rand.intn(1300);
       switch (this.rand.intn(4)) {
@@ -651,7 +691,7 @@ class Sim {
       // Stay until the member crashes, or move on after a while to exercise resumption.
       const stayMs = 500 + this.rand.intn(4000);
       const until = this.loop.nowMs() + stayMs;
-      while (m.alive && (this.loop.nowMs() < until || this.stopTraffic) && !this.watchesDone) await this.loop.sleep(50);
+      while (m.alive && (this.loop.nowMs() < until || this.stopTraffic || this.quiet()) && !this.watchesDone) await this.loop.sleep(this.quiet() ? 1000 : 50);
       seg.end = m.alive ? 'moved' : 'member crashed';
       stream.close();
       if (this.watchesDone) return;
@@ -673,6 +713,10 @@ class Sim {
   async compactor(watches: readonly WatchRecord[]): Promise<void> {
     while (!this.stopTraffic) {
       await this.loop.sleep(500 + this.rand.intn(1500));
+      if (this.quiet()) {
+        await this.untilBusy();
+        continue;
+      }
       const target = Math.min(...watches.map(lastDelivered)) - this.rand.intn(30);
       const m = this.pickReady();
       if (m === undefined || target <= this.compacted + 5) continue;
@@ -713,6 +757,10 @@ class Sim {
   async faults(): Promise<void> {
     while (!this.stopTraffic) {
       await this.loop.sleep(300 + this.rand.intn(1500));
+      if (this.quiet()) {
+        await this.untilBusy();
+        continue;
+      }
       if (this.stopTraffic) return;
       const slot = this.pick(this.current()) as Slot;
       const leader = this.current().find((s) => s.member?.alive === true && s.member.isLeader());
@@ -868,7 +916,8 @@ class Sim {
    */
   async revisionChecker(everyMs: number): Promise<void> {
     while (!this.watchesDone) {
-      await this.loop.sleep(everyMs);
+      // Nothing changes much in a soak's quiet stretch: a pass every 30 s there.
+      await this.loop.sleep(this.quiet() ? 30_000 : everyMs);
       this.checkRevisions();
     }
   }
@@ -1012,6 +1061,7 @@ export async function runSim(o: SimOptions): Promise<SimReport> {
     faults: sim.history.faults.length,
     lastRevision,
     events: loop.events,
+    simulatedMs: loop.nowMs(),
     crashes: sim.history.faults.filter((f) => f.what.startsWith('crash')).length,
     replaced: sim.history.faults.filter((f) => /: added m\d+/.test(f.what)).length,
     tornTails: sim.slots.reduce((n, s) => n + s.disk.tornTails, 0),
