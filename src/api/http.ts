@@ -12,7 +12,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { LogLevel, Registry } from '../base/index.js';
+import type { TLSSocket } from 'node:tls';
+import type { LogLevel, Logger, Registry } from '../base/index.js';
 import { debugVars, openFilesLimit, watchCollections } from './debug-vars.js';
 import { scanGoJson } from './go-json-scan.js';
 import { readRequestBody } from './http-body.js';
@@ -193,11 +194,75 @@ function procOr(read: () => number): number {
   }
 }
 
-/** etcd answers every HTTP request with its CORS headers (--cors defaults to "*"), and OPTIONS with them alone. */
-function allowCors(res: Res): void {
-  res.setHeader('Access-Control-Allow-Headers', 'accept, content-type, authorization');
-  res.setHeader('Access-Control-Allow-Methods', 'POST, GET, OPTIONS, PUT, DELETE');
-  res.setHeader('Access-Control-Allow-Origin', '*');
+/**
+ * etcd's access controller, in front of every HTTP request on the client
+ * port (not gRPC):
+ * - Over plain HTTP, a Host (its name, without the port) not in
+ *   --host-whitelist gets 421 with etcd's text about DNS rebinding
+ *   (CVE-2018-5702); "*" or an empty list allows every host; TLS
+ *   connections are not checked.
+ * - CORS: with "*" (the default) or an empty --cors, every answer allows
+ *   origin "*"; otherwise an answer allows the request's Origin when it is
+ *   one of the --cors URLs, and carries no CORS header when it is not.
+ */
+export class AccessController {
+  private readonly hosts: ReadonlySet<string>;
+  private readonly origins: ReadonlySet<string>;
+
+  constructor(hostWhitelist: readonly string[], corsOrigins: readonly string[]) {
+    this.hosts = new Set(hostWhitelist);
+    this.origins = new Set(corsOrigins);
+  }
+
+  hostAllowed(host: string): boolean {
+    return this.hosts.size === 0 || this.hosts.has('*') || this.hosts.has(host);
+  }
+
+  /** The Access-Control-Allow-Origin an answer to this Origin carries, if any. */
+  allowedOrigin(origin: string | undefined): string | undefined {
+    if (this.origins.size === 0 || this.origins.has('*')) return '*';
+    return origin !== undefined && this.origins.has(origin) ? origin : undefined;
+  }
+}
+
+/** The host name of a request (Go's httputil.GetHostname: the Host without its port). */
+export function requestHostname(req: Req): string {
+  const host = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
+  const m = /^(?:\[([^\]]*)\]|([^:]*)):[^:]*$/.exec(host);
+  if (m === null) return host;
+  return m[1] ?? m[2] ?? host;
+}
+
+function misdirected(host: string): string {
+  return `
+etcd received your request, but the Host header was unrecognized.
+
+To fix this, choose one of the following options:
+- Enable TLS, then any HTTPS request will be allowed.
+- Add the hostname you want to use to the whitelist in settings.
+  - e.g. etcd --host-whitelist ${JSON.stringify(host)}
+
+This requirement has been added to help prevent "DNS Rebinding" attacks (CVE-2018-5702).
+`;
+}
+
+/** Refuses the request (421) when its host is not whitelisted; else writes its CORS headers. False: answered. */
+function admit(ac: AccessController, req: Req, res: Res, logger: Logger): boolean {
+  if ((req.socket as Partial<TLSSocket>).encrypted !== true) {
+    const host = requestHostname(req);
+    if (!ac.hostAllowed(host)) {
+      logger.warn('rejecting HTTP request to prevent DNS rebinding attacks', { host });
+      plainError(res, 421, misdirected(host));
+      return false;
+    }
+  }
+  const origin = ac.allowedOrigin(req.headers.origin);
+  if (origin !== undefined) {
+    res.setHeader('Access-Control-Allow-Headers', 'accept, content-type, authorization');
+    res.setHeader('Access-Control-Allow-Methods', 'POST, GET, OPTIONS, PUT, DELETE');
+    res.setHeader('Access-Control-Allow-Origin', origin);
+  }
+  return true;
 }
 
 export type HttpRoute = (req: Req, res: Res, path: string) => boolean;
@@ -208,10 +273,11 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
   const healthOk = s.registry.counter('etcd_server_health_success', 'The total number of successful health checks');
   const healthFailed = s.registry.counter('etcd_server_health_failures', 'The total number of failed health checks');
   const scrape = scrapeHandler(s.registry);
+  const access = new AccessController(s.cfg.hostWhitelist, s.cfg.corsOrigins);
   watchCollections();
   return (req, res) => {
     const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
-    allowCors(res);
+    if (!admit(access, req, res, s.logger)) return;
     if (req.method === 'OPTIONS') {
       res.statusCode = 200;
       res.end();

@@ -97,7 +97,7 @@ export const etcdFlags: readonly FlagDef[] = [
     defaultText: '',
     usage: 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).',
   },
-  { section: security, name: 'cors', kind: 'string', defaultText: '*', usage: 'Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).' },
+  { section: security, name: 'cors', kind: 'string', defaultText: '*', check: (v) => (v === '*' || v === '' ? undefined : urlsCheck(v)), usage: 'Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).' },
   { section: security, name: 'host-whitelist', kind: 'string', defaultText: '*', usage: 'Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all).' },
   { section: auth, name: 'auth-token', kind: 'string', defaultText: 'simple', usage: "Specify a v3 authentication token type and its options ('simple' or 'jwt')." },
   { section: auth, name: 'bcrypt-cost', kind: 'uint', defaultText: '10', usage: 'Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are between 4 and 31.' },
