@@ -41,7 +41,6 @@ export {
   checkRangeRequest,
   checkTxnRequest,
   checkWatchCreate,
-  filterReadableKeys,
   requireAuthInfo,
   requiresAdmin,
   txnNestingMax,

@@ -194,16 +194,6 @@ export function checkLeaseLeases(c: PermissionChecks, ai: AuthInfo | undefined, 
   return checkEveryKey(c, ai, allAttachedKeys, false);
 }
 
-/**
- * The gentler alternative to checkLeaseTimeToLive: only the keys the caller
- * may read (all of them when auth is off or the caller is admin; none
- * without a caller). Order is kept.
- */
-export function filterReadableKeys(c: PermissionChecks, ai: AuthInfo | undefined, keys: readonly Uint8Array[]): Uint8Array[] {
-  if (!c.isEnabled() || (ai !== undefined && c.isAdminPermitted(ai) === undefined)) return [...keys];
-  return keys.filter((key) => c.isRangePermitted(ai, key, noKey) === undefined);
-}
-
 /** Raft requests that need the root role at apply (auth management), as etcd's needAdminPermission. */
 export function requiresAdmin(r: serverpb.InternalRaftRequest): boolean {
   switch (r.request?.case) {
