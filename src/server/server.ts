@@ -1268,7 +1268,8 @@ function errorFromPeer(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-function isTxnReadonly(r: etcdserverpb.TxnRequest): boolean {
+/** A txn with no put or delete, nested txns included: served locally, as etcd serves it. */
+export function isTxnReadonly(r: etcdserverpb.TxnRequest): boolean {
   for (const op of [...r.success, ...r.failure]) {
     const q = op.request;
     if (q === undefined) continue;
