@@ -172,7 +172,10 @@ async function script(url: string, mask: (a: Answer) => Answer): Promise<[string
   await call('proclaim without leader', '/v3/election/proclaim', { body: JSON.stringify({ value: b64('x') }) });
   await call('lease revoke', '/v3/lease/revoke', { body: JSON.stringify({ ID: '4096' }) });
   // Cluster and maintenance
-  await call('member list', '/v3/cluster/member/list', { body: '{}' });
+  const members = await call('member list', '/v3/cluster/member/list', { body: '{}' });
+  const self = (JSON.parse(members.body) as { members?: { ID?: string }[] }).members?.[0]?.ID ?? '0';
+  // Refused for want of started members: etcd 3.4.23 answers it Unknown, 500.
+  await call('member remove of the only member', '/v3/cluster/member/remove', { body: JSON.stringify({ ID: self }) });
   await call('member add bad url', '/v3/cluster/member/add', { body: JSON.stringify({ peerURLs: ['bad'] }) });
   await call('member remove unknown', '/v3/cluster/member/remove', { body: JSON.stringify({ ID: '1' }) });
   await call('member update unknown', '/v3/cluster/member/update', { body: JSON.stringify({ ID: '1', peerURLs: ['http://127.0.0.1:1'] }) });

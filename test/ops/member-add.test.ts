@@ -93,6 +93,9 @@ describe(`member add (${opsKind}): a voter, then a learner promoted, while write
     await m5.start({ timeoutMs: readyTimeoutMs });
     const put = await etcdctl(['put', 'on-learner', 'x'], { endpoints: [m5.endpoint] });
     assert.deepEqual([put.code, errorLines(put.stderr)], [1, 'Error: etcdserver: rpc not supported for learner']);
+    // As etcd 3.4.23's: a learner answers only Status and serializable reads; MemberList is refused too.
+    const learnerList = await etcdctl(['member', 'list'], { endpoints: [m5.endpoint] });
+    assert.deepEqual([learnerList.code, errorLines(learnerList.stderr)], [1, 'Error: etcdserver: rpc not supported for learner']);
     const promoted = await eventually(
       'the learner promoted',
       async () => {
