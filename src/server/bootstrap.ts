@@ -5,7 +5,8 @@
  *   names the member and cluster;
  *   the newest snap file whose marker the WAL holds, and the entries after
  *   it, fill raft's storage. The flags' cluster settings are ignored, as etcd
- *   ignores them.
+ *   ignores them. With --force-new-cluster the log is first made that of a
+ *   one-member cluster (force-new-cluster.ts) and saved so.
  * - A WAL exists but holds nothing raft saved, --initial-cluster-state new
  *   (a first start stopped between creating it and raft's first save: a port
  *   in use, a kill): it is removed and the member bootstraps again from its
@@ -29,6 +30,7 @@ import { MemoryStorage, type Peer } from '../raft/index.js';
 import { fetchClusterFromPeers } from '../transport/index.js';
 import { Snapshotter, Wal, entriesAfterSnapshot, nodeWalFs, type WalMetrics, type WalOpenResult } from '../wal/index.js';
 import { ConfigError, checkAdvertisedPeerUrls, type ServerConfig } from './config.js';
+import { appliedIndexAtStart, standaloneLog } from './force-new-cluster.js';
 import type { DataLayout } from './layout.js';
 import { RaftCluster, computeMemberId, memberToRecord } from './membership.js';
 import { peerTransportTls } from './tls.js';
@@ -55,7 +57,7 @@ export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: L
   if (Wal.exists(layout.walDir)) {
     const r = await Wal.open(layout.walDir, { logger, metrics });
     // A joining member starts raft empty anyway; a new cluster's member needs its bootstrap entries.
-    if (!neverUsed(r) || cfg.initialClusterState !== 'new') return restart(r, snapshotter, logger);
+    if (!neverUsed(r) || cfg.initialClusterState !== 'new') return restart(r, snapshotter, logger, cfg.forceNewCluster ? layout : undefined);
     // A first start that stopped before raft saved anything (a port in use, a kill): the member
     // promised nothing to anyone, and a restart from this log would have no configuration at all.
     logger.warn('the WAL holds nothing raft saved; bootstrapping the member again', { 'wal-dir': layout.walDir });
@@ -78,23 +80,52 @@ async function removeDirEntries(dir: string): Promise<void> {
   await nodeWalFs.fsyncDir(dir);
 }
 
-async function restart(r: WalOpenResult, snapshotter: Snapshotter, logger: Logger): Promise<BootState> {
+/** forceNewCluster: the layout of the member to restart as a one-member cluster (--force-new-cluster). */
+async function restart(r: WalOpenResult, snapshotter: Snapshotter, logger: Logger, forceNewCluster: DataLayout | undefined): Promise<BootState> {
   const md = serverpb.WalMetadata.decode(r.metadata);
   const snapshot = await snapshotter.loadNewestAvailable(r.snapshots);
   const meta = snapshot?.metadata;
-  const entries = entriesAfterSnapshot(r, {
+  let entries = entriesAfterSnapshot(r, {
     index: meta?.index ?? 0,
     term: meta?.term ?? 0,
     ...(meta?.confState ? { confState: meta.confState } : {}),
   });
+  let hardState = r.hardState;
+  if (forceNewCluster !== undefined) {
+    const forced = standaloneLog(md.memberId, {
+      hardState,
+      entries,
+      snapshotIndex: meta?.index ?? 0,
+      snapshotConfState: meta?.confState,
+      appliedIndex: await appliedIndexAtStart(forceNewCluster, meta?.index ?? 0),
+    });
+    if (forced.discarded > 0) {
+      logger.info('discarding uncommitted WAL entries', {
+        'entry-index': forced.discardedFrom,
+        'commit-index-from-wal': hardState.commit,
+        'number-of-discarded-entries': forced.discarded,
+      });
+    }
+    // Durable before raft starts: a crash from here on restarts (with or without the flag) as the
+    // one-member cluster, its removals committed in the log.
+    await r.wal.save(forced.hardState, forced.appended, true);
+    entries = forced.entries;
+    hardState = forced.hardState;
+    logger.info('forcing restart member', {
+      'cluster-id': idToHex(md.clusterId),
+      'local-member-id': idToHex(md.memberId),
+      'commit-index': hardState.commit,
+      'removed-members': forced.removed.map(idToHex),
+    });
+  }
   const storage = new MemoryStorage();
   if (snapshot !== undefined) storage.applySnapshot(snapshot);
-  storage.setHardState(r.hardState);
+  storage.setHardState(hardState);
   if (entries.length > 0) storage.append(entries);
   logger.info('restarting member', {
     'local-member-id': idToHex(md.memberId),
     'cluster-id': idToHex(md.clusterId),
-    commit: r.hardState.commit,
+    commit: hardState.commit,
     'snapshot-index': meta?.index ?? 0,
     entries: entries.length,
   });
