@@ -73,7 +73,7 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: clustering, name: 'strict-reconfig-check', kind: 'bool', defaultText: 'true', usage: 'Reject reconfiguration requests that would cause quorum loss.' },
   { section: clustering, name: 'pre-vote', kind: 'bool', defaultText: 'false', usage: 'Enable to run an additional Raft election phase.' },
   { section: clustering, name: 'auto-compaction-retention', kind: 'string', defaultText: '0', usage: 'Auto compaction retention length. 0 means disable auto compaction.' },
-  { section: clustering, name: 'auto-compaction-mode', kind: 'string', defaultText: 'periodic', usage: "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.", check: oneOf('periodic', 'revision') },
+  { section: clustering, name: 'auto-compaction-mode', kind: 'string', defaultText: 'periodic', usage: "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention." },
   { section: clustering, name: 'enable-v2', kind: 'bool', defaultText: 'false', usage: 'Accept etcd V2 client requests. etcd-ts serves the v3 API only: true is refused.', check: (v) => (parseBool(v) ? v3Only : undefined) },
   { section: security, name: 'cert-file', kind: 'string', defaultText: '', usage: 'Path to the client server TLS cert file.' },
   { section: security, name: 'key-file', kind: 'string', defaultText: '', usage: 'Path to the client server TLS key file.' },
@@ -164,7 +164,8 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   cfg.name = get('name') ?? cfg.name;
   cfg.dataDir = get('data-dir') ?? `${cfg.name}.etcd`;
   cfg.walDir = get('wal-dir') ?? '';
-  cfg.snapshotCount = num('snapshot-count', cfg.snapshotCount);
+  // 0 is etcd's default, 100000 ("set snapshot count to default").
+  cfg.snapshotCount = num('snapshot-count', cfg.snapshotCount) || cfg.snapshotCount;
   cfg.heartbeatMs = num('heartbeat-interval', cfg.heartbeatMs);
   cfg.electionMs = num('election-timeout', cfg.electionMs);
   cfg.initialElectionTickAdvance = parseBool(get('initial-election-tick-advance') ?? 'true');
@@ -205,7 +206,9 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   cfg.grpcKeepaliveTimeoutMs = ms(get('grpc-keepalive-timeout') ?? '20s');
   cfg.strictReconfigCheck = parseBool(get('strict-reconfig-check') ?? 'true');
   cfg.preVote = parseBool(get('pre-vote') ?? 'false');
-  cfg.autoCompactionMode = get('auto-compaction-mode') === 'revision' ? 'revision' : 'periodic';
+  const mode = get('auto-compaction-mode') ?? '';
+  if (mode !== '' && mode !== 'periodic' && mode !== 'revision') throw new ConfigError(`unknown auto-compaction-mode ${JSON.stringify(mode)}`);
+  cfg.autoCompactionMode = mode === 'revision' ? 'revision' : 'periodic';
   cfg.autoCompactionRetention = get('auto-compaction-retention') ?? '0';
   cfg.clientTls = tlsFrom(get, '');
   cfg.peerTls = tlsFrom(get, 'peer-');

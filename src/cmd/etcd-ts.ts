@@ -68,7 +68,7 @@ async function main(argv: string[]): Promise<void> {
   let notes: string[] = [];
   try {
     const parsed = parseFlags(etcdFlags, argv);
-    if (parsed.args.length > 0) throw new FlagError(`'${parsed.args[0] ?? ''}' is not a valid flag`);
+    if (parsed.args.length > 0) throw new ConfigError(`'${parsed.args[0] ?? ''}' is not a valid flag`);
     const configFile = parsed.values.get('config-file');
     if (configFile !== undefined && configFile !== '') {
       values = valuesFromConfigFile(configFile);
@@ -76,6 +76,14 @@ async function main(argv: string[]): Promise<void> {
       const env = flagsFromEnv('ETCD_', etcdFlags, parsed.values, process.env);
       values = new Map([...env.used, ...parsed.values]);
       notes = env.notes;
+      // etcd drops its default advertised client URL once the listen URLs are set, and then needs one.
+      if (values.has('listen-client-urls') && !values.has('advertise-client-urls')) {
+        fail(
+          "error verifying flags, --advertise-client-urls is required when --listen-client-urls is set explicitly. See 'etcd-ts --help'.\n" +
+            'When listening on specific address(es), this etcd process must advertise accessible url(s) to each connected client.',
+          1,
+        );
+      }
     }
   } catch (e) {
     if (e instanceof FlagError) {

@@ -186,13 +186,9 @@ export function validateConfig(cfg: ServerConfig): void {
   if (cfg.electionMs > 50_000) {
     throw new ConfigError(`--election-timeout[${cfg.electionMs}ms] is too long, and should be set less than 50000ms`);
   }
-  if (cfg.snapshotCount <= 0) throw new ConfigError('--snapshot-count must be > 0');
-  if (cfg.maxTxnOps <= 0) throw new ConfigError('--max-txn-ops must be > 0');
-  if (cfg.maxRequestBytes <= 0) throw new ConfigError('--max-request-bytes must be > 0');
   if (cfg.bcryptCost < 4 || cfg.bcryptCost > 31) {
     throw new ConfigError(`invalid bcrypt-cost: ${cfg.bcryptCost} (must be between 4 and 31)`);
   }
-  if (cfg.quotaBackendBytes < 0) throw new ConfigError('--quota-backend-bytes must be >= 0');
   if (cfg.initialClusterState === 'new' && !cfg.initialCluster.has(cfg.name)) {
     throw new ConfigError(
       `couldn't find local name "${cfg.name}" in the initial cluster configuration`,

@@ -53,17 +53,21 @@ export class BackendQuota {
   private cachedAtMs = -Infinity;
   private cachedSize = 0;
 
+  /** A negative --quota-backend-bytes turns the quota off, as in etcd: every write fits. */
+  readonly disabled: boolean;
+
   constructor(
     quotaBackendBytes: number,
     private readonly backendSize: () => number,
     private readonly clock: Clock,
   ) {
+    this.disabled = quotaBackendBytes < 0;
     this.bytes = quotaBackendBytes > 0 ? quotaBackendBytes : quotaBackendBytesDefault;
   }
 
   /** Whether a write of this cost fits (etcd: size + cost < quota; a free request always fits). */
   available(costBytes: number): boolean {
-    if (costBytes === 0) return true;
+    if (costBytes === 0 || this.disabled) return true;
     const now = this.clock.nowMs();
     if (now - this.cachedAtMs > sizeCacheMs) {
       this.cachedSize = this.backendSize();

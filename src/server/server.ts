@@ -167,7 +167,8 @@ export class EtcdServer implements ApplyEnv {
     this.schemaRef = schema;
     schema.backend.onCommit = this.metrics.observeCommit;
     this.quota = new BackendQuota(this.cfg.quotaBackendBytes, () => this.schemaRef.backend.size(), this.clock);
-    this.metrics.quotaBytes.set(this.quota.bytes);
+    this.metrics.quotaBytes.set(this.quota.disabled ? this.cfg.quotaBackendBytes : this.quota.bytes);
+    if (this.quota.disabled) this.logger.info('disabled backend quota', { 'quota-size-bytes': this.cfg.quotaBackendBytes });
     this.leaseStorage = new LeaseStorage(schema);
     this.authStorage = new AuthStorage(schema);
     this.lessor = new Lessor({
@@ -687,7 +688,10 @@ export class EtcdServer implements ApplyEnv {
       request,
     });
     const data = serverpb.InternalRaftRequest.encode(req);
-    if (data.length > this.cfg.maxRequestBytes) throw new ServerError('RequestTooLarge');
+    // --max-request-bytes bounds what etcd 3.4 proposes through its v3 path; what it proposes through
+    // the v2 one (its attributes, the cluster version, the health check's round) is not bounded.
+    const v2Path = request === undefined || request.case === 'memberAttributesSet' || request.case === 'clusterVersionSet';
+    if (!v2Path && data.length > this.cfg.maxRequestBytes) throw new ServerError('RequestTooLarge');
     const wait = this.waits.register(id);
     if (wait === undefined) throw new ServerError('TooManyRequests');
     this.metrics.proposalsPending.inc();

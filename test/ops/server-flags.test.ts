@@ -116,6 +116,25 @@ describe('server configuration errors', () => {
       expected: 'conflicting environment variable "ETCD_NAME" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)',
       sameAsEtcd: (e) => e,
     },
+    {
+      name: 'an argument that is not a flag',
+      args: (p) => [`--data-dir=${join(dir, 'stray.etcd')}`, `--listen-client-urls=http://127.0.0.1:${p[0]}`, `--advertise-client-urls=http://127.0.0.1:${p[0]}`, `--listen-peer-urls=http://127.0.0.1:${p[1]}`, 'stray-arg'],
+      expected: "error verifying flags, 'stray-arg' is not a valid flag. See 'etcd-ts --help'.",
+      sameAsEtcd: (e) => e,
+    },
+    {
+      name: 'an unknown --auto-compaction-mode',
+      args: (p) => [`--data-dir=${join(dir, 'mode.etcd')}`, `--listen-client-urls=http://127.0.0.1:${p[0]}`, `--advertise-client-urls=http://127.0.0.1:${p[0]}`, `--listen-peer-urls=http://127.0.0.1:${p[1]}`, '--auto-compaction-mode=bogus'],
+      expected: `error verifying flags, unknown auto-compaction-mode "bogus". See 'etcd-ts --help'.`,
+      sameAsEtcd: (e) => e,
+    },
+    {
+      // etcd says it on two lines: "error verifying flags, --advertise-client-urls is required ...", then this one.
+      name: '--listen-client-urls without --advertise-client-urls',
+      args: (p) => [`--data-dir=${join(dir, 'no-advertise.etcd')}`, `--listen-client-urls=http://127.0.0.1:${p[0]}`, `--listen-peer-urls=http://127.0.0.1:${p[1]}`],
+      expected: 'When listening on specific address(es), this etcd process must advertise accessible url(s) to each connected client.',
+      sameAsEtcd: (e) => e,
+    },
   ];
 
   for (const c of cases) {
@@ -131,6 +150,30 @@ describe('server configuration errors', () => {
       assert.equal(c.sameAsEtcd(real.error).replace("'etcd --help'", "'etcd-ts --help'"), c.expected);
     });
   }
+
+  test('a negative --quota-backend-bytes turns the quota off; --max-request-bytes 0 refuses every write as too large (as etcd 3.4.23)', async () => {
+    for (const [flag, check] of [
+      ['--quota-backend-bytes=-1', async (url: string): Promise<void> => {
+        const metrics = await (await fetch(`${url}/metrics`)).text();
+        assert.match(metrics, /^etcd_server_quota_backend_bytes -1$/m);
+        assert.equal((await fetch(`${url}/v3/kv/put`, { method: 'POST', body: '{"key":"YQ==","value":"Yg=="}' })).status, 200);
+      }],
+      ['--max-request-bytes=0', async (url: string): Promise<void> => {
+        const put = await fetch(`${url}/v3/kv/put`, { method: 'POST', body: '{"key":"YQ==","value":"Yg=="}' });
+        assert.match(await put.text(), /etcdserver: request is too large/);
+      }],
+    ] as const) {
+      const [client, peer] = await freePorts(2);
+      const url = `http://127.0.0.1:${client}`;
+      const m = await startUntilHealthy(['--data-dir', join(dir, `${flag.slice(2, 7)}.etcd`), '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', `http://127.0.0.1:${peer}`, flag], client as number, dir);
+      try {
+        assert.equal(m.healthy, true, `${flag}: ${m.stderr()}`);
+        await check(url);
+      } finally {
+        await m.stop();
+      }
+    }
+  });
 
   test('a bad value in a config file is a configuration error, not a usage one', async () => {
     const ours = await runToExit('etcd-ts', ['--config-file', file('state.yml', 'initial-cluster-state: foo\n')], {}, dir);
