@@ -6,6 +6,9 @@
  * keepalive policy from the --grpc-keepalive-* flags.
  */
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { grpcOverheadBytes } from '../base/index.js';
 import { ClientPortServer, GrpcServer, type ClientPortTlsOptions, type ListenTarget } from '../grpc/index.js';
@@ -61,6 +64,41 @@ function clientTls(s: EtcdServer): ClientPortTlsOptions | undefined {
   }
 }
 
+/**
+ * A --listen-metrics-urls listener: /metrics and /health only (etcd's
+ * HandleMetricsHealth), plain HTTP or, for an https URL, TLS with the client
+ * certificate settings.
+ */
+async function listenMetrics(s: EtcdServer, handle: (req: IncomingMessage, res: ServerResponse) => void, url: string): Promise<{ server: Server; url: string }> {
+  const serveOnly = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === '/metrics' || path === '/health') return handle(req, res);
+    res.statusCode = 404;
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.end('404 page not found\n');
+  };
+  const secure = url.startsWith('https:');
+  const tls = secure ? clientTls(s) : undefined;
+  if (secure && tls === undefined) throw new ConfigError(`TLS key/cert (--cert-file, --key-file) must be provided for metrics url ${url}`);
+  const server =
+    tls === undefined
+      ? createHttpServer(serveOnly)
+      : createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth, minVersion: 'TLSv1.2', ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}) }, serveOnly);
+  const target = listenTarget(url);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    if ('path' in target) server.listen(target.path, done);
+    else server.listen(target.port, target.host, done);
+  });
+  const port = (server.address() as AddressInfo | null)?.port;
+  return { server, url: port === undefined ? url : `${new URL(url).protocol}//${hostOf(url)}:${port}` };
+}
+
 export class ClientApi {
   private constructor(
     readonly grpc: GrpcServer,
@@ -68,6 +106,7 @@ export class ClientApi {
     /** The addresses actually bound, as URLs (port 0 resolved). */
     readonly urls: string[],
     private readonly gateway: Gateway | undefined,
+    private readonly metricsServers: Server[],
   ) {}
 
   static async start(s: EtcdServer, opts: ClientApiOptions = {}): Promise<ClientApi> {
@@ -110,14 +149,25 @@ export class ClientApi {
       await Promise.all(ports.map((p) => p.close(0)));
       throw e;
     }
+    const metricsServers: Server[] = [];
+    try {
+      for (const url of s.cfg.listenMetricsUrls) {
+        const m = await listenMetrics(s, http, url);
+        metricsServers.push(m.server);
+        s.logger.info('serving metrics', { address: m.url });
+      }
+    } catch (e) {
+      await Promise.all([...ports.map((p) => p.close(0)), ...metricsServers.map(closeServer)]);
+      throw e;
+    }
     const first = urls[0];
     if (gateway !== undefined && first !== undefined) gateway.setUpstream(gatewayUpstream(s, first));
-    return new ClientApi(grpc, ports, urls, gateway);
+    return new ClientApi(grpc, ports, urls, gateway, metricsServers);
   }
 
   async close(graceMs = 1000): Promise<void> {
     this.gateway?.close();
-    await Promise.all(this.ports.map((p) => p.close(graceMs)));
+    await Promise.all([...this.ports.map((p) => p.close(graceMs)), ...this.metricsServers.map(closeServer)]);
   }
 }
 
@@ -135,6 +185,11 @@ function gatewayUpstream(s: EtcdServer, url: string): GatewayUpstream {
   const t = s.cfg.clientTls;
   const ca = t.trustedCaFile !== '' ? readFileSync(t.trustedCaFile) : undefined;
   return { address, tls: { cert: readFileSync(t.certFile), key: readFileSync(t.keyFile), ca, insecureSkipVerify: ca === undefined } };
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
 }
 
 function hostOf(url: string): string {

@@ -8,7 +8,7 @@
  * the failpoints from that file.
  */
 import { getServers, promises as dns } from 'node:dns';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
 import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
 import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, goDnsServer, type Logger } from '../base/index.js';
@@ -104,8 +104,9 @@ async function main(argv: string[]): Promise<void> {
   // etcd checks the names before anything else, and fails without "error verifying flags".
   const badSuite = unknownCipherSuite(cfg.cipherSuites);
   if (badSuite !== undefined) fail(`unexpected TLS cipher suite ${JSON.stringify(badSuite)}`, 1);
-  const logger: Logger = new JsonLogger(cfg.logLevel);
+  const logger: Logger = new JsonLogger(cfg.logLevel, logWriter(cfg.logOutputs));
   for (const n of notes) logger.info(n);
+  if (cfg.enablePprof) logger.warn("--enable-pprof: Go's /debug/pprof endpoints have no counterpart here and are not served (node's --cpu-prof and --heap-prof profile etcd-ts)");
   if (cfg.discoverySrv !== '' || cfg.discoverySrvName !== '') await clusterFromDns(cfg, logger);
   try {
     validateConfig(cfg);
@@ -113,6 +114,29 @@ async function main(argv: string[]): Promise<void> {
     configFailure(e);
   }
   await serve(cfg, logger);
+}
+
+/**
+ * --log-outputs as etcd's zap logger takes it: "default" and "stderr" are
+ * standard error, "stdout" standard output, anything else a file appended
+ * to; every line goes to each of them. journald is not reachable from here:
+ * "systemd/journal" is refused rather than dropped.
+ */
+function logWriter(outputs: readonly string[]): (line: string) => void {
+  const writers = [...new Set(outputs.length === 0 ? ['default'] : outputs)].map((out): ((line: string) => void) => {
+    if (out === 'default' || out === 'stderr') return (line) => process.stderr.write(line);
+    if (out === 'stdout') return (line) => process.stdout.write(line);
+    if (out === 'systemd/journal') fail(`error verifying flags, --log-outputs=systemd/journal is not supported by etcd-ts (log to a file or stderr). See 'etcd-ts --help'.`, 1);
+    let fd: number;
+    try {
+      fd = openSync(out, 'a');
+    } catch (e) {
+      fail(`error verifying flags, open ${out}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}. See 'etcd-ts --help'.`, 1);
+    }
+    return (line) => writeSync(fd, line);
+  });
+  const [only] = writers;
+  return writers.length === 1 && only !== undefined ? only : (line) => writers.forEach((w) => w(line));
 }
 
 /** Go's resolver, as far as --discovery-srv needs it, over the system's DNS. */

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -173,6 +173,22 @@ describe('server configuration errors', () => {
         await m.stop();
       }
     }
+  });
+
+  test('--log-outputs: the log goes to a file, not to stderr', async () => {
+    const [client, peer] = await freePorts(2);
+    const url = `http://127.0.0.1:${client}`;
+    const logFile = join(dir, 'member.log');
+    const m = await startUntilHealthy(['--data-dir', join(dir, 'log-outputs.etcd'), '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', `http://127.0.0.1:${peer}`, `--log-outputs=${logFile}`], client as number, dir);
+    try {
+      assert.equal(m.healthy, true, m.stderr());
+      assert.match(readFileSync(logFile, 'utf8'), /"msg":"ready to serve client requests"/);
+      assert.doesNotMatch(m.stderr(), /"level":/);
+    } finally {
+      await m.stop();
+    }
+    const refused = await runToExit('etcd-ts', ['--data-dir', join(dir, 'log-outputs2.etcd'), `--log-outputs=${join(dir, 'no-such-dir', 'x.log')}`], {}, dir);
+    assert.deepEqual(refused, { code: 1, error: `error verifying flags, open ${join(dir, 'no-such-dir', 'x.log')}: no such file or directory. See 'etcd-ts --help'.` });
   });
 
   test('a bad value in a config file is a configuration error, not a usage one', async () => {
