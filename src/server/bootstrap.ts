@@ -23,6 +23,7 @@
  *   the one with our --initial-advertise-peer-urls. Raft starts empty and the
  *   leader sends the log or a snapshot.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import { idToHex, type Logger } from '../base/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
@@ -52,7 +53,33 @@ export interface BootState {
 
 const fetchTimeoutMs = 5000;
 
+/** bbolt's meta page magic, after the 16-byte page header: the mark of a database etcd wrote. */
+const bboltMagic = 0xed0cdaed;
+
+/** A data dir etcd wrote is refused by name, before its WAL (another format too) reads as corrupt. */
+function refuseEtcdDataDir(layout: DataLayout): void {
+  let head: Buffer;
+  try {
+    const fd = openSync(layout.dbPath, 'r');
+    try {
+      head = Buffer.alloc(20);
+      readSync(fd, head, 0, 20, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return; // no database yet
+  }
+  if (head.readUInt32LE(16) === bboltMagic) {
+    throw new ConfigError(
+      `${layout.dbPath} is a bbolt database: this data dir was written by etcd, whose files etcd-ts does not read; ` +
+        'copy the keys into an etcd-ts cluster with etcdctl make-mirror instead',
+    );
+  }
+}
+
 export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: Logger, metrics?: WalMetrics): Promise<BootState> {
+  refuseEtcdDataDir(layout);
   const snapshotter = new Snapshotter(layout.snapDir, { logger });
   if (Wal.exists(layout.walDir)) {
     const r = await Wal.open(layout.walDir, { logger, metrics });

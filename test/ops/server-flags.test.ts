@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -189,6 +189,19 @@ describe('server configuration errors', () => {
     }
     const refused = await runToExit('etcd-ts', ['--data-dir', join(dir, 'log-outputs2.etcd'), `--log-outputs=${join(dir, 'no-such-dir', 'x.log')}`], {}, dir);
     assert.deepEqual(refused, { code: 1, error: `error verifying flags, open ${join(dir, 'no-such-dir', 'x.log')}: no such file or directory. See 'etcd-ts --help'.` });
+  });
+
+  test("a data dir that etcd wrote (a bbolt database) is refused by name, not read as a corrupt WAL", async () => {
+    const dataDir = join(dir, 'written-by-etcd.etcd');
+    const db = join(dataDir, 'member', 'snap', 'db');
+    mkdirSync(join(dataDir, 'member', 'snap'), { recursive: true });
+    mkdirSync(join(dataDir, 'member', 'wal'), { recursive: true });
+    // A bbolt meta page: a 16-byte page header, then the magic.
+    const head = Buffer.alloc(4096);
+    head.writeUInt32LE(0xed0cdaed, 16);
+    writeFileSync(db, head);
+    const r = await runToExit('etcd-ts', ['--data-dir', dataDir], {}, dir);
+    assert.deepEqual(r, { code: 1, error: `${db} is a bbolt database: this data dir was written by etcd, whose files etcd-ts does not read; copy the keys into an etcd-ts cluster with etcdctl make-mirror instead` });
   });
 
   test('a bad value in a config file is a configuration error, not a usage one', async () => {
