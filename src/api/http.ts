@@ -14,7 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { LogLevel, Logger, Registry } from '../base/index.js';
-import { debugVars, openFilesLimit, watchCollections } from './debug-vars.js';
+import { debugVars, openFilesLimit } from './debug-vars.js';
 import { scanGoJson } from './go-json-scan.js';
 import { readRequestBody } from './http-body.js';
 import { etcdserverpb } from '../pb/index.js';
@@ -274,7 +274,6 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
   const healthFailed = s.registry.counter('etcd_server_health_failures', 'The total number of failed health checks');
   const scrape = scrapeHandler(s.registry);
   const access = new AccessController(s.cfg.hostWhitelist, s.cfg.corsOrigins);
-  watchCollections();
   return (req, res) => {
     const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
     if (!admit(access, req, res, s.logger)) return;
