@@ -123,8 +123,9 @@ async function main(argv: string[]): Promise<void> {
  * "systemd/journal" is refused rather than dropped.
  */
 function logWriter(outputs: readonly string[]): (line: string) => void {
-  const writers = [...new Set(outputs.length === 0 ? ['default'] : outputs)].map((out): ((line: string) => void) => {
-    if (out === 'default' || out === 'stderr') return (line) => process.stderr.write(line);
+  const targets = new Set((outputs.length === 0 ? ['default'] : outputs).map((o) => (o === 'default' ? 'stderr' : o)));
+  const writers = [...targets].map((out): ((line: string) => void) => {
+    if (out === 'stderr') return (line) => process.stderr.write(line);
     if (out === 'stdout') return (line) => process.stdout.write(line);
     if (out === 'systemd/journal') fail(`error verifying flags, --log-outputs=systemd/journal is not supported by etcd-ts (log to a file or stderr). See 'etcd-ts --help'.`, 1);
     let fd: number;
