@@ -49,20 +49,22 @@ export function requestCost(r: serverpb.InternalRaftRequest['request']): number 
 }
 
 export class BackendQuota {
+  /** The quota: --quota-backend-bytes, or the default for 0; negative when the quota is off. */
   readonly bytes: number;
   private cachedAtMs = -Infinity;
   private cachedSize = 0;
-
-  /** A negative --quota-backend-bytes turns the quota off, as in etcd: every write fits. */
-  readonly disabled: boolean;
 
   constructor(
     quotaBackendBytes: number,
     private readonly backendSize: () => number,
     private readonly clock: Clock,
   ) {
-    this.disabled = quotaBackendBytes < 0;
-    this.bytes = quotaBackendBytes > 0 ? quotaBackendBytes : quotaBackendBytesDefault;
+    this.bytes = quotaBackendBytes !== 0 ? quotaBackendBytes : quotaBackendBytesDefault;
+  }
+
+  /** A negative --quota-backend-bytes turns the quota off, as in etcd: every write fits. */
+  get disabled(): boolean {
+    return this.bytes < 0;
   }
 
   /** Whether a write of this cost fits (etcd: size + cost < quota; a free request always fits). */

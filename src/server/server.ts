@@ -167,8 +167,8 @@ export class EtcdServer implements ApplyEnv {
     this.schemaRef = schema;
     schema.backend.onCommit = this.metrics.observeCommit;
     this.quota = new BackendQuota(this.cfg.quotaBackendBytes, () => this.schemaRef.backend.size(), this.clock);
-    this.metrics.quotaBytes.set(this.quota.disabled ? this.cfg.quotaBackendBytes : this.quota.bytes);
-    if (this.quota.disabled) this.logger.info('disabled backend quota', { 'quota-size-bytes': this.cfg.quotaBackendBytes });
+    this.metrics.quotaBytes.set(this.quota.bytes);
+    if (this.quota.disabled) this.logger.info('disabled backend quota', { 'quota-size-bytes': this.quota.bytes });
     this.leaseStorage = new LeaseStorage(schema);
     this.authStorage = new AuthStorage(schema);
     this.lessor = new Lessor({
