@@ -20,7 +20,7 @@ import { clusterService } from './cluster.js';
 import { electionService } from './election.js';
 import { addHealthService } from './health-service.js';
 import { Gateway, type GatewayUpstream } from './gateway.js';
-import { httpHandler, type HttpRoute } from './http.js';
+import { httpHandler, plainError, type HttpRoute } from './http.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
 import { lockService } from './lock.js';
@@ -73,10 +73,7 @@ async function listenMetrics(s: EtcdServer, handle: (req: IncomingMessage, res: 
   const serveOnly = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === '/metrics' || path === '/health') return handle(req, res);
-    res.statusCode = 404;
-    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.end('404 page not found\n');
+    plainError(res, 404, '404 page not found');
   };
   const secure = url.startsWith('https:');
   const tls = secure ? clientTls(s) : undefined;

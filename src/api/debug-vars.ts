@@ -27,7 +27,7 @@ import type { EtcdServer } from '../server/index.js';
 /** Go's runtime keeps the last 256 pauses in a ring indexed by NumGC. */
 const pauseRing = 256;
 
-/** The collections this process has made since the first handler was built. */
+/** The collections this process has made since it was first asked for /debug/vars. */
 class GcRecord {
   count = 0;
   pauseTotalNs = 0;

@@ -1,13 +1,15 @@
 /**
  * The HTTP side of the client port (etcd 3.4.23's etcdhttp): GET /health,
- * /version, /metrics, /debug/vars (debug-vars.ts), PUT /config/local/log. /health is {"health":"true"} (200) when there is a
- * leader, no alarm (other than those named by `?exclude=<ALARM>`, repeatable,
- * exact names), and a quorum round trip succeeds within a second; otherwise
+ * /version, /metrics, /debug/vars (debug-vars.ts), PUT /config/local/log.
+ * /health is {"health":"true"} (200) when there is a leader, no alarm
+ * (other than those named by `?exclude=<ALARM>`, repeatable, exact names),
+ * and a quorum round trip succeeds within a second; otherwise
  * {"health":"false"} with 503. That round trip is etcd 3.4's v2 quorum GET,
  * which is a raft entry: each /health takes one (endpoint status shows the
  * raft index move), as etcd's does. /livez and /readyz came with etcd 3.5:
  * like every other unknown path they are 404 here, as in 3.4.23.
- * Every answer carries etcd's CORS headers. The /v3 JSON gateway is gateway.ts.
+ * Every request passes etcd's access controller first (--host-whitelist,
+ * --cors: AccessController below). The /v3 JSON gateway is gateway.ts.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -78,7 +80,7 @@ function setLogLevel(s: EtcdServer, req: Req, res: Res): void {
 
 const logBodyBytesMax = 64 * 1024;
 
-function plainError(res: Res, status: number, body: string): void {
+export function plainError(res: Res, status: number, body: string): void {
   // As Go's http.Error: text/plain, nosniff, a trailing newline.
   res.statusCode = status;
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
@@ -205,7 +207,7 @@ function procOr(read: () => number): number {
  *   origin "*"; otherwise an answer allows the request's Origin when it is
  *   one of the --cors URLs, and carries no CORS header when it is not.
  */
-export class AccessController {
+class AccessController {
   private readonly hosts: ReadonlySet<string>;
   private readonly origins: ReadonlySet<string>;
 
@@ -226,7 +228,7 @@ export class AccessController {
 }
 
 /** The host name of a request (Go's httputil.GetHostname: the Host without its port). */
-export function requestHostname(req: Req): string {
+function requestHostname(req: Req): string {
   const host = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
   const m = /^(?:\[([^\]]*)\]|([^:]*)):[^:]*$/.exec(host);
   if (m === null) return host;
