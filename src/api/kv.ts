@@ -6,20 +6,11 @@
  */
 import { EncodedMessage, unary, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb } from '../pb/index.js';
-import { AuthError, authChecks, isTxnReadonly, kvChecks, type EtcdServer, type RequestContext } from '../server/index.js';
+import { authChecks, kvChecks, type EtcdServer } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
 import { checkQuota, putCost, txnCost } from './quota.js';
 
 type KVMethods = typeof etcdserverpb.KVService.methods;
-
-/**
- * etcd's doSerialize, after a local read: a token of another auth revision
- * than the store's now fails the read, auth on or off (a JWT outlives an
- * auth disable, which moves the revision).
- */
-function refuseStaleToken(s: EtcdServer, user: RequestContext['user']): void {
-  if (user !== undefined && user.revision !== 0 && user.revision !== s.auth.revision()) throw new AuthError('AuthOldRevision');
-}
 
 export function kvService(s: EtcdServer): ServiceHandlers<KVMethods> {
   const leaseKeys = (id: bigint): readonly Uint8Array[] | undefined => s.lessor.lookup(id)?.keys();
@@ -30,9 +21,7 @@ export function kvService(s: EtcdServer): ServiceHandlers<KVMethods> {
         check(kvChecks.range(req));
         const ctx = await requestContext(s, call);
         check(authChecks.range(s.auth, ctx.user, req));
-        const resp = new EncodedMessage(await s.rangeBytes(req));
-        refuseStaleToken(s, ctx.user);
-        return resp;
+        return new EncodedMessage(await s.rangeBytes(req, ctx.user));
       }),
     ),
     Put: unary((req, call) =>
@@ -58,9 +47,7 @@ export function kvService(s: EtcdServer): ServiceHandlers<KVMethods> {
         const ctx = await requestContext(s, call);
         // Read-only txns are served here, not through raft: check them here.
         check(authChecks.txn(s.auth, ctx.user, req, leaseKeys));
-        const resp = await s.txn(req, ctx);
-        if (isTxnReadonly(req)) refuseStaleToken(s, ctx.user);
-        return resp;
+        return s.txn(req, ctx);
       }),
     ),
     Compact: unary((req, call) =>

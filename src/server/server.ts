@@ -20,7 +20,7 @@ import {
   type Logger,
   type Registry,
 } from '../base/index.js';
-import { AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, type AuthInfo } from '../auth/index.js';
+import { AuthError, AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, type AuthInfo } from '../auth/index.js';
 import { installSnapshotFile, realTimers } from '../backend/index.js';
 import { Lessor, minLeaseTtlSeconds } from '../lease/index.js';
 import { KvStore, WatchableStore, isKvError, rangeEncoded, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
@@ -307,7 +307,11 @@ export class EtcdServer implements ApplyEnv {
    * corrupt cluster") until the alarm is disarmed, while the other members go
    * on serving reads. Writes are refused cluster-wide by the alarm, as etcd's.
    */
-  namedCorrupt = false;
+  get namedCorrupt(): boolean {
+    return this.corruptNamed;
+  }
+
+  private corruptNamed = false;
   private readonly corruptListeners = new Set<() => void>();
 
   /** Calls fn when a CORRUPT alarm comes to name this member; returns the unsubscribe. */
@@ -318,8 +322,8 @@ export class EtcdServer implements ApplyEnv {
 
   private alarmsChanged(set: AlarmSet): void {
     const named = set.names(this.memberId, etcdserverpb.AlarmType.CORRUPT);
-    if (named === this.namedCorrupt) return;
-    this.namedCorrupt = named;
+    if (named === this.corruptNamed) return;
+    this.corruptNamed = named;
     if (!named) {
       this.logger.warn('no CORRUPT alarm names this member any more; serving reads and watches again');
       return;
@@ -330,7 +334,16 @@ export class EtcdServer implements ApplyEnv {
 
   /** A read must not be served from a state named corrupt. */
   private refuseIfNamedCorrupt(): void {
-    if (this.namedCorrupt) throw new ServerError('Corrupt');
+    if (this.corruptNamed) throw new ServerError('Corrupt');
+  }
+
+  /**
+   * After a local read, as etcd's doSerialize: a token of another auth
+   * revision than the store's now fails the read, auth on or off (a JWT
+   * outlives an auth disable, which moves the revision).
+   */
+  private refuseStaleToken(user: RequestContext['user']): void {
+    if (user !== undefined && user.revision !== 0 && user.revision !== this.auth.revision()) throw new AuthError('AuthOldRevision');
   }
 
   /** Proposes a CORRUPT alarm for the member, unless it has one already. */
@@ -781,11 +794,12 @@ export class EtcdServer implements ApplyEnv {
    * slices between other work (mvcc's rangeEncoded). A request that filters
    * by revision or sorts by another target is encoded from range's answer.
    */
-  async rangeBytes(r: etcdserverpb.RangeRequest): Promise<Uint8Array> {
+  async rangeBytes(r: etcdserverpb.RangeRequest, user?: RequestContext['user']): Promise<Uint8Array> {
     if (!r.serializable) await this.linearizableRead();
     this.refuseIfNamedCorrupt();
+    let out: Uint8Array;
     try {
-      return await this.onCurrentStore((kv) => {
+      out = await this.onCurrentStore((kv) => {
         const out = rangeEncoded(kv, r, (rev) => this.header(rev));
         if (out !== undefined) return out;
         const resp = rangeRequest(kv, r);
@@ -797,6 +811,8 @@ export class EtcdServer implements ApplyEnv {
       if (this.stopping && !isKvError(e)) throw new ServerError('Stopped');
       throw e;
     }
+    this.refuseStaleToken(user);
+    return out;
   }
 
   /**
@@ -834,6 +850,7 @@ export class EtcdServer implements ApplyEnv {
       if (!isTxnSerializable(r)) await this.linearizableRead();
       this.refuseIfNamedCorrupt();
       const resp = txnRequest(this.kvRef, r);
+      this.refuseStaleToken(ctx.user);
       resp.header = this.header(resp.header?.revision);
       return resp;
     }
@@ -1273,7 +1290,7 @@ function errorFromPeer(e: unknown): Error {
 }
 
 /** A txn with no put or delete, nested txns included: served locally, as etcd serves it. */
-export function isTxnReadonly(r: etcdserverpb.TxnRequest): boolean {
+function isTxnReadonly(r: etcdserverpb.TxnRequest): boolean {
   for (const op of [...r.success, ...r.failure]) {
     const q = op.request;
     if (q === undefined) continue;
