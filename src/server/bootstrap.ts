@@ -56,21 +56,26 @@ const fetchTimeoutMs = 5000;
 /** bbolt's meta page magic, after the 16-byte page header: the mark of a database etcd wrote. */
 const bboltMagic = 0xed0cdaed;
 
-/** A data dir etcd wrote is refused by name, before its WAL (another format too) reads as corrupt. */
-function refuseEtcdDataDir(layout: DataLayout): void {
+/** Whether the file at path is a bbolt database (false when it cannot be read). */
+export function isBboltFile(path: string): boolean {
   let head: Buffer;
   try {
-    const fd = openSync(layout.dbPath, 'r');
+    const fd = openSync(path, 'r');
     try {
       head = Buffer.alloc(20);
-      readSync(fd, head, 0, 20, 0);
+      if (readSync(fd, head, 0, 20, 0) < 20) return false;
     } finally {
       closeSync(fd);
     }
   } catch {
-    return; // no database yet
+    return false;
   }
-  if (head.readUInt32LE(16) === bboltMagic) {
+  return head.readUInt32LE(16) === bboltMagic;
+}
+
+/** A data dir etcd wrote is refused by name, before its WAL (another format too) reads as corrupt. */
+function refuseEtcdDataDir(layout: DataLayout): void {
+  if (isBboltFile(layout.dbPath)) {
     throw new ConfigError(
       `${layout.dbPath} is a bbolt database: this data dir was written by etcd, whose files etcd-ts does not read; ` +
         'copy the keys into an etcd-ts cluster with etcdctl make-mirror instead',

@@ -28,6 +28,7 @@ import { raftpb, serverpb } from '../pb/index.js';
 import { MembershipStorage, Schema, bytesToMainRevision } from '../schema/index.js';
 import { Snapshotter, Wal } from '../wal/index.js';
 import { ConfigError, checkAdvertisedPeerUrls, defaultConfig, validateConfig } from './config.js';
+import { isBboltFile } from './bootstrap.js';
 import { dataLayout } from './layout.js';
 import { RaftCluster, memberToRecord, parseUrls, parseUrlsMap } from './membership.js';
 
@@ -78,6 +79,9 @@ function copyDatabase(src: string, dest: string): { carried: Buffer | undefined;
 
 /** Opens a database file, refusing what LMDB cannot read with etcd's "invalid database". */
 function openDatabase(path: string, logger: Logger): Schema {
+  // An empty file would open as a new database.
+  if (statSync(path).size === 0) throw new ConfigError('invalid database');
+  if (isBboltFile(path)) throw new ConfigError('invalid database: a bbolt database (a snapshot of etcd); etcd-ts reads its own snapshots, LMDB files, only');
   try {
     return Schema.open({ path, logger });
   } catch {
