@@ -83,9 +83,9 @@ class WatchSession {
   }
 
   async run(): Promise<void> {
-    // A member named corrupt serves no watch: the stream ends with "etcdserver: corrupt cluster".
-    if (this.s.namedCorrupt) throw new ServerError('Corrupt');
-    const unsubscribe = this.s.onNamedCorrupt(() => {
+    // A member named corrupt, or repairing its backend, serves no watch: the stream ends with "etcdserver: corrupt cluster".
+    if (this.s.refusesReads) throw new ServerError('Corrupt');
+    const unsubscribe = this.s.onRefusingReads(() => {
       this.corrupted = true;
       this.close();
     });

@@ -20,6 +20,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { assert, crc32cUpdate, failpoint, nopLogger, utf8, type Logger } from '../base/index.js';
 import { bytesToKey } from './bytes-key.js';
+import { isBackendCorrupt } from './errors.js';
 import type { BackendEngine, EngineOpener } from './engine.js';
 import { LmdbEngine, fsyncPath } from './lmdb-engine.js';
 import { Batch, mergeOverlays, type BucketOverlay, type OverlayEntry } from './overlay.js';
@@ -170,7 +171,7 @@ export class Backend implements WriteTx {
       this.depth--;
     }
     assert(!(result instanceof Promise), 'backend write scopes are synchronous');
-    if (this.depth === 0 && this.pending.ops >= this.batchOpsMax) void this.commit();
+    if (this.depth === 0 && this.pending.ops >= this.batchOpsMax) this.commitInBackground();
     return result;
   }
 
@@ -305,8 +306,20 @@ export class Backend implements WriteTx {
     if (this.commitTimer !== undefined) return;
     this.commitTimer = this.timers.setTimeout(() => {
       this.commitTimer = undefined;
-      void this.commit();
+      this.commitInBackground();
     }, this.batchIntervalMs);
+  }
+
+  /**
+   * A commit nobody waits for. A backend whose scope failed on a corrupt
+   * record commits nothing more, and says so to forceCommit and close; its
+   * owner repairs it (the server replaces it), so that is no crash here. Any
+   * other failure still is.
+   */
+  private commitInBackground(): void {
+    this.commit().catch((e: unknown) => {
+      if (!isBackendCorrupt(e)) throw e;
+    });
   }
 
   private commit(): Promise<void> {
@@ -352,7 +365,7 @@ export class Backend implements WriteTx {
     if (--this.pauses > 0) return;
     this.resume?.();
     this.resume = undefined;
-    if (this.pending.ops >= this.batchOpsMax) void this.commit();
+    if (this.pending.ops >= this.batchOpsMax) this.commitInBackground();
     else if (this.pending.ops > 0) this.armTimer();
   }
 
@@ -368,6 +381,12 @@ export class Backend implements WriteTx {
   sizeInUse(): number {
     this.checkOpen();
     return this.engine.sizeInUse();
+  }
+
+  /** Reads every committed record and checks its checksum; throws BackendCorruptError at the first bad one. */
+  verify(): void {
+    this.checkOpen();
+    this.engine.verify?.();
   }
 
   /**

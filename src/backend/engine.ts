@@ -43,6 +43,8 @@ export interface BackendEngine {
   openReadTransactions?(): number;
   /** Writes a consistent copy of everything committed to destPath, page for page. */
   backup(destPath: string): Promise<void>;
+  /** Reads every committed record, checking what the engine can check (LMDB: each record's checksum); throws BackendCorruptError at the first bad one. */
+  verify?(): void;
   /** Rewrites the store without its free space; everything committed stays. */
   defrag(): Promise<void>;
   close(): Promise<void>;

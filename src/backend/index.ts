@@ -4,7 +4,9 @@
  * Promises:
  * - One file at `path` (LMDB, no subdirectory; lock table in `${path}-lock`)
  *   holding the named databases ("buckets") the caller lists; keys and values
- *   are raw bytes, ordered by unsigned byte comparison.
+ *   are raw bytes, ordered by unsigned byte comparison. LMDB stores each
+ *   value with a CRC-32C of its key and value; a read that finds them apart
+ *   throws BackendCorruptError (errors.ts) instead of returning the bytes.
  * - Writes go through `write(fn)` scopes. Reads see every write applied so
  *   far, committed to LMDB or not.
  * - Writes are committed in batches (every `batchIntervalMs` = 100 ms, or at
@@ -33,6 +35,7 @@ export {
   type WriteTx,
 } from './backend.js';
 export { bytesToKey, keyToBytes } from './bytes-key.js';
+export { BackendCorruptError, isBackendCorrupt } from './errors.js';
 export type { BackendEngine, EngineBatch, EngineEntry, EngineOpener } from './engine.js';
 export type { BucketOverlay, OverlayEntry } from './overlay.js';
 export { ManualTimers, realTimers, type TimerHandle, type Timers } from './timers.js';

@@ -3,13 +3,21 @@
  * subdirectory; its lock table in `${path}-lock`), one named LMDB database
  * per bucket. Commits run on lmdb's write thread; `flushed` follows its
  * fsync.
+ *
+ * LMDB checksums nothing it stores (nor does etcd's bbolt): a flipped bit in
+ * a page is read back as data. So every value is stored with a trailer, the
+ * CRC-32C of its key and value, checked at every read from the file; a
+ * mismatch throws BackendCorruptError. A file written before trailers
+ * existed (no format mark in LMDB's main database) is read unchecked, with a
+ * warning; a defrag rewrites it with them.
  */
-import { closeSync, fsyncSync, linkSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open as openFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase, type RootDatabaseOptions } from 'lmdb';
-import { failpoint, type Logger } from '../base/index.js';
+import { crc32cUpdate, failpoint, type Logger } from '../base/index.js';
 import type { BackendEngine, EngineBatch, EngineEntry } from './engine.js';
+import { BackendCorruptError } from './errors.js';
 
 type Db = Database<Buffer, Uint8Array>;
 type Env = RootDatabase<Buffer, Uint8Array>;
@@ -46,7 +54,70 @@ const valueCodec = {
   decode: (bytes: Uint8Array, size: number): Buffer => pooledCopy(bytes, 0, size),
 };
 
-function openEnv(path: string, noSync: boolean, names: readonly string[]): { env: Env; dbs: Db[] } {
+/**
+ * The format mark, a key of LMDB's main database (beside the names of the
+ * buckets, which LMDB keeps there too): its value says values carry trailers.
+ */
+const formatKey = Buffer.from('etcd-ts/format');
+const formatChecked = Buffer.from('value-crc32c/1');
+const trailerBytes = 4;
+
+/** The trailer of a value: CRC-32C of the key, then of the value. */
+function trailerOf(key: Uint8Array, value: Uint8Array): number {
+  return crc32cUpdate(crc32cUpdate(0, key), value);
+}
+
+/** The value as stored: value then its trailer (little-endian). */
+function sealed(key: Uint8Array, value: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(value.length + trailerBytes);
+  out.set(value);
+  out.writeUInt32LE(trailerOf(key, value), value.length);
+  return out;
+}
+
+/** Where LMDB's meta page keeps its magic number (after the page header of this LMDB build), and the number. */
+const magicOffset = 24;
+const lmdbMagic = 0xbeefc0de;
+
+/**
+ * Throws BackendCorruptError unless the existing file at path starts as an
+ * LMDB file does. LMDB checks the magic itself, but lmdb's open reads the
+ * file before that and dies on a foreign one (a bbolt file, junk) with a
+ * segmentation fault.
+ */
+function checkMagic(path: string): void {
+  const head = Buffer.alloc(magicOffset + 4);
+  const fd = openSync(path, 'r');
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (n < head.length || head.readUInt32LE(magicOffset) !== lmdbMagic) {
+    throw new BackendCorruptError('(the file)', new Uint8Array(0), 'not an LMDB database (no LMDB magic number in its first page)');
+  }
+}
+
+/** LMDB's codes for a file whose structure is damaged: MDB_PAGE_NOTFOUND, MDB_CORRUPTED, MDB_INVALID. */
+const damagedCodes = new Set([-30797, -30796, -30793]);
+
+/** e as BackendCorruptError when LMDB found the file's structure damaged; otherwise e. */
+function asCorrupt(e: unknown, bucket: string, key: Uint8Array): unknown {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'number' && damagedCodes.has(code) ? new BackendCorruptError(bucket, key, (e as Error).message) : e;
+}
+
+interface OpenedEnv {
+  env: Env;
+  dbs: Db[];
+  /** Values carry trailers (the file has the format mark). */
+  checked: boolean;
+}
+
+function openEnv(path: string, noSync: boolean, names: readonly string[]): OpenedEnv {
+  const fresh = !existsSync(path) || statSync(path).size === 0;
+  if (!fresh) checkMagic(path);
   const env = open<Buffer, Uint8Array>({
     path,
     noSubdir: true,
@@ -58,7 +129,9 @@ function openEnv(path: string, noSync: boolean, names: readonly string[]): { env
   // lmdb reads keyEncoder and encoder in openDB too; its types list them only for open().
   const dbOptions: RootDatabaseOptions = { keyEncoder: keyCodec, encoder: valueCodec };
   const dbs = names.map((name) => env.openDB<Buffer, Uint8Array>(name, dbOptions));
-  return { env, dbs };
+  if (fresh) env.putSync(formatKey, formatChecked);
+  const mark = env.getBinary(formatKey);
+  return { env, dbs, checked: mark !== undefined && Buffer.compare(mark, formatChecked) === 0 };
 }
 
 interface TreeStats {
@@ -77,6 +150,8 @@ interface EnvStats {
 export class LmdbEngine implements BackendEngine {
   private env: Env;
   private dbs: Db[];
+  /** Values carry trailers: written with them, checked when read. */
+  private checked: boolean;
 
   private constructor(
     private readonly path: string,
@@ -86,9 +161,33 @@ export class LmdbEngine implements BackendEngine {
   ) {
     // An interrupted defrag leaves its copy behind; the file at `path` is intact.
     for (const stale of [`${path}.defrag`, `${path}.defrag-lock`, retiredPath(path)]) rmSync(stale, { force: true });
-    const { env, dbs } = openEnv(path, noSync, names);
+    let opened: OpenedEnv;
+    try {
+      opened = openEnv(path, noSync, names);
+    } catch (e) {
+      throw asCorrupt(e, '(the file)', new Uint8Array(0));
+    }
+    const { env, dbs, checked } = opened;
     this.env = env;
     this.dbs = dbs;
+    this.checked = checked;
+    if (!checked) logger.warn('backend written without record checksums: reads are not checked until a defrag rewrites it', { path });
+  }
+
+  /** The value of a stored record, its trailer checked and cut off. */
+  private opened(bucket: number, key: Uint8Array, stored: Uint8Array): Uint8Array {
+    if (!this.checked) return stored;
+    const n = stored.length - trailerBytes;
+    if (n < 0) throw new BackendCorruptError(this.names[bucket] ?? String(bucket), key, `a value of ${stored.length} bytes has no room for its checksum`);
+    const value = stored.subarray(0, n);
+    const want = (stored[n] as number) | ((stored[n + 1] as number) << 8) | ((stored[n + 2] as number) << 16) | ((stored[n + 3] as number) << 24);
+    if ((trailerOf(key, value) | 0) !== want) throw new BackendCorruptError(this.names[bucket] ?? String(bucket), key, 'checksum mismatch');
+    return value;
+  }
+
+  /** What commit and defrag store for a value. */
+  private toStore(key: Uint8Array, value: Uint8Array): Uint8Array {
+    return this.checked ? sealed(key, value) : value;
   }
 
   static open(path: string, names: readonly string[], noSync: boolean, logger: Logger): LmdbEngine {
@@ -105,13 +204,35 @@ export class LmdbEngine implements BackendEngine {
   /** lmdb's own buffer (or a view of the map), valid until the next read. */
   peek(bucket: number, key: Uint8Array): Uint8Array | undefined {
     const db = this.dbs[bucket] as Db & { readonly lastSize: number };
-    const fast = db.getBinaryFast(key);
+    let fast: Uint8Array | undefined;
+    try {
+      fast = db.getBinaryFast(key);
+    } catch (e) {
+      throw asCorrupt(e, this.names[bucket] ?? String(bucket), key);
+    }
     // lmdb patches `length` of its reusable buffer: a view with the true bounds.
-    return fast === undefined ? undefined : new Uint8Array(fast.buffer, fast.byteOffset, db.lastSize);
+    return fast === undefined ? undefined : this.opened(bucket, key, new Uint8Array(fast.buffer, fast.byteOffset, db.lastSize));
   }
 
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
-    return (this.dbs[bucket] as Db).getRange(end === undefined ? { start } : { start, end });
+    const entries = (this.dbs[bucket] as Db).getRange(end === undefined ? { start } : { start, end });
+    if (!this.checked) return entries;
+    return entries.map(({ key, value }) => ({ key, value: this.opened(bucket, key, value) }));
+  }
+
+  /** Reads every record of every bucket, checking each: throws BackendCorruptError at the first bad one. */
+  verify(): void {
+    for (let b = 0; b < this.dbs.length; b++) {
+      let last: Uint8Array = new Uint8Array(0);
+      try {
+        for (const { key, value } of (this.dbs[b] as Db).getRange({ start: Buffer.alloc(0) })) {
+          last = key;
+          this.opened(b, key, value);
+        }
+      } catch (e) {
+        throw asCorrupt(e, this.names[b] ?? String(b), last);
+      }
+    }
   }
 
   commit(batch: EngineBatch): Promise<void> {
@@ -121,7 +242,7 @@ export class LmdbEngine implements BackendEngine {
         const db = dbs[i] as Db;
         for (const e of overlay.entries.values()) {
           if (e.value === undefined) void db.remove(e.key);
-          else void db.put(e.key, e.value as Buffer);
+          else void db.put(e.key, this.toStore(e.key, e.value) as Buffer);
         }
       });
     });
@@ -179,7 +300,12 @@ export class LmdbEngine implements BackendEngine {
     failpoint('defragBeforeCopy');
     const next = openEnv(tmp, this.noSync, this.names);
     try {
-      for (let i = 0; i < this.dbs.length; i++) await copyEntries(this.dbs[i] as Db, next.env, next.dbs[i] as Db);
+      // Values are copied as stored, checked on the way (a defrag does not carry a corrupt
+      // record into a fresh file), or sealed when the old file had no trailers.
+      for (let i = 0; i < this.dbs.length; i++) {
+        const store = this.checked ? (k: Uint8Array, v: Uint8Array): Uint8Array => (this.opened(i, k, v), v) : sealed;
+        await copyEntries(this.dbs[i] as Db, next.env, next.dbs[i] as Db, store);
+      }
       await next.env.flushed;
     } catch (e) {
       await next.env.close();
@@ -191,6 +317,7 @@ export class LmdbEngine implements BackendEngine {
     const old = this.env;
     this.env = next.env;
     this.dbs = next.dbs;
+    this.checked = next.checked;
     await old.close();
     rmSync(`${this.path}-lock`, { force: true });
     // A second name keeps the old file's blocks allocated through the rename: replacing
@@ -220,8 +347,11 @@ export class LmdbEngine implements BackendEngine {
 const defragChunkEntries = 2_000;
 const defragChunkBytes = 1024 * 1024;
 
-/** Copies every entry of from into to, in key order, a chunk per transaction (keys and values are read as copies). */
-async function copyEntries(from: Db, env: Env, to: Db): Promise<void> {
+/**
+ * Copies every entry of from into to, in key order, a chunk per transaction
+ * (keys and values are read as copies); `stored` gives what to store for each.
+ */
+async function copyEntries(from: Db, env: Env, to: Db, stored: (key: Uint8Array, value: Uint8Array) => Uint8Array): Promise<void> {
   let after: Buffer | undefined;
   for (;;) {
     const chunk: { key: Buffer; value: Buffer }[] = [];
@@ -231,7 +361,7 @@ async function copyEntries(from: Db, env: Env, to: Db): Promise<void> {
     for (const { key, value } of from.getRange({ start: after ?? Buffer.alloc(0) })) {
       const k = key as Buffer;
       if (after !== undefined && chunk.length === 0 && Buffer.compare(k, after) === 0) continue;
-      chunk.push({ key: k, value: value });
+      chunk.push({ key: k, value: stored(k, value) as Buffer });
       bytes += k.length + value.length;
       full = chunk.length === defragChunkEntries || bytes >= defragChunkBytes;
       if (full) break;

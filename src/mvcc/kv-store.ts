@@ -6,7 +6,7 @@
  * index plus one backend lookup per returned key.
  */
 import { assert, crc32cUpdate, failpoint, failpointCorrupts, nopLogger, utf8, type LeaseId, type Logger } from '../base/index.js';
-import { bytesToKey, keyToBytes, realTimers, type Bucket, type Backend, type TimerHandle, type Timers } from '../backend/index.js';
+import { BackendCorruptError, bytesToKey, keyToBytes, realTimers, type Bucket, type Backend, type TimerHandle, type Timers } from '../backend/index.js';
 import { isTombstoneBytes, revisionBytesLen, writeRevisionBytes, type Schema } from '../schema/index.js';
 import { mvccpb } from '../pb/index.js';
 import { KvError } from './errors.js';
@@ -212,7 +212,9 @@ export class KvStore {
     const key = this.revKeyScratch;
     writeRevisionBytes(key, main, sub);
     const v = transient ? this.backend.peek(this.keyBucket, key) : this.backend.get(this.keyBucket, key);
-    if (v === undefined) assert(false, `mvcc: revision ${main}.${sub} in the index but not in the backend`);
+    // The index was built from the backend: a revision gone from it is a damaged file (a flipped
+    // bit in a key or a page), not a state to serve or to stop the process on.
+    if (v === undefined) throw new BackendCorruptError(this.keyBucket.name, Uint8Array.from(key), `revision ${main}.${sub} is in the index but not in the backend`);
     return v;
   }
 

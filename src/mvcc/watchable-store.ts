@@ -44,6 +44,12 @@ export interface WatchableStoreOptions {
   readonly streamResponsesMax?: number;
   readonly syncReadEntriesMax?: number;
   readonly logger?: Logger;
+  /**
+   * Told of an error a sync pass (a timer's work, nobody's call) threw while
+   * reading the store, such as a corrupt record; the pass is abandoned and
+   * tried again later. Absent: the error is thrown (and crashes the process).
+   */
+  readonly onPassError?: (e: unknown) => void;
 }
 
 /** A watcher to create, as in a WatchCreateRequest. */
@@ -87,6 +93,7 @@ export class WatchableStore implements TxnObserver {
   readonly streamResponsesMax: number;
   private readonly syncReadEntriesMax: number;
   private readonly logger: Logger;
+  private readonly onPassError: ((e: unknown) => void) | undefined;
   private readonly synced = new WatcherGroup();
   private readonly unsynced = new WatcherGroup();
   private victims: Map<Watcher, Victim>[] = [];
@@ -108,6 +115,7 @@ export class WatchableStore implements TxnObserver {
     this.streamResponsesMax = options.streamResponsesMax ?? streamResponsesMaxDefault;
     this.syncReadEntriesMax = options.syncReadEntriesMax ?? syncReadEntriesMaxDefault;
     this.logger = options.logger ?? nopLogger;
+    this.onPassError = options.onPassError;
     assert(kv.observer === undefined, 'one watchable store per kv store');
     kv.observer = this;
   }
@@ -257,8 +265,17 @@ export class WatchableStore implements TxnObserver {
 
   /** One round of the sync loop: victims first, then a bounded slice of unsynced watchers. */
   private runPass(): void {
-    const moved = this.moveVictims();
-    const progressed = this.syncWatchers();
+    let moved: number;
+    let progressed: number;
+    try {
+      moved = this.moveVictims();
+      progressed = this.syncWatchers();
+    } catch (e) {
+      if (this.onPassError === undefined) throw e;
+      this.onPassError(e);
+      if (this.unsynced.size > 0 || this.victims.length > 0) this.schedule(false);
+      return;
+    }
     if (this.unsynced.size > 0 || this.victims.length > 0) this.schedule(moved + progressed > 0 && this.unsynced.size > 0);
   }
 

@@ -20,6 +20,9 @@
  *   and the index together or neither.
  * - A refused conf change still reaches raft (with no node), so that raft's
  *   pending-change bookkeeping moves on, and is recorded as refused.
+ * - Raft is given each conf change once, though a backend repair hands the
+ *   loop again entries it had begun to apply (server.ts): a change raft has
+ *   seen goes to it again with no node.
  *
  * Used by EtcdServer and by the deterministic simulation's members
  * (test/sim-members), so that both apply the same way.
@@ -66,6 +69,8 @@ export class EntryApplier {
   /** The backend's applied index, mirrored: entries at or below it are already in the state. */
   consistentIndex: number;
   confState: raftpb.ConfState;
+  /** The last entry whose conf change raft was given. */
+  private raftConfIndex = 0;
 
   constructor(
     private readonly host: EntryApplierHost,
@@ -97,7 +102,7 @@ export class EntryApplier {
         // Raft's configuration is rebuilt; confState stays the backend's, which is as of the
         // applied index already (a snapshot taken now must not pair that index with an older one).
         const { cc } = decodeConfChange(e);
-        h.applyConfChangeToRaft(h.schema().confChangeRefused(e.index) ? raftpb.ConfChange.create({ ...cc, nodeId: 0n }) : cc);
+        this.toRaft(e, h.schema().confChangeRefused(e.index) ? raftpb.ConfChange.create({ ...cc, nodeId: 0n }) : cc);
       }
       h.advanceApplied(e);
     }
@@ -115,6 +120,13 @@ export class EntryApplier {
       const last = entries[entries.length - 1] as raftpb.Entry;
       schema.setConsistentIndex({ index: last.index, term: last.term });
     });
+  }
+
+  /** Gives raft the change of entry e, or a change with no node if raft had it already; raft's configuration after. */
+  private toRaft(e: raftpb.Entry, cc: raftpb.ConfChange): raftpb.ConfState {
+    const once = e.index > this.raftConfIndex ? cc : raftpb.ConfChange.create({ ...cc, nodeId: 0n });
+    this.raftConfIndex = Math.max(this.raftConfIndex, e.index);
+    return this.host.applyConfChangeToRaft(once);
   }
 
   private applyEntry(e: raftpb.Entry): void {
@@ -138,7 +150,7 @@ export class EntryApplier {
     const { cc, member, promote } = decodeConfChange(e);
     const err = validateConfChange(h.cluster, cc, member, promote);
     if (err !== undefined) {
-      this.confState = h.applyConfChangeToRaft(raftpb.ConfChange.create({ ...cc, nodeId: 0n }));
+      this.confState = this.toRaft(e, raftpb.ConfChange.create({ ...cc, nodeId: 0n }));
       h.schema().addRefusedConfChange(e.index);
       h.answer(cc.id, { ok: false, error: err });
       return;
@@ -174,7 +186,7 @@ export class EntryApplier {
       default:
         break;
     }
-    this.confState = h.applyConfChangeToRaft(cc);
+    this.confState = this.toRaft(e, cc);
     h.schema().setConfState(this.confState);
     h.answer(cc.id, { ok: true, response: { members: h.cluster.memberList() } });
     if (cc.type === T.ConfChangeRemoveNode && cc.nodeId === h.memberId) h.removedSelf();

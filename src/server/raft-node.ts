@@ -121,6 +121,8 @@ export class RaftNode {
   private stopped = false;
   private idle: Promise<void> = Promise.resolve();
   private idleResolve: (() => void) | undefined;
+  /** Work to run between Readys (exclusive), oldest first. */
+  private readonly tasks: { run: () => Promise<void>; fail: (e: Error) => void }[] = [];
 
   constructor(opts: RaftNodeOptions) {
     this.rawNode = opts.rawNode;
@@ -165,6 +167,19 @@ export class RaftNode {
     return result;
   }
 
+  /**
+   * Runs fn on the loop, between two Readys: no Ready is handled while it
+   * runs (a backend repair swaps the state under the apply). Rejects if the
+   * loop stops first.
+   */
+  exclusive(fn: () => Promise<void>): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error('raft loop stopped'));
+    return new Promise((resolve, reject) => {
+      this.tasks.push({ run: () => fn().then(resolve, reject), fail: reject });
+      this.kick();
+    });
+  }
+
   /** Schedules processing of the next Ready at the end of this turn of the event loop. */
   kick(): void {
     if (this.scheduled || this.running || this.stopped) return;
@@ -184,16 +199,19 @@ export class RaftNode {
     this.stopped = true;
     this.stopTicker?.();
     await this.whenIdle();
+    for (const t of this.tasks.splice(0)) t.fail(new Error('raft loop stopped'));
   }
 
   private async process(): Promise<void> {
-    if (this.running || this.stopped || !this.rawNode.hasReady()) return;
+    if (this.running || this.stopped || (!this.rawNode.hasReady() && this.tasks.length === 0)) return;
     this.running = true;
     this.idle = new Promise((resolve) => {
       this.idleResolve = resolve;
     });
     try {
       for (let n = 1; ; n++) {
+        while (this.tasks.length > 0 && !this.stopped) await (this.tasks.shift() as { run: () => Promise<void> }).run();
+        if (this.stopped || !this.rawNode.hasReady()) break;
         const rd = this.rawNode.ready();
         await this.handleReady(rd);
         this.rawNode.advance(rd);
@@ -208,7 +226,8 @@ export class RaftNode {
       this.running = false;
       this.idleResolve?.();
     }
-    if (!this.stopped && this.rawNode.hasReady()) this.kick();
+    if (!this.stopped && (this.rawNode.hasReady() || this.tasks.length > 0)) this.kick();
+    if (this.stopped) for (const t of this.tasks.splice(0)) t.fail(new Error('raft loop stopped'));
   }
 
   private async handleReady(rd: Ready): Promise<void> {

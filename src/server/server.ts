@@ -10,6 +10,7 @@
  * - the leader alone expires leases, by proposing their revocation.
  */
 import { randomInt } from 'node:crypto';
+import { createReadStream, renameSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import {
   SeededRand,
@@ -21,7 +22,7 @@ import {
   type Registry,
 } from '../base/index.js';
 import { AuthError, AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, type AuthInfo } from '../auth/index.js';
-import { installSnapshotFile, realTimers } from '../backend/index.js';
+import { installSnapshotFile, isBackendCorrupt, realTimers, type BackendCorruptError } from '../backend/index.js';
 import { Lessor, minLeaseTtlSeconds } from '../lease/index.js';
 import { KvStore, WatchableStore, isKvError, rangeEncoded, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
@@ -51,6 +52,7 @@ import {
 import { peerTransportTls } from './tls.js';
 import { walMetrics } from '../wal/index.js';
 import { AppliedIndexWait, WaitRegistry } from './wait.js';
+import { BackendRepair, openCheckedAtStart, type RepairHost } from './backend-repair.js';
 
 /** etcd's version this member reports (Status, /version): the API it implements. */
 export const serverVersion = '3.4.23';
@@ -187,7 +189,7 @@ export class EtcdServer implements ApplyEnv {
       metrics: this.metrics.mvcc,
     });
     this.lessor.setRangeDeleter({ deleteKeys: (keys) => this.kvRef.deleteKeys(keys) });
-    this.watchable = new WatchableStore(this.kvRef);
+    this.watchable = new WatchableStore(this.kvRef, { onPassError: (e) => this.onBackendError(e, 'watch') });
     this.alarmsRef = new AlarmSet(new AlarmStorage(schema), (set) => this.alarmsChanged(set));
     this.bcrypt = new BcryptPool({ size: 1 });
     this.auth = new AuthStore({
@@ -253,7 +255,7 @@ export class EtcdServer implements ApplyEnv {
           this.transport.send(msgs);
         },
         applySnapshot: (snap) => this.installSnapshot(snap),
-        applyEntries: (entries) => this.applier.applyEntries(entries),
+        applyEntries: (entries) => this.applyOrHold(entries),
         onReadState: (ctx, index) => this.reads.onReadState(ctx, index),
         afterAdvance: () => this.snapshots.maybeSnapshot(),
         onFatal: (err) => this.fatal(err),
@@ -302,20 +304,26 @@ export class EtcdServer implements ApplyEnv {
   }
 
   /**
-   * Whether a CORRUPT alarm names this member: its state diverged from the
-   * others', so it serves no KV read and no watch (they fail with "etcdserver:
-   * corrupt cluster") until the alarm is disarmed, while the other members go
-   * on serving reads. Writes are refused cluster-wide by the alarm, as etcd's.
+   * Whether this member refuses KV reads and watches (they fail with
+   * "etcdserver: corrupt cluster") while the other members go on serving:
+   * - a CORRUPT alarm names it (its state diverged from the others'), until
+   *   the alarm is disarmed; writes are refused cluster-wide by the alarm,
+   *   as etcd's;
+   * - its backend is being repaired (a record failed its checksum), until
+   *   the repair ends; its own clients' writes are refused meanwhile.
    */
-  get namedCorrupt(): boolean {
-    return this.corruptNamed;
+  get refusesReads(): boolean {
+    return this.corruptNamed || this.repair !== undefined;
   }
 
+  /** A CORRUPT alarm names this member. */
   private corruptNamed = false;
   private readonly corruptListeners = new Set<() => void>();
+  /** Set while the backend, found corrupt, is repaired from a peer (backend-repair.ts). */
+  private repair: BackendRepair | undefined;
 
-  /** Calls fn when a CORRUPT alarm comes to name this member; returns the unsubscribe. */
-  onNamedCorrupt(fn: () => void): () => void {
+  /** Calls fn when this member comes to refuse reads (see refusesReads); returns the unsubscribe. */
+  onRefusingReads(fn: () => void): () => void {
     this.corruptListeners.add(fn);
     return () => this.corruptListeners.delete(fn);
   }
@@ -332,9 +340,143 @@ export class EtcdServer implements ApplyEnv {
     for (const fn of [...this.corruptListeners]) fn();
   }
 
-  /** A read must not be served from a state named corrupt. */
-  private refuseIfNamedCorrupt(): void {
-    if (this.corruptNamed) throw new ServerError('Corrupt');
+  /** A read must not be served from a state named corrupt, or from a backend being repaired. */
+  private refuseIfCorrupt(): void {
+    if (this.refusesReads) throw new ServerError('Corrupt');
+  }
+
+  // ---------------------------------------------------------------- backend repair
+
+  /**
+   * fn, which reads the backend; a record found corrupt on the way starts the
+   * repair and fails the read as a read on a corrupt member.
+   */
+  private async readingBackend<T>(fn: () => T | Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      this.onBackendError(e, 'read');
+      throw e;
+    }
+  }
+
+  /** An error from reading the backend: a corrupt record starts the repair and becomes ServerError Corrupt; others pass. */
+  private onBackendError(e: unknown, foundBy: 'read' | 'watch'): void {
+    if (!isBackendCorrupt(e)) return;
+    this.backendCorrupt(e, this.appliedIndex, foundBy);
+    throw new ServerError('Corrupt');
+  }
+
+  /** Entries raft hands out: applied, or held while the backend is repaired. */
+  private applyOrHold(entries: raftpb.Entry[]): void {
+    if (this.repair !== undefined) {
+      this.repair.hold(entries);
+      return;
+    }
+    const before = { index: this.appliedIndex, term: this.appliedTerm };
+    try {
+      this.applier.applyEntries(entries);
+    } catch (e) {
+      if (!isBackendCorrupt(e)) throw e;
+      // The entries' write scope failed: none of them is in the backend, whatever the
+      // applied index moved to meanwhile.
+      this.appliedIndex = before.index;
+      this.appliedTerm = before.term;
+      this.backendCorrupt(e, before.index, 'apply');
+      (this.repair as BackendRepair | undefined)?.hold(entries);
+    }
+  }
+
+  private backendCorrupt(e: BackendCorruptError, lastApplied: number, foundBy: 'read' | 'watch' | 'apply'): void {
+    if (this.repair !== undefined || this.stopping) return;
+    this.logger.error('backend record corrupt: refusing reads and writes here and repairing the backend from a peer', { error: e.message, 'found-by': foundBy, 'applied-index': lastApplied });
+    const repair = new BackendRepair(this.repairHost(), lastApplied, e);
+    this.repair = repair;
+    for (const fn of [...this.corruptListeners]) fn();
+    if (this.isLeader()) {
+      // Leases and linearizable reads are better served by a member that applies.
+      const to = [...this.cluster.members.values()].find((m) => m.id !== this.memberId && !m.isLearner);
+      if (to !== undefined) this.raft.with((n) => n.transferLeader(to.id));
+    }
+    // Not before the read or apply that found it has failed: a member with no peer stops at once.
+    setImmediate(() => void repair.run());
+  }
+
+  private repairHost(): RepairHost {
+    return {
+      logger: this.logger.with({ component: 'backend-repair' }),
+      dir: this.layout.snapDir,
+      peersToAsk: () => {
+        const others = [...this.cluster.members.keys()].filter((id) => id !== this.memberId);
+        return others.sort((a, b) => Number(b === this.leaderId) - Number(a === this.leaderId));
+      },
+      fetchDb: (id, minIndex, timeoutMs) => this.transport.fetchDb(id, minIndex, timeoutMs),
+      answerTimeoutMs: () => this.requestTimeoutMs(),
+      install: (path, after, to) => this.installRepairedDb(path, after, to),
+      stopping: () => this.stopping,
+      fail: (err) => this.fatal(err),
+    };
+  }
+
+  /** A peer repairing its backend pulls this member's once it has applied minIndex. */
+  private async serveDbForRepair(from: bigint, minIndex: number): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
+    if (this.refusesReads) throw new Error('this member refuses reads (corrupt) and serves no database');
+    if (this.appliedIndex < minIndex) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`applied index ${this.appliedIndex} has not reached ${minIndex}`)), this.requestTimeoutMs());
+      });
+      try {
+        await Promise.race([this.appliedWait.wait(minIndex), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    const { path, size } = await this.snapshots.copyDb();
+    const stream = createReadStream(path);
+    stream.once('close', () => void rm(path, { force: true }));
+    this.logger.info('serving the database to a member repairing its own', { to: idToHex(from), 'min-index': minIndex, 'applied-index': this.appliedIndex });
+    return { size, stream };
+  }
+
+  /** On the raft loop: the pulled database replaces the corrupt one, and the held entries are applied. */
+  private installRepairedDb(path: string, after: number, to: number): Promise<void> {
+    return this.raft.exclusive(async () => {
+      if (this.repair === undefined || this.repair.ended) {
+        // A leader's snapshot repaired it first.
+        await rm(path, { force: true });
+        return;
+      }
+      await this.kvRef.compactionsDone();
+      await this.closeBackendAnyway();
+      // Kept for a post-mortem, the last one only.
+      renameSync(this.layout.dbPath, `${this.layout.dbPath}.corrupt`);
+      installSnapshotFile(path, this.layout.dbPath);
+      this.reopenBackend(this.applier.confState);
+      this.endRepair(after, to);
+    });
+  }
+
+  /** The backend is whole again: applies the held entries (from after + 1 through to) and serves again. */
+  private endRepair(after: number, to: number): void {
+    const repair = this.repair;
+    if (repair === undefined) return;
+    repair.end();
+    this.repair = undefined;
+    const storage = this.raft.storage;
+    const from = Math.max(after, storage.firstIndex() - 1) + 1;
+    const through = Math.min(to, storage.lastIndex());
+    this.logger.warn('backend repaired; serving reads again', { 'applied-index': this.appliedIndex, 'reapplying-from': from, 'reapplying-through': through });
+    if (through >= from) this.applyOrHold(storage.entries(from, through + 1, Number.MAX_SAFE_INTEGER));
+  }
+
+  /** Closes the backend; one whose scope failed on a corrupt record cannot commit, which is no error here. */
+  private async closeBackendAnyway(): Promise<void> {
+    try {
+      await this.schemaRef.backend.close();
+    } catch (e) {
+      if (this.repair === undefined || !isBackendCorrupt(e)) throw e;
+    }
   }
 
   /**
@@ -383,12 +525,26 @@ export class EtcdServer implements ApplyEnv {
     prepareLayout(layout);
     const boot = await bootstrap(cfg, layout, opts.logger, walMetrics(opts.registry));
     await installReceivedDb(layout, boot, opts.logger);
-    const schema = Schema.open({
+    const openSchema = (): Schema => Schema.open({
       path: layout.dbPath,
       batchIntervalMs: cfg.backendBatchIntervalMs,
       batchOpsMax: cfg.backendBatchLimit,
       noSync: cfg.unsafeNoFsync,
       logger: opts.logger,
+    });
+    // The member reads its whole state as it starts: every record is checked first.
+    const schema = await openCheckedAtStart({
+      open: openSchema,
+      dbPath: layout.dbPath,
+      dir: layout.snapDir,
+      logger: opts.logger,
+      clusterId: boot.clusterId,
+      memberId: boot.memberId,
+      snapshot: boot.snapshot,
+      initialPeerUrls: [...cfg.initialCluster].filter(([name]) => name !== cfg.name).flatMap(([, urls]) => urls),
+      tls: peerTransportTls(cfg),
+      answerTimeoutMs: requestTimeoutMsOf(cfg),
+      rounds: startRepairRounds,
     });
     const s = new EtcdServer(opts, layout, boot, schema);
     await s.run(boot);
@@ -489,7 +645,7 @@ export class EtcdServer implements ApplyEnv {
 
   /** etcd's request timeout: 5 s plus two election timeouts. */
   requestTimeoutMs(): number {
-    return 5000 + 2 * this.cfg.electionMs;
+    return requestTimeoutMsOf(this.cfg);
   }
 
   /** A response header for this member: cluster, member, revision (current if not given), term. */
@@ -627,8 +783,20 @@ export class EtcdServer implements ApplyEnv {
   private async installSnapshotDb(md: raftpb.SnapshotMetadata): Promise<void> {
     const received = receivedDbPath(this.layout, md.index);
     await this.kvRef.compactionsDone();
-    await this.schemaRef.backend.close();
+    await this.closeBackendAnyway();
     installSnapshotFile(received, this.layout.dbPath);
+    this.reopenBackend(md.confState);
+    this.snapshotIndex = md.index;
+    await this.snapshots.purgeStale(md.index);
+    // A repair under way ends here: the leader's database replaces the corrupt one.
+    if (this.repair !== undefined) this.endRepair(this.repair.lastApplied, this.repair.heldThrough);
+  }
+
+  /**
+   * Opens the database now at the backend's path (a leader's snapshot or a
+   * repair put it there) and rebuilds everything kept in memory from it.
+   */
+  private reopenBackend(confState: raftpb.ConfState | undefined): void {
     const schema = Schema.open({
       path: this.layout.dbPath,
       batchIntervalMs: this.cfg.backendBatchIntervalMs,
@@ -657,12 +825,10 @@ export class EtcdServer implements ApplyEnv {
       if (m.id !== this.memberId) this.transport.addPeer(m.id, m.peerUrls);
     }
     const applied = schema.consistentIndex();
-    this.applier.installed(schema, md.confState);
+    this.applier.installed(schema, confState);
     this.appliedIndex = Math.max(this.appliedIndex, applied.index);
     this.appliedTerm = applied.term;
     this.appliedWait.advance(this.appliedIndex);
-    this.snapshotIndex = md.index;
-    await this.snapshots.purgeStale(md.index);
   }
 
   lastSnapshotIndex(): number {
@@ -694,6 +860,8 @@ export class EtcdServer implements ApplyEnv {
    */
   async propose(request: serverpb.InternalRaftRequest['request'], ctx: RequestContext = {}): Promise<object> {
     if (this.stopping) throw new ServerError('Stopped');
+    // Its answer would wait for an apply held until the repair ends.
+    if (this.repair !== undefined) throw new ServerError('Corrupt');
     if (this.committedIndex - this.appliedIndex > applyLagMax) throw new ServerError('TooManyRequests');
     const id = this.idGen.next();
     const req = serverpb.InternalRaftRequest.create({
@@ -782,8 +950,8 @@ export class EtcdServer implements ApplyEnv {
   /** A Range: linearizable unless the request asks for a serializable read. */
   async range(r: etcdserverpb.RangeRequest): Promise<etcdserverpb.RangeResponse> {
     if (!r.serializable) await this.linearizableRead();
-    this.refuseIfNamedCorrupt();
-    const resp = rangeRequest(this.kvRef, r);
+    this.refuseIfCorrupt();
+    const resp = await this.readingBackend(() => rangeRequest(this.kvRef, r));
     resp.header = this.header(resp.header?.revision);
     return resp;
   }
@@ -796,19 +964,19 @@ export class EtcdServer implements ApplyEnv {
    */
   async rangeBytes(r: etcdserverpb.RangeRequest, user?: RequestContext['user']): Promise<Uint8Array> {
     if (!r.serializable) await this.linearizableRead();
-    this.refuseIfNamedCorrupt();
+    this.refuseIfCorrupt();
     let out: Uint8Array;
     try {
-      out = await this.onCurrentStore((kv) => {
+      out = await this.readingBackend(() => this.onCurrentStore((kv) => {
         const out = rangeEncoded(kv, r, (rev) => this.header(rev));
         if (out !== undefined) return out;
         const resp = rangeRequest(kv, r);
         resp.header = this.header(resp.header?.revision);
         return etcdserverpb.RangeResponse.encode(resp);
-      });
+      }));
     } catch (e) {
       // The store closed under a read in slices because the member is stopping.
-      if (this.stopping && !isKvError(e)) throw new ServerError('Stopped');
+      if (this.stopping && !isKvError(e) && !(e instanceof ServerError)) throw new ServerError('Stopped');
       throw e;
     }
     this.refuseStaleToken(user);
@@ -848,8 +1016,8 @@ export class EtcdServer implements ApplyEnv {
     if (isTxnReadonly(r)) {
       // As etcd: a read-only txn is served locally after a linearizable read barrier.
       if (!isTxnSerializable(r)) await this.linearizableRead();
-      this.refuseIfNamedCorrupt();
-      const resp = txnRequest(this.kvRef, r);
+      this.refuseIfCorrupt();
+      const resp = await this.readingBackend(() => txnRequest(this.kvRef, r));
       this.refuseStaleToken(ctx.user);
       resp.header = this.header(resp.header?.revision);
       return resp;
@@ -1137,12 +1305,14 @@ export class EtcdServer implements ApplyEnv {
   }
 
   async hashKv(r: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponse> {
-    const resp = await this.onCurrentStore((kv) => hashKvRequest(kv, r));
+    if (this.repair !== undefined) throw new ServerError('Corrupt');
+    const resp = await this.readingBackend(() => this.onCurrentStore((kv) => hashKvRequest(kv, r)));
     resp.header = this.header(resp.header?.revision);
     return resp;
   }
 
   hash(): etcdserverpb.HashResponse {
+    if (this.repair !== undefined) throw new ServerError('Corrupt');
     const startedMs = performance.now();
     const hash = this.schemaRef.hash();
     this.metrics.mvcc.hashSeconds.observe((performance.now() - startedMs) / 1000);
@@ -1150,11 +1320,12 @@ export class EtcdServer implements ApplyEnv {
   }
 
   async defragment(): Promise<void> {
+    if (this.repair !== undefined) throw new ServerError('Corrupt');
     this.logger.info('starting defragmentation');
     const startedMs = performance.now();
     this.metrics.defragInflight.set(1);
     try {
-      await this.schemaRef.backend.defrag();
+      await this.readingBackend(() => this.schemaRef.backend.defrag());
     } finally {
       this.metrics.defragInflight.set(0);
       this.metrics.defragSeconds.observe((performance.now() - startedMs) / 1000);
@@ -1179,6 +1350,7 @@ export class EtcdServer implements ApplyEnv {
 
   /** A consistent copy of the backend for the Snapshot RPC; the caller removes the file. */
   snapshotDb(): Promise<{ path: string; size: number }> {
+    if (this.repair !== undefined) return Promise.reject(new ServerError('Corrupt'));
     return this.snapshots.copyDb();
   }
 
@@ -1202,6 +1374,7 @@ export class EtcdServer implements ApplyEnv {
       snapshots: {
         open: (m) => this.snapshots.openForPeer(m),
         receive: (m, body) => this.snapshots.receiveFromLeader(m, body),
+        serveDb: (from, minIndex) => this.serveDbForRepair(from, minIndex),
       },
       rpcHandlers: {
         [membersRpcMethod]: () => Promise.resolve(this.encodeMembers()),
@@ -1333,6 +1506,17 @@ async function installReceivedDb(layout: DataLayout, boot: BootState, logger: Lo
   logger.info('installing a received snapshot database left by a crash', { index });
   installSnapshotFile(received, layout.dbPath);
 }
+
+/** etcd's ReqTimeout: 5 s plus two election timeouts. */
+function requestTimeoutMsOf(cfg: ServerConfig): number {
+  return 5000 + 2 * cfg.electionMs;
+}
+
+/**
+ * Rounds over the peers' URLs a member whose backend is corrupt at start
+ * makes before it gives up (about 2 minutes when none answers at once).
+ */
+const startRepairRounds = 30;
 
 /** A promise with its settle functions; an unawaited rejection is not an error. */
 function settleable(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {

@@ -25,6 +25,7 @@ import { raftpb, serverpb } from '../pb/index.js';
 import { isRaftError, type MemoryStorage } from '../raft/index.js';
 import type { Schema } from '../schema/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
+import { checkDb } from './backend-repair.js';
 import { receivedDbPath } from './layout.js';
 import type { RaftCluster } from './membership.js';
 import type { EtcdServer } from './server.js';
@@ -179,12 +180,16 @@ export class SnapshotFlow {
       } finally {
         await fh.close();
       }
+      // Every record is checked before raft sees the snapshot: a damaged copy fails the
+      // transfer (the leader sends again), it is never installed.
+      await checkDb(tmp, this.s.logger);
       await rename(tmp, path);
       await fsyncDir(this.s.layout.snapDir);
       this.s.metrics.snapDbSaveSeconds.observe((performance.now() - startedMs) / 1000);
       this.s.logger.info('received database snapshot', { index, from: m.from.toString(16) });
     } catch (e) {
       await rm(tmp, { force: true });
+      await rm(`${tmp}-lock`, { force: true });
       throw e;
     }
   }

@@ -18,6 +18,7 @@ import { StreamLiveness, streamLivenessOptions } from './liveness.js';
 import { jsonLine, readJsonLine, requestHeaders } from './raw-stream.js';
 import { isRpcMethodName } from './rpc.js';
 import { receiveSnapshot } from './snapshot.js';
+import { serveDb } from './db-fetch.js';
 
 function remoteAddress(s: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined): string {
   return s === undefined ? 'unknown' : `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
@@ -45,6 +46,8 @@ export class InboundHandler {
       this.handleRaftStream(stream, h);
     } else if (path === paths.snapshot) {
       void this.handleSnapshot(stream, h);
+    } else if (path === paths.db) {
+      void this.handleDbPull(stream, h);
     } else if (path.startsWith(paths.rpcPrefix)) {
       void this.handleRpc(stream, h, path.slice(paths.rpcPrefix.length));
     } else {
@@ -254,6 +257,22 @@ export class InboundHandler {
     if (refusal === undefined) return;
     this.ctx.metrics.receiveFailed(a.from);
     this.ctx.logger.warn('failed to receive database snapshot', { from: a.from, code: refusal.error.code, error: refusal.error.message });
+    this.refuse(stream, refusal.status, refusal.error);
+  }
+
+  private async handleDbPull(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): Promise<void> {
+    // Only a member this one knows gets its database (x-raft-to may be left out: db-fetch.ts).
+    const remote = remoteAddress(stream.session?.socket);
+    const a = this.admitOr(h, false, remote, (status, err) => this.refuse(stream, status, err));
+    if (!a.ok) return;
+    if (!this.ctx.isPeer(a.from)) {
+      this.ctx.logger.warn('refused a database pull from an unknown sender', { from: idToHex(a.from), remote });
+      this.refuse(stream, 404, new PeerNotFoundError(idToHex(a.from)));
+      return;
+    }
+    const refusal = await serveDb(this.ctx, stream, h, a.from);
+    if (refusal === undefined) return;
+    this.ctx.logger.warn('refused a database pull', { from: idToHex(a.from), code: refusal.error.code, error: refusal.error.message });
     this.refuse(stream, refusal.status, refusal.error);
   }
 

@@ -64,6 +64,7 @@ export { clientCertRefusal } from './tls.js';
 export type { BackoffPolicy, Timers } from './backoff.js';
 export type { PeerStats, LinkState } from './link.js';
 export { fetchClusterFromPeers, callPeerUrls, membersRpcMethod, type ClusterInfo, type PeerAnswer } from './rpc.js';
+export { fetchDbFromUrl, type PulledDb } from './db-fetch.js';
 export {
   TransportError, transportErrorCodes, type TransportErrorCode,
   ClusterIdMismatchError, MemberRemovedError, IncompatibleVersionError, ToMismatchError, PeerNotFoundError,

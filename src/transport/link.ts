@@ -27,6 +27,7 @@ import { dialRaw, jsonLine, readJsonLine, responseOf } from './raw-stream.js';
 import { post, rpcPath, rpcResult } from './rpc.js';
 import { connectSession, destroySoon } from './session.js';
 import { postSnapshot } from './snapshot.js';
+import { fetchDb, type PulledDb } from './db-fetch.js';
 
 export type LinkState = 'connecting' | 'active' | 'backoff' | 'stopped';
 
@@ -187,6 +188,13 @@ export class PeerLink {
     } finally {
       this.callsInflight--;
     }
+  }
+
+  /** Pulls the peer's database (db-fetch.ts) once it has applied minIndex; bounded by timeoutMs until the answer. */
+  async fetchDb(minIndex: number, timeoutMs: number): Promise<PulledDb> {
+    const deadline = this.ctx.clock.nowMs() + timeoutMs;
+    const session = await this.whenActive(timeoutMs);
+    return fetchDb(this.ctx, session, this.id, minIndex, Math.max(1, deadline - this.ctx.clock.nowMs()));
   }
 
   /** Closes everything; resolves once every session this link opened is closed. */

@@ -33,6 +33,12 @@ export interface SnapshotCallbacks {
    * transfer and the sender sees reportSnapshot(false).
    */
   receive(m: raftpb.Message, body: AsyncIterable<Uint8Array>): Promise<void>;
+  /**
+   * Serving a member that repairs its db (db-fetch.ts): this member's db once
+   * it has applied at least minIndex; rejects when it cannot soon. Absent:
+   * pulls are refused.
+   */
+  serveDb?(from: bigint, minIndex: number): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }>;
 }
 
 /** A generic peer RPC: `from` is the calling member, or 0n for an anonymous call (see anonymousRpcMethods). */

@@ -21,6 +21,7 @@ export const paths = {
   streamMessage: '/raft/stream/message',
   snapshot: '/raft/snapshot',
   rpcPrefix: '/raft/rpc/',
+  db: '/raft/db',
 } as const;
 
 export const headers = {
@@ -33,6 +34,7 @@ export const headers = {
   /** On a raw raft stream's request and answer: this end keeps the connection alive (liveness.ts) and expects the same. */
   streamKeepalive: 'x-etcd-ts-stream-keepalive',
   snapshotSize: 'x-etcd-ts-snapshot-size',
+  minIndex: 'x-etcd-ts-min-index',
   error: 'x-etcd-ts-error',
   errorCode: 'x-etcd-ts-error-code',
 } as const;

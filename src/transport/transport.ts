@@ -259,6 +259,14 @@ export class Transport {
     return link.call(method, body, timeoutMs);
   }
 
+  /** Pulls a peer's database for a repair (db-fetch.ts); rejects with a TransportError. */
+  fetchDb(id: bigint, minIndex: number, timeoutMs: number): Promise<{ size: number; body: AsyncIterable<Uint8Array> }> {
+    if (this.isStopped) return Promise.reject(new StoppedError());
+    const link = this.peers.get(id);
+    if (link === undefined) return Promise.reject(new PeerNotFoundError(idToHex(id)));
+    return link.fetchDb(minIndex, timeoutMs);
+  }
+
   /** When (transport clock, ms) the connection to this peer last became active; undefined while it is not. */
   activeSince(id: bigint): number | undefined {
     return this.peers.get(id)?.activeSince();

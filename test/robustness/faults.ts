@@ -35,7 +35,7 @@
  *   stale), or the traffic's permission taken away for 0.3-1 s.
  * - space: fill the members' small quota until NOSPACE, check the alarm and
  *   what it refuses and allows, then compact, defrag and disarm (space.ts).
- * - bitflip: flip one bit of a stopped follower's WAL or snapshot file and
+ * - bitflip: flip one bit of a stopped follower's WAL, snapshot or backend file and
  *   start it; replace it when it refuses to (bitflip.ts).
  * - watch-hold (P11): on one member or on every member, for 2-5 s, every
  *   watch response held 0.5-1.5 s before it is sent, or every pass that
