@@ -189,7 +189,13 @@ export class EtcdServer implements ApplyEnv {
       metrics: this.metrics.mvcc,
     });
     this.lessor.setRangeDeleter({ deleteKeys: (keys) => this.kvRef.deleteKeys(keys) });
-    this.watchable = new WatchableStore(this.kvRef, { onPassError: (e) => this.onBackendError(e, 'watch') });
+    this.watchable = new WatchableStore(this.kvRef, {
+      // A catch-up pass runs on a timer: a corrupt record starts the repair (the watch streams end with it).
+      onPassError: (e) => {
+        if (!isBackendCorrupt(e)) throw e;
+        this.backendCorrupt(e, this.appliedIndex, 'watch');
+      },
+    });
     this.alarmsRef = new AlarmSet(new AlarmStorage(schema), (set) => this.alarmsChanged(set));
     this.bcrypt = new BcryptPool({ size: 1 });
     this.auth = new AuthStore({
@@ -355,15 +361,15 @@ export class EtcdServer implements ApplyEnv {
     try {
       return await fn();
     } catch (e) {
-      this.onBackendError(e, 'read');
+      this.onBackendError(e);
       throw e;
     }
   }
 
   /** An error from reading the backend: a corrupt record starts the repair and becomes ServerError Corrupt; others pass. */
-  private onBackendError(e: unknown, foundBy: 'read' | 'watch'): void {
+  private onBackendError(e: unknown): void {
     if (!isBackendCorrupt(e)) return;
-    this.backendCorrupt(e, this.appliedIndex, foundBy);
+    this.backendCorrupt(e, this.appliedIndex, 'read');
     throw new ServerError('Corrupt');
   }
 

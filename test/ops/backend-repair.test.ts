@@ -5,7 +5,7 @@
  * - in a 3-member cluster it repairs itself from a peer and serves again,
  *   whether the bad record is met by a read (the read fails with "corrupt
  *   cluster"), by the apply of a write that reads it (a put with prev_kv),
- *   or at start (every record is checked before the member starts); the
+ *   by a watch catching up from an old revision (its stream ends), or at start (every record is checked before the member starts); the
  *   others serve throughout, and the members' HashKV agree after;
  * - alone, it cannot repair: a read fails and the member stops; at start it
  *   refuses to start, naming the record.
@@ -89,7 +89,7 @@ async function assertHashesAgree(c: Cluster): Promise<void> {
 describe('backend repair from peers', { skip }, () => {
   const ws = useWorkspace('ops-backend-repair');
 
-  test('a flipped bit met by a read, by an apply, or at start: the member refuses it, repairs from a peer, serves again', async () => {
+  test('a flipped bit met by a read, an apply, a watch or the start: the member refuses it, repairs from a peer, serves again', async () => {
     const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, readyTimeoutMs: 60_000 });
     for (let i = 0; i < 20; i++) await put(c.endpoints, `rk${i}`, valueOf(i));
     await settled(c);
@@ -123,7 +123,18 @@ describe('backend repair from peers', { skip }, () => {
     assert.match(victim.logTail(400), /backend record corrupt: refusing reads.*"found-by":"apply"/);
     await assertHashesAgree(c);
 
-    // 3. At start: the member checks every record before it starts, and pulls a good copy.
+    // 3. Met by a watch catching up from an old revision: its stream ends, the member repairs.
+    await settled(c);
+    assert.ok(flipEveryCopy(dbPath(victim), valueOf(9)) > 0);
+    const watch = await etcdctl(['watch', 'rk9', '--rev=1'], { endpoints: [victim.endpoint], timeoutMs: 20_000 });
+    assert.equal(watch.timedOut, false, 'the watch ended');
+    assert.match(watch.stderr, /corrupt cluster/);
+    assert.doesNotMatch(watch.stdout, /rk9/, 'nothing of the bad record was sent');
+    await eventually('the repair after the watch', async () => (/"found-by":"watch"[^\n]*\n(.*\n)*.*backend repaired; serving reads again/.test(victim.logTail(600)) ? true : undefined), 30_000, 200);
+    assert.equal(await servedEventually(victim, 'rk9'), `${valueOf(9)}\n`);
+    await assertHashesAgree(c);
+
+    // 4. At start: the member checks every record before it starts, and pulls a good copy.
     await settled(c);
     await victim.stop();
     assert.ok(flipEveryCopy(dbPath(victim), valueOf(3)) > 0);
