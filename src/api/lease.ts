@@ -52,7 +52,18 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
         checkCall(s, call, false);
         // etcd 3.4.23 reads no token here: anyone may keep a lease alive, as anyone may grant one.
         let inflight = 0;
-        for await (const req of call) {
+        // As etcd's: a renewal that fails (no leader within the request timeout, a timeout, the
+        // member stopping) ends the stream with its error; an unknown lease is answered TTL 0.
+        let fail: ((e: unknown) => void) | undefined;
+        const failed = new Promise<never>((_, reject) => (fail = reject));
+        failed.catch(() => undefined);
+        const requests = call[Symbol.asyncIterator]();
+        for (;;) {
+          const next = requests.next();
+          next.catch(() => undefined);
+          const r = await Promise.race([next, failed]);
+          if (r.done === true) break;
+          const req = r.value;
           inflight++;
           const renewed = s.leaseRenew(req.ID).then(
             (ttl) => {
@@ -60,11 +71,14 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
                 call.write(etcdserverpb.LeaseKeepAliveResponse.create({ header: s.header(), ID: req.ID, TTL: ttl }));
               }
             },
-            (e: unknown) => s.logger.debug('lease keepalive failed', { lease: req.ID.toString(16), error: (e as Error).message }),
+            (e: unknown) => {
+              s.logger.debug('lease keepalive failed', { lease: req.ID.toString(16), error: (e as Error).message });
+              fail?.(e);
+            },
           );
           void renewed.finally(() => inflight--);
-          if (inflight >= keepAlivesInflightMax) await renewed;
-          if (call.bufferedBytes > 0) await call.drained();
+          if (inflight >= keepAlivesInflightMax) await Promise.race([renewed, failed]);
+          if (call.bufferedBytes > 0) await Promise.race([call.drained(), failed]);
         }
       }),
     ),

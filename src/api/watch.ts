@@ -7,13 +7,13 @@
  * every watcher of the stream is synced. Watchers created with
  * progress_notify get an empty response every progress interval unless
  * events went out since the last one; responses of watchers created with
- * `fragment` are split below --max-request-bytes.
+ * `fragment` are split below --max-request-bytes plus 512 KiB, as etcd splits them.
  *
  * Memory is bounded: responses are pulled from the watch stream only while
  * the HTTP/2 stream accepts writes; a watcher whose queue fills becomes a
  * victim in the store and catches up later.
  */
-import { failpointHoldMs, rpcErrors } from '../base/index.js';
+import { failpointHoldMs, grpcOverheadBytes, rpcErrors } from '../base/index.js';
 import { GrpcStatus, bidiStreaming, grpcErrorText, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb, mvccpb } from '../pb/index.js';
 import { ServerError, authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
@@ -59,6 +59,12 @@ const authRefusals = {
   AuthOldRevision: rpcErrors.AuthOldRevision,
   UserEmpty: rpcErrors.UserEmpty,
 } as const;
+
+function varintBytes(n: number): number {
+  let bytes = 1;
+  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) bytes++;
+  return bytes;
+}
 
 class WatchSession {
   private readonly ws: WatchStreamOf<EtcdServer['watchable']>;
@@ -306,18 +312,25 @@ class WatchSession {
     else this.send(resp);
   }
 
-  /** Splits a response whose encoding reaches --max-request-bytes, as etcd's sendFragments. */
+  /**
+   * Splits a response whose encoding reaches --max-request-bytes plus gRPC's
+   * overhead allowance (512 KiB), as etcd's sendFragments with the limit its
+   * watch server gets: each fragment but the last as many events as keep it
+   * under the limit (at least one).
+   */
   private sendFragments(resp: etcdserverpb.WatchResponse): void {
-    const limit = this.s.cfg.maxRequestBytes;
+    const limit = this.s.cfg.maxRequestBytes + grpcOverheadBytes;
     if (resp.events.length < 2 || etcdserverpb.WatchResponse.encode(resp).length < limit) {
       this.send(resp);
       return;
     }
-    const base = etcdserverpb.WatchResponse.encode({ ...resp, events: [] }).length;
+    const base = etcdserverpb.WatchResponse.encode({ ...resp, events: [], fragment: true }).length;
     let chunk: mvccpb.Event[] = [];
     let size = base;
     for (const ev of resp.events) {
-      const evBytes = mvccpb.Event.encode(ev).length + 6;
+      const n = mvccpb.Event.encode(ev).length;
+      // The field's tag, its length as a varint, the event.
+      const evBytes = 1 + varintBytes(n) + n;
       if (chunk.length > 0 && size + evBytes >= limit) {
         this.send({ ...resp, events: chunk, fragment: true });
         chunk = [];

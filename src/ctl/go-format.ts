@@ -222,3 +222,39 @@ export function argify(s: string): string[] | Error {
   }
   return args;
 }
+
+/** Go's syscall.Signal String() for the signals a command usually dies of. */
+const goSignalNames: Readonly<Record<string, string>> = {
+  SIGHUP: 'hangup',
+  SIGINT: 'interrupt',
+  SIGQUIT: 'quit',
+  SIGILL: 'illegal instruction',
+  SIGABRT: 'aborted',
+  SIGBUS: 'bus error',
+  SIGFPE: 'floating point exception',
+  SIGKILL: 'killed',
+  SIGSEGV: 'segmentation fault',
+  SIGPIPE: 'broken pipe',
+  SIGTERM: 'terminated',
+};
+
+/**
+ * What Go's exec.Cmd.Run returns, as text, for a command that could not
+ * start (error from Node's spawn) or ended other than with status 0;
+ * undefined when it succeeded.
+ */
+export function goExecError(name: string, r: { readonly error?: NodeJS.ErrnoException | undefined; readonly status: number | null; readonly signal: NodeJS.Signals | null }): string | undefined {
+  if (r.error !== undefined) {
+    // exec.Command looks a bare name up in $PATH first; a path is tried as it is.
+    if (r.error.code === 'ENOENT' && !name.includes('/')) return `exec: ${goQuote(name)}: executable file not found in $PATH`;
+    const why = r.error.code === 'ENOENT' ? 'no such file or directory' : r.error.code === 'EACCES' ? 'permission denied' : r.error.message;
+    return `fork/exec ${name}: ${why}`;
+  }
+  if (r.signal !== null) return `signal: ${goSignalNames[r.signal] ?? r.signal.toLowerCase()}`;
+  return r.status === 0 ? undefined : `exit status ${r.status ?? 1}`;
+}
+
+/** %q of a []string: ["a" "b"]. */
+export function goQuoteList(items: readonly string[]): string {
+  return `[${items.map((s) => goQuote(s)).join(' ')}]`;
+}

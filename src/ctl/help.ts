@@ -161,3 +161,57 @@ export function suggestions(word: string, list: readonly CommandSpec[]): string 
     .filter((n) => distance(word, n) <= 2 || n.toLowerCase().startsWith(word.toLowerCase()));
   return close.length === 0 ? '' : `\n\nDid you mean this?\n${close.map((n) => `\t${n}\n`).join('')}`;
 }
+
+/** pflag's type name of a flag's value, as its FlagUsages shows it after the name (none for a bool). */
+const pflagTypeNames: Readonly<Record<FlagSpec['kind'], string>> = {
+  bool: '',
+  string: 'string',
+  int: 'int',
+  uint: 'uint',
+  duration: 'duration',
+  stringSlice: 'strings',
+};
+
+/** Whether pflag counts the default as its type's zero value (then it shows none). */
+function zeroDefault(f: FlagSpec): boolean {
+  switch (f.kind) {
+    case 'bool':
+      return f.def === 'false';
+    case 'int':
+    case 'uint':
+      return f.def === '0';
+    case 'duration':
+      return f.def === '0s';
+    case 'stringSlice':
+      return f.def === '' || f.def === '[]';
+    case 'string':
+      return f.def === '';
+  }
+}
+
+/**
+ * pflag's FlagUsages: a line per flag, sorted by name, the usage aligned one
+ * column past the longest "-x, --name type" and followed by the default
+ * unless it is the zero value.
+ */
+export function pflagUsages(flags: readonly FlagSpec[]): string {
+  const lines = [...flags]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((f) => {
+      let head = f.short !== undefined ? `  -${f.short}, --${f.name}` : `      --${f.name}`;
+      const type = pflagTypeNames[f.kind];
+      if (type !== '') head += ` ${type}`;
+      let usage = f.usage;
+      if (!zeroDefault(f)) usage += f.kind === 'string' ? ` (default ${goQuote(f.def)})` : ` (default ${f.def})`;
+      return { head, usage };
+    });
+  const width = Math.max(...lines.map((l) => l.head.length + 1));
+  // Go's Fprintln puts a space between its operands: head, padding, usage.
+  return lines.map((l) => `${l.head} ${' '.repeat(width - l.head.length)} ${l.usage}\n`).join('');
+}
+
+/** What cobra prints before a flag error of a command run by etcdctl itself (a txn's put, get or del line). */
+export function cobraUsage(cmd: CommandSpec): string {
+  const flags = [...(cmd.flags ?? []), helpFlag(cmd.name)];
+  return `Usage:\n   ${cmd.name}${cmd.params !== undefined ? ` ${cmd.params}` : ''} [flags]\n\nFlags:\n${pflagUsages(flags)}\n`;
+}

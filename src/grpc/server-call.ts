@@ -205,6 +205,8 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
   /** Made when a handler first waits for the stream to drain. */
   private drain: DrainSignal | undefined;
   private readonly startMs = performance.now();
+  /** The deadline on performance.now()'s finer clock (grpc-timeout may be in ns or µs). */
+  private readonly deadlinePerf: number | undefined;
   private bytesIn = 0;
   private bytesOut = 0;
   private messagesIn = 0;
@@ -223,6 +225,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
     this.deframer = new MessageDeframer(ctx.maxReceiveMessageBytes, encoding);
     if (def.type === 'client_stream' || def.type === 'bidi_stream') this.inbox = new Inbox(stream);
     this.deadlineMs = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    this.deadlinePerf = timeoutMs === undefined ? undefined : this.startMs + timeoutMs;
     if (timeoutMs !== undefined && timeoutMs <= timerMsMax) {
       // Whole milliseconds: Node keeps one timer list per distinct duration, and
       // grpc-timeout in ns or µs would make a new list (a heap insert) per call.
@@ -451,6 +454,12 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
   }
 
   private invoke(request: unknown): void {
+    // A deadline past already (grpc-timeout 0n, 1u, or shorter than the wait for the request)
+    // runs no handler: the call fails as etcd's, whose handlers see their context done.
+    if (this.deadlinePerf !== undefined && performance.now() >= this.deadlinePerf) {
+      this.onDeadline();
+      return;
+    }
     let result: Promise<unknown>;
     try {
       result = this.def.handler(request, this);

@@ -110,6 +110,12 @@ describe('cluster: partition', () => {
         assert.deepEqual(put, noLeaderDeadline);
         // The request timeout: 5 s and two election timeouts.
         assert.ok(tookMs > 5_000 && tookMs < 9_000, `failed after ${tookMs} ms`);
+        // A keep-alive stream (not leader-requiring) ends once a renewal found no leader within the request timeout.
+        const keepAlive = ch.bidi(methods.lease.LeaseKeepAlive, { timeoutMs: 60_000 });
+        const sentAt = Date.now();
+        keepAlive.write(etcdserverpb.LeaseKeepAliveRequest.create({ ID: 5n }));
+        assert.deepEqual(await outcome(keepAlive.read()), { ok: false, code: unavailable, message: 'etcdserver: no leader' });
+        assert.ok(Date.now() - sentAt < 12_000, `the keep-alive stream ended ${Date.now() - sentAt} ms after its request`);
       } finally {
         kv.close();
         ch.close();

@@ -48,6 +48,9 @@ const script: Step[] = [
   { args: ['txn'], stdin: 'bogus("foo") = "x"\n\n\n\n' },
   { args: ['txn'], stdin: 'value("foo") = "bar2"\n\nput onlykey\n\n\n' },
   { args: ['txn'], stdin: 'value("foo") = "bar2"\n' },
+  // A flag error on an op line: cobra's usage of that command first.
+  { args: ['txn', '-i'], stdin: '\nput x 1 --nope\n\n' },
+  { args: ['txn'], stdin: '\n\nget x --rev=abc\n\n' },
   { args: ['del', 'nokey'] },
   { args: ['del', 'a'] },
   { args: ['del', 'b', '--prev-kv', '-w', 'json'] },
@@ -57,6 +60,10 @@ const script: Step[] = [
   { args: ['watch', 'foo', '--rev', '2'], until: 'from txn\n' },
   { args: ['watch', 'foo', '--rev', '2', '-w', 'json'], until: '"Events"' },
   { args: ['watch', '--prefix', '', '--rev', '3', '--prev-kv'], until: 'DELETE\nx\ny\nx\n\n' },
+  // A command run for each event that fails ends the watch at once, exit 1, in Go's words.
+  { args: ['watch', 'foo', '--rev', '2', '--', 'sh', '-c', 'echo E; exit 3'] },
+  { args: ['watch', 'foo', '--rev', '2', '--', '/nonexistent/cmd'] },
+  { args: ['lock', 'lk', '/nonexistent/cmd'] },
   { args: ['compaction', '4'] },
   { args: ['compaction', '4'] },
   { args: ['compaction', 'x'] },

@@ -80,6 +80,8 @@ describe('etcdctl-ts long-running commands', { skip: etcdctlMissing() }, () => {
     const w = new Ts(ep, ['watch', '-i']);
     w.child.stdin.write('watch wi/a\n');
     w.child.stdin.write('nonsense\n');
+    // A command but no key: said and skipped, as etcdctl does (the session goes on).
+    w.child.stdin.write('watch -- echo hi\n');
     // The watcher exists once a put shows up; keep putting until it does (startup time varies with load).
     for (let i = 0; i < 40 && !w.out.includes('PUT\nwi/a\none\n'); i++) {
       await etcdctl(['put', 'wi/a', 'one'], { endpoints: ep });
@@ -89,6 +91,7 @@ describe('etcdctl-ts long-running commands', { skip: etcdctlMissing() }, () => {
     w.child.stdin.write('progress\n');
     await w.waitFor((o) => /progress notify: \d+\n/.test(o));
     assert.match(w.err, /Invalid command nonsense \(only support watch\)/);
+    assert.match(w.err, /Invalid command watch -- echo hi \(bad number of arguments\)/);
     w.child.kill('SIGINT');
     assert.equal((await w.done).signal, 'SIGINT');
   });

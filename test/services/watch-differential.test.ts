@@ -153,4 +153,29 @@ describe('watch streams against the real etcd', { skip: etcdMissing() }, () => {
       );
     });
   }
+
+  test('fragments of a history larger than the limit (--max-request-bytes plus 512 KiB)', async () => {
+    const from = (await revision()) + 1;
+    // 4 values of 900 KB: etcd's limit (1.5 MiB + 512 KiB) holds two events per fragment.
+    for (let i = 0; i < 4; i++) {
+      const value = Buffer.alloc(900_000, 97 + i);
+      await both(methods.kv.Put.path, etcdserverpb.PutRequest.encode(etcdserverpb.PutRequest.create({ key: b(`big/${i}`), value })));
+    }
+    const streams = raw.map((r) => r.open(methods.watch.Watch.path));
+    const watch = create({ key: b('big/'), rangeEnd: b('big0'), startRevision: from, fragment: true }) as { readonly watch: etcdserverpb.WatchRequest };
+    const bytes = etcdserverpb.WatchRequest.encode(watch.watch);
+    for (const s of streams) s.send(bytes);
+    // The history comes with a sync pass, after the created response: wait for all of it.
+    const events = (st: RawStream): number => st.messages.reduce((n, m) => n + etcdserverpb.WatchResponse.decode(m).events.length, 0);
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline && !streams.every((st) => events(st) >= 4); ) await delay(50);
+    await settleBoth(streams);
+    const [theirs, ours] = (await Promise.all(streams.map((s) => s.cancel()))) as [RawAnswer, RawAnswer];
+    const shape = (a: RawAnswer): string[] => a.messages.map((m) => {
+      const r = etcdserverpb.WatchResponse.decode(m);
+      return `${r.events.length} events${r.fragment ? ', fragment' : ''}`;
+    });
+    assert.deepEqual(shape(ours), shape(theirs));
+    assert.deepEqual(shape(theirs), ['0 events', '2 events, fragment', '2 events']);
+    assert.deepEqual(byWatch(ours.messages), byWatch(theirs.messages));
+  });
 });

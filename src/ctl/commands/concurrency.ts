@@ -2,19 +2,19 @@
 import { spawn } from 'node:child_process';
 import { Election, Mutex, observeLeader, Session, type Client } from '../../client/index.js';
 import { errText, must, type CommandSpec, type Ctl } from '../command.js';
+import { goExecError } from '../go-format.js';
 import { ExitCode, fail } from '../output.js';
 
 
-function runChild(args: string[], env: Record<string, string>, ctl: Ctl): Promise<number> {
+/** Runs the command; Go's error text for how it ended (undefined: status 0). */
+function runChild(args: string[], env: Record<string, string>, ctl: Ctl): Promise<string | undefined> {
+  const name = args[0] ?? '';
   return new Promise((resolve) => {
-    const child = spawn(args[0] ?? '', args.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(name, args.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (d: Buffer) => ctl.io.output.out(d));
     child.stderr.on('data', (d: Buffer) => ctl.io.output.err(d.toString()));
-    child.on('error', (e) => {
-      ctl.io.output.err(`${e.message}\n`);
-      resolve(-1);
-    });
-    child.on('close', (code) => resolve(code ?? -1));
+    child.on('error', (error: NodeJS.ErrnoException) => resolve(goExecError(name, { error, status: null, signal: null })));
+    child.on('close', (status, signal) => resolve(goExecError(name, { status, signal })));
   });
 }
 
@@ -40,9 +40,9 @@ export const lockCommand: CommandSpec = {
     const m = new Mutex(session, args[0] ?? '');
     await must(m.lock({ signal: ctl.io.interrupt }));
     if (args.length > 1) {
-      const code = await runChild(args.slice(1), { ETCD_LOCK_KEY: m.key, ETCD_LOCK_REV: String(m.header?.revision ?? 0) }, ctl);
+      const failed = await runChild(args.slice(1), { ETCD_LOCK_KEY: m.key, ETCD_LOCK_REV: String(m.header?.revision ?? 0) }, ctl);
       await must(m.unlock());
-      if (code !== 0) fail(ExitCode.error, `exit status ${code}`);
+      if (failed !== undefined) fail(ExitCode.error, failed);
       return;
     }
     const k = await must(client.kv.get(m.key, { signal: ctl.io.interrupt }));

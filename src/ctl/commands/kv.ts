@@ -3,6 +3,7 @@ import { Compare, Op, type CompareOp, type etcdserverpb, type GetOptions, type S
 import { must, type Ctl, type CommandSpec } from '../command.js';
 import { parseFlags, type FlagSpec, type FlagValues } from '../flags.js';
 import { argify, goQuote, goUnquote } from '../go-format.js';
+import { cobraUsage } from '../help.js';
 import { ExitCode, fail } from '../output.js';
 import { SimplePrinter } from '../printer.js';
 
@@ -275,18 +276,23 @@ function scanCompare(s: string): { n: number; key: string; op: string; val: stri
 
 const subcommandNames = ['put', 'get', 'del'] as const;
 
-/** One success/failure line: a put, get or del command line, as etcdctl parses it with its own commands. */
-export async function parseRequestOp(line: string): Promise<etcdserverpb.RequestOp | string> {
+/**
+ * One success/failure line: a put, get or del command line, as etcdctl
+ * parses it with its own commands (whose flag error shows the command's
+ * usage first, through `usage`).
+ */
+export async function parseRequestOp(line: string, usage: (text: string) => void = () => undefined): Promise<etcdserverpb.RequestOp | string> {
   const words = argify(line);
   if (words instanceof Error) fail(ExitCode.invalidInput, words.message);
   if (words.length < 2) return `invalid txn compare request: ${line}`;
   const name = subcommandNames.find((n) => n.startsWith(words[0] ?? '\x00'));
   if (name === undefined) return `invalid txn request: ${line}`;
-  const specs = name === 'put' ? putFlags : name === 'get' ? getFlags : delFlags;
+  const command = name === 'put' ? putCommand : name === 'get' ? getCommand : delCommand;
   let parsed;
   try {
-    parsed = parseFlags(words.slice(1), specs);
+    parsed = parseFlags(words.slice(1), command.flags ?? []);
   } catch {
+    usage(cobraUsage(command));
     return `invalid txn request: ${line}`;
   }
   const { values, positional } = parsed;
@@ -333,9 +339,10 @@ export const txnCommand: CommandSpec = {
     prompt('compares:');
     const compares = await readBlock(ctl, parseCompare);
     prompt('success requests (get, put, del):');
-    const success = await readBlock(ctl, parseRequestOp);
+    const parseOp = (line: string): Promise<etcdserverpb.RequestOp | string> => parseRequestOp(line, (text) => ctl.io.output.err(text));
+    const success = await readBlock(ctl, parseOp);
     prompt('failure requests (get, put, del):');
-    const failure = await readBlock(ctl, parseRequestOp);
+    const failure = await readBlock(ctl, parseOp);
     const req = { compare: compares, success, failure };
     // etcdctl commits with a background context: no command timeout.
     const resp = await must(client.kv.txnRequest(req));

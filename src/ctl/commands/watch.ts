@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { watchResponseError, type Client, type WatchResponse } from '../../client/index.js';
 import type { CommandSpec, Ctl } from '../command.js';
 import { parseFlags, type FlagSpec } from '../flags.js';
-import { argify, goQuote } from '../go-format.js';
-import { ExitCode, fail } from '../output.js';
+import { argify, goExecError, goQuote, goQuoteList } from '../go-format.js';
+import { CtlExit, ExitCode, fail } from '../output.js';
 
 const watchFlags: FlagSpec[] = [
   { name: 'interactive', kind: 'bool', def: 'false', short: 'i', usage: 'Interactive mode' },
@@ -33,7 +33,8 @@ function resolveWatch(positional: string[], dashAt: number, envKey: string, envR
   return { key: all[0] ?? '', rangeEnd: all.length >= 2 ? all[1] : undefined, ...o, exec };
 }
 
-async function printWatch(ctl: Ctl, client: Client, w: WatchArgs): Promise<void> {
+/** `ending()`: the command is exiting already (etcdctl -i at the end of its input): a watch ended by that says nothing. */
+async function printWatch(ctl: Ctl, client: Client, w: WatchArgs, ending: () => boolean = () => false): Promise<void> {
   const key = w.prefix && w.key === '' ? '\x00' : w.key;
   const watcher = client.watch.watch(key, {
     rangeEnd: w.rangeEnd,
@@ -56,8 +57,9 @@ async function printWatch(ctl: Ctl, client: Client, w: WatchArgs): Promise<void>
       if (w.exec.length > 0) runExec(ctl, w.exec, resp);
     }
   } catch (err) {
+    if (err instanceof CtlExit) throw err;
     // The server's cancel was said above (the watch then ends with it as its error): once, as etcdctl does.
-    if (!ctl.io.interrupt.aborted && !canceled) ctl.io.output.err(`watch was canceled (${err instanceof Error ? err.message : String(err)})\n`);
+    if (!ctl.io.interrupt.aborted && !canceled && !ending()) ctl.io.output.err(`watch was canceled (${err instanceof Error ? err.message : String(err)})\n`);
   }
 }
 
@@ -73,10 +75,11 @@ function runExec(ctl: Ctl, exec: string[], resp: WatchResponse): void {
     const r = spawnSync(exec[0] ?? '', exec.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
     ctl.io.output.out(r.stdout ?? Buffer.alloc(0));
     if ((r.stderr?.length ?? 0) > 0) ctl.io.output.err(r.stderr.toString());
-    if (r.error !== undefined || r.status !== 0) {
-      const why = r.error !== undefined ? r.error.message : `exit status ${r.status ?? 1}`;
-      ctl.io.output.err(`command [${exec.join(' ')}] error (${why})\n`);
-      fail(ExitCode.error, '');
+    const why = goExecError(exec[0] ?? '', r);
+    if (why !== undefined) {
+      // etcdctl says so and exits 1 at once (os.Exit): nothing more about the watch.
+      ctl.io.output.err(`command ${goQuoteList(exec)} error (${why})\n`);
+      throw new CtlExit(ExitCode.error, '', true);
     }
   }
 }
@@ -84,9 +87,13 @@ function runExec(ctl: Ctl, exec: string[], resp: WatchResponse): void {
 async function interactive(ctl: Ctl, envKey: string, envRange: string): Promise<void> {
   const client = (await ctl.connectedClient());
   const running: Promise<void>[] = [];
+  let ending = false;
   for (;;) {
     const raw = await ctl.io.readLine();
-    if (raw === null || !raw.endsWith('\n')) fail(ExitCode.invalidInput, 'Error reading watch request line: EOF');
+    if (raw === null || !raw.endsWith('\n')) {
+      ending = true;
+      fail(ExitCode.invalidInput, 'Error reading watch request line: EOF');
+    }
     const l = raw.slice(0, -1);
     const words = argify(l);
     if (words instanceof Error || words.length < 1) {
@@ -114,11 +121,14 @@ async function interactive(ctl: Ctl, envKey: string, envRange: string): Promise<
     const f = parsed.values;
     const w = resolveWatch(parsed.positional, parsed.dashAt, envKey, envRange, { prefix: f.bool('prefix'), rev: f.int('rev'), prevKv: f.bool('prev-kv') });
     if (typeof w === 'string') {
-      if (w.startsWith('bad number')) fail(ExitCode.badArgs, w);
+      // etcdctl's argument check ends the session; a line with a command but no key passes it
+      // and fails only when the watch is made, which is reported and skipped.
+      const noKeyButCommand = w === 'bad number of arguments' && parsed.dashAt >= 0;
+      if (w.startsWith('bad number') && !noKeyButCommand) fail(ExitCode.badArgs, w);
       ctl.io.output.err(`Invalid command ${l} (${w})\n`);
       continue;
     }
-    running.push(printWatch(ctl, client, w));
+    running.push(printWatch(ctl, client, w, () => ending));
   }
 }
 
