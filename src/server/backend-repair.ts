@@ -52,9 +52,10 @@ export interface RepairHost {
   answerTimeoutMs(): number;
   /**
    * On the raft loop: makes the checked database at path the member's backend
-   * and applies the held entries again from `after` + 1 through `to`.
+   * and applies the entries held until then (lastApplied + 1 through
+   * heldThrough, read when it runs: more may be held while it waits).
    */
-  install(path: string, after: number, to: number): Promise<void>;
+  install(path: string): Promise<void>;
   /** The member is stopping (or stopped): give up. */
   stopping(): boolean;
   /** No peer to repair from, or the swap failed: the member must stop. */
@@ -119,7 +120,7 @@ export class BackendRepair {
           return;
         }
         try {
-          await h.install(path, this.lastApplied, this.heldTo);
+          await h.install(path);
         } catch (e) {
           await rm(path, { force: true });
           if (h.stopping()) return;

@@ -418,7 +418,7 @@ export class EtcdServer implements ApplyEnv {
       },
       fetchDb: (id, minIndex, timeoutMs) => this.transport.fetchDb(id, minIndex, timeoutMs),
       answerTimeoutMs: () => this.requestTimeoutMs(),
-      install: (path, after, to) => this.installRepairedDb(path, after, to),
+      install: (path) => this.installRepairedDb(path),
       stopping: () => this.stopping,
       fail: (err) => this.fatal(err),
     };
@@ -446,9 +446,10 @@ export class EtcdServer implements ApplyEnv {
   }
 
   /** On the raft loop: the pulled database replaces the corrupt one, and the held entries are applied. */
-  private installRepairedDb(path: string, after: number, to: number): Promise<void> {
+  private installRepairedDb(path: string): Promise<void> {
     return this.raft.exclusive(async () => {
-      if (this.repair === undefined || this.repair.ended) {
+      const repair = this.repair;
+      if (repair === undefined || repair.ended) {
         // A leader's snapshot repaired it first.
         await rm(path, { force: true });
         return;
@@ -459,7 +460,8 @@ export class EtcdServer implements ApplyEnv {
       renameSync(this.layout.dbPath, `${this.layout.dbPath}.corrupt`);
       installSnapshotFile(path, this.layout.dbPath);
       this.reopenBackend(this.applier.confState);
-      this.endRepair(after, to);
+      // What raft handed out up to now: entries held while this waited for the loop count too.
+      this.endRepair(repair.lastApplied, repair.heldThrough);
     });
   }
 

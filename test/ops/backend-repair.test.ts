@@ -130,7 +130,7 @@ describe('backend repair from peers', { skip }, () => {
     assert.equal(watch.timedOut, false, 'the watch ended');
     assert.match(watch.stderr, /corrupt cluster/);
     assert.doesNotMatch(watch.stdout, /rk9/, 'nothing of the bad record was sent');
-    await eventually('the repair after the watch', async () => (/"found-by":"watch"[^\n]*\n(.*\n)*.*backend repaired; serving reads again/.test(victim.logTail(600)) ? true : undefined), 30_000, 200);
+    await eventually('the repair after the watch', () => Promise.resolve(/"found-by":"watch"[^\n]*\n(.*\n)*.*backend repaired; serving reads again/.test(victim.logTail(600)) ? true : undefined), 30_000, 200);
     assert.equal(await servedEventually(victim, 'rk9'), `${valueOf(9)}\n`);
     await assertHashesAgree(c);
 
