@@ -17,17 +17,26 @@
  * landed in free space): a member whose backend flip stopped it is started
  * once more, as a supervisor would, and must then repair (an unfinished
  * check is done again in a child process).
+ *
+ * One time in four the flip goes into the backend of a follower that runs:
+ * the member must meet it on a read, an apply or a watch (or never, if it
+ * landed in free space) and repair itself without a restart; if LMDB
+ * aborts it instead, it is started again (up to three times) as above.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { memberStatus, methods, type Member } from '../harness/index.js';
+import { delay, memberStatus, methods, type Member } from '../harness/index.js';
 import { clusterCall, pickTarget, rejoinWiped, type FaultContext } from './fault-kit.js';
 
 export async function bitflipFault(ctx: FaultContext): Promise<void> {
   const c = ctx.cluster;
   const i = await pickTarget(ctx, 'follower');
   const m = c.members[i] as Member;
+  if (ctx.rand.intn(4) === 0) {
+    await rotRunning(ctx, m);
+    return;
+  }
   const id = (await memberStatus(m.endpoint)).header?.memberId ?? 0n;
   await m.kill();
   const { what: flipped, path } = flipOne(ctx, m);
@@ -59,6 +68,34 @@ export async function bitflipFault(ctx: FaultContext): Promise<void> {
   await m.kill();
   await clusterCall(ctx.access, c, i, methods.cluster.MemberRemove, etcdserverpb.MemberRemoveRequest.create({ ID: id }), (e) => /member not found/.test(e.message));
   await rejoinWiped(ctx, i, false, 'removed after it refused to start');
+}
+
+/** Flips one bit of a running member's backend file, then lets it find and repair it; restarts it if LMDB aborted it. */
+async function rotRunning(ctx: FaultContext, m: Member): Promise<void> {
+  const repairs = (): number => (m.logTail(2000).match(/backend repaired/g) ?? []).length;
+  const before = repairs();
+  const path = join(m.dataDir, 'member', 'snap', 'db');
+  const size = statSync(path).size;
+  const offset = ctx.rand.intn(size);
+  const bit = ctx.rand.intn(8);
+  const fd = openSync(path, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, offset);
+    b[0] = (b[0] as number) ^ (1 << bit);
+    writeSync(fd, b, 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+  ctx.note(`bitflip on running follower ${m.name}: db byte ${offset} of ${size} bit ${bit}`);
+  await delay(3000);
+  for (let starts = 0; !m.running && starts < 3; starts++) {
+    ctx.note(`bitflip: ${m.name} stopped (${JSON.stringify(m.exitInfo)}); started again`);
+    await m.start({ wait: false });
+    await m.waitReady({ timeoutMs: ctx.readyTimeoutMs }).catch(() => undefined);
+  }
+  if (!m.running) ctx.violation('bitflip', `after a flip in its running backend, ${m.name} did not come back in three starts`);
+  if (repairs() > before) ctx.note(`bitflip: ${m.name} repaired its backend from a peer`);
 }
 
 /** Flips one bit of m's newest WAL segment, newest snapshot file or backend (a third of the time each, the WAL when there is no snapshot file): what it did, and to which file. */
