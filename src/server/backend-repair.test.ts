@@ -55,11 +55,13 @@ function check(dir: string): StartCheck {
   };
 }
 
-test('start check: a whole database opens, and no check is left marked running', withDir(async (dir) => {
+test('start check: a whole database opens, no check is left marked running, and pulls a stop interrupted are removed', withDir(async (dir) => {
   await writeDb(join(dir, 'db'));
+  writeFileSync(join(dir, 'repair-00000000000000aa.db.tmp'), 'half a pull');
   const s = await openCheckedAtStart(check(dir));
   await s.backend.close();
   assert.equal(existsSync(join(dir, marker)), false);
+  assert.equal(existsSync(join(dir, 'repair-00000000000000aa.db.tmp')), false);
 }));
 
 test('start check: a corrupt record with no peer to repair from refuses the start, naming the record', withDir(async (dir) => {

@@ -29,7 +29,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -201,6 +201,8 @@ export interface StartCheck {
  * gave a good one.
  */
 export async function openCheckedAtStart(c: StartCheck): Promise<Schema> {
+  // Databases pulled by a repair that a crash or stop interrupted.
+  for (const name of readdirSync(c.dir)) if (/^repair-.*\.db(\.tmp)?(-lock)?$/.test(name)) rmSync(join(c.dir, name), { force: true });
   let cause: BackendCorruptError | undefined;
   let schema: Schema | undefined;
   // Present while a check runs: found at start, the last check did not end (LMDB aborted the
