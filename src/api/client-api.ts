@@ -48,16 +48,20 @@ function clientTls(s: EtcdServer): ClientPortTlsOptions | undefined {
   const t = s.cfg.clientTls;
   if (t.certFile === '' && t.keyFile === '') return undefined;
   const ciphers = ciphersOption(s);
+  // As etcd's TLSInfo.ServerConfig: a trusted CA file alone requires client certificates too
+  // (whose CN is the user only with --client-cert-auth, call-context.ts).
+  const requireCert = t.clientCertAuth || t.trustedCaFile !== '';
   try {
     return {
       cert: readFileSync(t.certFile),
       key: readFileSync(t.keyFile),
       ca: t.trustedCaFile !== '' ? readFileSync(t.trustedCaFile) : undefined,
-      clientCertAuth: t.clientCertAuth,
+      clientCertAuth: requireCert,
       minVersion: 'TLSv1.2',
       ...ciphers,
+      ...(t.crlFile !== '' ? { crl: readFileSync(t.crlFile), crlFile: t.crlFile } : {}),
       // As Go, a certificate is checked only where one is asked for.
-      ...(t.allowedHostname === '' || !t.clientCertAuth ? {} : { refuseClient: (socket: TLSSocket) => clientCertRefusal({ hostname: t.allowedHostname }, socket) }),
+      ...(t.allowedHostname === '' || !requireCert ? {} : { refuseClient: (socket: TLSSocket) => clientCertRefusal({ hostname: t.allowedHostname }, socket) }),
     };
   } catch (e) {
     throw new ConfigError(`cannot read client TLS files: ${(e as Error).message}`);
@@ -81,7 +85,10 @@ async function listenMetrics(s: EtcdServer, handle: (req: IncomingMessage, res: 
   const server =
     tls === undefined
       ? createHttpServer(serveOnly)
-      : createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth, minVersion: 'TLSv1.2', ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}) }, serveOnly);
+      : createHttpsServer({
+        cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth, minVersion: 'TLSv1.2',
+        ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}), ...(tls.crl !== undefined ? { crl: tls.crl } : {}),
+      }, serveOnly);
   const target = listenTarget(url);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -3,7 +3,9 @@
  * arguments, the printer, the output, stdin, and a client built from the
  * global flags the way etcdctl builds clientv3.Config.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { Client, type ClientLogEntry, type ClientOptions } from '../client/index.js';
 import type { SrvResolver } from '../base/index.js';
 import { discoverEndpoints } from './discovery.js';
@@ -178,9 +180,10 @@ export class Ctl {
     const secure = anyTls || !f.bool('insecure-transport');
     const read = (p: string): Buffer | undefined => (p === '' ? undefined : readFileOr(p));
     const auth = withAuth ? this.auth() : undefined;
+    const files = secure ? checkedTlsFiles(cert, key, read(cacert), read(cert), read(key)) : undefined;
     return {
       endpoints,
-      tls: secure ? { ca: read(cacert), cert: read(cert), key: read(key), servername: serverName === '' ? undefined : serverName, insecureSkipVerify: f.bool('insecure-skip-tls-verify') } : undefined,
+      tls: files !== undefined ? { ...files, servername: serverName === '' ? undefined : serverName, insecureSkipVerify: f.bool('insecure-skip-tls-verify') } : undefined,
       dialTimeoutMs: f.durationMs('dial-timeout'),
       keepaliveTimeMs: f.durationMs('keepalive-time'),
       keepaliveTimeoutMs: f.durationMs('keepalive-timeout'),
@@ -260,6 +263,41 @@ export class Ctl {
     for (const c of this.clients) c.close();
     this.clients = [];
   }
+}
+
+/**
+ * The CA, certificate and key as etcdctl's clientv3 would load them, or the
+ * error it stops with (exit 128), in Go's words: a certificate without its
+ * key or the other way round, a key that is not the certificate's, a file
+ * with no PEM data, a CA file holding something other than certificates.
+ */
+function checkedTlsFiles(certPath: string, keyPath: string, ca: Buffer | undefined, cert: Buffer | undefined, key: Buffer | undefined): { ca?: Buffer | undefined; cert?: Buffer | undefined; key?: Buffer | undefined } {
+  if ((cert === undefined) !== (key === undefined)) fail(ExitCode.badArgs, `KeyFile and CertFile must both be present[key: ${keyPath}, cert: ${certPath}]`);
+  if (cert !== undefined && key !== undefined) {
+    if (!cert.includes('-----BEGIN')) fail(ExitCode.badArgs, 'tls: failed to find any PEM data in certificate input');
+    if (!key.includes('-----BEGIN')) fail(ExitCode.badArgs, 'tls: failed to find any PEM data in key input');
+    try {
+      createSecureContext({ cert, key });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      fail(ExitCode.badArgs, code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH' ? 'tls: private key does not match public key' : `tls: ${(e as Error).message}`);
+    }
+  }
+  if (ca !== undefined) {
+    // Go's NewCertPool parses every PEM block as a certificate.
+    for (const m of ca.toString('latin1').matchAll(/-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g)) {
+      let ok = m[1] === 'CERTIFICATE';
+      if (ok) {
+        try {
+          new X509Certificate(Buffer.from((m[2] ?? '').replace(/\s+/g, ''), 'base64'));
+        } catch {
+          ok = false;
+        }
+      }
+      if (!ok) fail(ExitCode.badArgs, 'x509: malformed tbs certificate');
+    }
+  }
+  return { ca, cert, key };
 }
 
 function readFileOr(path: string): Buffer {

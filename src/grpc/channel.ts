@@ -125,6 +125,9 @@ export class GrpcChannel {
     if (this.stateValue === ConnectivityState.SHUTDOWN) return Promise.reject(closingError());
     if (this.stateValue === ConnectivityState.IDLE) this.startConnect();
     if (this.stateValue === ConnectivityState.TRANSIENT_FAILURE) return Promise.reject(this.unavailable());
+    // Someone waits for this connection: it keeps the process alive until it is up or failed (an idle
+    // session does not; a TLS handshake takes a few turns, and nothing else may be pending meanwhile).
+    this.conn?.session.ref();
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
@@ -296,6 +299,7 @@ export class GrpcChannel {
     this.startKeepalive(conn);
     this.setState(ConnectivityState.READY);
     for (const w of this.readyWaiters.splice(0)) w.resolve();
+    if (conn.activeCalls === 0) conn.session.unref();
   }
 
   private onConnClosed(conn: Conn): void {

@@ -19,6 +19,7 @@
  * handshake within `handshakeTimeoutMs` (GHSA-6vch-q96h-7gc3); close() sends
  * GOAWAY and lets calls finish for `graceMs`, then destroys what remains.
  */
+import { readFileSync, statSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, {
   Http2ServerRequest,
@@ -51,6 +52,10 @@ export interface ClientPortTlsOptions {
   readonly ciphers?: string;
   /** Why a verified client certificate is still refused (etcd's allowed hostname), or undefined to serve it. */
   readonly refuseClient?: (socket: TLSSocket) => string | undefined;
+  /** Revoked client certificates (PEM CRL, --client-crl-file): refused at the handshake. */
+  readonly crl?: Buffer;
+  /** The CRL's file: read again when it changes (etcd reads it at every connection). */
+  readonly crlFile?: string;
 }
 
 export interface ClientPortOptions {
@@ -212,23 +217,43 @@ export class ClientPortServer {
   }
 
   private tlsServer(opts: ClientPortTlsOptions): tls.Server {
+    const context = (crl: Buffer | undefined): tls.SecureContextOptions => ({
+      cert: opts.cert,
+      key: opts.key,
+      ca: opts.ca,
+      minVersion: opts.minVersion ?? 'TLSv1.2',
+      ...(opts.ciphers === undefined ? {} : { ciphers: opts.ciphers }),
+      ...(crl === undefined ? {} : { crl }),
+    });
     const server = tls.createServer(
       {
-        cert: opts.cert,
-        key: opts.key,
-        ca: opts.ca,
+        ...context(opts.crl),
         requestCert: opts.clientCertAuth === true,
         rejectUnauthorized: opts.clientCertAuth === true,
-        minVersion: opts.minVersion ?? 'TLSv1.2',
-        ...(opts.ciphers === undefined ? {} : { ciphers: opts.ciphers }),
         ALPNProtocols: ['h2', 'http/1.1'],
         handshakeTimeout: this.handshakeTimeoutMs,
       },
       (socket: TLSSocket) => this.dispatchTls(socket),
     );
+    const crlFile = opts.crlFile;
+    let crlMtimeMs = crlFile === undefined ? 0 : fileMtimeMs(crlFile);
     server.on('connection', (socket: Socket) => {
       socket.setNoDelay(true);
       this.track(socket);
+    });
+    // Before tls.Server's own listener makes the connection's TLS socket from the context in place:
+    // a CRL changed on disk counts from this handshake on, as etcd reads it at each connection.
+    server.prependListener('connection', () => {
+      if (crlFile === undefined) return;
+      const mtimeMs = fileMtimeMs(crlFile);
+      if (mtimeMs === crlMtimeMs) return;
+      crlMtimeMs = mtimeMs;
+      try {
+        server.setSecureContext(context(readFileSync(crlFile)));
+        this.logger.info('reloaded the client certificate revocation list', { file: crlFile });
+      } catch (e) {
+        this.logger.warn('cannot reload the client certificate revocation list; keeping the last one', { file: crlFile, error: (e as Error).message });
+      }
     });
     server.on('tlsClientError', (err, tlsSocket) => {
       // Includes handshake timeouts; a listener here means Node leaves the socket to us.
@@ -331,5 +356,14 @@ export class ClientPortServer {
       this.logger.error('http handler threw', { error: err });
       stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
+  }
+}
+
+/** A file's modification time, 0 when it cannot be read. */
+function fileMtimeMs(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
   }
 }

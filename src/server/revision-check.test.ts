@@ -76,3 +76,19 @@ test('revision check: malformed rpc bodies are refused', () => {
   assert.throws(() => decodeDigestReply(Buffer.from('not json')));
   assert.deepEqual(decodeDigestReply(Buffer.from('{"from":1,"to":1,"digest":null}')), { from: 1, to: 1, digest: null });
 });
+
+test('revision check: a divergence reported once is not reported again (a disarm stands); a new one is', async () => {
+  const raised: bigint[] = [];
+  const reported = new Map<bigint, number>();
+  const peers = (bad: readonly number[]): Peer[] => [{ id: 2n, hashes: ring(10, 60, bad) }, { id: 3n, hashes: ring(10, 60) }];
+  const withMemory = (own: RevisionHashes, p: Peer[]): RevisionCheckHost => ({ ...host(own, p, raised), reported });
+  assert.deepEqual((await checkRevisionDigests(withMemory(ring(10, 50), peers([33])))).atFault, [2n]);
+  assert.equal(reported.get(2n), 50);
+  // The alarm was disarmed; the same revisions are held still: nothing new to say.
+  assert.deepEqual(await checkRevisionDigests(withMemory(ring(10, 50), peers([33]))), { compared: 1, mismatched: [], atFault: [] });
+  // The member diverges again later: named again.
+  assert.deepEqual((await checkRevisionDigests(withMemory(ring(10, 60), peers([33, 55])))).atFault, [2n]);
+  assert.deepEqual(raised, [2n, 2n]);
+  // Without the memory, every pass names it.
+  assert.deepEqual((await checkRevisionDigests(host(ring(10, 50), peers([33]), []))).atFault, [2n]);
+});

@@ -84,6 +84,14 @@ export interface RevisionCheckHost {
   peerIds(): bigint[];
   peerDigest(id: bigint, req: DigestRequest): Promise<DigestReply>;
   raiseCorrupt(memberId: bigint): void;
+  /**
+   * The newest revision whose divergence was reported, by the member named
+   * (the leader's own id when it named itself): later passes compare only
+   * revisions after it with that member, so that an operator's disarm is not
+   * undone by the same, already reported, divergence; a new one is reported
+   * again. Absent: every pass compares everything held.
+   */
+  readonly reported?: Map<bigint, number>;
 }
 
 /** What one pass found; the ids at fault are those it raised CORRUPT for. */
@@ -99,10 +107,13 @@ export async function checkRevisionDigests(h: RevisionCheckHost): Promise<Revisi
   const req: DigestRequest = { from: own.oldest, to: own.newest };
   const none: RevisionCheckResult = { compared: 0, mismatched: [], atFault: [] };
   if (req.to <= req.from) return none;
+  const after = (id: bigint): number => Math.max(h.reported?.get(id) ?? 0, h.reported?.get(h.memberId) ?? 0);
   const replies = await Promise.all(
     h.peerIds().map(async (id) => {
+      const asked: DigestRequest = { from: Math.max(req.from, after(id)), to: req.to };
+      if (asked.to <= asked.from) return { id, reply: undefined };
       try {
-        return { id, reply: await h.peerDigest(id, req) };
+        return { id, reply: await h.peerDigest(id, asked) };
       } catch (e) {
         h.logger.debug('cannot fetch revision digest from remote peer', { 'remote-peer-id': idToHex(id), error: (e as Error).message });
         return { id, reply: undefined };
@@ -113,9 +124,10 @@ export async function checkRevisionDigests(h: RevisionCheckHost): Promise<Revisi
   if (h.hashes() !== own) return none;
   const matched: bigint[] = [];
   const mismatched: bigint[] = [];
+  let mismatchedTo = 0;
   for (const { id, reply } of replies) {
     if (reply === undefined || reply.digest === null) continue;
-    if (reply.from < req.from || reply.to > req.to || reply.from >= reply.to) continue;
+    if (reply.from < Math.max(req.from, after(id)) || reply.to > req.to || reply.from >= reply.to) continue;
     const mine = own.digest(reply.from, reply.to);
     if (mine === undefined) continue;
     if (mine === reply.digest) {
@@ -123,6 +135,7 @@ export async function checkRevisionDigests(h: RevisionCheckHost): Promise<Revisi
       continue;
     }
     mismatched.push(id);
+    mismatchedTo = Math.max(mismatchedTo, reply.to);
     h.logger.warn('found revision hash mismatch with remote peer', {
       'local-member-id': idToHex(h.memberId), 'remote-peer-id': idToHex(id),
       'from-revision': reply.from, 'to-revision': reply.to, 'local-digest': mine, 'remote-digest': reply.digest,
@@ -140,6 +153,7 @@ export async function checkRevisionDigests(h: RevisionCheckHost): Promise<Revisi
   for (const id of atFault) {
     h.logger.error('member diverged from the cluster; raising CORRUPT alarm', { 'member-id': idToHex(id) });
     h.raiseCorrupt(id);
+    h.reported?.set(id, Math.max(h.reported.get(id) ?? 0, mismatchedTo));
   }
   return { compared, mismatched, atFault };
 }

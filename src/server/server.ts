@@ -306,8 +306,12 @@ export class EtcdServer implements ApplyEnv {
       // A member down must not hold the pass (and the next) for a whole request timeout.
       peerDigest: async (id, req) => decodeDigestReply(await this.transport.call(id, revisionDigestRpc, encodeDigestRequest(req), Math.max(500, Math.min(this.requestTimeoutMs(), this.cfg.experimentalRevisionHashCheckTimeMs)))),
       raiseCorrupt: (id) => this.raiseCorrupt(id),
+      reported: this.revisionDivergenceReported,
     };
   }
+
+  /** What the revision checks of this member, as leader, reported (revision-check.ts). */
+  private readonly revisionDivergenceReported = new Map<bigint, number>();
 
   /**
    * Whether this member refuses KV reads and watches (they fail with

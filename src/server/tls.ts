@@ -107,13 +107,16 @@ export function peerTransportTls(cfg: ServerConfig): PeerTlsOptions | undefined 
     cert: read(t.certFile, 'peer certificate'),
     key: read(t.keyFile, 'peer key'),
     ...(t.trustedCaFile !== '' ? { ca: read(t.trustedCaFile, 'peer trusted CA') } : {}),
-    requestCert: t.clientCertAuth,
+    // As etcd's TLSInfo.ServerConfig: a trusted CA file alone requires client certificates too.
+    requestCert: t.clientCertAuth || t.trustedCaFile !== '',
     // Auto-TLS certificates are self-signed: nothing to verify them against (etcd skips verification too).
     ...(t.autoTls && t.trustedCaFile === '' ? { rejectUnauthorized: false } : {}),
     ...(t.allowedCn !== '' ? { allowedCn: t.allowedCn } : {}),
     ...(t.allowedHostname !== '' ? { allowedHostname: t.allowedHostname } : {}),
-    ...(t.skipClientSanVerify ? { skipClientSanVerify: true } : {}),
+    // The address check of a peer's certificate comes with --peer-client-cert-auth only, as etcd's listener's.
+    ...(t.skipClientSanVerify || !t.clientCertAuth ? { skipClientSanVerify: true } : {}),
     ...(ciphers === undefined ? {} : { ciphers }),
+    ...(t.crlFile !== '' ? { crl: read(t.crlFile, 'peer certificate revocation list') } : {}),
     // As etcd: peers found in DNS over https, and no CA of our own to trust, are checked against the domain.
     ...(discoveredOverHttps(cfg) && t.trustedCaFile === '' ? { servername: cfg.discoverySrv } : {}),
   };

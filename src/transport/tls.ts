@@ -36,6 +36,8 @@ export interface PeerTlsOptions {
   readonly servername?: string;
   /** OpenSSL's cipher list, both sides (--cipher-suites); Node's default when absent. */
   readonly ciphers?: string;
+  /** Server side: revoked client certificates (PEM CRL, --peer-crl-file), refused at the handshake. */
+  readonly crl?: Pem;
 }
 
 function buf(p: Pem): Buffer {
@@ -55,6 +57,7 @@ export function serverTlsOptions(t: PeerTlsOptions, handshakeTimeoutMs: number):
     rejectUnauthorized: requestCert && (t.rejectUnauthorized ?? true),
     minVersion,
     ...(t.ciphers === undefined ? {} : { ciphers: t.ciphers }),
+    ...(t.crl === undefined ? {} : { crl: buf(t.crl) }),
     handshakeTimeout: handshakeTimeoutMs,
     ALPNProtocols: ['h2'],
   };

@@ -9,7 +9,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,8 @@ interface Certs {
   readonly user: (cn: string) => { cert: string; key: string };
   /** A client certificate with these subjectAltName entries (e.g. "IP:10.9.9.9"). */
   readonly withSans: (name: string, sans: string) => { cert: string; key: string };
+  /** A CRL (PEM) of the CA revoking these certificates; its path. */
+  readonly revoking: (name: string, certs: readonly string[]) => string;
 }
 
 /** A CA, a server certificate for 127.0.0.1/localhost, and client certificates by CN, in a temp dir. */
@@ -54,6 +56,16 @@ function makeCerts(): Certs {
     server,
     user: (cn) => sign(`user-${cn}`, cn, 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n'),
     withSans: (name, sans) => sign(name, name, `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n`),
+    revoking: (name, revoked) => {
+      // openssl ca keeps its revocations in an index: one of its own per CRL.
+      const db = `${name}.index`;
+      writeFileSync(join(dir, db), '');
+      writeFileSync(join(dir, `${name}.crlnumber`), '1000\n');
+      writeFileSync(join(dir, `${name}.cnf`), `[ca]\ndefault_ca=d\n[d]\ndatabase=${db}\ncrlnumber=${name}.crlnumber\ndefault_md=sha256\ndefault_crl_days=2\n`);
+      for (const c of revoked) run('ca', '-config', `${name}.cnf`, '-keyfile', 'ca.key', '-cert', 'ca.pem', '-revoke', c);
+      run('ca', '-config', `${name}.cnf`, '-keyfile', 'ca.key', '-cert', 'ca.pem', '-gencrl', '-out', `${name}.pem`);
+      return join(dir, `${name}.pem`);
+    },
   };
 }
 
@@ -222,27 +234,50 @@ describe('TLS', { skip }, () => {
     await assert.rejects(ws.startCluster({ kind: 'etcd-ts', extraFlags: ['--cipher-suites', 'TLS_NOT_A_SUITE'], readyTimeoutMs: 10_000 }), /unexpected TLS cipher suite "TLS_NOT_A_SUITE"/);
   });
 
+  /** A put through each client (its etcdctl TLS flags besides --cacert), one line each: what it printed and its exit code. */
+  const putsAs = async (c: Cluster, clients: readonly (readonly [string, readonly string[]])[]): Promise<string[]> => {
+    const out: string[] = [];
+    for (const [who, tlsFlags] of clients) {
+      const r = await etcdctl(['--cacert', certs.ca, ...tlsFlags, '--dial-timeout=2s', '--command-timeout=3s', 'put', 'k', who], { endpoints: c.endpoints.map((e) => `https://${e}`) });
+      out.push(`${who}: ${r.stdout.trim()} [exit ${String(r.code)}]`);
+    }
+    return out;
+  };
+  const certFlags = (u: { cert: string; key: string }): string[] => ['--cert', u.cert, '--key', u.key];
+  /** etcd and etcd-ts started with the same flags. */
+  const bothWith = (flags: string[]): Promise<Cluster[]> =>
+    Promise.all([ws.startCluster({ kind: 'etcd', extraFlags: flags, tls: harnessTls() }), ws.startCluster({ kind: 'etcd-ts', extraFlags: flags, tls: harnessTls() })]);
+
   test('--client-cert-allowed-hostname: only certificates valid for the name are served; as etcd', async () => {
-    const flags = [...clientTlsFlags(), '--client-cert-allowed-hostname', 'localhost'];
-    const named = certs.server; // SANs: localhost, 127.0.0.1
-    const unnamed = certs.user('root'); // no SAN at all, whatever its CN
-    const session = async (c: Cluster): Promise<string[]> => {
-      const out: string[] = [];
-      for (const [who, u] of [['named', named], ['unnamed', unnamed]] as const) {
-        const r = await etcdctl(['--cacert', certs.ca, '--cert', u.cert, '--key', u.key, '--dial-timeout=2s', '--command-timeout=3s', 'put', 'k', who], {
-          endpoints: c.endpoints.map((e) => `https://${e}`),
-        });
-        out.push(`${who}: ${r.stdout.trim()} [exit ${String(r.code)}]`);
-      }
-      return out;
-    };
-    const [theirs, ours] = await Promise.all([
-      ws.startCluster({ kind: 'etcd', extraFlags: flags, tls: harnessTls() }),
-      ws.startCluster({ kind: 'etcd-ts', extraFlags: flags, tls: harnessTls() }),
-    ]);
-    const expected = await session(theirs);
+    const clients = [['named', certFlags(certs.server)], ['unnamed', certFlags(certs.user('root'))]] as const; // SANs: localhost, 127.0.0.1; none at all
+    const [theirs, ours] = (await bothWith([...clientTlsFlags(), '--client-cert-allowed-hostname', 'localhost'])) as [Cluster, Cluster];
+    const expected = await putsAs(theirs, clients);
     assert.deepEqual(expected, ['named: OK [exit 0]', 'unnamed:  [exit 1]']);
-    assert.deepEqual(await session(ours), expected);
+    assert.deepEqual(await putsAs(ours, clients), expected);
+  });
+
+  test('--trusted-ca-file without --client-cert-auth requires a client certificate too; as etcd', async () => {
+    const clients = [['no certificate', []], ['a certificate', certFlags(certs.user('alice'))]] as const;
+    const [theirs, ours] = (await bothWith(['--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca])) as [Cluster, Cluster];
+    const expected = await putsAs(theirs, clients);
+    assert.deepEqual(expected, ['no certificate:  [exit 1]', 'a certificate: OK [exit 0]']);
+    assert.deepEqual(await putsAs(ours, clients), expected);
+  });
+
+  test('--client-crl-file: a revoked client certificate is refused at the handshake, others served; a CRL changed on disk counts at once; as etcd', async () => {
+    const revokedUser = certs.user('revoked');
+    const goodUser = certs.user('good');
+    const clients = [['good', certFlags(goodUser)], ['revoked', certFlags(revokedUser)]] as const;
+    const crl = join(certs.dir, 'client-crl.pem');
+    copyFileSync(certs.revoking('crl-one', [revokedUser.cert]), crl);
+    const [theirs, ours] = (await bothWith([...clientTlsFlags(), '--client-crl-file', crl])) as [Cluster, Cluster];
+    const expected = await putsAs(theirs, clients);
+    assert.deepEqual(expected, ['good: OK [exit 0]', 'revoked:  [exit 1]']);
+    assert.deepEqual(await putsAs(ours, clients), expected);
+    // Revoking the other one too, in place: etcd reads the file at each connection.
+    copyFileSync(certs.revoking('crl-two', [revokedUser.cert, goodUser.cert]), crl);
+    const after = ['good:  [exit 1]', 'revoked:  [exit 1]'];
+    assert.deepEqual({ etcd: await putsAs(theirs, clients), ours: await putsAs(ours, clients) }, { etcd: after, ours: after });
   });
 
   test("a peer's client certificate must cover the address it connects from, unless --experimental-peer-skip-client-san-verification; as etcd", async () => {
