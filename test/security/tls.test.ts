@@ -7,20 +7,21 @@
 // --auto-tls certificates made without openssl.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import tls from 'node:tls';
 import { after } from 'node:test';
 import { GrpcChannel } from '../../src/grpc/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { memberChange } from '../ops/kit.js';
-import { Member, etcdctl, etcdctlMissing, etcdMissing, freePorts, methods, useWorkspace, type Cluster, type MemberTls } from '../harness/index.js';
+import { Member, etcdctl, etcdctlBin, etcdctlMissing, etcdMissing, freePorts, methods, useWorkspace, type Cluster, type MemberTls } from '../harness/index.js';
 
 const openssl = '/usr/bin/openssl';
+const ctlTsScript = resolve(import.meta.dirname, '../../src/cmd/etcdctl-ts.js');
 const opensslMissing = existsSync(openssl) ? false : `${openssl} is not installed`;
 
 interface Certs {
@@ -247,6 +248,26 @@ describe('TLS', { skip }, () => {
   /** etcd and etcd-ts started with the same flags. */
   const bothWith = (flags: string[]): Promise<Cluster[]> =>
     Promise.all([ws.startCluster({ kind: 'etcd', extraFlags: flags, tls: harnessTls() }), ws.startCluster({ kind: 'etcd-ts', extraFlags: flags, tls: harnessTls() })]);
+
+  test('etcdctl-ts over TLS: commands that wait for the connection work; bad certificate flags stop as etcdctl does', async () => {
+    const c = await ws.startCluster({ kind: 'etcd-ts', extraFlags: clientTlsFlags(), tls: harnessTls() });
+    const root = certs.user('root');
+    const alice = certs.user('alice');
+    const run = (tool: 'etcdctl' | 'etcdctl-ts', args: readonly string[]): { code: number; out: string } => {
+      const [file, pre] = tool === 'etcdctl' ? [etcdctlBin, []] : [process.execPath, [ctlTsScript]];
+      const r = spawnSync(file, [...pre, `--endpoints=https://${c.member(0).endpoint}`, '--dial-timeout=2s', '--command-timeout=3s', ...args], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 20_000 });
+      return { code: r.status ?? -1, out: `${r.stdout.toString()}${r.stderr.toString()}` };
+    };
+    const good = ['--cacert', certs.ca, ...certFlags(root)];
+    for (const args of [['user', 'list'], ['role', 'list'], ['lease', 'list'], ['lock', 'l', 'echo', 'held']]) {
+      assert.deepEqual(run('etcdctl-ts', [...good, ...args]), run('etcdctl', [...good, ...args]), args.join(' '));
+    }
+    for (const flags of [['--cert', root.cert, '--key', alice.key], ['--cert', root.cert], ['--key', root.key], ['--cacert', root.key]]) {
+      const theirs = run('etcdctl', [...flags, 'get', 'k']);
+      assert.equal(theirs.code, 128, theirs.out);
+      assert.deepEqual(run('etcdctl-ts', [...flags, 'get', 'k']), theirs, flags.join(' '));
+    }
+  });
 
   test('--client-cert-allowed-hostname: only certificates valid for the name are served; as etcd', async () => {
     const clients = [['named', certFlags(certs.server)], ['unnamed', certFlags(certs.user('root'))]] as const; // SANs: localhost, 127.0.0.1; none at all
