@@ -49,6 +49,9 @@ export function authService(s: EtcdServer): ServiceHandlers<AuthMethods> {
         checkCall(s, call, false);
         for (let attempt = 1; ; attempt++) {
           const rev = await s.auth.checkPassword(r.name, r.password);
+          // As etcd's, whose proposals all read the caller's token first: the password is checked
+          // before, but a token that does not check (garbage, stale, empty) fails the call.
+          await requestContext(s, call);
           const resp = (await s.propose({
             case: 'authenticate',
             value: serverpb.InternalAuthenticateRequest.create({ name: r.name, simpleToken: s.auth.genTokenPrefix() }),

@@ -18,6 +18,7 @@ import { open, type Database, type RootDatabase, type RootDatabaseOptions } from
 import { crc32cUpdate, failpoint, type Logger } from '../base/index.js';
 import type { BackendEngine, EngineBatch, EngineEntry } from './engine.js';
 import { BackendCorruptError } from './errors.js';
+import { isLongStored, longRecord, storedBounds, storedKey, storedValue, within } from './long-keys.js';
 
 type Db = Database<Buffer, Uint8Array>;
 type Env = RootDatabase<Buffer, Uint8Array>;
@@ -204,20 +205,37 @@ export class LmdbEngine implements BackendEngine {
   /** lmdb's own buffer (or a view of the map), valid until the next read. */
   peek(bucket: number, key: Uint8Array): Uint8Array | undefined {
     const db = this.dbs[bucket] as Db & { readonly lastSize: number };
+    const sk = storedKey(key);
     let fast: Uint8Array | undefined;
     try {
-      fast = db.getBinaryFast(key);
+      fast = db.getBinaryFast(sk);
     } catch (e) {
       throw asCorrupt(e, this.names[bucket] ?? String(bucket), key);
     }
+    if (fast === undefined) return undefined;
     // lmdb patches `length` of its reusable buffer: a view with the true bounds.
-    return fast === undefined ? undefined : this.opened(bucket, key, new Uint8Array(fast.buffer, fast.byteOffset, db.lastSize));
+    const value = this.opened(bucket, sk, new Uint8Array(fast.buffer, fast.byteOffset, db.lastSize));
+    if (sk === key) return value;
+    const r = this.longRecord(bucket, sk, value);
+    return Buffer.compare(r.key, key) === 0 ? r.value : undefined;
   }
 
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
-    const entries = (this.dbs[bucket] as Db).getRange(end === undefined ? { start } : { start, end });
-    if (!this.checked) return entries;
-    return entries.map(({ key, value }) => ({ key, value: this.opened(bucket, key, value) }));
+    const b = storedBounds(start, end);
+    const entries = (this.dbs[bucket] as Db).getRange(b.end === undefined ? { start: b.start } : { start: b.start, end: b.end });
+    const whole = entries.map(({ key, value }) => this.entry(bucket, key, this.checked ? this.opened(bucket, key, value) : value));
+    return b.exact ? whole : whole.filter((e) => within(e.key, start, end));
+  }
+
+  /** A stored record as the caller's key and value (a long key's taken from the value). */
+  private entry(bucket: number, stored: Uint8Array, value: Uint8Array): EngineEntry {
+    return isLongStored(stored) ? this.longRecord(bucket, stored, value) : { key: stored, value };
+  }
+
+  private longRecord(bucket: number, stored: Uint8Array, value: Uint8Array): { key: Uint8Array; value: Uint8Array } {
+    const r = longRecord(stored, value);
+    if (r === undefined) throw new BackendCorruptError(this.names[bucket] ?? String(bucket), stored, 'a long key\'s record does not hold its key');
+    return r;
   }
 
   /** Reads every record of every bucket, checking each: throws BackendCorruptError at the first bad one. */
@@ -227,7 +245,7 @@ export class LmdbEngine implements BackendEngine {
       try {
         for (const { key, value } of (this.dbs[b] as Db).getRange({ start: Buffer.alloc(0) })) {
           last = key;
-          this.opened(b, key, value);
+          this.entry(b, key, this.checked ? this.opened(b, key, value) : value);
         }
       } catch (e) {
         throw asCorrupt(e, this.names[b] ?? String(b), last);
@@ -241,8 +259,9 @@ export class LmdbEngine implements BackendEngine {
       batch.buckets.forEach((overlay, i) => {
         const db = dbs[i] as Db;
         for (const e of overlay.entries.values()) {
-          if (e.value === undefined) void db.remove(e.key);
-          else void db.put(e.key, this.toStore(e.key, e.value) as Buffer);
+          const sk = storedKey(e.key);
+          if (e.value === undefined) void db.remove(sk);
+          else void db.put(sk, this.toStore(sk, storedValue(e.key, e.value)) as Buffer);
         }
       });
     });

@@ -1,7 +1,7 @@
 // User and role management against the real etcd 3.4.23, request for
 // request: a seeded random sequence of adds, deletes, gets, grants, revokes,
 // permission grants and revokes, password changes and lists over a few names
-// (empty, root, non-ASCII, 300 bytes, a NUL) sent to both servers (auth stays
+// (empty, root, non-ASCII, 300 bytes, a NUL, longer than LMDB's keys) sent to both servers (auth stays
 // off). Every answer must be equal: status, message and response, so the
 // order of checks (user before role, existing grants, root's rules) and the
 // sorting of lists are etcd's. Permissions are valid ones: etcd-ts refuses
@@ -14,7 +14,7 @@ import { etcdMissing, methods, useEtcdPair, type RawAnswer } from '../harness/in
 
 const seed = Number(process.env['AUTH_ADMIN_SEED'] ?? 20261205);
 const te = new TextEncoder();
-const names = ['', 'u1', 'u2', 'root', 'r1', 'r2', 'é', 'a b', 'x'.repeat(300), '\u0000', 'U1'];
+const names = ['', 'u1', 'u2', 'root', 'r1', 'r2', 'é', 'a b', 'x'.repeat(300), '\u0000', 'U1', 'y'.repeat(2100), 'y'.repeat(3000)];
 const keys = ['a', 'b', 'ab', 'z'];
 
 type AnyMethod = MethodInfo<object, object>;

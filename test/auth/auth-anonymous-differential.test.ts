@@ -44,6 +44,11 @@ const calls: readonly (readonly [string, Call])[] = [
   ['an empty Txn', (ch) => ch.unary(methods.kv.Txn, P.TxnRequest.create({}), opts)],
   ['UserGet u', (ch) => ch.unary(methods.auth.UserGet, P.AuthUserGetRequest.create({ name: 'u' }), opts)],
   ['RoleGet r', (ch) => ch.unary(methods.auth.RoleGet, P.AuthRoleGetRequest.create({ role: 'r' }), opts)],
+  // A right password with a wrong token: etcd fails it on the token (its proposal reads it).
+  ['Authenticate u', async (ch) => {
+    await ch.unary(methods.auth.Authenticate, P.AuthenticateRequest.create({ name: 'u', password: 'pw' }), opts);
+    return 'a token';
+  }],
   ['UserChangePassword u', (ch) => ch.unary(methods.auth.UserChangePassword, P.AuthUserChangePasswordRequest.create({ name: 'u', password: 'pw' }), opts)],
   ['Lock a/l', (ch) => ch.unary(methods.lock.Lock, v3lockpb.LockRequest.create({ name: te.encode('a/l') }), opts)],
   ['Campaign a/e', (ch) => ch.unary(methods.election.Campaign, v3electionpb.CampaignRequest.create({ name: te.encode('a/e'), value: te.encode('x') }), opts)],
