@@ -24,8 +24,9 @@ export async function prepareUserAdd(
   cost: number,
 ): Promise<etcdserverpb.AuthUserAddRequest> {
   if (r.options?.noPassword === true) return etcdserverpb.AuthUserAddRequest.create({ name: r.name, options: { noPassword: true } });
+  // A client's hashedPassword (etcd 3.5's field) is the bcrypt string itself, stored as given.
   const keepClientHash = r.password === '' && r.hashedPassword !== '';
-  const hashedPassword = keepClientHash ? r.hashedPassword : await hashPasswordForProposal(pool, r.password, cost);
+  const hashedPassword = keepClientHash ? encodeHashedPassword(r.hashedPassword) : await hashPasswordForProposal(pool, r.password, cost);
   return etcdserverpb.AuthUserAddRequest.create({ name: r.name, options: r.options, hashedPassword });
 }
 
@@ -36,6 +37,6 @@ export async function prepareUserChangePassword(
   cost: number,
 ): Promise<etcdserverpb.AuthUserChangePasswordRequest> {
   const keepClientHash = r.password === '' && r.hashedPassword !== '';
-  const hashedPassword = keepClientHash ? r.hashedPassword : await hashPasswordForProposal(pool, r.password, cost);
+  const hashedPassword = keepClientHash ? encodeHashedPassword(r.hashedPassword) : await hashPasswordForProposal(pool, r.password, cost);
   return etcdserverpb.AuthUserChangePasswordRequest.create({ name: r.name, hashedPassword });
 }
