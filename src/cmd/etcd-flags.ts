@@ -213,7 +213,9 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   cfg.clientTls = tlsFrom(get, '');
   cfg.peerTls = tlsFrom(get, 'peer-');
   cfg.corsOrigins = list(get('cors') ?? '*');
-  cfg.cipherSuites = list(get('cipher-suites') ?? '');
+  // Split as etcd's StringsValue splits it: a blank or empty entry is an entry (and no suite's name).
+  const suites = get('cipher-suites') ?? '';
+  cfg.cipherSuites = suites === '' ? [] : suites.split(',');
   cfg.hostWhitelist = list(get('host-whitelist') ?? '*');
   cfg.authToken = get('auth-token') ?? cfg.authToken;
   cfg.bcryptCost = num('bcrypt-cost', cfg.bcryptCost);

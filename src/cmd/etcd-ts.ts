@@ -104,6 +104,11 @@ async function main(argv: string[]): Promise<void> {
   // etcd checks the names before anything else, and fails without "error verifying flags".
   const badSuite = unknownCipherSuite(cfg.cipherSuites);
   if (badSuite !== undefined) fail(`unexpected TLS cipher suite ${JSON.stringify(badSuite)}`, 1);
+  // Go's HTTP/2 server refuses a TLS listener whose suites lack the one HTTP/2 requires; etcd's https client listener fails to start.
+  const h2Required = ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'];
+  if (cfg.cipherSuites.length > 0 && !cfg.cipherSuites.some((s) => h2Required.includes(s)) && cfg.listenClientUrls.some((u) => u.startsWith('https:'))) {
+    fail(`http2: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher (need at least one of ${h2Required.join(' or ')})`, 1);
+  }
   const logger: Logger = new JsonLogger(cfg.logLevel, logWriter(cfg.logOutputs));
   for (const n of notes) logger.info(n);
   if (cfg.enablePprof) logger.warn("--enable-pprof: Go's /debug/pprof endpoints have no counterpart here and are not served (node's --cpu-prof and --heap-prof profile etcd-ts)");

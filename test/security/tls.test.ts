@@ -233,6 +233,14 @@ describe('TLS', { skip }, () => {
     assert.deepEqual(await probe(ours), expected);
     // A name etcd does not know stops the start, with etcd's message.
     await assert.rejects(ws.startCluster({ kind: 'etcd-ts', extraFlags: ['--cipher-suites', 'TLS_NOT_A_SUITE'], readyTimeoutMs: 10_000 }), /unexpected TLS cipher suite "TLS_NOT_A_SUITE"/);
+    // A blank entry, or the empty one after a trailing comma, is no suite either (etcd splits the list as it is).
+    await assert.rejects(ws.startCluster({ kind: 'etcd-ts', extraFlags: ['--cipher-suites', ' '], readyTimeoutMs: 10_000 }), /unexpected TLS cipher suite " "/);
+    await assert.rejects(ws.startCluster({ kind: 'etcd-ts', extraFlags: ['--cipher-suites', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,'], readyTimeoutMs: 10_000 }), /unexpected TLS cipher suite ""/);
+    // An https client URL whose suites lack HTTP/2's required one does not start (Go's http2.ConfigureServer refuses it in etcd).
+    await assert.rejects(
+      ws.startCluster({ kind: 'etcd-ts', extraFlags: [...clientTlsFlags(), '--cipher-suites', 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384'], tls: harnessTls(), readyTimeoutMs: 10_000 }),
+      /http2: TLSConfig.CipherSuites is missing an HTTP\/2-required AES_128_GCM_SHA256 cipher/,
+    );
   });
 
   /** A put through each client (its etcdctl TLS flags besides --cacert), one line each: what it printed and its exit code. */
