@@ -36,10 +36,12 @@ export type LeaseKeysLookup = (leaseId: bigint) => readonly Uint8Array[] | undef
 
 /**
  * Who an applied entry runs as: the header's user and auth revision, or
- * undefined when the proposer named no user (auth was off, or no token).
+ * undefined when the proposer named no user (auth was off, or no token). A
+ * client certificate without a CN names the user "" at a revision: etcd
+ * refuses it as a user without grants (permission denied).
  */
 export function authInfoFromHeader(header: serverpb.RequestHeader | undefined): AuthInfo | undefined {
-  if (header === undefined || header.username === '') return undefined;
+  if (header === undefined || (header.username === '' && header.authRevision === 0)) return undefined;
   return { username: header.username, revision: header.authRevision };
 }
 

@@ -403,7 +403,8 @@ export class AuthStore {
    * own certificate, so its CN is never used (etcd ignores it too).
    */
   authInfoFromTls(commonName: string | undefined, viaGateway: boolean): AuthInfo | undefined {
-    if (commonName === undefined || commonName === '' || viaGateway) return undefined;
+    // A certificate without a CN is the user "" (who has no grant), as etcd takes it.
+    if (commonName === undefined || viaGateway) return undefined;
     return { username: commonName, revision: this.rev };
   }
 

@@ -104,8 +104,9 @@ function peerOf(socket: Socket): PeerInfo {
   if ((socket as Partial<TLSSocket>).encrypted === true) {
     const tls = socket as TLSSocket;
     if (tls.authorized) {
+      // A verified certificate without a CN has the empty one (Go's Subject.CommonName).
       const cn = tls.getPeerCertificate().subject?.CN;
-      commonName = Array.isArray(cn) ? cn[0] : cn;
+      commonName = (Array.isArray(cn) ? cn[0] : cn) ?? '';
     }
   }
   return { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, commonName };

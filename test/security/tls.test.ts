@@ -46,7 +46,8 @@ function makeCerts(): Certs {
   const sign = (name: string, cn: string, ext: string): { cert: string; key: string } => {
     keyPair(name);
     writeFileSync(join(dir, `${name}.ext`), ext);
-    run('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
+    // An empty cn: a subject without a CN at all.
+    run('req', '-new', '-key', `${name}.key`, '-subj', cn === '' ? '/O=etcd-ts test' : `/CN=${cn}`, '-out', `${name}.csr`);
     run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
     return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
   };
@@ -87,6 +88,7 @@ describe('TLS', { skip }, () => {
     const root = certs.user('root');
     const alice = certs.user('alice');
     const stranger = certs.user('stranger');
+    const noCn = certs.user('');
     const session = async (c: Cluster): Promise<string[]> => {
       const as = (u: { cert: string; key: string }): string[] => ['--cacert', certs.ca, '--cert', u.cert, '--key', u.key];
       const out: string[] = [];
@@ -104,6 +106,9 @@ describe('TLS', { skip }, () => {
       await step([...as(alice), 'get', 'a/1']);
       await step([...as(alice), 'put', 'b', 'no']);
       await step([...as(stranger), 'get', 'a/1']);
+      // No CN: the user "", who has no grant (permission denied), and no name for admin calls.
+      await step([...as(noCn), 'put', 'a/1', 'x']);
+      await step([...as(noCn), 'user', 'list']);
       await step([...as(root), 'user', 'list']);
       // Through the gateway the certificate is the gateway's concern only: no token, no user.
       out.push(`gateway: ${await gatewayRange(c, alice)}`);
