@@ -223,7 +223,7 @@ export class LmdbEngine implements BackendEngine {
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
     const b = storedBounds(start, end);
     const entries = (this.dbs[bucket] as Db).getRange(b.end === undefined ? { start: b.start } : { start: b.start, end: b.end });
-    const whole = entries.map(({ key, value }) => this.entry(bucket, key, this.checked ? this.opened(bucket, key, value) : value));
+    const whole = entries.map(({ key, value }) => this.entry(bucket, key, this.opened(bucket, key, value)));
     return b.exact ? whole : whole.filter((e) => within(e.key, start, end));
   }
 
@@ -245,7 +245,7 @@ export class LmdbEngine implements BackendEngine {
       try {
         for (const { key, value } of (this.dbs[b] as Db).getRange({ start: Buffer.alloc(0) })) {
           last = key;
-          this.entry(b, key, this.checked ? this.opened(b, key, value) : value);
+          this.entry(b, key, this.opened(b, key, value));
         }
       } catch (e) {
         throw asCorrupt(e, this.names[b] ?? String(b), last);

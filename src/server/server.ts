@@ -10,7 +10,7 @@
  * - the leader alone expires leases, by proposing their revocation.
  */
 import { randomInt } from 'node:crypto';
-import { createReadStream, renameSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import {
   SeededRand,
@@ -442,11 +442,9 @@ export class EtcdServer implements ApplyEnv {
         clearTimeout(timer);
       }
     }
-    const { path, size } = await this.snapshots.copyDb();
-    const stream = createReadStream(path);
-    stream.once('close', () => void rm(path, { force: true }));
+    const db = await this.snapshots.openForRepair();
     this.logger.info('serving the database to a member repairing its own', { to: idToHex(from), 'min-index': minIndex, 'applied-index': this.appliedIndex });
-    return { size, stream };
+    return db;
   }
 
   /** On the raft loop: the pulled database replaces the corrupt one, and the held entries are applied. */

@@ -148,18 +148,28 @@ export class SnapshotFlow {
   /** Leader: the database to send with a MsgSnap; refreshes the message's snapshot to match it. */
   async openForPeer(m: raftpb.Message): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
     const point = appliedPoint(this.s);
-    const path = join(this.s.layout.snapDir, `send-${point.index}-${randomBytes(4).toString('hex')}.db`);
     const startedMs = performance.now();
     // snapshotTo commits first, so the copy holds at least everything applied up to point.index.
-    await this.s.schema.backend.snapshotTo(path);
+    const db = await this.streamedCopy(`send-${point.index}`, () => this.s.metrics.backendSnapshotSeconds.observe((performance.now() - startedMs) / 1000));
     m.snapshot = snapshotOf(point);
+    return db;
+  }
+
+  /** A member repairing its backend: this member's database, as the leader streams one with a MsgSnap. */
+  openForRepair(): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
+    return this.streamedCopy(`send-repair-${Date.now()}`);
+  }
+
+  /** A consistent copy of the backend in a file of its own, streamed; the file goes once the stream closes (then onClose runs). */
+  private async streamedCopy(name: string, onClose?: () => void): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
+    const path = join(this.s.layout.snapDir, `${name}-${randomBytes(4).toString('hex')}.db`);
+    await this.s.schema.backend.snapshotTo(path);
     const size = statSync(path).size;
     const stream = createReadStream(path);
-    const cleanup = (): void => {
-      this.s.metrics.backendSnapshotSeconds.observe((performance.now() - startedMs) / 1000);
+    stream.once('close', () => {
+      onClose?.();
       void rm(path, { force: true });
-    };
-    stream.once('close', cleanup);
+    });
     return { size, stream };
   }
 
