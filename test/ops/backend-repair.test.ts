@@ -53,6 +53,12 @@ function flipEveryCopy(path: string, text: string): number {
   return flipped;
 }
 
+/** flipEveryCopy once the value is in the file: the backend commits its batches every 100 ms. */
+async function flipWhenStored(path: string, text: string): Promise<number> {
+  await eventually(`${text.slice(0, 16)} in ${path}`, () => Promise.resolve(readFileSync(path).includes(Buffer.from(text)) ? true : undefined), 10_000, 50);
+  return flipEveryCopy(path, text);
+}
+
 async function put(endpoints: readonly string[], key: string, value: string, ...flags: string[]): Promise<string> {
   const r = await etcdctl(['put', key, value, ...flags], { endpoints });
   assert.equal(r.code, 0, r.stderr);
@@ -63,14 +69,13 @@ async function getValue(m: Member, key: string): Promise<{ code: number | null; 
   return etcdctl(['get', key, '--print-value-only', '--consistency=s'], { endpoints: [m.endpoint] });
 }
 
-/** Waits until every member has applied the last revision, and its backend has committed it (batches commit every 100 ms). */
+/** Waits until every member has applied the last revision. */
 async function settled(c: Cluster): Promise<void> {
   const rev = (await memberStatus(c.member(0).endpoint)).header?.revision ?? 0;
   await eventually('all members at the last revision', async () => {
     const revs = await Promise.all(c.members.map((m) => memberStatus(m.endpoint)));
     return revs.every((s) => (s.header?.revision ?? 0) >= rev) ? true : undefined;
   });
-  await new Promise((r) => setTimeout(r, 400));
 }
 
 /** The value a member serves for key, once it serves it. */
@@ -98,7 +103,7 @@ describe('backend repair from peers', { skip }, () => {
     const healthy = c.members.find((m) => m !== leader && m !== victim) as Member;
 
     // 1. Met by a read: the read fails, the others serve, the victim repairs and serves the right value.
-    assert.ok(flipEveryCopy(dbPath(victim), valueOf(7)) > 0);
+    assert.ok((await flipWhenStored(dbPath(victim), valueOf(7))) > 0);
     const refused = await getValue(victim, 'rk7');
     assert.notEqual(refused.code, 0, refused.stdout);
     assert.match(refused.stderr, /etcdserver: corrupt cluster/);
@@ -114,7 +119,7 @@ describe('backend repair from peers', { skip }, () => {
 
     // 2. Met by an apply: a put with prev_kv reads the old value on every member.
     await settled(c);
-    assert.ok(flipEveryCopy(dbPath(victim), valueOf(5)) > 0);
+    assert.ok((await flipWhenStored(dbPath(victim), valueOf(5))) > 0);
     const prev = await put([leader.endpoint], 'rk5', 'new value', '--prev-kv');
     assert.match(prev, new RegExp(valueOf(5)), 'the leader read the old value whole');
     await put([leader.endpoint], 'rk-after', 'x');
@@ -125,7 +130,7 @@ describe('backend repair from peers', { skip }, () => {
 
     // 3. Met by a watch catching up from an old revision: its stream ends, the member repairs.
     await settled(c);
-    assert.ok(flipEveryCopy(dbPath(victim), valueOf(9)) > 0);
+    assert.ok((await flipWhenStored(dbPath(victim), valueOf(9))) > 0);
     const watch = await etcdctl(['watch', 'rk9', '--rev=1'], { endpoints: [victim.endpoint], timeoutMs: 20_000 });
     assert.equal(watch.timedOut, false, 'the watch ended');
     assert.match(watch.stderr, /corrupt cluster/);
@@ -137,7 +142,7 @@ describe('backend repair from peers', { skip }, () => {
     // 4. At start: the member checks every record before it starts, and pulls a good copy.
     await settled(c);
     await victim.stop();
-    assert.ok(flipEveryCopy(dbPath(victim), valueOf(3)) > 0);
+    assert.ok((await flipWhenStored(dbPath(victim), valueOf(3))) > 0);
     await put([leader.endpoint], 'while-down', 'y');
     await victim.start({ timeoutMs: 60_000 });
     assert.match(victim.logTail(200), /backend record corrupt at start/);
@@ -151,7 +156,7 @@ describe('backend repair from peers', { skip }, () => {
     const m = c.member(0);
     for (let i = 0; i < 5; i++) await put(c.endpoints, `rk${i}`, valueOf(i));
     await settled(c);
-    assert.ok(flipEveryCopy(dbPath(m), valueOf(2)) > 0);
+    assert.ok((await flipWhenStored(dbPath(m), valueOf(2))) > 0);
     const refused = await getValue(m, 'rk2');
     assert.notEqual(refused.code, 0, refused.stdout);
     assert.match(refused.stderr, /etcdserver: corrupt cluster/);
