@@ -387,6 +387,7 @@ export const InternalRaftRequest: $rt.MessageType<InternalRaftRequest> = {
 export interface WalMetadata {
   memberId: bigint;
   clusterId: bigint;
+  replaces: bigint;
 }
 
 export const WalMetadata: $rt.MessageType<WalMetadata> = {
@@ -394,11 +395,13 @@ export const WalMetadata: $rt.MessageType<WalMetadata> = {
   fields: [
     { no: 1, name: 'memberId', protoName: 'member_id', repeated: false, kind: 'scalar', scalar: 'uint64big' },
     { no: 2, name: 'clusterId', protoName: 'cluster_id', repeated: false, kind: 'scalar', scalar: 'uint64big' },
+    { no: 3, name: 'replaces', protoName: 'replaces', repeated: false, kind: 'scalar', scalar: 'uint64big' },
   ] as $rt.FieldInfo[],
   create(init?: Partial<WalMetadata>): WalMetadata {
     return {
       memberId: init?.memberId ?? 0n,
       clusterId: init?.clusterId ?? 0n,
+      replaces: init?.replaces ?? 0n,
     };
   },
   encode(message: WalMetadata): Uint8Array {
@@ -414,18 +417,79 @@ export const WalMetadata: $rt.MessageType<WalMetadata> = {
     if (!(m.clusterId === 0n)) {
       w.uint32(16); w.int64Big(m.clusterId);
     }
+    if (!(m.replaces === 0n)) {
+      w.uint32(24); w.int64Big(m.replaces);
+    }
   },
   read(r: $rt.Reader, end: number, into?: WalMetadata): WalMetadata {
     const m: WalMetadata = into ?? {
       memberId: 0n,
       clusterId: 0n,
+      replaces: 0n,
     };
     while (r.pos < end) {
       const tag = r.tag(end);
       switch (tag) {
         case 8: m.memberId = r.uint64Big(end); break;
         case 16: m.clusterId = r.uint64Big(end); break;
+        case 24: m.replaces = r.uint64Big(end); break;
         default: r.unexpectedField(WalMetadata, end);
+      }
+    }
+    return m;
+  },
+};
+
+export interface MemberReplaceRequest {
+  oldId: bigint;
+  newId: bigint;
+  peerUrls: string[];
+}
+
+export const MemberReplaceRequest: $rt.MessageType<MemberReplaceRequest> = {
+  typeName: 'serverpb.MemberReplaceRequest',
+  fields: [
+    { no: 1, name: 'oldId', protoName: 'old_id', repeated: false, kind: 'scalar', scalar: 'uint64big' },
+    { no: 2, name: 'newId', protoName: 'new_id', repeated: false, kind: 'scalar', scalar: 'uint64big' },
+    { no: 3, name: 'peerUrls', protoName: 'peer_urls', repeated: true, kind: 'scalar', scalar: 'string' },
+  ] as $rt.FieldInfo[],
+  create(init?: Partial<MemberReplaceRequest>): MemberReplaceRequest {
+    return {
+      oldId: init?.oldId ?? 0n,
+      newId: init?.newId ?? 0n,
+      peerUrls: init?.peerUrls ?? [],
+    };
+  },
+  encode(message: MemberReplaceRequest): Uint8Array {
+    return $rt.encodeMessage(MemberReplaceRequest, message);
+  },
+  decode(bytes: Uint8Array): MemberReplaceRequest {
+    return $rt.decodeMessage(MemberReplaceRequest, bytes);
+  },
+  write(m: MemberReplaceRequest, w: $rt.Writer): void {
+    if (!(m.oldId === 0n)) {
+      w.uint32(8); w.int64Big(m.oldId);
+    }
+    if (!(m.newId === 0n)) {
+      w.uint32(16); w.int64Big(m.newId);
+    }
+    for (const v of m.peerUrls) {
+      w.uint32(26); w.string(v);
+    }
+  },
+  read(r: $rt.Reader, end: number, into?: MemberReplaceRequest): MemberReplaceRequest {
+    const m: MemberReplaceRequest = into ?? {
+      oldId: 0n,
+      newId: 0n,
+      peerUrls: [],
+    };
+    while (r.pos < end) {
+      const tag = r.tag(end);
+      switch (tag) {
+        case 8: m.oldId = r.uint64Big(end); break;
+        case 16: m.newId = r.uint64Big(end); break;
+        case 26: m.peerUrls.push(r.string(end)); break;
+        default: r.unexpectedField(MemberReplaceRequest, end);
       }
     }
     return m;

@@ -15,6 +15,11 @@
  *   opens its listeners before it writes any data, so a port in use cannot
  *   do this there. A joining member restarts from such a log: raft starts
  *   empty for it anyway.)
+ * - The WAL fails its checks (a damaged record, not a torn tail) and the
+ *   member has peers: it takes its place again under a new id, starting
+ *   empty as a learner that promotes itself (wal-replace.ts). So does a
+ *   member whose earlier replacement stopped half way: one whose WAL has
+ *   `replaces` set and nothing raft saved, or none beside a WAL set aside.
  * - No WAL, --initial-cluster-state new: a new cluster. Ids come from the
  *   initial cluster (etcd's derivation); raft is bootstrapped with one
  *   conf-change entry per member, whose context is the member record.
@@ -29,12 +34,13 @@ import { idToHex, type Logger } from '../base/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { MemoryStorage, type Peer } from '../raft/index.js';
 import { fetchClusterFromPeers } from '../transport/index.js';
-import { Snapshotter, Wal, entriesAfterSnapshot, nodeWalFs, type WalMetrics, type WalOpenResult } from '../wal/index.js';
+import { Snapshotter, Wal, WalCorruptError, entriesAfterSnapshot, nodeWalFs, type WalMetrics, type WalOpenResult } from '../wal/index.js';
 import { ConfigError, checkAdvertisedPeerUrls, type ServerConfig } from './config.js';
 import { appliedIndexAtStart, standaloneLog } from './force-new-cluster.js';
 import type { DataLayout } from './layout.js';
 import { RaftCluster, computeMemberId, memberToRecord } from './membership.js';
 import { peerTransportTls } from './tls.js';
+import { completeReplacement, damagedPath, mayReplace, replacementInterrupted, startReplacement } from './wal-replace.js';
 
 export interface BootState {
   readonly kind: 'restart' | 'new' | 'join';
@@ -49,6 +55,8 @@ export interface BootState {
   readonly peers: Peer[];
   /** Join: the cluster's members as the peers reported them (transport peers until the log says more). */
   readonly remotes: etcdserverpb.Member[];
+  /** This member replaced one whose WAL was damaged (wal-replace.ts): it promotes itself from learner once caught up. */
+  readonly promoteSelf: boolean;
 }
 
 const fetchTimeoutMs = 5000;
@@ -87,7 +95,16 @@ export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: L
   refuseEtcdDataDir(layout);
   const snapshotter = new Snapshotter(layout.snapDir, { logger });
   if (Wal.exists(layout.walDir)) {
-    const r = await Wal.open(layout.walDir, { logger, metrics });
+    let r: WalOpenResult;
+    try {
+      r = await Wal.open(layout.walDir, { logger, metrics });
+    } catch (e) {
+      if (!(e instanceof WalCorruptError) || !mayReplace(cfg)) throw e;
+      return replaced(await startReplacement(cfg, layout, logger, metrics, e.message), snapshotter);
+    }
+    const md = serverpb.WalMetadata.decode(r.metadata);
+    // A replacement (wal-replace.ts) whose raft never saved anything may not have reached the cluster yet.
+    if (md.replaces !== 0n && neverUsed(r)) return replaced({ wal: r.wal, metadata: md, members: await completeReplacement(cfg, md, logger) }, snapshotter);
     // A joining member starts raft empty anyway; a new cluster's member needs its bootstrap entries.
     if (!neverUsed(r) || cfg.initialClusterState !== 'new') return restart(r, snapshotter, logger, cfg.forceNewCluster ? layout : undefined);
     // A first start that stopped before raft saved anything (a port in use, a kill): the member
@@ -95,6 +112,10 @@ export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: L
     logger.warn('the WAL holds nothing raft saved; bootstrapping the member again', { 'wal-dir': layout.walDir });
     await r.wal.close();
     await removeDirEntries(layout.walDir);
+  }
+  if (replacementInterrupted(layout) && mayReplace(cfg)) {
+    const cause = `the WAL was set aside as ${damagedPath(layout.walDir)} and no new one created`;
+    return replaced(await startReplacement(cfg, layout, logger, metrics, cause), snapshotter);
   }
   if (cfg.initialClusterState === 'new') return newCluster(cfg, layout, snapshotter, metrics);
   return join(cfg, layout, snapshotter, logger, metrics);
@@ -171,6 +192,23 @@ async function restart(r: WalOpenResult, snapshotter: Snapshotter, logger: Logge
     snapshot,
     peers: [],
     remotes: [],
+    promoteSelf: md.replaces !== 0n,
+  };
+}
+
+/** A member that replaced a damaged one (wal-replace.ts): it starts empty, as a joining member. */
+function replaced(r: { wal: Wal; metadata: serverpb.WalMetadata; members: etcdserverpb.Member[] }, snapshotter: Snapshotter): BootState {
+  return {
+    kind: 'join',
+    memberId: r.metadata.memberId,
+    clusterId: r.metadata.clusterId,
+    wal: r.wal,
+    snapshotter,
+    storage: new MemoryStorage(),
+    snapshot: undefined,
+    peers: [],
+    remotes: r.members,
+    promoteSelf: true,
   };
 }
 
@@ -194,6 +232,7 @@ async function newCluster(cfg: ServerConfig, layout: DataLayout, snapshotter: Sn
     snapshot: undefined,
     peers,
     remotes: [],
+    promoteSelf: false,
   };
 }
 
@@ -227,5 +266,6 @@ async function join(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshot
     snapshot: undefined,
     peers: [],
     remotes: fetched.members,
+    promoteSelf: false,
   };
 }

@@ -33,6 +33,7 @@ import { AlarmSet } from './alarms.js';
 import { EntryApplier, type EntryApplierHost } from './apply-entries.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from './apply.js';
 import { bootstrap, type BootState } from './bootstrap.js';
+import { memberReplaceRpc } from './wal-replace.js';
 import { ConfigError, electionTicks, parseCompactionRetention, type ServerConfig } from './config.js';
 import { ServerError, serverErrorCodes, type ServerErrorCode } from './errors.js';
 import { IdGenerator } from './id-gen.js';
@@ -71,6 +72,8 @@ export const leaseTimeToLiveRpc = 'leaseTimeToLive';
 export const memberPromoteRpc = 'memberPromote';
 const leaseRetryMs = 500;
 const publishRetryMs = 500;
+/** How often a member that replaced a damaged one asks to be promoted while the leader finds it not ready. */
+const promoteSelfRetryMs = 1000;
 /** How long a removed member keeps running after applying its removal (etcd's 1 s). */
 const removedStopDelayMs = 1_000;
 /** etcd's HealthInterval: a peer link counts for strict reconfiguration once up this long. */
@@ -589,6 +592,7 @@ export class EtcdServer implements ApplyEnv {
       const ticks = electionTicks(this.cfg) - 1;
       for (let i = 0; i < ticks; i++) this.raft.tick();
     }
+    if (boot.promoteSelf) void this.promoteSelfWhenReady();
     this.leaseTimer = setInterval(() => this.leaseLoop(), leaseLoopMs);
     this.compactor?.run();
     if (this.cfg.experimentalCorruptCheckTimeMs > 0) {
@@ -1263,6 +1267,62 @@ export class EtcdServer implements ApplyEnv {
     }
   }
 
+  /**
+   * The memberReplace rpc (wal-replace.ts): a member whose WAL was damaged,
+   * calling as its new id, has the member it was removed and itself added
+   * as a learner with the same peer URLs. Idempotent: the caller retries
+   * after any failure, and may have stopped after a change applied.
+   */
+  private async handleMemberReplace(from: bigint, body: Uint8Array): Promise<Uint8Array> {
+    const req = serverpb.MemberReplaceRequest.decode(body);
+    const urls = [...req.peerUrls].sort();
+    if (from !== req.newId || req.newId === 0n || urls.length === 0) throw new Error('member replace: the caller must be the new member and name its peer URLs');
+    if (this.cluster.members.has(req.newId)) return this.encodeMembers();
+    try {
+      const old = this.cluster.members.get(req.oldId);
+      if (old !== undefined) {
+        if (old.peerUrls.join(',') !== urls.join(',')) throw new Error(`member replace: ${idToHex(req.oldId)} has other peer URLs than ${urls.join(',')}`);
+        // The member being replaced is the caller's former self, so it cannot be running: one that is (a caller
+        // started with another member's URLs) is left alone. A link that has not noticed its end yet: retried.
+        if (old.id !== this.memberId && this.transport.activeSince(old.id) !== undefined) {
+          throw new Error(`member replace: ${idToHex(old.id)} is connected and running; it is not replaced`);
+        }
+        this.checkMayRemoveMember(old.id);
+        this.logger.warn('removing a member whose WAL was damaged, at its request; it comes back as a learner under a new id', {
+          'removed-member-id': idToHex(old.id),
+          'new-member-id': idToHex(req.newId),
+        });
+        await this.proposeConfChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeRemoveNode, nodeId: old.id }));
+      }
+      const m: Member = { id: req.newId, name: '', peerUrls: urls, clientUrls: [], isLearner: true };
+      this.checkMayAddMember(true);
+      await this.proposeConfChange(
+        raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddLearnerNode, nodeId: m.id, context: serverpb.MemberRecord.encode(memberToRecord(m)) }),
+      );
+    } catch (e) {
+      throw e instanceof ServerError ? peerError(e.code) : e;
+    }
+    return this.encodeMembers();
+  }
+
+  /** A member that replaced a damaged one (wal-replace.ts) asks the leader to promote it, until it is a voter. */
+  private async promoteSelfWhenReady(): Promise<void> {
+    while (!this.stopping) {
+      const me = this.cluster.members.get(this.memberId);
+      if (me !== undefined && !me.isLearner) return;
+      if (me !== undefined && this.leaderId !== 0n) {
+        try {
+          await this.memberPromote(this.memberId);
+          this.logger.info('promoted itself to a voting member, having replaced one whose WAL was damaged', { 'local-member-id': idToHex(this.memberId) });
+          return;
+        } catch (e) {
+          this.logger.debug('self-promotion not done yet', { error: (e as Error).message });
+        }
+      }
+      await sleep(promoteSelfRetryMs);
+    }
+  }
+
   /** Publishes this member's name and client URLs through raft, retrying until it applies. */
   private async publish(): Promise<void> {
     const req = serverpb.MemberAttributesSetRequest.create({
@@ -1391,6 +1451,7 @@ export class EtcdServer implements ApplyEnv {
         [leaseRenewRpc]: (_from, body) => this.handleLeaseRenew(body),
         [leaseTimeToLiveRpc]: (_from, body) => this.handleLeaseTimeToLive(body),
         [memberPromoteRpc]: (_from, body) => this.handleMemberPromote(body),
+        [memberReplaceRpc]: (from, body) => this.handleMemberReplace(from, body),
         [hashKvRpc]: async (_from, body) => etcdserverpb.HashKVResponse.encode(await this.hashKv(etcdserverpb.HashKVRequest.decode(body))),
         [revisionDigestRpc]: (_from, body) => Promise.resolve(encodeDigestReply(answerDigest(this.kvRef.revisionHashes, decodeDigestRequest(body)))),
       },

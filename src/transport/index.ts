@@ -63,7 +63,7 @@ export type { AllowedClientNames, PeerTlsOptions, Pem } from './tls.js';
 export { clientCertRefusal } from './tls.js';
 export type { BackoffPolicy, Timers } from './backoff.js';
 export type { PeerStats, LinkState } from './link.js';
-export { fetchClusterFromPeers, callPeerUrls, membersRpcMethod, type ClusterInfo, type PeerAnswer } from './rpc.js';
+export { fetchClusterFromPeers, callPeerUrls, membersRpcMethod, type ClusterInfo, type PeerAnswer, type RpcSender } from './rpc.js';
 export { fetchDbFromUrl, type PulledDb } from './db-fetch.js';
 export {
   TransportError, transportErrorCodes, type TransportErrorCode,

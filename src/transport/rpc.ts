@@ -10,7 +10,7 @@ import { etcdserverpb } from '../pb/index.js';
 import { systemTimers, type Timers } from './backoff.js';
 import { BadRequestError, FrameTooLargeError, PeerUnreachableError, TimeoutError, TransportError } from './errors.js';
 import { defaultTuning } from './options.js';
-import { errorFromResponse, headers, paths, protocolVersion, serverVersion } from './protocol.js';
+import { errorFromResponse, headers, paths, protocolVersion, senderHeaders, serverVersion } from './protocol.js';
 import { connectSession, destroySoon, statusOf } from './session.js';
 import type { PeerTlsOptions } from './tls.js';
 
@@ -91,10 +91,17 @@ export interface PeerAnswer {
   readonly body: Uint8Array;
 }
 
+/** Who calls, for an rpc that is not anonymous: the cluster and the member id the call is admitted as. */
+export interface RpcSender {
+  readonly clusterId: bigint;
+  readonly from: bigint;
+}
+
 /**
- * Calls an anonymous rpc on the first of `urls` that answers; each URL gets
- * `timeoutMs`. The answering member's cluster id comes from its response
- * header. Throws PeerUnreachableError naming the last failure when none does.
+ * Calls an rpc on the first of `urls` that answers; each URL gets
+ * `timeoutMs`. Anonymous unless `sender` is given. The answering member's
+ * cluster id comes from its response header. Throws PeerUnreachableError
+ * naming the last failure when none does.
  */
 export async function callPeerUrls(
   urls: readonly string[],
@@ -102,6 +109,7 @@ export async function callPeerUrls(
   body: Uint8Array,
   timeoutMs: number,
   tls?: PeerTlsOptions,
+  sender?: RpcSender,
 ): Promise<PeerAnswer> {
   const path = rpcPath(method);
   let last = 'no URLs given';
@@ -113,7 +121,9 @@ export async function callPeerUrls(
       session.on('error', (e: Error) => {
         sessionError = e.message;
       });
-      const h = { [headers.protocol]: protocolVersion, [headers.version]: serverVersion };
+      const h = sender === undefined
+        ? { [headers.protocol]: protocolVersion, [headers.version]: serverVersion }
+        : senderHeaders(sender.clusterId, sender.from, undefined);
       const res = await post(session, path, h, body, timeoutMs, defaultTuning.rpcBytesMax, systemTimers);
       const out = rpcResult(res, method);
       const cid = res.headers[headers.clusterId];
@@ -127,7 +137,7 @@ export async function callPeerUrls(
       if (session !== undefined) void destroySoon(session);
     }
   }
-  throw new PeerUnreachableError(`could not retrieve cluster information from the given URLs (${last})`);
+  throw new PeerUnreachableError(method === membersRpcMethod ? `could not retrieve cluster information from the given URLs (${last})` : `no peer answered ${method} (${last})`);
 }
 
 export interface ClusterInfo {

@@ -15,7 +15,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } fr
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Member, etcdctl, etcdctlMissing, memberStatus, useWorkspace, type Cluster } from '../harness/index.js';
-import { eventually, hashKvOfAll } from './kit.js';
+import { assertHashesAgree, eventually } from './kit.js';
 
 const skip = etcdctlMissing();
 
@@ -86,11 +86,6 @@ function servedEventually(m: Member, key: string, timeoutMs = 30_000): Promise<s
   }, timeoutMs, 200);
 }
 
-async function assertHashesAgree(c: Cluster): Promise<void> {
-  const { hashes } = await hashKvOfAll(c.members);
-  assert.equal(new Set(hashes.values()).size, 1, JSON.stringify([...hashes]));
-}
-
 describe('backend repair from peers', { skip }, () => {
   const ws = useWorkspace('ops-backend-repair');
 
@@ -115,7 +110,7 @@ describe('backend repair from peers', { skip }, () => {
     assert.match(victim.logTail(400), /backend record corrupt: refusing reads.*"found-by":"read"/);
     assert.match(victim.logTail(400), /backend repaired; serving reads again/);
     assert.ok(existsSync(`${dbPath(victim)}.corrupt`), 'the corrupt file is kept aside');
-    await assertHashesAgree(c);
+    await assertHashesAgree(c.members);
 
     // 2. Met by an apply: a put with prev_kv reads the old value on every member.
     await settled(c);
@@ -126,7 +121,7 @@ describe('backend repair from peers', { skip }, () => {
     assert.equal(await servedEventually(victim, 'rk5'), 'new value\n');
     assert.equal(await servedEventually(victim, 'rk-after'), 'x\n');
     assert.match(victim.logTail(400), /backend record corrupt: refusing reads.*"found-by":"apply"/);
-    await assertHashesAgree(c);
+    await assertHashesAgree(c.members);
 
     // 3. Met by a watch catching up from an old revision: its stream ends, the member repairs.
     await settled(c);
@@ -137,7 +132,7 @@ describe('backend repair from peers', { skip }, () => {
     assert.doesNotMatch(watch.stdout, /rk9/, 'nothing of the bad record was sent');
     await eventually('the repair after the watch', () => Promise.resolve(/"found-by":"watch"[^\n]*\n(.*\n)*.*backend repaired; serving reads again/.test(victim.logTail(600)) ? true : undefined), 30_000, 200);
     assert.equal(await servedEventually(victim, 'rk9'), `${valueOf(9)}\n`);
-    await assertHashesAgree(c);
+    await assertHashesAgree(c.members);
 
     // 4. At start: the member checks every record before it starts, and pulls a good copy.
     await settled(c);
@@ -148,7 +143,7 @@ describe('backend repair from peers', { skip }, () => {
     assert.match(victim.logTail(200), /backend record corrupt at start/);
     assert.equal((await getValue(victim, 'rk3')).stdout, `${valueOf(3)}\n`);
     assert.equal(await servedEventually(victim, 'while-down'), 'y\n');
-    await assertHashesAgree(c);
+    await assertHashesAgree(c.members);
   });
 
   test('alone, a member cannot repair: a read is refused and it stops; at start it refuses to start', async () => {

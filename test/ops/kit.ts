@@ -204,6 +204,12 @@ export async function hashKvOfAll(members: readonly Member[], timeoutMs = 30_000
   return { revision, hashes };
 }
 
+/** hashKvOfAll, and every member's hash the same. */
+export async function assertHashesAgree(members: readonly Member[]): Promise<void> {
+  const { hashes } = await hashKvOfAll(members);
+  if (new Set(hashes.values()).size !== 1) throw new Error(`the members' HashKV differ: ${JSON.stringify([...hashes])}`);
+}
+
 /**
  * Runs a membership change with etcdctl, again while the member refuses it as
  * "unhealthy cluster": strict reconfiguration wants every voter connected for

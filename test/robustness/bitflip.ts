@@ -4,13 +4,16 @@
  * of its backend file is flipped, and it is started again. All three carry
  * checksums (CRC-32C per WAL record, one per snapshot file, one per backend
  * record), so the member must either refuse to start (a WAL record that
- * fails its check), skip the snapshot file for an older one (renamed
+ * fails its check: it then replaces itself under a new id, server/wal-replace.ts,
+ * and must be a voter again within the ready timeout), skip the snapshot file for an older one (renamed
  * *.broken, as etcd does), repair its backend from a peer before it starts
  * (server/backend-repair.ts), or start because the flip landed where nothing
  * is read (a record's padding, a free page); whichever, it must then serve
  * what the others serve, which the run's checks (linearizability, watches,
- * HashKV on every member at the end) hold it to. A member that refused to
- * start is replaced, as an operator would: removed, wiped and added back.
+ * HashKV on every member at the end) hold it to. A member that exits after
+ * a WAL flip instead of replacing itself is a violation; one that refused to
+ * start for another reason is replaced, as an operator would: removed, wiped
+ * and added back.
  *
  * A flip in an LMDB branch page can make LMDB abort the process reading it
  * (2 of 120 random flips in a test; 102 were caught by the checksums, 16
@@ -55,10 +58,14 @@ export async function bitflipFault(ctx: FaultContext): Promise<void> {
   if (served) {
     const setAside = path?.endsWith('.snap') === true && existsSync(`${path}.broken`);
     const repaired = path?.endsWith('/db') === true && /backend repaired from a peer/.test(m.logTail(200));
-    ctx.note(`bitflip: ${m.name} started${setAside ? ', the snapshot file set aside as .broken' : ''}${repaired ? ', its backend repaired from a peer' : ''}`);
+    const replaced = path?.endsWith('.wal') === true && /the WAL is damaged; this member will take its place again/.test(m.logTail(400));
+    ctx.note(`bitflip: ${m.name} started${setAside ? ', the snapshot file set aside as .broken' : ''}${repaired ? ', its backend repaired from a peer' : ''}${replaced ? ', replacing itself under a new id' : ''}`);
+    if (replaced) await promoted(ctx, m);
     return;
   }
   if (m.running) ctx.violation('bitflip', `after ${flipped}, ${m.name} neither served nor exited within ${ctx.readyTimeoutMs} ms`);
+  // A member with peers replaces itself when its WAL is damaged (server/wal-replace.ts): exiting is a failure.
+  if (path?.endsWith('.wal') === true) ctx.violation('bitflip', `after ${flipped}, ${m.name} exited instead of replacing itself`);
   const why = m
     .logTail(40)
     .split('\n')
@@ -68,6 +75,23 @@ export async function bitflipFault(ctx: FaultContext): Promise<void> {
   await m.kill();
   await clusterCall(ctx.access, c, i, methods.cluster.MemberRemove, etcdserverpb.MemberRemoveRequest.create({ ID: id }), (e) => /member not found/.test(e.message));
   await rejoinWiped(ctx, i, false, 'removed after it refused to start');
+}
+
+/** Waits until a member that replaced itself (a learner at first) has promoted itself to a voter. */
+async function promoted(ctx: FaultContext, m: Member): Promise<void> {
+  const deadline = Date.now() + ctx.readyTimeoutMs;
+  for (;;) {
+    const learner = await memberStatus(m.endpoint).then((s) => s.isLearner, () => undefined);
+    if (learner === false) {
+      ctx.note(`bitflip: ${m.name} promoted itself to a voter`);
+      return;
+    }
+    if (Date.now() > deadline) {
+      ctx.violation('bitflip', `${m.name} replaced itself but was no voter within ${ctx.readyTimeoutMs} ms`);
+      return;
+    }
+    await delay(250);
+  }
 }
 
 /** Flips one bit of a running member's backend file, then lets it find and repair it; restarts it if LMDB aborted it. */
