@@ -15,8 +15,10 @@
  *   opens its listeners before it writes any data, so a port in use cannot
  *   do this there. A joining member restarts from such a log: raft starts
  *   empty for it anyway.)
- * - The WAL fails its checks (a damaged record, not a torn tail) and the
- *   member has peers: it takes its place again under a new id, starting
+ * - The WAL fails its checks (a damaged record, not a torn tail), or does
+ *   not continue from any snapshot the member still has (the newer snap
+ *   files damaged and set aside), and the member has peers: it takes its
+ *   place again under a new id, starting
  *   empty as a learner that promotes itself (wal-replace.ts). So does a
  *   member whose earlier replacement stopped half way: one whose WAL has
  *   `replaces` set and nothing raft saved, or none beside a WAL set aside.
@@ -34,7 +36,7 @@ import { idToHex, type Logger } from '../base/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { MemoryStorage, type Peer } from '../raft/index.js';
 import { fetchClusterFromPeers } from '../transport/index.js';
-import { Snapshotter, Wal, WalCorruptError, entriesAfterSnapshot, nodeWalFs, type WalMetrics, type WalOpenResult } from '../wal/index.js';
+import { Snapshotter, Wal, WalCorruptError, WalSnapshotNotFoundError, entriesAfterSnapshot, nodeWalFs, type WalMetrics, type WalOpenResult } from '../wal/index.js';
 import { ConfigError, checkAdvertisedPeerUrls, type ServerConfig } from './config.js';
 import { appliedIndexAtStart, standaloneLog } from './force-new-cluster.js';
 import type { DataLayout } from './layout.js';
@@ -106,7 +108,16 @@ export async function bootstrap(cfg: ServerConfig, layout: DataLayout, logger: L
     // A replacement (wal-replace.ts) whose raft never saved anything may not have reached the cluster yet.
     if (md.replaces !== 0n && neverUsed(r)) return replaced({ wal: r.wal, metadata: md, members: await completeReplacement(cfg, md, logger) }, snapshotter);
     // A joining member starts raft empty anyway; a new cluster's member needs its bootstrap entries.
-    if (!neverUsed(r) || cfg.initialClusterState !== 'new') return restart(r, snapshotter, logger, cfg.forceNewCluster ? layout : undefined);
+    if (!neverUsed(r) || cfg.initialClusterState !== 'new') {
+      try {
+        return await restart(r, snapshotter, logger, cfg.forceNewCluster ? layout : undefined);
+      } catch (e) {
+        // The log does not continue from any snapshot the member still has (the newer ones damaged and set aside).
+        if (!(e instanceof WalSnapshotNotFoundError) || !mayReplace(cfg)) throw e;
+        await r.wal.close();
+        return replaced(await startReplacement(cfg, layout, logger, metrics, e.message), snapshotter);
+      }
+    }
     // A first start that stopped before raft saved anything (a port in use, a kill): the member
     // promised nothing to anyone, and a restart from this log would have no configuration at all.
     logger.warn('the WAL holds nothing raft saved; bootstrapping the member again', { 'wal-dir': layout.walDir });

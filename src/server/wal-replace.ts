@@ -1,6 +1,9 @@
 /**
  * A member whose WAL is damaged takes its place in the cluster again, under a
- * new id, instead of refusing to start (A2 for the WAL).
+ * new id, instead of refusing to start (A2 for the WAL). So does one whose
+ * WAL does not continue from any snapshot it still has: its newer snap files
+ * were damaged and set aside, and the log had moved past the older ones (a
+ * member that installed a leader's snapshot has no entries before it).
  *
  * Why a new id. A WAL record that fails its check in the middle of the log
  * (not a torn tail, which wal/read.ts cuts away) loses what follows it: entries

@@ -6,6 +6,9 @@
  *   back as a learner, catches up from the leader, promotes itself, and then
  *   counts in the quorum (a write commits with it and the leader alone); the
  *   damaged WAL is kept aside; a later restart is an ordinary one;
+ * - so does a member whose log does not continue from any snapshot it still
+ *   has (it started from the leader's snapshot, and every snap file is
+ *   damaged);
  * - a replacement cut short (the WAL set aside, no new one; or the new WAL
  *   created but the cluster never asked) is finished at the next start;
  * - alone, a member has no one to replace it with: it refuses to start,
@@ -31,6 +34,18 @@ function valueOf(i: number): string {
   return `wal-value-${String(i).padStart(3, '0')}-${'w'.repeat(40)}`;
 }
 
+function flipByte(path: string, offset: number): void {
+  const fd = openSync(path, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, offset);
+    b[0] = (b[0] as number) ^ 0x10;
+    writeSync(fd, b, 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Flips one bit inside the first WAL record holding text (an entry's data: its CRC then fails). */
 function flipInWal(m: Member, text: string): void {
   const needle = Buffer.from(text);
@@ -38,15 +53,7 @@ function flipInWal(m: Member, text: string): void {
     const path = join(walDir(m), name);
     const at = readFileSync(path).indexOf(needle);
     if (at < 0) continue;
-    const fd = openSync(path, 'r+');
-    try {
-      const b = Buffer.alloc(1);
-      readSync(fd, b, 0, 1, at + 12);
-      b[0] = (b[0] as number) ^ 0x10;
-      writeSync(fd, b, 0, 1, at + 12);
-    } finally {
-      closeSync(fd);
-    }
+    flipByte(path, at + 12);
     return;
   }
   throw new Error(`${text} is in no WAL segment of ${m.name}`);
@@ -101,7 +108,9 @@ describe('a member with a damaged WAL replaces itself', { skip }, () => {
   const ws = useWorkspace('ops-wal-replace');
 
   test('a flipped bit in a follower\'s WAL: it comes back as a new member, catches up, promotes itself and counts in the quorum', async () => {
-    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, readyTimeoutMs: 60_000 });
+    // Small snapshots, so that the leader's log is compacted and the new member starts from its snapshot.
+    const extraFlags = ['--snapshot-count=10', '--experimental-snapshot-catchup-entries=5'];
+    const c = await ws.startCluster({ kind: 'etcd-ts', size: 3, readyTimeoutMs: 60_000, extraFlags });
     for (let i = 0; i < 20; i++) await put(c.endpoints, `wk${i}`, valueOf(i));
     const leader = await c.leader();
     const victim = c.members.find((m) => m !== leader) as Member;
@@ -136,6 +145,21 @@ describe('a member with a damaged WAL replaces itself', { skip }, () => {
     assert.equal(await idOf(victim), newId);
     assert.equal(replacements(), 1, 'no second replacement');
     await servedEventually(victim, 'quorum-with-victim', 'y');
+    await assertHashesAgree(c.members);
+
+    // Its log starts at the leader's snapshot. With every snap file damaged (each is set aside), the log does
+    // not continue from any snapshot it has: it replaces itself again.
+    await victim.stop();
+    const snapDir = join(victim.dataDir, 'member', 'snap');
+    const snaps = readdirSync(snapDir).filter((n) => n.endsWith('.snap'));
+    assert.ok(snaps.length > 0, 'the member has snap files');
+    for (const n of snaps) flipByte(join(snapDir, n), 20);
+    await put([leader.endpoint], 'snaps-damaged', 'z');
+    await victim.start({ timeoutMs: 60_000 });
+    assert.equal(replacements(), 2, 'a second replacement');
+    assert.match(victim.logTail(400), /the wal continues at index \d+, not right after it/);
+    await replacedAndPromoted(c, victim, newId);
+    await servedEventually(victim, 'snaps-damaged', 'z');
     await assertHashesAgree(c.members);
   });
 
