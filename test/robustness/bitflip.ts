@@ -58,14 +58,15 @@ export async function bitflipFault(ctx: FaultContext): Promise<void> {
   if (served) {
     const setAside = path?.endsWith('.snap') === true && existsSync(`${path}.broken`);
     const repaired = path?.endsWith('/db') === true && /backend repaired from a peer/.test(m.logTail(200));
-    const replaced = path?.endsWith('.wal') === true && /the WAL is damaged; this member will take its place again/.test(m.logTail(400));
+    const replaced = /the WAL is damaged; this member will take its place again/.test(m.logTail(400));
     ctx.note(`bitflip: ${m.name} started${setAside ? ', the snapshot file set aside as .broken' : ''}${repaired ? ', its backend repaired from a peer' : ''}${replaced ? ', replacing itself under a new id' : ''}`);
     if (replaced) await promoted(ctx, m);
     return;
   }
   if (m.running) ctx.violation('bitflip', `after ${flipped}, ${m.name} neither served nor exited within ${ctx.readyTimeoutMs} ms`);
-  // A member with peers replaces itself when its WAL is damaged (server/wal-replace.ts): exiting is a failure.
-  if (path?.endsWith('.wal') === true) ctx.violation('bitflip', `after ${flipped}, ${m.name} exited instead of replacing itself`);
+  // A member with peers replaces itself when its WAL is damaged, or when it does not continue from any snapshot it
+  // still has (server/wal-replace.ts): exiting after a WAL or snap file flip is a failure.
+  if (path?.endsWith('.wal') === true || path?.endsWith('.snap') === true) ctx.violation('bitflip', `after ${flipped}, ${m.name} exited instead of replacing itself`);
   const why = m
     .logTail(40)
     .split('\n')
