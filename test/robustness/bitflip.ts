@@ -41,6 +41,8 @@ export async function bitflipFault(ctx: FaultContext): Promise<void> {
     return;
   }
   const id = (await memberStatus(m.endpoint)).header?.memberId ?? 0n;
+  const replacements = (): number => (m.logTail(5000).match(/the WAL is damaged; this member will take its place again/g) ?? []).length;
+  const replacedBefore = replacements();
   await m.kill();
   const { what: flipped, path } = flipOne(ctx, m);
   ctx.note(`bitflip on follower ${m.name}: ${flipped}`);
@@ -58,7 +60,7 @@ export async function bitflipFault(ctx: FaultContext): Promise<void> {
   if (served) {
     const setAside = path?.endsWith('.snap') === true && existsSync(`${path}.broken`);
     const repaired = path?.endsWith('/db') === true && /backend repaired from a peer/.test(m.logTail(200));
-    const replaced = /the WAL is damaged; this member will take its place again/.test(m.logTail(400));
+    const replaced = replacements() > replacedBefore;
     ctx.note(`bitflip: ${m.name} started${setAside ? ', the snapshot file set aside as .broken' : ''}${repaired ? ', its backend repaired from a peer' : ''}${replaced ? ', replacing itself under a new id' : ''}`);
     if (replaced) await promoted(ctx, m);
     return;
