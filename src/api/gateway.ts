@@ -267,6 +267,15 @@ export class Gateway {
     }
     const abort = new AbortController();
     res.on('close', () => abort.abort());
+    // A client that half-closes its HTTP/1 connection ends the call's context, as Go's server ends a request's
+    // context at the EOF it reads: the call is cancelled (a write not yet proposed is not made), and the
+    // answer (408, "context canceled") still goes out on the open half (client-port.ts keeps it open).
+    if (req.httpVersionMajor === 1) {
+      const socket = req.socket;
+      const cancel = (): void => abort.abort();
+      socket.once('end', cancel);
+      res.once('close', () => socket.removeListener('end', cancel));
+    }
     const md = metadataOf(req);
     const served = method.requestStream
       ? this.bidi(method, req, res, md, abort.signal, normalized === '/v3/watch')
@@ -284,11 +293,15 @@ export class Gateway {
     } catch (e) {
       return this.fail(res, e, false);
     }
+    // A FIN that came with the request is read by the next turn of the loop: see it before anything is
+    // proposed, as Go's server ends the request's context at that EOF before its handler calls on.
+    if (req.httpVersionMajor === 1) await new Promise<void>((resolve) => setImmediate(resolve));
     let response: object;
     try {
       response = await this.conn().unary(method, request, { metadata, signal });
     } catch (e) {
-      return this.fail(res, e, true);
+      // Cancelled here, the call has no trailers to forward: grpc-gateway answers without them.
+      return this.fail(res, e, !signal.aborted);
     }
     res.statusCode = 200;
     res.setHeader('Content-Type', 'application/json');

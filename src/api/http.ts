@@ -295,7 +295,10 @@ export function httpHandler(s: EtcdServer, extra: HttpRoute[] = []): (req: Req, 
           const body = JSON.stringify({ health: ok ? 'true' : 'false' });
           if (!ok) return plainError(res, 503, body);
           res.statusCode = 200;
-          // What Go's http server sniffs for the JSON body etcd writes without a type.
+          // What Go's http server sniffs for the JSON body etcd writes without a type, after the headers
+          // it adds itself, in its order: Date, Content-Length, then the sniffed Content-Type.
+          res.setHeader('Date', new Date().toUTCString());
+          res.setHeader('Content-Length', Buffer.byteLength(body));
           res.setHeader('Content-Type', 'text/plain; charset=utf-8');
           res.end(body);
         });

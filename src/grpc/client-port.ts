@@ -118,6 +118,10 @@ export class ClientPortServer {
     );
     // Node would answer a missing Host on its own, in its words; Go's are below.
     this.h1 = http.createServer({ keepAliveTimeout: options.http1KeepAliveTimeoutMs ?? 5000, requireHostHeader: false });
+    // A client that half-closes after its request still gets the answer, then the close, as from Go's server.
+    // Node's default drops the request at the client's EOF and closes without a word
+    // (http.Server's httpAllowHalfOpen, read in its socket 'end' handler).
+    (this.h1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.h1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (req.httpVersion === '1.1' && req.headers.host === undefined) {
         req.socket.end(goPlainAnswer('400 Bad Request: missing required Host header'));
@@ -125,6 +129,16 @@ export class ClientPortServer {
       }
       // While closing, answer and then close the connection instead of keeping it alive.
       if (this.closing) res.shouldKeepAlive = false;
+      // Go's server says nothing of a connection it keeps alive; Node would add "Connection: keep-alive" and
+      // "Keep-Alive: timeout=5". "Connection: close" is still sent when the connection is to close.
+      else if (!/\bclose\b/i.test(req.headers.connection ?? '')) res.removeHeader('Connection');
+      // A client that half-closed gets its answer, then the close (Go's server closes once it has answered).
+      const socket = req.socket;
+      const halfClosed = (): void => {
+        if (!res.headersSent) res.shouldKeepAlive = false;
+      };
+      socket.once('end', halfClosed);
+      res.once('close', () => socket.removeListener('end', halfClosed));
       handler(req, res);
     });
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -212,6 +226,9 @@ export class ClientPortServer {
   private plainServer(): net.Server {
     return net.createServer({ noDelay: true }, (socket) => {
       if (!this.track(socket)) return;
+      // Until the protocol is known: an HTTP/1.1 request followed at once by the client's FIN must not have
+      // its answer's half closed under it while the preface is sniffed (see httpAllowHalfOpen).
+      socket.allowHalfOpen = true;
       this.sniff(socket);
     });
   }
@@ -276,7 +293,10 @@ export class ClientPortServer {
       return;
     }
     if (socket.alpnProtocol === 'h2') this.sniff(socket);
-    else this.h1.emit('connection', socket);
+    else {
+      socket.allowHalfOpen = true;
+      this.h1.emit('connection', socket);
+    }
   }
 
   /**
@@ -290,6 +310,7 @@ export class ClientPortServer {
     sniffPreface(socket, clientPreface, (kind, seen) => {
       clearTimeout(timer);
       if (kind === 'match') {
+        socket.allowHalfOpen = false;
         this.watchHttp2(socket, seen);
       } else if (isTls) {
         socket.unshift(seen);

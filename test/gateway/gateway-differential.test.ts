@@ -5,6 +5,7 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { etcdMissing, memberStatus, useWorkspace, type Cluster } from '../harness/index.js';
 
 interface Answer {
@@ -231,6 +232,28 @@ async function script(url: string, mask: (a: Answer) => Answer): Promise<[string
   return out;
 }
 
+/**
+ * Raw HTTP/1.1 bytes: the request written, the write side closed when halfClose, and everything read
+ * until the server closes or 3 s pass; the Date header masked.
+ */
+function rawExchange(url: string, request: string, halfClose: boolean): Promise<{ bytes: string; closed: boolean }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    let bytes = '';
+    const done = (closed: boolean): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ bytes: bytes.replace(/^Date: .*$/m, 'Date: D'), closed });
+    };
+    const timer = setTimeout(() => done(false), 3000);
+    const socket = net.connect(Number(port), hostname, () => (halfClose ? socket.end(request) : socket.write(request)));
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => (bytes += c));
+    socket.on('close', () => done(true));
+    socket.on('error', reject);
+  });
+}
+
 describe('JSON gateway against the real etcd', { skip: etcdMissing() }, () => {
   const ws = useWorkspace('gateway');
   let theirs: Cluster;
@@ -248,5 +271,28 @@ describe('JSON gateway against the real etcd', { skip: etcdMissing() }, () => {
       return JSON.stringify(got) === JSON.stringify(want) ? [] : [`${label}:\n  etcd:    ${JSON.stringify(want)}\n  etcd-ts: ${JSON.stringify(got)}`];
     });
     assert.equal(diffs.length, 0, `${diffs.length} of ${expected.length} answers differ:\n${diffs.join('\n')}`);
+  });
+
+  test('HTTP/1.1 exchanges, byte for byte: a client that half-closes after its request, a kept-alive /health', async () => {
+    const put = (key: string): string => {
+      const body = `{"key":"${b64(key)}","value":"${b64('v')}"}`;
+      return `POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    };
+    for (const [label, req, half] of [
+      // Go's server ends the request's context at the client's EOF: 408 "context canceled", nothing written, then the close.
+      ['put then half-close', put('half-closed'), true],
+      ['health then half-close', 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n', true],
+      // Kept alive: no Connection or Keep-Alive header, the headers in Go's order.
+      ['health kept alive', 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n', false],
+      ['health, Connection: close', 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', false],
+    ] as const) {
+      const want = await rawExchange(theirs.member(0).clientUrl, req, half);
+      const got = await rawExchange(ours.member(0).clientUrl, req, half);
+      assert.deepEqual(got, want, label);
+    }
+    for (const c of [theirs, ours]) {
+      const r = await request(c.member(0).clientUrl, '/v3/kv/range', { body: `{"key":"${b64('half-closed')}"}` });
+      assert.doesNotMatch(r.body, /"kvs"/, `${c.member(0).name}: the cancelled put was not made`);
+    }
   });
 });
