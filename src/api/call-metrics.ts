@@ -5,7 +5,9 @@
  * etcd_server_client_requests_total{type,client_api_version} and the client
  * byte counters. As etcd does, every method of the services registered before
  * the metrics (KV, Watch, Lease, Cluster, Maintenance, Auth, Health) shows at
- * zero for every code from the start; Lock and Election appear once called.
+ * zero for every code from the start; Lock and Election appear once called,
+ * with a series per code they ended with. A streaming call's messages and
+ * bytes count as they pass; a unary call's when it ends.
  *
  * Every series a call touches is resolved once per method (and API version),
  * so a call costs a Map lookup by its path and a few number increments.
@@ -30,7 +32,8 @@ interface MethodInfo {
 
 interface MethodSeries {
   readonly started: CounterChild;
-  readonly handled: CounterChild[];
+  /** The handled series of a code; a method registered after the metrics gets it at its first call ending so. */
+  readonly handledOf: (code: number) => CounterChild;
   readonly received: CounterChild;
   readonly sent: CounterChild;
 }
@@ -70,21 +73,19 @@ export function callMetrics(r: Registry): CallObserver {
   const clientRequests = r.counter('etcd_server_client_requests_total', 'The total number of client requests per client version.', ['type', 'client_api_version']);
 
   const byPath = new Map<string, MethodSeries>();
-  const seriesOf = (m: MethodInfo): MethodSeries => {
+  const seriesOf = (m: MethodInfo, allCodes = false): MethodSeries => {
     const known = byPath.get(m.path);
     if (known !== undefined) return known;
     const labels = { grpc_type: m.type, grpc_service: m.service, grpc_method: m.method };
-    const s: MethodSeries = {
-      started: started.labels(labels),
-      handled: Array.from({ length: codeCount }, (_, code) => handled.labels({ ...labels, grpc_code: statusName(code) })),
-      received: received.labels(labels),
-      sent: sent.labels(labels),
-    };
+    const byCode: (CounterChild | undefined)[] = new Array<CounterChild | undefined>(codeCount).fill(undefined);
+    const handledOf = (code: number): CounterChild => (byCode[code] ??= handled.labels({ ...labels, grpc_code: statusName(code) }));
+    if (allCodes) for (let code = 0; code < codeCount; code++) handledOf(code);
+    const s: MethodSeries = { started: started.labels(labels), handledOf, received: received.labels(labels), sent: sent.labels(labels) };
     byPath.set(m.path, s);
     return s;
   };
   for (const methods of preregistered) {
-    for (const def of Object.values(methods)) if (!notIn34.has(def.path)) seriesOf(infoOf(def));
+    for (const def of Object.values(methods)) if (!notIn34.has(def.path)) seriesOf(infoOf(def), true);
   }
 
   const requests = { unary: new Map<string, CounterChild>(), stream: new Map<string, CounterChild>() };
@@ -105,9 +106,21 @@ export function callMetrics(r: Registry): CallObserver {
       seriesOf(m).started.inc();
       countRequest(m.type === 'unary' ? 'unary' : 'stream', headers['client-api-version']);
     },
+    // A stream's messages count as they pass (a watch open for days shows its traffic), as in etcd.
+    message: (m, direction, bytes) => {
+      const s = seriesOf(m);
+      if (direction === 'in') {
+        s.received.inc();
+        bytesIn.inc(bytes);
+      } else {
+        s.sent.inc();
+        bytesOut.inc(bytes);
+      }
+    },
     handled: (st: CallStats) => {
       const s = seriesOf(st);
-      s.handled[st.code]?.inc();
+      s.handledOf(st.code).inc();
+      if (st.type !== 'unary') return;
       s.received.inc(st.messagesIn);
       s.sent.inc(st.messagesOut);
       // etcd counts message sizes, without gRPC's 5-byte frame headers.

@@ -121,6 +121,11 @@ export interface CallStats extends CallInfo {
 export interface CallObserver {
   /** `info` is the registered method itself (the same object for every call of it); `headers` the request's. */
   started?(info: CallInfo, headers: IncomingHttpHeaders): void;
+  /**
+   * One message of a streaming call (any type but unary), as it is read or written: `bytes` is its
+   * length without the frame header. A unary call's messages are in its CallStats only.
+   */
+  message?(info: CallInfo, direction: 'in' | 'out', bytes: number): void;
   handled?(stats: CallStats): void;
 }
 
@@ -287,6 +292,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
     if (!this.headersSent) this.sendHeaders(undefined);
     this.messagesOut++;
     this.bytesOut += frameHeaderBytes + payload.length;
+    this.ctx.observer?.message?.(this.def, 'out', payload.length);
     return this.stream.writeMessage(payload);
   }
 
@@ -364,6 +370,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
       }
       this.messagesOut++;
       this.bytesOut += frameHeaderBytes + payload.length;
+      if (type === 'client_stream') this.ctx.observer?.message?.(this.def, 'out', payload.length);
       this.finish(GrpcStatus.OK, '', undefined, payload);
       return;
     }
@@ -418,6 +425,7 @@ export class ServerCallImpl implements ServerDuplexCall<unknown, unknown>, Strea
     if (this.done) return;
     this.messagesIn++;
     const type = this.def.type;
+    if (type !== 'unary') this.ctx.observer?.message?.(this.def, 'in', payload.length);
     if (type === 'unary' || type === 'server_stream') {
       // grpc-go reads exactly one request; anything after it is not looked at.
       if (this.gotRequest) return;

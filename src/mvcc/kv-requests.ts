@@ -490,9 +490,13 @@ function respond(response: etcdserverpb.ResponseOp_Response): ResponseOp {
  * resolves when the old revisions are gone from the backend (what a request
  * with physical = true waits for).
  */
+const compactionProbeKey = new TextEncoder().encode('compaction');
+
 export function compactionRequest(store: KvStore, r: etcdserverpb.CompactionRequest): { response: etcdserverpb.CompactionResponse; physical: Promise<void> } {
   const physical = store.compact(r.revision);
-  return { response: etcdserverpb.CompactionResponse.create({ header: header(store.rev) }), physical };
+  // The header's revision comes from a range of any key, as in etcd's apply (it counts as a range there too).
+  const { rev } = store.range(compactionProbeKey, new Uint8Array(0));
+  return { response: etcdserverpb.CompactionResponse.create({ header: header(rev) }), physical };
 }
 
 export async function hashKvRequest(store: KvStore, r: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponse> {

@@ -46,6 +46,8 @@ export class ServerMetrics {
   readonly slowReadIndexes: CounterChild;
   readonly readIndexesFailed: CounterChild;
   readonly learnerPromoteSucceed: CounterChild;
+  /** Labelled Reason: etcd's own text of the error (membership's or etcdserver's, not the gRPC message). */
+  readonly learnerPromoteFailed: Counter;
   readonly snapshotApplyInProgress: GaugeChild;
   readonly leaseExpired: CounterChild;
   readonly defragSeconds: HistogramChild;
@@ -96,6 +98,11 @@ export class ServerMetrics {
     this.learnerPromoteSucceed = r
       .counter('etcd_server_learner_promote_successes', 'The total number of successful learner promotions while this member is leader.')
       .labels({});
+    this.learnerPromoteFailed = r.counter(
+      'etcd_server_learner_promote_failures',
+      'The total number of failed learner promotions (likely learner not ready) while this member is leader.',
+      ['Reason'],
+    );
     this.snapshotApplyInProgress = r
       .gauge('etcd_server_snapshot_apply_in_progress_total', '1 if the server is applying the incoming snapshot. 0 if none.')
       .labels({});

@@ -1250,9 +1250,15 @@ export class EtcdServer implements ApplyEnv {
         isLearner: m.isLearner,
       }));
     }
-    this.checkMayPromote(id);
-    const context = serverpb.MemberRecord.encode(serverpb.MemberRecord.create({ ID: id, isPromote: true }));
-    const members = await this.proposeConfChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddNode, nodeId: id, context }));
+    let members: Member[];
+    try {
+      this.checkMayPromote(id);
+      const context = serverpb.MemberRecord.encode(serverpb.MemberRecord.create({ ID: id, isPromote: true }));
+      members = await this.proposeConfChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddNode, nodeId: id, context }));
+    } catch (e) {
+      this.metrics.learnerPromoteFailed.labels({ Reason: promoteFailureReason(e) }).inc();
+      throw e;
+    }
     this.metrics.learnerPromoteSucceed.inc();
     return members;
   }
@@ -1515,6 +1521,24 @@ export function toPbMember(m: Member): etcdserverpb.Member {
     clientURLs: m.clientUrls,
     isLearner: m.isLearner,
   });
+}
+
+/** etcd's own words for the errors a promotion fails with, as its learner_promote_failures labels them. */
+const promoteFailureReasons: Partial<Record<ServerErrorCode, string>> = {
+  MemberNotFound: 'membership: ID not found',
+  MemberNotLearner: 'membership: can only promote a learner member',
+  IDRemoved: 'membership: ID removed',
+  LearnerNotReady: 'etcdserver: can only promote a learner member which is in sync with leader',
+  MemberNotEnoughStarted: 'etcdserver: re-configuration failed due to not enough started members',
+  Timeout: 'etcdserver: request timed out',
+  TimeoutDueToLeaderFail: 'etcdserver: request timed out, possibly due to previous leader failure',
+  Stopped: 'etcdserver: server stopped',
+  TooManyRequests: 'etcdserver: too many requests',
+};
+
+function promoteFailureReason(e: unknown): string {
+  if (e instanceof ServerError) return promoteFailureReasons[e.code] ?? e.message;
+  return e instanceof Error ? e.message : String(e);
 }
 
 function sleep(ms: number): Promise<void> {

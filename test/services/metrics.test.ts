@@ -125,6 +125,9 @@ async function workload(endpoint: string): Promise<void> {
       }),
     );
     await ch.unary(kv.Range, etcdserverpb.RangeRequest.create({ key: b('m/a'), revision: 1_000_000 })).catch(() => undefined);
+    // A compaction reads the revision for its answer's header: one range more (etcd's v3_server.go).
+    const rev = (await ch.unary(kv.Range, etcdserverpb.RangeRequest.create({ key: b('m/a'), serializable: true }))).header?.revision ?? 0;
+    await ch.unary(kv.Compact, etcdserverpb.CompactionRequest.create({ revision: rev - 1 }));
   } finally {
     ch.close();
   }
@@ -149,7 +152,36 @@ const moved = [
   'grpc_server_handled_total{grpc_code="OutOfRange",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}',
   'grpc_server_msg_received_total{grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}',
   'grpc_server_msg_sent_total{grpc_method="DeleteRange",grpc_service="etcdserverpb.KV",grpc_type="unary"}',
+  // A small compaction is one batch: no pause between batches to observe.
+  'etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_count',
 ];
+
+const watchSeries = '{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}';
+const streamCounters = [`grpc_server_msg_received_total${watchSeries}`, `grpc_server_msg_sent_total${watchSeries}`];
+
+/** How a watch stream moves the message counters while it is open: after its create request, and after one event. */
+async function streamDeltas(c: Cluster): Promise<number[][]> {
+  const url = c.member(0).clientUrl;
+  const now = async (): Promise<number[]> => {
+    const f = await scrape(url);
+    return streamCounters.map((series) => valueOf(f, series) || 0);
+  };
+  const ch = openChannel(c.member(0).endpoint);
+  const call = ch.bidi(methods.watch.Watch);
+  try {
+    const start = await now();
+    call.write(etcdserverpb.WatchRequest.create({ requestUnion: { case: 'createRequest', value: etcdserverpb.WatchCreateRequest.create({ key: b('stream/k') }) } }));
+    await call.read();
+    const created = await now();
+    await ch.unary(methods.kv.Put, etcdserverpb.PutRequest.create({ key: b('stream/k'), value: b('v') }));
+    await call.read();
+    const evented = await now();
+    return [created, evented].map((v) => v.map((x, i) => x - (start[i] ?? 0)));
+  } finally {
+    call.cancel();
+    ch.close();
+  }
+}
 
 function valueOf(families: Map<string, Family>, series: string): number {
   const name = series.replace(/\{.*$/, '');
@@ -188,6 +220,23 @@ describe('metrics against the real etcd', { skip: etcdMissing() || etcdctlMissin
     const [want, got] = [await deltas(single[0]), await deltas(single[1])];
     assert.deepEqual(got, want);
     assert.equal(want['etcd_mvcc_put_total'], 4, 'the workload puts four times');
+  });
+
+  test('a watch stream\'s messages count while it is open, as they pass', async () => {
+    const [want, got] = [await streamDeltas(single[0]), await streamDeltas(single[1])];
+    assert.deepEqual(got, want);
+    assert.deepEqual(want, [[1, 1], [1, 2]], 'one create request in, the created answer out, then the event out');
+  });
+
+  test('a failed promotion is counted by etcd\'s reason', async () => {
+    const series = 'etcd_server_learner_promote_failures{Reason="membership: ID not found"}';
+    const counts: number[] = [];
+    for (const c of single) {
+      const r = await etcdctl(['member', 'promote', '1234'], { endpoints: c.endpoints });
+      assert.notEqual(r.code, 0);
+      counts.push(valueOf(await scrape(c.member(0).clientUrl), series));
+    }
+    assert.deepEqual(counts, [1, 1]);
   });
 
   test('a member of a three-member cluster: the same families, types, help texts and label sets', async () => {
