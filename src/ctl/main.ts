@@ -99,23 +99,26 @@ function goBacktickQuote(s: string): string {
 
 /**
  * The first word of args that is not a flag or a flag's value, as cobra's
- * stripFlags sees them: a value flag given without "=" takes the next word,
- * and so does --help / -h, which is not defined yet while cobra searches.
+ * stripFlags sees them: "--name" or a lone shorthand "-x" without "=" takes
+ * the next word unless it is a known bool flag. So does an unknown flag, and
+ * --help / -h, which is not defined yet while cobra searches. Empty words are
+ * passed over (they stay among the command's arguments).
  */
 function firstWord(args: readonly string[], specs: readonly FlagSpec[]): { word: string; index: number } | undefined {
-  const valued = new Set(['--help', '-h']);
+  const noValue = new Set<string>();
   for (const s of specs) {
-    if (s.kind === 'bool') continue;
-    valued.add(`--${s.name}`);
-    if (s.short !== undefined) valued.add(`-${s.short}`);
+    if (s.kind !== 'bool') continue;
+    noValue.add(`--${s.name}`);
+    if (s.short !== undefined) noValue.add(`-${s.short}`);
   }
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? '';
     if (a === '--') return undefined;
     if (a.startsWith('-')) {
-      if (!a.includes('=') && valued.has(a)) i++;
+      if (!a.includes('=') && !noValue.has(a) && (a.startsWith('--') || a.length === 2)) i++;
       continue;
     }
+    if (a === '') continue;
     return { word: a, index: i };
   }
   return undefined;
