@@ -10,7 +10,7 @@ import { Client, type ClientLogEntry, type ClientOptions } from '../client/index
 import type { SrvResolver } from '../base/index.js';
 import { discoverEndpoints } from './discovery.js';
 import { envName, type FlagSpec, type FlagValues } from './flags.js';
-import { goQuote } from './go-format.js';
+import { goPathError, goQuote } from './go-format.js';
 import { CtlExit, ExitCode, fail, type Output } from './output.js';
 import { newPrinter, type Printer } from './printer.js';
 
@@ -304,8 +304,7 @@ function readFileOr(path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return fail(ExitCode.badArgs, code === 'ENOENT' ? `open ${path}: no such file or directory` : `open ${path}: ${String(err)}`);
+    return fail(ExitCode.badArgs, goPathError(path, err));
   }
 }
 

@@ -223,6 +223,40 @@ export function argify(s: string): string[] | Error {
   return args;
 }
 
+/** Go's syscall.Errno Error() (strerror) of the errors file operations usually meet, by Node's code. */
+const goErrnoTexts: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'not a directory',
+  EEXIST: 'file exists',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'file name too long',
+  EMFILE: 'too many open files',
+  EXDEV: 'invalid cross-device link',
+  ENOTEMPTY: 'directory not empty',
+};
+
+/** The strerror text Go prints for a Node fs/spawn error (Node's message when the code is not known). */
+export function goErrnoText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return goErrnoTexts[e.code ?? ''] ?? (err instanceof Error ? err.message : String(err));
+}
+
+/**
+ * A Node fs error as Go's *os.PathError prints it, "<op> <path>: <strerror>"
+ * (op is the failing system call, e.g. open, or read for a directory read as
+ * a file); two-path errors (rename, link) as *os.LinkError, "<op> <old> <new>: ...".
+ */
+export function goPathError(path: string, err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { dest?: string };
+  const op = e.syscall ?? 'open';
+  return e.dest !== undefined ? `${op} ${path} ${e.dest}: ${goErrnoText(err)}` : `${op} ${path}: ${goErrnoText(err)}`;
+}
+
 /** Go's syscall.Signal String() for the signals a command usually dies of. */
 const goSignalNames: Readonly<Record<string, string>> = {
   SIGHUP: 'hangup',
@@ -247,8 +281,7 @@ export function goExecError(name: string, r: { readonly error?: NodeJS.ErrnoExce
   if (r.error !== undefined) {
     // exec.Command looks a bare name up in $PATH first; a path is tried as it is.
     if (r.error.code === 'ENOENT' && !name.includes('/')) return `exec: ${goQuote(name)}: executable file not found in $PATH`;
-    const why = r.error.code === 'ENOENT' ? 'no such file or directory' : r.error.code === 'EACCES' ? 'permission denied' : r.error.message;
-    return `fork/exec ${name}: ${why}`;
+    return `fork/exec ${name}: ${goErrnoText(r.error)}`;
   }
   if (r.signal !== null) return `signal: ${goSignalNames[r.signal] ?? r.signal.toLowerCase()}`;
   return r.status === 0 ? undefined : `exit status ${r.status ?? 1}`;

@@ -32,6 +32,10 @@ const script: Step[] = [
   { args: ['move-leader', 'zz'] },
   { args: ['move-leader', '1234'] },
   { args: ['snapshot', 'save'] },
+  // File errors in Go's words (*os.PathError, *os.LinkError).
+  { args: ['snapshot', 'save', 'nodir/x.db'] },
+  { args: ['snapshot', 'save', '/dev/null/x.db'] },
+  { args: ['snapshot', 'save', '.'] },
   { args: ['user', 'add', 'root', '--new-user-password=rootpw'] },
   { args: ['user', 'add', 'root', '--new-user-password=rootpw'] },
   { args: ['user', 'add', 'alice:pw'] },

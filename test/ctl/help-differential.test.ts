@@ -56,6 +56,8 @@ const script: Step[] = [
   { args: ['--help', 'get'] },
   { args: ['-hw', 'json'] },
   { args: ['-w', 'bogus', 'version'] },
+  { args: ['--cacert', 'nofile', 'get', 'a'] },
+  { args: ['--cacert', '.', 'get', 'a'] },
   { args: ['snapshot', 'status'] },
   { args: ['snapshot', 'status', 'nofile'] },
   { args: ['snapshot', 'restore'] },

@@ -3,9 +3,9 @@
  * status, restore and migrate read and write files of the server's formats,
  * which the io's offline operations (supplied by src/cmd) do for ctl.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { errText, type CommandSpec, type Ctl } from '../command.js';
-import { humanizeBytes } from '../go-format.js';
+import { goPathError, humanizeBytes } from '../go-format.js';
 import { CtlExit, ExitCode, fail } from '../output.js';
 
 /** zap's production logger line (a float epoch "ts"), as etcdctl's snapshot code logs to stderr. */
@@ -46,7 +46,7 @@ const snapshotSave: CommandSpec = {
     try {
       fd = openSync(part, 'w', 0o600);
     } catch (err) {
-      return fail(ExitCode.interrupted, `could not open ${part} (${errText(err)})`);
+      return fail(ExitCode.interrupted, `could not open ${part} (${goPathError(part, err)})`);
     }
     try {
       zapInfo(ctl, 'snapshot/v3_snapshot.go:119', 'created temporary db file', { path: part });
@@ -75,7 +75,13 @@ const snapshotSave: CommandSpec = {
       fd = -1;
       const tookSec = Number(process.hrtime.bigint() - start) / 1e9;
       zapInfo(ctl, 'snapshot/v3_snapshot.go:142', 'fetched snapshot', { endpoint: eps[0] ?? '', size: humanizeBytes(size), took: tookSec });
-      renameSync(part, path);
+      try {
+        // Go's os.Rename refuses a directory as the new name itself (EEXIST), before the system call.
+        if (statSync(path, { throwIfNoEntry: false })?.isDirectory() === true) throw Object.assign(new Error('file exists'), { code: 'EEXIST', syscall: 'rename', dest: path });
+        renameSync(part, path);
+      } catch (err) {
+        fail(ExitCode.interrupted, `could not rename ${part} to ${path} (${goPathError(part, err)})`);
+      }
       zapInfo(ctl, 'snapshot/v3_snapshot.go:152', 'saved', { path });
       ctl.println(`Snapshot saved at ${path}`);
     } finally {
