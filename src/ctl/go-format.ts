@@ -90,6 +90,23 @@ export function messageJson<T extends object>(type: MessageType<T>, msg: T): str
   return `{${parts.join(',')}}`;
 }
 
+/**
+ * golang/protobuf's CompactTextString (a message's String()) of a message of
+ * numeric and bool fields, such as a ResponseHeader: "name:value " for each
+ * set field; undefined renders as Go's nil pointer, <nil>.
+ */
+export function compactText<T extends object>(type: MessageType<T>, msg: T | undefined): string {
+  if (msg === undefined) return '<nil>';
+  const rec = msg as Record<string, unknown>;
+  return type.fields
+    .filter((f) => !isEmpty(f, rec[f.name]))
+    .map((f) => {
+      const v = rec[f.name];
+      return `${f.protoName}:${typeof v === 'bigint' && f.kind === 'scalar' && f.scalar.startsWith('uint') ? BigInt.asUintN(64, v) : String(v)} `;
+    })
+    .join('');
+}
+
 /** time.Duration.String() of a duration in nanoseconds. */
 export function goDuration(ns: bigint): string {
   if (ns === 0n) return '0s';

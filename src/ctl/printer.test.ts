@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { etcdserverpb, mvccpb } from '../client/index.js';
-import { argify, goDuration, goQuote, goUnquote, humanizeBytes, jsonString, parseGoDuration } from './go-format.js';
+import { argify, compactText, goDuration, goPathError, goQuote, goUnquote, humanizeBytes, jsonString, parseGoDuration } from './go-format.js';
 import { parseFlags } from './flags.js';
 import { BufferOutput, CtlExit } from './output.js';
 import { newPrinter, renderTable, type Printer } from './printer.js';
@@ -137,6 +137,25 @@ test('Go formatting: %q, json strings, durations, humanize', () => {
   assert.equal(humanizeBytes(1500), '1.5 kB');
   assert.equal(humanizeBytes(7), '7 B');
   assert.equal(humanizeBytes(2_500_000), '2.5 MB');
+});
+
+test("Node fs errors in Go's words (*os.PathError, *os.LinkError)", () => {
+  const errno = (code: string, syscall: string, dest?: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: ...`), { code, syscall, dest });
+  assert.equal(goPathError('/x/y.part', errno('ENOENT', 'open')), 'open /x/y.part: no such file or directory');
+  assert.equal(goPathError('/root/y', errno('EACCES', 'open')), 'open /root/y: permission denied');
+  assert.equal(goPathError('/tmp', errno('EISDIR', 'read')), 'read /tmp: is a directory');
+  assert.equal(goPathError('/etc/passwd/y', errno('ENOTDIR', 'open')), 'open /etc/passwd/y: not a directory');
+  assert.equal(goPathError('a.part', errno('EXDEV', 'rename', 'b')), 'rename a.part b: invalid cross-device link');
+  assert.equal(goPathError('a', errno('EWHATEVER', 'open')), 'open a: EWHATEVER: ...');
+});
+
+test('compactText: a header as its String() shows it inside %v', () => {
+  assert.equal(compactText(etcdserverpb.ResponseHeader, header), 'cluster_id:6312340517811498560 member_id:10814406744895053567 revision:6 raft_term:2 ');
+  assert.equal(compactText(etcdserverpb.ResponseHeader, undefined), '<nil>');
+  const revoked = new BufferOutput();
+  assert.throws(() => newPrinter('protobuf', false, revoked)?.revoke(1n, etcdserverpb.LeaseRevokeResponse.create({ header })), {
+    message: 'marshal unsupported for type clientv3.LeaseRevokeResponse ({cluster_id:6312340517811498560 member_id:10814406744895053567 revision:6 raft_term:2 })',
+  });
 });
 
 test('argify and Go unquoting, as txn lines are split', () => {

@@ -5,7 +5,7 @@
  * "<format> not supported as output format" (exit 4).
  */
 import { authpb, etcdserverpb, mvccpb, prefixRangeEnd, type MessageType, type WatchResponse } from '../client/index.js';
-import { goDuration, goQuote, hex16, hexId, humanizeBytes, jsonString, messageJson, u64 } from './go-format.js';
+import { compactText, goDuration, goQuote, hex16, hexId, humanizeBytes, jsonString, messageJson, u64 } from './go-format.js';
 import { ExitCode, fail, type Output } from './output.js';
 
 export interface EpHealth {
@@ -799,9 +799,12 @@ export class ProtobufPrinter extends RpcPrinter {
   leases(r: etcdserverpb.LeaseLeasesResponse): void {
     this.emit(pb.ResponseHeader, r.header ?? noHeader);
   }
-  /** etcdctl passes this one by value, which has no Marshal method. */
-  override revoke(id: bigint, r: etcdserverpb.LeaseRevokeResponse): void {
-    this.rest.revoke(id, r);
+  /**
+   * etcdctl passes this one by value, a clientv3 type without a Marshal method:
+   * printPB refuses it with %T and %v (the header through its String()).
+   */
+  override revoke(_id: bigint, r: etcdserverpb.LeaseRevokeResponse): void {
+    fail(ExitCode.badFeature, `marshal unsupported for type clientv3.LeaseRevokeResponse ({${compactText(pb.ResponseHeader, r.header)}})`);
   }
 }
 

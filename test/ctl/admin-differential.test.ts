@@ -8,6 +8,10 @@ const script: Step[] = [
   { args: ['put', 'a', '1'] },
   { args: ['lease', 'grant', '100'] },
   { args: ['lease', 'grant', 'x'] },
+  // printPB refuses clientv3.LeaseRevokeResponse (passed by value, no Marshal) after the revoke.
+  { args: ['-w', 'protobuf', 'lease', 'revoke', '$LEASE'] },
+  { args: ['lease', 'timetolive', '$LEASE'] },
+  { args: ['lease', 'grant', '100'] },
   { args: ['lease', 'list'] },
   { args: ['lease', 'revoke', '1234'] },
   { args: ['lease', 'revoke', 'xyz'] },

@@ -16,6 +16,7 @@ import { etcdctlBin, etcdctlMissing, useWorkspace, type Cluster } from '../harne
 const ctlTsScript = resolve(import.meta.dirname, '../../src/cmd/etcdctl-ts.js');
 
 export interface Step {
+  /** $CWD is the tool's working directory; $LEASE the last lease an earlier step granted (hex). */
   readonly args: readonly string[];
   readonly stdin?: string;
   /** Long-running: send SIGINT once stdout contains this. */
@@ -29,9 +30,9 @@ interface Outcome {
   signal: NodeJS.Signals | null;
 }
 
-function runTool(tool: 'etcdctl' | 'etcdctl-ts', endpoint: string, cwd: string, step: Step): Promise<Outcome> {
+function runTool(tool: 'etcdctl' | 'etcdctl-ts', endpoint: string, cwd: string, lease: string, step: Step): Promise<Outcome> {
   const [file, pre] = tool === 'etcdctl' ? [etcdctlBin, []] : [process.execPath, [ctlTsScript]];
-  const args = [...pre, `--endpoints=${endpoint}`, ...step.args.map((a) => a.replace('$CWD', cwd))];
+  const args = [...pre, `--endpoints=${endpoint}`, ...step.args.map((a) => a.replace('$CWD', cwd).replace('$LEASE', lease))];
   return new Promise((resolveRun, reject) => {
     const child = spawn(file, args, { cwd, env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -111,7 +112,12 @@ export function describeDifferential(label: string, script: readonly Step[]): vo
       }
       const cwd = join(ws.dir, tool);
       mkdirSync(cwd, { recursive: true });
-      for (const step of script) outcomes[tool].push(await runTool(tool, m.endpoint, cwd, step));
+      let lease = '';
+      for (const step of script) {
+        const o = await runTool(tool, m.endpoint, cwd, lease, step);
+        lease = /lease ([0-9a-f]{16}) granted/.exec(o.stdout)?.[1] ?? lease;
+        outcomes[tool].push(o);
+      }
     }
   });
 
