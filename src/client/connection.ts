@@ -195,21 +195,27 @@ export class Connection {
     }
   }
 
-  /** A unary call with clientv3's retry policy; pinned to `endpoint` when given. */
+  /**
+   * A unary call with clientv3's retry policy; pinned to `endpoint` when given,
+   * as a call on a connection dialled to it alone (`direct`, named
+   * passthrough:///<endpoint> in logs) or on the client's own.
+   */
   async unary<Req, Res>(
     method: MethodDef<Req, Res>,
     request: Req,
     policy: RetryPolicy,
     options: CallOptions = {},
     endpoint?: string,
+    direct = false,
   ): Promise<Res> {
     // clientv3 authenticates while dialling: the first call already carries the token.
     await this.ensureToken(options);
     const deadlineMs = deadlineOf(options);
     const signal = this.callSignal(options.signal);
     const quorum = Math.floor(this.endpointList.length / 2) + 1;
-    // clientv3 names a connection pinned to a member after that member, under the same client id.
-    const target = endpoint === undefined ? this.target : `${this.targetPrefix}${parseEndpoint(endpoint).host}`;
+    // clientv3's Client.Dial names a member's own connection passthrough:///<endpoint as given>;
+    // its client connection is named after the (one) member, under the client's id.
+    const target = endpoint === undefined ? this.target : direct ? `passthrough:///${endpoint}` : `${this.targetPrefix}${parseEndpoint(endpoint).host}`;
     const attemptsMax = this.options.retriesMax ?? retriesMaxDefault;
     let lastErr: ClientError = clientFailure('etcdclient: no attempt made');
     for (let attempt = 0; attempt < attemptsMax; attempt++) {

@@ -1,6 +1,8 @@
 /**
  * Maintenance: RPCs about one member (status, hash, defragment, snapshot,
  * move-leader) take the endpoint to ask, as clientv3's do; alarms go to any.
+ * Status, hashes and defragment go as clientv3 sends them, over a connection
+ * dialled to that member alone (which its logs name passthrough:///<endpoint>).
  */
 import { etcdserverpb } from '../pb/index.js';
 import type { CallOptions, Connection } from './connection.js';
@@ -25,19 +27,19 @@ export class Maintenance {
   }
 
   status(endpoint: string, o: CallOptions = {}): Promise<etcdserverpb.StatusResponse> {
-    return this.conn.unary(m.Status, {}, 'repeatable', o, endpoint);
+    return this.conn.unary(m.Status, {}, 'repeatable', o, endpoint, true);
   }
 
   hashKV(endpoint: string, revision: number, o: CallOptions = {}): Promise<etcdserverpb.HashKVResponse> {
-    return this.conn.unary(m.HashKV, { revision }, 'repeatable', o, endpoint);
+    return this.conn.unary(m.HashKV, { revision }, 'repeatable', o, endpoint, true);
   }
 
   hash(endpoint: string, o: CallOptions = {}): Promise<etcdserverpb.HashResponse> {
-    return this.conn.unary(m.Hash, {}, 'repeatable', o, endpoint);
+    return this.conn.unary(m.Hash, {}, 'repeatable', o, endpoint, true);
   }
 
   defragment(endpoint: string, o: CallOptions = {}): Promise<etcdserverpb.DefragmentResponse> {
-    return this.conn.unary(m.Defragment, {}, 'nonRepeatable', o, endpoint);
+    return this.conn.unary(m.Defragment, {}, 'nonRepeatable', o, endpoint, true);
   }
 
   moveLeader(endpoint: string, targetID: bigint, o: CallOptions = {}): Promise<etcdserverpb.MoveLeaderResponse> {
