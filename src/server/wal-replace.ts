@@ -40,7 +40,7 @@
  * peers report, or started with --force-new-cluster, cannot be replaced: it
  * refuses to start, naming the damage, as before.
  */
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { idToHex, type Logger } from '../base/index.js';
 import { etcdserverpb, serverpb } from '../pb/index.js';
@@ -101,9 +101,13 @@ async function untilDone<T>(what: string, logger: Logger, attempt: () => Promise
   }
 }
 
-/** Renames dir to its .damaged name (removing an older one), durably; nothing when dir is gone. */
+/**
+ * Renames dir to its .damaged name (removing an older one), durably. Nothing
+ * when dir is gone or empty: an attempt cut short set it aside already, and
+ * the start made it again (the copy set aside is kept).
+ */
 async function setAside(dir: string): Promise<void> {
-  if (!existsSync(dir)) return;
+  if (!existsSync(dir) || readdirSync(dir).length === 0) return;
   const to = damagedPath(dir);
   rmSync(to, { recursive: true, force: true });
   renameSync(dir, to);
@@ -111,8 +115,9 @@ async function setAside(dir: string): Promise<void> {
 }
 
 /**
- * Step 1, then step 2. `cause` is why the WAL was refused; `walPresent` is
- * false when an earlier attempt already set it aside.
+ * Step 1, then step 2. `cause` is why the member's own state was refused (for
+ * the log); a WAL or snap dir that an earlier attempt set aside already is
+ * not there to set aside again.
  */
 export async function startReplacement(
   cfg: ServerConfig,

@@ -177,6 +177,7 @@ describe('a member with a damaged WAL replaces itself', { skip }, () => {
     renameSync(walDir(a), `${walDir(a)}.damaged`);
     await a.start({ timeoutMs: 60_000 });
     assert.match(a.logTail(400), /the WAL was set aside as .* and no new one created/);
+    assert.ok(readdirSync(`${walDir(a)}.damaged`).some((n) => n.endsWith('.wal')), 'the copy set aside is kept, not replaced by the empty dir the start made');
     await replacedAndPromoted(c, a, aOld);
     await servedEventually(a, 'ck2', valueOf(2));
 
