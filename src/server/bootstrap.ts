@@ -18,10 +18,10 @@
  * - The WAL fails its checks (a damaged record, not a torn tail), or does
  *   not continue from any snapshot the member still has (the newer snap
  *   files damaged and set aside), and the member has peers: it takes its
- *   place again under a new id, starting
- *   empty as a learner that promotes itself (wal-replace.ts). So does a
- *   member whose earlier replacement stopped half way: one whose WAL has
- *   `replaces` set and nothing raft saved, or none beside a WAL set aside.
+ *   place again under a new id, starting empty as a learner that promotes
+ *   itself (wal-replace.ts). So does a member whose earlier replacement
+ *   stopped half way: one whose WAL has `replaces` set and nothing raft
+ *   saved, or none beside a WAL set aside.
  * - No WAL, --initial-cluster-state new: a new cluster. Ids come from the
  *   initial cluster (etcd's derivation); raft is bootstrapped with one
  *   conf-change entry per member, whose context is the member record.

@@ -33,7 +33,6 @@ import { AlarmSet } from './alarms.js';
 import { EntryApplier, type EntryApplierHost } from './apply-entries.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from './apply.js';
 import { bootstrap, type BootState } from './bootstrap.js';
-import { memberReplaceRpc } from './wal-replace.js';
 import { ConfigError, electionTicks, parseCompactionRetention, type ServerConfig } from './config.js';
 import { ServerError, serverErrorCodes, type ServerErrorCode } from './errors.js';
 import { IdGenerator } from './id-gen.js';
@@ -54,6 +53,7 @@ import { peerTransportTls } from './tls.js';
 import { walMetrics } from '../wal/index.js';
 import { AppliedIndexWait, WaitRegistry } from './wait.js';
 import { BackendRepair, openCheckedAtStart, type RepairHost } from './backend-repair.js';
+import { memberReplaceRpc } from './wal-replace.js';
 
 /** etcd's version this member reports (Status, /version): the API it implements. */
 export const serverVersion = '3.4.23';
