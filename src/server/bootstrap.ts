@@ -37,10 +37,10 @@ import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { MemoryStorage, type Peer } from '../raft/index.js';
 import { fetchClusterFromPeers } from '../transport/index.js';
 import { Snapshotter, Wal, WalCorruptError, WalSnapshotNotFoundError, entriesAfterSnapshot, nodeWalFs, type WalMetrics, type WalOpenResult } from '../wal/index.js';
-import { ConfigError, checkAdvertisedPeerUrls, type ServerConfig } from './config.js';
+import { ConfigError, checkAdvertisedPeerUrls, otherPeerUrls, type ServerConfig } from './config.js';
 import { appliedIndexAtStart, standaloneLog } from './force-new-cluster.js';
 import type { DataLayout } from './layout.js';
-import { RaftCluster, computeMemberId, memberToRecord } from './membership.js';
+import { RaftCluster, computeMemberId, memberToRecord, sameUrls } from './membership.js';
 import { peerTransportTls } from './tls.js';
 import { completeReplacement, damagedPath, mayReplace, replacementInterrupted, startReplacement } from './wal-replace.js';
 
@@ -249,8 +249,7 @@ async function newCluster(cfg: ServerConfig, layout: DataLayout, snapshotter: Sn
 
 async function join(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshotter, logger: Logger, metrics: WalMetrics | undefined): Promise<BootState> {
   const mine = [...cfg.initialAdvertisePeerUrls].sort();
-  const others: string[] = [];
-  for (const [name, urls] of cfg.initialCluster) if (name !== cfg.name) others.push(...urls);
+  const others = otherPeerUrls(cfg);
   let fetched: { clusterId: bigint; members: etcdserverpb.Member[] };
   try {
     // Over the peer transport's TLS, as etcd's GetClusterFromRemotePeers: https peers and client-certificate auth.
@@ -259,7 +258,7 @@ async function join(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshot
     logger.error('cannot fetch cluster info from peer urls', { error: (e as Error).message });
     throw new ConfigError('cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs');
   }
-  const self = fetched.members.find((m) => [...m.peerURLs].sort().join(',') === mine.join(','));
+  const self = fetched.members.find((m) => sameUrls(m.peerURLs, mine));
   if (self === undefined) {
     throw new ConfigError(`member with peer URLs ${mine.join(',')} has not been added to the cluster (run 'member add' first)`);
   }

@@ -245,6 +245,13 @@ export function parseCompactionRetention(mode: AutoCompactionMode, text: string)
   }
 }
 
+/** The peer URLs of the other members in --initial-cluster. */
+export function otherPeerUrls(cfg: ServerConfig): string[] {
+  const urls: string[] = [];
+  for (const [name, u] of cfg.initialCluster) if (name !== cfg.name) urls.push(...u);
+  return urls;
+}
+
 /**
  * etcd's bootstrap check of a member of a new cluster: its --initial-cluster
  * entry must be exactly its --initial-advertise-peer-urls. A member restarted

@@ -86,7 +86,8 @@ export function parseUrlsMap(s: string): Map<string, string[]> {
   return out;
 }
 
-function sameUrls(a: readonly string[], b: readonly string[]): boolean {
+/** Whether two URL lists hold the same URLs, in any order. */
+export function sameUrls(a: readonly string[], b: readonly string[]): boolean {
   return [...a].sort().join(',') === [...b].sort().join(',');
 }
 

@@ -39,7 +39,7 @@ import { IdGenerator } from './id-gen.js';
 import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
 import { LeaseLeader } from './lease-leader.js';
 import { LinearizableReads } from './linearizable-read.js';
-import { RaftCluster, computeMemberId, memberToRecord, type Member } from './membership.js';
+import { RaftCluster, computeMemberId, memberToRecord, sameUrls, type Member } from './membership.js';
 import { HeartbeatDetector, ServerMetrics } from './metrics.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
@@ -1287,7 +1287,7 @@ export class EtcdServer implements ApplyEnv {
     try {
       const old = this.cluster.members.get(req.oldId);
       if (old !== undefined) {
-        if (old.peerUrls.join(',') !== urls.join(',')) throw new Error(`member replace: ${idToHex(req.oldId)} has other peer URLs than ${urls.join(',')}`);
+        if (!sameUrls(old.peerUrls, urls)) throw new Error(`member replace: ${idToHex(req.oldId)} has other peer URLs than ${urls.join(',')}`);
         // The member being replaced is the caller's former self, so it cannot be running: one that is (a caller
         // started with another member's URLs) is left alone. A link that has not noticed its end yet: retried.
         if (old.id !== this.memberId && this.transport.activeSince(old.id) !== undefined) {

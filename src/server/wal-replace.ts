@@ -46,9 +46,9 @@ import { idToHex, type Logger } from '../base/index.js';
 import { etcdserverpb, serverpb } from '../pb/index.js';
 import { callPeerUrls, fetchClusterFromPeers } from '../transport/index.js';
 import { Wal, nodeWalFs, type WalMetrics } from '../wal/index.js';
-import { ConfigError, type ServerConfig } from './config.js';
+import { ConfigError, otherPeerUrls, type ServerConfig } from './config.js';
 import { prepareLayout, type DataLayout } from './layout.js';
-import { computeMemberId } from './membership.js';
+import { computeMemberId, sameUrls } from './membership.js';
 import { peerTransportTls } from './tls.js';
 
 /** The peer rpc of step 2 (serverpb.MemberReplaceRequest in, etcdserverpb.MemberListResponse out). */
@@ -63,13 +63,6 @@ export function damagedPath(dir: string): string {
   return `${dir}.damaged`;
 }
 
-/** The peer URLs of the other members in --initial-cluster. */
-export function otherPeerUrls(cfg: ServerConfig): string[] {
-  const urls: string[] = [];
-  for (const [name, u] of cfg.initialCluster) if (name !== cfg.name) urls.push(...u);
-  return urls;
-}
-
 /** Whether a damaged WAL can be replaced through peers at all. */
 export function mayReplace(cfg: ServerConfig): boolean {
   return !cfg.forceNewCluster && otherPeerUrls(cfg).length > 0;
@@ -78,12 +71,6 @@ export function mayReplace(cfg: ServerConfig): boolean {
 /** Step 1 was cut short: the WAL was set aside and no new one was created. */
 export function replacementInterrupted(layout: DataLayout): boolean {
   return !Wal.exists(layout.walDir) && existsSync(damagedPath(layout.walDir));
-}
-
-function sameUrls(a: readonly string[], b: readonly string[]): boolean {
-  const x = [...a].sort();
-  const y = [...b].sort();
-  return x.length === y.length && x.every((u, i) => u === y[i]);
 }
 
 /** Calls attempt until it resolves, waiting longer after each failure (logged). */
