@@ -469,7 +469,7 @@ export class KvStore {
    * in between changes which old revisions count: the pass gives up
    * (undefined) and the caller starts over with the new compact revision.
    * The physical removal of the compaction under way does not matter: the
-   * revisions it removes are the ones the hash skips.
+   * revisions it removes are ones the hash skips.
    */
   private async hashOnce(rev: number): Promise<HashKvResult | undefined> {
     const compactRev = this.compactMainRev;
@@ -487,17 +487,28 @@ export class KvStore {
     };
     // Only revisions at or below the compact revision are filtered (none below revision 1).
     const keep = new Set<string>();
-    if (compactRev > 0) {
+    const collectKeep = async (atRev: number): Promise<boolean> => {
       for (let from: string | undefined = ''; from !== undefined; ) {
-        from = this.index.keepSlice(hashRev, keep, from, this.hashSliceKeys);
-        if (from !== undefined && (await moved())) return undefined;
+        from = this.index.keepSlice(atRev, keep, from, this.hashSliceKeys);
+        if (from !== undefined && (await moved())) return false;
       }
+      return true;
+    };
+    if (compactRev > 0) {
+      if (!(await collectKeep(hashRev))) return undefined;
+      // etcd filters with that set only when it is not empty; when it is, it
+      // hashes every entry its compaction left, which are the ones a keep at
+      // the compact revision names. Asking for them here makes the hash the
+      // same while the compaction is still removing entries, and leaves out
+      // the tombstone at the compact revision that this store keeps and
+      // etcd 3.4.23 removed.
+      if (keep.size === 0 && !(await collectKeep(compactRev))) return undefined;
     }
     const end = revToBytes({ main: hashRev + 1, sub: 0 });
     for (let start = new Uint8Array(0); ; ) {
       const entries = this.backend.range(this.keyBucket, start, end, this.hashSliceKeys);
       for (const { key, value } of entries) {
-        if (keep.size > 0) {
+        if (compactRev > 0) {
           const r = bytesToRev(key);
           if (r.main <= compactRev && !keep.has(revKey(r.main, r.sub))) continue;
         }
