@@ -69,6 +69,25 @@ test('compaction keeps the newest revision at or below the compact revision; Has
   assert.equal(revKey(3, 1), '3_1');
 });
 
+test('compaction at a transaction that deleted a key and put it again keeps the put, and the delete for watches', () => {
+  // A delete whose range end is "\0" and a put of a key in it pass etcd's overlap check, so one revision can hold both.
+  const ki = new KeyIndex('k');
+  ki.put(r(2));
+  assert.equal(ki.tombstone(r(3, 0)), true);
+  ki.put(r(3, 1));
+  const keep = new Set<string>();
+  ki.keep(3, keep);
+  assert.deepEqual([...keep], ['3_1']);
+  const available = new Set<string>();
+  ki.compact(3, available);
+  assert.equal(shape(ki), '{3.0} {3.1}');
+  assert.deepEqual([...available].sort(), ['3_0', '3_1']);
+  assert.deepEqual(ki.get(3), { modified: r(3, 1), created: 3, version: 1 });
+  ki.compact(4, new Set());
+  assert.equal(shape(ki), '{3.1}');
+  assert.deepEqual(ki.get(4), { modified: r(3, 1), created: 3, version: 1 });
+});
+
 test('a key whose only surviving revision is its tombstone is restored, and goes at the next compaction', () => {
   const ki = new KeyIndex('k');
   ki.restoreTombstone(r(5, 1));

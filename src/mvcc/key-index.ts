@@ -184,8 +184,9 @@ export class KeyIndex {
   }
 
   /**
-   * Drops the revisions compaction at atRev removes, adding the one kept
-   * at or below atRev (if any) to `available`.
+   * Drops the revisions compaction at atRev removes, adding the ones kept
+   * at or below atRev to `available`: the newest revision <= atRev if it is
+   * a put, and a tombstone at atRev itself.
    */
   compact(atRev: number, available: Set<string>): void {
     assert(!this.isEmpty(), 'keyIndex compact on an empty index');
@@ -193,38 +194,53 @@ export class KeyIndex {
       if (this.modMain <= atRev) available.add(revKey(this.modMain, this.modSub));
       return;
     }
+    const gens = this.gens;
     const [genIdx, revIndex] = this.doCompact(atRev, available);
-    const g = this.gens[genIdx] as Generation;
-    if (g.revs.length !== 0 && revIndex !== -1) g.revs = g.revs.slice(revIndex);
-    this.gens = this.gens.slice(genIdx);
+    const g = gens[genIdx] as Generation;
+    if (revIndex > 0) g.revs = g.revs.slice(revIndex);
+    // The generation before, if its tombstone is at atRev, keeps that tombstone alone.
+    const prev = genIdx > 0 ? (gens[genIdx - 1] as Generation) : undefined;
+    const tomb = prev?.revs[prev.revs.length - 1];
+    if (prev !== undefined && tomb !== undefined && tomb.main === atRev) {
+      available.add(revKey(tomb.main, tomb.sub));
+      prev.revs = [tomb];
+      this.gens = gens.slice(genIdx - 1);
+    } else {
+      this.gens = gens.slice(genIdx);
+    }
     // Down to one live revision: the generations are no longer needed.
     const only = this.gens[0];
     if (this.gens.length === 1 && only !== undefined && only.revs.length === 1) this.gens = undefined;
   }
 
-  /** Adds to `available` the revision compaction at atRev would keep, without compacting. */
+  /**
+   * Adds to `available` the put compaction at atRev keeps, without
+   * compacting: not a tombstone at atRev, which HashKV leaves out (as etcd,
+   * which does not keep it).
+   */
   keep(atRev: number, available: Set<string>): void {
     if (this.isEmpty()) return;
     if (this.gens === undefined) {
       if (this.modMain <= atRev) available.add(revKey(this.modMain, this.modSub));
       return;
     }
-    const [genIdx, revIndex] = this.doCompact(atRev, available);
-    const g = this.gens[genIdx] as Generation;
-    // A tombstone at atRev, which compact() keeps, is not part of the hash (as in etcd).
-    if (g.revs.length !== 0 && revIndex === g.revs.length - 1 && genIdx !== this.gens.length - 1) {
-      const r = g.revs[revIndex] as Revision;
-      available.delete(revKey(r.main, r.sub));
-    }
+    this.doCompact(atRev, available);
   }
 
-  /** The generation holding atRev (first one whose tombstone is at or above it) and the newest revision <= atRev in it. */
+  /**
+   * The generation holding the newest revision <= atRev, or the first one
+   * after it (the first whose tombstone is above atRev, else the current
+   * one), and that revision's place in it (-1: none); adds the revision to
+   * `available`. A generation whose tombstone is at atRev is passed over: a
+   * transaction that deletes a key and puts it again has the put at the
+   * same main revision, in the next generation.
+   */
   private doCompact(atRev: number, available: Set<string>): [number, number] {
     const gens = this.full();
     let genIdx = 0;
     let g = gens[0] as Generation;
     while (genIdx < gens.length - 1) {
-      if ((g.revs[g.revs.length - 1] as Revision).main >= atRev) break;
+      if ((g.revs[g.revs.length - 1] as Revision).main > atRev) break;
       genIdx++;
       g = gens[genIdx] as Generation;
     }

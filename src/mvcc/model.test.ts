@@ -327,4 +327,12 @@ test('model: histories the property found', async () => {
     { kind: 'compact', back: 0 },
     { kind: 'txn', ...noOps, then: [], else: [] },
   ]);
+  // A transaction that deletes a key and puts it again (the "\0" range end
+  // passes etcd's overlap check), compacted at its revision: the put stays.
+  await runHistory([
+    { kind: 'put', key: 'f', value: '1', lease: 0n, prevKv: false },
+    { kind: 'txn', ...noOps, cmpValue: 4, then: [], else: [{ op: 'del', key: 'a', end: '\u0000' }, { op: 'put', key: 'f', value: 'x' }] },
+    { kind: 'compact', back: 0 },
+    { kind: 'range', key: 'a', end: '', back: 0, limit: 0, countOnly: false },
+  ]);
 });

@@ -304,6 +304,16 @@ describe('etcdctl differential: etcd 3.4.23 vs etcd-ts', { skip }, () => {
       s('compact', '0'),
       s('compact', 'x'),
     ]);
+    // A delete with range end "\0" and a put of a key in its range pass
+    // etcd's overlap check: one revision deletes the key and puts it again.
+    // A compaction at that revision keeps the put.
+    await section([
+      s('put', 'z/k', '1'),
+      withIn('\ndel z/ --from-key\nput z/k 2\n\n\n', 'txn'),
+      s('compact', '${rev+2}'),
+      s('get', 'z/', '--prefix', '-w', 'json'),
+      s('get', 'z/k', '--rev=${rev+2}'),
+    ]);
   });
 
   test('more: -w protobuf of every command that has it, key ranges, txn edge cases, watch and keep-alive output', async () => {
