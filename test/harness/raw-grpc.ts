@@ -23,29 +23,48 @@ function frame(body: Uint8Array): Buffer {
   return out;
 }
 
-/** Splits gRPC length-prefixed messages off the front of buf; returns what is left. */
-function deframe(buf: Buffer, into: Buffer[]): Buffer {
-  let at = 0;
-  while (at + 5 <= buf.length) {
-    const len = buf.readUInt32BE(at + 1);
-    if (at + 5 + len > buf.length) break;
-    into.push(buf.subarray(at + 5, at + 5 + len));
-    at += 5 + len;
+/**
+ * Splits gRPC length-prefixed messages off the front of the chunks received;
+ * what is left stays in chunks. Chunks are joined only once a whole message
+ * (or a prefix) is there, so a message of many MiB costs one copy, not one
+ * per chunk.
+ */
+class Deframer {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  /** The length the front message needs (prefix included), once its prefix is known. */
+  private need = 5;
+
+  push(chunk: Buffer, into: Buffer[]): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    if (this.bytes < this.need) return;
+    let buf = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    let at = 0;
+    while (at + 5 <= buf.length) {
+      const len = buf.readUInt32BE(at + 1);
+      if (at + 5 + len > buf.length) break;
+      into.push(buf.subarray(at + 5, at + 5 + len));
+      at += 5 + len;
+    }
+    buf = buf.subarray(at);
+    this.chunks = buf.length > 0 ? [buf] : [];
+    this.bytes = buf.length;
+    this.need = buf.length >= 5 ? 5 + buf.readUInt32BE(1) : 5;
   }
-  return buf.subarray(at);
 }
 
 /** A call's stream: messages as they come, the status once it closed. */
 export class RawStream {
   readonly messages: Buffer[] = [];
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly deframer = new Deframer();
   private headers: http2.IncomingHttpHeaders = {};
   private readonly closed: Promise<RawAnswer>;
 
   constructor(private readonly stream: http2.ClientHttp2Stream) {
     stream.on('response', (h) => (this.headers = { ...this.headers, ...h }));
     stream.on('trailers', (t) => (this.headers = { ...this.headers, ...t }));
-    stream.on('data', (d: Buffer) => (this.pending = deframe(Buffer.concat([this.pending, d]), this.messages)));
+    stream.on('data', (d: Buffer) => this.deframer.push(d, this.messages));
     stream.on('error', () => {});
     this.closed = new Promise((resolve) =>
       stream.on('close', () => {
