@@ -15,18 +15,18 @@ export interface EtcdPair {
   readonly raw: readonly RawGrpc[];
 }
 
-/** [the real etcd, etcd-ts], one member each, filled in before the suite's tests. */
-export function useServerPair(label: string): readonly Cluster[] {
+/** [the real etcd, etcd-ts], one member each (extraFlags on both), filled in before the suite's tests. */
+export function useServerPair(label: string, extraFlags: readonly string[] = []): readonly Cluster[] {
   const ws = useWorkspace(label);
   const clusters: Cluster[] = [];
   before(async () => {
-    clusters.push(...(await Promise.all([ws.startCluster({ kind: 'etcd' }), ws.startCluster({ kind: 'etcd-ts' })])));
+    clusters.push(...(await Promise.all([ws.startCluster({ kind: 'etcd', extraFlags }), ws.startCluster({ kind: 'etcd-ts', extraFlags })])));
   });
   return clusters;
 }
 
-export function useEtcdPair(label: string): EtcdPair {
-  const pair = { clusters: useServerPair(label), raw: [] as RawGrpc[] };
+export function useEtcdPair(label: string, extraFlags: readonly string[] = []): EtcdPair {
+  const pair = { clusters: useServerPair(label, extraFlags), raw: [] as RawGrpc[] };
   before(() => {
     pair.raw.push(...pair.clusters.map((c) => new RawGrpc(c.member(0).clientUrl)));
   });
