@@ -16,7 +16,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { prefixRangeEnd } from '../../src/client/index.js';
-import { etcdserverpb } from '../../src/pb/index.js';
+import { etcdserverpb, serverpb } from '../../src/pb/index.js';
 import type { MethodInfo } from '../../src/pb/runtime.js';
 import { delay, etcdMissing, memberStatus, methods, useEtcdPair, type RawAnswer, type RawStream } from '../harness/index.js';
 
@@ -480,6 +480,25 @@ describe("kube-apiserver's requests against the real etcd", { skip: etcdMissing(
     await put('big/over', Buffer.alloc(maxRequestBytes, 0x61), 'a value of --max-request-bytes');
     await put('big/under', Buffer.alloc(maxRequestBytes - 1024, 0x62), 'a value 1 KiB under --max-request-bytes');
     await put('big/grpc', Buffer.alloc(2 * 1024 * 1024 + 1024, 0x63), 'a value over the gRPC receive limit');
+    // The limit bounds the raft entry (InternalRaftRequest), whose request id is the low 16 bits
+    // of the member id over a millisecond clock: the largest value that passes differs between
+    // two members by the length of that id's varint. For each server: the largest passes, one
+    // byte more does not.
+    for (const [i, c] of clusters.entries()) {
+      const memberId = (await memberStatus(c.member(0).endpoint)).header?.memberId ?? 0n;
+      const id = ((memberId & 0xffffn) << 48n) | ((BigInt(Date.now()) << 8n) & ((1n << 48n) - 1n));
+      const entry = (value: Uint8Array): number =>
+        serverpb.InternalRaftRequest.encode(serverpb.InternalRaftRequest.create({ header: serverpb.RequestHeader.create({ ID: id }), request: { case: 'put', value: pb.PutRequest.create({ key: b('limit/exact'), value }) } })).length;
+      let size = maxRequestBytes - 100;
+      while (entry(new Uint8Array(size + 1)) <= maxRequestBytes) size++;
+      const statuses = [];
+      for (const n of [size, size + 1]) {
+        const a = await raw[i]?.call(methods.kv.Put.path, pb.PutRequest.encode(pb.PutRequest.create({ key: b('limit/exact'), value: Buffer.alloc(n, 0x65) })));
+        statuses.push(`${a?.status} ${a?.message}`);
+      }
+      assert.deepEqual(statuses, ['0 ', '3 etcdserver: request is too large'], `${c.kind}: values of ${size} and ${size + 1} bytes`);
+    }
+    await both(methods.kv.DeleteRange, { key: b('limit/exact') }, 'the delete of the largest value');
     const from = await revisionNow();
     for (let i = 0; i < 4; i++) await put(`big/${i}`, Buffer.alloc(maxRequestBytes - 1024, 0x30 + i), `value ${i} of 1.5 MiB`);
     await range({ key: b('big/'), rangeEnd: prefixEnd('big/') }, 'a range of 7.5 MiB');
