@@ -314,7 +314,7 @@ async function runHistory(steps: readonly Step[]): Promise<void> {
 }
 
 test('property: mvcc matches a naive model of revisions, compaction and HashKV, across reopens', async () => {
-  await fc.assert(fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 45 }), runHistory), { numRuns: Number(process.env['MVCC_MODEL_RUNS'] ?? 60) });
+  await fc.assert(fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 45 }), runHistory), { numRuns: Number(process.env['MVCC_MODEL_RUNS'] ?? 300) });
 });
 
 test('model: histories the property found', async () => {
