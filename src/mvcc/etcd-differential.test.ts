@@ -191,10 +191,9 @@ function history(rand: SeededRand, n: number): Array<{ kind: string; req: unknow
     const x = rand.intn(10);
     if (x < 4) out.push({ kind: 'put', req: etcdserverpb.PutRequest.create({ key: k(), value: Buffer.from(pick(['1', '22', 'three'])), prevKv: rand.intn(2) === 0 }) });
     else if (x < 5) out.push({ kind: 'del', req: etcdserverpb.DeleteRangeRequest.create({ key: k(), rangeEnd: end(), prevKv: true }) });
-    else if (x < 8) {
-      const t = txn(1);
-      if (checkTxnRequest(t) === undefined) out.push({ kind: 'txn', req: t });
-    } else out.push({ kind: 'range', req: etcdserverpb.RangeRequest.create({ key: k(), rangeEnd: end(), revision: rand.intn(3) === 0 ? 0 : -1 }) });
+    // Txns the API layer refuses are sent too: the verdict and message must be etcd's.
+    else if (x < 8) out.push({ kind: 'txn', req: txn(1) });
+    else out.push({ kind: 'range', req: etcdserverpb.RangeRequest.create({ key: k(), rangeEnd: end(), revision: rand.intn(3) === 0 ? 0 : -1 }) });
   }
   return out;
 }
@@ -207,6 +206,7 @@ test('differential: responses, past reads and HashKV equal real etcd 3.4', { ski
       const rand = new SeededRand(20260101);
       const kv = etcd.client.kv;
       let step = 0;
+      let refusals = 0;
       const compareHashes = async (revs: number[]): Promise<void> => {
         for (const rev of revs) {
           // etcd3's own hashKV wrapper asks grpc-js for a method name it does not define.
@@ -244,7 +244,16 @@ test('differential: responses, past reads and HashKV equal real etcd 3.4', { ski
             theirs = (await kv.deleteRange(rawDel(req as etcdserverpb.DeleteRangeRequest))) as unknown as Raw;
             mine = ours(kind, deleteRangeRequest(t.store, req as etcdserverpb.DeleteRangeRequest));
           } else if (kind === 'txn') {
-            theirs = (await kv.txn(rawTxn(req as etcdserverpb.TxnRequest))) as unknown as Raw;
+            const refused = checkTxnRequest(req as etcdserverpb.TxnRequest);
+            try {
+              theirs = (await kv.txn(rawTxn(req as etcdserverpb.TxnRequest))) as unknown as Raw;
+            } catch (e) {
+              const msg = (e as Error).message.replace(/^\d+ [A-Z_]+: /, '');
+              assert.equal(refused?.message, msg, `step ${step}: etcd refused the txn`);
+              refusals++;
+              continue;
+            }
+            assert.equal(refused, undefined, `step ${step}: etcd took the txn`);
             mine = ours(kind, txnRequest(t.store, req as etcdserverpb.TxnRequest));
           } else {
             theirs = (await kv.range(rawRange(req as etcdserverpb.RangeRequest))) as unknown as Raw;
@@ -267,6 +276,7 @@ test('differential: responses, past reads and HashKV equal real etcd 3.4', { ski
         await t.reopen(t.leases);
         await compareHashes([0, rev - 1]);
       }
+      assert.ok(refusals > 0, 'the histories hold txns the API layer refuses');
       // No key live at the hashed revision: etcd then hashes every entry its
       // compaction left. First with keys live at the compact revision, then
       // with only tombstones at it (which etcd 3.4.23 removes).
