@@ -348,6 +348,7 @@ async function failpointCrash(ctx: FaultContext): Promise<void> {
 export async function restoreCluster(ctx: FaultContext, only?: 'network' | 'members'): Promise<void> {
   if (ctx.cluster.members.length > 1 && only !== 'members') ctx.cluster.net.heal();
   if (only === 'network') return;
+  const rejoin: number[] = [];
   for (let i = 0; i < ctx.cluster.members.length; i++) {
     const m = ctx.cluster.members[i] as Member;
     m.resume();
@@ -357,10 +358,24 @@ export async function restoreCluster(ctx: FaultContext, only?: 'network' | 'memb
       await m.start({ timeoutMs: ctx.readyTimeoutMs });
     } catch (e) {
       // A replacement that failed after its MemberRemove committed (the add refused as
-      // "unhealthy cluster" while overlapping faults kept cutting links): finish it.
-      if (!/permanently removed from the cluster/.test(logSince(m, from))) throw e;
+      // "unhealthy cluster" while overlapping faults kept cutting links), before or
+      // after the wipe: finish it.
+      if (!/permanently removed from the cluster|has not been added to the cluster/.test(logSince(m, from))) throw e;
       await m.kill();
-      await rejoinWiped(ctx, i, false, 'removed by a fault that failed before adding it back');
+      rejoin.push(i);
     }
+  }
+  // A learner a failed fault left behind is promoted: etcd 3.4 allows one
+  // learner, so it would refuse every later replacement through a learner.
+  await promoteLearners(ctx);
+  for (const i of rejoin) await rejoinWiped(ctx, i, false, 'removed by a fault that failed before adding it back');
+}
+
+/** Promotes every learner in the member list (each must catch up with the leader first). */
+async function promoteLearners(ctx: FaultContext): Promise<void> {
+  const list = await clusterCall(ctx.access, ctx.cluster, -1, methods.cluster.MemberList, etcdserverpb.MemberListRequest.create({}));
+  for (const learner of list?.members.filter((x) => x.isLearner) ?? []) {
+    await clusterCall(ctx.access, ctx.cluster, -1, methods.cluster.MemberPromote, etcdserverpb.MemberPromoteRequest.create({ ID: learner.ID }), (e) => /is not a learner|member not found/.test(e.message));
+    ctx.note(`restore: learner ${learner.ID.toString(16)} promoted`);
   }
 }
