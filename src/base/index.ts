@@ -10,6 +10,7 @@
  * - limits: etcd's default bounds.
  * - crc32c: the Castagnoli checksum of WAL records and HashKV.
  * - metrics: a Prometheus registry (counters, gauges, histograms) for /metrics.
+ * - go-sort: Go's sort.Sort, whose order of ties etcd's sorted ranges show.
  * - failpoints: crash or stall sites in the persistence path, holds in
  *   the watch path and a drop site for peer messages, armed only by
  *   ETCD_TS_FAILPOINTS (robustness tests); free when unset.
@@ -27,3 +28,4 @@ export * from './failpoints.js';
 export * from './rpctypes.js';
 export * from './dns-text.js';
 export * from './go-quote.js';
+export * from './go-sort.js';

@@ -90,6 +90,22 @@ test('ranges: every sort target and order, with etcd defaults', () =>
     assert.equal(rangeRequest(store, get('a', { rangeEnd: b('z'), sortOrder: SortOrder.DESCEND, limit: 2 })).more, true);
   }));
 
+test('ranges: more than 12 kvs that tie leave in the order of Go 1.19 sort.Sort, as from etcd 3.4.23', () =>
+  withStore(({ store }) => {
+    // Orders read from etcd 3.4.23 after the same puts (etcdctl get t/ --prefix --sort-by=... --order=...).
+    const name = (i: number): string => `t/k${String(i).padStart(2, '0')}`;
+    for (let i = 0; i < 40; i++) putRequest(store, put(name(i), `${(i * 7) % 3}`));
+    const order = (sortOrder: etcdserverpb.RangeRequest_SortOrder, sortTarget: etcdserverpb.RangeRequest_SortTarget): string =>
+      rangeRequest(store, get('t/', { rangeEnd: b('t0'), sortOrder, sortTarget })).kvs.map((kv) => Buffer.from(kv.key).toString().slice(3)).join(' ');
+    assert.equal(order(SortOrder.ASCEND, SortTarget.VALUE), '15 39 36 03 33 30 06 27 24 09 00 21 12 18 10 04 16 01 13 19 37 34 22 31 28 25 07 14 08 29 05 23 32 26 11 35 02 20 38 17');
+    assert.equal(order(SortOrder.DESCEND, SortTarget.VALUE), '14 38 02 35 32 05 29 26 08 23 20 11 17 10 04 01 16 37 34 19 13 31 22 28 07 25 00 24 09 06 30 21 27 33 36 03 18 12 15 39');
+    for (let i = 0; i < 40; i += 4) putRequest(store, put(name(i), 'x'));
+    assert.equal(order(SortOrder.ASCEND, SortTarget.VERSION), '30 34 02 03 39 05 18 07 38 09 10 11 37 13 14 15 35 19 06 01 17 21 22 23 33 25 26 27 31 29 00 28 32 24 20 16 36 12 08 04');
+    assert.equal(order(SortOrder.DESCEND, SortTarget.VERSION), '00 36 32 28 04 24 20 16 08 12 10 25 09 13 14 15 07 17 18 19 06 21 22 23 05 11 26 27 03 29 30 31 02 33 34 35 01 37 38 39');
+    // Keys are unique: by key, the order is the same whichever the algorithm.
+    assert.equal(order(SortOrder.DESCEND, SortTarget.KEY).split(' ')[0], '39');
+  }));
+
 test('ranges at past revisions, compacted and future revisions', () =>
   withStore(async (t) => {
     const { store } = t;

@@ -6,7 +6,7 @@
  * header with just the revision, and a nested TxnResponse an empty header, as
  * in etcd. Expected failures throw KvError before anything is written.
  */
-import { assert, compareBytes, emptyBytes, type LeaseId } from '../base/index.js';
+import { assert, compareBytes, emptyBytes, goSort, type LeaseId } from '../base/index.js';
 import { etcdserverpb, mvccpb, Reader, Writer, releaseWriter, takeWriter } from '../pb/index.js';
 import { KvError } from './errors.js';
 import { type EncodedRead, type KvStore, type KvWriteTxn, type RangeOptions, type RangeResult } from './kv-store.js';
@@ -242,33 +242,37 @@ function writeKv(w: Writer, kv: Uint8Array, keysOnly: boolean): void {
 
 /**
  * etcd's order: a target other than KEY with order NONE sorts ascending; the
- * store already returns keys ascending. Ties keep key order (a stable sort).
+ * store already returns keys ascending. Other targets sort as etcd does,
+ * with Go's sort.Sort, which is not stable: kvs that tie come out in its
+ * order, not in key order (a client paging by version or value sees it).
  */
 function sortKvs(kvs: mvccpb.KeyValue[], r: RangeRequest): void {
   let order = r.sortOrder;
   if (r.sortTarget !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
   if (order !== SortOrder.ASCEND && order !== SortOrder.DESCEND) return;
-  let cmp: (a: mvccpb.KeyValue, b: mvccpb.KeyValue) => number;
+  let less: (a: mvccpb.KeyValue, b: mvccpb.KeyValue) => boolean;
   switch (r.sortTarget) {
     case SortTarget.VERSION:
-      cmp = (a, b) => a.version - b.version;
+      less = (a, b) => a.version < b.version;
       break;
     case SortTarget.CREATE:
-      cmp = (a, b) => a.createRevision - b.createRevision;
+      less = (a, b) => a.createRevision < b.createRevision;
       break;
     case SortTarget.MOD:
-      cmp = (a, b) => a.modRevision - b.modRevision;
+      less = (a, b) => a.modRevision < b.modRevision;
       break;
     case SortTarget.VALUE:
-      cmp = (a, b) => compareBytes(a.value, b.value);
+      less = (a, b) => compareBytes(a.value, b.value) < 0;
       break;
     case SortTarget.KEY:
     default:
+      // Keys are distinct: any algorithm gives this order.
       if (order === SortOrder.DESCEND) kvs.reverse();
       return;
   }
-  if (order === SortOrder.ASCEND) kvs.sort(cmp);
-  else kvs.sort((a, b) => cmp(b, a));
+  // DESCEND is Go's sort.Reverse: the same algorithm with Less turned around.
+  if (order === SortOrder.ASCEND) goSort(kvs, less);
+  else goSort(kvs, (a, b) => less(b, a));
 }
 
 // ---- Put / DeleteRange ----
