@@ -201,6 +201,35 @@ test('a consumer that stops reading makes its watchers victims; nothing is lost 
     { streamResponsesMax: 2 },
   ));
 
+test('a victim retried response carries the revision its watcher had seen, not the store revision of the retry (etcd: minRev - 1)', () =>
+  withWatch(
+    (t, w) => {
+      // A synced watcher whose notification found the queue full.
+      const s = w.newWatchStream();
+      s.watch({ key: b('a') });
+      putRequest(t.store, put('a', '1'));
+      putRequest(t.store, put('a', '2'));
+      putRequest(t.store, put('b', '1'));
+      putRequest(t.store, put('b', '2'));
+      assert.deepEqual(w.counts(), { synced: 0, unsynced: 0, victims: 1 });
+      assert.deepEqual(render(drain(s)), ['0@2: PUT a=1@2']);
+      t.timers.advance(0);
+      assert.deepEqual(render(drain(s)), ['0@3: PUT a=2@3']);
+      // A catching-up watcher whose response found the queue full: the revision of the pass that read it.
+      const c = w.newWatchStream();
+      c.watch({ id: 1, key: b('b'), rangeEnd: b('c') });
+      putRequest(t.store, put('b', '3'));
+      c.watch({ id: 2, key: b('a'), startRevision: 2 });
+      t.timers.advance(0);
+      assert.deepEqual(w.counts().victims, 1);
+      putRequest(t.store, put('z', '1'));
+      assert.deepEqual(render(drain(c)), ['1@6: PUT b=3@6']);
+      t.timers.advance(0);
+      assert.deepEqual(render(drain(c)), ['2@6: PUT a=1@2, PUT a=2@3']);
+    },
+    { streamResponsesMax: 1 },
+  ));
+
 test('a watcher whose start revision was compacted is canceled with the compact revision', () =>
   withWatch(async (t, w) => {
     for (let i = 0; i < 5; i++) putRequest(t.store, put('a', `${i}`));

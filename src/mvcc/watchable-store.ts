@@ -76,7 +76,13 @@ export interface WatchResponse {
   readonly compactRevision: number;
 }
 
-/** An undelivered response; retried with the store revision of the retry, as etcd does. */
+/**
+ * An undelivered response. Its retry carries the revision its watcher has
+ * seen everything up to (minRev - 1: the notified revision, or the store
+ * revision of the pass that read the batch), as etcd 3.4's moveVictims
+ * sends it, not the store revision of the retry: writes since then are not
+ * in it.
+ */
 interface Victim {
   readonly events: mvccpb.Event[];
 }
@@ -289,7 +295,7 @@ export class WatchableStore implements TxnObserver {
     for (const batch of batches) {
       for (const [w, v] of batch) {
         if (w.canceled) continue;
-        if (!w.owner.enqueue(w, v.events, cur, 0)) {
+        if (!w.owner.enqueue(w, v.events, w.minRev - 1, 0)) {
           still.set(w, v);
           continue;
         }
