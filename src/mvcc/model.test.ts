@@ -1,8 +1,10 @@
 /**
  * The store against a naive model: a full copy of the live keys at every
  * revision plus a list of every key-bucket entry. Random puts, deletes,
- * txns, compactions, ranges at random revisions with random options, HashKV,
- * and reopening the store between steps.
+ * txns (nested ones too, and several ops on one key at one revision),
+ * compactions, ranges at random revisions with random options, HashKV, and
+ * reopening the store between steps; at the end, a watch over the history
+ * the compaction left, with prev_kv.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,8 +14,9 @@ import { etcdserverpb, mvccpb } from '../pb/index.js';
 import { revisionToBytes } from '../schema/index.js';
 import { isKvError } from './errors.js';
 import { compactionRequest, deleteRangeRequest, hashKvRequest, putRequest, rangeRequest, txnRequest } from './kv-requests.js';
-import { finishCompactions, hashKv, opDel, opGet, opPut, show, withStore, type TestStore } from './testing.js';
+import { finishCompactions, hashKv, opDel, opGet, opPut, opTxn, show, withStore, type TestStore } from './testing.js';
 import { checkTxnRequest } from './validate.js';
+import { WatchableStore } from './watchable-store.js';
 
 interface MKv {
   readonly key: string;
@@ -42,6 +45,8 @@ class Model {
   /** states[r]: the live keys at revision r. */
   readonly states: Map<string, MKv>[] = [new Map(), new Map()];
   bucket: BucketEntry[] = [];
+  /** Every entry ever written, compacted or not (what a watch sees above the compact revision). */
+  readonly log: BucketEntry[] = [];
 
   now(): Map<string, MKv> {
     return this.states[this.rev] as Map<string, MKv>;
@@ -61,6 +66,11 @@ class Model {
       this.rev++;
       this.states[this.rev] = w.state;
     }
+  }
+
+  record(e: BucketEntry): void {
+    this.bucket.push(e);
+    this.log.push(e);
   }
 
   compact(rev: number): void {
@@ -106,14 +116,14 @@ class Writer {
     const rev = this.m.rev + 1;
     const kv: MKv = { key, value, create: prev?.create ?? rev, mod: rev, version: (prev?.version ?? 0) + 1, lease };
     this.state.set(key, kv);
-    this.m.bucket.push({ main: rev, sub: this.sub++, key, tomb: false, bytes: mvccpb.KeyValue.encode(toPb(kv)) });
+    this.m.record({ main: rev, sub: this.sub++, key, tomb: false, bytes: mvccpb.KeyValue.encode(toPb(kv)) });
   }
 
   del(key: string, end: string): number {
     const gone = this.m.span(this.state, key, end);
     for (const kv of gone) {
       this.state.delete(kv.key);
-      this.m.bucket.push({ main: this.m.rev + 1, sub: this.sub++, key: kv.key, tomb: true, bytes: mvccpb.KeyValue.encode(mvccpb.KeyValue.create({ key: utf8(kv.key) })) });
+      this.m.record({ main: this.m.rev + 1, sub: this.sub++, key: kv.key, tomb: true, bytes: mvccpb.KeyValue.encode(mvccpb.KeyValue.create({ key: utf8(kv.key) })) });
     }
     return gone.length;
   }
@@ -126,18 +136,37 @@ const leaseArb = fc.constantFrom(0n, 0n, 1n, 2n);
 type Step =
   | { kind: 'put'; key: string; value: string; lease: bigint; prevKv: boolean }
   | { kind: 'del'; key: string; end: string; prevKv: boolean }
-  | { kind: 'txn'; cmpKey: string; cmpEnd: string; target: number; result: number; cmpValue: number; then: TxnOp[]; else: TxnOp[] }
+  | ({ kind: 'txn'; then: TxnOp[]; else: TxnOp[] } & TxnCompare)
   | { kind: 'compact'; back: number }
   | { kind: 'range'; key: string; end: string; back: number; limit: number; countOnly: boolean }
   | { kind: 'hash'; back: number }
   | { kind: 'reopen' };
 
-type TxnOp = { op: 'put'; key: string; value: string } | { op: 'del'; key: string; end: string } | { op: 'get'; key: string; end: string };
+type TxnCompare = { cmpKey: string; cmpEnd: string; target: number; result: number; cmpValue: number };
+type TxnOp =
+  | { op: 'put'; key: string; value: string }
+  | { op: 'del'; key: string; end: string }
+  | { op: 'get'; key: string; end: string }
+  | ({ op: 'txn'; then: TxnOp[]; else: TxnOp[] } & TxnCompare);
 
-const txnOpArb: fc.Arbitrary<TxnOp> = fc.oneof(
+const compareArb = {
+  cmpKey: keyArb,
+  cmpEnd: endArb,
+  target: fc.integer({ min: 0, max: 4 }),
+  result: fc.integer({ min: 0, max: 3 }),
+  cmpValue: fc.integer({ min: 0, max: 6 }),
+};
+
+const flatOpArb: fc.Arbitrary<TxnOp> = fc.oneof(
   fc.record({ op: fc.constant('put' as const), key: keyArb, value: fc.constantFrom('x', 'y') }),
   fc.record({ op: fc.constant('del' as const), key: keyArb, end: endArb }),
   fc.record({ op: fc.constant('get' as const), key: keyArb, end: endArb }),
+);
+
+/** An op of a txn: now and then a nested txn, one level deep (etcd checks puts and deletes across nested txns differently). */
+const txnOpArb: fc.Arbitrary<TxnOp> = fc.oneof(
+  { weight: 6, arbitrary: flatOpArb },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('txn' as const), ...compareArb, then: fc.array(flatOpArb, { maxLength: 3 }), else: fc.array(flatOpArb, { maxLength: 3 }) }) },
 );
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
@@ -147,11 +176,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     weight: 3,
     arbitrary: fc.record({
       kind: fc.constant('txn' as const),
-      cmpKey: keyArb,
-      cmpEnd: endArb,
-      target: fc.integer({ min: 0, max: 4 }),
-      result: fc.integer({ min: 0, max: 3 }),
-      cmpValue: fc.integer({ min: 0, max: 6 }),
+      ...compareArb,
       then: fc.array(txnOpArb, { maxLength: 4 }),
       else: fc.array(txnOpArb, { maxLength: 4 }),
     }),
@@ -174,10 +199,16 @@ function txnOpPb(o: TxnOp): etcdserverpb.RequestOp {
       return opDel(etcdserverpb.DeleteRangeRequest.create(req(o.key, o.end)));
     case 'get':
       return opGet(etcdserverpb.RangeRequest.create(req(o.key, o.end)));
+    case 'txn':
+      return opTxn(txnPb(o));
   }
 }
 
-function compareOf(s: Extract<Step, { kind: 'txn' }>): etcdserverpb.Compare {
+function txnPb(s: TxnCompare & { then: TxnOp[]; else: TxnOp[] }): etcdserverpb.TxnRequest {
+  return etcdserverpb.TxnRequest.create({ compare: [compareOf(s)], success: s.then.map(txnOpPb), failure: s.else.map(txnOpPb) });
+}
+
+function compareOf(s: TxnCompare): etcdserverpb.Compare {
   const unions: etcdserverpb.Compare_TargetUnion[] = [
     { case: 'version', value: s.cmpValue % 3 },
     { case: 'createRevision', value: s.cmpValue },
@@ -200,27 +231,48 @@ function modelCompare(m: Model, c: etcdserverpb.Compare): boolean {
   });
 }
 
-function runTxn(t: TestStore, m: Model, s: Extract<Step, { kind: 'txn' }>): void {
-  const request = etcdserverpb.TxnRequest.create({ compare: [compareOf(s)], success: s.then.map(txnOpPb), failure: s.else.map(txnOpPb) });
-  if (checkTxnRequest(request) !== undefined) return; // the API layer would reject it
+/** The txn's ops on the model; compares, nested ones included, see the state before the txn. */
+function modelTxnOps(m: Model, w: Writer, request: etcdserverpb.TxnRequest, ops: { then: TxnOp[]; else: TxnOp[] }, got: string[]): boolean {
   const ok = modelCompare(m, request.compare[0] as etcdserverpb.Compare);
-  const got: string[] = [];
-  m.writeTxn((w) => {
-    for (const o of ok ? s.then : s.else) {
-      if (o.op === 'put') w.put(o.key, o.value, 0n);
-      else if (o.op === 'del') got.push(`del ${w.del(o.key, o.end)}`);
-      else got.push(`get ${m.span(w.state, o.key, o.end).map((kv) => show(toPb(kv))).join(' ')} @${w.readRev}`);
+  const taken = ok ? ops.then : ops.else;
+  const reqs = ok ? request.success : request.failure;
+  taken.forEach((o, i) => {
+    if (o.op === 'put') w.put(o.key, o.value, 0n);
+    else if (o.op === 'del') got.push(`del ${w.del(o.key, o.end)}`);
+    else if (o.op === 'get') got.push(`get ${m.span(w.state, o.key, o.end).map((kv) => show(toPb(kv))).join(' ')} @${w.readRev}`);
+    else {
+      const nested = (reqs[i] as etcdserverpb.RequestOp).request;
+      assert(nested?.case === 'requestTxn');
+      got.push(`txn ${modelTxnOps(m, w, nested.value, o, got)}`);
     }
   });
-  const resp = txnRequest(t.store, request);
-  assert.equal(resp.succeeded, ok);
-  assert.equal(resp.header?.revision, m.rev);
-  const have: string[] = [];
+  return ok;
+}
+
+/** What the store answered, in the order modelTxnOps lists it. */
+function txnAnswers(resp: etcdserverpb.TxnResponse, have: string[]): void {
   for (const r of resp.responses) {
     const v = r.response;
     if (v?.case === 'responseDeleteRange') have.push(`del ${v.value.deleted}`);
     if (v?.case === 'responseRange') have.push(`get ${v.value.kvs.map(show).join(' ')} @${v.value.header?.revision}`);
+    if (v?.case === 'responseTxn') {
+      txnAnswers(v.value, have);
+      have.push(`txn ${v.value.succeeded}`);
+    }
   }
+}
+
+function runTxn(t: TestStore, m: Model, s: Extract<Step, { kind: 'txn' }>): void {
+  const request = txnPb(s);
+  if (checkTxnRequest(request) !== undefined) return; // the API layer would reject it
+  const got: string[] = [];
+  let ok = false;
+  m.writeTxn((w) => (ok = modelTxnOps(m, w, request, s, got)));
+  const resp = txnRequest(t.store, request);
+  assert.equal(resp.succeeded, ok);
+  assert.equal(resp.header?.revision, m.rev);
+  const have: string[] = [];
+  txnAnswers(resp, have);
   assert.deepEqual(have, got);
 }
 
@@ -296,6 +348,38 @@ async function runStep(t: TestStore, m: Model, s: Step): Promise<void> {
   }
 }
 
+/**
+ * A watch of every key from the revision after the compact one, with
+ * prev_kv: every change since, in order, each with the key as of the
+ * revision before.
+ */
+function checkWatch(t: TestStore, m: Model): void {
+  const from = Math.max(m.compactRev + 1, 2);
+  const want: string[] = [];
+  for (const e of m.log) {
+    if (e.main < from) continue;
+    const kv = mvccpb.KeyValue.decode(e.bytes);
+    if (e.tomb) kv.modRevision = e.main;
+    const create = !e.tomb && kv.createRevision === kv.modRevision;
+    const prev = create ? undefined : (m.states[e.main - 1] as Map<string, MKv>).get(e.key);
+    want.push(`${e.tomb ? 'DEL' : 'PUT'} ${show(kv)} prev ${show(prev === undefined ? undefined : toPb(prev))}`);
+  }
+  const w = new WatchableStore(t.store, { timers: t.timers });
+  try {
+    const s = w.newWatchStream();
+    s.watch({ key: utf8('\u0000'), rangeEnd: utf8('\u0000'), startRevision: from, prevKv: true });
+    t.timers.advance(0);
+    const have: string[] = [];
+    for (let r = s.next(); r !== undefined; r = s.next()) {
+      assert.equal(r.compactRevision, 0);
+      for (const ev of r.events) have.push(`${ev.type === mvccpb.Event_EventType.DELETE ? 'DEL' : 'PUT'} ${show(ev.kv)} prev ${show(ev.prevKv)}`);
+    }
+    assert.deepEqual(have, want, `watch from ${from}`);
+  } finally {
+    w.close();
+  }
+}
+
 /** Runs steps against a fresh store and the model, then checks every retained revision and the final HashKV. */
 async function runHistory(steps: readonly Step[]): Promise<void> {
   await withStore(async (t) => {
@@ -309,11 +393,12 @@ async function runHistory(steps: readonly Step[]): Promise<void> {
       assert.deepEqual(resp.kvs.map(show), m.span(m.states[rev] as Map<string, MKv>, '\u0000', '\u0000').map((kv) => show(toPb(kv))), `state at ${rev}`);
     }
     assert.equal((await hashKv(t, etcdserverpb.HashKVRequest.create())).hash, m.hash(m.rev));
+    checkWatch(t, m);
     // HashKV's slices are 3 keys here: every hash above spans several.
   }, { hashSliceKeys: 3 });
 }
 
-test('property: mvcc matches a naive model of revisions, compaction and HashKV, across reopens', async () => {
+test('property: mvcc matches a naive model of revisions, compaction, HashKV and a watch of the history left, across reopens', async () => {
   await fc.assert(fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 45 }), runHistory), { numRuns: Number(process.env['MVCC_MODEL_RUNS'] ?? 300) });
 });
 
