@@ -158,6 +158,8 @@ export class EtcdServer implements ApplyEnv {
   private readonly leaderTimers = new Set<NodeJS.Timeout>();
   /** Proposals that found no leader; retried when one is elected. */
   private noLeaderQueue: (() => void)[] = [];
+  /** Settles at the next change of leader (then replaced), for calls that wait on the current one. */
+  private leaderChange = settleable();
 
   private constructor(opts: EtcdServerOptions, layout: DataLayout, boot: BootState, schema: Schema) {
     this.cfg = opts.config;
@@ -701,6 +703,8 @@ export class EtcdServer implements ApplyEnv {
       this.logger.info(s.lead === 0n ? 'lost leader' : 'leader elected', { leader: idToHex(s.lead), term: this.term });
       this.reads.onLeaderChange();
       if (s.lead !== 0n) this.flushNoLeaderQueue();
+      this.leaderChange.resolve();
+      this.leaderChange = settleable();
     }
     this.leaseLeader.onSoftState(wasLeader);
     if (this.isLeader()) this.compactor?.resume();
@@ -1095,21 +1099,37 @@ export class EtcdServer implements ApplyEnv {
     const deadline = this.clock.nowMs() + this.requestTimeoutMs();
     for (;;) {
       if (this.stopping) throw new ServerError('Stopped');
+      if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
       if (this.isLeader()) {
         const ttl = await this.leaseLeader.renew(id);
         if (ttl !== undefined) return ttl;
       } else if (this.leaderId !== 0n) {
         try {
           const body = etcdserverpb.LeaseKeepAliveRequest.encode(etcdserverpb.LeaseKeepAliveRequest.create({ ID: id }));
-          const resp = await this.transport.call(this.leaderId, leaseRenewRpc, body, this.requestTimeoutMs());
-          return etcdserverpb.LeaseKeepAliveResponse.decode(resp).TTL;
+          const resp = await this.callLeader(leaseRenewRpc, body, deadline);
+          if (resp !== undefined) return etcdserverpb.LeaseKeepAliveResponse.decode(resp).TTL;
+          // A new leader (or none): ask again at once.
+          continue;
         } catch (e) {
           this.logger.debug('forwarding a lease renewal failed', { error: (e as Error).message });
         }
       }
-      if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
       await sleep(leaseRetryMs);
     }
+  }
+
+  /**
+   * Forwards a lease call to the current leader until the deadline;
+   * undefined when the leader changed first. A dead leader's link holds a
+   * call until it connects again, so without this a follower would wait out
+   * the whole request timeout on the old leader while a new one serves; etcd's
+   * forwarding fails at once against a dead leader and asks again.
+   */
+  private async callLeader(method: string, body: Uint8Array, deadlineMs: number): Promise<Uint8Array | undefined> {
+    const call = this.transport.call(this.leaderId, method, body, Math.max(1, deadlineMs - this.clock.nowMs()));
+    // Abandoned when the leader changes: its answer, or its failure, no longer matters.
+    call.catch(() => undefined);
+    return Promise.race([call, this.leaderChange.promise.then(() => undefined)]);
   }
 
   private async handleLeaseRenew(body: Uint8Array): Promise<Uint8Array> {
@@ -1124,6 +1144,7 @@ export class EtcdServer implements ApplyEnv {
     const deadline = this.clock.nowMs() + this.requestTimeoutMs();
     for (;;) {
       if (this.stopping) throw new ServerError('Stopped');
+      if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
       if (this.isLeader()) {
         const t = await this.leaseLeader.timeToLive(r.ID, r.keys);
         if (t !== undefined) {
@@ -1131,15 +1152,16 @@ export class EtcdServer implements ApplyEnv {
         }
       } else if (this.leaderId !== 0n) {
         try {
-          const body = etcdserverpb.LeaseTimeToLiveRequest.encode(r);
-          const resp = etcdserverpb.LeaseTimeToLiveResponse.decode(await this.transport.call(this.leaderId, leaseTimeToLiveRpc, body, this.requestTimeoutMs()));
+          const body = await this.callLeader(leaseTimeToLiveRpc, etcdserverpb.LeaseTimeToLiveRequest.encode(r), deadline);
+          // A new leader (or none): ask again at once.
+          if (body === undefined) continue;
+          const resp = etcdserverpb.LeaseTimeToLiveResponse.decode(body);
           resp.header = this.header();
           return resp;
         } catch (e) {
           this.logger.debug('forwarding a lease TimeToLive failed', { error: (e as Error).message });
         }
       }
-      if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
       await sleep(leaseRetryMs);
     }
   }
