@@ -51,7 +51,7 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
       guard(async () => {
         checkCall(s, call, false);
         // etcd 3.4.23 reads no token here: anyone may keep a lease alive, as anyone may grant one.
-        let inflight = 0;
+        const inflight = new Set<Promise<void>>();
         // As etcd's: a renewal that fails (no leader within the request timeout, a timeout, the
         // member stopping) ends the stream with its error; an unknown lease is answered TTL 0.
         let fail: ((e: unknown) => void) | undefined;
@@ -64,22 +64,23 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
           const r = await Promise.race([next, failed]);
           if (r.done === true) break;
           const req = r.value;
-          inflight++;
           const renewed = s.leaseRenew(req.ID).then(
             (ttl) => {
-              if (!call.closed) {
-                call.write(etcdserverpb.LeaseKeepAliveResponse.create({ header: s.header(), ID: req.ID, TTL: ttl }));
-              }
+              if (!call.closed) call.write(etcdserverpb.LeaseKeepAliveResponse.create({ header: s.header(), ID: req.ID, TTL: ttl }));
             },
             (e: unknown) => {
               s.logger.debug('lease keepalive failed', { lease: req.ID.toString(16), error: (e as Error).message });
               fail?.(e);
             },
           );
-          void renewed.finally(() => inflight--);
-          if (inflight >= keepAlivesInflightMax) await Promise.race([renewed, failed]);
+          inflight.add(renewed);
+          void renewed.finally(() => inflight.delete(renewed));
+          if (inflight.size >= keepAlivesInflightMax) await Promise.race([renewed, failed]);
           if (call.bufferedBytes > 0) await Promise.race([call.drained(), failed]);
         }
+        // The sender half-closed (the JSON gateway does at the end of its body): etcd answers
+        // each keep-alive before it reads the next, so every one sent is answered before the end.
+        await Promise.race([Promise.all(inflight), failed]);
       }),
     ),
     LeaseTimeToLive: unary((req, call) =>
