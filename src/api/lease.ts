@@ -64,9 +64,13 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
           const r = await Promise.race([next, failed]);
           if (r.done === true) break;
           const req = r.value;
+          // Taken before the renewal, as etcd does: the revision answered is never past the
+          // renewal, so a lease revoked while its keep-alive waited is answered TTL 0 at a
+          // revision from before the revoke.
+          const header = s.header();
           const renewed = s.leaseRenew(req.ID).then(
             (ttl) => {
-              if (!call.closed) call.write(etcdserverpb.LeaseKeepAliveResponse.create({ header: s.header(), ID: req.ID, TTL: ttl }));
+              if (!call.closed) call.write(etcdserverpb.LeaseKeepAliveResponse.create({ header, ID: req.ID, TTL: ttl }));
             },
             (e: unknown) => {
               s.logger.debug('lease keepalive failed', { lease: req.ID.toString(16), error: (e as Error).message });
