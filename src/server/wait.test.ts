@@ -85,9 +85,14 @@ test('ReadIndex rounds: batching, late arrivals wait for the next round, retry a
   });
   const before: number = issued.length;
   // The retry timers are unref'd (they must not keep a server alive), so the test ticks the loop itself.
-  for (let i = 0; i < 50 && !state.settled; i++) {
+  // The clock moves only after a retry was issued: on a loaded machine the real retry timer may
+  // otherwise fire late enough that the first retry already finds the round past its timeout.
+  for (let i = 0, seen = issued.length; i < 200 && !state.settled; i++) {
     await new Promise((r) => setTimeout(r, 6));
-    now += 6;
+    if (issued.length > seen) {
+      seen = issued.length;
+      now += 6;
+    }
   }
   await checked;
   assert.ok(issued.length > before + 1, 'retried before timing out');
