@@ -236,6 +236,7 @@ async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): 
     stopping = true;
     logger.info('received signal; shutting down', { signal });
     await api?.close();
+    await server.transferLeadership();
     await server.stop();
     // etcd re-raises the signal once it has shut down, so supervisors see "killed by SIGTERM".
     process.removeAllListeners(signal);

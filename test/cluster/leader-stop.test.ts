@@ -1,0 +1,59 @@
+// A leader stopped gracefully (SIGTERM) first hands leadership to the voter
+// whose link has been up longest, as etcd's Stop does, so the others go on at
+// once: a rolling restart costs no election timeout. etcd-ts used to stop
+// without it; the others then kept naming the stopped leader until their
+// election timeout ran out (1 s here, and writes waited that long).
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { etcdMissing, liveChildren, memberStatus, useWorkspace, type MemberKind } from '../harness/index.js';
+import { Kv, logOf, readyTimeoutMs } from './kit.js';
+
+describe('cluster: a leader stopped gracefully hands leadership over first', () => {
+  const ws = useWorkspace('leader-stop');
+  after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
+
+  const kinds: [MemberKind, string | false][] = [
+    ['etcd-ts', false],
+    ['etcd', process.env['CLUSTER_WITH_ETCD'] === '1' ? etcdMissing() : 'set CLUSTER_WITH_ETCD=1 to run against real etcd'],
+  ];
+  for (const [kind, skip] of kinds) {
+    test(kind, { skip }, async () => {
+      // The default timeouts: the others would wait a whole second to elect without the handover.
+      const c = await ws.startCluster({ kind, readyTimeoutMs, size: 3 });
+      try {
+        const leader = await c.leader();
+        const oldId = (await memberStatus(leader.endpoint)).header?.memberId;
+        const others = c.members.filter((m) => m !== leader);
+        await leader.stop();
+        // Right after the old leader exited, well inside the election timeout, both others
+        // already follow one of them (a short poll only for the heartbeat to reach the third).
+        const deadline = Date.now() + 300;
+        let leaders: bigint[] = [];
+        for (;;) {
+          leaders = await Promise.all(others.map(async (m) => (await memberStatus(m.endpoint)).leader));
+          const [first] = leaders;
+          if (first !== undefined && first !== 0n && first !== oldId && leaders.every((l) => l === first)) break;
+          assert.ok(Date.now() < deadline, `after the leader stopped the others name ${leaders.map((l) => l.toString(16)).join(', ')} (old leader ${oldId?.toString(16)})`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const ids = await Promise.all(others.map(async (m) => (await memberStatus(m.endpoint)).header?.memberId));
+        assert.ok(ids.includes(leaders[0]), 'the new leader is one of the others');
+        const kv = new Kv((others[0] as (typeof others)[number]).endpoint);
+        try {
+          await kv.put('after-stop', 'v', 900);
+        } finally {
+          kv.close();
+        }
+        assert.match(logOf(leader), /leadership transfer starting/);
+        assert.match(logOf(leader), /leadership transfer finished/);
+        // A follower stopped gracefully has nothing to hand over.
+        const follower = others.find((m, i) => ids[i] !== leaders[0]);
+        assert.ok(follower !== undefined);
+        await follower.stop();
+        assert.match(logOf(follower), /skipped leadership transfer; local server is not leader/);
+      } finally {
+        await c.stop();
+      }
+    });
+  }
+});
