@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { delay, memberStatus, methods, openChannel, outcome, type Cluster, type Member, type Outcome } from '../harness/index.js';
+import { delay, etcdMissing, memberStatus, methods, openChannel, outcome, type Cluster, type Member, type MemberKind, type Outcome } from '../harness/index.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -240,4 +240,12 @@ export function metricSum(m: Member, name: string): Promise<number> {
         this.destroy(new Error('metrics timed out'));
       });
   });
+}
+
+/** The kinds a cluster test runs on, each with its skip reason: etcd-ts, and the real etcd when CLUSTER_WITH_ETCD=1. */
+export function clusterKinds(): [MemberKind, string | false][] {
+  return [
+    ['etcd-ts', false],
+    ['etcd', process.env['CLUSTER_WITH_ETCD'] === '1' ? etcdMissing() : 'set CLUSTER_WITH_ETCD=1 to run against real etcd'],
+  ];
 }

@@ -5,18 +5,14 @@
 // election timeout ran out (1 s here, and writes waited that long).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { etcdMissing, liveChildren, memberStatus, useWorkspace, type MemberKind } from '../harness/index.js';
-import { Kv, logOf, readyTimeoutMs } from './kit.js';
+import { liveChildren, memberStatus, useWorkspace } from '../harness/index.js';
+import { clusterKinds, Kv, logOf, readyTimeoutMs } from './kit.js';
 
 describe('cluster: a leader stopped gracefully hands leadership over first', () => {
   const ws = useWorkspace('leader-stop');
   after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
 
-  const kinds: [MemberKind, string | false][] = [
-    ['etcd-ts', false],
-    ['etcd', process.env['CLUSTER_WITH_ETCD'] === '1' ? etcdMissing() : 'set CLUSTER_WITH_ETCD=1 to run against real etcd'],
-  ];
-  for (const [kind, skip] of kinds) {
+  for (const [kind, skip] of clusterKinds()) {
     test(kind, { skip }, async () => {
       // The default timeouts: the others would wait a whole second to elect without the handover.
       const c = await ws.startCluster({ kind, readyTimeoutMs, size: 3 });

@@ -19,9 +19,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '../../src/client/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { RawGrpc, etcdMissing, liveChildren, methods, type Cluster, type MemberKind } from '../harness/index.js';
+import { RawGrpc, liveChildren, methods, type Cluster } from '../harness/index.js';
 import { useWorkspace } from '../harness/index.js';
-import { readyTimeoutMs } from './kit.js';
+import { clusterKinds, readyTimeoutMs } from './kit.js';
 
 /** etcd-ts's request timeout with the default 1 s election timeout: 5 s + 2 election timeouts. */
 const requestTimeoutMs = 7_000;
@@ -31,11 +31,7 @@ describe('cluster: lease requests that wait on the network', () => {
   const ws = useWorkspace('lease-forwarding');
   after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
 
-  const kinds: [MemberKind, string | false][] = [
-    ['etcd-ts', false],
-    ['etcd', process.env['CLUSTER_WITH_ETCD'] === '1' ? etcdMissing() : 'set CLUSTER_WITH_ETCD=1 to run against real etcd'],
-  ];
-  for (const [kind, skip] of kinds) {
+  for (const [kind, skip] of clusterKinds()) {
     describe(kind, { skip }, () => {
       let c: Cluster;
       let id: bigint;

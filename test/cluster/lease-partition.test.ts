@@ -10,9 +10,9 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '../../src/client/index.js';
-import { etcdMissing, liveChildren, type MemberKind } from '../harness/index.js';
+import { liveChildren } from '../harness/index.js';
 import { useWorkspace } from '../harness/index.js';
-import { readyTimeoutMs, waitFor } from './kit.js';
+import { clusterKinds, readyTimeoutMs, waitFor } from './kit.js';
 
 const ttlSeconds = 6;
 
@@ -20,11 +20,7 @@ describe('cluster: leases on an isolated leader', () => {
   const ws = useWorkspace('lease-partition');
   after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
 
-  const kinds: [MemberKind, string | false][] = [
-    ['etcd-ts', false],
-    ['etcd', process.env['CLUSTER_WITH_ETCD'] === '1' ? etcdMissing() : 'set CLUSTER_WITH_ETCD=1 to run against real etcd'],
-  ];
-  for (const [kind, skip] of kinds) {
+  for (const [kind, skip] of clusterKinds()) {
     test(`${kind}: a keep-alive sent to a leader cut off from the others does not renew the lease`, { skip, timeout: 120_000 }, async (t) => {
       // Default timing (100 ms heartbeats, 1 s election): the old leader keeps leading for a while.
       const c = await ws.startCluster({ kind, readyTimeoutMs, size: 3, faultProxy: true });

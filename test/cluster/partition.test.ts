@@ -5,10 +5,10 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
-import { etcdMissing, etcdctl, liveChildren, methods, openChannel, outcome, type Cluster, type Member, type MemberKind } from '../harness/index.js';
+import { etcdctl, liveChildren, methods, openChannel, outcome, type Cluster, type Member } from '../harness/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { useWorkspace } from '../harness/index.js';
-import { Kv, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, memberIdOf, metricSum, waitFor } from './kit.js';
+import { clusterKinds, Kv, assertAllPresent, fastElection, readyTimeoutMs, hashesAtSameRevision, memberIdOf, metricSum, waitFor } from './kit.js';
 
 /** A client deadline past the member's own request timeout (5 s + two election timeouts), so the member's answer is seen. */
 const minorityCallMs = 10_000;
@@ -82,11 +82,7 @@ describe('cluster: partition', () => {
   const ws = useWorkspace('partition');
   after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
 
-  const kinds: [MemberKind, string | false][] = [
-    ['etcd-ts', false],
-    ['etcd', process.env['CLUSTER_WITH_ETCD'] === '1' ? etcdMissing() : 'set CLUSTER_WITH_ETCD=1 to run against real etcd'],
-  ];
-  for (const [kind, skip] of kinds) {
+  for (const [kind, skip] of clusterKinds()) {
     test(`${kind}: a member left without a leader ends its leader-requiring watches and fails writes at its request timeout as etcd does (gRPC Unknown, not retried by etcdctl)`, { skip }, async () => {
       const c = await ws.startCluster({ kind, readyTimeoutMs, size: 3, extraFlags: fastElection });
       const [alone, ...others] = c.members as [Member, ...Member[]];
