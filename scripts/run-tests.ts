@@ -48,7 +48,9 @@ if (selected.length === 0) {
 // for its minutes); its events are written as TAP, as `node --test` writes them.
 const concurrency = Number(process.env['TEST_CONCURRENCY'] ?? '2');
 let failed = false;
-const stream = run({ files: selected, concurrency, timeout: 600_000 });
+// A file's hard timeout: the soak's own, 15 minutes. It takes 6-7 minutes beside the other
+// files on a quiet machine, and crossed 10 on a loaded one.
+const stream = run({ files: selected, concurrency, timeout: 900_000 });
 stream.on('test:fail', () => {
   failed = true;
 });
