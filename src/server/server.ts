@@ -1432,8 +1432,11 @@ export class EtcdServer implements ApplyEnv {
     this.logger.info('finished defragmentation');
   }
 
-  /** Moves leadership to target; must run on the leader. */
-  async moveLeader(target: bigint): Promise<void> {
+  /**
+   * Moves leadership to target; must run on the leader. giveUp, checked
+   * while waiting, ends the wait early with Timeout.
+   */
+  async moveLeader(target: bigint, giveUp: () => boolean = () => false): Promise<void> {
     if (!this.isLeader()) throw new ServerError('NotLeader');
     const m = this.cluster.members.get(target);
     if (m === undefined || m.isLearner) throw new ServerError('BadLeaderTransferee');
@@ -1443,7 +1446,7 @@ export class EtcdServer implements ApplyEnv {
     this.raft.with((n) => n.transferLeader(target));
     const deadline = startedMs + this.requestTimeoutMs();
     while (this.leaderId !== target) {
-      if (this.clock.nowMs() > deadline || this.stopping) throw new ServerError('Timeout');
+      if (this.clock.nowMs() > deadline || this.stopping || giveUp()) throw new ServerError('Timeout');
       await new Promise((r) => setTimeout(r, this.cfg.heartbeatMs));
     }
     this.logger.info('leadership transfer finished', { 'local-member-id': idToHex(this.memberId), 'old-leader-member-id': idToHex(this.memberId), 'new-leader-member-id': idToHex(target), took: `${this.clock.nowMs() - startedMs}ms` });
@@ -1474,7 +1477,10 @@ export class EtcdServer implements ApplyEnv {
     }
     try {
       if (transferee === undefined) throw new ServerError('Unhealthy');
-      await this.moveLeader(transferee);
+      const target = transferee;
+      // A transferee whose link went down (stopping beside this member, or dead) cannot take
+      // over: giving up then spares a cluster stopped all at once the request timeout.
+      await this.moveLeader(target, () => this.transport.activeSince(target) === undefined);
     } catch (e) {
       this.logger.warn('leadership transfer failed', { 'local-member-id': local, error: (e as Error).message });
     }
