@@ -2,7 +2,8 @@
  * The faults a run injects, one at a time, each ending with the cluster
  * whole again (every member running, the network healed):
  *
- * - kill: SIGKILL the leader or a follower, restart it after a moment.
+ * - kill: SIGKILL the leader or a follower (one time in four SIGTERM, a
+ *   graceful stop), restart it after a moment.
  * - pause: SIGSTOP the leader or a follower for 1-3 s, then SIGCONT.
  * - isolate: blackhole all peer traffic of the leader or a follower, both
  *   ways, for 1.5-3.5 s.
@@ -100,8 +101,11 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<v
       const r = role(ctx);
       const i = await pickTarget(ctx, r);
       const m = c.members[i] as Member;
-      ctx.note(`kill ${r} ${m.name}`);
-      await m.kill();
+      // One in four stops gracefully (SIGTERM), as a rolling restart does: a leader hands leadership over first.
+      const graceful = ctx.rand.intn(4) === 0;
+      ctx.note(`${graceful ? 'stop' : 'kill'} ${r} ${m.name}`);
+      if (graceful) await m.stop();
+      else await m.kill();
       await delay(300 + ctx.rand.intn(1200));
       await m.start({ timeoutMs: ctx.readyTimeoutMs });
       return;
