@@ -172,6 +172,15 @@ export function electionTicks(cfg: ServerConfig): number {
 }
 
 /**
+ * The election timeout in whole ticks, as etcd's electionTimeout() counts
+ * it (what a new leader extends every lease by): 1600 ms at a 500 ms
+ * heartbeat is 1500.
+ */
+export function electionTimeoutMs(cfg: ServerConfig): number {
+  return electionTicks(cfg) * cfg.heartbeatMs;
+}
+
+/**
  * Checks the relations between values, with etcd's messages where etcd has one.
  * (Whether this member's advertised peer URLs match its --initial-cluster entry
  * is a question only when a new cluster is bootstrapped: see checkAdvertisedPeerUrls.)

@@ -33,7 +33,7 @@ import { AlarmSet } from './alarms.js';
 import { EntryApplier, type EntryApplierHost } from './apply-entries.js';
 import { applyRequest, type ApplyEnv, type ApplyOutcome } from './apply.js';
 import { bootstrap, type BootState } from './bootstrap.js';
-import { ConfigError, electionTicks, parseCompactionRetention, type ServerConfig } from './config.js';
+import { ConfigError, electionTicks, electionTimeoutMs, parseCompactionRetention, type ServerConfig } from './config.js';
 import { ServerError, serverErrorCodes, type ServerErrorCode } from './errors.js';
 import { IdGenerator } from './id-gen.js';
 import { dataLayout, prepareLayout, receivedDbPath, type DataLayout } from './layout.js';
@@ -1084,7 +1084,7 @@ export class EtcdServer implements ApplyEnv {
   private newLeaseLeader(): LeaseLeader {
     return new LeaseLeader({
       lessor: this.lessor,
-      electionMs: this.cfg.electionMs,
+      electionMs: electionTimeoutMs(this.cfg),
       isLeader: () => this.isLeader(),
       term: () => this.term,
       linearizableRead: () => this.linearizableRead(),
