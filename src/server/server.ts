@@ -1095,23 +1095,32 @@ export class EtcdServer implements ApplyEnv {
   }
 
   /** A keepalive: renews the lease on the leader (forwarding to it from a follower); 0 when the lease is gone. */
-  async leaseRenew(id: bigint): Promise<number> {
+  leaseRenew(id: bigint): Promise<number> {
+    const body = etcdserverpb.LeaseKeepAliveRequest.encode(etcdserverpb.LeaseKeepAliveRequest.create({ ID: id }));
+    return this.onLeader('renewal', () => this.leaseLeader.renew(id), leaseRenewRpc, body, (b) => etcdserverpb.LeaseKeepAliveResponse.decode(b).TTL);
+  }
+
+  /**
+   * A lease call the leader answers, until the request timeout: run by local
+   * on this member while it leads (undefined: not answerable yet, asked
+   * again), forwarded to the leader otherwise and its answer decoded.
+   */
+  private async onLeader<T>(what: string, local: () => Promise<T | undefined>, method: string, body: Uint8Array, decode: (answer: Uint8Array) => T): Promise<T> {
     const deadline = this.clock.nowMs() + this.requestTimeoutMs();
     for (;;) {
       if (this.stopping) throw new ServerError('Stopped');
       if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
       if (this.isLeader()) {
-        const ttl = await this.leaseLeader.renew(id);
-        if (ttl !== undefined) return ttl;
+        const v = await local();
+        if (v !== undefined) return v;
       } else if (this.leaderId !== 0n) {
         try {
-          const body = etcdserverpb.LeaseKeepAliveRequest.encode(etcdserverpb.LeaseKeepAliveRequest.create({ ID: id }));
-          const resp = await this.callLeader(leaseRenewRpc, body, deadline);
-          if (resp !== undefined) return etcdserverpb.LeaseKeepAliveResponse.decode(resp).TTL;
+          const answer = await this.callLeader(method, body, deadline);
+          if (answer !== undefined) return decode(answer);
           // A new leader (or none): ask again at once.
           continue;
         } catch (e) {
-          this.logger.debug('forwarding a lease renewal failed', { error: (e as Error).message });
+          this.logger.debug(`forwarding a lease ${what} failed`, { error: (e as Error).message });
         }
       }
       await sleep(leaseRetryMs);
@@ -1140,30 +1149,16 @@ export class EtcdServer implements ApplyEnv {
   }
 
   /** LeaseTimeToLive, answered by the leader (whose lessor knows the remaining time). */
-  async leaseTimeToLive(r: etcdserverpb.LeaseTimeToLiveRequest): Promise<etcdserverpb.LeaseTimeToLiveResponse> {
-    const deadline = this.clock.nowMs() + this.requestTimeoutMs();
-    for (;;) {
-      if (this.stopping) throw new ServerError('Stopped');
-      if (this.clock.nowMs() > deadline) throw new ServerError(this.leaderId === 0n ? 'NoLeader' : 'Timeout');
-      if (this.isLeader()) {
-        const t = await this.leaseLeader.timeToLive(r.ID, r.keys);
-        if (t !== undefined) {
-          return etcdserverpb.LeaseTimeToLiveResponse.create({ header: this.header(), ID: r.ID, TTL: t.ttlSeconds, grantedTTL: t.grantedTtlSeconds, keys: t.keys });
-        }
-      } else if (this.leaderId !== 0n) {
-        try {
-          const body = await this.callLeader(leaseTimeToLiveRpc, etcdserverpb.LeaseTimeToLiveRequest.encode(r), deadline);
-          // A new leader (or none): ask again at once.
-          if (body === undefined) continue;
-          const resp = etcdserverpb.LeaseTimeToLiveResponse.decode(body);
-          resp.header = this.header();
-          return resp;
-        } catch (e) {
-          this.logger.debug('forwarding a lease TimeToLive failed', { error: (e as Error).message });
-        }
-      }
-      await sleep(leaseRetryMs);
-    }
+  leaseTimeToLive(r: etcdserverpb.LeaseTimeToLiveRequest): Promise<etcdserverpb.LeaseTimeToLiveResponse> {
+    const local = async (): Promise<etcdserverpb.LeaseTimeToLiveResponse | undefined> => {
+      const t = await this.leaseLeader.timeToLive(r.ID, r.keys);
+      return t === undefined ? undefined : etcdserverpb.LeaseTimeToLiveResponse.create({ header: this.header(), ID: r.ID, TTL: t.ttlSeconds, grantedTTL: t.grantedTtlSeconds, keys: t.keys });
+    };
+    return this.onLeader('TimeToLive', local, leaseTimeToLiveRpc, etcdserverpb.LeaseTimeToLiveRequest.encode(r), (b) => {
+      const resp = etcdserverpb.LeaseTimeToLiveResponse.decode(b);
+      resp.header = this.header();
+      return resp;
+    });
   }
 
   private async handleLeaseTimeToLive(body: Uint8Array): Promise<Uint8Array> {
