@@ -21,6 +21,11 @@
  * - The store under the batches is injected too (`BackendEngine`, LMDB by
  *   default): a simulation runs the same batching over an in-memory engine
  *   with the same atomicity and durability promises (engine.ts).
+ * - bbolt files (bbolt.ts), the format of etcd's backend and snapshot files:
+ *   BboltWriter lays out a new one from buckets and entries given in order,
+ *   which Debian's bbolt 1.3.6 (etcd 3.4.23, etcdctl snapshot status and
+ *   restore) opens, checks and writes to; BboltReader reads one lazily,
+ *   etcd's own included. Synchronous I/O: for a worker thread or a CLI.
  */
 export {
   Backend,
@@ -39,3 +44,4 @@ export { BackendCorruptError, isBackendCorrupt } from './errors.js';
 export type { BackendEngine, EngineBatch, EngineEntry, EngineOpener } from './engine.js';
 export type { BucketOverlay, OverlayEntry } from './overlay.js';
 export { ManualTimers, realTimers, type TimerHandle, type Timers } from './timers.js';
+export { BboltFormatError, BboltReader, BboltWriter, bboltDefaultPageSize, type BboltEntry } from './bbolt.js';

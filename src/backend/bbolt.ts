@@ -1,0 +1,806 @@
+/**
+ * bbolt database files: the on-disk format of etcd 3.4's backend
+ * (go.etcd.io/bbolt 1.3.6). etcd's snapshot files are such a file with a
+ * SHA-256 of it appended. BboltWriter lays out a new file from buckets and
+ * entries given in order; BboltReader reads one, bucket by bucket, lazily.
+ *
+ * The format, as bbolt lays it out (integers are little-endian: bbolt writes
+ * its structs as they are in memory, and etcd runs on little-endian CPUs):
+ *
+ * - The file is an array of pages of pageSize bytes (the OS page size, 4096
+ *   on amd64); page n starts at n × pageSize. A page that holds more than
+ *   fits continues over the pages after it: a run of 1 + overflow pages.
+ * - Page header, 16 bytes: id u64 (the page's own number), flags u16
+ *   (0x01 branch, 0x02 leaf, 0x04 meta, 0x10 freelist), count u16 (number of
+ *   elements), overflow u32 (pages the run takes past the first).
+ * - Pages 0 and 1 are meta pages. After the header: magic u32 0xED0CDAED,
+ *   version u32 = 2, pageSize u32, flags u32, the root bucket's header
+ *   (root pgid u64, sequence u64), freelist pgid u64 (all ones when the
+ *   freelist is not stored), high-water pgid u64 (pages from it on are not
+ *   part of the database), txid u64, and a checksum u64: FNV-1a 64 of the 56
+ *   bytes before it (0 means "not checked"). A commit writes meta page
+ *   txid % 2 last, so one meta always describes a complete commit; a reader
+ *   takes the valid meta with the higher txid.
+ * - Each bucket is a B+tree whose leaves are all at one depth. A leaf page
+ *   holds count elements of 16 bytes {flags u32, pos u32, ksize u32,
+ *   vsize u32}, then the keys and values: an element's key starts pos bytes
+ *   after the element itself and its value follows the key. A branch page
+ *   holds elements {pos u32, ksize u32, pgid u64}: a child page and the first
+ *   key under it. Keys within a page and across a level are in unsigned byte
+ *   order.
+ * - The meta's root bucket is a tree whose entries are the top-level buckets:
+ *   element flag 0x01, value a 16-byte bucket header {root pgid u64,
+ *   sequence u64}. Root 0 means an inline bucket: its only page (a leaf page
+ *   whose header id is 0) follows the header inside the value. bbolt inlines
+ *   a bucket without nested buckets whose leaf fits in a quarter page.
+ * - The freelist page lists the page ids below the high-water mark that no
+ *   tree uses, count u64s after its header (a count of 0xFFFF means the true
+ *   count is in the first u64). bbolt's tx.Check wants every page below the
+ *   high-water mark either reachable from a meta or listed there.
+ *
+ * Writes are synchronous (node:fs): this runs in a worker thread or an
+ * offline tool, never on the server's event loop.
+ */
+import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+
+export const bboltDefaultPageSize = 4096;
+
+export interface BboltEntry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/** The file is not a bbolt database, or a part of it is damaged. */
+export class BboltFormatError extends Error {
+  override readonly name = 'BboltFormatError';
+}
+
+const pageHeaderBytes = 16;
+/** Leaf and branch elements have the same size. */
+const elementBytes = 16;
+const bucketHeaderBytes = 16;
+/** The meta fields the checksum covers: all but the checksum. */
+const metaSummedBytes = 56;
+const metaBytes = metaSummedBytes + 8;
+
+const flagBranch = 0x01;
+const flagLeaf = 0x02;
+const flagMeta = 0x04;
+const flagFreelist = 0x10;
+/** A leaf element whose value is a bucket header. */
+const elementIsBucket = 0x01;
+
+const magic = 0xed0cdaed;
+const formatVersion = 2;
+/** bbolt's limits on what Put takes. */
+const keyBytesMax = 32768;
+const valueBytesMax = 2 ** 31 - 2;
+/** bbolt refuses to write a page of 0xFFFF elements or more. */
+const elementsPerPageMax = 0xfffe;
+/**
+ * bbolt learns the page size from the first 4096 bytes of the file, so a
+ * file shorter than that does not open: 1024 is the smallest page size
+ * whose minimal file (four pages) reaches it.
+ */
+const writerPageSizeMin = 1024;
+const writerPageSizeMax = 65536;
+/** What the reader takes from a meta page as a page size. */
+const readerPageSizeMin = 512;
+const readerPageSizeMax = 1 << 20;
+/** Deeper trees than this are loops in a damaged file (bbolt's are a handful of levels). */
+const treeDepthMax = 64;
+
+const two32 = 2 ** 32;
+
+function writeU64(b: Buffer, offset: number, n: number): void {
+  b.writeUInt32LE(n % two32, offset);
+  b.writeUInt32LE(Math.floor(n / two32), offset + 4);
+}
+
+/** A u64 as a number; undefined when it exceeds 2^53 (no page id or txid of a real file does). */
+function readU64(b: Buffer, offset: number): number | undefined {
+  const hi = b.readUInt32LE(offset + 4);
+  if (hi >= 2 ** 21) return undefined;
+  return hi * two32 + b.readUInt32LE(offset);
+}
+
+function isAllOnes64(b: Buffer, offset: number): boolean {
+  return b.readUInt32LE(offset) === 0xffffffff && b.readUInt32LE(offset + 4) === 0xffffffff;
+}
+
+const fnvOffset = 0xcbf29ce484222325n;
+const fnvPrime = 0x100000001b3n;
+const mask64 = 0xffffffffffffffffn;
+
+/** FNV-1a, 64 bits: the meta page checksum. */
+function fnv1a64(data: Uint8Array): bigint {
+  let h = fnvOffset;
+  for (const byte of data) h = ((h ^ BigInt(byte)) * fnvPrime) & mask64;
+  return h;
+}
+
+function writePageHeader(run: Buffer, offset: number, id: number, flags: number, count: number, overflow: number): void {
+  writeU64(run, offset, id);
+  run.writeUInt16LE(flags, offset + 8);
+  run.writeUInt16LE(count, offset + 10);
+  run.writeUInt32LE(overflow, offset + 12);
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+/** A short, printable form of a name or key for messages. */
+function label(b: Uint8Array): string {
+  const s = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const printable = s.every((c) => c >= 0x20 && c < 0x7f);
+  const text = printable ? JSON.stringify(s.toString('latin1')) : `0x${hex(s)}`;
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+// ---------------------------------------------------------------- meta pages
+
+interface Meta {
+  readonly pageSize: number;
+  readonly root: number;
+  /** undefined: the freelist is not stored (bbolt's NoFreelistSync). */
+  readonly freelist: number | undefined;
+  readonly highWater: number;
+  readonly txid: number;
+}
+
+/** Meta page txid % 2, as bbolt would write it for that txid. */
+function encodeMetaPage(meta: Meta): Buffer {
+  const page = Buffer.alloc(meta.pageSize);
+  writePageHeader(page, 0, meta.txid % 2, flagMeta, 0, 0);
+  const m = pageHeaderBytes;
+  page.writeUInt32LE(magic, m);
+  page.writeUInt32LE(formatVersion, m + 4);
+  page.writeUInt32LE(meta.pageSize, m + 8);
+  page.writeUInt32LE(0, m + 12);
+  writeU64(page, m + 16, meta.root);
+  writeU64(page, m + 24, 0); // the root bucket's sequence
+  if (meta.freelist === undefined) page.fill(0xff, m + 32, m + 40);
+  else writeU64(page, m + 32, meta.freelist);
+  writeU64(page, m + 40, meta.highWater);
+  writeU64(page, m + 48, meta.txid);
+  page.writeBigUInt64LE(fnv1a64(page.subarray(m, m + metaSummedBytes)), m + metaSummedBytes);
+  return page;
+}
+
+/** The meta in bytes (a page header and a meta, at least), or what is wrong with it. */
+function decodeMeta(bytes: Buffer): Meta | string {
+  const m = pageHeaderBytes;
+  if (bytes.length < m + metaBytes) return 'missing (the file ends before it)';
+  const got = bytes.readUInt32LE(m);
+  if (got !== magic) return `bad magic 0x${got.toString(16).padStart(8, '0')}`;
+  const version = bytes.readUInt32LE(m + 4);
+  if (version !== formatVersion) return `version ${version}, not ${formatVersion}`;
+  const checksum = bytes.readBigUInt64LE(m + metaSummedBytes);
+  if (checksum !== 0n && checksum !== fnv1a64(bytes.subarray(m, m + metaSummedBytes))) return 'checksum mismatch';
+  const pageSize = bytes.readUInt32LE(m + 8);
+  if (pageSize < readerPageSizeMin || pageSize > readerPageSizeMax) return `implausible page size ${pageSize}`;
+  const root = readU64(bytes, m + 16);
+  const freelist = isAllOnes64(bytes, m + 32) ? undefined : readU64(bytes, m + 32);
+  const highWater = readU64(bytes, m + 40);
+  const txid = readU64(bytes, m + 48);
+  if (root === undefined || highWater === undefined || txid === undefined || (freelist === undefined && !isAllOnes64(bytes, m + 32))) {
+    return 'a page id or txid beyond 2^53';
+  }
+  return { pageSize, root, freelist, highWater, txid };
+}
+
+// ---------------------------------------------------------------- writer
+
+interface LeafItem {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  readonly flags: number;
+}
+
+interface BranchItem {
+  readonly key: Uint8Array;
+  readonly pgid: number;
+}
+
+function leafItemBytes(item: LeafItem): number {
+  return elementBytes + item.key.length + item.value.length;
+}
+
+function branchItemBytes(item: BranchItem): number {
+  return elementBytes + item.key.length;
+}
+
+/** Appends page runs to the file, from page 2 on (0 and 1 are the metas, written last). */
+class PageFile {
+  /** The next free page: the high-water mark. */
+  next = 2;
+
+  constructor(
+    readonly fd: number,
+    readonly pageSize: number,
+  ) {}
+
+  /** A zeroed run for `bytes` of content (at least one page) that will go at page `next`. */
+  allocRun(bytes: number): Buffer {
+    return Buffer.alloc(Math.max(1, Math.ceil(bytes / this.pageSize)) * this.pageSize);
+  }
+
+  /** Writes a run from allocRun at page `next` and moves the high-water mark past it. */
+  append(run: Buffer): number {
+    const pgid = this.next;
+    this.writeAt(run, pgid);
+    this.next += run.length / this.pageSize;
+    return pgid;
+  }
+
+  writeAt(run: Buffer, pgid: number): void {
+    let done = 0;
+    while (done < run.length) done += writeSync(this.fd, run, done, run.length - done, pgid * this.pageSize + done);
+  }
+}
+
+function encodeLeaf(file: PageFile, items: readonly LeafItem[]): Buffer {
+  let bytes = pageHeaderBytes;
+  for (const item of items) bytes += leafItemBytes(item);
+  const run = file.allocRun(bytes);
+  writePageHeader(run, 0, file.next, flagLeaf, items.length, run.length / file.pageSize - 1);
+  let data = pageHeaderBytes + elementBytes * items.length;
+  items.forEach((item, i) => {
+    const e = pageHeaderBytes + elementBytes * i;
+    run.writeUInt32LE(item.flags, e);
+    run.writeUInt32LE(data - e, e + 4);
+    run.writeUInt32LE(item.key.length, e + 8);
+    run.writeUInt32LE(item.value.length, e + 12);
+    run.set(item.key, data);
+    run.set(item.value, data + item.key.length);
+    data += item.key.length + item.value.length;
+  });
+  return run;
+}
+
+function encodeBranch(file: PageFile, items: readonly BranchItem[]): Buffer {
+  let bytes = pageHeaderBytes;
+  for (const item of items) bytes += branchItemBytes(item);
+  const run = file.allocRun(bytes);
+  writePageHeader(run, 0, file.next, flagBranch, items.length, run.length / file.pageSize - 1);
+  let data = pageHeaderBytes + elementBytes * items.length;
+  items.forEach((item, i) => {
+    const e = pageHeaderBytes + elementBytes * i;
+    run.writeUInt32LE(data - e, e);
+    run.writeUInt32LE(item.key.length, e + 4);
+    writeU64(run, e + 8, item.pgid);
+    run.set(item.key, data);
+    data += item.key.length;
+  });
+  return run;
+}
+
+/**
+ * Splits one level of (first key, page) pairs into branch pages. Pages are
+ * filled up to pageSize; every page gets at least two children (bbolt
+ * merges a branch node with fewer, so it never writes one), which may make
+ * a page with two long keys a run of several pages, as bbolt's own are.
+ */
+function branchGroups(items: readonly BranchItem[], pageSize: number): BranchItem[][] {
+  const groups: BranchItem[][] = [];
+  let group: BranchItem[] = [];
+  let bytes = pageHeaderBytes;
+  for (const item of items) {
+    if (group.length >= 2 && bytes + branchItemBytes(item) > pageSize) {
+      groups.push(group);
+      group = [];
+      bytes = pageHeaderBytes;
+    }
+    group.push(item);
+    bytes += branchItemBytes(item);
+  }
+  groups.push(group);
+  const last = groups[groups.length - 1] as BranchItem[];
+  const before = groups[groups.length - 2];
+  if (last.length === 1 && before !== undefined) {
+    // The last child alone: take one from the page before if it can spare one, else join it.
+    if (before.length >= 3) {
+      last.unshift(before.pop() as BranchItem);
+    } else {
+      groups.pop();
+      before.push(...last);
+    }
+  }
+  return groups;
+}
+
+/**
+ * One B+tree written bottom-up from entries in key order: leaf pages are
+ * written as they fill (one page of entries is held at a time) and only
+ * (first key, page id) of each is kept; the branch levels are written at
+ * the end from those.
+ */
+class TreeWriter {
+  private leaf: LeafItem[] = [];
+  private leafBytes = pageHeaderBytes;
+  private readonly children: BranchItem[] = [];
+
+  constructor(private readonly file: PageFile) {}
+
+  add(item: LeafItem): void {
+    const bytes = leafItemBytes(item);
+    if (this.leaf.length > 0 && this.leafBytes + bytes > this.file.pageSize) this.flushLeaf();
+    this.leaf.push(item);
+    this.leafBytes += bytes;
+    // An entry larger than a page has a run of its own: nothing joins it, so write it now.
+    if (this.leafBytes > this.file.pageSize) this.flushLeaf();
+  }
+
+  /** Writes the last leaf and the branch levels; returns the root page (an empty leaf for an empty tree). */
+  finish(): number {
+    if (this.leaf.length > 0 || this.children.length === 0) this.flushLeaf();
+    let level: readonly BranchItem[] = this.children;
+    while (level.length > 1) level = this.writeBranchLevel(level);
+    return (level[0] as BranchItem).pgid;
+  }
+
+  private flushLeaf(): void {
+    if (this.leaf.length > elementsPerPageMax) throw new Error(`bbolt writer: ${this.leaf.length} entries on one page`);
+    const first = this.leaf[0];
+    const pgid = this.file.append(encodeLeaf(this.file, this.leaf));
+    this.children.push({ key: first === undefined ? new Uint8Array(0) : first.key, pgid });
+    this.leaf = [];
+    this.leafBytes = pageHeaderBytes;
+  }
+
+  private writeBranchLevel(level: readonly BranchItem[]): BranchItem[] {
+    const above: BranchItem[] = [];
+    for (const group of branchGroups(level, this.file.pageSize)) {
+      const pgid = this.file.append(encodeBranch(this.file, group));
+      above.push({ key: (group[0] as BranchItem).key, pgid });
+    }
+    return above;
+  }
+}
+
+function bucketHeader(root: number): Uint8Array {
+  const header = Buffer.alloc(bucketHeaderBytes);
+  writeU64(header, 0, root); // the sequence (NextSequence) stays 0: etcd does not use it
+  return header;
+}
+
+function copyOf(b: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(b);
+}
+
+interface OpenBucket {
+  readonly name: Uint8Array;
+  readonly tree: TreeWriter;
+  lastKey: Uint8Array | undefined;
+}
+
+/**
+ * Writes a new bbolt file holding top-level buckets of plain entries, as
+ * etcd's backend has them.
+ *
+ * Every bucket gets a root page of its own, even an empty one: a bucket's
+ * leaves are written while its entries come, before it is known to stay
+ * small enough to inline, and bbolt reads a small bucket on its own page
+ * like any other (it inlines it again itself when a later commit changes
+ * it). The cost is a page per small bucket.
+ *
+ * The file: data pages from page 2 in the order written (each bucket's
+ * leaves, then its branch levels), the root bucket's pages, an empty
+ * freelist page; then, once those are on disk, both metas (txids 0 and 1,
+ * describing the same tree, as a fresh bbolt file has them), synced again.
+ */
+export class BboltWriter {
+  private file: PageFile | undefined;
+  private current: OpenBucket | undefined;
+  private readonly buckets: { readonly name: Uint8Array; readonly root: number }[] = [];
+  /** A write failed: the file is in an unknown state, and only abort() is left. */
+  private failed: unknown;
+  private finished = false;
+
+  private constructor(
+    private readonly path: string,
+    fd: number,
+    pageSize: number,
+  ) {
+    this.file = new PageFile(fd, pageSize);
+  }
+
+  /** Creates (O_EXCL) a new bbolt file at path. */
+  static create(path: string, options?: { pageSize?: number }): BboltWriter {
+    const pageSize = options?.pageSize ?? bboltDefaultPageSize;
+    const powerOfTwo = Number.isInteger(pageSize) && (pageSize & (pageSize - 1)) === 0;
+    if (!powerOfTwo || pageSize < writerPageSizeMin || pageSize > writerPageSizeMax) {
+      throw new RangeError(`bbolt writer: page size ${pageSize} is not a power of two from ${writerPageSizeMin} to ${writerPageSizeMax}`);
+    }
+    return new BboltWriter(path, openSync(path, 'wx', 0o600), pageSize);
+  }
+
+  /** Starts the next top-level bucket; names strictly ascending in unsigned byte order; a bucket may stay empty. */
+  bucket(name: Uint8Array): void {
+    const file = this.usable();
+    if (name.length === 0) throw new RangeError('bbolt writer: empty bucket name');
+    if (name.length > keyBytesMax) throw new RangeError(`bbolt writer: bucket name of ${name.length} bytes (at most ${keyBytesMax})`);
+    const previous = this.current?.name ?? this.buckets[this.buckets.length - 1]?.name;
+    if (previous !== undefined && Buffer.compare(previous, name) >= 0) {
+      throw new RangeError(`bbolt writer: bucket ${label(name)} does not come after ${label(previous)}`);
+    }
+    this.guarded(() => this.endBucket());
+    this.current = { name: copyOf(name), tree: new TreeWriter(file), lastKey: undefined };
+  }
+
+  /** Adds an entry to the current bucket; keys strictly ascending (unsigned bytes), not empty. */
+  put(key: Uint8Array, value: Uint8Array): void {
+    this.usable();
+    const bucket = this.current;
+    if (bucket === undefined) throw new Error('bbolt writer: put before the first bucket');
+    if (key.length === 0) throw new RangeError(`bbolt writer: empty key in bucket ${label(bucket.name)}`);
+    if (key.length > keyBytesMax) throw new RangeError(`bbolt writer: key of ${key.length} bytes (at most ${keyBytesMax})`);
+    if (value.length > valueBytesMax) throw new RangeError(`bbolt writer: value of ${value.length} bytes (at most ${valueBytesMax})`);
+    if (bucket.lastKey !== undefined && Buffer.compare(bucket.lastKey, key) >= 0) {
+      throw new RangeError(`bbolt writer: key ${label(key)} does not come after ${label(bucket.lastKey)} in bucket ${label(bucket.name)}`);
+    }
+    // Copies: the caller may reuse its buffers before the page is written.
+    const item = { key: copyOf(key), value: copyOf(value), flags: 0 };
+    bucket.lastKey = item.key;
+    this.guarded(() => bucket.tree.add(item));
+  }
+
+  /**
+   * Writes the remaining pages, the root bucket, an empty freelist page and
+   * both metas; fdatasyncs and closes. Returns the file size in bytes:
+   * high-water page id × pageSize, what bbolt's tx.Size() reports.
+   */
+  finish(): number {
+    const file = this.usable();
+    return this.guarded(() => {
+      this.endBucket();
+      const root = new TreeWriter(file);
+      for (const b of this.buckets) root.add({ key: b.name, value: bucketHeader(b.root), flags: elementIsBucket });
+      const rootPgid = root.finish();
+      const freelistRun = file.allocRun(pageHeaderBytes);
+      writePageHeader(freelistRun, 0, file.next, flagFreelist, 0, 0);
+      const freelist = file.append(freelistRun);
+      const highWater = file.next;
+      // The tree is durable before a meta points at it.
+      fdatasyncSync(file.fd);
+      for (const txid of [0, 1]) {
+        file.writeAt(encodeMetaPage({ pageSize: file.pageSize, root: rootPgid, freelist, highWater, txid }), txid);
+      }
+      fdatasyncSync(file.fd);
+      closeSync(file.fd);
+      this.file = undefined;
+      this.finished = true;
+      return highWater * file.pageSize;
+    });
+  }
+
+  /** Closes and removes the partial file (after an error). Does nothing after a successful finish(). */
+  abort(): void {
+    if (this.finished) return;
+    const file = this.file;
+    this.file = undefined;
+    this.finished = true;
+    if (file === undefined) return;
+    try {
+      closeSync(file.fd);
+    } finally {
+      unlinkSync(this.path);
+    }
+  }
+
+  private usable(): PageFile {
+    if (this.failed !== undefined) throw new Error('bbolt writer: an earlier write failed; abort() is all that is left', { cause: this.failed });
+    if (this.file === undefined) throw new Error('bbolt writer: already finished or aborted');
+    return this.file;
+  }
+
+  /** Runs a step that writes; a failure leaves the file unusable. */
+  private guarded<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (e) {
+      this.failed = e;
+      throw e;
+    }
+  }
+
+  private endBucket(): void {
+    const bucket = this.current;
+    if (bucket === undefined) return;
+    this.current = undefined;
+    this.buckets.push({ name: bucket.name, root: bucket.tree.finish() });
+  }
+}
+
+// ---------------------------------------------------------------- reader
+
+/** A leaf or branch page: the bytes holding it and where its header starts in them. */
+interface TreePage {
+  /** A page run read from the file, or an inline bucket's value. */
+  readonly bytes: Buffer;
+  readonly at: number;
+  readonly isLeaf: boolean;
+  readonly count: number;
+  /** Names the page in messages. */
+  readonly where: string;
+}
+
+interface LeafElement {
+  readonly flags: number;
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+function parseTreePage(bytes: Buffer, at: number, where: string): TreePage {
+  if (bytes.length < at + pageHeaderBytes) throw new BboltFormatError(`${where}: too short for a page header`);
+  const flags = bytes.readUInt16LE(at + 8);
+  const kind = flags & (flagBranch | flagLeaf);
+  if (kind !== flagBranch && kind !== flagLeaf) {
+    throw new BboltFormatError(`${where}: not a leaf or branch page (flags 0x${flags.toString(16)})`);
+  }
+  const count = bytes.readUInt16LE(at + 10);
+  if (at + pageHeaderBytes + count * elementBytes > bytes.length) {
+    throw new BboltFormatError(`${where}: ${count} elements do not fit in ${bytes.length - at} bytes`);
+  }
+  return { bytes, at, isLeaf: kind === flagLeaf, count, where };
+}
+
+/** The element's key and what follows it, checked to lie within the page. */
+function elementData(page: TreePage, e: number, pos: number, bytes: number, i: number): number {
+  const start = e + pos;
+  if (pos < elementBytes || start + bytes > page.bytes.length) {
+    throw new BboltFormatError(`${page.where}: element ${i} points outside the page`);
+  }
+  return start;
+}
+
+function leafElement(page: TreePage, i: number): LeafElement {
+  const e = page.at + pageHeaderBytes + elementBytes * i;
+  const b = page.bytes;
+  const ksize = b.readUInt32LE(e + 8);
+  const vsize = b.readUInt32LE(e + 12);
+  const start = elementData(page, e, b.readUInt32LE(e + 4), ksize + vsize, i);
+  return { flags: b.readUInt32LE(e), key: b.subarray(start, start + ksize), value: b.subarray(start + ksize, start + ksize + vsize) };
+}
+
+function branchChild(page: TreePage, i: number): number {
+  const e = page.at + pageHeaderBytes + elementBytes * i;
+  elementData(page, e, page.bytes.readUInt32LE(e), page.bytes.readUInt32LE(e + 4), i);
+  const pgid = readU64(page.bytes, e + 8);
+  if (pgid === undefined) throw new BboltFormatError(`${page.where}: element ${i} names a page beyond 2^53`);
+  return pgid;
+}
+
+interface RootEntry {
+  readonly name: Buffer;
+  /** The bucket header, and the inline page after it if any. */
+  readonly value: Buffer;
+}
+
+/**
+ * Reads a bbolt file: its top-level buckets and their entries. Pages are
+ * read with positioned reads as the iteration reaches them (a bucket of a
+ * million keys is never in memory at once); the keys and values handed out
+ * are views into the page read for them, never reused.
+ */
+export class BboltReader {
+  readonly pageSize: number;
+  readonly txid: number;
+  /** tx.Size(): high-water page id × page size. */
+  readonly size: number;
+  private fd: number | undefined;
+  private readonly highWater: number;
+  private readonly roots: readonly RootEntry[];
+
+  private constructor(fd: number) {
+    this.fd = fd;
+    const meta = pickMeta(fd);
+    this.pageSize = meta.pageSize;
+    this.txid = meta.txid;
+    this.highWater = meta.highWater;
+    this.size = meta.highWater * meta.pageSize;
+    this.checkFreelist(meta.freelist);
+    this.roots = this.readRoots(meta.root);
+  }
+
+  /**
+   * Opens read-only; picks the valid meta page with the higher txid, as
+   * bbolt does. A file that is not a valid bbolt db → BboltFormatError.
+   * Bytes past the high-water mark (etcd's SHA-256 trailer) are never read.
+   */
+  static open(path: string): BboltReader {
+    const fd = openSync(path, 'r');
+    try {
+      return new BboltReader(fd);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Top-level bucket names, ascending. */
+  bucketNames(): Uint8Array[] {
+    return this.roots.map((r) => copyOf(r.name));
+  }
+
+  /**
+   * The bucket's entries in key order, read lazily each time it is iterated;
+   * undefined if there is no such bucket. A nested bucket → BboltFormatError.
+   */
+  entries(name: Uint8Array): Iterable<BboltEntry> | undefined {
+    const root = this.roots.find((r) => Buffer.compare(r.name, name) === 0);
+    if (root === undefined) return undefined;
+    const where = `bucket ${label(name)}`;
+    return {
+      [Symbol.iterator]: (): Iterator<BboltEntry> => this.bucketEntries(root, where),
+    };
+  }
+
+  close(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) closeSync(fd);
+  }
+
+  private *bucketEntries(root: RootEntry, where: string): Generator<BboltEntry> {
+    for (const element of this.walk(this.bucketRoot(root, where), where)) {
+      if ((element.flags & elementIsBucket) !== 0) {
+        throw new BboltFormatError(`${where} holds a nested bucket ${label(element.key)} (etcd's buckets hold none)`);
+      }
+      yield { key: element.key, value: element.value };
+    }
+  }
+
+  /** The root bucket's entries: every one a bucket. */
+  private readRoots(rootPgid: number): RootEntry[] {
+    const roots: RootEntry[] = [];
+    for (const element of this.walk(this.readTreePage(rootPgid, 'the root bucket'), 'the root bucket')) {
+      if ((element.flags & elementIsBucket) === 0) {
+        throw new BboltFormatError(`the root bucket holds ${label(element.key)}, which is not a bucket`);
+      }
+      if (element.value.length < bucketHeaderBytes) throw new BboltFormatError(`bucket ${label(element.key)}: header too short`);
+      roots.push({ name: Buffer.from(element.key), value: Buffer.from(element.value) });
+    }
+    return roots;
+  }
+
+  private bucketRoot(root: RootEntry, where: string): TreePage {
+    const pgid = readU64(root.value, 0);
+    if (pgid === undefined) throw new BboltFormatError(`${where}: root page beyond 2^53`);
+    if (pgid !== 0) return this.readTreePage(pgid, where);
+    const page = parseTreePage(root.value, bucketHeaderBytes, `${where} (inline)`);
+    if (!page.isLeaf) throw new BboltFormatError(`${where}: inline page is not a leaf`);
+    return page;
+  }
+
+  /**
+   * The leaf elements under a tree page in order, depth first, one branch
+   * page per level held. Keys must be non-empty and strictly ascending.
+   */
+  private *walk(root: TreePage, where: string): Generator<LeafElement> {
+    const path: { readonly page: TreePage; next: number }[] = [];
+    let previous: Buffer | undefined;
+    let page: TreePage | undefined = root;
+    for (;;) {
+      if (page !== undefined && page.isLeaf) {
+        for (let i = 0; i < page.count; i++) {
+          const element = leafElement(page, i);
+          if (element.key.length === 0) throw new BboltFormatError(`${page.where}: empty key in ${where}`);
+          if (previous !== undefined && Buffer.compare(previous, element.key) >= 0) {
+            throw new BboltFormatError(`${page.where}: key ${label(element.key)} out of order in ${where}`);
+          }
+          previous = element.key;
+          yield element;
+        }
+      } else if (page !== undefined) {
+        if (path.length >= treeDepthMax) throw new BboltFormatError(`${where}: tree deeper than ${treeDepthMax} levels (a loop?)`);
+        path.push({ page, next: 0 });
+      }
+      const top = path[path.length - 1];
+      if (top === undefined) return;
+      if (top.next >= top.page.count) {
+        path.pop();
+        page = undefined;
+        continue;
+      }
+      page = this.readTreePage(branchChild(top.page, top.next++), where);
+    }
+  }
+
+  /** A leaf or branch page run below the high-water mark. */
+  private readTreePage(pgid: number, where: string): TreePage {
+    const first = this.readPage(pgid, where);
+    const overflow = first.readUInt32LE(12);
+    if (pgid + overflow >= this.highWater) {
+      throw new BboltFormatError(`${where}: page ${pgid} runs ${overflow + 1} pages, past the high-water mark ${this.highWater}`);
+    }
+    let run = first;
+    if (overflow > 0) {
+      run = Buffer.allocUnsafe((overflow + 1) * this.pageSize);
+      first.copy(run);
+      this.readInto(run, this.pageSize, (pgid + 1) * this.pageSize);
+    }
+    return parseTreePage(run, 0, `page ${pgid}`);
+  }
+
+  /** Page pgid, which must be a data page whose header names it (bbolt writes every page's own id). */
+  private readPage(pgid: number, where: string): Buffer {
+    if (pgid < 2 || pgid >= this.highWater) {
+      throw new BboltFormatError(`${where}: page ${pgid} is outside the database (pages 2 to ${this.highWater - 1})`);
+    }
+    const bytes = Buffer.allocUnsafe(this.pageSize);
+    this.readInto(bytes, 0, pgid * this.pageSize);
+    const id = readU64(bytes, 0);
+    if (id !== pgid) throw new BboltFormatError(`${where}: page ${pgid} has the header of page ${id ?? 'beyond 2^53'}`);
+    return bytes;
+  }
+
+  private readInto(bytes: Buffer, from: number, position: number): void {
+    const fd = this.fd;
+    if (fd === undefined) throw new Error('bbolt reader: closed');
+    readFully(fd, bytes, from, position);
+  }
+
+  private checkFreelist(freelist: number | undefined): void {
+    if (freelist === undefined) return;
+    const page = this.readPage(freelist, 'the freelist');
+    if ((page.readUInt16LE(8) & flagFreelist) === 0) {
+      throw new BboltFormatError(`the freelist: page ${freelist} is not a freelist page (flags 0x${page.readUInt16LE(8).toString(16)})`);
+    }
+  }
+}
+
+/** Fills bytes[from..] from the file at position; the file ending first → BboltFormatError. */
+function readFully(fd: number, bytes: Buffer, from: number, position: number): void {
+  let done = from;
+  while (done < bytes.length) {
+    const n = readSync(fd, bytes, done, bytes.length - done, position + done - from);
+    if (n === 0) throw new BboltFormatError(`truncated: the file ends at ${position + done - from} bytes`);
+    done += n;
+  }
+}
+
+/** The bytes of a meta page (header and meta) at offset, as far as the file has them. */
+function metaBytesAt(fd: number, fileBytes: number, offset: number): Buffer {
+  const bytes = Buffer.alloc(Math.max(0, Math.min(pageHeaderBytes + metaBytes, fileBytes - offset)));
+  if (bytes.length > 0) readFully(fd, bytes, 0, offset);
+  return bytes;
+}
+
+/**
+ * The meta bbolt would use: meta 0 gives the page size (bbolt takes the OS
+ * page size, 4096 here, when meta 0 is damaged, so a file of another page
+ * size with a damaged meta 0 does not open there either); of the valid
+ * metas, the one with the higher txid (meta 0 on a tie).
+ */
+function pickMeta(fd: number): Meta {
+  const fileBytes = fstatSync(fd).size;
+  const meta0 = decodeMeta(metaBytesAt(fd, fileBytes, 0));
+  const pageSize = typeof meta0 === 'string' ? bboltDefaultPageSize : meta0.pageSize;
+  let meta1 = decodeMeta(metaBytesAt(fd, fileBytes, pageSize));
+  if (typeof meta1 !== 'string' && meta1.pageSize !== pageSize) meta1 = `page size ${meta1.pageSize}, but it is at offset ${pageSize}`;
+  let meta: Meta;
+  if (typeof meta0 === 'string' && typeof meta1 === 'string') {
+    throw new BboltFormatError(`not a bbolt database: meta page 0: ${meta0}; meta page 1: ${meta1}`);
+  } else if (typeof meta0 === 'string') {
+    meta = meta1 as Meta;
+  } else if (typeof meta1 === 'string') {
+    meta = meta0;
+  } else {
+    meta = meta1.txid > meta0.txid ? meta1 : meta0;
+  }
+  checkMeta(meta, fileBytes);
+  return meta;
+}
+
+function checkMeta(meta: Meta, fileBytes: number): void {
+  const held = meta.highWater * meta.pageSize;
+  if (held > fileBytes) {
+    throw new BboltFormatError(`truncated: the meta (txid ${meta.txid}) counts ${meta.highWater} pages of ${meta.pageSize} bytes (${held}), the file has ${fileBytes} bytes`);
+  }
+  if (meta.root < 2 || meta.root >= meta.highWater) throw new BboltFormatError(`the root bucket's page ${meta.root} is outside the database (${meta.highWater} pages)`);
+  if (meta.freelist !== undefined && (meta.freelist < 2 || meta.freelist >= meta.highWater)) {
+    throw new BboltFormatError(`the freelist page ${meta.freelist} is outside the database (${meta.highWater} pages)`);
+  }
+}
