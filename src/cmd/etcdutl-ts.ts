@@ -7,7 +7,8 @@
  * 4 unsupported output format, 128 bad arguments) and output formats
  * (simple, table, json, fields).
  *
- * The snapshot files are etcd-ts backend copies (LMDB), not bbolt files.
+ * Snapshot files are bbolt files in etcd 3.4's layout, as etcd-ts and etcd
+ * both serve them; the LMDB copies older etcd-ts releases served are read too.
  */
 import { JsonLogger } from '../base/index.js';
 import { ConfigError, restoreSnapshot, snapshotStatus, type SnapshotStatus } from '../server/index.js';
@@ -50,7 +51,7 @@ const restoreFlags: readonly Flag[] = [
 ];
 
 const usage = `NAME:
-	etcdutl-ts - offline operations on etcd-ts data (snapshot files are etcd-ts backend copies, not bbolt files)
+	etcdutl-ts - offline operations on etcd-ts data (snapshot files of etcd-ts or of etcd)
 
 USAGE:
 	etcdutl-ts snapshot restore <filename> [--data-dir dir] [--wal-dir dir] [--name name]

@@ -1,14 +1,17 @@
 /**
  * Snapshot files, offline (etcdutl-ts): what `etcdctl snapshot save` wrote
- * from Maintenance.Snapshot — a consistent copy of this member's backend (an
- * LMDB file, NOT a bbolt file: real etcd cannot read it, nor we etcd's) with
- * the SHA-256 of those bytes appended as its last 32 bytes.
+ * from Maintenance.Snapshot, a database file with the SHA-256 of its bytes
+ * appended as its last 32 bytes. The database is a bbolt file in etcd 3.4's
+ * layout (snapshot-bbolt.ts), whether etcd-ts or etcd served it; etcd-ts
+ * releases before that served an LMDB copy of their backend, which is read
+ * too.
  *
- * - `snapshotStatus` reads a copy of the file: the backend hash (CRC-32C over
- *   every bucket, as Maintenance.Hash without ignores), the newest revision in
- *   the key bucket, the number of entries in all buckets, and the size.
+ * - `snapshotStatus`: etcdctl's hash (CRC-32C over every bucket's name, keys
+ *   and values), the newest revision in the key bucket, the number of entries
+ *   in all buckets, and the size. An LMDB file is read through a copy.
  * - `restoreSnapshot` builds the data dir of one member of a NEW cluster, as
- *   etcd's restore does: the digest is checked, the old membership is dropped
+ *   etcd's restore does: the digest is checked, a bbolt file's buckets are
+ *   copied into a new etcd-ts backend, the old membership is dropped
  *   from the backend and the cluster from --initial-cluster written instead
  *   (new cluster and member ids, derived from the flags as at any bootstrap);
  *   the WAL holds one conf change per member (term 1) and a raft snapshot at
@@ -19,10 +22,11 @@
  *   is handed out again and no watch resumes from before the restore.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nopLogger, type Logger } from '../base/index.js';
+import { BboltFormatError } from '../backend/index.js';
 import { KvStore } from '../mvcc/index.js';
 import { raftpb, serverpb } from '../pb/index.js';
 import { MembershipStorage, Schema, bytesToMainRevision } from '../schema/index.js';
@@ -31,6 +35,7 @@ import { ConfigError, checkAdvertisedPeerUrls, defaultConfig, validateConfig } f
 import { isBboltFile } from './bootstrap.js';
 import { dataLayout } from './layout.js';
 import { RaftCluster, memberToRecord, parseUrls, parseUrlsMap } from './membership.js';
+import { bboltSnapshotStatus, importBboltSnapshot } from './snapshot-bbolt.js';
 
 const shaBytes = 32;
 const copyChunkBytes = 1 << 20;
@@ -81,7 +86,6 @@ function copyDatabase(src: string, dest: string): { carried: Buffer | undefined;
 function openDatabase(path: string, logger: Logger): Schema {
   // An empty file would open as a new database.
   if (statSync(path).size === 0) throw new ConfigError('invalid database');
-  if (isBboltFile(path)) throw new ConfigError('invalid database: a bbolt database (a snapshot of etcd); etcd-ts reads its own snapshots, LMDB files, only');
   try {
     return Schema.open({ path, logger });
   } catch {
@@ -103,6 +107,7 @@ export interface SnapshotStatus {
 /** Reads a snapshot file's status; the file itself is not modified (a copy is opened). */
 export async function snapshotStatus(path: string): Promise<SnapshotStatus> {
   statSync(path); // ENOENT first, as etcd's "stat <file>: no such file or directory"
+  if (isBboltFile(path)) return bboltStatus(path);
   const dir = mkdtempSync(join(tmpdir(), 'etcdutl-status-'));
   try {
     const db = join(dir, 'db');
@@ -124,6 +129,37 @@ export async function snapshotStatus(path: string): Promise<SnapshotStatus> {
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** etcdctl's status of a bbolt snapshot; a file bbolt cannot read is etcd's "invalid database". */
+function bboltStatus(path: string): SnapshotStatus {
+  try {
+    return bboltSnapshotStatus(path);
+  } catch (e) {
+    if (e instanceof BboltFormatError) throw new ConfigError('invalid database');
+    throw e;
+  }
+}
+
+/** Replaces the bbolt file at dbPath (a copied snapshot) with an etcd-ts backend holding its buckets. */
+async function importIntoLmdb(dbPath: string, logger: Logger): Promise<void> {
+  const bbolt = `${dbPath}.bbolt`;
+  renameSync(dbPath, bbolt);
+  try {
+    const schema = Schema.open({ path: dbPath, logger });
+    try {
+      await importBboltSnapshot(bbolt, schema);
+      await schema.backend.forceCommit();
+    } finally {
+      await schema.backend.close();
+      rmSync(`${dbPath}-lock`, { force: true });
+    }
+  } catch (e) {
+    if (e instanceof BboltFormatError) throw new ConfigError('invalid database');
+    throw e;
+  } finally {
+    rmSync(bbolt, { force: true });
   }
 }
 
@@ -262,6 +298,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<void> {
     if (carried === undefined) throw new ConfigError('snapshot missing hash but --skip-hash-check=false');
     if (!carried.equals(actual)) throw new ConfigError(`expected sha256 ${goBytes(carried)}, got ${goBytes(actual)}`);
   }
+  if (isBboltFile(layout.dbPath)) await importIntoLmdb(layout.dbPath, logger);
   await prepareBackend(layout.dbPath, cluster, cluster.members.size, o, logger);
   // As etcd's: the restoring cluster has no local member yet, so its id logs as 0.
   for (const m of cluster.memberList()) logger.info('added member', { 'cluster-id': cluster.clusterId.toString(16), 'local-member-id': '0', 'added-peer-id': m.id.toString(16), 'added-peer-peer-urls': m.peerUrls });

@@ -26,6 +26,7 @@ import { isRaftError, type MemoryStorage } from '../raft/index.js';
 import type { Schema } from '../schema/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
 import { checkDb } from './backend-repair.js';
+import { exportBbolt } from './snapshot-export.js';
 import { receivedDbPath } from './layout.js';
 import type { RaftCluster } from './membership.js';
 import type { EtcdServer } from './server.js';
@@ -204,11 +205,26 @@ export class SnapshotFlow {
     }
   }
 
-  /** A consistent copy of the backend for Maintenance.Snapshot. */
+  /**
+   * A consistent copy of the backend for Maintenance.Snapshot, as the bbolt
+   * file etcd's tools read (snapshot-bbolt.ts): the LMDB copy the backend
+   * makes, converted on a worker thread.
+   */
   async copyDb(): Promise<{ path: string; size: number }> {
-    const path = join(this.s.layout.snapDir, `client-${Date.now()}-${randomBytes(4).toString('hex')}.db`);
-    await this.s.schema.backend.snapshotTo(path);
-    return { path, size: statSync(path).size };
+    const stem = join(this.s.layout.snapDir, `client-${Date.now()}-${randomBytes(4).toString('hex')}`);
+    const copy = `${stem}-lmdb.db`;
+    const path = `${stem}.db`;
+    try {
+      await this.s.schema.backend.snapshotTo(copy);
+      const size = await exportBbolt(copy, path);
+      return { path, size };
+    } catch (e) {
+      await rm(path, { force: true });
+      throw e;
+    } finally {
+      await rm(copy, { force: true });
+      await rm(`${copy}-lock`, { force: true });
+    }
   }
 
   /** Removes databases left by interrupted transfers (received but never installed, or sent). */
@@ -218,7 +234,7 @@ export class SnapshotFlow {
       const received = /^([0-9a-f]{16})\.snap\.db(\.tmp)?$/.exec(name);
       if (received !== null && (received[2] !== undefined || parseInt(received[1] ?? '0', 16) <= keepIndex)) {
         await rm(join(dir, name), { force: true });
-      } else if (/^(send|client)-.*\.db$/.test(name)) {
+      } else if (/^(send|client)-.*\.db(-lock)?$/.test(name)) {
         await rm(join(dir, name), { force: true });
       }
     }
