@@ -88,7 +88,7 @@ function refuseEtcdDataDir(layout: DataLayout): void {
   if (isBboltFile(layout.dbPath)) {
     throw new ConfigError(
       `${layout.dbPath} is a bbolt database: this data dir was written by etcd, whose files etcd-ts does not read; ` +
-        'copy the keys into an etcd-ts cluster with etcdctl make-mirror instead',
+        'restore its db file (with --skip-hash-check) or a snapshot of it with etcdutl-ts snapshot restore, or copy the keys with etcdctl make-mirror',
     );
   }
 }

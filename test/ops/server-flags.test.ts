@@ -201,7 +201,7 @@ describe('server configuration errors', () => {
     head.writeUInt32LE(0xed0cdaed, 16);
     writeFileSync(db, head);
     const r = await runToExit('etcd-ts', ['--data-dir', dataDir], {}, dir);
-    assert.deepEqual(r, { code: 1, error: `${db} is a bbolt database: this data dir was written by etcd, whose files etcd-ts does not read; copy the keys into an etcd-ts cluster with etcdctl make-mirror instead` });
+    assert.deepEqual(r, { code: 1, error: `${db} is a bbolt database: this data dir was written by etcd, whose files etcd-ts does not read; restore its db file (with --skip-hash-check) or a snapshot of it with etcdutl-ts snapshot restore, or copy the keys with etcdctl make-mirror` });
   });
 
   test('a bad value in a config file is a configuration error, not a usage one', async () => {

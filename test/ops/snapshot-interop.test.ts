@@ -5,13 +5,15 @@
  *   etcdctl reads (`snapshot status` agrees with etcdutl-ts's to the hash)
  *   and restores, and the real etcd started on that restore serves the same
  *   keys at the same revisions, the same compaction, users, roles and leases;
- * - etcd's snapshot file restored with etcdutl-ts starts an etcd-ts member
- *   that serves what the etcd did.
+ * - etcd's snapshot file, or the db file of a stopped etcd member, restored
+ *   with etcdutl-ts starts an etcd-ts member that serves what the etcd did.
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { etcdctl, etcdctlMissing, etcdMissing, useWorkspace, type Cluster, type Member, type MemberKind } from '../harness/index.js';
+import { BboltReader } from '../../src/backend/index.js';
+import { etcdctl, etcdctlMissing, etcdMissing, memberStatus, useWorkspace, type Cluster, type Member, type MemberKind } from '../harness/index.js';
 import { etcdutl, planMembers } from './kit.js';
 
 const skip = etcdctlMissing() || etcdMissing();
@@ -122,6 +124,19 @@ describe('snapshot files between etcd-ts and etcd 3.4.23', { skip }, () => {
     }
     // Both hold the same entries: keys from the compaction on, a lease, auth, ten buckets of state.
     assert.equal(statuses[0], statuses[1]);
+    // The member records are etcd's JSON on both sides, the id in decimal.
+    for (const kind of ['etcd-ts', 'etcd'] as const) {
+      const { cluster, file } = source(kind);
+      const db = BboltReader.open(file);
+      try {
+        const records = [...(db.entries(Buffer.from('members')) ?? [])].map((e) => [Buffer.from(e.key).toString(), Buffer.from(e.value).toString()]);
+        const m = cluster.member(0);
+        const id = (await memberStatus(m.endpoint)).header?.memberId ?? 0n;
+        assert.deepEqual(records, [[id.toString(16), `{"id":${id},"peerURLs":["${m.peerUrl}"],"name":"${m.name}","clientURLs":["${m.clientUrl}"]}`]], kind);
+      } finally {
+        db.close();
+      }
+    }
     // Both servers showed clients the same store.
     assert.deepEqual(leaseIdsHidden(source('etcd-ts').seen), leaseIdsHidden(source('etcd').seen));
   });
@@ -151,5 +166,23 @@ describe('snapshot files between etcd-ts and etcd 3.4.23', { skip }, () => {
     assert.deepEqual(await observe(m.endpoint), source('etcd').seen);
     const put = await etcdctl(['put', 'after', 'yes', '-w', 'json'], { endpoints: [m.endpoint] });
     assert.equal((JSON.parse(put.stdout) as { header: { revision: number } }).header.revision, 44);
+  });
+
+  test("etcdutl-ts restores a stopped etcd member's own db file with --skip-hash-check, as etcd's restore does", async () => {
+    const etcd = source('etcd').cluster.member(0);
+    await etcd.stop();
+    const dbFile = join(etcd.dataDir, 'member', 'snap', 'db');
+    const plan = await planMembers({ kind: 'etcd-ts', dir: join(ws.dir, 'from-etcd-db'), names: ['d1'], token: 'from-etcd-db' });
+    const m = plan.members[0] as Member;
+    restored.push(m);
+    const args = ['snapshot', 'restore', dbFile, '--name', 'd1', '--data-dir', m.dataDir, '--initial-cluster', plan.initialCluster, '--initial-cluster-token', 'from-etcd-db', '--initial-advertise-peer-urls', m.peerUrl];
+    const refused = await etcdutl(args);
+    assert.deepEqual([refused.code, refused.stderr.trim().split('\n').at(-1)], [1, 'Error: snapshot missing hash but --skip-hash-check=false']);
+    // As etcd's restore, the refused one has made the data dir already.
+    rmSync(m.dataDir, { recursive: true });
+    const r = await etcdutl([...args, '--skip-hash-check']);
+    assert.equal(r.code, 0, r.stderr);
+    await m.start({ timeoutMs: 60_000 });
+    assert.deepEqual(await observe(m.endpoint), source('etcd').seen);
   });
 });
