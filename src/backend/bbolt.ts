@@ -87,6 +87,8 @@ const writerPageSizeMax = 65536;
 /** What the reader takes from a meta page as a page size. */
 const readerPageSizeMin = 512;
 const readerPageSizeMax = 1 << 20;
+/** Pages read at once by a scan going through consecutive pages (128 KiB at 4 KiB pages). */
+const readAheadPages = 32;
 /** Deeper trees than this are loops in a damaged file (bbolt's are a handful of levels). */
 const treeDepthMax = 64;
 
@@ -211,10 +213,21 @@ function branchItemBytes(item: BranchItem): number {
   return elementBytes + item.key.length;
 }
 
-/** Appends page runs to the file, from page 2 on (0 and 1 are the metas, written last). */
+/** Pages are written out in batches of about this many bytes: a write per page is most of the cost. */
+const writeBatchBytes = 1 << 20;
+
+/**
+ * Appends page runs to the file, from page 2 on (0 and 1 are the metas,
+ * written last). Runs wait in a batch of at most writeBatchBytes (plus one
+ * run) and go to the file in one write.
+ */
 class PageFile {
   /** The next free page: the high-water mark. */
   next = 2;
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  /** The page the batch starts at. */
+  private batchAt = 2;
 
   constructor(
     readonly fd: number,
@@ -226,17 +239,29 @@ class PageFile {
     return Buffer.alloc(Math.max(1, Math.ceil(bytes / this.pageSize)) * this.pageSize);
   }
 
-  /** Writes a run from allocRun at page `next` and moves the high-water mark past it. */
+  /** Appends a run from allocRun at page `next` and moves the high-water mark past it. */
   append(run: Buffer): number {
     const pgid = this.next;
-    this.writeAt(run, pgid);
+    this.batch.push(run);
+    this.batchBytes += run.length;
     this.next += run.length / this.pageSize;
+    if (this.batchBytes >= writeBatchBytes) this.flush();
     return pgid;
   }
 
-  writeAt(run: Buffer, pgid: number): void {
+  /** Writes the batch out. */
+  flush(): void {
+    if (this.batch.length === 0) return;
+    const bytes = this.batch.length === 1 ? (this.batch[0] as Buffer) : Buffer.concat(this.batch, this.batchBytes);
+    this.writeAt(bytes, this.batchAt);
+    this.batch = [];
+    this.batchBytes = 0;
+    this.batchAt = this.next;
+  }
+
+  writeAt(bytes: Buffer, pgid: number): void {
     let done = 0;
-    while (done < run.length) done += writeSync(this.fd, run, done, run.length - done, pgid * this.pageSize + done);
+    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, pgid * this.pageSize + done);
   }
 }
 
@@ -311,42 +336,89 @@ function branchGroups(items: readonly BranchItem[], pageSize: number): BranchIte
 }
 
 /**
- * One B+tree written bottom-up from entries in key order: leaf pages are
- * written as they fill (one page of entries is held at a time) and only
- * (first key, page id) of each is kept; the branch levels are written at
- * the end from those.
+ * One B+tree written bottom-up from entries in key order. The leaf being
+ * filled is held as its keys and values back to back in one page-sized
+ * buffer (no allocation per entry) and written when the next entry would
+ * not fit; of each page written only (first key, page id) is kept, and the
+ * branch levels are written from those at the end.
  */
 class TreeWriter {
-  private leaf: LeafItem[] = [];
-  private leafBytes = pageHeaderBytes;
+  private readonly data: Buffer;
+  private dataBytes = 0;
+  /** flags, key size, value size of each entry in data. */
+  private readonly sizes: number[] = [];
+  private count = 0;
+  /** The last key of the pages written. */
+  private lastWritten: Uint8Array | undefined;
   private readonly children: BranchItem[] = [];
 
-  constructor(private readonly file: PageFile) {}
+  constructor(private readonly file: PageFile) {
+    this.data = Buffer.allocUnsafe(file.pageSize);
+  }
 
-  add(item: LeafItem): void {
-    const bytes = leafItemBytes(item);
-    if (this.leaf.length > 0 && this.leafBytes + bytes > this.file.pageSize) this.flushLeaf();
-    this.leaf.push(item);
-    this.leafBytes += bytes;
-    // An entry larger than a page has a run of its own: nothing joins it, so write it now.
-    if (this.leafBytes > this.file.pageSize) this.flushLeaf();
+  /** The last key added (a view valid until the next add). */
+  lastKey(): Uint8Array | undefined {
+    if (this.count === 0) return this.lastWritten;
+    const ksize = this.sizes[this.sizes.length - 2] as number;
+    const end = this.dataBytes - (this.sizes[this.sizes.length - 1] as number);
+    return this.data.subarray(end - ksize, end);
+  }
+
+  add(key: Uint8Array, value: Uint8Array, flags: number): void {
+    const bytes = elementBytes + key.length + value.length;
+    if (this.count > 0 && this.leafBytes() + bytes > this.file.pageSize) this.flushLeaf();
+    if (this.count === 0 && pageHeaderBytes + bytes > this.file.pageSize) {
+      // Larger than a page: a leaf of its own, a run of pages, written at once.
+      const pgid = this.file.append(encodeLeaf(this.file, [{ key, value, flags }]));
+      this.lastWritten = Buffer.from(key);
+      this.children.push({ key: this.lastWritten, pgid });
+      return;
+    }
+    this.data.set(key, this.dataBytes);
+    this.data.set(value, this.dataBytes + key.length);
+    this.dataBytes += key.length + value.length;
+    this.sizes.push(flags, key.length, value.length);
+    this.count++;
   }
 
   /** Writes the last leaf and the branch levels; returns the root page (an empty leaf for an empty tree). */
   finish(): number {
-    if (this.leaf.length > 0 || this.children.length === 0) this.flushLeaf();
+    if (this.count > 0 || this.children.length === 0) this.flushLeaf();
     let level: readonly BranchItem[] = this.children;
     while (level.length > 1) level = this.writeBranchLevel(level);
     return (level[0] as BranchItem).pgid;
   }
 
+  private leafBytes(): number {
+    return pageHeaderBytes + elementBytes * this.count + this.dataBytes;
+  }
+
+  /** The leaf page from data: elements first, then the keys and values as they are in data. */
   private flushLeaf(): void {
-    if (this.leaf.length > elementsPerPageMax) throw new Error(`bbolt writer: ${this.leaf.length} entries on one page`);
-    const first = this.leaf[0];
-    const pgid = this.file.append(encodeLeaf(this.file, this.leaf));
-    this.children.push({ key: first === undefined ? new Uint8Array(0) : first.key, pgid });
-    this.leaf = [];
-    this.leafBytes = pageHeaderBytes;
+    if (this.count > elementsPerPageMax) throw new Error(`bbolt writer: ${this.count} entries on one page`);
+    const run = this.file.allocRun(this.leafBytes());
+    writePageHeader(run, 0, this.file.next, flagLeaf, this.count, run.length / this.file.pageSize - 1);
+    const dataAt = pageHeaderBytes + elementBytes * this.count;
+    let at = dataAt;
+    for (let i = 0; i < this.count; i++) {
+      const e = pageHeaderBytes + elementBytes * i;
+      const ksize = this.sizes[3 * i + 1] as number;
+      const vsize = this.sizes[3 * i + 2] as number;
+      run.writeUInt32LE(this.sizes[3 * i] as number, e);
+      run.writeUInt32LE(at - e, e + 4);
+      run.writeUInt32LE(ksize, e + 8);
+      run.writeUInt32LE(vsize, e + 12);
+      at += ksize + vsize;
+    }
+    this.data.copy(run, dataAt, 0, this.dataBytes);
+    const firstKey = run.subarray(dataAt, dataAt + (this.sizes[1] ?? 0));
+    this.lastWritten = this.count === 0 ? undefined : Buffer.from(this.lastKey() as Uint8Array);
+    const pgid = this.file.append(run);
+    // A copy: a view would keep the whole page alive.
+    this.children.push({ key: Buffer.from(firstKey), pgid });
+    this.dataBytes = 0;
+    this.sizes.length = 0;
+    this.count = 0;
   }
 
   private writeBranchLevel(level: readonly BranchItem[]): BranchItem[] {
@@ -365,14 +437,14 @@ function bucketHeader(root: number): Uint8Array {
   return header;
 }
 
+/** A plain Uint8Array copy (a Buffer's own slice would share memory; a Buffer subclass costs more to make). */
 function copyOf(b: Uint8Array): Uint8Array {
-  return Uint8Array.prototype.slice.call(b);
+  return new Uint8Array(b);
 }
 
 interface OpenBucket {
   readonly name: Uint8Array;
   readonly tree: TreeWriter;
-  lastKey: Uint8Array | undefined;
 }
 
 /**
@@ -426,7 +498,7 @@ export class BboltWriter {
       throw new RangeError(`bbolt writer: bucket ${label(name)} does not come after ${label(previous)}`);
     }
     this.guarded(() => this.endBucket());
-    this.current = { name: copyOf(name), tree: new TreeWriter(file), lastKey: undefined };
+    this.current = { name: copyOf(name), tree: new TreeWriter(file) };
   }
 
   /** Adds an entry to the current bucket; keys strictly ascending (unsigned bytes), not empty. */
@@ -437,13 +509,12 @@ export class BboltWriter {
     if (key.length === 0) throw new RangeError(`bbolt writer: empty key in bucket ${label(bucket.name)}`);
     if (key.length > keyBytesMax) throw new RangeError(`bbolt writer: key of ${key.length} bytes (at most ${keyBytesMax})`);
     if (value.length > valueBytesMax) throw new RangeError(`bbolt writer: value of ${value.length} bytes (at most ${valueBytesMax})`);
-    if (bucket.lastKey !== undefined && Buffer.compare(bucket.lastKey, key) >= 0) {
-      throw new RangeError(`bbolt writer: key ${label(key)} does not come after ${label(bucket.lastKey)} in bucket ${label(bucket.name)}`);
+    const lastKey = bucket.tree.lastKey();
+    if (lastKey !== undefined && Buffer.compare(lastKey, key) >= 0) {
+      throw new RangeError(`bbolt writer: key ${label(key)} does not come after ${label(lastKey)} in bucket ${label(bucket.name)}`);
     }
-    // Copies: the caller may reuse its buffers before the page is written.
-    const item = { key: copyOf(key), value: copyOf(value), flags: 0 };
-    bucket.lastKey = item.key;
-    this.guarded(() => bucket.tree.add(item));
+    // The tree copies key and value: the caller may reuse its buffers.
+    this.guarded(() => bucket.tree.add(key, value, 0));
   }
 
   /**
@@ -456,12 +527,13 @@ export class BboltWriter {
     return this.guarded(() => {
       this.endBucket();
       const root = new TreeWriter(file);
-      for (const b of this.buckets) root.add({ key: b.name, value: bucketHeader(b.root), flags: elementIsBucket });
+      for (const b of this.buckets) root.add(b.name, bucketHeader(b.root), elementIsBucket);
       const rootPgid = root.finish();
       const freelistRun = file.allocRun(pageHeaderBytes);
       writePageHeader(freelistRun, 0, file.next, flagFreelist, 0, 0);
       const freelist = file.append(freelistRun);
       const highWater = file.next;
+      file.flush();
       // The tree is durable before a meta points at it.
       fdatasyncSync(file.fd);
       for (const txid of [0, 1]) {
@@ -528,8 +600,8 @@ interface TreePage {
 
 interface LeafElement {
   readonly flags: number;
-  readonly key: Buffer;
-  readonly value: Buffer;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
 }
 
 function parseTreePage(bytes: Buffer, at: number, where: string): TreePage {
@@ -561,7 +633,9 @@ function leafElement(page: TreePage, i: number): LeafElement {
   const ksize = b.readUInt32LE(e + 8);
   const vsize = b.readUInt32LE(e + 12);
   const start = elementData(page, e, b.readUInt32LE(e + 4), ksize + vsize, i);
-  return { flags: b.readUInt32LE(e), key: b.subarray(start, start + ksize), value: b.subarray(start + ksize, start + ksize + vsize) };
+  // Plain Uint8Array views: a Buffer subclass per key and value costs more to make.
+  const at = b.byteOffset + start;
+  return { flags: b.readUInt32LE(e), key: new Uint8Array(b.buffer, at, ksize), value: new Uint8Array(b.buffer, at + ksize, vsize) };
 }
 
 function branchChild(page: TreePage, i: number): number {
@@ -592,6 +666,10 @@ export class BboltReader {
   private fd: number | undefined;
   private readonly highWater: number;
   private readonly roots: readonly RootEntry[];
+  /** The last pages read, possibly ahead of the scan. */
+  private chunk: { readonly at: number; readonly count: number; readonly bytes: Buffer } | undefined;
+  /** The page after the last one asked for: asking for it is a sequential scan. */
+  private nextPage = -1;
 
   private constructor(fd: number) {
     this.fd = fd;
@@ -640,6 +718,7 @@ export class BboltReader {
   close(): void {
     const fd = this.fd;
     this.fd = undefined;
+    this.chunk = undefined;
     if (fd !== undefined) closeSync(fd);
   }
 
@@ -680,7 +759,7 @@ export class BboltReader {
    */
   private *walk(root: TreePage, where: string): Generator<LeafElement> {
     const path: { readonly page: TreePage; next: number }[] = [];
-    let previous: Buffer | undefined;
+    let previous: Uint8Array | undefined;
     let page: TreePage | undefined = root;
     for (;;) {
       if (page !== undefined && page.isLeaf) {
@@ -715,13 +794,7 @@ export class BboltReader {
     if (pgid + overflow >= this.highWater) {
       throw new BboltFormatError(`${where}: page ${pgid} runs ${overflow + 1} pages, past the high-water mark ${this.highWater}`);
     }
-    let run = first;
-    if (overflow > 0) {
-      run = Buffer.allocUnsafe((overflow + 1) * this.pageSize);
-      first.copy(run);
-      this.readInto(run, this.pageSize, (pgid + 1) * this.pageSize);
-    }
-    return parseTreePage(run, 0, `page ${pgid}`);
+    return parseTreePage(overflow === 0 ? first : this.pages(pgid, overflow + 1), 0, `page ${pgid}`);
   }
 
   /** Page pgid, which must be a data page whose header names it (bbolt writes every page's own id). */
@@ -729,17 +802,33 @@ export class BboltReader {
     if (pgid < 2 || pgid >= this.highWater) {
       throw new BboltFormatError(`${where}: page ${pgid} is outside the database (pages 2 to ${this.highWater - 1})`);
     }
-    const bytes = Buffer.allocUnsafe(this.pageSize);
-    this.readInto(bytes, 0, pgid * this.pageSize);
+    const bytes = this.pages(pgid, 1);
     const id = readU64(bytes, 0);
     if (id !== pgid) throw new BboltFormatError(`${where}: page ${pgid} has the header of page ${id ?? 'beyond 2^53'}`);
     return bytes;
   }
 
-  private readInto(bytes: Buffer, from: number, position: number): void {
+  /**
+   * The bytes of count pages from pgid (all below the high-water mark). A
+   * scan that asks for the page after the last one gets the readAheadPages
+   * after it in the same read, kept for the next asks; the buffers are
+   * never reused, so views into them stay valid.
+   */
+  private pages(pgid: number, count: number): Buffer {
+    const ps = this.pageSize;
+    const chunk = this.chunk;
+    const sequential = pgid === this.nextPage;
+    this.nextPage = pgid + count;
+    if (chunk !== undefined && pgid >= chunk.at && pgid + count <= chunk.at + chunk.count) {
+      return chunk.bytes.subarray((pgid - chunk.at) * ps, (pgid - chunk.at + count) * ps);
+    }
+    const n = sequential ? Math.max(count, Math.min(readAheadPages, this.highWater - pgid)) : count;
     const fd = this.fd;
     if (fd === undefined) throw new Error('bbolt reader: closed');
-    readFully(fd, bytes, from, position);
+    const bytes = Buffer.allocUnsafe(n * ps);
+    readFully(fd, bytes, 0, pgid * ps);
+    this.chunk = { at: pgid, count: n, bytes };
+    return n === count ? bytes : bytes.subarray(0, count * ps);
   }
 
   private checkFreelist(freelist: number | undefined): void {
