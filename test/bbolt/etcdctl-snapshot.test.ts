@@ -1,0 +1,147 @@
+// Debian's etcdctl 3.4.23 on snapshot files written with BboltWriter, as
+// etcd-ts hands them out: a bbolt file with the SHA-256 of its bytes
+// appended. `snapshot status` opens it read-only with bbolt, runs tx.Check,
+// and hashes every bucket's name, keys and values (CRC-32C) in order;
+// `snapshot restore` checks the SHA-256, then opens the file with etcd's
+// backend, rebuilds the key index from the "key" bucket (whose values must
+// be mvccpb.KeyValue) and commits a new consistent index into it. Skipped
+// when etcdctl is not installed (apt-get install etcd-client).
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { SeededRand, crc32cUpdate } from '../../src/base/index.js';
+import { BboltReader, BboltWriter, type BboltEntry } from '../../src/backend/index.js';
+import { mvccpb } from '../../src/pb/index.js';
+import { etcdctlBin, etcdctlMissing } from '../harness/index.js';
+
+interface Bucket {
+  readonly name: string;
+  readonly entries: readonly BboltEntry[];
+}
+
+const text = (s: string): Uint8Array => Buffer.from(s);
+
+/** etcd's key bucket key: main revision, '_', sub revision, both 8 bytes big-endian. */
+function revisionKey(main: number, sub: number): Uint8Array {
+  const k = Buffer.alloc(17);
+  k.writeBigUInt64BE(BigInt(main), 0);
+  k[8] = 0x5f;
+  k.writeBigUInt64BE(BigInt(sub), 9);
+  return k;
+}
+
+function u64be(n: number): Uint8Array {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
+}
+
+/** Writes the buckets (names ascending) and appends the SHA-256 of the file, as etcd's snapshot files end. */
+function writeSnapshot(path: string, buckets: readonly Bucket[], pageSize?: number): number {
+  const w = BboltWriter.create(path, pageSize === undefined ? undefined : { pageSize });
+  for (const b of buckets) {
+    w.bucket(text(b.name));
+    for (const e of b.entries) w.put(e.key, e.value);
+  }
+  const size = w.finish();
+  appendFileSync(path, createHash('sha256').update(readFileSync(path)).digest());
+  return size;
+}
+
+/** What snapshot status hashes: each bucket's name, then its keys and values, in order. */
+function statusHash(buckets: readonly Bucket[]): number {
+  let h = 0;
+  for (const b of buckets) {
+    h = crc32cUpdate(h, text(b.name));
+    for (const e of b.entries) h = crc32cUpdate(crc32cUpdate(h, e.key), e.value);
+  }
+  return h;
+}
+
+/** etcd's buckets; "key" holds `revisions` main revisions from 2, some with several sub revisions. */
+function etcdBuckets(seed: number, revisions: number, keyValue: (main: number, sub: number) => Uint8Array): Bucket[] {
+  const rand = new SeededRand(seed);
+  const key: BboltEntry[] = [];
+  for (let main = 2; main < 2 + revisions; main++) {
+    const subs = rand.intn(10) === 0 ? 1 + rand.intn(4) : 1;
+    for (let sub = 0; sub < subs; sub++) key.push({ key: revisionKey(main, sub), value: keyValue(main, sub) });
+  }
+  const byName: Record<string, BboltEntry[]> = {
+    alarm: [],
+    auth: [],
+    authRoles: [],
+    authUsers: [],
+    cluster: [{ key: text('clusterVersion'), value: text('3.4.0') }],
+    key,
+    lease: [],
+    members: [],
+    members_removed: [],
+    meta: [
+      { key: text('consistent_index'), value: u64be(revisions + 10) },
+      { key: text('finishedCompactRev'), value: revisionKey(1, 0) },
+    ],
+  };
+  return Object.keys(byName).sort().map((name) => ({ name, entries: byName[name] ?? [] }));
+}
+
+describe("Debian's etcdctl 3.4.23 on snapshots written with BboltWriter", { skip: etcdctlMissing() }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bbolt-etcdctl-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  function etcdctl(args: readonly string[]): string {
+    const run = spawnSync(etcdctlBin, args, { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ETCDCTL_API: '3' } });
+    assert.equal(run.status, 0, `etcdctl ${args.join(' ')}: ${run.error?.message ?? ''}\n${run.stdout}\n${run.stderr}`);
+    return run.stdout;
+  }
+
+  test('snapshot status: revision, total keys, total size, and the hash computed here', () => {
+    for (const [seed, revisions, pageSize] of [[1, 20_000, undefined], [2, 3000, 16384], [3, 0, undefined]] as const) {
+      const rand = new SeededRand(seed);
+      const buckets = etcdBuckets(seed, revisions, () => Buffer.from(Array.from({ length: rand.intn(300) }, () => rand.intn(256))));
+      const path = join(dir, `status-${seed}.db`);
+      const size = writeSnapshot(path, buckets, pageSize);
+      const status = JSON.parse(etcdctl(['snapshot', 'status', path, '-w', 'json']));
+      const keys = buckets.find((b) => b.name === 'key')?.entries ?? [];
+      const last = keys[keys.length - 1];
+      assert.deepEqual(status, {
+        hash: statusHash(buckets),
+        revision: last === undefined ? 0 : Number(Buffer.from(last.key).readBigUInt64BE(0)),
+        totalKey: buckets.reduce((n, b) => n + b.entries.length, 0),
+        totalSize: size,
+      }, `seed ${seed}`);
+    }
+  });
+
+  test('snapshot restore checks the SHA-256, opens the file with etcd\'s backend and commits to it; BboltReader reads the result', () => {
+    const kv = (main: number, sub: number): Uint8Array =>
+      mvccpb.KeyValue.encode(mvccpb.KeyValue.create({
+        key: text(`/registry/item-${main % 500}`),
+        createRevision: main,
+        modRevision: main,
+        version: 1,
+        value: text(`value at ${main}.${sub}`),
+      }));
+    const buckets = etcdBuckets(4, 5000, kv);
+    const path = join(dir, 'restore.db');
+    writeSnapshot(path, buckets);
+    const dataDir = join(dir, 'restored');
+    etcdctl(['snapshot', 'restore', path, '--data-dir', dataDir, '--name', 'm1', '--initial-cluster', 'm1=http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380']);
+
+    const r = BboltReader.open(join(dataDir, 'member/snap/db'));
+    const read = (name: string): BboltEntry[] => [...(r.entries(text(name)) ?? [])].map((e) => ({ key: Buffer.from(e.key), value: Buffer.from(e.value) }));
+    assert.deepEqual(r.bucketNames().map((n) => Buffer.from(n).toString()), buckets.map((b) => b.name));
+    const same = (entries: readonly BboltEntry[]): BboltEntry[] => entries.map((e) => ({ key: Buffer.from(e.key), value: Buffer.from(e.value) }));
+    assert.deepEqual(read('key'), same(buckets.find((b) => b.name === 'key')?.entries ?? []), 'the revisions are as written');
+    // Restore sets the consistent index to the number of members, so that the new raft log's entries apply.
+    assert.deepEqual(read('meta'), same([
+      { key: text('consistent_index'), value: u64be(1) },
+      { key: text('finishedCompactRev'), value: revisionKey(1, 0) },
+    ]));
+    assert.ok(r.txid > 1, `etcd committed to the file (txid ${r.txid})`);
+    r.close();
+  });
+});
