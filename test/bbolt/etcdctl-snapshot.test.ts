@@ -4,8 +4,10 @@
 // and hashes every bucket's name, keys and values (CRC-32C) in order;
 // `snapshot restore` checks the SHA-256, then opens the file with etcd's
 // backend, rebuilds the key index from the "key" bucket (whose values must
-// be mvccpb.KeyValue) and commits a new consistent index into it. Skipped
-// when etcdctl is not installed (apt-get install etcd-client).
+// be mvccpb.KeyValue) and commits a new consistent index into it. The other
+// way round, BboltReader reads a snapshot saved from a real etcd and finds
+// in it what etcdctl snapshot status finds. Skipped when etcdctl (or, for
+// the last, etcd) is not installed (apt-get install etcd-client etcd-server).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -16,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { SeededRand, crc32cUpdate } from '../../src/base/index.js';
 import { BboltReader, BboltWriter, type BboltEntry } from '../../src/backend/index.js';
 import { mvccpb } from '../../src/pb/index.js';
-import { etcdctlBin, etcdctlMissing } from '../harness/index.js';
+import { etcdMissing, etcdctl as etcdctlOn, etcdctlBin, etcdctlMissing, useWorkspace } from '../harness/index.js';
 
 interface Bucket {
   readonly name: string;
@@ -53,13 +55,25 @@ function writeSnapshot(path: string, buckets: readonly Bucket[], pageSize?: numb
 }
 
 /** What snapshot status hashes: each bucket's name, then its keys and values, in order. */
-function statusHash(buckets: readonly Bucket[]): number {
+function statusHash(buckets: Iterable<{ readonly name: string | Uint8Array; readonly entries: Iterable<BboltEntry> }>): number {
   let h = 0;
   for (const b of buckets) {
-    h = crc32cUpdate(h, text(b.name));
+    h = crc32cUpdate(h, typeof b.name === 'string' ? text(b.name) : b.name);
     for (const e of b.entries) h = crc32cUpdate(crc32cUpdate(h, e.key), e.value);
   }
   return h;
+}
+
+interface Status {
+  readonly hash: number;
+  readonly revision: number;
+  readonly totalKey: number;
+  readonly totalSize: number;
+}
+
+function statusOf(spawned: { status: number | null; stdout: string; stderr: string }): Status {
+  assert.equal(spawned.status, 0, spawned.stderr);
+  return JSON.parse(spawned.stdout) as Status;
 }
 
 /** etcd's buckets; "key" holds `revisions` main revisions from 2, some with several sub revisions. */
@@ -143,5 +157,64 @@ describe("Debian's etcdctl 3.4.23 on snapshots written with BboltWriter", { skip
     ]));
     assert.ok(r.txid > 1, `etcd committed to the file (txid ${r.txid})`);
     r.close();
+  });
+});
+
+describe("BboltReader on a snapshot saved from Debian's etcd 3.4.23", { skip: etcdctlMissing() || etcdMissing() }, () => {
+  const ws = useWorkspace('bbolt-etcd-snapshot');
+
+  test('it finds the revision, entries, size and hash that etcdctl snapshot status finds, and the values put', async () => {
+    const cluster = await ws.startCluster({ kind: 'etcd' });
+    const ctl = async (args: readonly string[], stdin?: string): Promise<void> => {
+      const r = await etcdctlOn(args, { endpoints: cluster.endpoints, timeoutMs: 30_000, ...(stdin === undefined ? {} : { stdin }) });
+      assert.equal(r.code, 0, `etcdctl ${args.join(' ')}: ${r.stderr}`);
+    };
+    // 600 keys in six txns (revisions 2-7), a delete (8), a prefix delete of 100 keys (9), an
+    // overwrite (10), a compaction at 9, a lease, and a value of 1 MiB (11).
+    for (let t = 0; t < 6; t++) {
+      const puts = Array.from({ length: 100 }, (_, i) => `put key-${String(t * 100 + i).padStart(4, '0')} value-${t}-${i}`).join('\n');
+      await ctl(['txn'], `\n${puts}\n\n\n`);
+    }
+    await ctl(['del', 'key-0150']);
+    await ctl(['del', 'key-02', '--prefix']);
+    await ctl(['put', 'key-0599', 'overwritten']);
+    await ctl(['compaction', '9']);
+    await ctl(['lease', 'grant', '600']);
+    await ctl(['put', 'large'], 'x'.repeat(1 << 20));
+    const path = join(ws.dir, 'etcd.snapshot');
+    await ctl(['snapshot', 'save', path]);
+    const status = statusOf(spawnSync(etcdctlBin, ['snapshot', 'status', path, '-w', 'json'], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } }));
+
+    const r = BboltReader.open(path);
+    try {
+      const buckets = r.bucketNames().map((name) => ({ name, entries: r.entries(name) ?? [] }));
+      let totalKey = 0;
+      let revision = 0;
+      for (const b of buckets) {
+        for (const e of b.entries) {
+          totalKey++;
+          if (Buffer.from(b.name).toString() === 'key') revision = Number(Buffer.from(e.key).readBigUInt64BE(0));
+        }
+      }
+      assert.deepEqual({ hash: statusHash(buckets), revision, totalKey, totalSize: r.size }, status);
+      assert.deepEqual(buckets.map((b) => Buffer.from(b.name).toString()), ['alarm', 'auth', 'authRoles', 'authUsers', 'cluster', 'key', 'lease', 'members', 'members_removed', 'meta']);
+      // The latest value of each key, from the revisions left after the compaction.
+      const latest = new Map<string, string>();
+      for (const e of r.entries(text('key')) ?? []) {
+        const kv = mvccpb.KeyValue.decode(e.value);
+        const key = Buffer.from(kv.key).toString();
+        if (Buffer.from(e.key).length === 18) latest.delete(key); // a tombstone: 't' after the revision
+        else latest.set(key, Buffer.from(kv.value).toString());
+      }
+      assert.equal(revision, 11);
+      assert.equal(latest.size, 600 - 1 - 100 + 1);
+      assert.equal(latest.get('key-0599'), 'overwritten');
+      assert.equal(latest.get('key-0300'), 'value-3-0');
+      assert.equal(latest.get('large')?.length, 1 << 20);
+      assert.equal(latest.has('key-0150') || latest.has('key-0250'), false);
+      assert.equal([...(r.entries(text('lease')) ?? [])].length, 1);
+    } finally {
+      r.close();
+    }
   });
 });
