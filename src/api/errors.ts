@@ -52,6 +52,7 @@ function lookup(code: string): RpcErrorName | undefined {
 /** Failures etcd reports as plain Go errors rather than rpctypes ones: gRPC Unknown with the error's text. */
 const plainErrors: Readonly<Record<string, string>> = {
   ProposalDeadline: 'context deadline exceeded',
+  TimeoutLeaderTransfer: 'etcdserver: request timed out, leader transfer took too long',
 };
 
 /** The status and message of one of etcd's errors. */

@@ -66,7 +66,7 @@ export function maintenanceService(s: EtcdServer): ServiceHandlers<MaintenanceMe
       guard(async () => {
         checkCall(s, call, false);
         // etcd 3.4 checks no token or permission for MoveLeader.
-        await s.moveLeader(req.targetID);
+        await s.moveLeader(req.targetID, { call: call.signal });
         // etcd 3.4 answers MoveLeader without a response header.
         return etcdserverpb.MoveLeaderResponse.create({});
       }),

@@ -29,6 +29,8 @@ export const serverErrorCodes = [
   'MemberNotEnoughStarted',
   'IDRemoved',
   'BadLeaderTransferee',
+  /** A client's MoveLeader call ended (deadline or cancel) before the transferee led: etcd's plain error, gRPC Unknown. */
+  'TimeoutLeaderTransfer',
   'Canceled',
   /**
    * The request timeout passed before the proposal reached raft (no leader

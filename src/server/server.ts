@@ -1431,7 +1431,14 @@ export class EtcdServer implements ApplyEnv {
    * Moves leadership to target; must run on the leader. giveUp, checked
    * while waiting, ends the wait early with Timeout.
    */
-  async moveLeader(target: bigint, giveUp: () => boolean = () => false): Promise<void> {
+  /**
+   * Transfers leadership to target (etcd's MoveLeader) and waits until the
+   * target leads. A client's call waits as etcd's does, until the target
+   * leads or the call is over (its deadline or cancel: TimeoutLeaderTransfer),
+   * however long raft takes or retries; without a call, the wait ends at the
+   * request timeout, or as soon as giveUp says so.
+   */
+  async moveLeader(target: bigint, until: { readonly call?: AbortSignal; readonly giveUp?: () => boolean } = {}): Promise<void> {
     if (!this.isLeader()) throw new ServerError('NotLeader');
     const m = this.cluster.members.get(target);
     if (m === undefined || m.isLearner) throw new ServerError('BadLeaderTransferee');
@@ -1439,9 +1446,11 @@ export class EtcdServer implements ApplyEnv {
     const startedMs = this.clock.nowMs();
     this.logger.info('leadership transfer starting', { 'local-member-id': idToHex(this.memberId), 'current-leader-member-id': idToHex(this.leaderId), 'transferee-member-id': idToHex(target) });
     this.raft.with((n) => n.transferLeader(target));
-    const deadline = startedMs + this.requestTimeoutMs();
+    const deadline = until.call === undefined ? startedMs + this.requestTimeoutMs() : Infinity;
     while (this.leaderId !== target) {
-      if (this.clock.nowMs() > deadline || this.stopping || giveUp()) throw new ServerError('Timeout');
+      if (until.call?.aborted === true) throw new ServerError('TimeoutLeaderTransfer');
+      if (this.stopping) throw new ServerError('Stopped');
+      if (this.clock.nowMs() > deadline || until.giveUp?.() === true) throw new ServerError('Timeout');
       await new Promise((r) => setTimeout(r, this.cfg.heartbeatMs));
     }
     this.logger.info('leadership transfer finished', { 'local-member-id': idToHex(this.memberId), 'old-leader-member-id': idToHex(this.memberId), 'new-leader-member-id': idToHex(target), took: `${this.clock.nowMs() - startedMs}ms` });
@@ -1475,7 +1484,7 @@ export class EtcdServer implements ApplyEnv {
       const target = transferee;
       // A transferee whose link went down (stopping beside this member, or dead) cannot take
       // over: giving up then spares a cluster stopped all at once the request timeout.
-      await this.moveLeader(target, () => this.transport.activeSince(target) === undefined);
+      await this.moveLeader(target, { giveUp: () => this.transport.activeSince(target) === undefined });
     } catch (e) {
       this.logger.warn('leadership transfer failed', { 'local-member-id': local, error: (e as Error).message });
     }

@@ -5,7 +5,9 @@
 // election timeout ran out (1 s here, and writes waited that long).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { liveChildren, memberStatus, useWorkspace } from '../harness/index.js';
+import { GrpcStatus } from '../../src/grpc/index.js';
+import { etcdserverpb } from '../../src/pb/index.js';
+import { liveChildren, memberStatus, methods, openChannel, outcome, useWorkspace } from '../harness/index.js';
 import { clusterKinds, Kv, logOf, readyTimeoutMs } from './kit.js';
 
 describe('cluster: a leader stopped gracefully hands leadership over first', () => {
@@ -47,6 +49,17 @@ describe('cluster: a leader stopped gracefully hands leadership over first', () 
         assert.ok(follower !== undefined);
         await follower.stop();
         assert.match(logOf(follower), /skipped leadership transfer; local server is not leader/);
+        // MoveLeader to the stopped member waits for the transfer, as etcd's does, until the
+        // call's own deadline: past the request timeout (7 s here), which used to end it.
+        const ch = openChannel(others[ids.indexOf(leaders[0])]?.endpoint ?? '');
+        try {
+          const startedMs = Date.now();
+          const moved = await outcome(ch.unary(methods.maintenance.MoveLeader, etcdserverpb.MoveLeaderRequest.create({ targetID: ids[others.indexOf(follower)] ?? 0n }), { timeoutMs: 8_500 }));
+          assert.deepEqual(moved.ok ? 'moved' : moved.code, GrpcStatus.DEADLINE_EXCEEDED);
+          assert.ok(Date.now() - startedMs >= 8_000, `MoveLeader ended after ${Date.now() - startedMs} ms`);
+        } finally {
+          ch.close();
+        }
       } finally {
         await c.stop();
       }
