@@ -83,11 +83,15 @@ export class LeaseLeader {
     try {
       const r = h.lessor.renew(id);
       // A remaining TTL recorded by a checkpoint would survive a leader change; clear it first.
+      // As etcd's, a clear that fails (a timeout, a leader change) does not fail the keep-alive:
+      // the lease is renewed here either way, and the next keep-alive clears it again.
       if (r.clearRemainingTtl) {
-        await h.propose({
-          case: 'leaseCheckpoint',
-          value: etcdserverpb.LeaseCheckpointRequest.create({ checkpoints: [etcdserverpb.LeaseCheckpoint.create({ ID: id, remainingTTL: 0 })] }),
-        });
+        await h
+          .propose({
+            case: 'leaseCheckpoint',
+            value: etcdserverpb.LeaseCheckpointRequest.create({ checkpoints: [etcdserverpb.LeaseCheckpoint.create({ ID: id, remainingTTL: 0 })] }),
+          })
+          .catch(() => undefined);
       }
       return r.ttlSeconds;
     } catch (e) {
