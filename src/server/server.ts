@@ -96,6 +96,15 @@ export interface RequestContext {
    * when it is there, else the signal.
    */
   onAbort?(fn: () => void): () => void;
+  /**
+   * Fail at once, as every proposal of etcd's does, when raft drops it (no
+   * leader, or a leadership transfer under way) instead of waiting for the
+   * next leader: for the leader's own lease duties (expiry revokes,
+   * checkpoints), which the next leader decides afresh. A queued expiry
+   * revoke would otherwise reach the next leader and revoke a lease it had
+   * extended and a client had renewed there since.
+   */
+  readonly dropWithoutLeader?: boolean;
 }
 
 function listenAbort(signal: AbortSignal | undefined, fn: () => void): () => void {
@@ -901,10 +910,14 @@ export class EtcdServer implements ApplyEnv {
     }, this.requestTimeoutMs());
     const onAbort = (): void => this.waits.fail(id, new ServerError('Canceled'));
     const offAbort = ctx.onAbort !== undefined ? ctx.onAbort(onAbort) : listenAbort(ctx.signal, onAbort);
-    this.submit(() => {
-      this.raft.with((n) => n.propose(data));
-      inRaft = true;
-    }, id);
+    this.submit(
+      () => {
+        this.raft.with((n) => n.propose(data));
+        inRaft = true;
+      },
+      id,
+      ctx.dropWithoutLeader === true,
+    );
     try {
       const outcome = await wait;
       if (!outcome.ok) throw outcome.error;
@@ -932,21 +945,21 @@ export class EtcdServer implements ApplyEnv {
   }
 
   /** Proposes a request the member makes itself (no user, no waiting for a client). */
-  proposeInternal(request: serverpb.InternalRaftRequest['request']): Promise<object | undefined> {
-    return this.propose(request).catch((e: unknown) => {
+  proposeInternal(request: serverpb.InternalRaftRequest['request'], ctx: RequestContext = {}): Promise<object | undefined> {
+    return this.propose(request, ctx).catch((e: unknown) => {
       this.logger.debug('internal proposal failed', { request: request?.case, error: (e as Error).message });
       return undefined;
     });
   }
 
-  /** Hands a proposal to raft; without a leader it waits in a queue until one is elected. */
-  private submit(doPropose: () => void, id: bigint): void {
+  /** Hands a proposal to raft; without a leader it waits in a queue until one is elected, unless it is to be dropped. */
+  private submit(doPropose: () => void, id: bigint, dropWithoutLeader = false): void {
     const attempt = (): void => {
       if (!this.waits.has(id)) return;
       try {
         doPropose();
       } catch (e) {
-        if (isRaftError(e) && e.code === RaftErrorCode.ProposalDropped) {
+        if (isRaftError(e) && e.code === RaftErrorCode.ProposalDropped && !dropWithoutLeader) {
           // No leader (or a transfer in progress): try again when a leader is known.
           this.noLeaderQueue.push(attempt);
           return;
@@ -1073,12 +1086,17 @@ export class EtcdServer implements ApplyEnv {
     return resp;
   }
 
+  /**
+   * Every half second: the backend's size gauges, the leader's lease duties,
+   * and proposals raft dropped during a leadership transfer that gave up
+   * (the same leader goes on: no leader change flushes the queue then).
+   */
   private leaseLoop(): void {
-    if (!this.stopping) {
-      this.metrics.dbTotalSize.set(this.schemaRef.backend.size());
-      this.metrics.dbInUse.set(this.schemaRef.backend.sizeInUse());
-    }
-    if (!this.stopping) this.leaseLeader.tick();
+    if (this.stopping) return;
+    this.metrics.dbTotalSize.set(this.schemaRef.backend.size());
+    this.metrics.dbInUse.set(this.schemaRef.backend.sizeInUse());
+    this.leaseLeader.tick();
+    if (this.noLeaderQueue.length > 0 && this.leaderId !== 0n) this.flushNoLeaderQueue();
   }
 
   private newLeaseLeader(): LeaseLeader {
@@ -1089,7 +1107,7 @@ export class EtcdServer implements ApplyEnv {
       term: () => this.term,
       linearizableRead: () => this.linearizableRead(),
       propose: (request) => this.propose(request),
-      proposeInternal: (request) => this.proposeInternal(request),
+      proposeInternal: (request) => this.proposeInternal(request, { dropWithoutLeader: true }),
       onExpired: () => this.metrics.leaseExpired.inc(),
     });
   }
