@@ -44,11 +44,16 @@
  *   run time, as the stall fault arms its sleeps; only that path waits).
  * - clock (P9): the wall clock of one member or of all jumps or strobes
  *   (clock.ts; members run under libfaketime when it is installed).
+ * - transfer: MoveLeader from the leader to a follower, as an operator
+ *   moves leadership before maintenance; one time in three the follower is
+ *   paused first, so the transfer gives up after an election timeout while
+ *   the leader holds the writes raft drops meanwhile (the call ends at its
+ *   3 s deadline).
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { FailpointName } from '../../src/base/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { delay, memberStatus, methods, type Member } from '../harness/index.js';
+import { delay, memberStatus, methods, outcome, type Member } from '../harness/index.js';
 import { bitflipFault } from './bitflip.js';
 import { clockFault } from './clock.js';
 import { clusterCall, leaderIndex, pickTarget, rejoinWiped, type FaultContext } from './fault-kit.js';
@@ -59,6 +64,7 @@ export type { FaultContext } from './fault-kit.js';
 
 export const faultKinds = [
   'kill', 'pause', 'isolate', 'isolate-until-snapshot', 'delay', 'drop', 'failpoint', 'stall', 'flaky', 'replace', 'learner', 'auth', 'space', 'bitflip', 'watch-hold', 'clock',
+  'transfer',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
@@ -185,12 +191,42 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind): Promise<v
     case 'drop':
       if (size < 3) return injectFault(ctx, 'pause');
       return dropMessages(ctx);
+    case 'transfer':
+      if (size < 3) return injectFault(ctx, 'pause');
+      return transferFault(ctx);
     case 'clock':
       if (ctx.clocks === undefined) {
         ctx.note('clock: members run without libfaketime (apt-get install libfaketime); a pause instead');
         return injectFault(ctx, 'pause');
       }
       return clockFault(ctx, ctx.clocks);
+  }
+}
+
+async function transferFault(ctx: FaultContext): Promise<void> {
+  const c = ctx.cluster;
+  const from = await leaderIndex(c);
+  if (from === undefined) {
+    ctx.note('transfer: no leader');
+    return;
+  }
+  const leader = c.members[from] as Member;
+  const target = c.members[(from + 1 + ctx.rand.intn(c.members.length - 1)) % c.members.length] as Member;
+  const targetId = (await memberStatus(target.endpoint).catch(() => undefined))?.header?.memberId;
+  if (targetId === undefined) {
+    ctx.note(`transfer: ${target.name} did not answer`);
+    return;
+  }
+  const paused = ctx.rand.intn(3) === 0;
+  if (paused) target.pause();
+  const ch = ctx.access.channel(leader.endpoint, 'admin');
+  const startedMs = performance.now();
+  try {
+    const r = await outcome(ch.unary(methods.maintenance.MoveLeader, etcdserverpb.MoveLeaderRequest.create({ targetID: targetId }), { timeoutMs: 3000 }));
+    ctx.note(`transfer ${leader.name} -> ${paused ? 'paused ' : ''}${target.name}: ${r.ok ? 'moved' : r.message} after ${Math.round(performance.now() - startedMs)} ms`);
+  } finally {
+    ch.close();
+    if (paused) target.resume();
   }
 }
 
