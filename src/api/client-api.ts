@@ -9,9 +9,9 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { grpcOverheadBytes } from '../base/index.js';
-import { ClientPortServer, GrpcServer, type ClientPortTlsOptions, type ListenTarget } from '../grpc/index.js';
+import { ClientPortServer, GrpcServer, reloadCrlAtConnections, type ClientPortTlsOptions, type ListenTarget } from '../grpc/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb } from '../pb/index.js';
 import { ConfigError, clientCertRefusal, tlsCiphers, type EtcdServer } from '../server/index.js';
 import { authService } from './auth.js';
@@ -82,13 +82,27 @@ async function listenMetrics(s: EtcdServer, handle: (req: IncomingMessage, res: 
   const secure = url.startsWith('https:');
   const tls = secure ? clientTls(s) : undefined;
   if (secure && tls === undefined) throw new ConfigError(`TLS key/cert (--cert-file, --key-file) must be provided for metrics url ${url}`);
-  const server =
-    tls === undefined
-      ? createHttpServer(serveOnly)
-      : createHttpsServer({
-        cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth, minVersion: 'TLSv1.2',
-        ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}), ...(tls.crl !== undefined ? { crl: tls.crl } : {}),
-      }, serveOnly);
+  let server: Server;
+  if (tls === undefined) server = createHttpServer(serveOnly);
+  else {
+    const context = (crl: Buffer | undefined): SecureContextOptions => ({
+      cert: tls.cert, key: tls.key, ca: tls.ca, minVersion: 'TLSv1.2',
+      ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}), ...(crl !== undefined ? { crl } : {}),
+    });
+    const https = createHttpsServer({ ...context(tls.crl), requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth }, serveOnly);
+    // The client port's TLS rules: a CRL changed on disk counts from the next handshake on, a --client-cert-allowed-hostname mismatch is refused.
+    if (tls.crlFile !== undefined) reloadCrlAtConnections(https, tls.crlFile, context, s.logger.with({ component: 'metrics' }));
+    const refuse = tls.refuseClient;
+    if (refuse !== undefined) {
+      https.prependListener('secureConnection', (socket: TLSSocket) => {
+        const refusal = refuse(socket);
+        if (refusal === undefined) return;
+        s.logger.warn('rejected client connection', { remote: socket.remoteAddress, reason: refusal });
+        socket.destroy();
+      });
+    }
+    server = https;
+  }
   const target = listenTarget(url);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -252,26 +252,11 @@ export class ClientPortServer {
       },
       (socket: TLSSocket) => this.dispatchTls(socket),
     );
-    const crlFile = opts.crlFile;
-    let crlMtimeMs = crlFile === undefined ? 0 : fileMtimeMs(crlFile);
     server.on('connection', (socket: Socket) => {
       socket.setNoDelay(true);
       this.track(socket);
     });
-    // Before tls.Server's own listener makes the connection's TLS socket from the context in place:
-    // a CRL changed on disk counts from this handshake on, as etcd reads it at each connection.
-    server.prependListener('connection', () => {
-      if (crlFile === undefined) return;
-      const mtimeMs = fileMtimeMs(crlFile);
-      if (mtimeMs === crlMtimeMs) return;
-      crlMtimeMs = mtimeMs;
-      try {
-        server.setSecureContext(context(readFileSync(crlFile)));
-        this.logger.info('reloaded the client certificate revocation list', { file: crlFile });
-      } catch (e) {
-        this.logger.warn('cannot reload the client certificate revocation list; keeping the last one', { file: crlFile, error: (e as Error).message });
-      }
-    });
+    if (opts.crlFile !== undefined) reloadCrlAtConnections(server, opts.crlFile, context, this.logger);
     server.on('tlsClientError', (err, tlsSocket) => {
       // Includes handshake timeouts; a listener here means Node leaves the socket to us.
       this.logger.debug('tls handshake failed', { error: err });
@@ -381,6 +366,28 @@ export class ClientPortServer {
 }
 
 /** A file's modification time, 0 when it cannot be read. */
+/**
+ * Reads the CRL file again when it changed on disk, before each connection's
+ * handshake, so that a certificate revoked since counts from that handshake on
+ * (etcd reads the file at each connection). context builds the server's TLS
+ * options around a CRL; a file that cannot be read keeps the last one.
+ */
+export function reloadCrlAtConnections(server: tls.Server, crlFile: string, context: (crl: Buffer) => tls.SecureContextOptions, logger: Logger): void {
+  let crlMtimeMs = fileMtimeMs(crlFile);
+  // Before tls.Server's own listener makes the connection's TLS socket from the context in place.
+  server.prependListener('connection', () => {
+    const mtimeMs = fileMtimeMs(crlFile);
+    if (mtimeMs === crlMtimeMs) return;
+    crlMtimeMs = mtimeMs;
+    try {
+      server.setSecureContext(context(readFileSync(crlFile)));
+      logger.info('reloaded the client certificate revocation list', { file: crlFile });
+    } catch (e) {
+      logger.warn('cannot reload the client certificate revocation list; keeping the last one', { file: crlFile, error: (e as Error).message });
+    }
+  });
+}
+
 function fileMtimeMs(path: string): number {
   try {
     return statSync(path).mtimeMs;

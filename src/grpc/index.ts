@@ -80,6 +80,7 @@ export {
 } from './server.js';
 export {
   ClientPortServer,
+  reloadCrlAtConnections,
   type ClientPortOptions,
   type ClientPortTlsOptions,
   type HttpHandler,

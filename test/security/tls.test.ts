@@ -284,10 +284,18 @@ describe('TLS', { skip }, () => {
 
   test('--client-cert-allowed-hostname: only certificates valid for the name are served; as etcd', async () => {
     const clients = [['named', certFlags(certs.server)], ['unnamed', certFlags(certs.user('root'))]] as const; // SANs: localhost, 127.0.0.1; none at all
-    const [theirs, ours] = (await bothWith([...clientTlsFlags(), '--client-cert-allowed-hostname', 'localhost'])) as [Cluster, Cluster];
+    // An https metrics listener too, which takes the client port's TLS rules.
+    const metricsUrls = (await freePorts(2)).map((p) => `https://127.0.0.1:${p}`);
+    const [theirs, ours] = (await Promise.all(
+      (['etcd', 'etcd-ts'] as const).map((kind, i) =>
+        ws.startCluster({ kind, extraFlags: [...clientTlsFlags(), '--client-cert-allowed-hostname', 'localhost', '--listen-metrics-urls', metricsUrls[i] ?? ''], tls: harnessTls() }),
+      ),
+    )) as [Cluster, Cluster];
     const expected = await putsAs(theirs, clients);
     assert.deepEqual(expected, ['named: OK [exit 0]', 'unnamed:  [exit 1]']);
     assert.deepEqual(await putsAs(ours, clients), expected);
+    const metricsAs = (i: number): Promise<string[]> => Promise.all([certs.server, certs.user('root')].map((u) => metricsHealth(metricsUrls[i] ?? '', u)));
+    assert.deepEqual({ etcd: await metricsAs(0), ours: await metricsAs(1) }, { etcd: ['200', 'refused'], ours: ['200', 'refused'] });
   });
 
   test('--trusted-ca-file without --client-cert-auth requires a client certificate too; as etcd', async () => {
@@ -304,14 +312,24 @@ describe('TLS', { skip }, () => {
     const clients = [['good', certFlags(goodUser)], ['revoked', certFlags(revokedUser)]] as const;
     const crl = join(certs.dir, 'client-crl.pem');
     copyFileSync(certs.revoking('crl-one', [revokedUser.cert]), crl);
-    const [theirs, ours] = (await bothWith([...clientTlsFlags(), '--client-crl-file', crl])) as [Cluster, Cluster];
+    // An https metrics listener too, which takes the client port's TLS rules.
+    const metricsUrls = (await freePorts(2)).map((p) => `https://127.0.0.1:${p}`);
+    const [theirs, ours] = (await Promise.all(
+      (['etcd', 'etcd-ts'] as const).map((kind, i) =>
+        ws.startCluster({ kind, extraFlags: [...clientTlsFlags(), '--client-crl-file', crl, '--listen-metrics-urls', metricsUrls[i] ?? ''], tls: harnessTls() }),
+      ),
+    )) as [Cluster, Cluster];
+    const metricsAs = async (i: number): Promise<string[]> =>
+      Promise.all([goodUser, revokedUser].map((u) => metricsHealth(metricsUrls[i] ?? '', u)));
     const expected = await putsAs(theirs, clients);
     assert.deepEqual(expected, ['good: OK [exit 0]', 'revoked:  [exit 1]']);
     assert.deepEqual(await putsAs(ours, clients), expected);
+    assert.deepEqual({ etcd: await metricsAs(0), ours: await metricsAs(1) }, { etcd: ['200', 'refused'], ours: ['200', 'refused'] });
     // Revoking the other one too, in place: etcd reads the file at each connection.
     copyFileSync(certs.revoking('crl-two', [revokedUser.cert, goodUser.cert]), crl);
     const after = ['good:  [exit 1]', 'revoked:  [exit 1]'];
     assert.deepEqual({ etcd: await putsAs(theirs, clients), ours: await putsAs(ours, clients) }, { etcd: after, ours: after });
+    assert.deepEqual({ etcd: await metricsAs(0), ours: await metricsAs(1) }, { etcd: ['refused', 'refused'], ours: ['refused', 'refused'] });
   });
 
   test("a peer's client certificate must cover the address it connects from, unless --experimental-peer-skip-client-san-verification; as etcd", async () => {
@@ -367,6 +385,21 @@ describe('TLS', { skip }, () => {
 
 function maskIds(s: string | undefined): string {
   return (s ?? '').replace(/"(cluster_id|member_id)":"\d+"/g, '"$1":"X"');
+}
+
+/** GET /health on an https metrics listener with the user's certificate: the status code, or "refused" when the handshake fails. */
+function metricsHealth(url: string, user: { cert: string; key: string }): Promise<string> {
+  const u = new URL(url);
+  const ca = readFileSync(join(user.cert, '..', 'ca.pem'));
+  return new Promise((resolve) => {
+    const req = https.request({ host: u.hostname, port: Number(u.port), path: '/health', ca, cert: readFileSync(user.cert), key: readFileSync(user.key), agent: false, timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(String(res.statusCode)));
+    });
+    req.on('error', () => resolve('refused'));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
 }
 
 /** A Range through the JSON gateway over https, presenting the user's certificate. */
