@@ -32,6 +32,13 @@ export interface FaultContext {
   readonly violation: (check: string, message: string) => void;
   /** The members' wall clocks (the clock fault), when libfaketime is installed. */
   readonly clocks: MemberClocks | undefined;
+  /**
+   * With overlapping faults: waits for the network lane's current fault to
+   * end (every link healed) and holds the lane until the returned function
+   * is called, for a check that every member must pass (an isolated member
+   * cannot learn of an alarm). Without overlap the network is whole already.
+   */
+  readonly quietNetwork: () => Promise<() => void>;
 }
 
 export async function leaderIndex(c: Cluster): Promise<number | undefined> {

@@ -111,11 +111,19 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   // The first watch defines the history: compaction never passes it.
   const compactor = new Compactor(cluster, access, [{ get last(): number { return watchers[0]?.last ?? 0; } }], history.compactions ?? []);
   const faultViolations: Violation[] = [];
+  // The network lane's fault running now, and the holds that keep it from starting another (quietNetwork).
+  let netFault: Promise<void> = Promise.resolve();
+  let netHolds = 0;
   const ctx: FaultContext = {
     cluster, rand, readyTimeoutMs, failpointsFile, note, access, auth, clocks,
     recorder: newClient(cluster.endpoints),
     compactOnceSeen: (rev, timeoutMs) => compactor.compactOnceSeen(rev, timeoutMs),
     violation: (check, message) => void faultViolations.push({ check, message }),
+    quietNetwork: async () => {
+      netHolds++;
+      await netFault;
+      return () => void netHolds--;
+    },
   };
   const muxWatchers: MuxWatcher[] = [];
   const watch = (label: string, key: string, end: string, prevKv: boolean, startRev: number, endpoints: readonly string[], slow?: WatcherOptions['slow']): void => {
@@ -194,13 +202,21 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     await delay(Math.min(1500, o.durationMs / 4));
     const lane = async (kinds: readonly FaultKind[], lctx: FaultContext, tag: string, restores?: 'network' | 'members'): Promise<void> => {
       while (nowMs() < end - 1000 && kinds.length > 0) {
-        const kind = kinds[lctx.rand.intn(kinds.length)] as FaultKind;
-        try {
-          await injectFault(lctx, kind);
-        } catch (e) {
-          note(`${tag}fault ${kind} failed: ${(e as Error).message.split('\n')[0] ?? ''}`);
-          await restoreCluster(lctx, restores);
+        if (restores === 'network' && netHolds > 0) {
+          await delay(100);
+          continue;
         }
+        const kind = kinds[lctx.rand.intn(kinds.length)] as FaultKind;
+        const running = (async () => {
+          try {
+            await injectFault(lctx, kind);
+          } catch (e) {
+            note(`${tag}fault ${kind} failed: ${(e as Error).message.split('\n')[0] ?? ''}`);
+            await restoreCluster(lctx, restores);
+          }
+        })();
+        if (restores === 'network') netFault = running;
+        await running;
         await delay(800 + lctx.rand.intn(1200));
       }
     };

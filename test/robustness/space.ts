@@ -116,6 +116,15 @@ async function untilEveryMember(ctx: FaultContext, ok: (list: readonly etcdserve
 
 /** Every member lists NOSPACE, and its /health says false but for ?exclude=NOSPACE (etcd 3.4's health). */
 async function checkAlarmRaised(ctx: FaultContext, when: string): Promise<void> {
+  const release = await ctx.quietNetwork();
+  try {
+    await checkAlarmRaisedEverywhere(ctx, when);
+  } finally {
+    release();
+  }
+}
+
+async function checkAlarmRaisedEverywhere(ctx: FaultContext, when: string): Promise<void> {
   const missing = await untilEveryMember(ctx, (list) => list.some((a) => a.alarm === etcdserverpb.AlarmType.NOSPACE));
   if (missing.length > 0) ctx.violation('space', `${when}: ${missing.join(', ')} did not list the NOSPACE alarm within 10 s`);
   for (const m of ctx.cluster.members) {
@@ -232,7 +241,8 @@ async function disarm(ctx: FaultContext): Promise<void> {
 
 /** After the recovery: no member lists an alarm, and a put succeeds (retried over failovers). */
 async function checkWritesResume(ctx: FaultContext, round: number): Promise<void> {
-  const raised = await untilEveryMember(ctx, (list) => list.length === 0);
+  const release = await ctx.quietNetwork();
+  const raised = await untilEveryMember(ctx, (list) => list.length === 0).finally(release);
   if (raised.length > 0) ctx.violation('space', `after the disarm, ${raised.join(', ')} still listed an alarm after 10 s`);
   const key = `${fillPrefix}${round}/after`;
   for (let i = 0; i < 10; i++) {
