@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import {
   ConfigError,
-  checkUrl,
+  checkOwnUrl,
   defaultConfig,
   parseUrls,
   parseUrlsMap,
@@ -19,7 +19,7 @@ import { FlagError, checkValue, parseBool, parseDurationMs, type FlagDef } from 
 
 function urlsCheck(v: string): string | undefined {
   try {
-    for (const u of v.split(',').filter((x) => x !== '')) checkUrl(u);
+    for (const u of v.split(',').filter((x) => x !== '')) checkOwnUrl(u);
     return undefined;
   } catch (e) {
     return (e as Error).message;

@@ -14,6 +14,9 @@ import { assert, idToHex } from '../base/index.js';
 import { serverpb } from '../pb/index.js';
 import { ConfigError } from './config.js';
 import { ServerError } from './errors.js';
+import { checkOwnUrl, checkUrl } from './urls.js';
+
+export { checkOwnUrl, checkUrl } from './urls.js';
 
 export interface Member {
   readonly id: bigint;
@@ -38,36 +41,14 @@ export function computeClusterId(memberIds: readonly bigint[]): bigint {
   return createHash('sha1').update(b).digest().readBigUInt64BE(0);
 }
 
-/** Checks one URL as etcd's types.NewURLs does; the error text is etcd's. */
-export function checkUrl(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new ConfigError(`URL scheme must be http, https, unix, or unixs: ${raw}`);
-  }
-  const scheme = u.protocol.replace(/:$/, '');
-  if (!['http', 'https', 'unix', 'unixs'].includes(scheme)) {
-    throw new ConfigError(`URL scheme must be http, https, unix, or unixs: ${raw}`);
-  }
-  if (scheme === 'http' || scheme === 'https') {
-    // Go keeps a port that is the scheme's default (http://h:80); WHATWG's URL drops it, so read the text.
-    if (!/^[a-z]+:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^/?#:[\]]*):[^/?#]*(?:[/?#]|$)/i.test(raw)) {
-      throw new ConfigError(`URL address does not have the form "host:port": ${raw}`);
-    }
-    if (u.pathname !== '' && u.pathname !== '/') throw new ConfigError(`URL must not contain a path: ${raw}`);
-  }
-  return raw.replace(/\/$/, '');
-}
-
-/** Parses a comma-separated URL list ("http://a:1,http://b:2"). */
+/** Parses a comma-separated list of this member's own URLs ("http://a:1,http://b:2"). */
 export function parseUrls(s: string): string[] {
   const urls = s
     .split(',')
     .map((x) => x.trim())
     .filter((x) => x !== '');
   if (urls.length === 0) throw new ConfigError('no valid URLs given');
-  return urls.map(checkUrl).sort();
+  return urls.map(checkOwnUrl).sort();
 }
 
 /** Parses --initial-cluster: "name=url,name=url2,other=url3" (a name may repeat). */
