@@ -4,8 +4,9 @@
  * so a cluster bootstrapped with the same flags has the same member and
  * cluster ids as a real etcd one:
  * - member id: the first 8 bytes (big-endian) of SHA-1 over the sorted peer
- *   URLs concatenated, then the cluster token, then (for a member added at run
- *   time) the decimal Unix time in seconds;
+ *   URLs concatenated, then the cluster token (a member of --initial-cluster)
+ *   or the decimal Unix time in seconds (a member added at run time: etcd's
+ *   MemberAdd hashes no token);
  * - cluster id: the first 8 bytes of SHA-1 over the sorted member ids, each
  *   as 8 big-endian bytes.
  */

@@ -1215,8 +1215,9 @@ export class EtcdServer implements ApplyEnv {
     }
   }
 
+  /** A member for MemberAdd: its id hashes its peer URLs and the time, with no cluster token (etcd's v3 MemberAdd passes none). */
   newMember(peerUrls: readonly string[], isLearner: boolean): Member {
-    const id = computeMemberId(peerUrls, this.cluster.token, Math.floor(this.clock.wallMs() / 1000));
+    const id = computeMemberId(peerUrls, '', Math.floor(this.clock.wallMs() / 1000));
     return { id, name: '', peerUrls: [...peerUrls].sort(), clientUrls: [], isLearner };
   }
 
