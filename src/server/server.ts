@@ -1269,8 +1269,8 @@ export class EtcdServer implements ApplyEnv {
 
   /** Promotes a learner; runs on the leader (a follower forwards it there). */
   async memberPromote(id: bigint): Promise<Member[]> {
+    if (!this.isLeader()) await this.waitLeader();
     if (!this.isLeader()) {
-      if (this.leaderId === 0n) throw new ServerError('NoLeader');
       const body = etcdserverpb.MemberPromoteRequest.encode(etcdserverpb.MemberPromoteRequest.create({ ID: id }));
       let resp: Uint8Array;
       try {
@@ -1297,6 +1297,20 @@ export class EtcdServer implements ApplyEnv {
     }
     this.metrics.learnerPromoteSucceed.inc();
     return members;
+  }
+
+  /**
+   * As etcd's waitLeader before it forwards a promotion: without a leader,
+   * waits for one to be elected, up to the request timeout ("no leader" then).
+   */
+  private async waitLeader(): Promise<void> {
+    const deadline = this.clock.nowMs() + this.requestTimeoutMs();
+    while (this.leaderId === 0n) {
+      if (this.stopping) throw new ServerError('Stopped');
+      const left = deadline - this.clock.nowMs();
+      if (left <= 0) throw new ServerError('NoLeader');
+      await Promise.race([this.leaderChange.promise, sleep(Math.min(left, this.cfg.electionMs))]);
+    }
   }
 
   private async handleMemberPromote(body: Uint8Array): Promise<Uint8Array> {
