@@ -5,7 +5,7 @@
  */
 import { unary, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
-import { ConfigError, ServerError, checkUrl, memberToRecord, toPbMember, type EtcdServer } from '../server/index.js';
+import { ConfigError, ServerError, checkUrl, memberToRecord, toPbMember, type EtcdServer, type RequestContext } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
 
 type ClusterMethods = typeof etcdserverpb.ClusterService.methods;
@@ -26,9 +26,11 @@ function parsePeerUrls(urls: readonly string[]): string[] {
 }
 
 export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
-  const admin = async (call: Parameters<typeof requestContext>[1]): Promise<void> => {
+  /** The caller's context, once it may change the membership (admin, when auth is on). */
+  const admin = async (call: Parameters<typeof requestContext>[1]): Promise<RequestContext> => {
     const ctx = await requestContext(s, call);
     if (s.auth.isEnabled()) check(s.auth.isAdminPermitted(ctx.user));
+    return ctx;
   };
   return {
     MemberAdd: unary((req, call) =>
@@ -36,7 +38,7 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
         checkCall(s, call, false);
         // The URLs before the caller, as etcd 3.4 (its ClusterServer parses them before AddMember checks permission).
         const urls = parsePeerUrls(req.peerURLs);
-        await admin(call);
+        const ctx = await admin(call);
         const m = s.newMember(urls, req.isLearner);
         // Membership conflicts are refused when the change applies (it takes a raft entry, as in etcd).
         s.checkMayAddMember(req.isLearner);
@@ -47,6 +49,7 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
             nodeId: m.id,
             context: serverpb.MemberRecord.encode(memberToRecord(m)),
           }),
+          ctx,
         );
         return etcdserverpb.MemberAddResponse.create({
           header: clusterHeader(s),
@@ -58,11 +61,12 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
     MemberRemove: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, false);
-        await admin(call);
+        const ctx = await admin(call);
         // A leader removing itself keeps leading until the others have the log, then hands over (raft).
         s.checkMayRemoveMember(req.ID);
         const members = await s.proposeConfChange(
           raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeRemoveNode, nodeId: req.ID }),
+          ctx,
         );
         return etcdserverpb.MemberRemoveResponse.create({ header: clusterHeader(s), members: members.map(toPbMember) });
       }),
@@ -70,7 +74,7 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
     MemberUpdate: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, false);
-        await admin(call);
+        const ctx = await admin(call);
         // An unknown id is refused when the change applies, as in etcd, whatever its URLs: etcd 3.4 parses
         // none here. A known member's must parse (etcd would take any string, which its peers could not dial).
         const known = s.cluster.members.get(req.ID);
@@ -82,6 +86,7 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
             nodeId: req.ID,
             context: serverpb.MemberRecord.encode(memberToRecord({ ...m, peerUrls: urls })),
           }),
+          ctx,
         );
         return etcdserverpb.MemberUpdateResponse.create({ header: clusterHeader(s), members: members.map(toPbMember) });
       }),
@@ -97,8 +102,7 @@ export function clusterService(s: EtcdServer): ServiceHandlers<ClusterMethods> {
     MemberPromote: unary((req, call) =>
       guard(async () => {
         checkCall(s, call, false);
-        await admin(call);
-        const members = await s.memberPromote(req.ID);
+        const members = await s.memberPromote(req.ID, await admin(call));
         return etcdserverpb.MemberPromoteResponse.create({ header: clusterHeader(s), members: members.map(toPbMember) });
       }),
     ),

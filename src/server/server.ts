@@ -1197,14 +1197,23 @@ export class EtcdServer implements ApplyEnv {
     return this.cluster.memberList();
   }
 
-  /** Proposes a conf change and resolves with the members after it applied. */
-  async proposeConfChange(cc: raftpb.ConfChange): Promise<Member[]> {
+  /**
+   * Proposes a conf change and resolves with the members after it applied.
+   * A client's change waits as etcd's configure does: until it applies or
+   * the client goes away (its deadline, or a cancel), with no timeout of the
+   * server's own, so a change that cannot commit (no quorum) fails on the
+   * client's deadline. The member's own changes (no client) time out after
+   * the request timeout.
+   */
+  async proposeConfChange(cc: raftpb.ConfChange, ctx?: RequestContext): Promise<Member[]> {
     if (this.stopping) throw new ServerError('Stopped');
     const id = this.idGen.next();
     cc.id = id;
     const wait = this.waits.register(id);
     if (wait === undefined) throw new ServerError('TooManyRequests');
-    const timer = setTimeout(() => this.waits.fail(id, new ServerError('Timeout')), this.requestTimeoutMs());
+    const timer = ctx === undefined ? setTimeout(() => this.waits.fail(id, new ServerError('Timeout')), this.requestTimeoutMs()) : undefined;
+    const onAbort = (): void => this.waits.fail(id, new ServerError('Canceled'));
+    const offAbort = ctx?.onAbort !== undefined ? ctx.onAbort(onAbort) : listenAbort(ctx?.signal, onAbort);
     this.submit(() => this.raft.with((n) => n.proposeConfChange(cc)), id);
     try {
       const outcome = await wait;
@@ -1212,6 +1221,7 @@ export class EtcdServer implements ApplyEnv {
       return (outcome.response as { members: Member[] }).members;
     } finally {
       clearTimeout(timer);
+      offAbort();
     }
   }
 
@@ -1267,8 +1277,8 @@ export class EtcdServer implements ApplyEnv {
     if (this.cfg.strictReconfigCheck && !this.cluster.isReadyToPromote()) throw new ServerError('MemberNotEnoughStarted');
   }
 
-  /** Promotes a learner; runs on the leader (a follower forwards it there). */
-  async memberPromote(id: bigint): Promise<Member[]> {
+  /** Promotes a learner; runs on the leader (a follower forwards it there). ctx: the client's, when it asked this member. */
+  async memberPromote(id: bigint, ctx?: RequestContext): Promise<Member[]> {
     if (!this.isLeader()) await this.waitLeader();
     if (!this.isLeader()) {
       const body = etcdserverpb.MemberPromoteRequest.encode(etcdserverpb.MemberPromoteRequest.create({ ID: id }));
@@ -1290,7 +1300,7 @@ export class EtcdServer implements ApplyEnv {
     try {
       this.checkMayPromote(id);
       const context = serverpb.MemberRecord.encode(serverpb.MemberRecord.create({ ID: id, isPromote: true }));
-      members = await this.proposeConfChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddNode, nodeId: id, context }));
+      members = await this.proposeConfChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeAddNode, nodeId: id, context }), ctx);
     } catch (e) {
       this.metrics.learnerPromoteFailed.labels({ Reason: promoteFailureReason(e) }).inc();
       throw e;
