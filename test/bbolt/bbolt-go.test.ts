@@ -8,22 +8,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SeededRand } from '../../src/base/index.js';
 import { BboltReader, BboltWriter, type BboltEntry } from '../../src/backend/index.js';
+// etcd's key bucket keys, as etcd-ts's schema writes them.
+import { revisionToBytes } from '../../src/schema/index.js';
+import { goBuild, goMissing } from '../harness/go.js';
 
-const gopath = '/usr/share/gocode';
 const sourceDir = resolve(import.meta.dirname, '../../../test/bbolt');
 
-function goMissing(): string | false {
-  if (spawnSync('go', ['version']).status !== 0) return 'the Go toolchain is not installed (apt-get install golang-go)';
-  if (!existsSync(join(gopath, 'src/go.etcd.io/bbolt'))) return 'the bbolt sources are not installed (apt-get install golang-github-coreos-bbolt-dev)';
-  return false;
-}
-
-const skip = goMissing();
+const skip = goMissing('go.etcd.io/bbolt', 'golang-github-coreos-bbolt-dev');
 const buildTimeoutMs = 120_000;
 const runTimeoutMs = 60_000;
 
@@ -95,15 +91,6 @@ function randomBytes(rand: SeededRand, n: number): Uint8Array {
   return out;
 }
 
-/** etcd's key bucket key: main revision, '_', sub revision, both 8 bytes big-endian. */
-function revisionKey(main: number, sub: number): Uint8Array {
-  const k = Buffer.alloc(17);
-  k.writeBigUInt64BE(BigInt(main), 0);
-  k[8] = 0x5f;
-  k.writeBigUInt64BE(BigInt(sub), 9);
-  return k;
-}
-
 /** etcd's buckets, 50,000 revisions in "key", a 1 MiB value in "meta", some left empty. */
 function etcdCase(seed: number, pageSize?: number): Case {
   const rand = new SeededRand(seed);
@@ -115,14 +102,14 @@ function etcdCase(seed: number, pageSize?: number): Case {
     authRoles: [],
     authUsers: [],
     cluster: [{ key: text('clusterVersion'), value: text('3.4.0') }],
-    key: Array.from({ length: 50_000 }, (_, i) => ({ key: revisionKey(2 + Math.floor(i / 3), i % 3), value: randomBytes(rand, rand.intn(200)) })),
+    key: Array.from({ length: 50_000 }, (_, i) => ({ key: revisionToBytes(2 + Math.floor(i / 3), i % 3), value: randomBytes(rand, rand.intn(200)) })),
     lease: entries(300, 40),
     members: entries(3, 120),
     members_removed: [],
     meta: [
       { key: text('consistent_index'), value: randomBytes(rand, 8) },
       { key: text('large'), value: randomBytes(rand, 1 << 20) },
-      { key: text('scheduledCompactRev'), value: revisionKey(100, 0) },
+      { key: text('scheduledCompactRev'), value: revisionToBytes(100, 0) },
     ],
   };
   const buckets = Object.keys(byName).sort().map((name) => ({ name: text(name), entries: byName[name] ?? [] }));
@@ -151,16 +138,7 @@ describe("bbolt files against Debian's go.etcd.io/bbolt 1.3.6", { skip }, () => 
   const dir = mkdtempSync(join(tmpdir(), 'bbolt-go-'));
   const bin = join(dir, 'bbolt-check');
 
-  before(() => {
-    const build = spawnSync('go', ['build', '-o', bin, '.'], {
-      cwd: sourceDir,
-      timeout: buildTimeoutMs,
-      encoding: 'utf8',
-      // GOPATH mode over Debian's Go sources; the build cache outlives the run.
-      env: { ...process.env, GO111MODULE: 'off', GOPATH: gopath, GOFLAGS: '', GOCACHE: join(tmpdir(), 'etcd-ts-gocache') },
-    });
-    assert.equal(build.status, 0, `go build failed: ${build.error?.message ?? ''}\n${build.stderr}`);
-  });
+  before(() => goBuild(sourceDir, bin, buildTimeoutMs));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   /** main.go's output lines; its ERROR lines (tx.Check's among them) fail the test. */

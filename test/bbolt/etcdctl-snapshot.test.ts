@@ -18,6 +18,8 @@ import { createHash } from 'node:crypto';
 import { SeededRand, crc32cUpdate } from '../../src/base/index.js';
 import { BboltReader, BboltWriter, type BboltEntry } from '../../src/backend/index.js';
 import { mvccpb } from '../../src/pb/index.js';
+// etcd's key bucket keys and 8-byte big-endian meta values, as etcd-ts's schema writes them.
+import { revisionToBytes, uint64Bytes } from '../../src/schema/index.js';
 import { etcdMissing, etcdctl as etcdctlOn, etcdctlBin, etcdctlMissing, useWorkspace } from '../harness/index.js';
 
 interface Bucket {
@@ -26,21 +28,6 @@ interface Bucket {
 }
 
 const text = (s: string): Uint8Array => Buffer.from(s);
-
-/** etcd's key bucket key: main revision, '_', sub revision, both 8 bytes big-endian. */
-function revisionKey(main: number, sub: number): Uint8Array {
-  const k = Buffer.alloc(17);
-  k.writeBigUInt64BE(BigInt(main), 0);
-  k[8] = 0x5f;
-  k.writeBigUInt64BE(BigInt(sub), 9);
-  return k;
-}
-
-function u64be(n: number): Uint8Array {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(n));
-  return b;
-}
 
 /** Writes the buckets (names ascending) and appends the SHA-256 of the file, as etcd's snapshot files end. */
 function writeSnapshot(path: string, buckets: readonly Bucket[], pageSize?: number): number {
@@ -82,7 +69,7 @@ function etcdBuckets(seed: number, revisions: number, keyValue: (main: number, s
   const key: BboltEntry[] = [];
   for (let main = 2; main < 2 + revisions; main++) {
     const subs = rand.intn(10) === 0 ? 1 + rand.intn(4) : 1;
-    for (let sub = 0; sub < subs; sub++) key.push({ key: revisionKey(main, sub), value: keyValue(main, sub) });
+    for (let sub = 0; sub < subs; sub++) key.push({ key: revisionToBytes(main, sub), value: keyValue(main, sub) });
   }
   const byName: Record<string, BboltEntry[]> = {
     alarm: [],
@@ -95,8 +82,8 @@ function etcdBuckets(seed: number, revisions: number, keyValue: (main: number, s
     members: [],
     members_removed: [],
     meta: [
-      { key: text('consistent_index'), value: u64be(revisions + 10) },
-      { key: text('finishedCompactRev'), value: revisionKey(1, 0) },
+      { key: text('consistent_index'), value: uint64Bytes(revisions + 10) },
+      { key: text('finishedCompactRev'), value: revisionToBytes(1, 0) },
     ],
   };
   return Object.keys(byName).sort().map((name) => ({ name, entries: byName[name] ?? [] }));
@@ -152,8 +139,8 @@ describe("Debian's etcdctl 3.4.23 on snapshots written with BboltWriter", { skip
     assert.deepEqual(read('key'), same(buckets.find((b) => b.name === 'key')?.entries ?? []), 'the revisions are as written');
     // Restore sets the consistent index to the number of members, so that the new raft log's entries apply.
     assert.deepEqual(read('meta'), same([
-      { key: text('consistent_index'), value: u64be(1) },
-      { key: text('finishedCompactRev'), value: revisionKey(1, 0) },
+      { key: text('consistent_index'), value: uint64Bytes(1) },
+      { key: text('finishedCompactRev'), value: revisionToBytes(1, 0) },
     ]));
     assert.ok(r.txid > 1, `etcd committed to the file (txid ${r.txid})`);
     r.close();

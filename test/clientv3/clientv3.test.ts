@@ -8,27 +8,25 @@
 // installed (.ci/run installs them).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { etcdMissing, useWorkspace, type MemberKind } from '../harness/index.js';
+import { goBuild, goMissing } from '../harness/go.js';
 import { track } from '../harness/reaper.js';
 
-const gopath = '/usr/share/gocode';
 const sourceDir = resolve(import.meta.dirname, '../../../test/clientv3');
 const kind: MemberKind = process.env['CLIENTV3_KIND'] === 'etcd' ? 'etcd' : 'etcd-ts';
 
-function goMissing(): string | false {
+function clientv3Missing(): string | false {
   const ciSkip = process.env['CLIENTV3_SKIP'];
   if (ciSkip !== undefined && ciSkip !== '') return ciSkip;
-  if (spawnSync('go', ['version']).status !== 0) return 'the Go toolchain is not installed (apt-get install golang-go)';
-  if (!existsSync(join(gopath, 'src/go.etcd.io/etcd/clientv3'))) return 'clientv3 sources are not installed (apt-get install golang-etcd-server-dev)';
-  return kind === 'etcd' ? etcdMissing() : false;
+  return goMissing('go.etcd.io/etcd/clientv3', 'golang-etcd-server-dev') || (kind === 'etcd' ? etcdMissing() : false);
 }
 
-const skip = goMissing();
+const skip = clientv3Missing();
 /** A cold build compiles grpc-go and clientv3: minutes on two cores. */
 const buildTimeoutMs = 300_000;
 const runTimeoutMs = 120_000;
@@ -82,16 +80,7 @@ describe(`Go clientv3 3.4.23 against ${kind}`, { skip }, () => {
   const buildDir = mkdtempSync(join(tmpdir(), 'etcd-clientv3-'));
   const bin = join(buildDir, 'clientv3-check');
 
-  before(() => {
-    const build = spawnSync('go', ['build', '-o', bin, '.'], {
-      cwd: sourceDir,
-      timeout: buildTimeoutMs,
-      encoding: 'utf8',
-      // GOPATH mode over Debian's Go sources; the build cache outlives the run.
-      env: { ...process.env, GO111MODULE: 'off', GOPATH: gopath, GOFLAGS: '', GOCACHE: join(tmpdir(), 'etcd-ts-gocache') },
-    });
-    assert.equal(build.status, 0, `go build failed: ${build.error?.message ?? ''}\n${build.stderr}`);
-  });
+  before(() => goBuild(sourceDir, bin, buildTimeoutMs));
   after(() => rmSync(buildDir, { recursive: true, force: true }));
 
   test('KV, txn, watch, leases, recipes, maintenance and auth', async () => {

@@ -103,6 +103,21 @@ describe('snapshot files between etcd-ts and etcd 3.4.23', { skip }, () => {
     await Promise.all(restored.map((m) => m.kill()));
   });
 
+  /** A member of a new one-member cluster of kind to restore file into, and the restore command for it (etcdctl's flags). */
+  const restoreTarget = async (kind: MemberKind, name: string, file: string): Promise<{ m: Member; args: string[] }> => {
+    const plan = await planMembers({ kind, dir: join(ws.dir, name), names: [name], token: name });
+    const m = plan.members[0] as Member;
+    restored.push(m);
+    const args = ['snapshot', 'restore', file, '--name', name, '--data-dir', m.dataDir, '--initial-cluster', plan.initialCluster, '--initial-cluster-token', name, '--initial-advertise-peer-urls', m.peerUrl];
+    return { m, args };
+  };
+
+  /** The revision of a put through m: the store goes on from its snapshot. */
+  const putRevision = async (m: Member): Promise<number> => {
+    const put = await etcdctl(['put', 'after', 'yes', '-w', 'json'], { endpoints: [m.endpoint] });
+    return (JSON.parse(put.stdout) as { header: { revision: number } }).header.revision;
+  };
+
   const source = (kind: MemberKind): { cluster: Cluster; file: string; seen: Record<string, unknown> } => {
     const s = sources.get(kind);
     assert.ok(s !== undefined, `no ${kind} source`);
@@ -142,40 +157,28 @@ describe('snapshot files between etcd-ts and etcd 3.4.23', { skip }, () => {
   });
 
   test("etcd restores etcd-ts's snapshot with its own etcdctl and serves the same store", async () => {
-    const plan = await planMembers({ kind: 'etcd', dir: join(ws.dir, 'to-etcd'), names: ['e1'], token: 'to-etcd' });
-    const m = plan.members[0] as Member;
-    restored.push(m);
-    const r = await etcdctl(
-      ['snapshot', 'restore', source('etcd-ts').file, '--name', 'e1', '--data-dir', m.dataDir, '--initial-cluster', plan.initialCluster, '--initial-cluster-token', 'to-etcd', '--initial-advertise-peer-urls', m.peerUrl],
-      { endpoints: [] },
-    );
+    const { m, args } = await restoreTarget('etcd', 'to-etcd', source('etcd-ts').file);
+    const r = await etcdctl(args, { endpoints: [] });
     assert.equal(r.code, 0, r.stderr);
     await m.start({ timeoutMs: 60_000 });
     assert.deepEqual(await observe(m.endpoint), source('etcd-ts').seen);
-    const put = await etcdctl(['put', 'after', 'yes', '-w', 'json'], { endpoints: [m.endpoint] });
-    assert.equal((JSON.parse(put.stdout) as { header: { revision: number } }).header.revision, 44);
+    assert.equal(await putRevision(m), 44);
   });
 
   test("etcdutl-ts restores etcd's snapshot and etcd-ts serves the same store", async () => {
-    const plan = await planMembers({ kind: 'etcd-ts', dir: join(ws.dir, 'from-etcd'), names: ['t1'], token: 'from-etcd' });
-    const m = plan.members[0] as Member;
-    restored.push(m);
-    const r = await etcdutl(['snapshot', 'restore', source('etcd').file, '--name', 't1', '--data-dir', m.dataDir, '--initial-cluster', plan.initialCluster, '--initial-cluster-token', 'from-etcd', '--initial-advertise-peer-urls', m.peerUrl]);
+    const { m, args } = await restoreTarget('etcd-ts', 'from-etcd', source('etcd').file);
+    const r = await etcdutl(args);
     assert.equal(r.code, 0, r.stderr);
     await m.start({ timeoutMs: 60_000 });
     assert.deepEqual(await observe(m.endpoint), source('etcd').seen);
-    const put = await etcdctl(['put', 'after', 'yes', '-w', 'json'], { endpoints: [m.endpoint] });
-    assert.equal((JSON.parse(put.stdout) as { header: { revision: number } }).header.revision, 44);
+    assert.equal(await putRevision(m), 44);
   });
 
   test("etcdutl-ts restores a stopped etcd member's own db file with --skip-hash-check, as etcd's restore does", async () => {
     const etcd = source('etcd').cluster.member(0);
     await etcd.stop();
     const dbFile = join(etcd.dataDir, 'member', 'snap', 'db');
-    const plan = await planMembers({ kind: 'etcd-ts', dir: join(ws.dir, 'from-etcd-db'), names: ['d1'], token: 'from-etcd-db' });
-    const m = plan.members[0] as Member;
-    restored.push(m);
-    const args = ['snapshot', 'restore', dbFile, '--name', 'd1', '--data-dir', m.dataDir, '--initial-cluster', plan.initialCluster, '--initial-cluster-token', 'from-etcd-db', '--initial-advertise-peer-urls', m.peerUrl];
+    const { m, args } = await restoreTarget('etcd-ts', 'from-etcd-db', dbFile);
     const refused = await etcdutl(args);
     assert.deepEqual([refused.code, refused.stderr.trim().split('\n').at(-1)], [1, 'Error: snapshot missing hash but --skip-hash-check=false']);
     // As etcd's restore, the refused one has made the data dir already.
