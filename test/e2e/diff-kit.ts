@@ -159,22 +159,31 @@ function hexOf(dec: string): string {
   return BigInt(dec).toString(16);
 }
 
+/** The forms an id (hex) takes in etcdctl's output, %016x, decimal and bare hex, each to be replaced by <name>. */
+export function idForms(name: string, hex: string): [string, string][] {
+  return [[hex.padStart(16, '0'), `<${name}>`], [BigInt(`0x${hex}`).toString(10), `<${name}>`], [hex, `<${name}>`]];
+}
+
+/** Replaces the text of each pair of 4 characters or more, longest first, so that an id's decimal form is not half-replaced by a shorter value. */
+export function replaceLongestFirst(s: string, pairs: [string, string][]): string {
+  pairs.sort((a, b) => b[0].length - a[0].length);
+  let out = s;
+  for (const [from, to] of pairs) if (from.length >= 4) out = out.split(from).join(to);
+  return out;
+}
+
 /** Replaces every variable value of the side (decimal, %x, %016x) by <name>. */
 export function normIds(side: Side, s: string): string {
   const pairs: [string, string][] = [];
   for (const [name, hex] of side.vars) {
     if (!/^[0-9a-f]+$/.test(hex) || name === 'scratch') continue;
-    // %016x, decimal, bare hex, and %16x where `member add/remove/update` print it.
-    pairs.push([hex.padStart(16, '0'), `<${name}>`], [BigInt(`0x${hex}`).toString(10), `<${name}>`], [hex, `<${name}>`]);
+    // And %16x where `member add/remove/update` print it.
+    pairs.push(...idForms(name, hex));
     for (const word of ['Member', 'cluster']) pairs.push([`${word} ${hex.padStart(16, ' ')}`, `${word} <${name}>`]);
   }
   const ep = side.cluster.member(0);
   pairs.push([ep.peerUrl, '<peer-url>'], [ep.clientUrl, '<client-url>'], [ep.endpoint, '<endpoint>'], [side.scratch, '<scratch>']);
-  // Longest first, so an id's decimal form is not half-replaced by a shorter value.
-  pairs.sort((a, b) => b[0].length - a[0].length);
-  let out = s;
-  for (const [from, to] of pairs) if (from.length >= 4) out = out.split(from).join(to);
-  return out;
+  return replaceLongestFirst(s, pairs);
 }
 
 export function subst(side: Side, arg: string): string {

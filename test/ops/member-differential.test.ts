@@ -25,7 +25,7 @@ import { etcdserverpb } from '../../src/pb/index.js';
 import { computeMemberId } from '../../src/server/index.js';
 import { RawGrpc, etcdctl, etcdctlMissing, etcdMissing, freePorts, memberStatus, methods, openChannel, outcome, useWorkspace, type Cluster, type CtlResult, type Member, type MemberKind } from '../harness/index.js';
 import { fastElection, logOf, readyTimeoutMs } from '../cluster/kit.js';
-import { formatMismatches, normClientWarn, normMemberOrder, normTablePadding, type Mismatch, type Observed } from '../e2e/diff-kit.js';
+import { formatMismatches, idForms, normClientWarn, normMemberOrder, normTablePadding, replaceLongestFirst, type Mismatch, type Observed } from '../e2e/diff-kit.js';
 import { eventually, memberFromAdd, memberIds, parseMemberAdd } from './kit.js';
 
 const skip = etcdMissing() || etcdctlMissing();
@@ -85,12 +85,10 @@ class Side {
     const pairs: [string, string][] = [];
     for (const [name, v] of this.vars) {
       if (name.startsWith('port.')) pairs.push([`127.0.0.1:${v}`, `<${name}>`]);
-      else if (/^[0-9a-f]+$/.test(v)) pairs.push([v.padStart(16, '0'), `<${name}>`], [BigInt(`0x${v}`).toString(10), `<${name}>`], [v, `<${name}>`]);
+      else if (/^[0-9a-f]+$/.test(v)) pairs.push(...idForms(name, v));
       else pairs.push([v, `<${name}>`]);
     }
-    pairs.sort((a, b) => b[0].length - a[0].length);
-    let out = s;
-    for (const [from, to] of pairs) if (from.length >= 4) out = out.split(from).join(to);
+    let out = replaceLongestFirst(s, pairs);
     // A port after another host ("[::1]:P", "http://:P").
     for (const [name, v] of this.vars) if (name.startsWith('port.')) out = out.replace(new RegExp(`:${v}(?![0-9])`, 'g'), `:<${name}>`);
     // `Member %16x added to cluster %16x`: the padding follows the id's length.
