@@ -21,7 +21,7 @@
  * - every other bucket holds the same keys and values byte for byte.
  */
 import { crc32cUpdate, fromUtf8, utf8 } from '../base/index.js';
-import { BboltReader, BboltWriter, type Bucket } from '../backend/index.js';
+import { BboltReader, BboltWriter, type BboltEntry, type Bucket } from '../backend/index.js';
 import { serverpb } from '../pb/index.js';
 import { bucketNames, bytesToMainRevision, metaKeys, type Schema } from '../schema/index.js';
 
@@ -95,7 +95,7 @@ export async function importBboltSnapshot(srcPath: string, schema: Schema): Prom
     for (const name of src.bucketNames()) {
       const bucket = byName.get(fromUtf8(name));
       if (bucket === undefined || skipped.has(bucket.name)) continue;
-      let batch: { key: Uint8Array; value: Uint8Array }[] = [];
+      let batch: BboltEntry[] = [];
       const flush = async (): Promise<void> => {
         const entries = batch;
         batch = [];
@@ -106,8 +106,8 @@ export async function importBboltSnapshot(srcPath: string, schema: Schema): Prom
       };
       for (const e of src.entries(name) ?? []) {
         if (bucket.name === bucketNames.meta && !etcdMetaKeys.includes(fromUtf8(e.key))) continue;
-        // The reader's arrays may be views of a buffer it reuses: the backend keeps what it is given.
-        batch.push({ key: Uint8Array.from(e.key), value: Uint8Array.from(e.value) });
+        // The reader's arrays are views into chunks it never reuses: the backend may keep them until the batch commits.
+        batch.push(e);
         if (batch.length >= importBatchEntries) await flush();
       }
       if (batch.length > 0) await flush();
