@@ -107,7 +107,10 @@ export interface RequestContext {
   readonly dropWithoutLeader?: boolean;
 }
 
-function listenAbort(signal: AbortSignal | undefined, fn: () => void): () => void {
+/** Runs fn once when the caller of ctx goes away (its onAbort if it has one, else its signal); returns what unregisters fn. */
+function whenCallerGone(ctx: RequestContext | undefined, fn: () => void): () => void {
+  if (ctx?.onAbort !== undefined) return ctx.onAbort(fn);
+  const signal = ctx?.signal;
   if (signal === undefined) return () => undefined;
   signal.addEventListener('abort', fn, { once: true });
   return () => signal.removeEventListener('abort', fn);
@@ -909,7 +912,7 @@ export class EtcdServer implements ApplyEnv {
       this.waits.fail(id, new ServerError(!inRaft ? 'ProposalDeadline' : this.startedBeforeLeaderFailover(started) ? 'TimeoutDueToLeaderFail' : 'Timeout'));
     }, this.requestTimeoutMs());
     const onAbort = (): void => this.waits.fail(id, new ServerError('Canceled'));
-    const offAbort = ctx.onAbort !== undefined ? ctx.onAbort(onAbort) : listenAbort(ctx.signal, onAbort);
+    const offAbort = whenCallerGone(ctx, onAbort);
     this.submit(
       () => {
         this.raft.with((n) => n.propose(data));
@@ -1213,7 +1216,7 @@ export class EtcdServer implements ApplyEnv {
     if (wait === undefined) throw new ServerError('TooManyRequests');
     const timer = ctx === undefined ? setTimeout(() => this.waits.fail(id, new ServerError('Timeout')), this.requestTimeoutMs()) : undefined;
     const onAbort = (): void => this.waits.fail(id, new ServerError('Canceled'));
-    const offAbort = ctx?.onAbort !== undefined ? ctx.onAbort(onAbort) : listenAbort(ctx?.signal, onAbort);
+    const offAbort = whenCallerGone(ctx, onAbort);
     this.submit(() => this.raft.with((n) => n.proposeConfChange(cc)), id);
     try {
       const outcome = await wait;
