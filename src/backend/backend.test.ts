@@ -4,7 +4,8 @@ import { linkSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { Backend, ManualTimers, installSnapshotFile, type BackendOptions } from './index.js';
+import { nopLogger } from '../base/index.js';
+import { Backend, LmdbEngine, ManualTimers, installSnapshotFile, type BackendOptions } from './index.js';
 
 const names = ['key', 'meta'];
 
@@ -275,6 +276,40 @@ test('snapshotTo copies exactly what was applied before the call; installSnapsho
   const restored = openAt(dir, { path: join(dir, 'dst') });
   assert.deepEqual(dump(restored), ['01=01']);
   await restored.close();
+}));
+
+test('a read view taken in whileViewed holds what was applied before the call, whatever is committed after; defrags wait for it', withDir(async (dir) => {
+  const be = openAt(dir);
+  const key = be.bucket('key');
+  be.write((tx) => tx.put(key, b(1), b(1)));
+  await be.forceCommit();
+  be.write((tx) => tx.put(key, b(2), b(2))); // applied, not committed yet
+  let defragged = false;
+  const seen = be.whileViewed(async (opened) => {
+    // Held until the view is taken: the next commit must not reach the file before it.
+    be.write((tx) => tx.put(key, b(3), b(3)));
+    const forced = be.forceCommit();
+    await new Promise((resolve) => setImmediate(resolve));
+    const view = openAt(dir, { engine: (path, bucketNames) => LmdbEngine.openReadView(path, bucketNames, nopLogger) });
+    opened();
+    await forced;
+    be.write((tx) => tx.put(key, b(4), b(4)));
+    be.write((tx) => tx.delete(key, b(1)));
+    await be.forceCommit();
+    const inView = dump(view);
+    const deletedSince = view.get(view.bucket('key'), b(1));
+    await view.close();
+    assert.equal(defragged, false, 'a defrag waits for the view');
+    return { inView, deletedSince };
+  });
+  const defrag = be.defrag().then(() => (defragged = true));
+  const { inView, deletedSince } = await seen;
+  await defrag;
+  assert.deepEqual(inView, ['01=01', '02=02']);
+  assert.deepEqual(Buffer.from(deletedSince ?? []), Buffer.from([1]));
+  assert.deepEqual(dump(be), ['02=02', '03=03', '04=04']);
+  assert.throws(() => LmdbEngine.openReadView(join(dir, 'none'), names, nopLogger), /no backend file/);
+  await closeAndReopenSame(be, dir);
 }));
 
 test('property: the backend matches a map under random writes, commits and reopens', withDir(async (dir) => {

@@ -428,6 +428,33 @@ export class Backend implements WriteTx {
   }
 
   /**
+   * Runs fn, which reads the database through a read view of its own
+   * (LmdbEngine.openReadView, typically on a worker thread): everything
+   * applied before the call is committed first, and commits are held from
+   * then until fn calls `opened` (its view taken), so the view holds exactly
+   * that; then they go on. No copy or defrag runs until fn settles: a defrag
+   * would swap the file under the view. For Maintenance.Snapshot, which
+   * converts the database without copying it first.
+   */
+  whileViewed<T>(fn: (opened: () => void) => Promise<T>): Promise<T> {
+    return this.oneAtATime(async () => {
+      await this.forceCommit();
+      this.pause();
+      let held = true;
+      const opened = (): void => {
+        if (!held) return;
+        held = false;
+        this.unpause();
+      };
+      try {
+        return await fn(opened);
+      } finally {
+        opened();
+      }
+    });
+  }
+
+  /**
    * Rewrites the file without its free pages, online: the engine copies
    * every entry into a new file while writes go on into memory, the copy is
    * swapped in, and the held writes are committed to it. A crash at any point
@@ -454,7 +481,7 @@ export class Backend implements WriteTx {
    * that a defrag is closing. A copy that waits holds at least what was
    * applied before it was asked for, which is all its callers need.
    */
-  private oneAtATime(fn: () => Promise<void>): Promise<void> {
+  private oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
     // Started at once when nothing runs, so that a copy's commit takes exactly what was applied before the call.
     const run = this.maintenanceRunning === 0 ? fn() : this.maintenance.then(fn);
     this.maintenanceRunning++;

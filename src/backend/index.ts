@@ -21,6 +21,9 @@
  * - The store under the batches is injected too (`BackendEngine`, LMDB by
  *   default): a simulation runs the same batching over an in-memory engine
  *   with the same atomicity and durability promises (engine.ts).
+ * - A read view (LmdbEngine.openReadView): the database as one read
+ *   transaction saw it, for another thread of the same process to read
+ *   while the backend goes on committing (Backend.whileViewed).
  * - bbolt files (bbolt.ts), the format of etcd's backend and snapshot files:
  *   BboltWriter lays out a new one from buckets and entries given in order,
  *   which Debian's bbolt 1.3.6 (etcd 3.4.23, etcdctl snapshot status and
@@ -42,6 +45,7 @@ export {
 export { bytesToKey, keyToBytes } from './bytes-key.js';
 export { BackendCorruptError, isBackendCorrupt } from './errors.js';
 export type { BackendEngine, EngineBatch, EngineEntry, EngineOpener } from './engine.js';
+export { LmdbEngine } from './lmdb-engine.js';
 export type { BucketOverlay, OverlayEntry } from './overlay.js';
 export { ManualTimers, realTimers, type TimerHandle, type Timers } from './timers.js';
 export { BboltFormatError, BboltReader, BboltWriter, bboltDefaultPageSize, type BboltEntry } from './bbolt.js';

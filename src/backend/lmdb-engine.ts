@@ -14,14 +14,16 @@
 import { closeSync, existsSync, fsyncSync, linkSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open as openFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { open, type Database, type RootDatabase, type RootDatabaseOptions } from 'lmdb';
-import { crc32cUpdate, failpoint, type Logger } from '../base/index.js';
+import { open, type Database, type RootDatabase, type RootDatabaseOptions, type Transaction } from 'lmdb';
+import { assert, crc32cUpdate, failpoint, type Logger } from '../base/index.js';
 import type { BackendEngine, EngineBatch, EngineEntry } from './engine.js';
 import { BackendCorruptError } from './errors.js';
 import { isLongStored, longRecord, storedBounds, storedKey, storedValue, within } from './long-keys.js';
 
 type Db = Database<Buffer, Uint8Array>;
 type Env = RootDatabase<Buffer, Uint8Array>;
+/** lmdb's getBinaryFast takes read options too (its types list only the key). */
+type PinnedGet = (this: Db, key: Uint8Array, options: { readonly transaction: Transaction }) => Buffer | undefined;
 
 /**
  * A copy of bytes [start, end) of a buffer lmdb reuses (or of a view of its
@@ -153,15 +155,19 @@ export class LmdbEngine implements BackendEngine {
   private dbs: Db[];
   /** Values carry trailers: written with them, checked when read. */
   private checked: boolean;
+  /** A read view's transaction (openReadView), which every read uses; undefined for the engine that writes. */
+  private readonly pinned: { readonly transaction: Transaction } | undefined;
 
   private constructor(
     private readonly path: string,
     private readonly names: readonly string[],
     private readonly noSync: boolean,
     private readonly logger: Logger,
+    readView: boolean,
   ) {
-    // An interrupted defrag leaves its copy behind; the file at `path` is intact.
-    for (const stale of [`${path}.defrag`, `${path}.defrag-lock`, retiredPath(path)]) rmSync(stale, { force: true });
+    // An interrupted defrag leaves its copy behind; the file at `path` is intact. A read
+    // view opens the file of a live engine, whose defrag may be under way.
+    if (!readView) for (const stale of [`${path}.defrag`, `${path}.defrag-lock`, retiredPath(path)]) rmSync(stale, { force: true });
     let opened: OpenedEnv;
     try {
       opened = openEnv(path, noSync, names);
@@ -172,7 +178,8 @@ export class LmdbEngine implements BackendEngine {
     this.env = env;
     this.dbs = dbs;
     this.checked = checked;
-    if (!checked) logger.warn('backend written without record checksums: reads are not checked until a defrag rewrites it', { path });
+    this.pinned = readView ? { transaction: env.useReadTransaction() } : undefined;
+    if (!checked && !readView) logger.warn('backend written without record checksums: reads are not checked until a defrag rewrites it', { path });
   }
 
   /** The value of a stored record, its trailer checked and cut off. */
@@ -192,7 +199,25 @@ export class LmdbEngine implements BackendEngine {
   }
 
   static open(path: string, names: readonly string[], noSync: boolean, logger: Logger): LmdbEngine {
-    return new LmdbEngine(path, names, noSync, logger);
+    return new LmdbEngine(path, names, noSync, logger, false);
+  }
+
+  /**
+   * A read-only engine over the file of an engine open elsewhere in this
+   * process (another thread; lmdb shares one LMDB environment per file in a
+   * process, so the lock table is not reset under the writer). Every read
+   * goes through one read transaction taken here: the view shows what was
+   * committed when it was opened, whatever is committed after. It pins the
+   * pages of that state until close, as any LMDB reader does. Writes,
+   * copies and defrags are refused.
+   */
+  static openReadView(path: string, names: readonly string[], logger: Logger): LmdbEngine {
+    assert(existsSync(path), `no backend file at ${path} to view`);
+    return new LmdbEngine(path, names, false, logger, true);
+  }
+
+  private refuseInView(what: string): void {
+    if (this.pinned !== undefined) throw new Error(`a read view of the backend does not ${what}`);
   }
 
   get(bucket: number, key: Uint8Array): Uint8Array | undefined {
@@ -208,7 +233,7 @@ export class LmdbEngine implements BackendEngine {
     const sk = storedKey(key);
     let fast: Uint8Array | undefined;
     try {
-      fast = db.getBinaryFast(sk);
+      fast = this.pinned === undefined ? db.getBinaryFast(sk) : (db.getBinaryFast as PinnedGet).call(db, sk, this.pinned);
     } catch (e) {
       throw asCorrupt(e, this.names[bucket] ?? String(bucket), key);
     }
@@ -222,7 +247,8 @@ export class LmdbEngine implements BackendEngine {
 
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
     const b = storedBounds(start, end);
-    const entries = (this.dbs[bucket] as Db).getRange(b.end === undefined ? { start: b.start } : { start: b.start, end: b.end });
+    const transaction = this.pinned?.transaction;
+    const entries = (this.dbs[bucket] as Db).getRange(b.end === undefined ? { start: b.start, transaction } : { start: b.start, end: b.end, transaction });
     const whole = entries.map(({ key, value }) => this.entry(bucket, key, this.opened(bucket, key, value)));
     return b.exact ? whole : whole.filter((e) => within(e.key, start, end));
   }
@@ -254,6 +280,7 @@ export class LmdbEngine implements BackendEngine {
   }
 
   commit(batch: EngineBatch): Promise<void> {
+    this.refuseInView('commit');
     const dbs = this.dbs;
     const written = this.env.batch(() => {
       batch.buckets.forEach((overlay, i) => {
@@ -294,6 +321,7 @@ export class LmdbEngine implements BackendEngine {
 
   /** Never LMDB's compacting copy: see defrag. */
   async backup(destPath: string): Promise<void> {
+    this.refuseInView('copy');
     rmSync(destPath, { force: true });
     await this.env.backup(destPath, false);
     fsyncPath(destPath);
@@ -313,6 +341,7 @@ export class LmdbEngine implements BackendEngine {
    * The callers hold commits while this runs, so the old file does not change.
    */
   async defrag(): Promise<void> {
+    this.refuseInView('defragment');
     const tmp = `${this.path}.defrag`;
     rmSync(tmp, { force: true });
     rmSync(`${tmp}-lock`, { force: true });
@@ -358,6 +387,7 @@ export class LmdbEngine implements BackendEngine {
   }
 
   close(): Promise<void> {
+    this.pinned?.transaction.done();
     return this.env.close();
   }
 }

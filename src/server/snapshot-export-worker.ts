@@ -1,29 +1,36 @@
 /**
- * The body of the worker thread that turns a copy of the backend (an LMDB
- * file made by Backend.snapshotTo) into the bbolt file a client's snapshot
- * streams (snapshot-bbolt.ts). Reading a million keys and writing their
- * pages takes seconds: off the event loop that serves raft and clients.
+ * The body of the worker thread that turns the backend into the bbolt file
+ * a client's snapshot streams (snapshot-bbolt.ts). It reads the member's
+ * own database file through a read view (one LMDB read transaction, taken
+ * while the backend holds its commits: Backend.whileViewed), says so, and
+ * converts what that view holds while the member goes on committing.
+ * Reading a million keys and writing their pages takes seconds: off the
+ * event loop that serves raft and clients, and with no copy of the
+ * database first.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { rmSync } from 'node:fs';
+import { LmdbEngine } from '../backend/index.js';
+import { nopLogger } from '../base/index.js';
 import { Schema } from '../schema/index.js';
 import { writeBboltSnapshot } from './snapshot-bbolt.js';
 
 export interface ExportTask {
-  readonly lmdbPath: string;
+  /** The live backend file. */
+  readonly dbPath: string;
   readonly destPath: string;
 }
 
-export type ExportReply = { readonly ok: true; readonly size: number } | { readonly ok: false; readonly error: string };
+/** First `viewed` (the view is taken: commits may go on), then the outcome. */
+export type ExportReply = { readonly viewed: true } | { readonly ok: true; readonly size: number } | { readonly ok: false; readonly error: string };
 
-async function run(task: ExportTask): Promise<ExportReply> {
+async function run(task: ExportTask, port: NonNullable<typeof parentPort>): Promise<ExportReply> {
   try {
-    const schema = Schema.open({ path: task.lmdbPath });
+    const schema = Schema.open({ path: task.dbPath, engine: (path, names) => LmdbEngine.openReadView(path, names, nopLogger) });
+    port.postMessage({ viewed: true } satisfies ExportReply);
     try {
       return { ok: true, size: writeBboltSnapshot(schema, task.destPath) };
     } finally {
       await schema.backend.close();
-      rmSync(`${task.lmdbPath}-lock`, { force: true });
     }
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
@@ -32,4 +39,4 @@ async function run(task: ExportTask): Promise<ExportReply> {
 
 const port = parentPort;
 if (port === null) throw new Error('snapshot-export-worker must run in a worker thread');
-port.postMessage(await run(workerData as ExportTask));
+port.postMessage(await run(workerData as ExportTask, port));

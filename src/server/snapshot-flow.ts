@@ -207,23 +207,19 @@ export class SnapshotFlow {
 
   /**
    * A consistent copy of the backend for Maintenance.Snapshot, as the bbolt
-   * file etcd's tools read (snapshot-bbolt.ts): the LMDB copy the backend
-   * makes, converted on a worker thread.
+   * file etcd's tools read (snapshot-bbolt.ts): a worker thread converts
+   * the backend's file as one read transaction sees it (everything applied
+   * before the call), while the member goes on committing.
    */
   async copyDb(): Promise<{ path: string; size: number }> {
-    const stem = join(this.s.layout.snapDir, `client-${Date.now()}-${randomBytes(4).toString('hex')}`);
-    const copy = `${stem}-lmdb.db`;
-    const path = `${stem}.db`;
+    const path = join(this.s.layout.snapDir, `client-${Date.now()}-${randomBytes(4).toString('hex')}.db`);
+    const backend = this.s.schema.backend;
     try {
-      await this.s.schema.backend.snapshotTo(copy);
-      const size = await exportBbolt(copy, path);
+      const size = await backend.whileViewed((viewed) => exportBbolt(backend.path, path, viewed));
       return { path, size };
     } catch (e) {
       await rm(path, { force: true });
       throw e;
-    } finally {
-      await rm(copy, { force: true });
-      await rm(`${copy}-lock`, { force: true });
     }
   }
 
