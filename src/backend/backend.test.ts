@@ -312,6 +312,33 @@ test('a read view taken in whileViewed holds what was applied before the call, w
   await closeAndReopenSame(be, dir);
 }));
 
+test("a read view outlives its backend: closed, its file replaced by a snapshot's, it still reads the old state; the new file is unharmed", withDir(async (dir) => {
+  const be = openAt(dir);
+  const key = be.bucket('key');
+  be.write((tx) => tx.put(key, b(1), b(1)));
+  const other = openAt(dir, { path: join(dir, 'other') });
+  other.write((tx) => tx.put(other.bucket('key'), b(7), b(7)));
+  await other.close();
+  const viewOf = (): Backend => openAt(dir, { engine: (path, bucketNames) => LmdbEngine.openReadView(path, bucketNames, nopLogger) });
+  let view: Backend | undefined;
+  await be.whileViewed(async (opened) => {
+    view = viewOf();
+    opened();
+    await Promise.resolve();
+  });
+  await be.close();
+  // A follower installing the leader's database: the file under the view is renamed over.
+  installSnapshotFile(join(dir, 'other'), join(dir, 'db'));
+  const next = openAt(dir);
+  next.write((tx) => tx.put(next.bucket('key'), b(8), b(8)));
+  await next.forceCommit();
+  assert.deepEqual(dump(view as Backend), ['01=01']);
+  await (view as Backend).close();
+  next.write((tx) => tx.put(next.bucket('key'), b(9), b(9)));
+  await next.forceCommit();
+  assert.deepEqual(await closeAndReopenSame(next, dir), ['07=07', '08=08', '09=09']);
+}));
+
 test('property: the backend matches a map under random writes, commits and reopens', withDir(async (dir) => {
   type Op =
     | { kind: 'put'; k: number; v: number }

@@ -615,7 +615,7 @@ export class EtcdServer implements ApplyEnv {
     if (this.cfg.experimentalRevisionHashCheckTimeMs > 0) {
       this.everyOnLeader(this.cfg.experimentalRevisionHashCheckTimeMs, 'failed to compare revision hashes', () => checkRevisionDigests(this.revisionCheckHost()));
     }
-    await this.snapshots.purgeStale(this.snapshotIndex);
+    await this.snapshots.purgeStale(this.snapshotIndex, true);
     void this.publish();
   }
 
@@ -817,7 +817,7 @@ export class EtcdServer implements ApplyEnv {
     installSnapshotFile(received, this.layout.dbPath);
     this.reopenBackend(md.confState);
     this.snapshotIndex = md.index;
-    await this.snapshots.purgeStale(md.index);
+    await this.snapshots.purgeStale(md.index, false);
     // A repair under way ends here: the leader's database replaces the corrupt one.
     if (this.repair !== undefined) this.endRepair(this.repair.lastApplied, this.repair.heldThrough);
   }

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { nopLogger } from '../base/index.js';
 import { raftpb, serverpb } from '../pb/index.js';
 import { MemoryStorage } from '../raft/index.js';
 import type { Schema } from '../schema/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
-import { LogCompaction, type SnapshotHost } from './snapshot-flow.js';
+import type { EtcdServer } from './server.js';
+import { LogCompaction, SnapshotFlow, type SnapshotHost } from './snapshot-flow.js';
 
 /** A host whose raft log holds entries 1..last, with the given saved commit; records what the compaction did. */
 function host(appliedIndex: number, last: number, commit: number): { h: SnapshotHost & { appliedIndex: number }; storage: MemoryStorage; did: string[] } {
@@ -58,4 +62,19 @@ test('log compaction: a snapshot once more than snapshot-count entries applied s
   h.appliedIndex = 11;
   await c.maybeSnapshot();
   assert.deepEqual(did, ['snap file 11', 'marker 11', 'release to 11']);
+});
+
+test("purging the snap dir after a snapshot install leaves clients' snapshot files (still being written or streamed); at start it removes them", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'snapshot-flow-'));
+  try {
+    const flow = new SnapshotFlow({ layout: { snapDir: dir } } as unknown as EtcdServer);
+    const names = ['0000000000000005.snap.db', '000000000000000a.snap.db', '000000000000000c.snap.db.tmp', 'send-1-ab.db', 'send-1-ab.db-lock', 'client-1-ab.db', '0000000000000001-0000000000000005.snap'];
+    for (const n of names) writeFileSync(join(dir, n), '');
+    await flow.purgeStale(5, false);
+    assert.deepEqual(readdirSync(dir).sort(), ['0000000000000001-0000000000000005.snap', '000000000000000a.snap.db', 'client-1-ab.db']);
+    await flow.purgeStale(5, true);
+    assert.deepEqual(readdirSync(dir).sort(), ['0000000000000001-0000000000000005.snap', '000000000000000a.snap.db']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -223,14 +223,20 @@ export class SnapshotFlow {
     }
   }
 
-  /** Removes databases left by interrupted transfers (received but never installed, or sent). */
-  async purgeStale(keepIndex: number): Promise<void> {
+  /**
+   * Removes databases left by interrupted transfers (received but never
+   * installed, or sent). Clients' snapshot files only at start: later, one
+   * may be a snapshot still being written or not yet opened for its stream
+   * (each stream removes its own file when it closes).
+   */
+  async purgeStale(keepIndex: number, atStart: boolean): Promise<void> {
     const dir = this.s.layout.snapDir;
+    const left = atStart ? /^(send|client)-.*\.db(-lock)?$/ : /^send-.*\.db(-lock)?$/;
     for (const name of await readdir(dir)) {
       const received = /^([0-9a-f]{16})\.snap\.db(\.tmp)?$/.exec(name);
       if (received !== null && (received[2] !== undefined || parseInt(received[1] ?? '0', 16) <= keepIndex)) {
         await rm(join(dir, name), { force: true });
-      } else if (/^(send|client)-.*\.db(-lock)?$/.test(name)) {
+      } else if (left.test(name)) {
         await rm(join(dir, name), { force: true });
       }
     }
