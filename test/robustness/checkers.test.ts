@@ -10,8 +10,9 @@ import { checkKv } from './check-kv.js';
 import { checkLeases } from './check-lease.js';
 import { checkLockedSets, checkLocks } from './check-lock.js';
 import { checkWatches, mergeReference } from './check-watch.js';
-import type { Kv, OpRecord, OpResult, Request, TxnOp, WatchEvent, WatchRecord } from './history.js';
+import type { Kv, OpRecord, OpResult, Request, SnapshotRecord, TxnOp, WatchEvent, WatchRecord } from './history.js';
 import { Replay, deletedKv } from './model.js';
+import { checkSnapshots } from './snapshots.js';
 
 let nextId = 0;
 function op(label: string, req: Request, inv: number, ret: number | undefined, res?: { rev: number; results?: OpResult[]; succeeded?: boolean; member?: string }): OpRecord {
@@ -320,5 +321,31 @@ describe('lock checker', () => {
       assert.match(sets(['s1-1', 's1-1 s2-1', 's1-1 s2-1 s2-1']).join('\n'), /at revision 4: s2-1 added twice/);
       assert.match(sets(['s1-1', undefined]).join('\n'), /at revision 3: deleted, losing 1 elements/);
     });
+  });
+});
+
+describe('snapshot checker', () => {
+  // a=v1 at 2, b=x at 3, a=v2 at 4, b deleted at 5.
+  const b3 = kv('b', 'x', 3);
+  const a4 = kv('a', 'v2', 4, 2, 2);
+  const { replay } = Replay.build(mergeReference([reference([[putEv(a2)], [putEv(b3)], [putEv(a4, a2)], [{ type: 'delete', kv: deletedKv('b', 5), prevKv: b3 }]])]));
+  const snap = (revision: number, kvs: Kv[]): SnapshotRecord => ({ atMs: 0, endpoint: 'e', revision, kvs });
+  const found = (s: SnapshotRecord): string[] => checkSnapshots([s], replay).map((v) => v.message);
+
+  test('the store at the snapshot revision passes, whichever revision', () => {
+    assert.deepEqual(found(snap(3, [a2, b3])), []);
+    assert.deepEqual(found(snap(4, [a4, b3])), []);
+    assert.deepEqual(found(snap(5, [a4])), []);
+  });
+
+  test('a torn snapshot is caught: a write of its revision range missing, a delete missing, a key it never had', () => {
+    assert.match(found(snap(4, [a2, b3])).join('\n'), /snapshot of e at revision 4: a is .*v1.*, the history has .*v2/);
+    assert.deepEqual(found(snap(5, [a4, b3])), ['snapshot of e at revision 5: b is b="x"@c3/m3/v1, the history has (none)']);
+    assert.equal(found(snap(3, [a2])).length, 1);
+    assert.equal(found(snap(3, [a2, b3, kv('c', 'z', 3)])).length, 1);
+  });
+
+  test('a snapshot past the history is not compared', () => {
+    assert.deepEqual(found(snap(9, [])), []);
   });
 });

@@ -178,6 +178,14 @@ export interface LockRecord {
   releasedMs?: number;
 }
 
+/** A Maintenance.Snapshot taken during the run: its newest revision and every key it held then. */
+export interface SnapshotRecord {
+  readonly atMs: number;
+  readonly endpoint: string;
+  readonly revision: number;
+  readonly kvs: readonly Kv[];
+}
+
 export interface History {
   readonly seed: number;
   readonly ops: OpRecord[];
@@ -190,6 +198,8 @@ export interface History {
   readonly minLeaseTtl?: number;
   /** Compactions the run asked for, at the time each was sent (absent in older histories). */
   readonly compactions?: { readonly atMs: number; readonly revision: number }[];
+  /** Snapshots taken during the run, with the store each held (absent in older histories). */
+  readonly snapshots?: SnapshotRecord[];
   /** Member id (hex) -> endpoint, for reports. */
   readonly members: Record<string, string>;
   readonly faults: { atMs: number; what: string }[];

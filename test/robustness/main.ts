@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const s = report.stats;
   process.stdout.write(
     `robustness: seed ${seed}: ${s['ops']} ops (${s['ok']} ok, ${s['indeterminate']} indeterminate, ${s['failedReads']} failed reads, ${s['refusedWrites']} refused writes, ${s['authRefused']} refused by auth), ` +
-      `${s['watchEvents']} watch events on ${s['watchStreams']} streams (${s['watchProgress']} progress responses, ${s['compactCancels']} compaction cancels), ${s['shortLeases']} short leases (${s['abandonedLeases']} left to expire), ${s['locksHeld']} locks held (${s['setAdds']} set adds, ${s['fencedOff']} fenced off), ${s['faults']} fault notes (NOSPACE ${s['nospace']} times), ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+      `${s['watchEvents']} watch events on ${s['watchStreams']} streams (${s['watchProgress']} progress responses, ${s['compactCancels']} compaction cancels), ${s['shortLeases']} short leases (${s['abandonedLeases']} left to expire), ${s['locksHeld']} locks held (${s['setAdds']} set adds, ${s['fencedOff']} fenced off), ${s['snapshots']} snapshots, ${s['faults']} fault notes (NOSPACE ${s['nospace']} times), ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
   for (const x of report.violations.slice(0, 50)) process.stdout.write(`VIOLATION [${x.check}] ${x.message}\n`);
   if (report.violations.length > 0) {

@@ -4,7 +4,8 @@
  * Compaction stays below where every guarded watch has got (the history is
  * replayed from them); every other time it may pass the passable ones,
  * which are then canceled as compacted and start again at the compact
- * revision (P12). The space fault compacts through the same Compactor, past
+ * revision (P12). Snapshots are taken every few seconds, every other one
+ * beside a defrag of the same member (snapshots.ts). The space fault compacts through the same Compactor, past
  * its own deletes, once the guarded watches have seen them.
  */
 import type { Rand } from '../../src/base/index.js';
@@ -12,7 +13,8 @@ import { etcdserverpb } from '../../src/pb/index.js';
 import { delay, methods, type Cluster, type Member } from '../harness/index.js';
 import type { Access } from './access.js';
 import type { RecordingClient } from './client.js';
-import { nowMs } from './history.js';
+import { nowMs, type SnapshotRecord } from './history.js';
+import { takeSnapshot } from './snapshots.js';
 
 export interface WatchPosition {
   /** The last revision the watch has seen everything up to. */
@@ -29,6 +31,8 @@ export class Compactor {
     private readonly guarded: readonly WatchPosition[],
     /** Every compaction asked for, at the time it was sent (the history's). */
     private readonly compactions: { atMs: number; revision: number }[],
+    /** Where snapshots are taken to, and their records (the history's); none taken without. */
+    private readonly snapshots?: { readonly dir: string; readonly records: SnapshotRecord[] },
   ) {}
 
   /** Compacts at revision through member m; false when it failed (a fault), or was below an earlier one. */
@@ -84,9 +88,23 @@ export class Compactor {
       const target = Math.min(...bounding.map((w) => w.last), Math.max(...clients.map((c) => c.lastRevision))) - 20;
       if (target > this.compacted + 10) await this.compact(m, target);
       if (tick % 5 === 0) {
+        // Every other defrag has a snapshot of the same member beside it.
+        const snapshot = tick % 10 === 0 ? this.snapshot(m, note) : undefined;
         const error = await defragment(this.access, m.endpoint).then(() => undefined, (e: unknown) => (e as Error).message);
         if (error !== undefined) note(`defrag of ${m.name} failed: ${error}`);
+        await snapshot;
       }
+      if (tick % 5 === 3) await this.snapshot(m, note);
+    }
+  }
+
+  /** A Maintenance.Snapshot of m, recorded (a fault may fail it: noted). */
+  private async snapshot(m: Member, note: (w: string) => void): Promise<void> {
+    if (this.snapshots === undefined) return;
+    try {
+      this.snapshots.records.push(await takeSnapshot(this.access, m.endpoint, this.snapshots.dir, 10_000));
+    } catch (e) {
+      note(`snapshot of ${m.name} failed: ${(e as Error).message.split('\n')[0] ?? ''}`);
     }
   }
 }

@@ -26,6 +26,7 @@ import { Replay } from './model.js';
 import { etcdKeyPrefix, k8sKeyPrefix, listPaginated, prefixEnd, runEtcdClient, runKubernetesClient } from './traffic.js';
 import { Compactor } from './maintenance.js';
 import { MuxWatcher } from './mux-watchers.js';
+import { checkSnapshots } from './snapshots.js';
 import { Watcher, type WatcherOptions } from './watchers.js';
 
 export interface RunOptions {
@@ -79,7 +80,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `etcd-robustness-${o.seed}-`));
   mkdirSync(dir, { recursive: true });
   let t0 = nowMs();
-  const history: History = { seed: o.seed, ops: [], watches: [], leases: [], locks: [], compactions: [], minLeaseTtl: minLeaseTtlSeconds(defaultHeartbeatMs, defaultElectionMs), members: {}, faults: [] };
+  const history: History = { seed: o.seed, ops: [], watches: [], leases: [], locks: [], compactions: [], snapshots: [], minLeaseTtl: minLeaseTtlSeconds(defaultHeartbeatMs, defaultElectionMs), members: {}, faults: [] };
   const info = (what: string): void => log(`  ${((nowMs() - t0) / 1000).toFixed(1)}s ${what}`);
   const note = (what: string): void => {
     history.faults.push({ atMs: nowMs(), what });
@@ -109,7 +110,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   let stopped = false;
   const watchers: Watcher[] = [];
   // The first watch defines the history: compaction never passes it.
-  const compactor = new Compactor(cluster, access, [{ get last(): number { return watchers[0]?.last ?? 0; } }], history.compactions ?? []);
+  const compactor = new Compactor(cluster, access, [{ get last(): number { return watchers[0]?.last ?? 0; } }], history.compactions ?? [], { dir, records: history.snapshots ?? [] });
   const faultViolations: Violation[] = [];
   // The network lane's fault running now, and the holds that keep it from starting another (quietNetwork).
   let netFault: Promise<void> = Promise.resolve();
@@ -291,6 +292,7 @@ export function checkHistory(h: History): { replay: Replay; violations: Violatio
     ...checkLeases(h, replay),
     ...checkLocks(h.locks ?? [], replay),
     ...checkLockedSets(replay),
+    ...checkSnapshots(h.snapshots ?? [], replay),
   ];
   return { replay, violations };
 }
@@ -407,6 +409,7 @@ function summarize(h: History): Record<string, number> {
     shortLeases: h.leases?.length ?? 0,
     abandonedLeases: h.leases?.filter((l) => l.abandonedMs !== undefined).length ?? 0,
     locksHeld: h.locks?.length ?? 0,
+    snapshots: h.snapshots?.length ?? 0,
     // Elements added to the locks' sets, and stale adds the lock key's revision fenced off.
     setAdds: count((o) => o.label === 'lockset-add' && o.status === 'ok' && o.res?.succeeded === true),
     fencedOff: count((o) => o.label === 'lockset-add' && o.status === 'ok' && o.res?.succeeded === false),
