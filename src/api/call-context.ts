@@ -69,6 +69,38 @@ export function checkCall(s: EtcdServer, call: ServerCall, learnerAllowed: boole
   if (call.metadata.get('hasleader') === 'true' && s.leaderId === 0n) throw new ServerError('NoLeader');
 }
 
+/**
+ * etcd's monitorLeader: checks one election timeout apart that must all find
+ * no leader before a leader-requiring stream already open is ended. A new
+ * call fails at once (checkCall); an open stream is given longer, as
+ * reconnecting it costs its client more than a refused call.
+ */
+const noLeaderChecksMax = 3;
+
+/**
+ * For a stream whose caller sent `hasleader: true`: runs onLost once the
+ * member has had no leader for noLeaderChecksMax checks in a row, as etcd
+ * cancels such streams (its handlers then end them with "etcdserver: no
+ * leader"), whether or not a request is pending. The checks stop by
+ * themselves once the call is over; the function returned stops them
+ * sooner. A stream without the metadata is never ended for this.
+ */
+export function whenLeaderLost(s: EtcdServer, call: ServerCall, onLost: () => void): () => void {
+  if (call.metadata.get('hasleader') !== 'true') return () => undefined;
+  let misses = 0;
+  const timer = setInterval(() => {
+    if (call.closed) {
+      clearInterval(timer);
+      return;
+    }
+    misses = s.leaderId === 0n ? misses + 1 : 0;
+    if (misses < noLeaderChecksMax) return;
+    clearInterval(timer);
+    onLost();
+  }, Math.max(s.cfg.electionMs, 100));
+  return () => clearInterval(timer);
+}
+
 /** Any failure as the GrpcError clients expect. */
 export function toGrpc(err: unknown): GrpcError {
   if (err instanceof GrpcError) return err;

@@ -6,8 +6,8 @@
  */
 import { bidiStreaming, unary, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb } from '../pb/index.js';
-import { authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
-import { check, checkCall, guard, requestContext } from './call-context.js';
+import { ServerError, authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
+import { check, checkCall, guard, requestContext, whenLeaderLost } from './call-context.js';
 import { checkQuota, leaseGrantCost } from './quota.js';
 
 type LeaseMethods = typeof etcdserverpb.LeaseService.methods;
@@ -57,6 +57,10 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
         let fail: ((e: unknown) => void) | undefined;
         const failed = new Promise<never>((_, reject) => (fail = reject));
         failed.catch(() => undefined);
+        // A caller that requires a leader (clientv3's keep-alives do) has its stream ended once the
+        // member has been without one for a while, a renewal pending or not, as etcd does: the
+        // client then renews through another member before its lease runs out.
+        whenLeaderLost(s, call, () => fail?.(new ServerError('NoLeader')));
         const requests = call[Symbol.asyncIterator]();
         for (;;) {
           const next = requests.next();
