@@ -17,7 +17,7 @@ import { failpointHoldMs, grpcOverheadBytes, rpcErrors } from '../base/index.js'
 import { GrpcStatus, bidiStreaming, grpcErrorText, type ServerDuplexCall, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb, mvccpb } from '../pb/index.js';
 import { ServerError, authChecks, isAuthError, type EtcdServer, type RequestContext } from '../server/index.js';
-import { callerAuthInfo, checkCall, guard, tokenApplied } from './call-context.js';
+import { callerAuthInfo, checkCall, guard, tokenApplied, whenLeaderLost } from './call-context.js';
 
 type WatchMethods = typeof etcdserverpb.WatchService.methods;
 type WatchStreamOf<S> = S extends { newWatchStream(): infer W } ? W : never;
@@ -96,9 +96,10 @@ class WatchSession {
       this.close();
     });
     this.timers.push(setInterval(() => this.progressTick(), this.s.cfg.experimentalWatchProgressNotifyIntervalMs));
-    if (this.call.metadata.get('hasleader') === 'true') {
-      this.timers.push(setInterval(() => this.checkLeader(), Math.max(this.s.cfg.electionMs, 100)));
-    }
+    const stopLeaderChecks = whenLeaderLost(this.s, this.call, () => {
+      this.leaderLost = true;
+      this.close();
+    });
     const pump = this.pump();
     // The session may close from this side (leader lost, member named
     // corrupt) while the client sends nothing: requests are raced with that.
@@ -118,6 +119,7 @@ class WatchSession {
       await this.untilClosedOrCancelled();
     } finally {
       unsubscribe();
+      stopLeaderChecks();
       this.close();
       await pump;
     }
@@ -142,12 +144,6 @@ class WatchSession {
       signal.addEventListener('abort', done);
       this.onClosed = done;
     });
-  }
-
-  private checkLeader(): void {
-    if (this.s.leaderId !== 0n || this.closed) return;
-    this.leaderLost = true;
-    this.close();
   }
 
   private close(): void {

@@ -1,30 +1,38 @@
-// Keep-alive streams on a member left without a leader, against etcd 3.4.23.
-// etcd watches every stream whose caller sent `hasleader: true` (clientv3
-// sends it on its keep-alive streams): once three checks an election timeout
-// apart found no leader, it ends the stream with Unavailable "etcdserver: no
-// leader", a keep-alive pending or not, so that the client renews through
-// another member before its lease runs out. etcd-ts checked the metadata only
-// when the stream opened: an idle keep-alive stream stayed open on the
-// leaderless member, and one with a renewal pending ended only at the request
-// timeout. A stream without the metadata stays open on both.
+// Streams on a member left without a leader, against etcd 3.4.23. etcd
+// watches every stream whose caller sent `hasleader: true` (clientv3 sends
+// it on its keep-alive and watch streams): once three checks an election
+// timeout apart found no leader, it ends the stream with Unavailable
+// "etcdserver: no leader", a keep-alive pending or not, so that the client
+// goes on through another member before its lease runs out.
+//
+// etcd-ts checked the metadata of a keep-alive stream only when it opened:
+// an idle one stayed open on the leaderless member, and one with a renewal
+// pending ended only at the request timeout. A watch it ended at the first
+// check without a leader, two election timeouts sooner than etcd. A stream
+// without the metadata stays open on both.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveChildren, methods, openChannel, outcome } from '../harness/index.js';
 import { etcdserverpb } from '../../src/pb/index.js';
 import { useWorkspace } from '../harness/index.js';
-import { Kv, clusterKinds, fastElection, readyTimeoutMs, waitFor } from './kit.js';
+import { Kv, clusterKinds, readyTimeoutMs, waitFor } from './kit.js';
 
 const unavailable = 14;
-/** Three checks of 500 ms after the leader is gone, and slack for a loaded machine. */
-const endedWithinMs = 6_000;
+const noLeader = { ok: false, code: unavailable, message: 'etcdserver: no leader' };
+/** The default election timeout: the interval of the member's leader checks. */
+const electionMs = 1_000;
+/** Three checks after the leader is gone, and slack for a loaded machine. */
+const endedWithinMs = 4 * electionMs + 3_000;
+/** The third check without a leader comes two intervals after the first; half an interval is left for the poll that saw the loss. */
+const endedNotBeforeMs = 1.5 * electionMs;
 
-describe('cluster: keep-alive streams on a member without a leader', () => {
+describe('cluster: leader-requiring streams on a member without a leader', () => {
   const ws = useWorkspace('lease-leader-loss');
   after(() => assert.equal(liveChildren(), 0, 'a process outlived its test'));
 
   for (const [kind, skip] of clusterKinds()) {
-    test(`${kind}: a leader-requiring keep-alive stream ends with "no leader", a plain one stays open`, { skip }, async () => {
-      const c = await ws.startCluster({ kind, readyTimeoutMs, size: 3, extraFlags: fastElection });
+    test(`${kind}: leader-requiring keep-alive and watch streams end with "no leader" after three checks, a plain keep-alive stays open`, { skip }, async () => {
+      const c = await ws.startCluster({ kind, readyTimeoutMs, size: 3 });
       const [alone, ...others] = c.members;
       assert.ok(alone !== undefined);
       const ch = openChannel(alone.endpoint);
@@ -38,13 +46,19 @@ describe('cluster: keep-alive streams on a member without a leader', () => {
           stream.write(etcdserverpb.LeaseKeepAliveRequest.create({ ID }));
           assert.equal((await stream.read())?.TTL, 60);
         }
+        const watch = ch.bidi(methods.watch.Watch, { metadata: { hasleader: 'true' }, timeoutMs: 60_000 });
+        watch.write(etcdserverpb.WatchRequest.create({ requestUnion: { case: 'createRequest', value: etcdserverpb.WatchCreateRequest.create({ key: Buffer.from('k') }) } }));
+        assert.equal((await watch.read())?.created, true);
         for (const m of others) await m.kill();
         await waitFor(async () => (await kv.status()).leader === 0n, 10_000, 'the lone member to have no leader', 100);
         const leaderlessAt = Date.now();
-        // No keep-alive is pending on either stream: only the member's leader checks can end one.
-        const ended = await outcome(requiring.read());
-        assert.deepEqual(ended, { ok: false, code: unavailable, message: 'etcdserver: no leader' });
-        assert.ok(Date.now() - leaderlessAt < endedWithinMs, `ended ${Date.now() - leaderlessAt} ms after the leader was lost`);
+        // No keep-alive is pending and nothing is written: only the member's leader checks can end these streams.
+        const ended = async (read: Promise<unknown>): Promise<{ answer: unknown; afterMs: number }> => ({ answer: await outcome(read), afterMs: Date.now() - leaderlessAt });
+        const [keepAliveEnd, watchEnd] = await Promise.all([ended(requiring.read()), ended(watch.read())]);
+        for (const [name, { answer, afterMs }] of [['keep-alive', keepAliveEnd], ['watch', watchEnd]] as const) {
+          assert.deepEqual(answer, noLeader, name);
+          assert.ok(afterMs >= endedNotBeforeMs && afterMs < endedWithinMs, `${name}: ended ${afterMs} ms after the leader was lost`);
+        }
         const stillOpen = await Promise.race([outcome(plain.read()), new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 1_000))]);
         assert.equal(stillOpen, 'open', 'a stream that does not require a leader is not ended');
         plain.cancel();
