@@ -19,6 +19,18 @@ export interface FlagSpec {
   readonly usage: string;
 }
 
+/**
+ * The largest number below 2^63. Go's int64s from 2^63 - 512 up round to
+ * 2^63 as numbers, which the protobuf writer sends as -2^63: a revision or
+ * TTL of 2^63 - 1 would reach the server as the most negative one.
+ */
+const int64NumberMax = 2 ** 63 - 1024;
+
+/** An int64 that Go parsed as the number the wire takes: those that round to 2^63 stay below it (as the pb reader keeps them). */
+export function int64Number(v: bigint): number {
+  return Math.min(Number(v), int64NumberMax);
+}
+
 export class FlagError extends Error {
   override readonly name = 'FlagError';
 }
@@ -57,7 +69,7 @@ export class FlagValues {
   }
 
   int(name: string): number {
-    return Number(this.string(name));
+    return int64Number(BigInt(this.string(name)));
   }
 
   durationMs(name: string): number {

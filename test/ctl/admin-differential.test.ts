@@ -8,6 +8,9 @@ const script: Step[] = [
   { args: ['put', 'a', '1'] },
   { args: ['lease', 'grant', '100'] },
   { args: ['lease', 'grant', 'x'] },
+  // 2^63 - 1 and 2^63 - 512 round to 2^63 as numbers: sent as -2^63 they were granted the minimum TTL.
+  { args: ['lease', 'grant', '9223372036854775807'] },
+  { args: ['lease', 'grant', '9223372036854775296', '-w', 'json'] },
   // printPB refuses clientv3.LeaseRevokeResponse (passed by value, no Marshal) after the revoke.
   { args: ['-w', 'protobuf', 'lease', 'revoke', '$LEASE'] },
   { args: ['lease', 'timetolive', '$LEASE'] },

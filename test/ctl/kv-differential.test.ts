@@ -67,6 +67,9 @@ const script: Step[] = [
   { args: ['compaction', '4'] },
   { args: ['compaction', '4'] },
   { args: ['compaction', 'x'] },
+  // Revisions that round to 2^63 as numbers are future revisions, not -2^63 (compacted, or the latest).
+  { args: ['compaction', '9223372036854775807'] },
+  { args: ['get', 'foo', '--rev=9223372036854775807'] },
   { args: ['get', 'foo', '--rev=3'] },
   { args: ['watch', 'foo', '--rev', '2'], until: '\n' },
 ];

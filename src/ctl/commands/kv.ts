@@ -1,7 +1,7 @@
 /** get, put, del, txn and compaction, with etcdctl 3.4's argument rules and messages. */
 import { Compare, Op, type CompareOp, type etcdserverpb, type GetOptions, type SortOrder, type SortTarget } from '../../client/index.js';
 import { must, type Ctl, type CommandSpec } from '../command.js';
-import { parseFlags, type FlagSpec, type FlagValues } from '../flags.js';
+import { int64Number, parseFlags, type FlagSpec, type FlagValues } from '../flags.js';
 import { argify, goQuote, goUnquote } from '../go-format.js';
 import { cobraUsage } from '../help.js';
 import { ExitCode, fail } from '../output.js';
@@ -122,7 +122,7 @@ export function parseDecInt64(s: string): number | string {
   if (!/^[+-]?\d+$/.test(s)) return `strconv.ParseInt: parsing ${goQuote(s)}: invalid syntax`;
   const v = BigInt(s);
   if (v > 0x7fff_ffff_ffff_ffffn || v < -0x8000_0000_0000_0000n) return `strconv.ParseInt: parsing ${goQuote(s)}: value out of range`;
-  return Number(v);
+  return int64Number(v);
 }
 
 
