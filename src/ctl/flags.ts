@@ -31,6 +31,36 @@ export function int64Number(v: bigint): number {
   return Math.min(Number(v), int64NumberMax);
 }
 
+/**
+ * strconv.ParseInt(s, 0, 64) (signed) or ParseUint(s, 0, 64), as pflag parses
+ * int and uint flags: an optional sign (int only), a 0x / 0o / 0b prefix or a
+ * leading 0 (octal), underscores between digits. The value, or Go's error text.
+ */
+export function parseGoInt(s: string, signed: boolean): bigint | string {
+  const error = (why: string): string => `strconv.${signed ? 'ParseInt' : 'ParseUint'}: parsing ${goQuoteSimple(s)}: ${why}`;
+  const neg = signed && s.startsWith('-');
+  const unsigned = signed && /^[+-]/.test(s) ? s.slice(1) : s;
+  let radix = 10;
+  let digits = unsigned;
+  if (/^0[xob]./i.test(unsigned)) {
+    radix = { x: 16, o: 8, b: 2 }[(unsigned[1] ?? '').toLowerCase() as 'x' | 'o' | 'b'];
+    digits = unsigned.slice(2);
+  } else if (unsigned.startsWith('0') && unsigned.length > 1) {
+    radix = 8;
+    digits = unsigned.slice(1);
+  }
+  // Go's underscoreOK: each underscore between two digits (the base prefix counts as one).
+  const prefixed = digits !== unsigned;
+  if (digits.includes('_') && (/__|_$/.test(digits) || (!prefixed && unsigned.startsWith('_')))) return error('invalid syntax');
+  const bare = digits.replace(/_/g, '');
+  const valid = { 2: /^[01]+$/, 8: /^[0-7]+$/, 10: /^\d+$/, 16: /^[0-9a-f]+$/i }[radix];
+  if (valid === undefined || !valid.test(bare)) return error('invalid syntax');
+  let v = [...bare.toLowerCase()].reduce((acc, c) => acc * BigInt(radix) + BigInt(parseInt(c, 16)), 0n);
+  if (neg) v = -v;
+  const [min, max] = signed ? [-(1n << 63n), (1n << 63n) - 1n] : [0n, (1n << 64n) - 1n];
+  return v < min || v > max ? error('value out of range') : v;
+}
+
 export class FlagError extends Error {
   override readonly name = 'FlagError';
 }
@@ -69,7 +99,8 @@ export class FlagValues {
   }
 
   int(name: string): number {
-    return int64Number(BigInt(this.string(name)));
+    const v = parseGoInt(this.string(name), true);
+    return typeof v === 'bigint' ? int64Number(v) : 0;
   }
 
   durationMs(name: string): number {
@@ -82,8 +113,10 @@ export class FlagValues {
       case 'bool':
         return String(this.bool(name));
       case 'int':
-      case 'uint':
-        return String(BigInt(this.string(name)));
+      case 'uint': {
+        const v = parseGoInt(this.string(name), this.specs.get(name)?.kind === 'int');
+        return typeof v === 'bigint' ? String(v) : this.string(name);
+      }
       case 'duration':
         return goDuration(BigInt(Math.round(this.durationMs(name) * 1e6)));
       case 'stringSlice':
@@ -110,11 +143,10 @@ function validate(spec: FlagSpec, raw: string): string | undefined {
     case 'bool':
       return boolTexts.has(raw) ? undefined : `strconv.ParseBool: parsing ${goQuoteSimple(raw)}: invalid syntax`;
     case 'int':
-      if (!/^[+-]?\d+$/.test(raw)) return `strconv.ParseInt: parsing ${goQuoteSimple(raw)}: invalid syntax`;
-      return undefined;
-    case 'uint':
-      if (!/^\+?\d+$/.test(raw)) return `strconv.ParseUint: parsing ${goQuoteSimple(raw)}: invalid syntax`;
-      return undefined;
+    case 'uint': {
+      const v = parseGoInt(raw, spec.kind === 'int');
+      return typeof v === 'string' ? v : undefined;
+    }
     case 'duration':
       return parseGoDuration(raw) === undefined ? `time: invalid duration ${goQuoteSimple(raw)}` : undefined;
     case 'string':

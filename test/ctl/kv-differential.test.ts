@@ -70,6 +70,12 @@ const script: Step[] = [
   // Revisions that round to 2^63 as numbers are future revisions, not -2^63 (compacted, or the latest).
   { args: ['compaction', '9223372036854775807'] },
   { args: ['get', 'foo', '--rev=9223372036854775807'] },
+  // pflag reads int flags with strconv.ParseInt(s, 0, 64): base prefixes, octal, underscores, a range.
+  { args: ['get', 'foo', '--rev=0x2'] },
+  { args: ['get', 'foo', '--rev=010'] },
+  { args: ['get', 'foo', '--limit=1_0', '--prefix'] },
+  { args: ['get', 'foo', '--rev=9223372036854775808'] },
+  { args: ['get', 'foo', '--rev=08'] },
   { args: ['get', 'foo', '--rev=3'] },
   { args: ['watch', 'foo', '--rev', '2'], until: '\n' },
 ];
