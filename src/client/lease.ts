@@ -128,7 +128,10 @@ export class Lease {
     while (this.kept.size > 0 && !signal.aborted) {
       let call;
       try {
-        call = await this.conn.bidi(leaseMethods.LeaseKeepAlive, { signal });
+        // As clientv3's keep-alive stream: leader-requiring, so that a member cut off from its
+        // cluster ends it (etcdserver: no leader) and renewals go on through another endpoint
+        // before the lease runs out, rather than waiting out that member's request timeout.
+        call = await this.conn.bidi(leaseMethods.LeaseKeepAlive, { signal, requireLeader: true });
       } catch {
         this.expireOverdue();
         await sleep(reconnectPauseMs, signal);
