@@ -61,6 +61,11 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
         // member has been without one for a while, a renewal pending or not, as etcd does: the
         // client then renews through another member before its lease runs out.
         whenLeaderLost(s, call, () => fail?.(new ServerError('NoLeader')));
+        // Answered in the order asked, as etcd answers each keep-alive before it reads the next
+        // (a JSON gateway client pairs answers with requests by position); the renewals
+        // themselves overlap, as a stream may carry the keep-alives of many leases.
+        let previous: Promise<void> = Promise.resolve();
+        let broken = false;
         const requests = call[Symbol.asyncIterator]();
         for (;;) {
           const next = requests.next();
@@ -72,15 +77,21 @@ export function leaseService(s: EtcdServer): ServiceHandlers<LeaseMethods> {
           // renewal, so a lease revoked while its keep-alive waited is answered TTL 0 at a
           // revision from before the revoke.
           const header = s.header();
-          const renewed = s.leaseRenew(req.ID).then(
+          const renewal = s.leaseRenew(req.ID);
+          renewal.catch(() => undefined);
+          // After a failed renewal the stream ends with its error: nothing asked after it is answered.
+          const renewed = previous.then(() => renewal).then(
             (ttl) => {
-              if (!call.closed) call.write(etcdserverpb.LeaseKeepAliveResponse.create({ header, ID: req.ID, TTL: ttl }));
+              if (!broken && !call.closed) call.write(etcdserverpb.LeaseKeepAliveResponse.create({ header, ID: req.ID, TTL: ttl }));
             },
             (e: unknown) => {
+              if (broken) return;
+              broken = true;
               s.logger.debug('lease keepalive failed', { lease: req.ID.toString(16), error: (e as Error).message });
               fail?.(e);
             },
           );
+          previous = renewed;
           inflight.add(renewed);
           void renewed.finally(() => inflight.delete(renewed));
           if (inflight.size >= keepAlivesInflightMax) await Promise.race([renewed, failed]);

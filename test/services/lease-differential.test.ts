@@ -5,10 +5,11 @@
 // none when their keys were deleted first); puts and txns naming unknown
 // leases, ignore_lease, keys moved between leases; TimeToLive with and
 // without keys; the order of LeaseLeases; keep-alive streams with unknown,
-// zero and negative ids, half-closed, and across a revoke and a re-grant; a
-// lease's expiry. Both servers get the same requests in the same order, so
-// every answer must be equal, cluster and member ids aside, and the
-// remaining TTL aside (each server reads its own clock).
+// zero and negative ids, half-closed, across a revoke and a re-grant, and
+// behind one that waits for its expired lease's revoke; a lease's expiry.
+// Both servers get the same requests in the same order, so every answer must
+// be equal, cluster and member ids aside, and the remaining TTL aside (each
+// server reads its own clock).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MethodDef } from '../../src/grpc/index.js';
@@ -181,6 +182,40 @@ describe('leases against the real etcd', { skip: etcdMissing() }, () => {
     await keepAlives([401n, () => revoke(401n), 401n, () => grant(401n, 70), 401n], true);
     await leases();
     await ttl(401n);
+  });
+
+  // etcd answers each keep-alive before it reads the next: one for a lease that expired but is
+  // not revoked yet waits for the revoke (up to 500 ms), and the next one waits behind it.
+  // etcd-ts answered the next one first. (The next one's revision is not compared: etcd takes
+  // it after the revoke, etcd-ts when the request arrived; both are before its renewal.)
+  test('keep-alives are answered in the order asked, behind one that waits for its expired lease to be revoked', async () => {
+    for (let round = 0; round < 4; round++) {
+      const [expired, kept] = [BigInt(600 + round), BigInt(700 + round)];
+      const answers = await Promise.all(
+        raw.map(async (r) => {
+          const call = <Req, Res>(m: MethodDef<Req, Res>, req: Req): Promise<RawAnswer> => r.call(m.path, m.requestType.encode(req));
+          await call(LeaseGrant, etcdserverpb.LeaseGrantRequest.create({ ID: expired, TTL: 2 }));
+          const granted = performance.now();
+          await call(LeaseGrant, etcdserverpb.LeaseGrantRequest.create({ ID: kept, TTL: 60 }));
+          await call(methods.kv.Put, etcdserverpb.PutRequest.create({ key: b(`x${round}`), value: b('v'), lease: expired }));
+          // Just past the expiry: the leader looks for expired leases every 500 ms, so the first keep-alive most often waits.
+          await delay(granted + 2_030 - performance.now());
+          const stream = r.open(LeaseKeepAlive.path);
+          const sent = performance.now();
+          for (const ID of [expired, kept]) stream.send(LeaseKeepAlive.requestType.encode(etcdserverpb.LeaseKeepAliveRequest.create({ ID })));
+          for (const deadline = Date.now() + 5_000; Date.now() < deadline && stream.messages.length < 2; ) await delay(10);
+          const tookMs = performance.now() - sent;
+          const answer = await stream.cancel();
+          return { tookMs, order: answer.messages.map((m) => LeaseKeepAlive.responseType.decode(m)).map((a) => `${a.ID}: TTL ${a.TTL}`) };
+        }),
+      );
+      for (const a of answers) assert.deepEqual(a.order, [`${expired}: TTL 0`, `${kept}: TTL 60`]);
+      await both(methods.kv.Range, etcdserverpb.RangeRequest.create({ key: b(`x${round}`) }));
+      await revoke(kept);
+      // Done once a keep-alive waited on both servers (an answer without waiting takes a few ms).
+      if (answers.every((a) => a.tookMs >= 100)) return;
+    }
+    assert.fail('no keep-alive of 4 rounds waited for a revoke on both servers');
   });
 
   test('expiry: keys deleted with DELETE events, then TimeToLive -1 and keep-alive TTL 0', async () => {
