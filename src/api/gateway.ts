@@ -11,7 +11,9 @@
  * - Streams (watch, lease keepalive, election observe, snapshot): one
  *   {"result":…} line per message; a failure mid-stream is one
  *   {"error":{"grpc_code",…}} object. A watch outlives the end of the request
- *   body (as etcd's does); a keepalive stream ends with it.
+ *   body (as etcd's does); a keepalive stream ends with it. Over HTTP/1 a
+ *   watch or keepalive answers nothing until its request body has ended, as
+ *   Go's server reads the body to its end before it sends a response head.
  * - The Authorization header is the token; a request through the gateway
  *   never authenticates by the TLS certificate of the loopback connection,
  *   and with client-certificate auth and auth on, one presenting a
@@ -388,6 +390,10 @@ export class Gateway {
         if (!outlivesBody) call.end();
       },
     );
+    // Go's HTTP/1 server, about to send a response's head, first reads what is left of the request body to
+    // its end: over HTTP/1 nothing of the stream goes out while the body is still open. The responses wait
+    // in the call meanwhile, bounded by its flow control.
+    if (req.httpVersionMajor === 1) await body.read;
     await this.pipeResults(method, res, () => call.read());
   }
 }
@@ -399,6 +405,8 @@ export class Gateway {
  */
 class StreamBody {
   readonly first: Promise<string | undefined>;
+  /** Settles once the body was read to its end, or the request went away. */
+  readonly read: Promise<void>;
   private settleFirst: ((error: string | undefined) => void) | undefined;
   private pending = '';
   private readonly decoded: object[] = [];
@@ -411,6 +419,10 @@ class StreamBody {
     req: Req,
   ) {
     this.first = new Promise((resolve) => (this.settleFirst = resolve));
+    this.read = new Promise((resolve) => {
+      req.once('end', resolve);
+      req.once('close', resolve);
+    });
     req.on('data', (c: Buffer) => {
       if (this.finished) return;
       this.pending += c.toString('utf8');

@@ -1,0 +1,119 @@
+// Watch through the /v3 JSON gateway against the real etcd 3.4.23, over raw
+// HTTP/1.1 sockets so that what is on the wire (status line, headers, chunk
+// framing, {"result":…} lines) is compared byte for byte, once the Date
+// header, the member's ids and the chunk sizes (which count those ids) are
+// masked.
+//
+// - Over HTTP/1, a stream answers nothing while its request body is still
+//   open: Go's server, about to send a response's head, reads the rest of the
+//   body first. A watch and a keepalive whose chunked body stays open get
+//   their head and first results only once the body ends.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { delay, etcdMissing, useServerPair } from '../harness/index.js';
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
+/** What differs by nature between the two servers' answers. */
+function mask(text: string): string {
+  return text
+    .replace(/^Date: .*$/m, 'Date: D')
+    .replace(/"cluster_id":"\d+","member_id":"\d+"/g, 'IDS')
+    .replace(/"ID":"\d+"/g, '"ID":"L"')
+    .replace(/(^|\r\n)[0-9a-f]+\r\n(?=\{)/g, '$1SIZE\r\n');
+}
+
+/** One HTTP/1.1 connection written and read by hand. */
+class RawHttp {
+  private text = '';
+  private closed = false;
+  private readonly socket: net.Socket;
+  readonly ready: Promise<void>;
+
+  constructor(url: string) {
+    const { hostname, port } = new URL(url);
+    this.socket = net.connect(Number(port), hostname);
+    this.socket.setEncoding('latin1');
+    this.socket.on('data', (c: string) => (this.text += c));
+    this.socket.on('close', () => (this.closed = true));
+    this.socket.on('error', () => undefined);
+    this.ready = new Promise((resolve) => this.socket.once('connect', () => resolve()));
+  }
+
+  write(bytes: string): void {
+    this.socket.write(bytes);
+  }
+
+  /** One chunk of a chunked body. */
+  chunk(data: string): void {
+    this.socket.write(`${Buffer.byteLength(data).toString(16)}\r\n${data}\r\n`);
+  }
+
+  /** What was received, and whether the server closed the connection. */
+  received(): string {
+    return mask(this.text) + (this.closed ? '<closed>' : '');
+  }
+
+  /** Waits (bounded) until pred holds for what was received, or the connection closed. */
+  async until(pred: (text: string) => boolean, timeoutMs = 5_000): Promise<string> {
+    for (const deadline = Date.now() + timeoutMs; !pred(this.text) && !this.closed && Date.now() < deadline; ) await delay(25);
+    return this.received();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** At least n JSON lines, each the end of its chunk (the head's blank line is not one). */
+const lines = (n: number) => (text: string): boolean => (text.match(/\}\n\r\n/g) ?? []).length >= n;
+
+function post(url: string, path: string, body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}${path}`, { method: 'POST', agent: false, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve(text));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${path}: no answer in time`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const chunkedHead = (path: string): string => `POST ${path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n`;
+
+describe('watch through the JSON gateway against the real etcd', { skip: etcdMissing() }, () => {
+  const clusters = useServerPair('gateway-watch');
+  const urls = (): string[] => clusters.map((c) => c.member(0).clientUrl);
+
+  test('over HTTP/1.1, a watch and a keepalive answer nothing until their request body ends', async () => {
+    const [theirs, ours] = await Promise.all(
+      urls().map(async (url) => {
+        const lease = (JSON.parse(await post(url, '/v3/lease/grant', '{"TTL":"60"}')) as { ID: string }).ID;
+        const watch = new RawHttp(url);
+        const keepalive = new RawHttp(url);
+        await Promise.all([watch.ready, keepalive.ready]);
+        watch.write(chunkedHead('/v3/watch'));
+        watch.chunk(JSON.stringify({ create_request: { key: b64('held'), prev_kv: true } }));
+        keepalive.write(chunkedHead('/v3/lease/keepalive'));
+        keepalive.chunk(JSON.stringify({ ID: lease }));
+        // The watch exists (etcd made it, the head is what waits): a put shows up once the body ends.
+        await delay(700);
+        const whileOpen = [watch.received(), keepalive.received()];
+        await post(url, '/v3/kv/put', JSON.stringify({ key: b64('held'), value: b64('v') }));
+        watch.write('0\r\n\r\n');
+        keepalive.write('0\r\n\r\n');
+        const afterEnd = [await watch.until(lines(2)), await keepalive.until((t) => t.endsWith('0\r\n\r\n'))];
+        watch.close();
+        keepalive.close();
+        return { whileOpen, afterEnd };
+      }),
+    );
+    assert.deepEqual(theirs?.whileOpen, ['', '']);
+    assert.deepEqual(ours, theirs);
+  });
+});
