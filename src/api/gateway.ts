@@ -50,6 +50,28 @@ const auth = etcdserverpb.AuthService.methods;
 const lock = v3lockpb.LockService.methods;
 const election = v3electionpb.ElectionService.methods;
 
+/**
+ * Watch as etcd 3.4's gateway calls it: gogoproto's generated code encodes its
+ * requests, and it sizes a negative filter as ten bytes but writes one byte
+ * (its varint loop never runs for a negative int32). The create request's
+ * length prefix then claims more bytes than follow, so the server refuses the
+ * message at that prefix ("grpc: failed to unmarshal the received message
+ * unexpected EOF") and ends the stream. The server reads nothing past the
+ * prefix, so the proper encoding cut as short stands for gogo's bytes.
+ */
+const gatewayWatch = {
+  ...etcdserverpb.WatchService.methods.Watch,
+  requestType: {
+    ...etcdserverpb.WatchRequest,
+    encode(req: etcdserverpb.WatchRequest): Uint8Array {
+      const bytes = etcdserverpb.WatchRequest.encode(req);
+      const u = req.requestUnion;
+      const negatives = u?.case === 'createRequest' ? u.value.filters.filter((f) => f < 0).length : 0;
+      return bytes.subarray(0, bytes.length - 9 * negatives);
+    },
+  },
+};
+
 /** etcd 3.4's gateway paths (rpc.proto, v3lock.proto, v3election.proto google.api.http options). */
 const routeTable = {
   '/v3/kv/range': kv.Range,
@@ -57,7 +79,7 @@ const routeTable = {
   '/v3/kv/deleterange': kv.DeleteRange,
   '/v3/kv/txn': kv.Txn,
   '/v3/kv/compaction': kv.Compact,
-  '/v3/watch': etcdserverpb.WatchService.methods.Watch,
+  '/v3/watch': gatewayWatch,
   '/v3/lease/grant': lease.LeaseGrant,
   '/v3/lease/revoke': lease.LeaseRevoke,
   '/v3/kv/lease/revoke': lease.LeaseRevoke,

@@ -372,6 +372,24 @@ function scalarFromJson(f: FieldInfo & { kind: 'scalar' }, v: unknown): unknown 
   }
 }
 
+/** The zero value of a repeated scalar or enum field's element. */
+function zeroElement(f: FieldInfo & { kind: 'scalar' | 'enum' }): unknown {
+  if (f.kind === 'enum') return 0;
+  switch (f.scalar) {
+    case 'bool':
+      return false;
+    case 'string':
+      return '';
+    case 'bytes':
+      return new Uint8Array();
+    case 'int64big':
+    case 'uint64big':
+      return 0n;
+    default:
+      return 0;
+  }
+}
+
 function valueFromJson(f: FieldInfo, v: unknown): unknown {
   switch (f.kind) {
     case 'scalar':
@@ -397,9 +415,16 @@ function fromObject<T extends object>(type: MessageType<T>, json: Obj): T {
     const raw = Object.hasOwn(json, f.protoName) ? json[f.protoName] : json[lowerCamel(f.protoName)];
     if (raw === undefined || raw === null) continue;
     if (f.repeated) {
-      // jsonpb first reads a repeated field as a list of raw values.
+      // jsonpb tries a quoted value as an enum's name before anything else, so a repeated enum given one
+      // name is refused for the name or, if it is one, for the slice it cannot go into.
+      if (f.kind === 'enum' && typeof raw === 'string') {
+        valueFromJson(f, raw);
+        throw new JsonPbError(`invalid target "slice" for enum ${goEnumName(f.enumType.typeName)}`);
+      }
+      // Then it reads a repeated field as a list of raw values; encoding/json leaves a scalar element
+      // given null at its zero value.
       if (!Array.isArray(raw)) throw typeError(jsonKind(raw), '[]json.RawMessage');
-      msg[f.name] = raw.map((x) => valueFromJson(f, x));
+      msg[f.name] = raw.map((x) => (x === null && f.kind !== 'message' ? zeroElement(f) : valueFromJson(f, x)));
     } else if (f.oneof !== undefined) {
       msg[f.oneof] = { case: f.name, value: valueFromJson(f, raw) };
     } else {

@@ -8,6 +8,10 @@
 //   open: Go's server, about to send a response's head, reads the rest of the
 //   body first. A watch and a keepalive whose chunked body stays open get
 //   their head and first results only once the body ends.
+// - Filters as jsonpb reads them: one name where a list belongs, a null in
+//   the list (the zero value: NOPUT), and a negative number, which gogoproto's
+//   encoder writes short, so that etcd's own gRPC server refuses the message
+//   and the stream fails (500, code 13).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -85,6 +89,7 @@ function post(url: string, path: string, body: string): Promise<string> {
 }
 
 const chunkedHead = (path: string): string => `POST ${path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n`;
+const plainRequest = (path: string, body: string): string => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 
 describe('watch through the JSON gateway against the real etcd', { skip: etcdMissing() }, () => {
   const clusters = useServerPair('gateway-watch');
@@ -115,5 +120,44 @@ describe('watch through the JSON gateway against the real etcd', { skip: etcdMis
     );
     assert.deepEqual(theirs?.whileOpen, ['', '']);
     assert.deepEqual(ours, theirs);
+  });
+
+  test('filters as jsonpb reads them: a name for the list, null in it, a negative number', async () => {
+    const bodies: Record<string, string> = {
+      'one name for the list': '{"create_request":{"key":"Zg==","filters":"NOPUT"}}',
+      'an unknown name for the list': '{"create_request":{"key":"Zg==","filters":"BAD"}}',
+      'a number in quotes for the list': '{"create_request":{"key":"Zg==","filters":"0"}}',
+      'a negative filter': '{"create_request":{"key":"Zg==","filters":[-1]}}',
+      'a negative filter after a good one': '{"create_request":{"key":"Zg==","filters":[1,-300]}}',
+    };
+    for (const [label, body] of Object.entries(bodies)) {
+      const [theirs, ours] = await Promise.all(
+        urls().map(async (url) => {
+          const c = new RawHttp(url);
+          await c.ready;
+          c.write(plainRequest('/v3/watch', body));
+          const text = await c.until((t) => /"error"/.test(t) || lines(1)(t), 3_000);
+          c.close();
+          return text;
+        }),
+      );
+      assert.equal(ours, theirs, label);
+    }
+    // null in the list is the zero value, NOPUT: of a put and a delete, only the delete is seen.
+    const [theirs, ours] = await Promise.all(
+      urls().map(async (url) => {
+        const c = new RawHttp(url);
+        await c.ready;
+        c.write(plainRequest('/v3/watch', '{"create_request":{"key":"Zg==","filters":[null]}}'));
+        await c.until(lines(1));
+        await post(url, '/v3/kv/put', JSON.stringify({ key: b64('f'), value: b64('v') }));
+        await post(url, '/v3/kv/deleterange', JSON.stringify({ key: b64('f') }));
+        const text = await c.until(lines(2));
+        c.close();
+        return text;
+      }),
+    );
+    assert.match(theirs ?? '', /"type":"DELETE"/, JSON.stringify(theirs));
+    assert.equal(ours, theirs, 'null in the list');
   });
 });
