@@ -1,5 +1,6 @@
 // etcdctl-ts's long-running commands against etcd-ts: lease keep-alive until
-// the lease is revoked, a watch the server cancels, watch -i with progress requests, lock around a
+// the lease is revoked, a watch the server cancels, watch -i with progress requests and with a line
+// that ends the session (compared with etcdctl's), lock around a
 // command and held until SIGINT (with Debian's etcdctl waiting on it),
 // elect observed by etcdctl, and make-mirror replaying changes.
 import { before, describe, test } from 'node:test';
@@ -94,6 +95,40 @@ describe('etcdctl-ts long-running commands', { skip: etcdctlMissing() }, () => {
     assert.match(w.err, /Invalid command watch -- echo hi \(bad number of arguments\)/);
     w.child.kill('SIGINT');
     assert.equal((await w.done).signal, 'SIGINT');
+  });
+
+  test('watch -i: a line etcdctl refuses ends the session at once, nothing said of the watches running', async () => {
+    interface Session {
+      write(text: string): void;
+      stdout(): string;
+      readonly done: Promise<{ code: number | null; stderr: string }>;
+    }
+    const tools: Record<string, () => Session> = {
+      etcdctl: () => {
+        const p = etcdctlBackground(['watch', '-i'], { endpoints: ep, keepStdinOpen: true, timeoutMs: 30_000 });
+        return { write: (t) => p.write(t), stdout: () => p.stdout(), done: p.done };
+      },
+      'etcdctl-ts': () => {
+        const p = new Ts(ep, ['watch', '-i']);
+        return { write: (t) => p.child.stdin.write(t), stdout: () => p.out, done: p.done.then(({ code }) => ({ code, stderr: p.err })) };
+      },
+    };
+    for (const line of ['watch --bogus', 'watch --rev x wr/a', 'watch wr/a --']) {
+      const ends: Record<string, unknown> = {};
+      for (const [tool, start] of Object.entries(tools)) {
+        const w = start();
+        w.write('watch wr/a\n');
+        // The watch is live once a put shows up (startup time varies with load).
+        for (let i = 0; i < 40 && !w.stdout().includes('PUT\nwr/a\n'); i++) {
+          await etcdctl(['put', 'wr/a', 'x'], { endpoints: ep });
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        w.write(`${line}\n`);
+        const { code, stderr } = await w.done;
+        ends[tool] = { code, stderr };
+      }
+      assert.deepEqual(ends['etcdctl-ts'], ends['etcdctl'], line);
+    }
   });
 
   test('lock runs a command under the lock; a held lock makes etcdctl wait until SIGINT', async () => {

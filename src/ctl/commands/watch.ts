@@ -33,7 +33,7 @@ function resolveWatch(positional: string[], dashAt: number, envKey: string, envR
   return { key: all[0] ?? '', rangeEnd: all.length >= 2 ? all[1] : undefined, ...o, exec };
 }
 
-/** `ending()`: the command is exiting already (etcdctl -i at the end of its input): a watch ended by that says nothing. */
+/** `ending()`: the command is exiting already (etcdctl -i at the end of its input, or at a line it refuses): a watch ended by that says nothing. */
 async function printWatch(ctl: Ctl, client: Client, w: WatchArgs, ending: () => boolean = () => false): Promise<void> {
   const key = w.prefix && w.key === '' ? '\x00' : w.key;
   const watcher = client.watch.watch(key, {
@@ -116,6 +116,8 @@ async function interactive(ctl: Ctl, envKey: string, envRange: string): Promise<
     try {
       parsed = parseFlags(words.slice(1), watchFlags);
     } catch (err) {
+      // etcdctl exits at once (os.Exit): the watches running say nothing of their end.
+      ending = true;
       return fail(ExitCode.badArgs, err instanceof Error ? err.message : String(err));
     }
     const f = parsed.values;
@@ -124,7 +126,10 @@ async function interactive(ctl: Ctl, envKey: string, envRange: string): Promise<
       // etcdctl's argument check ends the session; a line with a command but no key passes it
       // and fails only when the watch is made, which is reported and skipped.
       const noKeyButCommand = w === 'bad number of arguments' && parsed.dashAt >= 0;
-      if (w.startsWith('bad number') && !noKeyButCommand) fail(ExitCode.badArgs, w);
+      if (w.startsWith('bad number') && !noKeyButCommand) {
+        ending = true;
+        fail(ExitCode.badArgs, w);
+      }
       ctl.io.output.err(`Invalid command ${l} (${w})\n`);
       continue;
     }
