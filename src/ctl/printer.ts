@@ -738,7 +738,8 @@ export class JsonPrinter extends RpcPrinter {
   watch(r: WatchResponse): void {
     const events = r.events.map((e) => messageJson(mvccpb.Event, e)).join(',');
     this.raw(
-      `{"Header":${messageJson(pb.ResponseHeader, r.header ?? noHeader)},"Events":${r.events.length === 0 ? 'null' : `[${events}]`},` +
+      // clientv3 makes a list for each response it passes on, so an empty one is [] (not Go's nil, null).
+      `{"Header":${messageJson(pb.ResponseHeader, r.header ?? noHeader)},"Events":[${events}],` +
         `"CompactRevision":${r.compactRevision},"Canceled":${r.canceled},"Created":false}`,
     );
   }

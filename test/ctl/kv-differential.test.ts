@@ -78,6 +78,8 @@ const script: Step[] = [
   { args: ['get', 'foo', '--rev=08'] },
   { args: ['get', 'foo', '--rev=3'] },
   { args: ['watch', 'foo', '--rev', '2'], until: '\n' },
+  // A response without events is printed with an empty list, as clientv3 makes one for each.
+  { args: ['watch', 'foo', '--rev', '2', '-w', 'json'] },
 ];
 
 describeDifferential('kv', script);
