@@ -22,7 +22,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { GrpcChannel, GrpcError, GrpcStatus, type ChannelTlsOptions, type MethodDef, type OutgoingMetadata } from '../grpc/index.js';
+import { GrpcChannel, GrpcError, GrpcStatus, type ChannelTlsOptions, type ClientReadableCall, type MethodDef, type OutgoingMetadata } from '../grpc/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb, type MessageType } from '../pb/index.js';
 import type { EtcdServer } from '../server/index.js';
 import type { HttpRoute } from './http.js';
@@ -386,7 +386,27 @@ export class Gateway {
       return this.fail(res, e, false);
     }
     const call = this.conn().serverStream(method, request, { metadata, signal });
+    if (!(await this.answeredHeaders(call, res, signal))) return;
     await this.pipeResults(method, res, () => call.read());
+  }
+
+  /**
+   * grpc-gateway waits for a stream's response headers (which come with its
+   * first message) before it answers anything: a call cancelled before them,
+   * the client gone ("context canceled"), is answered as a failed unary call
+   * is, with no stream chunk. False when it was.
+   */
+  private async answeredHeaders(call: ClientReadableCall<object>, res: Res, signal: AbortSignal): Promise<boolean> {
+    try {
+      await call.headers();
+    } catch (e) {
+      if (signal.aborted) {
+        this.fail(res, e, false);
+        return false;
+      }
+      // Any other failure is read from the stream, as grpc-gateway reads it.
+    }
+    return true;
   }
 
   /**
@@ -412,6 +432,7 @@ export class Gateway {
         if (!outlivesBody) call.end();
       },
     );
+    if (!(await this.answeredHeaders(call, res, signal))) return;
     // Go's HTTP/1 server, about to send a response's head, first reads what is left of the request body to
     // its end: over HTTP/1 nothing of the stream goes out while the body is still open. The responses wait
     // in the call meanwhile, bounded by its flow control.

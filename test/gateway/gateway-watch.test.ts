@@ -12,6 +12,10 @@
 //   the list (the zero value: NOPUT), and a negative number, which gogoproto's
 //   encoder writes short, so that etcd's own gRPC server refuses the message
 //   and the stream fails (500, code 13).
+// - A client that half-closes right after its request ends the call's
+//   context at that EOF: a stream cancelled before its first response (its
+//   response headers) is answered as a failed unary call (408, one JSON
+//   object with a length), not with a stream's error chunk.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -64,6 +68,11 @@ class RawHttp {
   async until(pred: (text: string) => boolean, timeoutMs = 5_000): Promise<string> {
     for (const deadline = Date.now() + timeoutMs; !pred(this.text) && !this.closed && Date.now() < deadline; ) await delay(25);
     return this.received();
+  }
+
+  /** Half-closes: the client's EOF. */
+  end(): void {
+    this.socket.end();
   }
 
   close(): void {
@@ -159,5 +168,29 @@ describe('watch through the JSON gateway against the real etcd', { skip: etcdMis
     );
     assert.match(theirs ?? '', /"type":"DELETE"/, JSON.stringify(theirs));
     assert.equal(ours, theirs, 'null in the list');
+  });
+
+  test('a client that half-closes right after its request: a stream cancelled before its first response is a failed unary call', async () => {
+    const halfClosed = async (url: string, path: string, body: string): Promise<string> => {
+      const c = new RawHttp(url);
+      await c.ready;
+      c.write(plainRequest(path, body));
+      c.end();
+      const text = await c.until(() => false, 3_000);
+      c.close();
+      return text;
+    };
+    const unaryCancel = /^HTTP\/1\.1 408 Request Timeout\r\n(.*\r\n)*Content-Length: 66\r\n\r\n\{"error":"context canceled","message":"context canceled","code":1\}<closed>$/;
+    // No leader to observe: nothing comes before the EOF, on either side.
+    const [theirs, ours] = await Promise.all(urls().map((url) => halfClosed(url, '/v3/election/observe', JSON.stringify({ name: b64('nobody') }))));
+    assert.match(theirs ?? '', unaryCancel);
+    assert.equal(ours, theirs, 'observe');
+    // A watch: etcd's created response races the EOF. Cancelled first, both answer alike; created
+    // first, etcd sends it and then the stream's error chunk.
+    const watch = JSON.stringify({ create_request: { key: b64('hc') } });
+    const [theirsWatch, oursWatch] = await Promise.all(urls().map((url) => halfClosed(url, '/v3/watch', watch)));
+    const createdThenCanceled = /^HTTP\/1\.1 200 OK\r\n(.*\r\n)*\r\nSIZE\r\n\{"result":\{[^\n]*"created":true\}\}\n\r\nSIZE\r\n\{"error":\{"grpc_code":1,"http_code":408,"message":"context canceled","http_status":"Request Timeout"\}\}\r\n0\r\n\r\n<closed>$/;
+    for (const text of [theirsWatch, oursWatch]) assert.ok(unaryCancel.test(text ?? '') || createdThenCanceled.test(text ?? ''), text);
+    if (unaryCancel.test(theirsWatch ?? '') && unaryCancel.test(oursWatch ?? '')) assert.equal(oursWatch, theirsWatch);
   });
 });
