@@ -22,7 +22,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { GrpcChannel, GrpcError, GrpcStatus, type ChannelTlsOptions, type ClientReadableCall, type MethodDef, type OutgoingMetadata } from '../grpc/index.js';
+import { GrpcChannel, GrpcError, GrpcStatus, HttpBodyError, type ChannelTlsOptions, type ClientReadableCall, type MethodDef, type OutgoingMetadata } from '../grpc/index.js';
 import { etcdserverpb, v3electionpb, v3lockpb, type MessageType } from '../pb/index.js';
 import type { EtcdServer } from '../server/index.js';
 import type { HttpRoute } from './http.js';
@@ -225,8 +225,31 @@ function metadataOf(req: Req): OutgoingMetadata {
   return md;
 }
 
-function readBody(req: Req): Promise<Uint8Array> {
-  return readRequestBody(req, bodyBytesMax, 'refuse', () => new JsonPbError('http: request body too large'));
+/** Answers to requests whose body broke off for good (HttpBodyError.repeats): the connection closes after them. */
+const brokenBodies = new WeakSet<Res>();
+
+/**
+ * Go's server closes a connection whose request body broke off for good once
+ * it has answered, and says so in the head, after the headers it adds itself
+ * (Date; Content-Length for an answer it has whole).
+ */
+function sayClosing(res: Res, contentLength?: number): void {
+  if (!brokenBodies.has(res) || res.headersSent) return;
+  res.setHeader('Date', new Date().toUTCString());
+  if (contentLength !== undefined) res.setHeader('Content-Length', contentLength);
+  res.setHeader('Connection', 'close');
+}
+
+/**
+ * The request body whole. One that breaks off is refused as one that does
+ * not decode (grpc-gateway's decoder got the error), unless the client's EOF
+ * broke it: that EOF ends the request's context first ("context canceled").
+ */
+function readBody(req: Req, signal: AbortSignal): Promise<Uint8Array> {
+  return readRequestBody(req, bodyBytesMax, 'refuse', () => new JsonPbError('http: request body too large')).catch((e: unknown) => {
+    if (!(e instanceof HttpBodyError)) throw e;
+    throw signal.aborted ? new GrpcError(GrpcStatus.CANCELLED, 'context canceled') : new JsonPbError(e.message);
+  });
 }
 
 /** The verified client certificate's CN on a TLS request, if any. */
@@ -291,6 +314,9 @@ export class Gateway {
     }
     const abort = new AbortController();
     res.on('close', () => abort.abort());
+    req.on('error', (e) => {
+      if (e instanceof HttpBodyError && e.repeats) brokenBodies.add(res);
+    });
     // A client that half-closes its HTTP/1 connection ends the call's context, as Go's server ends a request's
     // context at the EOF it reads: the call is cancelled (a write not yet proposed is not made), and the
     // answer (408, "context canceled") still goes out on the open half (client-port.ts keeps it open).
@@ -313,7 +339,7 @@ export class Gateway {
   private async unary(method: AnyMethod, req: Req, res: Res, metadata: OutgoingMetadata, signal: AbortSignal): Promise<void> {
     let request: object;
     try {
-      request = fromJson(method.requestType, await readBody(req));
+      request = fromJson(method.requestType, await readBody(req, signal));
     } catch (e) {
       return this.fail(res, e, false);
     }
@@ -344,7 +370,11 @@ export class Gateway {
       write(res, errorBody(code, message));
       (res as ServerResponse).addTrailers({ 'Grpc-Trailer-Content-Type': 'application/grpc' });
       res.end();
-    } else res.end(errorBody(code, message));
+    } else {
+      const body = errorBody(code, message);
+      sayClosing(res, Buffer.byteLength(body));
+      res.end(body);
+    }
   }
 
   private startStream(res: Res): void {
@@ -352,6 +382,7 @@ export class Gateway {
     res.statusCode = 200;
     res.setHeader('Content-Type', 'application/json');
     res.setHeader('Grpc-Metadata-Content-Type', 'application/grpc');
+    sayClosing(res);
   }
 
   /** Copies a response stream out as {"result":…} lines until it ends or fails. */
@@ -369,6 +400,7 @@ export class Gateway {
       if (!res.headersSent) {
         res.statusCode = httpStatusOf(code);
         res.setHeader('Content-Type', 'application/json');
+        sayClosing(res);
       }
       if (!res.writableEnded) write(res, streamErrorChunk(code, message));
     }
@@ -381,7 +413,7 @@ export class Gateway {
   private async serverStream(method: AnyMethod, req: Req, res: Res, metadata: OutgoingMetadata, signal: AbortSignal): Promise<void> {
     let request: object;
     try {
-      request = fromJson(method.requestType, await readBody(req));
+      request = fromJson(method.requestType, await readBody(req, signal));
     } catch (e) {
       return this.fail(res, e, false);
     }
@@ -465,6 +497,11 @@ class StreamBody {
     this.read = new Promise((resolve) => {
       req.once('end', resolve);
       req.once('close', resolve);
+      req.once('error', () => resolve());
+    });
+    // A body that breaks off (HttpBodyError) is a request that does not decode.
+    req.on('error', (e) => {
+      if (!this.finished) this.fail(e.message);
     });
     req.on('data', (c: Buffer) => {
       if (this.finished) return;

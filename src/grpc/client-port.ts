@@ -14,6 +14,10 @@
  *   handler through Node's compatibility request/response objects; if the
  *   request's :authority is one nghttp2 would refuse, through an
  *   AuthorityRewriter.
+ * - An HTTP/1.1 request body that breaks off while its handler reads it is
+ *   that handler's to answer (HttpBodyError), as a Go handler answers the
+ *   error of its body's reader; any other request the parser refuses gets
+ *   Go's plain answer.
  *
  * Bounds: a connection must send its first bytes (plain) or finish its TLS
  * handshake within `handshakeTimeoutMs` (GHSA-6vch-q96h-7gc3); close() sends
@@ -34,6 +38,38 @@ import { assert, nopLogger, sniffPreface, type Logger } from '../base/index.js';
 import type { H2Connection } from './h2-connection.js';
 import { clientPreface, watchFirstRequest, type FirstRequestWatch, type Handoff } from './authority-shim.js';
 import type { GrpcServer } from './server.js';
+
+/**
+ * An HTTP/1.1 request body the parser gave up on mid-way (bad chunk framing,
+ * the client's EOF before its end), in the words of Go's body reader. It is
+ * emitted as 'error' on the request, whose handler answers; the connection
+ * closes after that answer.
+ */
+export class HttpBodyError extends Error {
+  constructor(
+    message: string,
+    /**
+     * Whether later reads fail too, as Go's chunked reader repeats its error:
+     * Go's server then answers with "Connection: close". A body cut short
+     * before its Content-Length reads as ended after its first error.
+     */
+    readonly repeats: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Go's words for why a body could not be read, from Node's parser error. */
+function goBodyErrorText(err: NodeJS.ErrnoException & { reason?: string }): string {
+  switch (err.code) {
+    case 'HPE_INVALID_CHUNK_SIZE':
+      return /overflow/i.test(err.reason ?? '') ? 'http chunk length too large' : 'invalid byte in chunk length';
+    case 'HPE_INVALID_EOF_STATE':
+      return 'unexpected EOF';
+    default:
+      return 'malformed chunked encoding';
+  }
+}
 
 /** Handles a plain HTTP request, HTTP/1.1 or HTTP/2 (through Node's compatibility API). */
 export type HttpHandler = (
@@ -99,6 +135,10 @@ export class ClientPortServer {
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly grpcConnections = new Set<H2Connection>();
   private readonly watches = new Set<FirstRequestWatch>();
+  /** The HTTP/1.1 request being served on a connection, until its answer is over. */
+  private readonly serving = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
+  /** Connections whose request body broke off: nothing more is read on them (the parser repeats its error). */
+  private readonly bodyBroken = new WeakSet<Socket>();
   private rewritingCount = 0;
   private readonly logger: Logger;
   private readonly handshakeTimeoutMs: number;
@@ -138,11 +178,27 @@ export class ClientPortServer {
         if (!res.headersSent) res.shouldKeepAlive = false;
       };
       socket.once('end', halfClosed);
-      res.once('close', () => socket.removeListener('end', halfClosed));
+      this.serving.set(socket, { req, res });
+      res.once('close', () => {
+        socket.removeListener('end', halfClosed);
+        if (this.serving.get(socket)?.res === res) this.serving.delete(socket);
+      });
       handler(req, res);
     });
-    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    this.h1.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket) => {
       this.logger.debug('http client error', { error: err });
+      // A body that breaks off while its request is served: as from Go's body reader, the request's
+      // reader gets the error and the handler answers; no further request is read on the connection.
+      const sock = socket as Socket;
+      if (this.bodyBroken.has(sock)) return;
+      const current = this.serving.get(sock);
+      if (current !== undefined && !current.req.complete && current.req.listenerCount('error') > 0) {
+        this.bodyBroken.add(sock);
+        if (!current.res.headersSent) current.res.shouldKeepAlive = false;
+        const chunked = current.req.headers['transfer-encoding'] !== undefined;
+        current.req.emit('error', new HttpBodyError(goBodyErrorText(err), chunked));
+        return;
+      }
       // A request Go's server cannot parse gets its plain answer before the close,
       // unless an answer went out already (bytes after it would corrupt the exchange).
       if (socket.writable && (socket as net.Socket).bytesWritten === 0 && err.code !== 'ECONNRESET' && err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {

@@ -80,6 +80,7 @@ export {
 } from './server.js';
 export {
   ClientPortServer,
+  HttpBodyError,
   reloadCrlAtConnections,
   type ClientPortOptions,
   type ClientPortTlsOptions,

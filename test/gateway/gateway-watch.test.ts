@@ -16,6 +16,12 @@
 //   context at that EOF: a stream cancelled before its first response (its
 //   response headers) is answered as a failed unary call (408, one JSON
 //   object with a length), not with a stream's error chunk.
+// - A chunked request body that breaks off (a bad chunk size, one too large,
+//   the client's EOF mid-chunk) is an error of the body's reader, in Go's
+//   words: the request is refused as one that does not decode (a watch's
+//   first request: 500, code 2; a unary call: 400, code 3), the EOF as the
+//   context it cancels (408), or a watch's later request ends its sending;
+//   the answer says "Connection: close" and the connection closes after it.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -192,5 +198,36 @@ describe('watch through the JSON gateway against the real etcd', { skip: etcdMis
     const createdThenCanceled = /^HTTP\/1\.1 200 OK\r\n(.*\r\n)*\r\nSIZE\r\n\{"result":\{[^\n]*"created":true\}\}\n\r\nSIZE\r\n\{"error":\{"grpc_code":1,"http_code":408,"message":"context canceled","http_status":"Request Timeout"\}\}\r\n0\r\n\r\n<closed>$/;
     for (const text of [theirsWatch, oursWatch]) assert.ok(unaryCancel.test(text ?? '') || createdThenCanceled.test(text ?? ''), text);
     if (unaryCancel.test(theirsWatch ?? '') && unaryCancel.test(oursWatch ?? '')) assert.equal(oursWatch, theirsWatch);
+  });
+
+  test("a chunked request body that breaks off: refused in Go's words, then the connection closes", async () => {
+    const create = JSON.stringify({ create_request: { key: b64('broken') } });
+    const cases: Record<string, { readonly path: string; readonly chunks: readonly string[]; readonly end?: true; readonly streams?: true }> = {
+      'a watch whose first chunk size is bad': { path: '/v3/watch', chunks: ['zz\r\n{}\r\n'] },
+      'a watch whose second chunk size is bad': { path: '/v3/watch', chunks: [`${Buffer.byteLength(create).toString(16)}\r\n${create}\r\n`, 'zz\r\n{}\r\n'], streams: true },
+      'a keepalive whose chunk size is bad': { path: '/v3/lease/keepalive', chunks: ['zz\r\n{}\r\n'] },
+      'a range whose chunk size is bad': { path: '/v3/kv/range', chunks: ['zz\r\n{}\r\n'] },
+      'a range whose chunk is too large': { path: '/v3/kv/range', chunks: ['fffffffffffffffffff\r\n'] },
+      "a range whose chunk the client's EOF cuts": { path: '/v3/kv/range', chunks: ['9\r\n{}'], end: true },
+    };
+    for (const [label, { path, chunks, end, streams }] of Object.entries(cases)) {
+      const [theirs, ours] = await Promise.all(
+        urls().map(async (url) => {
+          const c = new RawHttp(url);
+          await c.ready;
+          c.write(chunkedHead(path));
+          for (const chunk of chunks) {
+            c.write(chunk);
+            await delay(100);
+          }
+          if (end === true) c.end();
+          const text = await c.until(streams === true ? lines(1) : () => false, 3_000);
+          c.close();
+          return text;
+        }),
+      );
+      assert.match(theirs ?? '', /Connection: close\r\n/, label);
+      assert.equal(ours, theirs, label);
+    }
   });
 });
