@@ -4,7 +4,8 @@
 // member ids aside: which creates are refused and with which cancel reason
 // (permission denied, user name is empty, invalid auth token), and which
 // events an open watch still gets once its user lost the permission, lost
-// its role, was deleted, once auth was disabled and enabled again, and once
+// its role, was deleted, had its password changed, lost its role to a
+// deletion, once auth was disabled and enabled again, and once
 // the token it was created with expired (simple tokens, --auth-token-ttl 5).
 // Each script runs on both servers at once.
 // etcd checks a watch's permission once, when it is created: the watches
@@ -37,6 +38,15 @@ const admin = <T>(method: keyof typeof methods.auth, type: { encode(m: T): Uint8
   type.encode(type.create(init)),
 ];
 const watchKey = (key: string, more: Partial<etcdserverpb.WatchCreateRequest> = {}): Partial<etcdserverpb.WatchCreateRequest> => ({ key: b(key), ...more });
+const grantReadA = admin('RoleGrantPermission', P.AuthRoleGrantPermissionRequest, { name: 'r', perm: { permType: 0, key: b('a'), rangeEnd: b('b') } });
+const grantAliceR = admin('UserGrantRole', P.AuthUserGrantRoleRequest, { user: 'alice', role: 'r' });
+/** Role r (read [a, b), read and write c), granted to alice. */
+const roleR: Step[] = [
+  admin('RoleAdd', P.AuthRoleAddRequest, { name: 'r' }),
+  grantReadA,
+  admin('RoleGrantPermission', P.AuthRoleGrantPermissionRequest, { name: 'r', perm: { permType: 2, key: b('c'), rangeEnd: b('') } }),
+  grantAliceR,
+];
 
 const scripts: Record<string, Step[]> = {
   'permitted, partly permitted and refused ranges; prev_kv; a write by the watcher': [
@@ -54,7 +64,7 @@ const scripts: Record<string, Step[]> = {
     admin('RoleRevokePermission', P.AuthRoleRevokePermissionRequest, { role: 'r', key: b('a'), rangeEnd: b('b') }),
     ['put', 'a', 'root'],
     ['create', 's', watchKey('a')],
-    admin('RoleGrantPermission', P.AuthRoleGrantPermissionRequest, { name: 'r', perm: { permType: 0, key: b('a'), rangeEnd: b('b') } }),
+    grantReadA,
     ['create', 's', watchKey('a')],
     ['put', 'a', 'root'],
   ],
@@ -64,18 +74,31 @@ const scripts: Record<string, Step[]> = {
     admin('UserRevokeRole', P.AuthUserRevokeRoleRequest, { name: 'alice', role: 'r' }),
     ['create', 's', watchKey('c')],
     ['put', 'c', 'root'],
-    admin('UserGrantRole', P.AuthUserGrantRoleRequest, { user: 'alice', role: 'r' }),
+    grantAliceR,
     ['create', 's', watchKey('c')],
     admin('UserDelete', P.AuthUserDeleteRequest, { name: 'alice' }),
     ['put', 'c', 'root'],
     ['create', 's', watchKey('c')],
     admin('UserAdd', P.AuthUserAddRequest, { name: 'alice', password: 'pw' }),
-    admin('UserGrantRole', P.AuthUserGrantRoleRequest, { user: 'alice', role: 'r' }),
+    grantAliceR,
     // The token of the deleted user stays invalid; a new login is another matter.
     ['create', 's', watchKey('c')],
     ['open', 't', { user: 'alice' }],
     ['create', 't', watchKey('c')],
     ['put', 'c', 'root'],
+  ],
+  'the password changed, the role deleted': [
+    ['open', 's', { user: 'alice' }],
+    ['create', 's', watchKey('a')],
+    admin('UserChangePassword', P.AuthUserChangePasswordRequest, { name: 'alice', password: 'pw' }),
+    ['create', 's', watchKey('a')],
+    ['put', 'a', 'root'],
+    admin('RoleDelete', P.AuthRoleDeleteRequest, { role: 'r' }),
+    ['open', 't', { user: 'alice' }],
+    ['create', 't', watchKey('a')],
+    ['put', 'a', 'root'],
+    ...roleR,
+    ['create', 't', watchKey('a')],
   ],
   'no token, a bogus token, root': [
     ['open', 'none', undefined],
@@ -195,10 +218,7 @@ describe('watches with auth on against the real etcd', { skip: etcdMissing() }, 
       admin('UserAdd', P.AuthUserAddRequest, { name: 'root', password: 'rootpw' }),
       admin('UserGrantRole', P.AuthUserGrantRoleRequest, { user: 'root', role: 'root' }),
       admin('UserAdd', P.AuthUserAddRequest, { name: 'alice', password: 'pw' }),
-      admin('RoleAdd', P.AuthRoleAddRequest, { name: 'r' }),
-      admin('RoleGrantPermission', P.AuthRoleGrantPermissionRequest, { name: 'r', perm: { permType: 0, key: b('a'), rangeEnd: b('b') } }),
-      admin('RoleGrantPermission', P.AuthRoleGrantPermissionRequest, { name: 'r', perm: { permType: 2, key: b('c'), rangeEnd: b('') } }),
-      admin('UserGrantRole', P.AuthUserGrantRoleRequest, { user: 'alice', role: 'r' }),
+      ...roleR,
       admin('AuthEnable', P.AuthEnableRequest, {}),
     ];
     const logs = await Promise.all(raw.map((r) => run(r, setup)));
