@@ -199,6 +199,20 @@ function write(res: Res, text: string): boolean {
   return (res as ServerResponse).write(text);
 }
 
+/** The buffer Go's HTTP/1 server fills before it sends a chunk of a response body. */
+const goChunkBufferBytes = 2048;
+
+/**
+ * One stream message and its newline, flushed, framed as Go's buffer frames
+ * them: together as one chunk, unless the message fills the buffer, which
+ * then goes out as its own chunk and the newline as another.
+ */
+function writeResult(res: Res, json: string): boolean {
+  if (Buffer.byteLength(json) < goChunkBufferBytes) return write(res, `${json}\n`);
+  write(res, json);
+  return write(res, '\n');
+}
+
 function plain(res: Res, status: number, text: string): void {
   res.statusCode = status;
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
@@ -392,7 +406,7 @@ export class Gateway {
         const msg = await read();
         if (msg === undefined) break;
         this.startStream(res);
-        const ok = write(res, `{"result":${toJson(method.responseType, msg)}}\n`);
+        const ok = writeResult(res, `{"result":${toJson(method.responseType, msg)}}`);
         if (!ok) await new Promise<void>((resolve) => res.once('drain', resolve));
       }
     } catch (e) {

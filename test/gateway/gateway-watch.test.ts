@@ -22,6 +22,9 @@
 //   first request: 500, code 2; a unary call: 400, code 3), the EOF as the
 //   context it cancels (408), or a watch's later request ends its sending;
 //   the answer says "Connection: close" and the connection closes after it.
+// - Chunk framing: each result and its newline are one chunk, unless the
+//   result fills Go's 2 KiB response buffer: then it is a chunk of its own
+//   and the newline another.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -234,4 +237,21 @@ describe('watch through the JSON gateway against the real etcd', { skip: etcdMis
     }
   });
 
+  test('chunk framing: a result that fills 2 KiB is its own chunk, its newline another', async () => {
+    const [theirs, ours] = await Promise.all(
+      urls().map(async (url) => {
+        const c = new RawHttp(url);
+        await c.ready;
+        c.write(plainRequest('/v3/watch', JSON.stringify({ create_request: { key: b64('framed') } })));
+        await c.until(lines(1));
+        // Base64 makes 4 of 3 bytes: results of about 4,200, 2,200 and 1,500 bytes.
+        for (const size of [3_000, 1_500, 1_000]) await post(url, '/v3/kv/put', JSON.stringify({ key: b64('framed'), value: b64('x'.repeat(size)) }));
+        const text = await c.until((t) => /"version":"3"[^\n]*\n\r\n/.test(t));
+        c.close();
+        return text;
+      }),
+    );
+    assert.match(theirs ?? '', /\}\r\n1\r\n\n\r\n/);
+    assert.equal(ours, theirs);
+  });
 });
