@@ -137,8 +137,8 @@ export class ClientPortServer {
   private readonly watches = new Set<FirstRequestWatch>();
   /** The HTTP/1.1 request being served on a connection, until its answer is over. */
   private readonly serving = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
-  /** Connections whose request body broke off: nothing more is read on them (the parser repeats its error). */
-  private readonly bodyBroken = new WeakSet<Socket>();
+  /** Connections whose parser failed while a request was served: nothing more is read on them (the parser repeats its error). */
+  private readonly parserFailed = new WeakSet<Socket>();
   private rewritingCount = 0;
   private readonly logger: Logger;
   private readonly handshakeTimeoutMs: number;
@@ -190,19 +190,31 @@ export class ClientPortServer {
       // A body that breaks off while its request is served: as from Go's body reader, the request's
       // reader gets the error and the handler answers; no further request is read on the connection.
       const sock = socket as Socket;
-      if (this.bodyBroken.has(sock)) return;
+      if (this.parserFailed.has(sock)) return;
       const current = this.serving.get(sock);
       if (current !== undefined && !current.req.complete && current.req.listenerCount('error') > 0) {
-        this.bodyBroken.add(sock);
+        this.parserFailed.add(sock);
         if (!current.res.headersSent) current.res.shouldKeepAlive = false;
         const chunked = current.req.headers['transfer-encoding'] !== undefined;
         current.req.emit('error', new HttpBodyError(goBodyErrorText(err), chunked));
         return;
       }
+      const answer = goPlainAnswer(err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request');
+      // While a request is served, Go's server reads nothing more until it is answered (a watch's answer
+      // never ends); then it refuses the request that follows, or closes if the body it did not read broke off.
+      if (current !== undefined && err.code !== 'ECONNRESET') {
+        this.parserFailed.add(sock);
+        const { req, res } = current;
+        res.once('close', () => {
+          if (!res.writableFinished || !socket.writable) socket.destroy();
+          else socket.end(req.complete ? answer : undefined);
+        });
+        return;
+      }
       // A request Go's server cannot parse gets its plain answer before the close,
       // unless an answer went out already (bytes after it would corrupt the exchange).
       if (socket.writable && (socket as net.Socket).bytesWritten === 0 && err.code !== 'ECONNRESET' && err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
-        socket.end(goPlainAnswer(err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'));
+        socket.end(answer);
         return;
       }
       socket.destroy();
