@@ -15,7 +15,7 @@ import {
   type ServerConfig,
   type TlsFiles,
 } from '../server/index.js';
-import { FlagError, checkValue, parseBool, parseDurationMs, type FlagDef } from './flags.js';
+import { FlagError, checkValue, goIntValue, parseBool, parseDurationMs, type FlagDef } from './flags.js';
 
 function urlsCheck(v: string): string | undefined {
   try {
@@ -159,7 +159,8 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   const get = (n: string): string | undefined => values.get(n);
   const num = (n: string, dflt: number): number => {
     const v = get(n);
-    return v === undefined ? dflt : Number(v);
+    const kind = defsByName.get(n)?.kind;
+    return v === undefined ? dflt : kind === 'int' || kind === 'uint' ? goIntValue(kind, v) : Number(v);
   };
   cfg.name = get('name') ?? cfg.name;
   cfg.dataDir = get('data-dir') ?? `${cfg.name}.etcd`;

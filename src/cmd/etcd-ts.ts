@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, goDnsServer, type Logger } from '../base/index.js';
 import { ClientApi } from '../api/index.js';
 import { ConfigError, EtcdServer, initialClusterFromSrv, isServerError, prepareAutoTls, serverVersion, unknownCipherSuite, validateConfig, type SrvDns } from '../server/index.js';
-import { EnvError, FlagError, flagsFromEnv, flagsHelp, parseFlags } from './flags.js';
+import { EnvError, FlagError, flagsFromEnv, flagsHelp, parseFlags, type EnvNote } from './flags.js';
 import { configFromValues, etcdFlags, valuesFromConfigFile } from './etcd-flags.js';
 
 const usage = `Usage:
@@ -65,7 +65,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   let values: Map<string, string>;
-  let notes: string[] = [];
+  let notes: EnvNote[] = [];
   try {
     const parsed = parseFlags(etcdFlags, argv);
     if (parsed.args.length > 0) throw new ConfigError(`'${parsed.args[0] ?? ''}' is not a valid flag`);
@@ -110,7 +110,7 @@ async function main(argv: string[]): Promise<void> {
     fail(`http2: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher (need at least one of ${h2Required.join(' or ')})`, 1);
   }
   const logger: Logger = new JsonLogger(cfg.logLevel, logWriter(cfg.logOutputs));
-  for (const n of notes) logger.info(n);
+  for (const n of notes) logger[n.level](n.msg);
   if (cfg.enablePprof) logger.warn("--enable-pprof: Go's /debug/pprof endpoints have no counterpart here and are not served (node's --cpu-prof and --heap-prof profile etcd-ts)");
   if (cfg.discoverySrv !== '' || cfg.discoverySrvName !== '') await clusterFromDns(cfg, logger);
   try {

@@ -43,7 +43,7 @@ test('environment variables fill unset flags; a conflict is an error', () => {
   const given = parse(['--name', 'a']);
   const r = flagsFromEnv('ETCD_', etcdFlags, given, { ETCD_DATA_DIR: '/x', ETCD_FOO: '1' });
   assert.equal(r.used.get('data-dir'), '/x');
-  assert.ok(r.notes.some((n) => n === 'unrecognized environment variable ETCD_FOO=1'));
+  assert.ok(r.notes.some((n) => n.level === 'warn' && n.msg === 'unrecognized environment variable ETCD_FOO=1'));
   assert.throws(() => flagsFromEnv('ETCD_', etcdFlags, given, { ETCD_NAME: 'b' }), (e: unknown) => e instanceof EnvError && !e.verifying && /conflicting environment variable "ETCD_NAME"/.test(e.message));
   assert.throws(
     () => flagsFromEnv('ETCD_', etcdFlags, given, { ETCD_HEARTBEAT_INTERVAL: 'abc' }),

@@ -47,6 +47,41 @@ export function parseDurationMs(s: string): number | undefined {
   return total;
 }
 
+/**
+ * Go's strconv.ParseInt/ParseUint with base 0, as the flag package calls
+ * them: a 0x, 0o, 0b or bare 0 (octal) prefix, underscores between digits,
+ * a sign for int only; the value, or Go's flag error ("parse error",
+ * "value out of range").
+ */
+export function parseGoInt(kind: 'int' | 'uint', text: string): bigint | 'parse error' | 'value out of range' {
+  let s = text;
+  let negative = false;
+  if (kind === 'int' && (s.startsWith('+') || s.startsWith('-'))) {
+    negative = s.startsWith('-');
+    s = s.slice(1);
+  }
+  const prefix = /^0[xob]/i.exec(s)?.[0].toLowerCase();
+  const base = prefix === '0x' ? 16 : prefix === '0o' ? 8 : prefix === '0b' ? 2 : s.length > 1 && s.startsWith('0') ? 8 : 10;
+  const body = prefix === undefined ? s : s.slice(2);
+  // An underscore only between digits (or right after a base prefix), never last.
+  const underscoresOk = !/__|_$/.test(s) && (prefix !== undefined ? true : !s.startsWith('_'));
+  const digits = body.replace(/_/g, '');
+  const digitRe = base === 16 ? /^[0-9a-f]+$/i : base === 8 ? /^[0-7]+$/ : base === 2 ? /^[01]+$/ : /^[0-9]+$/;
+  if (!underscoresOk || !digitRe.test(digits)) return 'parse error';
+  let n = 0n;
+  for (const c of digits) n = n * BigInt(base) + BigInt(parseInt(c, base));
+  const max = kind === 'uint' ? 2n ** 64n - 1n : negative ? 2n ** 63n : 2n ** 63n - 1n;
+  if (n > max) return 'value out of range';
+  return negative ? -n : n;
+}
+
+/** A flag's integer value as a number (checked for its kind before). */
+export function goIntValue(kind: 'int' | 'uint', text: string): number {
+  const n = parseGoInt(kind, text);
+  if (typeof n !== 'bigint') throw new FlagError(`invalid integer ${text}: ${n}`);
+  return Number(n);
+}
+
 function kindCheck(kind: FlagKind, value: string): string | undefined {
   switch (kind) {
     case 'string':
@@ -54,9 +89,10 @@ function kindCheck(kind: FlagKind, value: string): string | undefined {
     case 'bool':
       return /^(1|0|t|f|T|F|true|false|TRUE|FALSE|True|False)$/.test(value) ? undefined : 'parse error';
     case 'int':
-      return /^[+-]?\d+$/.test(value) && Number.isSafeInteger(Number(value)) ? undefined : 'parse error';
-    case 'uint':
-      return /^\+?\d+$/.test(value) && Number.isSafeInteger(Number(value)) ? undefined : 'parse error';
+    case 'uint': {
+      const n = parseGoInt(kind, value);
+      return typeof n === 'bigint' ? undefined : n;
+    }
     case 'float':
       return value.trim() !== '' && Number.isFinite(Number(value)) ? undefined : 'parse error';
     case 'duration':
@@ -75,7 +111,10 @@ function valueError(def: FlagDef, value: string): string | undefined {
 
 export function checkValue(def: FlagDef, value: string): void {
   const err = valueError(def, value);
-  if (err !== undefined) throw new FlagError(`invalid value "${value}" for flag -${def.name}: ${err}`);
+  if (err === undefined) return;
+  // Go's flag package words a boolean that does not parse apart from other bad values.
+  if (def.kind === 'bool' && kindCheck('bool', value) !== undefined) throw new FlagError(`invalid boolean value "${value}" for -${def.name}: ${err}`);
+  throw new FlagError(`invalid value "${value}" for flag -${def.name}: ${err}`);
 }
 
 /**
@@ -147,17 +186,24 @@ export function envName(prefix: string, flag: string): string {
   return prefix + flag.toUpperCase().replace(/-/g, '_');
 }
 
+export interface EnvNote {
+  readonly level: 'info' | 'warn';
+  readonly msg: string;
+}
+
 export interface EnvResult {
   /** Values taken from the environment for flags not given on the command line. */
   readonly used: Map<string, string>;
-  /** Log lines as etcd prints them (recognized / unrecognized variables). */
-  readonly notes: string[];
+  /** Log lines as etcd prints them: recognized variables (info), unrecognized ones (warn). */
+  readonly notes: EnvNote[];
 }
 
 /**
  * Applies PREFIX_* environment variables to flags that the command line did not
  * set. A variable for a flag that the command line also set is an error, as
- * in etcd ("conflicting environment variable ... is shadowed").
+ * in etcd ("conflicting environment variable ... is shadowed"), and comes
+ * first. Of several bad values etcd reports the last, visiting the flags in
+ * name order as Go's flag set does.
  */
 export function flagsFromEnv(
   prefix: string,
@@ -166,9 +212,10 @@ export function flagsFromEnv(
   env: NodeJS.ProcessEnv,
 ): EnvResult {
   const used = new Map<string, string>();
-  const notes: string[] = [];
+  const notes: EnvNote[] = [];
   const known = new Set<string>();
-  for (const d of defs) {
+  let bad: EnvError | undefined;
+  for (const d of [...defs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const key = envName(prefix, d.name);
     known.add(key);
     const v = env[key];
@@ -180,12 +227,16 @@ export function flagsFromEnv(
       );
     }
     const err = valueError(d, v);
-    if (err !== undefined) throw new EnvError(`invalid value "${v}" for ${key}: ${err}`, true);
+    if (err !== undefined) {
+      bad = new EnvError(`invalid value "${v}" for ${key}: ${err}`, true);
+      continue;
+    }
     used.set(d.name, v);
-    notes.push(`recognized and used environment variable ${key}=${v}`);
+    notes.push({ level: 'info', msg: `recognized and used environment variable ${key}=${v}` });
   }
+  if (bad !== undefined) throw bad;
   for (const key of Object.keys(env).sort()) {
-    if (key.startsWith(prefix) && !known.has(key)) notes.push(`unrecognized environment variable ${key}=${env[key] ?? ''}`);
+    if (key.startsWith(prefix) && !known.has(key)) notes.push({ level: 'warn', msg: `unrecognized environment variable ${key}=${env[key] ?? ''}` });
   }
   return { used, notes };
 }
