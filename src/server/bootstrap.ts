@@ -32,12 +32,12 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
-import { idToHex, type Logger } from '../base/index.js';
+import { assert, idToHex, type Logger } from '../base/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { MemoryStorage, type Peer } from '../raft/index.js';
 import { fetchClusterFromPeers } from '../transport/index.js';
 import { Snapshotter, Wal, WalCorruptError, WalSnapshotNotFoundError, entriesAfterSnapshot, nodeWalFs, type WalMetrics, type WalOpenResult } from '../wal/index.js';
-import { ConfigError, checkAdvertisedPeerUrls, otherPeerUrls, type ServerConfig } from './config.js';
+import { ConfigError, otherPeerUrls, verifyBootstrap, type ServerConfig } from './config.js';
 import { appliedIndexAtStart, standaloneLog } from './force-new-cluster.js';
 import type { DataLayout } from './layout.js';
 import { RaftCluster, computeMemberId, memberToRecord, sameUrls } from './membership.js';
@@ -224,12 +224,10 @@ function replaced(r: { wal: Wal; metadata: serverpb.WalMetadata; members: etcdse
 }
 
 async function newCluster(cfg: ServerConfig, layout: DataLayout, snapshotter: Snapshotter, metrics: WalMetrics | undefined): Promise<BootState> {
+  verifyBootstrap(cfg);
   const cluster = RaftCluster.fromInitialCluster(cfg.initialClusterToken, cfg.initialCluster);
   const self = cluster.memberByName(cfg.name);
-  if (self === undefined) {
-    throw new ConfigError(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
-  }
-  checkAdvertisedPeerUrls(cfg);
+  assert(self !== undefined, 'verifyBootstrap found the member in --initial-cluster');
   const metadata = serverpb.WalMetadata.encode(serverpb.WalMetadata.create({ memberId: self.id, clusterId: cluster.clusterId }));
   const wal = await Wal.create(layout.walDir, metadata, { metrics });
   const peers = cluster.memberList().map((m) => ({ id: m.id, context: serverpb.MemberRecord.encode(memberToRecord(m)) }));

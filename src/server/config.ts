@@ -181,12 +181,13 @@ export function electionTimeoutMs(cfg: ServerConfig): number {
 }
 
 /**
- * Checks the relations between values, with etcd's messages where etcd has one.
- * (Whether this member's advertised peer URLs match its --initial-cluster entry
- * is a question only when a new cluster is bootstrapped: see checkAdvertisedPeerUrls.)
+ * Checks the relations between values, with etcd's messages where etcd has one
+ * ("error verifying flags"). Whether --initial-cluster holds this member, as
+ * advertised, is a question only when a new cluster is bootstrapped: see
+ * verifyBootstrap.
  */
 export function validateConfig(cfg: ServerConfig): void {
-  if (cfg.heartbeatMs <= 0) throw new ConfigError('--heartbeat-interval must be > 0');
+  if (cfg.heartbeatMs <= 0) throw new ConfigError(`--heartbeat-interval must be >0 (set to ${cfg.heartbeatMs}ms)`);
   if (cfg.electionMs < 5 * cfg.heartbeatMs) {
     throw new ConfigError(
       `--election-timeout[${cfg.electionMs}ms] should be at least as 5 times as --heartbeat-interval[${cfg.heartbeatMs}ms]`,
@@ -197,11 +198,6 @@ export function validateConfig(cfg: ServerConfig): void {
   }
   if (cfg.bcryptCost < 4 || cfg.bcryptCost > 31) {
     throw new ConfigError(`invalid bcrypt-cost: ${cfg.bcryptCost} (must be between 4 and 31)`);
-  }
-  if (cfg.initialClusterState === 'new' && !cfg.initialCluster.has(cfg.name)) {
-    throw new ConfigError(
-      `couldn't find local name "${cfg.name}" in the initial cluster configuration`,
-    );
   }
   parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention);
   assert(cfg.dataDir !== '', 'dataDir is filled in before validation');
@@ -261,19 +257,47 @@ export function otherPeerUrls(cfg: ServerConfig): string[] {
   return urls;
 }
 
+/** Go's %q of a []string: ["a" "b"]. */
+function quotedList(urls: readonly string[]): string {
+  return `[${urls.map((u) => JSON.stringify(u)).join(' ')}]`;
+}
+
+/** An --initial-cluster as etcd prints it: one name=url per URL, sorted. */
+export function urlsMapString(m: ReadonlyMap<string, readonly string[]>): string {
+  return [...m].flatMap(([name, urls]) => urls.map((u) => `${name}=${u}`)).sort().join(',');
+}
+
 /**
- * etcd's bootstrap check of a member of a new cluster: its --initial-cluster
- * entry must be exactly its --initial-advertise-peer-urls. A member restarted
+ * etcd's bootstrap checks of a member of a new cluster, in its order and
+ * words: its name is in --initial-cluster; its entry there is exactly its
+ * --initial-advertise-peer-urls; no URL is listed twice. A member restarted
  * on its data dir is not checked (its URLs are the cluster's record, changed
  * with `member update`).
  */
-export function checkAdvertisedPeerUrls(cfg: ServerConfig): void {
+export function verifyBootstrap(cfg: ServerConfig): void {
+  const listedRaw = cfg.initialCluster.get(cfg.name);
+  if (listedRaw === undefined) throw new ConfigError(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
   const advertised = [...cfg.initialAdvertisePeerUrls].sort();
-  const listed = [...(cfg.initialCluster.get(cfg.name) ?? [])].sort();
-  if (advertised.join(',') !== listed.join(',')) {
-    throw new ConfigError(
-      `--initial-cluster has ${cfg.name}=${listed.join(',')} but missing from --initial-advertise-peer-urls=${advertised.join(',')}` +
-        ` (resolved urls: "${advertised.join(',')}" != "${listed.join(',')}")`,
-    );
+  const listed = [...listedRaw].sort();
+  // What etcd's URL comparison says: the lengths, or the first pair that differs.
+  let why: string | undefined;
+  if (advertised.length !== listed.length) why = `len(${quotedList(advertised)}) != len(${quotedList(listed)})`;
+  else {
+    const i = advertised.findIndex((u, k) => u !== listed[k]);
+    if (i >= 0) why = `resolved urls: ${JSON.stringify(advertised[i])} != ${JSON.stringify(listed[i])}`;
   }
+  if (why !== undefined) {
+    const unadvertised = [...new Set(listed)].filter((u) => !advertised.includes(u));
+    if (unadvertised.length > 0) {
+      throw new ConfigError(
+        `--initial-cluster has ${unadvertised.map((u) => `${cfg.name}=${u}`).join(',')} but missing from --initial-advertise-peer-urls=${advertised.join(',')} (${why})`,
+      );
+    }
+    const unlisted = [...new Set(advertised)].filter((u) => !listed.includes(u));
+    const own = urlsMapString(new Map([[cfg.name, cfg.initialAdvertisePeerUrls]]));
+    if (unlisted.length > 0) throw new ConfigError(`--initial-advertise-peer-urls has ${unlisted.join(',')} but missing from --initial-cluster=${own}`);
+    throw new ConfigError(`failed to resolve ${advertised.join(',')} to match --initial-cluster=${own} (${why})`);
+  }
+  const all = [...cfg.initialCluster.values()].flat();
+  if (new Set(all).size !== all.length) throw new ConfigError(`initial cluster ${urlsMapString(cfg.initialCluster)} has duplicate url`);
 }

@@ -31,7 +31,7 @@ import { KvStore } from '../mvcc/index.js';
 import { raftpb, serverpb } from '../pb/index.js';
 import { MembershipStorage, Schema, bytesToMainRevision } from '../schema/index.js';
 import { Snapshotter, Wal } from '../wal/index.js';
-import { ConfigError, checkAdvertisedPeerUrls, defaultConfig, validateConfig } from './config.js';
+import { ConfigError, defaultConfig, validateConfig, verifyBootstrap } from './config.js';
 import { isBboltFile } from './bootstrap.js';
 import { dataLayout } from './layout.js';
 import { RaftCluster, memberToRecord, parseUrls, parseUrlsMap } from './membership.js';
@@ -191,7 +191,7 @@ function planRestore(o: RestoreOptions): { cluster: RaftCluster; self: bigint; d
   cfg.initialClusterToken = o.initialClusterToken;
   cfg.dataDir = o.dataDir === '' ? `${o.name}.etcd` : o.dataDir;
   validateConfig(cfg);
-  checkAdvertisedPeerUrls(cfg);
+  verifyBootstrap(cfg);
   const cluster = RaftCluster.fromInitialCluster(o.initialClusterToken, cfg.initialCluster);
   const self = cluster.memberByName(o.name);
   if (self === undefined) throw new ConfigError(`couldn't find local name "${o.name}" in the initial cluster configuration`);

@@ -74,6 +74,12 @@ describe('server command line, etcd 3.4.23 vs etcd-ts', () => {
 
   const cases: { name: string; args: (peer: string) => string[]; env?: Record<string, string>; code: number; expected: (peer: string) => string }[] = [
     {
+      name: '--heartbeat-interval=0',
+      args: () => ['--heartbeat-interval=0'],
+      code: 1,
+      expected: () => "error verifying flags, --heartbeat-interval must be >0 (set to 0ms). See 'etcd-ts --help'.",
+    },
+    {
       name: 'an octal --heartbeat-interval (010 is 8)',
       args: () => ['--heartbeat-interval=010', '--election-timeout=39'],
       code: 1,
@@ -115,6 +121,42 @@ describe('server command line, etcd 3.4.23 vs etcd-ts', () => {
       env: { ETCD_CLIENT_CERT_AUTH: 'maybe', ETCD_MAX_WALS: '0x10000000000000000' },
       code: 1,
       expected: () => `error verifying flags, invalid value "0x10000000000000000" for ETCD_MAX_WALS: value out of range. See 'etcd-ts --help'.`,
+    },
+    {
+      name: '--name not in --initial-cluster (a bootstrap error, not a flag error)',
+      args: (p) => ['--name', 'zz', '--initial-advertise-peer-urls', p, '--initial-cluster', `default=${p}`],
+      code: 1,
+      expected: () => `couldn't find local name "zz" in the initial cluster configuration`,
+    },
+    {
+      name: 'one peer URL under two names',
+      args: (p) => ['--initial-advertise-peer-urls', p, '--initial-cluster', `default=${p},b=${p},c=http://127.0.0.1:9`],
+      code: 1,
+      expected: (p) => `initial cluster b=${p},c=http://127.0.0.1:9,default=${p} has duplicate url`,
+    },
+    {
+      name: 'one peer URL twice for this member',
+      args: (p) => ['--initial-advertise-peer-urls', p, '--initial-cluster', `default=${p},default=${p}`],
+      code: 1,
+      expected: (p) => `failed to resolve ${p} to match --initial-cluster=default=${p} (len(["${p}"]) != len(["${p}" "${p}"]))`,
+    },
+    {
+      name: 'an advertised peer URL that --initial-cluster lacks',
+      args: (p) => ['--initial-advertise-peer-urls', `${p},http://127.0.0.1:7`, '--initial-cluster', `default=${p}`],
+      code: 1,
+      expected: (p) => `--initial-advertise-peer-urls has http://127.0.0.1:7 but missing from --initial-cluster=default=${p},default=http://127.0.0.1:7`,
+    },
+    {
+      name: 'as many URLs on both sides, one differs',
+      args: (p) => ['--initial-advertise-peer-urls', `${p},http://127.0.0.1:7`, '--initial-cluster', `default=${p},default=http://127.0.0.1:8`],
+      code: 1,
+      expected: (p) => `--initial-cluster has default=http://127.0.0.1:8 but missing from --initial-advertise-peer-urls=${p},http://127.0.0.1:7 (resolved urls: "http://127.0.0.1:7" != "http://127.0.0.1:8")`,
+    },
+    {
+      name: 'more URLs in --initial-cluster than advertised',
+      args: (p) => ['--initial-advertise-peer-urls', p, '--initial-cluster', `default=${p},default=http://127.0.0.1:8`],
+      code: 1,
+      expected: (p) => `--initial-cluster has default=http://127.0.0.1:8 but missing from --initial-advertise-peer-urls=${p} (len(["${p}"]) != len([${[p, 'http://127.0.0.1:8'].sort().map((u) => `"${u}"`).join(' ')}]))`,
     },
   ];
 
