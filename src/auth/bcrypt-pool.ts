@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { assert } from '../base/index.js';
+import { assert, type Logger } from '../base/index.js';
 import { AuthError } from './errors.js';
 
 type Task =
@@ -28,6 +28,17 @@ export const bcryptDefaultCost = 10;
 /** etcd's rule for `--bcrypt-cost`: a cost out of [4, 31] means the default, 10. */
 export function normalizeBcryptCost(cost: number): number {
   return Number.isInteger(cost) && cost >= bcryptMinCost && cost <= bcryptMaxCost ? cost : bcryptDefaultCost;
+}
+
+/** What etcd's auth store says at start when --bcrypt-cost is one bcrypt does not take (it is no error). */
+export function warnIfBcryptCostInvalid(cost: number, logger: Logger): void {
+  if (normalizeBcryptCost(cost) === cost) return;
+  logger.warn('use default bcrypt cost instead of the invalid given cost', {
+    'min-cost': bcryptMinCost,
+    'max-cost': bcryptMaxCost,
+    'default-cost': bcryptDefaultCost,
+    'given-cost': cost,
+  });
 }
 
 export interface BcryptPoolOptions {

@@ -72,6 +72,7 @@ export {
   bcryptMaxCost,
   bcryptMinCost,
   normalizeBcryptCost,
+  warnIfBcryptCostInvalid,
   type BcryptPoolOptions,
 } from './bcrypt-pool.js';
 export { encodeHashedPassword, hashPasswordForProposal, prepareUserAdd, prepareUserChangePassword } from './password.js';

@@ -88,7 +88,9 @@ async function main(argv: string[]): Promise<void> {
   } catch (e) {
     if (e instanceof FlagError) {
       if (e.message === 'help requested') {
-        process.stdout.write(usage + flagsHelp(etcdFlags));
+        // As etcd's: the usage lines on stderr, the flags on stdout.
+        process.stderr.write(usage);
+        process.stdout.write(flagsHelp(etcdFlags));
         return;
       }
       fail(`${e.message}\n${usage}`, 2);
@@ -118,6 +120,8 @@ async function main(argv: string[]): Promise<void> {
   } catch (e) {
     configFailure(e);
   }
+  // Once the flags are verified, as etcd says it.
+  if (!values.has('data-dir')) logger.warn("'data-dir' was empty; using default", { 'data-dir': cfg.dataDir });
   await serve(cfg, logger);
 }
 

@@ -184,7 +184,8 @@ export function electionTimeoutMs(cfg: ServerConfig): number {
  * Checks the relations between values, with etcd's messages where etcd has one
  * ("error verifying flags"). Whether --initial-cluster holds this member, as
  * advertised, is a question only when a new cluster is bootstrapped: see
- * verifyBootstrap.
+ * verifyBootstrap. An out-of-range --bcrypt-cost is no error: etcd warns and
+ * uses its default (src/auth normalizeBcryptCost).
  */
 export function validateConfig(cfg: ServerConfig): void {
   if (cfg.heartbeatMs <= 0) throw new ConfigError(`--heartbeat-interval must be >0 (set to ${cfg.heartbeatMs}ms)`);
@@ -195,9 +196,6 @@ export function validateConfig(cfg: ServerConfig): void {
   }
   if (cfg.electionMs > 50_000) {
     throw new ConfigError(`--election-timeout[${cfg.electionMs}ms] is too long, and should be set less than 50000ms`);
-  }
-  if (cfg.bcryptCost < 4 || cfg.bcryptCost > 31) {
-    throw new ConfigError(`invalid bcrypt-cost: ${cfg.bcryptCost} (must be between 4 and 31)`);
   }
   parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention);
   assert(cfg.dataDir !== '', 'dataDir is filled in before validation');

@@ -21,7 +21,7 @@ import {
   type Logger,
   type Registry,
 } from '../base/index.js';
-import { AuthError, AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, type AuthInfo } from '../auth/index.js';
+import { AuthError, AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, warnIfBcryptCostInvalid, type AuthInfo } from '../auth/index.js';
 import { installSnapshotFile, isBackendCorrupt, realTimers, type BackendCorruptError } from '../backend/index.js';
 import { Lessor, minLeaseTtlSeconds } from '../lease/index.js';
 import { KvStore, WatchableStore, isKvError, rangeEncoded, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
@@ -223,6 +223,7 @@ export class EtcdServer implements ApplyEnv {
       logger: this.logger,
       metrics: this.registry,
     });
+    warnIfBcryptCostInvalid(this.cfg.bcryptCost, this.logger);
     this.loadMembership();
     const applied = schema.consistentIndex();
     this.appliedIndex = Math.max(applied.index, boot.snapshot?.metadata?.index ?? 0);

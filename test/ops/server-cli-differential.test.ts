@@ -58,6 +58,16 @@ function errorLine(o: Outcome): string {
   return line.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ [A-Z] \| [a-z/]+: /, '').replace("'etcd --help'", "'etcd-ts --help'");
 }
 
+/** The zap lines with msg, without their time and caller. */
+function zapLines(stderr: string, msg: string): unknown[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l['msg'] === msg)
+    .map(({ ts: _ts, caller: _caller, ...rest }) => rest);
+}
+
 describe('server command line, etcd 3.4.23 vs etcd-ts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'server-cli-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -171,4 +181,32 @@ describe('server command line, etcd 3.4.23 vs etcd-ts', () => {
       }
     });
   }
+
+  test('-h: the usage on stderr, the flags on stdout, exit 0', async () => {
+    for (const kind of realEtcd ? (['etcd-ts', 'etcd'] as const) : (['etcd-ts'] as const)) {
+      const o = await run(kind, ['-h'], dir);
+      assert.equal(o.code, 0, kind);
+      assert.match(o.stderr, /^Usage:\n\n {2}etcd(-ts)? \[flags\]\n/, kind);
+      assert.match(o.stdout, /^\nMember:\n {2}--name 'default'\n/, kind);
+      assert.doesNotMatch(o.stdout, /Usage:/, kind);
+    }
+  });
+
+  test("a --bcrypt-cost bcrypt does not take: a warning and the default, as etcd's zap logger says; no --data-dir: the default, with a warning", async () => {
+    const m = await member();
+    const args = [...m.args.slice(2), '--bcrypt-cost=3', '--logger=zap'];
+    const warned = (s: string): boolean => s.includes('invalid given cost');
+    const warnings = async (kind: Kind): Promise<unknown[]> => {
+      const cwd = mkdtempSync(join(dir, `bcrypt-${kind}-`));
+      const o = await run(kind, args, cwd, {}, warned);
+      assert.equal(o.code, null, `${kind} exited: ${o.stderr}`);
+      return [...zapLines(o.stderr, "'data-dir' was empty; using default"), ...zapLines(o.stderr, 'use default bcrypt cost instead of the invalid given cost')];
+    };
+    const expected = [
+      { level: 'warn', msg: "'data-dir' was empty; using default", 'data-dir': 'default.etcd' },
+      { level: 'warn', msg: 'use default bcrypt cost instead of the invalid given cost', 'min-cost': 4, 'max-cost': 31, 'default-cost': 10, 'given-cost': 3 },
+    ];
+    assert.deepEqual(await warnings('etcd-ts'), expected);
+    if (realEtcd) assert.deepEqual(await warnings('etcd'), expected);
+  });
 });
