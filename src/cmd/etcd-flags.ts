@@ -105,7 +105,7 @@ export const etcdFlags: readonly FlagDef[] = [
   { section: monitoring, name: 'enable-pprof', kind: 'bool', defaultText: 'false', usage: 'Enable runtime profiling data via HTTP server. Address is at client URL + "/debug/pprof/"' },
   { section: monitoring, name: 'metrics', kind: 'string', defaultText: 'basic', usage: "Set level of detail for exported metrics, specify 'extensive' to include histogram metrics.", check: oneOf('basic', 'extensive') },
   { section: monitoring, name: 'listen-metrics-urls', kind: 'string', defaultText: '', usage: 'List of URLs to listen on for the metrics and health endpoints.', check: urlsCheck },
-  { section: logging, name: 'logger', kind: 'string', defaultText: 'zap', usage: "Specify 'zap' for structured logging or 'capnslog'. Both write structured JSON lines here.", check: oneOf('zap', 'capnslog') },
+  { section: logging, name: 'logger', kind: 'string', defaultText: 'zap', usage: "Specify 'zap' for structured logging or 'capnslog'. Both write structured JSON lines here." },
   { section: logging, name: 'log-outputs', kind: 'string', defaultText: 'default', usage: "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets." },
   { section: logging, name: 'log-level', kind: 'string', defaultText: 'info', usage: 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.', check: oneOf('debug', 'info', 'warn', 'error', 'panic', 'fatal') },
   { section: experimental, name: 'experimental-initial-corrupt-check', kind: 'bool', defaultText: 'false', usage: 'Enable to check data corruption before serving any client/peer traffic.' },
@@ -225,6 +225,9 @@ export function configFromValues(values: ReadonlyMap<string, string>): ServerCon
   cfg.metrics = get('metrics') === 'extensive' ? 'extensive' : 'basic';
   const lm = get('listen-metrics-urls');
   cfg.listenMetricsUrls = lm === undefined || lm === '' ? [] : parseUrls(lm);
+  // Not a flag error in etcd: its configuration check refuses the value.
+  const logger = get('logger') ?? 'zap';
+  if (logger !== 'zap' && logger !== 'capnslog') throw new ConfigError(`unknown logger option "${logger}"`);
   const level = get('log-level') ?? (parseBool(get('debug') ?? 'false') ? 'debug' : 'info');
   cfg.logLevel = level === 'panic' || level === 'fatal' ? 'error' : (level as ServerConfig['logLevel']);
   cfg.logOutputs = list(get('log-outputs') ?? 'default');

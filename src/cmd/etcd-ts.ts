@@ -13,7 +13,7 @@ import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
 import { JsonLogger, Registry, armFailpoints, failpointsFileEnv, goDnsServer, type Logger } from '../base/index.js';
 import { ClientApi } from '../api/index.js';
-import { ConfigError, EtcdServer, initialClusterFromSrv, isServerError, prepareAutoTls, serverVersion, unknownCipherSuite, validateConfig, type SrvDns } from '../server/index.js';
+import { ConfigError, EtcdServer, initialClusterFromSrv, isServerError, parseCompactionRetention, prepareAutoTls, serverVersion, unknownCipherSuite, validateConfig, type SrvDns } from '../server/index.js';
 import { EnvError, FlagError, flagsFromEnv, flagsHelp, parseFlags, type EnvNote } from './flags.js';
 import { configFromValues, etcdFlags, valuesFromConfigFile } from './etcd-flags.js';
 
@@ -217,8 +217,26 @@ async function checkListenAddresses(cfg: ReturnType<typeof configFromValues>): P
   }
 }
 
+/** etcd's start-up failures before it opens a port, without "error verifying flags": logged, then said on their own. */
+function startFailure(logger: Logger, message: string): never {
+  logger.error(message);
+  fail(message, 1);
+}
+
 async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): Promise<void> {
+  // etcd lists the data dir first, to tell a member's from a proxy's: one it cannot list (a file) stops it.
+  try {
+    readdirSync(cfg.dataDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') startFailure(logger, `error listing data dir: ${cfg.dataDir}`);
+  }
   await checkListenAddresses(cfg);
+  try {
+    parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention);
+  } catch (e) {
+    if (e instanceof ConfigError) startFailure(logger, e.message);
+    throw e;
+  }
   logger.info('starting etcd-ts', { version: serverVersion, 'data-dir': cfg.dataDir, name: cfg.name, node: process.version });
   const registry = new Registry();
   let server: EtcdServer;
@@ -226,10 +244,7 @@ async function serve(cfg: ReturnType<typeof configFromValues>, logger: Logger): 
     prepareAutoTls(cfg);
     server = await EtcdServer.start({ config: cfg, logger, registry });
   } catch (e) {
-    if (e instanceof ConfigError) {
-      logger.error(e.message);
-      fail(e.message, 1);
-    }
+    if (e instanceof ConfigError) startFailure(logger, e.message);
     throw e;
   }
   // Set once the member is ready; the handlers below may run before that.

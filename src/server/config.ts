@@ -185,7 +185,8 @@ export function electionTimeoutMs(cfg: ServerConfig): number {
  * ("error verifying flags"). Whether --initial-cluster holds this member, as
  * advertised, is a question only when a new cluster is bootstrapped: see
  * verifyBootstrap. An out-of-range --bcrypt-cost is no error: etcd warns and
- * uses its default (src/auth normalizeBcryptCost).
+ * uses its default (src/auth normalizeBcryptCost). A bad
+ * --auto-compaction-retention is a start-up failure (parseCompactionRetention).
  */
 export function validateConfig(cfg: ServerConfig): void {
   if (cfg.heartbeatMs <= 0) throw new ConfigError(`--heartbeat-interval must be >0 (set to ${cfg.heartbeatMs}ms)`);
@@ -197,7 +198,6 @@ export function validateConfig(cfg: ServerConfig): void {
   if (cfg.electionMs > 50_000) {
     throw new ConfigError(`--election-timeout[${cfg.electionMs}ms] is too long, and should be set less than 50000ms`);
   }
-  parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention);
   assert(cfg.dataDir !== '', 'dataDir is filled in before validation');
 }
 

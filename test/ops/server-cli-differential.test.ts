@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -72,6 +72,8 @@ describe('server command line, etcd 3.4.23 vs etcd-ts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'server-cli-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
   const realEtcd = etcdMissing() === false;
+  const aFile = join(dir, 'a-file');
+  writeFileSync(aFile, '');
 
   /** Flags that would start a member on free ports, its data dir in its own temp dir. */
   async function member(): Promise<{ args: string[]; peer: string; cwd: string }> {
@@ -82,7 +84,7 @@ describe('server command line, etcd 3.4.23 vs etcd-ts', () => {
     return { args: ['--data-dir', join(cwd, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', peer], peer, cwd };
   }
 
-  const cases: { name: string; args: (peer: string) => string[]; env?: Record<string, string>; code: number; expected: (peer: string) => string }[] = [
+  const cases: { name: string; args: (peer: string) => string[]; env?: Record<string, string>; code: number; expected: (peer: string) => string; writesNothing?: true }[] = [
     {
       name: '--heartbeat-interval=0',
       args: () => ['--heartbeat-interval=0'],
@@ -168,6 +170,25 @@ describe('server command line, etcd 3.4.23 vs etcd-ts', () => {
       code: 1,
       expected: (p) => `--initial-cluster has default=http://127.0.0.1:8 but missing from --initial-advertise-peer-urls=${p} (len(["${p}"]) != len([${[p, 'http://127.0.0.1:8'].sort().map((u) => `"${u}"`).join(' ')}]))`,
     },
+    {
+      name: 'an unknown --logger (a configuration error, not a usage one)',
+      args: () => ['--logger=foo'],
+      code: 1,
+      expected: () => `error verifying flags, unknown logger option "foo". See 'etcd-ts --help'.`,
+    },
+    {
+      name: 'a --data-dir that is a file',
+      args: () => ['--data-dir', aFile],
+      code: 1,
+      expected: () => `error listing data dir: ${aFile}`,
+    },
+    {
+      name: 'a bad --auto-compaction-retention (a start-up failure, not a flag error)',
+      args: () => ['--auto-compaction-retention=abc'],
+      code: 1,
+      expected: () => 'error parsing CompactionRetention: time: invalid duration "abc"',
+      writesNothing: true,
+    },
   ];
 
   for (const c of cases) {
@@ -178,6 +199,7 @@ describe('server command line, etcd 3.4.23 vs etcd-ts', () => {
       for (const kind of kinds) {
         const o = await run(kind, args, m.cwd, c.env);
         assert.deepEqual({ code: o.code, error: errorLine(o) }, { code: c.code, error: c.expected(m.peer) }, `${kind}: ${o.stderr}`);
+        if (c.writesNothing === true) assert.equal(existsSync(join(m.cwd, 'data')), false, `${kind} wrote its data dir`);
       }
     });
   }
