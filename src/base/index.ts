@@ -11,6 +11,7 @@
  * - crc32c: the Castagnoli checksum of WAL records and HashKV.
  * - metrics: a Prometheus registry (counters, gauges, histograms) for /metrics.
  * - go-sort: Go's sort.Sort, whose order of ties etcd's sorted ranges show.
+ * - go-int: Go's base-0 integer parsing, as both Go flag packages read integer flags.
  * - failpoints: crash or stall sites in the persistence path, holds in
  *   the watch path and a drop site for peer messages, armed only by
  *   ETCD_TS_FAILPOINTS (robustness tests); free when unset.
@@ -29,3 +30,4 @@ export * from './rpctypes.js';
 export * from './dns-text.js';
 export * from './go-quote.js';
 export * from './go-sort.js';
+export * from './go-int.js';

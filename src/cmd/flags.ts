@@ -5,6 +5,8 @@
  * (never `--b false`); parsing stops at the first non-flag argument or `--`.
  * Error texts are Go's ("flag provided but not defined: -x").
  */
+import { parseGoInt64 } from '../base/index.js';
+
 export type FlagKind = 'string' | 'bool' | 'int' | 'uint' | 'duration' | 'float';
 
 export interface FlagDef {
@@ -47,32 +49,10 @@ export function parseDurationMs(s: string): number | undefined {
   return total;
 }
 
-/**
- * Go's strconv.ParseInt/ParseUint with base 0, as the flag package calls
- * them: a 0x, 0o, 0b or bare 0 (octal) prefix, underscores between digits,
- * a sign for int only; the value, or Go's flag error ("parse error",
- * "value out of range").
- */
+/** A flag's integer: the value, or Go's flag package's error for strconv's reason. */
 export function parseGoInt(kind: 'int' | 'uint', text: string): bigint | 'parse error' | 'value out of range' {
-  let s = text;
-  let negative = false;
-  if (kind === 'int' && (s.startsWith('+') || s.startsWith('-'))) {
-    negative = s.startsWith('-');
-    s = s.slice(1);
-  }
-  const prefix = /^0[xob]/i.exec(s)?.[0].toLowerCase();
-  const base = prefix === '0x' ? 16 : prefix === '0o' ? 8 : prefix === '0b' ? 2 : s.length > 1 && s.startsWith('0') ? 8 : 10;
-  const body = prefix === undefined ? s : s.slice(2);
-  // An underscore only between digits (or right after a base prefix), never last.
-  const underscoresOk = !/__|_$/.test(s) && (prefix !== undefined ? true : !s.startsWith('_'));
-  const digits = body.replace(/_/g, '');
-  const digitRe = base === 16 ? /^[0-9a-f]+$/i : base === 8 ? /^[0-7]+$/ : base === 2 ? /^[01]+$/ : /^[0-9]+$/;
-  if (!underscoresOk || !digitRe.test(digits)) return 'parse error';
-  let n = 0n;
-  for (const c of digits) n = n * BigInt(base) + BigInt(parseInt(c, base));
-  const max = kind === 'uint' ? 2n ** 64n - 1n : negative ? 2n ** 63n : 2n ** 63n - 1n;
-  if (n > max) return 'value out of range';
-  return negative ? -n : n;
+  const n = parseGoInt64(text, kind === 'int');
+  return n === 'invalid syntax' ? 'parse error' : n;
 }
 
 /** A flag's integer value as a number (checked for its kind before). */

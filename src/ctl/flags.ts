@@ -5,6 +5,7 @@
  * pflag's error texts. Values unset on the command line come from
  * ETCDCTL_<NAME> environment variables, as etcdctl's SetPflagsFromEnv does.
  */
+import { parseGoInt64 } from '../base/index.js';
 import { goDuration, parseGoDuration } from './go-format.js';
 
 export type FlagKind = 'bool' | 'string' | 'int' | 'uint' | 'duration' | 'stringSlice';
@@ -31,34 +32,10 @@ export function int64Number(v: bigint): number {
   return Math.min(Number(v), int64NumberMax);
 }
 
-/**
- * strconv.ParseInt(s, 0, 64) (signed) or ParseUint(s, 0, 64), as pflag parses
- * int and uint flags: an optional sign (int only), a 0x / 0o / 0b prefix or a
- * leading 0 (octal), underscores between digits. The value, or Go's error text.
- */
+/** An int or uint flag as pflag reads it (strconv base 0, 64 bits): the value, or strconv's error text. */
 export function parseGoInt(s: string, signed: boolean): bigint | string {
-  const error = (why: string): string => `strconv.${signed ? 'ParseInt' : 'ParseUint'}: parsing ${goQuoteSimple(s)}: ${why}`;
-  const neg = signed && s.startsWith('-');
-  const unsigned = signed && /^[+-]/.test(s) ? s.slice(1) : s;
-  let radix = 10;
-  let digits = unsigned;
-  if (/^0[xob]./i.test(unsigned)) {
-    radix = { x: 16, o: 8, b: 2 }[(unsigned[1] ?? '').toLowerCase() as 'x' | 'o' | 'b'];
-    digits = unsigned.slice(2);
-  } else if (unsigned.startsWith('0') && unsigned.length > 1) {
-    radix = 8;
-    digits = unsigned.slice(1);
-  }
-  // Go's underscoreOK: each underscore between two digits (the base prefix counts as one).
-  const prefixed = digits !== unsigned;
-  if (digits.includes('_') && (/__|_$/.test(digits) || (!prefixed && unsigned.startsWith('_')))) return error('invalid syntax');
-  const bare = digits.replace(/_/g, '');
-  const valid = { 2: /^[01]+$/, 8: /^[0-7]+$/, 10: /^\d+$/, 16: /^[0-9a-f]+$/i }[radix];
-  if (valid === undefined || !valid.test(bare)) return error('invalid syntax');
-  let v = [...bare.toLowerCase()].reduce((acc, c) => acc * BigInt(radix) + BigInt(parseInt(c, 16)), 0n);
-  if (neg) v = -v;
-  const [min, max] = signed ? [-(1n << 63n), (1n << 63n) - 1n] : [0n, (1n << 64n) - 1n];
-  return v < min || v > max ? error('value out of range') : v;
+  const v = parseGoInt64(s, signed);
+  return typeof v === 'bigint' ? v : `strconv.${signed ? 'ParseInt' : 'ParseUint'}: parsing ${goQuoteSimple(s)}: ${v}`;
 }
 
 export class FlagError extends Error {
