@@ -9,6 +9,11 @@
  * Rounds are retried (raft drops a ReadIndex without a leader) every
  * retryMs and fail with Timeout after timeoutMs, as etcd's linearizableReadLoop.
  *
+ * A round's context is a request id unique in the cluster (the member's id
+ * generator, as etcd's): the leader keeps one pending ReadIndex per context,
+ * and drops a second with the same bytes, so two followers counting 1, 2, 3
+ * each would lose each other's rounds to the retry.
+ *
  * A member that is its own quorum (the sole voter, leading) knows the read
  * index without a round: such a read only waits for the applied index.
  */
@@ -36,6 +41,8 @@ export interface LinearizableReadOptions {
   issue(ctx: Uint8Array): void;
   /** The read index when no round is needed (RawNode.localReadIndex), else undefined. */
   localIndex(): number | undefined;
+  /** A request id no other round in the cluster uses (IdGenerator.next). */
+  nextId(): bigint;
   appliedWait: AppliedIndexWait;
   nowMs(): number;
   retryMs: number;
@@ -51,7 +58,6 @@ export interface LinearizableReadOptions {
 export class LinearizableReads {
   private pending: Reader[] = [];
   private round: Round | undefined;
-  private seq = 0n;
   private stopped: Error | undefined;
   private scheduled = false;
 
@@ -125,9 +131,8 @@ export class LinearizableReads {
 
   private startRound(): void {
     assert(this.round === undefined, 'one ReadIndex round at a time');
-    this.seq++;
     const ctx = new Uint8Array(8);
-    new DataView(ctx.buffer).setBigUint64(0, this.seq);
+    new DataView(ctx.buffer).setBigUint64(0, this.opts.nextId());
     const round: Round = {
       ctx,
       key: Buffer.from(ctx).toString('hex'),

@@ -236,6 +236,7 @@ export class EtcdServer implements ApplyEnv {
     this.reads = new LinearizableReads({
       issue: (ctx) => this.issueReadIndex(ctx),
       localIndex: () => this.raft.rawNode.localReadIndex(),
+      nextId: () => this.idGen.next(),
       appliedWait: this.appliedWait,
       nowMs: () => this.clock.nowMs(),
       retryMs: 500,

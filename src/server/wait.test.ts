@@ -7,6 +7,12 @@ import { LinearizableReads } from './linearizable-read.js';
 import { IdGenerator } from './id-gen.js';
 import { ServerError } from './errors.js';
 
+/** Request ids for ReadIndex rounds: 1, 2, 3... */
+function counter(): () => bigint {
+  let n = 0n;
+  return () => ++n;
+}
+
 test('applied-index waits resolve in any order of registration, exactly when reached', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 50 }), { maxLength: 40 }), fc.integer({ min: 0, max: 60 }), async (indexes, upTo) => {
@@ -51,6 +57,7 @@ test('ReadIndex rounds: batching, late arrivals wait for the next round, retry a
   const reads = new LinearizableReads({
     issue: (ctx) => issued.push(Buffer.from(ctx).toString('hex')),
     localIndex: () => undefined,
+    nextId: counter(),
     appliedWait: applied,
     nowMs: () => now,
     retryMs: 5,
@@ -107,6 +114,7 @@ test('ReadIndex on the sole voter: no round, the read waits only for the applied
   const reads = new LinearizableReads({
     issue: (ctx) => issued.push(ctx),
     localIndex: () => local,
+    nextId: counter(),
     appliedWait: applied,
     nowMs: () => 0,
     retryMs: 5,
