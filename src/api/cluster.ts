@@ -12,7 +12,7 @@ type ClusterMethods = typeof etcdserverpb.ClusterService.methods;
 
 /** Cluster responses carry no revision, as etcd's cluster server's header. */
 function clusterHeader(s: EtcdServer): etcdserverpb.ResponseHeader {
-  return etcdserverpb.ResponseHeader.create({ clusterId: s.cluster.clusterId, memberId: s.memberId, raftTerm: s.term });
+  return etcdserverpb.ResponseHeader.create({ clusterId: s.cluster.clusterId, memberId: s.memberId, raftTerm: s.appliedTerm });
 }
 
 function parsePeerUrls(urls: readonly string[]): string[] {

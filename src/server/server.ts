@@ -141,9 +141,16 @@ export class EtcdServer implements ApplyEnv {
 
   // Raft state as last seen.
   leaderId = 0n;
+  /** Raft's current term (elections move it on even when nothing commits). */
   term = 0;
   committedIndex = 0;
   appliedIndex = 0;
+  /**
+   * The term of the last entry applied: what responses and Status show as the
+   * raft term, as etcd's do (its EtcdServer.Term()); a member that lost its
+   * quorum keeps showing the term of its last entry however many elections it
+   * starts.
+   */
   appliedTerm = 0;
   /** Committed entries into the state; keeps raft's configuration as applied. */
   private readonly applier: EntryApplier;
@@ -684,7 +691,7 @@ export class EtcdServer implements ApplyEnv {
       clusterId: this.cluster.clusterId,
       memberId: this.memberId,
       revision: revision ?? this.kvRef.rev,
-      raftTerm: this.term,
+      raftTerm: this.appliedTerm,
     });
   }
 
@@ -1432,7 +1439,7 @@ export class EtcdServer implements ApplyEnv {
       dbSizeInUse: this.schemaRef.backend.sizeInUse(),
       leader: this.leaderId,
       raftIndex: this.committedIndex,
-      raftTerm: this.term,
+      raftTerm: this.appliedTerm,
       raftAppliedIndex: this.appliedIndex,
       errors,
       isLearner: this.isLearner(),

@@ -16,17 +16,17 @@
  * disarm show them; move-leader to a follower, to itself, through a
  * follower, to an unknown id, to a learner; snapshot save given several
  * endpoints; defrag; --command-timeout; a dead endpoint first; a learner
- * started and a voter never started; one member stopped.
+ * started and a voter never started; one member stopped; quorum lost.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { etcdserverpb } from '../../src/pb/index.js';
-import { etcdctl, etcdctlMissing, etcdMissing, memberStatus, methods, openChannel, useWorkspace } from '../harness/index.js';
+import { delay, etcdctl, etcdctlMissing, etcdMissing, memberStatus, methods, openChannel, useWorkspace } from '../harness/index.js';
 import { fastElection, readyTimeoutMs } from '../cluster/kit.js';
 import { dumpProtobuf, normClientWarn, normDbSize, normGoPanic, normTablePadding, normTook, type Mismatch, type Observed } from '../e2e/diff-kit.js';
 import { Side, compare, expectSame, normDeadlineRace, pinLeader, startSides } from './cluster-diff-kit.js';
-import { memberFromAdd, parseMemberAdd } from './kit.js';
+import { eventually, memberFromAdd, parseMemberAdd } from './kit.js';
 
 const skip = etcdMissing() || etcdctlMissing();
 
@@ -303,5 +303,28 @@ describe('cluster-level etcdctl commands, differentially: a real etcd 3.4.23 clu
         on('m3', 'endpoint', 'health', shortTimeout),
       ]),
     );
+  });
+
+  test('quorum lost: the raft term shown stays that of the last entry while the member left campaigns', async () => {
+    await Promise.all(sides.map((side) => side.member('m2').stop()));
+    await Promise.all(sides.map((side) => eventually(`${side.kind}: m1 without a leader`, async () => ((await memberStatus(side.member('m1').endpoint)).leader === 0n ? true : undefined), 15_000, 100)));
+    const terms = async (): Promise<number[]> => Promise.all(sides.map(async (side) => (await memberStatus(side.member('m1').endpoint)).raftTerm));
+    const first = await terms();
+    // Several election timeouts (500 ms to 1 s each): m1 starts an election in each.
+    await delay(2_500);
+    const later = await terms();
+    const ms = compare('the term Status shows after 2.5 s without quorum, against before', sides, (i) => String((later[i] ?? 0) - (first[i] ?? 0)));
+    ms.push(
+      ...(await runSteps(sides, [
+        on('m1', 'endpoint', 'status', '-w', 'json'),
+        on('m1', 'endpoint', 'health', '--cluster', shortTimeout),
+        on('m1', 'endpoint', 'hashkv', '-w', 'json'),
+        on('m1', 'member', 'list'),
+        on('m1', 'alarm', 'list', shortTimeout),
+        on('m1', 'move-leader', '${m2}'),
+        on('m1', 'defrag'),
+      ])),
+    );
+    expectSame(ms);
   });
 });
