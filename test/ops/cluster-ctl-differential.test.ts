@@ -300,7 +300,6 @@ describe('cluster-level etcdctl commands, differentially: a real etcd 3.4.23 clu
         on('m3,m1', 'member', 'list'),
         on('m3,m1', 'alarm', 'list'),
         on(all, 'move-leader', '${m3}', shortTimeout),
-        on('m3', 'endpoint', 'health', shortTimeout),
       ]),
     );
   });
