@@ -227,18 +227,23 @@ describe('cluster-level etcdctl commands, differentially: a real etcd 3.4.23 clu
     // followers would be one pending read at the leader, the other follower's answered only when it
     // asks again, 500 ms later.
     const rounds = 15;
-    const slow = await Promise.all(
-      sides.map(async (side) => {
-        let n = 0;
-        for (let i = 0; i < rounds; i++) {
-          const r = await etcdctl(['endpoint', 'health', '-w', 'json'], { endpoints: side.cluster.endpoints });
-          for (const m of r.stdout.matchAll(/"took":"([^"]+)"/g)) if (!(goDurationMs(m[1] ?? '') < 450)) n++;
-        }
-        return n;
-      }),
-    );
-    // Whether any did, not how many: a stall of the machine may slow one check on either side.
-    expectSame(compare(`health checks of ${3 * rounds} that took 450 ms or more`, sides, (i) => ((slow[i] ?? 0) === 0 ? 'none' : 'some')));
+    const measure = (): Promise<number[]> =>
+      Promise.all(
+        sides.map(async (side) => {
+          let n = 0;
+          for (let i = 0; i < rounds; i++) {
+            const r = await etcdctl(['endpoint', 'health', '-w', 'json'], { endpoints: side.cluster.endpoints });
+            for (const m of r.stdout.matchAll(/"took":"([^"]+)"/g)) if (!(goDurationMs(m[1] ?? '') < 450)) n++;
+          }
+          return n;
+        }),
+      );
+    // Whether any did, not how many; and a stall of the machine, which may slow a check on either
+    // side once, is told from the fault by measuring again (up to three times) while the sides differ.
+    const kind = (slow: number[]) => (i: number): string => ((slow[i] ?? 0) === 0 ? 'none' : 'some');
+    let slow = await measure();
+    for (let attempt = 1; attempt < 3 && kind(slow)(0) !== kind(slow)(1); attempt++) slow = await measure();
+    expectSame(compare(`health checks of ${3 * rounds} that took 450 ms or more`, sides, kind(slow)));
   });
 
   test('a learner started and a voter never started: --cluster lists, move-leader to them, defrag and health', async () => {
