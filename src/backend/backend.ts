@@ -416,15 +416,7 @@ export class Backend implements WriteTx {
    * Maintenance.Snapshot and raft snapshots.
    */
   snapshotTo(destPath: string): Promise<void> {
-    return this.oneAtATime(async () => {
-      await this.forceCommit();
-      this.pause();
-      try {
-        await this.engine.backup(destPath);
-      } finally {
-        this.unpause();
-      }
-    });
+    return this.holdingCommits(() => this.engine.backup(destPath));
   }
 
   /**
@@ -437,19 +429,28 @@ export class Backend implements WriteTx {
    * converts the database without copying it first.
    */
   whileViewed<T>(fn: (opened: () => void) => Promise<T>): Promise<T> {
+    return this.holdingCommits(fn);
+  }
+
+  /**
+   * One at a time with every other copy and defrag: commits what was applied,
+   * then holds commits (writes go on in memory) while fn runs, or until it
+   * calls `release`.
+   */
+  private holdingCommits<T>(fn: (release: () => void) => Promise<T>): Promise<T> {
     return this.oneAtATime(async () => {
       await this.forceCommit();
       this.pause();
       let held = true;
-      const opened = (): void => {
+      const release = (): void => {
         if (!held) return;
         held = false;
         this.unpause();
       };
       try {
-        return await fn(opened);
+        return await fn(release);
       } finally {
-        opened();
+        release();
       }
     });
   }
@@ -461,16 +462,8 @@ export class Backend implements WriteTx {
    * leaves either the old file or the new one at `path`, both complete.
    */
   defrag(): Promise<void> {
-    return this.oneAtATime(async () => {
-      await this.forceCommit();
-      this.pause();
-      try {
-        // The copy holds everything committed, and nothing committed since: commits are paused.
-        await this.engine.defrag();
-      } finally {
-        this.unpause();
-      }
-    });
+    // The copy holds everything committed, and nothing committed since: commits are held.
+    return this.holdingCommits(() => this.engine.defrag());
   }
 
   /**

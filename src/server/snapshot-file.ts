@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nopLogger, type Logger } from '../base/index.js';
+import { assert, nopLogger, type Logger } from '../base/index.js';
 import { BboltFormatError } from '../backend/index.js';
 import { KvStore } from '../mvcc/index.js';
 import { raftpb, serverpb } from '../pb/index.js';
@@ -194,7 +194,7 @@ function planRestore(o: RestoreOptions): { cluster: RaftCluster; self: bigint; d
   verifyBootstrap(cfg);
   const cluster = RaftCluster.fromInitialCluster(o.initialClusterToken, cfg.initialCluster);
   const self = cluster.memberByName(o.name);
-  if (self === undefined) throw new ConfigError(`couldn't find local name "${o.name}" in the initial cluster configuration`);
+  assert(self !== undefined, 'verifyBootstrap found the member in --initial-cluster');
   if (existsSync(cfg.dataDir)) throw new ConfigError(`data-dir "${cfg.dataDir}" exists`);
   if (o.walDir !== '' && existsSync(o.walDir)) throw new ConfigError(`wal-dir "${o.walDir}" exists`);
   return { cluster, self: self.id, dataDir: cfg.dataDir, walDir: o.walDir };
