@@ -312,6 +312,43 @@ test('a read view taken in whileViewed holds what was applied before the call, w
   await closeAndReopenSame(be, dir);
 }));
 
+test('an open view holds back defrags only: a copy goes on beside it; a defrag waits for every view, one taken while it waited too', { timeout: 20_000 }, withDir(async (dir) => {
+  const be = openAt(dir);
+  const key = be.bucket('key');
+  be.write((tx) => tx.put(key, b(1), b(1)));
+  await be.forceCommit();
+  const turns = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 50));
+  const view = (): { ended: Promise<void>; end: () => void } => {
+    let end: () => void = () => undefined;
+    const ending = new Promise<void>((resolve) => (end = resolve));
+    const ended = be.whileViewed(async (opened) => {
+      opened();
+      await ending;
+    });
+    return { ended, end };
+  };
+  const first = view();
+  await turns();
+  // A client's snapshot streaming for minutes must not hold back a raft snapshot's copy.
+  await be.snapshotTo(join(dir, 'copy'));
+  let defragged = false;
+  const defrag = be.defrag().then(() => (defragged = true));
+  await turns();
+  const second = view();
+  await turns();
+  first.end();
+  await first.ended;
+  await turns();
+  assert.equal(defragged, false, 'the second view is still open');
+  be.write((tx) => tx.put(key, b(2), b(2)));
+  await be.forceCommit();
+  second.end();
+  await second.ended;
+  await defrag;
+  assert.deepEqual(dump(be), ['01=01', '02=02']);
+  await closeAndReopenSame(be, dir);
+}));
+
 test("a read view outlives its backend: closed, its file replaced by a snapshot's, it still reads the old state; the new file is unharmed", withDir(async (dir) => {
   const be = openAt(dir);
   const key = be.bucket('key');

@@ -112,6 +112,10 @@ export class Backend implements WriteTx {
   private maintenance: Promise<void> = Promise.resolve();
   /** Copies and defrags asked for and not yet finished. */
   private maintenanceRunning = 0;
+  /** Read views open on the file (whileViewed), which a defrag must not swap under them. */
+  private views = 0;
+  /** Called when the last view closes. */
+  private viewWaiters: (() => void)[] = [];
   /** While > 0 (defrag, snapshot copy) batches are held in memory instead of committed. */
   private pauses = 0;
   private resumed: Promise<void> = Promise.resolve();
@@ -424,12 +428,40 @@ export class Backend implements WriteTx {
    * (LmdbEngine.openReadView, typically on a worker thread): everything
    * applied before the call is committed first, and commits are held from
    * then until fn calls `opened` (its view taken), so the view holds exactly
-   * that; then they go on. No copy or defrag runs until fn settles: a defrag
-   * would swap the file under the view. For Maintenance.Snapshot, which
-   * converts the database without copying it first.
+   * that; then they go on, and so may copies. No defrag runs until fn
+   * settles: it would swap the file under the view. For Maintenance.Snapshot,
+   * which streams the database from the view for as long as its client takes.
    */
   whileViewed<T>(fn: (opened: () => void) => Promise<T>): Promise<T> {
-    return this.holdingCommits(fn);
+    return new Promise<T>((resolve, reject) => {
+      const taking = this.holdingCommits(async (release) => {
+        let taken: () => void = () => undefined;
+        const viewTaken = new Promise<void>((r) => (taken = r));
+        this.views++;
+        const viewing = fn(() => {
+          release();
+          taken();
+        });
+        viewing
+          .finally(() => {
+            taken();
+            if (--this.views > 0) return;
+            const waiters = this.viewWaiters;
+            this.viewWaiters = [];
+            for (const w of waiters) w();
+          })
+          .then(resolve, reject);
+        // Other copies and defrags wait only until the view is taken (or fn gave up before).
+        await viewTaken;
+      });
+      taking.catch(reject);
+    });
+  }
+
+  /** Settles when no view is open. */
+  private viewsClosed(): Promise<void> {
+    if (this.views === 0) return Promise.resolve();
+    return new Promise((resolve) => this.viewWaiters.push(resolve));
   }
 
   /**
@@ -461,9 +493,18 @@ export class Backend implements WriteTx {
    * swapped in, and the held writes are committed to it. A crash at any point
    * leaves either the old file or the new one at `path`, both complete.
    */
-  defrag(): Promise<void> {
-    // The copy holds everything committed, and nothing committed since: commits are held.
-    return this.holdingCommits(() => this.engine.defrag());
+  async defrag(): Promise<void> {
+    for (;;) {
+      await this.viewsClosed();
+      // The copy holds everything committed, and nothing committed since: commits are held.
+      const done = await this.holdingCommits(async () => {
+        // A view taken while this defrag waited for its turn: wait for that one too.
+        if (this.views > 0) return false;
+        await this.engine.defrag();
+        return true;
+      });
+      if (done) return;
+    }
   }
 
   /**

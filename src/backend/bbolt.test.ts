@@ -429,3 +429,63 @@ test('random databases read back as written (seeded)', () => {
     }
   }
 });
+
+/** The same buckets as a stream: its size first, then every byte; the pieces joined. */
+function streamed(buckets: readonly Bucket[], pageSize?: number): { size: number; sized: number[]; bytes: Buffer } {
+  const sized: number[] = [];
+  const pieces: Buffer[] = [];
+  const size = BboltWriter.stream(
+    (w) => {
+      for (const bucket of buckets) {
+        w.bucket(bucket.name);
+        for (const e of bucket.entries) w.put(e.key, e.value);
+      }
+    },
+    (n) => {
+      assert.equal(pieces.length, 0, 'the size comes before the first bytes');
+      sized.push(n);
+    },
+    (piece) => void pieces.push(Buffer.from(piece)),
+    pageSize === undefined ? undefined : { pageSize },
+  );
+  return { size, sized, bytes: Buffer.concat(pieces) };
+}
+
+test('a streamed file is byte for byte the file written to disk, its size told first (seeded)', () => {
+  const seed = Number(process.env['BBOLT_SEED'] ?? 20261207);
+  const cases: [string, Bucket[], number][] = [
+    ['empty', [], 4096],
+    ['sample', sample(), 4096],
+    ['branch levels', [{ name: b('key'), entries: Array.from({ length: 3000 }, (_, i) => ({ key: be64(i), value: bytes(i % 7 === 0 ? 5000 : 40, i % 251) })) }], 1024],
+  ];
+  for (let run = 0; run < 60; run++) {
+    const rand = new SeededRand(seed + run);
+    cases.push([`seed ${seed + run}`, randomDb(rand), [1024, 4096, 16384][rand.intn(3)] as number]);
+  }
+  for (const [name, db, pageSize] of cases) {
+    const path = newPath();
+    const size = write(path, db, pageSize);
+    const s = streamed(db, pageSize);
+    assert.deepEqual(s.sized, [size], name);
+    assert.equal(s.size, size, name);
+    assert.ok(s.bytes.equals(readFileSync(path)), `${name}: the streamed bytes differ from the file's`);
+    rmSync(path);
+  }
+});
+
+test('a stream whose second fill gives other entries than its dry run fails', () => {
+  let calls = 0;
+  assert.throws(
+    () =>
+      BboltWriter.stream(
+        (w) => {
+          w.bucket(b('key'));
+          const n = calls++ === 0 ? 10 : 400;
+          for (let i = 0; i < n; i++) w.put(be64(i), bytes(100, 1));
+        },
+        () => undefined,
+        () => undefined,
+      ),
+    /differ from the dry run/,
+  );
+});

@@ -216,10 +216,16 @@ function branchItemBytes(item: BranchItem): number {
 /** Pages are written out in batches of about this many bytes: a write per page is most of the cost. */
 const writeBatchBytes = 1 << 20;
 
+/** Where pages go: at their place in a file, or in order into a stream. */
+interface PageOutput {
+  write(bytes: Buffer, pgid: number): void;
+}
+
 /**
- * Appends page runs to the file, from page 2 on (0 and 1 are the metas,
- * written last). Runs wait in a batch of at most writeBatchBytes (plus one
- * run) and go to the file in one write.
+ * Appends page runs from page 2 on (0 and 1 are the metas). Runs wait in a
+ * batch of at most writeBatchBytes (plus one run) and go out in one write.
+ * Without an output (a layout's dry run) nothing is encoded: runs are only
+ * reserved, to learn where every page will go and where the file ends.
  */
 class PageFile {
   /** The next free page: the high-water mark. */
@@ -230,13 +236,29 @@ class PageFile {
   private batchAt = 2;
 
   constructor(
-    readonly fd: number,
+    private readonly out: PageOutput | undefined,
     readonly pageSize: number,
   ) {}
 
+  /** Pages are only counted, never encoded. */
+  get dry(): boolean {
+    return this.out === undefined;
+  }
+
+  private pagesFor(bytes: number): number {
+    return Math.max(1, Math.ceil(bytes / this.pageSize));
+  }
+
   /** A zeroed run for `bytes` of content (at least one page) that will go at page `next`. */
   allocRun(bytes: number): Buffer {
-    return Buffer.alloc(Math.max(1, Math.ceil(bytes / this.pageSize)) * this.pageSize);
+    return Buffer.alloc(this.pagesFor(bytes) * this.pageSize);
+  }
+
+  /** A dry run's append: the page a run of `bytes` of content would start at; moves the high-water mark past it. */
+  reserve(bytes: number): number {
+    const pgid = this.next;
+    this.next += this.pagesFor(bytes);
+    return pgid;
   }
 
   /** Appends a run from allocRun at page `next` and moves the high-water mark past it. */
@@ -260,9 +282,18 @@ class PageFile {
   }
 
   writeAt(bytes: Buffer, pgid: number): void {
-    let done = 0;
-    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, pgid * this.pageSize + done);
+    this.out?.write(bytes, pgid);
   }
+}
+
+/** Writes at the pages' places in a file. */
+function fileOutput(fd: number, pageSize: number): PageOutput {
+  return {
+    write(bytes: Buffer, pgid: number): void {
+      let done = 0;
+      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, pgid * pageSize + done);
+    },
+  };
 }
 
 function encodeLeaf(file: PageFile, items: readonly LeafItem[]): Buffer {
@@ -369,7 +400,7 @@ class TreeWriter {
     if (this.count > 0 && this.leafBytes() + bytes > this.file.pageSize) this.flushLeaf();
     if (this.count === 0 && pageHeaderBytes + bytes > this.file.pageSize) {
       // Larger than a page: a leaf of its own, a run of pages, written at once.
-      const pgid = this.file.append(encodeLeaf(this.file, [{ key, value, flags }]));
+      const pgid = this.file.dry ? this.file.reserve(pageHeaderBytes + bytes) : this.file.append(encodeLeaf(this.file, [{ key, value, flags }]));
       this.lastWritten = Buffer.from(key);
       this.children.push({ key: this.lastWritten, pgid });
       return;
@@ -396,6 +427,18 @@ class TreeWriter {
   /** The leaf page from data: elements first, then the keys and values as they are in data. */
   private flushLeaf(): void {
     if (this.count > elementsPerPageMax) throw new Error(`bbolt writer: ${this.count} entries on one page`);
+    const lastKey = this.lastKey();
+    this.lastWritten = lastKey === undefined ? undefined : Buffer.from(lastKey);
+    // A copy: a view would keep the whole page alive (or, dry, change with the next leaf).
+    const firstKey = Buffer.from(this.data.subarray(0, this.count === 0 ? 0 : (this.sizes[1] as number)));
+    const pgid = this.file.dry ? this.file.reserve(this.leafBytes()) : this.file.append(this.encodeLeaf());
+    this.children.push({ key: firstKey, pgid });
+    this.dataBytes = 0;
+    this.sizes.length = 0;
+    this.count = 0;
+  }
+
+  private encodeLeaf(): Buffer {
     const run = this.file.allocRun(this.leafBytes());
     writePageHeader(run, 0, this.file.next, flagLeaf, this.count, run.length / this.file.pageSize - 1);
     const dataAt = pageHeaderBytes + elementBytes * this.count;
@@ -411,20 +454,14 @@ class TreeWriter {
       at += ksize + vsize;
     }
     this.data.copy(run, dataAt, 0, this.dataBytes);
-    const firstKey = run.subarray(dataAt, dataAt + (this.sizes[1] ?? 0));
-    this.lastWritten = this.count === 0 ? undefined : Buffer.from(this.lastKey() as Uint8Array);
-    const pgid = this.file.append(run);
-    // A copy: a view would keep the whole page alive.
-    this.children.push({ key: Buffer.from(firstKey), pgid });
-    this.dataBytes = 0;
-    this.sizes.length = 0;
-    this.count = 0;
+    return run;
   }
 
   private writeBranchLevel(level: readonly BranchItem[]): BranchItem[] {
     const above: BranchItem[] = [];
     for (const group of branchGroups(level, this.file.pageSize)) {
-      const pgid = this.file.append(encodeBranch(this.file, group));
+      const bytes = group.reduce((n, item) => n + branchItemBytes(item), pageHeaderBytes);
+      const pgid = this.file.dry ? this.file.reserve(bytes) : this.file.append(encodeBranch(this.file, group));
       above.push({ key: (group[0] as BranchItem).key, pgid });
     }
     return above;
@@ -447,9 +484,28 @@ interface OpenBucket {
   readonly tree: TreeWriter;
 }
 
+/** Where a layout put its root bucket, its freelist and the end of the file. */
+interface Layout {
+  readonly root: number;
+  readonly freelist: number;
+  readonly highWater: number;
+}
+
+/**
+ * What becomes of the pages: a file (metas written last, once the tree is
+ * on disk), a dry run (only the layout is learned), or a stream in file
+ * order (the metas first: the dry run before it told where everything goes).
+ */
+type Target = { readonly kind: 'file'; readonly path: string; readonly fd: number } | { readonly kind: 'dry' } | { readonly kind: 'stream'; readonly planned: Layout };
+
+function metaPages(pageSize: number, layout: Layout): Buffer[] {
+  return [0, 1].map((txid) => encodeMetaPage({ pageSize, ...layout, txid }));
+}
+
 /**
  * Writes a new bbolt file holding top-level buckets of plain entries, as
- * etcd's backend has them.
+ * etcd's backend has them: into a file (create), or as a stream of its
+ * bytes in order (stream).
  *
  * Every bucket gets a root page of its own, even an empty one: a bucket's
  * leaves are written while its entries come, before it is known to stay
@@ -474,23 +530,62 @@ export class BboltWriter {
   /** A write failed: the file is in an unknown state, and only abort() is left. */
   private failed: unknown;
   private finished = false;
+  /** The dry run's result. */
+  private laidOut: Layout | undefined;
 
   private constructor(
-    private readonly path: string,
-    fd: number,
+    private readonly target: Target,
+    out: PageOutput | undefined,
     pageSize: number,
   ) {
-    this.file = new PageFile(fd, pageSize);
+    this.file = new PageFile(out, pageSize);
   }
 
-  /** Creates (O_EXCL) a new bbolt file at path. */
-  static create(path: string, options?: { pageSize?: number }): BboltWriter {
+  private static checkedPageSize(options?: { pageSize?: number }): number {
     const pageSize = options?.pageSize ?? bboltDefaultPageSize;
     const powerOfTwo = Number.isInteger(pageSize) && (pageSize & (pageSize - 1)) === 0;
     if (!powerOfTwo || pageSize < writerPageSizeMin || pageSize > writerPageSizeMax) {
       throw new RangeError(`bbolt writer: page size ${pageSize} is not a power of two from ${writerPageSizeMin} to ${writerPageSizeMax}`);
     }
-    return new BboltWriter(path, openSync(path, 'wx', 0o600), pageSize);
+    return pageSize;
+  }
+
+  /** Creates (O_EXCL) a new bbolt file at path. */
+  static create(path: string, options?: { pageSize?: number }): BboltWriter {
+    const pageSize = BboltWriter.checkedPageSize(options);
+    const fd = openSync(path, 'wx', 0o600);
+    return new BboltWriter({ kind: 'file', path, fd }, fileOutput(fd, pageSize), pageSize);
+  }
+
+  /**
+   * The file's bytes, in order, with no file: `fill` gives the buckets and
+   * entries to a writer, and is called twice, so it must give the same ones
+   * both times (it reads one consistent view). The first time nothing is
+   * encoded: the writer learns where every page goes and the file's size,
+   * which `sized` gets before the first bytes. Then `emit` gets the file
+   * from its first byte to its last, in pieces of about 1 MiB it may keep.
+   * Returns the size.
+   */
+  static stream(fill: (w: BboltWriter) => void, sized: (bytes: number) => void, emit: (bytes: Buffer) => void, options?: { pageSize?: number }): number {
+    const pageSize = BboltWriter.checkedPageSize(options);
+    const dry = new BboltWriter({ kind: 'dry' }, undefined, pageSize);
+    fill(dry);
+    const size = dry.finish();
+    const planned = dry.laidOut as Layout;
+    sized(size);
+    let emitted = 0;
+    const out: PageOutput = {
+      write(bytes: Buffer, pgid: number): void {
+        if (pgid * pageSize !== emitted) throw new Error(`bbolt writer: page ${pgid} out of order in a stream at byte ${emitted}`);
+        emitted += bytes.length;
+        emit(bytes);
+      },
+    };
+    for (const [i, page] of metaPages(pageSize, planned).entries()) out.write(page, i);
+    const streamed = new BboltWriter({ kind: 'stream', planned }, out, pageSize);
+    fill(streamed);
+    streamed.finish();
+    return size;
   }
 
   /** Starts the next top-level bucket; names strictly ascending in unsigned byte order; a bucket may stay empty. */
@@ -524,8 +619,8 @@ export class BboltWriter {
 
   /**
    * Writes the remaining pages, the root bucket, an empty freelist page and
-   * both metas; fdatasyncs and closes. Returns the file size in bytes:
-   * high-water page id × pageSize, what bbolt's tx.Size() reports.
+   * both metas; for a file, fdatasyncs and closes. Returns the file size in
+   * bytes: high-water page id × pageSize, what bbolt's tx.Size() reports.
    */
   finish(): number {
     const file = this.usable();
@@ -534,35 +629,58 @@ export class BboltWriter {
       const root = new TreeWriter(file);
       for (const b of this.buckets) root.add(b.name, bucketHeader(b.root), elementIsBucket);
       const rootPgid = root.finish();
-      const freelistRun = file.allocRun(pageHeaderBytes);
-      writePageHeader(freelistRun, 0, file.next, flagFreelist, 0, 0);
-      const freelist = file.append(freelistRun);
-      const highWater = file.next;
-      file.flush();
-      // The tree is durable before a meta points at it.
-      fdatasyncSync(file.fd);
-      for (const txid of [0, 1]) {
-        file.writeAt(encodeMetaPage({ pageSize: file.pageSize, root: rootPgid, freelist, highWater, txid }), txid);
+      let freelist: number;
+      if (file.dry) {
+        freelist = file.reserve(pageHeaderBytes);
+      } else {
+        const freelistRun = file.allocRun(pageHeaderBytes);
+        writePageHeader(freelistRun, 0, file.next, flagFreelist, 0, 0);
+        freelist = file.append(freelistRun);
       }
-      fdatasyncSync(file.fd);
-      closeSync(file.fd);
+      const layout: Layout = { root: rootPgid, freelist, highWater: file.next };
+      file.flush();
+      this.end(file, layout);
       this.file = undefined;
       this.finished = true;
-      return highWater * file.pageSize;
+      return layout.highWater * file.pageSize;
     });
   }
 
-  /** Closes and removes the partial file (after an error). Does nothing after a successful finish(). */
+  /** Closes and removes a partial file (after an error). Does nothing after a successful finish(), or for a stream. */
   abort(): void {
     if (this.finished) return;
     const file = this.file;
     this.file = undefined;
     this.finished = true;
-    if (file === undefined) return;
+    if (file === undefined || this.target.kind !== 'file') return;
     try {
-      closeSync(file.fd);
+      closeSync(this.target.fd);
     } finally {
-      unlinkSync(this.path);
+      unlinkSync(this.target.path);
+    }
+  }
+
+  private end(file: PageFile, layout: Layout): void {
+    const target = this.target;
+    switch (target.kind) {
+      case 'file':
+        // The tree is durable before a meta points at it.
+        fdatasyncSync(target.fd);
+        for (const [txid, page] of metaPages(file.pageSize, layout).entries()) file.writeAt(page, txid);
+        fdatasyncSync(target.fd);
+        closeSync(target.fd);
+        return;
+      case 'dry':
+        this.laidOut = layout;
+        return;
+      case 'stream': {
+        // The metas went out first, from the dry run: a fill that gave other entries this time made them wrong.
+        const p = target.planned;
+        if (p.root !== layout.root || p.freelist !== layout.freelist || p.highWater !== layout.highWater) {
+          throw new Error(`bbolt writer: the streamed entries differ from the dry run's (root ${layout.root}/${p.root}, end ${layout.highWater}/${p.highWater})`);
+        }
+        return;
+      }
     }
   }
 

@@ -41,7 +41,7 @@ function pooledCopy(source: Uint8Array, start: number, end: number): Buffer {
 
 /** Keys as they are, read back as pooled copies (lmdb's documented keyEncoder). */
 const keyCodec = {
-  writeKey(key: Uint8Array, target: Uint8Array, start: number): number {
+  writeKey: (key: Uint8Array, target: Uint8Array, start: number): number => {
     target.set(key, start);
     return start + key.length;
   },
@@ -55,6 +55,16 @@ const keyCodec = {
 const valueCodec = {
   encode: (value: Uint8Array): Uint8Array => value,
   decode: (bytes: Uint8Array, size: number): Buffer => pooledCopy(bytes, 0, size),
+};
+
+/**
+ * Keys and values as views of lmdb's reusable buffers (or of its map),
+ * valid only until the next read: a transient read view's (openReadView),
+ * whose one reader copies what it keeps, spares an allocation per entry.
+ */
+const transientCodecs = {
+  keyEncoder: { writeKey: keyCodec.writeKey, readKey: (source: Uint8Array, start: number, end: number): Uint8Array => new Uint8Array(source.buffer, source.byteOffset + start, end - start) },
+  encoder: { encode: valueCodec.encode, decode: (bytes: Uint8Array, size: number): Uint8Array => new Uint8Array(bytes.buffer, bytes.byteOffset, size) },
 };
 
 /**
@@ -118,7 +128,7 @@ interface OpenedEnv {
   checked: boolean;
 }
 
-function openEnv(path: string, noSync: boolean, names: readonly string[]): OpenedEnv {
+function openEnv(path: string, noSync: boolean, names: readonly string[], transient = false): OpenedEnv {
   const fresh = !existsSync(path) || statSync(path).size === 0;
   if (!fresh) checkMagic(path);
   const env = open<Buffer, Uint8Array>({
@@ -130,7 +140,7 @@ function openEnv(path: string, noSync: boolean, names: readonly string[]): Opene
     noSync,
   });
   // lmdb reads keyEncoder and encoder in openDB too; its types list them only for open().
-  const dbOptions: RootDatabaseOptions = { keyEncoder: keyCodec, encoder: valueCodec };
+  const dbOptions: RootDatabaseOptions = transient ? transientCodecs : { keyEncoder: keyCodec, encoder: valueCodec };
   const dbs = names.map((name) => env.openDB<Buffer, Uint8Array>(name, dbOptions));
   if (fresh) env.putSync(formatKey, formatChecked);
   const mark = env.getBinary(formatKey);
@@ -164,13 +174,14 @@ export class LmdbEngine implements BackendEngine {
     private readonly noSync: boolean,
     private readonly logger: Logger,
     readView: boolean,
+    transient = false,
   ) {
     // An interrupted defrag leaves its copy behind; the file at `path` is intact. A read
     // view opens the file of a live engine, whose defrag may be under way.
     if (!readView) for (const stale of [`${path}.defrag`, `${path}.defrag-lock`, retiredPath(path)]) rmSync(stale, { force: true });
     let opened: OpenedEnv;
     try {
-      opened = openEnv(path, noSync, names);
+      opened = openEnv(path, noSync, names, transient);
     } catch (e) {
       throw asCorrupt(e, '(the file)', new Uint8Array(0));
     }
@@ -209,11 +220,14 @@ export class LmdbEngine implements BackendEngine {
    * goes through one read transaction taken here: the view shows what was
    * committed when it was opened, whatever is committed after. It pins the
    * pages of that state until close, as any LMDB reader does. Writes,
-   * copies and defrags are refused.
+   * copies and defrags are refused. `transient`: the keys and values a
+   * range yields are views valid only until the next read, for a reader
+   * that goes through entries one by one and copies what it keeps
+   * (Backend.forEach, never Backend.range, which keeps them all).
    */
-  static openReadView(path: string, names: readonly string[], logger: Logger): LmdbEngine {
+  static openReadView(path: string, names: readonly string[], logger: Logger, options?: { transient?: boolean }): LmdbEngine {
     assert(existsSync(path), `no backend file at ${path} to view`);
-    return new LmdbEngine(path, names, false, logger, true);
+    return new LmdbEngine(path, names, false, logger, true, options?.transient === true);
   }
 
   private refuseInView(what: string): void {

@@ -43,6 +43,7 @@ import { RaftCluster, computeMemberId, memberToRecord, sameUrls, type Member } f
 import { HeartbeatDetector, ServerMetrics } from './metrics.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
+import type { BboltExport } from './snapshot-export.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
 import { newCompactor, type Compactor } from './compactor.js';
 import { checkHashKv, checkInitialHashKv, hashKvRpc, type CorruptCheckHost } from './corrupt.js';
@@ -624,7 +625,7 @@ export class EtcdServer implements ApplyEnv {
     if (this.cfg.experimentalRevisionHashCheckTimeMs > 0) {
       this.everyOnLeader(this.cfg.experimentalRevisionHashCheckTimeMs, 'failed to compare revision hashes', () => checkRevisionDigests(this.revisionCheckHost()));
     }
-    await this.snapshots.purgeStale(this.snapshotIndex, true);
+    await this.snapshots.purgeStale(this.snapshotIndex);
     void this.publish();
   }
 
@@ -826,7 +827,7 @@ export class EtcdServer implements ApplyEnv {
     installSnapshotFile(received, this.layout.dbPath);
     this.reopenBackend(md.confState);
     this.snapshotIndex = md.index;
-    await this.snapshots.purgeStale(md.index, false);
+    await this.snapshots.purgeStale(md.index);
     // A repair under way ends here: the leader's database replaces the corrupt one.
     if (this.repair !== undefined) this.endRepair(this.repair.lastApplied, this.repair.heldThrough);
   }
@@ -1545,10 +1546,10 @@ export class EtcdServer implements ApplyEnv {
     }
   }
 
-  /** A consistent copy of the backend for the Snapshot RPC; the caller removes the file. */
-  snapshotDb(): Promise<{ path: string; size: number }> {
+  /** The backend for the Snapshot RPC, as a stream of one consistent view; the caller reads it to its end or stops it. */
+  snapshotDb(): Promise<BboltExport> {
     if (this.repair !== undefined) return Promise.reject(new ServerError('Corrupt'));
-    return this.snapshots.copyDb();
+    return this.snapshots.exportDb();
   }
 
   // ---------------------------------------------------------------- peers

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromUtf8, utf8 } from '../base/index.js';
 import { BboltReader } from '../backend/index.js';
 import { raftpb, serverpb } from '../pb/index.js';
 import { LeaseStorage, MembershipStorage, Schema, revisionToBytes } from '../schema/index.js';
-import { bboltSnapshotStatus, etcdMemberJson, importBboltSnapshot, writeBboltSnapshot } from './snapshot-bbolt.js';
+import { bboltSnapshotStatus, etcdMemberJson, importBboltSnapshot, streamBboltSnapshot } from './snapshot-bbolt.js';
 
 function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'snapshot-bbolt-'));
@@ -37,7 +37,9 @@ test("a backend written as a bbolt snapshot has etcd 3.4's buckets and keys, and
     new MembershipStorage(src).putMember(serverpb.MemberRecord.create({ ID: 1n, name: 'one', peerUrls: ['http://p:1'] }));
     await src.backend.forceCommit();
     const file = join(dir, 'snap.bbolt');
-    const size = writeBboltSnapshot(src, file);
+    const pieces: Buffer[] = [];
+    const size = streamBboltSnapshot(src, () => undefined, (piece) => void pieces.push(piece));
+    writeFileSync(file, Buffer.concat(pieces));
     await src.backend.close();
 
     const db = BboltReader.open(file);

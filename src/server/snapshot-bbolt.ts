@@ -55,27 +55,32 @@ function exportedValue(bucket: Bucket, key: Uint8Array, value: Uint8Array): Uint
   return value;
 }
 
-/**
- * Writes every bucket of the schema's backend into a new bbolt file at
- * destPath (synchronously: run it off the event loop); returns the file's
- * size. The backend must not change meanwhile (it is a copy).
- */
-export function writeBboltSnapshot(schema: Schema, destPath: string): number {
+/** Entries between two calls of a fill's `poll`. */
+const pollEntries = 4096;
+
+/** Gives every bucket of the schema's backend, as etcd would hold it, to a bbolt writer; calls poll (which may throw to stop) every pollEntries entries. */
+function fillBbolt(schema: Schema, out: BboltWriter, poll: () => void): void {
   const buckets = Object.values(schema.buckets).sort((a, b) => byteOrder(utf8(a.name), utf8(b.name)));
-  const out = BboltWriter.create(destPath);
-  try {
-    for (const bucket of buckets) {
-      out.bucket(utf8(bucket.name));
-      schema.backend.forEach(bucket, firstKey, undefined, (key, value) => {
-        const v = exportedValue(bucket, key, value);
-        if (v !== undefined) out.put(key, v);
-      });
-    }
-    return out.finish();
-  } catch (e) {
-    out.abort();
-    throw e;
+  let n = 0;
+  for (const bucket of buckets) {
+    out.bucket(utf8(bucket.name));
+    schema.backend.forEach(bucket, firstKey, undefined, (key, value) => {
+      if (++n % pollEntries === 0) poll();
+      const v = exportedValue(bucket, key, value);
+      if (v !== undefined) out.put(key, v);
+    });
   }
+}
+
+/**
+ * The bbolt file of the schema's backend as a stream of its bytes, with no
+ * file (BboltWriter.stream: the backend is read twice, so it must be a view
+ * that does not change, and runs off the event loop): `sized` gets the
+ * file's size, then `emit` its bytes in order; `poll`, called every few
+ * thousand entries read, may throw to stop early. Returns the size.
+ */
+export function streamBboltSnapshot(schema: Schema, sized: (bytes: number) => void, emit: (bytes: Buffer) => void, poll: () => void = () => undefined): number {
+  return BboltWriter.stream((out) => fillBbolt(schema, out, poll), sized, emit);
 }
 
 /** Entries written to the backend between two commits while importing: bounds the memory of one batch. */

@@ -1,40 +1,70 @@
 /**
- * The body of the worker thread that turns the backend into the bbolt file
- * a client's snapshot streams (snapshot-bbolt.ts). It reads the member's
- * own database file through a read view (one LMDB read transaction, taken
- * while the backend holds its commits: Backend.whileViewed), says so, and
- * converts what that view holds while the member goes on committing.
- * Reading a million keys and writing their pages takes seconds: off the
- * event loop that serves raft and clients, and with no copy of the
- * database first.
+ * The body of the worker thread that streams the backend as the bbolt file
+ * a client's snapshot sends (snapshot-bbolt.ts), with no file on disk. It
+ * reads the member's own database file through a read view (one LMDB read
+ * transaction, taken while the backend holds its commits:
+ * Backend.whileViewed), says so, lays the file out once to learn its size
+ * and then sends its bytes, while the member goes on committing. Reading a
+ * million keys and laying out their pages takes seconds: off the event loop
+ * that serves raft and clients.
+ *
+ * Flow control: the worker blocks (Atomics.wait) while `exportInFlightMax`
+ * pieces are posted and not yet taken, so a slow client holds a few MiB
+ * here, not the file; the taker counts a piece taken by decrementing the
+ * shared counter, and sets the stop flag when the client has gone.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { LmdbEngine } from '../backend/index.js';
 import { nopLogger } from '../base/index.js';
 import { Schema } from '../schema/index.js';
-import { writeBboltSnapshot } from './snapshot-bbolt.js';
+import { streamBboltSnapshot } from './snapshot-bbolt.js';
+import { exportInFlightMax, exportSlotInFlight, exportSlotStop, type ExportReply, type ExportTask } from './snapshot-export.js';
 
-export interface ExportTask {
-  /** The live backend file. */
-  readonly dbPath: string;
-  readonly destPath: string;
-}
+class Stopped extends Error {}
 
-/** First `viewed` (the view is taken: commits may go on), then the outcome. */
-export type ExportReply = { readonly viewed: true } | { readonly ok: true; readonly size: number } | { readonly ok: false; readonly error: string };
-
-async function run(task: ExportTask, port: NonNullable<typeof parentPort>): Promise<ExportReply> {
-  try {
-    const schema = Schema.open({ path: task.dbPath, engine: (path, names) => LmdbEngine.openReadView(path, names, nopLogger) });
-    port.postMessage({ viewed: true } satisfies ExportReply);
-    try {
-      return { ok: true, size: writeBboltSnapshot(schema, task.destPath) };
-    } finally {
-      await schema.backend.close();
+function run(task: ExportTask, port: NonNullable<typeof parentPort>): Promise<ExportReply> | ExportReply {
+  const control = new Int32Array(task.control);
+  const post = (reply: ExportReply): void => port.postMessage(reply);
+  /** Throws once the taker wants no more. */
+  const stopped = (): void => {
+    if (Atomics.load(control, exportSlotStop) !== 0) throw new Stopped();
+  };
+  /** Waits (blocking this thread) until the taker has room; throws once it wants no more. */
+  const room = (): void => {
+    for (;;) {
+      stopped();
+      const inFlight = Atomics.load(control, exportSlotInFlight);
+      if (inFlight < exportInFlightMax) return;
+      Atomics.wait(control, exportSlotInFlight, inFlight, 1000);
     }
+  };
+  let schema: Schema;
+  try {
+    schema = Schema.open({ path: task.dbPath, engine: (path, names) => LmdbEngine.openReadView(path, names, nopLogger, { transient: true }) });
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
+  post({ viewed: true });
+  let outcome: ExportReply;
+  try {
+    streamBboltSnapshot(
+      schema,
+      (size) => post({ size }),
+      (piece) => {
+        room();
+        Atomics.add(control, exportSlotInFlight, 1);
+        // Moved, not copied, when the piece is its whole buffer (the writer's pieces are).
+        const whole = piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength;
+        const own = whole ? piece : new Uint8Array(piece);
+        port.postMessage({ piece: own } satisfies ExportReply, [own.buffer as ArrayBuffer]);
+      },
+      stopped,
+    );
+    outcome = { ok: true };
+  } catch (e) {
+    outcome = { ok: false, error: e instanceof Stopped ? 'stopped' : e instanceof Error ? e.message : String(e) };
+  }
+  return schema.backend.close().then(() => outcome);
 }
 
 const port = parentPort;

@@ -1,32 +1,111 @@
 /**
  * Runs snapshot-export-worker.ts: the backend's file, read through a view
- * of its own, becomes the bbolt file a client's snapshot streams, on a
- * worker thread of its own.
+ * of its own on a worker thread, streamed as the bbolt file a client's
+ * snapshot sends.
  */
 import { Worker } from 'node:worker_threads';
-import type { ExportReply, ExportTask } from './snapshot-export-worker.js';
 
 const workerUrl = new URL('./snapshot-export-worker.js', import.meta.url);
 
+export interface ExportTask {
+  /** The live backend file. */
+  readonly dbPath: string;
+  /** Int32 slots: exportSlotInFlight, exportSlotStop. */
+  readonly control: SharedArrayBuffer;
+}
+
+/** The control slot counting pieces posted and not yet taken. */
+export const exportSlotInFlight = 0;
+/** The control slot set to 1 when the taker wants no more. */
+export const exportSlotStop = 1;
+/** Pieces (about 1 MiB each) posted ahead of the taker at most. */
+export const exportInFlightMax = 4;
+
+/** In order: `viewed` (the view is taken: commits may go on), the size, the pieces, then the outcome. */
+export type ExportReply =
+  | { readonly viewed: true }
+  | { readonly size: number }
+  | { readonly piece: Uint8Array }
+  | { readonly ok: true }
+  | { readonly ok: false; readonly error: string };
+
+/** A bbolt file being streamed: its size, then its bytes in order. */
+export interface BboltExport {
+  readonly size: number;
+  /** The next bytes of the file; undefined after the last. Rejects if the export failed or was stopped. */
+  next(): Promise<Uint8Array | undefined>;
+  /** Bytes the worker has sent ahead and next() has not taken yet. */
+  queuedBytes(): number;
+  /** Stops the export (the client has gone); settles when the worker has ended. */
+  stop(): Promise<void>;
+  /** Settles when the worker has ended, its view closed; never rejects. */
+  readonly ended: Promise<void>;
+}
+
 /**
- * Writes the bbolt form of the live backend file at dbPath to destPath;
- * calls viewed once the worker holds its read view (Backend.whileViewed's
- * `opened`); resolves to the file's size.
+ * Streams the bbolt form of the live backend file at dbPath. Calls viewed
+ * once the worker holds its read view (Backend.whileViewed's `opened`);
+ * resolves once the file's size is known.
  */
-export function exportBbolt(dbPath: string, destPath: string, viewed: () => void): Promise<number> {
-  const task: ExportTask = { dbPath, destPath };
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(workerUrl, { workerData: task });
-    let reply: ExportReply | undefined;
-    worker.on('message', (m: ExportReply) => {
-      if ('viewed' in m) viewed();
-      else reply = m;
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (reply === undefined || 'viewed' in reply) reject(new Error(`snapshot export worker exited with code ${code} before answering`));
-      else if (reply.ok) resolve(reply.size);
-      else reject(new Error(`snapshot export: ${reply.error}`));
-    });
+export function exportBbolt(dbPath: string, viewed: () => void): Promise<BboltExport> {
+  const control = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
+  const slots = new Int32Array(control);
+  const worker = new Worker(workerUrl, { workerData: { dbPath, control } satisfies ExportTask });
+  const pieces: Uint8Array[] = [];
+  let finished = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  let sized: ((size: number) => void) | undefined;
+  let failedEarly: ((e: Error) => void) | undefined;
+  const nudge = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const fail = (e: Error): void => {
+    if (finished) return;
+    failure ??= e;
+    finished = true;
+    failedEarly?.(e);
+    nudge();
+  };
+  const ended = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  worker.on('message', (m: ExportReply) => {
+    if ('viewed' in m) viewed();
+    else if ('size' in m) sized?.(m.size);
+    else if ('piece' in m) {
+      pieces.push(m.piece);
+      nudge();
+    } else if (m.ok) {
+      finished = true;
+      nudge();
+    } else fail(new Error(`snapshot export: ${m.error}`));
+  });
+  worker.once('error', fail);
+  worker.once('exit', (code) => fail(new Error(`snapshot export worker exited with code ${code} before finishing`)));
+
+  const stop = async (): Promise<void> => {
+    fail(new Error('snapshot export: stopped'));
+    pieces.length = 0;
+    Atomics.store(slots, exportSlotStop, 1);
+    Atomics.notify(slots, exportSlotInFlight);
+    await ended;
+  };
+  const next = async (): Promise<Uint8Array | undefined> => {
+    for (;;) {
+      const piece = pieces.shift();
+      if (piece !== undefined) {
+        Atomics.sub(slots, exportSlotInFlight, 1);
+        Atomics.notify(slots, exportSlotInFlight);
+        return piece;
+      }
+      if (failure !== undefined) throw failure;
+      if (finished) return undefined;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  };
+  return new Promise<BboltExport>((resolve, reject) => {
+    sized = (size) => resolve({ size, next, stop, ended, queuedBytes: () => pieces.reduce((n, p) => n + p.length, 0) });
+    failedEarly = reject;
   });
 }

@@ -26,7 +26,7 @@ import { isRaftError, type MemoryStorage } from '../raft/index.js';
 import type { Schema } from '../schema/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
 import { checkDb } from './backend-repair.js';
-import { exportBbolt } from './snapshot-export.js';
+import { exportBbolt, type BboltExport } from './snapshot-export.js';
 import { receivedDbPath } from './layout.js';
 import type { RaftCluster } from './membership.js';
 import type { EtcdServer } from './server.js';
@@ -206,32 +206,33 @@ export class SnapshotFlow {
   }
 
   /**
-   * A consistent copy of the backend for Maintenance.Snapshot, as the bbolt
-   * file etcd's tools read (snapshot-bbolt.ts): a worker thread converts
+   * The backend for Maintenance.Snapshot, as the bbolt file etcd's tools
+   * read (snapshot-bbolt.ts), streamed with no file: a worker thread reads
    * the backend's file as one read transaction sees it (everything applied
-   * before the call), while the member goes on committing.
+   * before the call), while the member goes on committing. No defrag runs
+   * until the export has ended (streamed, failed or stopped).
    */
-  async copyDb(): Promise<{ path: string; size: number }> {
-    const path = join(this.s.layout.snapDir, `client-${Date.now()}-${randomBytes(4).toString('hex')}.db`);
+  exportDb(): Promise<BboltExport> {
     const backend = this.s.schema.backend;
-    try {
-      const size = await backend.whileViewed((viewed) => exportBbolt(backend.path, path, viewed));
-      return { path, size };
-    } catch (e) {
-      await rm(path, { force: true });
-      throw e;
-    }
+    return new Promise<BboltExport>((resolve, reject) => {
+      backend
+        .whileViewed(async (viewed) => {
+          const x = await exportBbolt(backend.path, viewed);
+          resolve(x);
+          await x.ended;
+        })
+        .catch(reject);
+    });
   }
 
   /**
    * Removes databases left by interrupted transfers (received but never
-   * installed, or sent). Clients' snapshot files only at start: later, one
-   * may be a snapshot still being written or not yet opened for its stream
-   * (each stream removes its own file when it closes).
+   * installed, or sent), and clients' snapshot files, which builds before
+   * exportDb wrote here and left when they crashed.
    */
-  async purgeStale(keepIndex: number, atStart: boolean): Promise<void> {
+  async purgeStale(keepIndex: number): Promise<void> {
     const dir = this.s.layout.snapDir;
-    const left = atStart ? /^(send|client)-.*\.db(-lock)?$/ : /^send-.*\.db(-lock)?$/;
+    const left = /^(send|client)-.*\.db(-lock)?$/;
     for (const name of await readdir(dir)) {
       const received = /^([0-9a-f]{16})\.snap\.db(\.tmp)?$/.exec(name);
       if (received !== null && (received[2] !== undefined || parseInt(received[1] ?? '0', 16) <= keepIndex)) {

@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fromUtf8, utf8 } from '../base/index.js';
+import { BboltReader } from '../backend/index.js';
+import { Schema, revisionToBytes } from '../schema/index.js';
+import { exportBbolt, exportInFlightMax } from './snapshot-export.js';
+
+/** A backend of `n` key-bucket entries of 1 KiB, open (as a member's is while a client snapshots it). */
+async function filled(dir: string, n: number): Promise<Schema> {
+  const schema = Schema.open({ path: join(dir, 'db') });
+  for (let rev = 1; rev <= n; rev += 1000) {
+    schema.backend.write((tx) => {
+      for (let r = rev; r < Math.min(n + 1, rev + 1000); r++) tx.put(schema.buckets.key, revisionToBytes(r, 0), Buffer.alloc(1024, r % 251));
+    });
+  }
+  await schema.backend.forceCommit();
+  return schema;
+}
+
+test('an export streams the bbolt file of what was committed: its size first, then bytes that open as that database', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
+  const schema = await filled(dir, 6000);
+  try {
+    let viewed = 0;
+    const x = await exportBbolt(schema.backend.path, () => viewed++);
+    assert.equal(viewed, 1);
+    // Written after the view was taken: not in the stream.
+    schema.backend.write((tx) => tx.put(schema.buckets.key, revisionToBytes(6001, 0), utf8('later')));
+    await schema.backend.forceCommit();
+    const pieces: Uint8Array[] = [];
+    for (let p = await x.next(); p !== undefined; p = await x.next()) pieces.push(p);
+    const bytes = Buffer.concat(pieces);
+    assert.equal(bytes.length, x.size);
+    await x.ended;
+    const file = join(dir, 'snap.bbolt');
+    writeFileSync(file, bytes);
+    const db = BboltReader.open(file);
+    try {
+      assert.equal(db.size, x.size);
+      assert.deepEqual([...(db.entries(utf8('key')) ?? [])].length, 6000);
+      assert.ok(db.bucketNames().map(fromUtf8).includes('meta'));
+    } finally {
+      db.close();
+    }
+  } finally {
+    await schema.backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a slow taker holds the worker a few pieces ahead; an export stopped midway ends its worker, and next() says so', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
+  // About 32 MiB: many more pieces than the worker may post ahead.
+  const schema = await filled(dir, 24_000);
+  try {
+    const x = await exportBbolt(schema.backend.path, () => undefined);
+    assert.ok(x.size > 24_000 * 1024);
+    assert.ok((await x.next()) !== undefined);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const ahead = x.queuedBytes();
+    assert.ok(ahead > 0 && ahead <= (exportInFlightMax + 1) * 1.25 * 2 ** 20, `${ahead} bytes of ${x.size} sent ahead while nobody took them`);
+    await x.stop();
+    await x.ended;
+    await assert.rejects(x.next(), /stopped/);
+    assert.equal(x.queuedBytes(), 0);
+  } finally {
+    await schema.backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
