@@ -438,10 +438,12 @@ export class Backend implements WriteTx {
         let taken: () => void = () => undefined;
         const viewTaken = new Promise<void>((r) => (taken = r));
         this.views++;
-        const viewing = fn(() => {
-          release();
-          taken();
-        });
+        // Called from an async function, so that a throw counts as a rejection and the view is let go.
+        const viewing = (async (): Promise<T> =>
+          fn(() => {
+            release();
+            taken();
+          }))();
         viewing
           .finally(() => {
             taken();
