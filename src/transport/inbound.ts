@@ -24,6 +24,15 @@ function remoteAddress(s: { readonly remoteAddress?: string | undefined; readonl
   return s === undefined ? 'unknown' : `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
 }
 
+/**
+ * What a follower forwards to its leader with the asker's id still in `from`
+ * (raft's send keeps a set `from`): a MsgProp or MsgReadIndex a peer sent it
+ * when it led, a MsgTransferLeader naming the transferee. etcd steps them,
+ * refusing only a removed sender (EtcdServer.Process); any other message
+ * must come from the stream's sender.
+ */
+const forwardedTypes: ReadonlySet<raftpb.MessageType> = new Set([raftpb.MessageType.MsgProp, raftpb.MessageType.MsgReadIndex, raftpb.MessageType.MsgTransferLeader]);
+
 /** TCP keepalive on an accepted raw stream connection. */
 const rawKeepaliveMs = 30_000;
 
@@ -229,7 +238,7 @@ export class InboundHandler {
       return false;
     }
     this.ctx.metrics.received(from, payload.length + frameHeaderBytes);
-    if (m.to !== this.ctx.localId || m.from !== from) {
+    if (m.to !== this.ctx.localId || (m.from !== from && !(forwardedTypes.has(m.type) && !this.ctx.raft.isRemoved(m.from)))) {
       this.ctx.metrics.receiveFailed(from);
       this.ctx.logger.warn('ignored raft message with wrong sender or recipient', { from, 'message-from': m.from, 'message-to': m.to });
       return true;

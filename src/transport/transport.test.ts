@@ -316,3 +316,29 @@ test('stop() leaves no handles behind', async () => {
   const baseline = [...before].filter((r) => /TCP|Timeout|Immediate|Http2/.test(r));
   assert.ok(leaked.length <= baseline.length, `left: ${leaked.join(', ')}`);
 });
+
+test('a proposal or read index a follower forwards keeps its originator as sender and is stepped; a removed originator is not', async () => {
+  // Raft forwards a MsgProp or MsgReadIndex it got from a peer to its leader
+  // with the peer's id still in `from` (etcd's rafthttp and Process accept
+  // it, refusing only a removed sender): 1 asked 3, which learned that 2 leads.
+  const ms = await Promise.all([2n, 3n].map((id) => startMember(id)));
+  const [leader, relay] = ms as [Member, Member];
+  try {
+    connectAll(ms);
+    await waitFor(() => relay.t.activeSince(leader.id) !== undefined, 'link 3→2 active');
+    const { MsgProp, MsgReadIndex } = raftpb.MessageType;
+    const prop = raftpb.Message.create({ type: MsgProp, from: 1n, to: leader.id, entries: [raftpb.Entry.create({ data: new Uint8Array([1]) })] });
+    const read = raftpb.Message.create({ type: MsgReadIndex, from: 1n, to: leader.id, entries: [raftpb.Entry.create({ data: new Uint8Array([2]) })] });
+    relay.t.send([prop, read, heartbeat(relay.id, leader.id, 1)]);
+    await waitFor(() => leader.received.some((m) => m.type === MsgHeartbeat), 'the heartbeat');
+    assert.deepEqual(leader.received.map((m) => [m.type, m.from]), [[MsgProp, 1n], [MsgReadIndex, 1n], [MsgHeartbeat, relay.id]]);
+
+    // Any other message must come from the stream's sender.
+    leader.removed.add(1n);
+    relay.t.send([prop, heartbeat(1n, leader.id, 7), heartbeat(relay.id, leader.id, 2)]);
+    await waitFor(() => leader.received.filter((m) => m.type === MsgHeartbeat).length === 2, 'the second heartbeat');
+    assert.deepEqual(leader.received.slice(3).map((m) => [m.type, m.from]), [[MsgHeartbeat, relay.id]]);
+  } finally {
+    await stopAll(ms);
+  }
+});
