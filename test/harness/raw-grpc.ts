@@ -5,7 +5,6 @@
  * RST_STREAM code when the server sent no status.
  */
 import http2 from 'node:http2';
-import { delay } from './member.js';
 
 export interface RawAnswer {
   /** grpc-status, or "no status (rst N)". */
@@ -131,10 +130,16 @@ export class RawGrpc {
     const s = this.open(path);
     s.send(body);
     const answer = s.end(timeoutMs);
-    const timeout = delay(timeoutMs + 1_000).then(() => {
-      throw new Error(`${path} ${Buffer.from(body).toString('hex')}: no answer in ${timeoutMs} ms`);
+    // The timer is cleared once answered: a pending one kept the test process alive for its 11 s after the last call.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${path} ${Buffer.from(body).toString('hex')}: no answer in ${timeoutMs} ms`)), timeoutMs + 1_000);
     });
-    return Promise.race([answer, timeout]);
+    try {
+      return await Promise.race([answer, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   close(): void {
