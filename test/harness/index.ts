@@ -54,6 +54,10 @@
  *   memberStatus(endpoint, timeoutMs?): Promise<StatusResponse>
  *   outcome(promise): Promise<{ ok: true, value } | { ok: false, code, message }>
  *
+ *   // comparing two servers' answers (compare.ts)
+ *   compared(answer, type, normalize?): Compared { status; message; decoded; bytes }   // header ids left out
+ *   plain(value), withoutIds(bytes)
+ *
  *   // environment
  *   etcdBin, etcdctlBin, etcdTsScript; etcdMissing(), etcdctlMissing(): skip reason or false
  *   freePort(), freePorts(n); liveChildren()
@@ -88,3 +92,4 @@ export { CtlProcess, etcdctl, etcdctlBackground, etcdctlBin, etcdctlMissing, typ
 export { memberStatus, methods, openChannel, outcome, type Outcome } from './rpc.js';
 export { RawGrpc, RawStream, type RawAnswer } from './raw-grpc.js';
 export { useEtcdPair, useServerPair, type EtcdPair } from './pair.js';
+export { compared, plain, withoutIds, type Compared } from './compare.js';
