@@ -104,6 +104,8 @@ export class RawGrpc {
   private session: http2.ClientHttp2Session;
   /** GOAWAYs received (the connection is then replaced). */
   readonly goaways: string[] = [];
+  /** Sessions that received a GOAWAY: no new call goes on them. */
+  private readonly goneAway = new WeakSet<http2.ClientHttp2Session>();
 
   constructor(private readonly url: string) {
     this.session = this.connect();
@@ -112,13 +114,18 @@ export class RawGrpc {
   private connect(): http2.ClientHttp2Session {
     const session = http2.connect(this.url);
     session.on('error', () => {});
-    session.on('goaway', (code, _last, data) => this.goaways.push(`${code} ${data?.toString() ?? ''}`));
+    session.on('goaway', (code, _last, data) => {
+      this.goaways.push(`${code} ${data?.toString() ?? ''}`);
+      this.goneAway.add(session);
+    });
     return session;
   }
 
   /** Opens a call on path (extra headers replace or add to gRPC's); nothing is sent yet. */
   open(path: string, extraHeaders: Readonly<Record<string, string>> = {}): RawStream {
-    if (this.session.closed || this.session.destroyed || this.goaways.length > 0) {
+    // Only the current session's GOAWAY counts: one of an earlier session (a server that
+    // stopped) closed every later session, streams still connecting on it too.
+    if (this.session.closed || this.session.destroyed || this.goneAway.has(this.session)) {
       this.session.close();
       this.session = this.connect();
     }
