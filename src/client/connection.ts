@@ -71,6 +71,12 @@ export interface ConnectionOptions {
   readonly maxCallSendBytes?: number | undefined;
   /** Default 2^31-1. */
   readonly maxCallRecvBytes?: number | undefined;
+  /**
+   * The HTTP/2 receive window of each stream: what one call takes in before
+   * its reader must have read. Default 64 KiB - 1 (a stalled watch holds no
+   * more); larger for a client made for one bulk download, such as a snapshot.
+   */
+  readonly streamWindowBytes?: number | undefined;
   readonly username?: string | undefined;
   readonly password?: string | undefined;
   readonly logger?: ClientLogger | undefined;
@@ -104,6 +110,8 @@ const retryJitter = 0.1;
 const clientApiVersion = '3.4';
 const sendBytesDefault = 2 * 1024 * 1024;
 const recvBytesDefault = 0x7fff_ffff;
+/** The channel's own default connection window (GrpcChannel): 1 MiB. */
+const connectionWindowDefault = 1024 * 1024;
 const retriesMaxDefault = 100;
 /** Bounds the endpoints one client keeps (and the channels it dials). */
 const endpointsMax = 1024;
@@ -371,6 +379,8 @@ export class Connection {
       maxReceiveMessageBytes: o.maxCallRecvBytes ?? recvBytesDefault,
       keepaliveTimeMs: o.keepaliveTimeMs ?? 0,
       keepaliveTimeoutMs: o.keepaliveTimeoutMs,
+      // The connection's window at least twice a stream's, so that one stream never fills it alone.
+      ...(o.streamWindowBytes !== undefined ? { streamWindowBytes: o.streamWindowBytes, connectionWindowBytes: Math.max(2 * o.streamWindowBytes, connectionWindowDefault) } : {}),
       userAgent: 'etcd-ts-client/0.1',
       random: this.random,
     });

@@ -154,10 +154,10 @@ export class Ctl {
   }
 
   /** A client that has authenticated when credentials were given (clientv3.New does this while dialling). */
-  async connectedClient(endpoints?: readonly string[], withAuth = true): Promise<Client> {
+  async connectedClient(endpoints?: readonly string[], withAuth = true, extra?: Partial<ClientOptions>): Promise<Client> {
     await this.clientConfig();
     // The default only now: clientConfig may have discovered the endpoints.
-    const c = this.client(endpoints ?? this.endpoints, withAuth);
+    const c = this.clientFrom({ ...this.clientOptions(endpoints ?? this.endpoints, withAuth), ...extra });
     try {
       await c.conn.authenticate({ timeoutMs: this.flags.durationMs('dial-timeout') });
     } catch (err) {

@@ -30,6 +30,9 @@ async function offline<T>(p: Promise<T>): Promise<T> {
   }
 }
 
+/** The stream window of snapshot save's own client. */
+const snapshotWindowBytes = 1024 * 1024;
+
 const snapshotSave: CommandSpec = {
   name: 'save',
   params: '<filename>',
@@ -40,7 +43,8 @@ const snapshotSave: CommandSpec = {
     await ctl.clientConfig();
     const eps = ctl.endpoints;
     if (eps.length !== 1) fail(ExitCode.interrupted, `snapshot must be requested to one selected node, not multiple [${eps.join(' ')}]`);
-    const c = await ctl.connectedClient();
+    // One stream, read as fast as it comes: a window of 1 MiB, as grpc-go's grows to (64 KiB took 25-35% longer).
+    const c = await ctl.connectedClient(undefined, true, { streamWindowBytes: snapshotWindowBytes });
     const part = `${path}.part`;
     let fd: number;
     try {
