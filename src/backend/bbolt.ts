@@ -213,6 +213,13 @@ function branchItemBytes(item: BranchItem): number {
   return elementBytes + item.key.length;
 }
 
+/** The content of a branch page holding these items: its header, elements and keys. */
+function branchPageBytes(items: readonly BranchItem[]): number {
+  let bytes = pageHeaderBytes;
+  for (const item of items) bytes += branchItemBytes(item);
+  return bytes;
+}
+
 /** Pages are written out in batches of about this many bytes: a write per page is most of the cost. */
 const writeBatchBytes = 1 << 20;
 
@@ -316,9 +323,7 @@ function encodeLeaf(file: PageFile, items: readonly LeafItem[]): Buffer {
 }
 
 function encodeBranch(file: PageFile, items: readonly BranchItem[]): Buffer {
-  let bytes = pageHeaderBytes;
-  for (const item of items) bytes += branchItemBytes(item);
-  const run = file.allocRun(bytes);
+  const run = file.allocRun(branchPageBytes(items));
   writePageHeader(run, 0, file.next, flagBranch, items.length, run.length / file.pageSize - 1);
   let data = pageHeaderBytes + elementBytes * items.length;
   items.forEach((item, i) => {
@@ -460,8 +465,7 @@ class TreeWriter {
   private writeBranchLevel(level: readonly BranchItem[]): BranchItem[] {
     const above: BranchItem[] = [];
     for (const group of branchGroups(level, this.file.pageSize)) {
-      const bytes = group.reduce((n, item) => n + branchItemBytes(item), pageHeaderBytes);
-      const pgid = this.file.dry ? this.file.reserve(bytes) : this.file.append(encodeBranch(this.file, group));
+      const pgid = this.file.dry ? this.file.reserve(branchPageBytes(group)) : this.file.append(encodeBranch(this.file, group));
       above.push({ key: (group[0] as BranchItem).key, pgid });
     }
     return above;
