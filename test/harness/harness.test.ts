@@ -2,7 +2,7 @@
 // stop cleanly, and leave no process behind; etcdctl runs with a timeout.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { etcdctl, etcdctlMissing, etcdMissing, freePorts, getHealth, liveChildren, memberStatus, startCluster, useWorkspace, type MemberKind } from './index.js';
 
 describe('harness', () => {
@@ -12,6 +12,9 @@ describe('harness', () => {
   test('freePorts gives distinct ports', async () => {
     const ports = await freePorts(20);
     assert.equal(new Set(ports).size, 20);
+    // Below the ephemeral range, where an outgoing connection cannot take them before a member listens.
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low !== undefined && low > 11_000) for (const p of ports) assert.ok(p >= 10_000 && p < low, `port ${p}`);
   });
 
   const kinds: [MemberKind, string | false][] = [
