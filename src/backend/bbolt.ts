@@ -41,7 +41,7 @@
  * Writes are synchronous (node:fs): this runs in a worker thread or an
  * offline tool, never on the server's event loop.
  */
-import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
 export const bboltDefaultPageSize = 4096;
 
@@ -223,7 +223,7 @@ function branchPageBytes(items: readonly BranchItem[]): number {
 /** Pages are written out in batches of about this many bytes: a write per page is most of the cost. */
 const writeBatchBytes = 1 << 20;
 
-/** Where pages go: at their place in a file, or in order into a stream. */
+/** Where pages go: in order into a stream. */
 interface PageOutput {
   write(bytes: Buffer, pgid: number): void;
 }
@@ -282,25 +282,11 @@ class PageFile {
   flush(): void {
     if (this.batch.length === 0) return;
     const bytes = this.batch.length === 1 ? (this.batch[0] as Buffer) : Buffer.concat(this.batch, this.batchBytes);
-    this.writeAt(bytes, this.batchAt);
+    this.out?.write(bytes, this.batchAt);
     this.batch = [];
     this.batchBytes = 0;
     this.batchAt = this.next;
   }
-
-  writeAt(bytes: Buffer, pgid: number): void {
-    this.out?.write(bytes, pgid);
-  }
-}
-
-/** Writes at the pages' places in a file. */
-function fileOutput(fd: number, pageSize: number): PageOutput {
-  return {
-    write(bytes: Buffer, pgid: number): void {
-      let done = 0;
-      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, pgid * pageSize + done);
-    },
-  };
 }
 
 function encodeLeaf(file: PageFile, items: readonly LeafItem[]): Buffer {
@@ -496,20 +482,20 @@ interface Layout {
 }
 
 /**
- * What becomes of the pages: a file (metas written last, once the tree is
- * on disk), a dry run (only the layout is learned), or a stream in file
- * order (the metas first: the dry run before it told where everything goes).
+ * What becomes of the pages: a dry run (only the layout is learned), or a
+ * stream in file order (the metas first: the dry run before it told where
+ * everything goes).
  */
-type Target = { readonly kind: 'file'; readonly path: string; readonly fd: number } | { readonly kind: 'dry' } | { readonly kind: 'stream'; readonly planned: Layout };
+type Target = { readonly kind: 'dry' } | { readonly kind: 'stream'; readonly planned: Layout };
 
 function metaPages(pageSize: number, layout: Layout): Buffer[] {
   return [0, 1].map((txid) => encodeMetaPage({ pageSize, ...layout, txid }));
 }
 
 /**
- * Writes a new bbolt file holding top-level buckets of plain entries, as
- * etcd's backend has them: into a file (create), or as a stream of its
- * bytes in order (stream).
+ * Lays out a new bbolt file holding top-level buckets of plain entries, as
+ * etcd's backend has them, and gives its bytes in order (stream): the file
+ * itself is written by whoever takes them (a client saving a snapshot).
  *
  * Every bucket gets a root page of its own, even an empty one: a bucket's
  * leaves are written while its entries come, before it is known to stay
@@ -517,10 +503,10 @@ function metaPages(pageSize: number, layout: Layout): Buffer[] {
  * like any other (it inlines it again itself when a later commit changes
  * it). The cost is a page per small bucket.
  *
- * The file: data pages from page 2 in the order written (each bucket's
- * leaves, then its branch levels), the root bucket's pages, an empty
- * freelist page; then, once those are on disk, both metas (txids 0 and 1,
- * describing the same tree, as a fresh bbolt file has them), synced again.
+ * The file: both metas (txids 0 and 1, describing the same tree, as a
+ * fresh bbolt file has them), then data pages from page 2 in the order
+ * written (each bucket's leaves, then its branch levels), the root bucket's
+ * pages and an empty freelist page.
  *
  * Memory: the leaf being filled (one page), written pages waiting for their
  * batched write (about 1 MiB), an entry larger than a page while it is
@@ -531,9 +517,8 @@ export class BboltWriter {
   private file: PageFile | undefined;
   private current: OpenBucket | undefined;
   private readonly buckets: { readonly name: Uint8Array; readonly root: number }[] = [];
-  /** A write failed: the file is in an unknown state, and only abort() is left. */
+  /** A write failed: the layout is in an unknown state, and the writer is done. */
   private failed: unknown;
-  private finished = false;
   /** The dry run's result. */
   private laidOut: Layout | undefined;
 
@@ -552,13 +537,6 @@ export class BboltWriter {
       throw new RangeError(`bbolt writer: page size ${pageSize} is not a power of two from ${writerPageSizeMin} to ${writerPageSizeMax}`);
     }
     return pageSize;
-  }
-
-  /** Creates (O_EXCL) a new bbolt file at path. */
-  static create(path: string, options?: { pageSize?: number }): BboltWriter {
-    const pageSize = BboltWriter.checkedPageSize(options);
-    const fd = openSync(path, 'wx', 0o600);
-    return new BboltWriter({ kind: 'file', path, fd }, fileOutput(fd, pageSize), pageSize);
   }
 
   /**
@@ -622,11 +600,11 @@ export class BboltWriter {
   }
 
   /**
-   * Writes the remaining pages, the root bucket, an empty freelist page and
-   * both metas; for a file, fdatasyncs and closes. Returns the file size in
-   * bytes: high-water page id × pageSize, what bbolt's tx.Size() reports.
+   * Lays out the remaining pages, the root bucket and an empty freelist
+   * page (stream calls it after each fill). Returns the file size in bytes:
+   * high-water page id × pageSize, what bbolt's tx.Size() reports.
    */
-  finish(): number {
+  private finish(): number {
     const file = this.usable();
     return this.guarded(() => {
       this.endBucket();
@@ -643,37 +621,15 @@ export class BboltWriter {
       }
       const layout: Layout = { root: rootPgid, freelist, highWater: file.next };
       file.flush();
-      this.end(file, layout);
+      this.end(layout);
       this.file = undefined;
-      this.finished = true;
       return layout.highWater * file.pageSize;
     });
   }
 
-  /** Closes and removes a partial file (after an error). Does nothing after a successful finish(), or for a stream. */
-  abort(): void {
-    if (this.finished) return;
-    const file = this.file;
-    this.file = undefined;
-    this.finished = true;
-    if (file === undefined || this.target.kind !== 'file') return;
-    try {
-      closeSync(this.target.fd);
-    } finally {
-      unlinkSync(this.target.path);
-    }
-  }
-
-  private end(file: PageFile, layout: Layout): void {
+  private end(layout: Layout): void {
     const target = this.target;
     switch (target.kind) {
-      case 'file':
-        // The tree is durable before a meta points at it.
-        fdatasyncSync(target.fd);
-        for (const [txid, page] of metaPages(file.pageSize, layout).entries()) file.writeAt(page, txid);
-        fdatasyncSync(target.fd);
-        closeSync(target.fd);
-        return;
       case 'dry':
         this.laidOut = layout;
         return;
@@ -689,12 +645,12 @@ export class BboltWriter {
   }
 
   private usable(): PageFile {
-    if (this.failed !== undefined) throw new Error('bbolt writer: an earlier write failed; abort() is all that is left', { cause: this.failed });
-    if (this.file === undefined) throw new Error('bbolt writer: already finished or aborted');
+    if (this.failed !== undefined) throw new Error('bbolt writer: an earlier write failed', { cause: this.failed });
+    if (this.file === undefined) throw new Error('bbolt writer: already finished');
     return this.file;
   }
 
-  /** Runs a step that writes; a failure leaves the file unusable. */
+  /** Runs a step that writes; a failure leaves the writer unusable. */
   private guarded<T>(step: () => T): T {
     try {
       return step();

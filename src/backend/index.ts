@@ -26,7 +26,7 @@
  *   while the backend goes on committing (Backend.whileViewed).
  * - bbolt files (bbolt.ts), the format of etcd's backend and snapshot files:
  *   BboltWriter lays out a new one from buckets and entries given in order
- *   (into a file, or as a stream of its bytes with no file: BboltWriter.stream),
+ *   and gives its bytes as a stream, with no file (BboltWriter.stream),
  *   which Debian's bbolt 1.3.6 (etcd 3.4.23, etcdctl snapshot status and
  *   restore) opens, checks and writes to; BboltReader reads one lazily,
  *   etcd's own included. Synchronous I/O: for a worker thread or a CLI.

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SeededRand } from '../../src/base/index.js';
@@ -71,17 +71,31 @@ function assertSameLines(got: readonly string[], want: readonly string[], what: 
   }
 }
 
+/** The case's stream saved to a new file at path, as a client saving a snapshot does; its size. */
 function write(path: string, c: Case): number {
-  const w = BboltWriter.create(path, c.pageSize === undefined ? undefined : { pageSize: c.pageSize });
+  const fd = openSync(path, 'wx', 0o600);
   try {
-    for (const b of c.buckets) {
-      w.bucket(b.name);
-      for (const e of b.entries) w.put(e.key, e.value);
-    }
-    return w.finish();
-  } catch (e) {
-    w.abort();
-    throw e;
+    let told = -1;
+    let written = 0;
+    const size = BboltWriter.stream(
+      (w) => {
+        for (const b of c.buckets) {
+          w.bucket(b.name);
+          for (const e of b.entries) w.put(e.key, e.value);
+        }
+      },
+      (n) => (told = n),
+      (piece) => {
+        for (let at = 0; at < piece.length; ) at += writeSync(fd, piece, at);
+        written += piece.length;
+      },
+      c.pageSize === undefined ? undefined : { pageSize: c.pageSize },
+    );
+    assert.equal(told, size, 'the size told first');
+    assert.equal(written, size, 'the bytes streamed');
+    return size;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -11,7 +11,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -29,15 +29,22 @@ interface Bucket {
 
 const text = (s: string): Uint8Array => Buffer.from(s);
 
-/** Writes the buckets (names ascending) and appends the SHA-256 of the file, as etcd's snapshot files end. */
+/** Streams the buckets (names ascending) into a file and appends the SHA-256 of its bytes, as etcd's snapshot files end. */
 function writeSnapshot(path: string, buckets: readonly Bucket[], pageSize?: number): number {
-  const w = BboltWriter.create(path, pageSize === undefined ? undefined : { pageSize });
-  for (const b of buckets) {
-    w.bucket(text(b.name));
-    for (const e of b.entries) w.put(e.key, e.value);
-  }
-  const size = w.finish();
-  appendFileSync(path, createHash('sha256').update(readFileSync(path)).digest());
+  const pieces: Buffer[] = [];
+  const size = BboltWriter.stream(
+    (w) => {
+      for (const b of buckets) {
+        w.bucket(text(b.name));
+        for (const e of b.entries) w.put(e.key, e.value);
+      }
+    },
+    () => undefined,
+    (piece) => void pieces.push(Buffer.from(piece)),
+    pageSize === undefined ? undefined : { pageSize },
+  );
+  const file = Buffer.concat(pieces);
+  writeFileSync(path, Buffer.concat([file, createHash('sha256').update(file).digest()]), { flag: 'wx' });
   return size;
 }
 
