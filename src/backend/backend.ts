@@ -416,8 +416,9 @@ export class Backend implements WriteTx {
    * Writes a consistent copy of the whole database to `destPath`: everything
    * applied before the call, nothing after (commits wait meanwhile, writes
    * continue in memory); a call made while another copy or a defrag runs
-   * waits for it, and its copy also holds what was applied meanwhile. For
-   * Maintenance.Snapshot and raft snapshots.
+   * waits for it, and its copy also holds what was applied meanwhile.
+   * Members stream their databases from a read view instead (whileViewed);
+   * the deterministic simulation (test/sim-members) copies with this.
    */
   snapshotTo(destPath: string): Promise<void> {
     return this.holdingCommits(() => this.engine.backup(destPath));

@@ -29,15 +29,15 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pipeline } from 'node:stream/promises';
 import { idToHex, type Logger } from '../base/index.js';
 import { BackendCorruptError, installSnapshotFile, isBackendCorrupt } from '../backend/index.js';
 import { serverpb, type raftpb } from '../pb/index.js';
 import { MembershipStorage, Schema } from '../schema/index.js';
+import { receivePeerDb } from './snapshot-peer.js';
 import { fetchDbFromUrl, type PeerTlsOptions, type PulledDb } from '../transport/index.js';
 import { ConfigError } from './config.js';
 
@@ -136,30 +136,22 @@ export class BackendRepair {
 }
 
 /**
- * Pulls a database into path (through path.tmp, synced), checks every record
- * and that it has applied at least minIndex; the path, or undefined after
- * logging why not.
+ * Pulls a database into path (written into path.tmp as it comes, checked,
+ * synced) and checks that it has applied at least minIndex; the path, or
+ * undefined after logging why not.
  */
 async function pullChecked(logger: Logger, path: string, peer: string, minIndex: number, pull: () => Promise<PulledDb>): Promise<string | undefined> {
-  const tmp = `${path}.tmp`;
   try {
-    const { size, body } = await pull();
-    await pipeline(body, createWriteStream(tmp));
-    const fh = await open(tmp, 'r+');
-    try {
-      await fh.datasync();
-    } finally {
-      await fh.close();
+    const { body } = await pull();
+    const got = await receivePeerDb(`${path}.tmp`, path, body, logger);
+    if (got.appliedIndex < minIndex) {
+      await rm(path, { force: true });
+      throw new Error(`its applied index ${got.appliedIndex} is below this member's ${minIndex}`);
     }
-    const applied = await checkDb(tmp, logger);
-    if (applied < minIndex) throw new Error(`its applied index ${applied} is below this member's ${minIndex}`);
-    await rename(tmp, path);
-    logger.info('pulled a database to repair the backend', { from: peer, bytes: size, 'applied-index': applied });
+    logger.info('pulled a database to repair the backend', { from: peer, bytes: got.bytes, 'applied-index': got.appliedIndex });
     return path;
   } catch (e) {
     logger.warn('could not repair the backend from a peer', { peer, error: e instanceof Error ? e.message : String(e) });
-    await rm(tmp, { force: true });
-    await rm(`${tmp}-lock`, { force: true });
     return undefined;
   }
 }

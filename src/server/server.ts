@@ -43,7 +43,7 @@ import { RaftCluster, computeMemberId, memberToRecord, sameUrls, type Member } f
 import { HeartbeatDetector, ServerMetrics } from './metrics.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
-import type { BboltExport } from './snapshot-export.js';
+import type { DbExport } from './snapshot-export.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
 import { newCompactor, type Compactor } from './compactor.js';
 import { checkHashKv, checkInitialHashKv, hashKvRpc, type CorruptCheckHost } from './corrupt.js';
@@ -1547,7 +1547,7 @@ export class EtcdServer implements ApplyEnv {
   }
 
   /** The backend for the Snapshot RPC, as a stream of one consistent view; the caller reads it to its end or stops it. */
-  snapshotDb(): Promise<BboltExport> {
+  snapshotDb(): Promise<DbExport> {
     if (this.repair !== undefined) return Promise.reject(new ServerError('Corrupt'));
     return this.snapshots.exportDb();
   }

@@ -1,10 +1,11 @@
 /**
  * The body of the worker thread that streams the backend as the bbolt file
- * a client's snapshot sends (snapshot-bbolt.ts), with no file on disk. It
+ * a client's snapshot sends (snapshot-bbolt.ts), or as the stream a member
+ * sends another (snapshot-peer.ts), with no file on disk. It
  * reads the member's own database file through a read view (one LMDB read
  * transaction, taken while the backend holds its commits:
- * Backend.whileViewed), says so, lays the file out once to learn its size
- * and then sends its bytes, while the member goes on committing. Reading a
+ * Backend.whileViewed), says so, goes over it once to learn the stream's
+ * size and then sends its bytes, while the member goes on committing. Reading a
  * million keys and laying out their pages takes seconds: off the event loop
  * that serves raft and clients.
  *
@@ -18,6 +19,7 @@ import { LmdbEngine } from '../backend/index.js';
 import { nopLogger } from '../base/index.js';
 import { Schema } from '../schema/index.js';
 import { streamBboltSnapshot } from './snapshot-bbolt.js';
+import { streamPeerSnapshot } from './snapshot-peer.js';
 import { exportInFlightMax, exportSlotInFlight, exportSlotStop, type ExportReply, type ExportTask } from './snapshot-export.js';
 
 class Stopped extends Error {}
@@ -47,7 +49,7 @@ function run(task: ExportTask, port: NonNullable<typeof parentPort>): Promise<Ex
   post({ viewed: true });
   let outcome: ExportReply;
   try {
-    streamBboltSnapshot(
+    (task.format === 'peer' ? streamPeerSnapshot : streamBboltSnapshot)(
       schema,
       (size) => post({ size }),
       (piece) => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fromUtf8, utf8 } from '../base/index.js';
 import { BboltReader } from '../backend/index.js';
 import { Schema, revisionToBytes } from '../schema/index.js';
-import { exportBbolt, exportInFlightMax } from './snapshot-export.js';
+import { exportDb, exportInFlightMax } from './snapshot-export.js';
 
 /** A backend of `n` key-bucket entries of 1 KiB, open (as a member's is while a client snapshots it). */
 async function filled(dir: string, n: number): Promise<Schema> {
@@ -25,7 +25,7 @@ test('an export streams the bbolt file of what was committed: its size first, th
   const schema = await filled(dir, 6000);
   try {
     let viewed = 0;
-    const x = await exportBbolt(schema.backend.path, () => viewed++);
+    const x = await exportDb(schema.backend.path, 'bbolt', () => viewed++);
     assert.equal(viewed, 1);
     // Written after the view was taken: not in the stream.
     schema.backend.write((tx) => tx.put(schema.buckets.key, revisionToBytes(6001, 0), utf8('later')));
@@ -56,7 +56,7 @@ test('a slow taker holds the worker a few pieces ahead; an export stopped midway
   // About 32 MiB: many more pieces than the worker may post ahead.
   const schema = await filled(dir, 24_000);
   try {
-    const x = await exportBbolt(schema.backend.path, () => undefined);
+    const x = await exportDb(schema.backend.path, 'bbolt', () => undefined);
     assert.ok(x.size > 24_000 * 1024);
     assert.ok((await x.next()) !== undefined);
     await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -1,15 +1,20 @@
 /**
  * Runs snapshot-export-worker.ts: the backend's file, read through a view
  * of its own on a worker thread, streamed as the bbolt file a client's
- * snapshot sends.
+ * snapshot sends (format 'bbolt'), or as a member sends its database to
+ * another (format 'peer': snapshot-peer.ts).
  */
 import { Worker } from 'node:worker_threads';
 
 const workerUrl = new URL('./snapshot-export-worker.js', import.meta.url);
 
+/** What the export streams: the bbolt file etcd's tools read, or the stream a member sends another. */
+export type ExportFormat = 'bbolt' | 'peer';
+
 export interface ExportTask {
   /** The live backend file. */
   readonly dbPath: string;
+  readonly format: ExportFormat;
   /** Int32 slots: exportSlotInFlight, exportSlotStop. */
   readonly control: SharedArrayBuffer;
 }
@@ -29,8 +34,8 @@ export type ExportReply =
   | { readonly ok: true }
   | { readonly ok: false; readonly error: string };
 
-/** A bbolt file being streamed: its size, then its bytes in order. */
-export interface BboltExport {
+/** A database being streamed: its size, then its bytes in order. */
+export interface DbExport {
   readonly size: number;
   /** The next bytes of the file; undefined after the last. Rejects if the export failed or was stopped. */
   next(): Promise<Uint8Array | undefined>;
@@ -43,14 +48,14 @@ export interface BboltExport {
 }
 
 /**
- * Streams the bbolt form of the live backend file at dbPath. Calls viewed
+ * Streams the live backend file at dbPath in the given format. Calls viewed
  * once the worker holds its read view (Backend.whileViewed's `opened`);
- * resolves once the file's size is known.
+ * resolves once the stream's size is known.
  */
-export function exportBbolt(dbPath: string, viewed: () => void): Promise<BboltExport> {
+export function exportDb(dbPath: string, format: ExportFormat, viewed: () => void): Promise<DbExport> {
   const control = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
   const slots = new Int32Array(control);
-  const worker = new Worker(workerUrl, { workerData: { dbPath, control } satisfies ExportTask });
+  const worker = new Worker(workerUrl, { workerData: { dbPath, format, control } satisfies ExportTask });
   const pieces: Uint8Array[] = [];
   let finished = false;
   let failure: Error | undefined;
@@ -104,7 +109,7 @@ export function exportBbolt(dbPath: string, viewed: () => void): Promise<BboltEx
       await new Promise<void>((resolve) => (wake = resolve));
     }
   };
-  return new Promise<BboltExport>((resolve, reject) => {
+  return new Promise<DbExport>((resolve, reject) => {
     sized = (size) => resolve({ size, next, stop, ended, queuedBytes: () => pieces.reduce((n, p) => n + p.length, 0) });
     failedEarly = reject;
   });

@@ -9,24 +9,23 @@
  * - Catching a follower up (leader): raft asks to send its stored snapshot;
  *   the message is refreshed to the applied state (index, term, conf state)
  *   and the backend database, at least that new, streams after it (etcd's
- *   "merged snapshot"). A follower's applied entries are skipped by index, so
+ *   "merged snapshot") from a read view, with no copy on disk
+ *   (snapshot-peer.ts). A follower's applied entries are skipped by index, so
  *   a database newer than its snapshot index is fine; an older one would not be.
- * - Being caught up (follower): the database is written next to the snap
- *   files as <index>.snap.db, synced and renamed; the raft message goes to
- *   raft, and the server installs the file when raft hands out the snapshot.
+ * - Being caught up (follower): the stream is written into a new database
+ *   file next to the snap files as it comes, checked, synced and renamed to
+ *   <index>.snap.db; the raft message goes to raft, and the server installs
+ *   the file when raft hands out the snapshot.
  */
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
-import { open, readdir, rename, rm } from 'node:fs/promises';
+import { open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { randomBytes } from 'node:crypto';
 import { failpoint, type Logger } from '../base/index.js';
 import { raftpb, serverpb } from '../pb/index.js';
 import { isRaftError, type MemoryStorage } from '../raft/index.js';
 import type { Schema } from '../schema/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
-import { checkDb } from './backend-repair.js';
-import { exportBbolt, type BboltExport } from './snapshot-export.js';
+import { exportDb, type DbExport, type ExportFormat } from './snapshot-export.js';
+import { receivePeerDb } from './snapshot-peer.js';
 import { receivedDbPath } from './layout.js';
 import type { RaftCluster } from './membership.js';
 import type { EtcdServer } from './server.js';
@@ -45,6 +44,22 @@ async function fsyncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * An export's bytes as an async iterable for the transport: stopping early
+ * (the peer gone, a failed send) stops the export and lets its view go;
+ * done runs once the stream has ended either way.
+ */
+async function* pieces(x: DbExport, done?: () => void): AsyncGenerator<Uint8Array> {
+  let whole = false;
+  try {
+    for (let piece = await x.next(); piece !== undefined; piece = await x.next()) yield piece;
+    whole = true;
+  } finally {
+    if (!whole) await x.stop();
+    done?.();
   }
 }
 
@@ -150,74 +165,47 @@ export class SnapshotFlow {
   async openForPeer(m: raftpb.Message): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
     const point = appliedPoint(this.s);
     const startedMs = performance.now();
-    // snapshotTo commits first, so the copy holds at least everything applied up to point.index.
-    const db = await this.streamedCopy(`send-${point.index}`, () => this.s.metrics.backendSnapshotSeconds.observe((performance.now() - startedMs) / 1000));
+    // The view is taken after everything applied so far has been committed: it holds at least point.index.
+    const x = await this.exportDb('peer');
     m.snapshot = snapshotOf(point);
-    return db;
+    return { size: x.size, stream: pieces(x, () => this.s.metrics.backendSnapshotSeconds.observe((performance.now() - startedMs) / 1000)) };
   }
 
   /** A member repairing its backend: this member's database, as the leader streams one with a MsgSnap. */
-  openForRepair(): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
-    return this.streamedCopy(`send-repair-${Date.now()}`);
+  async openForRepair(): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
+    const x = await this.exportDb('peer');
+    return { size: x.size, stream: pieces(x) };
   }
 
-  /** A consistent copy of the backend in a file of its own, streamed; the file goes once the stream closes (then onClose runs). */
-  private async streamedCopy(name: string, onClose?: () => void): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
-    const path = join(this.s.layout.snapDir, `${name}-${randomBytes(4).toString('hex')}.db`);
-    await this.s.schema.backend.snapshotTo(path);
-    const size = statSync(path).size;
-    const stream = createReadStream(path);
-    stream.once('close', () => {
-      onClose?.();
-      void rm(path, { force: true });
-    });
-    return { size, stream };
-  }
-
-  /** Follower: persists the database that came with a MsgSnap (before raft sees the message). */
+  /**
+   * Follower: writes the database that came with a MsgSnap into a new
+   * backend file as it comes (before raft sees the message); it becomes
+   * <index>.snap.db once whole, checked and synced.
+   */
   async receiveFromLeader(m: raftpb.Message, body: AsyncIterable<Uint8Array>): Promise<void> {
     const index = m.snapshot?.metadata?.index ?? 0;
     const path = receivedDbPath(this.s.layout, index);
-    const tmp = `${path}.tmp`;
-    const out = createWriteStream(tmp);
     const startedMs = performance.now();
-    try {
-      await pipeline(body, out);
-      const fh = await open(tmp, 'r+');
-      try {
-        const syncStartedMs = performance.now();
-        await fh.datasync();
-        this.s.metrics.snapDbFsyncSeconds.observe((performance.now() - syncStartedMs) / 1000);
-      } finally {
-        await fh.close();
-      }
-      // Every record is checked before raft sees the snapshot: a damaged copy fails the
-      // transfer (the leader sends again), it is never installed.
-      await checkDb(tmp, this.s.logger);
-      await rename(tmp, path);
-      await fsyncDir(this.s.layout.snapDir);
-      this.s.metrics.snapDbSaveSeconds.observe((performance.now() - startedMs) / 1000);
-      this.s.logger.info('received database snapshot', { index, from: m.from.toString(16) });
-    } catch (e) {
-      await rm(tmp, { force: true });
-      await rm(`${tmp}-lock`, { force: true });
-      throw e;
-    }
+    const got = await receivePeerDb(`${path}.tmp`, path, body, this.s.logger, (syncMs) => this.s.metrics.snapDbFsyncSeconds.observe(syncMs / 1000));
+    await fsyncDir(this.s.layout.snapDir);
+    this.s.metrics.snapDbSaveSeconds.observe((performance.now() - startedMs) / 1000);
+    this.s.logger.info('received database snapshot', { index, from: m.from.toString(16), bytes: got.bytes });
   }
 
   /**
    * The backend for Maintenance.Snapshot, as the bbolt file etcd's tools
-   * read (snapshot-bbolt.ts), streamed with no file: a worker thread reads
+   * read (snapshot-bbolt.ts), or for another member (format 'peer':
+   * snapshot-peer.ts), streamed with no file: a worker thread reads
    * the backend's file as one read transaction sees it (everything applied
    * before the call), while the member goes on committing. No defrag runs
    * until the export has ended (streamed, failed or stopped).
    */
-  exportDb(): Promise<BboltExport> {
+  exportDb(format: ExportFormat = 'bbolt'): Promise<DbExport> {
     const backend = this.s.schema.backend;
-    return new Promise<BboltExport>((resolve, reject) => {
+    return new Promise<DbExport>((resolve, reject) => {
       backend
         .whileViewed(async (viewed) => {
-          const x = await exportBbolt(backend.path, viewed);
+          const x = await exportDb(backend.path, format, viewed);
           resolve(x);
           await x.ended;
         })
