@@ -108,15 +108,15 @@ export class Backend implements WriteTx {
   private commitTimer: TimerHandle | undefined;
   /** Depth of nested write scopes; commits happen only at depth 0. */
   private depth = 0;
-  /** Settles when the last copy or defrag asked for has (oneAtATime); never rejects. */
+  /** Settles when the last view-taking or defrag asked for has (oneAtATime); never rejects. */
   private maintenance: Promise<void> = Promise.resolve();
-  /** Copies and defrags asked for and not yet finished. */
+  /** View-takings and defrags asked for and not yet finished. */
   private maintenanceRunning = 0;
   /** Read views open on the file (whileViewed), which a defrag must not swap under them. */
   private views = 0;
   /** Called when the last view closes. */
   private viewWaiters: (() => void)[] = [];
-  /** While > 0 (defrag, snapshot copy) batches are held in memory instead of committed. */
+  /** While > 0 (a defrag, a view being taken) batches are held in memory instead of committed. */
   private pauses = 0;
   private resumed: Promise<void> = Promise.resolve();
   private resume: (() => void) | undefined;
@@ -413,25 +413,14 @@ export class Backend implements WriteTx {
   }
 
   /**
-   * Writes a consistent copy of the whole database to `destPath`: everything
-   * applied before the call, nothing after (commits wait meanwhile, writes
-   * continue in memory); a call made while another copy or a defrag runs
-   * waits for it, and its copy also holds what was applied meanwhile.
-   * Members stream their databases from a read view instead (whileViewed);
-   * the deterministic simulation (test/sim-members) copies with this.
-   */
-  snapshotTo(destPath: string): Promise<void> {
-    return this.holdingCommits(() => this.engine.backup(destPath));
-  }
-
-  /**
    * Runs fn, which reads the database through a read view of its own
    * (LmdbEngine.openReadView, typically on a worker thread): everything
    * applied before the call is committed first, and commits are held from
    * then until fn calls `opened` (its view taken), so the view holds exactly
-   * that; then they go on, and so may copies. No defrag runs until fn
-   * settles: it would swap the file under the view. For Maintenance.Snapshot,
-   * which streams the database from the view for as long as its client takes.
+   * that; then they go on, and other views may be taken. No defrag runs until
+   * fn settles: it would swap the file under the view. For Maintenance.Snapshot
+   * and for a member sending its database to another, which stream it from
+   * the view for as long as the receiver takes.
    */
   whileViewed<T>(fn: (opened: () => void) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -454,7 +443,7 @@ export class Backend implements WriteTx {
             for (const w of waiters) w();
           })
           .then(resolve, reject);
-        // Other copies and defrags wait only until the view is taken (or fn gave up before).
+        // Other views and defrags wait only until the view is taken (or fn gave up before).
         await viewTaken;
       });
       taking.catch(reject);
@@ -468,7 +457,7 @@ export class Backend implements WriteTx {
   }
 
   /**
-   * One at a time with every other copy and defrag: commits what was applied,
+   * One at a time with every other view-taking and defrag: commits what was applied,
    * then holds commits (writes go on in memory) while fn runs, or until it
    * calls `release`.
    */
@@ -511,15 +500,16 @@ export class Backend implements WriteTx {
   }
 
   /**
-   * Runs fn once every copy or defrag asked for before it has finished. Two
-   * defrags at once would share the engine's temporary file and swap the
-   * database under each other (two Maintenance.Defragment calls a few ms
-   * apart lost committed writes that way), and a copy must not read a file
-   * that a defrag is closing. A copy that waits holds at least what was
-   * applied before it was asked for, which is all its callers need.
+   * Runs fn once every view-taking or defrag asked for before it has
+   * finished. Two defrags at once would share the engine's temporary file and
+   * swap the database under each other (two Maintenance.Defragment calls a
+   * few ms apart lost committed writes that way), and a view must not be
+   * taken on a file that a defrag is closing. A view that waits holds at
+   * least what was applied before it was asked for, which is all its callers
+   * need.
    */
   private oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
-    // Started at once when nothing runs, so that a copy's commit takes exactly what was applied before the call.
+    // Started at once when nothing runs, so that a view's commit takes exactly what was applied before the call.
     const run = this.maintenanceRunning === 0 ? fn() : this.maintenance.then(fn);
     this.maintenanceRunning++;
     this.maintenance = run.then(
@@ -559,7 +549,7 @@ function asError(e: unknown): Error {
 }
 
 /**
- * Replaces the database file at `path` with a copy made by snapshotTo (the
+ * Replaces the database file at `path` with another backend file (the
  * backend at `path` must be closed). Used to install a snapshot received
  * from the leader or given to a restore command.
  */

@@ -41,8 +41,6 @@ export interface BackendEngine {
   sizeInUse(): number;
   /** Read transactions open on the store now (etcd_mvcc_db_open_read_transactions); absent: none are kept open. */
   openReadTransactions?(): number;
-  /** Writes a consistent copy of everything committed to destPath, page for page. */
-  backup(destPath: string): Promise<void>;
   /** Reads every committed record, checking what the engine can check (LMDB: each record's checksum); throws BackendCorruptError at the first bad one. */
   verify?(): void;
   /** Rewrites the store without its free space; everything committed stays. */

@@ -14,9 +14,9 @@
  *   batch as ONE LMDB transaction, and never in the middle of a scope: what a
  *   scope wrote survives a crash entirely or not at all.
  * - `forceCommit()` resolves once everything written before it is durable.
- * - Maintenance: size, sizeInUse, hash (CRC-32C of all buckets), snapshotTo
- *   (consistent file copy), defrag (online compacting copy + swap),
- *   installSnapshotFile.
+ * - Maintenance: size, sizeInUse, hash (CRC-32C of all buckets), whileViewed
+ *   (a consistent read view for another thread), defrag (online compacting
+ *   copy + swap), installSnapshotFile.
  * - Timers are injected (`Timers`; `ManualTimers` for tests).
  * - The store under the batches is injected too (`BackendEngine`, LMDB by
  *   default): a simulation runs the same batching over an in-memory engine

@@ -333,15 +333,6 @@ export class LmdbEngine implements BackendEngine {
     return used * env.pageSize;
   }
 
-  /** Never LMDB's compacting copy: see defrag. */
-  async backup(destPath: string): Promise<void> {
-    this.refuseInView('copy');
-    rmSync(destPath, { force: true });
-    await this.env.backup(destPath, false);
-    fsyncPath(destPath);
-    fsyncPath(dirname(destPath));
-  }
-
   /**
    * Every entry is copied into a new file, the copy is swapped in (etcd's
    * defrag copies bbolt's buckets the same way). A crash at any point leaves

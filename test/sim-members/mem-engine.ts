@@ -79,8 +79,6 @@ export class MemEngine implements BackendEngine {
     names: readonly string[],
     private readonly proc: Proc,
     private readonly rand: Rand,
-    /** Copies made by backup(), by destination path. */
-    private readonly copies: Map<string, MemDb>,
   ) {
     this.buckets = names.map((n) => db.bucket(n));
   }
@@ -136,11 +134,6 @@ export class MemEngine implements BackendEngine {
 
   sizeInUse(): number {
     return this.size();
-  }
-
-  backup(destPath: string): Promise<void> {
-    this.copies.set(destPath, this.db.clone());
-    return Promise.resolve();
   }
 
   /**

@@ -18,7 +18,7 @@
  */
 import { SeededRand, assert, nopLogger, type Logger, type Rand } from '../../src/base/index.js';
 import { AuthStore } from '../../src/auth/index.js';
-import { Backend } from '../../src/backend/index.js';
+import { Backend, bytesToKey } from '../../src/backend/index.js';
 import { Lessor } from '../../src/lease/index.js';
 import { KvStore, WatchableStore } from '../../src/mvcc/index.js';
 import { etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
@@ -32,12 +32,13 @@ import { IdGenerator } from '../../src/server/id-gen.js';
 import { LeaseLeader } from '../../src/server/lease-leader.js';
 import { RaftCluster, memberToRecord } from '../../src/server/membership.js';
 import { RaftNode } from '../../src/server/raft-node.js';
+import { PeerSnapshotDecoder } from '../../src/server/snapshot-peer.js';
 import { LogCompaction, type SnapshotHost } from '../../src/server/snapshot-flow.js';
 import { AppliedIndexWait } from '../../src/server/wait.js';
 import { Snapshotter, Wal, entriesAfterSnapshot, type Preallocate } from '../../src/wal/index.js';
 import { FakeFs, type FakeDisk } from './fake-fs.js';
 import type { Proc } from './loop.js';
-import { MemEngine, type MemDb } from './mem-engine.js';
+import { MemDb, MemEngine } from './mem-engine.js';
 
 export const electionTicks = 10;
 export const heartbeatMs = 100;
@@ -329,7 +330,16 @@ export class SimMember implements ApplyEnv, SnapshotHost {
   }
 
   /** Follower: keeps the database a leader sent with its MsgSnap, durably, before raft sees the message. */
-  receiveSnapshotDb(index: number, db: MemDb): void {
+  /** The database stream that came with a leader's MsgSnap, decoded as the server's receiver decodes it; durable once whole. */
+  receiveSnapshotDb(index: number, stream: Uint8Array): void {
+    const db = new MemDb();
+    const decoder = new PeerSnapshotDecoder();
+    let bucket: string | undefined;
+    for (const r of decoder.push(stream)) {
+      if ('bucket' in r) bucket = r.bucket;
+      else db.bucket(bucket as string).set(bytesToKey(r.key), { key: r.key, value: r.value });
+    }
+    decoder.end();
     this.boot.disk.copies.set(receivedDbName(index), db);
   }
 
@@ -545,7 +555,7 @@ function openSchema(boot: MemberBoot): Schema {
       path: dbPath,
       bucketNames: allBucketNames,
       timers: boot.proc,
-      engine: (_path, names) => new MemEngine(boot.disk.db, names, boot.proc, boot.rand, boot.disk.copies),
+      engine: (_path, names) => new MemEngine(boot.disk.db, names, boot.proc, boot.rand),
     }),
   );
 }

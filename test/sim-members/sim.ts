@@ -12,13 +12,14 @@
  * members. A seed fixes everything: the digest of the event trace is the
  * same on every run of it.
  */
-import { SeededRand, assert, idToHex, nopLogger, type Rand } from '../../src/base/index.js';
+import { SeededRand, idToHex, nopLogger, type Rand } from '../../src/base/index.js';
 import { LeaseError } from '../../src/lease/index.js';
 import { hashKvRequest, isKvError, rangeRequest as kvRange, txnRequest as kvTxn, type WatchStream } from '../../src/mvcc/index.js';
 import { authpb, etcdserverpb, raftpb, serverpb } from '../../src/pb/index.js';
 import { AuthError, checkRangeRequest, checkTxnRequest } from '../../src/auth/index.js';
 import { RaftCluster } from '../../src/server/membership.js';
 import { appliedSnapshot } from '../../src/server/snapshot-flow.js';
+import { streamPeerSnapshot } from '../../src/server/snapshot-peer.js';
 import { answerDigest, checkRevisionDigests } from '../../src/server/revision-check.js';
 import type { Preallocate } from '../../src/wal/index.js';
 import { checkKv, type Violation } from '../robustness/check-kv.js';
@@ -222,7 +223,7 @@ class Sim {
   send(from: SimMember, msgs: raftpb.Message[]): void {
     for (const m of msgs) {
       if (m.type === raftpb.MessageType.MsgSnap) {
-        this.sendSnapshot(from, m).catch((e: unknown) => this.loop.fail(e));
+        this.sendSnapshot(from, m);
         continue;
       }
       if (this.drop > 0 && this.rand.float() < this.drop) continue;
@@ -242,20 +243,21 @@ class Sim {
 
   /**
    * A leader's MsgSnap, as the server's transport sends it: the message
-   * carries the leader's applied state and a copy of its database at least
-   * that new; the follower keeps the database before raft sees the message;
-   * the leader's raft is told whether it arrived.
+   * carries the leader's applied state and its database at least that new,
+   * streamed as the server streams it (snapshot-peer.ts); the follower keeps
+   * the database before raft sees the message; the leader's raft is told
+   * whether it arrived.
    */
-  private async sendSnapshot(from: SimMember, m: raftpb.Message): Promise<void> {
+  private sendSnapshot(from: SimMember, m: raftpb.Message): void {
     const to = this.slots.find((s) => s.id === m.to);
     const src = this.slots.find((s) => s.id === from.memberId);
     if (to === undefined || src === undefined) return;
     m.snapshot = appliedSnapshot(from);
-    const copyName = `send-${++this.snapshotsSent}`;
-    await from.schema.backend.snapshotTo(copyName);
-    const db = src.disk.copies.get(copyName);
-    src.disk.copies.delete(copyName);
-    assert(db !== undefined, 'the leader copied its database');
+    // Read in one step, as the server's view holds one state: what the leader has applied.
+    const pieces: Buffer[] = [];
+    streamPeerSnapshot(from.schema, () => undefined, (piece) => void pieces.push(Buffer.from(piece)));
+    const db = Buffer.concat(pieces);
+    this.snapshotsSent++;
     const wire = raftpb.Message.encode(m);
     const index = m.snapshot.metadata?.index ?? 0;
     this.loop.trace(`send snapshot ${src.index}->${to.index} i${index} t${m.term}`);
