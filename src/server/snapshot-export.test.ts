@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fromUtf8, utf8 } from '../base/index.js';
 import { BboltReader } from '../backend/index.js';
 import { Schema, revisionToBytes } from '../schema/index.js';
-import { exportDb, exportInFlightMax } from './snapshot-export.js';
+import { exportDb, exportInFlightMax, exportPieces } from './snapshot-export.js';
 
 /** A backend of `n` key-bucket entries of 1 KiB, open (as a member's is while a client snapshots it). */
 async function filled(dir: string, n: number): Promise<Schema> {
@@ -66,6 +66,30 @@ test('a slow taker holds the worker a few pieces ahead; an export stopped midway
     await x.ended;
     await assert.rejects(x.next(), /stopped/);
     assert.equal(x.queuedBytes(), 0);
+  } finally {
+    await schema.backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a peer export left early by its taker (the transport giving up) stops, and its view goes: a defrag runs after', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
+  const schema = await filled(dir, 24_000);
+  try {
+    let done = 0;
+    const stream = schema.backend.whileViewed(async (viewed) => {
+      const x = await exportDb(schema.backend.path, 'peer', viewed);
+      const it = exportPieces(x, () => done++)[Symbol.asyncIterator]();
+      assert.equal((await it.next()).done, false);
+      // As `for await` does when the loop is left: return() on the iterator.
+      await it.return(undefined);
+      await x.ended;
+      await assert.rejects(x.next(), /stopped/);
+    });
+    await stream;
+    assert.equal(done, 1);
+    // The view is closed: a defrag does not wait forever.
+    await schema.backend.defrag();
   } finally {
     await schema.backend.close();
     rmSync(dir, { recursive: true, force: true });

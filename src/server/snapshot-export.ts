@@ -114,3 +114,19 @@ export function exportDb(dbPath: string, format: ExportFormat, viewed: () => voi
     failedEarly = reject;
   });
 }
+
+/**
+ * An export's bytes as an async iterable, for the peer transport: stopping
+ * early (the peer gone, a failed send) stops the export and lets its view
+ * go; `done` runs once the stream has ended either way.
+ */
+export async function* exportPieces(x: DbExport, done?: () => void): AsyncGenerator<Uint8Array> {
+  let whole = false;
+  try {
+    for (let piece = await x.next(); piece !== undefined; piece = await x.next()) yield piece;
+    whole = true;
+  } finally {
+    if (!whole) await x.stop();
+    done?.();
+  }
+}

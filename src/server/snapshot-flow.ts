@@ -24,7 +24,7 @@ import { raftpb, serverpb } from '../pb/index.js';
 import { isRaftError, type MemoryStorage } from '../raft/index.js';
 import type { Schema } from '../schema/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
-import { exportDb, type DbExport, type ExportFormat } from './snapshot-export.js';
+import { exportDb, exportPieces, type DbExport, type ExportFormat } from './snapshot-export.js';
 import { receivePeerDb } from './snapshot-peer.js';
 import { receivedDbPath } from './layout.js';
 import type { RaftCluster } from './membership.js';
@@ -44,22 +44,6 @@ async function fsyncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
-  }
-}
-
-/**
- * An export's bytes as an async iterable for the transport: stopping early
- * (the peer gone, a failed send) stops the export and lets its view go;
- * done runs once the stream has ended either way.
- */
-async function* pieces(x: DbExport, done?: () => void): AsyncGenerator<Uint8Array> {
-  let whole = false;
-  try {
-    for (let piece = await x.next(); piece !== undefined; piece = await x.next()) yield piece;
-    whole = true;
-  } finally {
-    if (!whole) await x.stop();
-    done?.();
   }
 }
 
@@ -168,13 +152,13 @@ export class SnapshotFlow {
     // The view is taken after everything applied so far has been committed: it holds at least point.index.
     const x = await this.exportDb('peer');
     m.snapshot = snapshotOf(point);
-    return { size: x.size, stream: pieces(x, () => this.s.metrics.backendSnapshotSeconds.observe((performance.now() - startedMs) / 1000)) };
+    return { size: x.size, stream: exportPieces(x, () => this.s.metrics.backendSnapshotSeconds.observe((performance.now() - startedMs) / 1000)) };
   }
 
   /** A member repairing its backend: this member's database, as the leader streams one with a MsgSnap. */
   async openForRepair(): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
     const x = await this.exportDb('peer');
-    return { size: x.size, stream: pieces(x) };
+    return { size: x.size, stream: exportPieces(x) };
   }
 
   /**
