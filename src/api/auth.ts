@@ -7,7 +7,7 @@
  */
 import { unary, type ServerCall, type ServiceHandlers } from '../grpc/index.js';
 import { etcdserverpb, serverpb } from '../pb/index.js';
-import { AuthError, authPasswords, type EtcdServer, type RequestContext } from '../server/index.js';
+import { authPasswords, type EtcdServer, type RequestContext } from '../server/index.js';
 import { check, checkCall, guard, requestContext } from './call-context.js';
 
 type AuthMethods = typeof etcdserverpb.AuthService.methods;
@@ -64,8 +64,9 @@ export function authService(s: EtcdServer): ServiceHandlers<AuthMethods> {
     ),
     UserAdd: unary((r, call) =>
       guard(async () => {
-        if (r.name === '') throw new AuthError('UserEmpty');
-        const req = await authPasswords.prepareUserAdd(s.bcrypt, r, cost);
+        // An empty name is refused when applied, after the caller's token and admin rights (as
+        // etcd does): proposed as it is, with no password to hash.
+        const req = r.name === '' ? etcdserverpb.AuthUserAddRequest.create({ name: '' }) : await authPasswords.prepareUserAdd(s.bcrypt, r, cost);
         return write(call, { case: 'authUserAdd', value: req }, (h) => etcdserverpb.AuthUserAddResponse.create({ header: h }));
       }),
     ),

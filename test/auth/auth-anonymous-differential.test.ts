@@ -43,6 +43,8 @@ const calls: readonly (readonly [string, Call])[] = [
   ['DeleteRange b', (ch) => ch.unary(methods.kv.DeleteRange, P.DeleteRangeRequest.create({ key: te.encode('b') }), opts)],
   ['an empty Txn', (ch) => ch.unary(methods.kv.Txn, P.TxnRequest.create({}), opts)],
   ['UserGet u', (ch) => ch.unary(methods.auth.UserGet, P.AuthUserGetRequest.create({ name: 'u' }), opts)],
+  // Refused for its empty name only once the caller's token and admin rights were checked.
+  ['UserAdd of an empty name', (ch) => ch.unary(methods.auth.UserAdd, P.AuthUserAddRequest.create({ name: '', password: 'pw' }), opts)],
   ['RoleGet r', (ch) => ch.unary(methods.auth.RoleGet, P.AuthRoleGetRequest.create({ role: 'r' }), opts)],
   // A right password with a wrong token: etcd fails it on the token (its proposal reads it).
   ['Authenticate u', async (ch) => {
