@@ -184,6 +184,19 @@ test('role permissions: sorted by key, same key+range updates the type, revoke n
   throwsCode(() => store.roleGet('x'), 'RoleNotFound');
 });
 
+test('grant permission: only the first grant of a key is updated, another with its range end is added again (as etcd)', () => {
+  const { store } = newStore();
+  store.roleAdd({ name: 'r' });
+  grant(store, 'r', R.READ, 'b', '\x00');
+  grant(store, 'r', R.READ, 'b', 'b\x00');
+  grant(store, 'r', R.WRITE, 'b', 'b\x00');
+  grant(store, 'r', R.READWRITE, 'b', '\x00');
+  const perms = store.roleGet('r').map((p) => [p.permType, fromUtf8(p.rangeEnd)]);
+  assert.deepEqual(perms, [[R.READWRITE, '\x00'], [R.READ, 'b\x00'], [R.WRITE, 'b\x00']]);
+  store.roleRevokePermission({ role: 'r', key: utf8('b'), rangeEnd: utf8('b\x00') });
+  assert.deepEqual(store.roleGet('r').map((p) => fromUtf8(p.rangeEnd)), ['\x00']);
+});
+
 test('grant permission: missing perm, empty key, empty or inverted range, unknown type', () => {
   const { store } = newStore();
   store.roleAdd({ name: 'r' });

@@ -15,7 +15,7 @@
  * hashed (hashedPassword, base64 of the bcrypt hash) and a plaintext
  * password is refused in apply.
  */
-import { compareBytes, equalBytes, fromUtf8, nopLogger, utf8, type Logger, type Registry } from '../base/index.js';
+import { compareBytes, equalBytes, fromUtf8, goSort, nopLogger, utf8, type Logger, type Registry } from '../base/index.js';
 import { authpb, etcdserverpb, serverpb } from '../pb/index.js';
 import type { AuthBackend } from './backend.js';
 import type { BcryptPool } from './bcrypt-pool.js';
@@ -257,14 +257,16 @@ export class AuthStore {
     const role = this.roles.get(r.name);
     if (role === undefined) throw new AuthError('RoleNotFound');
     const perms = role.keyPermission.map(copyPermission);
-    const same = perms.find((p) => equalBytes(p.key, perm.key) && equalBytes(p.rangeEnd, perm.rangeEnd));
-    if (same !== undefined) {
-      same.permType = perm.permType;
+    // As etcd (3.4 to 3.6): only the first grant of the key (the list is sorted by key) is
+    // updated when its range end is the same; otherwise the grant is appended, even one already
+    // there further on, and the list sorted by key with Go's sort.Sort, which is not stable
+    // past 12 grants.
+    const first = perms.find((p) => compareBytes(p.key, perm.key) >= 0);
+    if (first !== undefined && equalBytes(first.key, perm.key) && equalBytes(first.rangeEnd, perm.rangeEnd)) {
+      first.permType = perm.permType;
     } else {
-      // Kept sorted by key as etcd does; a new grant goes after equal keys (stable).
-      let at = perms.length;
-      while (at > 0 && compareBytes((perms[at - 1] as authpb.Permission).key, perm.key) > 0) at--;
-      perms.splice(at, 0, copyPermission(perm));
+      perms.push(copyPermission(perm));
+      goSort(perms, (a, b) => compareBytes(a.key, b.key) < 0);
     }
     this.putRole(authpb.Role.create({ name: role.name, keyPermission: perms }));
     this.bump();

@@ -81,4 +81,38 @@ describe('user and role management against the real etcd', { skip: etcdMissing()
     }
     assert.deepEqual(mismatches, []);
   });
+
+  test('grants of one key with other range ends: the same list, duplicates and order of equal keys included', { timeout: 60_000 }, async () => {
+    // etcd updates a grant only when the first one with its key has its range end; otherwise it
+    // appends it (again, maybe) and sorts by key with Go's unstable sort.Sort (past 12 grants).
+    const role = 'perm-order';
+    const a = methods.auth;
+    const grant = (key: string, rangeEnd: string, permType = 0): [AnyMethod, object] => [
+      m(a.RoleGrantPermission),
+      etcdserverpb.AuthRoleGrantPermissionRequest.create({ name: role, perm: authpb.Permission.create({ permType: permType as authpb.Permission_Type, key: te.encode(key), rangeEnd: te.encode(rangeEnd) }) }),
+    ];
+    const get: [AnyMethod, object] = [m(a.RoleGet), etcdserverpb.AuthRoleGetRequest.create({ role })];
+    const steps: [AnyMethod, object][] = [
+      [m(a.RoleAdd), etcdserverpb.AuthRoleAddRequest.create({ name: role })],
+      grant('b', '\0'),
+      grant('b', 'b\0'),
+      grant('b', 'b\0', 2),
+      get,
+      [m(a.RoleRevokePermission), etcdserverpb.AuthRoleRevokePermissionRequest.create({ role, key: te.encode('b'), rangeEnd: te.encode('b\0') })],
+      get,
+      ...Array.from({ length: 14 }, (_, i) => grant('k', `k${String.fromCharCode(0x61 + ((i * 5) % 14))}`, i % 3)),
+      get,
+      grant('k', 'ka', 1),
+      grant('k', 'kc', 2),
+      grant('a', ''),
+      get,
+    ];
+    const answers: string[][] = [[], []];
+    for (const [method, req] of steps) {
+      const body = method.requestType.encode(req);
+      const both = await Promise.all(raw.map((r) => r.call(method.path, body)));
+      both.forEach((answer, i) => answers[i]?.push(`${method.name}: ${shown(method, answer)}`));
+    }
+    assert.deepEqual(answers[1], answers[0]);
+  });
 });
