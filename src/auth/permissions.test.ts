@@ -409,6 +409,19 @@ test('advisories: nested txn, prev_kv and lease in a txn, from-key watch, compar
   assert.equal(checkLeaseRevoke(store, ai, [utf8('wb')]), undefined);
 });
 
+test("lease key checks: root passes with a current token, not with a stale one (etcd checks each key's revision first)", () => {
+  const { store } = advisoryWorld();
+  const root: AuthInfo = { username: 'root', revision: store.revision() };
+  const keys = [utf8('secret'), utf8('wa')];
+  assert.equal(checkLeaseRevoke(store, root, keys), undefined);
+  assert.equal(checkLeaseTimeToLive(store, root, keys), undefined);
+  assert.equal(checkLeaseRevoke(store, root, []), undefined);
+  store.roleAdd({ name: 'another' });
+  assert.equal(checkLeaseRevoke(store, root, keys)?.code, 'AuthOldRevision');
+  assert.equal(checkLeaseTimeToLive(store, root, keys)?.code, 'AuthOldRevision');
+  assert.equal(checkLeaseRevoke(store, root, []), undefined, 'no key, no check');
+});
+
 test('header to AuthInfo; authenticated-only RPCs; everything passes with auth off', () => {
   const { store, ai } = advisoryWorld();
   assert.equal(authInfoFromHeader(undefined), undefined);
