@@ -132,9 +132,9 @@ export class RawGrpc {
     return new RawStream(this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...extraHeaders }));
   }
 
-  /** One request message, then the whole answer. */
-  async call(path: string, body: Uint8Array, timeoutMs = callTimeoutMsDefault): Promise<RawAnswer> {
-    const s = this.open(path);
+  /** One request message (with extra headers: a token), then the whole answer. */
+  async call(path: string, body: Uint8Array, timeoutMs = callTimeoutMsDefault, extraHeaders: Readonly<Record<string, string>> = {}): Promise<RawAnswer> {
+    const s = this.open(path, extraHeaders);
     s.send(body);
     const answer = s.end(timeoutMs);
     // The timer is cleared once answered: a pending one kept the test process alive for its 11 s after the last call.
