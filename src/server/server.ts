@@ -517,12 +517,24 @@ export class EtcdServer implements ApplyEnv {
   }
 
   /**
-   * After a local read, as etcd's doSerialize: a token of another auth
-   * revision than the store's now fails the read, auth on or off (a JWT
-   * outlives an auth disable, which moves the revision).
+   * A local read, as etcd's doSerialize: a token of another auth revision
+   * than the store's once read fails the read, whatever it answered (a
+   * compacted or future revision too), auth on or off (a JWT outlives an
+   * auth disable, which moves the revision).
    */
-  private refuseStaleToken(user: RequestContext['user']): void {
-    if (user !== undefined && user.revision !== 0 && user.revision !== this.auth.revision()) throw new AuthError('AuthOldRevision');
+  private async serialized<T>(user: RequestContext['user'], read: () => Promise<T>): Promise<T> {
+    const refuseStaleToken = (): void => {
+      if (user !== undefined && user.revision !== 0 && user.revision !== this.auth.revision()) throw new AuthError('AuthOldRevision');
+    };
+    let out: T;
+    try {
+      out = await read();
+    } catch (e) {
+      refuseStaleToken();
+      throw e;
+    }
+    refuseStaleToken();
+    return out;
   }
 
   /** Proposes a CORRUPT alarm for the member, unless it has one already. */
@@ -1011,19 +1023,18 @@ export class EtcdServer implements ApplyEnv {
     this.refuseIfCorrupt();
     let out: Uint8Array;
     try {
-      out = await this.readingBackend(() => this.onCurrentStore((kv) => {
+      out = await this.serialized(user, () => this.readingBackend(() => this.onCurrentStore((kv) => {
         const out = rangeEncoded(kv, r, (rev) => this.header(rev));
         if (out !== undefined) return out;
         const resp = rangeRequest(kv, r);
         resp.header = this.header(resp.header?.revision);
         return etcdserverpb.RangeResponse.encode(resp);
-      }));
+      })));
     } catch (e) {
       // The store closed under a read in slices because the member is stopping.
-      if (this.stopping && !isKvError(e) && !(e instanceof ServerError)) throw new ServerError('Stopped');
+      if (this.stopping && !isKvError(e) && !(e instanceof ServerError) && !(e instanceof AuthError)) throw new ServerError('Stopped');
       throw e;
     }
-    this.refuseStaleToken(user);
     return out;
   }
 
@@ -1061,8 +1072,7 @@ export class EtcdServer implements ApplyEnv {
       // As etcd: a read-only txn is served locally after a linearizable read barrier.
       if (!isTxnSerializable(r)) await this.linearizableRead();
       this.refuseIfCorrupt();
-      const resp = await this.readingBackend(() => txnRequest(this.kvRef, r));
-      this.refuseStaleToken(ctx.user);
+      const resp = await this.serialized(ctx.user, () => this.readingBackend(() => txnRequest(this.kvRef, r)));
       resp.header = this.header(resp.header?.revision);
       return resp;
     }
