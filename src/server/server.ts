@@ -1689,15 +1689,14 @@ function errorFromPeer(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-/** A txn with no put or delete, nested txns included: served locally, as etcd serves it. */
+/**
+ * A txn whose every op is a range: served locally, as etcd serves it. An op
+ * that is a nested txn (even one of ranges only) or empty makes it a write
+ * txn, proposed, as in etcd (whose applied txns skip the token's
+ * revision check a local read makes).
+ */
 function isTxnReadonly(r: etcdserverpb.TxnRequest): boolean {
-  for (const op of [...r.success, ...r.failure]) {
-    const q = op.request;
-    if (q === undefined) continue;
-    if (q.case === 'requestPut' || q.case === 'requestDeleteRange') return false;
-    if (q.case === 'requestTxn' && !isTxnReadonly(q.value)) return false;
-  }
-  return true;
+  return [...r.success, ...r.failure].every((op) => op.request?.case === 'requestRange');
 }
 
 function isTxnSerializable(r: etcdserverpb.TxnRequest): boolean {

@@ -26,6 +26,9 @@ const calls: readonly (readonly [string, Call])[] = [
   // A local read refused for its revision: a stale token's refusal comes first, as etcd's check after the read.
   ['Range a at a future revision', (ch) => ch.unary(methods.kv.Range, P.RangeRequest.create({ key: te.encode('a'), revision: 1000 }), opts)],
   ['read-only Txn at a future revision', (ch) => ch.unary(methods.kv.Txn, P.TxnRequest.create({ success: [P.RequestOp.create({ request: { case: 'requestRange', value: P.RangeRequest.create({ key: te.encode('a'), revision: 1000 }) } })] }), opts)],
+  // Not read-only to etcd (an op that is no range): proposed and applied, without the check after a local read.
+  ['Txn of a nested read-only Txn', (ch) => ch.unary(methods.kv.Txn, P.TxnRequest.create({ success: [P.RequestOp.create({ request: { case: 'requestTxn', value: P.TxnRequest.create() } })] }), opts)],
+  ['Txn of an empty op', (ch) => ch.unary(methods.kv.Txn, P.TxnRequest.create({ failure: [P.RequestOp.create({})] }), opts)],
   ['Put a', (ch) => ch.unary(methods.kv.Put, P.PutRequest.create({ key: te.encode('a'), value: te.encode('v') }), opts)],
   ['LeaseGrant', (ch) => ch.unary(methods.lease.LeaseGrant, P.LeaseGrantRequest.create({ TTL: 60 }), opts)],
   ['MemberList', (ch) => ch.unary(methods.cluster.MemberList, P.MemberListRequest.create({}), opts)],
