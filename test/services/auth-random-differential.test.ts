@@ -183,7 +183,7 @@ class Model {
         this.enabled = true;
         break;
       case 'AuthDisable':
-        // Every simple token is forgotten.
+        // Every simple token is forgotten (a JWT is not: the old ones stay among the logins).
         this.enabled = false;
         this.lastLogin.clear();
         break;
@@ -276,17 +276,22 @@ class Draws {
     const a = methods.auth;
     const m = <Req extends object, Res extends object>(x: MethodInfo<Req, Res>): MethodInfo<object, object> => x;
     const model = this.model;
-    // With auth off, turn it on again soon; with the root user gone or without its role, bring them back now and then.
+    // With auth off: now and then the root user deleted or its role taken away (auth cannot be
+    // turned on then), else mostly the way back (root, its role, auth on).
     if (!model.enabled) {
       const root = model.users.get('root');
-      if (root === undefined && this.chance(0.3)) return [m(a.UserAdd), pb.AuthUserAddRequest.create({ name: 'root', password: this.pick(passwords) })];
-      if (root !== undefined && !root.roles.has('root') && this.chance(0.3)) return [m(a.UserGrantRole), pb.AuthUserGrantRoleRequest.create({ user: 'root', role: 'root' })];
-      if (this.chance(0.3)) return [m(a.AuthEnable), pb.AuthEnableRequest.create({})];
+      const n = this.rand.intn(10);
+      if (n === 0 && root !== undefined) {
+        return this.chance(0.5) ? [m(a.UserDelete), pb.AuthUserDeleteRequest.create({ name: 'root' })] : [m(a.UserRevokeRole), pb.AuthUserRevokeRoleRequest.create({ name: 'root', role: 'root' })];
+      }
+      if (n < 3 && root === undefined) return [m(a.UserAdd), pb.AuthUserAddRequest.create({ name: 'root', password: this.pick(passwords) })];
+      if (n < 3 && !model.hasRootRole('root')) return [m(a.UserGrantRole), pb.AuthUserGrantRoleRequest.create({ user: 'root', role: 'root' })];
+      if (n < 6) return [m(a.AuthEnable), pb.AuthEnableRequest.create({})];
     }
     const role = (): string => this.pick(roleNames);
     switch (this.rand.intn(16)) {
       case 0: {
-        const options = this.chance(0.25) ? authpb.UserAddOptions.create({ noPassword: this.chance(0.6) }) : undefined;
+        const options = this.chance(0.4) ? authpb.UserAddOptions.create({ noPassword: this.chance(0.7) }) : undefined;
         return [m(a.UserAdd), pb.AuthUserAddRequest.create({ name: this.userName(), password: this.pick(passwords), options })];
       }
       case 1:
@@ -321,7 +326,7 @@ class Draws {
       case 14:
         return [m(a.AuthEnable), pb.AuthEnableRequest.create({})];
       default:
-        return this.chance(0.3) ? [m(a.AuthDisable), pb.AuthDisableRequest.create({})] : [m(a.UserGet), pb.AuthUserGetRequest.create({ name: this.userName() })];
+        return this.chance(0.5) ? [m(a.AuthDisable), pb.AuthDisableRequest.create({})] : [m(a.UserGet), pb.AuthUserGetRequest.create({ name: this.userName() })];
     }
   }
 
