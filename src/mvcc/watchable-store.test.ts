@@ -281,6 +281,21 @@ test('progress: only when synced, through the same queue, with the current revis
     assert.deepEqual(render(drain(s)), ['0@2:', '0@3: PUT a=2@3', '-1@3:']);
   }));
 
+test('progress: a watcher canceled by a compaction holds nothing back (etcd 3.4.23 answers at once)', () =>
+  withWatch(async (t, w) => {
+    for (let i = 0; i < 3; i++) putRequest(t.store, put('a', `${i}`));
+    compactionRequest(t.store, etcdserverpb.CompactionRequest.create({ revision: 3 }));
+    await finishCompactions(t);
+    const s = w.newWatchStream();
+    s.watch({ key: b('a'), startRevision: 1 });
+    s.watch({ key: b('b') });
+    t.timers.advance(0);
+    assert.deepEqual(render(drain(s)), ['0@0: compacted 3']);
+    // The compacted watcher keeps its id until canceled, but it will never be synced.
+    assert.equal(s.requestProgressAll(), true);
+    assert.deepEqual(render(drain(s)), ['-1@4:']);
+  }));
+
 test('stream errors and cancel', () =>
   withWatch((t, w) => {
     const s = w.newWatchStream();

@@ -519,10 +519,12 @@ export class WatchStream implements WatcherOwner {
    * one progress response with watch id -1 at the current revision and
    * returns true; a stream without watchers gets it too, as from etcd 3.4.23.
    * Otherwise it queues nothing and returns false: etcd 3.4.23 answered at
-   * once, ahead of events still to come (etcd #15220, fixed in 3.4.31).
+   * once, ahead of events still to come (etcd #15220, fixed in 3.4.31). A
+   * watcher canceled by a compaction (its id kept until the client cancels
+   * it) has no events to come and holds nothing back.
    */
   requestProgressAll(): boolean {
-    for (const w of this.watchers.values()) if (!this.store.isSynced(w)) return false;
+    for (const w of this.watchers.values()) if (!w.compacted && !this.store.isSynced(w)) return false;
     this.push({ watchId: -1, events: [], revision: this.store.kv.rev, compactRevision: 0 });
     return true;
   }
