@@ -244,6 +244,19 @@ test('a watcher whose start revision was compacted is canceled with the compact 
     s.cancel(0);
   }));
 
+test('a watcher from a negative revision of a store never compacted reads no history (etcd reads past every revision)', () =>
+  withWatch((t, w) => {
+    putRequest(t.store, put('a', '1'));
+    const s = w.newWatchStream();
+    s.watch({ key: b('a'), startRevision: -1 });
+    s.watch({ key: b('a'), startRevision: -5 });
+    t.timers.advance(0);
+    putRequest(t.store, put('a', '2'));
+    // Below the compact revision (-1 when never compacted), -5 is canceled as etcd cancels it.
+    assert.deepEqual(render(drain(s)), ['1@0: compacted -1', '0@3: PUT a=2@3']);
+    assert.deepEqual(w.counts(), { synced: 1, unsynced: 0, victims: 0 });
+  }));
+
 test('filters and prev_kv', () =>
   withWatch((t, w) => {
     const s = w.newWatchStream();

@@ -331,6 +331,15 @@ export class WatchableStore implements TxnObserver {
         }
         continue;
       }
+      if (w.minRev < 0) {
+        // A negative start revision not below the compact revision (-1 when never
+        // compacted): etcd reads its history from the revision's bytes as an
+        // unsigned number, past every revision, and finds none. It goes on from here.
+        w.minRev = cur + 1;
+        this.unsynced.delete(w);
+        this.synced.add(w);
+        continue;
+      }
       w.restore = false;
       chosen.push(w);
       minRev = Math.min(minRev, w.minRev);
