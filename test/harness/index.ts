@@ -58,6 +58,9 @@
  *   compared(answer, type, normalize?): Compared { status; message; decoded; bytes }   // header ids left out
  *   plain(value), withoutIds(bytes)
  *
+ *   // seeded random choices (random.ts)
+ *   class Choices { rand; chance(p); pick(xs) }   // base of the random differential tests' generators
+ *
  *   // environment
  *   etcdBin, etcdctlBin, etcdTsScript; etcdMissing(), etcdctlMissing(): skip reason or false
  *   freePort(), freePorts(n); liveChildren()
@@ -93,3 +96,4 @@ export { memberStatus, methods, openChannel, outcome, type Outcome } from './rpc
 export { RawGrpc, RawStream, type RawAnswer } from './raw-grpc.js';
 export { useEtcdPair, useServerPair, type EtcdPair } from './pair.js';
 export { compared, plain, withoutIds, type Compared } from './compare.js';
+export { Choices } from './random.js';

@@ -24,7 +24,7 @@ import { prefixRangeEnd } from '../../src/client/index.js';
 import { SeededRand } from '../../src/base/index.js';
 import { etcdserverpb, mvccpb } from '../../src/pb/index.js';
 import type { MethodInfo } from '../../src/pb/runtime.js';
-import { compared, delay, etcdMissing, methods, plain, RawGrpc, useEtcdPair, type RawAnswer, type RawStream } from '../harness/index.js';
+import { Choices, compared, delay, etcdMissing, methods, plain, RawGrpc, useEtcdPair, type RawAnswer, type RawStream } from '../harness/index.js';
 
 const pb = etcdserverpb;
 const seed = Number(process.env['KV_RANDOM_SEED'] ?? '20261207');
@@ -80,20 +80,10 @@ function forgoIgnoresAfterFromKeyDeletes(txn: etcdserverpb.TxnRequest): void {
 }
 
 /** Random requests over the key space; revisions are chosen near what the servers have (rev, compacted). */
-class Requests {
+class Requests extends Choices {
   /** The store's revision and compacted revision, from etcd's answers. */
   rev = 1;
   compacted = 0;
-
-  constructor(private readonly rand: SeededRand) {}
-
-  chance(p: number): boolean {
-    return this.rand.float() < p;
-  }
-
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.rand.intn(xs.length)] as T;
-  }
 
   key(): Uint8Array {
     return this.pick(keys);
