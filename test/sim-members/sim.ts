@@ -843,7 +843,9 @@ class Sim {
    */
   private async replaceMember(old: Slot, learner: boolean): Promise<void> {
     this.fault(`replace m${old.index}${learner ? ' through a learner' : ''}: remove`);
-    const removed = await this.confChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeRemoveNode, nodeId: old.id }), (m) => !m.cluster.members.has(old.id));
+    // Removed: a member has applied the removal. Not merely "not a member" on some member, which is
+    // also true of one that has not applied the old member's addition yet.
+    const removed = await this.confChange(raftpb.ConfChange.create({ type: raftpb.ConfChangeType.ConfChangeRemoveNode, nodeId: old.id }), (m) => m.cluster.removed.has(old.id));
     if (!removed) return;
     old.retired = true;
     this.fault(`replace m${old.index}: removed`);
