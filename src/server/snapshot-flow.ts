@@ -199,8 +199,9 @@ export class SnapshotFlow {
 
   /**
    * Removes databases left by interrupted transfers (received but never
-   * installed, or sent), and clients' snapshot files, which builds before
-   * exportDb wrote here and left when they crashed.
+   * installed), and the copies older builds wrote here for a peer (send-*)
+   * or a client (client-*) and left when they crashed: databases are
+   * streamed from views now, with no file.
    */
   async purgeStale(keepIndex: number): Promise<void> {
     const dir = this.s.layout.snapDir;
