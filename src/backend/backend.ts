@@ -393,6 +393,11 @@ export class Backend implements WriteTx {
     this.engine.verify?.();
   }
 
+  /** Every bucket, in the byte order of their names (bbolt's order of top-level buckets). */
+  bucketsInNameOrder(): Bucket[] {
+    return [...this.buckets].sort((a, b) => Buffer.compare(utf8(a.name), utf8(b.name)));
+  }
+
   /**
    * CRC-32C over every bucket in name order: the name, then each key and
    * value in key order, skipping `ignores` (etcd's backend Hash, used by
@@ -401,8 +406,7 @@ export class Backend implements WriteTx {
   hash(ignores: readonly HashIgnore[] = []): number {
     const skip = new Set(ignores.map((g) => `${g.bucket}\u0000${bytesToKey(g.key)}`));
     let crc = 0;
-    const sorted = [...this.buckets].sort((a, b) => Buffer.compare(utf8(a.name), utf8(b.name)));
-    for (const bucket of sorted) {
+    for (const bucket of this.bucketsInNameOrder()) {
       crc = crc32cUpdate(crc, utf8(bucket.name));
       this.forEach(bucket, emptyKey, undefined, (key, value) => {
         if (skip.size > 0 && skip.has(`${bucket.name}\u0000${bytesToKey(key)}`)) return;

@@ -30,10 +30,6 @@ const etcdMetaKeys = [metaKeys.consistentIndex, metaKeys.scheduledCompactRev, me
 
 const firstKey = new Uint8Array(0);
 
-function byteOrder(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
-}
-
 /** Go's encoding/json text of a string: HTML characters and the JS line separators escaped as Go escapes them. */
 function goJsonString(s: string): string {
   return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
@@ -60,9 +56,8 @@ const pollEntries = 4096;
 
 /** Gives every bucket of the schema's backend, as etcd would hold it, to a bbolt writer; calls poll (which may throw to stop) every pollEntries entries. */
 function fillBbolt(schema: Schema, out: BboltWriter, poll: () => void): void {
-  const buckets = Object.values(schema.buckets).sort((a, b) => byteOrder(utf8(a.name), utf8(b.name)));
   let n = 0;
-  for (const bucket of buckets) {
+  for (const bucket of schema.backend.bucketsInNameOrder()) {
     out.bucket(utf8(bucket.name));
     schema.backend.forEach(bucket, firstKey, undefined, (key, value) => {
       if (++n % pollEntries === 0) poll();

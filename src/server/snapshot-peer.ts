@@ -49,11 +49,6 @@ export class PeerSnapshotFormatError extends Error {
   override readonly name = 'PeerSnapshotFormatError';
 }
 
-/** Every bucket of the schema, in a fixed order. */
-function bucketsOf(schema: Schema): Bucket[] {
-  return Object.values(schema.buckets).sort((a, b) => Buffer.compare(utf8(a.name), utf8(b.name)));
-}
-
 /**
  * Streams the schema's backend (a read view that does not change: it is
  * read twice): `sized` gets the stream's size, then `emit` its bytes in
@@ -61,8 +56,8 @@ function bucketsOf(schema: Schema): Bucket[] {
  * entries, may throw to stop. Returns the size.
  */
 export function streamPeerSnapshot(schema: Schema, sized: (bytes: number) => void, emit: (bytes: Buffer) => void, poll: () => void = () => undefined): number {
-  const buckets = bucketsOf(schema);
   const backend = schema.backend;
+  const buckets = backend.bucketsInNameOrder();
   let n = 0;
   const polled = (): void => {
     if (++n % pollEntries === 0) poll();
