@@ -7,14 +7,15 @@
  * Backend.whileViewed), says so, goes over it once to learn the stream's
  * size and then sends its bytes, while the member goes on committing. Reading a
  * million keys and laying out their pages takes seconds: off the event loop
- * that serves raft and clients.
+ * that serves raft and clients. The worker then waits for the next export
+ * (snapshot-export.ts keeps a few between exports), each with its own view.
  *
  * Flow control: the worker blocks (Atomics.wait) while `exportInFlightMax`
  * pieces are posted and not yet taken, so a slow client holds a few MiB
  * here, not the file; the taker counts a piece taken by decrementing the
  * shared counter, and sets the stop flag when the client has gone.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { LmdbEngine } from '../backend/index.js';
 import { nopLogger } from '../base/index.js';
 import { Schema } from '../schema/index.js';
@@ -71,4 +72,7 @@ function run(task: ExportTask, port: NonNullable<typeof parentPort>): Promise<Ex
 
 const port = parentPort;
 if (port === null) throw new Error('snapshot-export-worker must run in a worker thread');
-port.postMessage(await run(workerData as ExportTask, port));
+// One export at a time: the next task comes only after this one's outcome was posted.
+port.on('message', (task: ExportTask) => {
+  void Promise.resolve(run(task, port)).then((outcome) => port.postMessage(outcome));
+});

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fromUtf8, utf8 } from '../base/index.js';
 import { BboltReader } from '../backend/index.js';
 import { Schema, revisionToBytes } from '../schema/index.js';
-import { exportDb, exportInFlightMax, exportPieces } from './snapshot-export.js';
+import { exportDb, exportInFlightMax, exportPieces, exportWorkersStarted } from './snapshot-export.js';
 
 /** A backend of `n` key-bucket entries of 1 KiB, open (as a member's is while a client snapshots it). */
 async function filled(dir: string, n: number): Promise<Schema> {
@@ -90,6 +90,35 @@ test('a peer export left early by its taker (the transport giving up) stops, and
     assert.equal(done, 1);
     // The view is closed: a defrag does not wait forever.
     await schema.backend.defrag();
+  } finally {
+    await schema.backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('exports one after another share a worker, and one stopped midway leaves it fit for the next: whole, with what came since', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
+  const schema = await filled(dir, 6000);
+  try {
+    const before = exportWorkersStarted();
+    const first = await exportDb(schema.backend.path, 'bbolt', () => undefined);
+    assert.ok((await first.next()) !== undefined);
+    await first.stop();
+    schema.backend.write((tx) => tx.put(schema.buckets.key, revisionToBytes(6001, 0), utf8('later')));
+    await schema.backend.forceCommit();
+    const second = await exportDb(schema.backend.path, 'bbolt', () => undefined);
+    const pieces: Uint8Array[] = [];
+    for (let p = await second.next(); p !== undefined; p = await second.next()) pieces.push(p);
+    await second.ended;
+    assert.ok(exportWorkersStarted() - before <= 1, `${exportWorkersStarted() - before} workers started for two exports in turn`);
+    const file = join(dir, 'snap.bbolt');
+    writeFileSync(file, Buffer.concat(pieces));
+    const db = BboltReader.open(file);
+    try {
+      assert.equal([...(db.entries(utf8('key')) ?? [])].length, 6001);
+    } finally {
+      db.close();
+    }
   } finally {
     await schema.backend.close();
     rmSync(dir, { recursive: true, force: true });

@@ -43,8 +43,59 @@ export interface DbExport {
   queuedBytes(): number;
   /** Stops the export (the client has gone); settles when the worker has ended. */
   stop(): Promise<void>;
-  /** Settles when the worker has ended, its view closed; never rejects. */
+  /** Settles when the export is over and its view closed (the worker then waits for the next, or is gone); never rejects. */
   readonly ended: Promise<void>;
+}
+
+/**
+ * Workers kept between exports. Starting one and loading its modules takes
+ * 60–200 ms here, and the backend holds its commits until the view is
+ * taken: a leader that sends a snapshot to a follower every second (it
+ * compacts its log that fast under load) would stall its own commits for
+ * that long each time, and reach the first byte late enough that the
+ * follower is behind the compacted log again when the install ends.
+ */
+const keptMax = 2;
+/** An idle worker ends after this long without an export. */
+const keptMs = 60_000;
+const kept: { readonly worker: Worker; readonly timer: NodeJS.Timeout; readonly exited: () => void }[] = [];
+
+let started = 0;
+
+/** Export workers started in this process so far (the rest of the exports reused a kept one). */
+export function exportWorkersStarted(): number {
+  return started;
+}
+
+function takeWorker(): Worker {
+  const k = kept.pop();
+  if (k === undefined) {
+    started++;
+    return new Worker(workerUrl);
+  }
+  clearTimeout(k.timer);
+  k.worker.off('exit', k.exited);
+  k.worker.ref();
+  return k.worker;
+}
+
+/** Keeps a worker that finished its export cleanly for the next one; it does not keep the process alive. */
+function giveBack(worker: Worker): void {
+  if (kept.length >= keptMax) {
+    void worker.terminate();
+    return;
+  }
+  const drop = (): void => {
+    const i = kept.findIndex((k) => k.worker === worker);
+    if (i >= 0) kept.splice(i, 1);
+  };
+  const timer = setTimeout(() => {
+    drop();
+    void worker.terminate();
+  }, keptMs).unref();
+  worker.unref();
+  kept.push({ worker, timer, exited: drop });
+  worker.once('exit', drop);
 }
 
 /**
@@ -55,13 +106,15 @@ export interface DbExport {
 export function exportDb(dbPath: string, format: ExportFormat, viewed: () => void): Promise<DbExport> {
   const control = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
   const slots = new Int32Array(control);
-  const worker = new Worker(workerUrl, { workerData: { dbPath, format, control } satisfies ExportTask });
+  const worker = takeWorker();
   const pieces: Uint8Array[] = [];
   let finished = false;
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
   let sized: ((size: number) => void) | undefined;
   let failedEarly: ((e: Error) => void) | undefined;
+  let over: () => void = () => undefined;
+  const ended = new Promise<void>((resolve) => (over = resolve));
   const nudge = (): void => {
     const w = wake;
     wake = undefined;
@@ -74,20 +127,41 @@ export function exportDb(dbPath: string, format: ExportFormat, viewed: () => voi
     failedEarly?.(e);
     nudge();
   };
-  const ended = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  worker.on('message', (m: ExportReply) => {
+  /** The task is over: its view is closed (the worker said so) or the worker is gone. */
+  const settle = (reusable: boolean): void => {
+    worker.off('message', onMessage);
+    worker.off('error', onError);
+    worker.off('exit', onExit);
+    if (reusable) giveBack(worker);
+    else void worker.terminate();
+    over();
+  };
+  const onMessage = (m: ExportReply): void => {
     if ('viewed' in m) viewed();
     else if ('size' in m) sized?.(m.size);
     else if ('piece' in m) {
       pieces.push(m.piece);
       nudge();
-    } else if (m.ok) {
-      finished = true;
-      nudge();
-    } else fail(new Error(`snapshot export: ${m.error}`));
-  });
-  worker.once('error', fail);
-  worker.once('exit', (code) => fail(new Error(`snapshot export worker exited with code ${code} before finishing`)));
+    } else {
+      if (m.ok) {
+        finished = true;
+        nudge();
+      } else fail(new Error(`snapshot export: ${m.error}`));
+      settle(true);
+    }
+  };
+  const onError = (e: Error): void => {
+    fail(e);
+    settle(false);
+  };
+  const onExit = (code: number): void => {
+    fail(new Error(`snapshot export worker exited with code ${code} before finishing`));
+    settle(false);
+  };
+  worker.on('message', onMessage);
+  worker.on('error', onError);
+  worker.on('exit', onExit);
+  worker.postMessage({ dbPath, format, control } satisfies ExportTask);
 
   const stop = async (): Promise<void> => {
     fail(new Error('snapshot export: stopped'));
