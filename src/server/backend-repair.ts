@@ -47,7 +47,7 @@ export interface RepairHost {
   readonly dir: string;
   /** Members to pull from, the leader first; empty when there is none. */
   peersToAsk(): bigint[];
-  fetchDb(id: bigint, minIndex: number, timeoutMs: number): Promise<{ size: number; body: AsyncIterable<Uint8Array> }>;
+  fetchDb(id: bigint, minIndex: number, timeoutMs: number): Promise<PulledDb>;
   /** How long a peer may take to answer (it waits to have applied enough first). */
   answerTimeoutMs(): number;
   /**

@@ -19,7 +19,7 @@ export * from './layout.js';
 export { AlarmSet } from './alarms.js';
 export * from './request-checks.js';
 export { restoreSnapshot, snapshotStatus, type RestoreOptions, type SnapshotStatus } from './snapshot-file.js';
-export type { DbExport } from './snapshot-export.js';
+export type { DbExport, SizedDbExport } from './snapshot-export.js';
 export { BackendQuota, leaseGrantCost, noSpaceAlarm, putCost, requestCost, txnCost } from './quota.js';
 export { initialClusterFromSrv, type SrvDns } from './srv-discovery.js';
 export { clientCertRefusal, prepareAutoTls, selfSignedCert, tlsCiphers, unknownCipherSuite } from './tls.js';

@@ -43,7 +43,7 @@ import { RaftCluster, computeMemberId, memberToRecord, sameUrls, type Member } f
 import { HeartbeatDetector, ServerMetrics } from './metrics.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotFlow } from './snapshot-flow.js';
-import type { DbExport } from './snapshot-export.js';
+import type { SizedDbExport } from './snapshot-export.js';
 import { BackendQuota, noSpaceAlarm } from './quota.js';
 import { newCompactor, type Compactor } from './compactor.js';
 import { checkHashKv, checkInitialHashKv, hashKvRpc, type CorruptCheckHost } from './corrupt.js';
@@ -456,7 +456,7 @@ export class EtcdServer implements ApplyEnv {
   }
 
   /** A peer repairing its backend pulls this member's once it has applied minIndex. */
-  private async serveDbForRepair(from: bigint, minIndex: number): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
+  private async serveDbForRepair(from: bigint, minIndex: number): Promise<AsyncIterable<Uint8Array>> {
     if (this.refusesReads) throw new Error('this member refuses reads (corrupt) and serves no database');
     if (this.appliedIndex < minIndex) {
       let timer: NodeJS.Timeout | undefined;
@@ -1557,9 +1557,9 @@ export class EtcdServer implements ApplyEnv {
   }
 
   /** The backend for the Snapshot RPC, as a stream of one consistent view; the caller reads it to its end or stops it. */
-  snapshotDb(): Promise<DbExport> {
+  snapshotDb(): Promise<SizedDbExport> {
     if (this.repair !== undefined) return Promise.reject(new ServerError('Corrupt'));
-    return this.snapshots.exportDb();
+    return this.snapshots.exportClientDb();
   }
 
   // ---------------------------------------------------------------- peers

@@ -4,8 +4,8 @@
  * sends another (snapshot-peer.ts), with no file on disk. It
  * reads the member's own database file through a read view (one LMDB read
  * transaction, taken while the backend holds its commits:
- * Backend.whileViewed), says so, goes over it once to learn the stream's
- * size and then sends its bytes, while the member goes on committing. Reading a
+ * Backend.whileViewed), says so, and sends its bytes (the bbolt file's size
+ * first: its layout is worked out before its pages), while the member goes on committing. Reading a
  * million keys and laying out their pages takes seconds: off the event loop
  * that serves raft and clients. The worker then waits for the next export
  * (snapshot-export.ts keeps a few between exports), each with its own view.
@@ -50,19 +50,16 @@ function run(task: ExportTask, port: NonNullable<typeof parentPort>): Promise<Ex
   post({ viewed: true });
   let outcome: ExportReply;
   try {
-    (task.format === 'peer' ? streamPeerSnapshot : streamBboltSnapshot)(
-      schema,
-      (size) => post({ size }),
-      (piece) => {
-        room();
-        Atomics.add(control, exportSlotInFlight, 1);
-        // Moved, not copied, when the piece is its whole buffer (the writer's pieces are).
-        const whole = piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength;
-        const own = whole ? piece : new Uint8Array(piece);
-        port.postMessage({ piece: own } satisfies ExportReply, [own.buffer as ArrayBuffer]);
-      },
-      stopped,
-    );
+    const emit = (piece: Uint8Array): void => {
+      room();
+      Atomics.add(control, exportSlotInFlight, 1);
+      // Moved, not copied, when the piece is its whole buffer (the writer's pieces are).
+      const whole = piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength;
+      const own = whole ? piece : new Uint8Array(piece);
+      port.postMessage({ piece: own } satisfies ExportReply, [own.buffer as ArrayBuffer]);
+    };
+    if (task.format === 'peer') streamPeerSnapshot(schema, emit, stopped);
+    else streamBboltSnapshot(schema, (size) => post({ size }), emit, stopped);
     outcome = { ok: true };
   } catch (e) {
     outcome = { ok: false, error: e instanceof Stopped ? 'stopped' : e instanceof Error ? e.message : String(e) };

@@ -82,13 +82,31 @@ test('a peer export left early by its taker (the transport giving up) stops, and
       const it = exportPieces(x, () => done++)[Symbol.asyncIterator]();
       assert.equal((await it.next()).done, false);
       // As `for await` does when the loop is left: return() on the iterator.
-      await it.return(undefined);
+      await it.return?.(undefined);
       await x.ended;
       await assert.rejects(x.next(), /stopped/);
     });
     await stream;
     assert.equal(done, 1);
     // The view is closed: a defrag does not wait forever.
+    await schema.backend.defrag();
+  } finally {
+    await schema.backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a peer export let go before its first piece (the peer gone before the transfer started) stops, and a defrag runs after', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
+  const schema = await filled(dir, 24_000);
+  try {
+    let done = 0;
+    await schema.backend.whileViewed(async (viewed) => {
+      const x = await exportDb(schema.backend.path, 'peer', viewed);
+      await exportPieces(x, () => done++)[Symbol.asyncIterator]().return?.();
+      await x.ended;
+    });
+    assert.equal(done, 1);
     await schema.backend.defrag();
   } finally {
     await schema.backend.close();

@@ -26,7 +26,7 @@ export const exportSlotStop = 1;
 /** Pieces (about 1 MiB each) posted ahead of the taker at most. */
 export const exportInFlightMax = 4;
 
-/** In order: `viewed` (the view is taken: commits may go on), the size, the pieces, then the outcome. */
+/** In order: `viewed` (the view is taken: commits may go on), the size (format 'bbolt' only), the pieces, then the outcome. */
 export type ExportReply =
   | { readonly viewed: true }
   | { readonly size: number }
@@ -34,9 +34,8 @@ export type ExportReply =
   | { readonly ok: true }
   | { readonly ok: false; readonly error: string };
 
-/** A database being streamed: its size, then its bytes in order. */
+/** A database being streamed: its bytes in order. */
 export interface DbExport {
-  readonly size: number;
   /** The next bytes of the file; undefined after the last. Rejects if the export failed or was stopped. */
   next(): Promise<Uint8Array | undefined>;
   /** Bytes the worker has sent ahead and next() has not taken yet. */
@@ -45,6 +44,11 @@ export interface DbExport {
   stop(): Promise<void>;
   /** Settles when the export is over and its view closed (the worker then waits for the next, or is gone); never rejects. */
   readonly ended: Promise<void>;
+}
+
+/** A bbolt file being streamed, whose size is known before its first byte (a client's snapshot announces it). */
+export interface SizedDbExport extends DbExport {
+  readonly size: number;
 }
 
 /**
@@ -101,9 +105,12 @@ function giveBack(worker: Worker): void {
 /**
  * Streams the live backend file at dbPath in the given format. Calls viewed
  * once the worker holds its read view (Backend.whileViewed's `opened`);
- * resolves once the stream's size is known.
+ * resolves then for the peer format, and once the bbolt file's size is
+ * known for that format (it lays the file out first).
  */
-export function exportDb(dbPath: string, format: ExportFormat, viewed: () => void): Promise<DbExport> {
+export function exportDb(dbPath: string, format: 'bbolt', viewed: () => void): Promise<SizedDbExport>;
+export function exportDb(dbPath: string, format: 'peer', viewed: () => void): Promise<DbExport>;
+export function exportDb(dbPath: string, format: ExportFormat, viewed: () => void): Promise<DbExport | SizedDbExport> {
   const control = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
   const slots = new Int32Array(control);
   const worker = takeWorker();
@@ -111,7 +118,7 @@ export function exportDb(dbPath: string, format: ExportFormat, viewed: () => voi
   let finished = false;
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
-  let sized: ((size: number) => void) | undefined;
+  let started: ((size: number | undefined) => void) | undefined;
   let failedEarly: ((e: Error) => void) | undefined;
   let over: () => void = () => undefined;
   const ended = new Promise<void>((resolve) => (over = resolve));
@@ -137,8 +144,10 @@ export function exportDb(dbPath: string, format: ExportFormat, viewed: () => voi
     over();
   };
   const onMessage = (m: ExportReply): void => {
-    if ('viewed' in m) viewed();
-    else if ('size' in m) sized?.(m.size);
+    if ('viewed' in m) {
+      viewed();
+      if (format === 'peer') started?.(undefined);
+    } else if ('size' in m) started?.(m.size);
     else if ('piece' in m) {
       pieces.push(m.piece);
       nudge();
@@ -183,24 +192,49 @@ export function exportDb(dbPath: string, format: ExportFormat, viewed: () => voi
       await new Promise<void>((resolve) => (wake = resolve));
     }
   };
-  return new Promise<DbExport>((resolve, reject) => {
-    sized = (size) => resolve({ size, next, stop, ended, queuedBytes: () => pieces.reduce((n, p) => n + p.length, 0) });
+  return new Promise<DbExport | SizedDbExport>((resolve, reject) => {
+    started = (size) => {
+      const x: DbExport = { next, stop, ended, queuedBytes: () => pieces.reduce((n, p) => n + p.length, 0) };
+      resolve(size === undefined ? x : { ...x, size });
+    };
     failedEarly = reject;
   });
 }
 
 /**
- * An export's bytes as an async iterable, for the peer transport: stopping
- * early (the peer gone, a failed send) stops the export and lets its view
- * go; `done` runs once the stream has ended either way.
+ * An export's bytes as an async iterable, for the peer transport. Leaving it
+ * early (return(), as a `for await` left by a throw or a break does), even
+ * before the first piece, or a failed export, stops the export and lets its
+ * view go; `done` runs once the stream has ended either way.
  */
-export async function* exportPieces(x: DbExport, done?: () => void): AsyncGenerator<Uint8Array> {
-  let whole = false;
-  try {
-    for (let piece = await x.next(); piece !== undefined; piece = await x.next()) yield piece;
-    whole = true;
-  } finally {
+export function exportPieces(x: DbExport, done?: () => void): AsyncIterableIterator<Uint8Array> {
+  let over = false;
+  const end = async (whole: boolean): Promise<void> => {
+    if (over) return;
+    over = true;
     if (!whole) await x.stop();
     done?.();
-  }
+  };
+  const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
+  const it: AsyncIterableIterator<Uint8Array> = {
+    [Symbol.asyncIterator]: () => it,
+    next: async () => {
+      if (over) return finished;
+      let piece: Uint8Array | undefined;
+      try {
+        piece = await x.next();
+      } catch (e) {
+        await end(false);
+        throw e;
+      }
+      if (piece !== undefined) return { done: false, value: piece };
+      await end(true);
+      return finished;
+    },
+    return: async () => {
+      await end(false);
+      return finished;
+    },
+  };
+  return it;
 }

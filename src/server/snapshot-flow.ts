@@ -24,7 +24,7 @@ import { raftpb, serverpb } from '../pb/index.js';
 import { isRaftError, type MemoryStorage } from '../raft/index.js';
 import type { Schema } from '../schema/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
-import { exportDb, exportPieces, type DbExport, type ExportFormat } from './snapshot-export.js';
+import { exportDb, exportPieces, type DbExport, type SizedDbExport } from './snapshot-export.js';
 import { receivePeerDb } from './snapshot-peer.js';
 import { receivedDbPath } from './layout.js';
 import type { RaftCluster } from './membership.js';
@@ -146,19 +146,18 @@ export class SnapshotFlow {
   }
 
   /** Leader: the database to send with a MsgSnap; refreshes the message's snapshot to match it. */
-  async openForPeer(m: raftpb.Message): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
+  async openForPeer(m: raftpb.Message): Promise<AsyncIterable<Uint8Array>> {
     const point = appliedPoint(this.s);
     const startedMs = performance.now();
     // The view is taken after everything applied so far has been committed: it holds at least point.index.
-    const x = await this.exportDb('peer');
+    const x = await this.view((viewed) => exportDb(this.s.schema.backend.path, 'peer', viewed));
     m.snapshot = snapshotOf(point);
-    return { size: x.size, stream: exportPieces(x, () => this.s.metrics.backendSnapshotSeconds.observe((performance.now() - startedMs) / 1000)) };
+    return exportPieces(x, () => this.s.metrics.backendSnapshotSeconds.observe((performance.now() - startedMs) / 1000));
   }
 
   /** A member repairing its backend: this member's database, as the leader streams one with a MsgSnap. */
-  async openForRepair(): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }> {
-    const x = await this.exportDb('peer');
-    return { size: x.size, stream: exportPieces(x) };
+  async openForRepair(): Promise<AsyncIterable<Uint8Array>> {
+    return exportPieces(await this.view((viewed) => exportDb(this.s.schema.backend.path, 'peer', viewed)));
   }
 
   /**
@@ -176,20 +175,22 @@ export class SnapshotFlow {
     this.s.logger.info('received database snapshot', { index, from: m.from.toString(16), bytes: got.bytes });
   }
 
+  /** The backend for Maintenance.Snapshot, as the bbolt file etcd's tools read (snapshot-bbolt.ts). */
+  exportClientDb(): Promise<SizedDbExport> {
+    return this.view((viewed) => exportDb(this.s.schema.backend.path, 'bbolt', viewed));
+  }
+
   /**
-   * The backend for Maintenance.Snapshot, as the bbolt file etcd's tools
-   * read (snapshot-bbolt.ts), or for another member (format 'peer':
-   * snapshot-peer.ts), streamed with no file: a worker thread reads
-   * the backend's file as one read transaction sees it (everything applied
+   * A stream of the backend with no file: a worker thread reads the
+   * backend's file as one read transaction sees it (everything applied
    * before the call), while the member goes on committing. No defrag runs
    * until the export has ended (streamed, failed or stopped).
    */
-  exportDb(format: ExportFormat = 'bbolt'): Promise<DbExport> {
-    const backend = this.s.schema.backend;
-    return new Promise<DbExport>((resolve, reject) => {
-      backend
+  private view<X extends DbExport>(start: (viewed: () => void) => Promise<X>): Promise<X> {
+    return new Promise<X>((resolve, reject) => {
+      this.s.schema.backend
         .whileViewed(async (viewed) => {
-          const x = await exportDb(backend.path, format, viewed);
+          const x = await start(viewed);
           resolve(x);
           await x.ended;
         })

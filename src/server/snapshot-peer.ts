@@ -9,8 +9,8 @@
  * own meta keys and membership records included: the receiver must end up
  * with the sender's state, not etcd's view of it.
  *
- * The stream, whose size the sender learns first by a dry pass over the same
- * view (the transport announces it):
+ * The stream (its length is not known before its end, which the end record
+ * and the digest mark):
  *
  *   magic "etsdb\0\0\x01" (8 bytes)
  *   then for each bucket, in the sender's order:
@@ -50,28 +50,18 @@ export class PeerSnapshotFormatError extends Error {
 }
 
 /**
- * Streams the schema's backend (a read view that does not change: it is
- * read twice): `sized` gets the stream's size, then `emit` its bytes in
- * pieces of about 1 MiB it may keep. `poll`, called every few thousand
- * entries, may throw to stop. Returns the size.
+ * Streams the schema's backend (a read view that does not change while it
+ * is read): `emit` gets its bytes in pieces of about 1 MiB it may keep.
+ * `poll`, called every few thousand entries, may throw to stop. Returns the
+ * stream's length.
  */
-export function streamPeerSnapshot(schema: Schema, sized: (bytes: number) => void, emit: (bytes: Buffer) => void, poll: () => void = () => undefined): number {
+export function streamPeerSnapshot(schema: Schema, emit: (bytes: Buffer) => void, poll: () => void = () => undefined): number {
   const backend = schema.backend;
   const buckets = backend.bucketsInNameOrder();
   let n = 0;
   const polled = (): void => {
     if (++n % pollEntries === 0) poll();
   };
-  let size = magic.length + 1 + digestBytes;
-  for (const bucket of buckets) {
-    size += bucketHeaderBytes + utf8(bucket.name).length;
-    backend.forEach(bucket, new Uint8Array(0), undefined, (key, value) => {
-      polled();
-      size += entryHeaderBytes + key.length + value.length;
-    });
-  }
-  sized(size);
-
   const hash = createHash('sha256');
   let piece = Buffer.allocUnsafe(pieceBytes);
   let at = 0;
@@ -117,8 +107,7 @@ export function streamPeerSnapshot(schema: Schema, sized: (bytes: number) => voi
   const digest = hash.digest();
   emitted += digest.length;
   emit(digest);
-  if (emitted !== size) throw new Error(`peer snapshot: ${emitted} bytes streamed where the dry pass counted ${size}: the view changed`);
-  return size;
+  return emitted;
 }
 
 /** What the decoder gives: the start of a bucket, or an entry of the last bucket started. */

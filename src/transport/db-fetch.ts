@@ -3,7 +3,10 @@
  * failed its checksum) and repairs from it:
  *
  *   POST /raft/db, header x-etcd-ts-min-index: <index>, empty body
- *   answer 200, content-length: <db bytes>, body: the db
+ *   answer 200, body: the db in chunks (chunked.ts), as a MsgSnap's
+ *
+ * A server whose db stream fails stops before the empty chunk and resets
+ * the answer; the puller's body throws on a db without it.
  *
  * The serving member answers once it has applied at least <index> (or
  * refuses with 503 when it cannot soon), so that the db holds everything the
@@ -18,7 +21,8 @@ import type { TransportContext } from './context.js';
 import { BadRequestError, PeerUnreachableError, RpcFailedError, TimeoutError, type TransportError } from './errors.js';
 import { errorFromResponse, headers, paths, senderHeaders } from './protocol.js';
 import { defaultTuning } from './options.js';
-import { connectSession, destroySoon, drainOrClose, statusOf } from './session.js';
+import { readChunked, writeChunked } from './chunked.js';
+import { connectSession, destroySoon, statusOf } from './session.js';
 import type { PeerTlsOptions } from './tls.js';
 
 export interface DbRefusal {
@@ -32,37 +36,35 @@ export async function serveDb(ctx: TransportContext, stream: http2.ServerHttp2St
   const minIndex = typeof raw === 'string' && /^[0-9]{1,15}$/.test(raw) ? Number(raw) : -1;
   if (minIndex < 0) return { status: 400, error: new BadRequestError('missing or bad minimum index') };
   if (ctx.snapshots.serveDb === undefined) return { status: 404, error: new BadRequestError('this member serves no database') };
-  let db: { size: number; stream: AsyncIterable<Uint8Array> };
+  let db: AsyncIterable<Uint8Array>;
   try {
     db = await ctx.snapshots.serveDb(from, minIndex);
   } catch (e) {
     return { status: 503, error: new RpcFailedError(e instanceof Error ? e.message : String(e)) };
   }
-  const it = db.stream[Symbol.asyncIterator]();
   if (stream.closed || stream.destroyed) {
-    await it.return?.();
+    // The puller has gone: let the source go (an export's view with it).
+    await db[Symbol.asyncIterator]().return?.();
     return undefined;
   }
   stream.setTimeout(ctx.tuning.snapshotIdleTimeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
-  stream.respond({ ':status': 200, [headers.clusterId]: idToHex(ctx.clusterId), 'content-length': String(db.size) });
+  stream.respond({ ':status': 200, [headers.clusterId]: idToHex(ctx.clusterId) });
+  let bytes = 0;
   try {
-    for (;;) {
-      const next = await it.next();
-      if (next.done === true) break;
-      if (stream.closed || stream.destroyed) break;
-      if (!stream.write(next.value)) await drainOrClose(stream);
-    }
-  } finally {
-    await it.return?.();
+    if (!(await writeChunked(stream, db, (n) => (bytes += n)))) return undefined;
+  } catch (e) {
+    // Answered already: a reset, and the puller's body fails for want of the end.
+    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    ctx.logger.warn('failed to send the database to a member repairing its own', { to: idToHex(from), bytes, error: e instanceof Error ? e.message : String(e) });
+    return undefined;
   }
-  if (!stream.closed && !stream.destroyed) stream.end();
-  ctx.logger.info('sent database to a member repairing its own', { to: idToHex(from), 'min-index': minIndex, bytes: db.size });
+  ctx.logger.info('sent database to a member repairing its own', { to: idToHex(from), 'min-index': minIndex, bytes });
   return undefined;
 }
 
 /**
- * Pulls a peer's db: resolves at the answer's headers with the size and a
- * body that yields exactly that many bytes or throws. The answer must come
+ * Pulls a peer's db: resolves at the answer's headers with a body that
+ * yields the db's bytes, or throws if the answer was cut. The answer must come
  * within answerTimeoutMs; after it, a body that makes no progress for the
  * snapshot idle timeout fails.
  */
@@ -78,7 +80,6 @@ export function fetchDb(
 }
 
 export interface PulledDb {
-  readonly size: number;
   readonly body: AsyncIterable<Uint8Array>;
 }
 
@@ -97,7 +98,7 @@ export async function fetchDbFromUrl(
   session.on('error', () => undefined); // the request fails with it
   try {
     const db = await requestDb(session, senderHeaders(ids.clusterId, ids.localId, undefined), minIndex, answerTimeoutMs, defaultTuning.snapshotIdleTimeoutMs, systemTimers, url);
-    return { size: db.size, body: closingAfter(db.body, session) };
+    return { body: closingAfter(db.body, session) };
   } catch (e) {
     void destroySoon(session);
     throw e;
@@ -141,34 +142,19 @@ function requestDb(
         fail(errorFromResponse(status, h));
         return;
       }
-      const sizeHeader = h['content-length'];
-      const size = typeof sizeHeader === 'string' && /^[0-9]{1,15}$/.test(sizeHeader) ? Number(sizeHeader) : -1;
-      if (size < 0) {
-        fail(new BadRequestError(`database answer from ${peer} without its size`));
-        return;
-      }
       answered = true;
       timers.clearTimeout(timer);
       req.setTimeout(idleTimeoutMs, () => req.close(http2.constants.NGHTTP2_CANCEL));
-      resolve({ size, body: counted(req, size) });
+      resolve({ body: whole(req) });
     });
   });
 }
 
-/** The stream's bytes, failing unless exactly size of them came before its end. */
-async function* counted(req: http2.ClientHttp2Stream, size: number): AsyncGenerator<Uint8Array> {
-  let got = 0;
+/** The db in the answer; throws if the answer ended (or broke) before the db's end. */
+async function* whole(req: http2.ClientHttp2Stream): AsyncGenerator<Uint8Array> {
   try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      got += chunk.length;
-      if (got > size) throw new PeerUnreachableError(`database longer than its announced ${size} bytes`);
-      yield chunk;
-    }
-  } catch (e) {
-    if (e instanceof PeerUnreachableError) throw e;
-    throw new PeerUnreachableError(`database pull: ${e instanceof Error ? e.message : String(e)}`);
+    yield* readChunked(new Uint8Array(0), (req as AsyncIterable<Buffer>)[Symbol.asyncIterator](), { bytes: 0 }, (reason) => new PeerUnreachableError(`database pull ${reason}`));
   } finally {
     if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
   }
-  if (got !== size) throw new PeerUnreachableError(`database ended after ${got} of ${size} bytes`);
 }

@@ -43,9 +43,12 @@
  * - POST /raft/stream/msgapp, POST /raft/stream/message: answered 200 at once;
  *   the request body is an endless sequence of frames
  *   `u32 length | u32 CRC-32 (zlib) of payload, or 0 with x-etcd-ts-frame-crc: 0 | raftpb.Message`.
- * - POST /raft/snapshot, x-etcd-ts-snapshot-size: N: one frame (MsgSnap),
- *   then exactly N db bytes; answered 204 after the db is saved and the
- *   message stepped.
+ * - POST /raft/snapshot: one frame (MsgSnap), then the db's bytes to the
+ *   end of the request (a sender that fails resets it); answered 204 after
+ *   the db is saved and the message stepped.
+ * - POST /raft/db, x-etcd-ts-min-index: N: a member repairing its backend
+ *   pulls this one's db (db-fetch.ts), answered 200 and the db's bytes to
+ *   the end of the answer (reset if the source fails).
  * - POST /raft/rpc/<method>: body in, 200 + body out. Anonymous calls (no
  *   cluster id, no sender) are allowed for anonymousRpcMethods only ('members').
  * - Refusals: 4xx/5xx with x-etcd-ts-error (message) and x-etcd-ts-error-code

@@ -432,9 +432,8 @@ export class PeerLink {
     try {
       const session = await this.whenActive(this.ctx.tuning.dialTimeoutMs);
       const db = await this.ctx.snapshots.open(m);
-      size = db.size;
-      this.ctx.logger.info('sending database snapshot', { peer: idToHex(to), index: m.snapshot?.metadata?.index ?? 0, bytes: size });
-      await postSnapshot(this.ctx, session, m, db.size, db.stream);
+      this.ctx.logger.info('sending database snapshot', { peer: idToHex(to), index: m.snapshot?.metadata?.index ?? 0 });
+      size = await postSnapshot(this.ctx, session, m, db);
     } catch (e) {
       err = e instanceof Error ? e : new Error(String(e));
     } finally {

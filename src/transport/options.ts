@@ -24,11 +24,17 @@ export interface RaftCallbacks {
 
 /** The backend db that travels with MsgSnap (etcd's "merged snapshot"). */
 export interface SnapshotCallbacks {
-  /** Sender side: the db for this MsgSnap. `stream` must yield exactly `size` bytes. */
-  open(m: raftpb.Message): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }>;
   /**
-   * Receiver side: persist the db. `body` yields exactly the announced size or
-   * throws SnapshotIncompleteError; it must be consumed to its end. After this
+   * Sender side: the db for this MsgSnap. Its length is not announced: the
+   * request ends with the stream, and a stream that throws resets the
+   * request, so the receiver never takes a cut one for whole. Whether the
+   * bytes are whole is the db format's to check (snapshot-peer.ts ends with
+   * a digest).
+   */
+  open(m: raftpb.Message): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * Receiver side: persist the db. `body` yields what the sender sent, and
+   * throws SnapshotIncompleteError if the request was cut; it must be consumed to its end. After this
    * resolves the transport calls raft.process(m). A rejection fails the
    * transfer and the sender sees reportSnapshot(false).
    */
@@ -38,7 +44,7 @@ export interface SnapshotCallbacks {
    * it has applied at least minIndex; rejects when it cannot soon. Absent:
    * pulls are refused.
    */
-  serveDb?(from: bigint, minIndex: number): Promise<{ size: number; stream: AsyncIterable<Uint8Array> }>;
+  serveDb?(from: bigint, minIndex: number): Promise<AsyncIterable<Uint8Array>>;
 }
 
 /** A generic peer RPC: `from` is the calling member, or 0n for an anonymous call (see anonymousRpcMethods). */

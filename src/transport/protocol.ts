@@ -33,7 +33,6 @@ export const headers = {
   frameCrc: 'x-etcd-ts-frame-crc',
   /** On a raw raft stream's request and answer: this end keeps the connection alive (liveness.ts) and expects the same. */
   streamKeepalive: 'x-etcd-ts-stream-keepalive',
-  snapshotSize: 'x-etcd-ts-snapshot-size',
   minIndex: 'x-etcd-ts-min-index',
   error: 'x-etcd-ts-error',
   errorCode: 'x-etcd-ts-error-code',

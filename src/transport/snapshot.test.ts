@@ -1,6 +1,8 @@
 // MsgSnap with a multi-MiB db body: success, the receiver failing part way,
-// a sender whose source is short, a peer that is down, and raft streams that
-// keep flowing during a transfer.
+// a sender whose source fails part way (the receiver must not take what came
+// for the db), a peer that is down, and raft streams that keep flowing during
+// a transfer. A member's db pulled for a repair: whole, and cut by a failing
+// source.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -27,10 +29,21 @@ interface Received {
   sha: string;
 }
 
-/** Sender side yields `size` pattern bytes (or `short` fewer); receiver hashes, or fails after failAfter bytes. */
-function snapshots(size: number, opts: { short?: number; failAfter?: number; got?: Received[]; processedBefore?: () => number }): SnapshotCallbacks {
+/** Pattern bytes, then a failure of the source. */
+async function* failingAfter(bytes: number): AsyncGenerator<Uint8Array> {
+  yield* patternStream(bytes, 64 * 1024, 5);
+  throw new Error('the source broke');
+}
+
+/**
+ * Sender side yields `size` pattern bytes (or breaks after `breakAfter`), and serves them to a pull;
+ * receiver hashes, or fails after failAfter bytes.
+ */
+function snapshots(size: number, opts: { breakAfter?: number; failAfter?: number; got?: Received[]; processedBefore?: () => number }): SnapshotCallbacks {
+  const source = (): AsyncIterable<Uint8Array> => (opts.breakAfter === undefined ? patternStream(size, 64 * 1024, 5) : failingAfter(opts.breakAfter));
   return {
-    open: () => Promise.resolve({ size, stream: patternStream(size - (opts.short ?? 0), 64 * 1024, 5) }),
+    open: () => Promise.resolve(source()),
+    serveDb: () => Promise.resolve(source()),
     receive: async (m, body) => {
       const h = createHash('sha256');
       let bytes = 0;
@@ -112,16 +125,46 @@ test('the receiver failing mid-way fails the send: reportSnapshot(false) and unr
   }
 });
 
-test('a body shorter than announced is refused by the receiver', async () => {
+test('a source that breaks part way resets the request: the receiver fails, not a short db', async () => {
   const size = 4 * mib;
   const got: Received[] = [];
-  const [a, b] = await pair(snapshots(size, { short: 1000 }), snapshots(size, { got }));
+  const regB = new Registry();
+  const [a, b] = await pair(snapshots(size, { breakAfter: 3 * mib }), snapshots(size, { got }), undefined, regB);
   try {
     a.t.send([msgSnap(1n, 2n, 9)]);
     await waitFor(() => a.snapshotReports.length === 1, 'snapshot report', 20_000);
     assert.deepEqual(a.snapshotReports, [{ id: 2n, ok: false }]);
+    await waitFor(() => /etcd_network_snapshot_receive_failures\{From="1"\} 1/.test(regB.render()), 'the receiver counts a failure');
     assert.deepEqual(got, []);
     assert.ok(!b.received.some((m) => m.type === raftpb.MessageType.MsgSnap));
+  } finally {
+    await Promise.all([a.t.stop(), b.t.stop()]);
+  }
+});
+
+/** A pull's bytes, hashed; the error if the body threw. */
+async function pulled(body: AsyncIterable<Uint8Array>): Promise<{ bytes: number; sha: string } | Error> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  try {
+    for await (const c of body) {
+      bytes += c.length;
+      h.update(c);
+    }
+  } catch (e) {
+    return e as Error;
+  }
+  return { bytes, sha: h.digest('hex') };
+}
+
+test("a member's db pulled for a repair comes whole to the end of the answer; one whose source breaks is cut, and the pull throws", async () => {
+  const size = 5 * mib;
+  const [a, b] = await pair(snapshots(size, {}), snapshots(size, { breakAfter: 2 * mib }));
+  try {
+    assert.deepEqual(await pulled((await b.t.fetchDb(1n, 0, 5000)).body), { bytes: size, sha: patternSha(size) });
+    const cut = await pulled((await a.t.fetchDb(2n, 0, 5000)).body);
+    assert.ok(cut instanceof Error, `a cut pull read as a db of ${JSON.stringify(cut)}`);
+    assert.match(cut.message, /database pull cut after/);
   } finally {
     await Promise.all([a.t.stop(), b.t.stop()]);
   }

@@ -1,20 +1,23 @@
 /**
  * MsgSnap with its backend db ("merged snapshot") on its own request:
  *
- *   POST /raft/snapshot, header x-etcd-ts-snapshot-size: <db bytes>
- *   body: one frame holding the MsgSnap, then exactly <db bytes> raw bytes
+ *   POST /raft/snapshot
+ *   body: one frame holding the MsgSnap, then the db in chunks (chunked.ts)
  *
- * The receiver hands the db bytes to SnapshotCallbacks.receive, checks the
- * count against the header, steps the message, then answers 204; anything
- * else is a failure the sender reports to raft.
+ * The db's length is not sent ahead: the sender would have to read its
+ * whole database once before the first byte. A sender whose db stream
+ * fails stops before the empty chunk and resets the request; the
+ * receiver's body throws on a db without it. The receiver hands the db
+ * bytes to SnapshotCallbacks.receive, steps the message, then answers 204;
+ * anything else is a failure the sender reports to raft.
  */
 import * as http2 from 'node:http2';
-import { assert } from '../base/index.js';
 import { DecodeError, raftpb } from '../pb/index.js';
 import type { TransportContext } from './context.js';
 import { BadRequestError, PeerUnreachableError, SnapshotIncompleteError, TimeoutError, TransportError } from './errors.js';
 import { encodeFrame, FrameDecoder } from './frame.js';
 import { errorFromResponse, headers, paths, senderHeaders } from './protocol.js';
+import { readChunked, writeChunked } from './chunked.js';
 import { drainOrClose, statusOf } from './session.js';
 
 /** Lower than the raft streams', so a big transfer yields the wire to heartbeats. */
@@ -23,72 +26,52 @@ const snapshotStreamWeight = 1;
 interface Outcome {
   settled: boolean;
   status: number;
+  /** The db's bytes written so far. */
+  bytes: number;
 }
 
-/** Writes the frame and the db with flow control; stops early once the outcome is settled. */
-async function pump(
-  req: http2.ClientHttp2Stream,
-  frame: Uint8Array,
-  size: number,
-  body: AsyncIterable<Uint8Array>,
-  outcome: Outcome,
-): Promise<void> {
+/**
+ * Writes the frame and the db with flow control, counting the db's bytes
+ * in `outcome`; stops early once the outcome is settled. Throws if the db
+ * stream does (the caller then resets the request).
+ */
+async function pump(req: http2.ClientHttp2Stream, frame: Uint8Array, body: AsyncIterable<Uint8Array>, outcome: Outcome): Promise<void> {
   if (!req.write(frame)) await drainOrClose(req);
-  let sent = 0;
-  for await (const chunk of body) {
-    if (outcome.settled || req.closed || req.destroyed) return;
-    sent += chunk.length;
-    if (sent > size) throw new SnapshotIncompleteError(`snapshot source yielded more than its size ${size}`);
-    if (!req.write(chunk)) await drainOrClose(req);
-  }
-  if (sent !== size) throw new SnapshotIncompleteError(`snapshot source yielded ${sent} of ${size} bytes`);
-  if (!req.closed && !req.destroyed) req.end();
+  await writeChunked(req, body, (n) => (outcome.bytes += n), () => outcome.settled);
 }
 
-function openSnapshotRequest(
-  ctx: TransportContext,
-  session: http2.ClientHttp2Session,
-  m: raftpb.Message,
-  size: number,
-): http2.ClientHttp2Stream {
+function openSnapshotRequest(ctx: TransportContext, session: http2.ClientHttp2Session, m: raftpb.Message): http2.ClientHttp2Stream {
   return session.request(
     {
       ':method': 'POST',
       ':path': paths.snapshot,
       ...senderHeaders(ctx.clusterId, ctx.localId, m.to),
       [headers.frameCrc]: ctx.tuning.frameCrc ? '1' : '0',
-      [headers.snapshotSize]: String(size),
     },
     { endStream: false, weight: snapshotStreamWeight },
   );
 }
 
-/** Sends one MsgSnap and its db on `session`; resolves when the receiver answered 204. */
-export function postSnapshot(
-  ctx: TransportContext,
-  session: http2.ClientHttp2Session,
-  m: raftpb.Message,
-  size: number,
-  body: AsyncIterable<Uint8Array>,
-): Promise<void> {
-  assert(Number.isSafeInteger(size) && size >= 0, `bad snapshot size ${size}`);
+/** Sends one MsgSnap and its db on `session`; resolves with the db's byte count when the receiver answered 204. */
+export function postSnapshot(ctx: TransportContext, session: http2.ClientHttp2Session, m: raftpb.Message, body: AsyncIterable<Uint8Array>): Promise<number> {
   let req: http2.ClientHttp2Stream;
   try {
-    req = openSnapshotRequest(ctx, session, m, size);
+    req = openSnapshotRequest(ctx, session, m);
   } catch (e) {
     // The session died between the caller's check and now: release the source as a failed send would.
     void body[Symbol.asyncIterator]().return?.();
     return Promise.reject(e instanceof Error ? e : new Error(String(e)));
   }
-  return new Promise<void>((resolve, reject) => {
-    const outcome: Outcome = { settled: false, status: 0 };
+  return new Promise<number>((resolve, reject) => {
+    const outcome: Outcome = { settled: false, status: 0, bytes: 0 };
     const finish = (err: Error | undefined): void => {
       if (outcome.settled) return;
       outcome.settled = true;
       if (err === undefined) {
-        resolve();
+        resolve(outcome.bytes);
         return;
       }
+      // A reset, not an end: the receiver must not take what it got for the whole db.
       if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
       reject(err);
     };
@@ -100,32 +83,13 @@ export function postSnapshot(
     req.on('error', (e: Error) => finish(new PeerUnreachableError(`snapshot stream: ${e.message}`)));
     req.on('close', () => finish(new PeerUnreachableError('snapshot stream closed before an answer')));
     const frame = encodeFrame(raftpb.Message.encode(m), ctx.tuning.frameCrc);
-    pump(req, frame, size, body, outcome).catch((e: unknown) => finish(e instanceof Error ? e : new Error(String(e))));
+    pump(req, frame, body, outcome).catch((e: unknown) => finish(e instanceof Error ? e : new Error(String(e))));
   });
 }
 
-/**
- * The db bytes after the leading frame: `first` (what came with the frame)
- * then the rest of the request, counted against the announced size.
- */
-async function* dbBody(
-  first: Uint8Array,
-  rest: AsyncIterator<Buffer>,
-  size: number,
-  progress: { bytes: number; ended: boolean },
-): AsyncGenerator<Uint8Array> {
-  let chunk: Uint8Array | undefined = first.length > 0 ? first : undefined;
-  for (;;) {
-    if (chunk !== undefined) {
-      progress.bytes += chunk.length;
-      if (progress.bytes > size) throw new SnapshotIncompleteError(`snapshot body longer than its announced ${size} bytes`);
-      yield chunk;
-    }
-    const next = await rest.next();
-    if (next.done === true) break;
-    chunk = next.value;
-  }
-  if (progress.bytes !== size) throw new SnapshotIncompleteError(`snapshot body ended after ${progress.bytes} of ${size} bytes`);
+/** The db's bytes after the leading frame; `progress.ended` once its end came. */
+async function* dbBody(first: Uint8Array, rest: AsyncIterator<Buffer>, progress: { bytes: number; ended: boolean }): AsyncGenerator<Uint8Array> {
+  yield* readChunked(first, rest, progress, (reason) => new SnapshotIncompleteError(`snapshot body ${reason}`));
   progress.ended = true;
 }
 
@@ -162,9 +126,6 @@ export async function receiveSnapshot(
   h: http2.IncomingHttpHeaders,
   from: bigint,
 ): Promise<SnapshotRefusal | undefined> {
-  const sizeHeader = h[headers.snapshotSize];
-  const size = typeof sizeHeader === 'string' && /^[0-9]{1,15}$/.test(sizeHeader) ? Number(sizeHeader) : -1;
-  if (size < 0) return { status: 400, error: new BadRequestError('missing or bad snapshot size') };
   stream.setTimeout(ctx.tuning.snapshotIdleTimeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
   // Keep the stream open if the receiver stops reading early, so that it can still be answered.
   const it = stream.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
@@ -180,21 +141,21 @@ export async function receiveSnapshot(
   ctx.metrics.received(from, lead.frameBytes);
   const started = ctx.clock.nowMs();
   ctx.metrics.snapshotReceiveStarted(from);
-  ctx.logger.info('receiving database snapshot', { from, index: m.snapshot?.metadata?.index ?? 0, bytes: size });
+  ctx.logger.info('receiving database snapshot', { from, index: m.snapshot?.metadata?.index ?? 0 });
   const progress = { bytes: 0, ended: false };
   try {
-    await ctx.snapshots.receive(m, dbBody(lead.leftover, it, size, progress));
-    if (!progress.ended) throw new SnapshotIncompleteError(`snapshot receiver stopped after ${progress.bytes} of ${size} bytes`);
+    await ctx.snapshots.receive(m, dbBody(lead.leftover, it, progress));
+    if (!progress.ended) throw new SnapshotIncompleteError(`snapshot receiver stopped after ${progress.bytes} bytes, before the end`);
   } catch (e) {
     ctx.metrics.snapshotReceiveDone(from, false, 0);
     const error = e instanceof TransportError ? e : new SnapshotIncompleteError(`failed to save snapshot: ${e instanceof Error ? e.message : String(e)}`);
     return { status: 500, error };
   }
-  ctx.metrics.received(from, size);
+  ctx.metrics.received(from, progress.bytes);
   if (ctx.stopped) return { status: 503, error: new PeerUnreachableError('transport stopped') };
   ctx.raft.process(m);
   if (!stream.closed && !stream.destroyed) stream.respond({ ':status': 204 }, { endStream: true });
   ctx.metrics.snapshotReceiveDone(from, true, (ctx.clock.nowMs() - started) / 1000);
-  ctx.logger.info('received and saved database snapshot', { from, index: m.snapshot?.metadata?.index ?? 0, bytes: size });
+  ctx.logger.info('received and saved database snapshot', { from, index: m.snapshot?.metadata?.index ?? 0, bytes: progress.bytes });
   return undefined;
 }

@@ -10,6 +10,7 @@ import { raftpb } from '../pb/index.js';
 import { mathRand, systemTimers } from './backoff.js';
 import type { TransportContext } from './context.js';
 import { BadRequestError, PeerNotFoundError, StoppedError, type TransportError } from './errors.js';
+import type { PulledDb } from './db-fetch.js';
 import { InboundHandler } from './inbound.js';
 import { PeerLink, type PeerStats } from './link.js';
 import { TransportMetrics } from './metrics.js';
@@ -260,7 +261,7 @@ export class Transport {
   }
 
   /** Pulls a peer's database for a repair (db-fetch.ts); rejects with a TransportError. */
-  fetchDb(id: bigint, minIndex: number, timeoutMs: number): Promise<{ size: number; body: AsyncIterable<Uint8Array> }> {
+  fetchDb(id: bigint, minIndex: number, timeoutMs: number): Promise<PulledDb> {
     if (this.isStopped) return Promise.reject(new StoppedError());
     const link = this.peers.get(id);
     if (link === undefined) return Promise.reject(new PeerNotFoundError(idToHex(id)));

@@ -117,7 +117,6 @@ describe('junk on the peer port', () => {
           headers['x-raft-to'] = rand.intn(4) === 0 ? '1' : (ids[i] ?? '');
           headers['x-server-from'] = rand.intn(4) === 0 ? 'not-hex' : rand.uint32().toString(16);
           headers['x-etcd-ts-protocol'] = rand.intn(4) === 0 ? '999' : '1';
-          if (rand.intn(2) === 0) headers['x-etcd-ts-snapshot-size'] = String(rand.intn(3) === 0 ? -1 : rand.intn(1 << 20));
         }
         const body = Buffer.concat(Array.from({ length: rand.intn(4) }, () => junkFrame(rand)));
         const what = await h2(port, headers, body);

@@ -255,7 +255,7 @@ class Sim {
     m.snapshot = appliedSnapshot(from);
     // Read in one step, as the server's view holds one state: what the leader has applied.
     const pieces: Buffer[] = [];
-    streamPeerSnapshot(from.schema, () => undefined, (piece) => void pieces.push(Buffer.from(piece)));
+    streamPeerSnapshot(from.schema, (piece) => void pieces.push(Buffer.from(piece)));
     const db = Buffer.concat(pieces);
     this.snapshotsSent++;
     const wire = raftpb.Message.encode(m);
