@@ -99,6 +99,8 @@ test('ranges merge committed entries with pending puts and deletes', withDir(asy
   assert.deepEqual(dump(be), ['00=00', '01=01', '03=03', '04=28', '07=46', '09=09', '0a=64']);
   assert.deepEqual(be.range(key, b(3), b(9)).map((e) => e.key[0]), [3, 4, 7]);
   assert.deepEqual(be.range(key, b(2), undefined, 2).map((e) => e.key[0]), [3, 4]);
+  assert.deepEqual(be.keys(key, b(3), b(9)).map((k) => k[0]), [3, 4, 7]);
+  assert.deepEqual(be.keys(key, b(2), undefined, 2).map((k) => k[0]), [3, 4]);
   // A commit in flight and newer pending writes on the same keys: the newest wins.
   const first = be.forceCommit();
   be.write((tx) => {
@@ -409,6 +411,7 @@ test('property: the backend matches a map under random writes, commits and reope
         const want = [...model.keys()].filter((k) => k >= lo && k < hi).sort((x, y) => x - y);
         const got = be.range(be.bucket('key'), b(lo), b(hi)).map((e) => e.key[0]);
         assert.deepEqual(got, want);
+        assert.deepEqual(be.keys(be.bucket('key'), b(lo), b(hi)).map((k) => k[0]), want, 'keys alone');
       }
       await Promise.all(inflight);
       await be.close();

@@ -21,7 +21,7 @@ import { dirname } from 'node:path';
 import { assert, crc32cUpdate, failpoint, nopLogger, utf8, type Logger } from '../base/index.js';
 import { bytesToKey } from './bytes-key.js';
 import { isBackendCorrupt } from './errors.js';
-import type { BackendEngine, EngineOpener } from './engine.js';
+import type { BackendEngine, EngineEntry, EngineOpener } from './engine.js';
 import { LmdbEngine, fsyncPath } from './lmdb-engine.js';
 import { Batch, mergeOverlays, type BucketOverlay, type OverlayEntry } from './overlay.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
@@ -75,6 +75,8 @@ export interface ReadTx {
   forEach(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, fn: (key: Uint8Array, value: Uint8Array) => boolean | void): void;
   /** The entries forEach would visit, at most limit of them. */
   range(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, limit?: number): Entry[];
+  /** Their keys alone: committed values are not read. */
+  keys(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, limit?: number): Uint8Array[];
 }
 
 /** Writes, inside Backend.write. The backend keeps the arrays passed in: never modify them afterwards. */
@@ -90,6 +92,10 @@ export interface HashIgnore {
 }
 
 const emptyKey = new Uint8Array(0);
+
+function* map<T, U>(items: Iterable<T>, f: (t: T) => U): Generator<U> {
+  for (const t of items) yield f(t);
+}
 
 export class Backend implements WriteTx {
   readonly path: string;
@@ -238,16 +244,41 @@ export class Backend implements WriteTx {
     fn: (key: Uint8Array, value: Uint8Array) => boolean | void,
   ): void {
     this.checkOpen();
+    this.merged(bucket, start, end, this.engine.range(bucket.index, start, end), fn);
+  }
+
+  /** The keys forEach would visit, at most limit of them, without reading the committed values. */
+  keys(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, limit = Number.POSITIVE_INFINITY): Uint8Array[] {
+    this.checkOpen();
+    const out: Uint8Array[] = [];
+    if (limit <= 0) return out;
+    const engine = this.engine;
+    const committed: Iterable<EngineEntry> =
+      engine.keys === undefined ? engine.range(bucket.index, start, end) : map(engine.keys(bucket.index, start, end), (key) => ({ key, value: emptyKey }));
+    this.merged(bucket, start, end, committed, (key) => {
+      out.push(key);
+      return out.length < limit;
+    });
+    return out;
+  }
+
+  /** Calls fn for the committed entries with the uncommitted writes over them, in key order, until fn returns false. */
+  private merged(
+    bucket: Bucket,
+    start: Uint8Array,
+    end: Uint8Array | undefined,
+    committed: Iterable<EngineEntry>,
+    fn: (key: Uint8Array, value: Uint8Array) => boolean | void,
+  ): void {
     const over = this.overlayRange(bucket.index, start, end);
-    const lmdbRange = this.engine.range(bucket.index, start, end);
     if (over.length === 0) {
-      for (const { key, value } of lmdbRange) {
+      for (const { key, value } of committed) {
         if (fn(key, value) === false) return;
       }
       return;
     }
     let i = 0;
-    for (const { key, value } of lmdbRange) {
+    for (const { key, value } of committed) {
       // Overlay entries before this key first.
       while (i < over.length && Buffer.compare((over[i] as OverlayEntry).key, key) < 0) {
         const o = over[i++] as OverlayEntry;

@@ -31,6 +31,11 @@ export interface BackendEngine {
   peek(bucket: number, key: Uint8Array): Uint8Array | undefined;
   /** Committed entries with start <= key < end (end undefined: to the last key), in unsigned byte order. */
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry>;
+  /**
+   * The keys range would give, their values neither read nor checked;
+   * absent: the backend takes them from range.
+   */
+  keys?(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<Uint8Array>;
   /** Starts committing the batch as one transaction; resolves once it is readable through get/range. */
   commit(batch: EngineBatch): Promise<void>;
   /** Resolves once every commit started before the call is durable. */

@@ -243,8 +243,16 @@ export class LmdbEngine implements BackendEngine {
 
   /** lmdb's own buffer (or a view of the map), valid until the next read. */
   peek(bucket: number, key: Uint8Array): Uint8Array | undefined {
-    const db = this.dbs[bucket] as Db & { readonly lastSize: number };
     const sk = storedKey(key);
+    const value = this.peekStored(bucket, sk, key);
+    if (value === undefined || sk === key) return value;
+    const r = this.longRecord(bucket, sk, value);
+    return Buffer.compare(r.key, key) === 0 ? r.value : undefined;
+  }
+
+  /** The checked value stored under the stored key sk (key: the caller's, for errors), as peek gives it. */
+  private peekStored(bucket: number, sk: Uint8Array, key: Uint8Array): Uint8Array | undefined {
+    const db = this.dbs[bucket] as Db & { readonly lastSize: number };
     let fast: Uint8Array | undefined;
     try {
       fast = this.pinned === undefined ? db.getBinaryFast(sk) : (db.getBinaryFast as PinnedGet).call(db, sk, this.pinned);
@@ -253,10 +261,7 @@ export class LmdbEngine implements BackendEngine {
     }
     if (fast === undefined) return undefined;
     // lmdb patches `length` of its reusable buffer: a view with the true bounds.
-    const value = this.opened(bucket, sk, new Uint8Array(fast.buffer, fast.byteOffset, db.lastSize));
-    if (sk === key) return value;
-    const r = this.longRecord(bucket, sk, value);
-    return Buffer.compare(r.key, key) === 0 ? r.value : undefined;
+    return this.opened(bucket, sk, new Uint8Array(fast.buffer, fast.byteOffset, db.lastSize));
   }
 
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
@@ -265,6 +270,21 @@ export class LmdbEngine implements BackendEngine {
     const entries = (this.dbs[bucket] as Db).getRange(b.end === undefined ? { start: b.start, transaction } : { start: b.start, end: b.end, transaction });
     const whole = entries.map(({ key, value }) => this.entry(bucket, key, this.opened(bucket, key, value)));
     return b.exact ? whole : whole.filter((e) => within(e.key, start, end));
+  }
+
+  keys(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<Uint8Array> {
+    const b = storedBounds(start, end);
+    const transaction = this.pinned?.transaction;
+    const stored = (this.dbs[bucket] as Db).getKeys(b.end === undefined ? { start: b.start, transaction } : { start: b.start, end: b.end, transaction });
+    // A long key is stored under a digest of it, and whole in its record: that one record is read.
+    const keys = stored.map((k) => {
+      if (!isLongStored(k)) return k;
+      const value = this.peekStored(bucket, k, k);
+      if (value === undefined) throw new BackendCorruptError(this.names[bucket] ?? String(bucket), k, 'a long key listed has no record');
+      // A copy: the record is a view of lmdb's buffer, which the next read reuses.
+      return Buffer.from(this.longRecord(bucket, k, value).key);
+    });
+    return b.exact ? keys : keys.filter((k) => within(k, start, end));
   }
 
   /** A stored record as the caller's key and value (a long key's taken from the value). */

@@ -25,8 +25,11 @@ test('keys longer than LMDB takes are stored, read, listed in order, deleted, ke
     assert.deepEqual(listed(be), want, 'after a reopen, read from LMDB');
     assert.deepEqual(Buffer.from(be.get(bucket, keys[3] as Buffer) ?? []).toString(), 'v3');
     assert.equal(be.get(bucket, long('c', 4999)), undefined, 'a key sharing the long one\'s prefix is another key');
-    // A range whose bounds are long keys.
+    // A range whose bounds are long keys, and its keys alone (each long one read from its record).
     assert.deepEqual(be.range(bucket, keys[2] as Buffer, keys[4] as Buffer).map((e) => e.key.length), [2000, 5000]);
+    const keysIn = (start: Uint8Array, end: Uint8Array | undefined): Buffer[] => be.keys(bucket, start, end).map((k) => Buffer.from(k));
+    assert.deepEqual(keysIn(keys[2] as Buffer, keys[4] as Buffer), [keys[2], keys[3]]);
+    assert.deepEqual(keysIn(new Uint8Array(0), undefined), keys);
     be.verify();
     await be.defrag();
     assert.deepEqual(listed(be), want, 'after a defrag');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyIndex } from './key-index.js';
-import { revKey, type Revision } from './revision.js';
+import { revKey, RevisionSet, type Revision } from './revision.js';
 
 const r = (main: number, sub = 0): Revision => ({ main, sub });
 
@@ -50,9 +50,9 @@ test('compaction keeps the newest revision at or below the compact revision; Has
   ];
   for (const [at, want, kept, hashed] of cases) {
     const ki = example();
-    const keep = new Set<string>();
+    const keep = new RevisionSet();
     ki.keep(at, keep);
-    const available = new Set<string>();
+    const available = new RevisionSet();
     ki.compact(at, available);
     assert.equal(shape(ki), want, `compact(${at})`);
     assert.deepEqual([...available], kept, `available after compact(${at})`);
@@ -61,10 +61,10 @@ test('compaction keeps the newest revision at or below the compact revision; Has
   const gone = new KeyIndex('k');
   gone.put(r(1));
   gone.tombstone(r(2));
-  gone.compact(2, new Set());
+  gone.compact(2, new RevisionSet());
   assert.equal(shape(gone), '{2.0} {}', 'a key deleted at the compact revision keeps its tombstone');
   assert.equal(gone.get(2), undefined);
-  gone.compact(3, new Set());
+  gone.compact(3, new RevisionSet());
   assert.equal(gone.isEmpty(), true, 'a key deleted below the compact revision goes');
   assert.equal(revKey(3, 1), '3_1');
 });
@@ -75,15 +75,15 @@ test('compaction at a transaction that deleted a key and put it again keeps the 
   ki.put(r(2));
   assert.equal(ki.tombstone(r(3, 0)), true);
   ki.put(r(3, 1));
-  const keep = new Set<string>();
+  const keep = new RevisionSet();
   ki.keep(3, keep);
   assert.deepEqual([...keep], ['3_1']);
-  const available = new Set<string>();
+  const available = new RevisionSet();
   ki.compact(3, available);
   assert.equal(shape(ki), '{3.0} {3.1}');
   assert.deepEqual([...available].sort(), ['3_0', '3_1']);
   assert.deepEqual(ki.get(3), { modified: r(3, 1), created: 3, version: 1 });
-  ki.compact(4, new Set());
+  ki.compact(4, new RevisionSet());
   assert.equal(shape(ki), '{3.1}');
   assert.deepEqual(ki.get(4), { modified: r(3, 1), created: 3, version: 1 });
 });
@@ -95,19 +95,19 @@ test('a key whose only surviving revision is its tombstone is restored, and goes
   assert.equal(ki.get(5), undefined);
   assert.equal(ki.get(4), undefined);
   assert.equal(ki.isEmpty(), false);
-  const hashed = new Set<string>();
+  const hashed = new RevisionSet();
   ki.keep(5, hashed);
   assert.deepEqual([...hashed], []);
-  const kept = new Set<string>();
+  const kept = new RevisionSet();
   ki.compact(5, kept);
   assert.deepEqual([...kept], ['5_1'], 'compaction at its revision again keeps it');
   ki.put(r(7));
   assert.deepEqual(ki.get(7), { modified: r(7), created: 7, version: 1 });
-  ki.compact(7, new Set());
+  ki.compact(7, new RevisionSet());
   assert.equal(shape(ki), '{7.0}');
   const gone = new KeyIndex('k');
   gone.restoreTombstone(r(5));
-  gone.compact(6, new Set());
+  gone.compact(6, new RevisionSet());
   assert.equal(gone.isEmpty(), true);
 });
 
@@ -117,7 +117,7 @@ test('a key with a single revision keeps no generations until it needs them, and
   assert.equal(shape(ki), '{5.0}');
   assert.deepEqual(ki.get(5), { modified: r(5), created: 3, version: 2 });
   assert.equal(ki.get(4), undefined, 'older history was compacted away');
-  const kept = new Set<string>();
+  const kept = new RevisionSet();
   ki.keep(9, kept);
   ki.compact(9, kept);
   assert.deepEqual([...kept], ['5_0']);
@@ -125,7 +125,7 @@ test('a key with a single revision keeps no generations until it needs them, and
   ki.put(r(7));
   assert.equal(shape(ki), '{5.0,6.0,7.0}');
   assert.deepEqual(ki.get(6), { modified: r(6), created: 3, version: 3 });
-  ki.compact(7, new Set());
+  ki.compact(7, new RevisionSet());
   assert.equal(shape(ki), '{7.0}');
   assert.deepEqual(ki.get(7), { modified: r(7), created: 3, version: 4 });
   assert.equal(ki.get(6), undefined);

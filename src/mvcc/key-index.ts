@@ -26,7 +26,7 @@
  * 16.
  */
 import { assert } from '../base/index.js';
-import { revKey, type Revision } from './revision.js';
+import type { RevisionSet, Revision } from './revision.js';
 
 export interface Generation {
   /** Number of puts in the generation (the version of its newest put). */
@@ -188,13 +188,19 @@ export class KeyIndex {
    * at or below atRev to `available`: the newest revision <= atRev if it is
    * a put, and a tombstone at atRev itself.
    */
-  compact(atRev: number, available: Set<string>): void {
+  compact(atRev: number, available: RevisionSet): void {
     assert(!this.isEmpty(), 'keyIndex compact on an empty index');
     if (this.gens === undefined) {
-      if (this.modMain <= atRev) available.add(revKey(this.modMain, this.modSub));
+      if (this.modMain <= atRev) available.add(this.modMain, this.modSub);
       return;
     }
     const gens = this.gens;
+    if (gens.length === 1 && this.modMain <= atRev) {
+      // A live key whose newest revision is at or below atRev (the common case): that revision alone is left.
+      available.add(this.modMain, this.modSub);
+      this.gens = undefined;
+      return;
+    }
     const [genIdx, revIndex] = this.doCompact(atRev, available);
     const g = gens[genIdx] as Generation;
     if (revIndex > 0) g.revs = g.revs.slice(revIndex);
@@ -202,7 +208,7 @@ export class KeyIndex {
     const prev = genIdx > 0 ? (gens[genIdx - 1] as Generation) : undefined;
     const tomb = prev?.revs[prev.revs.length - 1];
     if (prev !== undefined && tomb !== undefined && tomb.main === atRev) {
-      available.add(revKey(tomb.main, tomb.sub));
+      available.add(tomb.main, tomb.sub);
       prev.revs = [tomb];
       this.gens = gens.slice(genIdx - 1);
     } else {
@@ -218,10 +224,10 @@ export class KeyIndex {
    * compacting: not a tombstone at atRev, which HashKV leaves out (as etcd,
    * which does not keep it).
    */
-  keep(atRev: number, available: Set<string>): void {
+  keep(atRev: number, available: RevisionSet): void {
     if (this.isEmpty()) return;
     if (this.gens === undefined) {
-      if (this.modMain <= atRev) available.add(revKey(this.modMain, this.modSub));
+      if (this.modMain <= atRev) available.add(this.modMain, this.modSub);
       return;
     }
     this.doCompact(atRev, available);
@@ -235,7 +241,7 @@ export class KeyIndex {
    * transaction that deletes a key and puts it again has the put at the
    * same main revision, in the next generation.
    */
-  private doCompact(atRev: number, available: Set<string>): [number, number] {
+  private doCompact(atRev: number, available: RevisionSet): [number, number] {
     const gens = this.full();
     let genIdx = 0;
     let g = gens[0] as Generation;
@@ -248,7 +254,7 @@ export class KeyIndex {
     for (let n = g.revs.length - 1; n >= 0; n--) {
       const r = g.revs[n] as Revision;
       if (r.main <= atRev) {
-        available.add(revKey(r.main, r.sub));
+        available.add(r.main, r.sub);
         revIndex = n;
         break;
       }

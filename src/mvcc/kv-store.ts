@@ -7,12 +7,12 @@
  */
 import { assert, crc32cUpdate, failpoint, failpointCorrupts, nopLogger, utf8, type LeaseId, type Logger } from '../base/index.js';
 import { BackendCorruptError, bytesToKey, keyToBytes, realTimers, type Bucket, type Backend, type TimerHandle, type Timers } from '../backend/index.js';
-import { isTombstoneBytes, revisionBytesLen, writeRevisionBytes, type Schema } from '../schema/index.js';
+import { bytesToMainRevision, isTombstoneBytes, revisionBytesLen, writeRevisionBytes, type Schema } from '../schema/index.js';
 import { mvccpb } from '../pb/index.js';
 import { KvError } from './errors.js';
 import { KeyIndex, type RevisionSink } from './key-index.js';
 import { MvccMetrics } from './metrics.js';
-import { bytesToRev, revToBytes, revKey, type Revision } from './revision.js';
+import { bytesToRev, revToBytes, RevisionSet, type Revision } from './revision.js';
 import { RevisionHashes } from './revision-hashes.js';
 import { TreeIndex, type KeySpan } from './tree-index.js';
 
@@ -384,7 +384,7 @@ export class KvStore {
       if (this.closed) return;
     }
     const startedMs = performance.now();
-    const available = new Set<string>();
+    const available = new RevisionSet();
     for (let from: string | undefined = ''; from !== undefined; ) {
       if (this.closed) return;
       const sliceStartMs = performance.now();
@@ -402,19 +402,18 @@ export class KvStore {
       const batchStartMs = performance.now();
       const deletedBefore = deleted;
       const done = this.backend.write((tx) => {
-        const entries = tx.range(this.keyBucket, last, end, this.compactionBatchLimit);
-        for (const e of entries) {
-          const r = bytesToRev(e.key);
-          if (!available.has(revKey(r.main, r.sub))) {
-            tx.delete(this.keyBucket, e.key);
+        const keys = tx.keys(this.keyBucket, last, end, this.compactionBatchLimit);
+        for (const key of keys) {
+          if (!available.hasKey(key)) {
+            tx.delete(this.keyBucket, key);
             deleted++;
           }
         }
-        if (entries.length < this.compactionBatchLimit) {
+        if (keys.length < this.compactionBatchLimit) {
           this.schema.setFinishedCompactRevision(rev);
           return true;
         }
-        const r = bytesToRev((entries[entries.length - 1] as { key: Uint8Array }).key);
+        const r = bytesToRev(keys[keys.length - 1] as Uint8Array);
         last = revToBytes({ main: r.main, sub: r.sub + 1 });
         return false;
       });
@@ -486,7 +485,7 @@ export class KvStore {
       return this.compactMainRev !== compactRev;
     };
     // Only revisions at or below the compact revision are filtered (none below revision 1).
-    const keep = new Set<string>();
+    const keep = new RevisionSet();
     const collectKeep = async (atRev: number): Promise<boolean> => {
       for (let from: string | undefined = ''; from !== undefined; ) {
         from = this.index.keepSlice(atRev, keep, from, this.hashSliceKeys);
@@ -508,10 +507,7 @@ export class KvStore {
     for (let start = new Uint8Array(0); ; ) {
       const entries = this.backend.range(this.keyBucket, start, end, this.hashSliceKeys);
       for (const { key, value } of entries) {
-        if (compactRev > 0) {
-          const r = bytesToRev(key);
-          if (r.main <= compactRev && !keep.has(revKey(r.main, r.sub))) continue;
-        }
+        if (compactRev > 0 && bytesToMainRevision(key) <= compactRev && !keep.hasKey(key)) continue;
         crc = crc32cUpdate(crc32cUpdate(crc, key), value);
       }
       const last = entries[entries.length - 1];

@@ -5,7 +5,7 @@
 import { assert } from '../base/index.js';
 import { SortedMap } from './btree.js';
 import { KeyIndex, type KeyAt, type RevisionSink } from './key-index.js';
-import type { Revision } from './revision.js';
+import type { Revision, RevisionSet } from './revision.js';
 
 /**
  * Which keys a request names: just `start` (single), or start <= key < end,
@@ -121,7 +121,7 @@ export class TreeIndex {
    * index in one go; doing it in slices lets writes run in between). Returns
    * the key to continue from, or undefined when done.
    */
-  compactSlice(atRev: number, available: Set<string>, fromKey: string, keysMax: number): string | undefined {
+  compactSlice(atRev: number, available: RevisionSet, fromKey: string, keysMax: number): string | undefined {
     const { slice, next } = this.sliceFrom(fromKey, keysMax);
     for (const ki of slice) {
       ki.compact(atRev, available);
@@ -138,7 +138,7 @@ export class TreeIndex {
    * (etcd's Keep, for HashKV), for at most keysMax keys from `fromKey` on.
    * Returns the key to continue from, or undefined when done.
    */
-  keepSlice(atRev: number, available: Set<string>, fromKey: string, keysMax: number): string | undefined {
+  keepSlice(atRev: number, available: RevisionSet, fromKey: string, keysMax: number): string | undefined {
     const { slice, next } = this.sliceFrom(fromKey, keysMax);
     for (const ki of slice) ki.keep(atRev, available);
     return next;
