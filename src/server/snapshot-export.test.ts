@@ -114,7 +114,7 @@ test('a peer export let go before its first piece (the peer gone before the tran
   }
 });
 
-test('exports one after another share a worker, and one stopped midway leaves it fit for the next: whole, with what came since', { timeout: 60_000 }, async () => {
+test('exports one after another share a worker, and one stopped midway leaves it fit for the next: whole, with what came since, a defrag between included', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
   const schema = await filled(dir, 6000);
   try {
@@ -123,6 +123,10 @@ test('exports one after another share a worker, and one stopped midway leaves it
     assert.ok((await first.next()) !== undefined);
     await first.stop();
     schema.backend.write((tx) => tx.put(schema.buckets.key, revisionToBytes(6001, 0), utf8('later')));
+    await schema.backend.forceCommit();
+    // A defrag swaps the file under the kept worker: its next view must be of the new one.
+    await schema.backend.defrag();
+    schema.backend.write((tx) => tx.put(schema.buckets.key, revisionToBytes(6002, 0), utf8('after the defrag')));
     await schema.backend.forceCommit();
     const second = await exportDb(schema.backend.path, 'bbolt', () => undefined);
     const pieces: Uint8Array[] = [];
@@ -133,7 +137,7 @@ test('exports one after another share a worker, and one stopped midway leaves it
     writeFileSync(file, Buffer.concat(pieces));
     const db = BboltReader.open(file);
     try {
-      assert.equal([...(db.entries(utf8('key')) ?? [])].length, 6001);
+      assert.equal([...(db.entries(utf8('key')) ?? [])].length, 6002);
     } finally {
       db.close();
     }
