@@ -412,6 +412,9 @@ test('property: the backend matches a map under random writes, commits and reope
         const got = be.range(be.bucket('key'), b(lo), b(hi)).map((e) => e.key[0]);
         assert.deepEqual(got, want);
         assert.deepEqual(be.keys(be.bucket('key'), b(lo), b(hi)).map((k) => k[0]), want, 'keys alone');
+        const viewed: string[] = [];
+        be.forEachView(be.bucket('key'), b(lo), b(hi), (k, v) => void viewed.push(`${k[0]}=${v[0]}`));
+        assert.deepEqual(viewed, want.map((k) => `${k}=${model.get(k)}`), 'views');
       }
       await Promise.all(inflight);
       await be.close();

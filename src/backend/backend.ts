@@ -247,6 +247,16 @@ export class Backend implements WriteTx {
     this.merged(bucket, start, end, this.engine.range(bucket.index, start, end), fn);
   }
 
+  /**
+   * As forEach, but key and value may be views valid only until fn returns
+   * (copy what you keep): no copy per entry, for passes over many (HashKV).
+   */
+  forEachView(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, fn: (key: Uint8Array, value: Uint8Array) => boolean | void): void {
+    this.checkOpen();
+    const engine = this.engine;
+    this.merged(bucket, start, end, engine.views === undefined ? engine.range(bucket.index, start, end) : engine.views(bucket.index, start, end), fn);
+  }
+
   /** The keys forEach would visit, at most limit of them, without reading the committed values. */
   keys(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, limit = Number.POSITIVE_INFINITY): Uint8Array[] {
     this.checkOpen();

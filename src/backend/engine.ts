@@ -36,6 +36,11 @@ export interface BackendEngine {
    * absent: the backend takes them from range.
    */
   keys?(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<Uint8Array>;
+  /**
+   * As range, but each entry's key and value may be views of the engine's
+   * memory, valid only until the iteration moves on; absent: range.
+   */
+  views?(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry>;
   /** Starts committing the batch as one transaction; resolves once it is readable through get/range. */
   commit(batch: EngineBatch): Promise<void>;
   /** Resolves once every commit started before the call is durable. */

@@ -18,7 +18,7 @@ import { open, type Database, type RootDatabase, type RootDatabaseOptions, type 
 import { assert, crc32cUpdate, failpoint, type Logger } from '../base/index.js';
 import type { BackendEngine, EngineBatch, EngineEntry } from './engine.js';
 import { BackendCorruptError } from './errors.js';
-import { isLongStored, longRecord, storedBounds, storedKey, storedValue, within } from './long-keys.js';
+import { isLongStored, longRecord, storedBounds, storedKey, storedKeyBytesMax, storedValue, within } from './long-keys.js';
 
 type Db = Database<Buffer, Uint8Array>;
 type Env = RootDatabase<Buffer, Uint8Array>;
@@ -167,6 +167,8 @@ export class LmdbEngine implements BackendEngine {
   private checked: boolean;
   /** A read view's transaction (openReadView), which every read uses; undefined for the engine that writes. */
   private readonly pinned: { readonly transaction: Transaction } | undefined;
+  /** The buckets read through views of lmdb's buffers (views()), opened at their first use. */
+  private viewDbs: Db[] | undefined;
 
   private constructor(
     private readonly path: string,
@@ -188,6 +190,7 @@ export class LmdbEngine implements BackendEngine {
     const { env, dbs, checked } = opened;
     this.env = env;
     this.dbs = dbs;
+    if (transient) this.viewDbs = dbs;
     this.checked = checked;
     this.pinned = readView ? { transaction: env.useReadTransaction() } : undefined;
     if (!checked && !readView) logger.warn('backend written without record checksums: reads are not checked until a defrag rewrites it', { path });
@@ -265,9 +268,26 @@ export class LmdbEngine implements BackendEngine {
   }
 
   range(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
+    return this.entries(this.dbs[bucket] as Db, bucket, start, end);
+  }
+
+  /**
+   * As range, but each key and value is a view of lmdb's buffer, valid until
+   * the iteration moves on: no copy per entry (2-3x faster over many).
+   */
+  views(bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
+    return this.entries(this.viewDbsOpened()[bucket] as Db, bucket, start, end);
+  }
+
+  private viewDbsOpened(): Db[] {
+    const options: RootDatabaseOptions = transientCodecs;
+    return (this.viewDbs ??= this.names.map((name) => this.env.openDB<Buffer, Uint8Array>(name, options)));
+  }
+
+  private entries(db: Db, bucket: number, start: Uint8Array, end: Uint8Array | undefined): Iterable<EngineEntry> {
     const b = storedBounds(start, end);
     const transaction = this.pinned?.transaction;
-    const entries = (this.dbs[bucket] as Db).getRange(b.end === undefined ? { start: b.start, transaction } : { start: b.start, end: b.end, transaction });
+    const entries = db.getRange(b.end === undefined ? { start: b.start, transaction } : { start: b.start, end: b.end, transaction });
     const whole = entries.map(({ key, value }) => this.entry(bucket, key, this.opened(bucket, key, value)));
     return b.exact ? whole : whole.filter((e) => within(e.key, start, end));
   }
@@ -300,15 +320,20 @@ export class LmdbEngine implements BackendEngine {
 
   /** Reads every record of every bucket, checking each: throws BackendCorruptError at the first bad one. */
   verify(): void {
-    for (let b = 0; b < this.dbs.length; b++) {
-      let last: Uint8Array = new Uint8Array(0);
+    const dbs = this.viewDbsOpened();
+    // The last key read, copied out of lmdb's buffer (which the next read reuses) for the error.
+    const last = Buffer.alloc(storedKeyBytesMax);
+    for (let b = 0; b < dbs.length; b++) {
+      let lastLen = 0;
       try {
-        for (const { key, value } of (this.dbs[b] as Db).getRange({ start: Buffer.alloc(0) })) {
-          last = key;
+        // Views: each record is checked and let go.
+        for (const { key, value } of (dbs[b] as Db).getRange({ start: Buffer.alloc(0) })) {
+          last.set(key);
+          lastLen = key.length;
           this.entry(b, key, this.opened(b, key, value));
         }
       } catch (e) {
-        throw asCorrupt(e, this.names[b] ?? String(b), last);
+        throw asCorrupt(e, this.names[b] ?? String(b), Buffer.from(last.subarray(0, lastLen)));
       }
     }
   }
@@ -390,6 +415,7 @@ export class LmdbEngine implements BackendEngine {
     const old = this.env;
     this.env = next.env;
     this.dbs = next.dbs;
+    this.viewDbs = undefined;
     this.checked = next.checked;
     await old.close();
     rmSync(`${this.path}-lock`, { force: true });

@@ -30,6 +30,9 @@ test('keys longer than LMDB takes are stored, read, listed in order, deleted, ke
     const keysIn = (start: Uint8Array, end: Uint8Array | undefined): Buffer[] => be.keys(bucket, start, end).map((k) => Buffer.from(k));
     assert.deepEqual(keysIn(keys[2] as Buffer, keys[4] as Buffer), [keys[2], keys[3]]);
     assert.deepEqual(keysIn(new Uint8Array(0), undefined), keys);
+    const viewed: string[] = [];
+    be.forEachView(bucket, new Uint8Array(0), undefined, (k, v) => void viewed.push(`${k.length}:${Buffer.from(v).toString()}`));
+    assert.deepEqual(viewed, want, 'views, long keys included');
     be.verify();
     await be.defrag();
     assert.deepEqual(listed(be), want, 'after a defrag');

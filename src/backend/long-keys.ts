@@ -16,6 +16,8 @@ const prefixBytes = 1900;
 const hashBytes = 32;
 /** The length of every key stored for a long one. */
 const longStoredBytes = prefixBytes + hashBytes;
+/** The longest key LMDB holds. */
+export const storedKeyBytesMax = longStoredBytes;
 
 /** The key LMDB holds for key. */
 export function storedKey(key: Uint8Array): Uint8Array {

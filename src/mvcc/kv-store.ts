@@ -504,18 +504,21 @@ export class KvStore {
       if (keep.size === 0 && !(await collectKeep(compactRev))) return undefined;
     }
     const end = revToBytes({ main: hashRev + 1, sub: 0 });
-    for (let start = new Uint8Array(0); ; ) {
-      const entries = this.backend.range(this.keyBucket, start, end, this.hashSliceKeys);
-      for (const { key, value } of entries) {
-        if (compactRev > 0 && bytesToMainRevision(key) <= compactRev && !keep.hasKey(key)) continue;
+    for (let start: Uint8Array | undefined = new Uint8Array(0); start !== undefined; ) {
+      let visited = 0;
+      let from: Uint8Array | undefined;
+      // Views of the backend's memory: each entry is hashed and let go.
+      this.backend.forEachView(this.keyBucket, start, end, (key, value) => {
+        if (visited++ === this.hashSliceKeys) {
+          from = Uint8Array.from(key);
+          return false;
+        }
+        if (compactRev > 0 && bytesToMainRevision(key) <= compactRev && !keep.hasKey(key)) return true;
         crc = crc32cUpdate(crc32cUpdate(crc, key), value);
-      }
-      const last = entries[entries.length - 1];
-      if (entries.length < this.hashSliceKeys || last === undefined) break;
-      // The least key after the last one.
-      start = new Uint8Array(last.key.length + 1);
-      start.set(last.key);
-      if (await moved()) return undefined;
+        return true;
+      });
+      start = from;
+      if (start !== undefined && (await moved())) return undefined;
     }
     return { hash: crc, currentRev, compactRev };
   }
@@ -527,7 +530,8 @@ export class KvStore {
     this.compactMainRev = finished;
     const keys = new Map<string, KeyIndex>();
     let lastRev = 1;
-    this.backend.forEach(this.keyBucket, new Uint8Array(0), undefined, (k, v) => {
+    // Views of the backend's memory: what is kept is decoded out of them (numbers, the key as a string).
+    this.backend.forEachView(this.keyBucket, new Uint8Array(0), undefined, (k, v) => {
       const rev = bytesToRev(k);
       const kv = mvccpb.KeyValue.decode(v);
       const keyStr = bytesToKey(kv.key);
