@@ -194,6 +194,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
 export class Workspace {
   readonly dir: string;
   private failed = false;
+  /** A cluster failed to start since the last test ended: a hook's failure, unless a test that passed asked for it. */
+  private startFailed = false;
   private readonly clusters: Cluster[] = [];
 
   constructor(label: string) {
@@ -207,8 +209,8 @@ export class Workspace {
         return c;
       },
       (e: unknown) => {
-        // A failed start fails a hook, which afterEach does not see: keep the logs.
-        this.failed = true;
+        // A failed start in a hook fails it, which afterEach does not see: keep the logs then.
+        this.startFailed = true;
         throw e;
       },
     );
@@ -217,6 +219,8 @@ export class Workspace {
   /** Takes node:test's context after a test: a test that did not pass keeps the files. */
   noteResult(t: object): void {
     if ('passed' in t && t.passed === false) this.failed = true;
+    // A test that passed with a start that failed expected it (a refused configuration).
+    else this.startFailed = false;
   }
 
   markFailed(): void {
@@ -225,7 +229,7 @@ export class Workspace {
 
   async close(): Promise<void> {
     await Promise.all(this.clusters.map((c) => c.close()));
-    if (this.failed) {
+    if (this.failed || this.startFailed) {
       process.stderr.write(`# harness: a test failed; logs and data dirs kept in ${this.dir}\n`);
       return;
     }
