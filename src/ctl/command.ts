@@ -115,7 +115,7 @@ export class Ctl {
     private readonly inherited: readonly FlagSpec[] = [],
   ) {}
 
-  /** The --write-out printer, made when a command first prints (etcdctl fails an unknown format only then). */
+  /** The --write-out printer: made by clientConfig, or when a command that makes no client first prints. */
   get printer(): Printer {
     this.printerMade ??= newPrinter(this.flags.string('write-out'), this.flags.bool('hex'), this.io.output) ?? fail(ExitCode.badFeature, 'unsupported output format');
     return this.printerMade;
@@ -173,9 +173,7 @@ export class Ctl {
     const cacert = f.string('cacert');
     // The discovery domain names the server's certificate only when insecure discovery is off.
     const serverName = f.bool('insecure-discovery') ? '' : f.string('discovery-srv');
-    for (const [name, v] of [['cert', cert], ['key', key], ['cacert', cacert]] as const) {
-      if (v === '' && f.changed.has(name)) fail(ExitCode.badArgs, `empty string is passed to --${name} option`);
-    }
+    this.checkTlsFlags();
     const anyTls = cert !== '' || key !== '' || cacert !== '' || serverName !== '';
     const secure = anyTls || !f.bool('insecure-transport');
     const read = (p: string): Buffer | undefined => (p === '' ? undefined : readFileOr(p));
@@ -204,9 +202,11 @@ export class Ctl {
   }
 
   /**
-   * What etcdctl's clientConfigFromCmd does before the first client: with
-   * --debug, the inherited flags as ETCDCTL_* lines on stderr; for --user
-   * without a password, the "Password: " prompt. Done once.
+   * What etcdctl's clientConfigFromCmd does before the first client, in its
+   * order: with --debug, the inherited flags as ETCDCTL_* lines on stderr;
+   * the endpoints (DNS discovery); the TLS file flags checked; for --user
+   * without a password, the "Password: " prompt; the --write-out printer
+   * made, so that an unknown format fails before any request. Done once.
    */
   async clientConfig(): Promise<void> {
     if (this.clientConfigDone) return;
@@ -216,9 +216,17 @@ export class Ctl {
       this.io.output.err(lines.join(''));
     }
     await this.discoverEndpoints();
+    this.checkTlsFlags();
     const user = this.flags.string('user');
-    if (user === '' || this.flags.string('password') !== '' || user.includes(':')) return;
-    this.promptedPassword = await this.askSecret('Password: ');
+    if (user !== '' && this.flags.string('password') === '' && !user.includes(':')) this.promptedPassword = await this.askSecret('Password: ');
+    void this.printer;
+  }
+
+  /** etcdctl's keyAndCertFromCmd: a TLS file flag given as an empty string is refused. */
+  private checkTlsFlags(): void {
+    for (const name of ['cert', 'key', 'cacert']) {
+      if (this.flags.string(name) === '' && this.flags.changed.has(name)) fail(ExitCode.badArgs, `empty string is passed to --${name} option`);
+    }
   }
 
   /** --discovery-srv: the endpoints from DNS; http ones dropped (and said so) unless --insecure-discovery. */

@@ -80,6 +80,16 @@ const script: Step[] = [
   { args: ['watch', 'foo', '--rev', '2'], until: '\n' },
   // A response without events is printed with an empty list, as clientv3 makes one for each.
   { args: ['watch', 'foo', '--rev', '2', '-w', 'json'] },
+  // An unknown output format fails where etcdctl makes its client (after the arguments, before any request): nothing written.
+  { args: ['put', 'fmt', 'v', '-w', 'yaml'] },
+  { args: ['del', 'foo', '-w', 'yaml'] },
+  { args: ['txn', '-w', 'yaml'], stdin: '\n\nput fmt v\n\n' },
+  { args: ['compaction', '5', '-w', 'yaml'] },
+  { args: ['put', '-w', 'yaml'] },
+  { args: ['get', 'fmt', '-w', 'json'] },
+  { args: ['get', 'foo', '-w', 'json'] },
+  // etcdctl checks --cert and the others before it asks for a password.
+  { args: ['get', 'foo', '--cert=', '--user=nobody'] },
 ];
 
 describeDifferential('kv', script);
