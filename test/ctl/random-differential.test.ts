@@ -18,9 +18,9 @@
 // Normalised, because it must differ: the cluster and member ids, the ids of
 // leases `lease grant` made (each named by its order of grant), a lease's
 // remaining TTL, the order of `lease list` and of `timetolive --keys` (etcd
-// walks Go maps), table padding. Leases keys are put with are granted with
-// chosen ids before the run (and again after a revoke), so HashKV, which
-// covers each key's lease, compares.
+// walks Go maps), table padding. The leases that keys are put with are
+// granted with chosen ids before the run (and again after a revoke), so
+// HashKV, which covers each key's lease, compares.
 //
 // Kept out of the run: etcdctl's own panics, which etcdctl-ts does not
 // reproduce (README's Status: a txn compare on lease(), or with an operator
