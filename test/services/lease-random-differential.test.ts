@@ -15,7 +15,9 @@
 // lease of the minimum TTL with keys left to expire (a bounded wait until
 // both servers revoked it). A lease granted with a TTL under 1000 s is
 // used and revoked within its step, so that no lease expires unless a step
-// means it to. A watch of every key (prev_kv) on each server must have seen
+// means it to. A third of the way in, both members are killed or stopped and
+// started again (the leases and their keys must come back). A watch of every
+// key (prev_kv) on each server (opened again after the restart) must have seen
 // the same events at the end, and HashKV, LeaseLeases and every lease's
 // TimeToLive must agree.
 //
@@ -40,9 +42,9 @@
 // - when a keep-alive is answered: etcd-ts's leader waits for a ReadIndex
 //   round before it renews, 3.4.23 answers from its lessor. Only the answers
 //   are compared here, each stream's in order, once all of them came;
-// - restarts: 3.4.23 restarts every lease's countdown at its full TTL in Go's
-//   map order when it becomes leader, so the order of LeaseLeases among
-//   leases of one TTL is then random.
+// - the order of LeaseLeases after the restart (compared sorted by id then):
+//   3.4.23 restarts every lease's countdown when it becomes leader, one after
+//   the other in Go's map order, so leases of one TTL come in a random order.
 //
 // LEASE_RANDOM_SEED picks the sequence (the default is fixed), LEASE_RANDOM_OPS
 // its length; a failure names the seed and the step. LEASE_RANDOM_TRACE=1
@@ -62,6 +64,8 @@ const trace = process.env['LEASE_RANDOM_TRACE'] === '1';
 const hashEachStep = process.env['LEASE_RANDOM_HASH'] === '1';
 /** A lease left to expire at this step (and now and then at others). */
 const expiryAt = Math.floor(opsCount / 2);
+/** Both members restart (killed or stopped, as the seed picks) after this step. */
+const restartAt = Math.floor(opsCount / 3);
 const waitMs = 5_000;
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'latin1'));
@@ -225,7 +229,7 @@ interface KeepAlivePair {
 }
 
 describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMissing(), timeout: 60_000 + opsCount * 100 }, () => {
-  const { raw } = useEtcdPair('lease-random-diff');
+  const { clusters, raw } = useEtcdPair('lease-random-diff');
   const model = new Model(new SeededRand(seed));
   /** Per server: placeholder → its id, and its id → placeholder (leases granted with ID 0). */
   const toReal = [new Map<bigint, bigint>(), new Map<bigint, bigint>()];
@@ -277,7 +281,8 @@ describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMis
     }));
     assert.deepEqual(ours, theirs, what);
     const status = answers[0]?.status;
-    count(`${m.name} ${status === '0' ? 'ok' : status === '' ? `${answers[0]?.messages.length ?? 0} answers` : (answers[0]?.message ?? '')}`);
+    const answered = status === '' ? `${answers[0]?.messages.length ?? 0} answers` : `closed, ${status}`;
+    count(`${m.name} ${status === '0' ? 'ok' : answers[0]?.message || answered}`);
     return t[0];
   }
 
@@ -336,11 +341,29 @@ describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMis
     if (l !== undefined) l.live = false;
   };
 
+  /** Set once the members restarted: 3.4.23 then restarts each lease's countdown in Go's map order. */
+  let restarted = false;
+  /** LeaseLeases, soonest to expire first; after the restart sorted by id (see the header). */
+  const leaseList = (what: string): Promise<unknown> =>
+    both(methods.lease.LeaseLeases, pb.LeaseLeasesRequest.create({}), what, (theirs, ours) => {
+      if (restarted) for (const r of [theirs, ours]) r.leases.sort((a, b) => (a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0));
+    });
+
   const timeToLive = (ID: bigint, keysToo: boolean, what: string): Promise<unknown> =>
     both(methods.lease.LeaseTimeToLive, pb.LeaseTimeToLiveRequest.create({ ID, keys: keysToo }), what, remaining);
 
-  /** A watch of every key with prev_kv on each server, from the first write on. */
+  /** A watch of every key with prev_kv on each server, from the first write on (opened again after the restart). */
   let watches: RawStream[] = [];
+  /** The answers of the watches closed for the restart, [etcd's, ours]. */
+  const closedWatches: RawAnswer[][] = [];
+  async function openWatches(startRevision: number): Promise<void> {
+    const create = pb.WatchCreateRequest.create({ key: bytes('\x00'), rangeEnd: bytes('\x00'), prevKv: true, startRevision });
+    const body = pb.WatchRequest.encode(pb.WatchRequest.create({ requestUnion: { case: 'createRequest', value: create } }));
+    watches = raw.map((r) => r.open(methods.watch.Watch.path));
+    for (const w of watches) w.send(body);
+    for (const deadline = Date.now() + waitMs; Date.now() < deadline && !watches.every((w) => w.messages.length > 0); ) await delay(5);
+    assert.ok(watches.every((w) => w.messages.length > 0), 'both watches created');
+  }
   const allEvents = (s: RawStream): mvccpb.Event[] => s.messages.flatMap((m) => pb.WatchResponse.decode(m).events);
   /** Waits (bounded) until both watches have an event of revision rev, if there is one. */
   async function watchedUpTo(rev: number): Promise<void> {
@@ -385,7 +408,7 @@ describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMis
       if (k === 0) await both(methods.kv.Put, pb.PutRequest.create({ key: model.key(), value: bytes('short'), lease: ID, prevKv: model.chance(0.5) }), `${what}: the short lease`);
       else if (k === 1) await timeToLive(ID, model.chance(0.7), `${what}: the short lease`);
       else if (k === 2) await keepAlive(`${what}: the short lease`, [ID, ...(model.chance(0.5) ? [model.leaseRef()] : [])], true);
-      else if (k === 3) await both(methods.lease.LeaseLeases, pb.LeaseLeasesRequest.create({}), `${what}: the short lease`);
+      else if (k === 3) await leaseList(`${what}: the short lease`);
       else await both(methods.kv.Txn, pb.TxnRequest.create({ success: [putOp(pb.PutRequest.create({ key: model.key(), value: bytes('t'), lease: ID }))] }), `${what}: the short lease`);
     }
     await revoke(ID, `${what}: the short lease`);
@@ -415,16 +438,30 @@ describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMis
     await keepAlive(`${what}: expired`, [ID], true);
   }
 
+  /**
+   * Both members stopped (SIGTERM) or killed (SIGKILL) and started again: the keep-alive streams
+   * closed first, the watches once they had every event (opened again from the next revision).
+   */
+  async function restart(how: 'kill' | 'stop', what: string): Promise<void> {
+    if (trace) console.error(`${what}: restart (${how})`);
+    while (keepAlives.length > 0) await closeKeepAlive(keepAlives[0] as KeepAlivePair, false, what);
+    const mark = await both(methods.kv.Put, pb.PutRequest.create({ key: bytes('zz-restart'), value: bytes(how) }), `${what}: before the restart`);
+    const rev = mark?.header?.revision ?? assert.fail('the put has a revision');
+    await watchedUpTo(rev);
+    closedWatches.push(await Promise.all(watches.map((w) => w.cancel())));
+    // Calls after the restart go on new connections (a call on the old one could start before it is seen to close).
+    for (const r of raw) r.close();
+    await Promise.all(clusters.map(async (c) => (how === 'kill' ? c.member(0).kill() : c.member(0).stop())));
+    await Promise.all(clusters.map((c) => c.member(0).start()));
+    restarted = true;
+    await openWatches(rev + 1);
+  }
+
   /** No compaction is under way: none was asked, or the last one answered when done (physical). */
   let compactionDone = true;
 
   test('a watch of every key on each server', { timeout: 10_000 }, async () => {
-    const create = pb.WatchCreateRequest.create({ key: bytes('\x00'), rangeEnd: bytes('\x00'), prevKv: true });
-    const body = pb.WatchRequest.encode(pb.WatchRequest.create({ requestUnion: { case: 'createRequest', value: create } }));
-    watches = raw.map((r) => r.open(methods.watch.Watch.path));
-    for (const w of watches) w.send(body);
-    for (const deadline = Date.now() + waitMs; Date.now() < deadline && !watches.every((w) => w.messages.length > 0); ) await delay(5);
-    assert.ok(watches.every((w) => w.messages.length > 0), 'both watches created');
+    await openWatches(0);
   });
 
   test(`${opsCount} random steps (LEASE_RANDOM_SEED=${seed})`, { timeout: 40_000 + opsCount * 100 }, async () => {
@@ -443,7 +480,7 @@ describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMis
         const live = model.ids(true);
         await revoke(model.chance(0.6) && live.length > 0 ? model.pick(live) : model.leaseRef(), what);
       } else if (n < 30) await timeToLive(model.leaseRef(), model.chance(0.6), what);
-      else if (n < 34) await both(methods.lease.LeaseLeases, pb.LeaseLeasesRequest.create({}), what);
+      else if (n < 34) await leaseList(what);
       else if (n < 50) await keepAlive(what);
       else if (n < 68) await both(methods.kv.Put, model.put(), what);
       else if (n < 80) await both(methods.kv.Txn, model.txn(), what);
@@ -459,13 +496,14 @@ describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMis
           compactionDone = req.physical;
         }
       }
+      if (step === restartAt) await restart(model.chance(0.5) ? 'kill' : 'stop', what);
       if (hashEachStep && compactionDone) await both(methods.maintenance.HashKV, pb.HashKVRequest.create({ revision: 0 }), `${what}: HashKV after`);
     }
   });
 
   test('at the end: the leases, their keys and TTLs, every key, the hash, the keep-alive streams closed', { timeout: 20_000 }, async () => {
     const what = `seed ${seed}: at the end`;
-    await both(methods.lease.LeaseLeases, pb.LeaseLeasesRequest.create({}), what);
+    await leaseList(what);
     for (const ID of [...model.leases.keys(), ...unknownIds]) await timeToLive(ID, true, what);
     await both(methods.kv.Range, pb.RangeRequest.create({ key: bytes('\x00'), rangeEnd: bytes('\x00') }), what);
     // etcd hashes the entries a compaction not yet done would remove: a hash waits for a physical compaction.
@@ -476,8 +514,13 @@ describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMis
   test('the watches saw the same events', { timeout: 10_000 }, async () => {
     const last = await both(methods.kv.Put, pb.PutRequest.create({ key: bytes('zz-end'), value: bytes('end') }), 'the last put');
     await watchedUpTo(last?.header?.revision ?? assert.fail('the last put has a revision'));
-    const answers = await Promise.all(watches.map((w) => w.cancel()));
-    const [theirs, ours] = answers.map((a, side) => a.messages.flatMap((m) => pb.WatchResponse.decode(m).events).map((e) => plain(normalized(e, side))));
+    closedWatches.push(await Promise.all(watches.map((w) => w.cancel())));
+    const [theirs, ours] = [0, 1].map((side) =>
+      closedWatches
+        .map((a) => a[side] ?? assert.fail('two answers'))
+        .flatMap((a) => a.messages.flatMap((m) => pb.WatchResponse.decode(m).events))
+        .map((e) => plain(normalized(e, side))),
+    );
     assert.deepEqual(ours, theirs, `seed ${seed}: the watch events`);
   });
 
