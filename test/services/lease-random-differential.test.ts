@@ -312,6 +312,7 @@ describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMis
     const answers = await Promise.all(raw.map((r, side) => r.call(m.path, bodyFor(m as MethodInfo<Req, unknown>, req, side))));
     const res = agree(m as MethodInfo<unknown, Res>, answers, asked, fix);
     const header = (res as { header?: etcdserverpb.ResponseHeader } | undefined)?.header;
+    if (trace) console.error(`  -> ${answers[0]?.status ?? ''} ${answers[0]?.message ?? ''} @${header?.revision ?? '-'}`);
     if (header !== undefined) model.rev = Math.max(model.rev, header.revision);
     return res;
   }
@@ -479,6 +480,12 @@ describe(`leases at random against the real etcd, seed ${seed}`, { skip: etcdMis
     const rev = mark?.header?.revision ?? assert.fail('the put has a revision');
     await watchedUpTo(rev);
     closedWatches.push(await Promise.all(watches.map((w) => w.cancel())));
+    // Killed only once etcd's backend has committed (every 100 ms) what it applied: 3.4.23 replays
+    // the entries after its last backend commit unfaithfully (see kv-random-differential). Seen here
+    // twice in 100 seeds of 500 steps (131, 142): after a kill right after the last put, etcd's
+    // revision was one or two ahead of etcd-ts's, and etcd-ts's store was what a fresh run of the
+    // requests in its WAL gives, on etcd-ts and on etcd alike.
+    if (how === 'kill') await delay(300);
     // Calls after the restart go on new connections (a call on the old one could start before it is seen to close).
     for (const r of raw) r.close();
     await Promise.all(clusters.map(async (c) => (how === 'kill' ? c.member(0).kill() : c.member(0).stop())));
