@@ -75,7 +75,7 @@ import { Choices, delay, etcdMissing, methods, plain, useEtcdPair, withoutIds, t
 
 const pb = etcdserverpb;
 const seed = Number(process.env['LEASE_RANDOM_SEED'] ?? '20261209');
-const opsCount = Number(process.env['LEASE_RANDOM_OPS'] ?? '300');
+const opsCount = Number(process.env['LEASE_RANDOM_OPS'] ?? '200');
 const trace = process.env['LEASE_RANDOM_TRACE'] === '1';
 /** LEASE_RANDOM_HASH=1 compares HashKV after every step (when no compaction is under way). */
 const hashEachStep = process.env['LEASE_RANDOM_HASH'] === '1';
