@@ -20,10 +20,20 @@ async function filled(dir: string, n: number): Promise<Schema> {
   return schema;
 }
 
-test('an export streams the bbolt file of what was committed: its size first, then bytes that open as that database', { timeout: 60_000 }, async () => {
+/** Runs fn on a backend of `n` entries (filled) in a new temporary dir; closes it and removes the dir after. */
+async function withFilled(n: number, fn: (schema: Schema, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
-  const schema = await filled(dir, 6000);
+  const schema = await filled(dir, n);
   try {
+    await fn(schema, dir);
+  } finally {
+    await schema.backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('an export streams the bbolt file of what was committed: its size first, then bytes that open as that database', { timeout: 60_000 }, () =>
+  withFilled(6000, async (schema, dir) => {
     let viewed = 0;
     const x = await exportDb(schema.backend.path, 'bbolt', () => viewed++);
     assert.equal(viewed, 1);
@@ -45,17 +55,12 @@ test('an export streams the bbolt file of what was committed: its size first, th
     } finally {
       db.close();
     }
-  } finally {
-    await schema.backend.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
-test('a slow taker holds the worker a few pieces ahead; an export stopped midway ends its worker, and next() says so', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
-  // About 32 MiB: many more pieces than the worker may post ahead.
-  const schema = await filled(dir, 24_000);
-  try {
+test('a slow taker holds the worker a few pieces ahead; an export stopped midway ends its worker, and next() says so', { timeout: 60_000 }, () =>
+  withFilled(24_000, async (schema) => {
+    // About 32 MiB: many more pieces than the worker may post ahead.
     const x = await exportDb(schema.backend.path, 'bbolt', () => undefined);
     assert.ok(x.size > 24_000 * 1024);
     assert.ok((await x.next()) !== undefined);
@@ -66,58 +71,37 @@ test('a slow taker holds the worker a few pieces ahead; an export stopped midway
     await x.ended;
     await assert.rejects(x.next(), /stopped/);
     assert.equal(x.queuedBytes(), 0);
-  } finally {
-    await schema.backend.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
-test('a peer export left early by its taker (the transport giving up) stops, and its view goes: a defrag runs after', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
-  const schema = await filled(dir, 24_000);
-  try {
+/**
+ * A peer export whose taker leaves after `taken` pieces (as `for await` does
+ * when the loop is left: return() on the iterator) stops, its `done` runs
+ * once, and its view goes: a defrag runs after.
+ */
+function leftEarly(taken: number): Promise<void> {
+  return withFilled(24_000, async (schema) => {
     let done = 0;
-    const stream = schema.backend.whileViewed(async (viewed) => {
+    await schema.backend.whileViewed(async (viewed) => {
       const x = await exportDb(schema.backend.path, 'peer', viewed);
       const it = exportPieces(x, () => done++)[Symbol.asyncIterator]();
-      assert.equal((await it.next()).done, false);
-      // As `for await` does when the loop is left: return() on the iterator.
+      for (let i = 0; i < taken; i++) assert.equal((await it.next()).done, false);
       await it.return?.(undefined);
       await x.ended;
       await assert.rejects(x.next(), /stopped/);
     });
-    await stream;
     assert.equal(done, 1);
     // The view is closed: a defrag does not wait forever.
     await schema.backend.defrag();
-  } finally {
-    await schema.backend.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  });
+}
 
-test('a peer export let go before its first piece (the peer gone before the transfer started) stops, and a defrag runs after', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
-  const schema = await filled(dir, 24_000);
-  try {
-    let done = 0;
-    await schema.backend.whileViewed(async (viewed) => {
-      const x = await exportDb(schema.backend.path, 'peer', viewed);
-      await exportPieces(x, () => done++)[Symbol.asyncIterator]().return?.();
-      await x.ended;
-    });
-    assert.equal(done, 1);
-    await schema.backend.defrag();
-  } finally {
-    await schema.backend.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('a peer export left early by its taker (the transport giving up) stops, and its view goes: a defrag runs after', { timeout: 60_000 }, () => leftEarly(1));
 
-test('exports one after another share a worker, and one stopped midway leaves it fit for the next: whole, with what came since, a defrag between included', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'snapshot-export-'));
-  const schema = await filled(dir, 6000);
-  try {
+test('a peer export let go before its first piece (the peer gone before the transfer started) stops, and a defrag runs after', { timeout: 60_000 }, () => leftEarly(0));
+
+test('exports one after another share a worker, and one stopped midway leaves it fit for the next: whole, with what came since, a defrag between included', { timeout: 60_000 }, () =>
+  withFilled(6000, async (schema, dir) => {
     const before = exportWorkersStarted();
     const first = await exportDb(schema.backend.path, 'bbolt', () => undefined);
     assert.ok((await first.next()) !== undefined);
@@ -141,8 +125,5 @@ test('exports one after another share a worker, and one stopped midway leaves it
     } finally {
       db.close();
     }
-  } finally {
-    await schema.backend.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
