@@ -35,3 +35,29 @@ export function useEtcdPair(label: string, extraFlags: readonly string[] = []): 
   });
   return pair;
 }
+
+const backendCommits = /^etcd_disk_backend_commit_duration_seconds_count (\S+)$/m;
+
+async function backendCommitCount(c: Cluster, timeoutMs: number): Promise<number> {
+  const text = await (await fetch(`${c.member(0).clientUrl}/metrics`, { signal: AbortSignal.timeout(timeoutMs) })).text();
+  const m = backendCommits.exec(text);
+  if (m === null) throw new Error('no etcd_disk_backend_commit_duration_seconds_count in /metrics');
+  return Number(m[1]);
+}
+
+/**
+ * Resolves once c's one member has committed its backend with everything it had applied when
+ * called. Its backend-commit counter is read, then write (a change the caller makes, so that the
+ * backend has something to commit: etcd counts only commits that hold writes), then the counter is
+ * awaited past the first value. etcd counts a commit before it lets an apply take the batch again,
+ * so a commit counted after the first read began after everything applied before it.
+ */
+export async function backendCommitted(c: Cluster, write: () => Promise<unknown>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const first = await backendCommitCount(c, timeoutMs);
+  await write();
+  while ((await backendCommitCount(c, Math.max(1, deadline - Date.now()))) <= first) {
+    if (Date.now() >= deadline) throw new Error(`the backend did not commit within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

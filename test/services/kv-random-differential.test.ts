@@ -24,7 +24,7 @@ import { prefixRangeEnd } from '../../src/client/index.js';
 import { SeededRand } from '../../src/base/index.js';
 import { etcdserverpb, mvccpb } from '../../src/pb/index.js';
 import type { MethodInfo } from '../../src/pb/runtime.js';
-import { Choices, compared, delay, etcdMissing, methods, plain, RawGrpc, useEtcdPair, type RawAnswer, type RawStream } from '../harness/index.js';
+import { backendCommitted, Choices, compared, delay, etcdMissing, methods, plain, RawGrpc, useEtcdPair, type RawAnswer, type RawStream } from '../harness/index.js';
 
 const pb = etcdserverpb;
 const seed = Number(process.env['KV_RANDOM_SEED'] ?? '20261207');
@@ -298,7 +298,11 @@ describe(`KV at random against the real etcd, seed ${seed}`, { skip: etcdMissing
     // (removeNeedlessRangeReqs, for entries no client waits for), so a txn it refused for a
     // range at a future or compacted revision would be applied by the replay, and the history
     // clients saw rewritten. etcd-ts replays what it applied (a difference kept on purpose).
-    if (how === 'kill') await delay(300);
+    // A second put gives etcd's backend a commit to count; left to the replay, a put is faithful.
+    if (how === 'kill') {
+      const second = pb.PutRequest.create({ key: bytes('zz-restart'), value: bytes('committed') });
+      await backendCommitted(clusters[0] ?? assert.fail('two servers'), () => both(methods.kv.Put, second, `${what}: before the kill`));
+    }
     // Calls after the restart go on new connections (a call on the old one could start before it is seen to close).
     for (const r of raw) r.close();
     await Promise.all(clusters.map(async (c) => (how === 'kill' ? c.member(0).kill() : c.member(0).stop())));
