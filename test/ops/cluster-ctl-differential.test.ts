@@ -185,11 +185,11 @@ describe('cluster-level etcdctl commands, differentially: a real etcd 3.4.23 clu
       on(all, 'move-leader', 'xyz'),
       on(all, 'move-leader'),
       on(all, 'move-leader', '${m2}', '${m3}'),
-      // Timeouts too short for anything.
-      on(all, 'endpoint', 'status', '--command-timeout=1ms'),
-      on(all, 'endpoint', 'health', '--command-timeout=1ms'),
-      on(all, 'endpoint', 'hashkv', '--cluster', '--command-timeout=1ms'),
-      on(all, 'alarm', 'list', '--command-timeout=1ms'),
+      // Timeouts too short for anything: past before the call (1 ms let a status through on a fast machine).
+      on(all, 'endpoint', 'status', '--command-timeout=1ns'),
+      on(all, 'endpoint', 'health', '--command-timeout=1ns'),
+      on(all, 'endpoint', 'hashkv', '--cluster', '--command-timeout=1ns'),
+      on(all, 'alarm', 'list', '--command-timeout=1ns'),
     ]);
     // Alarms, the same ones on both sides: one, then three (one of a member that does not exist).
     await Promise.all(sides.map((side) => alarm(side, etcdserverpb.AlarmRequest_AlarmAction.ACTIVATE, 'm2')));
@@ -251,7 +251,7 @@ describe('cluster-level etcdctl commands, differentially: a real etcd 3.4.23 clu
     const added = await Promise.all(sides.map((side) => etcdctl(['member', 'add', 'l1', '--learner', `--peer-urls=http://127.0.0.1:${side.vars.get('port.l1') ?? '?'}`], { endpoints: [side.member('m2').endpoint] })));
     await Promise.all(
       sides.map(async (side, i) => {
-        const printed = parseMemberAdd(added[i]?.stdout ?? '');
+        const printed = parseMemberAdd(added[i]?.stdout ?? '', `${side.kind}: ${added[i]?.stderr ?? ''}`);
         side.vars.set('l1', printed.id);
         const dir = join(ws.dir, `${side.kind}-joined`);
         mkdirSync(dir, { recursive: true });
@@ -277,7 +277,7 @@ describe('cluster-level etcdctl commands, differentially: a real etcd 3.4.23 clu
     await Promise.all(sides.map((side) => side.member('l1').stop()));
     await Promise.all(sides.map((side) => etcdctl(['member', 'remove', side.vars.get('l1') ?? '?'], { endpoints: side.cluster.endpoints })));
     const voter = await Promise.all(sides.map((side) => etcdctl(['member', 'add', 'v1', `--peer-urls=http://127.0.0.1:${side.vars.get('port.v1') ?? '?'}`], { endpoints: side.cluster.endpoints })));
-    sides.forEach((side, i) => side.vars.set('v1', parseMemberAdd(voter[i]?.stdout ?? '').id));
+    sides.forEach((side, i) => side.vars.set('v1', parseMemberAdd(voter[i]?.stdout ?? '', voter[i]?.stderr).id));
     ms.push(
       ...(await runSteps(sides, [
         on('m1', 'endpoint', 'status', '--cluster', '-w', 'table'),

@@ -6,7 +6,7 @@
  * pinning the leader to m1 on both.
  */
 import assert from 'node:assert/strict';
-import { etcdctl, freePorts, memberStatus, type Cluster, type CtlResult, type Member, type MemberKind, type Workspace } from '../harness/index.js';
+import { delay, etcdctl, freePorts, memberStatus, type Cluster, type CtlResult, type Member, type MemberKind, type Workspace } from '../harness/index.js';
 import { fastElection, readyTimeoutMs } from '../cluster/kit.js';
 import { formatMismatches, idForms, replaceLongestFirst, type Mismatch, type Observed } from '../e2e/diff-kit.js';
 import { eventually, memberIds } from './kit.js';
@@ -139,12 +139,19 @@ export async function pinLeader(side: Side): Promise<void> {
  * ids and URLs learned, free ports named port.<name> for each of ports, and
  * m1 leading on both.
  */
+/** How long after the clusters are ready their peer links count as up for 5 s, with a margin. */
+const linksAgedMs = 6_000;
+
 export async function startSides(ws: Workspace, ports: readonly string[]): Promise<[Side, Side]> {
   const kinds: MemberKind[] = ['etcd', 'etcd-ts'];
   const clusters = await Promise.all(kinds.map((kind) => ws.startCluster({ kind, size: 3, readyTimeoutMs, extraFlags: [...fastElection] })));
+  const readyAtMs = Date.now();
   const sides = kinds.map((kind, i) => new Side(kind, clusters[i] as Cluster)) as [Side, Side];
   await Promise.all(sides.map((s) => s.learnMembers(s.cluster.members)));
   await Promise.all(sides.map((s) => s.allocPorts(...ports)));
   await Promise.all(sides.map((s) => pinLeader(s)));
+  // Strict reconfiguration refuses any add until the member's links to every voter have been up
+  // for 5 s (etcd's HealthInterval): on a fast machine the first add could come sooner on one side.
+  await delay(Math.max(0, readyAtMs + linksAgedMs - Date.now()));
   return sides;
 }

@@ -134,9 +134,10 @@ export interface MemberAdded {
   readonly env: ReadonlyMap<string, string>;
 }
 
-export function parseMemberAdd(stdout: string): MemberAdded {
+/** What `member add` printed: stdout, and stderr to name the failure when it is not that. */
+export function parseMemberAdd(stdout: string, stderr = ''): MemberAdded {
   const head = /^Member +([0-9a-f]+) added to cluster +([0-9a-f]+)\n\n/.exec(stdout);
-  if (head === null) throw new Error(`not a member add output:\n${stdout}`);
+  if (head === null) throw new Error(`not a member add output:\n${stdout}\nstderr:\n${stderr}`);
   const env = new Map<string, string>();
   for (const line of stdout.slice(head[0].length).split('\n')) {
     const kv = /^(ETCD_[A-Z_]+)="(.*)"$/.exec(line);
