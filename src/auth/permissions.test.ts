@@ -207,10 +207,13 @@ function buildWorld(spec: WorldSpec): World {
   const store = new AuthStore({ backend: new MemoryAuthBackend() });
   const hashedPassword = encodeHashedPassword('$2b$04$abcdefghijklmnopqrstuu5Q9l7wqfZ3cEbhT2mCyd2QcU7Q9q6W2');
   const valid = (g: Grant): boolean => isValidPermissionRange(g.key, g.rangeEnd);
-  // What each role ends up granting: a grant of the same key and range_end replaces the type (etcd).
+  // What each role ends up granting, as etcd keeps it: a grant changes the type of the first grant
+  // of its key (the list sorted by key) when that one has the same range end, and is added
+  // otherwise, even beside an equal one further on. The checks are judged against the role as
+  // stored; it must be this model's whenever Go's sort is stable (up to 12 grants).
   const effective = spec.roles.map((role, i) => {
     store.roleAdd({ name: `r${i}` });
-    const byRange = new Map<string, { g: Grant; permType: authpb.Permission_Type }>();
+    const model: { g: Grant; permType: authpb.Permission_Type }[] = [];
     const kinds: [Grant[], authpb.Permission_Type][] = [[role.read, 0], [role.write, 1], [role.both, 2]];
     for (const [grants, permType] of kinds) {
       for (const g of grants) {
@@ -220,11 +223,18 @@ function buildWorld(spec: WorldSpec): World {
           continue;
         }
         store.roleGrantPermission(req);
-        byRange.set(`${toHex(g.key)}|${toHex(g.rangeEnd)}`, { g, permType });
+        const first = model.find((x) => compareBytes(x.g.key, g.key) >= 0);
+        if (first !== undefined && compareBytes(first.g.key, g.key) === 0 && compareBytes(first.g.rangeEnd, g.rangeEnd) === 0) first.permType = permType;
+        else {
+          model.push({ g, permType });
+          model.sort((x, y) => compareBytes(x.g.key, y.g.key));
+        }
       }
     }
-    const all = [...byRange.values()];
-    return { read: all.filter((x) => x.permType !== 1).map((x) => x.g), write: all.filter((x) => x.permType !== 0).map((x) => x.g) };
+    const stored = store.roleGet(`r${i}`).map((p) => ({ g: { key: p.key, rangeEnd: p.rangeEnd }, permType: p.permType }));
+    const text = (l: typeof model): string[] => l.map((x) => `${toHex(x.g.key)}|${toHex(x.g.rangeEnd)}|${x.permType}`);
+    if (model.length <= 12) assert.deepEqual(text(stored), text(model));
+    return { read: stored.filter((x) => x.permType !== 1).map((x) => x.g), write: stored.filter((x) => x.permType !== 0).map((x) => x.g) };
   });
   const grantsOf = new Map<string, { read: Grant[]; write: Grant[] }>();
   spec.users.forEach((roles, i) => {
