@@ -250,8 +250,10 @@ export class Backend implements WriteTx {
   /**
    * As forEach, but key and value may be views valid only until fn returns
    * (copy what you keep): no copy per entry, for passes over many (HashKV).
+   * sum, when defined, is the CRC-32C of key then value, computed to check
+   * the committed record (EngineEntry.sum); uncommitted entries have none.
    */
-  forEachView(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, fn: (key: Uint8Array, value: Uint8Array) => boolean | void): void {
+  forEachView(bucket: Bucket, start: Uint8Array, end: Uint8Array | undefined, fn: (key: Uint8Array, value: Uint8Array, sum: number | undefined) => boolean | void): void {
     this.checkOpen();
     const engine = this.engine;
     this.merged(bucket, start, end, engine.views === undefined ? engine.range(bucket.index, start, end) : engine.views(bucket.index, start, end), fn);
@@ -278,34 +280,34 @@ export class Backend implements WriteTx {
     start: Uint8Array,
     end: Uint8Array | undefined,
     committed: Iterable<EngineEntry>,
-    fn: (key: Uint8Array, value: Uint8Array) => boolean | void,
+    fn: (key: Uint8Array, value: Uint8Array, sum: number | undefined) => boolean | void,
   ): void {
     const over = this.overlayRange(bucket.index, start, end);
     if (over.length === 0) {
-      for (const { key, value } of committed) {
-        if (fn(key, value) === false) return;
+      for (const { key, value, sum } of committed) {
+        if (fn(key, value, sum) === false) return;
       }
       return;
     }
     let i = 0;
-    for (const { key, value } of committed) {
+    for (const { key, value, sum } of committed) {
       // Overlay entries before this key first.
       while (i < over.length && Buffer.compare((over[i] as OverlayEntry).key, key) < 0) {
         const o = over[i++] as OverlayEntry;
-        if (o.value !== undefined && fn(o.key, o.value) === false) return;
+        if (o.value !== undefined && fn(o.key, o.value, undefined) === false) return;
       }
       const o = over[i];
       if (o !== undefined && Buffer.compare(o.key, key) === 0) {
         // The overlay's entry for this very key replaces (or deletes) the committed one.
         i++;
-        if (o.value !== undefined && fn(o.key, o.value) === false) return;
+        if (o.value !== undefined && fn(o.key, o.value, undefined) === false) return;
         continue;
       }
-      if (fn(key, value) === false) return;
+      if (fn(key, value, sum) === false) return;
     }
     for (; i < over.length; i++) {
       const o = over[i] as OverlayEntry;
-      if (o.value !== undefined && fn(o.key, o.value) === false) return;
+      if (o.value !== undefined && fn(o.key, o.value, undefined) === false) return;
     }
   }
 

@@ -17,6 +17,13 @@ import type { BucketOverlay } from './overlay.js';
 export interface EngineEntry {
   readonly key: Uint8Array;
   readonly value: Uint8Array;
+  /**
+   * CRC-32C of key then value, when the engine computed it to check the
+   * record (views() of a backend written with record checksums): a reader
+   * that hashes the entry extends its hash with it (crc32cExtend) instead
+   * of another pass over the bytes.
+   */
+  readonly sum?: number | undefined;
 }
 
 /** The writes of one commit, per bucket (a value undefined deletes the key). */

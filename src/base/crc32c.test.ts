@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { crc32c, crc32cUpdate } from './crc32c.js';
+import { crc32c, crc32cExtend, crc32cUpdate } from './crc32c.js';
 
 function slow(data: Uint8Array): number {
   let c = 0xffffffff;
@@ -28,4 +28,17 @@ test('slicing-by-8 equals bit-at-a-time, and updates compose', () => {
       assert.equal(crc32cUpdate(crc32c(a), b), crc32c(both));
     }),
   );
+});
+
+test('crc32cExtend gives crc32cUpdate from the data\'s own checksum and length', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.uint8Array({ maxLength: 300 }), (crc, data) => {
+      assert.equal(crc32cExtend(crc, crc32c(data), data.length), crc32cUpdate(crc, data));
+    }),
+  );
+  // Lengths past the first tables, zeros and not.
+  for (const n of [0, 1, 3, 4, 5, 64, 1000, 65_537, 1 << 20]) {
+    const data = new Uint8Array(n).map((_, i) => (i * 131) & 0xff);
+    assert.equal(crc32cExtend(0x12345678, crc32c(data), n), crc32cUpdate(0x12345678, data), `${n} bytes`);
+  }
 });

@@ -36,6 +36,22 @@ const [t0, t1, t2, t3, t4, t5, t6, t7] = tables as [
 ];
 
 /**
+ * A DataView over the whole of the last buffer read: checksums of many small
+ * pieces of one buffer (lmdb's reused read buffer, Buffer's pool slabs)
+ * allocate none. It holds on to that one buffer until another is read.
+ */
+let viewedBuffer: ArrayBufferLike | undefined;
+let viewed: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+
+function wordsOf(buffer: ArrayBufferLike): DataView<ArrayBufferLike> {
+  if (buffer !== viewedBuffer) {
+    viewed = new DataView(buffer);
+    viewedBuffer = buffer;
+  }
+  return viewed;
+}
+
+/**
  * Extends crc (the checksum of the bytes before) over data, as Go's
  * crc32.Update(crc, castagnoliTable, data). Start with crc = 0.
  */
@@ -48,10 +64,11 @@ export function crc32cUpdate(crc: number, data: Uint8Array): number {
   if (end8 > 0) {
     // Two little-endian words per step through a DataView (which V8 compiles
     // to plain loads), rather than assembled from single bytes.
-    const words = new DataView(data.buffer, data.byteOffset, end8);
+    const words = wordsOf(data.buffer);
+    const at = data.byteOffset;
     while (i < end8) {
-      const a = c ^ words.getInt32(i, true);
-      const b = words.getInt32(i + 4, true);
+      const a = c ^ words.getInt32(at + i, true);
+      const b = words.getInt32(at + i + 4, true);
       c =
         (t7[a & 0xff] as number) ^
         (t6[(a >>> 8) & 0xff] as number) ^
@@ -73,4 +90,57 @@ export function crc32cUpdate(crc: number, data: Uint8Array): number {
 
 export function crc32c(data: Uint8Array): number {
   return crc32cUpdate(0, data);
+}
+
+/**
+ * Advancing the CRC register over 4·2^j zero bytes is linear in the
+ * register: zeroTables[j][i][b] is the register that b << 8i becomes, so an
+ * advance is four lookups, whatever its length. Built on first use.
+ */
+const zeroTables: Int32Array[][] = [];
+
+/** The register r advanced over four zero bytes, one byte at a time. */
+function advance4(r: number): number {
+  for (let k = 0; k < 4; k++) r = (t0[r & 0xff] as number) ^ (r >>> 8);
+  return r;
+}
+
+function zeroTable(j: number): Int32Array[] {
+  for (let k = zeroTables.length; k <= j; k++) {
+    const prev = zeroTables[k - 1];
+    const t: Int32Array[] = [new Int32Array(256), new Int32Array(256), new Int32Array(256), new Int32Array(256)];
+    for (let i = 0; i < 4; i++) {
+      for (let b = 0; b < 256; b++) {
+        const r = b << (8 * i);
+        (t[i] as Int32Array)[b] = prev === undefined ? advance4(r) : applyZero(prev, applyZero(prev, r));
+      }
+    }
+    zeroTables.push(t);
+  }
+  return zeroTables[j] as Int32Array[];
+}
+
+function applyZero(t: Int32Array[], r: number): number {
+  return (
+    ((t[0] as Int32Array)[r & 0xff] as number) ^
+    ((t[1] as Int32Array)[(r >>> 8) & 0xff] as number) ^
+    ((t[2] as Int32Array)[(r >>> 16) & 0xff] as number) ^
+    ((t[3] as Int32Array)[r >>> 24] as number)
+  );
+}
+
+/**
+ * crc32cUpdate(crc, data) from the checksum of data alone: dataCrc =
+ * crc32c(data), length = data.length. The register is linear in what it
+ * starts from, and the inversions at both ends cancel, so the checksum of
+ * data after crc is dataCrc xor crc carried over length zero bytes. Costs
+ * four lookups per bit set in length / 4, not a pass over the bytes: for a
+ * checksum kept beside data (a backend record's trailer) extended into a
+ * running one (HashKV).
+ */
+export function crc32cExtend(crc: number, dataCrc: number, length: number): number {
+  let r = crc | 0;
+  for (let k = length & 3; k > 0; k--) r = (t0[r & 0xff] as number) ^ (r >>> 8);
+  for (let q = length >>> 2, j = 0; q !== 0; q >>>= 1, j++) if (q & 1) r = applyZero(zeroTable(j), r);
+  return (r ^ dataCrc) >>> 0;
 }
