@@ -5,18 +5,19 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { nopLogger } from '../base/index.js';
 import { raftpb, serverpb } from '../pb/index.js';
-import { MemoryStorage } from '../raft/index.js';
+import { MemoryStorage, ProgressState, type ProgressStatus } from '../raft/index.js';
 import type { Schema } from '../schema/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
 import type { EtcdServer } from './server.js';
-import { LogCompaction, SnapshotFlow, type SnapshotHost } from './snapshot-flow.js';
+import { catchUpFloor, LogCompaction, SnapshotFlow, type SnapshotHost } from './snapshot-flow.js';
 
 /** A host whose raft log holds entries 1..last, with the given saved commit; records what the compaction did. */
-function host(appliedIndex: number, last: number, commit: number): { h: SnapshotHost & { appliedIndex: number }; storage: MemoryStorage; did: string[] } {
+function host(appliedIndex: number, last: number, commit: number): { h: SnapshotHost & { appliedIndex: number }; storage: MemoryStorage; did: string[]; progress: Map<bigint, ProgressStatus> } {
   const storage = new MemoryStorage();
   storage.append(Array.from({ length: last }, (_, i) => raftpb.Entry.create({ index: i + 1, term: 1 })));
   storage.setHardState(raftpb.HardState.create({ term: 1, commit }));
   const did: string[] = [];
+  const progress = new Map<bigint, ProgressStatus>();
   let lastSnapshot = 0;
   const h = {
     appliedIndex,
@@ -31,13 +32,14 @@ function host(appliedIndex: number, last: number, commit: number): { h: Snapshot
         saveSnapshot: (m: { index: number }) => void did.push(`marker ${m.index}`),
         releaseTo: (i: number) => void did.push(`release to ${i}`),
       } as unknown as Wal,
+      rawNode: { status: () => ({ id: 1n, progress }) },
     },
     cfg: { snapshotCount: 10, snapshotCatchUpEntries: 5, maxSnapshots: 0 },
     logger: nopLogger,
     lastSnapshotIndex: () => lastSnapshot,
     setLastSnapshotIndex: (i: number) => void (lastSnapshot = i),
   };
-  return { h, storage, did };
+  return { h, storage, did, progress };
 }
 
 test('log compaction: no snapshot past the commit index the WAL kept (a restart with the backend ahead of it)', async () => {
@@ -62,6 +64,48 @@ test('log compaction: a snapshot once more than snapshot-count entries applied s
   h.appliedIndex = 11;
   await c.maybeSnapshot();
   assert.deepEqual(did, ['snap file 11', 'marker 11', 'release to 11']);
+});
+
+/** A follower's progress as a leader sees it. */
+function follower(state: ProgressState, match: number, pendingSnapshot = 0, recentActive = true): ProgressStatus {
+  return { match, next: match + 1, state, isLearner: false, recentActive, paused: false, inflightCount: 0, pendingSnapshot };
+}
+
+test('log compaction keeps the entries a follower catching up needs, within a bound', async () => {
+  // Entries 1..400 applied, snapshots every 10, 5 kept behind: 395 would be the first index kept.
+  const { h, storage, progress } = host(400, 400, 400);
+  // Being sent the snapshot at 300: the log keeps 300 (its term) and on, for the appends after it.
+  progress.set(2n, follower(ProgressState.StateSnapshot, 120, 300));
+  // Replicating 40 behind; and another far behind, but inactive: not waited for.
+  progress.set(3n, follower(ProgressState.StateReplicate, 360));
+  progress.set(4n, follower(ProgressState.StateProbe, 200, 0, false));
+  const c = new LogCompaction(h);
+  await c.maybeSnapshot();
+  assert.equal(storage.firstIndex(), 301);
+  // Installed: its match is 300, and it replicates. Both caught up later: the usual window again.
+  progress.set(2n, follower(ProgressState.StateReplicate, 300));
+  h.appliedIndex = 411;
+  storage.append(Array.from({ length: 11 }, (_, i) => raftpb.Entry.create({ index: 401 + i, term: 1 })));
+  storage.setHardState(raftpb.HardState.create({ term: 1, commit: 411 }));
+  await c.maybeSnapshot();
+  assert.equal(storage.firstIndex(), 301, 'still needed by the follower at 300');
+  progress.set(2n, follower(ProgressState.StateReplicate, 422));
+  progress.set(3n, follower(ProgressState.StateReplicate, 422));
+  h.appliedIndex = 422;
+  storage.append(Array.from({ length: 11 }, (_, i) => raftpb.Entry.create({ index: 412 + i, term: 1 })));
+  storage.setHardState(raftpb.HardState.create({ term: 1, commit: 422 }));
+  await c.maybeSnapshot();
+  assert.equal(storage.firstIndex(), 418);
+});
+
+test('catchUpFloor: a follower too far behind, or behind the log, is not waited for', () => {
+  const status = (...prs: ProgressStatus[]): { id: bigint; progress: Map<bigint, ProgressStatus> } => ({ id: 1n, progress: new Map(prs.map((p, i) => [BigInt(i + 2), p])) });
+  assert.equal(catchUpFloor(status(follower(ProgressState.StateReplicate, 100)), 50, 1000, 900), 100);
+  assert.equal(catchUpFloor(status(follower(ProgressState.StateReplicate, 99)), 50, 1000, 900), Number.POSITIVE_INFINITY, 'more than 900 behind');
+  assert.equal(catchUpFloor(status(follower(ProgressState.StateProbe, 48)), 50, 1000, 900), Number.POSITIVE_INFINITY, 'needs a snapshot anyway');
+  assert.equal(catchUpFloor(status(follower(ProgressState.StateProbe, 49), follower(ProgressState.StateSnapshot, 10, 700)), 50, 940, 900), 49);
+  // The leader's own progress does not count.
+  assert.equal(catchUpFloor({ id: 2n, progress: new Map([[2n, follower(ProgressState.StateReplicate, 60)]]) }, 50, 1000, 900), Number.POSITIVE_INFINITY);
 });
 
 test('purging the snap dir removes received databases up to the index kept, partial ones, and files of sends and older clients', async () => {

@@ -21,7 +21,7 @@ import { open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { failpoint, type Logger } from '../base/index.js';
 import { raftpb, serverpb } from '../pb/index.js';
-import { isRaftError, type MemoryStorage } from '../raft/index.js';
+import { isRaftError, ProgressState, type MemoryStorage, type ProgressStatus } from '../raft/index.js';
 import type { Schema } from '../schema/index.js';
 import type { Snapshotter, Wal } from '../wal/index.js';
 import { exportDb, exportPieces, type DbExport, type SizedDbExport } from './snapshot-export.js';
@@ -73,7 +73,13 @@ export interface SnapshotHost {
   readonly confState: raftpb.ConfState;
   readonly cluster: Pick<RaftCluster, 'toSnapshotData'>;
   readonly schema: Schema;
-  readonly raft: { readonly storage: MemoryStorage; readonly snapshotter: Snapshotter; readonly wal: Wal };
+  readonly raft: {
+    readonly storage: MemoryStorage;
+    readonly snapshotter: Snapshotter;
+    readonly wal: Wal;
+    /** The followers' progress (a leader's; empty on the others). */
+    readonly rawNode: { status(): { readonly id: bigint; readonly progress: ReadonlyMap<bigint, ProgressStatus> } };
+  };
   readonly cfg: { readonly snapshotCount: number; readonly snapshotCatchUpEntries: number; readonly maxSnapshots: number };
   readonly logger: Logger;
   lastSnapshotIndex(): number;
@@ -87,6 +93,35 @@ function appliedPoint(s: SnapshotHost): AppliedPoint {
     confState: raftpb.ConfState.create(s.confState),
     data: serverpb.SnapshotData.encode(s.cluster.toSnapshotData()),
   };
+}
+
+/** How many entries behind the snapshot a follower catching up may keep in the log, at least (see catchUpFloor). */
+export const catchUpHoldMin = 10_000;
+
+/**
+ * The lowest index a leader keeps in its log for followers catching up
+ * (Infinity: none). A follower that is being sent a snapshot needs the
+ * entries after it once installed; one replicating behind the catch-up
+ * window needs those after its match. Compacting past them would send
+ * each a snapshot again, and under a steady write load that outruns a
+ * snapshot's transfer and install it would never stop getting snapshots
+ * (etcd 3.4 compacts regardless). A follower counts while it is active
+ * and no more than holdMax entries behind index, and only while the log
+ * still reaches it (first: the log's first index).
+ */
+export function catchUpFloor(
+  status: { readonly id: bigint; readonly progress: ReadonlyMap<bigint, ProgressStatus> },
+  first: number,
+  index: number,
+  holdMax: number,
+): number {
+  let floor = Number.POSITIVE_INFINITY;
+  for (const [id, pr] of status.progress) {
+    if (id === status.id || !pr.recentActive) continue;
+    const needs = pr.state === ProgressState.StateSnapshot ? pr.pendingSnapshot : pr.match;
+    if (needs >= first - 1 && index - needs <= holdMax && needs < floor) floor = needs;
+  }
+  return floor;
 }
 
 /** Log compaction (the first role above), once more than snapshotCount entries applied since the last snapshot. */
@@ -117,7 +152,8 @@ export class LogCompaction {
       await s.raft.snapshotter.save(snap);
       await s.raft.wal.saveSnapshot({ index: point.index, term: point.term, confState: point.confState });
       failpoint('raftAfterSaveSnap');
-      const compactIndex = point.index > s.cfg.snapshotCatchUpEntries ? point.index - s.cfg.snapshotCatchUpEntries : 1;
+      const window = point.index > s.cfg.snapshotCatchUpEntries ? point.index - s.cfg.snapshotCatchUpEntries : 1;
+      const compactIndex = Math.min(window, catchUpFloor(s.raft.rawNode.status(), storage.firstIndex(), point.index, Math.max(s.cfg.snapshotCount, catchUpHoldMin)));
       if (compactIndex > storage.firstIndex()) storage.compact(compactIndex);
       await s.raft.wal.releaseTo(point.index);
       failpoint('raftAfterWalRelease');
