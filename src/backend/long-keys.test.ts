@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32c, crc32cUpdate } from '../base/index.js';
 import { Backend, ManualTimers } from './index.js';
 
 const names = ['auth', 'meta'];
@@ -31,8 +32,14 @@ test('keys longer than LMDB takes are stored, read, listed in order, deleted, ke
     assert.deepEqual(keysIn(keys[2] as Buffer, keys[4] as Buffer), [keys[2], keys[3]]);
     assert.deepEqual(keysIn(new Uint8Array(0), undefined), keys);
     const viewed: string[] = [];
-    be.forEachView(bucket, new Uint8Array(0), undefined, (k, v) => void viewed.push(`${k.length}:${Buffer.from(v).toString()}`));
+    const sums: string[] = [];
+    be.forEachView(bucket, new Uint8Array(0), undefined, (k, v, sum) => {
+      viewed.push(`${k.length}:${Buffer.from(v).toString()}`);
+      // A long key's record is stored under a digest: its checksum is not that of this key and value.
+      sums.push(sum === undefined ? `${k.length}: none` : `${k.length}: ${sum === crc32cUpdate(crc32c(k), v) ? 'right' : 'wrong'}`);
+    });
     assert.deepEqual(viewed, want, 'views, long keys included');
+    assert.deepEqual(sums, ['1: right', '1931: right', '2000: none', '5000: none', '5001: none', '1: right']);
     be.verify();
     await be.defrag();
     assert.deepEqual(listed(be), want, 'after a defrag');
