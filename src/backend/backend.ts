@@ -81,7 +81,13 @@ export interface ReadTx {
 
 /** Writes, inside Backend.write. The backend keeps the arrays passed in: never modify them afterwards. */
 export interface WriteTx extends ReadTx {
-  put(bucket: Bucket, key: Uint8Array, value: Uint8Array): void;
+  /**
+   * sum, when given, must be crc32cUpdate(crc32c(key), value): a caller that
+   * hashed the record already spares the commit another pass over it (the
+   * stored record's checksum is that CRC; a wrong one makes the record read
+   * as corrupt).
+   */
+  put(bucket: Bucket, key: Uint8Array, value: Uint8Array, sum?: number): void;
   delete(bucket: Bucket, key: Uint8Array): void;
 }
 
@@ -190,18 +196,18 @@ export class Backend implements WriteTx {
     return this.depth > 0;
   }
 
-  put(bucket: Bucket, key: Uint8Array, value: Uint8Array): void {
-    this.record(bucket, key, value);
+  put(bucket: Bucket, key: Uint8Array, value: Uint8Array, sum?: number): void {
+    this.record(bucket, key, value, sum);
   }
 
   delete(bucket: Bucket, key: Uint8Array): void {
-    this.record(bucket, key, undefined);
+    this.record(bucket, key, undefined, undefined);
   }
 
-  private record(bucket: Bucket, key: Uint8Array, value: Uint8Array | undefined): void {
+  private record(bucket: Bucket, key: Uint8Array, value: Uint8Array | undefined, sum: number | undefined): void {
     assert(this.depth > 0, 'backend writes happen inside write()');
     assert(key.length > 0, 'LMDB keys are never empty');
-    this.pending.bucket(bucket.index).set(key, bytesToKey(key), value);
+    this.pending.bucket(bucket.index).set(key, bytesToKey(key), value, sum);
     if (this.pending.ops++ === 0) this.armTimer();
   }
 

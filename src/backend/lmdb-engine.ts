@@ -82,9 +82,13 @@ function trailerOf(key: Uint8Array, value: Uint8Array): number {
 
 /** The value as stored: value then its trailer (little-endian). */
 function sealed(key: Uint8Array, value: Uint8Array): Buffer {
+  return sealedWith(value, trailerOf(key, value));
+}
+
+function sealedWith(value: Uint8Array, trailer: number): Buffer {
   const out = Buffer.allocUnsafe(value.length + trailerBytes);
   out.set(value);
-  out.writeUInt32LE(trailerOf(key, value), value.length);
+  out.writeUInt32LE(trailer, value.length);
   return out;
 }
 
@@ -357,6 +361,8 @@ export class LmdbEngine implements BackendEngine {
         for (const e of overlay.entries.values()) {
           const sk = storedKey(e.key);
           if (e.value === undefined) void db.remove(sk);
+          // The writer's sum is the trailer of the record as given, not of a long key's (stored under a digest).
+          else if (sk === e.key && e.sum !== undefined && this.checked) void db.put(sk, sealedWith(e.value, e.sum));
           else void db.put(sk, this.toStore(sk, storedValue(e.key, e.value)) as Buffer);
         }
       });

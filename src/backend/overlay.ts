@@ -12,6 +12,8 @@ export interface OverlayEntry {
   readonly keyStr: string;
   /** undefined: the key was deleted. */
   value: Uint8Array | undefined;
+  /** CRC-32C of key then value, when the writer gave it (WriteTx.put). */
+  sum: number | undefined;
 }
 
 /** One bucket's share of a batch. */
@@ -21,13 +23,14 @@ export class BucketOverlay {
   private sorted: OverlayEntry[] = [];
   private sortedValid = true;
 
-  set(key: Uint8Array, keyStr: string, value: Uint8Array | undefined): void {
+  set(key: Uint8Array, keyStr: string, value: Uint8Array | undefined, sum: number | undefined = undefined): void {
     const old = this.entries.get(keyStr);
     if (old !== undefined) {
       old.value = value;
+      old.sum = sum;
       return;
     }
-    const entry: OverlayEntry = { key, keyStr, value };
+    const entry: OverlayEntry = { key, keyStr, value, sum };
     this.entries.set(keyStr, entry);
     if (!this.sortedValid) return;
     const last = this.sorted[this.sorted.length - 1];

@@ -327,8 +327,10 @@ export class KvStore {
 
   /** Writes one change of txn to the key bucket, and adds it to the transaction's hash. */
   private putRevision(txn: KvWriteTxn, revKey: Uint8Array, encoded: Uint8Array): void {
-    this.backend.put(this.keyBucket, revKey, encoded);
-    txn.hash = crc32cUpdate(crc32cUpdate(txn.hash, revKey), encoded);
+    // One pass over the record: its CRC is the backend's checksum of it, and extends the hash.
+    const sum = crc32cUpdate(crc32cUpdate(0, revKey), encoded);
+    this.backend.put(this.keyBucket, revKey, encoded, sum);
+    txn.hash = crc32cExtend(txn.hash, sum, revKey.length + encoded.length);
   }
 
   /** @internal KvWriteTxn's delete of one existing key. */
