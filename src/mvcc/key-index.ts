@@ -263,6 +263,14 @@ export class KeyIndex {
   }
 
   /** Only the empty generation is left: the key is gone. */
+  /** The revisions the key holds, puts and tombstones: each one record of the key bucket. */
+  revisionCount(): number {
+    if (this.gens === undefined) return 1;
+    let n = 0;
+    for (const g of this.gens) n += g.revs.length;
+    return n;
+  }
+
   isEmpty(): boolean {
     const gens = this.gens;
     return gens !== undefined && gens.length === 1 && (gens[0] as Generation).revs.length === 0;

@@ -61,6 +61,12 @@ export interface KvStoreOptions {
   readonly logger?: Logger;
   /** Shared by the stores a member opens one after another; default: counted, not exported. */
   readonly metrics?: MvccMetrics;
+  /**
+   * Called when a compaction finds fewer records to remove than the key
+   * index dropped: the file hides records (a damaged LMDB page, which no
+   * record checksum covers), and the member should repair its backend.
+   */
+  readonly onCorrupt?: (e: BackendCorruptError) => void;
 }
 
 export interface RangeOptions {
@@ -115,6 +121,7 @@ export class KvStore {
   private readonly hashSliceKeys: number;
   private readonly timers: Timers;
   private readonly logger: Logger;
+  private readonly onCorrupt: ((e: BackendCorruptError) => void) | undefined;
   readonly metrics: MvccMetrics;
   /** The revision of the last write transaction that changed something (1 for a new store). */
   private currentRev = 1;
@@ -141,6 +148,7 @@ export class KvStore {
     this.hashSliceKeys = options.hashSliceKeys ?? hashSliceKeysDefault;
     this.timers = options.timers ?? realTimers;
     this.logger = options.logger ?? nopLogger;
+    this.onCorrupt = options.onCorrupt;
     this.metrics = options.metrics ?? new MvccMetrics();
     this.revisionHashes = new RevisionHashes(1);
   }
@@ -387,10 +395,11 @@ export class KvStore {
     }
     const startedMs = performance.now();
     const available = new RevisionSet();
+    const counts = { dropped: 0 };
     for (let from: string | undefined = ''; from !== undefined; ) {
       if (this.closed) return;
       const sliceStartMs = performance.now();
-      from = this.index.compactSlice(rev, available, from, this.indexSliceKeys);
+      from = this.index.compactSlice(rev, available, from, this.indexSliceKeys, counts);
       this.metrics.indexCompactionPauseMs.observe(performance.now() - sliceStartMs);
       if (from !== undefined) await this.pause(0);
     }
@@ -431,6 +440,14 @@ export class KvStore {
     }
     this.metrics.dbCompactionTotalMs.observe(performance.now() - startedMs);
     this.logger.info('finished scheduled compaction', { compactRevision: rev, deletedRevisions: deleted, tookMs: Math.round(performance.now() - startedMs) });
+    // Each revision the index dropped is one record of the file: fewer found means the file's
+    // seeks passed over some, which only damage to LMDB's own pages does (the records it hides
+    // would outlive the compaction, and a snapshot's walk of the file could still meet them).
+    if (deleted < counts.dropped) {
+      const e = new BackendCorruptError('key', last, `compaction at revision ${rev} found ${deleted} of the ${counts.dropped} records it removes`);
+      this.logger.error('compaction found records missing from the backend', { compactRevision: rev, deleted, dropped: counts.dropped });
+      this.onCorrupt?.(e);
+    }
   }
 
   private pause(ms: number): Promise<void> {

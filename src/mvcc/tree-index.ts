@@ -121,10 +121,12 @@ export class TreeIndex {
    * index in one go; doing it in slices lets writes run in between). Returns
    * the key to continue from, or undefined when done.
    */
-  compactSlice(atRev: number, available: RevisionSet, fromKey: string, keysMax: number): string | undefined {
+  compactSlice(atRev: number, available: RevisionSet, fromKey: string, keysMax: number, counts?: { dropped: number }): string | undefined {
     const { slice, next } = this.sliceFrom(fromKey, keysMax);
     for (const ki of slice) {
+      const before = counts === undefined ? 0 : ki.revisionCount();
       ki.compact(atRev, available);
+      if (counts !== undefined) counts.dropped += before - ki.revisionCount();
       if (ki.isEmpty()) {
         this.tree.delete(ki.key);
         this.byKey.delete(ki.key);

@@ -212,6 +212,7 @@ export class EtcdServer implements ApplyEnv {
       compactionBatchLimit: this.cfg.experimentalCompactionBatchLimit,
       logger: this.logger,
       metrics: this.metrics.mvcc,
+      onCorrupt: (e) => this.backendCorrupt(e, this.appliedIndex, 'compaction'),
     });
     this.lessor.setRangeDeleter({ deleteKeys: (keys) => this.kvRef.deleteKeys(keys) });
     this.watchable = new WatchableStore(this.kvRef, {
@@ -424,7 +425,7 @@ export class EtcdServer implements ApplyEnv {
     }
   }
 
-  private backendCorrupt(e: BackendCorruptError, lastApplied: number, foundBy: 'read' | 'watch' | 'apply'): void {
+  private backendCorrupt(e: BackendCorruptError, lastApplied: number, foundBy: 'read' | 'watch' | 'apply' | 'compaction'): void {
     if (this.repair !== undefined || this.stopping) return;
     this.logger.error('backend record corrupt: refusing reads and writes here and repairing the backend from a peer', { error: e.message, 'found-by': foundBy, 'applied-index': lastApplied });
     const repair = new BackendRepair(this.repairHost(), lastApplied, e);
@@ -867,6 +868,7 @@ export class EtcdServer implements ApplyEnv {
       compactionBatchLimit: this.cfg.experimentalCompactionBatchLimit,
       logger: this.logger,
       metrics: this.metrics.mvcc,
+      onCorrupt: (e) => this.backendCorrupt(e, this.appliedIndex, 'compaction'),
     });
     this.watchable.restore(this.kvRef);
     this.alarmsRef = new AlarmSet(new AlarmStorage(schema), (set) => this.alarmsChanged(set));

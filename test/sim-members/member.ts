@@ -300,6 +300,8 @@ export class SimMember implements ApplyEnv, SnapshotHost {
       schema: this.schema,
       timers: this.boot.proc,
       compactionBatchLimit: this.boot.compactionBatchLimit,
+      // Nothing damages the simulated backend: a compaction that finds records missing is a bug.
+      onCorrupt: (e) => this.boot.proc.loop.fail(e),
       leases: {
         exists: (id) => this.lessor.lookup(id) !== undefined,
         attach: (id, keys) => this.lessor.attach(id, keys),
