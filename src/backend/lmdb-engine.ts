@@ -297,12 +297,10 @@ export class LmdbEngine implements BackendEngine {
     const b = storedBounds(start, end);
     const transaction = this.pinned?.transaction;
     const entries = db.getRange(b.end === undefined ? { start: b.start, transaction } : { start: b.start, end: b.end, transaction });
-    const whole = sums
-      ? entries.map(({ key, value }): EngineEntry => {
-          const v = this.opened(bucket, key, value);
-          return isLongStored(key) ? this.longRecord(bucket, key, v) : { key, value: v, sum: this.lastSum };
-        })
-      : entries.map(({ key, value }) => this.entry(bucket, key, this.opened(bucket, key, value)));
+    const whole = entries.map(({ key, value }) => {
+      const v = this.opened(bucket, key, value);
+      return this.entry(bucket, key, v, sums ? this.lastSum : undefined);
+    });
     return b.exact ? whole : whole.filter((e) => within(e.key, start, end));
   }
 
@@ -321,9 +319,14 @@ export class LmdbEngine implements BackendEngine {
     return b.exact ? keys : keys.filter((k) => within(k, start, end));
   }
 
-  /** A stored record as the caller's key and value (a long key's taken from the value). */
-  private entry(bucket: number, stored: Uint8Array, value: Uint8Array): EngineEntry {
-    return isLongStored(stored) ? this.longRecord(bucket, stored, value) : { key: stored, value };
+  /**
+   * A stored record as the caller's key and value (a long key's taken from the value), with sum
+   * when given: the trailer covers the record as stored, which is the caller's key and value
+   * except a long key's.
+   */
+  private entry(bucket: number, stored: Uint8Array, value: Uint8Array, sum?: number): EngineEntry {
+    if (isLongStored(stored)) return this.longRecord(bucket, stored, value);
+    return sum === undefined ? { key: stored, value } : { key: stored, value, sum };
   }
 
   private longRecord(bucket: number, stored: Uint8Array, value: Uint8Array): { key: Uint8Array; value: Uint8Array } {

@@ -94,6 +94,6 @@ export { Cluster, Workspace, startCluster, useWorkspace, type ClusterOptions } f
 export { CtlProcess, etcdctl, etcdctlBackground, etcdctlBin, etcdctlMissing, type CtlOptions, type CtlResult } from './etcdctl.js';
 export { memberStatus, methods, openChannel, outcome, type Outcome } from './rpc.js';
 export { RawGrpc, RawStream, type RawAnswer } from './raw-grpc.js';
-export { backendCommitted, useEtcdPair, useServerPair, type EtcdPair } from './pair.js';
+export { stopPair, useEtcdPair, useServerPair, type EtcdPair } from './pair.js';
 export { compared, plain, withoutIds, type Compared } from './compare.js';
 export { Choices } from './random.js';

@@ -52,7 +52,7 @@ async function backendCommitCount(c: Cluster, timeoutMs: number): Promise<number
  * awaited past the first value. etcd counts a commit before it lets an apply take the batch again,
  * so a commit counted after the first read began after everything applied before it.
  */
-export async function backendCommitted(c: Cluster, write: () => Promise<unknown>, timeoutMs = 5_000): Promise<void> {
+async function backendCommitted(c: Cluster, write: () => Promise<unknown>, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const first = await backendCommitCount(c, timeoutMs);
   await write();
@@ -60,4 +60,21 @@ export async function backendCommitted(c: Cluster, write: () => Promise<unknown>
     if (Date.now() >= deadline) throw new Error(`the backend did not commit within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Kills (SIGKILL) or stops (SIGTERM) both servers of the pair, their raw connections closed first
+ * (calls after the restart go on new connections: one on an old connection could start before it
+ * is seen to close). A kill waits until the real etcd's backend has committed what it applied,
+ * commitWrite (a plain put, sent to both) giving it a commit to count: etcd 3.4.23 replays the
+ * entries after its last backend commit without the ranges of their txns (removeNeedlessRangeReqs),
+ * so a txn it refused for a range would be applied by the replay; a put left to the replay is
+ * replayed faithfully.
+ */
+export async function stopPair(pair: EtcdPair, how: 'kill' | 'stop', commitWrite: () => Promise<unknown>): Promise<void> {
+  const etcd = pair.clusters[0];
+  if (etcd === undefined) throw new Error('the pair has not started');
+  if (how === 'kill') await backendCommitted(etcd, commitWrite);
+  for (const r of pair.raw) r.close();
+  await Promise.all(pair.clusters.map(async (c) => (how === 'kill' ? c.member(0).kill() : c.member(0).stop())));
 }

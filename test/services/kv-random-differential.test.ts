@@ -24,7 +24,7 @@ import { prefixRangeEnd } from '../../src/client/index.js';
 import { SeededRand } from '../../src/base/index.js';
 import { etcdserverpb, mvccpb } from '../../src/pb/index.js';
 import type { MethodInfo } from '../../src/pb/runtime.js';
-import { backendCommitted, Choices, compared, delay, etcdMissing, methods, plain, RawGrpc, useEtcdPair, type RawAnswer, type RawStream } from '../harness/index.js';
+import { Choices, compared, delay, etcdMissing, methods, plain, RawGrpc, stopPair, useEtcdPair, type RawAnswer, type RawStream } from '../harness/index.js';
 
 const pb = etcdserverpb;
 const seed = Number(process.env['KV_RANDOM_SEED'] ?? '20261207');
@@ -232,7 +232,8 @@ class Requests extends Choices {
 }
 
 describe(`KV at random against the real etcd, seed ${seed}`, { skip: etcdMissing(), timeout: 80_000 + opsCount * 60 }, () => {
-  const { clusters, raw } = useEtcdPair('kv-random-diff');
+  const pair = useEtcdPair('kv-random-diff');
+  const { clusters, raw } = pair;
 
   /** The same request to both servers; every answer must agree. Returns etcd's response, if any. */
   async function both<Req, Res>(m: MethodInfo<Req, Res>, req: Req, what: string, conns: readonly RawGrpc[] = raw): Promise<Res | undefined> {
@@ -293,19 +294,11 @@ describe(`KV at random against the real etcd, seed ${seed}`, { skip: etcdMissing
     const rev = mark?.header?.revision ?? assert.fail('the put has a revision');
     await watchedUpTo(rev);
     closedWatches.push(await Promise.all(watches.map((w) => w.cancel())));
-    // Killed only once etcd's backend has committed (every 100 ms) what it applied: etcd 3.4.23
-    // replays the entries after its last commit without the ranges of their txns
-    // (removeNeedlessRangeReqs, for entries no client waits for), so a txn it refused for a
-    // range at a future or compacted revision would be applied by the replay, and the history
-    // clients saw rewritten. etcd-ts replays what it applied (a difference kept on purpose).
-    // A second put gives etcd's backend a commit to count; left to the replay, a put is faithful.
-    if (how === 'kill') {
-      const second = pb.PutRequest.create({ key: bytes('zz-restart'), value: bytes('committed') });
-      await backendCommitted(clusters[0] ?? assert.fail('two servers'), () => both(methods.kv.Put, second, `${what}: before the kill`));
-    }
-    // Calls after the restart go on new connections (a call on the old one could start before it is seen to close).
-    for (const r of raw) r.close();
-    await Promise.all(clusters.map(async (c) => (how === 'kill' ? c.member(0).kill() : c.member(0).stop())));
+    // A kill waits for etcd's backend commit (stopPair): a txn etcd refused for a range at a future
+    // or compacted revision would otherwise be applied by its replay, and the history clients saw
+    // rewritten. etcd-ts replays what it applied (a difference kept on purpose).
+    const second = pb.PutRequest.create({ key: bytes('zz-restart'), value: bytes('committed') });
+    await stopPair(pair, how, () => both(methods.kv.Put, second, `${what}: before the kill`));
     await Promise.all(clusters.map((c) => c.member(0).start()));
     openWatches(rev + 1);
   }
