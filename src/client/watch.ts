@@ -281,7 +281,8 @@ function toResponse(r: etcdserverpb.WatchResponse): WatchResponse {
 
 /**
  * Whether a broken stream is reopened. Our own cancellation is checked before
- * this, so a CANCELLED here comes from the transport (a member going away).
+ * this, so a CANCELLED here is the server's RST_STREAM(CANCEL) (a member going
+ * away without a word is UNAVAILABLE).
  */
 function isRetryable(e: ClientError, endpoints: number): boolean {
   const c = e.grpcCode;

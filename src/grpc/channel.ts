@@ -210,6 +210,7 @@ export class GrpcChannel {
       maxSendMessageBytes: this.maxSendMessageBytes,
       connectionError: () => conn.error,
       connectionReady: () => conn.ready,
+      connectionClosed: () => conn.session.closed || conn.session.destroyed,
       release: () => {
         if (--conn.activeCalls === 0 && !conn.session.destroyed) conn.session.unref();
       },

@@ -67,6 +67,8 @@ export interface CallHost {
   connectionError(): Error | undefined;
   /** Whether the connection ever completed its handshake (a failure before is a dial error). */
   connectionReady(): boolean;
+  /** Whether the connection is closing or gone (a stream's session is detached by then). */
+  connectionClosed(): boolean;
   /** Called exactly once when the call is over. */
   release(): void;
 }
@@ -330,10 +332,14 @@ export class ClientCall<Res> implements ClientDuplexCall<unknown, Res>, ClientSt
       return new GrpcError(GrpcStatus.UNAVAILABLE, `connection error: desc = "transport: ${dial}${connErr.message.trim()}"`);
     }
     const rst = this.stream.rstCode;
+    const sessionGone = this.host.connectionClosed() || this.stream.session?.destroyed === true || this.stream.session?.closed === true;
+    // node:http2 closes every open stream with CANCEL when the socket closes (a server that died
+    // sends no RST_STREAM): that is the transport going away, as grpc-go reports it, not a cancel.
+    if (rst === h2.NGHTTP2_CANCEL && sessionGone) return new GrpcError(GrpcStatus.UNAVAILABLE, 'transport is closing');
     if (rst !== undefined && rst !== h2.NGHTTP2_NO_ERROR) {
       return new GrpcError(statusFromRstCode(rst), `stream terminated by RST_STREAM with error code: ${http2ErrorName(rst)}`);
     }
-    if (this.stream.session?.destroyed === true || this.stream.session?.closed === true) {
+    if (sessionGone) {
       return new GrpcError(GrpcStatus.UNAVAILABLE, 'transport is closing');
     }
     return new GrpcError(GrpcStatus.INTERNAL, 'server closed the stream without sending trailers');

@@ -295,4 +295,37 @@ describe('our client -> misbehaving HTTP/2 servers', () => {
       raw.close();
     }
   });
+
+  test('a server gone mid-call is UNAVAILABLE "transport is closing"; its RST_STREAM(CANCEL) stays CANCELLED', async () => {
+    let mode = 'vanish';
+    const h2 = http2.createServer();
+    const sockets: net.Socket[] = [];
+    h2.on('stream', (s: http2.ServerHttp2Stream) => {
+      s.on('error', () => undefined);
+      // As a killed process: no RST_STREAM, no GOAWAY, the connection just ends.
+      if (mode === 'vanish') setTimeout(() => sockets.at(-1)?.end(), 20);
+      else s.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    const raw = net.createServer((sock) => {
+      sockets.push(sock);
+      h2.emit('connection', sock);
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    const addr = raw.address();
+    assert.ok(addr !== null && typeof addr !== 'string');
+    const ch = new GrpcChannel({ address: `127.0.0.1:${addr.port}` });
+    try {
+      const e = await rejection(ch.unary(echoMethods.Unary, 'x'));
+      assert.equal(e.code, GrpcStatus.UNAVAILABLE);
+      assert.equal(e.details, 'transport is closing');
+      mode = 'cancel';
+      const c = await rejection(ch.unary(echoMethods.Unary, 'x'));
+      assert.equal(c.code, GrpcStatus.CANCELLED);
+      assert.equal(c.details, 'stream terminated by RST_STREAM with error code: CANCEL');
+    } finally {
+      ch.close();
+      for (const sock of sockets) sock.destroy();
+      raw.close();
+    }
+  });
 });

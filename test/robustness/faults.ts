@@ -332,18 +332,35 @@ async function replaceMember(ctx: FaultContext, learner: boolean): Promise<void>
   await rejoinWiped(ctx, i, learner, exited ? 'it stopped itself' : 'killed (it did not stop within 10 s)');
 }
 
-/** Keeps follower i cut off until the leader's raft index moved past snapshot-count + catch-up entries. */
+/**
+ * Keeps follower i cut off until the leader's raft index moved past
+ * snapshot-count + catch-up entries. Heals early when the index stands still
+ * for stillMs: the others cannot commit without i (a voter another fault
+ * took away, or one removed and not yet back), and holding the cut would
+ * only keep the cluster without a quorum.
+ */
 async function isolateUntilSnapshot(ctx: FaultContext, i: number): Promise<void> {
   const c = ctx.cluster;
+  const stillMs = 3000;
   const other = c.members.find((_, j) => j !== i && c.members[j]?.running === true) as Member;
-  const start = (await memberStatus(other.endpoint).catch(() => undefined))?.raftIndex ?? 0;
+  const indexOf = async (): Promise<number> => (await memberStatus(other.endpoint).catch(() => undefined))?.raftIndex ?? 0;
+  const start = await indexOf();
   c.net.isolate((c.members[i] as Member).name);
   const deadline = performance.now() + 20_000;
+  let last = start;
+  let movedAt = performance.now();
   while (performance.now() < deadline) {
     await delay(250);
-    const now = (await memberStatus(other.endpoint).catch(() => undefined))?.raftIndex ?? 0;
+    const now = await indexOf();
     // snapshot-count 100 + 50 catch-up entries: past that, the leader's log no longer reaches back.
     if (now - start > 170) break;
+    if (now > last) {
+      last = now;
+      movedAt = performance.now();
+    } else if (performance.now() - movedAt > stillMs) {
+      ctx.note(`isolated ${(c.members[i] as Member).name}: no index moved for ${stillMs} ms without it (no quorum); healed`);
+      break;
+    }
   }
   c.net.heal();
 }
