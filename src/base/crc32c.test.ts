@@ -42,3 +42,20 @@ test('crc32cExtend gives crc32cUpdate from the data\'s own checksum and length',
     assert.equal(crc32cExtend(0x12345678, crc32c(data), n), crc32cUpdate(0x12345678, data), `${n} bytes`);
   }
 });
+
+test('small pieces read without a view and through the cached view agree, at any offset', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 1, maxLength: 1100 }), fc.nat(), fc.nat(), fc.nat({ max: 7 }), (data, x, y, shift) => {
+      const from = x % data.length;
+      const to = from + (y % (data.length - from + 1));
+      const want = slow(data.subarray(from, to));
+      // A fresh buffer: below 512 bytes it is read without a view.
+      assert.equal(crc32c(data.slice(from, to)), want);
+      // The same bytes inside a buffer already viewed (a checksum of 512 bytes or more views it).
+      const big = new Uint8Array(shift + data.length + 512);
+      big.set(data, shift);
+      crc32c(big);
+      assert.equal(crc32c(big.subarray(shift + from, shift + to)), want);
+    }),
+  );
+});

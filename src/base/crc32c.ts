@@ -43,12 +43,34 @@ const [t0, t1, t2, t3, t4, t5, t6, t7] = tables as [
 let viewedBuffer: ArrayBufferLike | undefined;
 let viewed: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
+/**
+ * Below this length a buffer other than the viewed one is read byte by byte
+ * (words assembled), not through a new DataView: the view costs about as
+ * much as checksumming a few hundred bytes (record keys and small values
+ * are each their own buffer).
+ */
+const viewlessBytesMax = 512;
+
 function wordsOf(buffer: ArrayBufferLike): DataView<ArrayBufferLike> {
   if (buffer !== viewedBuffer) {
     viewed = new DataView(buffer);
     viewedBuffer = buffer;
   }
   return viewed;
+}
+
+/** The register after eight bytes: a is the register xor their first word, b their second word. */
+function step8(a: number, b: number): number {
+  return (
+    (t7[a & 0xff] as number) ^
+    (t6[(a >>> 8) & 0xff] as number) ^
+    (t5[(a >>> 16) & 0xff] as number) ^
+    (t4[a >>> 24] as number) ^
+    (t3[b & 0xff] as number) ^
+    (t2[(b >>> 8) & 0xff] as number) ^
+    (t1[(b >>> 16) & 0xff] as number) ^
+    (t0[b >>> 24] as number)
+  );
 }
 
 /**
@@ -61,7 +83,16 @@ export function crc32cUpdate(crc: number, data: Uint8Array): number {
   let i = 0;
   const n = data.length;
   const end8 = n - (n % 8);
-  if (end8 > 0) {
+  if (end8 > 0 && n < viewlessBytesMax && data.buffer !== viewedBuffer) {
+    // A small piece of a buffer not viewed yet: words assembled from single
+    // bytes cost less than a DataView made for it.
+    while (i < end8) {
+      const a = c ^ ((data[i] as number) | ((data[i + 1] as number) << 8) | ((data[i + 2] as number) << 16) | ((data[i + 3] as number) << 24));
+      const b = (data[i + 4] as number) | ((data[i + 5] as number) << 8) | ((data[i + 6] as number) << 16) | ((data[i + 7] as number) << 24);
+      c = step8(a, b);
+      i += 8;
+    }
+  } else if (end8 > 0) {
     // Two little-endian words per step through a DataView (which V8 compiles
     // to plain loads), rather than assembled from single bytes.
     const words = wordsOf(data.buffer);
@@ -69,15 +100,7 @@ export function crc32cUpdate(crc: number, data: Uint8Array): number {
     while (i < end8) {
       const a = c ^ words.getInt32(at + i, true);
       const b = words.getInt32(at + i + 4, true);
-      c =
-        (t7[a & 0xff] as number) ^
-        (t6[(a >>> 8) & 0xff] as number) ^
-        (t5[(a >>> 16) & 0xff] as number) ^
-        (t4[a >>> 24] as number) ^
-        (t3[b & 0xff] as number) ^
-        (t2[(b >>> 8) & 0xff] as number) ^
-        (t1[(b >>> 16) & 0xff] as number) ^
-        (t0[b >>> 24] as number);
+      c = step8(a, b);
       i += 8;
     }
   }
