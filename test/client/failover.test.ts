@@ -36,24 +36,28 @@ describe('client failover against a 3-member etcd-ts cluster', () => {
     for (let round = 0; round < 3; round++) {
       const victim = c.member(round);
       await victim.kill();
-      // Every read succeeds: a call that lands on the dead member is retried elsewhere.
-      for (let i = 0; i < 20; i++) {
-        const r = await client.kv.get('f/k', { serializable: true, timeoutMs: 20_000 });
-        assert.equal(r.kvs.length, 1);
-      }
-      // Writes go to live members (a write is never sent twice, so retry here until one lands).
-      let written = false;
-      for (let attempt = 0; attempt < 40 && !written; attempt++) {
-        try {
-          await client.kv.put('f/k', String(round + 1), { timeoutMs: 5000 });
-          written = true;
-        } catch (err) {
-          assert.match(String(err), /Unavailable|leader|timed out|deadline|connection/i);
-          await new Promise((r) => setTimeout(r, 250));
+      try {
+        // Every read succeeds: a call that lands on the dead member is retried elsewhere.
+        for (let i = 0; i < 20; i++) {
+          const r = await client.kv.get('f/k', { serializable: true, timeoutMs: 20_000 });
+          assert.equal(r.kvs.length, 1);
         }
+        // Writes go to live members (a write is never sent twice, so retry here until one lands).
+        let written = false;
+        for (let attempt = 0; attempt < 40 && !written; attempt++) {
+          try {
+            await client.kv.put('f/k', String(round + 1), { timeoutMs: 5000 });
+            written = true;
+          } catch (err) {
+            assert.match(String(err), /Unavailable|leader|timed out|deadline|connection|transport is closing/i);
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        }
+        assert.ok(written, `no write succeeded with ${victim.name} down`);
+      } finally {
+        // Back even when this round failed: the next test kills a member of its own.
+        await victim.start();
       }
-      assert.ok(written, `no write succeeded with ${victim.name} down`);
-      await victim.start();
     }
     const deadline = Date.now() + 20_000;
     while (values.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
