@@ -332,7 +332,8 @@ export class ClientCall<Res> implements ClientDuplexCall<unknown, Res>, ClientSt
       return new GrpcError(GrpcStatus.UNAVAILABLE, `connection error: desc = "transport: ${dial}${connErr.message.trim()}"`);
     }
     const rst = this.stream.rstCode;
-    const sessionGone = this.host.connectionClosed() || this.stream.session?.destroyed === true || this.stream.session?.closed === true;
+    // The stream's own session (detached from it by now when it closed with the connection).
+    const sessionGone = this.host.connectionClosed();
     // node:http2 closes every open stream with CANCEL when the socket closes (a server that died
     // sends no RST_STREAM): that is the transport going away, as grpc-go reports it, not a cancel.
     if (rst === h2.NGHTTP2_CANCEL && sessionGone) return new GrpcError(GrpcStatus.UNAVAILABLE, 'transport is closing');

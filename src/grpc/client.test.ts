@@ -38,9 +38,14 @@ async function freePort(): Promise<number> {
   return addr.port;
 }
 
-/** A raw HTTP/2 server whose every stream gets `onStream`. */
-async function rawServer(onStream: (s: http2.ServerHttp2Stream) => void): Promise<{ port: number; close(): void }> {
+/**
+ * A raw HTTP/2 server whose every stream gets `onStream`; `sockets` are its
+ * connections' own sockets (a test may end one, as a dying server would).
+ */
+async function rawServer(onStream: (s: http2.ServerHttp2Stream) => void): Promise<{ port: number; sockets: net.Socket[]; close(): void }> {
   const server = http2.createServer();
+  const sockets: net.Socket[] = [];
+  server.on('connection', (sock: net.Socket) => sockets.push(sock));
   server.on('stream', (s: http2.ServerHttp2Stream) => {
     s.on('error', () => undefined);
     onStream(s);
@@ -48,7 +53,14 @@ async function rawServer(onStream: (s: http2.ServerHttp2Stream) => void): Promis
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();
   assert.ok(addr !== null && typeof addr !== 'string');
-  return { port: addr.port, close: () => server.close() };
+  return {
+    port: addr.port,
+    sockets,
+    close: () => {
+      for (const sock of sockets) sock.destroy();
+      server.close();
+    },
+  };
 }
 
 describe('our client -> grpc-js server', () => {
@@ -298,22 +310,12 @@ describe('our client -> misbehaving HTTP/2 servers', () => {
 
   test('a server gone mid-call is UNAVAILABLE "transport is closing"; its RST_STREAM(CANCEL) stays CANCELLED', async () => {
     let mode = 'vanish';
-    const h2 = http2.createServer();
-    const sockets: net.Socket[] = [];
-    h2.on('stream', (s: http2.ServerHttp2Stream) => {
-      s.on('error', () => undefined);
+    const raw = await rawServer((s) => {
       // As a killed process: no RST_STREAM, no GOAWAY, the connection just ends.
-      if (mode === 'vanish') setTimeout(() => sockets.at(-1)?.end(), 20);
+      if (mode === 'vanish') setTimeout(() => raw.sockets.at(-1)?.end(), 20);
       else s.close(http2.constants.NGHTTP2_CANCEL);
     });
-    const raw = net.createServer((sock) => {
-      sockets.push(sock);
-      h2.emit('connection', sock);
-    });
-    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
-    const addr = raw.address();
-    assert.ok(addr !== null && typeof addr !== 'string');
-    const ch = new GrpcChannel({ address: `127.0.0.1:${addr.port}` });
+    const ch = new GrpcChannel({ address: `127.0.0.1:${raw.port}` });
     try {
       const e = await rejection(ch.unary(echoMethods.Unary, 'x'));
       assert.equal(e.code, GrpcStatus.UNAVAILABLE);
@@ -324,7 +326,6 @@ describe('our client -> misbehaving HTTP/2 servers', () => {
       assert.equal(c.details, 'stream terminated by RST_STREAM with error code: CANCEL');
     } finally {
       ch.close();
-      for (const sock of sockets) sock.destroy();
       raw.close();
     }
   });

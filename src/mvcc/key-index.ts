@@ -262,7 +262,6 @@ export class KeyIndex {
     return [genIdx, revIndex];
   }
 
-  /** Only the empty generation is left: the key is gone. */
   /** The revisions the key holds, puts and tombstones: each one record of the key bucket. */
   revisionCount(): number {
     if (this.gens === undefined) return 1;
@@ -271,6 +270,7 @@ export class KeyIndex {
     return n;
   }
 
+  /** Only the empty generation is left: the key is gone. */
   isEmpty(): boolean {
     const gens = this.gens;
     return gens !== undefined && gens.length === 1 && (gens[0] as Generation).revs.length === 0;

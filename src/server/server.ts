@@ -206,14 +206,7 @@ export class EtcdServer implements ApplyEnv {
       checkpointEnabled: this.cfg.experimentalEnableLeaseCheckpoint,
       registry: this.registry,
     });
-    this.kvRef = KvStore.open({
-      schema,
-      leases: this.leaseHooks(),
-      compactionBatchLimit: this.cfg.experimentalCompactionBatchLimit,
-      logger: this.logger,
-      metrics: this.metrics.mvcc,
-      onCorrupt: (e) => this.backendCorrupt(e, this.appliedIndex, 'compaction'),
-    });
+    this.kvRef = this.openKvStore(schema);
     this.lessor.setRangeDeleter({ deleteKeys: (keys) => this.kvRef.deleteKeys(keys) });
     this.watchable = new WatchableStore(this.kvRef, {
       // A catch-up pass runs on a timer: a corrupt record starts the repair (the watch streams end with it).
@@ -862,14 +855,7 @@ export class EtcdServer implements ApplyEnv {
     this.quota.invalidate();
     this.leaseStorage = new LeaseStorage(schema);
     this.lessor.recover();
-    this.kvRef = KvStore.open({
-      schema,
-      leases: this.leaseHooks(),
-      compactionBatchLimit: this.cfg.experimentalCompactionBatchLimit,
-      logger: this.logger,
-      metrics: this.metrics.mvcc,
-      onCorrupt: (e) => this.backendCorrupt(e, this.appliedIndex, 'compaction'),
-    });
+    this.kvRef = this.openKvStore(schema);
     this.watchable.restore(this.kvRef);
     this.alarmsRef = new AlarmSet(new AlarmStorage(schema), (set) => this.alarmsChanged(set));
     this.authStorage = new AuthStorage(schema);
@@ -891,6 +877,18 @@ export class EtcdServer implements ApplyEnv {
 
   setLastSnapshotIndex(index: number): void {
     this.snapshotIndex = index;
+  }
+
+  /** The member's KV store over schema (at start, and again over a backend swapped in by a snapshot or a repair). */
+  private openKvStore(schema: Schema): KvStore {
+    return KvStore.open({
+      schema,
+      leases: this.leaseHooks(),
+      compactionBatchLimit: this.cfg.experimentalCompactionBatchLimit,
+      logger: this.logger,
+      metrics: this.metrics.mvcc,
+      onCorrupt: (e) => this.backendCorrupt(e, this.appliedIndex, 'compaction'),
+    });
   }
 
   private leaseHooks(): { exists(id: bigint): boolean; attach(id: bigint, keys: readonly Uint8Array[]): void; detach(id: bigint, keys: readonly Uint8Array[]): void } {
