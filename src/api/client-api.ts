@@ -27,6 +27,9 @@ import { lockService } from './lock.js';
 import { maintenanceService } from './maintenance.js';
 import { watchService } from './watch.js';
 
+/** The HTTP/2 stream window the client port announces (its connections get twice this). */
+const requestWindowBytes = 1024 * 1024;
+
 export interface ClientApiOptions {
   /** Extra HTTP routes tried before the built-in ones (the /v3 gateway). */
   readonly routes?: HttpRoute[];
@@ -136,6 +139,14 @@ export class ClientApi {
       keepaliveTimeoutMs: s.cfg.grpcKeepaliveTimeoutMs,
       // etcd registers no decompressor: a gzip request is UNIMPLEMENTED there.
       requestEncodings: ['identity'],
+      // A request up to about a mebibyte arrives without waiting for window
+      // updates (grpc-go, etcd's server, grows its windows by the same
+      // measure, bandwidth-delay estimation). With HTTP/2's 64 KiB a 256 KiB
+      // put took eight round trips of window updates: the server's socket
+      // writes then carried the client's transmission on loopback, 344 µs
+      // of its main thread per put against 150 with these windows.
+      streamWindowBytes: requestWindowBytes,
+      connectionWindowBytes: 2 * requestWindowBytes,
       logger: s.logger.with({ component: 'grpc' }),
       onCall: callMetrics(s.registry),
     });

@@ -186,7 +186,9 @@ export class Writer {
     const n = this.pos;
     let out: Uint8Array;
     if (n > slabCopyBytesMax) {
-      out = new Uint8Array(n);
+      // Not zeroed: every byte is written below. A zeroed buffer this size
+      // (calloc, fresh pages) cost 144 µs for 256 KiB against 29 unzeroed.
+      out = new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
     } else {
       if (slabUsed + n > slabBytes) {
         slab = new ArrayBuffer(slabBytes);

@@ -8,7 +8,7 @@
  * zero and not checked. Many frames go out in one buffer (one write per batch).
  */
 import { crc32 } from 'node:zlib';
-import { assert } from '../base/index.js';
+import { assert, uninitializedBytes } from '../base/index.js';
 import { Writer, raftpb } from '../pb/index.js';
 import { FrameCorruptError, FrameTooLargeError } from './errors.js';
 
@@ -119,7 +119,7 @@ export class FrameDecoder {
 
   /** The completed payload in a buffer of its own; resets for the next header. */
   private assemble(): Uint8Array {
-    const done = new Uint8Array(this.length);
+    const done = uninitializedBytes(this.length);
     let off = 0;
     for (const p of this.parts) {
       done.set(p, off);
