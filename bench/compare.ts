@@ -23,6 +23,8 @@ export interface CompareOptions {
   readonly families: readonly string[];
   /** Load-generator processes for the many-client cases. */
   readonly workers: number;
+  /** Windows per server per workload in a full run, each of the default length (default 2). */
+  readonly rounds?: number;
 }
 
 interface Target {
@@ -260,9 +262,10 @@ export async function compare(size: number, opts: CompareOptions): Promise<Measu
   // Full runs: 1000 watch puts per server, as the reference figures' 2000
   // (../shared/reference/perf-etcd.md) would take too long; a p99 over 400
   // events rests on its 4 slowest.
+  const rounds = opts.rounds ?? 2;
   const timing: Timing = opts.quick
     ? { warmupMs: 500, measureMs: 1500, watchPuts: 100, primeMs: 1000, rounds: 1 }
-    : { warmupMs: 1000, measureMs: 4000, watchPuts: 1000, primeMs: 1500, rounds: 2 };
+    : { warmupMs: 1000, measureMs: 2000 * rounds, watchPuts: 500 * rounds, primeMs: 1500, rounds };
   const window: Timing = { ...timing, measureMs: timing.measureMs / timing.rounds, watchPuts: Math.round(timing.watchPuts / timing.rounds) };
   const chosen = workloads.filter((w) => opts.families.length === 0 || opts.families.includes(w.family));
   const dir = mkdtempSync(join(tmpdir(), `bench-compare-${size}-`));

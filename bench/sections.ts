@@ -16,6 +16,8 @@ export interface SectionOptions {
   readonly families: readonly string[];
   /** Load-generator processes for the many-client workloads. */
   readonly workers: number;
+  /** Windows per server per workload in a full run of the server sections (--rounds). */
+  readonly rounds: number;
 }
 
 export interface Section {
