@@ -122,6 +122,49 @@ test('pings: too many get GOAWAY ENHANCE_YOUR_CALM "too_many_pings"; pings betwe
   }
 });
 
+test('pings: a client pinging between the DATA frames of one large response, as grpc-go measures bandwidth, gets no strike', async () => {
+  const srv = await startEchoServer({ keepaliveMinTimeMs: 5000 });
+  const session = http2.connect(`http://127.0.0.1:${srv.port}`);
+  session.on('error', () => undefined);
+  let goaway: number | undefined;
+  session.on('goaway', (code: number) => (goaway = code));
+  try {
+    await new Promise<void>((r) => session.once('connect', () => r()));
+    // 1 MiB echoed back: it leaves in many DATA frames, as the client's 64 KiB
+    // stream window is credited back, and a ping follows the frames the
+    // client received (one outstanding at a time, like grpc-go's estimator).
+    const size = 1024 * 1024;
+    const request = Buffer.alloc(5 + size, 0x62);
+    request[0] = 0;
+    request.writeUInt32BE(size, 1);
+    const st = session.request({ ':method': 'POST', ':path': echoMethods.Unary.path, 'content-type': 'application/grpc', te: 'trailers' });
+    st.on('error', () => undefined);
+    let received = 0;
+    let pings = 0;
+    let pinging = false;
+    st.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (pinging) return;
+      pinging = true;
+      session.ping(() => {
+        pings++;
+        pinging = false;
+      });
+    });
+    let status: string | undefined;
+    st.on('trailers', (t) => (status = String(t['grpc-status'])));
+    st.end(request);
+    await new Promise((r) => st.once('close', r));
+    assert.equal(goaway, undefined, 'no GOAWAY');
+    assert.equal(status, '0');
+    assert.equal(received, 5 + size);
+    assert.ok(pings > 3, `${pings} pings answered during the response`);
+  } finally {
+    session.destroy();
+    await srv.close();
+  }
+});
+
 test('keepalive: the server pings, and closes a connection whose peer stops answering', async () => {
   const srv = await startEchoServer({ keepaliveIntervalMs: 100, keepaliveTimeoutMs: 100 });
   try {

@@ -230,7 +230,6 @@ export class H2Stream {
   respond(headers: OutgoingHttpHeaders, endStream: boolean): void {
     if (this.closed || this.localEnded) return;
     const block = encodeBlock(headers);
-    this.conn.wrote = true;
     if (endStream) {
       this.localEnded = true;
       this.finalBlock = block;
@@ -243,7 +242,6 @@ export class H2Stream {
   /** Queues response bytes as DATA; false when the writer should wait for 'drain'. */
   write(data: Buffer): boolean {
     if (this.closed || this.localEnded) return false;
-    this.conn.wrote = true;
     if (this.fitsNow(data.length)) {
       this.take(data.length);
       this.conn.writeData(this.id, data, false);
@@ -265,7 +263,6 @@ export class H2Stream {
     if (this.closed || this.localEnded) return false;
     const n = 5 + payload.length;
     if (this.fitsNow(n)) {
-      this.conn.wrote = true;
       this.take(n);
       this.conn.writeMessageFrame(this.id, payload);
       return !this.writableNeedDrain;
@@ -400,7 +397,12 @@ export class H2Stream {
 }
 
 export class H2Connection implements CallConnection {
-  /** Set whenever the server sends headers or data (grpc-go resets ping strikes on those). */
+  /**
+   * Set whenever a HEADERS or DATA frame goes out (grpc-go resets ping
+   * strikes on each one it writes): a large response leaves in many frames,
+   * as the client's window allows, and the client's bandwidth pings that
+   * come between them answer that traffic.
+   */
   wrote = false;
   pingStrikes = 0;
   lastPingAtMs = Number.NEGATIVE_INFINITY;
@@ -518,6 +520,7 @@ export class H2Connection implements CallConnection {
   // ------------------------------------------------------------ output
 
   writeHeaders(id: number, block: Buffer, endStream: boolean): void {
+    this.wrote = true;
     const max = this.peerMaxFrameBytes;
     if (block.length <= max) {
       const out = Buffer.allocUnsafe(frameHeaderBytes + block.length);
@@ -534,6 +537,7 @@ export class H2Connection implements CallConnection {
   }
 
   writeData(id: number, data: Buffer, endStream: boolean): void {
+    this.wrote = true;
     if (data.length <= 4096) {
       const out = Buffer.allocUnsafe(frameHeaderBytes + data.length);
       frameHead(out, 0, data.length, frameType.DATA, endStream ? flag.END_STREAM : 0, id);
@@ -549,6 +553,7 @@ export class H2Connection implements CallConnection {
 
   /** A DATA frame holding one gRPC message (the caller checked the windows and the frame size). */
   writeMessageFrame(id: number, payload: Uint8Array): void {
+    this.wrote = true;
     const out = Buffer.allocUnsafe(frameHeaderBytes + 5 + payload.length);
     frameHead(out, 0, 5 + payload.length, frameType.DATA, 0, id);
     out[frameHeaderBytes] = 0;

@@ -85,7 +85,7 @@ interface Run {
 
 function run(args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(etcdctl, ['--dial-timeout', '3s', '--command-timeout', '10s', ...args], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(etcdctl, ['--dial-timeout', '3s', '--command-timeout', '10s', ...args], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 30_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
       resolve({ code, stdout, stderr });
     });
@@ -144,6 +144,19 @@ describe('etcdctl 3.4 over h2c', { skip }, () => {
     assert.equal(missing.code, 0, missing.stderr);
     assert.equal((JSON.parse(missing.stdout) as { count?: number }).count, undefined);
     assert.equal(s.port.rewritingConnections, rewriting);
+  });
+
+  test('get of a 1.4 MiB value: grpc-go pings between the response frames, and the connection stays', async () => {
+    // grpc-go's client pings to measure bandwidth while a large response
+    // arrives; a server that counted those pings as abuse closed the
+    // connection (GOAWAY too_many_pings) and etcdctl retried until it gave up.
+    const value = Buffer.alloc(1400 * 1024);
+    for (let i = 0; i < value.length; i++) value[i] = 0x61 + (i % 26);
+    s.store.kv.set('big', value);
+    const get = await run(['--endpoints', s.endpoint, 'get', 'big', '--print-value-only']);
+    assert.equal(get.code, 0, get.stderr.slice(0, 2000));
+    assert.equal(get.stdout.length, value.length + 1);
+    assert.ok(get.stdout === `${value.toString('latin1')}\n`, 'the value, byte for byte');
   });
 
   test('an unimplemented method is reported with grpc-go text', async () => {
