@@ -143,7 +143,10 @@
  * 260-350 µs, p99 3.0-3.6 ms; 'none' p50 465-590 µs, p99 4.1-6.0 ms. So
  * 'zero' is the default: lowest latency at every batch size; its cost is the
  * background fill (every byte written twice), which can show in the p99
- * when the log is written flat out. The event loop is held ~25-30 µs per
+ * when the log is written flat out. A segment whose syncs averaged 128 KiB
+ * or more gets a sparse successor instead (values of hundreds of KiB):
+ * 256 KiB puts, one member, took 3083-3283 µs of CPU a put so, against
+ * 3583-4100 with every segment filled. The event loop is held ~25-30 µs per
  * 1-entry save and ~90-100 µs per 100-entry save (encode, CRC, pwrite).
  * For reference, etcd 3.4 on this machine peaks at ~450 fsyncs/s of ~45
  * puts each (reference/perf-etcd.md).

@@ -177,6 +177,45 @@ describe('Wal round trips', () => {
   });
 });
 
+describe('Wal segment reservation', () => {
+  /** Blocks allocated to the tail segment, in bytes, and its size. */
+  function tailSpace(w: Wal): { allocated: number; size: number } {
+    const st = fs.statSync(w.position().file);
+    return { allocated: st.blocks * 512, size: st.size };
+  }
+
+  /** Saves one entry of dataBytes per sync until the log has cut to a new segment. */
+  async function fillPastCut(w: Wal, dataBytes: number): Promise<void> {
+    const segments = w.segmentNames().length;
+    for (let i = 1; w.segmentNames().length === segments; i++) {
+      assert.ok(i < 10_000, 'the log cut a segment');
+      await w.save(hs(1, i), makeEntries(i, i, 1, undefined, dataBytes), true);
+    }
+  }
+
+  test('after a segment of small syncs the next one is zero-filled; after large syncs it is reserved sparse', async () => {
+    const segmentBytes = 2 * 1024 * 1024;
+    const small = await Wal.create(tmp('reserve-small'), meta, { segmentBytes });
+    await fillPastCut(small, 2000);
+    const s = tailSpace(small);
+    assert.equal(s.size, segmentBytes);
+    assert.ok(s.allocated >= segmentBytes, `zero-filled: ${s.allocated} bytes allocated`);
+    await small.close();
+
+    const large = await Wal.create(tmp('reserve-large'), meta, { segmentBytes });
+    await fillPastCut(large, 200 * 1024);
+    const l = tailSpace(large);
+    assert.equal(l.size, segmentBytes);
+    assert.ok(l.allocated < segmentBytes / 2, `sparse: ${l.allocated} bytes allocated`);
+    // A sparse segment reads back like a filled one.
+    const more = large.position().offset;
+    await large.close();
+    const r = await Wal.open(large.dir, { segmentBytes });
+    assert.equal(r.wal.position().offset, more);
+    await r.wal.close();
+  });
+});
+
 describe('Wal snapshots and release', () => {
   test('open after a snapshot returns the entries after it; markers above the commit are not offered', async () => {
     const dir = tmp('snap');
