@@ -77,8 +77,8 @@ export function walMetrics(registry: Registry): WalMetrics {
  *   every byte goes to disk twice. So a segment written in large syncs
  *   (largeSyncBytes or more each, on average: values of hundreds of KiB, or
  *   large batches) gets a sparse successor instead: there a sync's
- *   allocation is small beside its data, and the fill cost as much again
- *   (256 KiB puts: 3550-3670 µs of CPU a put sparse, 4220-4900 filled).
+ *   allocation is small beside its data, and the fill costs as much again
+ *   (figures in index.ts).
  * - 'sparse': each segment is ftruncate'd to segmentBytes. No size change per
  *   write, but a write into a hole still allocates blocks.
  * - 'none': the file grows with each write (size changes every time).
@@ -275,7 +275,7 @@ export class Wal {
   /** The next segment file, being zero-filled in the background. */
   private prepared: Promise<Prepared> | undefined;
   /** Where this process started writing the tail segment, and the syncs since: its bytes per sync. */
-  private segmentBaseOffset = -1;
+  private segmentBaseOffset: number;
   private segmentSyncs = 0;
 
   private constructor(
@@ -294,6 +294,7 @@ export class Wal {
     private lastIndex: number,
     private hardState: raftpb.HardState,
   ) {
+    this.segmentBaseOffset = tailOffset;
     this.maybeStartPrepare();
   }
 
@@ -582,7 +583,6 @@ export class Wal {
    * does not write 64 MiB of zeros it may never need.
    */
   private maybeStartPrepare(): void {
-    if (this.segmentBaseOffset < 0) this.segmentBaseOffset = this.tailOffset;
     if (this.closed || this.prepared !== undefined || this.tailOffset < this.settings.segmentBytes / 2) return;
     // close() stops the fill early: the file is deleted anyway.
     const p = prepareSegmentFile(this.dir, this.settings, () => this.closed, this.nextPreallocate());
@@ -594,7 +594,7 @@ export class Wal {
   /** How the next segment is reserved: 'sparse' instead of 'zero' after large syncs (see Preallocate). */
   private nextPreallocate(): Preallocate {
     const mode = this.settings.preallocate;
-    if (mode !== 'zero' || this.segmentSyncs === 0 || this.segmentBaseOffset < 0) return mode;
+    if (mode !== 'zero' || this.segmentSyncs === 0) return mode;
     return (this.tailOffset - this.segmentBaseOffset) / this.segmentSyncs >= largeSyncBytes ? 'sparse' : mode;
   }
 
