@@ -381,6 +381,7 @@ export class Connection {
     const endpoint = parseEndpoint(raw);
     const o = this.options;
     const tls = endpointUsesTls(endpoint, o.tls !== undefined) ? (o.tls ?? {}) : undefined;
+    const streamWindowBytes = o.streamWindowBytes ?? streamWindowDefault;
     const channel = new GrpcChannel({
       address: endpoint.address,
       tls,
@@ -389,8 +390,8 @@ export class Connection {
       keepaliveTimeMs: o.keepaliveTimeMs ?? 0,
       keepaliveTimeoutMs: o.keepaliveTimeoutMs,
       // The connection's window at least twice a stream's, so that one stream never fills it alone.
-      streamWindowBytes: o.streamWindowBytes ?? streamWindowDefault,
-      connectionWindowBytes: Math.max(2 * (o.streamWindowBytes ?? streamWindowDefault), connectionWindowDefault),
+      streamWindowBytes,
+      connectionWindowBytes: Math.max(2 * streamWindowBytes, connectionWindowDefault),
       userAgent: 'etcd-ts-client/0.1',
       random: this.random,
     });
