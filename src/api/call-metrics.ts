@@ -90,7 +90,8 @@ export function callMetrics(r: Registry): CallObserver {
 
   const requests = { unary: new Map<string, CounterChild>(), stream: new Map<string, CounterChild>() };
   const countRequest = (type: 'unary' | 'stream', version: string | string[] | undefined): void => {
-    const v = typeof version === 'string' ? version : 'unknown';
+    // etcd counts the first value of a key sent more than once.
+    const v = (typeof version === 'string' ? version : version?.[0]) ?? 'unknown';
     const seen = requests[type];
     let c = seen.get(v);
     if (c === undefined) {

@@ -27,6 +27,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { frameMessage } from './framing.js';
 import { encodeHeaderFields, HpackDecoder, HpackError, type HeaderField } from './hpack.js';
+import { isReservedHeader } from './metadata.js';
 import type { CallConnection, PeerInfo } from './server-call.js';
 
 const frameHeaderBytes = 9;
@@ -92,7 +93,11 @@ const socketBufferBytesMax = 64 * 1024 * 1024;
 /** How long a connection we ended waits for the client to close its side. */
 const endGraceMs = 1000;
 
-/** The request headers as node:http2 would give them: repeats joined with ", ", some kept once. */
+/**
+ * The request headers as node:http2 would give them, but for metadata: the
+ * protocol's own repeats are joined with ", ", some kept once, and a metadata
+ * key sent more than once has each value, in order (see onHeaders).
+ */
 const singleValued = new Set(['content-type', 'user-agent', 'authorization', 'content-length', 'host']);
 
 export interface H2ConnectionOptions {
@@ -884,7 +889,13 @@ export class H2Connection implements CallConnection {
     for (const f of fields) {
       const prev = headers[f.name];
       if (prev === undefined) headers[f.name] = f.value;
-      else if (!singleValued.has(f.name) && f.name.charCodeAt(0) !== 0x3a) headers[f.name] = `${String(prev)}, ${f.value}`;
+      else if (singleValued.has(f.name) || f.name.charCodeAt(0) === 0x3a) continue;
+      else if (isReservedHeader(f.name)) headers[f.name] = `${String(prev)}, ${f.value}`;
+      // Metadata keeps each value apart, as grpc-go's server does: etcd reads the first "token" of a call,
+      // and a client may send one twice (Python's grpcio, when a token goes both as call credentials
+      // and as the call's metadata). Joined, the token read would be "t, t", an invalid token.
+      else if (typeof prev === 'string') headers[f.name] = [prev, f.value];
+      else prev.push(f.value);
     }
     const s = new H2Stream(this, id, this.peerInitialWindow, this.streamWindowBytes);
     this.streams.set(id, s);

@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { OutgoingMetadata } from './status.js';
 
 /** Header fields that are protocol, never metadata (grpc-go's isReservedHeader). */
-function isReserved(key: string): boolean {
+export function isReservedHeader(key: string): boolean {
   if (key.charCodeAt(0) === 0x3a) return key !== ':authority';
   switch (key) {
     case 'content-type':
@@ -41,7 +41,7 @@ export class Metadata {
     return typeof v === 'string' ? v : v[0];
   }
 
-  /** All values of a text key (Node joins repeats of custom keys with ", "). */
+  /** All values of a text key, in the order they came. */
   getAll(key: string): string[] {
     const v = this.headers[key];
     if (v === undefined) return [];
@@ -58,7 +58,7 @@ export class Metadata {
   toObject(): Record<string, string | Buffer> {
     const out: Record<string, string | Buffer> = {};
     for (const key of Object.keys(this.headers)) {
-      if (isReserved(key)) continue;
+      if (isReservedHeader(key)) continue;
       const v = this.get(key);
       if (v === undefined) continue;
       out[key] = key.endsWith('-bin') ? decodeBin(v) : v;
@@ -74,7 +74,7 @@ export function addMetadataHeaders(target: OutgoingHttpHeaders, md: OutgoingMeta
     const v = md[key];
     if (v === undefined) continue;
     const k = key.toLowerCase();
-    if (k.charCodeAt(0) === 0x3a || isReserved(k)) continue;
+    if (k.charCodeAt(0) === 0x3a || isReservedHeader(k)) continue;
     if (v instanceof Uint8Array) target[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
     else if (typeof v === 'string') target[k] = v;
     else target[k] = [...v];

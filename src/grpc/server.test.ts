@@ -241,6 +241,19 @@ describe('raw HTTP/2 client -> our server: protocol corners', () => {
     ]);
   });
 
+  test('a metadata key sent twice keeps both values, the first read first (as grpc-go)', async () => {
+    // Node's client sends an array as one header field per value.
+    const r = await rawCall({ ':path': '/test.Echo/Meta', token: ['t1.5', 't1.5'], 'x-two': ['a', 'b, c'], 'x-one': 'd, e' }, frameMessage(Buffer.from('x')));
+    const got = JSON.parse(r.body.subarray(5).toString()) as Record<string, string>;
+    assert.equal(got['token'], 't1.5');
+    assert.equal(got['token[]'], JSON.stringify(['t1.5', 't1.5']));
+    assert.equal(got['x-two'], 'a');
+    assert.equal(got['x-two[]'], JSON.stringify(['a', 'b, c']));
+    // One field whose value holds a comma stays one value.
+    assert.equal(got['x-one'], 'd, e');
+    assert.equal(got['x-one[]'], undefined);
+  });
+
   test('a success is headers, one message, then grpc-status 0 in trailers', async () => {
     const r = await rawCall({ ':path': '/test.Echo/Unary', 'content-type': 'application/grpc+proto' }, frameMessage(Buffer.from('hey')));
     assert.equal(r.headersEndStream, false);

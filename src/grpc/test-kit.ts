@@ -51,7 +51,11 @@ export const echoMethods = {
   Chat: def('Chat', textCodec, textCodec, true, true),
   /** Never answers; resolves when the call's signal fires, recording the reason. */
   Hang: def('Hang', textCodec, textCodec, false, false),
-  /** Answers with the request metadata as JSON (-bin values in base64), and echoes "x-echo" in headers and trailers. */
+  /**
+   * Answers with the request metadata as JSON (-bin values in base64; a key sent
+   * more than once has its first value, and every value under "<key>[]"), and
+   * echoes "x-echo" in headers and trailers.
+   */
   Meta: def('Meta', textCodec, textCodec, false, false),
   /** Not implemented by the server: UNIMPLEMENTED "unknown method". */
   Missing: def('Missing', textCodec, textCodec, false, false),
@@ -153,7 +157,11 @@ export function addEchoService(server: GrpcServer): EchoState {
     Meta: unary((_req, call) => {
       const md = call.metadata.toObject();
       const out: Record<string, string> = {};
-      for (const [k, v] of Object.entries(md)) out[k] = typeof v === 'string' ? v : `bin:${v.toString('base64')}`;
+      for (const [k, v] of Object.entries(md)) {
+        out[k] = typeof v === 'string' ? v : `bin:${v.toString('base64')}`;
+        const all = call.metadata.getAll(k);
+        if (all.length > 1) out[`${k}[]`] = JSON.stringify(all);
+      }
       const echo = call.metadata.get('x-echo');
       if (echo !== undefined) {
         call.sendMetadata({ 'x-echo': echo });
