@@ -3,6 +3,8 @@
     clients.py grpc <host> <port>              python3-etcd3 (grpcio, gRPC's C core)
     clients.py gateway <host> <port>           python3-etcd3gw (the JSON gateway, /v3beta and /v3)
     clients.py auth <host> <port> <ca file>    python3-etcd3 with user and password over TLS
+    clients.py patroni <host> <port>           Patroni's etcd3 store (the JSON gateway, its watch stream):
+                                               two nodes initialize a cluster and race for its leader key
 
 Each line is "<step> OK <result>" or "<step> EXC <exception> <code and
 details>". Ports, object addresses and ids that differ between two runs are
@@ -11,6 +13,7 @@ clients.test.ts runs it against etcd 3.4.23 and etcd-ts.
 """
 import io
 import json
+import os
 import re
 import sys
 import threading
@@ -255,6 +258,56 @@ def auth_walk(host, port, ca):
     step('anonymous get after', lambda: c.get('/x')[0].decode())
 
 
+def patroni_walk(host, port):
+    from patroni.dcs.etcd3 import Etcd3
+
+    def node(name):
+        return Etcd3({'scope': 'pg', 'name': name, 'namespace': '/service/', 'ttl': 30, 'retry_timeout': 10,
+                      'loop_wait': 10, 'hosts': ['%s:%s' % (host, port)]})
+
+    def seen(cluster):
+        return {'initialize': cluster.initialize, 'leader': cluster.leader and cluster.leader.name,
+                'members': sorted(m.name for m in cluster.members), 'config': cluster.config and cluster.config.data,
+                'failover': cluster.failover and [cluster.failover.leader, cluster.failover.candidate],
+                'history': cluster.history and cluster.history.lines,
+                'sync': cluster.sync and [cluster.sync.leader, sorted(cluster.sync.members)]}
+
+    one, two = node('node1'), node('node2')
+    step('empty', lambda: seen(one.get_cluster()))
+    step('initialize', lambda: one.initialize(create_new=True, sysid='6789'))
+    step('initialize taken', lambda: two.initialize(create_new=True, sysid='9999'))
+    step('touch member', lambda: one.touch_member({'state': 'running', 'role': 'master', 'conn_url': 'postgres://a'}))
+    step('touch member 2', lambda: two.touch_member({'state': 'running', 'role': 'replica', 'conn_url': 'postgres://b'}))
+    step('acquire leader', one.attempt_to_acquire_leader)
+    step('acquire leader taken', two.attempt_to_acquire_leader)
+    step('config', lambda: one.set_config_value(json.dumps({'ttl': 30, 'loop_wait': 10})))
+    step('history', lambda: one.set_history_value(json.dumps([[1, 25165984, 'no recovery target specified']])))
+    step('sync state', lambda: one.write_sync_state('node1', ['node2']) is not None)
+    step('manual failover', lambda: two.manual_failover('node1', 'node2'))
+    step('seen by node2', lambda: seen(two.get_cluster(force=True)))
+    step('update leader', lambda: one.update_leader(12345))
+    step('leader optime', lambda: two.get_cluster(force=True).last_lsn)
+    # node2 waits on its watch stream for the leader key to change; node1 then gives it up.
+    leader = two.get_cluster(force=True).leader
+    woke = {}
+
+    def wait():
+        started = time.time()
+        woke['result'] = [two.watch(leader.index if leader else None, 8), time.time() - started < 6]
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(1)
+    step('delete leader', one.delete_leader)
+    waiter.join()
+    step('watch woke', lambda: woke['result'])
+    step('seen by node1', lambda: seen(one.get_cluster(force=True)))
+    step('take leader', one.take_leader)
+    step('cancel initialization', one.cancel_initialization)
+    step('delete cluster', one.delete_cluster)
+    step('after delete', lambda: seen(two.get_cluster(force=True)))
+
+
 def main():
     mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if mode == 'grpc':
@@ -263,9 +316,14 @@ def main():
         gateway_walk(host, port)
     elif mode == 'auth':
         auth_walk(host, port, sys.argv[4])
+    elif mode == 'patroni':
+        patroni_walk(host, port)
     else:
         raise SystemExit('unknown mode ' + mode)
     print('done', flush=True)
+    sys.stdout.flush()
+    # Patroni's watcher threads do not end on their own.
+    os._exit(0)
 
 
 if __name__ == '__main__':

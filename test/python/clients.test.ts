@@ -4,6 +4,8 @@
 // step, and both servers must give the same lines. A third walk logs in with
 // a user and password over TLS: that client sends its token twice on each
 // call (as call credentials and as metadata), which etcd reads as one token.
+// A fourth walk is Patroni's etcd3 store (two nodes race for a PostgreSQL
+// cluster's leader key over the gateway, one waiting on its watch stream).
 // Skipped when the packages are not installed (.ci/run installs them).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -71,6 +73,12 @@ describe('Debian python clients', { skip }, () => {
     for (const api of ['v3beta', 'v3']) {
       for (const step of ['put OK true', 'create OK true', 'lock OK true', 'lease refresh OK 5']) assert.ok(lines.includes(`${api}/${step}`), `${api}/${step}`);
     }
+  });
+
+  const patroniMissing = spawnSync(python, ['-c', 'import patroni.dcs.etcd3']).status === 0 ? false : 'patroni is not installed (apt-get install patroni)';
+  test("Patroni's etcd3 store (JSON gateway and its watch stream)", { skip: patroniMissing }, async () => {
+    const lines = await same('patroni', (kind) => ws.startCluster({ kind }));
+    for (const step of ['initialize OK true', 'initialize taken OK false', 'acquire leader OK true', 'watch woke OK [true, true]']) assert.ok(lines.includes(step), step);
   });
 
   test('python3-etcd3 with a user and password over TLS', { skip: haveOpenssl() ? false : 'openssl is not installed' }, async () => {
