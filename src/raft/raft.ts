@@ -1166,6 +1166,10 @@ export class Raft {
     }
     switch (this.readOnly.option) {
       case ReadOnlyOption.ReadOnlySafe:
+        if (this.requesterCompletesQuorum(m)) {
+          this.respondToReadIndexReq(m, this.raftLog.committed);
+          return;
+        }
         // Record the commit index now; answer once a quorum acks a
         // heartbeat round sent after this point (we are still the leader).
         if (!this.readOnly.addRequest(this.raftLog.committed, m)) return;
@@ -1176,6 +1180,33 @@ export class Raft {
         this.respondToReadIndexReq(m, this.raftLog.committed);
         break;
     }
+  }
+
+  /**
+   * Whether a voter's ReadIndex request, with our own vote, already makes a
+   * quorum that confirms our leadership for the reads it carries, so that
+   * no heartbeat round is needed (three voters: the requester and us).
+   *
+   * The heartbeat round proves that a quorum did not know of a newer term
+   * at some instant after the reads began; then every write that completed
+   * before they began was committed in our term or an older one, and is
+   * within our commit index. The request proves the same of its sender: it
+   * is sent after the reads it carries arrived, and only to the member its
+   * sender then took for the leader, so the sender's term was at most ours
+   * (a term only grows). A newer leader needs a vote from that quorum, so
+   * it was elected after the request left: whatever it completed is
+   * concurrent with the reads, which may or may not see it. The sender's
+   * request proves nothing for reads that other members asked earlier (they
+   * may have begun after it was sent): it answers its own reads only,
+   * before reads still waiting for their heartbeat round.
+   */
+  private requesterCompletesQuorum(m: raftpb.Message): boolean {
+    if (m.from === idNone || m.from === this.id) return false;
+    const votes = new Map<bigint, boolean>([
+      [this.id, true],
+      [m.from, true],
+    ]);
+    return jointVoteResult(this.trk.config.voters, votes) === VoteResult.VoteWon;
   }
 
   private releasePendingReadIndexMessages(): void {
