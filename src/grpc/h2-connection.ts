@@ -96,7 +96,7 @@ const endGraceMs = 1000;
 /**
  * The request headers as node:http2 would give them, but for metadata: the
  * protocol's own repeats are joined with ", ", some kept once, and a metadata
- * key sent more than once has each value, in order (see onHeaders).
+ * key sent more than once has each value, in order (see onBlock).
  */
 const singleValued = new Set(['content-type', 'user-agent', 'authorization', 'content-length', 'host']);
 

@@ -12,5 +12,5 @@ export * as raftpb from './raftpb.js';
 export * as serverpb from './serverpb.js';
 export * as v3electionpb from './v3electionpb.js';
 export * as v3lockpb from './v3lockpb.js';
-export { DecodeError, Reader, Writer, encodeMessage, decodeMessage, emptyBytes, releaseWriter, takeWriter } from './runtime.js';
+export { DecodeError, Reader, Writer, encodeMessage, encodeKept, decodeMessage, emptyBytes, releaseWriter, takeWriter } from './runtime.js';
 export type { MessageType, MethodInfo, FieldInfo, EnumInfo, ScalarKind } from './runtime.js';

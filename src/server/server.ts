@@ -25,7 +25,7 @@ import { AuthError, AuthStore, BcryptPool, NopTokenProvider, newTokenProvider, w
 import { installSnapshotFile, isBackendCorrupt, realTimers, type BackendCorruptError } from '../backend/index.js';
 import { Lessor, minLeaseTtlSeconds } from '../lease/index.js';
 import { KvStore, WatchableStore, isKvError, rangeEncoded, rangeRequest, txnRequest, hashKvRequest } from '../mvcc/index.js';
-import { etcdserverpb, raftpb, serverpb } from '../pb/index.js';
+import { encodeKept, etcdserverpb, raftpb, serverpb } from '../pb/index.js';
 import { RawNode, StateType, isRaftError, RaftErrorCode, type SoftState } from '../raft/index.js';
 import { AlarmStorage, AuthStorage, LeaseStorage, MembershipStorage, Schema, currentAuthStorage } from '../schema/index.js';
 import { Transport, membersRpcMethod } from '../transport/index.js';
@@ -920,7 +920,8 @@ export class EtcdServer implements ApplyEnv {
       header: serverpb.RequestHeader.create({ ID: id, username: ctx.user?.username ?? '', authRevision: ctx.user?.revision ?? 0 }),
       request,
     });
-    const data = serverpb.InternalRaftRequest.encode(req);
+    // Kept in the raft log until a snapshot: apart from the encodings that pass (encodeKept).
+    const data = encodeKept(serverpb.InternalRaftRequest, req);
     // --max-request-bytes bounds what etcd 3.4 proposes through its v3 path; what it proposes through
     // the v2 one (its attributes, the cluster version, the health check's round) is not bounded.
     const v2Path = request === undefined || request.case === 'memberAttributesSet' || request.case === 'clusterVersionSet';
