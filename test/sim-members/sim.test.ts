@@ -43,8 +43,10 @@ test('3 members, seed 8, 9 s: members replaced under the faults (removed, added 
   assert.ok(r.leases.abandoned > 0 && r.leases.revoked > 0 && r.leases.keepAlives > 0, `leases: ${JSON.stringify(r.leases)}`);
 });
 
-test('3 members, seed 12: auth on, the traffic as an ordinary user, the auth store changed under it', async () => {
-  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 12, members: 3, durationMs: 6000, auth: true });
+// The seed is one whose run changes the auth store twice (most change it once in 6 s); a change of
+// the members' timing (a follower's read answered without a heartbeat round) moved seed 12 off it.
+test('3 members, seed 36: auth on, the traffic as an ordinary user, the auth store changed under it', async () => {
+  const r = await runSim({ seed: pinned !== undefined ? Number(pinned) : 36, members: 3, durationMs: 6000, auth: true });
   assert.deepEqual(r.violations, [], explain(r));
   if (pinned !== undefined) return;
   assert.ok(r.auth.changes >= 2 && r.auth.refused > 0, `auth: ${JSON.stringify(r.auth)}`);
