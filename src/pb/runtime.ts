@@ -597,12 +597,12 @@ export interface MethodInfo<Req, Res> {
 
 export const emptyBytes: Uint8Array = new Uint8Array(0);
 
-/** Encodes with the shared scratch writer. */
-export function encodeMessage<T>(type: MessageType<T>, message: T): Uint8Array {
+/** Encodes with the shared scratch writer; kept: the bytes will be held long (see keptSlabs). */
+export function encodeMessage<T>(type: MessageType<T>, message: T, kept = false): Uint8Array {
   const w = takeWriter();
   try {
     type.write(message, w);
-    return w.finish();
+    return w.finish(kept);
   } finally {
     releaseWriter(w);
   }
@@ -610,13 +610,7 @@ export function encodeMessage<T>(type: MessageType<T>, message: T): Uint8Array {
 
 /** encodeMessage for bytes that will be held long, such as a raft entry's data (see keptSlabs). */
 export function encodeKept<T>(type: MessageType<T>, message: T): Uint8Array {
-  const w = takeWriter();
-  try {
-    type.write(message, w);
-    return w.finish(true);
-  } finally {
-    releaseWriter(w);
-  }
+  return encodeMessage(type, message, true);
 }
 
 /** Decodes a whole buffer as one message. */
