@@ -123,8 +123,8 @@ def grpc_walk(host, port):
         for e in resp.events:
             events.append([type(e).__name__, e.key.decode(), e.value.decode()])
 
+    # Each returns once the server has created its watch.
     ids = [c.add_watch_callback('/w', on_watch), c.add_watch_prefix_callback('/wp/', on_watch)]
-    time.sleep(0.3)
     c.put('/w', '1')
     c.put('/wp/a', '2')
     c.delete('/w')
@@ -168,6 +168,10 @@ def grpc_walk(host, port):
     step('empty key', lambda: c.put('', 'x'))
 
 
+def revision(gateway):
+    return int(gateway.status()['header']['revision'])
+
+
 def gateway_walk(host, port):
     enc = etcd3gw.utils._encode
     for api in ('/v3beta/', '/v3/'):
@@ -208,11 +212,11 @@ def gateway_walk(host, port):
             'compare': [{'key': enc('/a'), 'result': 'EQUAL', 'target': 'VALUE', 'value': enc('v1')}],
             'success': [{'request_put': {'key': enc('/t'), 'value': enc('yes')}}], 'failure': []}))
         step(k + 'txn bad base64', lambda: c.transaction({'compare': [{'key': 'not base64!', 'result': 'EQUAL', 'target': 'VALUE'}], 'success': [], 'failure': []}))
-        events, cancel = c.watch('/w')
+        # The gateway's watch stream says nothing when it is created: watch from the next revision.
+        events, cancel = c.watch('/w', start_revision=revision(c) + 1)
         got = []
         reader = threading.Thread(target=lambda: [got.append(e) for e in events], daemon=True)
         reader.start()
-        time.sleep(0.4)
         c.put('/w', '1')
         c.delete('/w')
         deadline = time.time() + 5
@@ -220,8 +224,8 @@ def gateway_walk(host, port):
             time.sleep(0.05)
         cancel()
         step(k + 'watch', lambda: got)
-        threading.Timer(0.3, lambda: c.put('/wo', 'once')).start()
-        step(k + 'watch_once', lambda: c.watch_once('/wo', timeout=5))
+        c.put('/wo', 'once')
+        step(k + 'watch_once', lambda: c.watch_once('/wo', timeout=5, start_revision=revision(c)))
         post = c.session.post
         url = c.get_url
         step(k + 'bad json', lambda: post(url('/kv/range'), data='{bad').text)
@@ -258,6 +262,16 @@ def auth_walk(host, port, ca):
     step('anonymous get after', lambda: c.get('/x')[0].decode())
 
 
+def settled(read, done, seconds=10):
+    """read() until done(result), for at most seconds; the last result either way."""
+    deadline = time.time() + seconds
+    result = read()
+    while not done(result) and time.time() < deadline:
+        time.sleep(0.05)
+        result = read()
+    return result
+
+
 def patroni_walk(host, port):
     from patroni.dcs.etcd3 import Etcd3
 
@@ -284,28 +298,22 @@ def patroni_walk(host, port):
     step('history', lambda: one.set_history_value(json.dumps([[1, 25165984, 'no recovery target specified']])))
     step('sync state', lambda: one.write_sync_state('node1', ['node2']) is not None)
     step('manual failover', lambda: two.manual_failover('node1', 'node2'))
-    step('seen by node2', lambda: seen(two.get_cluster(force=True)))
+    # A node reads the cluster from a cache its watch stream fills: wait (bounded) for the writes to reach it.
+    step('seen by node2', lambda: settled(lambda: seen(two.get_cluster(force=True)), lambda c: c['failover'] is not None))
     step('update leader', lambda: one.update_leader(12345))
-    step('leader optime', lambda: two.get_cluster(force=True).last_lsn)
-    # node2 waits on its watch stream for the leader key to change; node1 then gives it up.
-    leader = two.get_cluster(force=True).leader
-    woke = {}
-
-    def wait():
-        started = time.time()
-        woke['result'] = [two.watch(leader.index if leader else None, 8), time.time() - started < 6]
-
-    waiter = threading.Thread(target=wait)
-    waiter.start()
-    time.sleep(1)
+    step('leader optime', lambda: settled(lambda: two.get_cluster(force=True).last_lsn, lambda lsn: lsn == 12345))
+    # node1 gives the leader key up (it must see itself as the leader first); node2's watch stream
+    # wakes it. Its first watch only clears the changes it has seen so far.
+    one.get_cluster(force=True)
+    two.watch(None, 0)
     step('delete leader', one.delete_leader)
-    waiter.join()
-    step('watch woke', lambda: woke['result'])
-    step('seen by node1', lambda: seen(one.get_cluster(force=True)))
+    started = time.time()
+    step('watch woke', lambda: [two.watch(None, 8), time.time() - started < 6])
+    step('seen by node1', lambda: settled(lambda: seen(one.get_cluster(force=True)), lambda c: c['leader'] is None))
     step('take leader', one.take_leader)
     step('cancel initialization', one.cancel_initialization)
     step('delete cluster', one.delete_cluster)
-    step('after delete', lambda: seen(two.get_cluster(force=True)))
+    step('after delete', lambda: settled(lambda: seen(two.get_cluster(force=True)), lambda c: c['members'] == []))
 
 
 def main():

@@ -78,7 +78,7 @@ describe('Debian python clients', { skip }, () => {
   const patroniMissing = spawnSync(python, ['-c', 'import patroni.dcs.etcd3']).status === 0 ? false : 'patroni is not installed (apt-get install patroni)';
   test("Patroni's etcd3 store (JSON gateway and its watch stream)", { skip: patroniMissing }, async () => {
     const lines = await same('patroni', (kind) => ws.startCluster({ kind }));
-    for (const step of ['initialize OK true', 'initialize taken OK false', 'acquire leader OK true', 'watch woke OK [true, true]']) assert.ok(lines.includes(step), step);
+    for (const step of ['initialize OK true', 'initialize taken OK false', 'acquire leader OK true', 'delete leader OK true', 'watch woke OK [true, true]']) assert.ok(lines.includes(step), step);
   });
 
   test('python3-etcd3 with a user and password over TLS', { skip: haveOpenssl() ? false : 'openssl is not installed' }, async () => {
